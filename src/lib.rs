@@ -1,0 +1,4 @@
+//! bitsearch: mixed-precision bitwidth search (library root; declares modules only).
+
+pub mod model;
+pub mod quant;

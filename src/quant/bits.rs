@@ -1,0 +1,315 @@
+//! Bitwidths: `Bits` (1..=8 or full precision), `LayerBits { w, a }` and `Policy`, with the
+//! string form `8/8,4/4,2/4` and the JSON form `{"model": .., "layers": [{"name", "w_bits", "a_bits"}]}`.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::QuantError;
+
+/// A checked bitwidth: 1..=8 for quantized operands, or full precision (written `32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct Bits(u8);
+
+impl Bits {
+    /// The value that stands for "not quantized" in every file and string form.
+    pub const FULL_VALUE: u8 = 32;
+    pub const FULL: Bits = Bits(Self::FULL_VALUE);
+    pub const MIN: u8 = 1;
+    pub const MAX: u8 = 8;
+
+    pub fn new(value: u8) -> Result<Self, QuantError> {
+        if (Self::MIN..=Self::MAX).contains(&value) || value == Self::FULL_VALUE {
+            Ok(Bits(value))
+        } else {
+            Err(QuantError::BitsOutOfRange {
+                value: value as i64,
+            })
+        }
+    }
+
+    pub fn is_full(self) -> bool {
+        self.0 == Self::FULL_VALUE
+    }
+
+    /// The number of bits; 32 for full precision.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<u8> for Bits {
+    type Error = QuantError;
+    fn try_from(value: u8) -> Result<Self, Self::Error> {
+        Bits::new(value)
+    }
+}
+
+impl From<Bits> for u8 {
+    fn from(b: Bits) -> u8 {
+        b.0
+    }
+}
+
+impl fmt::Display for Bits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for Bits {
+    type Err = QuantError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let v: i64 = s.trim().parse().map_err(|_| QuantError::BitsNotANumber {
+            text: s.to_string(),
+        })?;
+        u8::try_from(v)
+            .map_err(|_| QuantError::BitsOutOfRange { value: v })
+            .and_then(Bits::new)
+    }
+}
+
+/// The weight and activation bitwidths of one quantizable layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LayerBits {
+    pub w: Bits,
+    pub a: Bits,
+}
+
+impl LayerBits {
+    pub fn new(w: Bits, a: Bits) -> Self {
+        LayerBits { w, a }
+    }
+
+    pub fn uniform(b: Bits) -> Self {
+        LayerBits { w: b, a: b }
+    }
+}
+
+impl fmt::Display for LayerBits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.w, self.a)
+    }
+}
+
+/// One `LayerBits` per quantizable layer, in model order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Policy(Vec<LayerBits>);
+
+/// The JSON file form of a policy.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub model: String,
+    pub layers: Vec<PolicyFileLayer>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFileLayer {
+    pub name: String,
+    pub w_bits: Bits,
+    pub a_bits: Bits,
+}
+
+impl Policy {
+    pub fn new(layers: Vec<LayerBits>) -> Self {
+        Policy(layers)
+    }
+
+    pub fn uniform(n_layers: usize, bits: Bits) -> Self {
+        Policy(vec![LayerBits::uniform(bits); n_layers])
+    }
+
+    pub fn layers(&self) -> &[LayerBits] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Parses `8/8,4/4,2/4` (weight/activation per layer, `32` = unquantized).
+    pub fn parse(text: &str) -> Result<Self, QuantError> {
+        let mut layers = Vec::new();
+        for (index, item) in text.split(',').enumerate() {
+            let malformed = || QuantError::MalformedLayer {
+                index,
+                text: item.to_string(),
+            };
+            let (w, a) = item.trim().split_once('/').ok_or_else(malformed)?;
+            let w: Bits = w.parse().map_err(|e| QuantError::InLayer {
+                index,
+                source: Box::new(e),
+            })?;
+            let a: Bits = a.parse().map_err(|e| QuantError::InLayer {
+                index,
+                source: Box::new(e),
+            })?;
+            layers.push(LayerBits { w, a });
+        }
+        Ok(Policy(layers))
+    }
+
+    /// Reads the JSON form and checks it names `model` and exactly `layer_names`, in order.
+    pub fn from_json_file(
+        path: &Path,
+        model: &str,
+        layer_names: &[&str],
+    ) -> Result<Self, QuantError> {
+        let text = std::fs::read_to_string(path).map_err(|source| QuantError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: PolicyFile = serde_json::from_str(&text).map_err(|source| QuantError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if file.model != model {
+            return Err(QuantError::ModelMismatch {
+                expected: model.to_string(),
+                got: file.model,
+            });
+        }
+        let names: Vec<&str> = file.layers.iter().map(|l| l.name.as_str()).collect();
+        check_names(&names, layer_names)?;
+        Ok(Policy(
+            file.layers
+                .iter()
+                .map(|l| LayerBits::new(l.w_bits, l.a_bits))
+                .collect(),
+        ))
+    }
+
+    /// The JSON form, naming each layer.
+    pub fn to_file(&self, model: &str, layer_names: &[&str]) -> PolicyFile {
+        PolicyFile {
+            model: model.to_string(),
+            layers: self
+                .0
+                .iter()
+                .zip(layer_names)
+                .map(|(b, n)| PolicyFileLayer {
+                    name: n.to_string(),
+                    w_bits: b.w,
+                    a_bits: b.a,
+                })
+                .collect(),
+        }
+    }
+
+    /// Errors unless there is exactly one entry per quantizable layer of `model`.
+    pub fn check_len(&self, model: &str, n_layers: usize) -> Result<(), QuantError> {
+        if self.0.len() != n_layers {
+            return Err(QuantError::LengthMismatch {
+                model: model.to_string(),
+                expected: n_layers,
+                got: self.0.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_names(got: &[&str], expected: &[&str]) -> Result<(), QuantError> {
+    if got.len() != expected.len() {
+        return Err(QuantError::NamesMismatch {
+            expected: expected.join(","),
+            got: got.join(","),
+        });
+    }
+    for (index, (g, e)) in got.iter().zip(expected).enumerate() {
+        if g != e {
+            return Err(QuantError::NameMismatch {
+                index,
+                expected: e.to_string(),
+                got: g.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|b| b.to_string()).collect();
+        write!(f, "{}", parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_the_string_form() {
+        let p = Policy::parse("8/8,4/4,2/4,32/8, 1/32").unwrap();
+        assert_eq!(p.len(), 5);
+        assert_eq!(p.layers()[2], LayerBits::new(Bits(2), Bits(4)));
+        assert!(p.layers()[3].w.is_full());
+        assert_eq!(p.to_string(), "8/8,4/4,2/4,32/8,1/32");
+    }
+
+    #[test]
+    fn bits_outside_range_are_rejected() {
+        for bad in ["0/8", "9/8", "8/16", "-1/8", "300/8"] {
+            let err = Policy::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("layer 0"), "{bad}: {err}");
+        }
+        assert!(matches!(
+            Bits::new(0),
+            Err(QuantError::BitsOutOfRange { value: 0 })
+        ));
+    }
+
+    #[test]
+    fn malformed_items_name_their_index() {
+        let err = Policy::parse("8/8,48,4/4").unwrap_err();
+        assert!(
+            matches!(err, QuantError::MalformedLayer { index: 1, .. }),
+            "{err}"
+        );
+        let err = Policy::parse("8/8,a/4").unwrap_err().to_string();
+        assert!(err.contains("layer 1") && err.contains("\"a\""), "{err}");
+        assert!(Policy::parse("").is_err());
+    }
+
+    #[test]
+    fn length_mismatch_is_an_error() {
+        let p = Policy::parse("8/8,8/8").unwrap();
+        let err = p.check_len("lenet5", 5).unwrap_err().to_string();
+        assert!(
+            err.contains("lenet5") && err.contains('5') && err.contains('2'),
+            "{err}"
+        );
+        assert!(p.check_len("mlp", 2).is_ok());
+    }
+
+    #[test]
+    fn json_form_checks_model_and_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        let names = ["fc1", "fc2"];
+        let p = Policy::parse("8/4,2/32").unwrap();
+        let text = serde_json::to_string(&p.to_file("mlp", &names)).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(Policy::from_json_file(&path, "mlp", &names).unwrap(), p);
+        let err = Policy::from_json_file(&path, "lenet5", &names).unwrap_err();
+        assert!(matches!(err, QuantError::ModelMismatch { .. }));
+        let err = Policy::from_json_file(&path, "mlp", &["fc1", "fc3"]).unwrap_err();
+        assert!(err.to_string().contains("fc3"), "{err}");
+        let err = Policy::from_json_file(&path, "mlp", &["fc1"]).unwrap_err();
+        assert!(matches!(err, QuantError::NamesMismatch { .. }));
+        std::fs::write(&path, text.replace("\"w_bits\":8", "\"w_bits\":9")).unwrap();
+        let err = Policy::from_json_file(&path, "mlp", &names)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("p.json"), "{err}");
+    }
+}
