@@ -1,4 +1,5 @@
 //! bitsearch: mixed-precision bitwidth search (library root; declares modules only).
 
+pub mod data;
 pub mod model;
 pub mod quant;
