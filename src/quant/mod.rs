@@ -2,9 +2,12 @@
 //! and activation-clip calibration.
 
 mod bits;
+mod calib;
+mod fake;
 
 pub use bits::{Bits, LayerBits, Policy, PolicyFile, PolicyFileLayer};
-
+pub use calib::{calibrate_layer, ClipMethod, LayerClips};
+pub use fake::{fake_quant_act, fake_quant_weight, quantize_act_values, quantize_weight_values};
 use std::path::PathBuf;
 
 /// Errors from parsing bitwidths and policies.

@@ -1,0 +1,212 @@
+//! Linear fake-quantizers with a straight-through estimator, as fused custom ops.
+//!
+//! Weights: symmetric per output channel (dim 0), `n = 2^(b-1) - 1` levels each side,
+//! `s = max|w_c| / n`, `q = clamp(round(w / s), -n, n) · s`; 1 bit is `sign(w) · mean|w_c|`
+//! (there is no symmetric 1-bit grid with zero). Activations: unsigned with clip `c`,
+//! `L = 2^a - 1`, `q = round(clamp(x, 0, c) / c · L) · c / L`.
+//! The backward pass is the identity, which is exactly `x + (q(x) - x).detach()`: the scale is
+//! detached too, and one fused pass avoids the temporaries of the detach formulation.
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+
+use super::Bits;
+
+/// Quantizes `w` (row-major, `channels` rows) per row, symmetric, to `bits` (1..=8).
+pub fn quantize_weight_values(w: &[f32], channels: usize, bits: u8) -> Vec<f32> {
+    let per = if channels == 0 { 0 } else { w.len() / channels };
+    let mut out = Vec::with_capacity(w.len());
+    for row in w.chunks(per.max(1)) {
+        if bits == 1 {
+            let mean = row.iter().map(|v| v.abs()).sum::<f32>() / row.len() as f32;
+            out.extend(
+                row.iter()
+                    .map(|&v| if v == 0.0 { 0.0 } else { mean * v.signum() }),
+            );
+            continue;
+        }
+        let n = ((1u32 << (bits - 1)) - 1) as f32;
+        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        if max == 0.0 {
+            // An all-zero channel stays zero rather than dividing by a zero scale.
+            out.extend(std::iter::repeat_n(0.0, row.len()));
+            continue;
+        }
+        let s = max / n;
+        out.extend(row.iter().map(|&v| (v / s).round().clamp(-n, n) * s));
+    }
+    out
+}
+
+/// Quantizes non-negative activations to `bits` (1..=8) levels over [0, clip].
+pub fn quantize_act_values(x: &[f32], bits: u8, clip: f32) -> Vec<f32> {
+    if clip <= 0.0 || !clip.is_finite() {
+        return vec![0.0; x.len()];
+    }
+    let levels = ((1u32 << bits) - 1) as f32;
+    let step = clip / levels;
+    x.iter()
+        .map(|&v| (v.clamp(0.0, clip) / step).round() * step)
+        .collect()
+}
+
+/// Contiguous f32 view of a custom op's input.
+fn input_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("fake-quantizer input must be contiguous"),
+    }
+}
+
+struct WeightQuant {
+    bits: u8,
+}
+
+impl CustomOp1 for WeightQuant {
+    fn name(&self) -> &'static str {
+        "fake-quant-weight"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let w = input_slice(s, l)?;
+        let channels = l.dims().first().copied().unwrap_or(1);
+        let q = quantize_weight_values(w, channels, self.bits);
+        Ok((CpuStorage::F32(q), l.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.clone()))
+    }
+}
+
+struct ActQuant {
+    bits: u8,
+    clip: f32,
+}
+
+impl CustomOp1 for ActQuant {
+    fn name(&self) -> &'static str {
+        "fake-quant-act"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = input_slice(s, l)?;
+        let q = quantize_act_values(x, self.bits, self.clip);
+        Ok((CpuStorage::F32(q), l.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.clone()))
+    }
+}
+
+/// Fake-quantizes a weight tensor per output channel; full precision returns it unchanged.
+pub fn fake_quant_weight(w: &Tensor, bits: Bits) -> candle_core::Result<Tensor> {
+    if bits.is_full() {
+        return Ok(w.clone());
+    }
+    w.contiguous()?.apply_op1(WeightQuant { bits: bits.get() })
+}
+
+/// Fake-quantizes an activation tensor over [0, clip]; full precision returns it unchanged.
+pub fn fake_quant_act(x: &Tensor, bits: Bits, clip: f32) -> candle_core::Result<Tensor> {
+    if bits.is_full() {
+        return Ok(x.clone());
+    }
+    x.contiguous()?.apply_op1(ActQuant {
+        bits: bits.get(),
+        clip,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn two_bit_weight_grid_is_minus_one_zero_one_times_max() {
+        // n = 1, s = max = 1.0: round(w) clamped to [-1, 1].
+        let q = quantize_weight_values(&[-1.0, -0.4, 0.2, 0.6, 1.0], 1, 2);
+        assert_eq!(q, vec![-1.0, -0.0, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn three_bit_weight_grid_has_three_levels_each_side() {
+        // n = 3, s = 0.9 / 3 = 0.3: 0.9→3, -0.5→round(-1.667)=-2, 0.1→round(0.333)=0, 0.46→round(1.533)=2
+        let q = quantize_weight_values(&[0.9, -0.5, 0.1, 0.46], 1, 3);
+        let want = [0.9, -0.6, 0.0, 0.6];
+        for (a, b) in q.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{q:?}");
+        }
+    }
+
+    #[test]
+    fn weights_are_scaled_per_channel_and_zero_channels_stay_zero() {
+        // channel 0 max 2 (2-bit: s=2), channel 1 all zero, channel 2 max 0.5 (s=0.5)
+        let q = quantize_weight_values(&[2.0, 0.9, 0.0, 0.0, -0.5, 0.2], 3, 2);
+        assert_eq!(q, vec![2.0, 0.0, 0.0, 0.0, -0.5, 0.0]);
+        assert!(q.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn constant_tensor_is_exact() {
+        for bits in 2..=8 {
+            assert_eq!(quantize_weight_values(&[0.5; 6], 2, bits), vec![0.5; 6]);
+        }
+        // 1 bit: sign times the mean magnitude.
+        assert_eq!(quantize_weight_values(&[0.5, -1.5], 1, 1), vec![1.0, -1.0]);
+    }
+
+    #[test]
+    fn activation_grid_is_unsigned_and_clipped() {
+        // 2 bits, clip 3: levels 0, 1, 2, 3; negative values go to 0, values above clip to 3.
+        let q = quantize_act_values(&[-1.0, 0.4, 0.6, 1.49, 2.6, 7.0], 2, 3.0);
+        assert_eq!(q, vec![0.0, 0.0, 1.0, 1.0, 3.0, 3.0]);
+        // 3 bits, clip 1: step 1/7; 0.55 * 7 = 3.85 rounds to 4.
+        let q = quantize_act_values(&[0.55], 3, 1.0);
+        assert!((q[0] - 4.0 / 7.0).abs() < 1e-6);
+        assert_eq!(quantize_act_values(&[1.0, 2.0], 4, 0.0), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn gradient_passes_straight_through() {
+        let dev = Device::Cpu;
+        let w = Var::new(&[[0.3f32, -0.7], [0.1, 0.2]], &dev).unwrap();
+        let x = Var::new(&[0.2f32, 5.0], &dev).unwrap();
+        let coef = Tensor::new(&[[1f32, 2.], [3., 4.]], &dev).unwrap();
+        let lw = (fake_quant_weight(w.as_tensor(), Bits::new(2).unwrap()).unwrap() * &coef)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let g = lw.backward().unwrap();
+        assert_eq!(
+            g.get(&w).unwrap().to_vec2::<f32>().unwrap(),
+            vec![vec![1., 2.], vec![3., 4.]]
+        );
+        let lx = (fake_quant_act(x.as_tensor(), Bits::new(2).unwrap(), 1.0).unwrap() * 3.0)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let g = lx.backward().unwrap();
+        // identity STE: gradient 3 everywhere, also where the value was clipped
+        assert_eq!(g.get(&x).unwrap().to_vec1::<f32>().unwrap(), vec![3., 3.]);
+    }
+
+    #[test]
+    fn full_precision_is_the_identity() {
+        let t = Tensor::new(&[0.123f32, -4.5], &Device::Cpu).unwrap();
+        let q = fake_quant_weight(&t, Bits::FULL).unwrap();
+        assert_eq!(q.to_vec1::<f32>().unwrap(), vec![0.123, -4.5]);
+    }
+}
