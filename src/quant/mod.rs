@@ -4,10 +4,12 @@
 mod bits;
 mod calib;
 mod fake;
+mod quantizer;
 
 pub use bits::{Bits, LayerBits, Policy, PolicyFile, PolicyFileLayer};
 pub use calib::{calibrate_layer, ClipMethod, LayerClips};
 pub use fake::{fake_quant_act, fake_quant_weight, quantize_act_values, quantize_weight_values};
+pub use quantizer::{LayerQuant, Quantizer};
 use std::path::PathBuf;
 
 /// Errors from parsing bitwidths and policies.

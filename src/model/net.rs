@@ -1,0 +1,340 @@
+//! `Model`: a network from the zoo with its parameters, a forward pass that fake-quantizes each
+//! quantizable layer's weight and input per a `Quantizer`, and safetensors checkpoints.
+//!
+//! conv: `y = relu(conv(q_a(x), q_w(W)) + b)`, linear: `y = relu(q_a(x) @ q_w(W)ᵀ + b)`, no ReLU
+//! after the last layer (its output is the logits).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+
+use super::arch::{Arch, ShapeError, Step};
+use super::LayerShape;
+use crate::quant::{fake_quant_act, fake_quant_weight, LayerQuant, Quantizer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    #[error("tensor error: {0}")]
+    Tensor(#[from] candle_core::Error),
+    #[error("{}: cannot read checkpoint: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: candle_core::Error,
+    },
+    #[error("{}: cannot write checkpoint: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: candle_core::Error,
+    },
+    #[error("{}: checkpoint has no tensor \"{name}\"", path.display())]
+    MissingTensor { path: PathBuf, name: String },
+    #[error("{}: tensor \"{name}\" has shape {got:?}, the model needs {expected:?}", path.display())]
+    WrongShape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+}
+
+/// The weight (out, in[, k, k]) and bias (out) of one quantizable layer.
+#[derive(Debug)]
+struct LayerParams {
+    w: Var,
+    b: Var,
+}
+
+/// Per-layer tensors recorded by `forward_trace`.
+pub struct Trace {
+    pub logits: Tensor,
+    /// The input of every quantizable layer, before its activation quantizer.
+    pub inputs: Vec<Tensor>,
+    /// The output of every quantizable layer, after its ReLU (the logits for the last).
+    pub outputs: Vec<Tensor>,
+}
+
+#[derive(Debug)]
+pub struct Model {
+    arch: Arch,
+    input: (usize, usize, usize),
+    classes: usize,
+    steps: Vec<Step>,
+    shapes: Vec<LayerShape>,
+    params: Vec<LayerParams>,
+}
+
+impl Model {
+    /// A freshly initialized model: PyTorch's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    /// for weights and biases, drawn from a seeded generator so runs repeat exactly.
+    pub fn new(
+        arch: Arch,
+        input: (usize, usize, usize),
+        classes: usize,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        let shapes = arch.layer_shapes(input, classes)?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut params = Vec::with_capacity(shapes.len());
+        for s in &shapes {
+            let fan_in = s.in_ch * s.kernel * s.kernel;
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let mut draw = |n: usize| -> Vec<f32> {
+                (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+            };
+            let w = Tensor::from_vec(draw(s.weight_count()), weight_dims(s), &Device::Cpu)?;
+            let b = Tensor::from_vec(draw(s.out_ch), s.out_ch, &Device::Cpu)?;
+            params.push(LayerParams {
+                w: Var::from_tensor(&w)?,
+                b: Var::from_tensor(&b)?,
+            });
+        }
+        Ok(Model {
+            arch,
+            input,
+            classes,
+            steps: arch.steps(classes),
+            shapes,
+            params,
+        })
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    pub fn shapes(&self) -> &[LayerShape] {
+        &self.shapes
+    }
+
+    pub fn layer_names(&self) -> Vec<&str> {
+        self.shapes.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// Every trainable variable, weights and biases in layer order.
+    pub fn vars(&self) -> Vec<Var> {
+        self.params
+            .iter()
+            .flat_map(|p| [p.w.clone(), p.b.clone()])
+            .collect()
+    }
+
+    /// The weight variable of each quantizable layer, in order (for the Lipschitz penalty).
+    pub fn weights(&self) -> Vec<&Var> {
+        self.params.iter().map(|p| &p.w).collect()
+    }
+
+    /// An independent copy whose variables can be trained without touching this one.
+    pub fn deep_clone(&self) -> Result<Self, ModelError> {
+        let copy = |v: &Var| Var::from_tensor(&v.as_tensor().copy()?);
+        let params = self
+            .params
+            .iter()
+            .map(|p| {
+                Ok(LayerParams {
+                    w: copy(&p.w)?,
+                    b: copy(&p.b)?,
+                })
+            })
+            .collect::<Result<_, candle_core::Error>>()?;
+        Ok(Model {
+            arch: self.arch,
+            input: self.input,
+            classes: self.classes,
+            steps: self.steps.clone(),
+            shapes: self.shapes.clone(),
+            params,
+        })
+    }
+
+    /// Logits for a batch (N, C, H, W); `q` = None runs in full precision.
+    pub fn forward(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Tensor, ModelError> {
+        self.run(x, q, &mut |_, _, _| Ok(()))
+    }
+
+    /// Like `forward`, also recording every quantizable layer's input and output.
+    pub fn forward_trace(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Trace, ModelError> {
+        let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+        let logits = self.run(x, q, &mut |_, i, o| {
+            inputs.push(i.clone());
+            outputs.push(o.clone());
+            Ok(())
+        })?;
+        Ok(Trace {
+            logits,
+            inputs,
+            outputs,
+        })
+    }
+
+    fn run(
+        &self,
+        x: &Tensor,
+        q: Option<&Quantizer>,
+        hook: &mut dyn FnMut(usize, &Tensor, &Tensor) -> Result<(), ModelError>,
+    ) -> Result<Tensor, ModelError> {
+        let mut h = x.clone();
+        let mut li = 0;
+        let last = self.shapes.len().saturating_sub(1);
+        for step in &self.steps {
+            h = match *step {
+                Step::Pool(k) => h.max_pool2d(k)?,
+                Step::Flatten => h.flatten_from(1)?,
+                Step::Conv { .. } | Step::Linear { .. } => {
+                    let y = self.layer(li, step, &h, q, li == last)?;
+                    hook(li, &h, &y)?;
+                    li += 1;
+                    y
+                }
+            };
+        }
+        Ok(h)
+    }
+
+    /// One quantizable layer: fake-quantize input and weight, conv or matmul, bias, ReLU.
+    fn layer(
+        &self,
+        li: usize,
+        step: &Step,
+        h: &Tensor,
+        q: Option<&Quantizer>,
+        last: bool,
+    ) -> Result<Tensor, ModelError> {
+        let lq = q.and_then(|q| q.layer(li)).unwrap_or_else(LayerQuant::full);
+        let p = &self.params[li];
+        let xin = fake_quant_act(h, lq.bits.a, lq.clip)?;
+        let w = fake_quant_weight(p.w.as_tensor(), lq.bits.w)?;
+        let y = match *step {
+            Step::Conv {
+                stride, padding, ..
+            } => xin
+                .conv2d(&w, padding, stride, 1, 1)?
+                .broadcast_add(&p.b.as_tensor().reshape((1, (), 1, 1))?)?,
+            _ => xin.matmul(&w.t()?)?.broadcast_add(p.b.as_tensor())?,
+        };
+        Ok(if last { y } else { y.relu()? })
+    }
+
+    /// Writes all parameters to a safetensors file, named `{layer}.weight` / `{layer}.bias`.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let mut map = HashMap::new();
+        for (s, p) in self.shapes.iter().zip(&self.params) {
+            map.insert(format!("{}.weight", s.name), p.w.as_tensor().clone());
+            map.insert(format!("{}.bias", s.name), p.b.as_tensor().clone());
+        }
+        candle_core::safetensors::save(&map, path).map_err(|source| ModelError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Builds the architecture and fills it from a safetensors file written by `save`.
+    pub fn load(
+        arch: Arch,
+        input: (usize, usize, usize),
+        classes: usize,
+        path: &Path,
+    ) -> Result<Self, ModelError> {
+        let mut model = Model::new(arch, input, classes, 0)?;
+        let map = candle_core::safetensors::load(path, &Device::Cpu).map_err(|source| {
+            ModelError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        let get = |name: String, expected: &[usize]| -> Result<Var, ModelError> {
+            let t = map.get(&name).ok_or_else(|| ModelError::MissingTensor {
+                path: path.to_path_buf(),
+                name: name.clone(),
+            })?;
+            if t.dims() != expected {
+                return Err(ModelError::WrongShape {
+                    path: path.to_path_buf(),
+                    name,
+                    expected: expected.to_vec(),
+                    got: t.dims().to_vec(),
+                });
+            }
+            Ok(Var::from_tensor(t)?)
+        };
+        for (s, p) in model.shapes.iter().zip(model.params.iter_mut()) {
+            p.w = get(format!("{}.weight", s.name), &weight_dims(s))?;
+            p.b = get(format!("{}.bias", s.name), &[s.out_ch])?;
+        }
+        Ok(model)
+    }
+}
+
+fn weight_dims(s: &LayerShape) -> Vec<usize> {
+    match s.kind {
+        super::LayerKind::Conv => vec![s.out_ch, s.in_ch / s.groups, s.kernel, s.kernel],
+        super::LayerKind::Linear => vec![s.out_ch, s.in_ch],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{Bits, Policy};
+
+    #[test]
+    fn forward_shapes_and_trace() {
+        let m = Model::new(Arch::Lenet5, (1, 28, 28), 10, 1).unwrap();
+        let x = Tensor::rand(0f32, 1f32, (3, 1, 28, 28), &Device::Cpu).unwrap();
+        let t = m.forward_trace(&x, None).unwrap();
+        assert_eq!(t.logits.dims(), &[3, 10]);
+        assert_eq!(t.inputs.len(), 5);
+        assert_eq!(t.inputs[2].dims(), &[3, 256]);
+        assert_eq!(t.outputs[0].dims(), &[3, 6, 24, 24]);
+    }
+
+    #[test]
+    fn same_seed_same_weights_and_save_load_round_trip() {
+        let a = Model::new(Arch::Mlp, (1, 28, 28), 10, 5).unwrap();
+        let b = Model::new(Arch::Mlp, (1, 28, 28), 10, 5).unwrap();
+        let c = Model::new(Arch::Mlp, (1, 28, 28), 10, 6).unwrap();
+        let w = |m: &Model| {
+            m.vars()[0]
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        assert_eq!(w(&a), w(&b));
+        assert_ne!(w(&a), w(&c));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        a.save(&path).unwrap();
+        let l = Model::load(Arch::Mlp, (1, 28, 28), 10, &path).unwrap();
+        assert_eq!(w(&a), w(&l));
+        let err = Model::load(Arch::Lenet5, (1, 28, 28), 10, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("conv1.weight"), "{err}");
+    }
+
+    #[test]
+    fn quantized_forward_differs_and_full_policy_does_not() {
+        let m = Model::new(Arch::Mlp, (1, 28, 28), 10, 2).unwrap();
+        let x = Tensor::rand(0f32, 1f32, (4, 1, 28, 28), &Device::Cpu).unwrap();
+        let fp = m.forward(&x, None).unwrap();
+        let full = Quantizer::new(Policy::uniform(3, Bits::FULL), vec![[1.0; 8]; 3]);
+        let two = Quantizer::new(Policy::uniform(3, Bits::new(2).unwrap()), vec![[1.0; 8]; 3]);
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert_eq!(diff(&fp, &m.forward(&x, Some(&full)).unwrap()), 0.0);
+        assert!(diff(&fp, &m.forward(&x, Some(&two)).unwrap()) > 1e-3);
+    }
+}
