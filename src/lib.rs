@@ -1,5 +1,6 @@
 //! bitsearch: mixed-precision bitwidth search (library root; declares modules only).
 
 pub mod data;
+pub mod experiment;
 pub mod model;
 pub mod quant;

@@ -1,0 +1,314 @@
+//! The unchecked experiment file as serde reads it, and `check()` into a validated `Experiment`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{DataConfig, Experiment, ExperimentError, ModelConfig, QuantConfig, TrainConfig};
+use crate::data::DataSource;
+use crate::model::Arch;
+use crate::quant::ClipMethod;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    pub name: String,
+    pub data: RawData,
+    pub model: RawModel,
+    pub train: RawTrain,
+    #[serde(default)]
+    pub quant: RawQuant,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawData {
+    pub source: String,
+    pub validation: usize,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub arch: Arch,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrain {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    /// AdamW's decoupled weight decay; PyTorch's default.
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_weight_decay() -> f64 {
+    1e-2
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuant {
+    /// "max", "percentile" or "mse".
+    pub act_clip: ClipName,
+    /// Used with act_clip = "percentile".
+    pub percentile: f32,
+    pub calibration: usize,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClipName {
+    Max,
+    Percentile,
+    Mse,
+}
+
+impl Default for RawQuant {
+    fn default() -> Self {
+        RawQuant {
+            act_clip: ClipName::Max,
+            percentile: 99.99,
+            calibration: 512,
+        }
+    }
+}
+
+impl RawExperiment {
+    /// Applies every rule; the first violation is returned, naming file, field and value.
+    pub fn check(self, path: &Path) -> Result<Experiment, ExperimentError> {
+        let p = || path.to_path_buf();
+        if self.name.trim().is_empty() {
+            return Err(ExperimentError::EmptyName { path: p() });
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let source = DataSource::parse(&self.data.source, base).ok_or_else(|| {
+            ExperimentError::UnknownDataSource {
+                path: p(),
+                value: self.data.source.clone(),
+            }
+        })?;
+        positive(path, "data.validation", self.data.validation)?;
+        positive(path, "train.epochs", self.train.epochs)?;
+        positive(path, "train.batch", self.train.batch)?;
+        positive_f64(path, "train.lr", self.train.lr)?;
+        non_negative_f64(path, "train.weight_decay", self.train.weight_decay)?;
+        positive(path, "quant.calibration", self.quant.calibration)?;
+        let q = &self.quant;
+        if !(q.percentile > 0.0 && q.percentile <= 100.0) {
+            return Err(ExperimentError::PercentileOutOfRange {
+                path: p(),
+                value: q.percentile,
+            });
+        }
+        let act_clip = match q.act_clip {
+            ClipName::Max => ClipMethod::Max,
+            ClipName::Percentile => ClipMethod::Percentile { p: q.percentile },
+            ClipName::Mse => ClipMethod::Mse,
+        };
+        Ok(Experiment {
+            name: self.name,
+            path: p(),
+            data: DataConfig {
+                source,
+                validation: self.data.validation,
+                seed: self.data.seed,
+            },
+            model: ModelConfig {
+                arch: self.model.arch,
+                seed: self.model.seed,
+            },
+            train: TrainConfig {
+                epochs: self.train.epochs,
+                batch: self.train.batch,
+                lr: self.train.lr,
+                weight_decay: self.train.weight_decay,
+                seed: self.train.seed,
+            },
+            quant: QuantConfig {
+                act_clip,
+                calibration: q.calibration,
+            },
+        })
+    }
+}
+
+fn positive(path: &Path, field: &'static str, value: usize) -> Result<(), ExperimentError> {
+    if value == 0 {
+        return Err(ExperimentError::NotPositive {
+            path: path.to_path_buf(),
+            field,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn finite(path: &Path, field: &'static str, value: f64) -> Result<(), ExperimentError> {
+    if !value.is_finite() {
+        return Err(ExperimentError::NotFinite {
+            path: path.to_path_buf(),
+            field,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn positive_f64(path: &Path, field: &'static str, value: f64) -> Result<(), ExperimentError> {
+    finite(path, field, value)?;
+    if value <= 0.0 {
+        return Err(ExperimentError::NotPositive {
+            path: path.to_path_buf(),
+            field,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn non_negative_f64(path: &Path, field: &'static str, value: f64) -> Result<(), ExperimentError> {
+    finite(path, field, value)?;
+    if value < 0.0 {
+        return Err(ExperimentError::Negative {
+            path: path.to_path_buf(),
+            field,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+[data]
+source = "embedded:mnist-10k"
+validation = 1000
+[model]
+arch = "lenet5"
+[train]
+epochs = 8
+batch = 64
+lr = 1e-3
+"#;
+
+    fn check(text: &str) -> Result<Experiment, ExperimentError> {
+        Experiment::from_toml(text, Path::new("exp.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        check(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_file_gets_defaults() {
+        let e = check(GOOD).unwrap();
+        assert_eq!(e.model.arch, Arch::Lenet5);
+        assert_eq!(e.quant.act_clip, ClipMethod::Max);
+        assert_eq!(e.train.weight_decay, 1e-2);
+    }
+
+    #[test]
+    fn batch_must_be_positive() {
+        let e = err(&GOOD.replace("batch = 64", "batch = 0"));
+        assert!(
+            e.contains("exp.toml")
+                && e.contains("train.batch")
+                && e.contains("greater than zero")
+                && e.contains(" 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn epochs_must_be_positive() {
+        assert!(err(&GOOD.replace("epochs = 8", "epochs = 0")).contains("train.epochs"));
+    }
+
+    #[test]
+    fn lr_must_be_positive() {
+        let e = err(&GOOD.replace("lr = 1e-3", "lr = -1e-3"));
+        assert!(e.contains("train.lr") && e.contains("-0.001"), "{e}");
+    }
+
+    #[test]
+    fn lr_must_be_finite() {
+        assert!(err(&GOOD.replace("lr = 1e-3", "lr = nan")).contains("finite"));
+    }
+
+    #[test]
+    fn weight_decay_must_not_be_negative() {
+        let e = err(&GOOD.replace("lr = 1e-3", "lr = 1e-3\nweight_decay = -1.0"));
+        assert!(
+            e.contains("train.weight_decay") && e.contains("negative"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn validation_must_be_positive() {
+        assert!(
+            err(&GOOD.replace("validation = 1000", "validation = 0")).contains("data.validation")
+        );
+    }
+
+    #[test]
+    fn unknown_data_source_is_rejected() {
+        let e = err(&GOOD.replace("embedded:mnist-10k", "http://x"));
+        assert!(e.contains("data.source") && e.contains("http://x"), "{e}");
+    }
+
+    #[test]
+    fn unknown_arch_is_rejected() {
+        let e = err(&GOOD.replace("\"lenet5\"", "\"resnet\""));
+        assert!(
+            e.contains("exp.toml") && e.contains("resnet") && e.contains("lenet5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let e = err(&GOOD.replace("batch = 64", "batch = 64\nbatchsize = 3"));
+        assert!(e.contains("batchsize"), "{e}");
+    }
+
+    #[test]
+    fn missing_field_is_rejected() {
+        let e = err(&GOOD.replace("lr = 1e-3", ""));
+        assert!(e.contains("missing field") && e.contains("lr"), "{e}");
+    }
+
+    #[test]
+    fn percentile_out_of_range_is_rejected() {
+        let text = format!(
+            "{GOOD}[quant]\nact_clip = \"percentile\"\npercentile = 120.0\ncalibration = 10\n"
+        );
+        assert!(err(&text).contains("quant.percentile"));
+    }
+
+    #[test]
+    fn empty_name_is_rejected() {
+        assert!(err(&GOOD.replace("name = \"t\"", "name = \" \"")).contains("name"));
+    }
+
+    #[test]
+    fn shipped_experiments_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        for f in ["lenet5-mnist.toml", "mlp-mnist.toml"] {
+            Experiment::load(&dir.join(f)).unwrap();
+        }
+    }
+}
