@@ -1,6 +1,8 @@
 //! bitsearch: mixed-precision bitwidth search (library root; declares modules only).
 
+pub mod bench;
 pub mod data;
 pub mod experiment;
 pub mod model;
 pub mod quant;
+pub mod train;

@@ -16,7 +16,7 @@ pub const TEST_FILE: &str = "test_batch.bin";
 
 /// Parses one CIFAR-10 binary batch file's bytes; `name` is used in error messages.
 pub fn parse_cifar(bytes: &[u8], name: &str) -> Result<RawSplit, DataError> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(DataError::Format {
             file: name.to_string(),
             what: format!(

@@ -114,6 +114,11 @@ impl Split {
         &self.labels
     }
 
+    /// All pixels in [0,1], example after example.
+    pub fn pixels(&self) -> &[f32] {
+        &self.pixels
+    }
+
     /// The first `n` examples (all if `n` is larger).
     pub fn head(&self, n: usize) -> Split {
         let n = n.min(self.len());

@@ -106,6 +106,14 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S:
     s.collect_str(v)
 }
 
+impl DataConfig {
+    /// Reads the data and carves the validation split.
+    pub fn load(&self) -> Result<crate::data::Dataset, crate::data::DataError> {
+        let (train, test) = self.source.load()?;
+        crate::data::Dataset::from_raw(train, test, self.validation, self.seed)
+    }
+}
+
 impl Experiment {
     /// Reads and validates an experiment file.
     pub fn load(path: &Path) -> Result<Self, ExperimentError> {

@@ -13,7 +13,7 @@ use super::Bits;
 
 /// Quantizes `w` (row-major, `channels` rows) per row, symmetric, to `bits` (1..=8).
 pub fn quantize_weight_values(w: &[f32], channels: usize, bits: u8) -> Vec<f32> {
-    let per = if channels == 0 { 0 } else { w.len() / channels };
+    let per = w.len().checked_div(channels).unwrap_or(0);
     let mut out = Vec::with_capacity(w.len());
     for row in w.chunks(per.max(1)) {
         if bits == 1 {

@@ -1,0 +1,68 @@
+//! Command-line interface: clap subcommands, turned into validated configs and run.
+
+mod bench;
+mod eval;
+mod train;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use bitsearch::data::Dataset;
+use bitsearch::experiment::Experiment;
+
+/// Mixed-precision bitwidth search: per-layer weight/activation bits priced on real devices,
+/// scored on accuracy and adversarial robustness.
+#[derive(Debug, Parser)]
+#[command(name = "bitsearch", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train (or reuse the cached) FP32 baseline of an experiment and report its accuracy.
+    Train(train::TrainArgs),
+    /// Quantize the cached FP32 baseline with a policy (no fine-tune) and report test accuracy.
+    Eval(eval::EvalArgs),
+    /// Time the search's inner loop (training step, forward, input gradient, full training).
+    Bench(bench::BenchArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(args) => train::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+/// The default experiment, relative to the current directory or, failing that, the source tree.
+pub const DEFAULT_EXPERIMENT: &str = "experiments/lenet5-mnist.toml";
+
+/// Finds a file given on the command line: as given, else relative to the crate's source tree
+/// (so the README commands work from any directory of a checkout).
+pub fn resolve(path: &Path) -> PathBuf {
+    if path.exists() || path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let in_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if in_tree.exists() {
+        in_tree
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Loads and validates an experiment and its data.
+pub fn load_experiment(path: &Path) -> anyhow::Result<(Experiment, Dataset)> {
+    let path = resolve(path);
+    let exp = Experiment::load(&path).context("cannot load the experiment")?;
+    let data = exp
+        .data
+        .load()
+        .with_context(|| format!("cannot load the data of {}", path.display()))?;
+    Ok((exp, data))
+}

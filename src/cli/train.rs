@@ -1,0 +1,51 @@
+//! `bitsearch train`: train or reuse the cached FP32 baseline.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use bitsearch::train::train_baseline;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Experiment file (model, data, training settings).
+    #[arg(long, default_value = super::DEFAULT_EXPERIMENT)]
+    pub experiment: PathBuf,
+    /// Run directory; the baseline is cached under OUT/baselines/.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let (exp, data) = super::load_experiment(&args.experiment)?;
+    println!(
+        "{}: {} on {} ({} train / {} validation / {} test), {} epochs, batch {}, AdamW lr {}",
+        exp.name,
+        exp.model.arch.name(),
+        exp.data.source,
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
+        exp.train.epochs,
+        exp.train.batch,
+        exp.train.lr
+    );
+    let b = train_baseline(&exp, &data, &args.out, !args.quiet)
+        .context("training the FP32 baseline")?;
+    if b.cached {
+        println!("reusing the cached baseline in {}", b.dir.display());
+    }
+    let m = &b.metrics;
+    println!(
+        "FP32 baseline: validation accuracy {:.2}%, test accuracy {:.2}% ({:.1} s training)",
+        100.0 * m.val_accuracy,
+        100.0 * m.test_accuracy,
+        m.train_seconds
+    );
+    println!("saved in {}", b.dir.display());
+    Ok(())
+}

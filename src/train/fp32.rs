@@ -1,0 +1,126 @@
+//! FP32 training (AdamW on cross-entropy, seeded shuffles, per-epoch validation accuracy) and
+//! top-1 accuracy of a model, optionally quantized, on a split.
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use crate::data::{Dataset, Split};
+use crate::experiment::TrainConfig;
+use crate::model::Model;
+use crate::quant::Quantizer;
+
+/// Evaluation batch size: large batches amortize per-op overhead; memory stays small.
+const EVAL_BATCH: usize = 500;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub val_accuracy: f64,
+    pub seconds: f64,
+}
+
+/// A progress bar on stderr, hidden when `show` is false.
+pub(crate) fn progress_bar(len: u64, show: bool, template: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Trains `model` in place; returns one report per epoch.
+pub fn train_fp32(
+    model: &Model,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    show: bool,
+) -> Result<Vec<EpochReport>, TrainError> {
+    let params = ParamsAdamW {
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        ..ParamsAdamW::default()
+    };
+    let mut opt = AdamW::new(model.vars(), params)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    let steps_per_epoch = order.len().div_ceil(cfg.batch);
+    let bar = progress_bar(
+        (steps_per_epoch * cfg.epochs) as u64,
+        show,
+        "train {bar:30} {pos}/{len} steps  {msg}  [{elapsed} < {eta}]",
+    );
+    let mut reports = Vec::with_capacity(cfg.epochs);
+    for epoch in 1..=cfg.epochs {
+        let start = std::time::Instant::now();
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0f32;
+        for (step, idx) in order.chunks(cfg.batch).enumerate() {
+            let (x, y) = data.train.batch(idx, &Device::Cpu)?;
+            let loss = candle_nn::loss::cross_entropy(&model.forward(&x, None)?, &y)?;
+            let value = loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    step,
+                    loss: value,
+                });
+            }
+            opt.backward_step(&loss)?;
+            loss_sum += value;
+            bar.inc(1);
+        }
+        let val_accuracy = accuracy(model, &data.val, None)?;
+        let train_loss = loss_sum / steps_per_epoch as f32;
+        bar.set_message(format!(
+            "epoch {epoch}: loss {train_loss:.4}, val acc {:.2}%",
+            100.0 * val_accuracy
+        ));
+        // Printed even when the bar is hidden (no terminal), so logs keep the learning curve.
+        bar.suspend(|| {
+            eprintln!(
+                "epoch {epoch:>2}: loss {train_loss:.4}  val accuracy {:.2}%",
+                100.0 * val_accuracy
+            )
+        });
+        reports.push(EpochReport {
+            epoch,
+            train_loss,
+            val_accuracy,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    bar.finish_and_clear();
+    Ok(reports)
+}
+
+/// Top-1 accuracy in [0, 1] of the model (quantized by `q` if given) on `split`.
+pub fn accuracy(model: &Model, split: &Split, q: Option<&Quantizer>) -> Result<f64, TrainError> {
+    if split.is_empty() {
+        return Ok(0.0);
+    }
+    let mut correct = 0usize;
+    for idx in split.chunks(EVAL_BATCH) {
+        let (x, y) = split.batch(&idx, &Device::Cpu)?;
+        correct += count_correct(&model.forward(&x, q)?, &y)?;
+    }
+    Ok(correct as f64 / split.len() as f64)
+}
+
+/// How many rows of `logits` have their argmax at the label.
+pub(crate) fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize, TrainError> {
+    let pred = logits.argmax(1)?;
+    Ok(pred
+        .eq(labels)?
+        .to_dtype(candle_core::DType::U32)?
+        .sum_all()?
+        .to_scalar::<u32>()? as usize)
+}

@@ -1,0 +1,40 @@
+//! Training: FP32 training with AdamW, top-1 evaluation, and the cached FP32 baseline.
+
+mod baseline;
+mod fp32;
+
+pub use baseline::{baseline_dir, load_baseline, train_baseline, Baseline, BaselineMetrics};
+pub use fp32::{accuracy, train_fp32, EpochReport};
+
+use std::path::PathBuf;
+
+use crate::data::DataError;
+use crate::model::ModelError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("tensor error: {0}")]
+    Tensor(#[from] candle_core::Error),
+    #[error("training diverged at epoch {epoch}, step {step}: loss is {loss}")]
+    Diverged {
+        epoch: usize,
+        step: usize,
+        loss: f32,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("no FP32 baseline in {}: run `bitsearch train` first (with the same --experiment and --out)", dir.display())]
+    NoBaseline { dir: PathBuf },
+}
