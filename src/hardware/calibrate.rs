@@ -102,6 +102,12 @@ pub fn write_calibration(
         .unwrap_or_else(|| "host".to_string());
     let csv_name = format!("{stem}.csv");
     let csv_path = out.with_file_name(&csv_name);
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| HardwareError::Write {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    }
     profile.table = Some(csv_name);
     let body = toml::to_string(&profile).map_err(|e| HardwareError::Write {
         path: out.to_path_buf(),
@@ -204,16 +210,28 @@ impl Host {
             .filter_map(|v| v.parse::<f64>().ok())
             .fold(0.0, f64::max);
         let (clock_hz, clock_note) = if mhz > 0.0 {
-            (mhz * 1e6, "/proc/cpuinfo `cpu MHz` (max over cores)".to_string())
+            (
+                mhz * 1e6,
+                "/proc/cpuinfo `cpu MHz` (max over cores)".to_string(),
+            )
         } else {
-            (1e9, "not readable: nominal 1 GHz placeholder; macs_per_cycle is relative to it".into())
+            (
+                1e9,
+                "not readable: nominal 1 GHz placeholder; macs_per_cycle is relative to it".into(),
+            )
         };
         let l2 = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cache/index2/size")
             .ok()
             .and_then(|s| parse_size(s.trim()));
         let (buffer_bytes, buffer_note) = match l2 {
-            Some(b) => (b, "/sys/devices/system/cpu/cpu0/cache/index2/size (L2)".to_string()),
-            None => (1048576.0, "L2 size not readable: 1 MiB placeholder".to_string()),
+            Some(b) => (
+                b,
+                "/sys/devices/system/cpu/cpu0/cache/index2/size (L2)".to_string(),
+            ),
+            None => (
+                1048576.0,
+                "L2 size not readable: 1 MiB placeholder".to_string(),
+            ),
         };
         Host {
             cpu,

@@ -111,13 +111,14 @@ impl Profile {
         let in_bytes = bytes_of(batch * layer.input_count() as f64, run.a_stored_bits);
         let out_bytes = bytes_of(batch * layer.output_count() as f64, run.a_stored_bits);
         let dram = weight_bytes * weight_reads + in_bytes + out_bytes;
-        let patches = (layer.out_hw.0 * layer.out_hw.1 * layer.in_ch * layer.kernel * layer.kernel)
-            as f64;
+        let patches =
+            (layer.out_hw.0 * layer.out_hw.1 * layer.in_ch * layer.kernel * layer.kernel) as f64;
         let sram = weight_bytes + bytes_of(batch * patches, run.a_stored_bits) + out_bytes;
         let memory_s = dram / self.memory.bandwidth_bytes_per_s;
 
-        let energy_j =
-            macs * run.mac_j + dram * self.memory.dram_j_per_byte + sram * self.memory.sram_j_per_byte;
+        let energy_j = macs * run.mac_j
+            + dram * self.memory.dram_j_per_byte
+            + sram * self.memory.sram_j_per_byte;
         Ok(Cost {
             latency_s: compute_s.max(memory_s) + self.overhead_s,
             energy_j,

@@ -32,12 +32,16 @@ fn profile(compute: &str) -> Profile {
 }
 
 fn close(got: f64, want: f64) {
-    assert!((got - want).abs() <= 1e-9 * want.abs(), "got {got}, want {want}");
+    assert!(
+        (got - want).abs() <= 1e-9 * want.abs(),
+        "got {got}, want {want}"
+    );
 }
 
 #[test]
 fn bit_serial_conv_4x4_is_4x_faster_than_8x8_when_compute_bound() {
-    let p = profile("model = \"bit-serial\"\nbinary_macs_per_cycle = 1024\npj_per_binary_mac = 1.0");
+    let p =
+        profile("model = \"bit-serial\"\nbinary_macs_per_cycle = 1024\npj_per_binary_mac = 1.0");
     let c8 = p.layer_cost(&conv2(), bits(8, 8)).unwrap();
     // 1024/64 = 16 MACs/cycle: 153600/16 cycles at 1 GHz = 9.6 us; bytes 2400+864+1024 = 4288
     // at 1 GB/s = 4.288 us < 9.6 us, so compute-bound.
@@ -45,7 +49,10 @@ fn bit_serial_conv_4x4_is_4x_faster_than_8x8_when_compute_bound() {
     assert_eq!(c8.bytes, 4288);
     assert_eq!(c8.bound, Bound::Compute);
     // energy: 153600 MACs x 64 pJ + 4288 B x 100 pJ + SRAM (2400 + 8*8*6*25 + 1024 = 13024 B) x 1 pJ.
-    close(c8.energy_j, 153600.0 * 64e-12 + 4288.0 * 100e-12 + 13024.0 * 1e-12);
+    close(
+        c8.energy_j,
+        153600.0 * 64e-12 + 4288.0 * 100e-12 + 13024.0 * 1e-12,
+    );
     let c4 = p.layer_cost(&conv2(), bits(4, 4)).unwrap();
     // 1024/16 = 64 MACs/cycle: 2.4 us; bytes 1200+432+512 = 2144 -> 2.144 us, still compute-bound.
     close(c4.latency_s, 2.4e-6);
@@ -56,7 +63,8 @@ fn bit_serial_conv_4x4_is_4x_faster_than_8x8_when_compute_bound() {
 
 #[test]
 fn bit_serial_linear_is_memory_bound_so_4x4_only_halves() {
-    let p = profile("model = \"bit-serial\"\nbinary_macs_per_cycle = 1024\npj_per_binary_mac = 1.0");
+    let p =
+        profile("model = \"bit-serial\"\nbinary_macs_per_cycle = 1024\npj_per_binary_mac = 1.0");
     let c8 = p.layer_cost(&fc1(), bits(8, 8)).unwrap();
     // compute 30720/16 = 1.92 us; bytes 30720+256+120 = 31096 -> 31.096 us: memory-bound.
     assert_eq!(c8.bound, Bound::Memory);
@@ -80,11 +88,20 @@ fn bit_fusion_3_bits_costs_the_same_as_4() {
     assert_eq!(c4.bytes, 2144);
     assert_eq!(c4.mode, "fusion 4x4");
     // E_mac = 0.64 pJ x 16/64 = 0.16 pJ; SRAM = 1200 + 4800 + 512 = 6512 B.
-    close(c4.energy_j, 153600.0 * 0.16e-12 + 2144.0 * 100e-12 + 6512.0 * 1e-12);
+    close(
+        c4.energy_j,
+        153600.0 * 0.16e-12 + 2144.0 * 100e-12 + 6512.0 * 1e-12,
+    );
     // 3/5 -> 4x8: 16 x 2 x 1 = 32 MACs/cycle = 4.8 us.
-    close(p.layer_cost(&conv2(), bits(3, 5)).unwrap().latency_s, 4.8e-6);
+    close(
+        p.layer_cost(&conv2(), bits(3, 5)).unwrap().latency_s,
+        4.8e-6,
+    );
     // 8/8: 16 MACs/cycle = 9.6 us.
-    close(p.layer_cost(&conv2(), bits(8, 8)).unwrap().latency_s, 9.6e-6);
+    close(
+        p.layer_cost(&conv2(), bits(8, 8)).unwrap().latency_s,
+        9.6e-6,
+    );
 }
 
 #[test]
@@ -145,7 +162,10 @@ fn t4_runs_int4_only_when_both_operands_are_4_bit() {
     let c88 = p.layer_cost(&conv2(), bits(8, 8)).unwrap();
     assert_eq!(c48.mode, "int8-tc");
     assert_eq!(c48, c88);
-    assert_eq!(p.layer_cost(&conv2(), bits(32, 8)).unwrap().mode, "fp32-cuda");
+    assert_eq!(
+        p.layer_cost(&conv2(), bits(32, 8)).unwrap().mode,
+        "fp32-cuda"
+    );
 }
 
 #[test]
@@ -171,8 +191,17 @@ fn unsupported_bits_and_wrong_policy_length_are_errors() {
     let p = shipped("cortex-a76");
     let valid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/profiles/valid.toml");
     let only_4_8 = Profile::load(&valid).unwrap();
-    let err = only_4_8.layer_cost(&fc1(), bits(3, 8)).unwrap_err().to_string();
+    let err = only_4_8
+        .layer_cost(&fc1(), bits(3, 8))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("fc1") && err.contains("3/8"), "{err}");
     let err = policy_cost(&p, &[fc1()], &Policy::parse("8/8,8/8").unwrap()).unwrap_err();
-    assert!(matches!(err, HardwareError::PolicyLength { expected: 1, got: 2 }));
+    assert!(matches!(
+        err,
+        HardwareError::PolicyLength {
+            expected: 1,
+            got: 2
+        }
+    ));
 }

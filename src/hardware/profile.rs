@@ -218,8 +218,7 @@ fn check_compute(path: &Path, file: ComputeFile) -> Result<ComputeModel, Hardwar
                 "compute.binary_macs_per_cycle",
                 f.binary_macs_per_cycle,
             )?,
-            binary_mac_j: positive(path, "compute.pj_per_binary_mac", f.pj_per_binary_mac)?
-                * 1e-12,
+            binary_mac_j: positive(path, "compute.pj_per_binary_mac", f.pj_per_binary_mac)? * 1e-12,
         }),
         ComputeFile::BitFusion(f) => ComputeModel::BitFusion(BitFusion {
             fusion_units: positive(path, "compute.fusion_units", f.fusion_units)?,

@@ -66,7 +66,10 @@ impl Table {
         for layer in &table.layers {
             for &w in precisions {
                 for &a in precisions {
-                    if !table.entries.contains_key(&(layer.clone(), w.get(), a.get())) {
+                    if !table
+                        .entries
+                        .contains_key(&(layer.clone(), w.get(), a.get()))
+                    {
                         return Err(HardwareError::TableMissing {
                             path: path.to_path_buf(),
                             layer: layer.clone(),

@@ -1,0 +1,2 @@
+pub mod cost;
+pub mod profiles;
