@@ -53,6 +53,11 @@ pub enum HardwareError {
     NoSources { path: PathBuf },
     #[error("{}: field `name` must not be empty", path.display())]
     EmptyName { path: PathBuf },
+    #[error("{}: field `table`: {source}", profile.display())]
+    InTable {
+        profile: PathBuf,
+        source: Box<HardwareError>,
+    },
     #[error("{}, line {line}: {message}", path.display())]
     TableSyntax {
         path: PathBuf,

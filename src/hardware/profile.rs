@@ -162,7 +162,13 @@ impl ProfileFile {
             None => None,
             Some(rel) => {
                 let base = path.parent().unwrap_or_else(|| Path::new("."));
-                Some(Table::load(&base.join(rel), &precisions)?)
+                let table = Table::load(&base.join(rel), &precisions).map_err(|e| {
+                    HardwareError::InTable {
+                        profile: p.clone(),
+                        source: Box::new(e),
+                    }
+                })?;
+                Some(table)
             }
         };
         Ok(Profile {
