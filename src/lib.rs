@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod data;
 pub mod experiment;
+pub mod hardware;
 pub mod model;
 pub mod quant;
 pub mod train;

@@ -1,7 +1,9 @@
 //! Command-line interface: clap subcommands, turned into validated configs and run.
 
 mod bench;
+mod cost;
 mod eval;
+mod profiles;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -27,14 +29,47 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Quantize the cached FP32 baseline with a policy (no fine-tune) and report test accuracy.
     Eval(eval::EvalArgs),
+    /// Device profiles: list, show, validate, and calibrate this host as a device.
+    Profiles(ProfilesArgs),
+    /// Price a policy on a device profile: per-layer latency, energy, bytes, and the ratio to 8/8.
+    Cost(CostCmd),
     /// Time the search's inner loop (training step, forward, input gradient, full training).
     Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProfilesArgs {
+    /// Experiment whose model's layer shapes `calibrate` times.
+    #[arg(long, global = true, default_value = DEFAULT_EXPERIMENT)]
+    pub experiment: PathBuf,
+    #[command(subcommand)]
+    pub cmd: profiles::ProfilesCmd,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CostCmd {
+    /// Experiment whose model is priced.
+    #[arg(long, default_value = DEFAULT_EXPERIMENT)]
+    pub experiment: PathBuf,
+    #[command(flatten)]
+    pub args: cost::CostArgs,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Profiles(p) => {
+            let layers = match p.cmd {
+                profiles::ProfilesCmd::Calibrate { .. } => model_layers(&p.experiment)?.1,
+                _ => Vec::new(),
+            };
+            profiles::run(p.cmd, &layers)
+        }
+        Command::Cost(c) => {
+            let (exp, layers) = model_layers(&c.experiment)?;
+            cost::run(&c.args, exp.model.arch.name(), &layers)
+        }
         Command::Bench(args) => bench::run(&args),
     }
 }
@@ -65,4 +100,13 @@ pub fn load_experiment(path: &Path) -> anyhow::Result<(Experiment, Dataset)> {
         .load()
         .with_context(|| format!("cannot load the data of {}", path.display()))?;
     Ok((exp, data))
+}
+
+/// The experiment and its model's quantizable layers, shaped by its data.
+pub fn model_layers(
+    path: &Path,
+) -> anyhow::Result<(Experiment, Vec<bitsearch::model::LayerShape>)> {
+    let (exp, data) = load_experiment(path)?;
+    let layers = exp.model.arch.layer_shapes(data.shape, data.classes)?;
+    Ok((exp, layers))
 }

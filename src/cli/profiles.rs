@@ -1,0 +1,200 @@
+//! `bitsearch profiles`: list, show, validate and calibrate device profiles.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+
+use bitsearch::hardware::{
+    calibrate, profile_files, resolve_profile, write_calibration, ComputeModel, Profile,
+    BUILTIN_PROFILE_DIR,
+};
+use bitsearch::model::LayerShape;
+
+/// Device profiles: the TOML files that price a layer at given bitwidths.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ProfilesCmd {
+    /// One line per profile: name, compute model, supported precisions, batch.
+    List {
+        /// Folder of profile files [default: hardware-profiles, else the crate's shipped folder].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Every number of one profile, with where it comes from.
+    Show {
+        /// A profile name (hardware-profiles/NAME.toml) or a .toml file.
+        profile: String,
+    },
+    /// Check profile files (and their tables); exits non-zero unless every file is valid.
+    Validate {
+        /// Profile files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Time candle's CPU kernels on this machine for the model's layers and write a
+    /// precision-modes profile plus a measured per-layer table (<out stem>.csv beside it).
+    Calibrate {
+        /// Profile file to write, e.g. hardware-profiles/host.toml.
+        #[arg(long)]
+        out: PathBuf,
+        /// Examples per batch (the matmul's M is batch x output positions).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Timed runs per kernel; the median is kept.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
+}
+
+/// Runs one `profiles` subcommand; `layers` are the experiment model's shapes (for calibrate).
+pub fn run(cmd: ProfilesCmd, layers: &[LayerShape]) -> anyhow::Result<()> {
+    match cmd {
+        ProfilesCmd::List { dir } => list(dir),
+        ProfilesCmd::Show { profile } => show(&profile),
+        ProfilesCmd::Validate { files } => validate(&files),
+        ProfilesCmd::Calibrate {
+            out,
+            batch,
+            repeats,
+        } => run_calibration(&out, layers, batch, repeats),
+    }
+}
+
+fn list(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| {
+        let local = PathBuf::from("hardware-profiles");
+        if local.is_dir() {
+            local
+        } else {
+            PathBuf::from(BUILTIN_PROFILE_DIR)
+        }
+    });
+    let files = profile_files(&dir).with_context(|| format!("listing {}", dir.display()))?;
+    for file in files {
+        match Profile::load(&file) {
+            Ok(p) => println!(
+                "{:<14} {:<16} precisions {:<16} batch {:<3} {}",
+                p.name(),
+                p.compute().kind(),
+                precisions(&p),
+                p.batch(),
+                file.display()
+            ),
+            Err(e) => println!("{:<14} INVALID: {e}", file.display()),
+        }
+    }
+    Ok(())
+}
+
+fn precisions(p: &Profile) -> String {
+    let v: Vec<String> = p.precisions().iter().map(|b| b.to_string()).collect();
+    format!("{},32", v.join(","))
+}
+
+fn show(name: &str) -> anyhow::Result<()> {
+    let path = resolve_profile(name)?;
+    let p = Profile::load(&path).with_context(|| format!("loading profile {name}"))?;
+    let m = p.memory();
+    println!("{} ({})", p.name(), p.path().display());
+    println!("  {}", p.description());
+    println!("  compute model   {}", p.compute().kind());
+    println!("  precisions      {} (32 = full precision)", precisions(&p));
+    println!(
+        "  batch           {} (latency and energy are per batch)",
+        p.batch()
+    );
+    println!("  clock           {} MHz", p.clock_hz() / 1e6);
+    println!("  layer overhead  {} us", p.overhead_s() * 1e6);
+    println!("  bandwidth       {} GB/s", m.bandwidth_bytes_per_s / 1e9);
+    println!("  on-chip buffer  {} bytes", m.buffer_bytes);
+    println!(
+        "  energy/byte     DRAM {} pJ, SRAM {} pJ",
+        m.dram_j_per_byte * 1e12,
+        m.sram_j_per_byte * 1e12
+    );
+    match p.compute() {
+        ComputeModel::BitSerial(b) => println!(
+            "  bit-serial      {} binary MACs/cycle, {} pJ per binary MAC",
+            b.binary_macs_per_cycle,
+            b.binary_mac_j * 1e12
+        ),
+        ComputeModel::BitFusion(b) => println!(
+            "  bit-fusion      {} fusion units, {} pJ per 8x8 MAC",
+            b.fusion_units,
+            b.mac_8x8_j * 1e12
+        ),
+        ComputeModel::PrecisionModes(pm) => {
+            println!(
+                "  modes           selection {}, weights stored {}, activations stored {}",
+                lower(pm.selection),
+                lower(pm.weight_storage),
+                lower(pm.activation_storage)
+            );
+            for mode in &pm.modes {
+                println!(
+                    "    {:<12} w{:<2} a{:<2} {:>10.1} MACs/cycle {:>8.2} pJ/MAC",
+                    mode.name,
+                    mode.w_bits,
+                    mode.a_bits,
+                    mode.macs_per_cycle,
+                    mode.mac_j * 1e12
+                );
+            }
+        }
+    }
+    if let Some(t) = p.table() {
+        let layers: Vec<&str> = t.layers().collect();
+        println!(
+            "  measured table  {} (layers {})",
+            t.path().display(),
+            layers.join(",")
+        );
+    }
+    println!("  sources");
+    for (key, source) in p.sources() {
+        println!("    {key}: {source}");
+    }
+    Ok(())
+}
+
+fn lower(x: impl std::fmt::Debug) -> String {
+    format!("{x:?}").to_lowercase()
+}
+
+fn validate(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for file in files {
+        match Profile::load(file) {
+            Ok(p) => println!("ok      {} ({})", file.display(), p.name()),
+            Err(e) => {
+                failed += 1;
+                println!("INVALID {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} profile files are invalid", files.len());
+    }
+    Ok(())
+}
+
+fn run_calibration(
+    out: &Path,
+    layers: &[LayerShape],
+    batch: usize,
+    repeats: usize,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let (profile, rows) = calibrate(layers, batch, repeats, true).context("calibrating")?;
+    let csv = write_calibration(out, profile, &rows)?;
+    Profile::load(out).context("the calibrated profile does not validate")?;
+    println!(
+        "wrote {} and {} ({} rows) in {:.1} s",
+        out.display(),
+        csv.display(),
+        rows.len(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

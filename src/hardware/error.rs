@@ -1,0 +1,132 @@
+//! `HardwareError`: every way a profile, a lookup table, a pricing request or a calibration
+//! can fail; each validation rule has its own variant naming the file, the field and the value.
+
+use std::path::PathBuf;
+
+/// Errors from loading, validating and using device profiles.
+#[derive(Debug, thiserror::Error)]
+pub enum HardwareError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: does not match the profile schema: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error("{}: field `{field}` must be a positive finite number, got {value}", path.display())]
+    NotPositive {
+        path: PathBuf,
+        field: String,
+        value: f64,
+    },
+    #[error("{}: field `{field}` must be zero or a positive finite number, got {value}", path.display())]
+    Negative {
+        path: PathBuf,
+        field: String,
+        value: f64,
+    },
+    #[error("{}: field `batch` must be at least 1, got {value}", path.display())]
+    BatchTooSmall { path: PathBuf, value: i64 },
+    #[error("{}: field `{field}` must be a bitwidth in 1..=8, got {value}", path.display())]
+    PrecisionOutOfRange {
+        path: PathBuf,
+        field: String,
+        value: i64,
+    },
+    #[error("{}: field `precisions` must list at least one bitwidth in 1..=8", path.display())]
+    NoPrecisions { path: PathBuf },
+    #[error("{}: field `precisions` lists {value} twice", path.display())]
+    DuplicatePrecision { path: PathBuf, value: i64 },
+    #[error("{}: field `{field}` must be 1..=8 or 32 (full precision), got {value}", path.display())]
+    ModeBitsOutOfRange {
+        path: PathBuf,
+        field: String,
+        value: i64,
+    },
+    #[error(
+        "{}: field `compute.modes` needs a mode with w_bits = 32 and a_bits = 32, so that full \
+         precision is priced; none found",
+        path.display()
+    )]
+    NoFullPrecisionMode { path: PathBuf },
+    #[error("{}: field `sources` must name where at least one number comes from", path.display())]
+    NoSources { path: PathBuf },
+    #[error("{}: field `name` must not be empty", path.display())]
+    EmptyName { path: PathBuf },
+    #[error("{}: field `table`: {source}", profile.display())]
+    InTable {
+        profile: PathBuf,
+        source: Box<HardwareError>,
+    },
+    #[error("{}, line {line}: {message}", path.display())]
+    TableSyntax {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{}, line {line}: field `{field}` must be 1..=8 or 32 (full precision), got {value}", path.display())]
+    TableBits {
+        path: PathBuf,
+        line: u64,
+        field: String,
+        value: i64,
+    },
+    #[error("{}, line {line}: field `{field}` must be a positive finite number, got {value}", path.display())]
+    TableNotPositive {
+        path: PathBuf,
+        line: u64,
+        field: String,
+        value: f64,
+    },
+    #[error("{}, line {line}: layer `{layer}` at w={w} a={a} is listed twice", path.display())]
+    TableDuplicate {
+        path: PathBuf,
+        line: u64,
+        layer: String,
+        w: u8,
+        a: u8,
+    },
+    #[error(
+        "{}: lists layer `{layer}` but has no row for w_bits={w} a_bits={a}, which the profile \
+         needs (a listed layer must have a row for every (w, a) it is priced at)",
+        path.display()
+    )]
+    TableMissing {
+        path: PathBuf,
+        layer: String,
+        w: u8,
+        a: u8,
+    },
+    #[error(
+        "profile `{profile}`: layer `{layer}` asks for {bits} but the profile supports only \
+         bitwidths [{supported}] (and 32 = full precision)"
+    )]
+    UnsupportedBits {
+        profile: String,
+        layer: String,
+        bits: String,
+        supported: String,
+    },
+    #[error("profile `{profile}`: no compute mode holds w={w} a={a} (layer `{layer}`)")]
+    NoMode {
+        profile: String,
+        layer: String,
+        w: u8,
+        a: u8,
+    },
+    #[error(transparent)]
+    Quant(#[from] crate::quant::QuantError),
+    #[error("policy has {got} layers but the model has {expected}")]
+    PolicyLength { expected: usize, got: usize },
+    #[error("no profile named `{name}`: tried {tried}")]
+    ProfileNotFound { name: String, tried: String },
+    #[error("calibration: {stage}: {source}")]
+    Candle {
+        stage: String,
+        source: candle_core::Error,
+    },
+    #[error("calibration: {0}")]
+    Calibration(String),
+    #[error("{}: cannot write: {message}", path.display())]
+    Write { path: PathBuf, message: String },
+}

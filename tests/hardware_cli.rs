@@ -1,0 +1,82 @@
+//! End-to-end runs of `bitsearch profiles` and `bitsearch cost` on LeNet-5.
+
+use std::process::{Command, Output};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/profiles");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bitsearch"))
+        .args(args)
+        .output()
+        .expect("bitsearch runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(!o.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn profiles_list_and_show_run() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/hardware-profiles");
+    let list = ok(&["profiles", "list", "--dir", dir]);
+    for name in [
+        "bitfusion",
+        "bismo-edge",
+        "bismo-cloud",
+        "cortex-a76",
+        "t4",
+        "cortex-m7",
+    ] {
+        assert!(list.contains(name), "{list}");
+    }
+    assert!(ok(&["profiles", "show", "bitfusion"]).contains("bit-fusion"));
+    ok(&["profiles", "show", &format!("{DATA}/with_table.toml")]);
+    fails(&["profiles", "show", "no-such-device"]);
+}
+
+#[test]
+fn validate_fails_unless_every_file_is_valid() {
+    let valid = format!("{DATA}/valid.toml");
+    let bad = format!("{DATA}/zero_bandwidth.toml");
+    ok(&["profiles", "validate", &valid]);
+    let err = fails(&["profiles", "validate", &valid, &bad]);
+    assert!(err.contains("1 of 2"), "{err}");
+}
+
+#[test]
+fn cost_prints_table_and_json_and_rejects_bad_policies() {
+    let table = ok(&[
+        "cost",
+        "--profile",
+        "cortex-a76",
+        "--policy",
+        "8/8,4/8,4/4,2/8,32/32",
+    ]);
+    assert!(table.contains("conv1") && table.contains("fc3"), "{table}");
+    let json = ok(&["cost", "--profile", "t4", "--json"]);
+    serde_json::from_str::<serde_json::Value>(json.trim()).unwrap();
+    let err = fails(&["cost", "--profile", "t4", "--policy", "8/8,8/8"]);
+    assert!(err.contains('5'), "{err}");
+    fails(&["cost", "--profile", "t4", "--policy", "9/8,8/8,8/8,8/8,8/8"]);
+}
+
+#[test]
+fn calibrate_writes_a_valid_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sub/host.toml");
+    let out = out.to_str().unwrap();
+    ok(&["profiles", "calibrate", "--out", out, "--repeats", "1"]);
+    ok(&["profiles", "validate", out]);
+}
