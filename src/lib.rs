@@ -6,4 +6,5 @@ pub mod experiment;
 pub mod hardware;
 pub mod model;
 pub mod quant;
+pub mod robust;
 pub mod train;

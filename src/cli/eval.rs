@@ -1,15 +1,17 @@
-//! `bitsearch eval`: quantize the cached baseline with a policy and report test accuracy.
+//! `bitsearch eval`: quantize the cached baseline with a policy (optionally fine-tune it) and
+//! report test accuracy and robust accuracy under the experiment's attack suite.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use candle_core::Device;
 use clap::Args;
 use serde::Serialize;
 
-use bitsearch::experiment::Experiment;
 use bitsearch::model::Model;
-use bitsearch::quant::{calibrate_model, Policy, Quantizer};
-use bitsearch::train::{accuracy, load_baseline, TrainError};
+use bitsearch::quant::{Policy, Quantizer};
+use bitsearch::robust::{calibrate, craft_transfer, run_suite, QuantizedModel, SuiteReport};
+use bitsearch::train::{accuracy, finetune, load_baseline, FinetuneReport, TrainError};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -17,12 +19,18 @@ pub struct EvalArgs {
     /// or a JSON policy file ({"model": .., "layers": [{"name", "w_bits", "a_bits"}, ..]}).
     #[arg(long)]
     pub policy: String,
-    /// Experiment file (model, data, calibration settings).
+    /// Experiment file (model, data, calibration, fine-tune and attack settings).
     #[arg(long, default_value = super::DEFAULT_EXPERIMENT)]
     pub experiment: PathBuf,
     /// Run directory holding the cached baseline (OUT/baselines/).
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
+    /// Run the experiment's quantization-aware fine-tune (with its Lipschitz beta) before scoring.
+    #[arg(long)]
+    pub finetune: bool,
+    /// Skip the attack suite (clean accuracy only).
+    #[arg(long)]
+    pub no_attack: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -37,6 +45,8 @@ struct EvalReport {
     fp32_test_accuracy: f64,
     delta_points: f64,
     test_examples: usize,
+    finetune: Option<FinetuneReport>,
+    robust: Option<SuiteReport>,
 }
 
 /// Parses `--policy` as a JSON file when it names one, else as the string form.
@@ -52,30 +62,29 @@ pub fn parse_policy(text: &str, model: &Model) -> anyhow::Result<Policy> {
     Ok(policy)
 }
 
-/// Calibrates activation clips on the first training examples, per the experiment.
-pub fn quantizer(
-    exp: &Experiment,
-    data: &bitsearch::data::Dataset,
-    model: &Model,
-    policy: Policy,
-) -> anyhow::Result<Quantizer> {
-    let calib = data.train.head(exp.quant.calibration);
-    let idx: Vec<usize> = (0..calib.len()).collect();
-    let (x, _) = calib.batch(&idx, &candle_core::Device::Cpu)?;
-    let clips =
-        calibrate_model(model, &x, exp.quant.act_clip).context("calibrating activation clips")?;
-    Ok(Quantizer::new(policy, clips))
-}
-
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (exp, data) = super::load_experiment(&args.experiment)?;
-    let base = load_baseline(&exp, &data, &args.out)?.ok_or_else(|| TrainError::NoBaseline {
-        dir: args.out.join("baselines"),
-    })?;
-    let policy = parse_policy(&args.policy, &base.model)
-        .with_context(|| format!("invalid --policy {}", args.policy))?;
-    let q = quantizer(&exp, &data, &base.model, policy)?;
-    let acc = accuracy(&base.model, &data.test, Some(&q))?;
+    let base = load_baseline(&exp, &data, &args.out)?.ok_or_else(|| TrainError::NoBaseline { dir: args.out.join("baselines") })?;
+    let policy = parse_policy(&args.policy, &base.model).with_context(|| format!("invalid --policy {}", args.policy))?;
+    let q = Quantizer::new(policy, calibrate(&exp, &data, &base.model)?);
+    let (tuned, ft) = if args.finetune {
+        let (m, r) = finetune(&base.model, &data.train, &q, &exp.finetune, !args.json).context("fine-tune")?;
+        (Some(m), Some(r))
+    } else {
+        (None, None)
+    };
+    let model = tuned.as_ref().unwrap_or(&base.model);
+    let acc = accuracy(model, &data.test, Some(&q))?;
+    let robust = if args.no_attack {
+        None
+    } else {
+        let test = data.test.head(exp.attack.examples);
+        let idx: Vec<usize> = (0..test.len()).collect();
+        let (x, y) = test.batch(&idx, &Device::Cpu)?;
+        let fp32 = QuantizedModel { model: &base.model, q: None };
+        let transfer = if exp.attack.transfer { Some(craft_transfer(&fp32, &x, &y, &exp.attack)?) } else { None };
+        Some(run_suite(&QuantizedModel { model, q: Some(&q) }, &x, &y, &exp.attack, transfer.as_ref())?)
+    };
     let report = EvalReport {
         experiment: exp.name.clone(),
         model: exp.model.arch.name().to_string(),
@@ -84,20 +93,40 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         fp32_test_accuracy: base.metrics.test_accuracy,
         delta_points: 100.0 * (acc - base.metrics.test_accuracy),
         test_examples: data.test.len(),
+        finetune: ft,
+        robust,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!(
-            "{} {} policy {}: test accuracy {:.2}% (FP32 {:.2}%, {:+.2} points) on {} examples",
-            report.experiment,
-            report.model,
-            report.policy,
-            100.0 * acc,
-            100.0 * report.fp32_test_accuracy,
-            report.delta_points,
-            report.test_examples
-        );
+        print_text(&report);
     }
     Ok(())
+}
+
+fn print_text(r: &EvalReport) {
+    println!(
+        "{} {} policy {}{}: test accuracy {:.2}% (FP32 {:.2}%, {:+.2} points) on {} examples",
+        r.experiment,
+        r.model,
+        r.policy,
+        if r.finetune.is_some() { " (fine-tuned)" } else { "" },
+        100.0 * r.test_accuracy,
+        100.0 * r.fp32_test_accuracy,
+        r.delta_points,
+        r.test_examples
+    );
+    if let Some(s) = &r.robust {
+        let per: Vec<String> = s.attacks.iter().map(|a| format!("{:?} eps {}: {:.2}%", a.kind, a.eps, 100.0 * a.accuracy)).collect();
+        println!("robust accuracy (worst case at eps {} over FGSM, PGD and transfer, {} test examples): {:.2}%", s.headline_eps, s.examples, 100.0 * s.worst_case);
+        println!("  clean {:.2}%; {}", 100.0 * s.clean, per.join("; "));
+        let m = &s.masking;
+        println!(
+            "  gradient-masking checks: zero input gradient {:.1}% of examples, accuracy rises with eps: {}, white-box above transfer: {}{}",
+            100.0 * m.zero_grad_fraction,
+            m.eps_rise,
+            m.above_transfer,
+            if m.flagged() { "  <- treat the white-box number with suspicion" } else { "" }
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cost;
+mod dq;
 mod eval;
 mod profiles;
 mod train;
@@ -27,8 +28,12 @@ pub struct Cli {
 pub enum Command {
     /// Train (or reuse the cached) FP32 baseline of an experiment and report its accuracy.
     Train(train::TrainArgs),
-    /// Quantize the cached FP32 baseline with a policy (no fine-tune) and report test accuracy.
+    /// Quantize the cached FP32 baseline with a policy (optionally fine-tune it) and report test
+    /// and robust accuracy.
     Eval(eval::EvalArgs),
+    /// The Defensive-Quantization study: robustness vs uniform bits, with and without the
+    /// Lipschitz fine-tune; writes dq.csv and amplification.csv.
+    Dq(dq::DqArgs),
     /// Device profiles: list, show, validate, and calibrate this host as a device.
     Profiles(ProfilesArgs),
     /// Price a policy on a device profile: per-layer latency, energy, bytes, and the ratio to 8/8.
@@ -59,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Dq(args) => dq::run(&args),
         Command::Profiles(p) => {
             let layers = match p.cmd {
                 profiles::ProfilesCmd::Calibrate { .. } => model_layers(&p.experiment)?.1,

@@ -2,8 +2,10 @@
 //! the validated `Experiment` the rest of bitsearch accepts.
 
 mod raw;
+mod robust;
 
 pub use raw::{RawData, RawExperiment, RawModel, RawQuant, RawTrain};
+pub use robust::{DqConfig, RawAttack, RawFinetune};
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +53,20 @@ pub enum ExperimentError {
         path.display()
     )]
     UnknownDataSource { path: PathBuf, value: String },
+    #[error("{}: field `{field}` must hold attack radii in (0, 1], got {value}", path.display())]
+    EpsOutOfRange {
+        path: PathBuf,
+        field: &'static str,
+        value: f32,
+    },
+    #[error("{}: `[attack]` configures no attack: give fgsm_eps or pgd_eps", path.display())]
+    NoAttack { path: PathBuf },
+    #[error("{}: field `{field}` must hold bitwidths 1..=8 or 32, got {value}", path.display())]
+    BitsOutOfRange {
+        path: PathBuf,
+        field: &'static str,
+        value: i64,
+    },
     #[error("{}: field `quant.percentile` must be in (0, 100], got {value}", path.display())]
     PercentileOutOfRange { path: PathBuf, value: f32 },
 }
@@ -100,6 +116,9 @@ pub struct Experiment {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub quant: QuantConfig,
+    pub finetune: crate::train::FinetuneConfig,
+    pub attack: crate::robust::AttackConfig,
+    pub dq: DqConfig,
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {

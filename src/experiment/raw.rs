@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::robust::{DqConfig, RawAttack, RawFinetune};
 use super::{DataConfig, Experiment, ExperimentError, ModelConfig, QuantConfig, TrainConfig};
 use crate::data::DataSource;
 use crate::model::Arch;
@@ -18,6 +19,12 @@ pub struct RawExperiment {
     pub train: RawTrain,
     #[serde(default)]
     pub quant: RawQuant,
+    #[serde(default)]
+    pub finetune: RawFinetune,
+    #[serde(default)]
+    pub attack: RawAttack,
+    #[serde(default)]
+    pub dq: DqConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,11 +144,14 @@ impl RawExperiment {
                 act_clip,
                 calibration: q.calibration,
             },
+            finetune: self.finetune.check(path)?,
+            attack: self.attack.check(path)?,
+            dq: self.dq.check(path)?,
         })
     }
 }
 
-fn positive(path: &Path, field: &'static str, value: usize) -> Result<(), ExperimentError> {
+pub(super) fn positive(path: &Path, field: &'static str, value: usize) -> Result<(), ExperimentError> {
     if value == 0 {
         return Err(ExperimentError::NotPositive {
             path: path.to_path_buf(),
@@ -163,7 +173,7 @@ fn finite(path: &Path, field: &'static str, value: f64) -> Result<(), Experiment
     Ok(())
 }
 
-fn positive_f64(path: &Path, field: &'static str, value: f64) -> Result<(), ExperimentError> {
+pub(super) fn positive_f64(path: &Path, field: &'static str, value: f64) -> Result<(), ExperimentError> {
     finite(path, field, value)?;
     if value <= 0.0 {
         return Err(ExperimentError::NotPositive {
@@ -175,7 +185,7 @@ fn positive_f64(path: &Path, field: &'static str, value: f64) -> Result<(), Expe
     Ok(())
 }
 
-fn non_negative_f64(path: &Path, field: &'static str, value: f64) -> Result<(), ExperimentError> {
+pub(super) fn non_negative_f64(path: &Path, field: &'static str, value: f64) -> Result<(), ExperimentError> {
     finite(path, field, value)?;
     if value < 0.0 {
         return Err(ExperimentError::Negative {

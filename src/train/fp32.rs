@@ -26,7 +26,7 @@ pub struct EpochReport {
 }
 
 /// A progress bar on stderr, hidden when `show` is false.
-pub(crate) fn progress_bar(len: u64, show: bool, template: &str) -> ProgressBar {
+pub fn progress_bar(len: u64, show: bool, template: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }

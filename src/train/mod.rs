@@ -1,10 +1,12 @@
 //! Training: FP32 training with AdamW, top-1 evaluation, and the cached FP32 baseline.
 
 mod baseline;
+mod finetune;
 mod fp32;
 
 pub use baseline::{baseline_dir, load_baseline, train_baseline, Baseline, BaselineMetrics};
-pub use fp32::{accuracy, train_fp32, EpochReport};
+pub use finetune::{finetune, FinetuneConfig, FinetuneReport};
+pub use fp32::{accuracy, progress_bar, train_fp32, EpochReport};
 
 use std::path::PathBuf;
 
@@ -17,6 +19,10 @@ pub enum TrainError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Robust(#[from] crate::robust::RobustError),
+    #[error(transparent)]
+    Quant(#[from] crate::quant::QuantError),
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),
     #[error("training diverged at epoch {epoch}, step {step}: loss is {loss}")]
@@ -25,6 +31,8 @@ pub enum TrainError {
         step: usize,
         loss: f32,
     },
+    #[error("fine-tune diverged at step {step}: loss is {loss}")]
+    FinetuneDiverged { step: usize, loss: f32 },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -1,0 +1,140 @@
+//! The `[finetune]`, `[attack]` and `[dq]` tables of an experiment: unchecked forms with the
+//! documented defaults, and their checks.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::raw::{non_negative_f64, positive, positive_f64};
+use super::ExperimentError;
+use crate::quant::Bits;
+use crate::robust::AttackConfig;
+use crate::train::FinetuneConfig;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFinetune {
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub lipschitz_beta: f64,
+    pub seed: u64,
+}
+
+impl Default for RawFinetune {
+    fn default() -> Self {
+        RawFinetune { steps: 100, batch: 64, lr: 5e-4, weight_decay: 0.0, lipschitz_beta: 1e-2, seed: 0 }
+    }
+}
+
+/// Defaults: FGSM at eps 0.05, 0.1, 0.2; PGD-20 at eps 0.1, step 0.025; 500 examples; transfer on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAttack {
+    pub fgsm_eps: Vec<f32>,
+    pub pgd_eps: Vec<f32>,
+    pub pgd_steps: usize,
+    pub step_size: f32,
+    pub restarts: usize,
+    pub examples: usize,
+    pub transfer: bool,
+    pub seed: u64,
+}
+
+impl Default for RawAttack {
+    fn default() -> Self {
+        RawAttack {
+            fgsm_eps: vec![0.05, 0.1, 0.2],
+            pgd_eps: vec![0.1],
+            pgd_steps: 20,
+            step_size: 0.025,
+            restarts: 1,
+            examples: 500,
+            transfer: true,
+            seed: 0,
+        }
+    }
+}
+
+/// The Defensive-Quantization study: uniform bitwidths × Lipschitz betas.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DqConfig {
+    /// Uniform bitwidths (w = a); 32 = the FP32 model fine-tuned with the same penalty.
+    pub bits: Vec<u8>,
+    pub betas: Vec<f64>,
+    /// Fine-tune steps per (bits, beta); the reference protocol uses 3 epochs (~330 steps).
+    pub steps: usize,
+    /// Test examples whose clean/adversarial pairs measure error amplification.
+    pub amplification_examples: usize,
+}
+
+impl Default for DqConfig {
+    fn default() -> Self {
+        DqConfig { bits: vec![32, 8, 6, 4, 3, 2], betas: vec![0.0, 3e-4, 3e-3], steps: 330, amplification_examples: 200 }
+    }
+}
+
+impl RawFinetune {
+    pub fn check(&self, path: &Path) -> Result<FinetuneConfig, ExperimentError> {
+        positive(path, "finetune.steps", self.steps)?;
+        positive(path, "finetune.batch", self.batch)?;
+        positive_f64(path, "finetune.lr", self.lr)?;
+        non_negative_f64(path, "finetune.weight_decay", self.weight_decay)?;
+        non_negative_f64(path, "finetune.lipschitz_beta", self.lipschitz_beta)?;
+        Ok(FinetuneConfig {
+            steps: self.steps,
+            batch: self.batch,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            beta: self.lipschitz_beta,
+            seed: self.seed,
+        })
+    }
+}
+
+fn check_eps(path: &Path, field: &'static str, eps: &[f32]) -> Result<(), ExperimentError> {
+    match eps.iter().find(|e| !(e.is_finite() && **e > 0.0 && **e <= 1.0)) {
+        Some(bad) => Err(ExperimentError::EpsOutOfRange { path: path.to_path_buf(), field, value: *bad }),
+        None => Ok(()),
+    }
+}
+
+impl RawAttack {
+    pub fn check(&self, path: &Path) -> Result<AttackConfig, ExperimentError> {
+        check_eps(path, "attack.fgsm_eps", &self.fgsm_eps)?;
+        check_eps(path, "attack.pgd_eps", &self.pgd_eps)?;
+        if self.fgsm_eps.is_empty() && self.pgd_eps.is_empty() {
+            return Err(ExperimentError::NoAttack { path: path.to_path_buf() });
+        }
+        positive(path, "attack.pgd_steps", self.pgd_steps)?;
+        positive_f64(path, "attack.step_size", self.step_size as f64)?;
+        positive(path, "attack.restarts", self.restarts)?;
+        positive(path, "attack.examples", self.examples)?;
+        Ok(AttackConfig {
+            fgsm_eps: self.fgsm_eps.clone(),
+            pgd_eps: self.pgd_eps.clone(),
+            pgd_steps: self.pgd_steps,
+            step_size: self.step_size,
+            restarts: self.restarts,
+            examples: self.examples,
+            transfer: self.transfer,
+            seed: self.seed,
+        })
+    }
+}
+
+impl DqConfig {
+    pub fn check(self, path: &Path) -> Result<DqConfig, ExperimentError> {
+        if let Some(&b) = self.bits.iter().find(|&&b| Bits::new(b).is_err()) {
+            return Err(ExperimentError::BitsOutOfRange { path: path.to_path_buf(), field: "dq.bits", value: b as i64 });
+        }
+        for &beta in &self.betas {
+            non_negative_f64(path, "dq.betas", beta)?;
+        }
+        positive(path, "dq.steps", self.steps)?;
+        positive(path, "dq.amplification_examples", self.amplification_examples)?;
+        Ok(self)
+    }
+}

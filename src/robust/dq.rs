@@ -1,0 +1,131 @@
+//! The Defensive-Quantization study: for each uniform bitwidth and Lipschitz beta, fine-tune the
+//! FP32 baseline, run the attack suite on test examples, and measure error amplification on the
+//! same clean/adversarial pairs for every model (PGD examples crafted on the FP32 baseline).
+
+use std::path::Path;
+
+use candle_core::Device;
+use serde::Serialize;
+
+use super::{amplification, craft_transfer, lipschitz_bound, run_suite, AttackKind, LayerDistance, QuantizedModel, SuiteReport};
+use crate::data::Dataset;
+use crate::experiment::Experiment;
+use crate::model::Model;
+use crate::quant::{calibrate_model, Bits, LayerClips, Policy, Quantizer};
+use crate::train::{finetune, progress_bar, FinetuneReport, TrainError};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DqRow {
+    pub bits: u8,
+    pub beta: f64,
+    pub suite: SuiteReport,
+    /// Product of the fine-tuned weights' spectral norms (full-precision weights).
+    pub lipschitz_bound: f64,
+    pub finetune: FinetuneReport,
+    pub amplification: Vec<LayerDistance>,
+}
+
+/// Calibrates activation clips on the experiment's calibration batch of training examples.
+pub fn calibrate(exp: &Experiment, data: &Dataset, model: &Model) -> Result<Vec<LayerClips>, TrainError> {
+    let calib = data.train.head(exp.quant.calibration);
+    let idx: Vec<usize> = (0..calib.len()).collect();
+    let (x, _) = calib.batch(&idx, &Device::Cpu)?;
+    Ok(calibrate_model(model, &x, exp.quant.act_clip)?)
+}
+
+/// Runs every (bits, beta) of the study; `on_row` sees each row as soon as it is measured.
+pub fn run_dq(
+    exp: &Experiment,
+    data: &Dataset,
+    baseline: &Model,
+    bits: &[u8],
+    betas: &[f64],
+    show: bool,
+    on_row: &mut dyn FnMut(&DqRow) -> Result<(), TrainError>,
+) -> Result<Vec<DqRow>, TrainError> {
+    let clips = calibrate(exp, data, baseline)?;
+    let test = data.test.head(exp.attack.examples);
+    let idx: Vec<usize> = (0..test.len()).collect();
+    let (x, y) = test.batch(&idx, &Device::Cpu)?;
+    let fp32 = QuantizedModel { model: baseline, q: None };
+    let transfer = craft_transfer(&fp32, &x, &y, &exp.attack)?;
+    let n_amp = exp.dq.amplification_examples.min(test.len());
+    let (x_amp, adv_amp) = (x.narrow(0, 0, n_amp)?, transfer.adv[0].narrow(0, 0, n_amp)?);
+    let bar = progress_bar((bits.len() * betas.len()) as u64, show, "dq {bar:30} {pos}/{len}  {msg}  [{elapsed} < {eta}]");
+    let mut rows = Vec::new();
+    for &b in bits {
+        let b = Bits::new(b)?;
+        let q = Quantizer::new(Policy::uniform(baseline.shapes().len(), b), clips.clone());
+        for &beta in betas {
+            bar.set_message(format!("bits {b}, beta {beta}"));
+            let cfg = crate::train::FinetuneConfig { beta, steps: exp.dq.steps, ..exp.finetune.clone() };
+            let (model, finetune) = finetune(baseline, &data.train, &q, &cfg, false)?;
+            let target = QuantizedModel { model: &model, q: Some(&q) };
+            let suite = run_suite(&target, &x, &y, &exp.attack, exp.attack.transfer.then_some(&transfer))?;
+            let (_, lipschitz_bound) = lipschitz_bound(&model.weights())?;
+            let amplification = amplification(&model, Some(&q), &x_amp, &adv_amp)?;
+            let row = DqRow { bits: b.get(), beta, suite, lipschitz_bound, finetune, amplification };
+            on_row(&row)?;
+            rows.push(row);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(rows)
+}
+
+/// The dq.csv header for a suite configuration (see docs/run-directory.md).
+pub fn dq_header(exp: &Experiment) -> Vec<String> {
+    let mut h = vec!["bits".to_string(), "beta".into(), "clean_accuracy".into()];
+    h.extend(exp.attack.fgsm_eps.iter().map(|e| format!("fgsm_{e}")));
+    h.extend(exp.attack.pgd_eps.iter().map(|e| format!("pgd_{e}")));
+    if exp.attack.transfer {
+        h.extend(exp.attack.pgd_eps.iter().map(|e| format!("transfer_{e}")));
+    }
+    h.extend(["worst_case", "masking_zero_grad", "masking_eps_rise", "masking_above_transfer", "lipschitz_bound"].map(String::from));
+    h
+}
+
+/// One dq.csv record, in `dq_header` order.
+pub fn dq_record(exp: &Experiment, row: &DqRow) -> Vec<String> {
+    let s = &row.suite;
+    let acc = |kind, eps: f32| s.accuracy(kind, eps).map(|a| format!("{a:.4}")).unwrap_or_default();
+    let mut r = vec![row.bits.to_string(), row.beta.to_string(), format!("{:.4}", s.clean)];
+    r.extend(exp.attack.fgsm_eps.iter().map(|&e| acc(AttackKind::Fgsm, e)));
+    r.extend(exp.attack.pgd_eps.iter().map(|&e| acc(AttackKind::Pgd, e)));
+    if exp.attack.transfer {
+        r.extend(exp.attack.pgd_eps.iter().map(|&e| acc(AttackKind::Transfer, e)));
+    }
+    r.push(format!("{:.4}", s.worst_case));
+    r.push(format!("{:.4}", s.masking.zero_grad_fraction));
+    r.push(s.masking.eps_rise.to_string());
+    r.push(s.masking.above_transfer.to_string());
+    r.push(format!("{:.6e}", row.lipschitz_bound));
+    r
+}
+
+/// Writes dq.csv and amplification.csv into `dir`.
+pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), TrainError> {
+    let csv_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: csv::Error| TrainError::Io { path: path.clone(), source: std::io::Error::other(e) }
+    };
+    let path = dir.join("dq.csv");
+    let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
+    w.write_record(dq_header(exp)).map_err(csv_err(&path))?;
+    for row in rows {
+        w.write_record(dq_record(exp, row)).map_err(csv_err(&path))?;
+    }
+    w.flush().map_err(|source| TrainError::Io { path: path.clone(), source })?;
+    let path = dir.join("amplification.csv");
+    let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
+    w.write_record(["bits", "beta", "layer", "index", "distance"]).map_err(csv_err(&path))?;
+    for row in rows {
+        for d in &row.amplification {
+            let rec = [row.bits.to_string(), row.beta.to_string(), d.layer.clone(), d.index.to_string(), format!("{:.6}", d.distance)];
+            w.write_record(rec).map_err(csv_err(&path))?;
+        }
+    }
+    w.flush().map_err(|source| TrainError::Io { path, source })
+}
+
