@@ -1,4 +1,5 @@
 //! bitsearch: mixed-precision bitwidth search (library root; declares modules only).
 
 pub mod model;
+pub mod ops;
 pub mod quant;
