@@ -1,7 +1,10 @@
 //! Times a LeNet-5 style forward+backward at batch 128 with candle's ops and with `bitsearch::ops`.
 //!
-//! Run: `cargo run --release --example bench_ops` (median of 30 runs after 3 warm-ups; rayon and
-//! candle use all cores unless RAYON_NUM_THREADS is set). The network: conv 1->6 k5 on 28x28,
+//! Run: `cargo run --release --example bench_ops` (median of 30 runs after 3 warm-ups; candle and
+//! `ops` share candle's worker pool, sized by CANDLE_NUM_THREADS, else all physical cores).
+//! glibc's default malloc returns freed multi-megabyte buffers to the OS and page-faults them
+//! back on every step; `GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=268435456`
+//! (or a global allocator that keeps memory) removes that, and roughly halves the `ops` step. The network: conv 1->6 k5 on 28x28,
 //! max-pool 2, ReLU, conv 6->16 k5, max-pool 2, ReLU, flatten (256), then optionally fc
 //! 256->120->84->10 (candle matmul + broadcast_add, the same in both columns).
 

@@ -11,15 +11,14 @@
 //! is not a `Var` and does not depend on one gets no input gradient, which saves the col2im pass
 //! for the first layer during training, while an attack that makes the image a `Var` gets it.
 //!
-//! Threads: examples are spread over rayon's pool and each gemm is single-threaded. Measured on
-//! this 2-core machine with LeNet-5 shapes at batch 128 (`cargo test --release -- --ignored
-//! thread_split --nocapture`): see `thread_split` below for the numbers.
+//! Threads: examples are spread over candle's worker pool and each gemm is single-threaded;
+//! `par.rs` has the measurements behind that choice.
 
 use super::im2col::{col2im_add, im2col, Geometry};
 use super::matmul::{matmul, Mat, Parallelism};
+use super::par::{for_each_chunk, threads};
 use super::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 /// `relu?(conv2d(x, w) + b)` with square kernels, equal stride and padding on both axes.
 ///
@@ -146,22 +145,19 @@ fn forward(x: &[f32], w: &[f32], b: &[f32], d: &Dims, relu: bool) -> Result<Vec<
     let (g, pixels) = (&d.g, d.g.col_cols());
     let mut y = vec![0.0; d.n * d.o * pixels];
     let wm = Mat::row_major(w, d.o, g.col_rows());
-    let chunks = y.par_chunks_mut(d.o * pixels).zip(x.par_chunks(g.in_len()));
-    chunks.try_for_each_init(
-        || vec![0.0; g.col_rows() * pixels],
-        |col, (yn, xn)| {
-            im2col(xn, g, col);
-            let colm = Mat::row_major(col, g.col_rows(), pixels);
-            matmul(yn, wm, colm, false, Parallelism::None)?;
-            for (yc, &bias) in yn.chunks_exact_mut(pixels).zip(b) {
-                match relu {
-                    true => yc.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
-                    false => yc.iter_mut().for_each(|v| *v += bias),
-                }
+    let col_buf = || vec![0.0; g.col_rows() * pixels];
+    for_each_chunk(&mut y, d.o * pixels, col_buf, |col, n, yn| {
+        im2col(&x[n * g.in_len()..][..g.in_len()], g, col);
+        let colm = Mat::row_major(col, g.col_rows(), pixels);
+        matmul(yn, wm, colm, false, Parallelism::None)?;
+        for (yc, &bias) in yn.chunks_exact_mut(pixels).zip(b) {
+            match relu {
+                true => yc.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+                false => yc.iter_mut().for_each(|v| *v += bias),
             }
-            Ok::<(), candle_core::Error>(())
-        },
-    )?;
+        }
+        Ok(())
+    })?;
     Ok(y)
 }
 
@@ -182,34 +178,26 @@ fn bias_grad(g: &[f32], d: &Dims) -> Vec<f32> {
     db
 }
 
-/// Contiguous example ranges, one per rayon thread, for reductions over the batch.
-fn batch_ranges(n: usize) -> Vec<std::ops::Range<usize>> {
-    let parts = rayon::current_num_threads().clamp(1, n.max(1));
-    (0..parts)
-        .map(|i| i * n / parts..(i + 1) * n / parts)
-        .collect()
-}
-
-/// `dw = sum_n g_n @ im2col(x_n)^T`: each thread sums its share of the batch into its own
-/// buffer (so no locking), then the partial sums are added.
+/// `dw = sum_n g_n @ im2col(x_n)^T`: the batch is cut into one contiguous range per thread,
+/// each summed into its own buffer (no locking), then the partial sums are added.
 fn weight_grad(x: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
     let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
-    let partials = batch_ranges(d.n).into_par_iter().map(|range| {
-        let mut col = vec![0.0; rows * pixels];
-        let mut dw = vec![0.0; d.o * rows];
-        for (i, n) in range.enumerate() {
-            im2col(&x[n * geo.in_len()..][..geo.in_len()], geo, &mut col);
+    let parts = threads().clamp(1, d.n.max(1));
+    let mut partials = vec![0.0; parts * d.o * rows];
+    let col_buf = || vec![0.0; rows * pixels];
+    for_each_chunk(&mut partials, d.o * rows, col_buf, |col, part, dw| {
+        for (i, n) in (part * d.n / parts..(part + 1) * d.n / parts).enumerate() {
+            im2col(&x[n * geo.in_len()..][..geo.in_len()], geo, col);
             let gn = Mat::row_major(&g[n * d.o * pixels..][..d.o * pixels], d.o, pixels);
-            let colt = Mat::row_major(&col, rows, pixels).t();
-            matmul(&mut dw, gn, colt, i > 0, Parallelism::None)?;
+            let colt = Mat::row_major(col, rows, pixels).t();
+            matmul(dw, gn, colt, i > 0, Parallelism::None)?;
         }
-        Ok(dw)
-    });
-    let partials: Vec<Vec<f32>> = partials.collect::<Result<_>>()?;
-    let mut parts = partials.into_iter();
-    let mut dw = parts.next().unwrap_or_else(|| vec![0.0; d.o * rows]);
+        Ok(())
+    })?;
+    let mut parts = partials.chunks_exact(d.o * rows);
+    let mut dw = parts.next().map(<[f32]>::to_vec).unwrap_or_default();
     for p in parts {
-        dw.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
     }
     Ok(dw)
 }
@@ -219,23 +207,13 @@ fn input_grad(w: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
     let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
     let mut dx = vec![0.0; d.n * geo.in_len()];
     let wt = Mat::row_major(w, d.o, rows).t();
-    let chunks = dx
-        .par_chunks_mut(geo.in_len())
-        .zip(g.par_chunks(d.o * pixels));
-    chunks.try_for_each_init(
-        || vec![0.0; rows * pixels],
-        |col, (dxn, gn)| {
-            matmul(
-                col,
-                wt,
-                Mat::row_major(gn, d.o, pixels),
-                false,
-                Parallelism::None,
-            )?;
-            col2im_add(col, geo, dxn);
-            Ok::<(), candle_core::Error>(())
-        },
-    )?;
+    let col_buf = || vec![0.0; rows * pixels];
+    for_each_chunk(&mut dx, geo.in_len(), col_buf, |col, n, dxn| {
+        let gn = Mat::row_major(&g[n * d.o * pixels..][..d.o * pixels], d.o, pixels);
+        matmul(col, wt, gn, false, Parallelism::None)?;
+        col2im_add(col, geo, dxn);
+        Ok(())
+    })?;
     Ok(dx)
 }
 

@@ -6,9 +6,10 @@
 //! the *first* maximum in row-major order (PyTorch routes to one element too). candle's own
 //! backward instead scales the gradient by (#maxima)/k² and sends it to every maximum.
 
+use super::par::{for_each_chunk, for_each_piece};
 use super::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// k x k max-pooling with stride k of an (N, C, H, W) f32 CPU tensor; output
 /// (N, C, H/k, W/k), rows and columns that do not fill a window are dropped.
@@ -16,14 +17,26 @@ pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
     if x.dtype() != DType::F32 || !x.device().is_cpu() {
         bail!("max_pool2d: x must be f32 on the CPU, got {:?}", x.dtype());
     }
-    x.contiguous()?.apply_op1(MaxPool { k })
+    // The forward finds every window's maximum anyway; keeping where it is (one u32 per
+    // output) makes the backward a scatter instead of a second search.
+    let op = MaxPool {
+        k,
+        keep_argmax: x.track_op(),
+        argmax: Mutex::new(Vec::new()),
+    };
+    x.contiguous()?.apply_op1(op)
 }
 
 struct MaxPool {
     k: usize,
+    keep_argmax: bool,
+    /// Per output element, the index of its maximum inside its (H, W) plane; filled by the
+    /// forward when `keep_argmax`.
+    argmax: Mutex<Vec<u32>>,
 }
 
 /// Shapes of one call.
+#[derive(Clone, Copy)]
 struct Dims {
     planes: usize,
     h: usize,
@@ -38,6 +51,9 @@ impl MaxPool {
         if self.k == 0 || h < self.k || w < self.k {
             bail!("max_pool2d: kernel {} does not fit {h}x{w}", self.k);
         }
+        if h * w > u32::MAX as usize {
+            bail!("max_pool2d: a {h}x{w} plane is too large");
+        }
         Ok(Dims {
             planes: n * c,
             h,
@@ -47,19 +63,47 @@ impl MaxPool {
         })
     }
 
-    /// Index in the plane (H*W) of the first maximum of output cell (i, j).
-    fn argmax(&self, plane: &[f32], d: &Dims, i: usize, j: usize) -> usize {
-        let k = self.k;
-        let mut best = i * k * d.w + j * k;
-        for r in i * k..(i + 1) * k {
-            for c in j * k..(j + 1) * k {
-                // Strictly greater keeps the first maximum, as candle's forward does.
-                if plane[best] < plane[r * d.w + c] {
-                    best = r * d.w + c;
+    /// Maxima and their in-plane indices for every plane, planes in parallel.
+    fn pool(&self, x: &[f32], d: Dims) -> Result<(Vec<f32>, Vec<u32>)> {
+        let (out, plane) = (d.oh * d.ow, d.h * d.w);
+        let mut y = vec![0.0; d.planes * out];
+        let mut idx = vec![0u32; d.planes * out];
+        let pieces = y.chunks_mut(out).zip(idx.chunks_mut(out)).collect();
+        for_each_piece(
+            pieces,
+            || (),
+            |_, p, (yp, ip)| {
+                pool_plane(self.k, d, &x[p * plane..][..plane], yp, ip);
+                Ok(())
+            },
+        )?;
+        Ok((y, idx))
+    }
+}
+
+/// One (H, W) plane: `yp[i, j]` = the window's maximum, `ip[i, j]` = its index in the plane.
+/// Rows are scanned top to bottom, left to right, and only a strictly greater value replaces
+/// the running maximum, so on ties the first one wins (candle's forward rule).
+fn pool_plane(k: usize, d: Dims, xp: &[f32], yp: &mut [f32], ip: &mut [u32]) {
+    for (i, (yr, ir)) in yp
+        .chunks_exact_mut(d.ow)
+        .zip(ip.chunks_exact_mut(d.ow))
+        .enumerate()
+    {
+        for (j, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
+            let mut best = i * k * d.w + j * k;
+            let mut best_v = xp[best];
+            for r in 0..k {
+                let start = (i * k + r) * d.w + j * k;
+                for (c, &v) in xp[start..start + k].iter().enumerate() {
+                    if best_v < v {
+                        (best, best_v) = (start + c, v);
+                    }
                 }
             }
+            *yv = best_v;
+            *iv = best as u32;
         }
-        best
     }
 }
 
@@ -70,14 +114,13 @@ impl CustomOp1 for MaxPool {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = self.dims(l.shape())?;
-        let x = contiguous_f32(s, l)?;
-        let mut y = vec![0.0; d.planes * d.oh * d.ow];
-        let planes = y.par_chunks_mut(d.oh * d.ow).zip(x.par_chunks(d.h * d.w));
-        planes.for_each(|(yp, xp)| {
-            for (idx, v) in yp.iter_mut().enumerate() {
-                *v = xp[self.argmax(xp, &d, idx / d.ow, idx % d.ow)];
-            }
-        });
+        let (y, idx) = self.pool(contiguous_f32(s, l)?, d)?;
+        if self.keep_argmax {
+            *self
+                .argmax
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("poisoned".into()))? = idx;
+        }
         let (n, c, _, _) = l.shape().dims4()?;
         Ok((CpuStorage::F32(y), Shape::from((n, c, d.oh, d.ow))))
     }
@@ -89,19 +132,32 @@ impl CustomOp1 for MaxPool {
             return Ok(None);
         }
         let d = self.dims(x.shape())?;
-        let mut dx = vec![0.0; d.planes * d.h * d.w];
-        with_f32(x, |xv| {
-            with_f32(grad, |gv| {
-                let planes = dx.par_chunks_mut(d.h * d.w).zip(xv.par_chunks(d.h * d.w));
-                planes
-                    .zip(gv.par_chunks(d.oh * d.ow))
-                    .for_each(|((dxp, xp), gp)| {
-                        for (idx, &g) in gp.iter().enumerate() {
-                            dxp[self.argmax(xp, &d, idx / d.ow, idx % d.ow)] = g;
-                        }
-                    });
-                Ok(())
-            })
+        let kept = self
+            .argmax
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
+        let recomputed;
+        let idx: &[u32] = match kept.len() == d.planes * d.oh * d.ow {
+            true => &kept,
+            false => {
+                recomputed = with_f32(x, |xv| Ok(self.pool(xv, d)?.1))?;
+                &recomputed
+            }
+        };
+        let (out, plane) = (d.oh * d.ow, d.h * d.w);
+        let mut dx = vec![0.0; d.planes * plane];
+        with_f32(grad, |gv| {
+            for_each_chunk(
+                &mut dx,
+                plane,
+                || (),
+                |_, p, dxp| {
+                    for (&i, &g) in idx[p * out..][..out].iter().zip(&gv[p * out..][..out]) {
+                        dxp[i as usize] = g;
+                    }
+                    Ok(())
+                },
+            )
         })?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }

@@ -9,6 +9,7 @@ mod conv2d;
 mod im2col;
 mod matmul;
 mod max_pool;
+mod par;
 mod storage;
 
 pub use conv2d::conv2d;
