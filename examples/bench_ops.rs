@@ -96,11 +96,9 @@ fn main() -> Result<()> {
     let r = Tensor::randn(0f32, 1.0, (BATCH, 256), &dev)?;
     let r10 = Tensor::randn(0f32, 1.0, (BATCH, 10), &dev)?;
     type Trunk = fn(&Params, &Tensor) -> Result<Tensor>;
-    let impls: [(&str, Trunk); 2] = [("candle", Params::trunk_candle), ("ops", Params::trunk_ops)];
-    println!(
-        "threads: {}, batch {BATCH}, median of {RUNS} runs (ms)",
-        rayon::current_num_threads()
-    );
+    let impls: [(&str, Trunk); 2] = [("ops", Params::trunk_ops), ("candle", Params::trunk_candle)];
+    let pool = candle_core::utils::barrier_pool().n_workers() + 1;
+    println!("candle pool threads: {pool}, batch {BATCH}, median of {RUNS} runs (ms)");
     println!(
         "{:<8} {:>9} {:>10} {:>12} {:>14}",
         "impl", "forward", "fwd+bwd", "fwd+bwd+dx", "with fc head"
