@@ -5,6 +5,7 @@ pub mod data;
 pub mod experiment;
 pub mod hardware;
 pub mod model;
+pub mod ops;
 pub mod quant;
 pub mod robust;
 pub mod train;

@@ -1,0 +1,360 @@
+//! 2-D convolution as a candle custom op: `y = relu?(conv(x, w) + b)`, x (N,C,H,W), w (O,C,k,k).
+//!
+//! Forward: per example, `col = im2col(x_n)` ((C*k*k) x (OH*OW)) and `y_n = w @ col + b`, with
+//! the optional ReLU applied in the same pass. Backward, with `g` the upstream gradient masked by
+//! `y > 0` when ReLU is fused:
+//! - `db = sum_{n,pixel} g`,
+//! - `dw = sum_n g_n @ col_n^T`,
+//! - `dx_n = col2im(w^T @ g_n)`,
+//!
+//! each computed only when that argument tracks a gradient (`Tensor::track_op`): a data batch that
+//! is not a `Var` and does not depend on one gets no input gradient, which saves the col2im pass
+//! for the first layer during training, while an attack that makes the image a `Var` gets it.
+//!
+//! Threads: examples are spread over candle's worker pool and each gemm is single-threaded;
+//! `par.rs` has the measurements behind that choice.
+
+use super::im2col::{col2im_add, im2col, Geometry};
+use super::matmul::{matmul, Mat, Parallelism};
+use super::par::{for_each_chunk, threads};
+use super::storage::{contiguous_f32, with_f32};
+use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+
+/// `relu?(conv2d(x, w) + b)` with square kernels, equal stride and padding on both axes.
+///
+/// x: (N, C, H, W), w: (O, C, k, k), b: (O), all f32 on the CPU. Output (N, O, OH, OW) with
+/// `OH = (H + 2*padding - k) / stride + 1` (floor), as `Tensor::conv2d` computes it.
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    relu: bool,
+) -> Result<Tensor> {
+    for (name, t) in [("x", Some(x)), ("w", Some(w)), ("b", b)] {
+        if let Some(t) = t {
+            if t.dtype() != DType::F32 || !t.device().is_cpu() {
+                bail!("conv2d: {name} must be f32 on the CPU, got {:?}", t.dtype());
+            }
+        }
+    }
+    let out_ch = w.dims4()?.0;
+    // A missing bias is a constant zero: it tracks no gradient, so bwd returns none for it.
+    let b = match b {
+        Some(b) => b.contiguous()?,
+        None => Tensor::zeros(out_ch, DType::F32, x.device())?,
+    };
+    let op = Conv2d {
+        stride,
+        padding,
+        relu,
+    };
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b, op)
+}
+
+/// The op's parameters; shapes come from the tensors.
+struct Conv2d {
+    stride: usize,
+    padding: usize,
+    relu: bool,
+}
+
+/// Shapes of one call, checked against each other.
+struct Dims {
+    n: usize,
+    o: usize,
+    g: Geometry,
+}
+
+impl Conv2d {
+    fn dims(&self, x: &Shape, w: &Shape, b: &Shape) -> Result<Dims> {
+        let (n, c, h, wd) = x.dims4()?;
+        let (o, wc, kh, kw) = w.dims4()?;
+        if wc != c || kh != kw || b.dims1()? != o {
+            bail!("conv2d: x {x:?}, w {w:?}, b {b:?} do not fit (w must be (O,C,k,k), b (O))");
+        }
+        let g = Geometry::new((c, h, wd), kh, self.stride, self.padding)?;
+        Ok(Dims { n, o, g })
+    }
+}
+
+impl CustomOp3 for Conv2d {
+    fn name(&self) -> &'static str {
+        "bitsearch-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = self.dims(xl.shape(), wl.shape(), bl.shape())?;
+        let (x, w, b) = (
+            contiguous_f32(xs, xl)?,
+            contiguous_f32(ws, wl)?,
+            contiguous_f32(bs, bl)?,
+        );
+        let y = forward(x, w, b, &d, self.relu)?;
+        Ok((CpuStorage::F32(y), Shape::from((d.n, d.o, d.g.oh, d.g.ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = self.dims(x.shape(), w.shape(), b.shape())?;
+        let g = if self.relu {
+            with_f32(grad, |gr| with_f32(y, |yv| Ok(relu_mask(gr, yv))))?
+        } else {
+            with_f32(grad, |gr| Ok(gr.to_vec()))?
+        };
+        let dev = x.device();
+        let db = match b.track_op() {
+            true => Some(Tensor::from_vec(bias_grad(&g, &d), d.o, dev)?),
+            false => None,
+        };
+        let dw = match w.track_op() {
+            true => Some(with_f32(x, |xv| weight_grad(xv, &g, &d))?),
+            false => None,
+        };
+        let dw = dw
+            .map(|v| Tensor::from_vec(v, w.shape(), dev))
+            .transpose()?;
+        let dx = match x.track_op() {
+            true => Some(with_f32(w, |wv| input_grad(wv, &g, &d))?),
+            false => None,
+        };
+        let dx = dx
+            .map(|v| Tensor::from_vec(v, x.shape(), dev))
+            .transpose()?;
+        Ok((dx, dw, db))
+    }
+}
+
+/// `y_n = relu?(w @ im2col(x_n) + b)` for every example, examples in parallel.
+fn forward(x: &[f32], w: &[f32], b: &[f32], d: &Dims, relu: bool) -> Result<Vec<f32>> {
+    let (g, pixels) = (&d.g, d.g.col_cols());
+    let mut y = vec![0.0; d.n * d.o * pixels];
+    let wm = Mat::row_major(w, d.o, g.col_rows());
+    let col_buf = || vec![0.0; g.col_rows() * pixels];
+    for_each_chunk(&mut y, d.o * pixels, col_buf, |col, n, yn| {
+        im2col(&x[n * g.in_len()..][..g.in_len()], g, col);
+        let colm = Mat::row_major(col, g.col_rows(), pixels);
+        matmul(yn, wm, colm, false, Parallelism::None)?;
+        for (yc, &bias) in yn.chunks_exact_mut(pixels).zip(b) {
+            match relu {
+                true => yc.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+                false => yc.iter_mut().for_each(|v| *v += bias),
+            }
+        }
+        Ok(())
+    })?;
+    Ok(y)
+}
+
+/// The upstream gradient where the fused ReLU let the value through (`y > 0`), else 0.
+fn relu_mask(grad: &[f32], y: &[f32]) -> Vec<f32> {
+    grad.iter()
+        .zip(y)
+        .map(|(&g, &v)| if v > 0.0 { g } else { 0.0 })
+        .collect()
+}
+
+/// `db[o] = sum over examples and pixels of g[n, o, :]`.
+fn bias_grad(g: &[f32], d: &Dims) -> Vec<f32> {
+    let mut db = vec![0.0; d.o];
+    for (i, chunk) in g.chunks_exact(d.g.col_cols()).enumerate() {
+        db[i % d.o] += chunk.iter().sum::<f32>();
+    }
+    db
+}
+
+/// `dw = sum_n g_n @ im2col(x_n)^T`: the batch is cut into one contiguous range per thread,
+/// each summed into its own buffer (no locking), then the partial sums are added.
+fn weight_grad(x: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
+    let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
+    let parts = threads().clamp(1, d.n.max(1));
+    let mut partials = vec![0.0; parts * d.o * rows];
+    let col_buf = || vec![0.0; rows * pixels];
+    for_each_chunk(&mut partials, d.o * rows, col_buf, |col, part, dw| {
+        for (i, n) in (part * d.n / parts..(part + 1) * d.n / parts).enumerate() {
+            im2col(&x[n * geo.in_len()..][..geo.in_len()], geo, col);
+            let gn = Mat::row_major(&g[n * d.o * pixels..][..d.o * pixels], d.o, pixels);
+            let colt = Mat::row_major(col, rows, pixels).t();
+            matmul(dw, gn, colt, i > 0, Parallelism::None)?;
+        }
+        Ok(())
+    })?;
+    let mut parts = partials.chunks_exact(d.o * rows);
+    let mut dw = parts.next().map(<[f32]>::to_vec).unwrap_or_default();
+    for p in parts {
+        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+    }
+    Ok(dw)
+}
+
+/// `dx_n = col2im(w^T @ g_n)`, examples in parallel.
+fn input_grad(w: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
+    let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
+    let mut dx = vec![0.0; d.n * geo.in_len()];
+    let wt = Mat::row_major(w, d.o, rows).t();
+    let col_buf = || vec![0.0; rows * pixels];
+    for_each_chunk(&mut dx, geo.in_len(), col_buf, |col, n, dxn| {
+        let gn = Mat::row_major(&g[n * d.o * pixels..][..d.o * pixels], d.o, pixels);
+        matmul(col, wt, gn, false, Parallelism::None)?;
+        col2im_add(col, geo, dxn);
+        Ok(())
+    })?;
+    Ok(dx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn randn(rng: &mut StdRng, dims: &[usize]) -> Result<Tensor> {
+        let n = dims.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| rng.sample(rand_distr::StandardNormal))
+            .collect();
+        Tensor::from_vec(v, dims, &Device::Cpu)
+    }
+
+    /// Asserts |a - b| <= tol * max|b| elementwise (tolerance relative to the tensor's scale).
+    fn assert_close(a: &Tensor, b: &Tensor, tol: f32, what: &str) -> Result<()> {
+        assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+        let (a, b) = (
+            a.flatten_all()?.to_vec1::<f32>()?,
+            b.flatten_all()?.to_vec1::<f32>()?,
+        );
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * scale,
+                "{what}[{i}]: {x} vs {y} (scale {scale})"
+            );
+        }
+        Ok(())
+    }
+
+    /// candle's reference: conv2d + broadcast_add + relu.
+    fn reference(
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        s: usize,
+        p: usize,
+        relu: bool,
+    ) -> Result<Tensor> {
+        let mut y = x.conv2d(w, p, s, 1, 1)?;
+        if let Some(b) = b {
+            y = y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?;
+        }
+        if relu {
+            y = y.relu()?;
+        }
+        Ok(y)
+    }
+
+    #[test]
+    fn conv2d_values_and_gradients_match_candle() -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(7);
+        // (N, C, H, W, O, k, stride, padding, bias, relu)
+        let cases = [
+            (2, 1, 8, 8, 3, 3, 1, 0, true, true),
+            (3, 2, 9, 7, 4, 3, 2, 1, false, true),
+            (2, 3, 10, 10, 5, 5, 1, 1, true, false),
+            (4, 6, 12, 12, 16, 5, 1, 0, true, true),
+            (2, 3, 11, 11, 4, 3, 2, 0, false, false),
+            (3, 1, 28, 28, 6, 5, 1, 0, true, true),
+        ];
+        for (n, c, h, wd, o, k, s, p, bias, relu) in cases {
+            let what = format!("N{n} C{c} {h}x{wd} O{o} k{k} s{s} p{p} bias {bias} relu {relu}");
+            let x = Var::from_tensor(&randn(&mut rng, &[n, c, h, wd])?)?;
+            let w = Var::from_tensor(&randn(&mut rng, &[o, c, k, k])?)?;
+            let b = Var::from_tensor(&randn(&mut rng, &[o])?)?;
+            let b_opt = bias.then_some(b.as_tensor());
+            let want = reference(&x, &w, b_opt, s, p, relu)?;
+            let got = conv2d(&x, &w, b_opt, s, p, relu)?;
+            assert_close(&got, &want, 1e-5, &format!("{what} y"))?;
+            // A random projection makes every output element's gradient different.
+            let r = randn(&mut rng, want.dims())?;
+            let gw = (want * &r)?.sum_all()?.backward()?;
+            let gg = (got * &r)?.sum_all()?.backward()?;
+            for (name, t) in [("dx", &x), ("dw", &w), ("db", &b)] {
+                match (gg.get(t), gw.get(t)) {
+                    (Some(a), Some(e)) => assert_close(a, e, 1e-4, &format!("{what} {name}"))?,
+                    (None, None) => assert!(name == "db" && !bias, "{what}: {name} missing"),
+                    (a, e) => panic!(
+                        "{what} {name}: ours {:?} vs candle {:?}",
+                        a.is_some(),
+                        e.is_some()
+                    ),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn input_gradient_only_when_input_tracks_one() -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(3);
+        let data = randn(&mut rng, &[2, 2, 7, 7])?;
+        let w = Var::from_tensor(&randn(&mut rng, &[3, 2, 3, 3])?)?;
+        // A plain tensor, and one computed from it by ops on non-variables: no gradient for
+        // either, but the weight still gets one.
+        let scaled = (&data * 2.0)?;
+        for x in [&data, &scaled] {
+            let grads = conv2d(x, &w, None, 1, 1, true)?.sum_all()?.backward()?;
+            assert!(
+                grads.get(x).is_none(),
+                "a non-variable input got a gradient"
+            );
+            assert!(grads.get(&w).is_some());
+        }
+        // The same data as a Var (what an attack does) gets its gradient.
+        let xv = Var::from_tensor(&data)?;
+        let grads = conv2d(&xv, &w, None, 1, 1, true)?.sum_all()?.backward()?;
+        assert!(grads.get(&xv).is_some());
+        // A frozen weight (plain tensor) gets none while the input does.
+        let wt = w.as_tensor().detach();
+        let grads = conv2d(&xv, &wt, None, 1, 1, false)?.sum_all()?.backward()?;
+        assert!(grads.get(&wt).is_none() && grads.get(&xv).is_some());
+        Ok(())
+    }
+
+    /// Guards the `as_slice` pitfall: a narrowed tensor shares its parent's buffer at an offset.
+    #[test]
+    fn conv2d_reads_views_at_an_offset_and_strided() -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(11);
+        let big = randn(&mut rng, &[4, 2, 6, 6])?;
+        let w = randn(&mut rng, &[3, 2, 3, 3])?;
+        let b = randn(&mut rng, &[3])?;
+        for x in [big.narrow(0, 1, 2)?, big.transpose(2, 3)?] {
+            let want = reference(&x, &w, Some(&b), 1, 0, false)?;
+            assert_close(&conv2d(&x, &w, Some(&b), 1, 0, false)?, &want, 1e-5, "view")?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn conv2d_rejects_mismatched_shapes() -> Result<()> {
+        let x = Tensor::zeros((1, 2, 5, 5), DType::F32, &Device::Cpu)?;
+        let w = Tensor::zeros((3, 1, 3, 3), DType::F32, &Device::Cpu)?;
+        assert!(conv2d(&x, &w, None, 1, 0, false).is_err());
+        let w = Tensor::zeros((3, 2, 7, 7), DType::F32, &Device::Cpu)?;
+        assert!(conv2d(&x, &w, None, 1, 0, false).is_err());
+        Ok(())
+    }
+}

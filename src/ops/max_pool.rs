@@ -1,0 +1,238 @@
+//! Max-pooling as a candle custom op, `y[n,c,i,j] = max of x[n, c, k*i.., k*j..]` over k x k
+//! windows (stride k, no padding, floor), with a backward that routes the gradient to the maximum.
+//!
+//! Ties: the window is scanned row by row and a value replaces the running maximum only when it
+//! is strictly greater, which is candle's forward rule; the gradient goes to that same element,
+//! the *first* maximum in row-major order (PyTorch routes to one element too). candle's own
+//! backward instead scales the gradient by (#maxima)/k² and sends it to every maximum.
+
+use super::par::{for_each_chunk, for_each_piece};
+use super::storage::{contiguous_f32, with_f32};
+use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use std::sync::Mutex;
+
+/// k x k max-pooling with stride k of an (N, C, H, W) f32 CPU tensor; output
+/// (N, C, H/k, W/k), rows and columns that do not fill a window are dropped.
+pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
+    if x.dtype() != DType::F32 || !x.device().is_cpu() {
+        bail!("max_pool2d: x must be f32 on the CPU, got {:?}", x.dtype());
+    }
+    // The forward finds every window's maximum anyway; keeping where it is (one u32 per
+    // output) makes the backward a scatter instead of a second search.
+    let op = MaxPool {
+        k,
+        keep_argmax: x.track_op(),
+        argmax: Mutex::new(Vec::new()),
+    };
+    x.contiguous()?.apply_op1(op)
+}
+
+struct MaxPool {
+    k: usize,
+    keep_argmax: bool,
+    /// Per output element, the index of its maximum inside its (H, W) plane; filled by the
+    /// forward when `keep_argmax`.
+    argmax: Mutex<Vec<u32>>,
+}
+
+/// Shapes of one call.
+#[derive(Clone, Copy)]
+struct Dims {
+    planes: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl MaxPool {
+    fn dims(&self, x: &Shape) -> Result<Dims> {
+        let (n, c, h, w) = x.dims4()?;
+        if self.k == 0 || h < self.k || w < self.k {
+            bail!("max_pool2d: kernel {} does not fit {h}x{w}", self.k);
+        }
+        if h * w > u32::MAX as usize {
+            bail!("max_pool2d: a {h}x{w} plane is too large");
+        }
+        Ok(Dims {
+            planes: n * c,
+            h,
+            w,
+            oh: h / self.k,
+            ow: w / self.k,
+        })
+    }
+
+    /// Maxima and their in-plane indices for every plane, planes in parallel.
+    fn pool(&self, x: &[f32], d: Dims) -> Result<(Vec<f32>, Vec<u32>)> {
+        let (out, plane) = (d.oh * d.ow, d.h * d.w);
+        let mut y = vec![0.0; d.planes * out];
+        let mut idx = vec![0u32; d.planes * out];
+        let pieces = y.chunks_mut(out).zip(idx.chunks_mut(out)).collect();
+        for_each_piece(
+            pieces,
+            || (),
+            |_, p, (yp, ip)| {
+                pool_plane(self.k, d, &x[p * plane..][..plane], yp, ip);
+                Ok(())
+            },
+        )?;
+        Ok((y, idx))
+    }
+}
+
+/// One (H, W) plane: `yp[i, j]` = the window's maximum, `ip[i, j]` = its index in the plane.
+/// Rows are scanned top to bottom, left to right, and only a strictly greater value replaces
+/// the running maximum, so on ties the first one wins (candle's forward rule).
+fn pool_plane(k: usize, d: Dims, xp: &[f32], yp: &mut [f32], ip: &mut [u32]) {
+    for (i, (yr, ir)) in yp
+        .chunks_exact_mut(d.ow)
+        .zip(ip.chunks_exact_mut(d.ow))
+        .enumerate()
+    {
+        for (j, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
+            let mut best = i * k * d.w + j * k;
+            let mut best_v = xp[best];
+            for r in 0..k {
+                let start = (i * k + r) * d.w + j * k;
+                for (c, &v) in xp[start..start + k].iter().enumerate() {
+                    if best_v < v {
+                        (best, best_v) = (start + c, v);
+                    }
+                }
+            }
+            *yv = best_v;
+            *iv = best as u32;
+        }
+    }
+}
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "bitsearch-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = self.dims(l.shape())?;
+        let (y, idx) = self.pool(contiguous_f32(s, l)?, d)?;
+        if self.keep_argmax {
+            *self
+                .argmax
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("poisoned".into()))? = idx;
+        }
+        let (n, c, _, _) = l.shape().dims4()?;
+        Ok((CpuStorage::F32(y), Shape::from((n, c, d.oh, d.ow))))
+    }
+
+    /// Each window's gradient goes to its first maximum; windows do not overlap (stride k), so
+    /// every input receives at most one contribution.
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        if !x.track_op() {
+            return Ok(None);
+        }
+        let d = self.dims(x.shape())?;
+        let kept = self
+            .argmax
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
+        let recomputed;
+        let idx: &[u32] = match kept.len() == d.planes * d.oh * d.ow {
+            true => &kept,
+            false => {
+                recomputed = with_f32(x, |xv| Ok(self.pool(xv, d)?.1))?;
+                &recomputed
+            }
+        };
+        let (out, plane) = (d.oh * d.ow, d.h * d.w);
+        let mut dx = vec![0.0; d.planes * plane];
+        with_f32(grad, |gv| {
+            for_each_chunk(
+                &mut dx,
+                plane,
+                || (),
+                |_, p, dxp| {
+                    for (&i, &g) in idx[p * out..][..out].iter().zip(&gv[p * out..][..out]) {
+                        dxp[i as usize] = g;
+                    }
+                    Ok(())
+                },
+            )
+        })?;
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+
+    fn grad_of(x: &Var, upstream: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Vec<f32>> {
+        let grads = upstream(&max_pool2d(x, 2)?)?.backward()?;
+        match grads.get(x) {
+            Some(g) => g.flatten_all()?.to_vec1::<f32>(),
+            None => bail!("no gradient for x"),
+        }
+    }
+
+    #[test]
+    fn gradient_goes_to_the_maximum_in_full() -> Result<()> {
+        // d(5 * max(1, 2, 3, 4)) / dx = 5 at the 4 and 0 elsewhere, by hand. candle 0.11.1's
+        // own backward gives [0, 0, 0, 1.25] here.
+        let x = Var::from_vec(vec![1f32, 2.0, 3.0, 4.0], (1, 1, 2, 2), &Device::Cpu)?;
+        let g = grad_of(&x, |y| (y * 5.0)?.sum_all())?;
+        assert_eq!(g, [0.0, 0.0, 0.0, 5.0]);
+        Ok(())
+    }
+
+    #[test]
+    fn ties_route_to_the_first_maximum_in_row_major_order() -> Result<()> {
+        let x = Var::from_vec(vec![1f32, 4.0, 4.0, 4.0], (1, 1, 2, 2), &Device::Cpu)?;
+        assert_eq!(grad_of(&x, |y| y.sum_all())?, [0.0, 1.0, 0.0, 0.0]);
+        Ok(())
+    }
+
+    #[test]
+    fn forward_matches_candle_including_dropped_edges() -> Result<()> {
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 9, 8), &Device::Cpu)?;
+        for k in [2, 3] {
+            let want = x.max_pool2d(k)?.flatten_all()?.to_vec1::<f32>()?;
+            let got = max_pool2d(&x, k)?.flatten_all()?.to_vec1::<f32>()?;
+            assert_eq!(got, want, "k {k}");
+        }
+        Ok(())
+    }
+
+    /// Finite differences on distinct integer inputs: with a step of 0.25 no window's maximum
+    /// changes place, and all values stay exact in f32, so the difference quotient equals the
+    /// true derivative up to the rounding of the projected sum.
+    #[test]
+    fn gradient_matches_finite_differences_without_ties() -> Result<()> {
+        let dims = (2, 3, 7, 6); // 7x6 with k 2 also drops the last row
+        let n = 2 * 3 * 7 * 6;
+        let mut vals: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        vals.shuffle(&mut StdRng::seed_from_u64(5));
+        let r = Tensor::randn(0f32, 1.0, (2, 3, 3, 3), &Device::Cpu)?;
+        let f = |v: &[f32]| -> Result<f32> {
+            let x = Tensor::from_slice(v, dims, &Device::Cpu)?;
+            (max_pool2d(&x, 2)? * &r)?.sum_all()?.to_scalar::<f32>()
+        };
+        let x = Var::from_slice(&vals, dims, &Device::Cpu)?;
+        let g = grad_of(&x, |y| (y * &r)?.sum_all())?;
+        let h = 0.25;
+        for i in 0..n {
+            let (mut up, mut down) = (vals.clone(), vals.clone());
+            up[i] += h;
+            down[i] -= h;
+            let fd = (f(&up)? - f(&down)?) / (2.0 * h);
+            assert!(
+                (fd - g[i]).abs() < 1e-3,
+                "x[{i}]: finite difference {fd} vs {}",
+                g[i]
+            );
+        }
+        Ok(())
+    }
+}

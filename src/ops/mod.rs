@@ -1,0 +1,16 @@
+//! Fast CPU kernels as candle custom ops (f32, NCHW): conv2d as im2col + `gemm` with bias and
+//! ReLU fused, and max-pool with a backward that routes the gradient to the window's maximum.
+//!
+//! Why not candle's own ops: its conv2d backward always computes the input gradient through a
+//! slow transposed convolution, and its `max_pool2d` backward scales the gradient by
+//! (#maxima)/k² instead of routing it (see DESIGN.md, "Facts about candle 0.11.1").
+
+mod conv2d;
+mod im2col;
+mod matmul;
+mod max_pool;
+mod par;
+mod storage;
+
+pub use conv2d::conv2d;
+pub use max_pool::max_pool2d;
