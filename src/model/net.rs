@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 
 use super::arch::{Arch, ShapeError, Step};
 use super::LayerShape;
+use crate::ops;
 use crate::quant::{fake_quant_act, fake_quant_weight, LayerQuant, Quantizer};
 
 #[derive(Debug, thiserror::Error)]
@@ -181,14 +182,7 @@ impl Model {
         let last = self.shapes.len().saturating_sub(1);
         for step in &self.steps {
             h = match *step {
-                Step::Pool(k) => {
-                    let (n, c, hh, ww) = h.dims4()?;
-                    h.narrow(2, 0, hh / k * k)?
-                        .narrow(3, 0, ww / k * k)?
-                        .reshape((n, c, hh / k, k, ww / k, k))?
-                        .max(5)?
-                        .max(3)?
-                }
+                Step::Pool(k) => ops::max_pool2d(&h, k)?,
                 Step::Flatten => h.flatten_from(1)?,
                 Step::Conv { .. } | Step::Linear { .. } => {
                     let y = self.layer(li, step, &h, q, li == last)?;
