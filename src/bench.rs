@@ -52,7 +52,7 @@ pub fn bench_policy(n_layers: usize) -> Policy {
 /// Runs every micro-benchmark of one architecture on inputs shaped like `data`'s.
 pub fn bench_arch(arch: Arch, data: &Dataset, runs: usize) -> Result<Vec<BenchRow>, TrainError> {
     let dev = Device::Cpu;
-    let model = Model::new(arch, data.shape, data.classes, 0)?;
+    let model = Model::new(arch, data.shape, data.classes, 0)?.with_input_norm(data.input_norm());
     let n = model.shapes().len();
     let quant = Quantizer::new(bench_policy(n), vec![[1.0; 8]; n]);
     let batch = |size: usize| -> Result<(Tensor, Tensor), TrainError> {
@@ -118,7 +118,7 @@ pub fn bench_training(
     data: &Dataset,
     cfg: &TrainConfig,
 ) -> Result<BenchRow, TrainError> {
-    let model = Model::new(arch, data.shape, data.classes, 0)?;
+    let model = Model::new(arch, data.shape, data.classes, 0)?.with_input_norm(data.input_norm());
     let t = Instant::now();
     train_fp32(&model, data, cfg, false)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;

@@ -9,17 +9,29 @@ use bitsearch::data::{DataSource, Dataset};
 use bitsearch::experiment::TrainConfig;
 use bitsearch::model::{Arch, Model};
 use bitsearch::quant::{calibrate_model, ClipMethod, Policy, Quantizer};
-use bitsearch::robust::{craft_transfer, pgd, run_suite, AttackConfig, AttackKind, Pgd, QuantizedModel};
+use bitsearch::robust::{
+    craft_transfer, pgd, run_suite, AttackConfig, AttackKind, Pgd, QuantizedModel,
+};
 use bitsearch::train::{finetune, train_fp32, FinetuneConfig, TrainError};
 
 fn data() -> Dataset {
     let (train, test) = DataSource::EmbeddedMnist10k.load().unwrap();
-    Dataset::from_raw(train, test, 500, 0).unwrap().truncate(2000, 200, 200)
+    Dataset::from_raw(train, test, 500, 0)
+        .unwrap()
+        .truncate(2000, 200, 200)
 }
 
 fn trained(data: &Dataset) -> Model {
-    let m = Model::new(Arch::Mlp, data.shape, data.classes, 0).unwrap();
-    let cfg = TrainConfig { epochs: 2, batch: 64, lr: 1e-3, weight_decay: 1e-2, seed: 0 };
+    let m = Model::new(Arch::Mlp, data.shape, data.classes, 0)
+        .unwrap()
+        .with_input_norm(data.input_norm());
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch: 64,
+        lr: 1e-3,
+        weight_decay: 1e-2,
+        seed: 0,
+    };
     train_fp32(&m, data, &cfg, false).unwrap();
     m
 }
@@ -30,12 +42,24 @@ fn examples(data: &Dataset, n: usize) -> (Tensor, Tensor) {
 }
 
 fn suite_cfg() -> AttackConfig {
-    AttackConfig { fgsm_eps: vec![0.05, 0.1], pgd_eps: vec![0.1], pgd_steps: 10, step_size: 0.025, restarts: 1, examples: 200, transfer: true, seed: 0 }
+    AttackConfig {
+        fgsm_eps: vec![0.05, 0.1],
+        pgd_eps: vec![0.1],
+        pgd_steps: 10,
+        step_size: 0.025,
+        restarts: 1,
+        examples: 200,
+        transfer: true,
+        seed: 0,
+    }
 }
 
 fn quantizer(model: &Model, data: &Dataset, policy: &str) -> Quantizer {
     let (x, _) = examples(data, 100);
-    Quantizer::new(Policy::parse(policy).unwrap(), calibrate_model(model, &x, ClipMethod::Max).unwrap())
+    Quantizer::new(
+        Policy::parse(policy).unwrap(),
+        calibrate_model(model, &x, ClipMethod::Max).unwrap(),
+    )
 }
 
 #[test]
@@ -44,15 +68,40 @@ fn pgd_is_at_most_fgsm_is_at_most_clean_and_worst_case_is_lowest() {
     let model = trained(&data);
     let (x, y) = examples(&data, 200);
     let q = quantizer(&model, &data, "4/4,4/4,4/4");
-    let fp32 = QuantizedModel { model: &model, q: None };
+    let fp32 = QuantizedModel {
+        model: &model,
+        q: None,
+    };
     let transfer = craft_transfer(&fp32, &x, &y, &suite_cfg()).unwrap();
-    let r = run_suite(&QuantizedModel { model: &model, q: Some(&q) }, &x, &y, &suite_cfg(), Some(&transfer)).unwrap();
+    let r = run_suite(
+        &QuantizedModel {
+            model: &model,
+            q: Some(&q),
+        },
+        &x,
+        &y,
+        &suite_cfg(),
+        Some(&transfer),
+    )
+    .unwrap();
     let fgsm = r.accuracy(AttackKind::Fgsm, 0.1).unwrap();
     let pgd = r.accuracy(AttackKind::Pgd, 0.1).unwrap();
     let tr = r.accuracy(AttackKind::Transfer, 0.1).unwrap();
-    assert!(r.clean > 0.7, "the slice-trained MLP should be accurate: {}", r.clean);
-    assert!(pgd <= fgsm && fgsm <= r.clean, "pgd {pgd} fgsm {fgsm} clean {}", r.clean);
-    assert!(fgsm < r.clean, "eps 0.1 FGSM must hurt an undefended MLP: {fgsm} vs {}", r.clean);
+    assert!(
+        r.clean > 0.7,
+        "the slice-trained MLP should be accurate: {}",
+        r.clean
+    );
+    assert!(
+        pgd <= fgsm && fgsm <= r.clean,
+        "pgd {pgd} fgsm {fgsm} clean {}",
+        r.clean
+    );
+    assert!(
+        fgsm < r.clean,
+        "eps 0.1 FGSM must hurt an undefended MLP: {fgsm} vs {}",
+        r.clean
+    );
     assert!(r.worst_case <= pgd.min(tr).min(fgsm), "{r:?}");
     assert_eq!(r.headline_eps, 0.1);
     assert_eq!(r.examples, 200);
@@ -64,20 +113,65 @@ fn transfer_examples_come_from_the_fp32_models_gradients() {
     let model = trained(&data);
     let (x, y) = examples(&data, 50);
     let q = quantizer(&model, &data, "2/2,2/2,2/2");
-    let cfg = AttackConfig { fgsm_eps: vec![], ..suite_cfg() };
-    let fp32 = QuantizedModel { model: &model, q: None };
+    let cfg = AttackConfig {
+        fgsm_eps: vec![],
+        ..suite_cfg()
+    };
+    let fp32 = QuantizedModel {
+        model: &model,
+        q: None,
+    };
     let set = craft_transfer(&fp32, &x, &y, &cfg).unwrap();
     // craft_transfer seeds its own generator from the attack seed; replay it on each model.
-    let p = Pgd { eps: 0.1, steps: 10, step_size: 0.025 };
-    let replay = |clf: &QuantizedModel| pgd(clf, &x, &y, p, &mut StdRng::seed_from_u64(cfg.seed ^ 0x7472_616e)).unwrap();
-    let diff = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    assert_eq!(diff(&set.adv[0], &replay(&fp32)), 0.0, "transfer examples equal PGD on the FP32 model");
-    let on_quantized = replay(&QuantizedModel { model: &model, q: Some(&q) });
-    assert!(diff(&set.adv[0], &on_quantized) > 0.0, "and differ from PGD on the quantized model");
+    let p = Pgd {
+        eps: 0.1,
+        steps: 10,
+        step_size: 0.025,
+    };
+    let replay = |clf: &QuantizedModel| {
+        pgd(
+            clf,
+            &x,
+            &y,
+            p,
+            &mut StdRng::seed_from_u64(cfg.seed ^ 0x7472_616e),
+        )
+        .unwrap()
+    };
+    let diff = |a: &Tensor, b: &Tensor| {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert_eq!(
+        diff(&set.adv[0], &replay(&fp32)),
+        0.0,
+        "transfer examples equal PGD on the FP32 model"
+    );
+    let on_quantized = replay(&QuantizedModel {
+        model: &model,
+        q: Some(&q),
+    });
+    assert!(
+        diff(&set.adv[0], &on_quantized) > 0.0,
+        "and differ from PGD on the quantized model"
+    );
 }
 
 fn ft_cfg(beta: f64) -> FinetuneConfig {
-    FinetuneConfig { steps: 30, batch: 64, lr: 5e-4, weight_decay: 0.0, beta, seed: 0 }
+    FinetuneConfig {
+        steps: 30,
+        batch: 64,
+        lr: 5e-4,
+        weight_decay: 0.0,
+        beta,
+        seed: 0,
+    }
 }
 
 #[test]
@@ -85,14 +179,34 @@ fn lipschitz_finetune_lowers_the_penalty_and_leaves_the_baseline_alone() {
     let data = data();
     let model = trained(&data);
     let q = quantizer(&model, &data, "4/4,4/4,4/4");
-    let before = model.vars()[0].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let before = model.vars()[0]
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let (_, plain) = finetune(&model, &data.train, &q, &ft_cfg(0.0), false).unwrap();
     let (tuned, reg) = finetune(&model, &data.train, &q, &ft_cfg(1e-2), false).unwrap();
-    assert!(reg.penalty_after < plain.penalty_after, "beta 1e-2: {} vs beta 0: {}", reg.penalty_after, plain.penalty_after);
+    assert!(
+        reg.penalty_after < plain.penalty_after,
+        "beta 1e-2: {} vs beta 0: {}",
+        reg.penalty_after,
+        plain.penalty_after
+    );
     assert!(reg.penalty_after < reg.penalty_before);
-    let after = model.vars()[0].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let after = model.vars()[0]
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_eq!(before, after, "fine-tuning works on a copy");
-    let tuned_w = tuned.vars()[0].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let tuned_w = tuned.vars()[0]
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_ne!(before, tuned_w);
 }
 
@@ -101,10 +215,16 @@ fn a_diverging_finetune_stops_with_an_error() {
     let data = data();
     let model = trained(&data);
     let q = quantizer(&model, &data, "8/8,8/8,8/8");
-    let b = &model.vars()[1];
-    b.set(&Tensor::full(f32::NAN, b.dims(), &Device::Cpu).unwrap()).unwrap();
+    // The last layer's bias: no ReLU after it to swallow the NaN.
+    let vars = model.vars();
+    let b = vars.last().unwrap();
+    b.set(&Tensor::full(f32::NAN, b.dims(), &Device::Cpu).unwrap())
+        .unwrap();
     match finetune(&model, &data.train, &q, &ft_cfg(0.0), false) {
         Err(TrainError::FinetuneDiverged { step: 0, .. }) => {}
-        other => panic!("expected a divergence error at step 0, got {:?}", other.map(|(_, r)| r)),
+        other => panic!(
+            "expected a divergence error at step 0, got {:?}",
+            other.map(|(_, r)| r)
+        ),
     }
 }

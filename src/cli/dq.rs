@@ -45,11 +45,20 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
     if let Some(s) = args.steps {
         dq.steps = s;
     }
-    exp.dq = dq.check(&exp.path).context("invalid --bits, --betas or --steps")?;
-    let out = args.out.clone().unwrap_or_else(|| args.cache.join(format!("dq-{}", exp.name)));
+    exp.dq = dq
+        .check(&exp.path)
+        .context("invalid --bits, --betas or --steps")?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.cache.join(format!("dq-{}", exp.name)));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let config = serde_json::json!({ "experiment": &exp, "dq": &exp.dq });
-    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&config)?).with_context(|| format!("cannot write {}/config.json", out.display()))?;
+    std::fs::write(
+        out.join("config.json"),
+        serde_json::to_string_pretty(&config)?,
+    )
+    .with_context(|| format!("cannot write {}/config.json", out.display()))?;
     let base = train_baseline(&exp, &data, &args.cache, !args.quiet).context("FP32 baseline")?;
     println!(
         "DQ study on {} ({} test examples attacked, fine-tune {} steps): FP32 baseline test accuracy {:.2}%",
@@ -64,11 +73,26 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         println!("{}", dq_record(&exp, row).join("  "));
         Ok(())
     };
-    let rows = run_dq(&exp, &data, &base.model, &exp.dq.bits, &exp.dq.betas, !args.quiet, &mut print)?;
+    let rows = run_dq(
+        &exp,
+        &data,
+        &base.model,
+        &exp.dq.bits,
+        &exp.dq.betas,
+        !args.quiet,
+        &mut print,
+    )?;
     write_dq(&out, &exp, &rows)?;
-    let flagged: Vec<String> = rows.iter().filter(|r| r.suite.masking.flagged()).map(|r| format!("{}-bit beta {}", r.bits, r.beta)).collect();
+    let flagged: Vec<String> = rows
+        .iter()
+        .filter(|r| r.suite.masking.flagged())
+        .map(|r| format!("{}-bit beta {}", r.bits, r.beta))
+        .collect();
     if !flagged.is_empty() {
-        println!("gradient-masking flags raised for: {} (see the masking_* columns)", flagged.join(", "));
+        println!(
+            "gradient-masking flags raised for: {} (see the masking_* columns)",
+            flagged.join(", ")
+        );
     }
     println!("wrote {}/dq.csv and amplification.csv", out.display());
     Ok(())

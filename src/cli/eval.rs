@@ -64,11 +64,15 @@ pub fn parse_policy(text: &str, model: &Model) -> anyhow::Result<Policy> {
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (exp, data) = super::load_experiment(&args.experiment)?;
-    let base = load_baseline(&exp, &data, &args.out)?.ok_or_else(|| TrainError::NoBaseline { dir: args.out.join("baselines") })?;
-    let policy = parse_policy(&args.policy, &base.model).with_context(|| format!("invalid --policy {}", args.policy))?;
+    let base = load_baseline(&exp, &data, &args.out)?.ok_or_else(|| TrainError::NoBaseline {
+        dir: args.out.join("baselines"),
+    })?;
+    let policy = parse_policy(&args.policy, &base.model)
+        .with_context(|| format!("invalid --policy {}", args.policy))?;
     let q = Quantizer::new(policy, calibrate(&exp, &data, &base.model)?);
     let (tuned, ft) = if args.finetune {
-        let (m, r) = finetune(&base.model, &data.train, &q, &exp.finetune, !args.json).context("fine-tune")?;
+        let (m, r) = finetune(&base.model, &data.train, &q, &exp.finetune, !args.json)
+            .context("fine-tune")?;
         (Some(m), Some(r))
     } else {
         (None, None)
@@ -81,9 +85,22 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let test = data.test.head(exp.attack.examples);
         let idx: Vec<usize> = (0..test.len()).collect();
         let (x, y) = test.batch(&idx, &Device::Cpu)?;
-        let fp32 = QuantizedModel { model: &base.model, q: None };
-        let transfer = if exp.attack.transfer { Some(craft_transfer(&fp32, &x, &y, &exp.attack)?) } else { None };
-        Some(run_suite(&QuantizedModel { model, q: Some(&q) }, &x, &y, &exp.attack, transfer.as_ref())?)
+        let fp32 = QuantizedModel {
+            model: &base.model,
+            q: None,
+        };
+        let transfer = if exp.attack.transfer {
+            Some(craft_transfer(&fp32, &x, &y, &exp.attack)?)
+        } else {
+            None
+        };
+        Some(run_suite(
+            &QuantizedModel { model, q: Some(&q) },
+            &x,
+            &y,
+            &exp.attack,
+            transfer.as_ref(),
+        )?)
     };
     let report = EvalReport {
         experiment: exp.name.clone(),
@@ -110,14 +127,22 @@ fn print_text(r: &EvalReport) {
         r.experiment,
         r.model,
         r.policy,
-        if r.finetune.is_some() { " (fine-tuned)" } else { "" },
+        if r.finetune.is_some() {
+            " (fine-tuned)"
+        } else {
+            ""
+        },
         100.0 * r.test_accuracy,
         100.0 * r.fp32_test_accuracy,
         r.delta_points,
         r.test_examples
     );
     if let Some(s) = &r.robust {
-        let per: Vec<String> = s.attacks.iter().map(|a| format!("{:?} eps {}: {:.2}%", a.kind, a.eps, 100.0 * a.accuracy)).collect();
+        let per: Vec<String> = s
+            .attacks
+            .iter()
+            .map(|a| format!("{:?} eps {}: {:.2}%", a.kind, a.eps, 100.0 * a.accuracy))
+            .collect();
         println!("robust accuracy (worst case at eps {} over FGSM, PGD and transfer, {} test examples): {:.2}%", s.headline_eps, s.examples, 100.0 * s.worst_case);
         println!("  clean {:.2}%; {}", 100.0 * s.clean, per.join("; "));
         let m = &s.masking;

@@ -190,6 +190,27 @@ impl Dataset {
         })
     }
 
+    /// Per-channel mean and standard deviation of the training split's pixels (in [0,1]).
+    pub fn input_norm(&self) -> crate::model::InputNorm {
+        let (c, h, w) = self.shape;
+        let px = self.train.pixels();
+        let (mut mean, mut std) = (vec![0f32; c], vec![1f32; c]);
+        for ch in 0..c {
+            let vals = px
+                .chunks(c * h * w)
+                .flat_map(|ex| &ex[ch * h * w..(ch + 1) * h * w]);
+            let (n, sum, sq) = vals.fold((0f64, 0f64, 0f64), |(n, s, q), &v| {
+                (n + 1.0, s + v as f64, q + (v as f64).powi(2))
+            });
+            if n > 0.0 {
+                let m = sum / n;
+                mean[ch] = m as f32;
+                std[ch] = ((sq / n - m * m).max(0.0).sqrt() as f32).max(1e-6);
+            }
+        }
+        crate::model::InputNorm { mean, std }
+    }
+
     /// Keeps at most the given number of examples per split (for tests and quick runs).
     pub fn truncate(mut self, train: usize, val: usize, test: usize) -> Self {
         self.train = self.train.head(train);

@@ -151,7 +151,11 @@ impl RawExperiment {
     }
 }
 
-pub(super) fn positive(path: &Path, field: &'static str, value: usize) -> Result<(), ExperimentError> {
+pub(super) fn positive(
+    path: &Path,
+    field: &'static str,
+    value: usize,
+) -> Result<(), ExperimentError> {
     if value == 0 {
         return Err(ExperimentError::NotPositive {
             path: path.to_path_buf(),
@@ -173,7 +177,11 @@ fn finite(path: &Path, field: &'static str, value: f64) -> Result<(), Experiment
     Ok(())
 }
 
-pub(super) fn positive_f64(path: &Path, field: &'static str, value: f64) -> Result<(), ExperimentError> {
+pub(super) fn positive_f64(
+    path: &Path,
+    field: &'static str,
+    value: f64,
+) -> Result<(), ExperimentError> {
     finite(path, field, value)?;
     if value <= 0.0 {
         return Err(ExperimentError::NotPositive {
@@ -185,7 +193,11 @@ pub(super) fn positive_f64(path: &Path, field: &'static str, value: f64) -> Resu
     Ok(())
 }
 
-pub(super) fn non_negative_f64(path: &Path, field: &'static str, value: f64) -> Result<(), ExperimentError> {
+pub(super) fn non_negative_f64(
+    path: &Path,
+    field: &'static str,
+    value: f64,
+) -> Result<(), ExperimentError> {
     finite(path, field, value)?;
     if value < 0.0 {
         return Err(ExperimentError::Negative {

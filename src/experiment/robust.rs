@@ -24,7 +24,14 @@ pub struct RawFinetune {
 
 impl Default for RawFinetune {
     fn default() -> Self {
-        RawFinetune { steps: 100, batch: 64, lr: 5e-4, weight_decay: 0.0, lipschitz_beta: 1e-2, seed: 0 }
+        RawFinetune {
+            steps: 100,
+            batch: 64,
+            lr: 5e-4,
+            weight_decay: 0.0,
+            lipschitz_beta: 1e-2,
+            seed: 0,
+        }
     }
 }
 
@@ -72,7 +79,12 @@ pub struct DqConfig {
 
 impl Default for DqConfig {
     fn default() -> Self {
-        DqConfig { bits: vec![32, 8, 6, 4, 3, 2], betas: vec![0.0, 3e-4, 3e-3], steps: 330, amplification_examples: 200 }
+        DqConfig {
+            bits: vec![32, 8, 6, 4, 3, 2],
+            betas: vec![0.0, 3e-4, 3e-3],
+            steps: 330,
+            amplification_examples: 200,
+        }
     }
 }
 
@@ -95,8 +107,15 @@ impl RawFinetune {
 }
 
 fn check_eps(path: &Path, field: &'static str, eps: &[f32]) -> Result<(), ExperimentError> {
-    match eps.iter().find(|e| !(e.is_finite() && **e > 0.0 && **e <= 1.0)) {
-        Some(bad) => Err(ExperimentError::EpsOutOfRange { path: path.to_path_buf(), field, value: *bad }),
+    match eps
+        .iter()
+        .find(|e| !(e.is_finite() && **e > 0.0 && **e <= 1.0))
+    {
+        Some(bad) => Err(ExperimentError::EpsOutOfRange {
+            path: path.to_path_buf(),
+            field,
+            value: *bad,
+        }),
         None => Ok(()),
     }
 }
@@ -106,7 +125,9 @@ impl RawAttack {
         check_eps(path, "attack.fgsm_eps", &self.fgsm_eps)?;
         check_eps(path, "attack.pgd_eps", &self.pgd_eps)?;
         if self.fgsm_eps.is_empty() && self.pgd_eps.is_empty() {
-            return Err(ExperimentError::NoAttack { path: path.to_path_buf() });
+            return Err(ExperimentError::NoAttack {
+                path: path.to_path_buf(),
+            });
         }
         positive(path, "attack.pgd_steps", self.pgd_steps)?;
         positive_f64(path, "attack.step_size", self.step_size as f64)?;
@@ -128,13 +149,21 @@ impl RawAttack {
 impl DqConfig {
     pub fn check(self, path: &Path) -> Result<DqConfig, ExperimentError> {
         if let Some(&b) = self.bits.iter().find(|&&b| Bits::new(b).is_err()) {
-            return Err(ExperimentError::BitsOutOfRange { path: path.to_path_buf(), field: "dq.bits", value: b as i64 });
+            return Err(ExperimentError::BitsOutOfRange {
+                path: path.to_path_buf(),
+                field: "dq.bits",
+                value: b as i64,
+            });
         }
         for &beta in &self.betas {
             non_negative_f64(path, "dq.betas", beta)?;
         }
         positive(path, "dq.steps", self.steps)?;
-        positive(path, "dq.amplification_examples", self.amplification_examples)?;
+        positive(
+            path,
+            "dq.amplification_examples",
+            self.amplification_examples,
+        )?;
         Ok(self)
     }
 }

@@ -5,5 +5,5 @@ mod net;
 mod shape;
 
 pub use arch::{Arch, ShapeError, Step};
-pub use net::{Model, ModelError, Trace};
+pub use net::{InputNorm, Model, ModelError, Trace};
 pub use shape::{LayerKind, LayerShape};

@@ -58,9 +58,19 @@ pub struct Trace {
     pub outputs: Vec<Tensor>,
 }
 
+/// Per-channel input standardization `(x − mean) / std`, applied after the first layer's
+/// activation quantizer, so the device still sees the [0,1] image at `a` bits and the affine
+/// step folds into the first layer. The default (0, 1) is the identity.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputNorm {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
 #[derive(Debug)]
 pub struct Model {
     arch: Arch,
+    norm: InputNorm,
     input: (usize, usize, usize),
     classes: usize,
     steps: Vec<Step>,
@@ -93,14 +103,48 @@ impl Model {
                 b: Var::from_tensor(&b)?,
             });
         }
+        let norm = InputNorm {
+            mean: vec![0.0; input.0],
+            std: vec![1.0; input.0],
+        };
         Ok(Model {
             arch,
+            norm,
             input,
             classes,
             steps: arch.steps(classes),
             shapes,
             params,
         })
+    }
+
+    /// The same model with the given input standardization (one mean and std per channel).
+    pub fn with_input_norm(mut self, norm: InputNorm) -> Self {
+        self.norm = norm;
+        self
+    }
+
+    pub fn input_norm(&self) -> &InputNorm {
+        &self.norm
+    }
+
+    /// `(x − mean) / std` per channel, for x shaped (N, C, H, W) or flattened (N, C·H·W).
+    fn standardize(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        let (c, h, w) = self.input;
+        let per = |v: &[f32]| -> Result<Tensor, ModelError> {
+            let full: Vec<f32> = v
+                .iter()
+                .flat_map(|&m| std::iter::repeat_n(m, h * w))
+                .collect();
+            let t = Tensor::from_vec(full, (1, c, h, w), x.device())?;
+            Ok(if x.rank() == 2 {
+                t.reshape((1, c * h * w))?
+            } else {
+                t
+            })
+        };
+        Ok(x.broadcast_sub(&per(&self.norm.mean)?)?
+            .broadcast_div(&per(&self.norm.std)?)?)
     }
 
     pub fn arch(&self) -> Arch {
@@ -143,6 +187,7 @@ impl Model {
             .collect::<Result<_, candle_core::Error>>()?;
         Ok(Model {
             arch: self.arch,
+            norm: self.norm.clone(),
             input: self.input,
             classes: self.classes,
             steps: self.steps.clone(),
@@ -206,7 +251,10 @@ impl Model {
     ) -> Result<Tensor, ModelError> {
         let lq = q.and_then(|q| q.layer(li)).unwrap_or_else(LayerQuant::full);
         let p = &self.params[li];
-        let xin = fake_quant_act(h, lq.bits.a, lq.clip)?;
+        let mut xin = fake_quant_act(h, lq.bits.a, lq.clip)?;
+        if li == 0 {
+            xin = self.standardize(&xin)?;
+        }
         let w = fake_quant_weight(p.w.as_tensor(), lq.bits.w)?;
         let y = match *step {
             Step::Conv {
@@ -222,6 +270,14 @@ impl Model {
     /// Writes all parameters to a safetensors file, named `{layer}.weight` / `{layer}.bias`.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let mut map = HashMap::new();
+        map.insert(
+            "input.mean".to_string(),
+            Tensor::new(self.norm.mean.as_slice(), &Device::Cpu)?,
+        );
+        map.insert(
+            "input.std".to_string(),
+            Tensor::new(self.norm.std.as_slice(), &Device::Cpu)?,
+        );
         for (s, p) in self.shapes.iter().zip(&self.params) {
             map.insert(format!("{}.weight", s.name), p.w.as_tensor().clone());
             map.insert(format!("{}.bias", s.name), p.b.as_tensor().clone());
@@ -265,6 +321,15 @@ impl Model {
             p.w = get(format!("{}.weight", s.name), &weight_dims(s))?;
             p.b = get(format!("{}.bias", s.name), &[s.out_ch])?;
         }
+        let read = |name: &str| -> Result<Vec<f32>, ModelError> {
+            Ok(get(name.to_string(), &[input.0])?
+                .as_tensor()
+                .to_vec1::<f32>()?)
+        };
+        model.norm = InputNorm {
+            mean: read("input.mean")?,
+            std: read("input.std")?,
+        };
         Ok(model)
     }
 }

@@ -17,12 +17,27 @@ pub struct LayerDistance {
 }
 
 /// Normalized distance per layer between the model's activations on `x` and on `x_adv`.
-pub fn amplification(model: &Model, q: Option<&Quantizer>, x: &Tensor, x_adv: &Tensor) -> Result<Vec<LayerDistance>, RobustError> {
+pub fn amplification(
+    model: &Model,
+    q: Option<&Quantizer>,
+    x: &Tensor,
+    x_adv: &Tensor,
+) -> Result<Vec<LayerDistance>, RobustError> {
     let clean = model.forward_trace(x, q)?;
     let adv = model.forward_trace(x_adv, q)?;
     let mut out = Vec::with_capacity(clean.outputs.len());
-    for (index, ((h, ha), name)) in clean.outputs.iter().zip(&adv.outputs).zip(model.layer_names()).enumerate() {
-        out.push(LayerDistance { layer: name.to_string(), index, distance: mean_relative_distance(h, ha)? });
+    for (index, ((h, ha), name)) in clean
+        .outputs
+        .iter()
+        .zip(&adv.outputs)
+        .zip(model.layer_names())
+        .enumerate()
+    {
+        out.push(LayerDistance {
+            layer: name.to_string(),
+            index,
+            distance: mean_relative_distance(h, ha)?,
+        });
     }
     Ok(out)
 }
@@ -30,9 +45,18 @@ pub fn amplification(model: &Model, q: Option<&Quantizer>, x: &Tensor, x_adv: &T
 /// Mean over the batch of ||a_i − b_i|| / ||a_i||; examples with ||a_i|| = 0 are skipped.
 pub fn mean_relative_distance(a: &Tensor, b: &Tensor) -> Result<f64, RobustError> {
     let a = a.flatten_from(1)?;
-    let diff = (b.flatten_from(1)? - &a)?.sqr()?.sum(1)?.sqrt()?.to_vec1::<f32>()?;
+    let diff = (b.flatten_from(1)? - &a)?
+        .sqr()?
+        .sum(1)?
+        .sqrt()?
+        .to_vec1::<f32>()?;
     let norm = a.sqr()?.sum(1)?.sqrt()?.to_vec1::<f32>()?;
-    let ratios: Vec<f64> = diff.iter().zip(&norm).filter(|(_, &n)| n > 0.0).map(|(&d, &n)| (d / n) as f64).collect();
+    let ratios: Vec<f64> = diff
+        .iter()
+        .zip(&norm)
+        .filter(|(_, &n)| n > 0.0)
+        .map(|(&d, &n)| (d / n) as f64)
+        .collect();
     if ratios.is_empty() {
         return Ok(0.0);
     }

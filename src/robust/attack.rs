@@ -69,8 +69,16 @@ pub struct Pgd {
 }
 
 /// PGD from a uniform random start in the eps ball (drawn from `rng`, so runs repeat).
-pub fn pgd(clf: &dyn Classifier, x: &Tensor, y: &Tensor, p: Pgd, rng: &mut StdRng) -> Result<Tensor, RobustError> {
-    let noise: Vec<f32> = (0..x.elem_count()).map(|_| rng.random_range(-p.eps..=p.eps)).collect();
+pub fn pgd(
+    clf: &dyn Classifier,
+    x: &Tensor,
+    y: &Tensor,
+    p: Pgd,
+    rng: &mut StdRng,
+) -> Result<Tensor, RobustError> {
+    let noise: Vec<f32> = (0..x.elem_count())
+        .map(|_| rng.random_range(-p.eps..=p.eps))
+        .collect();
     let noise = Tensor::from_vec(noise, x.shape(), x.device())?;
     let lo = (x - p.eps as f64)?.clamp(0f32, 1f32)?;
     let hi = (x + p.eps as f64)?.clamp(0f32, 1f32)?;
@@ -113,7 +121,10 @@ mod tests {
         // x' = [0.5 − 0.1, 0.5 + 0.1].
         let (m, x, y) = tiny();
         let adv = fgsm(&m, &x, &y, 0.1).unwrap().to_vec2::<f32>().unwrap();
-        assert!((adv[0][0] - 0.4).abs() < 1e-6 && (adv[0][1] - 0.6).abs() < 1e-6, "{adv:?}");
+        assert!(
+            (adv[0][0] - 0.4).abs() < 1e-6 && (adv[0][1] - 0.6).abs() < 1e-6,
+            "{adv:?}"
+        );
     }
 
     #[test]
@@ -131,9 +142,20 @@ mod tests {
         let x = Tensor::new(&[[0.02f32, 0.5], [0.99, 0.3], [0.5, 0.5]], &dev).unwrap();
         let y = Tensor::new(&[0u32, 1, 0], &dev).unwrap();
         let mut rng = StdRng::seed_from_u64(3);
-        let p = Pgd { eps: 0.1, steps: 7, step_size: 0.04 };
+        let p = Pgd {
+            eps: 0.1,
+            steps: 7,
+            step_size: 0.04,
+        };
         let adv = pgd(&m, &x, &y, p, &mut rng).unwrap();
-        let d = (adv.clone() - &x).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = (adv.clone() - &x)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(d <= 0.1 + 1e-6, "left the eps ball: {d}");
         let v = adv.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(v.iter().all(|&a| (0.0..=1.0).contains(&a)), "{v:?}");

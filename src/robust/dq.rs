@@ -7,7 +7,10 @@ use std::path::Path;
 use candle_core::Device;
 use serde::Serialize;
 
-use super::{amplification, craft_transfer, lipschitz_bound, run_suite, AttackKind, LayerDistance, QuantizedModel, SuiteReport};
+use super::{
+    amplification, craft_transfer, lipschitz_bound, run_suite, AttackKind, LayerDistance,
+    QuantizedModel, SuiteReport,
+};
 use crate::data::Dataset;
 use crate::experiment::Experiment;
 use crate::model::Model;
@@ -26,7 +29,11 @@ pub struct DqRow {
 }
 
 /// Calibrates activation clips on the experiment's calibration batch of training examples.
-pub fn calibrate(exp: &Experiment, data: &Dataset, model: &Model) -> Result<Vec<LayerClips>, TrainError> {
+pub fn calibrate(
+    exp: &Experiment,
+    data: &Dataset,
+    model: &Model,
+) -> Result<Vec<LayerClips>, TrainError> {
     let calib = data.train.head(exp.quant.calibration);
     let idx: Vec<usize> = (0..calib.len()).collect();
     let (x, _) = calib.batch(&idx, &Device::Cpu)?;
@@ -47,24 +54,51 @@ pub fn run_dq(
     let test = data.test.head(exp.attack.examples);
     let idx: Vec<usize> = (0..test.len()).collect();
     let (x, y) = test.batch(&idx, &Device::Cpu)?;
-    let fp32 = QuantizedModel { model: baseline, q: None };
+    let fp32 = QuantizedModel {
+        model: baseline,
+        q: None,
+    };
     let transfer = craft_transfer(&fp32, &x, &y, &exp.attack)?;
     let n_amp = exp.dq.amplification_examples.min(test.len());
     let (x_amp, adv_amp) = (x.narrow(0, 0, n_amp)?, transfer.adv[0].narrow(0, 0, n_amp)?);
-    let bar = progress_bar((bits.len() * betas.len()) as u64, show, "dq {bar:30} {pos}/{len}  {msg}  [{elapsed} < {eta}]");
+    let bar = progress_bar(
+        (bits.len() * betas.len()) as u64,
+        show,
+        "dq {bar:30} {pos}/{len}  {msg}  [{elapsed} < {eta}]",
+    );
     let mut rows = Vec::new();
     for &b in bits {
         let b = Bits::new(b)?;
         let q = Quantizer::new(Policy::uniform(baseline.shapes().len(), b), clips.clone());
         for &beta in betas {
             bar.set_message(format!("bits {b}, beta {beta}"));
-            let cfg = crate::train::FinetuneConfig { beta, steps: exp.dq.steps, ..exp.finetune.clone() };
+            let cfg = crate::train::FinetuneConfig {
+                beta,
+                steps: exp.dq.steps,
+                ..exp.finetune.clone()
+            };
             let (model, finetune) = finetune(baseline, &data.train, &q, &cfg, false)?;
-            let target = QuantizedModel { model: &model, q: Some(&q) };
-            let suite = run_suite(&target, &x, &y, &exp.attack, exp.attack.transfer.then_some(&transfer))?;
+            let target = QuantizedModel {
+                model: &model,
+                q: Some(&q),
+            };
+            let suite = run_suite(
+                &target,
+                &x,
+                &y,
+                &exp.attack,
+                exp.attack.transfer.then_some(&transfer),
+            )?;
             let (_, lipschitz_bound) = lipschitz_bound(&model.weights())?;
             let amplification = amplification(&model, Some(&q), &x_amp, &adv_amp)?;
-            let row = DqRow { bits: b.get(), beta, suite, lipschitz_bound, finetune, amplification };
+            let row = DqRow {
+                bits: b.get(),
+                beta,
+                suite,
+                lipschitz_bound,
+                finetune,
+                amplification,
+            };
             on_row(&row)?;
             rows.push(row);
             bar.inc(1);
@@ -82,19 +116,46 @@ pub fn dq_header(exp: &Experiment) -> Vec<String> {
     if exp.attack.transfer {
         h.extend(exp.attack.pgd_eps.iter().map(|e| format!("transfer_{e}")));
     }
-    h.extend(["worst_case", "masking_zero_grad", "masking_eps_rise", "masking_above_transfer", "lipschitz_bound"].map(String::from));
+    h.extend(
+        [
+            "worst_case",
+            "masking_zero_grad",
+            "masking_eps_rise",
+            "masking_above_transfer",
+            "lipschitz_bound",
+        ]
+        .map(String::from),
+    );
     h
 }
 
 /// One dq.csv record, in `dq_header` order.
 pub fn dq_record(exp: &Experiment, row: &DqRow) -> Vec<String> {
     let s = &row.suite;
-    let acc = |kind, eps: f32| s.accuracy(kind, eps).map(|a| format!("{a:.4}")).unwrap_or_default();
-    let mut r = vec![row.bits.to_string(), row.beta.to_string(), format!("{:.4}", s.clean)];
-    r.extend(exp.attack.fgsm_eps.iter().map(|&e| acc(AttackKind::Fgsm, e)));
+    let acc = |kind, eps: f32| {
+        s.accuracy(kind, eps)
+            .map(|a| format!("{a:.4}"))
+            .unwrap_or_default()
+    };
+    let mut r = vec![
+        row.bits.to_string(),
+        row.beta.to_string(),
+        format!("{:.4}", s.clean),
+    ];
+    r.extend(
+        exp.attack
+            .fgsm_eps
+            .iter()
+            .map(|&e| acc(AttackKind::Fgsm, e)),
+    );
     r.extend(exp.attack.pgd_eps.iter().map(|&e| acc(AttackKind::Pgd, e)));
     if exp.attack.transfer {
-        r.extend(exp.attack.pgd_eps.iter().map(|&e| acc(AttackKind::Transfer, e)));
+        r.extend(
+            exp.attack
+                .pgd_eps
+                .iter()
+                .map(|&e| acc(AttackKind::Transfer, e)),
+        );
     }
     r.push(format!("{:.4}", s.worst_case));
     r.push(format!("{:.4}", s.masking.zero_grad_fraction));
@@ -108,24 +169,37 @@ pub fn dq_record(exp: &Experiment, row: &DqRow) -> Vec<String> {
 pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), TrainError> {
     let csv_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |e: csv::Error| TrainError::Io { path: path.clone(), source: std::io::Error::other(e) }
+        move |e: csv::Error| TrainError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        }
     };
     let path = dir.join("dq.csv");
     let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
     w.write_record(dq_header(exp)).map_err(csv_err(&path))?;
     for row in rows {
-        w.write_record(dq_record(exp, row)).map_err(csv_err(&path))?;
+        w.write_record(dq_record(exp, row))
+            .map_err(csv_err(&path))?;
     }
-    w.flush().map_err(|source| TrainError::Io { path: path.clone(), source })?;
+    w.flush().map_err(|source| TrainError::Io {
+        path: path.clone(),
+        source,
+    })?;
     let path = dir.join("amplification.csv");
     let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
-    w.write_record(["bits", "beta", "layer", "index", "distance"]).map_err(csv_err(&path))?;
+    w.write_record(["bits", "beta", "layer", "index", "distance"])
+        .map_err(csv_err(&path))?;
     for row in rows {
         for d in &row.amplification {
-            let rec = [row.bits.to_string(), row.beta.to_string(), d.layer.clone(), d.index.to_string(), format!("{:.6}", d.distance)];
+            let rec = [
+                row.bits.to_string(),
+                row.beta.to_string(),
+                d.layer.clone(),
+                d.index.to_string(),
+                format!("{:.6}", d.distance),
+            ];
             w.write_record(rec).map_err(csv_err(&path))?;
         }
     }
     w.flush().map_err(|source| TrainError::Io { path, source })
 }
-

@@ -78,7 +78,10 @@ mod tests {
     }
 
     fn penalty(v: &[&Var]) -> f32 {
-        orthogonality_penalty(v).unwrap().to_scalar::<f32>().unwrap()
+        orthogonality_penalty(v)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     #[test]
@@ -104,7 +107,10 @@ mod tests {
         // d/dW ||W Wᵀ − I||² = 4 (W Wᵀ − I) W; for W = [[1,1]]: 4 · 1 · [1,1] = [4,4].
         let w = var(&[1., 1.], &[1, 2]);
         let g = orthogonality_penalty(&[&w]).unwrap().backward().unwrap();
-        assert_eq!(g.get(&w).unwrap().to_vec2::<f32>().unwrap(), vec![vec![4., 4.]]);
+        assert_eq!(
+            g.get(&w).unwrap().to_vec2::<f32>().unwrap(),
+            vec![vec![4., 4.]]
+        );
     }
 
     #[test]

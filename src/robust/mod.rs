@@ -12,7 +12,10 @@ pub use amplification::{amplification, mean_relative_distance, LayerDistance};
 pub use attack::{correct, fgsm, input_grad, pgd, zero_gradients, Classifier, Pgd, QuantizedModel};
 pub use dq::{calibrate, dq_header, dq_record, run_dq, write_dq, DqRow};
 pub use lipschitz::{lipschitz_bound, orthogonality_penalty, spectral_norm};
-pub use suite::{craft_transfer, headline_eps, run_suite, AttackConfig, AttackKind, AttackResult, Masking, SuiteReport, TransferSet};
+pub use suite::{
+    craft_transfer, headline_eps, run_suite, AttackConfig, AttackKind, AttackResult, Masking,
+    SuiteReport, TransferSet,
+};
 
 use crate::model::ModelError;
 

@@ -73,7 +73,10 @@ pub struct SuiteReport {
 
 impl SuiteReport {
     pub fn accuracy(&self, kind: AttackKind, eps: f32) -> Option<f64> {
-        self.attacks.iter().find(|a| a.kind == kind && a.eps == eps).map(|a| a.accuracy)
+        self.attacks
+            .iter()
+            .find(|a| a.kind == kind && a.eps == eps)
+            .map(|a| a.accuracy)
     }
 }
 
@@ -84,18 +87,30 @@ pub struct TransferSet {
 }
 
 /// Crafts PGD examples on `source` for every PGD eps of the suite.
-pub fn craft_transfer(source: &dyn Classifier, x: &Tensor, y: &Tensor, cfg: &AttackConfig) -> Result<TransferSet, RobustError> {
+pub fn craft_transfer(
+    source: &dyn Classifier,
+    x: &Tensor,
+    y: &Tensor,
+    cfg: &AttackConfig,
+) -> Result<TransferSet, RobustError> {
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x7472_616e);
     let mut adv = Vec::new();
     for &eps in &cfg.pgd_eps {
-        let p = Pgd { eps, steps: cfg.pgd_steps, step_size: cfg.step_size };
+        let p = Pgd {
+            eps,
+            steps: cfg.pgd_steps,
+            step_size: cfg.step_size,
+        };
         let mut parts = Vec::new();
         for (xc, yc) in chunks(x, y)? {
             parts.push(pgd(source, &xc, &yc, p, &mut rng)?);
         }
         adv.push(Tensor::cat(&parts, 0)?);
     }
-    Ok(TransferSet { eps: cfg.pgd_eps.clone(), adv })
+    Ok(TransferSet {
+        eps: cfg.pgd_eps.clone(),
+        adv,
+    })
 }
 
 fn chunks(x: &Tensor, y: &Tensor) -> Result<Vec<(Tensor, Tensor)>, RobustError> {
@@ -131,23 +146,36 @@ pub fn run_suite(
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let (mut clean, mut zero) = (Vec::new(), Vec::new());
     let mut per_attack: Vec<(AttackKind, f32, Vec<bool>)> = Vec::new();
-    let mut record = |kind, eps, hits: Vec<bool>, chunk: usize| {
-        match per_attack.iter_mut().find(|(k, e, _)| *k == kind && *e == eps) {
-            Some((_, _, v)) if chunk > 0 => v.extend(hits),
-            _ => per_attack.push((kind, eps, hits)),
-        }
+    let mut record = |kind, eps, hits: Vec<bool>, chunk: usize| match per_attack
+        .iter_mut()
+        .find(|(k, e, _)| *k == kind && *e == eps)
+    {
+        Some((_, _, v)) if chunk > 0 => v.extend(hits),
+        _ => per_attack.push((kind, eps, hits)),
     };
     for (ci, (xc, yc)) in chunks(x, y)?.into_iter().enumerate() {
         clean.extend(correct(target, &xc, &yc)?);
         zero.extend(zero_gradients(&input_grad(target, &xc, &yc)?)?);
         for &eps in &cfg.fgsm_eps {
-            record(AttackKind::Fgsm, eps, correct(target, &fgsm(target, &xc, &yc, eps)?, &yc)?, ci);
+            record(
+                AttackKind::Fgsm,
+                eps,
+                correct(target, &fgsm(target, &xc, &yc, eps)?, &yc)?,
+                ci,
+            );
         }
         for &eps in &cfg.pgd_eps {
-            let p = Pgd { eps, steps: cfg.pgd_steps, step_size: cfg.step_size };
+            let p = Pgd {
+                eps,
+                steps: cfg.pgd_steps,
+                step_size: cfg.step_size,
+            };
             let mut survived = vec![true; xc.dim(0)?];
             for _ in 0..cfg.restarts.max(1) {
-                and_into(&mut survived, &correct(target, &pgd(target, &xc, &yc, p, &mut rng)?, &yc)?);
+                and_into(
+                    &mut survived,
+                    &correct(target, &pgd(target, &xc, &yc, p, &mut rng)?, &yc)?,
+                );
             }
             record(AttackKind::Pgd, eps, survived, ci);
         }
@@ -166,16 +194,33 @@ pub fn run_suite(
     }
     let attacks: Vec<AttackResult> = per_attack
         .iter()
-        .map(|(kind, eps, hits)| AttackResult { kind: *kind, eps: *eps, accuracy: mean(hits) })
+        .map(|(kind, eps, hits)| AttackResult {
+            kind: *kind,
+            eps: *eps,
+            accuracy: mean(hits),
+        })
         .collect();
     let masking = masking_checks(&attacks, mean(&zero));
-    Ok(SuiteReport { examples: clean.len(), clean: mean(&clean), attacks, headline_eps, worst_case: mean(&worst), masking })
+    Ok(SuiteReport {
+        examples: clean.len(),
+        clean: mean(&clean),
+        attacks,
+        headline_eps,
+        worst_case: mean(&worst),
+        masking,
+    })
 }
 
 /// The radius robust accuracy is reported at; the other radii trace the eps curve.
 pub fn headline_eps(cfg: &AttackConfig) -> f32 {
-    let max = |v: &[f32]| v.iter().copied().fold(None, |m: Option<f32>, e| Some(m.map_or(e, |m| m.max(e))));
-    max(&cfg.pgd_eps).or_else(|| max(&cfg.fgsm_eps)).unwrap_or(0.0)
+    let max = |v: &[f32]| {
+        v.iter()
+            .copied()
+            .fold(None, |m: Option<f32>, e| Some(m.map_or(e, |m| m.max(e))))
+    };
+    max(&cfg.pgd_eps)
+        .or_else(|| max(&cfg.fgsm_eps))
+        .unwrap_or(0.0)
 }
 
 fn masking_checks(attacks: &[AttackResult], zero_grad_fraction: f64) -> Masking {
@@ -184,10 +229,17 @@ fn masking_checks(attacks: &[AttackResult], zero_grad_fraction: f64) -> Masking 
         v.sort_by(|a, b| a.eps.total_cmp(&b.eps));
         v.windows(2).any(|w| w[1].accuracy > w[0].accuracy)
     };
-    let above_transfer = attacks.iter().filter(|a| a.kind == AttackKind::Pgd).any(|p| {
-        attacks
-            .iter()
-            .any(|t| t.kind == AttackKind::Transfer && t.eps == p.eps && p.accuracy > t.accuracy)
-    });
-    Masking { zero_grad_fraction, eps_rise: rises(AttackKind::Fgsm) || rises(AttackKind::Pgd), above_transfer }
+    let above_transfer = attacks
+        .iter()
+        .filter(|a| a.kind == AttackKind::Pgd)
+        .any(|p| {
+            attacks.iter().any(|t| {
+                t.kind == AttackKind::Transfer && t.eps == p.eps && p.accuracy > t.accuracy
+            })
+        });
+    Masking {
+        zero_grad_fraction,
+        eps_rise: rises(AttackKind::Fgsm) || rises(AttackKind::Pgd),
+        above_transfer,
+    }
 }

@@ -13,7 +13,7 @@ use crate::experiment::Experiment;
 use crate::model::Model;
 
 /// Bump when training code changes in a way that changes the weights, so old caches are not reused.
-const CACHE_VERSION: u32 = 1;
+const CACHE_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BaselineMetrics {
@@ -113,7 +113,8 @@ pub fn train_baseline(
         return Ok(b);
     }
     let dir = baseline_dir(exp, data, out);
-    let model = Model::new(exp.model.arch, data.shape, data.classes, exp.model.seed)?;
+    let model = Model::new(exp.model.arch, data.shape, data.classes, exp.model.seed)?
+        .with_input_norm(data.input_norm());
     let start = std::time::Instant::now();
     let epochs = train_fp32(&model, data, &exp.train, show)?;
     let train_seconds = start.elapsed().as_secs_f64();

@@ -40,19 +40,35 @@ pub struct FinetuneReport {
 
 /// Fine-tunes a copy of `base` under the quantizer `q`; `base` is left untouched.
 /// A non-finite loss stops with `TrainError::FinetuneDiverged`; the caller decides what to do.
-pub fn finetune(base: &Model, train: &Split, q: &Quantizer, cfg: &FinetuneConfig, show: bool) -> Result<(Model, FinetuneReport), TrainError> {
+pub fn finetune(
+    base: &Model,
+    train: &Split,
+    q: &Quantizer,
+    cfg: &FinetuneConfig,
+    show: bool,
+) -> Result<(Model, FinetuneReport), TrainError> {
     let start = std::time::Instant::now();
     let model = base.deep_clone()?;
-    let penalty = |m: &Model| -> Result<f32, TrainError> { Ok(orthogonality_penalty(&m.weights())?.to_scalar::<f32>()?) };
+    let penalty = |m: &Model| -> Result<f32, TrainError> {
+        Ok(orthogonality_penalty(&m.weights())?.to_scalar::<f32>()?)
+    };
     let penalty_before = penalty(&model)?;
-    let params = ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() };
+    let params = ParamsAdamW {
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        ..ParamsAdamW::default()
+    };
     let mut opt = AdamW::new(model.vars(), params)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut cursor = order.len();
     let tail = (cfg.steps / 10).max(1);
     let mut tail_loss = Vec::with_capacity(tail);
-    let bar = progress_bar(cfg.steps as u64, show, "finetune {bar:30} {pos}/{len} steps  [{elapsed} < {eta}]");
+    let bar = progress_bar(
+        cfg.steps as u64,
+        show,
+        "finetune {bar:30} {pos}/{len} steps  [{elapsed} < {eta}]",
+    );
     for step in 0..cfg.steps {
         if cursor + cfg.batch > order.len() {
             order.shuffle(&mut rng);
@@ -79,6 +95,12 @@ pub fn finetune(base: &Model, train: &Split, q: &Quantizer, cfg: &FinetuneConfig
     }
     bar.finish_and_clear();
     let final_loss = tail_loss.iter().sum::<f32>() / tail_loss.len().max(1) as f32;
-    let report = FinetuneReport { steps: cfg.steps, final_loss, penalty_before, penalty_after: penalty(&model)?, seconds: start.elapsed().as_secs_f64() };
+    let report = FinetuneReport {
+        steps: cfg.steps,
+        final_loss,
+        penalty_before,
+        penalty_after: penalty(&model)?,
+        seconds: start.elapsed().as_secs_f64(),
+    };
     Ok((model, report))
 }

@@ -1,0 +1,75 @@
+//! Search agents: one `Agent` trait; DDPG (HAQ's), random search, NSGA-II, and a HAWQ-style
+//! sensitivity + knapsack agent, configured by `agents/*.toml`. Every agent proposes whole
+//! policies and learns from their feedback, so all run in the same loop with the same episode
+//! budget; DDPG walks the layers inside `propose`.
+
+mod config;
+mod ddpg;
+mod greedy;
+mod nets;
+mod nsga2;
+mod random;
+mod replay;
+
+pub use config::{AgentConfig, AgentError, DdpgConfig, GreedyConfig, Nsga2Config};
+pub use ddpg::Ddpg;
+pub use greedy::{Greedy, Sensitivity};
+pub use nsga2::Nsga2;
+pub use random::RandomAgent;
+pub use replay::{ReplayBuffer, Transition};
+
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+use crate::search::{Budget, SearchSpace, STATE_DIM};
+
+/// What an agent sees of the problem.
+pub struct Context<'a> {
+    pub space: &'a SearchSpace,
+    pub budget: &'a Budget,
+}
+
+/// One proposed policy: an action in [0,1] per step (weight then activation per layer), the
+/// bits they map to, and the states the agent saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    pub actions: Vec<f32>,
+    pub bits: Vec<(u8, u8)>,
+    pub states: Vec<[f32; STATE_DIM]>,
+}
+
+/// The scored outcome of a proposal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Feedback {
+    pub reward: f64,
+    /// The policy after the budget wall (what was trained and priced).
+    pub walled: Vec<(u8, u8)>,
+    /// (accuracy, robust accuracy, latency, energy); None when the fine-tune failed.
+    pub objectives: Option<[f64; 4]>,
+}
+
+pub trait Agent {
+    fn name(&self) -> &'static str;
+    fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError>;
+    fn learn(&mut self, ctx: &Context, proposal: &Proposal, feedback: &Feedback, rng: &mut StdRng) -> Result<(), AgentError>;
+    /// A JSON summary of the agent's state (written as the run's agent checkpoint).
+    fn checkpoint(&self) -> serde_json::Value;
+}
+
+/// Maps one action per step to (w, a) bits per layer.
+pub fn actions_to_bits(space: &SearchSpace, actions: &[f32]) -> Vec<(u8, u8)> {
+    actions.chunks(2).map(|c| (space.action_to_bits(c[0]), space.action_to_bits(*c.get(1).unwrap_or(&c[0])))).collect()
+}
+
+/// Builds the agent a config describes; greedy needs the per-layer sensitivities.
+pub fn build(cfg: &AgentConfig, ctx: &Context, seed: u64, sensitivity: Option<Sensitivity>) -> Result<Box<dyn Agent>, AgentError> {
+    Ok(match cfg {
+        AgentConfig::Random => Box::new(RandomAgent),
+        AgentConfig::Ddpg(c) => Box::new(Ddpg::new(c.clone(), ctx.space, seed)?),
+        AgentConfig::Nsga2(c) => Box::new(Nsga2::new(c.clone())),
+        AgentConfig::Greedy(c) => {
+            let s = sensitivity.ok_or(AgentError::NoSensitivity)?;
+            Box::new(Greedy::new(c.clone(), ctx, s)?)
+        }
+    })
+}

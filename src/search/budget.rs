@@ -1,0 +1,129 @@
+//! Hard budgets on latency, energy and size, and the budget wall that lowers bits until every
+//! budget holds.
+//!
+//! The wall's rule: while some budget is violated, lower by one bit the operand (weight or
+//! activation of one layer) whose lowering saves the most, where the saving is the sum over the
+//! violated budgets of (price drop / budget); ties go to the later layer (HAQ sweeps from the
+//! last layer to the first). It never raises a bit. Lowering a bit that saves nothing (e.g.
+//! 4 → 3 on a device that runs 3 bits as 4) is only chosen when nothing else saves anything.
+
+use serde::Serialize;
+
+use super::space::{Price, SearchSpace};
+use super::SearchError;
+
+/// Resolved, absolute budgets; `None` = unconstrained.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Budget {
+    pub latency_s: Option<f64>,
+    pub energy_j: Option<f64>,
+    pub size_bytes: Option<f64>,
+}
+
+/// A budget as written in an experiment: a fraction of uniform 8/8, or an absolute value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Limit {
+    Fraction(f64),
+    Absolute(f64),
+}
+
+impl Limit {
+    fn resolve(self, uniform8: f64) -> f64 {
+        match self {
+            Limit::Fraction(f) => f * uniform8,
+            Limit::Absolute(v) => v,
+        }
+    }
+}
+
+/// The `[budget]` table, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct BudgetConfig {
+    pub latency: Option<Limit>,
+    pub energy: Option<Limit>,
+    pub size: Option<Limit>,
+}
+
+type Getter = fn(&Price) -> f64;
+const RESOURCES: [(&str, Getter); 3] = [("latency", |p| p.latency_s), ("energy", |p| p.energy_j), ("size", |p| p.size_bytes)];
+
+impl Budget {
+    /// Absolute budgets on this space's device; errors before any training if even every
+    /// operand at the minimum bitwidth misses a budget.
+    pub fn resolve(cfg: &BudgetConfig, space: &SearchSpace) -> Result<Budget, SearchError> {
+        let u = space.uniform8;
+        let b = Budget {
+            latency_s: cfg.latency.map(|l| l.resolve(u.latency_s)),
+            energy_j: cfg.energy.map(|l| l.resolve(u.energy_j)),
+            size_bytes: cfg.size.map(|l| l.resolve(u.size_bytes)),
+        };
+        let floor = space.price(&vec![(space.min_bits, space.min_bits); space.layers.len()]);
+        for (i, (name, get)) in RESOURCES.iter().enumerate() {
+            if let Some(limit) = b.limits()[i] {
+                if get(&floor) > limit {
+                    return Err(SearchError::InfeasibleBudget { resource: name, budget: limit, floor: get(&floor), uniform8: get(&u), min_bits: space.min_bits });
+                }
+            }
+        }
+        Ok(b)
+    }
+
+    fn limits(&self) -> [Option<f64>; 3] {
+        [self.latency_s, self.energy_j, self.size_bytes]
+    }
+
+    pub fn holds(&self, p: &Price) -> bool {
+        self.limits().iter().zip(RESOURCES).all(|(l, (_, get))| l.is_none_or(|l| get(p) <= l))
+    }
+
+    /// The resource the agent's state tracks: the first budget set (latency, energy, size),
+    /// else latency relative to uniform 8/8.
+    pub fn primary(&self, space: &SearchSpace) -> (Getter, f64) {
+        for (l, (_, get)) in self.limits().iter().zip(RESOURCES) {
+            if let Some(l) = l {
+                return (get, *l);
+            }
+        }
+        (RESOURCES[0].1, space.uniform8.latency_s)
+    }
+
+    /// Normalized saving of going from `from` to `to`, over the budgets `from` violates.
+    fn saving(&self, from: &Price, to: &Price) -> f64 {
+        self.limits()
+            .iter()
+            .zip(RESOURCES)
+            .filter_map(|(l, (_, get))| l.filter(|&l| get(from) > l).map(|l| (get(from) - get(to)) / l))
+            .sum()
+    }
+
+    /// Lowers bits in place until every budget holds (see the module doc for the rule).
+    pub fn wall(&self, space: &SearchSpace, bits: &mut [(u8, u8)]) {
+        loop {
+            let now = space.price(bits);
+            if self.holds(&now) {
+                return;
+            }
+            let mut best: Option<(f64, usize, bool)> = None;
+            for l in (0..bits.len()).rev() {
+                for weight in [true, false] {
+                    let (w, a) = bits[l];
+                    let cand = if weight { (w.saturating_sub(1), a) } else { (w, a.saturating_sub(1)) };
+                    if cand.0 < space.min_bits || cand.1 < space.min_bits {
+                        continue;
+                    }
+                    let after = now - space.layer_price(l, w, a) + space.layer_price(l, cand.0, cand.1);
+                    let s = self.saving(&now, &after);
+                    if best.is_none_or(|(b, _, _)| s > b) {
+                        best = Some((s, l, weight));
+                    }
+                }
+            }
+            match best {
+                Some((_, l, true)) => bits[l].0 -= 1,
+                Some((_, l, false)) => bits[l].1 -= 1,
+                // Everything is at the minimum: `resolve` guarantees this meets the budgets.
+                None => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The search space of HAQ's environment: one step per quantizable layer and operand (weight
+//! step, then activation step), continuous actions in [0,1] mapped to bitwidths by equal-width
+//! bins, every layer priced at every (w, a) once on the target profile, and the state each
+//! step shows the agent.
+
+use serde::Serialize;
+
+use super::SearchError;
+use crate::hardware::CostModel;
+use crate::model::{LayerKind, LayerShape};
+use crate::quant::{Bits, LayerBits, Policy};
+
+/// A policy's price on the device: what the budgets constrain.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Price {
+    pub latency_s: f64,
+    pub energy_j: f64,
+    /// Weights at their bitwidths plus 32-bit biases.
+    pub size_bytes: f64,
+}
+
+impl std::ops::Add for Price {
+    type Output = Price;
+    fn add(self, o: Price) -> Price {
+        Price { latency_s: self.latency_s + o.latency_s, energy_j: self.energy_j + o.energy_j, size_bytes: self.size_bytes + o.size_bytes }
+    }
+}
+
+impl std::ops::Sub for Price {
+    type Output = Price;
+    fn sub(self, o: Price) -> Price {
+        Price { latency_s: self.latency_s - o.latency_s, energy_j: self.energy_j - o.energy_j, size_bytes: self.size_bytes - o.size_bytes }
+    }
+}
+
+/// Number of features in a step's state (see `SearchSpace::state`).
+pub const STATE_DIM: usize = 14;
+
+pub struct SearchSpace {
+    pub layers: Vec<LayerShape>,
+    pub min_bits: u8,
+    pub max_bits: u8,
+    /// prices[layer][(w - min) * n + (a - min)]
+    prices: Vec<Vec<Price>>,
+    /// Static features per step, min–max normalized over steps.
+    features: Vec<[f32; 11]>,
+    pub uniform8: Price,
+}
+
+impl SearchSpace {
+    /// Prices every layer at every (w, a) in min..=max on `device` (a missing entry is an error).
+    pub fn new(layers: Vec<LayerShape>, min_bits: u8, max_bits: u8, device: &dyn CostModel) -> Result<Self, SearchError> {
+        let n = (max_bits - min_bits + 1) as usize;
+        let mut prices = Vec::with_capacity(layers.len());
+        for l in &layers {
+            let mut row = Vec::with_capacity(n * n);
+            for w in min_bits..=max_bits {
+                for a in min_bits..=max_bits {
+                    row.push(price(device, l, LayerBits::new(Bits::new(w)?, Bits::new(a)?))?);
+                }
+            }
+            prices.push(row);
+        }
+        let eight = LayerBits::uniform(Bits::new(8)?);
+        let mut uniform8 = Price::default();
+        for l in &layers {
+            uniform8 = uniform8 + price(device, l, eight)?;
+        }
+        let features = normalized_features(&layers);
+        Ok(SearchSpace { layers, min_bits, max_bits, prices, features, uniform8 })
+    }
+
+    pub fn steps(&self) -> usize {
+        2 * self.layers.len()
+    }
+
+    fn n_bits(&self) -> usize {
+        (self.max_bits - self.min_bits + 1) as usize
+    }
+
+    /// Equal-width bins: [0, 1/n) → min, ..., [(n-1)/n, 1] → max.
+    pub fn action_to_bits(&self, action: f32) -> u8 {
+        let n = self.n_bits();
+        let idx = ((action.clamp(0.0, 1.0) * n as f32).floor() as usize).min(n - 1);
+        self.min_bits + idx as u8
+    }
+
+    /// The centre of the bin of `bits` (the inverse of `action_to_bits`).
+    pub fn bits_to_action(&self, bits: u8) -> f32 {
+        let idx = bits.clamp(self.min_bits, self.max_bits) - self.min_bits;
+        (idx as f32 + 0.5) / self.n_bits() as f32
+    }
+
+    pub fn layer_price(&self, layer: usize, w: u8, a: u8) -> Price {
+        let n = self.n_bits();
+        self.prices[layer][(w - self.min_bits) as usize * n + (a - self.min_bits) as usize]
+    }
+
+    /// The price of (w, a) bits per layer.
+    pub fn price(&self, bits: &[(u8, u8)]) -> Price {
+        bits.iter().enumerate().fold(Price::default(), |p, (l, &(w, a))| p + self.layer_price(l, w, a))
+    }
+
+    pub fn policy(&self, bits: &[(u8, u8)]) -> Result<Policy, SearchError> {
+        let layers = bits.iter().map(|&(w, a)| Ok(LayerBits::new(Bits::new(w)?, Bits::new(a)?))).collect::<Result<_, SearchError>>()?;
+        Ok(Policy::new(layers))
+    }
+
+    /// The agent's view of step `t` (layer t/2; weight step if t is even): 11 normalized static
+    /// features (layer index, conv, depthwise, in/out channels, kernel, stride, input feature
+    /// size, params, MACs, weight-or-activation), the previous action, and the `resource` spent
+    /// by decided operands and still to come (undecided operands at minimum bits), over `budget`.
+    pub fn state(&self, t: usize, prev_action: f32, decided: &[u8], resource: impl Fn(&Price) -> f64, budget: f64) -> [f32; STATE_DIM] {
+        let mut s = [0f32; STATE_DIM];
+        s[..11].copy_from_slice(&self.features[t]);
+        s[11] = prev_action;
+        let (mut spent, mut to_come) = (0.0, 0.0);
+        for l in 0..self.layers.len() {
+            let w = decided.get(2 * l).copied();
+            let a = decided.get(2 * l + 1).copied();
+            let p = resource(&self.layer_price(l, w.unwrap_or(self.min_bits), a.unwrap_or(self.min_bits)));
+            if w.is_some() {
+                spent += p;
+            } else {
+                to_come += p;
+            }
+        }
+        let b = if budget > 0.0 { budget } else { 1.0 };
+        s[12] = (spent / b) as f32;
+        s[13] = (to_come / b) as f32;
+        s
+    }
+}
+
+fn price(device: &dyn CostModel, l: &LayerShape, bits: LayerBits) -> Result<Price, SearchError> {
+    let c = device.layer_cost(l, bits)?;
+    let size_bytes = l.weight_count() as f64 * bits.w.get() as f64 / 8.0 + 4.0 * l.out_ch as f64;
+    Ok(Price { latency_s: c.latency_s, energy_j: c.energy_j, size_bytes })
+}
+
+fn normalized_features(layers: &[LayerShape]) -> Vec<[f32; 11]> {
+    let mut raw: Vec<[f32; 11]> = Vec::with_capacity(2 * layers.len());
+    for (i, l) in layers.iter().enumerate() {
+        for operand in [0f32, 1.0] {
+            raw.push([
+                i as f32,
+                (l.kind == LayerKind::Conv) as u8 as f32,
+                l.is_depthwise() as u8 as f32,
+                l.in_ch as f32,
+                l.out_ch as f32,
+                l.kernel as f32,
+                l.stride as f32,
+                (l.in_hw.0 * l.in_hw.1) as f32,
+                l.params as f32,
+                l.macs as f32,
+                operand,
+            ]);
+        }
+    }
+    for f in 0..11 {
+        let (lo, hi) = raw.iter().fold((f32::MAX, f32::MIN), |(lo, hi), r| (lo.min(r[f]), hi.max(r[f])));
+        for r in raw.iter_mut() {
+            r[f] = if hi > lo { (r[f] - lo) / (hi - lo) } else { 0.0 };
+        }
+    }
+    raw
+}
