@@ -1,5 +1,6 @@
 //! bitsearch: mixed-precision bitwidth search (library root; declares modules only).
 
+pub mod agents;
 pub mod bench;
 pub mod data;
 pub mod experiment;
@@ -8,4 +9,5 @@ pub mod model;
 pub mod ops;
 pub mod quant;
 pub mod robust;
+pub mod search;
 pub mod train;

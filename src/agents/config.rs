@@ -17,6 +17,8 @@ pub enum AgentError {
     NotAFraction { path: PathBuf, field: &'static str, value: f64 },
     #[error("the greedy agent needs per-layer sensitivities, measured before the search")]
     NoSensitivity,
+    #[error(transparent)]
+    Pareto(#[from] crate::pareto::ParetoError),
     #[error("tensor error in the agent: {0}")]
     Tensor(#[from] candle_core::Error),
 }

@@ -3,9 +3,11 @@
 
 mod raw;
 mod robust;
+mod search;
 
 pub use raw::{RawData, RawExperiment, RawModel, RawQuant, RawTrain};
 pub use robust::{DqConfig, RawAttack, RawFinetune};
+pub use search::{BitsRange, RawBudget, RewardConfig, SearchConfig};
 
 use std::path::{Path, PathBuf};
 
@@ -67,6 +69,14 @@ pub enum ExperimentError {
         field: &'static str,
         value: i64,
     },
+    #[error("{}: `bits.min` ({min}) must not exceed `bits.max` ({max})", path.display())]
+    MinAboveMax { path: PathBuf, min: u8, max: u8 },
+    #[error("{}: give `{fraction}` (a fraction of uniform 8/8) or `{absolute}`, not both", path.display())]
+    BothBudgets {
+        path: PathBuf,
+        fraction: &'static str,
+        absolute: &'static str,
+    },
     #[error("{}: field `quant.percentile` must be in (0, 100], got {value}", path.display())]
     PercentileOutOfRange { path: PathBuf, value: f32 },
 }
@@ -119,6 +129,10 @@ pub struct Experiment {
     pub finetune: crate::train::FinetuneConfig,
     pub attack: crate::robust::AttackConfig,
     pub dq: DqConfig,
+    pub bits: BitsRange,
+    pub budget: crate::search::BudgetConfig,
+    pub reward: RewardConfig,
+    pub search: SearchConfig,
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::robust::{DqConfig, RawAttack, RawFinetune};
+use super::search::{BitsRange, RawBudget, RewardConfig, SearchConfig};
 use super::{DataConfig, Experiment, ExperimentError, ModelConfig, QuantConfig, TrainConfig};
 use crate::data::DataSource;
 use crate::model::Arch;
@@ -25,6 +26,14 @@ pub struct RawExperiment {
     pub attack: RawAttack,
     #[serde(default)]
     pub dq: DqConfig,
+    #[serde(default)]
+    pub bits: BitsRange,
+    #[serde(default)]
+    pub budget: RawBudget,
+    #[serde(default)]
+    pub reward: RewardConfig,
+    #[serde(default)]
+    pub search: SearchConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +156,10 @@ impl RawExperiment {
             finetune: self.finetune.check(path)?,
             attack: self.attack.check(path)?,
             dq: self.dq.check(path)?,
+            bits: self.bits.check(path)?,
+            budget: self.budget.check(path)?,
+            reward: self.reward.check(path)?,
+            search: self.search.check(path)?,
         })
     }
 }

@@ -45,6 +45,8 @@ pub struct SearchSpace {
     /// Static features per step, min–max normalized over steps.
     features: Vec<[f32; 11]>,
     pub uniform8: Price,
+    /// Full precision on every layer, when the device prices it.
+    pub full: Option<Price>,
 }
 
 impl SearchSpace {
@@ -66,8 +68,9 @@ impl SearchSpace {
         for l in &layers {
             uniform8 = uniform8 + price(device, l, eight)?;
         }
+        let full = layers.iter().try_fold(Price::default(), |p, l| price(device, l, LayerBits::uniform(Bits::FULL)).map(|c| p + c)).ok();
         let features = normalized_features(&layers);
-        Ok(SearchSpace { layers, min_bits, max_bits, prices, features, uniform8 })
+        Ok(SearchSpace { layers, min_bits, max_bits, prices, features, uniform8, full })
     }
 
     pub fn steps(&self) -> usize {

@@ -115,6 +115,17 @@ pub fn accuracy(model: &Model, split: &Split, q: Option<&Quantizer>) -> Result<f
     Ok(correct as f64 / split.len() as f64)
 }
 
+/// Mean cross-entropy of the model (quantized by `q` if given) on `split`.
+pub fn loss(model: &Model, split: &Split, q: Option<&Quantizer>) -> Result<f64, TrainError> {
+    let mut total = 0f64;
+    for idx in split.chunks(EVAL_BATCH) {
+        let (x, y) = split.batch(&idx, &Device::Cpu)?;
+        let l = candle_nn::loss::cross_entropy(&model.forward(&x, q)?, &y)?.to_scalar::<f32>()?;
+        total += l as f64 * idx.len() as f64;
+    }
+    Ok(total / split.len().max(1) as f64)
+}
+
 /// How many rows of `logits` have their argmax at the label.
 pub(crate) fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<usize, TrainError> {
     let pred = logits.argmax(1)?;

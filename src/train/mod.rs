@@ -6,7 +6,7 @@ mod fp32;
 
 pub use baseline::{baseline_dir, load_baseline, train_baseline, Baseline, BaselineMetrics};
 pub use finetune::{finetune, FinetuneConfig, FinetuneReport};
-pub use fp32::{accuracy, progress_bar, train_fp32, EpochReport};
+pub use fp32::{accuracy, loss, progress_bar, train_fp32, EpochReport};
 
 use std::path::PathBuf;
 

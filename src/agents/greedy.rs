@@ -1,0 +1,107 @@
+//! HAWQ-style sensitivity + knapsack. Before the search, each operand's sensitivity at each
+//! bitwidth is measured once: the validation loss increase when only that operand (one layer's
+//! weight or input) is quantized, the rest full precision, no fine-tune. The policy minimizing
+//! the summed sensitivity under the primary budget is then an exact knapsack, solved by dynamic
+//! programming with each layer's cost rounded *up* to 1/`buckets` of the budget (so the solution
+//! always fits; any other budgets are left to the budget wall). Episode k proposes the optimum
+//! for a budget swept from the real one down to `sweep_to` of it, each distinct solution once,
+//! cycling when the episodes outnumber them.
+
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+use super::{Agent, AgentError, Context, Feedback, GreedyConfig, Proposal};
+use crate::search::SearchSpace;
+
+/// Loss increase per layer and bitwidth (index `bits - min_bits`), for weights and activations.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sensitivity {
+    pub w: Vec<Vec<f64>>,
+    pub a: Vec<Vec<f64>>,
+}
+
+pub struct Greedy {
+    solutions: Vec<Vec<(u8, u8)>>,
+    next: usize,
+}
+
+/// Points of the budget sweep; the distinct optima among them are the proposals.
+const SWEEP_POINTS: usize = 200;
+
+impl Greedy {
+    pub fn new(cfg: GreedyConfig, ctx: &Context, sens: Sensitivity) -> Result<Self, AgentError> {
+        let (resource, budget) = ctx.budget.primary(ctx.space);
+        let mut solutions: Vec<Vec<(u8, u8)>> = Vec::new();
+        for i in 0..SWEEP_POINTS {
+            let f = 1.0 - (1.0 - cfg.sweep_to) * i as f64 / (SWEEP_POINTS - 1) as f64;
+            if let Some(s) = knapsack(ctx.space, &sens, |w| resource(w), budget * f, cfg.buckets) {
+                if !solutions.contains(&s) {
+                    solutions.push(s);
+                }
+            }
+        }
+        if solutions.is_empty() {
+            // Even the swept budgets admit nothing at this resolution: start from all-minimum.
+            solutions.push(vec![(ctx.space.min_bits, ctx.space.min_bits); ctx.space.layers.len()]);
+        }
+        Ok(Greedy { solutions, next: 0 })
+    }
+
+    pub fn solutions(&self) -> &[Vec<(u8, u8)>] {
+        &self.solutions
+    }
+}
+
+/// The (w, a) per layer minimizing Σ sensitivity with Σ cost ≤ `budget`, or None if nothing fits.
+pub fn knapsack(space: &SearchSpace, sens: &Sensitivity, cost: impl Fn(&crate::search::Price) -> f64, budget: f64, buckets: usize) -> Option<Vec<(u8, u8)>> {
+    let cap = buckets;
+    let unit = budget / buckets as f64;
+    let bits: Vec<u8> = (space.min_bits..=space.max_bits).collect();
+    // best[c] = (sensitivity, choices) over layers so far with total units exactly c.
+    let mut best: Vec<Option<(f64, Vec<(u8, u8)>)>> = vec![None; cap + 1];
+    best[0] = Some((0.0, Vec::new()));
+    for l in 0..space.layers.len() {
+        let mut next: Vec<Option<(f64, Vec<(u8, u8)>)>> = vec![None; cap + 1];
+        for (c, entry) in best.iter().enumerate() {
+            let Some((s, choice)) = entry else { continue };
+            for &w in &bits {
+                for &a in &bits {
+                    let units = (cost(&space.layer_price(l, w, a)) / unit).ceil() as usize;
+                    let (c2, i, j) = (c + units, (w - space.min_bits) as usize, (a - space.min_bits) as usize);
+                    if c2 > cap {
+                        continue;
+                    }
+                    let s2 = s + sens.w[l][i] + sens.a[l][j];
+                    if next[c2].as_ref().is_none_or(|(b, _)| s2 < *b) {
+                        let mut ch = choice.clone();
+                        ch.push((w, a));
+                        next[c2] = Some((s2, ch));
+                    }
+                }
+            }
+        }
+        best = next;
+    }
+    best.into_iter().flatten().min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, c)| c)
+}
+
+impl Agent for Greedy {
+    fn name(&self) -> &'static str {
+        "greedy"
+    }
+
+    fn propose(&mut self, ctx: &Context, _: &mut StdRng) -> Result<Proposal, AgentError> {
+        let bits = self.solutions[self.next % self.solutions.len()].clone();
+        self.next += 1;
+        let actions = bits.iter().flat_map(|&(w, a)| [ctx.space.bits_to_action(w), ctx.space.bits_to_action(a)]).collect();
+        Ok(Proposal { actions, bits, states: Vec::new() })
+    }
+
+    fn learn(&mut self, _: &Context, _: &Proposal, _: &Feedback, _: &mut StdRng) -> Result<(), AgentError> {
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> serde_json::Value {
+        serde_json::json!({ "agent": "greedy", "proposed": self.next, "distinct_solutions": self.solutions.len() })
+    }
+}
