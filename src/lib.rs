@@ -5,5 +5,6 @@ pub mod data;
 pub mod experiment;
 pub mod hardware;
 pub mod model;
+pub mod pareto;
 pub mod quant;
 pub mod train;
