@@ -7,4 +7,5 @@ pub mod hardware;
 pub mod model;
 pub mod pareto;
 pub mod quant;
+pub mod report;
 pub mod train;

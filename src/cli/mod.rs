@@ -4,6 +4,7 @@ mod bench;
 mod cost;
 mod eval;
 mod profiles;
+mod report;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,10 @@ pub enum Command {
     Cost(CostCmd),
     /// Time the search's inner loop (training step, forward, input gradient, full training).
     Bench(bench::BenchArgs),
+    /// Regenerate the charts (PNG and SVG) and report.html of a run directory or DQ study.
+    Report(report::ReportArgs),
+    /// Overlay the Pareto fronts of several runs and compare their hypervolumes.
+    Compare(report::CompareArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +76,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             cost::run(&c.args, exp.model.arch.name(), &layers)
         }
         Command::Bench(args) => bench::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Compare(args) => report::run_compare(&args),
     }
 }
 
