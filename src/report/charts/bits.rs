@@ -147,6 +147,7 @@ impl BitsChart {
         chart
             .configure_secondary_axes()
             .y_desc("MAC share (%)")
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style(font(15))
             .axis_desc_style(font(17))
             .draw()
