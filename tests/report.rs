@@ -10,31 +10,10 @@ use std::process::Command;
 use bitsearch::report::compare::compare;
 use bitsearch::report::style::SIZE;
 use bitsearch::report::{write_report, ChartFiles};
-
-/// Decodes an 8-bit RGB or RGBA PNG: (width, height, bytes per pixel, pixels).
-fn decode_png(path: &Path) -> (u32, u32, usize, Vec<u8>) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(
-        &bytes[..8],
-        b"\x89PNG\r\n\x1a\n",
-        "{}: PNG signature",
-        path.display()
-    );
-    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let bpp = match info.color_type {
-        png::ColorType::Rgb => 3,
-        png::ColorType::Rgba => 4,
-        other => panic!("{}: unexpected colour type {other:?}", path.display()),
-    };
-    assert_eq!(info.bit_depth, png::BitDepth::Eight);
-    (info.width, info.height, bpp, buf)
-}
+use common::Png;
 
 /// Dark pixels in the rectangle [x0, x1) × [y0, y1).
-fn dark_pixels(png: &(u32, u32, usize, Vec<u8>), x: (u32, u32), y: (u32, u32)) -> usize {
+fn dark_pixels(png: &Png, x: (u32, u32), y: (u32, u32)) -> usize {
     let (w, _, bpp, buf) = png;
     let mut n = 0;
     for row in y.0..y.1 {
@@ -51,7 +30,7 @@ fn dark_pixels(png: &(u32, u32, usize, Vec<u8>), x: (u32, u32), y: (u32, u32)) -
 /// Checks a chart's PNG (signature, size, text below the x axis and left of the y axis) and
 /// that its SVG parses as XML with an `svg` root.
 fn check_chart(chart: &ChartFiles) {
-    let png = decode_png(&chart.png);
+    let png = common::decode_png(&chart.png);
     assert_eq!((png.0, png.1), SIZE, "{}", chart.png.display());
     // Charts use margin 16, an x label area 50 px high and a y label area ≥ 60 px wide; the
     // axis lines and tick marks sit at their inner edges, so these strips hold only text.

@@ -84,7 +84,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>], numeric: &[bool]) -> String 
 pub fn num(v: Option<f64>) -> String {
     match v {
         None => "–".to_string(),
-        Some(v) if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e5) => format!("{v:.3e}"),
+        Some(v) if v.fract() == 0.0 && v.abs() < 1e12 => format!("{v:.0}"),
+        Some(v) if v.abs() < 1e-3 || v.abs() >= 1e5 => format!("{v:.3e}"),
         Some(v) => format!("{v:.4}"),
     }
 }
@@ -175,7 +176,7 @@ fn best_section(run: &RunDir) -> String {
     ];
     let mut out =
         "<h3>Best policy (best-policy.json, re-scored on the test split)</h3>\n".to_string();
-    out += &table(&["", ""], &rows, &[false, false]);
+    out += &table(&["field", "value"], &rows, &[false, false]);
     out
 }
 
@@ -194,7 +195,7 @@ pub fn run_page(run: &RunDir, charts: &[ChartFiles]) -> Result<String, ReportErr
         escape(&c.model)
     );
     b += "<h2>Configuration</h2>\n";
-    b += &table(&["", ""], &config_rows(run), &[false, false]);
+    b += &table(&["field", "value"], &config_rows(run), &[false, false]);
     b += "<h2>Pareto fronts</h2>\n<p class=\"note\">Faint points: every scored policy; line: the \
           front of the feasible ones; triangles: uniform policies; red line: the budget.</p>\n";
     for chart in charts.iter().take(2) {

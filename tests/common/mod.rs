@@ -199,3 +199,29 @@ pub fn write_dq(dir: &Path) {
 fn growth_pow(g: f64, i: usize) -> f64 {
     g.powi(i as i32)
 }
+
+/// A decoded 8-bit PNG: (width, height, bytes per pixel, pixels row by row).
+pub type Png = (u32, u32, usize, Vec<u8>);
+
+/// Decodes an 8-bit RGB or RGBA PNG, checking its signature.
+pub fn decode_png(path: &Path) -> Png {
+    let bytes = fs::read(path).unwrap();
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{}: PNG signature",
+        path.display()
+    );
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let bpp = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => panic!("{}: unexpected colour type {other:?}", path.display()),
+    };
+    assert_eq!(info.bit_depth, png::BitDepth::Eight, "{}", path.display());
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, bpp, buf)
+}
