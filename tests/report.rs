@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use bitsearch::report::compare::compare;
@@ -218,4 +217,48 @@ fn report_of_an_empty_directory_names_it() {
         err.contains("neither a search run (config.json) nor a DQ study (dq.csv)"),
         "{err}"
     );
+}
+
+#[test]
+fn bits_chart_with_full_precision_and_two_policies() {
+    use bitsearch::quant::{Bits, LayerBits};
+    use bitsearch::report::charts::{BitsChart, NamedPolicy};
+    let bits = |w, a| LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap());
+    let chart = BitsChart {
+        stem: "bits-fp".to_string(),
+        title: "two policies".to_string(),
+        layers: vec!["conv1".into(), "conv2".into(), "fc".into()],
+        mac_share: vec![0.2, 0.7, 0.1],
+        policies: vec![
+            NamedPolicy {
+                label: "A".into(),
+                bits: vec![bits(32, 32), bits(4, 4), bits(2, 8)],
+            },
+            NamedPolicy {
+                label: "B".into(),
+                bits: vec![bits(8, 8), bits(3, 5), bits(32, 8)],
+            },
+        ],
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let files = bitsearch::report::render(&chart, tmp.path()).unwrap();
+    check_chart(&files);
+    let svg = std::fs::read_to_string(&files.svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let labels = (doc.descendants())
+        .filter(|n| n.has_tag_name("text") && n.text().map(str::trim) == Some("32"))
+        .count();
+    // A: conv1 weights and activations; B: fc weights
+    assert_eq!(labels, 3, "each full-precision bar is labelled 32");
+}
+
+#[test]
+fn rendering_into_a_missing_directory_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dq_dir = tmp.path().join("dq");
+    common::write_dq(&dq_dir);
+    let dq = bitsearch::report::rundir::DqDir::read(&dq_dir).unwrap();
+    let chart = bitsearch::report::charts::robustness_chart(&dq);
+    let err = bitsearch::report::render(&chart, &tmp.path().join("no/such/dir")).unwrap_err();
+    assert!(err.to_string().contains("chart dq-robustness"), "{err}");
 }

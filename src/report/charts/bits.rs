@@ -92,28 +92,7 @@ impl Chart for BitsChart {
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(&err)?;
-        for (p, policy) in self.policies.iter().enumerate() {
-            for (k, what) in ["weights", "activations"].iter().enumerate() {
-                let c = color(2 * p + k);
-                chart
-                    .draw_series(self.bars().into_iter().filter(|b| b.3 == 2 * p + k).map(
-                        |(x0, x1, bits, _)| {
-                            Rectangle::new([(x0, 0.0), (x1, height(bits))], c.filled())
-                        },
-                    ))
-                    .map_err(&err)?
-                    .label(format!("{} {what}", policy.label))
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
-                    });
-            }
-        }
-        let full = self.bars().into_iter().filter(|b| b.2 > 8);
-        chart
-            .draw_series(
-                full.map(|(x0, _, _, _)| Text::new("32", (x0, FULL_HEIGHT + 0.5), font(12))),
-            )
-            .map_err(&err)?;
+        self.draw_bars(&mut chart, &err)?;
         self.draw_share(&mut chart, &err)?;
         chart
             .configure_series_labels()
@@ -135,6 +114,37 @@ type Dual<'a, DB> = DualCoordChartContext<
 >;
 
 impl BitsChart {
+    /// The bars, one colour per policy and operand, with "32" over full-precision bars.
+    fn draw_bars<DB: DrawingBackend>(
+        &self,
+        chart: &mut Dual<'_, DB>,
+        err: &impl Fn(DrawingAreaErrorKind<DB::ErrorType>) -> ChartError,
+    ) -> Result<(), ChartError> {
+        for (p, policy) in self.policies.iter().enumerate() {
+            for (k, what) in ["weights", "activations"].iter().enumerate() {
+                let c = color(2 * p + k);
+                chart
+                    .draw_series(self.bars().into_iter().filter(|b| b.3 == 2 * p + k).map(
+                        |(x0, x1, bits, _)| {
+                            Rectangle::new([(x0, 0.0), (x1, height(bits))], c.filled())
+                        },
+                    ))
+                    .map_err(err)?
+                    .label(format!("{} {what}", policy.label))
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
+                    });
+            }
+        }
+        let full = self.bars().into_iter().filter(|b| b.2 > 8);
+        chart
+            .draw_series(
+                full.map(|(x0, _, _, _)| Text::new("32", (x0, FULL_HEIGHT + 0.5), font(12))),
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
     /// The MAC share line on the right axis, with a percent label at each layer.
     fn draw_share<DB: DrawingBackend>(
         &self,

@@ -2,6 +2,7 @@
 //! front as a line, uniform policies as labelled markers, the budget as a vertical line. With
 //! several series (one per run) it is the compare view.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -173,60 +174,10 @@ impl Chart for ParetoChart {
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(&err)?;
-        let scaled = |p: &(f64, f64)| (sx.apply(p.0), sy.apply(p.1));
-        for (i, s) in self.series.iter().enumerate() {
-            let c = color(i);
-            let faint = c.mix(0.25).filled();
-            chart
-                .draw_series(s.points.iter().map(|p| Circle::new(scaled(p), 3, faint)))
-                .map_err(&err)?;
-            let front: Vec<(f64, f64)> = s.front.iter().map(scaled).collect();
-            chart
-                .draw_series(LineSeries::new(front.clone(), c.stroke_width(2)))
-                .map_err(&err)?
-                .label(format!("{} (front)", s.label))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
-            chart
-                .draw_series(front.iter().map(|&p| Circle::new(p, 4, c.filled())))
-                .map_err(&err)?;
-        }
-        if let Some((label, v)) = &self.baseline {
-            let y = sy.apply(*v);
-            let gray = RGBColor(110, 110, 110);
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(xr.start, y), (xr.end, y)],
-                    6,
-                    4,
-                    gray.stroke_width(1),
-                ))
-                .map_err(&err)?
-                .label(label.clone())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], gray));
-        }
-        if let Some(b) = self.budget {
-            let x = sx.apply(b);
-            chart
-                .draw_series(LineSeries::new(
-                    [(x, yr.start), (x, yr.end)],
-                    RED.stroke_width(2),
-                ))
-                .map_err(&err)?
-                .label("budget")
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
-        }
-        if !self.markers.is_empty() {
-            chart
-                .draw_series(self.markers.iter().map(|m| {
-                    let p = scaled(&(m.x, m.y));
-                    EmptyElement::at(p)
-                        + TriangleMarker::new((0, 0), 7, BLACK.filled())
-                        + Text::new(m.label.clone(), (8, -16), font(13))
-                }))
-                .map_err(&err)?
-                .label("uniform policies")
-                .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
-        }
+        let scale = (sx, sy);
+        self.draw_runs(&mut chart, scale, &err)?;
+        self.draw_lines(&mut chart, scale, (xr, yr), &err)?;
+        self.draw_markers(&mut chart, scale, &err)?;
         chart
             .configure_series_labels()
             .label_font(font(14))
@@ -236,5 +187,89 @@ impl Chart for ParetoChart {
             .draw()
             .map_err(&err)?;
         root.present().map_err(&err)
+    }
+}
+
+type Xy<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type Ranges = (std::ops::Range<f64>, std::ops::Range<f64>);
+
+impl ParetoChart {
+    /// Every run's points (faint) and front (line and dots).
+    fn draw_runs<DB: DrawingBackend>(
+        &self,
+        chart: &mut Xy<'_, DB>,
+        (sx, sy): (Scale, Scale),
+        err: &impl Fn(DrawingAreaErrorKind<DB::ErrorType>) -> ChartError,
+    ) -> Result<(), ChartError> {
+        let scaled = |p: &(f64, f64)| (sx.apply(p.0), sy.apply(p.1));
+        for (i, s) in self.series.iter().enumerate() {
+            let c = color(i);
+            let faint = c.mix(0.25).filled();
+            chart
+                .draw_series(s.points.iter().map(|p| Circle::new(scaled(p), 3, faint)))
+                .map_err(err)?;
+            let front: Vec<(f64, f64)> = s.front.iter().map(scaled).collect();
+            chart
+                .draw_series(LineSeries::new(front.clone(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(format!("{} (front)", s.label))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+            chart
+                .draw_series(front.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// The baseline (dashed, horizontal) and the budget (red, vertical).
+    fn draw_lines<DB: DrawingBackend>(
+        &self,
+        chart: &mut Xy<'_, DB>,
+        (sx, sy): (Scale, Scale),
+        (xr, yr): Ranges,
+        err: &impl Fn(DrawingAreaErrorKind<DB::ErrorType>) -> ChartError,
+    ) -> Result<(), ChartError> {
+        if let Some((label, v)) = &self.baseline {
+            let y = sy.apply(*v);
+            let gray = RGBColor(110, 110, 110);
+            let line = [(xr.start, y), (xr.end, y)];
+            chart
+                .draw_series(DashedLineSeries::new(line, 6, 4, gray.stroke_width(1)))
+                .map_err(err)?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], gray));
+        }
+        if let Some(b) = self.budget {
+            let x = sx.apply(b);
+            let red = RED.stroke_width(2);
+            chart
+                .draw_series(LineSeries::new([(x, yr.start), (x, yr.end)], red))
+                .map_err(err)?
+                .label("budget")
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], red));
+        }
+        Ok(())
+    }
+
+    /// The labelled reference markers (uniform policies).
+    fn draw_markers<DB: DrawingBackend>(
+        &self,
+        chart: &mut Xy<'_, DB>,
+        (sx, sy): (Scale, Scale),
+        err: &impl Fn(DrawingAreaErrorKind<DB::ErrorType>) -> ChartError,
+    ) -> Result<(), ChartError> {
+        if self.markers.is_empty() {
+            return Ok(());
+        }
+        chart
+            .draw_series(self.markers.iter().map(|m| {
+                EmptyElement::at((sx.apply(m.x), sy.apply(m.y)))
+                    + TriangleMarker::new((0, 0), 7, BLACK.filled())
+                    + Text::new(m.label.clone(), (8, -16), font(13))
+            }))
+            .map_err(err)?
+            .label("uniform policies")
+            .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
+        Ok(())
     }
 }
