@@ -8,13 +8,27 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: {source}", path.display())]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
     #[error("{}: field `{field}` must be greater than zero, got {value}", path.display())]
-    NotPositive { path: PathBuf, field: &'static str, value: f64 },
+    NotPositive {
+        path: PathBuf,
+        field: &'static str,
+        value: f64,
+    },
     #[error("{}: field `{field}` must be in [0, 1], got {value}", path.display())]
-    NotAFraction { path: PathBuf, field: &'static str, value: f64 },
+    NotAFraction {
+        path: PathBuf,
+        field: &'static str,
+        value: f64,
+    },
     #[error("the greedy agent needs per-layer sensitivities, measured before the search")]
     NoSensitivity,
     #[error(transparent)]
@@ -76,8 +90,14 @@ pub struct GreedyConfig {
 
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<Self, AgentError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AgentError::Io { path: path.to_path_buf(), source })?;
-        let cfg: AgentConfig = toml::from_str(&text).map_err(|e| AgentError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        let text = std::fs::read_to_string(path).map_err(|source| AgentError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cfg: AgentConfig = toml::from_str(&text).map_err(|e| AgentError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
         cfg.check(path)?;
         Ok(cfg)
     }
@@ -92,8 +112,28 @@ impl AgentConfig {
     }
 
     fn check(&self, path: &Path) -> Result<(), AgentError> {
-        let pos = |field, v: f64| if v > 0.0 && v.is_finite() { Ok(()) } else { Err(AgentError::NotPositive { path: path.to_path_buf(), field, value: v }) };
-        let frac = |field, v: f64| if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(AgentError::NotAFraction { path: path.to_path_buf(), field, value: v }) };
+        let pos = |field, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(AgentError::NotPositive {
+                    path: path.to_path_buf(),
+                    field,
+                    value: v,
+                })
+            }
+        };
+        let frac = |field, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(AgentError::NotAFraction {
+                    path: path.to_path_buf(),
+                    field,
+                    value: v,
+                })
+            }
+        };
         match self {
             AgentConfig::Ddpg(c) => {
                 pos("hidden", c.hidden as f64)?;
@@ -128,7 +168,12 @@ mod tests {
     #[test]
     fn shipped_agent_files_load() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("agents");
-        for (f, name) in [("ddpg.toml", "ddpg"), ("random.toml", "random"), ("nsga2.toml", "nsga2"), ("greedy.toml", "greedy")] {
+        for (f, name) in [
+            ("ddpg.toml", "ddpg"),
+            ("random.toml", "random"),
+            ("nsga2.toml", "nsga2"),
+            ("greedy.toml", "greedy"),
+        ] {
             assert_eq!(AgentConfig::load(&dir.join(f)).unwrap().name(), name);
         }
     }
@@ -137,12 +182,29 @@ mod tests {
     fn bad_values_name_file_and_field() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.toml");
-        std::fs::write(&p, "agent = \"nsga2\"\npopulation = 0\nmutation = 0.1\ncrossover = 0.9\n").unwrap();
+        std::fs::write(
+            &p,
+            "agent = \"nsga2\"\npopulation = 0\nmutation = 0.1\ncrossover = 0.9\n",
+        )
+        .unwrap();
         let e = AgentConfig::load(&p).unwrap_err().to_string();
-        assert!(e.contains("a.toml") && e.contains("population") && e.contains('0'), "{e}");
-        std::fs::write(&p, "agent = \"nsga2\"\npopulation = 8\nmutation = 1.5\ncrossover = 0.9\n").unwrap();
-        assert!(AgentConfig::load(&p).unwrap_err().to_string().contains("mutation"));
+        assert!(
+            e.contains("a.toml") && e.contains("population") && e.contains('0'),
+            "{e}"
+        );
+        std::fs::write(
+            &p,
+            "agent = \"nsga2\"\npopulation = 8\nmutation = 1.5\ncrossover = 0.9\n",
+        )
+        .unwrap();
+        assert!(AgentConfig::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("mutation"));
         std::fs::write(&p, "agent = \"sac\"\n").unwrap();
-        assert!(AgentConfig::load(&p).unwrap_err().to_string().contains("sac"));
+        assert!(AgentConfig::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("sac"));
     }
 }

@@ -32,7 +32,14 @@ pub struct Ddpg {
 }
 
 fn adam(vars: Vec<candle_core::Var>, lr: f64) -> Result<AdamW, AgentError> {
-    Ok(AdamW::new(vars, ParamsAdamW { lr, weight_decay: 0.0, ..ParamsAdamW::default() })?)
+    Ok(AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr,
+            weight_decay: 0.0,
+            ..ParamsAdamW::default()
+        },
+    )?)
 }
 
 impl Ddpg {
@@ -64,7 +71,9 @@ impl Ddpg {
 
     /// A sample of N(mean, sigma) truncated to [0,1] (rejection; the clamp is a safety net).
     fn explore(&self, mean: f32, rng: &mut StdRng) -> f32 {
-        let Ok(normal) = Normal::new(mean as f64, self.sigma) else { return mean };
+        let Ok(normal) = Normal::new(mean as f64, self.sigma) else {
+            return mean;
+        };
         for _ in 0..100 {
             let v = normal.sample(rng);
             if (0.0..=1.0).contains(&v) {
@@ -84,9 +93,14 @@ impl Ddpg {
             return Ok(());
         }
         let n = batch.len();
-        let stack = |f: &dyn Fn(&Transition) -> Vec<f32>, width: usize| -> candle_core::Result<Tensor> {
-            Tensor::from_vec(batch.iter().flat_map(|t| f(t)).collect::<Vec<f32>>(), (n, width), &Device::Cpu)
-        };
+        let stack =
+            |f: &dyn Fn(&Transition) -> Vec<f32>, width: usize| -> candle_core::Result<Tensor> {
+                Tensor::from_vec(
+                    batch.iter().flat_map(|t| f(t)).collect::<Vec<f32>>(),
+                    (n, width),
+                    &Device::Cpu,
+                )
+            };
         let s = stack(&|t| t.state.to_vec(), STATE_DIM)?;
         let s2 = stack(&|t| t.next.to_vec(), STATE_DIM)?;
         let a = stack(&|t| vec![t.action], 1)?;
@@ -95,7 +109,9 @@ impl Ddpg {
         let a2 = candle_nn::ops::sigmoid(&self.actor_target.forward(&s2)?)?;
         let q_next = Self::q(&self.critic_target, &s2, &a2)?.detach();
         let target = (r + (q_next * not_done)?.affine(self.cfg.discount, 0.0)?)?.detach();
-        let critic_loss = (Self::q(&self.critic, &s, &a)? - target)?.sqr()?.mean_all()?;
+        let critic_loss = (Self::q(&self.critic, &s, &a)? - target)?
+            .sqr()?
+            .mean_all()?;
         self.critic_opt.backward_step(&critic_loss)?;
         let mu = candle_nn::ops::sigmoid(&self.actor.forward(&s)?)?;
         let actor_loss = Self::q(&self.critic, &s, &mu)?.mean_all()?.neg()?;
@@ -121,24 +137,45 @@ impl Agent for Ddpg {
         let mut prev = 0.0;
         for t in 0..ctx.space.steps() {
             let state = ctx.space.state(t, prev, &decided, resource, budget);
-            let a = if self.episodes < self.cfg.warmup { rng.random::<f32>() } else { self.explore(self.act(&state)?, rng) };
+            let a = if self.episodes < self.cfg.warmup {
+                rng.random::<f32>()
+            } else {
+                self.explore(self.act(&state)?, rng)
+            };
             decided.push(ctx.space.action_to_bits(a));
             states.push(state);
             actions.push(a);
             prev = a;
         }
         let bits = decided.chunks(2).map(|c| (c[0], c[1])).collect();
-        Ok(Proposal { actions, bits, states })
+        Ok(Proposal {
+            actions,
+            bits,
+            states,
+        })
     }
 
-    fn learn(&mut self, ctx: &Context, p: &Proposal, f: &Feedback, rng: &mut StdRng) -> Result<(), AgentError> {
+    fn learn(
+        &mut self,
+        ctx: &Context,
+        p: &Proposal,
+        f: &Feedback,
+        rng: &mut StdRng,
+    ) -> Result<(), AgentError> {
         let baseline = *self.baseline.get_or_insert(f.reward);
         let advantage = (f.reward - baseline) as f32;
-        self.baseline = Some(self.cfg.baseline_decay * baseline + (1.0 - self.cfg.baseline_decay) * f.reward);
+        self.baseline =
+            Some(self.cfg.baseline_decay * baseline + (1.0 - self.cfg.baseline_decay) * f.reward);
         let last = p.states.len().saturating_sub(1);
         for (t, (s, &a)) in p.states.iter().zip(&p.actions).enumerate() {
             let next = if t < last { p.states[t + 1] } else { *s };
-            self.replay.push(Transition { state: *s, action: a, reward: advantage, next, done: t == last });
+            self.replay.push(Transition {
+                state: *s,
+                action: a,
+                reward: advantage,
+                next,
+                done: t == last,
+            });
         }
         self.episodes += 1;
         if self.episodes > self.cfg.warmup {

@@ -42,7 +42,10 @@ impl Greedy {
         }
         if solutions.is_empty() {
             // Even the swept budgets admit nothing at this resolution: start from all-minimum.
-            solutions.push(vec![(ctx.space.min_bits, ctx.space.min_bits); ctx.space.layers.len()]);
+            solutions.push(vec![
+                (ctx.space.min_bits, ctx.space.min_bits);
+                ctx.space.layers.len()
+            ]);
         }
         Ok(Greedy { solutions, next: 0 })
     }
@@ -53,7 +56,13 @@ impl Greedy {
 }
 
 /// The (w, a) per layer minimizing Σ sensitivity with Σ cost ≤ `budget`, or None if nothing fits.
-pub fn knapsack(space: &SearchSpace, sens: &Sensitivity, cost: impl Fn(&crate::search::Price) -> f64, budget: f64, buckets: usize) -> Option<Vec<(u8, u8)>> {
+pub fn knapsack(
+    space: &SearchSpace,
+    sens: &Sensitivity,
+    cost: impl Fn(&crate::search::Price) -> f64,
+    budget: f64,
+    buckets: usize,
+) -> Option<Vec<(u8, u8)>> {
     let cap = buckets;
     let unit = budget / buckets as f64;
     let bits: Vec<u8> = (space.min_bits..=space.max_bits).collect();
@@ -67,7 +76,11 @@ pub fn knapsack(space: &SearchSpace, sens: &Sensitivity, cost: impl Fn(&crate::s
             for &w in &bits {
                 for &a in &bits {
                     let units = (cost(&space.layer_price(l, w, a)) / unit).ceil() as usize;
-                    let (c2, i, j) = (c + units, (w - space.min_bits) as usize, (a - space.min_bits) as usize);
+                    let (c2, i, j) = (
+                        c + units,
+                        (w - space.min_bits) as usize,
+                        (a - space.min_bits) as usize,
+                    );
                     if c2 > cap {
                         continue;
                     }
@@ -82,7 +95,10 @@ pub fn knapsack(space: &SearchSpace, sens: &Sensitivity, cost: impl Fn(&crate::s
         }
         best = next;
     }
-    best.into_iter().flatten().min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, c)| c)
+    best.into_iter()
+        .flatten()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 impl Agent for Greedy {
@@ -93,11 +109,24 @@ impl Agent for Greedy {
     fn propose(&mut self, ctx: &Context, _: &mut StdRng) -> Result<Proposal, AgentError> {
         let bits = self.solutions[self.next % self.solutions.len()].clone();
         self.next += 1;
-        let actions = bits.iter().flat_map(|&(w, a)| [ctx.space.bits_to_action(w), ctx.space.bits_to_action(a)]).collect();
-        Ok(Proposal { actions, bits, states: Vec::new() })
+        let actions = bits
+            .iter()
+            .flat_map(|&(w, a)| [ctx.space.bits_to_action(w), ctx.space.bits_to_action(a)])
+            .collect();
+        Ok(Proposal {
+            actions,
+            bits,
+            states: Vec::new(),
+        })
     }
 
-    fn learn(&mut self, _: &Context, _: &Proposal, _: &Feedback, _: &mut StdRng) -> Result<(), AgentError> {
+    fn learn(
+        &mut self,
+        _: &Context,
+        _: &Proposal,
+        _: &Feedback,
+        _: &mut StdRng,
+    ) -> Result<(), AgentError> {
         Ok(())
     }
 

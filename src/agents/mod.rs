@@ -51,18 +51,37 @@ pub struct Feedback {
 pub trait Agent {
     fn name(&self) -> &'static str;
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError>;
-    fn learn(&mut self, ctx: &Context, proposal: &Proposal, feedback: &Feedback, rng: &mut StdRng) -> Result<(), AgentError>;
+    fn learn(
+        &mut self,
+        ctx: &Context,
+        proposal: &Proposal,
+        feedback: &Feedback,
+        rng: &mut StdRng,
+    ) -> Result<(), AgentError>;
     /// A JSON summary of the agent's state (written as the run's agent checkpoint).
     fn checkpoint(&self) -> serde_json::Value;
 }
 
 /// Maps one action per step to (w, a) bits per layer.
 pub fn actions_to_bits(space: &SearchSpace, actions: &[f32]) -> Vec<(u8, u8)> {
-    actions.chunks(2).map(|c| (space.action_to_bits(c[0]), space.action_to_bits(*c.get(1).unwrap_or(&c[0])))).collect()
+    actions
+        .chunks(2)
+        .map(|c| {
+            (
+                space.action_to_bits(c[0]),
+                space.action_to_bits(*c.get(1).unwrap_or(&c[0])),
+            )
+        })
+        .collect()
 }
 
 /// Builds the agent a config describes; greedy needs the per-layer sensitivities.
-pub fn build(cfg: &AgentConfig, ctx: &Context, seed: u64, sensitivity: Option<Sensitivity>) -> Result<Box<dyn Agent>, AgentError> {
+pub fn build(
+    cfg: &AgentConfig,
+    ctx: &Context,
+    seed: u64,
+    sensitivity: Option<Sensitivity>,
+) -> Result<Box<dyn Agent>, AgentError> {
     Ok(match cfg {
         AgentConfig::Random => Box::new(RandomAgent),
         AgentConfig::Ddpg(c) => Box::new(Ddpg::new(c.clone(), ctx.space, seed)?),

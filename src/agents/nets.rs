@@ -16,8 +16,14 @@ impl Mlp {
         let mut layers = Vec::new();
         for (i, win) in sizes.windows(2).enumerate() {
             let (fan_in, out) = (win[0], win[1]);
-            let bound = if i + 2 == sizes.len() { 3e-3 } else { 1.0 / (fan_in as f32).sqrt() };
-            let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+            let bound = if i + 2 == sizes.len() {
+                3e-3
+            } else {
+                1.0 / (fan_in as f32).sqrt()
+            };
+            let mut draw = |n: usize| -> Vec<f32> {
+                (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+            };
             let w = Tensor::from_vec(draw(out * fan_in), (out, fan_in), &Device::Cpu)?;
             let b = Tensor::from_vec(draw(out), out, &Device::Cpu)?;
             layers.push((Var::from_tensor(&w)?, Var::from_tensor(&b)?));
@@ -28,7 +34,9 @@ impl Mlp {
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
         for (i, (w, b)) in self.layers.iter().enumerate() {
-            h = h.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?;
+            h = h
+                .matmul(&w.as_tensor().t()?)?
+                .broadcast_add(b.as_tensor())?;
             if i + 1 < self.layers.len() {
                 h = h.relu()?;
             }
@@ -37,7 +45,10 @@ impl Mlp {
     }
 
     pub fn vars(&self) -> Vec<Var> {
-        self.layers.iter().flat_map(|(w, b)| [w.clone(), b.clone()]).collect()
+        self.layers
+            .iter()
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect()
     }
 
     /// An independent copy (the target network).
@@ -45,7 +56,12 @@ impl Mlp {
         let layers = self
             .layers
             .iter()
-            .map(|(w, b)| Ok((Var::from_tensor(&w.as_tensor().copy()?)?, Var::from_tensor(&b.as_tensor().copy()?)?)))
+            .map(|(w, b)| {
+                Ok((
+                    Var::from_tensor(&w.as_tensor().copy()?)?,
+                    Var::from_tensor(&b.as_tensor().copy()?)?,
+                ))
+            })
             .collect::<candle_core::Result<_>>()?;
         Ok(Mlp { layers })
     }
@@ -84,7 +100,11 @@ mod tests {
         let after = target.flat().unwrap();
         for i in 0..o.len() {
             let want = 0.01 * o[i] + 0.99 * t[i];
-            assert!((after[i] - want).abs() < 1e-7, "{i}: {} vs {want}", after[i]);
+            assert!(
+                (after[i] - want).abs() < 1e-7,
+                "{i}: {} vs {want}",
+                after[i]
+            );
         }
         // tau = 1 copies the online network exactly
         target.soft_update(&online, 1.0).unwrap();
@@ -95,10 +115,13 @@ mod tests {
     fn shapes_and_copy_independence() {
         let mut rng = StdRng::seed_from_u64(1);
         let m = Mlp::new(&[5, 7, 7, 2], &mut rng).unwrap();
-        let y = m.forward(&Tensor::zeros((3, 5), candle_core::DType::F32, &Device::Cpu).unwrap()).unwrap();
+        let y = m
+            .forward(&Tensor::zeros((3, 5), candle_core::DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
         assert_eq!(y.dims(), &[3, 2]);
         let c = m.copy().unwrap();
-        c.soft_update(&Mlp::new(&[5, 7, 7, 2], &mut rng).unwrap(), 0.5).unwrap();
+        c.soft_update(&Mlp::new(&[5, 7, 7, 2], &mut rng).unwrap(), 0.5)
+            .unwrap();
         assert_ne!(c.flat().unwrap(), m.flat().unwrap());
     }
 }

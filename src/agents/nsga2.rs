@@ -12,7 +12,12 @@ use rand::Rng;
 use super::{Agent, AgentError, Context, Feedback, Nsga2Config, Proposal};
 use crate::pareto::{front_ranks, Sense};
 
-const SENSES: [Sense; 4] = [Sense::Maximize, Sense::Maximize, Sense::Minimize, Sense::Minimize];
+const SENSES: [Sense; 4] = [
+    Sense::Maximize,
+    Sense::Maximize,
+    Sense::Minimize,
+    Sense::Minimize,
+];
 /// A failed fine-tune scores as dominated by everything that was scored.
 const FAILED: [f64; 4] = [0.0, 0.0, f64::INFINITY, f64::INFINITY];
 
@@ -32,20 +37,36 @@ pub struct Nsga2 {
 
 impl Nsga2 {
     pub fn new(cfg: Nsga2Config) -> Self {
-        Nsga2 { cfg, parents: Vec::new(), children: Vec::new(), pending: VecDeque::new(), generation: 0 }
+        Nsga2 {
+            cfg,
+            parents: Vec::new(),
+            children: Vec::new(),
+            pending: VecDeque::new(),
+            generation: 0,
+        }
     }
 
     fn random_genes(ctx: &Context, rng: &mut StdRng) -> Vec<(u8, u8)> {
         let (lo, hi) = (ctx.space.min_bits, ctx.space.max_bits);
-        (0..ctx.space.layers.len()).map(|_| (rng.random_range(lo..=hi), rng.random_range(lo..=hi))).collect()
+        (0..ctx.space.layers.len())
+            .map(|_| (rng.random_range(lo..=hi), rng.random_range(lo..=hi)))
+            .collect()
     }
 
     fn breed(&self, ctx: &Context, rng: &mut StdRng) -> Result<Vec<Vec<(u8, u8)>>, AgentError> {
         let (rank, crowd) = rank_and_crowding(&self.parents)?;
-        let better = |i: usize, j: usize| rank[i] < rank[j] || (rank[i] == rank[j] && crowd[i] > crowd[j]);
+        let better =
+            |i: usize, j: usize| rank[i] < rank[j] || (rank[i] == rank[j] && crowd[i] > crowd[j]);
         let mut tournament = |rng: &mut StdRng| {
-            let (i, j) = (rng.random_range(0..self.parents.len()), rng.random_range(0..self.parents.len()));
-            if better(j, i) { j } else { i }
+            let (i, j) = (
+                rng.random_range(0..self.parents.len()),
+                rng.random_range(0..self.parents.len()),
+            );
+            if better(j, i) {
+                j
+            } else {
+                i
+            }
         };
         let (lo, hi) = (ctx.space.min_bits, ctx.space.max_bits);
         let mut out = Vec::with_capacity(self.cfg.population);
@@ -73,7 +94,11 @@ impl Nsga2 {
 
     /// Keeps the best `population` of parents ∪ children by rank, then crowding distance.
     fn select(&mut self) -> Result<(), AgentError> {
-        let mut all: Vec<Individual> = self.parents.drain(..).chain(self.children.drain(..)).collect();
+        let mut all: Vec<Individual> = self
+            .parents
+            .drain(..)
+            .chain(self.children.drain(..))
+            .collect();
         let (rank, crowd) = rank_and_crowding(&all)?;
         let mut order: Vec<usize> = (0..all.len()).collect();
         order.sort_by(|&i, &j| rank[i].cmp(&rank[j]).then(crowd[j].total_cmp(&crowd[i])));
@@ -98,7 +123,9 @@ fn rank_and_crowding(pop: &[Individual]) -> Result<(Vec<usize>, Vec<f64>), Agent
         for m in 0..4 {
             let mut f = front.clone();
             f.sort_by(|&a, &b| points[a][m].total_cmp(&points[b][m]));
-            let (Some(&first), Some(&last)) = (f.first(), f.last()) else { continue };
+            let (Some(&first), Some(&last)) = (f.first(), f.last()) else {
+                continue;
+            };
             crowd[first] = f64::INFINITY;
             crowd[last] = f64::INFINITY;
             let span = points[last][m] - points[first][m];
@@ -121,19 +148,40 @@ impl Agent for Nsga2 {
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
         if self.pending.is_empty() {
             let next = if self.parents.is_empty() {
-                (0..self.cfg.population).map(|_| Self::random_genes(ctx, rng)).collect()
+                (0..self.cfg.population)
+                    .map(|_| Self::random_genes(ctx, rng))
+                    .collect()
             } else {
                 self.breed(ctx, rng)?
             };
             self.pending.extend(next);
         }
-        let bits = self.pending.pop_front().unwrap_or_else(|| Self::random_genes(ctx, rng));
-        let actions = bits.iter().flat_map(|&(w, a)| [ctx.space.bits_to_action(w), ctx.space.bits_to_action(a)]).collect();
-        Ok(Proposal { actions, bits, states: Vec::new() })
+        let bits = self
+            .pending
+            .pop_front()
+            .unwrap_or_else(|| Self::random_genes(ctx, rng));
+        let actions = bits
+            .iter()
+            .flat_map(|&(w, a)| [ctx.space.bits_to_action(w), ctx.space.bits_to_action(a)])
+            .collect();
+        Ok(Proposal {
+            actions,
+            bits,
+            states: Vec::new(),
+        })
     }
 
-    fn learn(&mut self, _: &Context, _: &Proposal, f: &Feedback, _: &mut StdRng) -> Result<(), AgentError> {
-        self.children.push(Individual { genes: f.walled.clone(), objectives: f.objectives.unwrap_or(FAILED) });
+    fn learn(
+        &mut self,
+        _: &Context,
+        _: &Proposal,
+        f: &Feedback,
+        _: &mut StdRng,
+    ) -> Result<(), AgentError> {
+        self.children.push(Individual {
+            genes: f.walled.clone(),
+            objectives: f.objectives.unwrap_or(FAILED),
+        });
         if self.pending.is_empty() {
             if self.parents.is_empty() {
                 self.parents = std::mem::take(&mut self.children);

@@ -13,11 +13,23 @@ impl Agent for RandomAgent {
     }
 
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
-        let actions: Vec<f32> = (0..ctx.space.steps()).map(|_| rng.random::<f32>()).collect();
-        Ok(Proposal { bits: actions_to_bits(ctx.space, &actions), actions, states: Vec::new() })
+        let actions: Vec<f32> = (0..ctx.space.steps())
+            .map(|_| rng.random::<f32>())
+            .collect();
+        Ok(Proposal {
+            bits: actions_to_bits(ctx.space, &actions),
+            actions,
+            states: Vec::new(),
+        })
     }
 
-    fn learn(&mut self, _: &Context, _: &Proposal, _: &Feedback, _: &mut StdRng) -> Result<(), AgentError> {
+    fn learn(
+        &mut self,
+        _: &Context,
+        _: &Proposal,
+        _: &Feedback,
+        _: &mut StdRng,
+    ) -> Result<(), AgentError> {
         Ok(())
     }
 

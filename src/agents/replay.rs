@@ -24,7 +24,10 @@ pub struct ReplayBuffer {
 
 impl ReplayBuffer {
     pub fn new(capacity: usize) -> Self {
-        ReplayBuffer { items: VecDeque::with_capacity(capacity), capacity: capacity.max(1) }
+        ReplayBuffer {
+            items: VecDeque::with_capacity(capacity),
+            capacity: capacity.max(1),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -48,7 +51,9 @@ impl ReplayBuffer {
         if self.items.is_empty() {
             return Vec::new();
         }
-        (0..n).map(|_| &self.items[rng.random_range(0..self.items.len())]).collect()
+        (0..n)
+            .map(|_| &self.items[rng.random_range(0..self.items.len())])
+            .collect()
     }
 }
 
@@ -58,7 +63,13 @@ mod tests {
     use rand::SeedableRng;
 
     fn t(r: f32) -> Transition {
-        Transition { state: [0.0; STATE_DIM], action: 0.5, reward: r, next: [0.0; STATE_DIM], done: false }
+        Transition {
+            state: [0.0; STATE_DIM],
+            action: 0.5,
+            reward: r,
+            next: [0.0; STATE_DIM],
+            done: false,
+        }
     }
 
     #[test]
@@ -78,10 +89,20 @@ mod tests {
         for r in 0..4 {
             b.push(t(r as f32));
         }
-        let s1: Vec<f32> = b.sample(50, &mut StdRng::seed_from_u64(1)).iter().map(|x| x.reward).collect();
-        let s2: Vec<f32> = b.sample(50, &mut StdRng::seed_from_u64(1)).iter().map(|x| x.reward).collect();
+        let s1: Vec<f32> = b
+            .sample(50, &mut StdRng::seed_from_u64(1))
+            .iter()
+            .map(|x| x.reward)
+            .collect();
+        let s2: Vec<f32> = b
+            .sample(50, &mut StdRng::seed_from_u64(1))
+            .iter()
+            .map(|x| x.reward)
+            .collect();
         assert_eq!(s1, s2);
         assert!(s1.iter().all(|r| (0.0..4.0).contains(r)));
-        assert!(ReplayBuffer::new(2).sample(5, &mut StdRng::seed_from_u64(0)).is_empty());
+        assert!(ReplayBuffer::new(2)
+            .sample(5, &mut StdRng::seed_from_u64(0))
+            .is_empty());
     }
 }

@@ -5,6 +5,7 @@ mod cost;
 mod dq;
 mod eval;
 mod profiles;
+mod report;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,10 @@ pub enum Command {
     Cost(CostCmd),
     /// Time the search's inner loop (training step, forward, input gradient, full training).
     Bench(bench::BenchArgs),
+    /// Regenerate the charts (PNG and SVG) and report.html of a run directory or DQ study.
+    Report(report::ReportArgs),
+    /// Overlay the Pareto fronts of several runs and compare their hypervolumes.
+    Compare(report::CompareArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +82,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             cost::run(&c.args, exp.model.arch.name(), &layers)
         }
         Command::Bench(args) => bench::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::Compare(args) => report::run_compare(&args),
     }
 }
 

@@ -44,7 +44,10 @@ pub struct RewardConfig {
 
 impl Default for RewardConfig {
     fn default() -> Self {
-        RewardConfig { accuracy: 0.1, robustness: 0.05 }
+        RewardConfig {
+            accuracy: 0.1,
+            robustness: 0.05,
+        }
     }
 }
 
@@ -61,7 +64,11 @@ pub struct SearchConfig {
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        SearchConfig { episodes: 60, attack_examples: 200, references: true }
+        SearchConfig {
+            episodes: 60,
+            attack_examples: 200,
+            references: true,
+        }
     }
 }
 
@@ -69,11 +76,19 @@ impl BitsRange {
     pub fn check(self, path: &Path) -> Result<Self, ExperimentError> {
         for (field, v) in [("bits.min", self.min), ("bits.max", self.max)] {
             if !(1..=8).contains(&v) {
-                return Err(ExperimentError::BitsOutOfRange { path: path.to_path_buf(), field, value: v as i64 });
+                return Err(ExperimentError::BitsOutOfRange {
+                    path: path.to_path_buf(),
+                    field,
+                    value: v as i64,
+                });
             }
         }
         if self.min > self.max {
-            return Err(ExperimentError::MinAboveMax { path: path.to_path_buf(), min: self.min, max: self.max });
+            return Err(ExperimentError::MinAboveMax {
+                path: path.to_path_buf(),
+                min: self.min,
+                max: self.max,
+            });
         }
         Ok(self)
     }
@@ -81,18 +96,45 @@ impl BitsRange {
 
 impl RawBudget {
     pub fn check(&self, path: &Path) -> Result<BudgetConfig, ExperimentError> {
-        let one = |frac_field: &'static str, frac: Option<f64>, abs_field: &'static str, abs: Option<f64>| -> Result<Option<Limit>, ExperimentError> {
+        let one = |frac_field: &'static str,
+                   frac: Option<f64>,
+                   abs_field: &'static str,
+                   abs: Option<f64>|
+         -> Result<Option<Limit>, ExperimentError> {
             match (frac, abs) {
-                (Some(_), Some(_)) => Err(ExperimentError::BothBudgets { path: path.to_path_buf(), fraction: frac_field, absolute: abs_field }),
-                (Some(f), None) => positive_f64(path, frac_field, f).map(|_| Some(Limit::Fraction(f))),
-                (None, Some(a)) => positive_f64(path, abs_field, a).map(|_| Some(Limit::Absolute(a))),
+                (Some(_), Some(_)) => Err(ExperimentError::BothBudgets {
+                    path: path.to_path_buf(),
+                    fraction: frac_field,
+                    absolute: abs_field,
+                }),
+                (Some(f), None) => {
+                    positive_f64(path, frac_field, f).map(|_| Some(Limit::Fraction(f)))
+                }
+                (None, Some(a)) => {
+                    positive_f64(path, abs_field, a).map(|_| Some(Limit::Absolute(a)))
+                }
                 (None, None) => Ok(None),
             }
         };
         Ok(BudgetConfig {
-            latency: one("budget.latency", self.latency, "budget.latency_s", self.latency_s)?,
-            energy: one("budget.energy", self.energy, "budget.energy_j", self.energy_j)?,
-            size: one("budget.size", self.size, "budget.size_bytes", self.size_bytes)?,
+            latency: one(
+                "budget.latency",
+                self.latency,
+                "budget.latency_s",
+                self.latency_s,
+            )?,
+            energy: one(
+                "budget.energy",
+                self.energy,
+                "budget.energy_j",
+                self.energy_j,
+            )?,
+            size: one(
+                "budget.size",
+                self.size,
+                "budget.size_bytes",
+                self.size_bytes,
+            )?,
         })
     }
 }

@@ -45,7 +45,11 @@ pub struct BudgetConfig {
 }
 
 type Getter = fn(&Price) -> f64;
-const RESOURCES: [(&str, Getter); 3] = [("latency", |p| p.latency_s), ("energy", |p| p.energy_j), ("size", |p| p.size_bytes)];
+const RESOURCES: [(&str, Getter); 3] = [
+    ("latency", |p| p.latency_s),
+    ("energy", |p| p.energy_j),
+    ("size", |p| p.size_bytes),
+];
 
 impl Budget {
     /// Absolute budgets on this space's device; errors before any training if even every
@@ -61,7 +65,13 @@ impl Budget {
         for (i, (name, get)) in RESOURCES.iter().enumerate() {
             if let Some(limit) = b.limits()[i] {
                 if get(&floor) > limit {
-                    return Err(SearchError::InfeasibleBudget { resource: name, budget: limit, floor: get(&floor), uniform8: get(&u), min_bits: space.min_bits });
+                    return Err(SearchError::InfeasibleBudget {
+                        resource: name,
+                        budget: limit,
+                        floor: get(&floor),
+                        uniform8: get(&u),
+                        min_bits: space.min_bits,
+                    });
                 }
             }
         }
@@ -73,7 +83,10 @@ impl Budget {
     }
 
     pub fn holds(&self, p: &Price) -> bool {
-        self.limits().iter().zip(RESOURCES).all(|(l, (_, get))| l.is_none_or(|l| get(p) <= l))
+        self.limits()
+            .iter()
+            .zip(RESOURCES)
+            .all(|(l, (_, get))| l.is_none_or(|l| get(p) <= l))
     }
 
     /// The resource the agent's state tracks: the first budget set (latency, energy, size),
@@ -92,7 +105,10 @@ impl Budget {
         self.limits()
             .iter()
             .zip(RESOURCES)
-            .filter_map(|(l, (_, get))| l.filter(|&l| get(from) > l).map(|l| (get(from) - get(to)) / l))
+            .filter_map(|(l, (_, get))| {
+                l.filter(|&l| get(from) > l)
+                    .map(|l| (get(from) - get(to)) / l)
+            })
             .sum()
     }
 
@@ -107,11 +123,16 @@ impl Budget {
             for l in (0..bits.len()).rev() {
                 for weight in [true, false] {
                     let (w, a) = bits[l];
-                    let cand = if weight { (w.saturating_sub(1), a) } else { (w, a.saturating_sub(1)) };
+                    let cand = if weight {
+                        (w.saturating_sub(1), a)
+                    } else {
+                        (w, a.saturating_sub(1))
+                    };
                     if cand.0 < space.min_bits || cand.1 < space.min_bits {
                         continue;
                     }
-                    let after = now - space.layer_price(l, w, a) + space.layer_price(l, cand.0, cand.1);
+                    let after =
+                        now - space.layer_price(l, w, a) + space.layer_price(l, cand.0, cand.1);
                     let s = self.saving(&now, &after);
                     if best.is_none_or(|(b, _, _)| s > b) {
                         best = Some((s, l, weight));

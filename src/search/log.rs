@@ -33,7 +33,10 @@ pub struct RunLog {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> SearchError + '_ {
-    move |source| SearchError::Io { path: path.to_path_buf(), source }
+    move |source| SearchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 // Floats are written with Rust's shortest round-trip form, so a resumed run reads back exactly
@@ -45,26 +48,59 @@ fn opt(v: Option<f64>) -> String {
 impl RunLog {
     pub fn new(dir: &Path, layers: Vec<String>) -> Result<Self, SearchError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        Ok(RunLog { dir: dir.to_path_buf(), layers })
+        Ok(RunLog {
+            dir: dir.to_path_buf(),
+            layers,
+        })
     }
 
     pub fn header(&self) -> Vec<String> {
-        let mut h: Vec<String> = ["episode", "agent", "profile", "policy"].map(String::from).to_vec();
+        let mut h: Vec<String> = ["episode", "agent", "profile", "policy"]
+            .map(String::from)
+            .to_vec();
         for l in &self.layers {
             h.push(format!("w_{l}"));
             h.push(format!("a_{l}"));
         }
-        h.extend(["accuracy", "robust_accuracy", "latency_s", "energy_j", "size_bytes", "reward", "feasible", "failed", "seconds"].map(String::from));
+        h.extend(
+            [
+                "accuracy",
+                "robust_accuracy",
+                "latency_s",
+                "energy_j",
+                "size_bytes",
+                "reward",
+                "feasible",
+                "failed",
+                "seconds",
+            ]
+            .map(String::from),
+        );
         h
     }
 
     fn line(&self, r: &EpisodeRow) -> Result<String, SearchError> {
-        let mut f: Vec<String> = vec![r.episode.to_string(), r.agent.clone(), r.profile.clone(), r.policy.clone()];
+        let mut f: Vec<String> = vec![
+            r.episode.to_string(),
+            r.agent.clone(),
+            r.profile.clone(),
+            r.policy.clone(),
+        ];
         for &(w, a) in &r.bits {
             f.push(w.to_string());
             f.push(a.to_string());
         }
-        f.extend([opt(r.accuracy), opt(r.robust_accuracy), r.latency_s.to_string(), r.energy_j.to_string(), r.size_bytes.to_string(), opt(r.reward), r.feasible.to_string(), r.failed.to_string(), format!("{:.3}", r.seconds)]);
+        f.extend([
+            opt(r.accuracy),
+            opt(r.robust_accuracy),
+            r.latency_s.to_string(),
+            r.energy_j.to_string(),
+            r.size_bytes.to_string(),
+            opt(r.reward),
+            r.feasible.to_string(),
+            r.failed.to_string(),
+            format!("{:.3}", r.seconds),
+        ]);
         to_csv_line(&f)
     }
 
@@ -76,7 +112,11 @@ impl RunLog {
             text.push_str(&to_csv_line(&self.header())?);
         }
         text.push_str(&self.line(row)?);
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
         f.write_all(text.as_bytes()).map_err(io(&path))?;
         f.sync_data().map_err(io(&path))
     }
@@ -92,7 +132,10 @@ impl RunLog {
 
     pub fn write_json<T: Serialize>(&self, file: &str, value: &T) -> Result<(), SearchError> {
         let path = self.dir.join(file);
-        let text = serde_json::to_string_pretty(value).map_err(|e| SearchError::Json { path: path.clone(), source: e })?;
+        let text = serde_json::to_string_pretty(value).map_err(|e| SearchError::Json {
+            path: path.clone(),
+            source: e,
+        })?;
         write_atomic(&path, text.as_bytes())
     }
 
@@ -108,11 +151,29 @@ impl RunLog {
             text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
             std::fs::write(&path, &text).map_err(io(&path))?;
         }
-        let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());
-        let bad = |line: usize, what: String| SearchError::BadLog { path: path.clone(), line, what };
-        let header: Vec<String> = rdr.headers().map_err(|e| bad(1, e.to_string()))?.iter().map(String::from).collect();
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(text.as_bytes());
+        let bad = |line: usize, what: String| SearchError::BadLog {
+            path: path.clone(),
+            line,
+            what,
+        };
+        let header: Vec<String> = rdr
+            .headers()
+            .map_err(|e| bad(1, e.to_string()))?
+            .iter()
+            .map(String::from)
+            .collect();
         if header != self.header() {
-            return Err(bad(1, format!("header {:?} does not match this run's model (expected {:?})", header, self.header())));
+            return Err(bad(
+                1,
+                format!(
+                    "header {:?} does not match this run's model (expected {:?})",
+                    header,
+                    self.header()
+                ),
+            ));
         }
         let mut rows = Vec::new();
         for (i, rec) in rdr.records().enumerate() {
@@ -124,15 +185,37 @@ impl RunLog {
 
     fn parse(&self, rec: &csv::StringRecord) -> Result<EpisodeRow, String> {
         let get = |i: usize| rec.get(i).ok_or_else(|| format!("missing column {i}"));
-        let num = |i: usize| -> Result<f64, String> { get(i)?.parse::<f64>().map_err(|_| format!("column {} is not a number: {:?}", i + 1, rec.get(i))) };
-        let onum = |i: usize| -> Result<Option<f64>, String> { if get(i)?.is_empty() { Ok(None) } else { num(i).map(Some) } };
-        let flag = |i: usize| -> Result<bool, String> { get(i)?.parse::<bool>().map_err(|_| format!("column {} is not true/false", i + 1)) };
-        let bit = |i: usize| -> Result<u8, String> { get(i)?.parse::<u8>().map_err(|_| format!("column {} is not a bitwidth", i + 1)) };
+        let num = |i: usize| -> Result<f64, String> {
+            get(i)?
+                .parse::<f64>()
+                .map_err(|_| format!("column {} is not a number: {:?}", i + 1, rec.get(i)))
+        };
+        let onum = |i: usize| -> Result<Option<f64>, String> {
+            if get(i)?.is_empty() {
+                Ok(None)
+            } else {
+                num(i).map(Some)
+            }
+        };
+        let flag = |i: usize| -> Result<bool, String> {
+            get(i)?
+                .parse::<bool>()
+                .map_err(|_| format!("column {} is not true/false", i + 1))
+        };
+        let bit = |i: usize| -> Result<u8, String> {
+            get(i)?
+                .parse::<u8>()
+                .map_err(|_| format!("column {} is not a bitwidth", i + 1))
+        };
         let n = self.layers.len();
-        let bits = (0..n).map(|l| Ok((bit(4 + 2 * l)?, bit(5 + 2 * l)?))).collect::<Result<_, String>>()?;
+        let bits = (0..n)
+            .map(|l| Ok((bit(4 + 2 * l)?, bit(5 + 2 * l)?)))
+            .collect::<Result<_, String>>()?;
         let k = 4 + 2 * n;
         Ok(EpisodeRow {
-            episode: get(0)?.parse().map_err(|_| "episode is not a number".to_string())?,
+            episode: get(0)?
+                .parse()
+                .map_err(|_| "episode is not a number".to_string())?,
             agent: get(1)?.to_string(),
             profile: get(2)?.to_string(),
             policy: get(3)?.to_string(),
@@ -152,8 +235,11 @@ impl RunLog {
 
 fn to_csv_line(fields: &[String]) -> Result<String, SearchError> {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    w.write_record(fields).map_err(|e| SearchError::Csv(e.to_string()))?;
-    let bytes = w.into_inner().map_err(|e| SearchError::Csv(e.to_string()))?;
+    w.write_record(fields)
+        .map_err(|e| SearchError::Csv(e.to_string()))?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| SearchError::Csv(e.to_string()))?;
     String::from_utf8(bytes).map_err(|e| SearchError::Csv(e.to_string()))
 }
 
@@ -197,7 +283,9 @@ mod tests {
         log.append("episodes.csv", &row(1)).unwrap();
         let path = dir.path().join("episodes.csv");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("episode,agent,profile,policy,w_conv1,a_conv1,w_fc1,a_fc1,accuracy"));
+        assert!(
+            text.starts_with("episode,agent,profile,policy,w_conv1,a_conv1,w_fc1,a_fc1,accuracy")
+        );
         // A kill in the middle of a write leaves a partial third line.
         std::fs::write(&path, format!("{text}2,ddpg,bitf")).unwrap();
         let rows = log.read("episodes.csv").unwrap();
@@ -211,7 +299,9 @@ mod tests {
         let log = RunLog::new(dir.path(), vec!["conv1".into(), "fc1".into()]).unwrap();
         log.append("episodes.csv", &row(0)).unwrap();
         let path = dir.path().join("episodes.csv");
-        let text = std::fs::read_to_string(&path).unwrap().replace(",8,4,2,3,", ",8,x,2,3,");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(",8,4,2,3,", ",8,x,2,3,");
         std::fs::write(&path, text).unwrap();
         let e = log.read("episodes.csv").unwrap_err().to_string();
         assert!(e.contains("episodes.csv") && e.contains("line 2"), "{e}");

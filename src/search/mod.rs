@@ -21,7 +21,13 @@ pub enum SearchError {
         "infeasible {resource} budget: {budget:.4e} is below {floor:.4e}, the {resource} with every \
          operand at the minimum of {min_bits} bits (uniform 8/8 costs {uniform8:.4e}); raise the budget or lower bits.min"
     )]
-    InfeasibleBudget { resource: &'static str, budget: f64, floor: f64, uniform8: f64, min_bits: u8 },
+    InfeasibleBudget {
+        resource: &'static str,
+        budget: f64,
+        floor: f64,
+        uniform8: f64,
+        min_bits: u8,
+    },
     #[error(transparent)]
     Hardware(#[from] crate::hardware::HardwareError),
     #[error(transparent)]
@@ -37,17 +43,37 @@ pub enum SearchError {
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: {source}", path.display())]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("writing CSV: {0}")]
     Csv(String),
     #[error("{}: line {line}: {what}", path.display())]
-    BadLog { path: PathBuf, line: usize, what: String },
+    BadLog {
+        path: PathBuf,
+        line: usize,
+        what: String,
+    },
     #[error("{} already holds {episodes} episodes: pass --resume to continue it, or choose another --out", dir.display())]
     ExistingRun { dir: PathBuf, episodes: usize },
     #[error("{}: cannot resume: {what} differs from the interrupted run ({old} then, {new} now)", dir.display())]
-    ConfigChanged { dir: PathBuf, what: String, old: String, new: String },
+    ConfigChanged {
+        dir: PathBuf,
+        what: String,
+        old: String,
+        new: String,
+    },
     #[error("{}: cannot resume: replaying episode {episode} proposes {replayed}, the log says {logged}", dir.display())]
-    ReplayMismatch { dir: PathBuf, episode: usize, replayed: String, logged: String },
+    ReplayMismatch {
+        dir: PathBuf,
+        episode: usize,
+        replayed: String,
+        logged: String,
+    },
 }

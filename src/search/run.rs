@@ -48,7 +48,10 @@ pub struct RunSummary {
 
 /// The seed of episode `k`'s randomness (proposal, agent update and fine-tune).
 pub fn episode_seed(seed: u64, k: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (k as u64).wrapping_add(1).wrapping_mul(0xBF58_476D_1CE4_E5B9)
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (k as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
 struct Env<'a> {
@@ -59,18 +62,51 @@ struct Env<'a> {
 }
 
 pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
-    let space = SearchSpace::new(spec.base.shapes().to_vec(), spec.exp.bits.min, spec.exp.bits.max, spec.profile)?;
+    let space = SearchSpace::new(
+        spec.base.shapes().to_vec(),
+        spec.exp.bits.min,
+        spec.exp.bits.max,
+        spec.profile,
+    )?;
     let budget = Budget::resolve(&spec.exp.budget, &space)?;
-    let log = RunLog::new(&spec.dir, spec.base.layer_names().iter().map(|s| s.to_string()).collect())?;
-    let env = Env { spec, space, budget, log };
+    let log = RunLog::new(
+        &spec.dir,
+        spec.base
+            .layer_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    )?;
+    let env = Env {
+        spec,
+        space,
+        budget,
+        log,
+    };
     let done = env.prepare()?;
-    let scorer = Scorer::new(spec.exp, spec.data, spec.base, calibrate(spec.exp, spec.data, spec.base)?)?;
+    let scorer = Scorer::new(
+        spec.exp,
+        spec.data,
+        spec.base,
+        calibrate(spec.exp, spec.data, spec.base)?,
+    )?;
     env.references(&scorer)?;
-    let ctx = Context { space: &env.space, budget: &env.budget };
-    let sensitivity = if matches!(spec.agent, AgentConfig::Greedy(_)) { Some(sensitivity(&env, &scorer)?) } else { None };
+    let ctx = Context {
+        space: &env.space,
+        budget: &env.budget,
+    };
+    let sensitivity = if matches!(spec.agent, AgentConfig::Greedy(_)) {
+        Some(sensitivity(&env, &scorer)?)
+    } else {
+        None
+    };
     let mut agent = agents::build(spec.agent, &ctx, spec.seed, sensitivity)?;
     let mut rows = env.replay(agent.as_mut(), &ctx, &scorer, &done)?;
-    let bar = progress_bar(spec.episodes as u64, spec.show, "search {bar:30} episode {pos}/{len}  {msg}  [{elapsed} < {eta}]");
+    let bar = progress_bar(
+        spec.episodes as u64,
+        spec.show,
+        "search {bar:30} episode {pos}/{len}  {msg}  [{elapsed} < {eta}]",
+    );
     bar.set_position(rows.len() as u64);
     for k in rows.len()..spec.episodes {
         let start = Instant::now();
@@ -80,7 +116,15 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
         env.budget.wall(&env.space, &mut bits);
         let (outcome, price) = scorer.score(&env.space, &bits, episode_seed(spec.seed, k))?;
         let reward = scorer.reward(&outcome);
-        let row = env.row(k, agent.name(), &bits, &outcome, price, reward, start.elapsed().as_secs_f64())?;
+        let row = env.row(
+            k,
+            agent.name(),
+            &bits,
+            &outcome,
+            price,
+            reward,
+            start.elapsed().as_secs_f64(),
+        )?;
         env.log.append("episodes.csv", &row)?;
         agent.learn(&ctx, &proposal, &feedback(&row, &scorer), &mut rng)?;
         rows.push(row);
@@ -94,33 +138,51 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     if let Some(b) = &best {
         env.write_best(&scorer, b)?;
     }
-    Ok(RunSummary { dir: spec.dir.clone(), best, episodes: rows.len() })
+    Ok(RunSummary {
+        dir: spec.dir.clone(),
+        best,
+        episodes: rows.len(),
+    })
 }
 
 fn feedback(row: &EpisodeRow, scorer: &Scorer) -> Feedback {
     let outcome: Outcome = match (row.accuracy, row.robust_accuracy) {
-        (Some(accuracy), Some(robust_accuracy)) if !row.failed => Ok(super::Score { accuracy, robust_accuracy, masking_flagged: false }),
+        (Some(accuracy), Some(robust_accuracy)) if !row.failed => Ok(super::Score {
+            accuracy,
+            robust_accuracy,
+            masking_flagged: false,
+        }),
         _ => Err("failed".into()),
     };
     Feedback {
         reward: row.reward.unwrap_or_else(|| scorer.reward(&outcome)),
         walled: row.bits.clone(),
-        objectives: outcome.ok().map(|s| [s.accuracy, s.robust_accuracy, row.latency_s, row.energy_j]),
+        objectives: outcome
+            .ok()
+            .map(|s| [s.accuracy, s.robust_accuracy, row.latency_s, row.energy_j]),
     }
 }
 
 /// The best feasible, scored episode by reward (the first of equals).
 fn best_row(rows: &[EpisodeRow]) -> Option<&EpisodeRow> {
-    rows.iter().filter(|r| r.feasible && !r.failed).fold(None, |best: Option<&EpisodeRow>, r| match (best, r.reward) {
-        (Some(b), Some(x)) if x <= b.reward.unwrap_or(f64::MIN) => Some(b),
-        (_, Some(_)) => Some(r),
-        (b, None) => b,
-    })
+    rows.iter().filter(|r| r.feasible && !r.failed).fold(
+        None,
+        |best: Option<&EpisodeRow>, r| match (best, r.reward) {
+            (Some(b), Some(x)) if x <= b.reward.unwrap_or(f64::MIN) => Some(b),
+            (_, Some(_)) => Some(r),
+            (b, None) => b,
+        },
+    )
 }
 
 fn best_message(rows: &[EpisodeRow]) -> String {
     match best_row(rows) {
-        Some(b) => format!("best reward {:.3} ({}, acc {:.2}%)", b.reward.unwrap_or(0.0), b.policy, 100.0 * b.accuracy.unwrap_or(0.0)),
+        Some(b) => format!(
+            "best reward {:.3} ({}, acc {:.2}%)",
+            b.reward.unwrap_or(0.0),
+            b.policy,
+            100.0 * b.accuracy.unwrap_or(0.0)
+        ),
         None => "no feasible policy yet".into(),
     }
 }
@@ -128,21 +190,52 @@ fn best_message(rows: &[EpisodeRow]) -> String {
 /// The non-dominated scored rows over accuracy↑, robust accuracy↑, latency↓, energy↓.
 fn pareto(rows: &[EpisodeRow]) -> Result<Vec<EpisodeRow>, SearchError> {
     let scored: Vec<&EpisodeRow> = rows.iter().filter(|r| !r.failed).collect();
-    let points: Vec<[f64; 4]> = scored.iter().map(|r| [r.accuracy.unwrap_or(0.0), r.robust_accuracy.unwrap_or(0.0), r.latency_s, r.energy_j]).collect();
-    let senses = [Sense::Maximize, Sense::Maximize, Sense::Minimize, Sense::Minimize];
-    Ok(non_dominated(&points, &senses)?.into_iter().map(|i| scored[i].clone()).collect())
+    let points: Vec<[f64; 4]> = scored
+        .iter()
+        .map(|r| {
+            [
+                r.accuracy.unwrap_or(0.0),
+                r.robust_accuracy.unwrap_or(0.0),
+                r.latency_s,
+                r.energy_j,
+            ]
+        })
+        .collect();
+    let senses = [
+        Sense::Maximize,
+        Sense::Maximize,
+        Sense::Minimize,
+        Sense::Minimize,
+    ];
+    Ok(non_dominated(&points, &senses)?
+        .into_iter()
+        .map(|i| scored[i].clone())
+        .collect())
 }
 
 /// Each operand's validation-loss increase at each bitwidth with only it quantized (no fine-tune).
 fn sensitivity(env: &Env, scorer: &Scorer) -> Result<Sensitivity, SearchError> {
-    let (n, lo, hi) = (env.space.layers.len(), env.space.min_bits, env.space.max_bits);
-    let full = vec![(crate::quant::Bits::FULL_VALUE, crate::quant::Bits::FULL_VALUE); n];
+    let (n, lo, hi) = (
+        env.space.layers.len(),
+        env.space.min_bits,
+        env.space.max_bits,
+    );
+    let full = vec![
+        (
+            crate::quant::Bits::FULL_VALUE,
+            crate::quant::Bits::FULL_VALUE
+        );
+        n
+    ];
     let loss = |bits: &[(u8, u8)]| -> Result<f64, SearchError> {
         let q = crate::quant::Quantizer::new(env.space.policy(bits)?, scorer.clips.clone());
         Ok(crate::train::loss(scorer.base, &scorer.data.val, Some(&q))?)
     };
     let base = loss(&full)?;
-    let mut s = Sensitivity { w: vec![Vec::new(); n], a: vec![Vec::new(); n] };
+    let mut s = Sensitivity {
+        w: vec![Vec::new(); n],
+        a: vec![Vec::new(); n],
+    };
     for l in 0..n {
         for b in lo..=hi {
             let mut bits = full.clone();
@@ -177,15 +270,44 @@ impl Env<'_> {
         let config = self.config();
         let path = self.log.dir.join("config.json");
         if !done.is_empty() && !self.spec.resume {
-            return Err(SearchError::ExistingRun { dir: self.log.dir.clone(), episodes: done.len() });
+            return Err(SearchError::ExistingRun {
+                dir: self.log.dir.clone(),
+                episodes: done.len(),
+            });
         }
         if self.spec.resume && path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(|source| SearchError::Io { path: path.clone(), source })?;
-            let old: serde_json::Value = serde_json::from_str(&text).map_err(|source| SearchError::Json { path: path.clone(), source })?;
-            for key in ["experiment", "model", "profile", "agent", "seed", "budget", "layers"] {
+            let text = std::fs::read_to_string(&path).map_err(|source| SearchError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let old: serde_json::Value =
+                serde_json::from_str(&text).map_err(|source| SearchError::Json {
+                    path: path.clone(),
+                    source,
+                })?;
+            for key in [
+                "experiment",
+                "model",
+                "profile",
+                "agent",
+                "seed",
+                "budget",
+                "layers",
+            ] {
                 if old.get(key) != config.get(key) {
-                    let show = |v: Option<&serde_json::Value>| v.map(|v| v.to_string()).unwrap_or_default().chars().take(120).collect::<String>();
-                    return Err(SearchError::ConfigChanged { dir: self.log.dir.clone(), what: key.into(), old: show(old.get(key)), new: show(config.get(key)) });
+                    let show = |v: Option<&serde_json::Value>| {
+                        v.map(|v| v.to_string())
+                            .unwrap_or_default()
+                            .chars()
+                            .take(120)
+                            .collect::<String>()
+                    };
+                    return Err(SearchError::ConfigChanged {
+                        dir: self.log.dir.clone(),
+                        what: key.into(),
+                        old: show(old.get(key)),
+                        new: show(config.get(key)),
+                    });
                 }
             }
         }
@@ -211,7 +333,16 @@ impl Env<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn row(&self, k: usize, agent: &str, bits: &[(u8, u8)], outcome: &Outcome, price: Price, reward: f64, seconds: f64) -> Result<EpisodeRow, SearchError> {
+    fn row(
+        &self,
+        k: usize,
+        agent: &str,
+        bits: &[(u8, u8)],
+        outcome: &Outcome,
+        price: Price,
+        reward: f64,
+        seconds: f64,
+    ) -> Result<EpisodeRow, SearchError> {
         let ok = outcome.as_ref().ok();
         Ok(EpisodeRow {
             episode: k,
@@ -232,14 +363,25 @@ impl Env<'_> {
     }
 
     /// Replays the logged episodes through the fresh agent (see the module doc).
-    fn replay(&self, agent: &mut dyn Agent, ctx: &Context, scorer: &Scorer, done: &[EpisodeRow]) -> Result<Vec<EpisodeRow>, SearchError> {
+    fn replay(
+        &self,
+        agent: &mut dyn Agent,
+        ctx: &Context,
+        scorer: &Scorer,
+        done: &[EpisodeRow],
+    ) -> Result<Vec<EpisodeRow>, SearchError> {
         for (k, row) in done.iter().enumerate() {
             let mut rng = StdRng::seed_from_u64(episode_seed(self.spec.seed, k));
             let proposal: Proposal = agent.propose(ctx, &mut rng)?;
             let mut bits = proposal.bits.clone();
             self.budget.wall(&self.space, &mut bits);
             if bits != row.bits || row.episode != k {
-                return Err(SearchError::ReplayMismatch { dir: self.log.dir.clone(), episode: k, replayed: self.space.policy(&bits)?.to_string(), logged: row.policy.clone() });
+                return Err(SearchError::ReplayMismatch {
+                    dir: self.log.dir.clone(),
+                    episode: k,
+                    replayed: self.space.policy(&bits)?.to_string(),
+                    logged: row.policy.clone(),
+                });
             }
             agent.learn(ctx, &proposal, &feedback(row, scorer), &mut rng)?;
         }
@@ -254,25 +396,54 @@ impl Env<'_> {
         let n = self.space.layers.len();
         let f = crate::quant::Bits::FULL_VALUE;
         let full_price = self.space.full.unwrap_or_default();
-        let mut rows = vec![self.row(0, "fp32", &vec![(f, f); n], &Ok(scorer.fp32), full_price, 0.0, 0.0)?];
+        let mut rows = vec![self.row(
+            0,
+            "fp32",
+            &vec![(f, f); n],
+            &Ok(scorer.fp32),
+            full_price,
+            0.0,
+            0.0,
+        )?];
         for b in self.space.min_bits..=self.space.max_bits {
             let start = Instant::now();
             let bits = vec![(b, b); n];
-            let (outcome, price) = scorer.score(&self.space, &bits, episode_seed(self.spec.seed, usize::MAX - b as usize))?;
+            let (outcome, price) = scorer.score(
+                &self.space,
+                &bits,
+                episode_seed(self.spec.seed, usize::MAX - b as usize),
+            )?;
             let reward = scorer.reward(&outcome);
-            rows.push(self.row(b as usize, "uniform", &bits, &outcome, price, reward, start.elapsed().as_secs_f64())?);
+            rows.push(self.row(
+                b as usize,
+                "uniform",
+                &bits,
+                &outcome,
+                price,
+                reward,
+                start.elapsed().as_secs_f64(),
+            )?);
         }
         self.log.write_rows("references.csv", &rows)
     }
 
     /// best-policy.json: the best episode, re-scored on the test split.
     fn write_best(&self, scorer: &Scorer, b: &EpisodeRow) -> Result<(), SearchError> {
-        let test = test_score(scorer, &self.space, &b.bits, episode_seed(self.spec.seed, b.episode))?;
+        let test = test_score(
+            scorer,
+            &self.space,
+            &b.bits,
+            episode_seed(self.spec.seed, b.episode),
+        )?;
         let names = self.spec.base.layer_names();
         let best = BestPolicy {
             model: self.spec.exp.model.arch.name(),
             policy: &b.policy,
-            layers: names.iter().zip(&b.bits).map(|(n, (w, a))| serde_json::json!({ "name": n, "w_bits": w, "a_bits": a })).collect(),
+            layers: names
+                .iter()
+                .zip(&b.bits)
+                .map(|(n, (w, a))| serde_json::json!({ "name": n, "w_bits": w, "a_bits": a }))
+                .collect(),
             episode: b.episode,
             reward: b.reward,
             validation: serde_json::json!({ "accuracy": b.accuracy, "robust_accuracy": b.robust_accuracy }),

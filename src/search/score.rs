@@ -37,34 +37,85 @@ pub struct Scorer<'a> {
 }
 
 impl<'a> Scorer<'a> {
-    pub fn new(exp: &'a Experiment, data: &'a Dataset, base: &'a Model, clips: Vec<LayerClips>) -> Result<Self, SearchError> {
+    pub fn new(
+        exp: &'a Experiment,
+        data: &'a Dataset,
+        base: &'a Model,
+        clips: Vec<LayerClips>,
+    ) -> Result<Self, SearchError> {
         let subset = data.val.head(exp.search.attack_examples);
         let idx: Vec<usize> = (0..subset.len()).collect();
         let (x, y) = subset.batch(&idx, &Device::Cpu).map_err(TrainError::from)?;
-        let fp32_model = QuantizedModel { model: base, q: None };
-        let transfer = if exp.attack.transfer { Some(craft_transfer(&fp32_model, &x, &y, &exp.attack)?) } else { None };
+        let fp32_model = QuantizedModel {
+            model: base,
+            q: None,
+        };
+        let transfer = if exp.attack.transfer {
+            Some(craft_transfer(&fp32_model, &x, &y, &exp.attack)?)
+        } else {
+            None
+        };
         let suite = run_suite(&fp32_model, &x, &y, &exp.attack, transfer.as_ref())?;
-        let fp32 = Score { accuracy: accuracy(base, &data.val, None)?, robust_accuracy: suite.worst_case, masking_flagged: suite.masking.flagged() };
-        Ok(Scorer { exp, data, base, clips, x, y, transfer, fp32 })
+        let fp32 = Score {
+            accuracy: accuracy(base, &data.val, None)?,
+            robust_accuracy: suite.worst_case,
+            masking_flagged: suite.masking.flagged(),
+        };
+        Ok(Scorer {
+            exp,
+            data,
+            base,
+            clips,
+            x,
+            y,
+            transfer,
+            fp32,
+        })
     }
 
     /// Fine-tunes and scores `bits` on the validation data; `seed` seeds the fine-tune.
-    pub fn score(&self, space: &SearchSpace, bits: &[(u8, u8)], seed: u64) -> Result<(Outcome, Price), SearchError> {
+    pub fn score(
+        &self,
+        space: &SearchSpace,
+        bits: &[(u8, u8)],
+        seed: u64,
+    ) -> Result<(Outcome, Price), SearchError> {
         let price = space.price(bits);
         let q = Quantizer::new(space.policy(bits)?, self.clips.clone());
-        let cfg = FinetuneConfig { seed, ..self.exp.finetune.clone() };
+        let cfg = FinetuneConfig {
+            seed,
+            ..self.exp.finetune.clone()
+        };
         let model = match finetune(self.base, &self.data.train, &q, &cfg, false) {
             Ok((m, _)) => m,
-            Err(TrainError::FinetuneDiverged { step, loss }) => return Ok((Err(format!("fine-tune diverged at step {step} (loss {loss})")), price)),
+            Err(TrainError::FinetuneDiverged { step, loss }) => {
+                return Ok((
+                    Err(format!("fine-tune diverged at step {step} (loss {loss})")),
+                    price,
+                ))
+            }
             Err(e) => return Err(e.into()),
         };
         let acc = accuracy(&model, &self.data.val, Some(&q))?;
         let suite = self.suite(&model, &q)?;
-        Ok((Ok(Score { accuracy: acc, robust_accuracy: suite.worst_case, masking_flagged: suite.masking.flagged() }), price))
+        Ok((
+            Ok(Score {
+                accuracy: acc,
+                robust_accuracy: suite.worst_case,
+                masking_flagged: suite.masking.flagged(),
+            }),
+            price,
+        ))
     }
 
     fn suite(&self, model: &Model, q: &Quantizer) -> Result<SuiteReport, SearchError> {
-        Ok(run_suite(&QuantizedModel { model, q: Some(q) }, &self.x, &self.y, &self.exp.attack, self.transfer.as_ref())?)
+        Ok(run_suite(
+            &QuantizedModel { model, q: Some(q) },
+            &self.x,
+            &self.y,
+            &self.exp.attack,
+            self.transfer.as_ref(),
+        )?)
     }
 
     /// HAQ's reward with a robustness term: per accuracy point against the FP32 baseline.
@@ -75,7 +126,8 @@ impl<'a> Scorer<'a> {
             Ok(s) => (s.accuracy, s.robust_accuracy),
             Err(_) => (0.0, 0.0),
         };
-        r.accuracy * 100.0 * (acc - self.fp32.accuracy) + r.robustness * 100.0 * (rob - self.fp32.robust_accuracy)
+        r.accuracy * 100.0 * (acc - self.fp32.accuracy)
+            + r.robustness * 100.0 * (rob - self.fp32.robust_accuracy)
     }
 }
 
@@ -88,16 +140,43 @@ pub struct TestScore {
 
 /// Fine-tunes `bits` with `seed` again and scores it on the test split (accuracy on all of it,
 /// the attack suite on the experiment's `attack.examples` test examples).
-pub fn test_score(scorer: &Scorer, space: &SearchSpace, bits: &[(u8, u8)], seed: u64) -> Result<TestScore, SearchError> {
+pub fn test_score(
+    scorer: &Scorer,
+    space: &SearchSpace,
+    bits: &[(u8, u8)],
+    seed: u64,
+) -> Result<TestScore, SearchError> {
     let exp = scorer.exp;
     let q = Quantizer::new(space.policy(bits)?, scorer.clips.clone());
-    let cfg = FinetuneConfig { seed, ..exp.finetune.clone() };
+    let cfg = FinetuneConfig {
+        seed,
+        ..exp.finetune.clone()
+    };
     let (model, _) = finetune(scorer.base, &scorer.data.train, &q, &cfg, false)?;
     let test = scorer.data.test.head(exp.attack.examples);
     let idx: Vec<usize> = (0..test.len()).collect();
     let (x, y) = test.batch(&idx, &Device::Cpu).map_err(TrainError::from)?;
-    let fp32 = QuantizedModel { model: scorer.base, q: None };
-    let transfer = if exp.attack.transfer { Some(craft_transfer(&fp32, &x, &y, &exp.attack)?) } else { None };
-    let robust = run_suite(&QuantizedModel { model: &model, q: Some(&q) }, &x, &y, &exp.attack, transfer.as_ref())?;
-    Ok(TestScore { accuracy: accuracy(&model, &scorer.data.test, Some(&q))?, robust })
+    let fp32 = QuantizedModel {
+        model: scorer.base,
+        q: None,
+    };
+    let transfer = if exp.attack.transfer {
+        Some(craft_transfer(&fp32, &x, &y, &exp.attack)?)
+    } else {
+        None
+    };
+    let robust = run_suite(
+        &QuantizedModel {
+            model: &model,
+            q: Some(&q),
+        },
+        &x,
+        &y,
+        &exp.attack,
+        transfer.as_ref(),
+    )?;
+    Ok(TestScore {
+        accuracy: accuracy(&model, &scorer.data.test, Some(&q))?,
+        robust,
+    })
 }

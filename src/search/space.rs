@@ -22,14 +22,22 @@ pub struct Price {
 impl std::ops::Add for Price {
     type Output = Price;
     fn add(self, o: Price) -> Price {
-        Price { latency_s: self.latency_s + o.latency_s, energy_j: self.energy_j + o.energy_j, size_bytes: self.size_bytes + o.size_bytes }
+        Price {
+            latency_s: self.latency_s + o.latency_s,
+            energy_j: self.energy_j + o.energy_j,
+            size_bytes: self.size_bytes + o.size_bytes,
+        }
     }
 }
 
 impl std::ops::Sub for Price {
     type Output = Price;
     fn sub(self, o: Price) -> Price {
-        Price { latency_s: self.latency_s - o.latency_s, energy_j: self.energy_j - o.energy_j, size_bytes: self.size_bytes - o.size_bytes }
+        Price {
+            latency_s: self.latency_s - o.latency_s,
+            energy_j: self.energy_j - o.energy_j,
+            size_bytes: self.size_bytes - o.size_bytes,
+        }
     }
 }
 
@@ -51,14 +59,23 @@ pub struct SearchSpace {
 
 impl SearchSpace {
     /// Prices every layer at every (w, a) in min..=max on `device` (a missing entry is an error).
-    pub fn new(layers: Vec<LayerShape>, min_bits: u8, max_bits: u8, device: &dyn CostModel) -> Result<Self, SearchError> {
+    pub fn new(
+        layers: Vec<LayerShape>,
+        min_bits: u8,
+        max_bits: u8,
+        device: &dyn CostModel,
+    ) -> Result<Self, SearchError> {
         let n = (max_bits - min_bits + 1) as usize;
         let mut prices = Vec::with_capacity(layers.len());
         for l in &layers {
             let mut row = Vec::with_capacity(n * n);
             for w in min_bits..=max_bits {
                 for a in min_bits..=max_bits {
-                    row.push(price(device, l, LayerBits::new(Bits::new(w)?, Bits::new(a)?))?);
+                    row.push(price(
+                        device,
+                        l,
+                        LayerBits::new(Bits::new(w)?, Bits::new(a)?),
+                    )?);
                 }
             }
             prices.push(row);
@@ -68,9 +85,22 @@ impl SearchSpace {
         for l in &layers {
             uniform8 = uniform8 + price(device, l, eight)?;
         }
-        let full = layers.iter().try_fold(Price::default(), |p, l| price(device, l, LayerBits::uniform(Bits::FULL)).map(|c| p + c)).ok();
+        let full = layers
+            .iter()
+            .try_fold(Price::default(), |p, l| {
+                price(device, l, LayerBits::uniform(Bits::FULL)).map(|c| p + c)
+            })
+            .ok();
         let features = normalized_features(&layers);
-        Ok(SearchSpace { layers, min_bits, max_bits, prices, features, uniform8, full })
+        Ok(SearchSpace {
+            layers,
+            min_bits,
+            max_bits,
+            prices,
+            features,
+            uniform8,
+            full,
+        })
     }
 
     pub fn steps(&self) -> usize {
@@ -101,11 +131,18 @@ impl SearchSpace {
 
     /// The price of (w, a) bits per layer.
     pub fn price(&self, bits: &[(u8, u8)]) -> Price {
-        bits.iter().enumerate().fold(Price::default(), |p, (l, &(w, a))| p + self.layer_price(l, w, a))
+        bits.iter()
+            .enumerate()
+            .fold(Price::default(), |p, (l, &(w, a))| {
+                p + self.layer_price(l, w, a)
+            })
     }
 
     pub fn policy(&self, bits: &[(u8, u8)]) -> Result<Policy, SearchError> {
-        let layers = bits.iter().map(|&(w, a)| Ok(LayerBits::new(Bits::new(w)?, Bits::new(a)?))).collect::<Result<_, SearchError>>()?;
+        let layers = bits
+            .iter()
+            .map(|&(w, a)| Ok(LayerBits::new(Bits::new(w)?, Bits::new(a)?)))
+            .collect::<Result<_, SearchError>>()?;
         Ok(Policy::new(layers))
     }
 
@@ -113,7 +150,14 @@ impl SearchSpace {
     /// features (layer index, conv, depthwise, in/out channels, kernel, stride, input feature
     /// size, params, MACs, weight-or-activation), the previous action, and the `resource` spent
     /// by decided operands and still to come (undecided operands at minimum bits), over `budget`.
-    pub fn state(&self, t: usize, prev_action: f32, decided: &[u8], resource: impl Fn(&Price) -> f64, budget: f64) -> [f32; STATE_DIM] {
+    pub fn state(
+        &self,
+        t: usize,
+        prev_action: f32,
+        decided: &[u8],
+        resource: impl Fn(&Price) -> f64,
+        budget: f64,
+    ) -> [f32; STATE_DIM] {
         let mut s = [0f32; STATE_DIM];
         s[..11].copy_from_slice(&self.features[t]);
         s[11] = prev_action;
@@ -121,7 +165,11 @@ impl SearchSpace {
         for l in 0..self.layers.len() {
             let w = decided.get(2 * l).copied();
             let a = decided.get(2 * l + 1).copied();
-            let p = resource(&self.layer_price(l, w.unwrap_or(self.min_bits), a.unwrap_or(self.min_bits)));
+            let p = resource(&self.layer_price(
+                l,
+                w.unwrap_or(self.min_bits),
+                a.unwrap_or(self.min_bits),
+            ));
             if w.is_some() {
                 spent += p;
             } else {
@@ -138,7 +186,11 @@ impl SearchSpace {
 fn price(device: &dyn CostModel, l: &LayerShape, bits: LayerBits) -> Result<Price, SearchError> {
     let c = device.layer_cost(l, bits)?;
     let size_bytes = l.weight_count() as f64 * bits.w.get() as f64 / 8.0 + 4.0 * l.out_ch as f64;
-    Ok(Price { latency_s: c.latency_s, energy_j: c.energy_j, size_bytes })
+    Ok(Price {
+        latency_s: c.latency_s,
+        energy_j: c.energy_j,
+        size_bytes,
+    })
 }
 
 fn normalized_features(layers: &[LayerShape]) -> Vec<[f32; 11]> {
@@ -161,9 +213,15 @@ fn normalized_features(layers: &[LayerShape]) -> Vec<[f32; 11]> {
         }
     }
     for f in 0..11 {
-        let (lo, hi) = raw.iter().fold((f32::MAX, f32::MIN), |(lo, hi), r| (lo.min(r[f]), hi.max(r[f])));
+        let (lo, hi) = raw.iter().fold((f32::MAX, f32::MIN), |(lo, hi), r| {
+            (lo.min(r[f]), hi.max(r[f]))
+        });
         for r in raw.iter_mut() {
-            r[f] = if hi > lo { (r[f] - lo) / (hi - lo) } else { 0.0 };
+            r[f] = if hi > lo {
+                (r[f] - lo) / (hi - lo)
+            } else {
+                0.0
+            };
         }
     }
     raw

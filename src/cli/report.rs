@@ -1,0 +1,79 @@
+//! `bitsearch report` (charts and report.html of a run or DQ study) and `bitsearch compare`
+//! (overlaid fronts and hypervolumes of several runs).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use bitsearch::report::compare::{compare, reference_text, table_rows};
+use bitsearch::report::write_report;
+
+/// Arguments of `bitsearch report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A run directory written by `bitsearch search`, or a DQ study written by `bitsearch dq`
+    /// (recognized by its dq.csv).
+    pub run_dir: PathBuf,
+}
+
+/// Arguments of `bitsearch compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Run directories written by `bitsearch search` (other agents, devices or seeds).
+    #[arg(required = true)]
+    pub run_dirs: Vec<PathBuf>,
+    /// Where to write compare.csv, compare.html and charts/ [default: the current directory].
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+}
+
+/// Regenerates the charts and report.html of a run directory.
+pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
+    let files = write_report(&args.run_dir)
+        .with_context(|| format!("cannot write the report of {}", args.run_dir.display()))?;
+    for chart in &files.charts {
+        println!("{}", chart.png.display());
+        println!("{}", chart.svg.display());
+    }
+    println!("{}", files.html.display());
+    Ok(())
+}
+
+/// Compares the fronts of several runs and prints the hypervolume table.
+pub fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create --out {}", args.out.display()))?;
+    let cmp = compare(&args.run_dirs, &args.out).context("cannot compare the runs")?;
+    let (header, rows) = table_rows(&cmp);
+    print_table(&header, &rows);
+    println!();
+    println!("Hypervolume over each run's feasible scored policies; shared reference point =");
+    println!("the worst value per objective over all compared runs; norm. = HV / the box");
+    println!("between that reference and the best observed point.");
+    for line in reference_text(&cmp) {
+        println!("  {line}");
+    }
+    println!("{}", cmp.csv.display());
+    println!("{}", cmp.html.display());
+    Ok(())
+}
+
+fn print_table(header: &[String], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = (cells.iter().zip(&widths))
+            .map(|(c, &w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header);
+    for row in rows {
+        line(row);
+    }
+}

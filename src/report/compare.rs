@@ -1,0 +1,300 @@
+//! The compare view: the Pareto fronts of several runs overlaid, and their hypervolumes against
+//! one shared reference point.
+//!
+//! Reference point (documented in compare.csv and compare.html): per objective, the worst value
+//! over the feasible scored policies of all compared runs. Hypervolumes are also given
+//! normalized by the box between that reference and the best observed point, so 1 = a single
+//! policy best in every objective.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use super::charts::{ParetoChart, ParetoSeries};
+use super::html::{escape, figure, page, table};
+use super::rundir::RunDir;
+use super::style::{render, ChartFiles};
+use super::{io_err, ReportError};
+use crate::pareto::{hypervolume, senses, worst_point, Objective, Reference};
+
+/// The objective sets whose hypervolume is compared.
+pub const HV_SETS: [&[Objective]; 3] = [
+    &[Objective::Accuracy, Objective::Latency],
+    &[Objective::RobustAccuracy, Objective::Energy],
+    &[
+        Objective::Accuracy,
+        Objective::RobustAccuracy,
+        Objective::Latency,
+    ],
+];
+
+/// The hypervolumes of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareRow {
+    pub label: String,
+    pub dir: PathBuf,
+    pub agent: String,
+    pub profile: String,
+    pub scored: usize,
+    /// Per entry of `HV_SETS`: (hypervolume, normalized hypervolume).
+    pub hv: Vec<(f64, f64)>,
+}
+
+/// The result of `compare`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub rows: Vec<CompareRow>,
+    /// Per entry of `HV_SETS`: the shared reference point, in the objectives' units.
+    pub references: Vec<Vec<f64>>,
+    pub csv: PathBuf,
+    pub html: PathBuf,
+    pub charts: Vec<ChartFiles>,
+}
+
+/// A set's name, as in the CSV header (`accuracy_latency_s`).
+pub fn set_name(set: &[Objective]) -> String {
+    set.iter().map(|o| o.column()).collect::<Vec<_>>().join("_")
+}
+
+fn points(run: &RunDir, set: &[Objective]) -> Vec<Vec<f64>> {
+    run.scored()
+        .filter(|e| e.feasible)
+        .filter_map(|e| set.iter().map(|&o| e.objective(o)).collect())
+        .collect()
+}
+
+/// Labels: the run names, with the directory name added where two runs share a name.
+fn labels(runs: &[RunDir]) -> Vec<String> {
+    let names: Vec<&str> = runs.iter().map(|r| r.config.run.as_str()).collect();
+    runs.iter()
+        .map(|r| {
+            let name = r.config.run.as_str();
+            if names.iter().filter(|&&n| n == name).count() > 1 {
+                let dir = r.dir.file_name().map(|d| d.to_string_lossy().into_owned());
+                format!("{name} ({})", dir.unwrap_or_default())
+            } else {
+                name.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Hypervolumes of every run for one objective set against the shared reference.
+fn set_hypervolumes(runs: &[RunDir], set: &[Objective]) -> (Vec<f64>, Vec<(f64, f64)>) {
+    let s = senses(set);
+    let all: Vec<Vec<f64>> = runs.iter().flat_map(|r| points(r, set)).collect();
+    let (Ok(reference), Ok(ideal)) = (worst_point(&all, &s), best_point(&all, set)) else {
+        // No feasible scored policy in any run: nothing dominates anything.
+        return (vec![f64::NAN; set.len()], vec![(0.0, 0.0); runs.len()]);
+    };
+    let box_volume: f64 = reference
+        .iter()
+        .zip(&ideal)
+        .map(|(r, i)| (r - i).abs())
+        .product();
+    let r = Reference::Given(reference.clone());
+    let hv = runs
+        .iter()
+        .map(|run| {
+            let v = hypervolume(&points(run, set), &s, &r).unwrap_or(0.0);
+            let norm = if box_volume > 0.0 {
+                v / box_volume
+            } else {
+                0.0
+            };
+            (v, norm)
+        })
+        .collect();
+    (reference, hv)
+}
+
+fn best_point(all: &[Vec<f64>], set: &[Objective]) -> Result<Vec<f64>, crate::pareto::ParetoError> {
+    // The best point is the worst point with every sense flipped.
+    let flipped: Vec<_> = set
+        .iter()
+        .map(|o| match o.sense() {
+            crate::pareto::Sense::Maximize => crate::pareto::Sense::Minimize,
+            crate::pareto::Sense::Minimize => crate::pareto::Sense::Maximize,
+        })
+        .collect();
+    worst_point(all, &flipped)
+}
+
+/// Reads the runs in `dirs`, writes the overlaid charts, compare.csv and compare.html to `out`.
+pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Comparison, ReportError> {
+    if dirs.is_empty() {
+        return Err(ReportError::NoRuns);
+    }
+    let runs = dirs
+        .iter()
+        .map(|d| RunDir::read(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let labels = labels(&runs);
+    let charts_dir = out.join("charts");
+    std::fs::create_dir_all(&charts_dir).map_err(io_err(&charts_dir))?;
+    let charts = vec![
+        render(
+            &overlay(&runs, &labels, Objective::Latency, Objective::Accuracy),
+            &charts_dir,
+        )?,
+        render(
+            &overlay(&runs, &labels, Objective::Energy, Objective::RobustAccuracy),
+            &charts_dir,
+        )?,
+    ];
+    let mut references = Vec::new();
+    let mut per_set = Vec::new();
+    for set in HV_SETS {
+        let (r, hv) = set_hypervolumes(&runs, set);
+        references.push(r);
+        per_set.push(hv);
+    }
+    let rows = (runs.iter().zip(labels).enumerate())
+        .map(|(i, (run, label))| CompareRow {
+            label,
+            dir: run.dir.clone(),
+            agent: run.config.agent.clone(),
+            profile: run.config.profile.clone(),
+            scored: run.scored().count(),
+            hv: per_set.iter().map(|hv| hv[i]).collect(),
+        })
+        .collect();
+    let cmp = Comparison {
+        rows,
+        references,
+        csv: out.join("compare.csv"),
+        html: out.join("compare.html"),
+        charts,
+    };
+    std::fs::write(&cmp.csv, csv_text(&cmp)).map_err(io_err(&cmp.csv))?;
+    let html = html_text(&cmp)?;
+    std::fs::write(&cmp.html, html).map_err(io_err(&cmp.html))?;
+    Ok(cmp)
+}
+
+fn overlay(runs: &[RunDir], labels: &[String], x: Objective, y: Objective) -> ParetoChart {
+    let budgets: Vec<Option<f64>> = runs
+        .iter()
+        .map(|r| match x {
+            Objective::Latency => r.config.budget.latency_s,
+            _ => r.config.budget.energy_j,
+        })
+        .collect();
+    // A budget line only when every run has the same one.
+    let budget = budgets
+        .first()
+        .copied()
+        .flatten()
+        .filter(|b| budgets.iter().all(|o| *o == Some(*b)));
+    ParetoChart {
+        stem: format!("compare-{}-{}", y.column(), x.column()),
+        title: format!("{} vs {}: {} runs", y.label(), x.label(), runs.len()),
+        x,
+        y,
+        series: (runs.iter().zip(labels))
+            .map(|(run, label)| ParetoSeries::of_run(label, run, x, y))
+            .collect(),
+        markers: Vec::new(),
+        budget,
+        baseline: None,
+    }
+}
+
+/// The reference point of each set, as one line of text per set.
+pub fn reference_text(cmp: &Comparison) -> Vec<String> {
+    (HV_SETS.iter().zip(&cmp.references))
+        .map(|(set, r)| {
+            let parts: Vec<String> = (set.iter().zip(r))
+                .map(|(o, v)| format!("{} = {v:e}", o.column()))
+                .collect();
+            format!("{}: reference ({})", set_name(set), parts.join(", "))
+        })
+        .collect()
+}
+
+fn csv_text(cmp: &Comparison) -> String {
+    let mut header = vec![
+        "run".to_string(),
+        "dir".into(),
+        "agent".into(),
+        "profile".into(),
+        "scored".into(),
+    ];
+    for set in HV_SETS {
+        let name = set_name(set);
+        header.push(format!("hv_{name}"));
+        header.push(format!("hv_norm_{name}"));
+        header.extend(set.iter().map(|o| format!("ref_{name}_{}", o.column())));
+    }
+    let mut out = header.join(",") + "\n";
+    for row in &cmp.rows {
+        let mut cells = vec![
+            quote(&row.label),
+            quote(&row.dir.display().to_string()),
+            quote(&row.agent),
+            quote(&row.profile),
+            row.scored.to_string(),
+        ];
+        for ((hv, norm), r) in row.hv.iter().zip(&cmp.references) {
+            cells.push(format!("{hv:e}"));
+            cells.push(format!("{norm:.6}"));
+            cells.extend(r.iter().map(|v| format!("{v:e}")));
+        }
+        let _ = writeln!(out, "{}", cells.join(","));
+    }
+    out
+}
+
+fn quote(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The rows of the hypervolume table, as printed and in the HTML page.
+pub fn table_rows(cmp: &Comparison) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header = vec![
+        "run".to_string(),
+        "agent".into(),
+        "profile".into(),
+        "scored".into(),
+    ];
+    header.extend(
+        HV_SETS
+            .iter()
+            .map(|s| format!("HV {} (norm.)", set_name(s))),
+    );
+    let rows = (cmp.rows.iter())
+        .map(|r| {
+            let mut row = vec![
+                r.label.clone(),
+                r.agent.clone(),
+                r.profile.clone(),
+                r.scored.to_string(),
+            ];
+            row.extend(r.hv.iter().map(|(hv, n)| format!("{hv:.3e} ({n:.3})")));
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+fn html_text(cmp: &Comparison) -> Result<String, ReportError> {
+    let mut b = format!("<h1>bitsearch compare: {} runs</h1>\n", cmp.rows.len());
+    for chart in &cmp.charts {
+        b += &figure(chart)?;
+    }
+    b += "<h2>Hypervolume</h2>\n<p class=\"note\">Over the feasible scored policies of each run. \
+          Shared reference point: the worst value per objective over all compared runs; the \
+          normalized value divides by the box between that point and the best observed one.</p>\n<ul>\n";
+    for line in reference_text(cmp) {
+        b += &format!("<li>{}</li>\n", escape(&line));
+    }
+    b += "</ul>\n";
+    let (header, rows) = table_rows(cmp);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let numeric: Vec<bool> = (0..header.len()).map(|i| i >= 3).collect();
+    b += &table(&header, &rows, &numeric);
+    Ok(page("bitsearch compare", &b))
+}

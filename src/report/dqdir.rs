@@ -1,0 +1,149 @@
+//! Reader of a Defensive-Quantization study directory: dq.csv (one row per bits × beta) and
+//! amplification.csv (error amplification per layer), per docs/run-directory.md.
+
+use std::path::{Path, PathBuf};
+
+use super::rundir::RunDirError;
+use super::table::{CsvFile, Row};
+
+/// One row of dq.csv.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DqRow {
+    /// 32 = FP32.
+    pub bits: u8,
+    pub beta: f64,
+    pub clean_accuracy: f64,
+    /// The `fgsm_<eps>`, `pgd_<eps>` and `transfer_<eps>` columns, in file order.
+    pub attacks: Vec<(String, f64)>,
+    pub worst_case: f64,
+    pub masking_zero_grad: f64,
+    pub masking_eps_rise: bool,
+    pub masking_above_transfer: bool,
+    pub lipschitz_bound: f64,
+}
+
+impl DqRow {
+    /// True when any gradient-masking check fired.
+    pub fn masking_suspected(&self) -> bool {
+        self.masking_eps_rise || self.masking_above_transfer
+    }
+}
+
+/// One row of amplification.csv.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AmplificationRow {
+    pub bits: u8,
+    pub beta: f64,
+    pub layer: String,
+    pub index: usize,
+    pub distance: f64,
+}
+
+/// A DQ study directory.
+#[derive(Debug, Clone)]
+pub struct DqDir {
+    pub dir: PathBuf,
+    pub rows: Vec<DqRow>,
+    pub amplification: Vec<AmplificationRow>,
+}
+
+const HINT: &str = "written by `bitsearch dq`";
+
+impl DqDir {
+    /// Reads dq.csv and amplification.csv of `dir`.
+    pub fn read(dir: &Path) -> Result<DqDir, RunDirError> {
+        Ok(DqDir {
+            dir: dir.to_path_buf(),
+            rows: read_dq(&dir.join("dq.csv"))?,
+            amplification: read_amplification(&dir.join("amplification.csv"))?,
+        })
+    }
+
+    /// The distinct betas, ascending.
+    pub fn betas(&self) -> Vec<f64> {
+        let mut betas: Vec<f64> = self.rows.iter().map(|r| r.beta).collect();
+        betas.sort_by(f64::total_cmp);
+        betas.dedup();
+        betas
+    }
+}
+
+fn bits(row: &Row, col: usize) -> Result<u8, RunDirError> {
+    let expected = "a bitwidth 1..=8 or 32";
+    match row.get::<u8>(col, expected)? {
+        b @ (1..=8 | 32) => Ok(b),
+        _ => Err(row.bad(col, expected)),
+    }
+}
+
+fn is_attack(column: &str) -> bool {
+    ["fgsm_", "pgd_", "transfer_"]
+        .iter()
+        .any(|p| column.starts_with(p))
+}
+
+fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
+    let file = CsvFile::open(path, HINT)?;
+    let names = [
+        "bits",
+        "beta",
+        "clean_accuracy",
+        "worst_case",
+        "masking_zero_grad",
+        "masking_eps_rise",
+        "masking_above_transfer",
+        "lipschitz_bound",
+    ];
+    let mut c = [0; 8];
+    for (slot, name) in c.iter_mut().zip(names) {
+        *slot = file.column(name)?;
+    }
+    let attacks: Vec<(usize, String)> = file
+        .headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| is_attack(h))
+        .map(|(i, h)| (i, h.clone()))
+        .collect();
+    let boolean = "`true` or `false`";
+    file.rows()
+        .map(|row| {
+            Ok(DqRow {
+                bits: bits(&row, c[0])?,
+                beta: row.number(c[1])?,
+                clean_accuracy: row.number(c[2])?,
+                attacks: attacks
+                    .iter()
+                    .map(|(i, h)| Ok((h.clone(), row.number(*i)?)))
+                    .collect::<Result<_, RunDirError>>()?,
+                worst_case: row.number(c[3])?,
+                masking_zero_grad: row.number(c[4])?,
+                masking_eps_rise: row.get(c[5], boolean)?,
+                masking_above_transfer: row.get(c[6], boolean)?,
+                lipschitz_bound: row.number(c[7])?,
+            })
+        })
+        .collect()
+}
+
+fn read_amplification(path: &Path) -> Result<Vec<AmplificationRow>, RunDirError> {
+    let file = CsvFile::open(path, HINT)?;
+    let mut c = [0; 5];
+    for (slot, name) in c
+        .iter_mut()
+        .zip(["bits", "beta", "layer", "index", "distance"])
+    {
+        *slot = file.column(name)?;
+    }
+    file.rows()
+        .map(|row| {
+            Ok(AmplificationRow {
+                bits: bits(&row, c[0])?,
+                beta: row.number(c[1])?,
+                layer: row.text(c[2]).to_string(),
+                index: row.get(c[3], "a whole number")?,
+                distance: row.number(c[4])?,
+            })
+        })
+        .collect()
+}

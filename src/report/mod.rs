@@ -1,0 +1,132 @@
+//! The report: charts (PNG and SVG, drawn with plotters in an embedded font) and a
+//! self-contained HTML page for a search run or a DQ study, and the compare view of several runs.
+
+pub mod charts;
+pub mod compare;
+mod dqdir;
+mod html;
+pub mod rundir;
+pub mod style;
+mod table;
+
+use std::path::{Path, PathBuf};
+
+use crate::pareto::Objective;
+use charts::{
+    amplification_chart, robustness_chart, BitsChart, NamedPolicy, ParetoChart, ProgressChart,
+};
+use rundir::{read_any, AnyDir, DqDir, RunDir, RunDirError};
+pub use style::{render, Chart, ChartError, ChartFiles};
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+    #[error("{}: cannot write", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("compare needs at least one run directory")]
+    NoRuns,
+}
+
+/// What `write_report` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportFiles {
+    /// `DIR/report.html`.
+    pub html: PathBuf,
+    /// Every chart under `DIR/charts/`.
+    pub charts: Vec<ChartFiles>,
+}
+
+pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Regenerates `dir/charts/*.png|svg` and `dir/report.html` for a search run or, when `dir`
+/// holds dq.csv, for a DQ study.
+pub fn write_report(dir: &Path) -> Result<ReportFiles, ReportError> {
+    let any = read_any(dir)?;
+    let charts_dir = dir.join("charts");
+    std::fs::create_dir_all(&charts_dir).map_err(io_err(&charts_dir))?;
+    let (charts, page) = match &any {
+        AnyDir::Run(run) => {
+            let charts = run_charts(run, &charts_dir)?;
+            (charts.clone(), html::run_page(run, &charts)?)
+        }
+        AnyDir::Dq(dq) => {
+            let charts = dq_charts(dq, &charts_dir)?;
+            (charts.clone(), html::dq_page(dq, &charts)?)
+        }
+    };
+    let path = dir.join("report.html");
+    std::fs::write(&path, page).map_err(io_err(&path))?;
+    Ok(ReportFiles { html: path, charts })
+}
+
+/// Renders the charts of a search run, in page order: the two Pareto charts, the bitwidths of
+/// the chosen policy, the search progress.
+pub fn run_charts(run: &RunDir, dir: &Path) -> Result<Vec<ChartFiles>, ReportError> {
+    let (acc, rob) = (Objective::Accuracy, Objective::RobustAccuracy);
+    let (lat, energy) = (Objective::Latency, Objective::Energy);
+    Ok(vec![
+        render(
+            &ParetoChart::of_run(run, "pareto-accuracy-latency", lat, acc),
+            dir,
+        )?,
+        render(
+            &ParetoChart::of_run(run, "pareto-robust-energy", energy, rob),
+            dir,
+        )?,
+        render(&bits_chart(run), dir)?,
+        render(&ProgressChart::of_run(run), dir)?,
+    ])
+}
+
+/// The bitwidths of the chosen policy: best-policy.json, or before it exists the best-reward
+/// scored episode so far.
+pub fn bits_chart(run: &RunDir) -> BitsChart {
+    let chosen = match &run.best {
+        Some(best) => Some(NamedPolicy {
+            label: format!("best (episode {})", best.episode),
+            bits: best
+                .layers
+                .iter()
+                .map(|l| crate::quant::LayerBits::new(l.w_bits, l.a_bits))
+                .collect(),
+        }),
+        None => run
+            .scored()
+            .filter(|e| e.reward.is_some())
+            .max_by(|a, b| a.reward.unwrap_or(0.0).total_cmp(&b.reward.unwrap_or(0.0)))
+            .map(|e| NamedPolicy {
+                label: format!("best so far (episode {})", e.episode),
+                bits: e.bits.clone(),
+            }),
+    };
+    BitsChart {
+        stem: "bitwidths".to_string(),
+        title: format!(
+            "{}: bits per layer ({})",
+            run.config.run, run.config.profile
+        ),
+        layers: run.config.layers.iter().map(|l| l.name.clone()).collect(),
+        mac_share: run.config.mac_shares(),
+        policies: chosen.into_iter().collect(),
+    }
+}
+
+/// Renders the charts of a DQ study: robustness vs bits, error amplification per layer.
+pub fn dq_charts(dq: &DqDir, dir: &Path) -> Result<Vec<ChartFiles>, ReportError> {
+    Ok(vec![
+        render(&robustness_chart(dq), dir)?,
+        render(&amplification_chart(dq), dir)?,
+    ])
+}

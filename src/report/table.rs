@@ -1,0 +1,122 @@
+//! A CSV file read whole, with typed field access whose errors name the file, the line, the
+//! column and the value.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use super::rundir::RunDirError;
+
+/// A CSV file with a header line; every record keeps its 1-based line number.
+pub(crate) struct CsvFile {
+    pub path: PathBuf,
+    pub headers: Vec<String>,
+    pub rows: Vec<(u64, csv::StringRecord)>,
+}
+
+/// One record of a `CsvFile`, for typed access by column index.
+pub(crate) struct Row<'a> {
+    file: &'a CsvFile,
+    line: u64,
+    record: &'a csv::StringRecord,
+}
+
+impl CsvFile {
+    /// Reads `path`; a missing file is `RunDirError::Missing` with `hint` as guidance.
+    pub fn open(path: &Path, hint: &'static str) -> Result<Self, RunDirError> {
+        if !path.is_file() {
+            return Err(RunDirError::Missing {
+                path: path.to_path_buf(),
+                hint,
+            });
+        }
+        let csv_err = |source: csv::Error| RunDirError::Csv {
+            path: path.to_path_buf(),
+            line: source.position().map(|p| p.line()),
+            source,
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .from_path(path)
+            .map_err(csv_err)?;
+        let headers = reader
+            .headers()
+            .map_err(csv_err)?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(csv_err)?;
+            let line = record.position().map_or(0, |p| p.line());
+            rows.push((line, record));
+        }
+        Ok(CsvFile {
+            path: path.to_path_buf(),
+            headers,
+            rows,
+        })
+    }
+
+    /// The index of column `name`, or an error naming the file and the column.
+    pub fn column(&self, name: &str) -> Result<usize, RunDirError> {
+        self.headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| RunDirError::MissingColumn {
+                path: self.path.clone(),
+                column: name.to_string(),
+            })
+    }
+
+    /// The records, in file order.
+    pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
+        self.rows.iter().map(move |(line, record)| Row {
+            file: self,
+            line: *line,
+            record,
+        })
+    }
+}
+
+impl Row<'_> {
+    /// The raw (trimmed) text of column `col`.
+    pub fn text(&self, col: usize) -> &str {
+        self.record.get(col).unwrap_or("").trim()
+    }
+
+    /// An error about column `col` of this record.
+    pub fn bad(&self, col: usize, expected: &'static str) -> RunDirError {
+        RunDirError::BadValue {
+            path: self.file.path.clone(),
+            line: self.line,
+            column: self.file.headers.get(col).cloned().unwrap_or_default(),
+            value: self.text(col).to_string(),
+            expected,
+        }
+    }
+
+    /// Column `col` parsed as `T`; `expected` describes `T` in the error.
+    pub fn get<T: FromStr>(&self, col: usize, expected: &'static str) -> Result<T, RunDirError> {
+        self.text(col).parse().map_err(|_| self.bad(col, expected))
+    }
+
+    /// A finite number.
+    pub fn number(&self, col: usize) -> Result<f64, RunDirError> {
+        let v: f64 = self.get(col, "a number")?;
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(self.bad(col, "a finite number"))
+        }
+    }
+
+    /// A finite number, or `None` for an empty field.
+    pub fn optional_number(&self, col: usize) -> Result<Option<f64>, RunDirError> {
+        if self.text(col).is_empty() {
+            Ok(None)
+        } else {
+            self.number(col).map(Some)
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Smoke tests of the report: every chart rendered to PNG and SVG from synthetic run
+//! directories, checked for validity and for text in the axis-label areas (the embedded font
+//! works); report.html self-contained; compare; the `report` and `compare` subcommands.
+
+mod common;
+
+use std::process::Command;
+
+use bitsearch::report::compare::compare;
+use bitsearch::report::style::SIZE;
+use bitsearch::report::{write_report, ChartFiles};
+use common::Png;
+
+/// Dark pixels in the rectangle [x0, x1) × [y0, y1).
+fn dark_pixels(png: &Png, x: (u32, u32), y: (u32, u32)) -> usize {
+    let (w, _, bpp, buf) = png;
+    let mut n = 0;
+    for row in y.0..y.1 {
+        for col in x.0..x.1 {
+            let i = (row as usize * *w as usize + col as usize) * bpp;
+            if buf[i] < 100 && buf[i + 1] < 100 && buf[i + 2] < 100 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Checks a chart's PNG (signature, size, text below the x axis and left of the y axis) and
+/// that its SVG parses as XML with an `svg` root.
+fn check_chart(chart: &ChartFiles) {
+    let png = common::decode_png(&chart.png);
+    assert_eq!((png.0, png.1), SIZE, "{}", chart.png.display());
+    // Charts use margin 16, an x label area 50 px high and a y label area ≥ 60 px wide; the
+    // axis lines and tick marks sit at their inner edges, so these strips hold only text.
+    let (w, h) = SIZE;
+    let below = dark_pixels(&png, (120, w - 120), (h - 16 - 50 + 12, h - 8));
+    let left = dark_pixels(&png, (4, 16 + 60 - 12), (80, h - 90));
+    let name = chart.png.display();
+    assert!(
+        below > 50,
+        "{name}: no text under the x axis ({below} dark pixels)"
+    );
+    assert!(
+        left > 50,
+        "{name}: no text left of the y axis ({left} dark pixels)"
+    );
+    let svg = std::fs::read_to_string(&chart.svg).unwrap();
+    let doc =
+        roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{}: {e}", chart.svg.display()));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    assert!(
+        doc.descendants().any(|n| n.has_tag_name("text")),
+        "{}: no text",
+        chart.svg.display()
+    );
+}
+
+fn stems(charts: &[ChartFiles]) -> Vec<String> {
+    charts
+        .iter()
+        .map(|c| c.png.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn every_run_chart_renders_to_valid_png_and_svg_with_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_run(tmp.path(), "ddpg-bitfusion", "ddpg", 7, 40);
+    let files = write_report(tmp.path()).unwrap();
+    assert_eq!(
+        stems(&files.charts),
+        [
+            "pareto-accuracy-latency",
+            "pareto-robust-energy",
+            "bitwidths",
+            "progress"
+        ]
+    );
+    for chart in &files.charts {
+        assert!(chart.png.starts_with(tmp.path().join("charts")));
+        check_chart(chart);
+    }
+}
+
+#[test]
+fn every_dq_chart_renders_to_valid_png_and_svg_with_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_dq(tmp.path());
+    let files = write_report(tmp.path()).unwrap();
+    assert_eq!(stems(&files.charts), ["dq-robustness", "dq-amplification"]);
+    files.charts.iter().for_each(check_chart);
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert!(html.contains("dq.csv") && html.matches("<svg").count() == 2);
+}
+
+#[test]
+fn report_html_is_self_contained_with_every_section() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_run(tmp.path(), "ddpg-bitfusion", "ddpg", 7, 40);
+    let files = write_report(tmp.path()).unwrap();
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert_eq!(html.matches("<svg").count(), 4, "every chart inlined");
+    for banned in ["<script", "<link", "src=", "@import", "url("] {
+        assert!(!html.contains(banned), "report.html contains {banned}");
+    }
+    // the only URLs are SVG namespaces
+    let urls = html.matches("http").count();
+    let namespaces = html.matches("http://www.w3.org/").count();
+    assert_eq!(urls, namespaces);
+    for section in [
+        "Configuration",
+        "Pareto fronts",
+        "best-policy.json",
+        "pareto.csv",
+        "Bits per layer",
+    ] {
+        assert!(html.contains(section), "report.html lacks {section}");
+    }
+    assert!(html.contains("bitfusion") && html.contains("lenet5-mnist"));
+}
+
+#[test]
+fn report_without_best_policy_and_pareto_still_renders() {
+    // mid-run: best-policy.json is written at the end, pareto.csv after the first episode
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_run(tmp.path(), "mid", "random", 3, 10);
+    std::fs::remove_file(tmp.path().join("best-policy.json")).unwrap();
+    std::fs::remove_file(tmp.path().join("pareto.csv")).unwrap();
+    let files = write_report(tmp.path()).unwrap();
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    assert!(html.contains("No best-policy.json yet"));
+}
+
+#[test]
+fn compare_overlays_runs_and_shares_the_reference_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, out) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("cmp"),
+    );
+    common::write_run(&a, "ddpg-bitfusion", "ddpg", 1, 40);
+    common::write_run(&b, "random-bitfusion", "random", 2, 40);
+    std::fs::create_dir_all(&out).unwrap();
+    let cmp = compare(&[a, b], &out).unwrap();
+    assert_eq!(cmp.rows.len(), 2);
+    for row in &cmp.rows {
+        for &(hv, norm) in &row.hv {
+            assert!(hv > 0.0 && (0.0..=1.0).contains(&norm), "{row:?}");
+        }
+    }
+    cmp.charts.iter().for_each(check_chart);
+    let csv = std::fs::read_to_string(&cmp.csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].contains("ref_accuracy_latency_s_latency_s"));
+    // the reference columns are the same on every row
+    let refs = |l: &str| {
+        l.split(',')
+            .skip(5)
+            .skip(2)
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    assert_eq!(refs(lines[1]), refs(lines[2]));
+    let html = std::fs::read_to_string(&cmp.html).unwrap();
+    assert!(html.contains("Shared reference point") && html.matches("<svg").count() == 2);
+}
+
+fn bitsearch(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bitsearch"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn report_and_compare_subcommands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, out) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("cmp"),
+    );
+    common::write_run(&a, "ddpg-bitfusion", "ddpg", 1, 20);
+    common::write_run(&b, "ddpg-bitfusion", "ddpg", 2, 20);
+    let o = bitsearch(&["report", a.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(a.join("report.html").is_file() && a.join("charts/bitwidths.svg").is_file());
+    let o = bitsearch(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // two runs with the same name are told apart by their directory
+    assert!(
+        text.contains("ddpg-bitfusion (a)") && text.contains("ddpg-bitfusion (b)"),
+        "{text}"
+    );
+    assert!(text.contains("reference (accuracy = "), "{text}");
+    assert!(out.join("compare.csv").is_file() && out.join("compare.html").is_file());
+}
+
+#[test]
+fn report_of_an_empty_directory_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = bitsearch(&["report", tmp.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("neither a search run (config.json) nor a DQ study (dq.csv)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bits_chart_with_full_precision_and_two_policies() {
+    use bitsearch::quant::{Bits, LayerBits};
+    use bitsearch::report::charts::{BitsChart, NamedPolicy};
+    let bits = |w, a| LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap());
+    let chart = BitsChart {
+        stem: "bits-fp".to_string(),
+        title: "two policies".to_string(),
+        layers: vec!["conv1".into(), "conv2".into(), "fc".into()],
+        mac_share: vec![0.2, 0.7, 0.1],
+        policies: vec![
+            NamedPolicy {
+                label: "A".into(),
+                bits: vec![bits(32, 32), bits(4, 4), bits(2, 8)],
+            },
+            NamedPolicy {
+                label: "B".into(),
+                bits: vec![bits(8, 8), bits(3, 5), bits(32, 8)],
+            },
+        ],
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let files = bitsearch::report::render(&chart, tmp.path()).unwrap();
+    check_chart(&files);
+    let svg = std::fs::read_to_string(&files.svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let labels = (doc.descendants())
+        .filter(|n| n.has_tag_name("text") && n.text().map(str::trim) == Some("32"))
+        .count();
+    // A: conv1 weights and activations; B: fc weights
+    assert_eq!(labels, 3, "each full-precision bar is labelled 32");
+}
+
+#[test]
+fn rendering_into_a_missing_directory_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dq_dir = tmp.path().join("dq");
+    common::write_dq(&dq_dir);
+    let dq = bitsearch::report::rundir::DqDir::read(&dq_dir).unwrap();
+    let chart = bitsearch::report::charts::robustness_chart(&dq);
+    let err = bitsearch::report::render(&chart, &tmp.path().join("no/such/dir")).unwrap_err();
+    assert!(err.to_string().contains("chart dq-robustness"), "{err}");
+}

@@ -1,0 +1,217 @@
+//! The run-directory readers: a missing file or a malformed line is an error naming the file,
+//! the line and the column, never a panic.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use bitsearch::report::rundir::{read_any, AnyDir, DqDir, RunDir, RunDirError};
+
+fn run_dir() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_run(tmp.path(), "ddpg-bitfusion", "ddpg", 7, 20);
+    tmp
+}
+
+/// Replaces line `n` (1-based, the header is line 1) of a file.
+fn replace_line(path: &Path, n: usize, f: impl Fn(&str) -> String) {
+    let text = fs::read_to_string(path).unwrap();
+    let lines: Vec<String> = (text.lines().enumerate())
+        .map(|(i, l)| if i + 1 == n { f(l) } else { l.to_string() })
+        .collect();
+    fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_synthetic_run_reads_back_in_full() {
+    let tmp = run_dir();
+    let run = RunDir::read(tmp.path()).unwrap();
+    assert_eq!(run.config.run, "ddpg-bitfusion");
+    assert_eq!(run.config.layers.len(), 5);
+    assert_eq!(run.config.budget.latency_s, Some(1.2e-5));
+    assert_eq!(run.config.budget.energy_j, None);
+    assert_eq!(run.episodes.layers, ["conv1", "conv2", "fc1", "fc2", "fc3"]);
+    assert_eq!(run.episodes.rows.len(), 20);
+    // episode 16 is written as failed: empty accuracies and reward
+    let failed = &run.episodes.rows[16];
+    assert!(failed.failed && failed.accuracy.is_none() && failed.reward.is_none());
+    assert_eq!(run.references.rows.len(), 8);
+    assert_eq!(run.references.rows[7].agent, "fp32");
+    assert!(run.references.rows[7]
+        .bits
+        .iter()
+        .all(|b| b.w.is_full() && b.a.is_full()));
+    assert_eq!(run.pareto.as_ref().map(|p| p.rows.len()), Some(3));
+    assert_eq!(run.best.as_ref().map(|b| b.test.accuracy), Some(0.968));
+    let shares: f64 = run.config.mac_shares().iter().sum();
+    assert!((shares - 1.0).abs() < 1e-12);
+    assert!(matches!(read_any(tmp.path()), Ok(AnyDir::Run(_))));
+}
+
+#[test]
+fn missing_episodes_csv_names_the_file() {
+    let tmp = run_dir();
+    fs::remove_file(tmp.path().join("episodes.csv")).unwrap();
+    let err = RunDir::read(tmp.path()).unwrap_err();
+    assert!(matches!(&err, RunDirError::Missing { path, .. } if path.ends_with("episodes.csv")));
+    assert!(
+        err.to_string().contains("episodes.csv: no such file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_number_names_file_line_column_and_value() {
+    let tmp = run_dir();
+    let path = tmp.path().join("episodes.csv");
+    // line 4 = episode 2; the latency column gets a word
+    replace_line(&path, 4, |l| {
+        let mut cells: Vec<String> = split_csv(l);
+        let n = cells.len();
+        cells[n - 7] = "fast".to_string();
+        join_csv(&cells)
+    });
+    let err = RunDir::read(tmp.path()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("episodes.csv:4: column `latency_s`"),
+        "{text}"
+    );
+    assert!(text.contains("\"fast\""), "{text}");
+}
+
+#[test]
+fn bits_out_of_range_are_rejected() {
+    let tmp = run_dir();
+    let path = tmp.path().join("references.csv");
+    replace_line(&path, 2, |l| {
+        let mut cells = split_csv(l);
+        cells[4] = "9".to_string(); // w_conv1
+        join_csv(&cells)
+    });
+    let text = RunDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(
+        text.contains("references.csv:2: column `w_conv1`: expected a bitwidth"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_short_line_names_the_line() {
+    let tmp = run_dir();
+    let path = tmp.path().join("pareto.csv");
+    replace_line(&path, 3, |_| "1,ddpg,bitfusion".to_string());
+    let err = RunDir::read(tmp.path()).unwrap_err();
+    assert!(
+        matches!(&err, RunDirError::Csv { line: Some(3), .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("pareto.csv:3: malformed CSV"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_scored_row_without_accuracy_is_an_error() {
+    let tmp = run_dir();
+    let path = tmp.path().join("episodes.csv");
+    replace_line(&path, 2, |l| {
+        let mut cells = split_csv(l);
+        let n = cells.len();
+        cells[n - 9] = String::new(); // accuracy
+        join_csv(&cells)
+    });
+    let text = RunDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(text.contains("episodes.csv:2: column `accuracy`"), "{text}");
+}
+
+#[test]
+fn a_missing_column_is_named() {
+    let tmp = run_dir();
+    let path = tmp.path().join("episodes.csv");
+    replace_line(&path, 1, |l| l.replace("robust_accuracy", "robustness"));
+    let text = RunDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(
+        text.contains("episodes.csv: the header has no column `robust_accuracy`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn layer_columns_must_match_config_layers() {
+    let tmp = run_dir();
+    let path = tmp.path().join("episodes.csv");
+    replace_line(&path, 1, |l| l.replace("w_fc3,a_fc3", "w_out,a_out"));
+    let text = RunDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(text.contains("episodes.csv: layer columns"), "{text}");
+    replace_line(&path, 1, |l| l.replace("w_out,a_out", "w_fc3,a_out"));
+    let text = RunDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(
+        text.contains("`w_fc3`,`a_out` are not a `w_<layer>`,`a_<layer>` pair"),
+        "{text}"
+    );
+}
+
+#[test]
+fn malformed_json_names_the_file_and_position() {
+    let tmp = run_dir();
+    fs::write(
+        tmp.path().join("best-policy.json"),
+        "{\"model\": \"lenet5\",\n \"policy\": }",
+    )
+    .unwrap();
+    let text = RunDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(
+        text.contains("best-policy.json: ") && text.contains("line 2"),
+        "{text}"
+    );
+    fs::write(tmp.path().join("config.json"), "{\"run\": \"x\"}").unwrap();
+    let text = RunDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(text.contains("config.json: missing field"), "{text}");
+}
+
+#[test]
+fn dq_study_reads_back_and_names_bad_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_dq(tmp.path());
+    let dq = DqDir::read(tmp.path()).unwrap();
+    assert_eq!(dq.rows.len(), 20);
+    assert_eq!(dq.betas(), [0.0, 1e-3, 1e-2, 3e-2]);
+    let names: Vec<&str> = dq.rows[0].attacks.iter().map(|a| a.0.as_str()).collect();
+    assert_eq!(names, ["fgsm_0.05", "fgsm_0.1", "pgd_0.1", "transfer_0.1"]);
+    assert!(dq.rows.iter().any(|r| r.bits == 2 && r.masking_suspected()));
+    assert_eq!(dq.amplification.len(), 20);
+    assert!(matches!(read_any(tmp.path()), Ok(AnyDir::Dq(_))));
+    replace_line(&tmp.path().join("dq.csv"), 3, |l| l.replace("false", "no"));
+    let text = DqDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(
+        text.contains(
+            "dq.csv:3: column `masking_eps_rise`: expected `true` or `false`, got \"no\""
+        ),
+        "{text}"
+    );
+    common::write_dq(tmp.path());
+    fs::remove_file(tmp.path().join("amplification.csv")).unwrap();
+    let text = DqDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(text.contains("amplification.csv: no such file"), "{text}");
+}
+
+/// Splits a line written by `common` (the only quoted field is the policy, without quotes inside).
+fn split_csv(line: &str) -> Vec<String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(line.as_bytes());
+    let rec = rdr.records().next().unwrap().unwrap();
+    rec.iter().map(str::to_string).collect()
+}
+
+fn join_csv(cells: &[String]) -> String {
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.write_record(cells).unwrap();
+    String::from_utf8(w.into_inner().unwrap())
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
