@@ -262,3 +262,19 @@ fn rendering_into_a_missing_directory_is_an_error_not_a_panic() {
     let err = bitsearch::report::render(&chart, &tmp.path().join("no/such/dir")).unwrap_err();
     assert!(err.to_string().contains("chart dq-robustness"), "{err}");
 }
+
+#[test]
+fn report_of_a_run_before_its_first_episode() {
+    // config.json and references.csv exist, episodes.csv has only its header
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_run(tmp.path(), "fresh", "ddpg", 1, 5);
+    let episodes = tmp.path().join("episodes.csv");
+    let text = std::fs::read_to_string(&episodes).unwrap();
+    let header = text.lines().next().unwrap().to_string() + "\n";
+    std::fs::write(&episodes, header).unwrap();
+    std::fs::remove_file(tmp.path().join("pareto.csv")).unwrap();
+    std::fs::remove_file(tmp.path().join("best-policy.json")).unwrap();
+    let files = write_report(tmp.path()).unwrap();
+    assert_eq!(files.charts.len(), 4);
+    assert!(files.html.is_file());
+}
