@@ -75,7 +75,8 @@ impl Mlp {
         Ok(())
     }
 
-    /// All parameters, flattened, in order (for checkpoints and tests).
+    /// All parameters, flattened, in order.
+    #[cfg(test)]
     pub fn flat(&self) -> candle_core::Result<Vec<f32>> {
         let mut out = Vec::new();
         for v in self.vars() {

@@ -57,7 +57,7 @@ impl Nsga2 {
         let (rank, crowd) = rank_and_crowding(&self.parents)?;
         let better =
             |i: usize, j: usize| rank[i] < rank[j] || (rank[i] == rank[j] && crowd[i] > crowd[j]);
-        let mut tournament = |rng: &mut StdRng| {
+        let tournament = |rng: &mut StdRng| {
             let (i, j) = (
                 rng.random_range(0..self.parents.len()),
                 rng.random_range(0..self.parents.len()),

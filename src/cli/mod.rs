@@ -6,6 +6,7 @@ mod dq;
 mod eval;
 mod profiles;
 mod report;
+mod search;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Search per-layer bitwidths for a device: agent proposes, budget wall, fine-tune, attack,
+    /// score; one run directory per profile, with report.html.
+    Search(search::SearchArgs),
     /// Train (or reuse the cached) FP32 baseline of an experiment and report its accuracy.
     Train(train::TrainArgs),
     /// Quantize the cached FP32 baseline with a policy (optionally fine-tune it) and report test
@@ -67,6 +71,7 @@ pub struct CostCmd {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Search(args) => search::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Dq(args) => dq::run(&args),

@@ -1,0 +1,128 @@
+//! `bitsearch search`: one search per device profile, each in its own run directory, with the
+//! HTML report written at the end.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use bitsearch::agents::AgentConfig;
+use bitsearch::hardware::{resolve_profile, Profile};
+use bitsearch::search::{run_search, RunSpec, RunSummary};
+use bitsearch::train::train_baseline;
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Experiment file: model, data, fine-tune, attack suite, bit range, budgets, reward.
+    #[arg(long, default_value = super::DEFAULT_EXPERIMENT)]
+    pub experiment: PathBuf,
+    /// Target device: a profile name (hardware-profiles/NAME.toml) or file; repeat the flag to
+    /// run one search per device.
+    #[arg(long = "profile", default_value = "bitfusion")]
+    pub profiles: Vec<String>,
+    /// Agent: a name (agents/NAME.toml: ddpg, random, nsga2, greedy) or a file.
+    #[arg(long, default_value = "ddpg")]
+    pub agent: String,
+    /// Episodes (scored policies) per search [default: the experiment's search.episodes].
+    #[arg(long)]
+    pub episodes: Option<usize>,
+    /// Seed of the agent, the proposals and the fine-tunes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Parent directory of the run directories (one per profile: OUT/AGENT-PROFILE).
+    #[arg(long, default_value = "runs/search")]
+    pub out: PathBuf,
+    /// Continue interrupted runs from their last completed episode.
+    #[arg(long)]
+    pub resume: bool,
+    /// Where FP32 baselines are cached (trained there if missing).
+    #[arg(long, default_value = "runs")]
+    pub cache: PathBuf,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// An agent name resolves to agents/NAME.toml (current directory, then the source tree).
+fn resolve_agent(name: &str) -> PathBuf {
+    let p = Path::new(name);
+    if p.extension().is_some() || p.components().count() > 1 {
+        return super::resolve(p);
+    }
+    super::resolve(&Path::new("agents").join(format!("{name}.toml")))
+}
+
+pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
+    let (exp, data) = super::load_experiment(&args.experiment)?;
+    let agent_path = resolve_agent(&args.agent);
+    let agent = AgentConfig::load(&agent_path).context("cannot load the agent")?;
+    let profiles = args
+        .profiles
+        .iter()
+        .map(|p| {
+            resolve_profile(p)
+                .and_then(|f| Profile::load(&f))
+                .with_context(|| format!("cannot load profile {p}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let base = train_baseline(&exp, &data, &args.cache, !args.quiet).context("FP32 baseline")?;
+    println!(
+        "{}: FP32 baseline test accuracy {:.2}% ({})",
+        exp.name,
+        100.0 * base.metrics.test_accuracy,
+        base.dir.display()
+    );
+    let episodes = args.episodes.unwrap_or(exp.search.episodes);
+    let mut summaries = Vec::new();
+    for profile in &profiles {
+        let dir = args
+            .out
+            .join(format!("{}-{}", agent.name(), profile.name()));
+        println!(
+            "search: agent {} on {} for {episodes} episodes -> {}",
+            agent.name(),
+            profile.name(),
+            dir.display()
+        );
+        let spec = RunSpec {
+            exp: &exp,
+            data: &data,
+            base: &base.model,
+            profile,
+            agent: &agent,
+            episodes,
+            seed: args.seed,
+            dir,
+            resume: args.resume,
+            show: !args.quiet,
+        };
+        let summary = run_search(&spec).with_context(|| format!("search on {}", profile.name()))?;
+        let report = bitsearch::report::write_report(&summary.dir)
+            .with_context(|| format!("report of {}", summary.dir.display()))?;
+        print_summary(&summary, &report.html);
+        summaries.push(summary);
+    }
+    Ok(())
+}
+
+fn print_summary(s: &RunSummary, html: &Path) {
+    match &s.best {
+        Some(b) => println!(
+            "  best of {} episodes: {} (episode {}), validation accuracy {:.2}%, robust {:.2}%, latency {:.3e} s, energy {:.3e} J, reward {:.3}",
+            s.episodes,
+            b.policy,
+            b.episode,
+            100.0 * b.accuracy.unwrap_or(0.0),
+            100.0 * b.robust_accuracy.unwrap_or(0.0),
+            b.latency_s,
+            b.energy_j,
+            b.reward.unwrap_or(0.0)
+        ),
+        None => println!("  no feasible policy was scored in {} episodes", s.episodes),
+    }
+    println!(
+        "  test-split scores in {}/best-policy.json; report: {}",
+        s.dir.display(),
+        html.display()
+    );
+}
