@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod bench;
 pub mod data;
+mod errors;
 pub mod experiment;
 pub mod hardware;
 pub mod model;

@@ -34,7 +34,7 @@ impl Greedy {
         let mut solutions: Vec<Vec<(u8, u8)>> = Vec::new();
         for i in 0..SWEEP_POINTS {
             let f = 1.0 - (1.0 - cfg.sweep_to) * i as f64 / (SWEEP_POINTS - 1) as f64;
-            if let Some(s) = knapsack(ctx.space, &sens, |w| resource(w), budget * f, cfg.buckets) {
+            if let Some(s) = knapsack(ctx.space, &sens, resource, budget * f, cfg.buckets) {
                 if !solutions.contains(&s) {
                     solutions.push(s);
                 }
@@ -55,6 +55,9 @@ impl Greedy {
     }
 }
 
+/// A knapsack state: summed sensitivity and the (w, a) chosen for the layers so far.
+type Partial = (f64, Vec<(u8, u8)>);
+
 /// The (w, a) per layer minimizing Σ sensitivity with Σ cost ≤ `budget`, or None if nothing fits.
 pub fn knapsack(
     space: &SearchSpace,
@@ -67,10 +70,10 @@ pub fn knapsack(
     let unit = budget / buckets as f64;
     let bits: Vec<u8> = (space.min_bits..=space.max_bits).collect();
     // best[c] = (sensitivity, choices) over layers so far with total units exactly c.
-    let mut best: Vec<Option<(f64, Vec<(u8, u8)>)>> = vec![None; cap + 1];
+    let mut best: Vec<Option<Partial>> = vec![None; cap + 1];
     best[0] = Some((0.0, Vec::new()));
     for l in 0..space.layers.len() {
-        let mut next: Vec<Option<(f64, Vec<(u8, u8)>)>> = vec![None; cap + 1];
+        let mut next: Vec<Option<Partial>> = vec![None; cap + 1];
         for (c, entry) in best.iter().enumerate() {
             let Some((s, choice)) = entry else { continue };
             for &w in &bits {

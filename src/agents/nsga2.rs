@@ -120,24 +120,30 @@ fn rank_and_crowding(pop: &[Individual]) -> Result<(Vec<usize>, Vec<f64>), Agent
     let mut crowd = vec![0.0; pop.len()];
     for r in 0..=rank.iter().copied().max().unwrap_or(0) {
         let front: Vec<usize> = (0..pop.len()).filter(|&i| rank[i] == r).collect();
-        for m in 0..4 {
-            let mut f = front.clone();
-            f.sort_by(|&a, &b| points[a][m].total_cmp(&points[b][m]));
-            let (Some(&first), Some(&last)) = (f.first(), f.last()) else {
-                continue;
-            };
-            crowd[first] = f64::INFINITY;
-            crowd[last] = f64::INFINITY;
-            let span = points[last][m] - points[first][m];
-            if !(span.is_finite() && span > 0.0) {
-                continue;
-            }
-            for w in f.windows(3) {
-                crowd[w[1]] += (points[w[2]][m] - points[w[0]][m]) / span;
-            }
+        for m in 0..SENSES.len() {
+            let values: Vec<f64> = points.iter().map(|p| p[m]).collect();
+            add_crowding(&front, &values, &mut crowd);
         }
     }
     Ok((rank, crowd))
+}
+
+/// Adds one objective's crowding distance to the members of `front`.
+fn add_crowding(front: &[usize], values: &[f64], crowd: &mut [f64]) {
+    let mut f = front.to_vec();
+    f.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let (Some(&first), Some(&last)) = (f.first(), f.last()) else {
+        return;
+    };
+    crowd[first] = f64::INFINITY;
+    crowd[last] = f64::INFINITY;
+    let span = values[last] - values[first];
+    if !(span.is_finite() && span > 0.0) {
+        return;
+    }
+    for w in f.windows(3) {
+        crowd[w[1]] += (values[w[2]] - values[w[0]]) / span;
+    }
 }
 
 impl Agent for Nsga2 {

@@ -6,6 +6,8 @@ mod log;
 mod run;
 mod score;
 mod space;
+#[cfg(test)]
+mod tests;
 
 pub use budget::{Budget, BudgetConfig, Limit};
 pub use log::{write_atomic, EpisodeRow, RunLog};
@@ -29,19 +31,19 @@ pub enum SearchError {
         min_bits: u8,
     },
     #[error(transparent)]
-    Hardware(#[from] crate::hardware::HardwareError),
+    Hardware(Box<crate::hardware::HardwareError>),
     #[error(transparent)]
-    Quant(#[from] crate::quant::QuantError),
+    Quant(Box<crate::quant::QuantError>),
     #[error(transparent)]
-    Train(#[from] crate::train::TrainError),
+    Train(Box<crate::train::TrainError>),
     #[error(transparent)]
-    Robust(#[from] crate::robust::RobustError),
+    Robust(Box<crate::robust::RobustError>),
     #[error(transparent)]
-    Agent(#[from] crate::agents::AgentError),
+    Agent(Box<crate::agents::AgentError>),
     #[error(transparent)]
-    Pareto(#[from] crate::pareto::ParetoError),
+    Pareto(Box<crate::pareto::ParetoError>),
     #[error("tensor error: {0}")]
-    Tensor(#[from] candle_core::Error),
+    Tensor(Box<candle_core::Error>),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -77,3 +79,14 @@ pub enum SearchError {
         logged: String,
     },
 }
+
+crate::errors::boxed_from!(
+    SearchError;
+    Hardware: crate::hardware::HardwareError,
+    Train: crate::train::TrainError,
+    Robust: crate::robust::RobustError,
+    Agent: crate::agents::AgentError,
+    Pareto: crate::pareto::ParetoError,
+    Quant: crate::quant::QuantError,
+    Tensor: candle_core::Error
+);

@@ -388,9 +388,10 @@ impl Env<'_> {
         Ok(done.to_vec())
     }
 
-    /// Scores FP32 and the uniform min..=max policies once (kept across resumes).
+    /// Scores FP32 and (if `search.references`) the uniform min..=max policies once (kept
+    /// across resumes).
     fn references(&self, scorer: &Scorer) -> Result<(), SearchError> {
-        if !self.spec.exp.search.references || self.log.dir.join("references.csv").exists() {
+        if self.log.dir.join("references.csv").exists() {
             return Ok(());
         }
         let n = self.space.layers.len();
@@ -405,7 +406,12 @@ impl Env<'_> {
             0.0,
             0.0,
         )?];
-        for b in self.space.min_bits..=self.space.max_bits {
+        let uniform: Vec<u8> = if self.spec.exp.search.references {
+            (self.space.min_bits..=self.space.max_bits).collect()
+        } else {
+            Vec::new()
+        };
+        for b in uniform {
             let start = Instant::now();
             let bits = vec![(b, b); n];
             let (outcome, price) = scorer.score(

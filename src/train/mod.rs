@@ -16,15 +16,15 @@ use crate::model::ModelError;
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(Box<ModelError>),
     #[error(transparent)]
-    Data(#[from] DataError),
+    Data(Box<DataError>),
     #[error(transparent)]
-    Robust(#[from] crate::robust::RobustError),
+    Robust(Box<crate::robust::RobustError>),
     #[error(transparent)]
-    Quant(#[from] crate::quant::QuantError),
+    Quant(Box<crate::quant::QuantError>),
     #[error("tensor error: {0}")]
-    Tensor(#[from] candle_core::Error),
+    Tensor(Box<candle_core::Error>),
     #[error("training diverged at epoch {epoch}, step {step}: loss is {loss}")]
     Diverged {
         epoch: usize,
@@ -46,3 +46,12 @@ pub enum TrainError {
     #[error("no FP32 baseline in {}: run `bitsearch train` first (with the same --experiment and --out)", dir.display())]
     NoBaseline { dir: PathBuf },
 }
+
+crate::errors::boxed_from!(
+    TrainError;
+    Model: ModelError,
+    Data: DataError,
+    Robust: crate::robust::RobustError,
+    Quant: crate::quant::QuantError,
+    Tensor: candle_core::Error
+);

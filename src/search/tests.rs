@@ -1,0 +1,117 @@
+//! Unit tests of the environment: action → bits, the budget wall, infeasible budgets.
+
+use super::*;
+use crate::hardware::{resolve_profile, Profile};
+use crate::model::Arch;
+
+fn space(profile: &str, min: u8, max: u8) -> SearchSpace {
+    let p = Profile::load(&resolve_profile(profile).unwrap()).unwrap();
+    let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
+    SearchSpace::new(layers, min, max, &p).unwrap()
+}
+
+#[test]
+fn actions_map_to_bits_by_equal_width_bins_at_the_edges() {
+    let s = space("bitfusion", 2, 8); // 7 bins of width 1/7
+    assert_eq!(s.action_to_bits(0.0), 2);
+    assert_eq!(s.action_to_bits(1.0 / 7.0 - 1e-6), 2);
+    assert_eq!(s.action_to_bits(1.0 / 7.0 + 1e-6), 3);
+    assert_eq!(s.action_to_bits(6.0 / 7.0 - 1e-6), 7);
+    assert_eq!(s.action_to_bits(6.0 / 7.0 + 1e-6), 8);
+    assert_eq!(s.action_to_bits(1.0), 8);
+    assert_eq!(s.action_to_bits(-0.5), 2);
+    assert_eq!(s.action_to_bits(7.0), 8);
+    for b in 2..=8 {
+        assert_eq!(s.action_to_bits(s.bits_to_action(b)), b);
+    }
+}
+
+fn budget(
+    space: &SearchSpace,
+    latency: Option<f64>,
+    energy: Option<f64>,
+    size: Option<f64>,
+) -> Result<Budget, SearchError> {
+    let cfg = BudgetConfig {
+        latency: latency.map(Limit::Fraction),
+        energy: energy.map(Limit::Fraction),
+        size: size.map(Limit::Fraction),
+    };
+    Budget::resolve(&cfg, space)
+}
+
+#[test]
+fn the_wall_meets_every_budget_and_never_raises_a_bit() {
+    // cortex-a76 has no sub-8-bit compute: low bits only cut memory traffic, so its latency
+    // floor is ~86% of 8/8 and a 50% budget would be infeasible there.
+    for (profile, lat) in [
+        ("bitfusion", 0.5),
+        ("bismo-edge", 0.5),
+        ("cortex-a76", 0.95),
+    ] {
+        let s = space(profile, 2, 8);
+        let b = budget(&s, Some(lat), Some(0.6), Some(0.4)).unwrap();
+        let mut rng = 12345u64;
+        for _ in 0..50 {
+            let start: Vec<(u8, u8)> = (0..s.layers.len())
+                .map(|_| {
+                    rng = rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (2 + (rng >> 33) as u8 % 7, 2 + (rng >> 45) as u8 % 7)
+                })
+                .collect();
+            let mut bits = start.clone();
+            b.wall(&s, &mut bits);
+            assert!(
+                b.holds(&s.price(&bits)),
+                "{profile}: {start:?} -> {bits:?} misses a budget"
+            );
+            for (o, n) in start.iter().zip(&bits) {
+                assert!(
+                    n.0 <= o.0 && n.1 <= o.1,
+                    "{profile}: raised a bit {o:?} -> {n:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_policy_within_budget_is_left_alone() {
+    let s = space("bitfusion", 2, 8);
+    let b = budget(&s, Some(0.5), None, None).unwrap();
+    let mut bits = vec![(4, 4); 5];
+    b.wall(&s, &mut bits);
+    assert_eq!(bits, vec![(4, 4); 5]);
+}
+
+#[test]
+fn an_infeasible_budget_is_an_error_with_the_numbers() {
+    let s = space("bitfusion", 4, 8);
+    let e = budget(&s, Some(0.01), None, None).unwrap_err().to_string();
+    assert!(
+        e.contains("infeasible latency budget") && e.contains("minimum of 4 bits"),
+        "{e}"
+    );
+    assert!(budget(&s, None, None, Some(0.01))
+        .unwrap_err()
+        .to_string()
+        .contains("size"));
+}
+
+#[test]
+fn state_features_are_normalized_and_track_spent_cost() {
+    let s = space("bitfusion", 2, 8);
+    let b = budget(&s, Some(0.5), None, None).unwrap();
+    let (get, limit) = b.primary(&s);
+    let first = s.state(0, 0.0, &[], get, limit);
+    assert!(
+        first[..11].iter().all(|v| (0.0..=1.0).contains(v)),
+        "{first:?}"
+    );
+    assert_eq!(first[12], 0.0, "nothing spent before the first step");
+    let later = s.state(4, 0.3, &[8, 8, 8, 8], get, limit);
+    assert_eq!(later[11], 0.3);
+    assert!(later[12] > 0.0 && later[13] > 0.0);
+}

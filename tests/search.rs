@@ -1,0 +1,215 @@
+//! The search loop on a tiny setup (MLP on a slice of MNIST-10k, few fine-tune steps, a small
+//! attack suite): every agent runs, same seed gives the same episodes, and a run interrupted
+//! mid-episode resumes to exactly the uninterrupted result.
+
+use std::path::{Path, PathBuf};
+
+use bitsearch::agents::AgentConfig;
+use bitsearch::data::Dataset;
+use bitsearch::experiment::Experiment;
+use bitsearch::hardware::{resolve_profile, Profile};
+use bitsearch::model::{Arch, Model};
+use bitsearch::search::{run_search, RunSpec};
+use bitsearch::train::train_fp32;
+
+fn tiny_experiment() -> Experiment {
+    let text = r#"
+name = "tiny"
+[data]
+source = "embedded:mnist-10k"
+validation = 300
+[model]
+arch = "mlp"
+[train]
+epochs = 1
+batch = 64
+lr = 1e-3
+[finetune]
+steps = 4
+batch = 32
+[attack]
+fgsm_eps = [0.1]
+pgd_eps = [0.1]
+pgd_steps = 3
+examples = 40
+[budget]
+latency = 0.5
+[search]
+episodes = 6
+attack_examples = 40
+references = false
+"#;
+    Experiment::from_toml(
+        text,
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tiny.toml")
+            .as_path(),
+    )
+    .unwrap()
+}
+
+struct Setup {
+    exp: Experiment,
+    data: Dataset,
+    base: Model,
+    profile: Profile,
+}
+
+fn setup() -> Setup {
+    let exp = tiny_experiment();
+    let data = exp.data.load().unwrap().truncate(1000, 300, 100);
+    let base = Model::new(Arch::Mlp, data.shape, data.classes, 0)
+        .unwrap()
+        .with_input_norm(data.input_norm());
+    train_fp32(&base, &data, &exp.train, false).unwrap();
+    let profile = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
+    Setup {
+        exp,
+        data,
+        base,
+        profile,
+    }
+}
+
+fn agent(text: &str) -> AgentConfig {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.toml");
+    std::fs::write(&p, text).unwrap();
+    AgentConfig::load(&p).unwrap()
+}
+
+const DDPG: &str = "agent = \"ddpg\"\nhidden = 32\nactor_lr = 1e-4\ncritic_lr = 1e-3\nbatch = 16\nreplay_episodes = 128\ntau = 0.01\ndiscount = 1.0\nwarmup = 2\nsigma = 0.5\nsigma_decay = 0.99\nbaseline_decay = 0.95\n";
+
+fn run(
+    s: &Setup,
+    agent: &AgentConfig,
+    episodes: usize,
+    dir: &Path,
+    resume: bool,
+) -> bitsearch::search::RunSummary {
+    let spec = RunSpec {
+        exp: &s.exp,
+        data: &s.data,
+        base: &s.base,
+        profile: &s.profile,
+        agent,
+        episodes,
+        seed: 7,
+        dir: dir.to_path_buf(),
+        resume,
+        show: false,
+    };
+    run_search(&spec).unwrap()
+}
+
+/// episodes.csv without the timing column (the last one).
+fn episodes(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("episodes.csv")).unwrap();
+    text.lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+fn best_policy(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("best-policy.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn every_agent_runs_a_few_episodes_within_budget() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let agents = [
+        agent(DDPG),
+        agent("agent = \"random\"\n"),
+        agent("agent = \"nsga2\"\npopulation = 3\nmutation = 0.2\ncrossover = 0.9\n"),
+        agent("agent = \"greedy\"\nbuckets = 500\nsweep_to = 0.6\n"),
+    ];
+    for a in &agents {
+        let dir = root.path().join(a.name());
+        let summary = run(&s, a, 5, &dir, false);
+        let rows = episodes(&dir);
+        assert_eq!(rows.len(), 6, "{}: header + 5 episodes", a.name());
+        assert!(
+            rows[1..].iter().all(|r| r.ends_with("true,false")),
+            "{}: every episode feasible and scored: {rows:?}",
+            a.name()
+        );
+        assert!(summary.best.is_some());
+        assert!(
+            dir.join("pareto.csv").exists()
+                && dir.join("agent.json").exists()
+                && dir.join("config.json").exists()
+        );
+        assert!(best_policy(&dir)["test"]["accuracy"].as_f64().unwrap() > 0.1);
+    }
+    let greedy = std::fs::read_to_string(root.path().join("greedy/sensitivity.json")).unwrap();
+    assert!(
+        greedy.contains("\"w\""),
+        "greedy measured sensitivities first"
+    );
+}
+
+#[test]
+fn same_seed_gives_the_same_episodes() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let a = agent(DDPG);
+    run(&s, &a, 4, &root.path().join("one"), false);
+    run(&s, &a, 4, &root.path().join("two"), false);
+    assert_eq!(
+        episodes(&root.path().join("one")),
+        episodes(&root.path().join("two"))
+    );
+}
+
+#[test]
+fn a_run_killed_mid_episode_resumes_to_the_uninterrupted_result() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let a = agent(DDPG);
+    let whole: PathBuf = root.path().join("whole");
+    run(&s, &a, 6, &whole, false);
+    // The interrupted run stopped after 3 whole episodes while writing the 4th line.
+    let cut = root.path().join("cut");
+    run(&s, &a, 3, &cut, false);
+    let log = cut.join("episodes.csv");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("3,ddpg,bitfusion,\"8/8,4");
+    std::fs::write(&log, text).unwrap();
+    std::fs::remove_file(cut.join("best-policy.json")).unwrap();
+    run(&s, &a, 6, &cut, true);
+    assert_eq!(episodes(&cut), episodes(&whole));
+    let (b1, b2) = (best_policy(&cut), best_policy(&whole));
+    assert_eq!(b1["policy"], b2["policy"]);
+    assert_eq!(b1["test"]["accuracy"], b2["test"]["accuracy"]);
+}
+
+#[test]
+fn an_existing_run_needs_resume_and_an_unchanged_config() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("r");
+    let a = agent("agent = \"random\"\n");
+    run(&s, &a, 2, &dir, false);
+    let spec = RunSpec {
+        exp: &s.exp,
+        data: &s.data,
+        base: &s.base,
+        profile: &s.profile,
+        agent: &a,
+        episodes: 3,
+        seed: 7,
+        dir: dir.clone(),
+        resume: false,
+        show: false,
+    };
+    let e = run_search(&spec).unwrap_err().to_string();
+    assert!(e.contains("--resume"), "{e}");
+    let other = RunSpec {
+        seed: 8,
+        resume: true,
+        ..spec
+    };
+    let e = run_search(&other).unwrap_err().to_string();
+    assert!(e.contains("seed"), "{e}");
+}
