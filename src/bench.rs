@@ -11,6 +11,7 @@ use crate::data::Dataset;
 use crate::experiment::TrainConfig;
 use crate::model::{Arch, Model};
 use crate::quant::{Policy, Quantizer};
+use crate::robust::orthogonality_penalty;
 use crate::train::{train_fp32, TrainError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,18 +73,23 @@ pub fn bench_arch(arch: Arch, data: &Dataset, runs: usize) -> Result<Vec<BenchRo
             runs,
         });
     };
-    let mut step = |q: Option<&Quantizer>| -> Result<(), TrainError> {
-        let loss = candle_nn::loss::cross_entropy(&model.forward(&x128, q)?, &y128)?;
+    // The fine-tune's step: cross-entropy through the fake-quantizers plus beta/2 times the
+    // Lipschitz penalty (beta = 0 for the FP32 step).
+    let mut step = |q: Option<&Quantizer>, beta: f64| -> Result<(), TrainError> {
+        let mut loss = candle_nn::loss::cross_entropy(&model.forward(&x128, q)?, &y128)?;
+        if beta > 0.0 {
+            loss = (loss + (orthogonality_penalty(&model.weights())? * (beta / 2.0))?)?;
+        }
         opt.backward_step(&loss)?;
         Ok(())
     };
     row(
         "fp32 train step, batch 128",
-        time_median(runs, || step(None))?,
+        time_median(runs, || step(None, 0.0))?,
     );
     row(
-        "quantized train step, batch 128",
-        time_median(runs, || step(Some(&quant)))?,
+        "quantized train step + Lipschitz, batch 128",
+        time_median(runs, || step(Some(&quant), 1e-2))?,
     );
     let forward = |q: Option<&Quantizer>| -> Result<(), TrainError> {
         model.forward(&x1000, q)?;

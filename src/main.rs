@@ -6,6 +6,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     tune_malloc();
+    pin_thread_count();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -13,6 +14,17 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// candle asks for its thread count on every matmul; without RAYON_NUM_THREADS set, that reads
+/// /proc/cpuinfo each time (measured: a third of a LeNet-5 training step in kernel printf).
+/// Setting it once, to what the process may use, keeps candle's choice and drops the cost.
+fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Called first thing in main, before any other thread exists.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
 }
 

@@ -256,15 +256,23 @@ impl Model {
             xin = self.standardize(&xin)?;
         }
         let w = fake_quant_weight(p.w.as_tensor(), lq.bits.w)?;
-        let y = match *step {
+        match *step {
+            // Bias and ReLU are fused into the conv kernel (src/ops).
             Step::Conv {
                 stride, padding, ..
-            } => xin
-                .conv2d(&w, padding, stride, 1, 1)?
-                .broadcast_add(&p.b.as_tensor().reshape((1, (), 1, 1))?)?,
-            _ => xin.matmul(&w.t()?)?.broadcast_add(p.b.as_tensor())?,
-        };
-        Ok(if last { y } else { y.relu()? })
+            } => Ok(ops::conv2d(
+                &xin,
+                &w,
+                Some(p.b.as_tensor()),
+                stride,
+                padding,
+                !last,
+            )?),
+            _ => {
+                let y = xin.matmul(&w.t()?)?.broadcast_add(p.b.as_tensor())?;
+                Ok(if last { y } else { y.relu()? })
+            }
+        }
     }
 
     /// Writes all parameters to a safetensors file, named `{layer}.weight` / `{layer}.bias`.

@@ -13,7 +13,7 @@ use crate::experiment::Experiment;
 use crate::model::Model;
 
 /// Bump when training code changes in a way that changes the weights, so old caches are not reused.
-const CACHE_VERSION: u32 = 2;
+const CACHE_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BaselineMetrics {
