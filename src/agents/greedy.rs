@@ -112,15 +112,7 @@ impl Agent for Greedy {
     fn propose(&mut self, ctx: &Context, _: &mut StdRng) -> Result<Proposal, AgentError> {
         let bits = self.solutions[self.next % self.solutions.len()].clone();
         self.next += 1;
-        let actions = bits
-            .iter()
-            .flat_map(|&(w, a)| [ctx.space.bits_to_action(w), ctx.space.bits_to_action(a)])
-            .collect();
-        Ok(Proposal {
-            actions,
-            bits,
-            states: Vec::new(),
-        })
+        Ok(Proposal::from_bits(ctx.space, bits))
     }
 
     fn learn(

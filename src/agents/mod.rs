@@ -38,6 +38,21 @@ pub struct Proposal {
     pub states: Vec<[f32; STATE_DIM]>,
 }
 
+impl Proposal {
+    /// A proposal of whole policies (no per-step states): each action is its bin's centre.
+    pub fn from_bits(space: &SearchSpace, bits: Vec<(u8, u8)>) -> Self {
+        let actions = bits
+            .iter()
+            .flat_map(|&(w, a)| [space.bits_to_action(w), space.bits_to_action(a)])
+            .collect();
+        Proposal {
+            actions,
+            bits,
+            states: Vec::new(),
+        }
+    }
+}
+
 /// The scored outcome of a proposal.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Feedback {

@@ -166,15 +166,7 @@ impl Agent for Nsga2 {
             .pending
             .pop_front()
             .unwrap_or_else(|| Self::random_genes(ctx, rng));
-        let actions = bits
-            .iter()
-            .flat_map(|&(w, a)| [ctx.space.bits_to_action(w), ctx.space.bits_to_action(a)])
-            .collect();
-        Ok(Proposal {
-            actions,
-            bits,
-            states: Vec::new(),
-        })
+        Ok(Proposal::from_bits(ctx.space, bits))
     }
 
     fn learn(
