@@ -13,7 +13,8 @@ use serde::Serialize;
 use super::{Agent, AgentError, Context, Feedback, GreedyConfig, Proposal};
 use crate::search::SearchSpace;
 
-/// Loss increase per layer and bitwidth (index `bits - min_bits`), for weights and activations.
+/// Loss increase per layer and run bitwidth (indexed like `SearchSpace::values`), for weights
+/// and activations.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sensitivity {
     pub w: Vec<Vec<f64>>,
@@ -41,9 +42,9 @@ impl Greedy {
             }
         }
         if solutions.is_empty() {
-            // Even the swept budgets admit nothing at this resolution: start from all-minimum.
+            // Even the swept budgets admit nothing at this resolution: start from the floor.
             solutions.push(vec![
-                (ctx.space.min_bits, ctx.space.min_bits);
+                (ctx.space.floor(), ctx.space.floor());
                 ctx.space.layers.len()
             ]);
         }
@@ -68,7 +69,7 @@ pub fn knapsack(
 ) -> Option<Vec<(u8, u8)>> {
     let cap = buckets;
     let unit = budget / buckets as f64;
-    let bits: Vec<u8> = (space.min_bits..=space.max_bits).collect();
+    let bits: Vec<u8> = space.values().to_vec();
     // best[c] = (sensitivity, choices) over layers so far with total units exactly c.
     let mut best: Vec<Option<Partial>> = vec![None; cap + 1];
     best[0] = Some((0.0, Vec::new()));
@@ -79,11 +80,7 @@ pub fn knapsack(
             for &w in &bits {
                 for &a in &bits {
                     let units = (cost(&space.layer_price(l, w, a)) / unit).ceil() as usize;
-                    let (c2, i, j) = (
-                        c + units,
-                        (w - space.min_bits) as usize,
-                        (a - space.min_bits) as usize,
-                    );
+                    let (c2, i, j) = (c + units, space.index(w), space.index(a));
                     if c2 > cap {
                         continue;
                     }

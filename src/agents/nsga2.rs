@@ -48,8 +48,9 @@ impl Nsga2 {
 
     fn random_genes(ctx: &Context, rng: &mut StdRng) -> Vec<(u8, u8)> {
         let (lo, hi) = (ctx.space.min_bits, ctx.space.max_bits);
+        let pick = |rng: &mut StdRng| ctx.space.run_bits(rng.random_range(lo..=hi));
         (0..ctx.space.layers.len())
-            .map(|_| (rng.random_range(lo..=hi), rng.random_range(lo..=hi)))
+            .map(|_| (pick(rng), pick(rng)))
             .collect()
     }
 
@@ -69,6 +70,7 @@ impl Nsga2 {
             }
         };
         let (lo, hi) = (ctx.space.min_bits, ctx.space.max_bits);
+        let pick = |rng: &mut StdRng| ctx.space.run_bits(rng.random_range(lo..=hi));
         let mut out = Vec::with_capacity(self.cfg.population);
         for _ in 0..self.cfg.population {
             let (p1, p2) = (tournament(rng), tournament(rng));
@@ -81,10 +83,10 @@ impl Nsga2 {
                 .collect();
             for g in child.iter_mut() {
                 if rng.random::<f64>() < self.cfg.mutation {
-                    g.0 = rng.random_range(lo..=hi);
+                    g.0 = pick(rng);
                 }
                 if rng.random::<f64>() < self.cfg.mutation {
-                    g.1 = rng.random_range(lo..=hi);
+                    g.1 = pick(rng);
                 }
             }
             out.push(child);

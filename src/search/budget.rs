@@ -61,7 +61,7 @@ impl Budget {
             energy_j: cfg.energy.map(|l| l.resolve(u.energy_j)),
             size_bytes: cfg.size.map(|l| l.resolve(u.size_bytes)),
         };
-        let floor = space.price(&vec![(space.min_bits, space.min_bits); space.layers.len()]);
+        let floor = space.price(&vec![(space.floor(), space.floor()); space.layers.len()]);
         for (i, (name, get)) in RESOURCES.iter().enumerate() {
             if let Some(limit) = b.limits()[i] {
                 if get(&floor) > limit {
@@ -70,7 +70,7 @@ impl Budget {
                         budget: limit,
                         floor: get(&floor),
                         uniform8: get(&u),
-                        min_bits: space.min_bits,
+                        min_bits: space.floor(),
                     });
                 }
             }
@@ -112,37 +112,36 @@ impl Budget {
             .sum()
     }
 
-    /// Lowers bits in place until every budget holds (see the module doc for the rule).
+    /// Rounds every operand up to a bitwidth the device runs (the mode it would actually run
+    /// in), then lowers bits until every budget holds (see the module doc for the rule).
     pub fn wall(&self, space: &SearchSpace, bits: &mut [(u8, u8)]) {
+        for b in bits.iter_mut() {
+            *b = (space.run_bits(b.0), space.run_bits(b.1));
+        }
         loop {
             let now = space.price(bits);
             if self.holds(&now) {
                 return;
             }
-            let mut best: Option<(f64, usize, bool)> = None;
+            let mut best: Option<(f64, usize, (u8, u8))> = None;
             for l in (0..bits.len()).rev() {
-                for weight in [true, false] {
-                    let (w, a) = bits[l];
-                    let cand = if weight {
-                        (w.saturating_sub(1), a)
-                    } else {
-                        (w, a.saturating_sub(1))
-                    };
-                    if cand.0 < space.min_bits || cand.1 < space.min_bits {
-                        continue;
-                    }
+                let (w, a) = bits[l];
+                let candidates = [
+                    space.lower(w).map(|w2| (w2, a)),
+                    space.lower(a).map(|a2| (w, a2)),
+                ];
+                for cand in candidates.into_iter().flatten() {
                     let after =
                         now - space.layer_price(l, w, a) + space.layer_price(l, cand.0, cand.1);
                     let s = self.saving(&now, &after);
                     if best.is_none_or(|(b, _, _)| s > b) {
-                        best = Some((s, l, weight));
+                        best = Some((s, l, cand));
                     }
                 }
             }
             match best {
-                Some((_, l, true)) => bits[l].0 -= 1,
-                Some((_, l, false)) => bits[l].1 -= 1,
-                // Everything is at the minimum: `resolve` guarantees this meets the budgets.
+                Some((_, l, cand)) => bits[l] = cand,
+                // Everything is at the floor: `resolve` guarantees this meets the budgets.
                 None => return,
             }
         }

@@ -62,11 +62,13 @@ struct Env<'a> {
 }
 
 pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
+    let supports = |b| spec.profile.supports(b);
     let space = SearchSpace::new(
         spec.base.shapes().to_vec(),
         spec.exp.bits.min,
         spec.exp.bits.max,
         spec.profile,
+        &supports,
     )?;
     let budget = Budget::resolve(&spec.exp.budget, &space)?;
     let log = RunLog::new(
@@ -215,11 +217,7 @@ fn pareto(rows: &[EpisodeRow]) -> Result<Vec<EpisodeRow>, SearchError> {
 
 /// Each operand's validation-loss increase at each bitwidth with only it quantized (no fine-tune).
 fn sensitivity(env: &Env, scorer: &Scorer) -> Result<Sensitivity, SearchError> {
-    let (n, lo, hi) = (
-        env.space.layers.len(),
-        env.space.min_bits,
-        env.space.max_bits,
-    );
+    let n = env.space.layers.len();
     let full = vec![
         (
             crate::quant::Bits::FULL_VALUE,
@@ -237,7 +235,7 @@ fn sensitivity(env: &Env, scorer: &Scorer) -> Result<Sensitivity, SearchError> {
         a: vec![Vec::new(); n],
     };
     for l in 0..n {
-        for b in lo..=hi {
+        for &b in env.space.values() {
             let mut bits = full.clone();
             bits[l].0 = b;
             s.w[l].push(loss(&bits)? - base);
@@ -407,7 +405,7 @@ impl Env<'_> {
             0.0,
         )?];
         let uniform: Vec<u8> = if self.spec.exp.search.references {
-            (self.space.min_bits..=self.space.max_bits).collect()
+            self.space.values().to_vec()
         } else {
             Vec::new()
         };

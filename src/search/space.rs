@@ -48,7 +48,10 @@ pub struct SearchSpace {
     pub layers: Vec<LayerShape>,
     pub min_bits: u8,
     pub max_bits: u8,
-    /// prices[layer][(w - min) * n + (a - min)]
+    /// The bitwidths the device actually runs for min..=max, ascending: a requested bitwidth the
+    /// profile does not support is rounded up to the next one it does (32 if none).
+    values: Vec<u8>,
+    /// prices[layer][i * values.len() + j] for (values[i], values[j])
     prices: Vec<Vec<Price>>,
     /// Static features per step, min–max normalized over steps.
     features: Vec<[f32; 11]>,
@@ -58,19 +61,27 @@ pub struct SearchSpace {
 }
 
 impl SearchSpace {
-    /// Prices every layer at every (w, a) in min..=max on `device` (a missing entry is an error).
+    /// Prices every layer at every (w, a) the device runs for min..=max (a missing entry is an
+    /// error); `supports` says which bitwidths the device runs natively.
     pub fn new(
         layers: Vec<LayerShape>,
         min_bits: u8,
         max_bits: u8,
         device: &dyn CostModel,
+        supports: &dyn Fn(Bits) -> bool,
     ) -> Result<Self, SearchError> {
-        let n = (max_bits - min_bits + 1) as usize;
+        let round_up = |b: u8| {
+            (b..=Bits::MAX)
+                .find(|&v| Bits::new(v).is_ok_and(supports))
+                .unwrap_or(Bits::FULL_VALUE)
+        };
+        let mut values: Vec<u8> = (min_bits..=max_bits).map(round_up).collect();
+        values.dedup();
         let mut prices = Vec::with_capacity(layers.len());
         for l in &layers {
-            let mut row = Vec::with_capacity(n * n);
-            for w in min_bits..=max_bits {
-                for a in min_bits..=max_bits {
+            let mut row = Vec::with_capacity(values.len() * values.len());
+            for &w in &values {
+                for &a in &values {
                     row.push(price(
                         device,
                         l,
@@ -96,6 +107,7 @@ impl SearchSpace {
             layers,
             min_bits,
             max_bits,
+            values,
             prices,
             features,
             uniform8,
@@ -111,22 +123,53 @@ impl SearchSpace {
         (self.max_bits - self.min_bits + 1) as usize
     }
 
-    /// Equal-width bins: [0, 1/n) → min, ..., [(n-1)/n, 1] → max.
+    /// The bitwidths the device runs, ascending (min..=max rounded up to supported ones).
+    pub fn values(&self) -> &[u8] {
+        &self.values
+    }
+
+    /// The lowest bitwidth the device runs in the range.
+    pub fn floor(&self) -> u8 {
+        self.values[0]
+    }
+
+    /// `bits` rounded up to what the device runs.
+    pub fn run_bits(&self, bits: u8) -> u8 {
+        self.values
+            .iter()
+            .copied()
+            .find(|&v| v >= bits)
+            .unwrap_or(self.values[self.values.len() - 1])
+    }
+
+    /// The next lower bitwidth the device runs, if any.
+    pub fn lower(&self, bits: u8) -> Option<u8> {
+        self.values.iter().copied().rev().find(|&v| v < bits)
+    }
+
+    /// Position of a run bitwidth in `values()` (of its rounding, for any other bitwidth).
+    pub fn index(&self, bits: u8) -> usize {
+        let b = self.run_bits(bits);
+        self.values.iter().position(|&v| v == b).unwrap_or(0)
+    }
+
+    /// Equal-width bins over min..=max: [0, 1/n) → min, ..., [(n-1)/n, 1] → max, then rounded
+    /// up to a bitwidth the device runs.
     pub fn action_to_bits(&self, action: f32) -> u8 {
         let n = self.n_bits();
         let idx = ((action.clamp(0.0, 1.0) * n as f32).floor() as usize).min(n - 1);
-        self.min_bits + idx as u8
+        self.run_bits(self.min_bits + idx as u8)
     }
 
-    /// The centre of the bin of `bits` (the inverse of `action_to_bits`).
+    /// The centre of the bin of `bits` (the inverse of `action_to_bits` on run bitwidths).
     pub fn bits_to_action(&self, bits: u8) -> f32 {
         let idx = bits.clamp(self.min_bits, self.max_bits) - self.min_bits;
         (idx as f32 + 0.5) / self.n_bits() as f32
     }
 
     pub fn layer_price(&self, layer: usize, w: u8, a: u8) -> Price {
-        let n = self.n_bits();
-        self.prices[layer][(w - self.min_bits) as usize * n + (a - self.min_bits) as usize]
+        let n = self.values.len();
+        self.prices[layer][self.index(w) * n + self.index(a)]
     }
 
     /// The price of (w, a) bits per layer.
@@ -149,7 +192,7 @@ impl SearchSpace {
     /// The agent's view of step `t` (layer t/2; weight step if t is even): 11 normalized static
     /// features (layer index, conv, depthwise, in/out channels, kernel, stride, input feature
     /// size, params, MACs, weight-or-activation), the previous action, and the `resource` spent
-    /// by decided operands and still to come (undecided operands at minimum bits), over `budget`.
+    /// by decided operands and still to come (undecided operands at the floor bitwidth), over `budget`.
     pub fn state(
         &self,
         t: usize,

@@ -7,7 +7,7 @@ use crate::model::Arch;
 fn space(profile: &str, min: u8, max: u8) -> SearchSpace {
     let p = Profile::load(&resolve_profile(profile).unwrap()).unwrap();
     let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
-    SearchSpace::new(layers, min, max, &p).unwrap()
+    SearchSpace::new(layers, min, max, &p, &|b| p.supports(b)).unwrap()
 }
 
 #[test]
@@ -114,4 +114,32 @@ fn state_features_are_normalized_and_track_spent_cost() {
     let later = s.state(4, 0.3, &[8, 8, 8, 8], get, limit);
     assert_eq!(later[11], 0.3);
     assert!(later[12] > 0.0 && later[13] > 0.0);
+}
+
+#[test]
+fn unsupported_precisions_round_up_to_the_mode_the_device_runs() {
+    // bitfusion restricted to 4- and 8-bit operands.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(resolve_profile("bitfusion").unwrap()).unwrap();
+    let line = text.lines().find(|l| l.starts_with("precisions")).unwrap();
+    let path = dir.path().join("bf48.toml");
+    std::fs::write(&path, text.replace(line, "precisions = [4, 8]")).unwrap();
+    let p = Profile::load(&path).unwrap();
+    let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
+    let s = SearchSpace::new(layers, 2, 8, &p, &|b| p.supports(b)).unwrap();
+    assert_eq!(s.values(), &[4, 8]);
+    assert_eq!(s.action_to_bits(0.0), 4, "2 bits run as 4");
+    assert_eq!(s.action_to_bits(4.5 / 7.0), 8, "6 bits run as 8");
+    let b = budget(&s, Some(0.6), None, None).unwrap();
+    let mut bits = vec![(3, 7), (8, 8), (8, 8), (8, 8), (8, 8)];
+    b.wall(&s, &mut bits);
+    assert!(
+        bits.iter()
+            .all(|&(w, a)| [4, 8].contains(&w) && [4, 8].contains(&a)),
+        "{bits:?}"
+    );
+    assert_eq!(bits[0], (4, 8), "rounded up, never lowered below the mode");
+    assert!(b.holds(&s.price(&bits)));
+    let e = budget(&s, Some(0.05), None, None).unwrap_err().to_string();
+    assert!(e.contains("minimum of 4 bits"), "{e}");
 }
