@@ -342,7 +342,11 @@ lr = 1e-3
     #[test]
     fn shipped_experiments_validate() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
-        for f in ["lenet5-mnist.toml", "lenet5-mnist-haq.toml", "mlp-mnist.toml"] {
+        for f in [
+            "lenet5-mnist.toml",
+            "lenet5-mnist-haq.toml",
+            "mlp-mnist.toml",
+        ] {
             Experiment::load(&dir.join(f)).unwrap();
         }
     }
