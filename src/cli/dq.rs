@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use bitsearch::robust::{dq_header, dq_record, run_dq, write_dq, DqRow};
+use bitsearch::robust::{dq_header, dq_record, rises_as_bits_fall, run_dq, write_dq, DqRow};
 use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
@@ -83,15 +83,28 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         &mut print,
     )?;
     write_dq(&out, &exp, &rows)?;
+    let rises = rises_as_bits_fall(&rows, exp.attack.examples.min(data.test.len()));
     let flagged: Vec<String> = rows
         .iter()
-        .filter(|r| r.suite.masking.flagged())
-        .map(|r| format!("{}-bit beta {}", r.bits, r.beta))
+        .zip(&rises)
+        .filter(|(r, &rise)| r.suite.masking.flagged() || rise)
+        .map(|(r, &rise)| {
+            format!(
+                "{}-bit beta {}{}",
+                r.bits,
+                r.beta,
+                if rise {
+                    " (robust accuracy above the next wider bitwidth's)"
+                } else {
+                    ""
+                }
+            )
+        })
         .collect();
     if !flagged.is_empty() {
         println!(
-            "gradient-masking flags raised for: {} (see the masking_* columns)",
-            flagged.join(", ")
+            "gradient-masking flags raised for: {} (see the masking_* columns of dq.csv)",
+            flagged.join("; ")
         );
     }
     println!("wrote {}/dq.csv and amplification.csv", out.display());

@@ -19,13 +19,15 @@ pub struct DqRow {
     pub masking_zero_grad: f64,
     pub masking_eps_rise: bool,
     pub masking_above_transfer: bool,
+    /// Robust accuracy above the next wider bitwidth's (optional column; false when absent).
+    pub masking_bits_rise: bool,
     pub lipschitz_bound: f64,
 }
 
 impl DqRow {
     /// True when any gradient-masking check fired.
     pub fn masking_suspected(&self) -> bool {
-        self.masking_eps_rise || self.masking_above_transfer
+        self.masking_eps_rise || self.masking_above_transfer || self.masking_bits_rise
     }
 }
 
@@ -106,6 +108,7 @@ fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
         .map(|(i, h)| (i, h.clone()))
         .collect();
     let boolean = "`true` or `false`";
+    let bits_rise = file.column("masking_bits_rise").ok();
     file.rows()
         .map(|row| {
             Ok(DqRow {
@@ -120,6 +123,10 @@ fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
                 masking_zero_grad: row.number(c[4])?,
                 masking_eps_rise: row.get(c[5], boolean)?,
                 masking_above_transfer: row.get(c[6], boolean)?,
+                masking_bits_rise: match bits_rise {
+                    Some(col) => row.get(col, boolean)?,
+                    None => false,
+                },
                 lipschitz_bound: row.number(c[7])?,
             })
         })

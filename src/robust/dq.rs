@@ -165,7 +165,27 @@ pub fn dq_record(exp: &Experiment, row: &DqRow) -> Vec<String> {
     r
 }
 
-/// Writes dq.csv and amplification.csv into `dir`.
+/// The cross-policy masking check: for each row, whether its worst-case robust accuracy is
+/// above the next wider bitwidth's at the same beta by more than two standard errors of the
+/// difference (binomial, `n` examples each) — robustness that *rises* as bits fall is what
+/// gradient masking looks like (DESIGN.md), so the row is flagged rather than believed.
+pub fn rises_as_bits_fall(rows: &[DqRow], n: usize) -> Vec<bool> {
+    let se = |p: f64| p * (1.0 - p) / n.max(1) as f64;
+    rows.iter()
+        .map(|r| {
+            let wider = rows
+                .iter()
+                .filter(|o| o.beta == r.beta && o.bits > r.bits)
+                .min_by_key(|o| o.bits);
+            wider.is_some_and(|o| {
+                let (a, b) = (r.suite.worst_case, o.suite.worst_case);
+                a - b > 2.0 * (se(a) + se(b)).sqrt()
+            })
+        })
+        .collect()
+}
+
+/// Writes dq.csv (with the cross-policy `masking_bits_rise` column last) and amplification.csv.
 pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), TrainError> {
     let csv_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -176,10 +196,16 @@ pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), Trai
     };
     let path = dir.join("dq.csv");
     let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
-    w.write_record(dq_header(exp)).map_err(csv_err(&path))?;
-    for row in rows {
-        w.write_record(dq_record(exp, row))
-            .map_err(csv_err(&path))?;
+    let mut header = dq_header(exp);
+    header.push("masking_bits_rise".into());
+    w.write_record(header).map_err(csv_err(&path))?;
+    for (row, rise) in rows
+        .iter()
+        .zip(rises_as_bits_fall(rows, exp.attack.examples))
+    {
+        let mut record = dq_record(exp, row);
+        record.push(rise.to_string());
+        w.write_record(record).map_err(csv_err(&path))?;
     }
     w.flush().map_err(|source| TrainError::Io {
         path: path.clone(),
@@ -202,4 +228,60 @@ pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), Trai
         }
     }
     w.flush().map_err(|source| TrainError::Io { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::robust::Masking;
+    use crate::train::FinetuneReport;
+
+    fn row(bits: u8, beta: f64, worst_case: f64) -> DqRow {
+        let masking = Masking {
+            zero_grad_fraction: 0.0,
+            eps_rise: false,
+            above_transfer: false,
+        };
+        let suite = SuiteReport {
+            examples: 500,
+            clean: 0.95,
+            attacks: Vec::new(),
+            headline_eps: 0.1,
+            worst_case,
+            masking,
+        };
+        let finetune = FinetuneReport {
+            steps: 1,
+            final_loss: 0.0,
+            penalty_before: 0.0,
+            penalty_after: 0.0,
+            seconds: 0.0,
+        };
+        DqRow {
+            bits,
+            beta,
+            suite,
+            lipschitz_bound: 1.0,
+            finetune,
+            amplification: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn robustness_rising_as_bits_fall_is_flagged_beyond_noise_only() {
+        // n = 500: 2-bit 0.75 vs 3-bit 0.36 differs by 0.39, far beyond 2 SE (~0.058): flagged.
+        // 3-bit 0.36 vs 4-bit 0.346: 0.014 < 2 SE (~0.061): noise, not flagged. The widest
+        // bitwidth of a beta has nothing to compare with; another beta is never compared.
+        let rows = [
+            row(4, 0.0, 0.346),
+            row(3, 0.0, 0.36),
+            row(2, 0.0, 0.75),
+            row(2, 0.01, 0.1),
+            row(8, 0.0, 0.5),
+        ];
+        assert_eq!(
+            rises_as_bits_fall(&rows, 500),
+            vec![false, false, true, false, false]
+        );
+    }
 }
