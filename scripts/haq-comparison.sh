@@ -2,8 +2,8 @@
 # The search study of the README: on lenet5 / MNIST-10k under a latency budget of 50% of uniform
 # 8/8 on `bitfusion`, every agent spends the same episode budget; the best policy of each (by
 # reward on the validation split) is re-scored on the test split, next to uniform 4/4, 6/6 and
-# 8/8 fine-tuned the same way (`bitsearch eval --finetune`). Then the device comparison: ddpg on
-# bismo-edge and bismo-cloud. Prints markdown tables. Reuses finished runs (--resume replays them).
+# 8/8 fine-tuned the same way (`bitsearch eval --finetune`). Then the device comparison (ddpg on
+# bismo-edge and bismo-cloud) and ddpg/nsga2 with HAQ's accuracy-only reward. Prints markdown tables. Reuses finished runs (--resume replays them).
 # Usage: scripts/haq-comparison.sh [EPISODES] [OUT]   (defaults 200, runs/haq)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,10 @@ for agent in ddpg random nsga2 greedy; do
     $bs search --quiet --resume --agent "$agent" --episodes "$episodes" --out "$out/agents" > /dev/null
 done
 $bs search --quiet --resume --agent ddpg --episodes "$episodes" --profile bismo-edge --profile bismo-cloud --out "$out/devices" > /dev/null
+# HAQ's original reward (accuracy only), to separate the agent from the robustness term.
+for agent in ddpg nsga2; do
+    $bs search --quiet --resume --experiment experiments/lenet5-mnist-haq.toml --agent "$agent" --episodes "$episodes" --out "$out/accuracy-only" > /dev/null
+done
 for b in 4 6 8; do
     p="$b/$b,$b/$b,$b/$b,$b/$b,$b/$b"
     $bs eval --finetune --json --policy "$p" > "$out/uniform-$b.json"
@@ -44,4 +48,11 @@ for dev in ("bismo-edge", "bismo-cloud"):
     b = json.load(open(f"{d}/best-policy.json")); cfg = json.load(open(f"{d}/config.json"))
     u = cfg["uniform8"]
     print(f"| {dev} | {b['policy']} | {pct(b['test']['accuracy'])} | {pct(b['test']['robust_accuracy'])} | {b['latency_s']/u['latency_s']:.2f}x | {b['energy_j']/u['energy_j']:.2f}x |")
+print()
+print("| reward: accuracy only | best policy | test accuracy | test robust accuracy | latency vs 8/8 | energy vs 8/8 |")
+print("|---|---|---|---|---|---|")
+for agent in ("ddpg", "nsga2"):
+    d = f"{out}/accuracy-only/{agent}-bitfusion"
+    b = json.load(open(f"{d}/best-policy.json")); u = json.load(open(f"{d}/config.json"))["uniform8"]
+    print(f"| {agent} (episode {b['episode']}) | {b['policy']} | {pct(b['test']['accuracy'])} | {pct(b['test']['robust_accuracy'])} | {b['latency_s']/u['latency_s']:.2f}x | {b['energy_j']/u['energy_j']:.2f}x |")
 PY
