@@ -50,6 +50,8 @@ fn suite_cfg() -> AttackConfig {
         restarts: 1,
         examples: 200,
         transfer: true,
+        square_queries: 200,
+        square_p_init: 0.1,
         seed: 0,
     }
 }
@@ -103,6 +105,12 @@ fn pgd_is_at_most_fgsm_is_at_most_clean_and_worst_case_is_lowest() {
         r.clean
     );
     assert!(r.worst_case <= pgd.min(tr).min(fgsm), "{r:?}");
+    let square = r.accuracy(AttackKind::Square, 0.1).unwrap();
+    assert!(
+        square < r.clean,
+        "the gradient-free attack also finds adversarial examples: {square}"
+    );
+    assert!(r.worst_case <= square);
     assert_eq!(r.headline_eps, 0.1);
     assert_eq!(r.examples, 200);
 }

@@ -61,6 +61,12 @@ pub enum ExperimentError {
         field: &'static str,
         value: f32,
     },
+    #[error("{}: field `{field}` must be in (0, 1], got {value}", path.display())]
+    NotAFraction {
+        path: PathBuf,
+        field: &'static str,
+        value: f32,
+    },
     #[error("{}: `[attack]` configures no attack: give fgsm_eps or pgd_eps", path.display())]
     NoAttack { path: PathBuf },
     #[error("{}: field `{field}` must hold bitwidths 1..=8 or 32, got {value}", path.display())]

@@ -46,6 +46,9 @@ pub struct RawAttack {
     pub restarts: usize,
     pub examples: usize,
     pub transfer: bool,
+    /// Square-attack queries per example (gradient-free check; 0 = off, the default).
+    pub square_queries: usize,
+    pub square_p_init: f32,
     pub seed: u64,
 }
 
@@ -59,6 +62,8 @@ impl Default for RawAttack {
             restarts: 1,
             examples: 500,
             transfer: true,
+            square_queries: 0,
+            square_p_init: 0.1,
             seed: 0,
         }
     }
@@ -75,6 +80,8 @@ pub struct DqConfig {
     pub steps: usize,
     /// Test examples whose clean/adversarial pairs measure error amplification.
     pub amplification_examples: usize,
+    /// Square-attack queries per example in the study (the gradient-free masking check).
+    pub square_queries: usize,
 }
 
 impl Default for DqConfig {
@@ -84,6 +91,7 @@ impl Default for DqConfig {
             betas: vec![0.0, 3e-4, 3e-3],
             steps: 330,
             amplification_examples: 200,
+            square_queries: 1000,
         }
     }
 }
@@ -133,6 +141,13 @@ impl RawAttack {
         positive_f64(path, "attack.step_size", self.step_size as f64)?;
         positive(path, "attack.restarts", self.restarts)?;
         positive(path, "attack.examples", self.examples)?;
+        if !(self.square_p_init > 0.0 && self.square_p_init <= 1.0) {
+            return Err(ExperimentError::NotAFraction {
+                path: path.to_path_buf(),
+                field: "attack.square_p_init",
+                value: self.square_p_init,
+            });
+        }
         Ok(AttackConfig {
             fgsm_eps: self.fgsm_eps.clone(),
             pgd_eps: self.pgd_eps.clone(),
@@ -141,6 +156,8 @@ impl RawAttack {
             restarts: self.restarts,
             examples: self.examples,
             transfer: self.transfer,
+            square_queries: self.square_queries,
+            square_p_init: self.square_p_init,
             seed: self.seed,
         })
     }

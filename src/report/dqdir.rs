@@ -21,13 +21,18 @@ pub struct DqRow {
     pub masking_above_transfer: bool,
     /// Robust accuracy above the next wider bitwidth's (optional column; false when absent).
     pub masking_bits_rise: bool,
+    /// PGD accuracy above the gradient-free Square attack's (optional column; false when absent).
+    pub masking_above_gradient_free: bool,
     pub lipschitz_bound: f64,
 }
 
 impl DqRow {
     /// True when any gradient-masking check fired.
     pub fn masking_suspected(&self) -> bool {
-        self.masking_eps_rise || self.masking_above_transfer || self.masking_bits_rise
+        self.masking_eps_rise
+            || self.masking_above_transfer
+            || self.masking_bits_rise
+            || self.masking_above_gradient_free
     }
 }
 
@@ -79,7 +84,7 @@ fn bits(row: &Row, col: usize) -> Result<u8, RunDirError> {
 }
 
 fn is_attack(column: &str) -> bool {
-    ["fgsm_", "pgd_", "transfer_"]
+    ["fgsm_", "pgd_", "transfer_", "square_"]
         .iter()
         .any(|p| column.starts_with(p))
 }
@@ -109,6 +114,7 @@ fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
         .collect();
     let boolean = "`true` or `false`";
     let bits_rise = file.column("masking_bits_rise").ok();
+    let gradient_free = file.column("masking_above_gradient_free").ok();
     file.rows()
         .map(|row| {
             Ok(DqRow {
@@ -124,6 +130,10 @@ fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
                 masking_eps_rise: row.get(c[5], boolean)?,
                 masking_above_transfer: row.get(c[6], boolean)?,
                 masking_bits_rise: match bits_rise {
+                    Some(col) => row.get(col, boolean)?,
+                    None => false,
+                },
+                masking_above_gradient_free: match gradient_free {
                     Some(col) => row.get(col, boolean)?,
                     None => false,
                 },

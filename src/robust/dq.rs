@@ -8,8 +8,8 @@ use candle_core::Device;
 use serde::Serialize;
 
 use super::{
-    amplification, craft_transfer, lipschitz_bound, run_suite, AttackKind, LayerDistance,
-    QuantizedModel, SuiteReport,
+    amplification, craft_transfer, headline_eps, lipschitz_bound, run_suite, AttackKind,
+    LayerDistance, QuantizedModel, SuiteReport,
 };
 use crate::data::Dataset;
 use crate::experiment::Experiment;
@@ -116,12 +116,16 @@ pub fn dq_header(exp: &Experiment) -> Vec<String> {
     if exp.attack.transfer {
         h.extend(exp.attack.pgd_eps.iter().map(|e| format!("transfer_{e}")));
     }
+    if exp.attack.square_queries > 0 {
+        h.push(format!("square_{}", headline_eps(&exp.attack)));
+    }
     h.extend(
         [
             "worst_case",
             "masking_zero_grad",
             "masking_eps_rise",
             "masking_above_transfer",
+            "masking_above_gradient_free",
             "lipschitz_bound",
         ]
         .map(String::from),
@@ -157,10 +161,14 @@ pub fn dq_record(exp: &Experiment, row: &DqRow) -> Vec<String> {
                 .map(|&e| acc(AttackKind::Transfer, e)),
         );
     }
+    if exp.attack.square_queries > 0 {
+        r.push(acc(AttackKind::Square, headline_eps(&exp.attack)));
+    }
     r.push(format!("{:.4}", s.worst_case));
     r.push(format!("{:.4}", s.masking.zero_grad_fraction));
     r.push(s.masking.eps_rise.to_string());
     r.push(s.masking.above_transfer.to_string());
+    r.push(s.masking.above_gradient_free.to_string());
     r.push(format!("{:.6e}", row.lipschitz_bound));
     r
 }
@@ -241,6 +249,7 @@ mod tests {
             zero_grad_fraction: 0.0,
             eps_rise: false,
             above_transfer: false,
+            above_gradient_free: false,
         };
         let suite = SuiteReport {
             examples: 500,

@@ -6,12 +6,14 @@ mod amplification;
 mod attack;
 mod dq;
 mod lipschitz;
+mod square;
 mod suite;
 
 pub use amplification::{amplification, mean_relative_distance, LayerDistance};
 pub use attack::{correct, fgsm, input_grad, pgd, zero_gradients, Classifier, Pgd, QuantizedModel};
 pub use dq::{calibrate, dq_header, dq_record, rises_as_bits_fall, run_dq, write_dq, DqRow};
 pub use lipschitz::{lipschitz_bound, orthogonality_penalty, spectral_norm};
+pub use square::square;
 pub use suite::{
     craft_transfer, headline_eps, run_suite, AttackConfig, AttackKind, AttackResult, Masking,
     SuiteReport, TransferSet,

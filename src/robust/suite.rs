@@ -1,5 +1,5 @@
 //! The attack suite: clean accuracy, FGSM per eps, PGD per eps (with restarts), the transfer
-//! attack from the FP32 model, the per-example worst case at the headline radius, and the
+//! attack from the FP32 model, optionally the gradient-free Square attack, the per-example worst case at the headline radius, and the
 //! gradient-masking checks reported next to the number.
 
 use candle_core::Tensor;
@@ -8,6 +8,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::attack::{correct, fgsm, input_grad, pgd, zero_gradients, Classifier, Pgd};
+use super::square::square;
 use super::RobustError;
 
 /// Examples attacked at once; bounds memory of the input-gradient passes.
@@ -23,6 +24,10 @@ pub struct AttackConfig {
     pub restarts: usize,
     pub examples: usize,
     pub transfer: bool,
+    /// Square-attack queries per example at the headline eps (0 = not run).
+    pub square_queries: usize,
+    /// The Square attack's initial fraction of pixels per square.
+    pub square_p_init: f32,
     pub seed: u64,
 }
 
@@ -32,6 +37,8 @@ pub enum AttackKind {
     Fgsm,
     Pgd,
     Transfer,
+    /// Gradient-free (Square attack).
+    Square,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,11 +57,16 @@ pub struct Masking {
     pub eps_rise: bool,
     /// PGD (white-box) accuracy above the transfer accuracy at the same eps.
     pub above_transfer: bool,
+    /// PGD (white-box) accuracy above the gradient-free Square attack's at the same eps.
+    pub above_gradient_free: bool,
 }
 
 impl Masking {
     pub fn flagged(&self) -> bool {
-        self.zero_grad_fraction > 0.0 || self.eps_rise || self.above_transfer
+        self.zero_grad_fraction > 0.0
+            || self.eps_rise
+            || self.above_transfer
+            || self.above_gradient_free
     }
 }
 
@@ -179,6 +191,19 @@ pub fn run_suite(
             }
             record(AttackKind::Pgd, eps, survived, ci);
         }
+        if cfg.square_queries > 0 {
+            let eps = headline_eps(cfg);
+            let adv = square(
+                target,
+                &xc,
+                &yc,
+                eps,
+                cfg.square_queries,
+                cfg.square_p_init,
+                &mut rng,
+            )?;
+            record(AttackKind::Square, eps, correct(target, &adv, &yc)?, ci);
+        }
         if let Some(t) = transfer {
             let start = ci * CHUNK;
             for (&eps, adv) in t.eps.iter().zip(&t.adv) {
@@ -229,17 +254,20 @@ fn masking_checks(attacks: &[AttackResult], zero_grad_fraction: f64) -> Masking 
         v.sort_by(|a, b| a.eps.total_cmp(&b.eps));
         v.windows(2).any(|w| w[1].accuracy > w[0].accuracy)
     };
-    let above_transfer = attacks
-        .iter()
-        .filter(|a| a.kind == AttackKind::Pgd)
-        .any(|p| {
-            attacks.iter().any(|t| {
-                t.kind == AttackKind::Transfer && t.eps == p.eps && p.accuracy > t.accuracy
+    let pgd_above = |other: AttackKind| {
+        attacks
+            .iter()
+            .filter(|a| a.kind == AttackKind::Pgd)
+            .any(|p| {
+                attacks
+                    .iter()
+                    .any(|t| t.kind == other && t.eps == p.eps && p.accuracy > t.accuracy)
             })
-        });
+    };
     Masking {
         zero_grad_fraction,
         eps_rise: rises(AttackKind::Fgsm) || rises(AttackKind::Pgd),
-        above_transfer,
+        above_transfer: pgd_above(AttackKind::Transfer),
+        above_gradient_free: pgd_above(AttackKind::Square),
     }
 }
