@@ -48,6 +48,8 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
     exp.dq = dq
         .check(&exp.path)
         .context("invalid --bits, --betas or --steps")?;
+    // The study adds the gradient-free Square attack to the suite (the search leaves it off).
+    exp.attack.square_queries = exp.dq.square_queries;
     let out = args
         .out
         .clone()
