@@ -91,16 +91,21 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         .zip(&rises)
         .filter(|(r, &rise)| r.suite.masking.flagged() || rise)
         .map(|(r, &rise)| {
-            format!(
-                "{}-bit beta {}{}",
-                r.bits,
-                r.beta,
-                if rise {
-                    " (robust accuracy above the next wider bitwidth's)"
-                } else {
-                    ""
-                }
-            )
+            let m = &r.suite.masking;
+            let why: Vec<&str> = [
+                (rise, "robust accuracy above the next wider bitwidth's"),
+                (
+                    m.above_gradient_free,
+                    "PGD above the gradient-free Square attack",
+                ),
+                (m.above_transfer, "PGD above transfer"),
+                (m.eps_rise, "accuracy rises with eps"),
+                (m.zero_grad_fraction > 0.0, "zero input gradients"),
+            ]
+            .into_iter()
+            .filter_map(|(on, text)| on.then_some(text))
+            .collect();
+            format!("{}-bit beta {} ({})", r.bits, r.beta, why.join(", "))
         })
         .collect();
     if !flagged.is_empty() {
