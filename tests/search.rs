@@ -212,4 +212,17 @@ fn an_existing_run_needs_resume_and_an_unchanged_config() {
     };
     let e = run_search(&other).unwrap_err().to_string();
     assert!(e.contains("seed"), "{e}");
+    // A changed setting deep in the experiment is named by its path, with both values.
+    let mut exp = s.exp.clone();
+    exp.finetune.steps = 5;
+    let changed = RunSpec {
+        exp: &exp,
+        seed: 7,
+        ..other
+    };
+    let e = run_search(&changed).unwrap_err().to_string();
+    assert!(
+        e.contains("experiment.finetune.steps") && e.contains("(4 then, 5 now)"),
+        "{e}"
+    );
 }

@@ -247,6 +247,30 @@ fn sensitivity(env: &Env, scorer: &Scorer) -> Result<Sensitivity, SearchError> {
     Ok(s)
 }
 
+/// The first leaf where two JSON values differ: (dotted path, old value, new value), so a
+/// refused resume names the exact setting that changed.
+fn first_difference(
+    path: &str,
+    old: Option<&serde_json::Value>,
+    new: Option<&serde_json::Value>,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    let show = |v: Option<&Value>| {
+        v.map_or("(absent)".to_string(), |v| {
+            v.to_string().chars().take(120).collect()
+        })
+    };
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter()
+                .find_map(|k| first_difference(&format!("{path}.{k}"), a.get(k), b.get(k)))
+        }
+        (a, b) if a == b => None,
+        (a, b) => Some((path.to_string(), show(a), show(b))),
+    }
+}
+
 #[derive(Serialize)]
 struct BestPolicy<'a> {
     model: &'a str,
@@ -292,19 +316,14 @@ impl Env<'_> {
                 "budget",
                 "layers",
             ] {
-                if old.get(key) != config.get(key) {
-                    let show = |v: Option<&serde_json::Value>| {
-                        v.map(|v| v.to_string())
-                            .unwrap_or_default()
-                            .chars()
-                            .take(120)
-                            .collect::<String>()
-                    };
+                if let Some((what, then, now)) =
+                    first_difference(key, old.get(key), config.get(key))
+                {
                     return Err(SearchError::ConfigChanged {
                         dir: self.log.dir.clone(),
-                        what: key.into(),
-                        old: show(old.get(key)),
-                        new: show(config.get(key)),
+                        what,
+                        old: then,
+                        new: now,
                     });
                 }
             }
