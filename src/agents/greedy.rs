@@ -10,7 +10,7 @@
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-use super::{Agent, AgentError, Context, Feedback, GreedyConfig, Proposal};
+use super::{Agent, AgentError, Context, GreedyConfig, Proposal};
 use crate::search::SearchSpace;
 
 /// Loss increase per layer and run bitwidth (indexed like `SearchSpace::values`), for weights
@@ -110,16 +110,6 @@ impl Agent for Greedy {
         let bits = self.solutions[self.next % self.solutions.len()].clone();
         self.next += 1;
         Ok(Proposal::from_bits(ctx.space, bits))
-    }
-
-    fn learn(
-        &mut self,
-        _: &Context,
-        _: &Proposal,
-        _: &Feedback,
-        _: &mut StdRng,
-    ) -> Result<(), AgentError> {
-        Ok(())
     }
 
     fn checkpoint(&self) -> serde_json::Value {

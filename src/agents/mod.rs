@@ -66,13 +66,16 @@ pub struct Feedback {
 pub trait Agent {
     fn name(&self) -> &'static str;
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError>;
+    /// Learns from a scored proposal; agents that only propose (random, greedy) keep the default.
     fn learn(
         &mut self,
-        ctx: &Context,
-        proposal: &Proposal,
-        feedback: &Feedback,
-        rng: &mut StdRng,
-    ) -> Result<(), AgentError>;
+        _ctx: &Context,
+        _proposal: &Proposal,
+        _feedback: &Feedback,
+        _rng: &mut StdRng,
+    ) -> Result<(), AgentError> {
+        Ok(())
+    }
     /// A JSON summary of the agent's state (written as the run's agent checkpoint).
     fn checkpoint(&self) -> serde_json::Value;
 }

@@ -3,7 +3,7 @@
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::{actions_to_bits, Agent, AgentError, Context, Feedback, Proposal};
+use super::{actions_to_bits, Agent, AgentError, Context, Proposal};
 
 pub struct RandomAgent;
 
@@ -21,16 +21,6 @@ impl Agent for RandomAgent {
             actions,
             states: Vec::new(),
         })
-    }
-
-    fn learn(
-        &mut self,
-        _: &Context,
-        _: &Proposal,
-        _: &Feedback,
-        _: &mut StdRng,
-    ) -> Result<(), AgentError> {
-        Ok(())
     }
 
     fn checkpoint(&self) -> serde_json::Value {
