@@ -14,3 +14,4 @@ pub mod report;
 pub mod robust;
 pub mod search;
 pub mod train;
+pub mod validate;

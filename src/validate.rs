@@ -1,0 +1,120 @@
+//! Field rules shared by every checked file (experiments, hardware profiles, agent files): one
+//! `Rule` per constraint and one `FieldError` that names the file, the field, the rule and the
+//! value, so all three readers word a broken rule the same way.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+
+/// A constraint a numeric field can break.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum Rule {
+    #[error("must be a finite number")]
+    Finite,
+    #[error("must be greater than zero")]
+    Positive,
+    #[error("must not be negative")]
+    NonNegative,
+    #[error("must be in [0, 1]")]
+    Fraction,
+}
+
+/// A field of a file that breaks a rule.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: field `{field}` {rule}, got {value}", path.display())]
+pub struct FieldError {
+    pub path: PathBuf,
+    pub field: String,
+    pub rule: Rule,
+    pub value: String,
+}
+
+impl FieldError {
+    pub fn new(path: &Path, field: &str, rule: Rule, value: impl Display) -> Self {
+        FieldError {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            rule,
+            value: value.to_string(),
+        }
+    }
+}
+
+fn check<T: Display>(
+    path: &Path,
+    field: &str,
+    value: T,
+    rule: Rule,
+    ok: bool,
+) -> Result<T, FieldError> {
+    if ok {
+        Ok(value)
+    } else {
+        Err(FieldError::new(path, field, rule, value))
+    }
+}
+
+/// `value` is finite (not NaN or ±inf).
+pub fn finite(path: &Path, field: &str, value: f64) -> Result<f64, FieldError> {
+    check(path, field, value, Rule::Finite, value.is_finite())
+}
+
+/// `value` is finite and > 0.
+pub fn positive(path: &Path, field: &str, value: f64) -> Result<f64, FieldError> {
+    finite(path, field, value)?;
+    check(path, field, value, Rule::Positive, value > 0.0)
+}
+
+/// A count that must be at least one.
+pub fn positive_count(path: &Path, field: &str, value: usize) -> Result<usize, FieldError> {
+    check(path, field, value, Rule::Positive, value > 0)
+}
+
+/// `value` is finite and >= 0.
+pub fn non_negative(path: &Path, field: &str, value: f64) -> Result<f64, FieldError> {
+    finite(path, field, value)?;
+    check(path, field, value, Rule::NonNegative, value >= 0.0)
+}
+
+/// `value` is in [0, 1] (NaN is not).
+pub fn fraction(path: &Path, field: &str, value: f64) -> Result<f64, FieldError> {
+    check(
+        path,
+        field,
+        value,
+        Rule::Fraction,
+        (0.0..=1.0).contains(&value),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule<T>(r: Result<T, FieldError>) -> Option<Rule> {
+        r.err().map(|e| e.rule)
+    }
+
+    #[test]
+    fn each_rule_rejects_what_it_names_and_accepts_the_rest() {
+        let p = Path::new("x.toml");
+        assert_eq!(rule(finite(p, "f", f64::NAN)), Some(Rule::Finite));
+        assert_eq!(rule(positive(p, "f", 0.0)), Some(Rule::Positive));
+        assert_eq!(rule(positive(p, "f", f64::INFINITY)), Some(Rule::Finite));
+        assert_eq!(rule(positive_count(p, "f", 0)), Some(Rule::Positive));
+        assert_eq!(rule(non_negative(p, "f", -1e-9)), Some(Rule::NonNegative));
+        assert_eq!(rule(fraction(p, "f", 1.5)), Some(Rule::Fraction));
+        assert_eq!(rule(fraction(p, "f", f64::NAN)), Some(Rule::Fraction));
+        assert_eq!(positive(p, "f", 2.5).ok(), Some(2.5));
+        assert_eq!(non_negative(p, "f", 0.0).ok(), Some(0.0));
+        assert_eq!(fraction(p, "f", 1.0).ok(), Some(1.0));
+    }
+
+    #[test]
+    fn the_message_names_file_field_rule_and_value() {
+        let e = positive(Path::new("agents/ddpg.toml"), "actor_lr", -0.5).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "agents/ddpg.toml: field `actor_lr` must be greater than zero, got -0.5"
+        );
+    }
+}
