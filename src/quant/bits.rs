@@ -144,6 +144,17 @@ impl Policy {
                 text: item.to_string(),
             };
             let (w, a) = item.trim().split_once('/').ok_or_else(malformed)?;
+            // "8/" would otherwise read as the bitwidth "" and say it is not a number.
+            for (part, operand, field) in [(w, "weight", "w_bits"), (a, "activation", "a_bits")] {
+                if part.trim().is_empty() {
+                    return Err(QuantError::MissingBits {
+                        index,
+                        text: item.trim().to_string(),
+                        operand,
+                        field,
+                    });
+                }
+            }
             let w: Bits = w.parse().map_err(|e| QuantError::InLayer {
                 index,
                 source: Box::new(e),
@@ -278,6 +289,54 @@ mod tests {
         let err = Policy::parse("8/8,a/4").unwrap_err().to_string();
         assert!(err.contains("layer 1") && err.contains("\"a\""), "{err}");
         assert!(Policy::parse("").is_err());
+    }
+
+    #[test]
+    fn a_missing_bitwidth_is_named() {
+        let err = Policy::parse("8/8,8/").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                QuantError::MissingBits {
+                    index: 1,
+                    field: "a_bits",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("layer 1") && text.contains("activation") && !text.contains("got \"\""),
+            "{text}"
+        );
+        let err = Policy::parse(" /4").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                QuantError::MissingBits {
+                    index: 0,
+                    field: "w_bits",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_layer_without_a_bits_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        std::fs::write(
+            &path,
+            r#"{"model": "mlp", "layers": [{"name": "fc1", "w_bits": 8}]}"#,
+        )
+        .unwrap();
+        let err = Policy::from_json_file(&path, "mlp", &["fc1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `a_bits`"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,13 @@ pub enum QuantError {
     BitsNotANumber { text: String },
     #[error("policy layer {index}: expected W/A (e.g. 4/8), got \"{text}\"")]
     MalformedLayer { index: usize, text: String },
+    #[error("policy layer {index}: \"{text}\" has no {operand} bitwidth ({field}): expected W/A, e.g. 4/8")]
+    MissingBits {
+        index: usize,
+        text: String,
+        operand: &'static str,
+        field: &'static str,
+    },
     #[error("policy layer {index}: {source}")]
     InLayer {
         index: usize,
