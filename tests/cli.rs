@@ -117,17 +117,8 @@ lr = 1e-3
     );
 }
 
-#[test]
-fn eval_without_a_baseline_says_to_train_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = bitsearch(&["eval", "--policy", "8/8,8/8,8/8,8/8,8/8"], dir.path());
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("run `bitsearch train` first"),
-        "{}",
-        stderr(&o)
-    );
-}
+// `eval` without a cached baseline now trains it, as `search` does (issue 10, item 7):
+// tests/first_hour.rs, eval_trains_a_missing_baseline_then_reuses_it.
 
 #[test]
 fn bad_experiment_names_file_field_and_value() {

@@ -1,7 +1,5 @@
 //! `bitsearch bench`: time the inner loop of the search on this machine.
 
-use std::path::PathBuf;
-
 use clap::Args;
 
 use bitsearch::bench::{bench_arch, bench_training, peak_memory_mib, BenchRow};
@@ -18,9 +16,9 @@ pub struct BenchArgs {
     /// Skip the full FP32 training run (the slowest figure).
     #[arg(long)]
     pub no_training: bool,
-    /// Experiment whose data and training settings the full training uses.
-    #[arg(long, default_value = super::DEFAULT_EXPERIMENT)]
-    pub experiment: PathBuf,
+    /// The experiment whose data and training settings the full training uses.
+    #[command(flatten)]
+    pub experiment: super::ExperimentArgs,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,

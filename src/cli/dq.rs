@@ -10,9 +10,8 @@ use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
 pub struct DqArgs {
-    /// Experiment file; its [finetune], [attack] and [dq] tables set the protocol.
-    #[arg(long, default_value = super::DEFAULT_EXPERIMENT)]
-    pub experiment: PathBuf,
+    #[command(flatten)]
+    pub experiment: super::ExperimentArgs,
     /// Uniform bitwidths to study (32 = FP32 fine-tuned with the same penalty) [default: the experiment's dq.bits].
     #[arg(long, value_delimiter = ',')]
     pub bits: Option<Vec<u8>>,

@@ -8,10 +8,9 @@ use candle_core::Device;
 use clap::Args;
 use serde::Serialize;
 
-use bitsearch::model::Model;
 use bitsearch::quant::{Policy, Quantizer};
 use bitsearch::robust::{calibrate, craft_transfer, run_suite, QuantizedModel, SuiteReport};
-use bitsearch::train::{accuracy, finetune, load_baseline, FinetuneReport, TrainError};
+use bitsearch::train::{accuracy, finetune, train_baseline, FinetuneReport};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -19,11 +18,11 @@ pub struct EvalArgs {
     /// or a JSON policy file ({"model": .., "layers": [{"name", "w_bits", "a_bits"}, ..]}).
     #[arg(long)]
     pub policy: String,
-    /// Experiment file (model, data, calibration, fine-tune and attack settings).
-    #[arg(long, default_value = super::DEFAULT_EXPERIMENT)]
-    pub experiment: PathBuf,
-    /// Run directory holding the cached baseline (OUT/baselines/).
-    #[arg(long, default_value = "runs")]
+    #[command(flatten)]
+    pub experiment: super::ExperimentArgs,
+    /// Where FP32 baselines are cached (OUT/baselines/; trained there if missing, as `search`
+    /// and `train` do).
+    #[arg(long, visible_alias = "cache", default_value = "runs")]
     pub out: PathBuf,
     /// Run the experiment's quantization-aware fine-tune (with its Lipschitz beta) before scoring.
     #[arg(long)]
@@ -34,6 +33,9 @@ pub struct EvalArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,12 +51,11 @@ struct EvalReport {
     robust: Option<SuiteReport>,
 }
 
-/// Parses `--policy` as a JSON file when it names one, else as the string form.
-pub fn parse_policy(text: &str, model: &Model) -> anyhow::Result<Policy> {
-    let names = model.layer_names();
-    let arch = model.arch().name();
+/// Parses `--policy` as a JSON file when it names one, else as the string form, for the model
+/// `arch` whose quantizable layers are `names`.
+pub fn parse_policy(text: &str, arch: &str, names: &[&str]) -> anyhow::Result<Policy> {
     let policy = if text.ends_with(".json") || Path::new(text).is_file() {
-        Policy::from_json_file(Path::new(text), arch, &names)?
+        Policy::from_json_file(Path::new(text), arch, names)?
     } else {
         Policy::parse(text)?
     };
@@ -64,15 +65,32 @@ pub fn parse_policy(text: &str, model: &Model) -> anyhow::Result<Policy> {
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (exp, data) = super::load_experiment(&args.experiment)?;
-    let base = load_baseline(&exp, &data, &args.out)?.ok_or_else(|| TrainError::NoBaseline {
-        dir: args.out.join("baselines"),
-    })?;
-    let policy = parse_policy(&args.policy, &base.model)
+    // The policy is checked against the model's layers before a missing baseline is trained.
+    let layers = exp.model.arch.layer_shapes(data.shape, data.classes)?;
+    let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    let policy = parse_policy(&args.policy, exp.model.arch.name(), &names)
         .with_context(|| format!("invalid --policy {}", args.policy))?;
+    let show = !args.quiet;
+    let base = train_baseline(&exp, &data, &args.out, show).context("FP32 baseline")?;
+    if !base.cached {
+        // On stderr, so `--json` still prints one object on stdout.
+        eprintln!(
+            "{}: FP32 baseline test accuracy {:.2}% ({})",
+            exp.name,
+            100.0 * base.metrics.test_accuracy,
+            base.dir.display()
+        );
+    }
     let q = Quantizer::new(policy, calibrate(&exp, &data, &base.model)?);
     let (tuned, ft) = if args.finetune {
-        let (m, r) = finetune(&base.model, &data.train, &q, &exp.finetune, !args.json)
-            .context("fine-tune")?;
+        let (m, r) = finetune(
+            &base.model,
+            &data.train,
+            &q,
+            &exp.finetune,
+            show && !args.json,
+        )
+        .context("fine-tune")?;
         (Some(m), Some(r))
     } else {
         (None, None)

@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use bitsearch::data::Dataset;
-use bitsearch::experiment::Experiment;
+use bitsearch::experiment::{Experiment, Overrides};
 
 /// Mixed-precision bitwidth search: per-layer weight/activation bits priced on real devices,
 /// scored on accuracy and adversarial robustness.
@@ -109,10 +109,43 @@ pub fn resolve(path: &Path) -> PathBuf {
     }
 }
 
-/// Loads and validates an experiment and its data.
-pub fn load_experiment(path: &Path) -> anyhow::Result<(Experiment, Dataset)> {
-    let path = resolve(path);
-    let exp = Experiment::load(&path).context("cannot load the experiment")?;
+/// The experiment flags every experiment-driven command takes (search, train, eval, dq, bench).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExperimentArgs {
+    /// Experiment file: model, data, training, fine-tune, attacks, bit range, budgets, reward.
+    /// It may start from another with `extends = "lenet5-mnist.toml"` and change a few keys.
+    #[arg(long, default_value = DEFAULT_EXPERIMENT)]
+    pub experiment: PathBuf,
+    /// A budget replacing the experiment's whole [budget] table; repeatable: latency=0.7 (a
+    /// fraction of uniform 8/8 on the device), energy=, size=, or absolute latency_s=1.2e-5,
+    /// energy_j=, size_bytes=.
+    #[arg(long = "budget", value_name = "KEY=VALUE")]
+    pub budget: Vec<String>,
+    /// Overrides one experiment setting, e.g. train.epochs=4 or attack.pgd_eps=[0.1]; repeatable,
+    /// applied in order after `extends` and before validation; recorded in config.json.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl ExperimentArgs {
+    /// The file alone, without overrides.
+    pub fn file(path: &Path) -> Self {
+        ExperimentArgs {
+            experiment: path.to_path_buf(),
+            budget: Vec::new(),
+            set: Vec::new(),
+        }
+    }
+}
+
+/// Loads and validates an experiment, with its overrides, and its data.
+pub fn load_experiment(args: &ExperimentArgs) -> anyhow::Result<(Experiment, Dataset)> {
+    let path = resolve(&args.experiment);
+    let overrides = Overrides {
+        budget: args.budget.clone(),
+        set: args.set.clone(),
+    };
+    let exp = Experiment::load_with(&path, &overrides).context("cannot load the experiment")?;
     let data = exp
         .data
         .load()
@@ -124,7 +157,7 @@ pub fn load_experiment(path: &Path) -> anyhow::Result<(Experiment, Dataset)> {
 pub fn model_layers(
     path: &Path,
 ) -> anyhow::Result<(Experiment, Vec<bitsearch::model::LayerShape>)> {
-    let (exp, data) = load_experiment(path)?;
+    let (exp, data) = load_experiment(&ExperimentArgs::file(path))?;
     let layers = exp.model.arch.layer_shapes(data.shape, data.classes)?;
     Ok((exp, layers))
 }

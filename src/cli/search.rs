@@ -13,9 +13,8 @@ use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// Experiment file: model, data, fine-tune, attack suite, bit range, budgets, reward.
-    #[arg(long, default_value = super::DEFAULT_EXPERIMENT)]
-    pub experiment: PathBuf,
+    #[command(flatten)]
+    pub experiment: super::ExperimentArgs,
     /// Target device: a profile name (hardware-profiles/NAME.toml) or file; repeat the flag to
     /// run one search per device.
     #[arg(long = "profile", default_value = "bitfusion")]

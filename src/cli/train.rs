@@ -9,9 +9,8 @@ use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Experiment file (model, data, training settings).
-    #[arg(long, default_value = super::DEFAULT_EXPERIMENT)]
-    pub experiment: PathBuf,
+    #[command(flatten)]
+    pub experiment: super::ExperimentArgs,
     /// Run directory; the baseline is cached under OUT/baselines/.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,

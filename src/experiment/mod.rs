@@ -1,10 +1,12 @@
 //! Experiment files: an unchecked TOML struct, `check()` with one error variant per rule, and
 //! the validated `Experiment` the rest of bitsearch accepts.
 
+mod layered;
 mod raw;
 mod robust;
 mod search;
 
+pub use layered::{LayerError, Overrides};
 pub use raw::{RawData, RawExperiment, RawModel, RawQuant, RawTrain};
 pub use robust::{DqConfig, RawAttack, RawFinetune};
 pub use search::{BitsRange, RawBudget, RewardConfig, SearchConfig};
@@ -85,6 +87,8 @@ pub enum ExperimentError {
     },
     #[error("{}: field `quant.percentile` must be in (0, 100], got {value}", path.display())]
     PercentileOutOfRange { path: PathBuf, value: f32 },
+    #[error(transparent)]
+    Layer(#[from] LayerError),
 }
 
 /// Data settings: where from, how much validation to carve from train, the split seed.
@@ -139,6 +143,9 @@ pub struct Experiment {
     pub budget: crate::search::BudgetConfig,
     pub reward: RewardConfig,
     pub search: SearchConfig,
+    /// Command-line overrides applied on top of the file (`--set train.epochs=2`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -154,13 +161,14 @@ impl DataConfig {
 }
 
 impl Experiment {
-    /// Reads and validates an experiment file.
+    /// Reads and validates an experiment file (and the files its `extends` chain names).
     pub fn load(path: &Path) -> Result<Self, ExperimentError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml(&text, path)
+        Self::load_with(path, &Overrides::default())
+    }
+
+    /// Like `load`, with command-line overrides applied before validation.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ExperimentError> {
+        layered::load(path, overrides)
     }
 
     /// Parses and validates TOML text; `path` names the file in errors and anchors relative paths.

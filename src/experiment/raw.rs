@@ -160,6 +160,7 @@ impl RawExperiment {
             budget: self.budget.check(path)?,
             reward: self.reward.check(path)?,
             search: self.search.check(path)?,
+            overrides: Vec::new(),
         })
     }
 }

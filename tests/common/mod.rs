@@ -1,6 +1,8 @@
 //! Synthetic run directories written exactly per docs/run-directory.md, for the report tests.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::fmt::Write;
 use std::fs;
 use std::path::Path;
