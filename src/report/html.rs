@@ -3,8 +3,9 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::rundir::{DqDir, Episode, RunDir};
-use super::style::ChartFiles;
+use super::rundir::{DqDir, DqRow, Episode, RunDir};
+use super::style::{beta_label, ChartFiles};
+use super::units::{quantity, Column, Quantity};
 use super::{io_err, ReportError};
 
 const CSS: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1000px;color:#222}\
@@ -80,16 +81,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>], numeric: &[bool]) -> String 
     out
 }
 
-/// A number with four significant digits, or `–` when absent.
-pub fn num(v: Option<f64>) -> String {
-    match v {
-        None => "–".to_string(),
-        Some(v) if v.fract() == 0.0 && v.abs() < 1e12 => format!("{v:.0}"),
-        Some(v) if v.abs() < 1e-3 || v.abs() >= 1e5 => format!("{v:.3e}"),
-        Some(v) => format!("{v:.4}"),
-    }
-}
-
 fn config_rows(run: &RunDir) -> Vec<Vec<String>> {
     let c = &run.config;
     let opt = |v: Option<u64>| v.map_or("–".to_string(), |v| v.to_string());
@@ -109,48 +100,65 @@ fn config_rows(run: &RunDir) -> Vec<Vec<String>> {
             run.episodes.rows.len().to_string(),
         ],
         vec!["seed".into(), opt(c.seed)],
-        vec!["budget: latency (s)".into(), num(c.budget.latency_s)],
-        vec!["budget: energy (J)".into(), num(c.budget.energy_j)],
-        vec!["budget: size (bytes)".into(), num(c.budget.size_bytes)],
+        vec![
+            "budget: latency".into(),
+            quantity(Quantity::Seconds, c.budget.latency_s),
+        ],
+        vec![
+            "budget: energy".into(),
+            quantity(Quantity::Joules, c.budget.energy_j),
+        ],
+        vec![
+            "budget: size".into(),
+            quantity(Quantity::Bytes, c.budget.size_bytes),
+        ],
     ];
     if let Some(u) = &c.uniform8 {
         let text = format!(
-            "latency {} s, energy {} J, size {} bytes",
-            num(Some(u.latency_s)),
-            num(Some(u.energy_j)),
-            num(Some(u.size_bytes))
+            "latency {}, energy {}, size {}",
+            quantity(Quantity::Seconds, Some(u.latency_s)),
+            quantity(Quantity::Joules, Some(u.energy_j)),
+            quantity(Quantity::Bytes, Some(u.size_bytes))
         );
         rows.push(vec!["uniform 8/8".into(), text]);
     }
     rows
 }
 
-const EPISODE_HEADER: [&str; 10] = [
-    "episode",
-    "agent",
-    "policy (w/a per layer)",
-    "accuracy",
-    "robust accuracy",
-    "latency (s)",
-    "energy (J)",
-    "size (bytes)",
-    "reward",
-    "feasible",
-];
-
-fn episode_row(e: &Episode) -> Vec<String> {
-    vec![
-        e.episode.to_string(),
-        e.agent.clone(),
-        e.policy.clone(),
-        num(e.accuracy),
-        num(e.robust_accuracy),
-        num(Some(e.latency_s)),
-        num(Some(e.energy_j)),
-        num(Some(e.size_bytes)),
-        num(e.reward),
-        e.feasible.to_string(),
-    ]
+/// A table of episodes, each measured column in one unit chosen for its values.
+fn episode_table(rows: &[Episode]) -> String {
+    let values =
+        |f: fn(&Episode) -> Option<f64>| -> Vec<Option<f64>> { rows.iter().map(f).collect() };
+    let measured: [(&str, Quantity, fn(&Episode) -> Option<f64>); 6] = [
+        ("accuracy", Quantity::Fraction, |e| e.accuracy),
+        ("robust accuracy", Quantity::Fraction, |e| e.robust_accuracy),
+        ("latency", Quantity::Seconds, |e| Some(e.latency_s)),
+        ("energy", Quantity::Joules, |e| Some(e.energy_j)),
+        ("size", Quantity::Bytes, |e| Some(e.size_bytes)),
+        ("reward", Quantity::Plain, |e| e.reward),
+    ];
+    let columns: Vec<(String, Vec<String>)> = measured
+        .iter()
+        .map(|&(name, q, f)| {
+            let v = values(f);
+            let c = Column::new(q, &v);
+            (c.header(name), v.iter().map(|&x| c.cell(x)).collect())
+        })
+        .collect();
+    let mut header = vec!["episode", "agent", "policy (w/a per layer)"];
+    header.extend(columns.iter().map(|(h, _)| h.as_str()));
+    header.push("feasible");
+    let body: Vec<Vec<String>> = (rows.iter().enumerate())
+        .map(|(i, e)| {
+            let mut row = vec![e.episode.to_string(), e.agent.clone(), e.policy.clone()];
+            row.extend(columns.iter().map(|(_, cells)| cells[i].clone()));
+            row.push(e.feasible.to_string());
+            row
+        })
+        .collect();
+    let mut numeric = vec![true, false, false];
+    numeric.extend([true; 6]);
+    table(&header, &body, &numeric)
 }
 
 fn best_section(run: &RunDir) -> String {
@@ -161,7 +169,7 @@ fn best_section(run: &RunDir) -> String {
     let rows = vec![
         vec!["policy".into(), b.policy.clone()],
         vec!["episode".into(), b.episode.to_string()],
-        vec!["reward".into(), num(Some(b.reward))],
+        vec!["reward".into(), quantity(Quantity::Plain, Some(b.reward))],
         vec![
             "accuracy (validation / test)".into(),
             pair(b.validation.accuracy, b.test.accuracy),
@@ -170,9 +178,15 @@ fn best_section(run: &RunDir) -> String {
             "robust accuracy (validation / test)".into(),
             pair(b.validation.robust_accuracy, b.test.robust_accuracy),
         ],
-        vec!["latency (s)".into(), num(Some(b.latency_s))],
-        vec!["energy (J)".into(), num(Some(b.energy_j))],
-        vec!["size (bytes)".into(), num(Some(b.size_bytes))],
+        vec![
+            "latency".into(),
+            quantity(Quantity::Seconds, Some(b.latency_s)),
+        ],
+        vec![
+            "energy".into(),
+            quantity(Quantity::Joules, Some(b.energy_j)),
+        ],
+        vec!["size".into(), quantity(Quantity::Bytes, Some(b.size_bytes))],
     ];
     let mut out =
         "<h3>Best policy (best-policy.json, re-scored on the test split)</h3>\n".to_string();
@@ -180,8 +194,10 @@ fn best_section(run: &RunDir) -> String {
     out
 }
 
+/// Two accuracies (validation / test) in one unit.
 fn pair(a: f64, b: f64) -> String {
-    format!("{} / {}", num(Some(a)), num(Some(b)))
+    let c = Column::new(Quantity::Fraction, &[Some(a), Some(b)]);
+    format!("{} / {}", c.cell(Some(a)), c.with_unit(Some(b)))
 }
 
 /// The page of a search run; `charts` in the order of `run_charts`.
@@ -205,14 +221,7 @@ pub fn run_page(run: &RunDir, charts: &[ChartFiles]) -> Result<String, ReportErr
     b += &best_section(run);
     b += "<h3>Pareto-optimal policies (pareto.csv)</h3>\n";
     match &run.pareto {
-        Some(p) => {
-            let rows: Vec<Vec<String>> = p.rows.iter().map(episode_row).collect();
-            b += &table(
-                &EPISODE_HEADER,
-                &rows,
-                &[true, false, false, true, true, true, true, true, true],
-            );
-        }
+        Some(p) => b += &episode_table(&p.rows),
         None => b += "<p class=\"note\">No pareto.csv yet.</p>\n",
     }
     b += "<h2>Bits per layer</h2>\n";
@@ -233,41 +242,57 @@ pub fn dq_page(dq: &DqDir, charts: &[ChartFiles]) -> Result<String, ReportError>
     for chart in charts {
         b += &figure(chart)?;
     }
+    b += "<h2>dq.csv</h2>\n";
+    b += &dq_table(dq);
+    Ok(page("bitsearch DQ study", &b))
+}
+
+/// dq.csv as a table: accuracies and the zero-gradient share in %, one decimals rule per column.
+fn dq_table(dq: &DqDir) -> String {
     let attacks: Vec<String> = dq
         .rows
         .first()
         .map(|r| r.attacks.iter().map(|a| a.0.clone()).collect())
         .unwrap_or_default();
-    let mut header: Vec<&str> = vec!["bits", "beta", "clean"];
-    header.extend(attacks.iter().map(String::as_str));
-    header.extend([
-        "worst case",
-        "zero-grad",
-        "eps rise",
-        "above transfer",
-        "Lipschitz bound",
-    ]);
-    let rows: Vec<Vec<String>> = dq
-        .rows
-        .iter()
-        .map(|r| {
-            let mut row = vec![
-                r.bits.to_string(),
-                num(Some(r.beta)),
-                num(Some(r.clean_accuracy)),
-            ];
-            row.extend(r.attacks.iter().map(|a| num(Some(a.1))));
+    let column = |q: Quantity, f: &dyn Fn(&DqRow) -> Option<f64>| -> Vec<String> {
+        let v: Vec<Option<f64>> = dq.rows.iter().map(f).collect();
+        let c = Column::new(q, &v);
+        v.iter().map(|&x| c.cell(x)).collect()
+    };
+    let mut percent = vec![column(Quantity::Fraction, &|r| Some(r.clean_accuracy))];
+    for i in 0..attacks.len() {
+        percent.push(column(Quantity::Fraction, &|r| {
+            r.attacks.get(i).map(|a| a.1)
+        }));
+    }
+    percent.push(column(Quantity::Fraction, &|r| Some(r.worst_case)));
+    let zero_grad = column(Quantity::Fraction, &|r| Some(r.masking_zero_grad));
+    let bound = column(Quantity::Plain, &|r| Some(r.lipschitz_bound));
+    let mut header: Vec<String> = vec!["bits".into(), "beta".into(), "clean (%)".into()];
+    header.extend(attacks.iter().map(|a| format!("{a} (%)")));
+    header.extend(
+        [
+            "worst case (%)",
+            "zero-grad (%)",
+            "eps rise",
+            "above transfer",
+            "Lipschitz bound",
+        ]
+        .map(String::from),
+    );
+    let rows: Vec<Vec<String>> = (dq.rows.iter().enumerate())
+        .map(|(i, r)| {
+            let mut row = vec![r.bits.to_string(), beta_label(r.beta)];
+            row.extend(percent.iter().map(|c| c[i].clone()));
             row.extend([
-                num(Some(r.worst_case)),
-                num(Some(r.masking_zero_grad)),
+                zero_grad[i].clone(),
                 r.masking_eps_rise.to_string(),
                 r.masking_above_transfer.to_string(),
-                num(Some(r.lipschitz_bound)),
+                bound[i].clone(),
             ]);
             row
         })
         .collect();
-    b += "<h2>dq.csv</h2>\n";
-    b += &table(&header, &rows, &vec![true; header.len()]);
-    Ok(page("bitsearch DQ study", &b))
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    table(&header, &rows, &vec![true; header.len()])
 }

@@ -8,6 +8,7 @@ mod html;
 pub mod rundir;
 pub mod style;
 mod table;
+pub mod units;
 
 use std::path::{Path, PathBuf};
 

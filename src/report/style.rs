@@ -89,40 +89,6 @@ pub fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
 }
 
-/// How values of one quantity are shown: multiplied by `factor`, with `unit` in the axis label.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Scale {
-    pub factor: f64,
-    pub unit: &'static str,
-}
-
-impl Scale {
-    /// Fractions shown as percent.
-    pub const PERCENT: Scale = Scale {
-        factor: 100.0,
-        unit: "%",
-    };
-
-    /// An SI prefix (s, ms, µs, ns with `base` = "s") chosen so `max` shows as 1..1000.
-    pub fn si(max: f64, base: &'static str) -> Scale {
-        let units: [(f64, &'static str); 4] = match base {
-            "J" => [(1.0, "J"), (1e3, "mJ"), (1e6, "µJ"), (1e9, "nJ")],
-            "B" => [(1e-6, "MB"), (1e-3, "kB"), (1.0, "B"), (1.0, "B")],
-            _ => [(1.0, "s"), (1e3, "ms"), (1e6, "µs"), (1e9, "ns")],
-        };
-        let (factor, unit) = units
-            .iter()
-            .copied()
-            .find(|(f, _)| max.abs() * f >= 1.0)
-            .unwrap_or(units[3]);
-        Scale { factor, unit }
-    }
-
-    pub fn apply(self, v: f64) -> f64 {
-        v * self.factor
-    }
-}
-
 /// A padded axis range around `values` (a unit range around a single value).
 pub fn padded_range(values: impl Iterator<Item = f64>, pad: f64) -> std::ops::Range<f64> {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {

@@ -8,7 +8,8 @@ use plotters::prelude::*;
 
 use crate::pareto::{non_dominated, Objective, Sense};
 use crate::report::rundir::{Episode, RunDir};
-use crate::report::style::{color, draw_err, font, padded_range, Chart, ChartError, Scale};
+use crate::report::style::{color, draw_err, font, padded_range, Chart, ChartError};
+use crate::report::units::{Quantity, Scale};
 
 /// The points of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,12 +119,7 @@ impl ParetoChart {
 
 /// How an objective's values are shown, given the largest one.
 pub fn objective_scale(o: Objective, max: f64) -> Scale {
-    match o {
-        Objective::Accuracy | Objective::RobustAccuracy => Scale::PERCENT,
-        Objective::Latency => Scale::si(max, "s"),
-        Objective::Energy => Scale::si(max, "J"),
-        Objective::Size => Scale::si(max, "B"),
-    }
+    Scale::for_max(Quantity::of(o), max)
 }
 
 impl ParetoChart {
