@@ -13,6 +13,7 @@ use super::charts::{ParetoChart, ParetoSeries};
 use super::html::{escape, figure, page, table};
 use super::rundir::RunDir;
 use super::style::{render, ChartFiles};
+use super::units::{quantity, Column, Quantity, Scale};
 use super::{io_err, ReportError};
 use crate::pareto::{hypervolume, senses, worst_point, Objective, Reference};
 
@@ -199,12 +200,12 @@ fn overlay(runs: &[RunDir], labels: &[String], x: Objective, y: Objective) -> Pa
     }
 }
 
-/// The reference point of each set, as one line of text per set.
+/// The reference point of each set, as one line of text per set, each value in its own unit.
 pub fn reference_text(cmp: &Comparison) -> Vec<String> {
     (HV_SETS.iter().zip(&cmp.references))
         .map(|(set, r)| {
             let parts: Vec<String> = (set.iter().zip(r))
-                .map(|(o, v)| format!("{} = {v:e}", o.column()))
+                .map(|(o, &v)| format!("{} = {}", o.label(), quantity(Quantity::of(*o), Some(v))))
                 .collect();
             format!("{}: reference ({})", set_name(set), parts.join(", "))
         })
@@ -260,24 +261,43 @@ pub fn table_rows(cmp: &Comparison) -> (Vec<String>, Vec<Vec<String>>) {
         "profile".into(),
         "scored".into(),
     ];
-    header.extend(
-        HV_SETS
-            .iter()
-            .map(|s| format!("HV {} (norm.)", set_name(s))),
-    );
-    let rows = (cmp.rows.iter())
-        .map(|r| {
+    // Per set: the hypervolumes of every run, in the set's unit, with the normalized value.
+    let mut hv_cells: Vec<Vec<String>> = Vec::new();
+    for (i, (set, reference)) in HV_SETS.iter().zip(&cmp.references).enumerate() {
+        let (factor, unit) = hv_unit(set, reference);
+        let labels: Vec<&str> = set.iter().map(|o| o.label()).collect();
+        header.push(format!("HV {} ({unit}; norm.)", labels.join("·")));
+        let values: Vec<Option<f64>> = cmp.rows.iter().map(|r| Some(r.hv[i].0)).collect();
+        let column = Column::scaled(factor, &unit, &values);
+        hv_cells.push(
+            (cmp.rows.iter())
+                .map(|r| format!("{} ({:.3})", column.cell(Some(r.hv[i].0)), r.hv[i].1))
+                .collect(),
+        );
+    }
+    let rows = (cmp.rows.iter().enumerate())
+        .map(|(k, r)| {
             let mut row = vec![
                 r.label.clone(),
                 r.agent.clone(),
                 r.profile.clone(),
                 r.scored.to_string(),
             ];
-            row.extend(r.hv.iter().map(|(hv, n)| format!("{hv:.3e} ({n:.3})")));
+            row.extend(hv_cells.iter().map(|cells| cells[k].clone()));
             row
         })
         .collect();
     (header, rows)
+}
+
+/// A set's hypervolume unit: the product of its objectives' units, each scaled by the shared
+/// reference point (accuracy × latency in %·µs), as (factor, unit).
+fn hv_unit(set: &[Objective], reference: &[f64]) -> (f64, String) {
+    let scales: Vec<Scale> = (set.iter().zip(reference))
+        .map(|(o, &r)| Scale::for_max(Quantity::of(*o), r))
+        .collect();
+    let units: Vec<&str> = scales.iter().map(|s| s.unit).collect();
+    (scales.iter().map(|s| s.factor).product(), units.join("·"))
 }
 
 fn html_text(cmp: &Comparison) -> Result<String, ReportError> {
