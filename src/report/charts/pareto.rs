@@ -1,6 +1,7 @@
 //! The Pareto chart: one objective against another, every scored policy as a faint point, the
 //! front as a line, uniform policies as labelled markers, the budget as a vertical line. With
-//! several series (one per run) it is the compare view.
+//! several series (one per run) it is the compare view. Markers whose labels would overprint
+//! (uniform 5- to 8-bit cost the same on Bit Fusion) share one label, `5–8-bit`.
 
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -247,7 +248,8 @@ impl ParetoChart {
         Ok(())
     }
 
-    /// The labelled reference markers (uniform policies).
+    /// The labelled reference markers (uniform policies); labels that would overprint merge,
+    /// and a label that would cross the plot's right edge sits left of its marker.
     fn draw_markers<DB: DrawingBackend>(
         &self,
         chart: &mut Xy<'_, DB>,
@@ -257,15 +259,143 @@ impl ParetoChart {
         if self.markers.is_empty() {
             return Ok(());
         }
+        let at: Vec<(f64, f64)> = (self.markers.iter())
+            .map(|m| (sx.apply(m.x), sy.apply(m.y)))
+            .collect();
         chart
-            .draw_series(self.markers.iter().map(|m| {
-                EmptyElement::at((sx.apply(m.x), sy.apply(m.y)))
-                    + TriangleMarker::new((0, 0), 7, BLACK.filled())
-                    + Text::new(m.label.clone(), (8, -16), font(13))
-            }))
+            .draw_series(
+                at.iter()
+                    .map(|&p| TriangleMarker::new(p, 7, BLACK.filled())),
+            )
             .map_err(err)?
             .label("uniform policies")
             .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
+        let style = font(13);
+        let area = chart.plotting_area();
+        let right = area.get_pixel_range().0.end;
+        let mut labels = Vec::new();
+        for m in &self.markers {
+            let size = area.estimate_text_size(&m.label, &style).map_err(err)?;
+            labels.push((m.label.clone(), size));
+        }
+        let pixels: Vec<(i32, i32)> = at.iter().map(|p| chart.backend_coord(p)).collect();
+        let mut placed = Vec::new();
+        for (i, text) in merge_labels(&labels, &pixels) {
+            let w = area.estimate_text_size(&text, &style).map_err(err)?.0 as i32;
+            let dx = if pixels[i].0 + 8 + w > right {
+                -8 - w
+            } else {
+                8
+            };
+            placed.push(EmptyElement::at(at[i]) + Text::new(text, (dx, -16), style.clone()));
+        }
+        chart.draw_series(placed).map_err(err)?;
         Ok(())
+    }
+}
+
+/// Groups markers whose labels (text, pixel size), drawn at the same offset from markers at
+/// pixel `at`, would overlap; returns, per group, the topmost marker and the merged label.
+pub fn merge_labels(labels: &[(String, (u32, u32))], at: &[(i32, i32)]) -> Vec<(usize, String)> {
+    let mut order: Vec<usize> = (0..labels.len().min(at.len())).collect();
+    order.sort_by_key(|&i| (at[i].1, at[i].0));
+    let overlap = |i: usize, j: usize| {
+        let (wi, hi) = labels[i].1;
+        let (wj, hj) = labels[j].1;
+        // Two pixels of padding, so labels that would touch merge too.
+        (at[i].0 - at[j].0).unsigned_abs() < wi.max(wj) + 2
+            && (at[i].1 - at[j].1).unsigned_abs() < hi.max(hj) + 2
+    };
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for i in order {
+        match groups.iter_mut().find(|g| g.iter().any(|&j| overlap(i, j))) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|g| {
+            let texts: Vec<&str> = g.iter().map(|&i| labels[i].0.as_str()).collect();
+            (g[0], merged_text(&texts))
+        })
+        .collect()
+}
+
+/// `["6-bit", "5-bit", "8-bit", "7-bit"]` → `5–8-bit`; `["2-bit", "4-bit", "5-bit"]` →
+/// `2, 4–5-bit`; labels that are not `N-bit` are joined with commas.
+fn merged_text(texts: &[&str]) -> String {
+    let bits: Option<Vec<u32>> = texts
+        .iter()
+        .map(|t| t.strip_suffix("-bit").and_then(|n| n.parse().ok()))
+        .collect();
+    let Some(mut bits) = bits else {
+        return texts.join(", ");
+    };
+    bits.sort_unstable();
+    bits.dedup();
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for b in bits {
+        match runs.last_mut() {
+            Some(run) if run.1 + 1 == b => run.1 = b,
+            _ => runs.push((b, b)),
+        }
+    }
+    let parts: Vec<String> = (runs.iter())
+        .map(|&(lo, hi)| match hi - lo {
+            0 => lo.to_string(),
+            1 => format!("{lo}, {hi}"),
+            _ => format!("{lo}–{hi}"),
+        })
+        .collect();
+    format!("{}-bit", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(bits: &[u8]) -> Vec<(String, (u32, u32))> {
+        bits.iter()
+            .map(|b| (format!("{b}-bit"), (34, 14)))
+            .collect()
+    }
+
+    #[test]
+    fn uniform_policies_of_equal_cost_share_one_label() {
+        // Bit Fusion prices 5..8 bits alike: four markers a few pixels apart at the same x.
+        let at = [
+            (120, 500),
+            (300, 210),
+            (300, 190),
+            (904, 98),
+            (904, 92),
+            (904, 86),
+            (904, 80),
+        ];
+        let merged = merge_labels(&labels(&[2, 3, 4, 5, 6, 7, 8]), &at);
+        assert_eq!(
+            merged,
+            [
+                (6, "5–8-bit".to_string()),
+                (2, "4-bit".to_string()),
+                (1, "3-bit".to_string()),
+                (0, "2-bit".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn merged_text_compresses_runs_of_bitwidths() {
+        assert_eq!(
+            merged_text(&["6-bit", "5-bit", "8-bit", "7-bit"]),
+            "5–8-bit"
+        );
+        assert_eq!(
+            merged_text(&["2-bit", "4-bit", "5-bit", "6-bit"]),
+            "2, 4–6-bit"
+        );
+        assert_eq!(merged_text(&["3-bit", "4-bit"]), "3, 4-bit");
+        assert_eq!(merged_text(&["FP32", "8-bit"]), "FP32, 8-bit");
     }
 }
