@@ -213,3 +213,40 @@ fn shipped_profiles_cite_real_sources_not_planning_documents() {
     }
     assert_eq!(seen, 6);
 }
+
+#[test]
+fn report_and_compare_print_numbers_in_units_not_e_notation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    common::write_run(&run, "ddpg-bitfusion", "ddpg", 3, 40);
+    ok(bitsearch(&["report", "run"], tmp.path()));
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    let tables: String = html
+        .split("<table>")
+        .skip(1)
+        .map(|t| t.split("</table>").next().unwrap_or(""))
+        .collect();
+    for header in ["accuracy (%)", "latency (µs)", "energy (", "size (KiB)"] {
+        assert!(tables.contains(header), "{header} in {tables}");
+    }
+    assert!(
+        tables.contains("budget: latency</td><td>12 µs</td>"),
+        "{tables}"
+    );
+    // No 2.1e-6 seconds, no 20320.2500 bytes.
+    assert!(!tables.contains("e-"), "{tables}");
+    assert!(!tables.contains(".2500<"), "{tables}");
+
+    let out = ok(bitsearch(&["compare", "run", "--out", "cmp"], tmp.path()));
+    let reference = out.lines().find(|l| l.contains("reference (")).unwrap();
+    assert!(
+        reference.contains("accuracy = ")
+            && reference.contains(" µs)")
+            && !reference.contains("e-"),
+        "{out}"
+    );
+    assert!(out.contains("(%·µs; norm.)"), "{out}");
+    // compare.csv keeps raw SI values: it is data.
+    let csv = std::fs::read_to_string(tmp.path().join("cmp/compare.csv")).unwrap();
+    assert!(csv.contains("e-"), "{csv}");
+}
