@@ -256,3 +256,14 @@ fn report_and_compare_print_numbers_in_units_not_e_notation() {
     let csv = std::fs::read_to_string(tmp.path().join("cmp/compare.csv")).unwrap();
     assert!(csv.contains("e-"), "{csv}");
 }
+
+#[test]
+fn profiles_show_prints_the_files_numbers_without_float_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(bitsearch(&["profiles", "show", "bitfusion"], dir.path()));
+    assert!(
+        out.contains("512 fusion units, 0.46 pJ per 8x8 MAC"),
+        "{out}"
+    );
+    assert!(!out.contains("00000"), "{out}");
+}

@@ -11,6 +11,7 @@ use bitsearch::hardware::{
     BUILTIN_PROFILE_DIR,
 };
 use bitsearch::model::LayerShape;
+use bitsearch::report::units::{quantity, Quantity};
 
 /// Device profiles: the TOML files that price a layer at given bitwidths.
 #[derive(Debug, Clone, Subcommand)]
@@ -92,6 +93,12 @@ fn precisions(p: &Profile) -> String {
     format!("{},32", v.join(","))
 }
 
+/// A value converted back to the file's unit, without the conversion's float noise
+/// (0.46 pJ, not 0.4600000000000001).
+fn plain(v: f64) -> String {
+    quantity(Quantity::Plain, Some(v))
+}
+
 fn show(name: &str) -> anyhow::Result<()> {
     let path = resolve_profile(name)?;
     let p = Profile::load(&path).with_context(|| format!("loading profile {name}"))?;
@@ -104,25 +111,28 @@ fn show(name: &str) -> anyhow::Result<()> {
         "  batch           {} (latency and energy are per batch)",
         p.batch()
     );
-    println!("  clock           {} MHz", p.clock_hz() / 1e6);
-    println!("  layer overhead  {} us", p.overhead_s() * 1e6);
-    println!("  bandwidth       {} GB/s", m.bandwidth_bytes_per_s / 1e9);
+    println!("  clock           {} MHz", plain(p.clock_hz() / 1e6));
+    println!("  layer overhead  {} us", plain(p.overhead_s() * 1e6));
+    println!(
+        "  bandwidth       {} GB/s",
+        plain(m.bandwidth_bytes_per_s / 1e9)
+    );
     println!("  on-chip buffer  {} bytes", m.buffer_bytes);
     println!(
         "  energy/byte     DRAM {} pJ, SRAM {} pJ",
-        m.dram_j_per_byte * 1e12,
-        m.sram_j_per_byte * 1e12
+        plain(m.dram_j_per_byte * 1e12),
+        plain(m.sram_j_per_byte * 1e12)
     );
     match p.compute() {
         ComputeModel::BitSerial(b) => println!(
             "  bit-serial      {} binary MACs/cycle, {} pJ per binary MAC",
             b.binary_macs_per_cycle,
-            b.binary_mac_j * 1e12
+            plain(b.binary_mac_j * 1e12)
         ),
         ComputeModel::BitFusion(b) => println!(
             "  bit-fusion      {} fusion units, {} pJ per 8x8 MAC",
             b.fusion_units,
-            b.mac_8x8_j * 1e12
+            plain(b.mac_8x8_j * 1e12)
         ),
         ComputeModel::PrecisionModes(pm) => {
             println!(

@@ -8,6 +8,7 @@ use clap::Args;
 
 use bitsearch::agents::AgentConfig;
 use bitsearch::hardware::{resolve_profile, Profile};
+use bitsearch::report::units::{quantity, Quantity};
 use bitsearch::search::{run_search, RunSpec, RunSummary};
 use bitsearch::train::train_baseline;
 
@@ -107,14 +108,14 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
 fn print_summary(s: &RunSummary, html: &Path) {
     match &s.best {
         Some(b) => println!(
-            "  best of {} episodes: {} (episode {}), validation accuracy {:.2}%, robust {:.2}%, latency {:.3e} s, energy {:.3e} J, reward {:.3}",
+            "  best of {} episodes: {} (episode {}), validation accuracy {:.2}%, robust {:.2}%, latency {}, energy {}, reward {:.3}",
             s.episodes,
             b.policy,
             b.episode,
             100.0 * b.accuracy.unwrap_or(0.0),
             100.0 * b.robust_accuracy.unwrap_or(0.0),
-            b.latency_s,
-            b.energy_j,
+            quantity(Quantity::Seconds, Some(b.latency_s)),
+            quantity(Quantity::Joules, Some(b.energy_j)),
             b.reward.unwrap_or(0.0)
         ),
         None => println!("  no feasible policy was scored in {} episodes", s.episodes),
