@@ -125,24 +125,25 @@ fn config_rows(run: &RunDir) -> Vec<Vec<String>> {
     rows
 }
 
+/// A measured column of the episode table: name, quantity, value.
+type Measure = (&'static str, Quantity, fn(&Episode) -> Option<f64>);
+
+const MEASURED: [Measure; 6] = [
+    ("accuracy", Quantity::Fraction, |e| e.accuracy),
+    ("robust accuracy", Quantity::Fraction, |e| e.robust_accuracy),
+    ("latency", Quantity::Seconds, |e| Some(e.latency_s)),
+    ("energy", Quantity::Joules, |e| Some(e.energy_j)),
+    ("size", Quantity::Bytes, |e| Some(e.size_bytes)),
+    ("reward", Quantity::Plain, |e| e.reward),
+];
+
 /// A table of episodes, each measured column in one unit chosen for its values.
 fn episode_table(rows: &[Episode]) -> String {
-    let values =
-        |f: fn(&Episode) -> Option<f64>| -> Vec<Option<f64>> { rows.iter().map(f).collect() };
-    let measured: [(&str, Quantity, fn(&Episode) -> Option<f64>); 6] = [
-        ("accuracy", Quantity::Fraction, |e| e.accuracy),
-        ("robust accuracy", Quantity::Fraction, |e| e.robust_accuracy),
-        ("latency", Quantity::Seconds, |e| Some(e.latency_s)),
-        ("energy", Quantity::Joules, |e| Some(e.energy_j)),
-        ("size", Quantity::Bytes, |e| Some(e.size_bytes)),
-        ("reward", Quantity::Plain, |e| e.reward),
-    ];
-    let columns: Vec<(String, Vec<String>)> = measured
-        .iter()
+    let columns: Vec<(String, Vec<String>)> = (MEASURED.iter())
         .map(|&(name, q, f)| {
-            let v = values(f);
+            let v: Vec<Option<f64>> = rows.iter().map(f).collect();
             let c = Column::new(q, &v);
-            (c.header(name), v.iter().map(|&x| c.cell(x)).collect())
+            (c.header(name), c.cells(&v))
         })
         .collect();
     let mut header = vec!["episode", "agent", "policy (w/a per layer)"];
@@ -157,7 +158,7 @@ fn episode_table(rows: &[Episode]) -> String {
         })
         .collect();
     let mut numeric = vec![true, false, false];
-    numeric.extend([true; 6]);
+    numeric.extend([true; MEASURED.len()]);
     table(&header, &body, &numeric)
 }
 
@@ -256,8 +257,7 @@ fn dq_table(dq: &DqDir) -> String {
         .unwrap_or_default();
     let column = |q: Quantity, f: &dyn Fn(&DqRow) -> Option<f64>| -> Vec<String> {
         let v: Vec<Option<f64>> = dq.rows.iter().map(f).collect();
-        let c = Column::new(q, &v);
-        v.iter().map(|&x| c.cell(x)).collect()
+        Column::new(q, &v).cells(&v)
     };
     let mut percent = vec![column(Quantity::Fraction, &|r| Some(r.clean_accuracy))];
     for i in 0..attacks.len() {

@@ -131,6 +131,11 @@ impl Column {
         }
     }
 
+    /// Every value of `values` in the column's unit.
+    pub fn cells(&self, values: &[Option<f64>]) -> Vec<String> {
+        values.iter().map(|&v| self.cell(v)).collect()
+    }
+
     /// A value with its unit: `2.246 µs`, `96.5 %`.
     pub fn with_unit(&self, v: Option<f64>) -> String {
         match v {
