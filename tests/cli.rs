@@ -1,35 +1,11 @@
 //! End-to-end runs of the `bitsearch` binary in temporary directories.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use bitsearch::data::{encode_idx, DataSource};
-
-fn bitsearch(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bitsearch"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the bitsearch binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
-}
+use common::cli::{bitsearch, ok, stderr};
 
 /// Writes the first `n_train`/`n_test` embedded digits as raw IDX files in `dir`.
 fn write_slice(dir: &Path, n_train: usize, n_test: usize) {
