@@ -2,7 +2,9 @@
 
 pub mod agents;
 pub mod bench;
+pub mod calib;
 pub mod data;
+pub mod dq;
 mod errors;
 pub mod experiment;
 pub mod hardware;

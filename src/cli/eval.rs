@@ -8,9 +8,10 @@ use candle_core::Device;
 use clap::Args;
 use serde::Serialize;
 
+use bitsearch::calib::calibrate;
 use bitsearch::model::Model;
 use bitsearch::quant::{Policy, Quantizer};
-use bitsearch::robust::{calibrate, craft_transfer, run_suite, QuantizedModel, SuiteReport};
+use bitsearch::robust::{craft_transfer, run_suite, QuantizedModel, SuiteReport};
 use bitsearch::train::{accuracy, finetune, load_baseline, FinetuneReport, TrainError};
 
 #[derive(Debug, Args)]
@@ -64,12 +65,14 @@ pub fn parse_policy(text: &str, model: &Model) -> anyhow::Result<Policy> {
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (exp, data) = super::load_experiment(&args.experiment)?;
-    let base = load_baseline(&exp, &data, &args.out)?.ok_or_else(|| TrainError::NoBaseline {
-        dir: args.out.join("baselines"),
+    let base = load_baseline(&exp.baseline(), &data, &args.out)?.ok_or_else(|| {
+        TrainError::NoBaseline {
+            dir: args.out.join("baselines"),
+        }
     })?;
     let policy = parse_policy(&args.policy, &base.model)
         .with_context(|| format!("invalid --policy {}", args.policy))?;
-    let q = Quantizer::new(policy, calibrate(&exp, &data, &base.model)?);
+    let q = Quantizer::new(policy, calibrate(&exp.quant, &data.train, &base.model)?);
     let (tuned, ft) = if args.finetune {
         let (m, r) = finetune(&base.model, &data.train, &q, &exp.finetune, !args.json)
             .context("fine-tune")?;

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::profile::positive;
-use super::HardwareError;
+use super::error::HardwareError;
 use crate::quant::Bits;
+use crate::validate::positive;
 
 /// One row of a measured table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,12 +98,7 @@ impl Table {
         };
         let (w, a) = (bits("w_bits", row.w_bits)?, bits("a_bits", row.a_bits)?);
         let value = |field: &str, v: f64| {
-            positive(path, field, v).map_err(|_| HardwareError::TableNotPositive {
-                path: path.clone(),
-                line,
-                field: field.to_string(),
-                value: v,
-            })
+            positive(path, field, v).map_err(|source| HardwareError::TableField { line, source })
         };
         let latency_s = value("latency_us", row.latency_us)? * 1e-6;
         let energy_j = value("energy_uj", row.energy_uj)? * 1e-6;
