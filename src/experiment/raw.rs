@@ -290,6 +290,29 @@ lr = 1e-3
     }
 
     #[test]
+    fn attack_radii_must_be_in_0_excluded_to_1() {
+        let zero = err(&format!("{GOOD}[attack]\nfgsm_eps = [0.1, 0.0]\n"));
+        assert!(
+            zero.contains("attack.fgsm_eps") && zero.contains("greater than zero, got 0"),
+            "{zero}"
+        );
+        let big = err(&format!("{GOOD}[attack]\npgd_eps = [1.5]\n"));
+        assert!(
+            big.contains("attack.pgd_eps") && big.contains("in [0, 1], got 1.5"),
+            "{big}"
+        );
+    }
+
+    #[test]
+    fn square_p_init_must_be_in_0_excluded_to_1() {
+        let e = err(&format!("{GOOD}[attack]\nsquare_p_init = 1.2\n"));
+        assert!(
+            e.contains("attack.square_p_init") && e.contains("got 1.2"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn shipped_experiments_validate() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
         for f in [

@@ -170,3 +170,28 @@ pub fn write_table(path: &Path, rows: &[TableRow]) -> Result<(), HardwareError> 
     }
     writer.flush().map_err(|e| fail(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::Rule;
+
+    #[test]
+    fn a_non_positive_measurement_names_file_line_field_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let csv = "layer,w_bits,a_bits,latency_us,energy_uj\nfc1,4,4,1.5,0.25\nfc1,8,8,0,0.5\n";
+        std::fs::write(&path, csv).unwrap();
+        let four = [Bits::new(4).unwrap()];
+        let e = Table::load(&path, &four).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(&e, HardwareError::TableField { line: 3, source } if source.rule == Rule::Positive),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("t.csv, line 3: field `latency_us` must be greater than zero, got 0"),
+            "{msg}"
+        );
+    }
+}
