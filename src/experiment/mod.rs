@@ -1,9 +1,9 @@
 //! Experiment files: an unchecked TOML struct, `check()` with one error variant per rule, and
 //! the validated `Experiment` the command line and the run orchestration accept.
 //!
-//! Inside: `error` ← `robust`, `search` (the unchecked tables and their checks) ← `raw` (the
-//! whole file and `check()`) → `validated` (the composed `Experiment`); this file only declares
-//! them and reads a file through them.
+//! Inside, dependencies point one way: `raw` (the whole file and its `check()`) uses `robust` and
+//! `search` (the unchecked tables and their checks), `validated` (the composed `Experiment`) and
+//! `error`; this file only declares them and reads a file through `raw`.
 
 mod error;
 mod raw;
