@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod bench;
 pub mod data;
+pub mod env;
 mod errors;
 pub mod experiment;
 pub mod hardware;
@@ -12,6 +13,7 @@ pub mod pareto;
 pub mod quant;
 pub mod report;
 pub mod robust;
+pub mod rundir;
 pub mod search;
 pub mod train;
 pub mod validate;

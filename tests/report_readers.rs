@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use bitsearch::report::rundir::{read_any, AnyDir, DqDir, RunDir, RunDirError};
+use bitsearch::rundir::{read_any, AnyDir, DqDir, RunDir, RunDirError};
 
 fn run_dir() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();

@@ -136,7 +136,7 @@ pub struct Experiment {
     pub attack: crate::robust::AttackConfig,
     pub dq: DqConfig,
     pub bits: BitsRange,
-    pub budget: crate::search::BudgetConfig,
+    pub budget: crate::env::BudgetConfig,
     pub reward: RewardConfig,
     pub search: SearchConfig,
 }

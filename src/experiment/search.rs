@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::raw::{non_negative_f64, positive, positive_f64};
 use super::ExperimentError;
-use crate::search::{BudgetConfig, Limit};
+use crate::env::{BudgetConfig, Limit};
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
