@@ -164,3 +164,54 @@ impl Agent for Greedy {
         serde_json::json!({ "agent": "greedy", "proposed": self.next, "distinct_solutions": self.solutions.len() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{Budget, BudgetConfig, Limit};
+    use crate::hardware::{resolve_profile, Profile};
+    use crate::model::Arch;
+    use rand::SeedableRng;
+
+    #[test]
+    fn prepare_measures_sensitivity_through_the_probe_before_any_proposal() {
+        let p = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
+        let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
+        let space = SearchSpace::new(layers, 2, 8, &p, &|b| p.supports(b)).unwrap();
+        let cfg = BudgetConfig {
+            latency: Some(Limit::Fraction(0.5)),
+            ..BudgetConfig::default()
+        };
+        let budget = Budget::resolve(&cfg, &space).unwrap();
+        let ctx = Context {
+            space: &space,
+            budget: &budget,
+        };
+        let mut g = Greedy::new(GreedyConfig {
+            buckets: 500,
+            sweep_to: 0.6,
+        });
+        let mut rng = StdRng::seed_from_u64(0);
+        assert!(matches!(
+            g.propose(&ctx, &mut rng),
+            Err(AgentError::NoSensitivity)
+        ));
+        // A made-up loss: each operand below 8 bits adds (8 - bits) / 100.
+        let probe: &Probe = &|bits: &[(u8, u8)]| {
+            Ok(bits
+                .iter()
+                .map(|&(w, a)| {
+                    (8u8.saturating_sub(w.min(8)) + 8u8.saturating_sub(a.min(8))) as f64 / 100.0
+                })
+                .sum())
+        };
+        let m = g.prepare(&ctx, probe).unwrap().unwrap();
+        assert_eq!(m.file, "sensitivity.json");
+        let w = m.json["w"][0].as_array().unwrap();
+        assert_eq!(w.len(), space.values().len());
+        // 2 bits on conv1's weights: 6 bits below 8 → 0.06 above full precision.
+        assert!((w[0].as_f64().unwrap() - 0.06).abs() < 1e-12, "{w:?}");
+        let bits = g.propose(&ctx, &mut rng).unwrap().bits;
+        assert!(budget.holds(&space.price(&bits)), "{bits:?}");
+    }
+}
