@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::ExperimentError;
-use crate::search::{BudgetConfig, Limit};
+use crate::env::{BudgetConfig, Limit};
 use crate::validate::{non_negative, positive, positive_count};
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]

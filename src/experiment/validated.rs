@@ -10,9 +10,9 @@ use super::robust::DqConfig;
 use super::search::{BitsRange, RewardConfig, SearchConfig};
 use crate::calib::QuantConfig;
 use crate::data::DataConfig;
+use crate::env::BudgetConfig;
 use crate::model::ModelConfig;
 use crate::robust::AttackConfig;
-use crate::search::BudgetConfig;
 use crate::train::{BaselineSpec, FinetuneConfig, TrainConfig};
 
 /// A validated experiment; serialized as the `experiment` of a run's config.json.
