@@ -1,6 +1,6 @@
 //! Reader of a Defensive-Quantization study directory: dq.csv (one row per bits × beta) and
 //! amplification.csv (error amplification per layer), per docs/run-directory.md. (Their writer
-//! is `crate::dq`.)
+//! is the DQ study, src/dq.rs.)
 
 use std::path::{Path, PathBuf};
 
