@@ -8,11 +8,9 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
 use crate::data::Dataset;
-use crate::experiment::TrainConfig;
 use crate::model::{Arch, Model};
 use crate::quant::{Policy, Quantizer};
-use crate::robust::orthogonality_penalty;
-use crate::train::{train_fp32, TrainError};
+use crate::train::{orthogonality_penalty, train_fp32, TrainConfig, TrainError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRow {
@@ -40,7 +38,8 @@ where
     Ok((ms[ms.len() / 2], ms[0]))
 }
 
-/// The mixed policy the benchmarks quantize with (the 8/8,4/4,2/4,4/4,8/8 for lenet5).
+/// The mixed policy the benchmarks quantize with (8/8,4/4,2/4,4/4,8/8 for lenet5, as in
+/// BENCHMARKS.md).
 pub fn bench_policy(n_layers: usize) -> Policy {
     let mid = ["4/4", "2/4", "4/4"];
     let inner: Vec<&str> = (0..n_layers.saturating_sub(2))

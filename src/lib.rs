@@ -2,7 +2,10 @@
 
 pub mod agents;
 pub mod bench;
+pub mod calib;
 pub mod data;
+pub mod dq;
+pub mod env;
 mod errors;
 pub mod experiment;
 pub mod hardware;
@@ -12,6 +15,7 @@ pub mod pareto;
 pub mod quant;
 pub mod report;
 pub mod robust;
+pub mod rundir;
 pub mod search;
 pub mod train;
 pub mod validate;

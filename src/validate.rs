@@ -39,6 +39,10 @@ impl FieldError {
     }
 }
 
+/// A float field (f32 or f64); the error shows the value as the file's type prints it.
+pub trait Float: Copy + Display + Into<f64> {}
+impl<T: Copy + Display + Into<f64>> Float for T {}
+
 fn check<T: Display>(
     path: &Path,
     field: &str,
@@ -54,14 +58,14 @@ fn check<T: Display>(
 }
 
 /// `value` is finite (not NaN or ±inf).
-pub fn finite(path: &Path, field: &str, value: f64) -> Result<f64, FieldError> {
-    check(path, field, value, Rule::Finite, value.is_finite())
+pub fn finite<T: Float>(path: &Path, field: &str, value: T) -> Result<T, FieldError> {
+    check(path, field, value, Rule::Finite, value.into().is_finite())
 }
 
 /// `value` is finite and > 0.
-pub fn positive(path: &Path, field: &str, value: f64) -> Result<f64, FieldError> {
+pub fn positive<T: Float>(path: &Path, field: &str, value: T) -> Result<T, FieldError> {
     finite(path, field, value)?;
-    check(path, field, value, Rule::Positive, value > 0.0)
+    check(path, field, value, Rule::Positive, value.into() > 0.0)
 }
 
 /// A count that must be at least one.
@@ -70,20 +74,15 @@ pub fn positive_count(path: &Path, field: &str, value: usize) -> Result<usize, F
 }
 
 /// `value` is finite and >= 0.
-pub fn non_negative(path: &Path, field: &str, value: f64) -> Result<f64, FieldError> {
+pub fn non_negative<T: Float>(path: &Path, field: &str, value: T) -> Result<T, FieldError> {
     finite(path, field, value)?;
-    check(path, field, value, Rule::NonNegative, value >= 0.0)
+    check(path, field, value, Rule::NonNegative, value.into() >= 0.0)
 }
 
 /// `value` is in [0, 1] (NaN is not).
-pub fn fraction(path: &Path, field: &str, value: f64) -> Result<f64, FieldError> {
-    check(
-        path,
-        field,
-        value,
-        Rule::Fraction,
-        (0.0..=1.0).contains(&value),
-    )
+pub fn fraction<T: Float>(path: &Path, field: &str, value: T) -> Result<T, FieldError> {
+    let ok = (0.0..=1.0).contains(&value.into());
+    check(path, field, value, Rule::Fraction, ok)
 }
 
 #[cfg(test)]
@@ -94,19 +93,41 @@ mod tests {
         r.err().map(|e| e.rule)
     }
 
+    const P: &str = "x.toml";
+
     #[test]
-    fn each_rule_rejects_what_it_names_and_accepts_the_rest() {
-        let p = Path::new("x.toml");
+    fn finite_rejects_nan_and_infinity() {
+        let p = Path::new(P);
         assert_eq!(rule(finite(p, "f", f64::NAN)), Some(Rule::Finite));
+        assert_eq!(rule(finite(p, "f", f64::INFINITY)), Some(Rule::Finite));
+        assert_eq!(finite(p, "f", -3.0).ok(), Some(-3.0));
+    }
+
+    #[test]
+    fn positive_rejects_zero_and_below() {
+        let p = Path::new(P);
         assert_eq!(rule(positive(p, "f", 0.0)), Some(Rule::Positive));
         assert_eq!(rule(positive(p, "f", f64::INFINITY)), Some(Rule::Finite));
         assert_eq!(rule(positive_count(p, "f", 0)), Some(Rule::Positive));
+        assert_eq!(positive(p, "f", 2.5).ok(), Some(2.5));
+        assert_eq!(positive_count(p, "f", 1).ok(), Some(1));
+    }
+
+    #[test]
+    fn non_negative_rejects_below_zero() {
+        let p = Path::new(P);
         assert_eq!(rule(non_negative(p, "f", -1e-9)), Some(Rule::NonNegative));
+        assert_eq!(rule(non_negative(p, "f", f64::NAN)), Some(Rule::Finite));
+        assert_eq!(non_negative(p, "f", 0.0).ok(), Some(0.0));
+    }
+
+    #[test]
+    fn fraction_rejects_values_outside_0_to_1() {
+        let p = Path::new(P);
         assert_eq!(rule(fraction(p, "f", 1.5)), Some(Rule::Fraction));
         assert_eq!(rule(fraction(p, "f", f64::NAN)), Some(Rule::Fraction));
-        assert_eq!(positive(p, "f", 2.5).ok(), Some(2.5));
-        assert_eq!(non_negative(p, "f", 0.0).ok(), Some(0.0));
         assert_eq!(fraction(p, "f", 1.0).ok(), Some(1.0));
+        assert_eq!(fraction(p, "f", 0.0).ok(), Some(0.0));
     }
 
     #[test]
@@ -116,5 +137,8 @@ mod tests {
             e.to_string(),
             "agents/ddpg.toml: field `actor_lr` must be greater than zero, got -0.5"
         );
+        // An f32 field prints as written, not widened to f64 (0.1f32 as f64 is 0.10000000149…).
+        let e = fraction(Path::new("e.toml"), "p", 1.1f32).unwrap_err();
+        assert!(e.to_string().ends_with("got 1.1"), "{e}");
     }
 }

@@ -9,6 +9,7 @@ use bitsearch::hardware::{
 };
 use bitsearch::model::LayerShape;
 use bitsearch::quant::{Bits, LayerBits, Policy};
+use bitsearch::validate::{FieldError, Rule};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,9 +59,12 @@ fn unknown_compute_model_is_rejected() {
 fn bandwidth_must_be_positive() {
     let e = rejects(
         "zero_bandwidth.toml",
-        &["memory.bandwidth_gb_per_s", "positive", "0"],
+        &["memory.bandwidth_gb_per_s", "greater than zero", "0"],
     );
-    assert!(matches!(e, HardwareError::NotPositive { value, .. } if value == 0.0));
+    assert!(matches!(
+        e,
+        HardwareError::Field(FieldError { rule: Rule::Positive, ref value, .. }) if value == "0"
+    ));
     rejects(
         "negative_bandwidth.toml",
         &["memory.bandwidth_gb_per_s", "-12"],
@@ -71,16 +75,22 @@ fn bandwidth_must_be_positive() {
 fn clock_must_be_positive() {
     let e = rejects(
         "negative_clock.toml",
-        &["clock_hz", "positive", "-500000000"],
+        &["clock_hz", "greater than zero", "-500000000"],
     );
-    assert!(matches!(e, HardwareError::NotPositive { .. }));
+    assert!(matches!(
+        e,
+        HardwareError::Field(FieldError {
+            rule: Rule::Positive,
+            ..
+        })
+    ));
 }
 
 #[test]
 fn throughput_must_be_positive() {
     rejects(
         "zero_throughput.toml",
-        &["compute.modes[0].macs_per_cycle", "positive", "0"],
+        &["compute.modes[0].macs_per_cycle", "greater than zero", "0"],
     );
 }
 

@@ -257,7 +257,7 @@ fn rendering_into_a_missing_directory_is_an_error_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();
     let dq_dir = tmp.path().join("dq");
     common::write_dq(&dq_dir);
-    let dq = bitsearch::report::rundir::DqDir::read(&dq_dir).unwrap();
+    let dq = bitsearch::rundir::DqDir::read(&dq_dir).unwrap();
     let chart = bitsearch::report::charts::robustness_chart(&dq);
     let err = bitsearch::report::render(&chart, &tmp.path().join("no/such/dir")).unwrap_err();
     assert!(err.to_string().contains("chart dq-robustness"), "{err}");

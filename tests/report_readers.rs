@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use bitsearch::report::rundir::{read_any, AnyDir, DqDir, RunDir, RunDirError};
+use bitsearch::rundir::{read_any, AnyDir, DqDir, RunDir, RunDirError};
 
 fn run_dir() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -214,4 +214,45 @@ fn join_csv(cells: &[String]) -> String {
         .unwrap()
         .trim_end()
         .to_string()
+}
+
+#[test]
+fn best_so_far_follows_the_search_rule_feasible_and_first_of_ties() {
+    use bitsearch::quant::{Bits, LayerBits};
+    use bitsearch::rundir::{best_row, Episode, RunLog};
+    let tmp = run_dir();
+    fs::remove_file(tmp.path().join("episodes.csv")).unwrap();
+    fs::remove_file(tmp.path().join("best-policy.json")).unwrap();
+    let layers: Vec<String> = common::LAYERS.iter().map(|l| l.0.to_string()).collect();
+    let log = RunLog::new(tmp.path(), layers).unwrap();
+    let row = |episode: usize, reward: f64, feasible: bool| Episode {
+        episode,
+        agent: "ddpg".into(),
+        profile: "bitfusion".into(),
+        policy: "4/4,4/4,4/4,4/4,4/4".into(),
+        bits: vec![LayerBits::uniform(Bits::new(4).unwrap()); 5],
+        accuracy: Some(0.9),
+        robust_accuracy: Some(0.5),
+        latency_s: 1e-6,
+        energy_j: 1e-6,
+        size_bytes: 1e4,
+        reward: Some(reward),
+        feasible,
+        failed: false,
+        seconds: 1.0,
+    };
+    // The report's old rule (no feasibility filter, last of ties) chose episode 3, the
+    // search's (feasible, first of ties) episode 1, which best-policy.json will hold.
+    for r in [
+        row(0, 0.5, true),
+        row(1, 1.0, true),
+        row(2, 1.0, true),
+        row(3, 2.0, false),
+    ] {
+        log.append("episodes.csv", &r).unwrap();
+    }
+    let run = RunDir::read(tmp.path()).unwrap();
+    assert_eq!(best_row(&run.episodes.rows).map(|e| e.episode), Some(1));
+    let chart = bitsearch::report::bits_chart(&run);
+    assert_eq!(chart.policies[0].label, "best so far (episode 1)");
 }

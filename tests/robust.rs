@@ -5,14 +5,14 @@ use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use bitsearch::calib::calibrate_model;
 use bitsearch::data::{DataSource, Dataset};
-use bitsearch::experiment::TrainConfig;
 use bitsearch::model::{Arch, Model};
-use bitsearch::quant::{calibrate_model, ClipMethod, Policy, Quantizer};
+use bitsearch::quant::{ClipMethod, Policy, Quantizer};
 use bitsearch::robust::{
     craft_transfer, pgd, run_suite, AttackConfig, AttackKind, Pgd, QuantizedModel,
 };
-use bitsearch::train::{finetune, train_fp32, FinetuneConfig, TrainError};
+use bitsearch::train::{finetune, train_fp32, FinetuneConfig, TrainConfig, TrainError};
 
 fn data() -> Dataset {
     let (train, test) = DataSource::EmbeddedMnist10k.load().unwrap();

@@ -1,9 +1,13 @@
 //! Agent files (`agents/*.toml`): `agent = "ddpg" | "random" | "nsga2" | "greedy"` and that
-//! agent's hyper-parameters, validated on load.
+//! agent's hyper-parameters. The file deserializes into a `RawAgentConfig`; `check()` applies
+//! the field rules of `crate::validate` and is the only way to an `AgentConfig`, the type the
+//! agents take.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::validate::{fraction, positive, positive_count, FieldError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -17,28 +21,32 @@ pub enum AgentError {
         path: PathBuf,
         source: Box<toml::de::Error>,
     },
-    #[error("{}: field `{field}` must be greater than zero, got {value}", path.display())]
-    NotPositive {
-        path: PathBuf,
-        field: &'static str,
-        value: f64,
-    },
-    #[error("{}: field `{field}` must be in [0, 1], got {value}", path.display())]
-    NotAFraction {
-        path: PathBuf,
-        field: &'static str,
-        value: f64,
-    },
+    #[error(transparent)]
+    Field(#[from] FieldError),
     #[error("the greedy agent needs per-layer sensitivities, measured before the search")]
     NoSensitivity,
+    /// The search's probe failed (its error, unchanged).
+    #[error(transparent)]
+    Probe(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Pareto(#[from] crate::pareto::ParetoError),
     #[error("tensor error in the agent: {0}")]
     Tensor(#[from] candle_core::Error),
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// An agent file as serde reads it, before any rule is checked.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "agent", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawAgentConfig {
+    Ddpg(DdpgConfig),
+    Random,
+    Nsga2(Nsga2Config),
+    Greedy(GreedyConfig),
+}
+
+/// A validated agent file (from `RawAgentConfig::check`), written into config.json as read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "agent", rename_all = "lowercase")]
 pub enum AgentConfig {
     Ddpg(DdpgConfig),
     Random,
@@ -89,17 +97,17 @@ pub struct GreedyConfig {
 }
 
 impl AgentConfig {
+    /// Reads and checks an agent file.
     pub fn load(path: &Path) -> Result<Self, AgentError> {
         let text = std::fs::read_to_string(path).map_err(|source| AgentError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let cfg: AgentConfig = toml::from_str(&text).map_err(|e| AgentError::Parse {
+        let raw: RawAgentConfig = toml::from_str(&text).map_err(|e| AgentError::Parse {
             path: path.to_path_buf(),
             source: Box::new(e),
         })?;
-        cfg.check(path)?;
-        Ok(cfg)
+        raw.check(path)
     }
 
     pub fn name(&self) -> &'static str {
@@ -110,54 +118,38 @@ impl AgentConfig {
             AgentConfig::Greedy(_) => "greedy",
         }
     }
+}
 
-    fn check(&self, path: &Path) -> Result<(), AgentError> {
-        let pos = |field, v: f64| {
-            if v > 0.0 && v.is_finite() {
-                Ok(())
-            } else {
-                Err(AgentError::NotPositive {
-                    path: path.to_path_buf(),
-                    field,
-                    value: v,
-                })
+impl RawAgentConfig {
+    /// Applies every field rule; the first broken one names `path`, the field and the value.
+    pub fn check(self, path: &Path) -> Result<AgentConfig, AgentError> {
+        Ok(match self {
+            RawAgentConfig::Ddpg(c) => {
+                positive_count(path, "hidden", c.hidden)?;
+                positive(path, "actor_lr", c.actor_lr)?;
+                positive(path, "critic_lr", c.critic_lr)?;
+                positive_count(path, "batch", c.batch)?;
+                positive_count(path, "replay_episodes", c.replay_episodes)?;
+                fraction(path, "tau", c.tau)?;
+                fraction(path, "discount", c.discount)?;
+                positive(path, "sigma", c.sigma)?;
+                fraction(path, "sigma_decay", c.sigma_decay)?;
+                fraction(path, "baseline_decay", c.baseline_decay)?;
+                AgentConfig::Ddpg(c)
             }
-        };
-        let frac = |field, v: f64| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(AgentError::NotAFraction {
-                    path: path.to_path_buf(),
-                    field,
-                    value: v,
-                })
+            RawAgentConfig::Random => AgentConfig::Random,
+            RawAgentConfig::Nsga2(c) => {
+                positive_count(path, "population", c.population)?;
+                fraction(path, "mutation", c.mutation)?;
+                fraction(path, "crossover", c.crossover)?;
+                AgentConfig::Nsga2(c)
             }
-        };
-        match self {
-            AgentConfig::Ddpg(c) => {
-                pos("hidden", c.hidden as f64)?;
-                pos("actor_lr", c.actor_lr)?;
-                pos("critic_lr", c.critic_lr)?;
-                pos("batch", c.batch as f64)?;
-                pos("replay_episodes", c.replay_episodes as f64)?;
-                frac("tau", c.tau)?;
-                frac("discount", c.discount)?;
-                pos("sigma", c.sigma)?;
-                frac("sigma_decay", c.sigma_decay)?;
-                frac("baseline_decay", c.baseline_decay)
+            RawAgentConfig::Greedy(c) => {
+                positive_count(path, "buckets", c.buckets)?;
+                fraction(path, "sweep_to", c.sweep_to)?;
+                AgentConfig::Greedy(c)
             }
-            AgentConfig::Random => Ok(()),
-            AgentConfig::Nsga2(c) => {
-                pos("population", c.population as f64)?;
-                frac("mutation", c.mutation)?;
-                frac("crossover", c.crossover)
-            }
-            AgentConfig::Greedy(c) => {
-                pos("buckets", c.buckets as f64)?;
-                frac("sweep_to", c.sweep_to)
-            }
-        }
+        })
     }
 }
 
@@ -206,5 +198,52 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("sac"));
+    }
+
+    fn rule_of(text: &str) -> Option<crate::validate::Rule> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.toml");
+        std::fs::write(&p, text).unwrap();
+        match AgentConfig::load(&p) {
+            Err(AgentError::Field(e)) => Some(e.rule),
+            _ => None,
+        }
+    }
+
+    const DDPG: &str = "agent = \"ddpg\"\nhidden = 32\nactor_lr = 1e-4\ncritic_lr = 1e-3\nbatch = 16\nreplay_episodes = 128\ntau = 0.01\ndiscount = 1.0\nwarmup = 2\nsigma = 0.5\nsigma_decay = 0.99\nbaseline_decay = 0.95\n";
+
+    #[test]
+    fn counts_must_be_positive() {
+        use crate::validate::Rule;
+        assert_eq!(
+            rule_of(&DDPG.replace("hidden = 32", "hidden = 0")),
+            Some(Rule::Positive)
+        );
+        assert_eq!(
+            rule_of("agent = \"greedy\"\nbuckets = 0\nsweep_to = 0.6\n"),
+            Some(Rule::Positive)
+        );
+    }
+
+    #[test]
+    fn learning_rates_must_be_positive() {
+        use crate::validate::Rule;
+        let text = DDPG.replace("actor_lr = 1e-4", "actor_lr = -1e-4");
+        assert_eq!(rule_of(&text), Some(Rule::Positive));
+    }
+
+    #[test]
+    fn learning_rates_must_be_finite() {
+        use crate::validate::Rule;
+        let text = DDPG.replace("critic_lr = 1e-3", "critic_lr = inf");
+        assert_eq!(rule_of(&text), Some(Rule::Finite));
+    }
+
+    #[test]
+    fn probabilities_and_decays_must_be_fractions() {
+        use crate::validate::Rule;
+        let text = DDPG.replace("sigma_decay = 0.99", "sigma_decay = 1.01");
+        assert_eq!(rule_of(&text), Some(Rule::Fraction));
+        assert_eq!(rule_of(DDPG), None, "the unchanged file is valid");
     }
 }

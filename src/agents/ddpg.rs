@@ -15,7 +15,7 @@ use rand_distr::{Distribution, Normal};
 use super::nets::Mlp;
 use super::replay::{ReplayBuffer, Transition};
 use super::{Agent, AgentError, Context, DdpgConfig, Feedback, Proposal};
-use crate::search::{SearchSpace, STATE_DIM};
+use crate::env::{SearchSpace, STATE_DIM};
 
 pub struct Ddpg {
     cfg: DdpgConfig,
@@ -187,7 +187,7 @@ impl Agent for Ddpg {
         Ok(())
     }
 
-    fn checkpoint(&self) -> serde_json::Value {
+    fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "agent": "ddpg",
             "episodes_learned": self.episodes,

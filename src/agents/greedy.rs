@@ -1,6 +1,7 @@
-//! HAWQ-style sensitivity + knapsack. Before the search, each operand's sensitivity at each
-//! bitwidth is measured once: the validation loss increase when only that operand (one layer's
-//! weight or input) is quantized, the rest full precision, no fine-tune. The policy minimizing
+//! HAWQ-style sensitivity + knapsack. Before the search (`prepare`), each operand's sensitivity
+//! at each bitwidth is measured once through the search's probe: the validation loss increase
+//! when only that operand (one layer's weight or input) is quantized, the rest full precision,
+//! no fine-tune; it is kept as sensitivity.json. The policy minimizing
 //! the summed sensitivity under the primary budget is then an exact knapsack, solved by dynamic
 //! programming with each layer's cost rounded *up* to 1/`buckets` of the budget (so the solution
 //! always fits; any other budgets are left to the budget wall). Episode k proposes the optimum
@@ -10,8 +11,9 @@
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-use super::{Agent, AgentError, Context, GreedyConfig, Proposal};
-use crate::search::SearchSpace;
+use super::{Agent, AgentError, Context, GreedyConfig, Measurement, Probe, Proposal};
+use crate::env::SearchSpace;
+use crate::quant::Bits;
 
 /// Loss increase per layer and run bitwidth (indexed like `SearchSpace::values`), for weights
 /// and activations.
@@ -22,6 +24,7 @@ pub struct Sensitivity {
 }
 
 pub struct Greedy {
+    cfg: GreedyConfig,
     solutions: Vec<Vec<(u8, u8)>>,
     next: usize,
 }
@@ -30,12 +33,22 @@ pub struct Greedy {
 const SWEEP_POINTS: usize = 200;
 
 impl Greedy {
-    pub fn new(cfg: GreedyConfig, ctx: &Context, sens: Sensitivity) -> Result<Self, AgentError> {
+    /// An agent without proposals until `prepare` has measured the sensitivities.
+    pub fn new(cfg: GreedyConfig) -> Self {
+        Greedy {
+            cfg,
+            solutions: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// The distinct knapsack optima over the budget sweep, given the sensitivities.
+    fn solve(&mut self, ctx: &Context, sens: &Sensitivity) {
         let (resource, budget) = ctx.budget.primary(ctx.space);
         let mut solutions: Vec<Vec<(u8, u8)>> = Vec::new();
         for i in 0..SWEEP_POINTS {
-            let f = 1.0 - (1.0 - cfg.sweep_to) * i as f64 / (SWEEP_POINTS - 1) as f64;
-            if let Some(s) = knapsack(ctx.space, &sens, resource, budget * f, cfg.buckets) {
+            let f = 1.0 - (1.0 - self.cfg.sweep_to) * i as f64 / (SWEEP_POINTS - 1) as f64;
+            if let Some(s) = knapsack(ctx.space, sens, resource, budget * f, self.cfg.buckets) {
                 if !solutions.contains(&s) {
                     solutions.push(s);
                 }
@@ -48,12 +61,35 @@ impl Greedy {
                 ctx.space.layers.len()
             ]);
         }
-        Ok(Greedy { solutions, next: 0 })
+        self.solutions = solutions;
     }
 
     pub fn solutions(&self) -> &[Vec<(u8, u8)>] {
         &self.solutions
     }
+}
+
+/// Each operand's validation-loss increase at each bitwidth the device runs, with only it
+/// quantized (no fine-tune).
+pub fn sensitivity(space: &SearchSpace, probe: &Probe) -> Result<Sensitivity, AgentError> {
+    let n = space.layers.len();
+    let full = vec![(Bits::FULL_VALUE, Bits::FULL_VALUE); n];
+    let loss = |bits: &[(u8, u8)]| probe(bits).map_err(AgentError::Probe);
+    let base = loss(&full)?;
+    let mut s = Sensitivity {
+        w: vec![Vec::new(); n],
+        a: vec![Vec::new(); n],
+    };
+    for l in 0..n {
+        for &b in space.values() {
+            let mut bits = full.clone();
+            bits[l].0 = b;
+            s.w[l].push(loss(&bits)? - base);
+            bits[l] = (Bits::FULL_VALUE, b);
+            s.a[l].push(loss(&bits)? - base);
+        }
+    }
+    Ok(s)
 }
 
 /// A knapsack state: summed sensitivity and the (w, a) chosen for the layers so far.
@@ -63,7 +99,7 @@ type Partial = (f64, Vec<(u8, u8)>);
 pub fn knapsack(
     space: &SearchSpace,
     sens: &Sensitivity,
-    cost: impl Fn(&crate::search::Price) -> f64,
+    cost: impl Fn(&crate::env::Price) -> f64,
     budget: f64,
     buckets: usize,
 ) -> Option<Vec<(u8, u8)>> {
@@ -106,13 +142,76 @@ impl Agent for Greedy {
         "greedy"
     }
 
+    fn prepare(&mut self, ctx: &Context, probe: &Probe) -> Result<Option<Measurement>, AgentError> {
+        let sens = sensitivity(ctx.space, probe)?;
+        self.solve(ctx, &sens);
+        Ok(Some(Measurement {
+            file: "sensitivity.json",
+            json: serde_json::json!({ "w": sens.w, "a": sens.a }),
+        }))
+    }
+
     fn propose(&mut self, ctx: &Context, _: &mut StdRng) -> Result<Proposal, AgentError> {
+        if self.solutions.is_empty() {
+            return Err(AgentError::NoSensitivity);
+        }
         let bits = self.solutions[self.next % self.solutions.len()].clone();
         self.next += 1;
         Ok(Proposal::from_bits(ctx.space, bits))
     }
 
-    fn checkpoint(&self) -> serde_json::Value {
+    fn summary(&self) -> serde_json::Value {
         serde_json::json!({ "agent": "greedy", "proposed": self.next, "distinct_solutions": self.solutions.len() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{Budget, BudgetConfig, Limit};
+    use crate::hardware::{resolve_profile, Profile};
+    use crate::model::Arch;
+    use rand::SeedableRng;
+
+    #[test]
+    fn prepare_measures_sensitivity_through_the_probe_before_any_proposal() {
+        let p = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
+        let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
+        let space = SearchSpace::new(layers, 2, 8, &p, &|b| p.supports(b)).unwrap();
+        let cfg = BudgetConfig {
+            latency: Some(Limit::Fraction(0.5)),
+            ..BudgetConfig::default()
+        };
+        let budget = Budget::resolve(&cfg, &space).unwrap();
+        let ctx = Context {
+            space: &space,
+            budget: &budget,
+        };
+        let mut g = Greedy::new(GreedyConfig {
+            buckets: 500,
+            sweep_to: 0.6,
+        });
+        let mut rng = StdRng::seed_from_u64(0);
+        assert!(matches!(
+            g.propose(&ctx, &mut rng),
+            Err(AgentError::NoSensitivity)
+        ));
+        // A made-up loss: each operand below 8 bits adds (8 - bits) / 100.
+        let probe: &Probe = &|bits: &[(u8, u8)]| {
+            Ok(bits
+                .iter()
+                .map(|&(w, a)| {
+                    (8u8.saturating_sub(w.min(8)) + 8u8.saturating_sub(a.min(8))) as f64 / 100.0
+                })
+                .sum())
+        };
+        let m = g.prepare(&ctx, probe).unwrap().unwrap();
+        assert_eq!(m.file, "sensitivity.json");
+        let w = m.json["w"][0].as_array().unwrap();
+        assert_eq!(w.len(), space.values().len());
+        // 2 bits on conv1's weights: 6 bits below 8 → 0.06 above full precision.
+        assert!((w[0].as_f64().unwrap() - 0.06).abs() < 1e-12, "{w:?}");
+        let bits = g.propose(&ctx, &mut rng).unwrap().bits;
+        assert!(budget.holds(&space.price(&bits)), "{bits:?}");
     }
 }

@@ -11,7 +11,7 @@ mod nsga2;
 mod random;
 mod replay;
 
-pub use config::{AgentConfig, AgentError, DdpgConfig, GreedyConfig, Nsga2Config};
+pub use config::{AgentConfig, AgentError, DdpgConfig, GreedyConfig, Nsga2Config, RawAgentConfig};
 pub use ddpg::Ddpg;
 pub use greedy::{Greedy, Sensitivity};
 pub use nsga2::Nsga2;
@@ -21,7 +21,7 @@ pub use replay::{ReplayBuffer, Transition};
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-use crate::search::{Budget, SearchSpace, STATE_DIM};
+use crate::env::{Budget, SearchSpace, STATE_DIM};
 
 /// What an agent sees of the problem.
 pub struct Context<'a> {
@@ -53,6 +53,18 @@ impl Proposal {
     }
 }
 
+/// A policy's validation loss with only quantization applied (no fine-tune); the search gives
+/// it to `Agent::prepare`. Its error is the search's, carried through as `AgentError::Probe`.
+pub type Probe<'a> =
+    dyn Fn(&[(u8, u8)]) -> Result<f64, Box<dyn std::error::Error + Send + Sync>> + 'a;
+
+/// Something an agent measured before the search, kept in the run directory as `file`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    pub file: &'static str,
+    pub json: serde_json::Value,
+}
+
 /// The scored outcome of a proposal.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Feedback {
@@ -65,6 +77,15 @@ pub struct Feedback {
 
 pub trait Agent {
     fn name(&self) -> &'static str;
+    /// Measures what the agent needs before its first proposal (greedy: per-operand
+    /// sensitivities, probed through `probe`); most agents need nothing.
+    fn prepare(
+        &mut self,
+        _ctx: &Context,
+        _probe: &Probe,
+    ) -> Result<Option<Measurement>, AgentError> {
+        Ok(None)
+    }
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError>;
     /// Learns from a scored proposal; agents that only propose (random, greedy) keep the default.
     fn learn(
@@ -76,8 +97,9 @@ pub trait Agent {
     ) -> Result<(), AgentError> {
         Ok(())
     }
-    /// A JSON summary of the agent's state (written as the run's agent checkpoint).
-    fn checkpoint(&self) -> serde_json::Value;
+    /// A JSON summary of the agent's state, for a person (agent.json); a resume does not read
+    /// it, it replays the log.
+    fn summary(&self) -> serde_json::Value;
 }
 
 /// Maps one action per step to (w, a) bits per layer.
@@ -93,20 +115,12 @@ pub fn actions_to_bits(space: &SearchSpace, actions: &[f32]) -> Vec<(u8, u8)> {
         .collect()
 }
 
-/// Builds the agent a config describes; greedy needs the per-layer sensitivities.
-pub fn build(
-    cfg: &AgentConfig,
-    ctx: &Context,
-    seed: u64,
-    sensitivity: Option<Sensitivity>,
-) -> Result<Box<dyn Agent>, AgentError> {
+/// Builds the agent a config describes (greedy still needs its `prepare`).
+pub fn build(cfg: &AgentConfig, ctx: &Context, seed: u64) -> Result<Box<dyn Agent>, AgentError> {
     Ok(match cfg {
         AgentConfig::Random => Box::new(RandomAgent),
         AgentConfig::Ddpg(c) => Box::new(Ddpg::new(c.clone(), ctx.space, seed)?),
         AgentConfig::Nsga2(c) => Box::new(Nsga2::new(c.clone())),
-        AgentConfig::Greedy(c) => {
-            let s = sensitivity.ok_or(AgentError::NoSensitivity)?;
-            Box::new(Greedy::new(c.clone(), ctx, s)?)
-        }
+        AgentConfig::Greedy(c) => Box::new(Greedy::new(c.clone())),
     })
 }

@@ -193,7 +193,7 @@ impl Agent for Nsga2 {
         Ok(())
     }
 
-    fn checkpoint(&self) -> serde_json::Value {
+    fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "agent": "nsga2",
             "generation": self.generation,

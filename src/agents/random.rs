@@ -23,7 +23,7 @@ impl Agent for RandomAgent {
         })
     }
 
-    fn checkpoint(&self) -> serde_json::Value {
+    fn summary(&self) -> serde_json::Value {
         serde_json::json!({ "agent": "random" })
     }
 }

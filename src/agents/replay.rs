@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::search::STATE_DIM;
+use crate::env::STATE_DIM;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {

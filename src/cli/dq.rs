@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use bitsearch::robust::{dq_header, dq_record, rises_as_bits_fall, run_dq, write_dq, DqRow};
+use bitsearch::dq::{dq_header, dq_record, rises_as_bits_fall, run_dq, write_dq, DqRow};
 use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
@@ -60,7 +60,8 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&config)?,
     )
     .with_context(|| format!("cannot write {}/config.json", out.display()))?;
-    let base = train_baseline(&exp, &data, &args.cache, !args.quiet).context("FP32 baseline")?;
+    let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
+        .context("FP32 baseline")?;
     println!(
         "DQ study on {} ({} test examples attacked, fine-tune {} steps): FP32 baseline test accuracy {:.2}%",
         exp.name,

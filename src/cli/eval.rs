@@ -8,8 +8,9 @@ use candle_core::Device;
 use clap::Args;
 use serde::Serialize;
 
+use bitsearch::calib::calibrate;
 use bitsearch::quant::{Policy, Quantizer};
-use bitsearch::robust::{calibrate, craft_transfer, run_suite, QuantizedModel, SuiteReport};
+use bitsearch::robust::{craft_transfer, run_suite, QuantizedModel, SuiteReport};
 use bitsearch::train::{accuracy, finetune, train_baseline, FinetuneReport};
 
 #[derive(Debug, Args)]
@@ -71,7 +72,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let policy = parse_policy(&args.policy, exp.model.arch.name(), &names)
         .with_context(|| format!("invalid --policy {}", args.policy))?;
     let show = !args.quiet;
-    let base = train_baseline(&exp, &data, &args.out, show).context("FP32 baseline")?;
+    let base =
+        train_baseline(&exp.baseline(), &exp, &data, &args.out, show).context("FP32 baseline")?;
     if !base.cached {
         // On stderr, so `--json` still prints one object on stdout.
         eprintln!(
@@ -81,7 +83,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             base.dir.display()
         );
     }
-    let q = Quantizer::new(policy, calibrate(&exp, &data, &base.model)?);
+    let q = Quantizer::new(policy, calibrate(&exp.quant, &data.train, &base.model)?);
     let (tuned, ft) = if args.finetune {
         let (m, r) = finetune(
             &base.model,

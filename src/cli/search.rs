@@ -65,7 +65,8 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot load profile {p}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let base = train_baseline(&exp, &data, &args.cache, !args.quiet).context("FP32 baseline")?;
+    let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
+        .context("FP32 baseline")?;
     println!(
         "{}: FP32 baseline test accuracy {:.2}% ({})",
         exp.name,

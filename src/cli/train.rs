@@ -33,7 +33,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         exp.train.batch,
         exp.train.lr
     );
-    let b = train_baseline(&exp, &data, &args.out, !args.quiet)
+    let b = train_baseline(&exp.baseline(), &exp, &data, &args.out, !args.quiet)
         .context("training the FP32 baseline")?;
     if b.cached {
         println!("reusing the cached baseline in {}", b.dir.display());

@@ -2,10 +2,12 @@
 //! deterministic train/validation/test splits and batching into [0,1] candle tensors.
 
 mod cifar;
+mod config;
 mod idx;
 mod source;
 
 pub use cifar::{parse_cifar, read_cifar_dir};
+pub use config::DataConfig;
 pub use idx::{encode_idx, parse_idx, read_idx_file, IdxArray};
 pub use source::DataSource;
 
@@ -153,6 +155,15 @@ impl Split {
     }
 }
 
+/// Per-channel input standardization `(x − mean) / std`, measured on the training pixels; the
+/// model applies it after the first layer's activation quantizer (see `model::Model`). The
+/// default (0, 1) is the identity.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputNorm {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
 /// Train, validation (carved from train with a seeded shuffle) and test (kept apart).
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -191,7 +202,7 @@ impl Dataset {
     }
 
     /// Per-channel mean and standard deviation of the training split's pixels (in [0,1]).
-    pub fn input_norm(&self) -> crate::model::InputNorm {
+    pub fn input_norm(&self) -> InputNorm {
         let (c, h, w) = self.shape;
         let px = self.train.pixels();
         let (mut mean, mut std) = (vec![0f32; c], vec![1f32; c]);
@@ -208,7 +219,7 @@ impl Dataset {
                 std[ch] = ((sq / n - m * m).max(0.0).sqrt() as f32).max(1e-6);
             }
         }
-        crate::model::InputNorm { mean, std }
+        InputNorm { mean, std }
     }
 
     /// Keeps at most the given number of examples per split (for tests and quick runs).

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::{Experiment, ExperimentError, RawExperiment};
+use super::error::{ExperimentError, LayerError};
+use super::raw::RawExperiment;
+use super::validated::Experiment;
 use crate::data::DataSource;
 
 /// Command-line overrides, applied in this order: the `--budget` flags together replace the
@@ -22,38 +24,6 @@ pub struct Overrides {
     pub budget: Vec<String>,
     /// `SECTION.KEY=VALUE`; VALUE is read as a TOML value, else taken as a string.
     pub set: Vec<String>,
-}
-
-/// Why an `extends` chain or an override could not be applied.
-#[derive(Debug, thiserror::Error)]
-pub enum LayerError {
-    #[error("{}: `extends` must be a file name in quotes, got {value}", file.display())]
-    ExtendsNotAString { file: PathBuf, value: String },
-    #[error("{}: `extends = \"{parent}\"`: cannot read {}: {source}", child.display(), resolved.display())]
-    MissingParent {
-        child: PathBuf,
-        parent: String,
-        resolved: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: `extends` makes a cycle: {chain}", file.display())]
-    Cycle { file: PathBuf, chain: String },
-    #[error("{flag}: expected {expected}")]
-    BadFlag {
-        flag: String,
-        expected: &'static str,
-    },
-    #[error("{flag}: `{key}` is not a table, so it has no `{field}`")]
-    NotATable {
-        flag: String,
-        key: String,
-        field: String,
-    },
-    #[error("{flag}: {source}")]
-    Rejected {
-        flag: String,
-        source: Box<ExperimentError>,
-    },
 }
 
 /// Reads `path` with its `extends` chain, applies `overrides`, and checks the result. An error
@@ -116,10 +86,19 @@ struct Resolved {
 impl Resolved {
     fn check(&self, path: &Path) -> Result<Experiment, ExperimentError> {
         match &self.text {
-            Some(text) => Experiment::from_toml(text, path),
+            Some(text) => from_text(text, path),
             None => check_table(&self.table, path),
         }
     }
+}
+
+/// Parses and checks one file's own text (TOML's errors keep their line numbers).
+pub(super) fn from_text(text: &str, path: &Path) -> Result<Experiment, ExperimentError> {
+    let raw: RawExperiment = toml::from_str(text).map_err(|e| ExperimentError::Parse {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    raw.check(path)
 }
 
 fn check_table(table: &Table, path: &Path) -> Result<Experiment, ExperimentError> {

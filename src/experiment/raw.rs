@@ -4,12 +4,16 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::error::ExperimentError;
 use super::robust::{DqConfig, RawAttack, RawFinetune};
 use super::search::{BitsRange, RawBudget, RewardConfig, SearchConfig};
-use super::{DataConfig, Experiment, ExperimentError, ModelConfig, QuantConfig, TrainConfig};
-use crate::data::DataSource;
-use crate::model::Arch;
+use super::validated::Experiment;
+use crate::calib::QuantConfig;
+use crate::data::{DataConfig, DataSource};
+use crate::model::{Arch, ModelConfig};
 use crate::quant::ClipMethod;
+use crate::train::TrainConfig;
+use crate::validate::{non_negative, positive, positive_count};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +63,7 @@ pub struct RawTrain {
     pub epochs: usize,
     pub batch: usize,
     pub lr: f64,
-    /// AdamW's decoupled weight decay; PyTorch's default.
+    /// AdamW's decoupled weight decay; 1e-2 is the default of PyTorch's `torch.optim.AdamW`.
     #[serde(default = "default_weight_decay")]
     pub weight_decay: f64,
     #[serde(default)]
@@ -112,12 +116,12 @@ impl RawExperiment {
                 value: self.data.source.clone(),
             }
         })?;
-        positive(path, "data.validation", self.data.validation)?;
-        positive(path, "train.epochs", self.train.epochs)?;
-        positive(path, "train.batch", self.train.batch)?;
-        positive_f64(path, "train.lr", self.train.lr)?;
-        non_negative_f64(path, "train.weight_decay", self.train.weight_decay)?;
-        positive(path, "quant.calibration", self.quant.calibration)?;
+        positive_count(path, "data.validation", self.data.validation)?;
+        positive_count(path, "train.epochs", self.train.epochs)?;
+        positive_count(path, "train.batch", self.train.batch)?;
+        positive(path, "train.lr", self.train.lr)?;
+        non_negative(path, "train.weight_decay", self.train.weight_decay)?;
+        positive_count(path, "quant.calibration", self.quant.calibration)?;
         let q = &self.quant;
         if !(q.percentile > 0.0 && q.percentile <= 100.0) {
             return Err(ExperimentError::PercentileOutOfRange {
@@ -165,67 +169,13 @@ impl RawExperiment {
     }
 }
 
-pub(super) fn positive(
-    path: &Path,
-    field: &'static str,
-    value: usize,
-) -> Result<(), ExperimentError> {
-    if value == 0 {
-        return Err(ExperimentError::NotPositive {
-            path: path.to_path_buf(),
-            field,
-            value: value.to_string(),
-        });
-    }
-    Ok(())
-}
-
-fn finite(path: &Path, field: &'static str, value: f64) -> Result<(), ExperimentError> {
-    if !value.is_finite() {
-        return Err(ExperimentError::NotFinite {
-            path: path.to_path_buf(),
-            field,
-            value: value.to_string(),
-        });
-    }
-    Ok(())
-}
-
-pub(super) fn positive_f64(
-    path: &Path,
-    field: &'static str,
-    value: f64,
-) -> Result<(), ExperimentError> {
-    finite(path, field, value)?;
-    if value <= 0.0 {
-        return Err(ExperimentError::NotPositive {
-            path: path.to_path_buf(),
-            field,
-            value: value.to_string(),
-        });
-    }
-    Ok(())
-}
-
-pub(super) fn non_negative_f64(
-    path: &Path,
-    field: &'static str,
-    value: f64,
-) -> Result<(), ExperimentError> {
-    finite(path, field, value)?;
-    if value < 0.0 {
-        return Err(ExperimentError::Negative {
-            path: path.to_path_buf(),
-            field,
-            value: value.to_string(),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::*;
+    use std::path::Path;
+
+    use crate::experiment::{Experiment, ExperimentError};
+    use crate::model::Arch;
+    use crate::quant::ClipMethod;
 
     const GOOD: &str = r#"
 name = "t"
@@ -338,6 +288,29 @@ lr = 1e-3
     #[test]
     fn empty_name_is_rejected() {
         assert!(err(&GOOD.replace("name = \"t\"", "name = \" \"")).contains("name"));
+    }
+
+    #[test]
+    fn attack_radii_must_be_in_0_excluded_to_1() {
+        let zero = err(&format!("{GOOD}[attack]\nfgsm_eps = [0.1, 0.0]\n"));
+        assert!(
+            zero.contains("attack.fgsm_eps") && zero.contains("greater than zero, got 0"),
+            "{zero}"
+        );
+        let big = err(&format!("{GOOD}[attack]\npgd_eps = [1.5]\n"));
+        assert!(
+            big.contains("attack.pgd_eps") && big.contains("in [0, 1], got 1.5"),
+            "{big}"
+        );
+    }
+
+    #[test]
+    fn square_p_init_must_be_in_0_excluded_to_1() {
+        let e = err(&format!("{GOOD}[attack]\nsquare_p_init = 1.2\n"));
+        assert!(
+            e.contains("attack.square_p_init") && e.contains("got 1.2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::raw::{non_negative_f64, positive, positive_f64};
-use super::ExperimentError;
+use super::error::ExperimentError;
 use crate::quant::Bits;
 use crate::robust::AttackConfig;
 use crate::train::FinetuneConfig;
+use crate::validate::{fraction, non_negative, positive, positive_count, FieldError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -76,7 +76,8 @@ pub struct DqConfig {
     /// Uniform bitwidths (w = a); 32 = the FP32 model fine-tuned with the same penalty.
     pub bits: Vec<u8>,
     pub betas: Vec<f64>,
-    /// Fine-tune steps per (bits, beta); the reference protocol uses 3 epochs (~330 steps).
+    /// Fine-tune steps per (bits, beta); the reference protocol uses 3 epochs (~330 steps, see
+    /// docs/reference-protocol.md).
     pub steps: usize,
     /// Test examples whose clean/adversarial pairs measure error amplification.
     pub amplification_examples: usize,
@@ -98,11 +99,11 @@ impl Default for DqConfig {
 
 impl RawFinetune {
     pub fn check(&self, path: &Path) -> Result<FinetuneConfig, ExperimentError> {
-        positive(path, "finetune.steps", self.steps)?;
-        positive(path, "finetune.batch", self.batch)?;
-        positive_f64(path, "finetune.lr", self.lr)?;
-        non_negative_f64(path, "finetune.weight_decay", self.weight_decay)?;
-        non_negative_f64(path, "finetune.lipschitz_beta", self.lipschitz_beta)?;
+        positive_count(path, "finetune.steps", self.steps)?;
+        positive_count(path, "finetune.batch", self.batch)?;
+        positive(path, "finetune.lr", self.lr)?;
+        non_negative(path, "finetune.weight_decay", self.weight_decay)?;
+        non_negative(path, "finetune.lipschitz_beta", self.lipschitz_beta)?;
         Ok(FinetuneConfig {
             steps: self.steps,
             batch: self.batch,
@@ -114,40 +115,31 @@ impl RawFinetune {
     }
 }
 
-fn check_eps(path: &Path, field: &'static str, eps: &[f32]) -> Result<(), ExperimentError> {
-    match eps
-        .iter()
-        .find(|e| !(e.is_finite() && **e > 0.0 && **e <= 1.0))
-    {
-        Some(bad) => Err(ExperimentError::EpsOutOfRange {
-            path: path.to_path_buf(),
-            field,
-            value: *bad,
-        }),
-        None => Ok(()),
-    }
+/// An attack radius, or the square attack's initial fraction: in (0, 1] (greater than zero, and a
+/// fraction of the [0, 1] pixel range).
+fn unit_interval(path: &Path, field: &str, value: f32) -> Result<f32, FieldError> {
+    positive(path, field, value)?;
+    fraction(path, field, value)
 }
 
 impl RawAttack {
     pub fn check(&self, path: &Path) -> Result<AttackConfig, ExperimentError> {
-        check_eps(path, "attack.fgsm_eps", &self.fgsm_eps)?;
-        check_eps(path, "attack.pgd_eps", &self.pgd_eps)?;
+        for &eps in &self.fgsm_eps {
+            unit_interval(path, "attack.fgsm_eps", eps)?;
+        }
+        for &eps in &self.pgd_eps {
+            unit_interval(path, "attack.pgd_eps", eps)?;
+        }
         if self.fgsm_eps.is_empty() && self.pgd_eps.is_empty() {
             return Err(ExperimentError::NoAttack {
                 path: path.to_path_buf(),
             });
         }
-        positive(path, "attack.pgd_steps", self.pgd_steps)?;
-        positive_f64(path, "attack.step_size", self.step_size as f64)?;
-        positive(path, "attack.restarts", self.restarts)?;
-        positive(path, "attack.examples", self.examples)?;
-        if !(self.square_p_init > 0.0 && self.square_p_init <= 1.0) {
-            return Err(ExperimentError::NotAFraction {
-                path: path.to_path_buf(),
-                field: "attack.square_p_init",
-                value: self.square_p_init,
-            });
-        }
+        positive_count(path, "attack.pgd_steps", self.pgd_steps)?;
+        positive(path, "attack.step_size", self.step_size)?;
+        positive_count(path, "attack.restarts", self.restarts)?;
+        positive_count(path, "attack.examples", self.examples)?;
+        unit_interval(path, "attack.square_p_init", self.square_p_init)?;
         Ok(AttackConfig {
             fgsm_eps: self.fgsm_eps.clone(),
             pgd_eps: self.pgd_eps.clone(),
@@ -173,10 +165,10 @@ impl DqConfig {
             });
         }
         for &beta in &self.betas {
-            non_negative_f64(path, "dq.betas", beta)?;
+            non_negative(path, "dq.betas", beta)?;
         }
-        positive(path, "dq.steps", self.steps)?;
-        positive(
+        positive_count(path, "dq.steps", self.steps)?;
+        positive_count(
             path,
             "dq.amplification_examples",
             self.amplification_examples,

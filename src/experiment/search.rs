@@ -4,9 +4,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::raw::{non_negative_f64, positive, positive_f64};
-use super::ExperimentError;
-use crate::search::{BudgetConfig, Limit};
+use super::error::ExperimentError;
+use crate::env::{BudgetConfig, Limit};
+use crate::validate::{non_negative, positive, positive_count};
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -107,12 +107,8 @@ impl RawBudget {
                     fraction: frac_field,
                     absolute: abs_field,
                 }),
-                (Some(f), None) => {
-                    positive_f64(path, frac_field, f).map(|_| Some(Limit::Fraction(f)))
-                }
-                (None, Some(a)) => {
-                    positive_f64(path, abs_field, a).map(|_| Some(Limit::Absolute(a)))
-                }
+                (Some(f), None) => Ok(Some(Limit::Fraction(positive(path, frac_field, f)?))),
+                (None, Some(a)) => Ok(Some(Limit::Absolute(positive(path, abs_field, a)?))),
                 (None, None) => Ok(None),
             }
         };
@@ -141,16 +137,16 @@ impl RawBudget {
 
 impl RewardConfig {
     pub fn check(self, path: &Path) -> Result<Self, ExperimentError> {
-        non_negative_f64(path, "reward.accuracy", self.accuracy)?;
-        non_negative_f64(path, "reward.robustness", self.robustness)?;
+        non_negative(path, "reward.accuracy", self.accuracy)?;
+        non_negative(path, "reward.robustness", self.robustness)?;
         Ok(self)
     }
 }
 
 impl SearchConfig {
     pub fn check(self, path: &Path) -> Result<Self, ExperimentError> {
-        positive(path, "search.episodes", self.episodes)?;
-        positive(path, "search.attack_examples", self.attack_examples)?;
+        positive_count(path, "search.episodes", self.episodes)?;
+        positive_count(path, "search.attack_examples", self.attack_examples)?;
         Ok(self)
     }
 }

@@ -22,9 +22,10 @@ use candle_core::{Device, Module, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::compute::{ComputeFile, ModeFile, PrecisionModesFile, Selection, Storage, FULL_BITS};
+use super::cost::CostModel;
+use super::error::HardwareError;
 use super::profile::{MemoryFile, ProfileFile};
 use super::table::{write_table, TableRow};
-use super::{CostModel, HardwareError};
 use crate::model::LayerShape;
 use crate::quant::{Bits, LayerBits};
 

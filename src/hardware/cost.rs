@@ -19,7 +19,8 @@
 
 use serde::Serialize;
 
-use super::{HardwareError, Profile};
+use super::error::HardwareError;
+use super::profile::Profile;
 use crate::model::LayerShape;
 use crate::quant::{Bits, LayerBits, Policy};
 

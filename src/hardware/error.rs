@@ -1,7 +1,10 @@
 //! `HardwareError`: every way a profile, a lookup table, a pricing request or a calibration
-//! can fail; each validation rule has its own variant naming the file, the field and the value.
+//! can fail; each validation rule has its own variant naming the file, the field and the value
+//! (the numeric field rules are `crate::validate`'s, in `Field` and `TableField`).
 
 use std::path::PathBuf;
+
+use crate::validate::FieldError;
 
 /// Errors from loading, validating and using device profiles.
 #[derive(Debug, thiserror::Error)]
@@ -13,18 +16,8 @@ pub enum HardwareError {
     },
     #[error("{}: does not match the profile schema: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
-    #[error("{}: field `{field}` must be a positive finite number, got {value}", path.display())]
-    NotPositive {
-        path: PathBuf,
-        field: String,
-        value: f64,
-    },
-    #[error("{}: field `{field}` must be zero or a positive finite number, got {value}", path.display())]
-    Negative {
-        path: PathBuf,
-        field: String,
-        value: f64,
-    },
+    #[error(transparent)]
+    Field(#[from] FieldError),
     #[error("{}: field `batch` must be at least 1, got {value}", path.display())]
     BatchTooSmall { path: PathBuf, value: i64 },
     #[error("{}: field `{field}` must be a bitwidth in 1..=8, got {value}", path.display())]
@@ -71,13 +64,11 @@ pub enum HardwareError {
         field: String,
         value: i64,
     },
-    #[error("{}, line {line}: field `{field}` must be a positive finite number, got {value}", path.display())]
-    TableNotPositive {
-        path: PathBuf,
-        line: u64,
-        field: String,
-        value: f64,
-    },
+    #[error(
+        "{}, line {line}: field `{}` {}, got {}",
+        source.path.display(), source.field, source.rule, source.value
+    )]
+    TableField { line: u64, source: FieldError },
     #[error("{}, line {line}: layer `{layer}` at w={w} a={a} is listed twice", path.display())]
     TableDuplicate {
         path: PathBuf,

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::compute::{
     BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, PrecisionModes, FULL_BITS,
 };
+use super::error::HardwareError;
 use super::table::Table;
-use super::HardwareError;
 use crate::quant::Bits;
+use crate::validate::{non_negative, positive};
 
 /// A profile file as written, before any rule is checked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,30 +270,6 @@ fn mode_bits(path: &Path, field: &str, value: i64) -> Result<u8, HardwareError> 
             field: field.to_string(),
             value,
         })
-}
-
-pub(crate) fn positive(path: &Path, field: &str, value: f64) -> Result<f64, HardwareError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(HardwareError::NotPositive {
-            path: path.to_path_buf(),
-            field: field.to_string(),
-            value,
-        })
-    }
-}
-
-fn non_negative(path: &Path, field: &str, value: f64) -> Result<f64, HardwareError> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(value)
-    } else {
-        Err(HardwareError::Negative {
-            path: path.to_path_buf(),
-            field: field.to_string(),
-            value,
-        })
-    }
 }
 
 /// The folder of shipped profiles used when a name is not found under the current directory.

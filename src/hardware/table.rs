@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::profile::positive;
-use super::HardwareError;
+use super::error::HardwareError;
 use crate::quant::Bits;
+use crate::validate::positive;
 
 /// One row of a measured table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,12 +98,7 @@ impl Table {
         };
         let (w, a) = (bits("w_bits", row.w_bits)?, bits("a_bits", row.a_bits)?);
         let value = |field: &str, v: f64| {
-            positive(path, field, v).map_err(|_| HardwareError::TableNotPositive {
-                path: path.clone(),
-                line,
-                field: field.to_string(),
-                value: v,
-            })
+            positive(path, field, v).map_err(|source| HardwareError::TableField { line, source })
         };
         let latency_s = value("latency_us", row.latency_us)? * 1e-6;
         let energy_j = value("energy_uj", row.energy_uj)? * 1e-6;
@@ -174,4 +169,29 @@ pub fn write_table(path: &Path, rows: &[TableRow]) -> Result<(), HardwareError> 
         writer.serialize(row).map_err(|e| fail(&e))?;
     }
     writer.flush().map_err(|e| fail(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::Rule;
+
+    #[test]
+    fn a_non_positive_measurement_names_file_line_field_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let csv = "layer,w_bits,a_bits,latency_us,energy_uj\nfc1,4,4,1.5,0.25\nfc1,8,8,0,0.5\n";
+        std::fs::write(&path, csv).unwrap();
+        let four = [Bits::new(4).unwrap()];
+        let e = Table::load(&path, &four).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(&e, HardwareError::TableField { line: 3, source } if source.rule == Rule::Positive),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("t.csv, line 3: field `latency_us` must be greater than zero, got 0"),
+            "{msg}"
+        );
+    }
 }

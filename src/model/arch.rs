@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::LayerShape;
+use super::shape::LayerShape;
 
 /// The architectures bitsearch can build, selected by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]

@@ -11,7 +11,8 @@ use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 
 use super::arch::{Arch, ShapeError, Step};
-use super::LayerShape;
+use super::shape::{LayerKind, LayerShape};
+use crate::data::InputNorm;
 use crate::ops;
 use crate::quant::{fake_quant_act, fake_quant_weight, LayerQuant, Quantizer};
 
@@ -56,15 +57,6 @@ pub struct Trace {
     pub inputs: Vec<Tensor>,
     /// The output of every quantizable layer, after its ReLU (the logits for the last).
     pub outputs: Vec<Tensor>,
-}
-
-/// Per-channel input standardization `(x − mean) / std`, applied after the first layer's
-/// activation quantizer, so the device still sees the [0,1] image at `a` bits and the affine
-/// step folds into the first layer. The default (0, 1) is the identity.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct InputNorm {
-    pub mean: Vec<f32>,
-    pub std: Vec<f32>,
 }
 
 #[derive(Debug)]
@@ -118,7 +110,9 @@ impl Model {
         })
     }
 
-    /// The same model with the given input standardization (one mean and std per channel).
+    /// The same model with the given input standardization (one mean and std per channel). It
+    /// runs after the first layer's activation quantizer, so the device still sees the [0,1]
+    /// image at `a` bits and the affine step folds into the first layer.
     pub fn with_input_norm(mut self, norm: InputNorm) -> Self {
         self.norm = norm;
         self
@@ -344,8 +338,8 @@ impl Model {
 
 fn weight_dims(s: &LayerShape) -> Vec<usize> {
     match s.kind {
-        super::LayerKind::Conv => vec![s.out_ch, s.in_ch / s.groups, s.kernel, s.kernel],
-        super::LayerKind::Linear => vec![s.out_ch, s.in_ch],
+        LayerKind::Conv => vec![s.out_ch, s.in_ch / s.groups, s.kernel, s.kernel],
+        LayerKind::Linear => vec![s.out_ch, s.in_ch],
     }
 }
 

@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn gradient_goes_to_the_maximum_in_full() -> Result<()> {
         // d(5 * max(1, 2, 3, 4)) / dx = 5 at the 4 and 0 elsewhere, by hand. candle 0.11.1's
-        // own backward gives [0, 0, 0, 1.25] here.
+        // own backward gives [0, 0, 0, 1.25] here (docs/candle-notes.md).
         let x = Var::from_vec(vec![1f32, 2.0, 3.0, 4.0], (1, 1, 2, 2), &Device::Cpu)?;
         let g = grad_of(&x, |y| (y * 5.0)?.sum_all())?;
         assert_eq!(g, [0.0, 0.0, 0.0, 5.0]);

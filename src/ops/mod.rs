@@ -3,7 +3,7 @@
 //!
 //! Why not candle's own ops: its conv2d backward always computes the input gradient through a
 //! slow transposed convolution, and its `max_pool2d` backward scales the gradient by
-//! (#maxima)/k² instead of routing it (see DESIGN.md, "Facts about candle 0.11.1").
+//! (#maxima)/k² instead of routing it (docs/candle-notes.md says how each was measured).
 
 mod conv2d;
 mod im2col;

@@ -1,12 +1,9 @@
-//! Activation-clip calibration: one clip per quantized layer input and per bitwidth, measured
-//! once on a calibration batch of the FP32 model (max, a percentile, or the MSE-optimal clip).
+//! Activation clips from observed values: one clip per bitwidth for one layer's input (max, a
+//! percentile, or the MSE-optimal clip). Running the model to observe them is `crate::calib`'s.
 
 use serde::{Deserialize, Serialize};
 
-use candle_core::Tensor;
-
 use super::fake::quantize_act_values;
-use crate::model::{Model, ModelError};
 
 /// How the activation clip is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -40,20 +37,6 @@ pub fn calibrate_layer(values: &[f32], method: ClipMethod) -> LayerClips {
         }
         ClipMethod::Mse => std::array::from_fn(|i| mse_clip(&sample, max, i as u8 + 1)),
     }
-}
-
-/// Runs the FP32 model on the calibration batch `x` and calibrates every layer's input clip.
-pub fn calibrate_model(
-    model: &Model,
-    x: &Tensor,
-    method: ClipMethod,
-) -> Result<Vec<LayerClips>, ModelError> {
-    let trace = model.forward_trace(x, None)?;
-    trace
-        .inputs
-        .iter()
-        .map(|t| Ok(calibrate_layer(&t.flatten_all()?.to_vec1::<f32>()?, method)))
-        .collect()
 }
 
 fn mse_clip(sample: &[f32], max: f32, bits: u8) -> f32 {

@@ -1,5 +1,5 @@
 //! Quantization: bitwidths and policies, fake-quantizers with a straight-through estimator,
-//! and activation-clip calibration.
+//! and activation clips from observed values.
 
 mod bits;
 mod calib;
@@ -7,7 +7,7 @@ mod fake;
 mod quantizer;
 
 pub use bits::{Bits, LayerBits, Policy, PolicyFile, PolicyFileLayer};
-pub use calib::{calibrate_layer, calibrate_model, ClipMethod, LayerClips};
+pub use calib::{calibrate_layer, ClipMethod, LayerClips};
 pub use fake::{fake_quant_act, fake_quant_weight, quantize_act_values, quantize_weight_values};
 pub use quantizer::{LayerQuant, Quantizer};
 use std::path::PathBuf;

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use super::charts::{ParetoChart, ParetoSeries};
 use super::html::{escape, figure, page, table};
-use super::rundir::RunDir;
 use super::style::{render, ChartFiles};
 use super::units::{quantity, Column, Quantity, Scale};
 use super::{io_err, ReportError};
 use crate::pareto::{hypervolume, senses, worst_point, Objective, Reference};
+use crate::rundir::RunDir;
 
 /// The objective sets whose hypervolume is compared.
 pub const HV_SETS: [&[Objective]; 3] = [
@@ -153,8 +153,8 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Comparison, ReportError> 
         .map(|(i, (run, label))| CompareRow {
             label,
             dir: run.dir.clone(),
-            agent: run.config.agent.clone(),
-            profile: run.config.profile.clone(),
+            agent: run.config.agent.name.clone(),
+            profile: run.config.profile.name.clone(),
             scored: run.scored().count(),
             hv: per_set.iter().map(|hv| hv[i]).collect(),
         })

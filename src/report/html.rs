@@ -3,10 +3,10 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::rundir::{DqDir, DqRow, Episode, RunDir};
 use super::style::{beta_label, ChartFiles};
 use super::units::{quantity, Column, Quantity};
 use super::{io_err, ReportError};
+use crate::rundir::{DqDir, DqRow, Episode, RunDir};
 
 const CSS: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1000px;color:#222}\
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ccc}\
@@ -88,12 +88,12 @@ fn config_rows(run: &RunDir) -> Vec<Vec<String>> {
         vec!["run".into(), c.run.clone()],
         vec![
             "experiment".into(),
-            c.experiment.clone().unwrap_or_default(),
+            c.experiment_name().unwrap_or_default().to_string(),
         ],
         vec!["model".into(), c.model.clone()],
         vec!["layers".into(), c.layers.len().to_string()],
-        vec!["profile".into(), c.profile.clone()],
-        vec!["agent".into(), c.agent.clone()],
+        vec!["profile".into(), c.profile.name.clone()],
+        vec!["agent".into(), c.agent.name.clone()],
         vec!["episodes (planned)".into(), opt(c.episodes)],
         vec![
             "episodes (logged)".into(),
@@ -207,8 +207,8 @@ pub fn run_page(run: &RunDir, charts: &[ChartFiles]) -> Result<String, ReportErr
     let mut b = format!(
         "<h1>bitsearch run {}</h1>\n<p class=\"note\">{} on {}, model {}.</p>\n",
         escape(&c.run),
-        escape(&c.agent),
-        escape(&c.profile),
+        escape(&c.agent.name),
+        escape(&c.profile.name),
         escape(&c.model)
     );
     b += "<h2>Configuration</h2>\n";
@@ -229,7 +229,9 @@ pub fn run_page(run: &RunDir, charts: &[ChartFiles]) -> Result<String, ReportErr
     for chart in charts.iter().skip(2) {
         b += &figure(chart)?;
     }
-    let json = serde_json::to_string_pretty(&c.json).unwrap_or_default();
+    let json = (c.to_json())
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_default();
     b += &format!(
         "<h2>config.json</h2>\n<details><summary>show</summary><pre>{}</pre></details>\n",
         escape(&json)

@@ -3,20 +3,17 @@
 
 pub mod charts;
 pub mod compare;
-mod dqdir;
 mod html;
-pub mod rundir;
 pub mod style;
-mod table;
 pub mod units;
 
 use std::path::{Path, PathBuf};
 
 use crate::pareto::Objective;
+use crate::rundir::{best_row, read_any, AnyDir, DqDir, RunDir, RunDirError};
 use charts::{
     amplification_chart, robustness_chart, BitsChart, NamedPolicy, ParetoChart, ProgressChart,
 };
-use rundir::{read_any, AnyDir, DqDir, RunDir, RunDirError};
 pub use style::{render, Chart, ChartError, ChartFiles};
 
 /// Why a report could not be written.
@@ -91,8 +88,8 @@ pub fn run_charts(run: &RunDir, dir: &Path) -> Result<Vec<ChartFiles>, ReportErr
     ])
 }
 
-/// The bitwidths of the chosen policy: best-policy.json, or before it exists the best-reward
-/// scored episode so far.
+/// The bitwidths of the chosen policy: best-policy.json, or before it exists the best episode
+/// so far by the rule that will choose it (`rundir::best_row`).
 pub fn bits_chart(run: &RunDir) -> BitsChart {
     let chosen = match &run.best {
         Some(best) => Some(NamedPolicy {
@@ -103,20 +100,16 @@ pub fn bits_chart(run: &RunDir) -> BitsChart {
                 .map(|l| crate::quant::LayerBits::new(l.w_bits, l.a_bits))
                 .collect(),
         }),
-        None => run
-            .scored()
-            .filter(|e| e.reward.is_some())
-            .max_by(|a, b| a.reward.unwrap_or(0.0).total_cmp(&b.reward.unwrap_or(0.0)))
-            .map(|e| NamedPolicy {
-                label: format!("best so far (episode {})", e.episode),
-                bits: e.bits.clone(),
-            }),
+        None => best_row(&run.episodes.rows).map(|e| NamedPolicy {
+            label: format!("best so far (episode {})", e.episode),
+            bits: e.bits.clone(),
+        }),
     };
     BitsChart {
         stem: "bitwidths".to_string(),
         title: format!(
             "{}: bits per layer ({})",
-            run.config.run, run.config.profile
+            run.config.run, run.config.profile.name
         ),
         layers: run.config.layers.iter().map(|l| l.name.clone()).collect(),
         mac_share: run.config.mac_shares(),

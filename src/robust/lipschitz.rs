@@ -1,28 +1,8 @@
-//! The Lipschitz penalty of Defensive Quantization, `beta/2 · Σ_l ||W_l W_lᵀ − I||_F²` (conv
-//! weights reshaped to c_out × (c_in·k·k)), and per-layer spectral norms by power iteration,
-//! whose product bounds the network's Lipschitz constant (ReLU and max-pool are 1-Lipschitz).
+//! Per-layer spectral norms by power iteration, whose product bounds the network's Lipschitz
+//! constant (ReLU and max-pool are 1-Lipschitz). The penalty that keeps them near 1 during the
+//! fine-tune is a loss term: `train::orthogonality_penalty`.
 
-use candle_core::{Tensor, Var};
-
-/// `Σ_l ||W_l W_lᵀ − I||_F²` as a differentiable scalar (multiply by beta/2 at the call site).
-pub fn orthogonality_penalty(weights: &[&Var]) -> candle_core::Result<Tensor> {
-    let mut total: Option<Tensor> = None;
-    for w in weights {
-        let out = w.dims()[0];
-        let m = w.as_tensor().reshape((out, ()))?;
-        let gram = m.matmul(&m.t()?)?;
-        let eye = Tensor::eye(out, candle_core::DType::F32, m.device())?;
-        let term = (gram - eye)?.sqr()?.sum_all()?;
-        total = Some(match total {
-            Some(t) => (t + term)?,
-            None => term,
-        });
-    }
-    match total {
-        Some(t) => Ok(t),
-        None => Tensor::new(0f32, &candle_core::Device::Cpu),
-    }
-}
+use candle_core::Var;
 
 /// The largest singular value of `w` viewed as rows × (len / rows), by power iteration.
 pub fn spectral_norm(w: &[f32], rows: usize, iterations: usize) -> f64 {
@@ -71,46 +51,10 @@ pub fn lipschitz_bound(weights: &[&Var]) -> candle_core::Result<(Vec<f64>, f64)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, Tensor};
 
     fn var(data: &[f32], dims: &[usize]) -> Var {
         Var::from_tensor(&Tensor::from_slice(data, dims, &Device::Cpu).unwrap()).unwrap()
-    }
-
-    fn penalty(v: &[&Var]) -> f32 {
-        orthogonality_penalty(v)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
-
-    #[test]
-    fn penalty_is_zero_for_orthogonal_rows() {
-        // A rotation by 30 degrees, and two rows of the 3x3 identity: W Wᵀ = I in both.
-        let (c, s) = (30f32.to_radians().cos(), 30f32.to_radians().sin());
-        let rot = var(&[c, -s, s, c], &[2, 2]);
-        let rows = var(&[1., 0., 0., 0., 1., 0.], &[2, 3]);
-        assert!(penalty(&[&rot, &rows]).abs() < 1e-6);
-    }
-
-    #[test]
-    fn penalty_matches_a_hand_computed_value() {
-        // W = [[1,1],[0,2]]: W Wᵀ = [[2,2],[2,4]], minus I = [[1,2],[2,3]], squares sum 1+4+4+9 = 18.
-        // A conv weight (1,1,1,2) = [[1,1]] reshaped: W Wᵀ = [2], minus 1 = 1, squared = 1.
-        let w = var(&[1., 1., 0., 2.], &[2, 2]);
-        let conv = var(&[1., 1.], &[1, 1, 1, 2]);
-        assert!((penalty(&[&w, &conv]) - 19.0).abs() < 1e-5);
-    }
-
-    #[test]
-    fn penalty_gradient_matches_the_formula() {
-        // d/dW ||W Wᵀ − I||² = 4 (W Wᵀ − I) W; for W = [[1,1]]: 4 · 1 · [1,1] = [4,4].
-        let w = var(&[1., 1.], &[1, 2]);
-        let g = orthogonality_penalty(&[&w]).unwrap().backward().unwrap();
-        assert_eq!(
-            g.get(&w).unwrap().to_vec2::<f32>().unwrap(),
-            vec![vec![4., 4.]]
-        );
     }
 
     #[test]

@@ -5,9 +5,9 @@
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 
-use super::space::{Price, SearchSpace};
 use super::SearchError;
 use crate::data::Dataset;
+use crate::env::{Price, SearchSpace};
 use crate::experiment::Experiment;
 use crate::model::Model;
 use crate::quant::{LayerClips, Quantizer};
@@ -21,8 +21,26 @@ pub struct Score {
     pub masking_flagged: bool,
 }
 
-/// Either a score or the reason the fine-tune failed (the search logs it and goes on).
-pub type Outcome = Result<Score, String>;
+/// Why a policy has no score. The search logs the row as `failed` and goes on.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum Failure {
+    #[error("fine-tune diverged at step {step} (loss {loss})")]
+    Diverged { step: usize, loss: f32 },
+    /// A failed row read back from episodes.csv, which records only that it failed.
+    #[error("failed")]
+    Logged,
+}
+
+/// Either a score or the reason the fine-tune failed.
+pub type Outcome = Result<Score, Failure>;
+
+/// A scored policy: its outcome, its price on the device and its reward.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub outcome: Outcome,
+    pub price: Price,
+    pub reward: f64,
+}
 
 pub struct Scorer<'a> {
     pub exp: &'a Experiment,
@@ -79,8 +97,21 @@ impl<'a> Scorer<'a> {
         space: &SearchSpace,
         bits: &[(u8, u8)],
         seed: u64,
-    ) -> Result<(Outcome, Price), SearchError> {
-        let price = space.price(bits);
+    ) -> Result<Scored, SearchError> {
+        let outcome = self.outcome(space, bits, seed)?;
+        Ok(Scored {
+            outcome,
+            price: space.price(bits),
+            reward: self.reward(&outcome),
+        })
+    }
+
+    fn outcome(
+        &self,
+        space: &SearchSpace,
+        bits: &[(u8, u8)],
+        seed: u64,
+    ) -> Result<Outcome, SearchError> {
         let q = Quantizer::new(space.policy(bits)?, self.clips.clone());
         let cfg = FinetuneConfig {
             seed,
@@ -89,23 +120,24 @@ impl<'a> Scorer<'a> {
         let model = match finetune(self.base, &self.data.train, &q, &cfg, false) {
             Ok((m, _)) => m,
             Err(TrainError::FinetuneDiverged { step, loss }) => {
-                return Ok((
-                    Err(format!("fine-tune diverged at step {step} (loss {loss})")),
-                    price,
-                ))
+                return Ok(Err(Failure::Diverged { step, loss }))
             }
             Err(e) => return Err(e.into()),
         };
         let acc = accuracy(&model, &self.data.val, Some(&q))?;
         let suite = self.suite(&model, &q)?;
-        Ok((
-            Ok(Score {
-                accuracy: acc,
-                robust_accuracy: suite.worst_case,
-                masking_flagged: suite.masking.flagged(),
-            }),
-            price,
-        ))
+        Ok(Ok(Score {
+            accuracy: acc,
+            robust_accuracy: suite.worst_case,
+            masking_flagged: suite.masking.flagged(),
+        }))
+    }
+
+    /// The validation loss of `bits` with quantization alone (no fine-tune): the probe an
+    /// agent's `prepare` may use.
+    pub fn loss(&self, space: &SearchSpace, bits: &[(u8, u8)]) -> Result<f64, SearchError> {
+        let q = Quantizer::new(space.policy(bits)?, self.clips.clone());
+        Ok(crate::train::loss(self.base, &self.data.val, Some(&q))?)
     }
 
     fn suite(&self, model: &Model, q: &Quantizer) -> Result<SuiteReport, SearchError> {

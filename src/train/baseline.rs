@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{accuracy, train_fp32, EpochReport, TrainError};
-use crate::data::Dataset;
-use crate::experiment::Experiment;
-use crate::model::Model;
+use super::fp32::{accuracy, train_fp32, EpochReport, TrainConfig};
+use super::TrainError;
+use crate::data::{DataConfig, Dataset};
+use crate::model::{Model, ModelConfig};
 
 /// Bump when training code changes in a way that changes the weights, so old caches are not reused.
 const CACHE_VERSION: u32 = 3;
@@ -21,6 +21,14 @@ pub struct BaselineMetrics {
     pub val_accuracy: f64,
     pub test_accuracy: f64,
     pub train_seconds: f64,
+}
+
+/// What determines an FP32 baseline's weights: the network, the data it trains on, the training.
+#[derive(Debug, Clone, Copy)]
+pub struct BaselineSpec<'a> {
+    pub model: &'a ModelConfig,
+    pub data: &'a DataConfig,
+    pub train: &'a TrainConfig,
 }
 
 pub struct Baseline {
@@ -41,21 +49,21 @@ struct CacheKey<'a> {
     source: String,
     validation: usize,
     data_seed: u64,
-    train: &'a crate::experiment::TrainConfig,
+    train: &'a TrainConfig,
 }
 
-/// Where the baseline for this experiment and data lives under `out`.
-pub fn baseline_dir(exp: &Experiment, data: &Dataset, out: &Path) -> PathBuf {
+/// Where the baseline for this spec and data lives under `out`.
+pub fn baseline_dir(spec: &BaselineSpec, data: &Dataset, out: &Path) -> PathBuf {
     let key = CacheKey {
         version: CACHE_VERSION,
-        arch: exp.model.arch.name(),
-        model_seed: exp.model.seed,
+        arch: spec.model.arch.name(),
+        model_seed: spec.model.seed,
         input: data.shape,
         classes: data.classes,
-        source: exp.data.source.to_string(),
-        validation: exp.data.validation,
-        data_seed: exp.data.seed,
-        train: &exp.train,
+        source: spec.data.source.to_string(),
+        validation: spec.data.validation,
+        data_seed: spec.data.seed,
+        train: spec.train,
     };
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(&key).unwrap_or_default());
@@ -70,21 +78,21 @@ pub fn baseline_dir(exp: &Experiment, data: &Dataset, out: &Path) -> PathBuf {
     let digest = h.finalize();
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     out.join("baselines")
-        .join(format!("{}-{hex}", exp.model.arch.name()))
+        .join(format!("{}-{hex}", spec.model.arch.name()))
 }
 
-/// The cached baseline, or None if it was never trained for this experiment and data.
+/// The cached baseline, or None if it was never trained for this spec and data.
 pub fn load_baseline(
-    exp: &Experiment,
+    spec: &BaselineSpec,
     data: &Dataset,
     out: &Path,
 ) -> Result<Option<Baseline>, TrainError> {
-    let dir = baseline_dir(exp, data, out);
+    let dir = baseline_dir(spec, data, out);
     let weights = dir.join("model.safetensors");
     if !weights.exists() {
         return Ok(None);
     }
-    let model = Model::load(exp.model.arch, data.shape, data.classes, &weights)?;
+    let model = Model::load(spec.model.arch, data.shape, data.classes, &weights)?;
     let metrics_path = dir.join("metrics.json");
     let text = std::fs::read_to_string(&metrics_path).map_err(|source| TrainError::Io {
         path: metrics_path.clone(),
@@ -102,21 +110,25 @@ pub fn load_baseline(
     }))
 }
 
-/// Loads the cached baseline, or trains it and writes it atomically (temp dir, then rename).
+/// Loads the cached baseline, or trains it and writes it atomically (temp dir, then rename) with
+/// `record` as its config.json (the resolved configuration that first asked for it).
 pub fn train_baseline(
-    exp: &Experiment,
+    spec: &BaselineSpec,
+    record: &impl Serialize,
     data: &Dataset,
     out: &Path,
     show: bool,
 ) -> Result<Baseline, TrainError> {
-    if let Some(b) = load_baseline(exp, data, out)? {
+    if let Some(b) = load_baseline(spec, data, out)? {
         return Ok(b);
     }
-    let dir = baseline_dir(exp, data, out);
-    let model = Model::new(exp.model.arch, data.shape, data.classes, exp.model.seed)?
+    let dir = baseline_dir(spec, data, out);
+    let model = spec
+        .model
+        .init(data.shape, data.classes)?
         .with_input_norm(data.input_norm());
     let start = std::time::Instant::now();
-    let epochs = train_fp32(&model, data, &exp.train, show)?;
+    let epochs = train_fp32(&model, data, spec.train, show)?;
     let train_seconds = start.elapsed().as_secs_f64();
     let metrics = BaselineMetrics {
         val_accuracy: accuracy(&model, &data.val, None)?,
@@ -131,7 +143,7 @@ pub fn train_baseline(
     };
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     model.save(&tmp.join("model.safetensors"))?;
-    write_json(&tmp.join("config.json"), exp)?;
+    write_json(&tmp.join("config.json"), record)?;
     write_json(&tmp.join("metrics.json"), &metrics)?;
     if let Err(e) = std::fs::rename(&tmp, &dir) {
         // Another process may have finished the same baseline first; keep its copy.
@@ -148,7 +160,7 @@ pub fn train_baseline(
     })
 }
 
-pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
     let text = serde_json::to_string_pretty(value).map_err(|source| TrainError::Json {
         path: path.to_path_buf(),
         source,

@@ -9,11 +9,11 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::fp32::progress_bar;
+use super::penalty::orthogonality_penalty;
 use super::TrainError;
 use crate::data::Split;
 use crate::model::Model;
 use crate::quant::Quantizer;
-use crate::robust::orthogonality_penalty;
 
 /// The validated `[finetune]` table of an experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -10,12 +10,22 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use crate::data::{Dataset, Split};
-use crate::experiment::TrainConfig;
 use crate::model::Model;
 use crate::quant::Quantizer;
 
 /// Evaluation batch size: large batches amortize per-op overhead; memory stays small.
 const EVAL_BATCH: usize = 500;
+
+/// The validated `[train]` table of an experiment: the FP32 baseline's training.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// Seed of the per-epoch shuffles.
+    pub seed: u64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochReport {

@@ -1,12 +1,17 @@
-//! Training: FP32 training with AdamW, top-1 evaluation, and the cached FP32 baseline.
+//! Training: FP32 training with AdamW, top-1 evaluation, the cached FP32 baseline, and the
+//! quantization-aware fine-tune with its Lipschitz penalty.
 
 mod baseline;
 mod finetune;
 mod fp32;
+mod penalty;
 
-pub use baseline::{baseline_dir, load_baseline, train_baseline, Baseline, BaselineMetrics};
+pub use baseline::{
+    baseline_dir, load_baseline, train_baseline, Baseline, BaselineMetrics, BaselineSpec,
+};
 pub use finetune::{finetune, FinetuneConfig, FinetuneReport};
-pub use fp32::{accuracy, loss, progress_bar, train_fp32, EpochReport};
+pub use fp32::{accuracy, loss, progress_bar, train_fp32, EpochReport, TrainConfig};
+pub use penalty::orthogonality_penalty;
 
 use std::path::PathBuf;
 
@@ -19,10 +24,6 @@ pub enum TrainError {
     Model(Box<ModelError>),
     #[error(transparent)]
     Data(Box<DataError>),
-    #[error(transparent)]
-    Robust(Box<crate::robust::RobustError>),
-    #[error(transparent)]
-    Quant(Box<crate::quant::QuantError>),
     #[error("tensor error: {0}")]
     Tensor(Box<candle_core::Error>),
     #[error("training diverged at epoch {epoch}, step {step}: loss is {loss}")]
@@ -51,7 +52,5 @@ crate::errors::boxed_from!(
     TrainError;
     Model: ModelError,
     Data: DataError,
-    Robust: crate::robust::RobustError,
-    Quant: crate::quant::QuantError,
     Tensor: candle_core::Error
 );

@@ -152,8 +152,8 @@ pub fn write_run(dir: &Path, run: &str, agent: &str, seed: u64, episodes: usize)
     fs::write(dir.join("best-policy.json"), best).unwrap();
 }
 
-/// Writes a DQ study with DESIGN.md's reference table (worst case) and a synthetic
-/// amplification profile.
+/// Writes a DQ study with docs/reference-protocol.md's reference table (worst case) and a
+/// synthetic amplification profile.
 pub fn write_dq(dir: &Path) {
     fs::create_dir_all(dir).unwrap();
     let table: [(u8, [f64; 4]); 5] = [

@@ -2,8 +2,8 @@
 //! beta (beta 0 = no Lipschitz fine-tune), and error amplification per layer, one line per
 //! (bits, beta).
 
-use crate::report::rundir::DqDir;
 use crate::report::style::{beta_label, bits_label};
+use crate::rundir::DqDir;
 
 use super::lines::{Line, LinesChart};
 

@@ -8,9 +8,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::pareto::{non_dominated, Objective, Sense};
-use crate::report::rundir::{Episode, RunDir};
 use crate::report::style::{color, draw_err, font, padded_range, Chart, ChartError};
 use crate::report::units::{Quantity, Scale};
+use crate::rundir::{Episode, RunDir};
 
 /// The points of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +104,7 @@ impl ParetoChart {
             Objective::Size => run.config.budget.size_bytes,
             _ => None,
         };
-        let label = format!("{} on {}", run.config.agent, run.config.profile);
+        let label = format!("{} on {}", run.config.agent.name, run.config.profile.name);
         ParetoChart {
             stem: stem.to_string(),
             title: format!("{}: {} vs {}", run.config.run, y.label(), x.label()),

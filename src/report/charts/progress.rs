@@ -3,8 +3,8 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::report::rundir::RunDir;
 use crate::report::style::{color, draw_err, font, padded_range, Chart, ChartError};
+use crate::rundir::RunDir;
 
 /// Reward per episode and best-so-far.
 #[derive(Debug, Clone, PartialEq)]

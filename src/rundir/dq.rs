@@ -1,10 +1,11 @@
 //! Reader of a Defensive-Quantization study directory: dq.csv (one row per bits × beta) and
-//! amplification.csv (error amplification per layer), per docs/run-directory.md.
+//! amplification.csv (error amplification per layer), per docs/run-directory.md. (Their writer
+//! is the DQ study, src/dq.rs.)
 
 use std::path::{Path, PathBuf};
 
-use super::rundir::RunDirError;
-use super::table::{CsvFile, Row};
+use super::table::{CsvFile, Record};
+use super::RunDirError;
 
 /// One row of dq.csv.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +76,7 @@ impl DqDir {
     }
 }
 
-fn bits(row: &Row, col: usize) -> Result<u8, RunDirError> {
+fn bits(row: &Record, col: usize) -> Result<u8, RunDirError> {
     let expected = "a bitwidth 1..=8 or 32";
     match row.get::<u8>(col, expected)? {
         b @ (1..=8 | 32) => Ok(b),
@@ -101,10 +102,7 @@ fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
         "masking_above_transfer",
         "lipschitz_bound",
     ];
-    let mut c = [0; 8];
-    for (slot, name) in c.iter_mut().zip(names) {
-        *slot = file.column(name)?;
-    }
+    let c = file.columns(names)?;
     let attacks: Vec<(usize, String)> = file
         .headers
         .iter()
@@ -112,10 +110,9 @@ fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
         .filter(|(_, h)| is_attack(h))
         .map(|(i, h)| (i, h.clone()))
         .collect();
-    let boolean = "`true` or `false`";
     let bits_rise = file.column("masking_bits_rise").ok();
     let gradient_free = file.column("masking_above_gradient_free").ok();
-    file.rows()
+    file.records()
         .map(|row| {
             Ok(DqRow {
                 bits: bits(&row, c[0])?,
@@ -127,14 +124,14 @@ fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
                     .collect::<Result<_, RunDirError>>()?,
                 worst_case: row.number(c[3])?,
                 masking_zero_grad: row.number(c[4])?,
-                masking_eps_rise: row.get(c[5], boolean)?,
-                masking_above_transfer: row.get(c[6], boolean)?,
+                masking_eps_rise: row.flag(c[5])?,
+                masking_above_transfer: row.flag(c[6])?,
                 masking_bits_rise: match bits_rise {
-                    Some(col) => row.get(col, boolean)?,
+                    Some(col) => row.flag(col)?,
                     None => false,
                 },
                 masking_above_gradient_free: match gradient_free {
-                    Some(col) => row.get(col, boolean)?,
+                    Some(col) => row.flag(col)?,
                     None => false,
                 },
                 lipschitz_bound: row.number(c[7])?,
@@ -145,14 +142,8 @@ fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
 
 fn read_amplification(path: &Path) -> Result<Vec<AmplificationRow>, RunDirError> {
     let file = CsvFile::open(path, HINT)?;
-    let mut c = [0; 5];
-    for (slot, name) in c
-        .iter_mut()
-        .zip(["bits", "beta", "layer", "index", "distance"])
-    {
-        *slot = file.column(name)?;
-    }
-    file.rows()
+    let c = file.columns(["bits", "beta", "layer", "index", "distance"])?;
+    file.records()
         .map(|row| {
             Ok(AmplificationRow {
                 bits: bits(&row, c[0])?,

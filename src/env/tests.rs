@@ -1,4 +1,4 @@
-//! Unit tests of the environment: action → bits, the budget wall, infeasible budgets.
+//! Unit tests of the environment: action → bits, the budget wall, infeasible budgets, the state.
 
 use super::*;
 use crate::hardware::{resolve_profile, Profile};
@@ -31,7 +31,7 @@ fn budget(
     latency: Option<f64>,
     energy: Option<f64>,
     size: Option<f64>,
-) -> Result<Budget, SearchError> {
+) -> Result<Budget, EnvError> {
     let cfg = BudgetConfig {
         latency: latency.map(Limit::Fraction),
         energy: energy.map(Limit::Fraction),

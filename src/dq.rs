@@ -1,21 +1,55 @@
 //! The Defensive-Quantization study: for each uniform bitwidth and Lipschitz beta, fine-tune the
 //! FP32 baseline, run the attack suite on test examples, and measure error amplification on the
-//! same clean/adversarial pairs for every model (PGD examples crafted on the FP32 baseline).
+//! same clean/adversarial pairs for every model (PGD examples crafted on the FP32 baseline); and
+//! its files, dq.csv and amplification.csv. It is orchestration: it fine-tunes (`train`) and
+//! attacks (`robust`), so it sits above both and, like the search, sees the whole `Experiment`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use serde::Serialize;
 
-use super::{
-    amplification, craft_transfer, headline_eps, lipschitz_bound, run_suite, AttackKind,
-    LayerDistance, QuantizedModel, SuiteReport,
-};
-use crate::data::Dataset;
+use crate::calib::{self, CalibError};
+use crate::data::{DataError, Dataset};
 use crate::experiment::Experiment;
 use crate::model::Model;
-use crate::quant::{calibrate_model, Bits, LayerClips, Policy, Quantizer};
-use crate::train::{finetune, progress_bar, FinetuneReport, TrainError};
+use crate::quant::{Bits, LayerClips, Policy, QuantError, Quantizer};
+use crate::robust::{
+    amplification, craft_transfer, headline_eps, lipschitz_bound, run_suite, AttackKind,
+    LayerDistance, QuantizedModel, RobustError, SuiteReport,
+};
+use crate::train::{finetune, progress_bar, FinetuneConfig, FinetuneReport, TrainError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DqError {
+    #[error(transparent)]
+    Train(Box<TrainError>),
+    #[error(transparent)]
+    Robust(Box<RobustError>),
+    #[error(transparent)]
+    Calib(Box<CalibError>),
+    #[error(transparent)]
+    Quant(Box<QuantError>),
+    #[error(transparent)]
+    Data(Box<DataError>),
+    #[error("tensor error: {0}")]
+    Tensor(Box<candle_core::Error>),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+crate::errors::boxed_from!(
+    DqError;
+    Train: TrainError,
+    Robust: RobustError,
+    Calib: CalibError,
+    Quant: QuantError,
+    Data: DataError,
+    Tensor: candle_core::Error
+);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DqRow {
@@ -28,18 +62,6 @@ pub struct DqRow {
     pub amplification: Vec<LayerDistance>,
 }
 
-/// Calibrates activation clips on the experiment's calibration batch of training examples.
-pub fn calibrate(
-    exp: &Experiment,
-    data: &Dataset,
-    model: &Model,
-) -> Result<Vec<LayerClips>, TrainError> {
-    let calib = data.train.head(exp.quant.calibration);
-    let idx: Vec<usize> = (0..calib.len()).collect();
-    let (x, _) = calib.batch(&idx, &Device::Cpu)?;
-    Ok(calibrate_model(model, &x, exp.quant.act_clip)?)
-}
-
 /// Runs every (bits, beta) of the study; `on_row` sees each row as soon as it is measured.
 pub fn run_dq(
     exp: &Experiment,
@@ -48,9 +70,9 @@ pub fn run_dq(
     bits: &[u8],
     betas: &[f64],
     show: bool,
-    on_row: &mut dyn FnMut(&DqRow) -> Result<(), TrainError>,
-) -> Result<Vec<DqRow>, TrainError> {
-    let clips = calibrate(exp, data, baseline)?;
+    on_row: &mut dyn FnMut(&DqRow) -> Result<(), DqError>,
+) -> Result<Vec<DqRow>, DqError> {
+    let clips = calib::calibrate(&exp.quant, &data.train, baseline)?;
     let test = data.test.head(exp.attack.examples);
     let idx: Vec<usize> = (0..test.len()).collect();
     let (x, y) = test.batch(&idx, &Device::Cpu)?;
@@ -72,7 +94,7 @@ pub fn run_dq(
         let q = Quantizer::new(Policy::uniform(baseline.shapes().len(), b), clips.clone());
         for &beta in betas {
             bar.set_message(format!("bits {b}, beta {beta}"));
-            let cfg = crate::train::FinetuneConfig {
+            let cfg = FinetuneConfig {
                 beta,
                 steps: exp.dq.steps,
                 ..exp.finetune.clone()
@@ -176,7 +198,8 @@ pub fn dq_record(exp: &Experiment, row: &DqRow) -> Vec<String> {
 /// The cross-policy masking check: for each row, whether its worst-case robust accuracy is
 /// above the next wider bitwidth's at the same beta by more than two standard errors of the
 /// difference (binomial, `n` examples each) — robustness that *rises* as bits fall is what
-/// gradient masking looks like (DESIGN.md), so the row is flagged rather than believed.
+/// gradient masking looks like (docs/reference-protocol.md), so the row is flagged rather than
+/// believed.
 pub fn rises_as_bits_fall(rows: &[DqRow], n: usize) -> Vec<bool> {
     let se = |p: f64| p * (1.0 - p) / n.max(1) as f64;
     rows.iter()
@@ -194,10 +217,10 @@ pub fn rises_as_bits_fall(rows: &[DqRow], n: usize) -> Vec<bool> {
 }
 
 /// Writes dq.csv (with the cross-policy `masking_bits_rise` column last) and amplification.csv.
-pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), TrainError> {
+pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), DqError> {
     let csv_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |e: csv::Error| TrainError::Io {
+        move |e: csv::Error| DqError::Io {
             path: path.clone(),
             source: std::io::Error::other(e),
         }
@@ -215,7 +238,7 @@ pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), Trai
         record.push(rise.to_string());
         w.write_record(record).map_err(csv_err(&path))?;
     }
-    w.flush().map_err(|source| TrainError::Io {
+    w.flush().map_err(|source| DqError::Io {
         path: path.clone(),
         source,
     })?;
@@ -235,14 +258,28 @@ pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), Trai
             w.write_record(rec).map_err(csv_err(&path))?;
         }
     }
-    w.flush().map_err(|source| TrainError::Io { path, source })
+    w.flush().map_err(|source| DqError::Io { path, source })
+}
+
+// moved: re-export until search/ is updated — the old `robust::calibrate(exp, data, model)` with
+// its `TrainError`, which search/run.rs still calls; new code calls
+// `calib::calibrate(&exp.quant, &data.train, model)`.
+#[doc(hidden)]
+pub fn calibrate(
+    exp: &Experiment,
+    data: &Dataset,
+    model: &Model,
+) -> Result<Vec<LayerClips>, TrainError> {
+    calib::calibrate(&exp.quant, &data.train, model).map_err(|e| match e {
+        CalibError::Data(e) => e.into(),
+        CalibError::Model(e) => e.into(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::robust::Masking;
-    use crate::train::FinetuneReport;
 
     fn row(bits: u8, beta: f64, worst_case: f64) -> DqRow {
         let masking = Masking {

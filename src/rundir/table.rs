@@ -1,10 +1,11 @@
 //! A CSV file read whole, with typed field access whose errors name the file, the line, the
-//! column and the value.
+//! column and the value; and the one way a CSV line is written.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use super::rundir::RunDirError;
+use super::files::read_text;
+use super::RunDirError;
 
 /// A CSV file with a header line; every record keeps its 1-based line number.
 pub(crate) struct CsvFile {
@@ -14,7 +15,7 @@ pub(crate) struct CsvFile {
 }
 
 /// One record of a `CsvFile`, for typed access by column index.
-pub(crate) struct Row<'a> {
+pub(crate) struct Record<'a> {
     file: &'a CsvFile,
     line: u64,
     record: &'a csv::StringRecord,
@@ -23,12 +24,11 @@ pub(crate) struct Row<'a> {
 impl CsvFile {
     /// Reads `path`; a missing file is `RunDirError::Missing` with `hint` as guidance.
     pub fn open(path: &Path, hint: &'static str) -> Result<Self, RunDirError> {
-        if !path.is_file() {
-            return Err(RunDirError::Missing {
-                path: path.to_path_buf(),
-                hint,
-            });
-        }
+        Self::parse(path, &read_text(path, hint)?)
+    }
+
+    /// Parses `text`, the content of `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, RunDirError> {
         let csv_err = |source: csv::Error| RunDirError::Csv {
             path: path.to_path_buf(),
             line: source.position().map(|p| p.line()),
@@ -37,8 +37,7 @@ impl CsvFile {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
-            .from_path(path)
-            .map_err(csv_err)?;
+            .from_reader(text.as_bytes());
         let headers = reader
             .headers()
             .map_err(csv_err)?
@@ -69,9 +68,18 @@ impl CsvFile {
             })
     }
 
+    /// The indices of columns `names`, in that order.
+    pub fn columns<const N: usize>(&self, names: [&str; N]) -> Result<[usize; N], RunDirError> {
+        let mut out = [0; N];
+        for (slot, name) in out.iter_mut().zip(names) {
+            *slot = self.column(name)?;
+        }
+        Ok(out)
+    }
+
     /// The records, in file order.
-    pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
-        self.rows.iter().map(move |(line, record)| Row {
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        self.rows.iter().map(move |(line, record)| Record {
             file: self,
             line: *line,
             record,
@@ -79,7 +87,7 @@ impl CsvFile {
     }
 }
 
-impl Row<'_> {
+impl Record<'_> {
     /// The raw (trimmed) text of column `col`.
     pub fn text(&self, col: usize) -> &str {
         self.record.get(col).unwrap_or("").trim()
@@ -101,6 +109,11 @@ impl Row<'_> {
         self.text(col).parse().map_err(|_| self.bad(col, expected))
     }
 
+    /// `true` or `false`.
+    pub fn flag(&self, col: usize) -> Result<bool, RunDirError> {
+        self.get(col, "`true` or `false`")
+    }
+
     /// A finite number.
     pub fn number(&self, col: usize) -> Result<f64, RunDirError> {
         let v: f64 = self.get(col, "a number")?;
@@ -119,4 +132,18 @@ impl Row<'_> {
             self.number(col).map(Some)
         }
     }
+}
+
+/// One CSV line (quoted where needed, ending in a newline) of `fields`, for `path`.
+pub(crate) fn csv_line(path: &Path, fields: &[String]) -> Result<Vec<u8>, RunDirError> {
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    w.write_record(fields).map_err(|source| RunDirError::Csv {
+        path: path.to_path_buf(),
+        line: None,
+        source,
+    })?;
+    w.into_inner().map_err(|e| RunDirError::Write {
+        path: path.to_path_buf(),
+        source: e.into_error(),
+    })
 }

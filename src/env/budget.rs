@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::space::{Price, SearchSpace};
-use super::SearchError;
+use super::EnvError;
 
 /// Resolved, absolute budgets; `None` = unconstrained.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
@@ -54,7 +54,7 @@ const RESOURCES: [(&str, Getter); 3] = [
 impl Budget {
     /// Absolute budgets on this space's device; errors before any training if even every
     /// operand at the minimum bitwidth misses a budget.
-    pub fn resolve(cfg: &BudgetConfig, space: &SearchSpace) -> Result<Budget, SearchError> {
+    pub fn resolve(cfg: &BudgetConfig, space: &SearchSpace) -> Result<Budget, EnvError> {
         let u = space.uniform8;
         let b = Budget {
             latency_s: cfg.latency.map(|l| l.resolve(u.latency_s)),
@@ -65,7 +65,7 @@ impl Budget {
         for (i, (name, get)) in RESOURCES.iter().enumerate() {
             if let Some(limit) = b.limits()[i] {
                 if get(&floor) > limit {
-                    return Err(SearchError::InfeasibleBudget {
+                    return Err(EnvError::InfeasibleBudget {
                         resource: name,
                         budget: limit,
                         floor: get(&floor),

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::SearchError;
+use super::EnvError;
 use crate::hardware::CostModel;
 use crate::model::{LayerKind, LayerShape};
 use crate::quant::{Bits, LayerBits, Policy};
@@ -69,7 +69,7 @@ impl SearchSpace {
         max_bits: u8,
         device: &dyn CostModel,
         supports: &dyn Fn(Bits) -> bool,
-    ) -> Result<Self, SearchError> {
+    ) -> Result<Self, EnvError> {
         let round_up = |b: u8| {
             (b..=Bits::MAX)
                 .find(|&v| Bits::new(v).is_ok_and(supports))
@@ -181,11 +181,11 @@ impl SearchSpace {
             })
     }
 
-    pub fn policy(&self, bits: &[(u8, u8)]) -> Result<Policy, SearchError> {
+    pub fn policy(&self, bits: &[(u8, u8)]) -> Result<Policy, EnvError> {
         let layers = bits
             .iter()
             .map(|&(w, a)| Ok(LayerBits::new(Bits::new(w)?, Bits::new(a)?)))
-            .collect::<Result<_, SearchError>>()?;
+            .collect::<Result<_, EnvError>>()?;
         Ok(Policy::new(layers))
     }
 
@@ -226,7 +226,7 @@ impl SearchSpace {
     }
 }
 
-fn price(device: &dyn CostModel, l: &LayerShape, bits: LayerBits) -> Result<Price, SearchError> {
+fn price(device: &dyn CostModel, l: &LayerShape, bits: LayerBits) -> Result<Price, EnvError> {
     let c = device.layer_cost(l, bits)?;
     let size_bytes = l.weight_count() as f64 * bits.w.get() as f64 / 8.0 + 4.0 * l.out_ch as f64;
     Ok(Price {

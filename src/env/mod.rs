@@ -1,0 +1,13 @@
+//! HAQ's environment, apart from any agent: the search space (one step per layer and operand,
+//! action → bits, every layer priced on the device, the state each step shows), the budgets and
+//! the budget wall. Agents and the search loop both depend on it, never on each other.
+
+mod budget;
+mod error;
+mod space;
+#[cfg(test)]
+mod tests;
+
+pub use budget::{Budget, BudgetConfig, Limit};
+pub use error::EnvError;
+pub use space::{Price, SearchSpace, STATE_DIM};

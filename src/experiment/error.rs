@@ -1,0 +1,83 @@
+//! `ExperimentError`: every way an experiment file can fail; each names the file, and the field,
+//! the rule and the value where there is one. The numeric field rules are `crate::validate`'s.
+
+use std::path::PathBuf;
+
+use crate::validate::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error("{}: field `name` must not be empty", path.display())]
+    EmptyName { path: PathBuf },
+    #[error(
+        "{}: field `data.source` must be embedded:mnist-10k, idx:DIR or cifar10:DIR, got \"{value}\"",
+        path.display()
+    )]
+    UnknownDataSource { path: PathBuf, value: String },
+    #[error("{}: `[attack]` configures no attack: give fgsm_eps or pgd_eps", path.display())]
+    NoAttack { path: PathBuf },
+    #[error("{}: field `{field}` must hold bitwidths 1..=8 or 32, got {value}", path.display())]
+    BitsOutOfRange {
+        path: PathBuf,
+        field: &'static str,
+        value: i64,
+    },
+    #[error("{}: `bits.min` ({min}) must not exceed `bits.max` ({max})", path.display())]
+    MinAboveMax { path: PathBuf, min: u8, max: u8 },
+    #[error("{}: give `{fraction}` (a fraction of uniform 8/8) or `{absolute}`, not both", path.display())]
+    BothBudgets {
+        path: PathBuf,
+        fraction: &'static str,
+        absolute: &'static str,
+    },
+    #[error("{}: field `quant.percentile` must be in (0, 100], got {value}", path.display())]
+    PercentileOutOfRange { path: PathBuf, value: f32 },
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+}
+
+/// Why an `extends` chain or a command-line override could not be applied (here beside
+/// `ExperimentError`, which it wraps and is wrapped by, so the two files need not import each
+/// other).
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("{}: `extends` must be a file name in quotes, got {value}", file.display())]
+    ExtendsNotAString { file: PathBuf, value: String },
+    #[error("{}: `extends = \"{parent}\"`: cannot read {}: {source}", child.display(), resolved.display())]
+    MissingParent {
+        child: PathBuf,
+        parent: String,
+        resolved: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: `extends` makes a cycle: {chain}", file.display())]
+    Cycle { file: PathBuf, chain: String },
+    #[error("{flag}: expected {expected}")]
+    BadFlag {
+        flag: String,
+        expected: &'static str,
+    },
+    #[error("{flag}: `{key}` is not a table, so it has no `{field}`")]
+    NotATable {
+        flag: String,
+        key: String,
+        field: String,
+    },
+    #[error("{flag}: {source}")]
+    Rejected {
+        flag: String,
+        source: Box<ExperimentError>,
+    },
+}

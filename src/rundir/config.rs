@@ -1,0 +1,126 @@
+//! config.json: everything a search resolved before its first episode, written first by the
+//! search and read back by its resume and by the report.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::files::read_json;
+use super::RunDirError;
+
+/// A quantizable layer (the model's `LayerShape`, as written).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    pub name: String,
+    /// `conv` or `linear`.
+    pub kind: String,
+    pub in_ch: usize,
+    pub out_ch: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+    pub in_hw: (usize, usize),
+    pub out_hw: (usize, usize),
+    pub params: u64,
+    pub macs: u64,
+}
+
+/// The device profile searched for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileInfo {
+    pub name: String,
+    /// The compute model's kind (`bit-fusion`, `bit-serial`, ...).
+    pub compute: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+}
+
+/// The agent and its validated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: String,
+    /// The agent file's content (tagged by `agent`), as validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+}
+
+/// Absolute budgets; `None` = no budget on that cost.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Budget {
+    pub latency_s: Option<f64>,
+    pub energy_j: Option<f64>,
+    pub size_bytes: Option<f64>,
+}
+
+/// A policy's costs on the run's profile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Costs {
+    pub latency_s: f64,
+    pub energy_j: f64,
+    pub size_bytes: f64,
+}
+
+/// The searched bitwidth range.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BitsRange {
+    pub min: u8,
+    pub max: u8,
+}
+
+/// config.json. The search writes every field; readers accept files without the optional ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The run directory's name.
+    pub run: String,
+    /// The validated experiment (its `name` among the fields), `null` if absent.
+    #[serde(default)]
+    pub experiment: serde_json::Value,
+    pub model: String,
+    pub layers: Vec<LayerInfo>,
+    pub profile: ProfileInfo,
+    pub agent: AgentInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episodes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Resolved from the experiment's fractions of uniform 8/8.
+    pub budget: Budget,
+    /// The costs of uniform 8/8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uniform8: Option<Costs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bits: Option<BitsRange>,
+}
+
+impl RunConfig {
+    pub const FILE: &'static str = "config.json";
+
+    /// Reads config.json.
+    pub fn read(path: &Path) -> Result<RunConfig, RunDirError> {
+        read_json(path, "written first by `bitsearch search`")
+    }
+
+    /// The document as written: through a JSON value, so its keys are sorted at every level
+    /// (the order config.json has always had).
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+
+    /// The experiment's name, if the experiment is recorded.
+    pub fn experiment_name(&self) -> Option<&str> {
+        self.experiment.get("name").and_then(|n| n.as_str())
+    }
+
+    /// Each layer's share of the model's MACs, in [0, 1] (all zero if the model has no MACs).
+    pub fn mac_shares(&self) -> Vec<f64> {
+        let total: u64 = self.layers.iter().map(|l| l.macs).sum();
+        self.layers
+            .iter()
+            .map(|l| match total {
+                0 => 0.0,
+                t => l.macs as f64 / t as f64,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,94 @@
+//! A whole search run directory read back (config.json, episodes.csv, references.csv, and
+//! pareto.csv and best-policy.json once written), or a DQ study, whichever a directory holds.
+
+use std::path::{Path, PathBuf};
+
+use super::{BestPolicy, DqDir, Episode, Episodes, RunConfig, RunDirError};
+
+/// A search run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub dir: PathBuf,
+    pub config: RunConfig,
+    pub episodes: Episodes,
+    pub references: Episodes,
+    /// `None` before the first episode has been scored.
+    pub pareto: Option<Episodes>,
+    /// `None` until the search has finished.
+    pub best: Option<BestPolicy>,
+}
+
+/// What a directory holds.
+#[derive(Debug, Clone)]
+pub enum AnyDir {
+    Run(Box<RunDir>),
+    Dq(DqDir),
+}
+
+/// Reads a search run or a DQ study, whichever `dir` holds (a DQ study has dq.csv).
+pub fn read_any(dir: &Path) -> Result<AnyDir, RunDirError> {
+    if dir.join("dq.csv").is_file() {
+        Ok(AnyDir::Dq(DqDir::read(dir)?))
+    } else if dir.join(RunConfig::FILE).is_file() {
+        Ok(AnyDir::Run(Box::new(RunDir::read(dir)?)))
+    } else {
+        Err(RunDirError::NotARunDir {
+            path: dir.to_path_buf(),
+        })
+    }
+}
+
+impl RunDir {
+    /// Reads every file of a search run; pareto.csv and best-policy.json may be absent.
+    pub fn read(dir: &Path) -> Result<RunDir, RunDirError> {
+        let config = RunConfig::read(&dir.join(RunConfig::FILE))?;
+        let hint = "written by `bitsearch search`";
+        let episodes = Episodes::read(&dir.join("episodes.csv"), hint)?;
+        let references = Episodes::read(&dir.join("references.csv"), hint)?;
+        let pareto_path = dir.join("pareto.csv");
+        let pareto = match pareto_path.is_file() {
+            true => Some(Episodes::read(&pareto_path, hint)?),
+            false => None,
+        };
+        let best_path = dir.join(BestPolicy::FILE);
+        let best = match best_path.is_file() {
+            true => Some(BestPolicy::read(&best_path)?),
+            false => None,
+        };
+        let run = RunDir {
+            dir: dir.to_path_buf(),
+            config,
+            episodes,
+            references,
+            pareto,
+            best,
+        };
+        for table in [&run.episodes, &run.references]
+            .into_iter()
+            .chain(&run.pareto)
+        {
+            run.check_layers(table)?;
+        }
+        Ok(run)
+    }
+
+    /// The layer columns of `table` must name config.json's layers, in order.
+    fn check_layers(&self, table: &Episodes) -> Result<(), RunDirError> {
+        let expected: Vec<&str> = self.config.layers.iter().map(|l| l.name.as_str()).collect();
+        if table.layers != expected {
+            return Err(RunDirError::Layers {
+                path: table.path.clone(),
+                detail: format!(
+                    "layer columns {:?} differ from config.json's layers {:?}",
+                    table.layers, expected
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The scored (not failed) episodes.
+    pub fn scored(&self) -> impl Iterator<Item = &Episode> {
+        self.episodes.rows.iter().filter(|e| !e.failed)
+    }
+}

@@ -1,0 +1,240 @@
+//! episodes.csv, references.csv and pareto.csv: one row type (`Episode`), the header, the line
+//! writer and the one reader (by column name), and pareto.csv's rule.
+
+use std::path::{Path, PathBuf};
+
+use super::table::{csv_line, CsvFile, Record};
+use super::RunDirError;
+use crate::pareto::{non_dominated, Objective, ParetoError, Sense};
+use crate::quant::{Bits, LayerBits};
+
+/// One scored policy: a line of episodes.csv, references.csv or pareto.csv.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    pub episode: usize,
+    pub agent: String,
+    pub profile: String,
+    pub policy: String,
+    /// One per quantizable layer, from the `w_<layer>`/`a_<layer>` columns.
+    pub bits: Vec<LayerBits>,
+    /// `None` when the fine-tune failed.
+    pub accuracy: Option<f64>,
+    pub robust_accuracy: Option<f64>,
+    pub latency_s: f64,
+    pub energy_j: f64,
+    pub size_bytes: f64,
+    /// `None` when the fine-tune failed.
+    pub reward: Option<f64>,
+    pub feasible: bool,
+    pub failed: bool,
+    pub seconds: f64,
+}
+
+impl Episode {
+    /// The value of an objective; `None` for the accuracies of a failed fine-tune.
+    pub fn objective(&self, objective: Objective) -> Option<f64> {
+        match objective {
+            Objective::Accuracy => self.accuracy,
+            Objective::RobustAccuracy => self.robust_accuracy,
+            Objective::Latency => Some(self.latency_s),
+            Objective::Energy => Some(self.energy_j),
+            Objective::Size => Some(self.size_bytes),
+        }
+    }
+
+    /// The bits as (w, a) pairs per layer, as the search space takes them.
+    pub fn pairs(&self) -> Vec<(u8, u8)> {
+        self.bits.iter().map(|b| (b.w.get(), b.a.get())).collect()
+    }
+
+    /// The fields of its CSV line, in header order.
+    fn fields(&self) -> Vec<String> {
+        // Floats are written in Rust's shortest round-trip form, so a resumed run reads back
+        // exactly the rewards it logged.
+        let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+        let mut f = vec![
+            self.episode.to_string(),
+            self.agent.clone(),
+            self.profile.clone(),
+            self.policy.clone(),
+        ];
+        for b in &self.bits {
+            f.push(b.w.to_string());
+            f.push(b.a.to_string());
+        }
+        f.extend([
+            opt(self.accuracy),
+            opt(self.robust_accuracy),
+            self.latency_s.to_string(),
+            self.energy_j.to_string(),
+            self.size_bytes.to_string(),
+            opt(self.reward),
+            self.feasible.to_string(),
+            self.failed.to_string(),
+            format!("{:.3}", self.seconds),
+        ]);
+        f
+    }
+
+    /// Its CSV line in `path`.
+    pub(super) fn line(&self, path: &Path) -> Result<Vec<u8>, RunDirError> {
+        csv_line(path, &self.fields())
+    }
+}
+
+/// The columns before the layer columns, and after them.
+const LEADING: [&str; 4] = ["episode", "agent", "profile", "policy"];
+const TRAILING: [&str; 9] = [
+    "accuracy",
+    "robust_accuracy",
+    "latency_s",
+    "energy_j",
+    "size_bytes",
+    "reward",
+    "feasible",
+    "failed",
+    "seconds",
+];
+
+/// The header of a model with these quantizable layers.
+pub fn header(layers: &[String]) -> Vec<String> {
+    let mut h: Vec<String> = LEADING.map(String::from).to_vec();
+    for l in layers {
+        h.push(format!("w_{l}"));
+        h.push(format!("a_{l}"));
+    }
+    h.extend(TRAILING.map(String::from));
+    h
+}
+
+/// A CSV file with the episodes.csv columns.
+#[derive(Debug, Clone)]
+pub struct Episodes {
+    pub path: PathBuf,
+    /// Layer names, from the `w_<layer>` columns, in model order.
+    pub layers: Vec<String>,
+    pub rows: Vec<Episode>,
+}
+
+/// Column indices of an episodes.csv header.
+struct Columns {
+    leading: [usize; 4],
+    trailing: [usize; 9],
+    layers: Vec<(usize, usize)>,
+}
+
+impl Episodes {
+    /// Reads a CSV file with the episodes.csv columns; `hint` says what writes it.
+    pub fn read(path: &Path, hint: &'static str) -> Result<Episodes, RunDirError> {
+        Self::from_file(&CsvFile::open(path, hint)?)
+    }
+
+    pub(super) fn from_file(file: &CsvFile) -> Result<Episodes, RunDirError> {
+        let (columns, layers) = columns(file)?;
+        let rows = (file.records())
+            .map(|r| parse(&r, &columns))
+            .collect::<Result<_, _>>()?;
+        Ok(Episodes {
+            path: file.path.clone(),
+            layers,
+            rows,
+        })
+    }
+}
+
+/// Finds the fixed columns by name and the `w_<layer>`,`a_<layer>` pairs between `policy` and
+/// `accuracy`.
+fn columns(file: &CsvFile) -> Result<(Columns, Vec<String>), RunDirError> {
+    let leading = file.columns(LEADING)?;
+    let trailing = file.columns(TRAILING)?;
+    let (policy, accuracy) = (leading[3], trailing[0]);
+    let bad = |detail: String| RunDirError::Layers {
+        path: file.path.clone(),
+        detail,
+    };
+    let between = file.headers.get(policy + 1..accuracy).unwrap_or(&[]);
+    if between.is_empty() || between.len() % 2 != 0 {
+        return Err(bad(format!(
+            "expected `w_<layer>`,`a_<layer>` column pairs between `policy` and `accuracy`, got {between:?}"
+        )));
+    }
+    let mut names = Vec::new();
+    let mut pairs = Vec::new();
+    for (k, pair) in between.chunks(2).enumerate() {
+        let (w, a) = (&pair[0], &pair[1]);
+        let name = w.strip_prefix("w_").unwrap_or("");
+        if name.is_empty() || a.strip_prefix("a_") != Some(name) {
+            return Err(bad(format!(
+                "columns `{w}`,`{a}` are not a `w_<layer>`,`a_<layer>` pair"
+            )));
+        }
+        names.push(name.to_string());
+        pairs.push((policy + 1 + 2 * k, policy + 2 + 2 * k));
+    }
+    let columns = Columns {
+        leading,
+        trailing,
+        layers: pairs,
+    };
+    Ok((columns, names))
+}
+
+fn parse(r: &Record, c: &Columns) -> Result<Episode, RunDirError> {
+    let bits = |col| r.get::<Bits>(col, "a bitwidth 1..=8 or 32");
+    let layers = (c.layers.iter())
+        .map(|&(w, a)| Ok(LayerBits::new(bits(w)?, bits(a)?)))
+        .collect::<Result<_, RunDirError>>()?;
+    let [episode, agent, profile, policy] = c.leading;
+    let [acc, rob, latency, energy, size, reward, feasible, failed, seconds] = c.trailing;
+    let e = Episode {
+        episode: r.get(episode, "a whole number")?,
+        agent: r.text(agent).to_string(),
+        profile: r.text(profile).to_string(),
+        policy: r.text(policy).to_string(),
+        bits: layers,
+        accuracy: r.optional_number(acc)?,
+        robust_accuracy: r.optional_number(rob)?,
+        latency_s: r.number(latency)?,
+        energy_j: r.number(energy)?,
+        size_bytes: r.number(size)?,
+        reward: r.optional_number(reward)?,
+        feasible: r.flag(feasible)?,
+        failed: r.flag(failed)?,
+        seconds: r.number(seconds)?,
+    };
+    // A scored (not failed) row must carry its accuracies.
+    if !e.failed {
+        for (col, value) in [(acc, e.accuracy), (rob, e.robust_accuracy)] {
+            if value.is_none() {
+                return Err(r.bad(col, "a number (the row is not `failed`)"));
+            }
+        }
+    }
+    Ok(e)
+}
+
+/// pareto.csv's rows: the non-dominated scored rows over accuracy↑, robust accuracy↑,
+/// latency↓, energy↓, in log order.
+pub fn pareto_rows(rows: &[Episode]) -> Result<Vec<Episode>, ParetoError> {
+    let scored: Vec<&Episode> = rows.iter().filter(|r| !r.failed).collect();
+    let points: Vec<[f64; 4]> = (scored.iter())
+        .map(|r| {
+            [
+                r.accuracy.unwrap_or(0.0),
+                r.robust_accuracy.unwrap_or(0.0),
+                r.latency_s,
+                r.energy_j,
+            ]
+        })
+        .collect();
+    let senses = [
+        Sense::Maximize,
+        Sense::Maximize,
+        Sense::Minimize,
+        Sense::Minimize,
+    ];
+    Ok(non_dominated(&points, &senses)?
+        .into_iter()
+        .map(|i| scored[i].clone())
+        .collect())
+}

@@ -1,0 +1,45 @@
+//! `RunDirError`: why a run-directory file could not be read or written, naming the file and,
+//! for CSV, the line, the column and the value.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error("{}: no such file ({hint})", path.display())]
+    Missing { path: PathBuf, hint: &'static str },
+    #[error("{}: cannot read", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: cannot write", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}{}: malformed CSV", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Csv {
+        path: PathBuf,
+        line: Option<u64>,
+        source: csv::Error,
+    },
+    #[error("{}: the header has no column `{column}`", path.display())]
+    MissingColumn { path: PathBuf, column: String },
+    #[error("{}:{line}: column `{column}`: expected {expected}, got {value:?}", path.display())]
+    BadValue {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{}: {detail}", path.display())]
+    Layers { path: PathBuf, detail: String },
+    #[error("{}: neither a search run (config.json) nor a DQ study (dq.csv)", path.display())]
+    NotARunDir { path: PathBuf },
+}

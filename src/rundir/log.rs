@@ -1,0 +1,180 @@
+//! The writer of a search run directory: episodes.csv only ever gains whole lines; every other
+//! file is written to a temporary file and renamed into place. And the log as a resume reads
+//! it back.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::episodes::{header, Episode, Episodes};
+use super::files::{append, write_atomic, write_json};
+use super::table::{csv_line, CsvFile};
+use super::{BestPolicy, RunConfig, RunDirError};
+
+/// A run directory being written, for a model with these quantizable layers.
+pub struct RunLog {
+    pub dir: PathBuf,
+    layers: Vec<String>,
+}
+
+impl RunLog {
+    /// Creates `dir` if needed.
+    pub fn new(dir: &Path, layers: Vec<String>) -> Result<Self, RunDirError> {
+        std::fs::create_dir_all(dir).map_err(|source| RunDirError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(RunLog {
+            dir: dir.to_path_buf(),
+            layers,
+        })
+    }
+
+    pub fn header(&self) -> Vec<String> {
+        header(&self.layers)
+    }
+
+    /// Appends one whole line to `file` (with a header first if the file is new), then syncs it.
+    pub fn append(&self, file: &str, row: &Episode) -> Result<(), RunDirError> {
+        let path = self.dir.join(file);
+        let mut bytes = Vec::new();
+        if !path.exists() {
+            bytes = csv_line(&path, &self.header())?;
+        }
+        bytes.extend(row.line(&path)?);
+        append(&path, &bytes)
+    }
+
+    /// Writes all rows to `file` atomically.
+    pub fn write_rows(&self, file: &str, rows: &[Episode]) -> Result<(), RunDirError> {
+        let path = self.dir.join(file);
+        let mut bytes = csv_line(&path, &self.header())?;
+        for r in rows {
+            bytes.extend(r.line(&path)?);
+        }
+        write_atomic(&path, &bytes)
+    }
+
+    /// Writes config.json.
+    pub fn write_config(&self, config: &RunConfig) -> Result<(), RunDirError> {
+        let path = self.dir.join(RunConfig::FILE);
+        let json = config.to_json().map_err(|source| RunDirError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        write_json(&path, &json)
+    }
+
+    /// Writes best-policy.json.
+    pub fn write_best(&self, best: &BestPolicy) -> Result<(), RunDirError> {
+        write_json(&self.dir.join(BestPolicy::FILE), best)
+    }
+
+    /// Writes any other JSON document (agent.json, an agent's measurements).
+    pub fn write_json<T: Serialize>(&self, file: &str, value: &T) -> Result<(), RunDirError> {
+        write_json(&self.dir.join(file), value)
+    }
+
+    /// The rows of `file` (none if it is absent) for a resume. A last line cut by a kill (no
+    /// final newline) is first dropped from the file, so the log again holds only whole lines;
+    /// the header must be exactly this model's, as the resume appends to it.
+    pub fn resume(&self, file: &str) -> Result<Vec<Episode>, RunDirError> {
+        let path = self.dir.join(file);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let mut text = std::fs::read_to_string(&path).map_err(|source| RunDirError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+            write_atomic(&path, text.as_bytes())?;
+        }
+        let file = CsvFile::parse(&path, &text)?;
+        if file.headers != self.header() {
+            return Err(RunDirError::Layers {
+                path,
+                detail: format!(
+                    "header {:?} does not match this run's model (expected {:?})",
+                    file.headers,
+                    self.header()
+                ),
+            });
+        }
+        Ok(Episodes::from_file(&file)?.rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::Bits;
+
+    fn row(e: usize) -> Episode {
+        let b = |w, a| crate::quant::LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap());
+        Episode {
+            episode: e,
+            agent: "ddpg".into(),
+            profile: "bitfusion".into(),
+            policy: "8/4,2/3".into(),
+            bits: vec![b(8, 4), b(2, 3)],
+            accuracy: Some(0.1 + 0.2),
+            robust_accuracy: Some(0.5),
+            latency_s: 1.234e-5,
+            energy_j: 3.0,
+            size_bytes: 100.5,
+            reward: Some(-1.0 / 3.0),
+            feasible: true,
+            failed: false,
+            seconds: 1.5,
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_exactly_and_cut_lines_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RunLog::new(dir.path(), vec!["conv1".into(), "fc1".into()]).unwrap();
+        log.append("episodes.csv", &row(0)).unwrap();
+        log.append("episodes.csv", &row(1)).unwrap();
+        let path = dir.path().join("episodes.csv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("episode,agent,profile,policy,w_conv1,a_conv1,w_fc1,a_fc1,accuracy")
+        );
+        // A kill in the middle of a write leaves a partial third line.
+        std::fs::write(&path, format!("{text}2,ddpg,bitf")).unwrap();
+        let rows = log.resume("episodes.csv").unwrap();
+        assert_eq!(rows, vec![row(0), row(1)]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn malformed_line_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RunLog::new(dir.path(), vec!["conv1".into(), "fc1".into()]).unwrap();
+        log.append("episodes.csv", &row(0)).unwrap();
+        let path = dir.path().join("episodes.csv");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(",8,4,2,3,", ",8,x,2,3,");
+        std::fs::write(&path, text).unwrap();
+        let e = log.resume("episodes.csv").unwrap_err().to_string();
+        // The reader's form is `file:line: column ...`, as in every run-directory error.
+        assert!(
+            e.contains("episodes.csv") && e.contains("episodes.csv:2:"),
+            "{e}"
+        );
+        assert!(e.contains("column `a_conv1`") && e.contains("\"x\""), "{e}");
+    }
+
+    #[test]
+    fn a_log_of_another_model_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RunLog::new(dir.path(), vec!["conv1".into(), "fc1".into()]).unwrap();
+        log.append("episodes.csv", &row(0)).unwrap();
+        let other = RunLog::new(dir.path(), vec!["conv1".into(), "fc2".into()]).unwrap();
+        let e = other.resume("episodes.csv").unwrap_err().to_string();
+        assert!(e.contains("does not match this run's model"), "{e}");
+    }
+}

@@ -1,0 +1,24 @@
+//! The run-directory format (docs/run-directory.md), one owner for every file the tool writes
+//! and reads back: the episode row and its CSV files (episodes.csv, references.csv,
+//! pareto.csv), config.json, best-policy.json and the rule that picks the best episode, the
+//! atomic writes, and the reader of a DQ study (dq.csv, amplification.csv). The search writes
+//! through `RunLog`; its resume and the report read through the same types.
+
+mod best;
+mod config;
+mod dir;
+mod dq;
+mod episodes;
+mod error;
+mod files;
+mod log;
+mod table;
+
+pub use best::{best_row, BestLayer, BestPolicy, Scores, TestScores};
+pub use config::{AgentInfo, BitsRange, Budget, Costs, LayerInfo, ProfileInfo, RunConfig};
+pub use dir::{read_any, AnyDir, RunDir};
+pub use dq::{AmplificationRow, DqDir, DqRow};
+pub use episodes::{header, pareto_rows, Episode, Episodes};
+pub use error::RunDirError;
+pub use files::{write_atomic, write_json};
+pub use log::RunLog;

@@ -1,0 +1,56 @@
+//! One episode's record: the row logged for a scored policy, and the feedback the agent learns
+//! from, rebuilt from that row (so a resume replays exactly what the agent saw).
+
+use super::score::{Failure, Outcome, Score, Scored, Scorer};
+use super::spec::Run;
+use super::SearchError;
+use crate::agents::Feedback;
+use crate::rundir::Episode;
+
+/// The row of policy `bits`, scored as `scored`, as episode `k` of `agent`.
+pub(super) fn record(
+    run: &Run,
+    k: usize,
+    agent: &str,
+    bits: &[(u8, u8)],
+    scored: &Scored,
+    seconds: f64,
+) -> Result<Episode, SearchError> {
+    let policy = run.space.policy(bits)?;
+    let ok = scored.outcome.as_ref().ok();
+    Ok(Episode {
+        episode: k,
+        agent: agent.to_string(),
+        profile: run.spec.profile.name().to_string(),
+        policy: policy.to_string(),
+        bits: policy.layers().to_vec(),
+        accuracy: ok.map(|s| s.accuracy),
+        robust_accuracy: ok.map(|s| s.robust_accuracy),
+        latency_s: scored.price.latency_s,
+        energy_j: scored.price.energy_j,
+        size_bytes: scored.price.size_bytes,
+        reward: ok.map(|_| scored.reward),
+        feasible: run.budget.holds(&scored.price),
+        failed: ok.is_none(),
+        seconds,
+    })
+}
+
+/// What the agent learns from a logged row.
+pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
+    let outcome: Outcome = match (row.accuracy, row.robust_accuracy) {
+        (Some(accuracy), Some(robust_accuracy)) if !row.failed => Ok(Score {
+            accuracy,
+            robust_accuracy,
+            masking_flagged: false,
+        }),
+        _ => Err(Failure::Logged),
+    };
+    Feedback {
+        reward: row.reward.unwrap_or_else(|| scorer.reward(&outcome)),
+        walled: row.pairs(),
+        objectives: outcome
+            .ok()
+            .map(|s| [s.accuracy, s.robust_accuracy, row.latency_s, row.energy_j]),
+    }
+}

@@ -1,0 +1,129 @@
+//! What the search writes besides the episode log: config.json first, pareto.csv and agent.json
+//! after every episode, best-policy.json at the end (formats: `crate::rundir`).
+
+use super::score::{test_score, Scorer};
+use super::spec::Run;
+use super::SearchError;
+use crate::agents::Agent;
+use crate::env::Price;
+use crate::model::{LayerKind, LayerShape};
+use crate::rundir::{
+    best_row, pareto_rows, AgentInfo, BestPolicy, BitsRange, Budget, Costs, Episode, LayerInfo,
+    ProfileInfo, RunConfig, TestScores,
+};
+
+/// config.json of this run: everything resolved before the first episode.
+pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
+    let s = run.spec;
+    let json = |value: Result<serde_json::Value, serde_json::Error>| {
+        value.map_err(|source| SearchError::Json {
+            path: run.log.dir.join(RunConfig::FILE),
+            source,
+        })
+    };
+    let layers = run.space.layers.iter().map(layer_info).collect();
+    let b = run.budget;
+    Ok(RunConfig {
+        run: (run.log.dir.file_name())
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        experiment: json(serde_json::to_value(s.exp))?,
+        model: s.exp.model.arch.name().to_string(),
+        layers,
+        profile: ProfileInfo {
+            name: s.profile.name().to_string(),
+            compute: s.profile.compute().kind().to_string(),
+            file: Some(s.profile.path().to_path_buf()),
+        },
+        agent: AgentInfo {
+            name: s.agent.name().to_string(),
+            config: Some(json(serde_json::to_value(s.agent))?),
+        },
+        episodes: Some(s.episodes as u64),
+        seed: Some(s.seed),
+        budget: Budget {
+            latency_s: b.latency_s,
+            energy_j: b.energy_j,
+            size_bytes: b.size_bytes,
+        },
+        uniform8: Some(costs(run.space.uniform8)),
+        bits: Some(BitsRange {
+            min: run.space.min_bits,
+            max: run.space.max_bits,
+        }),
+    })
+}
+
+fn layer_info(l: &LayerShape) -> LayerInfo {
+    LayerInfo {
+        name: l.name.clone(),
+        kind: match l.kind {
+            LayerKind::Conv => "conv",
+            LayerKind::Linear => "linear",
+        }
+        .to_string(),
+        in_ch: l.in_ch,
+        out_ch: l.out_ch,
+        kernel: l.kernel,
+        stride: l.stride,
+        padding: l.padding,
+        groups: l.groups,
+        in_hw: l.in_hw,
+        out_hw: l.out_hw,
+        params: l.params as u64,
+        macs: l.macs,
+    }
+}
+
+fn costs(p: Price) -> Costs {
+    Costs {
+        latency_s: p.latency_s,
+        energy_j: p.energy_j,
+        size_bytes: p.size_bytes,
+    }
+}
+
+/// pareto.csv and agent.json after an episode.
+pub(super) fn after_episode(
+    run: &Run,
+    rows: &[Episode],
+    agent: &dyn Agent,
+) -> Result<(), SearchError> {
+    run.log.write_rows("pareto.csv", &pareto_rows(rows)?)?;
+    run.log.write_json("agent.json", &agent.summary())?;
+    Ok(())
+}
+
+/// The progress bar's message: the best episode so far.
+pub(super) fn progress(rows: &[Episode]) -> String {
+    match best_row(rows) {
+        Some(b) => format!(
+            "best reward {:.3} ({}, acc {:.2}%)",
+            b.reward.unwrap_or(0.0),
+            b.policy,
+            100.0 * b.accuracy.unwrap_or(0.0)
+        ),
+        None => "no feasible policy yet".into(),
+    }
+}
+
+/// best-policy.json: the best episode, fine-tuned again with its seed and scored on the test
+/// split.
+pub(super) fn write_best(run: &Run, scorer: &Scorer, b: &Episode) -> Result<(), SearchError> {
+    let test = test_score(scorer, &run.space, &b.pairs(), run.seed(b.episode))?;
+    let suite = serde_json::to_value(&test.robust).map_err(|source| SearchError::Json {
+        path: run.log.dir.join(BestPolicy::FILE),
+        source,
+    })?;
+    let test = TestScores {
+        accuracy: test.accuracy,
+        robust_accuracy: test.robust.worst_case,
+        suite: Some(suite),
+    };
+    let names = run.spec.base.layer_names();
+    // `best_row` only chooses rows with a reward and validation scores.
+    if let Some(best) = BestPolicy::new(run.spec.exp.model.arch.name(), &names, b, test) {
+        run.log.write_best(&best)?;
+    }
+    Ok(())
+}

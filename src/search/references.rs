@@ -1,0 +1,39 @@
+//! references.csv: FP32 and (if `search.references`) the uniform min..=max policies, scored once
+//! before the first episode and kept across resumes, so every run has its yardsticks.
+
+use std::time::Instant;
+
+use super::episode::record;
+use super::score::{Scored, Scorer};
+use super::spec::Run;
+use super::SearchError;
+use crate::quant::Bits;
+
+pub(super) const FILE: &str = "references.csv";
+
+/// Scores and writes the reference policies unless a previous run already did.
+pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> {
+    if run.log.dir.join(FILE).exists() {
+        return Ok(());
+    }
+    let n = run.space.layers.len();
+    let f = Bits::FULL_VALUE;
+    let fp32 = Scored {
+        outcome: Ok(scorer.fp32),
+        price: run.space.full.unwrap_or_default(),
+        reward: 0.0,
+    };
+    let mut rows = vec![record(run, 0, "fp32", &vec![(f, f); n], &fp32, 0.0)?];
+    let uniform: &[u8] = match run.spec.exp.search.references {
+        true => run.space.values(),
+        false => &[],
+    };
+    for &b in uniform {
+        let start = Instant::now();
+        let bits = vec![(b, b); n];
+        let scored = scorer.score(&run.space, &bits, run.seed(usize::MAX - b as usize))?;
+        let seconds = start.elapsed().as_secs_f64();
+        rows.push(record(run, b as usize, "uniform", &bits, &scored, seconds)?);
+    }
+    Ok(run.log.write_rows(FILE, &rows)?)
+}

@@ -1,0 +1,113 @@
+//! Resume by deterministic replay. Every episode draws its randomness from
+//! `episode_seed(seed, k)`, so a killed run is continued by replaying the logged episodes
+//! through a fresh agent (its proposals must match the log, and it learns from the logged
+//! rewards), which restores networks, optimizer moments, replay buffer and exploration noise
+//! exactly, then scoring the rest. The finished run equals an uninterrupted one. (agent.json is
+//! only a summary; it is not read back.)
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::episode::feedback;
+use super::output::config;
+use super::score::Scorer;
+use super::spec::Run;
+use super::SearchError;
+use crate::agents::{Agent, Context};
+use crate::rundir::{Episode, RunConfig};
+
+/// The settings a resume must find unchanged in config.json.
+const UNCHANGED: [&str; 7] = [
+    "experiment",
+    "model",
+    "profile",
+    "agent",
+    "seed",
+    "budget",
+    "layers",
+];
+
+/// Checks (or, for a new run, writes) config.json and returns the episodes already logged.
+pub(super) fn logged(run: &Run) -> Result<Vec<Episode>, SearchError> {
+    let done = run.log.resume("episodes.csv")?;
+    let dir = &run.log.dir;
+    if !done.is_empty() && !run.spec.resume {
+        return Err(SearchError::ExistingRun {
+            dir: dir.clone(),
+            episodes: done.len(),
+        });
+    }
+    let config = config(run)?;
+    let path = dir.join(RunConfig::FILE);
+    if run.spec.resume && path.exists() {
+        let json = |c: &RunConfig| {
+            c.to_json().map_err(|source| SearchError::Json {
+                path: path.clone(),
+                source,
+            })
+        };
+        let (old, new) = (json(&RunConfig::read(&path)?)?, json(&config)?);
+        for key in UNCHANGED {
+            if let Some((what, then, now)) = first_difference(key, old.get(key), new.get(key)) {
+                return Err(SearchError::ConfigChanged {
+                    dir: dir.clone(),
+                    what,
+                    old: then,
+                    new: now,
+                });
+            }
+        }
+    }
+    run.log.write_config(&config)?;
+    Ok(done)
+}
+
+/// Replays the logged episodes through the fresh agent (see the module doc).
+pub(super) fn replay(
+    run: &Run,
+    agent: &mut dyn Agent,
+    ctx: &Context,
+    scorer: &Scorer,
+    done: &[Episode],
+) -> Result<Vec<Episode>, SearchError> {
+    for (k, row) in done.iter().enumerate() {
+        let mut rng = StdRng::seed_from_u64(run.seed(k));
+        let proposal = agent.propose(ctx, &mut rng)?;
+        let mut bits = proposal.bits.clone();
+        run.budget.wall(&run.space, &mut bits);
+        if bits != row.pairs() || row.episode != k {
+            return Err(SearchError::ReplayMismatch {
+                dir: run.log.dir.clone(),
+                episode: k,
+                replayed: run.space.policy(&bits)?.to_string(),
+                logged: row.policy.clone(),
+            });
+        }
+        agent.learn(ctx, &proposal, &feedback(row, scorer), &mut rng)?;
+    }
+    Ok(done.to_vec())
+}
+
+/// The first leaf where two JSON values differ: (dotted path, old value, new value), so a
+/// refused resume names the exact setting that changed.
+fn first_difference(
+    path: &str,
+    old: Option<&serde_json::Value>,
+    new: Option<&serde_json::Value>,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    let show = |v: Option<&Value>| {
+        v.map_or("(absent)".to_string(), |v| {
+            v.to_string().chars().take(120).collect()
+        })
+    };
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter()
+                .find_map(|k| first_difference(&format!("{path}.{k}"), a.get(k), b.get(k)))
+        }
+        (a, b) if a == b => None,
+        (a, b) => Some((path.to_string(), show(a), show(b))),
+    }
+}

@@ -1,0 +1,91 @@
+//! What a search is given (`RunSpec`) and returns (`RunSummary`), the seed of each episode, and
+//! the `Run` it works in: HAQ's environment on the target device and the run directory.
+
+use std::path::PathBuf;
+
+use super::SearchError;
+use crate::agents::{AgentConfig, Context};
+use crate::data::Dataset;
+use crate::env::{Budget, SearchSpace};
+use crate::experiment::Experiment;
+use crate::hardware::Profile;
+use crate::model::Model;
+use crate::rundir::{Episode, RunLog};
+
+pub struct RunSpec<'a> {
+    pub exp: &'a Experiment,
+    pub data: &'a Dataset,
+    pub base: &'a Model,
+    pub profile: &'a Profile,
+    pub agent: &'a AgentConfig,
+    pub episodes: usize,
+    pub seed: u64,
+    pub dir: PathBuf,
+    pub resume: bool,
+    pub show: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub dir: PathBuf,
+    pub best: Option<Episode>,
+    pub episodes: usize,
+}
+
+/// The seed of episode `k`'s randomness (proposal, agent update and fine-tune).
+pub fn episode_seed(seed: u64, k: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (k as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9)
+}
+
+/// One search at work: its spec, the space and budget on its device, its run directory.
+pub(super) struct Run<'a> {
+    pub spec: &'a RunSpec<'a>,
+    pub space: SearchSpace,
+    pub budget: Budget,
+    pub log: RunLog,
+}
+
+impl<'a> Run<'a> {
+    /// Prices the model's layers on the device, resolves the budgets (an infeasible one is an
+    /// error before any training) and opens the run directory.
+    pub fn open(spec: &'a RunSpec<'a>) -> Result<Self, SearchError> {
+        let supports = |b| spec.profile.supports(b);
+        let space = SearchSpace::new(
+            spec.base.shapes().to_vec(),
+            spec.exp.bits.min,
+            spec.exp.bits.max,
+            spec.profile,
+            &supports,
+        )?;
+        let budget = Budget::resolve(&spec.exp.budget, &space)?;
+        let layers = spec
+            .base
+            .layer_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let log = RunLog::new(&spec.dir, layers)?;
+        Ok(Run {
+            spec,
+            space,
+            budget,
+            log,
+        })
+    }
+
+    /// What the agent sees of the problem.
+    pub fn context(&self) -> Context<'_> {
+        Context {
+            space: &self.space,
+            budget: &self.budget,
+        }
+    }
+
+    /// The seed of episode `k`.
+    pub fn seed(&self, k: usize) -> u64 {
+        episode_seed(self.spec.seed, k)
+    }
+}
