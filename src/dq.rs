@@ -13,7 +13,7 @@ use crate::calib::{self, CalibError};
 use crate::data::{DataError, Dataset};
 use crate::experiment::Experiment;
 use crate::model::Model;
-use crate::quant::{Bits, LayerClips, Policy, QuantError, Quantizer};
+use crate::quant::{Bits, Policy, QuantError, Quantizer};
 use crate::robust::{
     amplification, craft_transfer, headline_eps, lipschitz_bound, run_suite, AttackKind,
     LayerDistance, QuantizedModel, RobustError, SuiteReport,
@@ -259,21 +259,6 @@ pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), DqEr
         }
     }
     w.flush().map_err(|source| DqError::Io { path, source })
-}
-
-// moved: re-export until search/ is updated — the old `robust::calibrate(exp, data, model)` with
-// its `TrainError`, which search/run.rs still calls; new code calls
-// `calib::calibrate(&exp.quant, &data.train, model)`.
-#[doc(hidden)]
-pub fn calibrate(
-    exp: &Experiment,
-    data: &Dataset,
-    model: &Model,
-) -> Result<Vec<LayerClips>, TrainError> {
-    calib::calibrate(&exp.quant, &data.train, model).map_err(|e| match e {
-        CalibError::Data(e) => e.into(),
-        CalibError::Model(e) => e.into(),
-    })
 }
 
 #[cfg(test)]

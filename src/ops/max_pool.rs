@@ -167,7 +167,7 @@ impl CustomOp1 for MaxPool {
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
-    use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+    use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 
     fn grad_of(x: &Var, upstream: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Vec<f32>> {
         let grads = upstream(&max_pool2d(x, 2)?)?.backward()?;
@@ -214,7 +214,13 @@ mod tests {
         let n = 2 * 3 * 7 * 6;
         let mut vals: Vec<f32> = (0..n).map(|i| i as f32).collect();
         vals.shuffle(&mut StdRng::seed_from_u64(5));
-        let r = Tensor::randn(0f32, 1.0, (2, 3, 3, 3), &Device::Cpu)?;
+        // Upstream weights in quarters from a seeded RNG: every product and sum below is exact
+        // in f32, so the check holds for any draw (unseeded normal weights made it flaky).
+        let mut rng = StdRng::seed_from_u64(6);
+        let r: Vec<f32> = (0..2 * 3 * 3 * 3)
+            .map(|_| rng.random_range(-8i32..=8) as f32 / 4.0)
+            .collect();
+        let r = Tensor::from_vec(r, (2, 3, 3, 3), &Device::Cpu)?;
         let f = |v: &[f32]| -> Result<f32> {
             let x = Tensor::from_slice(v, dims, &Device::Cpu)?;
             (max_pool2d(&x, 2)? * &r)?.sum_all()?.to_scalar::<f32>()

@@ -20,10 +20,6 @@ pub use suite::{
 
 use crate::model::ModelError;
 
-// moved: re-export until search/ is updated (search/run.rs calls `robust::calibrate(exp, ..)`;
-// calibration is `crate::calib::calibrate(&exp.quant, &data.train, model)` now).
-pub use crate::dq::calibrate;
-
 #[derive(Debug, thiserror::Error)]
 pub enum RobustError {
     #[error(transparent)]

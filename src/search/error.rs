@@ -12,6 +12,8 @@ pub enum SearchError {
     #[error(transparent)]
     Quant(Box<crate::quant::QuantError>),
     #[error(transparent)]
+    Calib(Box<crate::calib::CalibError>),
+    #[error(transparent)]
     Train(Box<crate::train::TrainError>),
     #[error(transparent)]
     Robust(Box<crate::robust::RobustError>),
@@ -53,5 +55,6 @@ crate::errors::boxed_from!(
     Agent: crate::agents::AgentError,
     Pareto: crate::pareto::ParetoError,
     Quant: crate::quant::QuantError,
+    Calib: crate::calib::CalibError,
     Tensor: candle_core::Error
 );

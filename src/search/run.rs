@@ -14,14 +14,14 @@ use super::score::Scorer;
 use super::spec::{Run, RunSpec, RunSummary};
 use super::{output, references, resume, SearchError};
 use crate::agents;
-use crate::robust::calibrate;
+use crate::calib::calibrate;
 use crate::rundir::best_row;
 use crate::train::progress_bar;
 
 pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     let run = Run::open(spec)?;
     let done = resume::logged(&run)?;
-    let calibration = calibrate(spec.exp, spec.data, spec.base)?;
+    let calibration = calibrate(&spec.exp.quant, &spec.data.train, spec.base)?;
     let scorer = Scorer::new(spec.exp, spec.data, spec.base, calibration)?;
     references::score_once(&run, &scorer)?;
     let ctx = run.context();
