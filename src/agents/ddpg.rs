@@ -1,10 +1,16 @@
-//! HAQ's DDPG agent. The actor maps a step's state to an action in [0,1] (sigmoid output);
-//! the critic scores (state, action). Exploration: a truncated normal around the actor's action
-//! with sigma decaying ×`sigma_decay` per episode, after `warmup` episodes of uniform actions.
-//! Every transition of an episode is stored with the episode's final reward minus a moving-
-//! average baseline; each episode past the warm-up runs one update per step:
-//! critic on `(Q(s,a) − (r + γ (1 − done) Q'(s', μ'(s'))))²`, actor on `−Q(s, μ(s))`, then
-//! soft target updates with tau.
+//! HAQ's DDPG agent (Wang et al., CVPR 2019, and its released `lib/rl/ddpg.py`,
+//! `rl_quantize.py`). The actor maps a step's state to an action in [0,1] (sigmoid output); the
+//! critic scores (state, action). Exploration: a truncated normal around the actor's action with
+//! sigma decaying ×`sigma_decay` per episode, after `warmup` episodes of uniform actions.
+//!
+//! Learning follows HAQ's schedule. At the end of an episode every step is stored as a
+//! transition carrying the episode's raw final reward, and the action that was actually trained:
+//! where the budget wall lowered a bit, the action is the centre of the walled bitwidth's bin and
+//! the states are re-walked along the walled policy. Past the warm-up, each stored transition is
+//! followed by one update on a sampled batch: the moving-average baseline moves towards the
+//! batch's mean reward, `b ← d·b + (1 − d)·mean(r)`, and the advantage `r − b` is computed then,
+//! against the current baseline; critic on `(Q(s,a) − (r − b + γ (1 − done) Q'(s', μ'(s'))))²`,
+//! actor on `−Q(s, μ(s))`, then soft target updates with tau.
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -87,12 +93,18 @@ impl Ddpg {
         net.forward(&Tensor::cat(&[s, a], 1)?)
     }
 
+    /// One DDPG update on a sampled batch, with the advantage taken against the baseline as it
+    /// stands now (HAQ's `update_policy`).
     fn update(&mut self, rng: &mut StdRng) -> Result<(), AgentError> {
         let batch = self.replay.sample(self.cfg.batch, rng);
         if batch.is_empty() {
             return Ok(());
         }
         let n = batch.len();
+        let mean = batch.iter().map(|t| t.reward as f64).sum::<f64>() / n as f64;
+        let d = self.cfg.baseline_decay;
+        let baseline = self.baseline.map_or(mean, |b| d * b + (1.0 - d) * mean);
+        self.baseline = Some(baseline);
         let stack =
             |f: &dyn Fn(&Transition) -> Vec<f32>, width: usize| -> candle_core::Result<Tensor> {
                 Tensor::from_vec(
@@ -104,11 +116,11 @@ impl Ddpg {
         let s = stack(&|t| t.state.to_vec(), STATE_DIM)?;
         let s2 = stack(&|t| t.next.to_vec(), STATE_DIM)?;
         let a = stack(&|t| vec![t.action], 1)?;
-        let r = stack(&|t| vec![t.reward], 1)?;
+        let advantage = stack(&|t| vec![(t.reward as f64 - baseline) as f32], 1)?;
         let not_done = stack(&|t| vec![if t.done { 0.0 } else { 1.0 }], 1)?;
         let a2 = candle_nn::ops::sigmoid(&self.actor_target.forward(&s2)?)?;
         let q_next = Self::q(&self.critic_target, &s2, &a2)?.detach();
-        let target = (r + (q_next * not_done)?.affine(self.cfg.discount, 0.0)?)?.detach();
+        let target = (advantage + (q_next * not_done)?.affine(self.cfg.discount, 0.0)?)?.detach();
         let critic_loss = (Self::q(&self.critic, &s, &a)? - target)?
             .sqr()?
             .mean_all()?;
@@ -121,27 +133,18 @@ impl Ddpg {
         Ok(())
     }
 
-    pub fn sigma(&self) -> f64 {
-        self.sigma
-    }
-}
-
-impl Agent for Ddpg {
-    fn name(&self) -> &'static str {
-        "ddpg"
-    }
-
-    fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
+    /// Walks the steps of one episode: `choose` picks step t's action from its state, which
+    /// shows the previous action and the resource spent by the bits decided so far.
+    fn walk(
+        ctx: &Context,
+        mut choose: impl FnMut(usize, &[f32; STATE_DIM]) -> Result<f32, AgentError>,
+    ) -> Result<Proposal, AgentError> {
         let (resource, budget) = ctx.budget.primary(ctx.space);
         let (mut actions, mut states, mut decided) = (Vec::new(), Vec::new(), Vec::new());
         let mut prev = 0.0;
         for t in 0..ctx.space.steps() {
             let state = ctx.space.state(t, prev, &decided, resource, budget);
-            let a = if self.episodes < self.cfg.warmup {
-                rng.random::<f32>()
-            } else {
-                self.explore(self.act(&state)?, rng)
-            };
+            let a = choose(t, &state)?;
             decided.push(ctx.space.action_to_bits(a));
             states.push(state);
             actions.push(a);
@@ -155,6 +158,51 @@ impl Agent for Ddpg {
         })
     }
 
+    /// The episode as it was trained: each action whose bitwidth the wall changed is replaced by
+    /// the centre of the walled bitwidth's bin (the others are kept as proposed), and the states
+    /// are walked again along those actions.
+    fn trained(ctx: &Context, p: &Proposal, walled: &[(u8, u8)]) -> Result<Proposal, AgentError> {
+        let bits: Vec<u8> = walled.iter().flat_map(|&(w, a)| [w, a]).collect();
+        Self::walk(ctx, |t, _| {
+            let proposed = p.actions.get(t).copied().unwrap_or(0.0);
+            let proposed_bits = ctx.space.action_to_bits(proposed);
+            let b = bits.get(t).copied().unwrap_or(proposed_bits);
+            Ok(if b == proposed_bits {
+                proposed
+            } else {
+                ctx.space.bits_to_action(b)
+            })
+        })
+    }
+
+    /// The actor's policy without exploration noise (the bits it would propose at sigma = 0).
+    pub fn greedy_bits(&self, ctx: &Context) -> Result<Vec<(u8, u8)>, AgentError> {
+        Ok(Self::walk(ctx, |_, s| self.act(s))?.bits)
+    }
+
+    pub fn sigma(&self) -> f64 {
+        self.sigma
+    }
+}
+
+impl Agent for Ddpg {
+    fn name(&self) -> &'static str {
+        "ddpg"
+    }
+
+    fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
+        let warming_up = self.episodes < self.cfg.warmup;
+        Self::walk(ctx, |_, state| {
+            Ok(if warming_up {
+                rng.random::<f32>()
+            } else {
+                self.explore(self.act(state)?, rng)
+            })
+        })
+    }
+
+    /// Stores the episode's transitions (raw final reward, trained actions); past the warm-up,
+    /// runs one update after each stored transition, as HAQ's `rl_quantize.py` does.
     fn learn(
         &mut self,
         ctx: &Context,
@@ -162,26 +210,24 @@ impl Agent for Ddpg {
         f: &Feedback,
         rng: &mut StdRng,
     ) -> Result<(), AgentError> {
-        let baseline = *self.baseline.get_or_insert(f.reward);
-        let advantage = (f.reward - baseline) as f32;
-        self.baseline =
-            Some(self.cfg.baseline_decay * baseline + (1.0 - self.cfg.baseline_decay) * f.reward);
-        let last = p.states.len().saturating_sub(1);
-        for (t, (s, &a)) in p.states.iter().zip(&p.actions).enumerate() {
-            let next = if t < last { p.states[t + 1] } else { *s };
+        let trained = Self::trained(ctx, p, &f.walled)?;
+        let past_warmup = self.episodes >= self.cfg.warmup;
+        let last = trained.states.len().saturating_sub(1);
+        for (t, (s, &a)) in trained.states.iter().zip(&trained.actions).enumerate() {
+            let next = trained.states.get(t + 1).copied().unwrap_or(*s);
             self.replay.push(Transition {
                 state: *s,
                 action: a,
-                reward: advantage,
+                reward: f.reward as f32,
                 next,
                 done: t == last,
             });
-        }
-        self.episodes += 1;
-        if self.episodes > self.cfg.warmup {
-            for _ in 0..ctx.space.steps() {
+            if past_warmup {
                 self.update(rng)?;
             }
+        }
+        self.episodes += 1;
+        if past_warmup {
             self.sigma *= self.cfg.sigma_decay;
         }
         Ok(())
@@ -195,5 +241,74 @@ impl Agent for Ddpg {
             "reward_baseline": self.baseline,
             "replay_transitions": self.replay.len(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::synthetic::{mean, Problem};
+    use crate::agents::RandomAgent;
+
+    fn haq() -> DdpgConfig {
+        DdpgConfig {
+            hidden: 300,
+            actor_lr: 1e-4,
+            critic_lr: 1e-3,
+            batch: 64,
+            replay_episodes: 128,
+            tau: 0.01,
+            discount: 1.0,
+            warmup: 20,
+            sigma: 0.5,
+            sigma_decay: 0.99,
+            baseline_decay: 0.5,
+        }
+    }
+
+    #[test]
+    #[ignore]
+    fn explore_learning() {
+        let pb = Problem::new();
+        let n: usize = std::env::var("N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        let mut cfg = haq();
+        if let Ok(v) = std::env::var("ALR") {
+            cfg.actor_lr = v.parse().unwrap();
+        }
+        if let Ok(v) = std::env::var("CLR") {
+            cfg.critic_lr = v.parse().unwrap();
+        }
+        if let Ok(v) = std::env::var("HID") {
+            cfg.hidden = v.parse().unwrap();
+        }
+        if let Ok(v) = std::env::var("SD") {
+            cfg.sigma_decay = v.parse().unwrap();
+        }
+        if let Ok(v) = std::env::var("BD") {
+            cfg.baseline_decay = v.parse().unwrap();
+        }
+        if let Ok(v) = std::env::var("WU") {
+            cfg.warmup = v.parse().unwrap();
+        }
+        let s0: u64 = std::env::var("S0")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        for seed in s0..s0 + 3 {
+            let t = std::time::Instant::now();
+            let mut ddpg = Ddpg::new(cfg.clone(), &pb.space, seed).unwrap();
+            let d = pb.run(&mut ddpg, n, seed);
+            let g = Problem::distance(&ddpg.greedy_bits(&pb.ctx()).unwrap());
+            let r = pb.run(&mut RandomAgent, n, seed + 100);
+            let chunks: Vec<String> = d
+                .chunks(n / 10)
+                .map(|c| format!("{:.2}", mean(c)))
+                .collect();
+            println!("seed {seed}: greedy {g:.2} last20 {:.2} random {:.2} sigma {:.3} [{}] {:.1}s  greedy bits {:?}",
+                mean(&d[n - 20..]), mean(&r), ddpg.sigma(), chunks.join(" "), t.elapsed().as_secs_f64(), ddpg.greedy_bits(&pb.ctx()).unwrap());
+        }
     }
 }
