@@ -35,6 +35,7 @@ pub struct Ddpg {
     sigma: f64,
     baseline: Option<f64>,
     episodes: usize,
+    updates: usize,
 }
 
 fn adam(vars: Vec<candle_core::Var>, lr: f64) -> Result<AdamW, AgentError> {
@@ -63,6 +64,7 @@ impl Ddpg {
             sigma: cfg.sigma,
             baseline: None,
             episodes: 0,
+            updates: 0,
             actor,
             critic,
             cfg,
@@ -130,6 +132,7 @@ impl Ddpg {
         self.actor_opt.backward_step(&actor_loss)?;
         self.actor_target.soft_update(&self.actor, self.cfg.tau)?;
         self.critic_target.soft_update(&self.critic, self.cfg.tau)?;
+        self.updates += 1;
         Ok(())
     }
 
@@ -237,6 +240,7 @@ impl Agent for Ddpg {
         serde_json::json!({
             "agent": "ddpg",
             "episodes_learned": self.episodes,
+            "updates": self.updates,
             "sigma": self.sigma,
             "reward_baseline": self.baseline,
             "replay_transitions": self.replay.len(),
@@ -250,65 +254,140 @@ mod tests {
     use crate::agents::synthetic::{mean, Problem};
     use crate::agents::RandomAgent;
 
-    fn haq() -> DdpgConfig {
+    /// HAQ's defaults (agents/ddpg.toml), with `hidden` and `warmup` as given.
+    fn haq(hidden: usize, warmup: usize) -> DdpgConfig {
         DdpgConfig {
-            hidden: 300,
+            hidden,
             actor_lr: 1e-4,
             critic_lr: 1e-3,
             batch: 64,
             replay_episodes: 128,
             tau: 0.01,
             discount: 1.0,
-            warmup: 20,
+            warmup,
             sigma: 0.5,
             sigma_decay: 0.99,
             baseline_decay: 0.5,
         }
     }
 
+    fn feedback(reward: f64, walled: Vec<(u8, u8)>) -> Feedback {
+        Feedback {
+            reward,
+            walled,
+            objectives: None,
+        }
+    }
+
     #[test]
-    #[ignore]
-    fn explore_learning() {
+    fn transitions_keep_the_raw_reward_and_the_baseline_moves_when_sampled() {
         let pb = Problem::new();
-        let n: usize = std::env::var("N")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(200);
-        let mut cfg = haq();
-        if let Ok(v) = std::env::var("ALR") {
-            cfg.actor_lr = v.parse().unwrap();
+        let ctx = pb.ctx();
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut ddpg = Ddpg::new(haq(16, 2), &pb.space, 0).unwrap();
+        for reward in [-1.0, -3.0] {
+            let p = ddpg.propose(&ctx, &mut rng).unwrap();
+            ddpg.learn(&ctx, &p, &feedback(reward, p.bits.clone()), &mut rng)
+                .unwrap();
         }
-        if let Ok(v) = std::env::var("CLR") {
-            cfg.critic_lr = v.parse().unwrap();
+        let stored: Vec<f32> = ddpg.replay.iter().map(|t| t.reward).collect();
+        assert_eq!(stored, [[-1.0; 10], [-3.0; 10]].concat());
+        assert_eq!(ddpg.baseline, None, "no batch sampled during the warm-up");
+        // The first batch sets the baseline to its mean reward; the next moves it half-way
+        // (baseline_decay 0.5) towards theirs, and only then is the advantage taken.
+        ddpg.update(&mut rng).unwrap();
+        let b1 = ddpg.baseline.unwrap();
+        assert!(
+            (-3.0..=-1.0).contains(&b1) && b1 != -1.0 && b1 != -3.0,
+            "{b1}"
+        );
+        let mut r2 = StdRng::seed_from_u64(5);
+        let mean2 = {
+            let mut probe = r2.clone();
+            let batch = ddpg.replay.sample(64, &mut probe);
+            batch.iter().map(|t| t.reward as f64).sum::<f64>() / 64.0
+        };
+        ddpg.update(&mut r2).unwrap();
+        let b2 = ddpg.baseline.unwrap();
+        assert!((b2 - (0.5 * b1 + 0.5 * mean2)).abs() < 1e-9, "{b2}");
+        assert_eq!(
+            ddpg.replay.iter().next().unwrap().reward,
+            -1.0,
+            "stored raw"
+        );
+    }
+
+    #[test]
+    fn transitions_store_the_walled_actions_and_the_states_they_lead_to() {
+        let pb = Problem::new();
+        let ctx = pb.ctx();
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut ddpg = Ddpg::new(haq(16, 5), &pb.space, 1).unwrap();
+        let p = ddpg.propose(&ctx, &mut rng).unwrap();
+        // As if the wall had lowered conv2's weights (step 2) to 2 bits.
+        let mut walled = p.bits.clone();
+        walled[1].0 = if walled[1].0 == 2 { 3 } else { 2 };
+        ddpg.learn(&ctx, &p, &feedback(-1.0, walled.clone()), &mut rng)
+            .unwrap();
+        let stored: Vec<&Transition> = ddpg.replay.iter().collect();
+        let actions: Vec<f32> = stored.iter().map(|t| t.action).collect();
+        let mut want = p.actions.clone();
+        want[2] = pb.space.bits_to_action(walled[1].0);
+        assert_eq!(actions, want, "only the walled step's action changes");
+        // Step 3's state shows the walled action as the previous one and a different spend.
+        assert_eq!(stored[3].state[11], want[2]);
+        assert_ne!(stored[3].state[12], p.states[3][12]);
+        assert_eq!(stored[2].next, stored[3].state);
+        assert_eq!(
+            &stored[..3].iter().map(|t| t.state).collect::<Vec<_>>(),
+            &p.states[..3]
+        );
+        assert!(stored[9].done && !stored[8].done);
+    }
+
+    #[test]
+    fn one_update_per_stored_transition_after_the_warm_up() {
+        let pb = Problem::new();
+        let ctx = pb.ctx();
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut ddpg = Ddpg::new(haq(16, 2), &pb.space, 2).unwrap();
+        let mut updates = Vec::new();
+        for _ in 0..4 {
+            let p = ddpg.propose(&ctx, &mut rng).unwrap();
+            ddpg.learn(&ctx, &p, &feedback(-1.0, p.bits.clone()), &mut rng)
+                .unwrap();
+            updates.push(ddpg.updates);
         }
-        if let Ok(v) = std::env::var("HID") {
-            cfg.hidden = v.parse().unwrap();
-        }
-        if let Ok(v) = std::env::var("SD") {
-            cfg.sigma_decay = v.parse().unwrap();
-        }
-        if let Ok(v) = std::env::var("BD") {
-            cfg.baseline_decay = v.parse().unwrap();
-        }
-        if let Ok(v) = std::env::var("WU") {
-            cfg.warmup = v.parse().unwrap();
-        }
-        let s0: u64 = std::env::var("S0")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        for seed in s0..s0 + 3 {
-            let t = std::time::Instant::now();
-            let mut ddpg = Ddpg::new(cfg.clone(), &pb.space, seed).unwrap();
-            let d = pb.run(&mut ddpg, n, seed);
-            let g = Problem::distance(&ddpg.greedy_bits(&pb.ctx()).unwrap());
-            let r = pb.run(&mut RandomAgent, n, seed + 100);
-            let chunks: Vec<String> = d
-                .chunks(n / 10)
-                .map(|c| format!("{:.2}", mean(c)))
-                .collect();
-            println!("seed {seed}: greedy {g:.2} last20 {:.2} random {:.2} sigma {:.3} [{}] {:.1}s  greedy bits {:?}",
-                mean(&d[n - 20..]), mean(&r), ddpg.sigma(), chunks.join(" "), t.elapsed().as_secs_f64(), ddpg.greedy_bits(&pb.ctx()).unwrap());
-        }
+        assert_eq!(updates, [0, 0, 10, 20]);
+        assert_eq!(ddpg.sigma(), 0.5 * 0.99 * 0.99);
+    }
+
+    /// Fails if DDPG cannot learn: the synthetic optimum is a per-step pattern (see
+    /// `synthetic`), uniform proposals are ~2.5 bits per step away from it. HAQ's defaults
+    /// except a 128-wide network: 300 learns it as well (greedy 0.2–0.6 bits at 200 episodes,
+    /// seeds 0–2) but is ~5× slower. Measured at 300 episodes, seeds 0–5: greedy 0.3, 0.4, 0.3,
+    /// 0.3, 0.4, 1.4 bits; last 20 proposals 0.34–0.59 (1.41 for seed 5, stuck with every
+    /// activation at 2 bits).
+    #[test]
+    fn ddpg_learns_a_per_step_pattern() {
+        let pb = Problem::new();
+        let episodes = 300;
+        let mut ddpg = Ddpg::new(haq(128, 20), &pb.space, 0).unwrap();
+        let ddpg_distances = pb.run(&mut ddpg, episodes, 0);
+        let random = mean(&pb.run(&mut RandomAgent, episodes, 0));
+        let greedy = Problem::distance(&ddpg.greedy_bits(&pb.ctx()).unwrap());
+        let last = mean(&ddpg_distances[episodes - 20..]);
+        assert!(
+            random > 2.0,
+            "uniform proposals are far from the optimum: {random}"
+        );
+        assert!(
+            greedy <= 0.5,
+            "greedy policy {greedy} bits per step from the optimum"
+        );
+        assert!(
+            last < random / 3.0,
+            "last 20 proposals {last} vs random {random}"
+        );
     }
 }

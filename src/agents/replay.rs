@@ -39,6 +39,11 @@ impl ReplayBuffer {
         self.items.is_empty()
     }
 
+    /// The stored transitions, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Transition> {
+        self.items.iter()
+    }
+
     /// Appends, dropping the oldest transition when full.
     pub fn push(&mut self, t: Transition) {
         if self.items.len() == self.capacity {
