@@ -271,24 +271,33 @@ mod tests {
         }
     }
 
-    fn feedback(reward: f64, walled: Vec<(u8, u8)>) -> Feedback {
-        Feedback {
+    /// One episode: propose, let `wall` change the bits, learn from `reward`.
+    fn episode(
+        ddpg: &mut Ddpg,
+        ctx: &Context,
+        rng: &mut StdRng,
+        reward: f64,
+        wall: impl Fn(&mut [(u8, u8)]),
+    ) -> (Proposal, Vec<(u8, u8)>) {
+        let p = ddpg.propose(ctx, rng).unwrap();
+        let mut walled = p.bits.clone();
+        wall(&mut walled);
+        let f = Feedback {
             reward,
-            walled,
+            walled: walled.clone(),
             objectives: None,
-        }
+        };
+        ddpg.learn(ctx, &p, &f, rng).unwrap();
+        (p, walled)
     }
 
     #[test]
     fn transitions_keep_the_raw_reward_and_the_baseline_moves_when_sampled() {
         let pb = Problem::new();
-        let ctx = pb.ctx();
         let mut rng = StdRng::seed_from_u64(0);
         let mut ddpg = Ddpg::new(haq(16, 2), &pb.space, 0).unwrap();
         for reward in [-1.0, -3.0] {
-            let p = ddpg.propose(&ctx, &mut rng).unwrap();
-            ddpg.learn(&ctx, &p, &feedback(reward, p.bits.clone()), &mut rng)
-                .unwrap();
+            episode(&mut ddpg, &pb.ctx(), &mut rng, reward, |_| {});
         }
         let stored: Vec<f32> = ddpg.replay.iter().map(|t| t.reward).collect();
         assert_eq!(stored, [[-1.0; 10], [-3.0; 10]].concat());
@@ -317,15 +326,12 @@ mod tests {
     #[test]
     fn transitions_store_the_walled_actions_and_the_states_they_lead_to() {
         let pb = Problem::new();
-        let ctx = pb.ctx();
         let mut rng = StdRng::seed_from_u64(1);
         let mut ddpg = Ddpg::new(haq(16, 5), &pb.space, 1).unwrap();
-        let p = ddpg.propose(&ctx, &mut rng).unwrap();
         // As if the wall had changed conv2's weight bits (step 2).
-        let mut walled = p.bits.clone();
-        walled[1].0 = if walled[1].0 == 2 { 3 } else { 2 };
-        ddpg.learn(&ctx, &p, &feedback(-1.0, walled.clone()), &mut rng)
-            .unwrap();
+        let (p, walled) = episode(&mut ddpg, &pb.ctx(), &mut rng, -1.0, |bits| {
+            bits[1].0 = if bits[1].0 == 2 { 3 } else { 2 };
+        });
         let stored: Vec<&Transition> = ddpg.replay.iter().collect();
         let actions: Vec<f32> = stored.iter().map(|t| t.action).collect();
         let mut want = p.actions.clone();
@@ -345,14 +351,11 @@ mod tests {
     #[test]
     fn one_update_per_stored_transition_after_the_warm_up() {
         let pb = Problem::new();
-        let ctx = pb.ctx();
         let mut rng = StdRng::seed_from_u64(2);
         let mut ddpg = Ddpg::new(haq(16, 2), &pb.space, 2).unwrap();
         let mut updates = Vec::new();
         for _ in 0..4 {
-            let p = ddpg.propose(&ctx, &mut rng).unwrap();
-            ddpg.learn(&ctx, &p, &feedback(-1.0, p.bits.clone()), &mut rng)
-                .unwrap();
+            episode(&mut ddpg, &pb.ctx(), &mut rng, -1.0, |_| {});
             updates.push(ddpg.updates);
         }
         assert_eq!(updates, [0, 0, 10, 20]);
