@@ -87,8 +87,20 @@ fn run(
     dir: &Path,
     resume: bool,
 ) -> bitsearch::search::RunSummary {
+    run_with(&s.exp, s, agent, episodes, dir, resume)
+}
+
+/// `run` with another experiment on the same data, baseline and profile.
+fn run_with(
+    exp: &Experiment,
+    s: &Setup,
+    agent: &AgentConfig,
+    episodes: usize,
+    dir: &Path,
+    resume: bool,
+) -> bitsearch::search::RunSummary {
     let spec = RunSpec {
-        exp: &s.exp,
+        exp,
         data: &s.data,
         base: &s.base,
         profile: &s.profile,
@@ -118,13 +130,7 @@ fn best_policy(dir: &Path) -> serde_json::Value {
 fn every_agent_runs_a_few_episodes_within_budget() {
     let s = setup();
     let root = tempfile::tempdir().unwrap();
-    let agents = [
-        agent(DDPG),
-        agent("agent = \"random\"\n"),
-        agent("agent = \"nsga2\"\npopulation = 3\nmutation = 0.2\ncrossover = 0.9\n"),
-        agent("agent = \"greedy\"\nbuckets = 500\nsweep_to = 0.6\n"),
-    ];
-    for a in &agents {
+    for a in &every_agent() {
         let dir = root.path().join(a.name());
         let summary = run(&s, a, 5, &dir, false);
         let rows = episodes(&dir);
@@ -147,6 +153,51 @@ fn every_agent_runs_a_few_episodes_within_budget() {
         greedy.contains("\"w\""),
         "greedy measured sensitivities first"
     );
+}
+
+/// The four agents of the tiny setup.
+fn every_agent() -> [AgentConfig; 4] {
+    [
+        agent(DDPG),
+        agent("agent = \"random\"\n"),
+        agent("agent = \"nsga2\"\npopulation = 3\nmutation = 0.2\ncrossover = 0.9\n"),
+        agent("agent = \"greedy\"\nbuckets = 500\nsweep_to = 0.6\n"),
+    ]
+}
+
+/// Guards issue 11: NSGA-II gave a failed policy infinite objectives, its non-dominated sort
+/// rejected them and the search aborted, again at the same episode on every resume.
+#[test]
+fn every_agent_survives_failing_fine_tunes_and_resumes() {
+    let s = setup();
+    // Adam moves every weight by ~lr per step, so after one step at lr = 1e12 the Lipschitz
+    // penalty Σ ||W Wᵀ − I||² (~(1e24 · fan-in)²) overflows f32: every fine-tune diverges
+    // (a real `Failure::Diverged`, not a mock).
+    let mut exp = s.exp.clone();
+    exp.finetune.lr = 1e12;
+    assert!(
+        exp.finetune.beta > 0.0,
+        "the overflow needs the Lipschitz term"
+    );
+    let root = tempfile::tempdir().unwrap();
+    for a in &every_agent() {
+        let whole = root.path().join(format!("{}-whole", a.name()));
+        let summary = run_with(&exp, &s, a, 5, &whole, false);
+        let rows = episodes(&whole);
+        assert_eq!(rows.len(), 6, "{}: header + 5 episodes", a.name());
+        assert!(
+            rows[1..].iter().all(|r| r.ends_with(",true")),
+            "{}: every episode logged as failed: {rows:?}",
+            a.name()
+        );
+        assert!(summary.best.is_none(), "{}: no scored policy", a.name());
+        assert!(!whole.join("best-policy.json").exists());
+        // Interrupted after 2 episodes, resumed to 5: the same log as the whole run.
+        let cut = root.path().join(format!("{}-cut", a.name()));
+        run_with(&exp, &s, a, 2, &cut, false);
+        run_with(&exp, &s, a, 5, &cut, true);
+        assert_eq!(episodes(&cut), rows, "{}: resumed run", a.name());
+    }
 }
 
 #[test]

@@ -72,7 +72,8 @@ pub struct DdpgConfig {
     pub sigma: f64,
     /// Multiplies sigma after every episode past the warm-up.
     pub sigma_decay: f64,
-    /// Moving-average weight of the reward baseline: b ← d·b + (1 − d)·r.
+    /// Moving-average weight of the reward baseline, moved at every update towards the sampled
+    /// batch's mean reward: b ← d·b + (1 − d)·mean(r) (HAQ's `moving_alpha` = 1 − d = 0.5).
     pub baseline_decay: f64,
 }
 

@@ -10,6 +10,8 @@ mod nets;
 mod nsga2;
 mod random;
 mod replay;
+#[cfg(test)]
+mod synthetic;
 
 pub use config::{AgentConfig, AgentError, DdpgConfig, GreedyConfig, Nsga2Config, RawAgentConfig};
 pub use ddpg::Ddpg;

@@ -3,6 +3,8 @@
 //! episode; once all are scored, parents and children are merged and the next parents chosen by
 //! front rank, then crowding distance; children come from binary tournaments, uniform crossover
 //! and per-gene mutation. Genes are the walled policy that was actually scored (Lamarckian).
+//! An individual whose fine-tune failed has no objectives: it is dominated by every scored one,
+//! so the failed form a last front of their own (one rank below the worst scored front).
 
 use std::collections::VecDeque;
 
@@ -18,13 +20,11 @@ const SENSES: [Sense; 4] = [
     Sense::Minimize,
     Sense::Minimize,
 ];
-/// A failed fine-tune scores as dominated by everything that was scored.
-const FAILED: [f64; 4] = [0.0, 0.0, f64::INFINITY, f64::INFINITY];
-
 #[derive(Debug, Clone)]
 struct Individual {
     genes: Vec<(u8, u8)>,
-    objectives: [f64; 4],
+    /// None when the fine-tune failed.
+    objectives: Option<[f64; 4]>,
 }
 
 pub struct Nsga2 {
@@ -115,15 +115,27 @@ impl Nsga2 {
     }
 }
 
-/// Front ranks and crowding distances (infinite at each front's extremes).
+/// Front ranks and crowding distances (infinite at each front's extremes). The failed share
+/// the rank after the last scored front, with no crowding distance.
 fn rank_and_crowding(pop: &[Individual]) -> Result<(Vec<usize>, Vec<f64>), AgentError> {
-    let points: Vec<[f64; 4]> = pop.iter().map(|i| i.objectives).collect();
-    let rank = front_ranks(&points, &SENSES)?;
+    let scored: Vec<usize> = (0..pop.len())
+        .filter(|&i| pop[i].objectives.is_some())
+        .collect();
+    let points: Vec<[f64; 4]> = pop.iter().filter_map(|i| i.objectives).collect();
+    let scored_rank = front_ranks(&points, &SENSES)?;
+    let failed_rank = scored_rank.iter().max().map_or(0, |r| r + 1);
+    let mut rank = vec![failed_rank; pop.len()];
+    for (&i, &r) in scored.iter().zip(&scored_rank) {
+        rank[i] = r;
+    }
     let mut crowd = vec![0.0; pop.len()];
-    for r in 0..=rank.iter().copied().max().unwrap_or(0) {
-        let front: Vec<usize> = (0..pop.len()).filter(|&i| rank[i] == r).collect();
+    for r in 0..failed_rank {
+        let front: Vec<usize> = scored.iter().copied().filter(|&i| rank[i] == r).collect();
         for m in 0..SENSES.len() {
-            let values: Vec<f64> = points.iter().map(|p| p[m]).collect();
+            let values: Vec<f64> = pop
+                .iter()
+                .map(|i| i.objectives.map_or(0.0, |o| o[m]))
+                .collect();
             add_crowding(&front, &values, &mut crowd);
         }
     }
@@ -180,7 +192,7 @@ impl Agent for Nsga2 {
     ) -> Result<(), AgentError> {
         self.children.push(Individual {
             genes: f.walled.clone(),
-            objectives: f.objectives.unwrap_or(FAILED),
+            objectives: f.objectives,
         });
         if self.pending.is_empty() {
             if self.parents.is_empty() {
@@ -197,8 +209,87 @@ impl Agent for Nsga2 {
         serde_json::json!({
             "agent": "nsga2",
             "generation": self.generation,
-            "parents": self.parents.iter().map(|i| (&i.genes, i.objectives.to_vec())).collect::<Vec<_>>(),
+            "parents": self.parents.iter().map(|i| (&i.genes, i.objectives)).collect::<Vec<_>>(),
             "pending_children": self.pending.len(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::synthetic::Problem;
+    use rand::SeedableRng;
+
+    fn nsga2(population: usize) -> Nsga2 {
+        Nsga2::new(Nsga2Config {
+            population,
+            mutation: 0.2,
+            crossover: 0.9,
+        })
+    }
+
+    /// Proposes and learns one generation; `score` gives each proposal's objectives.
+    fn generation(
+        agent: &mut Nsga2,
+        pb: &Problem,
+        rng: &mut StdRng,
+        score: impl Fn(usize) -> Option<[f64; 4]>,
+    ) {
+        let ctx = pb.ctx();
+        for i in 0..agent.cfg.population {
+            let p = agent.propose(&ctx, rng).unwrap();
+            let f = Feedback {
+                reward: 0.0,
+                walled: p.bits.clone(),
+                objectives: score(i),
+            };
+            agent.learn(&ctx, &p, &f, rng).unwrap();
+        }
+    }
+
+    #[test]
+    fn failed_individuals_rank_below_every_scored_one() {
+        let ind = |objectives| Individual {
+            genes: vec![(8, 8)],
+            objectives,
+        };
+        // The worst scored point (0 accuracy, huge latency) still beats a failure.
+        let pop = [
+            None,
+            Some([0.9, 0.5, 1.0, 1.0]),
+            Some([0.0, 0.0, 1e9, 1e9]),
+            None,
+        ];
+        let pop: Vec<Individual> = pop.into_iter().map(ind).collect();
+        let (rank, crowd) = rank_and_crowding(&pop).unwrap();
+        assert_eq!(rank, vec![2, 0, 1, 2]);
+        assert_eq!((crowd[0], crowd[3]), (0.0, 0.0));
+        let (rank, _) = rank_and_crowding(&[ind(None), ind(None)]).unwrap();
+        assert_eq!(rank, vec![0, 0], "all failed: one front");
+    }
+
+    #[test]
+    fn a_generation_with_failures_selects_the_scored_and_goes_on() {
+        let pb = Problem::new();
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut agent = nsga2(4);
+        // First generation: half fail. Second: all scored. Third: all fail.
+        generation(&mut agent, &pb, &mut rng, |i| {
+            (i % 2 == 0).then_some([0.5, 0.2, 2.0, 2.0])
+        });
+        assert_eq!(agent.generation, 1);
+        generation(&mut agent, &pb, &mut rng, |i| {
+            Some([0.8, 0.4, 1.0 + i as f64, 1.0])
+        });
+        assert_eq!(agent.generation, 2);
+        assert!(
+            agent.parents.iter().all(|p| p.objectives.is_some()),
+            "six scored candidates for four places: no failed parent"
+        );
+        generation(&mut agent, &pb, &mut rng, |_| None);
+        assert_eq!(agent.generation, 3);
+        assert!(agent.parents.iter().all(|p| p.objectives.is_some()));
+        assert_eq!(agent.summary()["parents"].as_array().unwrap().len(), 4);
     }
 }

@@ -11,6 +11,7 @@ use crate::env::STATE_DIM;
 pub struct Transition {
     pub state: [f32; STATE_DIM],
     pub action: f32,
+    /// The episode's raw final reward; DDPG subtracts its baseline when the transition is sampled.
     pub reward: f32,
     pub next: [f32; STATE_DIM],
     pub done: bool,
@@ -36,6 +37,11 @@ impl ReplayBuffer {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// The stored transitions, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Transition> {
+        self.items.iter()
     }
 
     /// Appends, dropping the oldest transition when full.
