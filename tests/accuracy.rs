@@ -1,17 +1,14 @@
 //! The foundation's accuracy targets on the embedded MNIST-10k, through the README's commands:
 //! `bitsearch train` on the default experiments, then `bitsearch eval` of uniform policies.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
+
+use common::cli::{bitsearch, ok};
 
 fn run(args: &[&str], cwd: &Path) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_bitsearch"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("bitsearch runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    ok(bitsearch(args, cwd))
 }
 
 fn eval(exp: &str, policy: &str, cwd: &Path) -> (f64, f64) {

@@ -96,7 +96,10 @@ fn actual() -> Graph {
 #[test]
 fn the_documented_module_graph_is_the_code_s() {
     let mut doc = documented();
-    assert!(doc.remove("cli").is_some(), "the table lists the binary's cli");
+    assert!(
+        doc.remove("cli").is_some(),
+        "the table lists the binary's cli"
+    );
     assert_eq!(doc, actual(), "docs/architecture.md (left) vs src/ (right)");
 }
 

@@ -4,19 +4,8 @@ mod common;
 
 use std::path::Path;
 
-use bitsearch::data::{encode_idx, DataSource};
 use common::cli::{bitsearch, ok, stderr};
-
-/// Writes the first `n_train`/`n_test` embedded digits as raw IDX files in `dir`.
-fn write_slice(dir: &Path, n_train: usize, n_test: usize) {
-    let (train, test) = DataSource::EmbeddedMnist10k.load().unwrap();
-    for (prefix, split, n) in [("train", &train, n_train), ("t10k", &test, n_test)] {
-        let images = encode_idx(&[n, 28, 28], &split.images[..n * 784]);
-        let labels = encode_idx(&[n], &split.labels[..n]);
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
-    }
-}
+use common::fixtures::write_mnist_slice;
 
 fn eval_json(policy: &str, exp: &str, cwd: &Path) -> serde_json::Value {
     let out = ok(bitsearch(
@@ -31,7 +20,7 @@ fn train_then_eval_round_trip_on_a_small_slice() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("slice");
     std::fs::create_dir(&data).unwrap();
-    write_slice(&data, 1200, 300);
+    write_mnist_slice(&data, 1200, 300);
     let exp = r#"
 name = "slice"
 [data]

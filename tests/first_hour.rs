@@ -6,11 +6,12 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{bitsearch, fails, ok, stderr, TINY_EXPERIMENT};
+use common::cli::{bitsearch, fails, ok, stderr};
+use common::fixtures::Tiny;
 
 fn tiny_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("exp.toml"), TINY_EXPERIMENT).unwrap();
+    std::fs::write(dir.path().join("exp.toml"), Tiny::default().toml("tiny")).unwrap();
     dir
 }
 

@@ -1,30 +1,18 @@
 //! End-to-end runs of `bitsearch profiles` and `bitsearch cost` on LeNet-5.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::cli::{bitsearch, repo};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/profiles");
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bitsearch"))
-        .args(args)
-        .output()
-        .expect("bitsearch runs")
-}
-
+// The shipped profiles are found from the repository root, as a user in a checkout would.
 fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    common::cli::ok(bitsearch(args, repo()))
 }
 
 fn fails(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(!o.status.success(), "{args:?} should fail");
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    common::cli::fails(bitsearch(args, repo()))
 }
 
 #[test]

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use bitsearch::report::compare::compare;
 use bitsearch::report::style::SIZE;
 use bitsearch::report::{write_report, ChartFiles};
@@ -170,10 +168,7 @@ fn compare_overlays_runs_and_shares_the_reference_point() {
 }
 
 fn bitsearch(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bitsearch"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::cli::bitsearch(args, common::cli::repo())
 }
 
 #[test]

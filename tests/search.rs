@@ -2,6 +2,8 @@
 //! attack suite): every agent runs, same seed gives the same episodes, and a run interrupted
 //! mid-episode resumes to exactly the uninterrupted result.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use bitsearch::agents::AgentConfig;
@@ -11,36 +13,20 @@ use bitsearch::hardware::{resolve_profile, Profile};
 use bitsearch::model::{Arch, Model};
 use bitsearch::search::{run_search, RunSpec};
 use bitsearch::train::train_fp32;
+use common::fixtures::{agent, lines_without_timing, Tiny, DDPG};
 
 fn tiny_experiment() -> Experiment {
-    let text = r#"
-name = "tiny"
-[data]
-source = "embedded:mnist-10k"
-validation = 300
-[model]
-arch = "mlp"
-[train]
-epochs = 1
-batch = 64
-lr = 1e-3
-[finetune]
-steps = 4
-batch = 32
-[attack]
-fgsm_eps = [0.1]
-pgd_eps = [0.1]
-pgd_steps = 3
-examples = 40
-[budget]
-latency = 0.5
-[search]
-episodes = 6
-attack_examples = 40
-references = false
-"#;
+    let text = Tiny {
+        validation: 300,
+        finetune_steps: 4,
+        finetune_batch: 32,
+        pgd_steps: 3,
+        examples: 40,
+        transfer: true,
+    }
+    .toml("tiny");
     Experiment::from_toml(
-        text,
+        &text,
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tiny.toml")
             .as_path(),
@@ -70,15 +56,6 @@ fn setup() -> Setup {
         profile,
     }
 }
-
-fn agent(text: &str) -> AgentConfig {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("a.toml");
-    std::fs::write(&p, text).unwrap();
-    AgentConfig::load(&p).unwrap()
-}
-
-const DDPG: &str = "agent = \"ddpg\"\nhidden = 32\nactor_lr = 1e-4\ncritic_lr = 1e-3\nbatch = 16\nreplay_episodes = 128\ntau = 0.01\ndiscount = 1.0\nwarmup = 2\nsigma = 0.5\nsigma_decay = 0.99\nbaseline_decay = 0.95\n";
 
 fn run(
     s: &Setup,
@@ -116,10 +93,7 @@ fn run_with(
 
 /// episodes.csv without the timing column (the last one).
 fn episodes(dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join("episodes.csv")).unwrap();
-    text.lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
+    lines_without_timing(&dir.join("episodes.csv"))
 }
 
 fn best_policy(dir: &Path) -> serde_json::Value {

@@ -1,41 +1,17 @@
 //! `bitsearch search` end to end: a run killed with SIGKILL in the middle of an episode is
 //! resumed with --resume to exactly the uninterrupted run's episodes.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const EXP: &str = r#"
-name = "tiny-cli"
-[data]
-source = "embedded:mnist-10k"
-validation = 500
-[model]
-arch = "mlp"
-[train]
-epochs = 1
-batch = 64
-lr = 1e-3
-[finetune]
-steps = 40
-batch = 64
-[attack]
-fgsm_eps = [0.1]
-pgd_eps = [0.1]
-pgd_steps = 5
-examples = 50
-[budget]
-latency = 0.5
-[search]
-attack_examples = 50
-references = false
-"#;
-
-const AGENT: &str = "agent = \"ddpg\"\nhidden = 32\nactor_lr = 1e-4\ncritic_lr = 1e-3\nbatch = 16\nreplay_episodes = 128\ntau = 0.01\ndiscount = 1.0\nwarmup = 2\nsigma = 0.5\nsigma_decay = 0.99\nbaseline_decay = 0.95\n";
+use common::cli::command;
+use common::fixtures::{lines_without_timing, Tiny, DDPG};
 
 fn search(cwd: &Path, out: &str, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bitsearch"));
-    c.args([
+    let mut args = vec![
         "search",
         "--experiment",
         "exp.toml",
@@ -48,27 +24,26 @@ fn search(cwd: &Path, out: &str, extra: &[&str]) -> Command {
         "--quiet",
         "--out",
         out,
-    ]);
-    c.args(extra)
-        .current_dir(cwd)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    ];
+    args.extend_from_slice(extra);
+    let mut c = command(&args, cwd);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
     c
-}
-
-fn lines_without_timing(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
 }
 
 #[test]
 fn sigkill_mid_episode_then_resume_equals_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("exp.toml"), EXP).unwrap();
-    std::fs::write(dir.path().join("agent.toml"), AGENT).unwrap();
+    // Fine-tunes long enough (40 steps) that the kill lands inside an episode.
+    let exp = Tiny {
+        finetune_steps: 40,
+        pgd_steps: 5,
+        examples: 50,
+        transfer: true,
+        ..Tiny::default()
+    };
+    std::fs::write(dir.path().join("exp.toml"), exp.toml("tiny-cli")).unwrap();
+    std::fs::write(dir.path().join("agent.toml"), DDPG).unwrap();
     let whole = search(dir.path(), "whole", &[]).output().unwrap();
     assert!(
         whole.status.success(),

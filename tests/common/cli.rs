@@ -1,44 +1,26 @@
-//! Running the `bitsearch` binary in a temporary directory, and a tiny experiment that trains
-//! its FP32 baseline in seconds.
+//! Running the `bitsearch` binary from a test: one place for the command, its output, and the
+//! assertions every end-to-end test makes about success or failure.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// An MLP on the embedded digits, one epoch, small attack and fine-tune: seconds per command.
-pub const TINY_EXPERIMENT: &str = r#"
-name = "tiny"
-[data]
-source = "embedded:mnist-10k"
-validation = 500
-[model]
-arch = "mlp"
-[train]
-epochs = 1
-batch = 64
-lr = 1e-3
-[finetune]
-steps = 5
-batch = 64
-[attack]
-fgsm_eps = [0.1]
-pgd_eps = [0.1]
-pgd_steps = 2
-examples = 20
-transfer = false
-[budget]
-latency = 0.5
-[search]
-attack_examples = 20
-references = false
-"#;
-
 /// Runs `bitsearch ARGS` in `cwd`.
 pub fn bitsearch(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bitsearch"))
-        .args(args)
-        .current_dir(cwd)
+    command(args, cwd)
         .output()
         .expect("the bitsearch binary runs")
+}
+
+/// `bitsearch ARGS` in `cwd`, not started yet (for tests that spawn, pipe or kill it).
+pub fn command(args: &[&str], cwd: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bitsearch"));
+    c.args(args).current_dir(cwd);
+    c
+}
+
+/// The repository's root, where the shipped experiments, agents and profiles are found.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -1,0 +1,109 @@
+//! Small inputs the end-to-end tests share: a tiny experiment (MLP on the embedded digits, one
+//! FP32 epoch, a few fine-tune steps, a small attack suite) with the knobs tests vary, a small
+//! DDPG agent, IDX slices of the embedded digits, and run files without their timing column.
+
+use std::path::Path;
+
+use bitsearch::agents::AgentConfig;
+use bitsearch::data::{encode_idx, DataSource};
+
+/// The knobs of the tiny experiment that tests set differently; `Tiny::default()` trains its
+/// baseline and scores a policy in seconds.
+#[derive(Debug, Clone)]
+pub struct Tiny {
+    pub validation: usize,
+    pub finetune_steps: usize,
+    pub finetune_batch: usize,
+    pub pgd_steps: usize,
+    /// Examples of the attack suite, in `eval` and in the search.
+    pub examples: usize,
+    pub transfer: bool,
+}
+
+impl Default for Tiny {
+    fn default() -> Self {
+        Tiny {
+            validation: 500,
+            finetune_steps: 5,
+            finetune_batch: 64,
+            pgd_steps: 2,
+            examples: 20,
+            transfer: false,
+        }
+    }
+}
+
+impl Tiny {
+    /// The experiment file's text, named `name`, with a 50% latency budget and no uniform
+    /// reference policies.
+    pub fn toml(&self, name: &str) -> String {
+        let Tiny {
+            validation,
+            finetune_steps,
+            finetune_batch,
+            pgd_steps,
+            examples,
+            transfer,
+        } = self;
+        format!(
+            r#"
+name = "{name}"
+[data]
+source = "embedded:mnist-10k"
+validation = {validation}
+[model]
+arch = "mlp"
+[train]
+epochs = 1
+batch = 64
+lr = 1e-3
+[finetune]
+steps = {finetune_steps}
+batch = {finetune_batch}
+[attack]
+fgsm_eps = [0.1]
+pgd_eps = [0.1]
+pgd_steps = {pgd_steps}
+examples = {examples}
+transfer = {transfer}
+[budget]
+latency = 0.5
+[search]
+attack_examples = {examples}
+references = false
+"#
+        )
+    }
+}
+
+/// HAQ's DDPG with a small network and a 2-episode warm-up.
+pub const DDPG: &str = "agent = \"ddpg\"\nhidden = 32\nactor_lr = 1e-4\ncritic_lr = 1e-3\nbatch = 16\nreplay_episodes = 128\ntau = 0.01\ndiscount = 1.0\nwarmup = 2\nsigma = 0.5\nsigma_decay = 0.99\nbaseline_decay = 0.95\n";
+
+/// An agent file's text, loaded and checked as `bitsearch search --agent` would.
+pub fn agent(text: &str) -> AgentConfig {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("agent.toml");
+    std::fs::write(&p, text).unwrap();
+    AgentConfig::load(&p).unwrap()
+}
+
+/// Writes the first `n_train`/`n_test` embedded digits as raw IDX files in `dir`.
+pub fn write_mnist_slice(dir: &Path, n_train: usize, n_test: usize) {
+    let (train, test) = DataSource::EmbeddedMnist10k.load().unwrap();
+    for (prefix, split, n) in [("train", &train, n_train), ("t10k", &test, n_test)] {
+        let images = encode_idx(&[n, 28, 28], &split.images[..n * 784]);
+        let labels = encode_idx(&[n], &split.labels[..n]);
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+}
+
+/// The lines of a run's CSV file without the last column (`seconds`, wall time), for comparing
+/// runs that must agree on everything but timing.
+pub fn lines_without_timing(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| l.rsplit_once(',').map_or(l, |(head, _)| head).to_string())
+        .collect()
+}
