@@ -1,9 +1,47 @@
-//! Field rules shared by every checked file (experiments, hardware profiles, agent files): one
-//! `Rule` per constraint and one `FieldError` that names the file, the field, the rule and the
-//! value, so all three readers word a broken rule the same way.
+//! What every checked file (experiments, hardware profiles, agent files) shares: reading a TOML
+//! file into its raw type (`FileError` names the file), one `Rule` per numeric constraint and one
+//! `FieldError` that names the file, the field, the rule and the value, so all readers word a
+//! broken rule the same way.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
+
+/// Why a checked file could not be read into its raw type.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+}
+
+/// The text of `path`.
+pub fn read_text(path: &Path) -> Result<String, FileError> {
+    std::fs::read_to_string(path).map_err(|source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `text` (the contents of `path`) deserialized as TOML; serde's rules (unknown fields, types)
+/// apply, TOML's error keeps its line and caret.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, FileError> {
+    toml::from_str(text).map_err(|e| parse_error(path, e))
+}
+
+/// A TOML deserialization error of `path`.
+pub fn parse_error(path: &Path, e: toml::de::Error) -> FileError {
+    FileError::Parse {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    }
+}
 
 /// A constraint a numeric field can break.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]

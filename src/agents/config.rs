@@ -3,24 +3,18 @@
 //! the field rules of `crate::validate` and is the only way to an `AgentConfig`, the type the
 //! agents take.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::validate::{fraction, positive, positive_count, FieldError};
+use crate::validate::{
+    fraction, parse_toml, positive, positive_count, read_text, FieldError, FileError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: {source}", path.display())]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error(transparent)]
     Field(#[from] FieldError),
     #[error("the greedy agent needs per-layer sensitivities, measured before the search")]
@@ -100,14 +94,7 @@ pub struct GreedyConfig {
 impl AgentConfig {
     /// Reads and checks an agent file.
     pub fn load(path: &Path) -> Result<Self, AgentError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AgentError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let raw: RawAgentConfig = toml::from_str(&text).map_err(|e| AgentError::Parse {
-            path: path.to_path_buf(),
-            source: Box::new(e),
-        })?;
+        let raw: RawAgentConfig = parse_toml(&read_text(path)?, path)?;
         raw.check(path)
     }
 

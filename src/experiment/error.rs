@@ -3,20 +3,12 @@
 
 use std::path::PathBuf;
 
-use crate::validate::FieldError;
+use crate::validate::{FieldError, FileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: {source}", path.display())]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error(transparent)]
     Field(#[from] FieldError),
     #[error("{}: field `name` must not be empty", path.display())]

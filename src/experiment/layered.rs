@@ -14,6 +14,7 @@ use super::error::{ExperimentError, LayerError};
 use super::raw::RawExperiment;
 use super::validated::Experiment;
 use crate::data::DataSource;
+use crate::validate::{parse_error, parse_toml, FileError};
 
 /// Command-line overrides, applied in this order: the `--budget` flags together replace the
 /// whole `[budget]` table (so a fraction and an absolute limit for one resource cannot meet
@@ -94,21 +95,14 @@ impl Resolved {
 
 /// Parses and checks one file's own text (TOML's errors keep their line numbers).
 pub(super) fn from_text(text: &str, path: &Path) -> Result<Experiment, ExperimentError> {
-    let raw: RawExperiment = toml::from_str(text).map_err(|e| ExperimentError::Parse {
-        path: path.to_path_buf(),
-        source: Box::new(e),
-    })?;
+    let raw: RawExperiment = parse_toml(text, path)?;
     raw.check(path)
 }
 
 fn check_table(table: &Table, path: &Path) -> Result<Experiment, ExperimentError> {
-    let raw: RawExperiment =
-        Value::Table(table.clone())
-            .try_into()
-            .map_err(|e| ExperimentError::Parse {
-                path: path.to_path_buf(),
-                source: Box::new(e),
-            })?;
+    let raw: RawExperiment = Value::Table(table.clone())
+        .try_into()
+        .map_err(|e| parse_error(path, e))?;
     raw.check(path)
 }
 
@@ -129,15 +123,12 @@ fn read_chain(path: &Path) -> Result<Resolved, ExperimentError> {
                 resolved: file.clone(),
                 source,
             }),
-            None => ExperimentError::Io {
+            None => ExperimentError::from(FileError::Io {
                 path: file.clone(),
                 source,
-            },
+            }),
         })?;
-        let mut table: Table = toml::from_str(&text).map_err(|e| ExperimentError::Parse {
-            path: file.clone(),
-            source: Box::new(e),
-        })?;
+        let mut table: Table = parse_toml(&text, &file)?;
         let canonical = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
         if seen.iter().any(|(c, _)| *c == canonical) {
             let mut chain: Vec<String> =
