@@ -30,7 +30,9 @@ impl Exhaustive {
         let size = space.size().filter(|&s| s <= cfg.limit as u128);
         let Some(size) = size else {
             return Err(AgentError::SpaceTooLarge {
-                size: space.size().map_or("more than 2^128".into(), |s| s.to_string()),
+                size: space
+                    .size()
+                    .map_or("more than 2^128".into(), |s| s.to_string()),
                 bitwidths: space.values().to_vec(),
                 operands: space.operands(),
                 per: if space.tie() { "layer" } else { "operand" },
@@ -102,3 +104,138 @@ impl Agent for Exhaustive {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::env::{BudgetConfig, Limit};
+    use crate::hardware::{resolve_profile, Profile};
+    use crate::model::Arch;
+
+    fn space(choices: &[u8], tie: bool) -> SearchSpace {
+        let p = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
+        let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
+        SearchSpace::with_choices(layers, choices, tie, &p, &|b| p.supports(b)).unwrap()
+    }
+
+    fn latency(space: &SearchSpace, fraction: f64) -> Budget {
+        let cfg = BudgetConfig {
+            latency: Some(Limit::Fraction(fraction)),
+            ..Default::default()
+        };
+        Budget::resolve(&cfg, space).unwrap()
+    }
+
+    /// Every proposal of an agent built on `ctx`, until it says it has no more.
+    fn propose_all(ctx: &Context) -> Vec<Vec<(u8, u8)>> {
+        let mut agent = Exhaustive::new(&ExhaustiveConfig { limit: 4096 }, ctx).unwrap();
+        let n = agent.policies().unwrap();
+        let mut rng = StdRng::seed_from_u64(0);
+        let out: Vec<_> = (0..n)
+            .map(|_| agent.propose(ctx, &mut rng).unwrap().bits)
+            .collect();
+        assert!(matches!(
+            agent.propose(ctx, &mut rng),
+            Err(AgentError::Exhausted { policies }) if policies == n
+        ));
+        out
+    }
+
+    #[test]
+    fn enumerates_exactly_the_declared_tied_space() {
+        let s = space(&[2, 4, 8], true);
+        let all = propose_all(&Context {
+            space: &s,
+            budget: &Budget::default(),
+        });
+        assert_eq!(all.len(), 243, "3^5 LeNet-5 policies");
+        assert_eq!(
+            all.iter().collect::<HashSet<_>>().len(),
+            243,
+            "no duplicates"
+        );
+        for p in &all {
+            assert_eq!(p.len(), 5);
+            assert!(
+                p.iter().all(|&(w, a)| w == a && [2, 4, 8].contains(&w)),
+                "{p:?} is outside the tied {{2, 4, 8}} space"
+            );
+        }
+        assert_eq!(
+            all[0],
+            vec![(2, 2); 5],
+            "odometer order starts at the floor"
+        );
+        assert_eq!(all[1], vec![(2, 2), (2, 2), (2, 2), (2, 2), (4, 4)]);
+        assert_eq!(all[242], vec![(8, 8); 5]);
+    }
+
+    #[test]
+    fn enumerates_exactly_the_declared_untied_space() {
+        let s = space(&[2, 8], false);
+        let all = propose_all(&Context {
+            space: &s,
+            budget: &Budget::default(),
+        });
+        assert_eq!(all.len(), 1 << 10, "2 bitwidths on 10 operands");
+        assert_eq!(all.iter().collect::<HashSet<_>>().len(), 1 << 10);
+        assert!(all.iter().flatten().any(|&(w, a)| w != a), "untied");
+        assert!(all
+            .iter()
+            .flatten()
+            .all(|&(w, a)| [2, 8].contains(&w) && [2, 8].contains(&a)));
+    }
+
+    #[test]
+    fn only_policies_within_budget_are_enumerated_and_the_wall_keeps_them() {
+        let s = space(&[2, 4, 8], true);
+        let b = latency(&s, 0.5);
+        let all = propose_all(&Context {
+            space: &s,
+            budget: &b,
+        });
+        // Count the feasible ones independently: decode 0..243 in base 3.
+        let expected = (0..243)
+            .filter(|&i: &usize| {
+                let bits: Vec<(u8, u8)> = (0..5)
+                    .map(|l| [2, 4, 8][i / 3usize.pow(4 - l) % 3])
+                    .map(|v| (v, v))
+                    .collect();
+                b.holds(&s.price(&bits))
+            })
+            .count();
+        assert!(expected > 0 && expected < 243, "{expected}");
+        assert_eq!(all.len(), expected);
+        for p in &all {
+            let mut walled = p.clone();
+            b.wall(&s, &mut walled);
+            assert_eq!(&walled, p, "a feasible policy is trained as proposed");
+        }
+    }
+
+    #[test]
+    fn a_space_above_the_limit_is_refused_with_its_size() {
+        let s = space(&[2, 3, 4, 5, 6, 7, 8], false);
+        let ctx = Context {
+            space: &s,
+            budget: &Budget::default(),
+        };
+        let e = match Exhaustive::new(&ExhaustiveConfig { limit: 4096 }, &ctx) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("7^10 policies accepted under a limit of 4096"),
+        };
+        for part in ["282475249", "4096", "choices", "tie = true", "limit"] {
+            assert!(e.contains(part), "{part} missing from: {e}");
+        }
+        let tied = space(&[2, 4, 8], true);
+        let ctx = Context {
+            space: &tied,
+            budget: &Budget::default(),
+        };
+        assert!(Exhaustive::new(&ExhaustiveConfig { limit: 242 }, &ctx).is_err());
+        assert!(Exhaustive::new(&ExhaustiveConfig { limit: 243 }, &ctx).is_ok());
+    }
+}

@@ -230,3 +230,106 @@ impl SearchConfig {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::experiment::{BitsRange, Experiment, ExperimentError};
+
+    const GOOD: &str = "name = \"t\"\n[data]\nsource = \"embedded:mnist-10k\"\nvalidation = 1000\n[model]\narch = \"lenet5\"\n[train]\nepochs = 8\nbatch = 64\nlr = 1e-3\n";
+
+    fn bits(table: &str) -> Result<BitsRange, ExperimentError> {
+        Experiment::from_toml(&format!("{GOOD}[bits]\n{table}\n"), Path::new("exp.toml"))
+            .map(|e| e.bits)
+    }
+
+    fn err(table: &str) -> String {
+        bits(table).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn default_bits_are_2_to_8_untied_and_serialize_as_before() {
+        let b = bits("").unwrap();
+        assert_eq!(b, BitsRange::default());
+        assert_eq!(b.declared(), vec![2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"min":2,"max":8}"#,
+            "config.json's experiment is unchanged for a default experiment"
+        );
+    }
+
+    #[test]
+    fn choices_must_not_be_empty() {
+        let e = err("choices = []");
+        assert!(
+            e.contains("exp.toml") && e.contains("bits.choices") && e.contains("empty"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn choices_must_be_1_to_8_or_32() {
+        for bad in ["0", "9", "16"] {
+            let e = err(&format!("choices = [2, {bad}]"));
+            assert!(e.contains("bits.choices") && e.contains(bad), "{e}");
+        }
+        assert_eq!(
+            bits("choices = [1, 8, 32]").unwrap().declared(),
+            vec![1, 8, 32]
+        );
+    }
+
+    #[test]
+    fn choices_must_not_repeat() {
+        let e = err("choices = [4, 2, 4]");
+        assert!(e.contains("bits.choices") && e.contains("4 twice"), "{e}");
+    }
+
+    #[test]
+    fn choices_are_sorted_on_load() {
+        let b = bits("choices = [8, 2, 4]\ntie = true").unwrap();
+        assert_eq!(b.choices, Some(vec![2, 4, 8]));
+        assert_eq!((b.min, b.max, b.tie), (2, 8, true));
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"min":2,"max":8,"choices":[2,4,8],"tie":true}"#
+        );
+    }
+
+    #[test]
+    fn choices_exclude_min_and_max() {
+        for table in ["choices = [2, 4]\nmin = 2", "choices = [2, 4]\nmax = 4"] {
+            let e = err(table);
+            assert!(e.contains("bits.choices") && e.contains("bits.min"), "{e}");
+        }
+    }
+
+    #[test]
+    fn tie_applies_to_a_range_too() {
+        let b = bits("min = 4\nmax = 8\ntie = true").unwrap();
+        assert_eq!((b.declared(), b.tie), (vec![4, 5, 6, 7, 8], true));
+    }
+
+    #[test]
+    fn min_cannot_exceed_max() {
+        assert!(err("min = 6\nmax = 4").contains("must not exceed"));
+        assert!(err("max = 9").contains("bits.max"));
+    }
+
+    #[test]
+    fn the_small_experiment_declares_243_tied_policies() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/lenet5-mnist-small.toml");
+        let e = Experiment::load(&path).unwrap();
+        assert_eq!((e.bits.declared(), e.bits.tie), (vec![2, 4, 8], true));
+        let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/lenet5-mnist.toml");
+        let d = Experiment::load(&default).unwrap();
+        assert_eq!(
+            serde_json::to_value(&e.search).unwrap(),
+            serde_json::to_value(&d.search).unwrap(),
+            "otherwise the default experiment"
+        );
+    }
+}

@@ -33,7 +33,9 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     }
     let mut rows = resume::replay(&run, agent.as_mut(), &ctx, &scorer, &done)?;
     // An agent with finitely many policies ends the search once it has proposed them all.
-    let episodes = agent.policies().map_or(spec.episodes, |n| n.min(spec.episodes));
+    let episodes = agent
+        .policies()
+        .map_or(spec.episodes, |n| n.min(spec.episodes));
     let bar = progress_bar(episodes as u64, spec.show, BAR);
     bar.set_position(rows.len() as u64);
     for k in rows.len()..episodes {
