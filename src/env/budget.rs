@@ -4,10 +4,11 @@
 //! The wall's rule: while some budget is violated, lower by one bit the operand (weight or
 //! activation of one layer) whose lowering saves the most, where the saving is the sum over the
 //! violated budgets of (price drop / budget); ties go to the later layer (HAQ sweeps from the
-//! last layer to the first). It never raises a bit, and lowers only through the bitwidths the
-//! space declares (as the device runs them); in a tied space it lowers a layer's weight and
-//! activation together. Lowering a bit that saves nothing (e.g.
-//! 4 → 3 on a device that runs 3 bits as 4) is only chosen when nothing else saves anything.
+//! last layer to the first). "One bit" is one step down the bitwidths the space declares, as
+//! the device runs them; in a tied space a layer's weight and activation step down together.
+//! Apart from rounding up to what the device runs (and, when tied, giving the activation the
+//! weight's bits) it never raises a bit. Lowering a bit that saves nothing (e.g. 4 → 3 on a
+//! device that runs 3 bits as 4) is only chosen when nothing else saves anything.
 
 use serde::Serialize;
 

@@ -116,15 +116,19 @@ fn state_features_are_normalized_and_track_spent_cost() {
     assert!(later[12] > 0.0 && later[13] > 0.0);
 }
 
-#[test]
-fn unsupported_precisions_round_up_to_the_mode_the_device_runs() {
-    // bitfusion restricted to 4- and 8-bit operands.
+/// bitfusion restricted to 4- and 8-bit operands.
+fn bitfusion_4_8() -> Profile {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(resolve_profile("bitfusion").unwrap()).unwrap();
     let line = text.lines().find(|l| l.starts_with("precisions")).unwrap();
     let path = dir.path().join("bf48.toml");
     std::fs::write(&path, text.replace(line, "precisions = [4, 8]")).unwrap();
-    let p = Profile::load(&path).unwrap();
+    Profile::load(&path).unwrap()
+}
+
+#[test]
+fn unsupported_precisions_round_up_to_the_mode_the_device_runs() {
+    let p = bitfusion_4_8();
     let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
     let s = SearchSpace::new(layers, 2, 8, &p, &|b| p.supports(b)).unwrap();
     assert_eq!(s.values(), &[4, 8]);
@@ -238,12 +242,7 @@ fn a_tied_wall_lowers_weight_and_activation_together() {
 
 #[test]
 fn declared_choices_still_round_up_to_the_mode_the_device_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(resolve_profile("bitfusion").unwrap()).unwrap();
-    let line = text.lines().find(|l| l.starts_with("precisions")).unwrap();
-    let path = dir.path().join("bf48.toml");
-    std::fs::write(&path, text.replace(line, "precisions = [4, 8]")).unwrap();
-    let p = Profile::load(&path).unwrap();
+    let p = bitfusion_4_8();
     let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
     let s = SearchSpace::with_choices(layers, &[2, 4, 8], true, &p, &|b| p.supports(b)).unwrap();
     assert_eq!(s.values(), &[4, 8], "2 bits run as 4");
