@@ -1,4 +1,5 @@
-//! Agent files (`agents/*.toml`): `agent = "ddpg" | "random" | "nsga2" | "greedy"` and that
+//! Agent files (`agents/*.toml`): `agent = "ddpg" | "random" | "nsga2" | "greedy" |
+//! "exhaustive"` and that
 //! agent's hyper-parameters. The file deserializes into a `RawAgentConfig`; `check()` applies
 //! the field rules of `crate::validate` and is the only way to an `AgentConfig`, the type the
 //! agents take.
@@ -20,6 +21,22 @@ pub enum AgentError {
     #[error("the greedy agent needs per-layer sensitivities, measured before the search")]
     NoSensitivity,
     /// The search's probe failed (its error, unchanged).
+    #[error(
+        "the exhaustive agent's space has {size} policies ({} bitwidths {bitwidths:?} per {per}, \
+         {operands} {per}s), more than its limit of {limit}: declare fewer bitwidths with \
+         `[bits] choices = [...]` or fewer with min/max, set `[bits] tie = true` (one bitwidth per \
+         layer), or raise `limit` in the agent file",
+        bitwidths.len()
+    )]
+    SpaceTooLarge {
+        size: String,
+        bitwidths: Vec<u8>,
+        operands: usize,
+        per: &'static str,
+        limit: usize,
+    },
+    #[error("the exhaustive agent has proposed all {policies} policies of its space")]
+    Exhausted { policies: usize },
     #[error(transparent)]
     Probe(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
@@ -36,6 +53,7 @@ pub enum RawAgentConfig {
     Random,
     Nsga2(Nsga2Config),
     Greedy(GreedyConfig),
+    Exhaustive(ExhaustiveConfig),
 }
 
 /// A validated agent file (from `RawAgentConfig::check`), written into config.json as read.
@@ -46,6 +64,7 @@ pub enum AgentConfig {
     Random,
     Nsga2(Nsga2Config),
     Greedy(GreedyConfig),
+    Exhaustive(ExhaustiveConfig),
 }
 
 /// HAQ's DDPG hyper-parameters.
@@ -91,6 +110,18 @@ pub struct GreedyConfig {
     pub sweep_to: f64,
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExhaustiveConfig {
+    /// The most policies (before the budget filter) the agent agrees to enumerate.
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+}
+
+fn default_limit() -> usize {
+    4096
+}
+
 impl AgentConfig {
     /// Reads and checks an agent file.
     pub fn load(path: &Path) -> Result<Self, AgentError> {
@@ -104,6 +135,7 @@ impl AgentConfig {
             AgentConfig::Random => "random",
             AgentConfig::Nsga2(_) => "nsga2",
             AgentConfig::Greedy(_) => "greedy",
+            AgentConfig::Exhaustive(_) => "exhaustive",
         }
     }
 }
@@ -137,6 +169,10 @@ impl RawAgentConfig {
                 fraction(path, "sweep_to", c.sweep_to)?;
                 AgentConfig::Greedy(c)
             }
+            RawAgentConfig::Exhaustive(c) => {
+                positive_count(path, "limit", c.limit)?;
+                AgentConfig::Exhaustive(c)
+            }
         })
     }
 }
@@ -153,6 +189,7 @@ mod tests {
             ("random.toml", "random"),
             ("nsga2.toml", "nsga2"),
             ("greedy.toml", "greedy"),
+            ("exhaustive.toml", "exhaustive"),
         ] {
             assert_eq!(AgentConfig::load(&dir.join(f)).unwrap().name(), name);
         }

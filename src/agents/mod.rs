@@ -1,10 +1,11 @@
 //! Search agents: one `Agent` trait; DDPG (HAQ's), random search, NSGA-II, and a HAWQ-style
-//! sensitivity + knapsack agent, configured by `agents/*.toml`. Every agent proposes whole
+//! sensitivity + knapsack agent, and an exhaustive oracle over a small space, configured by `agents/*.toml`. Every agent proposes whole
 //! policies and learns from their feedback, so all run in the same loop with the same episode
 //! budget; DDPG walks the layers inside `propose`.
 
 mod config;
 mod ddpg;
+mod exhaustive;
 mod greedy;
 mod nets;
 mod nsga2;
@@ -13,8 +14,12 @@ mod replay;
 #[cfg(test)]
 mod synthetic;
 
-pub use config::{AgentConfig, AgentError, DdpgConfig, GreedyConfig, Nsga2Config, RawAgentConfig};
+pub use config::{
+    AgentConfig, AgentError, DdpgConfig, ExhaustiveConfig, GreedyConfig, Nsga2Config,
+    RawAgentConfig,
+};
 pub use ddpg::Ddpg;
+pub use exhaustive::Exhaustive;
 pub use greedy::{Greedy, Sensitivity};
 pub use nsga2::Nsga2;
 pub use random::RandomAgent;
@@ -88,6 +93,11 @@ pub trait Agent {
     ) -> Result<Option<Measurement>, AgentError> {
         Ok(None)
     }
+    /// How many policies the agent has to propose, when that is finite (the exhaustive
+    /// oracle): the search ends after that many episodes.
+    fn policies(&self) -> Option<usize> {
+        None
+    }
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError>;
     /// Learns from a scored proposal; agents that only propose (random, greedy) keep the default.
     fn learn(
@@ -104,12 +114,13 @@ pub trait Agent {
     fn summary(&self) -> serde_json::Value;
 }
 
-/// Maps one action per step to (w, a) bits per layer.
+/// Maps one action per step to (w, a) bits per layer (in a tied space the activation takes
+/// the weight step's bits).
 pub fn actions_to_bits(space: &SearchSpace, actions: &[f32]) -> Vec<(u8, u8)> {
     actions
         .chunks(2)
         .map(|c| {
-            (
+            space.run_pair(
                 space.action_to_bits(c[0]),
                 space.action_to_bits(*c.get(1).unwrap_or(&c[0])),
             )
@@ -124,5 +135,6 @@ pub fn build(cfg: &AgentConfig, ctx: &Context, seed: u64) -> Result<Box<dyn Agen
         AgentConfig::Ddpg(c) => Box::new(Ddpg::new(c.clone(), ctx.space, seed)?),
         AgentConfig::Nsga2(c) => Box::new(Nsga2::new(c.clone())),
         AgentConfig::Greedy(c) => Box::new(Greedy::new(c.clone())),
+        AgentConfig::Exhaustive(c) => Box::new(Exhaustive::new(c, ctx)?),
     })
 }

@@ -4,8 +4,11 @@
 //! The wall's rule: while some budget is violated, lower by one bit the operand (weight or
 //! activation of one layer) whose lowering saves the most, where the saving is the sum over the
 //! violated budgets of (price drop / budget); ties go to the later layer (HAQ sweeps from the
-//! last layer to the first). It never raises a bit. Lowering a bit that saves nothing (e.g.
-//! 4 → 3 on a device that runs 3 bits as 4) is only chosen when nothing else saves anything.
+//! last layer to the first). "One bit" is one step down the bitwidths the space declares, as
+//! the device runs them; in a tied space a layer's weight and activation step down together.
+//! Apart from rounding up to what the device runs (and, when tied, giving the activation the
+//! weight's bits) it never raises a bit. Lowering a bit that saves nothing (e.g. 4 → 3 on a
+//! device that runs 3 bits as 4) is only chosen when nothing else saves anything.
 
 use serde::Serialize;
 
@@ -113,10 +116,11 @@ impl Budget {
     }
 
     /// Rounds every operand up to a bitwidth the device runs (the mode it would actually run
-    /// in), then lowers bits until every budget holds (see the module doc for the rule).
+    /// in; in a tied space the activation takes the weight's), then lowers bits until every
+    /// budget holds (see the module doc for the rule).
     pub fn wall(&self, space: &SearchSpace, bits: &mut [(u8, u8)]) {
         for b in bits.iter_mut() {
-            *b = (space.run_bits(b.0), space.run_bits(b.1));
+            *b = space.run_pair(b.0, b.1);
         }
         loop {
             let now = space.price(bits);
@@ -126,10 +130,14 @@ impl Budget {
             let mut best: Option<(f64, usize, (u8, u8))> = None;
             for l in (0..bits.len()).rev() {
                 let (w, a) = bits[l];
-                let candidates = [
-                    space.lower(w).map(|w2| (w2, a)),
-                    space.lower(a).map(|a2| (w, a2)),
-                ];
+                let candidates = if space.tie() {
+                    [space.lower(w).map(|w2| (w2, w2)), None]
+                } else {
+                    [
+                        space.lower(w).map(|w2| (w2, a)),
+                        space.lower(a).map(|a2| (w, a2)),
+                    ]
+                };
                 for cand in candidates.into_iter().flatten() {
                     let after =
                         now - space.layer_price(l, w, a) + space.layer_price(l, cand.0, cand.1);

@@ -15,6 +15,8 @@ pub enum EnvError {
         uniform8: f64,
         min_bits: u8,
     },
+    #[error("the search space declares no bitwidths")]
+    NoBits,
     #[error(transparent)]
     Hardware(Box<crate::hardware::HardwareError>),
     #[error(transparent)]

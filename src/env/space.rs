@@ -1,7 +1,8 @@
 //! The search space of HAQ's environment: one step per quantizable layer and operand (weight
-//! step, then activation step), continuous actions in [0,1] mapped to bitwidths by equal-width
-//! bins, every layer priced at every (w, a) once on the target profile, and the state each
-//! step shows the agent.
+//! step, then activation step), continuous actions in [0,1] mapped to the declared bitwidths by
+//! equal-width bins, every layer priced at every (w, a) once on the target profile, and the
+//! state each step shows the agent. The declared bitwidths are min..=max or an explicit list
+//! (`[bits] choices`); with `tie`, a layer's activation bits follow its weight bits.
 
 use serde::Serialize;
 
@@ -46,10 +47,15 @@ pub const STATE_DIM: usize = 14;
 
 pub struct SearchSpace {
     pub layers: Vec<LayerShape>,
+    /// The lowest and highest declared bitwidths.
     pub min_bits: u8,
     pub max_bits: u8,
-    /// The bitwidths the device actually runs for min..=max, ascending: a requested bitwidth the
-    /// profile does not support is rounded up to the next one it does (32 if none).
+    /// The declared bitwidths, ascending: the bins actions map to.
+    declared: Vec<u8>,
+    /// Weight bits = activation bits on every layer.
+    tie: bool,
+    /// The bitwidths the device actually runs for the declared ones, ascending: a declared
+    /// bitwidth the profile does not support is rounded up to the next one it does (32 if none).
     values: Vec<u8>,
     /// prices[layer][i * values.len() + j] for (values[i], values[j])
     prices: Vec<Vec<Price>>,
@@ -61,8 +67,7 @@ pub struct SearchSpace {
 }
 
 impl SearchSpace {
-    /// Prices every layer at every (w, a) the device runs for min..=max (a missing entry is an
-    /// error); `supports` says which bitwidths the device runs natively.
+    /// The space of min..=max bits on every operand, untied (see `with_choices`).
     pub fn new(
         layers: Vec<LayerShape>,
         min_bits: u8,
@@ -70,12 +75,32 @@ impl SearchSpace {
         device: &dyn CostModel,
         supports: &dyn Fn(Bits) -> bool,
     ) -> Result<Self, EnvError> {
+        let declared: Vec<u8> = (min_bits..=max_bits).collect();
+        Self::with_choices(layers, &declared, false, device, supports)
+    }
+
+    /// Prices every layer at every (w, a) the device runs for the `declared` bitwidths (a
+    /// missing entry is an error); `supports` says which bitwidths the device runs natively.
+    /// `declared` is non-empty (the experiment checks it); it is sorted here.
+    pub fn with_choices(
+        layers: Vec<LayerShape>,
+        declared: &[u8],
+        tie: bool,
+        device: &dyn CostModel,
+        supports: &dyn Fn(Bits) -> bool,
+    ) -> Result<Self, EnvError> {
+        let mut declared = declared.to_vec();
+        declared.sort_unstable();
+        declared.dedup();
+        let (Some(&min_bits), Some(&max_bits)) = (declared.first(), declared.last()) else {
+            return Err(EnvError::NoBits);
+        };
         let round_up = |b: u8| {
             (b..=Bits::MAX)
                 .find(|&v| Bits::new(v).is_ok_and(supports))
                 .unwrap_or(Bits::FULL_VALUE)
         };
-        let mut values: Vec<u8> = (min_bits..=max_bits).map(round_up).collect();
+        let mut values: Vec<u8> = declared.iter().map(|&b| round_up(b)).collect();
         values.dedup();
         let mut prices = Vec::with_capacity(layers.len());
         for l in &layers {
@@ -107,6 +132,8 @@ impl SearchSpace {
             layers,
             min_bits,
             max_bits,
+            declared,
+            tie,
             values,
             prices,
             features,
@@ -120,10 +147,31 @@ impl SearchSpace {
     }
 
     fn n_bits(&self) -> usize {
-        (self.max_bits - self.min_bits + 1) as usize
+        self.declared.len()
     }
 
-    /// The bitwidths the device runs, ascending (min..=max rounded up to supported ones).
+    /// Whether a layer's activation bits follow its weight bits.
+    pub fn tie(&self) -> bool {
+        self.tie
+    }
+
+    /// The number of free choices in a policy: one per layer when tied, else two.
+    pub fn operands(&self) -> usize {
+        if self.tie {
+            self.layers.len()
+        } else {
+            self.steps()
+        }
+    }
+
+    /// How many distinct policies the device can run in this space (`values().len()` to the
+    /// power `operands()`); `None` if that overflows u128.
+    pub fn size(&self) -> Option<u128> {
+        let n = u32::try_from(self.operands()).ok()?;
+        (self.values.len() as u128).checked_pow(n)
+    }
+
+    /// The bitwidths the device runs, ascending (the declared ones rounded up to supported ones).
     pub fn values(&self) -> &[u8] {
         &self.values
     }
@@ -142,6 +190,13 @@ impl SearchSpace {
             .unwrap_or(self.values[self.values.len() - 1])
     }
 
+    /// A layer's (w, a) as the device runs it in this space: each rounded up (`run_bits`), and
+    /// with `tie` the activation takes the weight's bits.
+    pub fn run_pair(&self, w: u8, a: u8) -> (u8, u8) {
+        let w = self.run_bits(w);
+        (w, if self.tie { w } else { self.run_bits(a) })
+    }
+
     /// The next lower bitwidth the device runs, if any.
     pub fn lower(&self, bits: u8) -> Option<u8> {
         self.values.iter().copied().rev().find(|&v| v < bits)
@@ -153,17 +208,23 @@ impl SearchSpace {
         self.values.iter().position(|&v| v == b).unwrap_or(0)
     }
 
-    /// Equal-width bins over min..=max: [0, 1/n) → min, ..., [(n-1)/n, 1] → max, then rounded
-    /// up to a bitwidth the device runs.
+    /// Equal-width bins over the n declared bitwidths: [0, 1/n) → the first, ..., [(n-1)/n, 1]
+    /// → the last, then rounded up to a bitwidth the device runs. For min..=max that is one bin
+    /// per bitwidth, as HAQ maps its actions.
     pub fn action_to_bits(&self, action: f32) -> u8 {
         let n = self.n_bits();
         let idx = ((action.clamp(0.0, 1.0) * n as f32).floor() as usize).min(n - 1);
-        self.run_bits(self.min_bits + idx as u8)
+        self.run_bits(self.declared[idx])
     }
 
-    /// The centre of the bin of `bits` (the inverse of `action_to_bits` on run bitwidths).
+    /// The centre of the bin of `bits` (the inverse of `action_to_bits` on run bitwidths): the
+    /// bin of the lowest declared bitwidth at or above it (the last bin above them all).
     pub fn bits_to_action(&self, bits: u8) -> f32 {
-        let idx = bits.clamp(self.min_bits, self.max_bits) - self.min_bits;
+        let idx = self
+            .declared
+            .iter()
+            .position(|&d| d >= bits)
+            .unwrap_or(self.n_bits() - 1);
         (idx as f32 + 0.5) / self.n_bits() as f32
     }
 

@@ -116,15 +116,19 @@ fn state_features_are_normalized_and_track_spent_cost() {
     assert!(later[12] > 0.0 && later[13] > 0.0);
 }
 
-#[test]
-fn unsupported_precisions_round_up_to_the_mode_the_device_runs() {
-    // bitfusion restricted to 4- and 8-bit operands.
+/// bitfusion restricted to 4- and 8-bit operands.
+fn bitfusion_4_8() -> Profile {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(resolve_profile("bitfusion").unwrap()).unwrap();
     let line = text.lines().find(|l| l.starts_with("precisions")).unwrap();
     let path = dir.path().join("bf48.toml");
     std::fs::write(&path, text.replace(line, "precisions = [4, 8]")).unwrap();
-    let p = Profile::load(&path).unwrap();
+    Profile::load(&path).unwrap()
+}
+
+#[test]
+fn unsupported_precisions_round_up_to_the_mode_the_device_runs() {
+    let p = bitfusion_4_8();
     let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
     let s = SearchSpace::new(layers, 2, 8, &p, &|b| p.supports(b)).unwrap();
     assert_eq!(s.values(), &[4, 8]);
@@ -142,4 +146,106 @@ fn unsupported_precisions_round_up_to_the_mode_the_device_runs() {
     assert!(b.holds(&s.price(&bits)));
     let e = budget(&s, Some(0.05), None, None).unwrap_err().to_string();
     assert!(e.contains("minimum of 4 bits"), "{e}");
+}
+
+fn declared(profile: &str, choices: &[u8], tie: bool) -> SearchSpace {
+    let p = Profile::load(&resolve_profile(profile).unwrap()).unwrap();
+    let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
+    SearchSpace::with_choices(layers, choices, tie, &p, &|b| p.supports(b)).unwrap()
+}
+
+#[test]
+fn a_range_is_the_space_of_its_declared_bitwidths() {
+    let (r, c) = (
+        space("bitfusion", 2, 8),
+        declared("bitfusion", &[2, 3, 4, 5, 6, 7, 8], false),
+    );
+    assert_eq!(r.values(), c.values());
+    for i in 0..=100 {
+        let x = i as f32 / 100.0;
+        assert_eq!(r.action_to_bits(x), c.action_to_bits(x), "action {x}");
+    }
+    assert_eq!(
+        (r.size(), r.operands(), r.tie()),
+        (Some(7u128.pow(10)), 10, false)
+    );
+}
+
+#[test]
+fn actions_map_to_declared_choices_by_equal_width_bins() {
+    let s = declared("bitfusion", &[8, 2, 4], false); // sorted: 3 bins of width 1/3
+    assert_eq!((s.min_bits, s.max_bits), (2, 8));
+    assert_eq!(s.values(), &[2, 4, 8]);
+    assert_eq!(s.action_to_bits(0.0), 2);
+    assert_eq!(s.action_to_bits(1.0 / 3.0 - 1e-6), 2);
+    assert_eq!(s.action_to_bits(1.0 / 3.0 + 1e-6), 4);
+    assert_eq!(s.action_to_bits(2.0 / 3.0 + 1e-6), 8);
+    assert_eq!(s.action_to_bits(1.0), 8);
+    for b in [2, 4, 8] {
+        assert_eq!(s.action_to_bits(s.bits_to_action(b)), b);
+    }
+    assert_eq!(s.size(), Some(3u128.pow(10)));
+}
+
+#[test]
+fn a_tied_space_has_one_choice_per_layer() {
+    let s = declared("bitfusion", &[2, 4, 8], true);
+    assert_eq!((s.operands(), s.size()), (5, Some(243)));
+    assert_eq!(
+        s.run_pair(4, 8),
+        (4, 4),
+        "the activation takes the weight's bits"
+    );
+    assert_eq!(
+        s.run_pair(3, 2),
+        (4, 4),
+        "rounded up to a declared bitwidth"
+    );
+}
+
+#[test]
+fn the_wall_lowers_only_through_declared_choices() {
+    let s = declared("bitfusion", &[2, 4, 8], false);
+    let b = budget(&s, Some(0.5), Some(0.6), None).unwrap();
+    let mut bits = vec![(8, 8); 5];
+    b.wall(&s, &mut bits);
+    assert!(b.holds(&s.price(&bits)), "{bits:?}");
+    assert!(
+        bits.iter()
+            .all(|&(w, a)| [2, 4, 8].contains(&w) && [2, 4, 8].contains(&a)),
+        "{bits:?}"
+    );
+    assert_ne!(bits, vec![(8, 8); 5], "the 8/8 policy misses a 50% budget");
+}
+
+#[test]
+fn a_tied_wall_lowers_weight_and_activation_together() {
+    let s = declared("bitfusion", &[2, 4, 8], true);
+    let b = budget(&s, Some(0.5), None, None).unwrap();
+    for start in [
+        vec![(8, 8); 5],
+        vec![(8, 2); 5],
+        vec![(2, 8), (8, 4), (8, 8), (4, 8), (8, 2)],
+    ] {
+        let mut bits = start.clone();
+        b.wall(&s, &mut bits);
+        assert!(b.holds(&s.price(&bits)), "{start:?} -> {bits:?}");
+        assert!(
+            bits.iter().all(|&(w, a)| w == a && [2, 4, 8].contains(&w)),
+            "{start:?} -> {bits:?}"
+        );
+        for (o, n) in start.iter().zip(&bits) {
+            assert!(n.0 <= o.0, "raised a weight {o:?} -> {n:?}");
+        }
+    }
+}
+
+#[test]
+fn declared_choices_still_round_up_to_the_mode_the_device_runs() {
+    let p = bitfusion_4_8();
+    let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
+    let s = SearchSpace::with_choices(layers, &[2, 4, 8], true, &p, &|b| p.supports(b)).unwrap();
+    assert_eq!(s.values(), &[4, 8], "2 bits run as 4");
+    assert_eq!(s.action_to_bits(0.0), 4);
+    assert_eq!(s.size(), Some(32), "2^5 policies the device can tell apart");
 }

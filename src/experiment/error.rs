@@ -28,6 +28,12 @@ pub enum ExperimentError {
     },
     #[error("{}: `bits.min` ({min}) must not exceed `bits.max` ({max})", path.display())]
     MinAboveMax { path: PathBuf, min: u8, max: u8 },
+    #[error("{}: `bits.choices` must not be empty", path.display())]
+    NoChoices { path: PathBuf },
+    #[error("{}: `bits.choices` lists {value} twice", path.display())]
+    DuplicateChoice { path: PathBuf, value: u8 },
+    #[error("{}: give `bits.choices` or `bits.min`/`bits.max`, not both", path.display())]
+    ChoicesWithRange { path: PathBuf },
     #[error("{}: give `{fraction}` (a fraction of uniform 8/8) or `{absolute}`, not both", path.display())]
     BothBudgets {
         path: PathBuf,

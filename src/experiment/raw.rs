@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::error::ExperimentError;
 use super::robust::{DqConfig, RawAttack, RawFinetune};
-use super::search::{BitsRange, RawBudget, RewardConfig, SearchConfig};
+use super::search::{RawBits, RawBudget, RewardConfig, SearchConfig};
 use super::validated::Experiment;
 use crate::calib::QuantConfig;
 use crate::data::{DataConfig, DataSource};
@@ -31,7 +31,7 @@ pub struct RawExperiment {
     #[serde(default)]
     pub dq: DqConfig,
     #[serde(default)]
-    pub bits: BitsRange,
+    pub bits: RawBits,
     #[serde(default)]
     pub budget: RawBudget,
     #[serde(default)]

@@ -1,4 +1,4 @@
-//! The `[bits]`, `[budget]`, `[reward]` and `[search]` tables of an experiment.
+//! The `[bits]` (a range or a list of bitwidths, optionally tied), `[budget]`, `[reward]` and `[search]` tables of an experiment.
 
 use std::path::Path;
 
@@ -6,18 +6,53 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ExperimentError;
 use crate::env::{BudgetConfig, Limit};
+use crate::quant::Bits;
 use crate::validate::{non_negative, positive, positive_count};
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+/// The `[bits]` table as written: a range (`min`, `max`; 2..=8 by default) or an explicit
+/// list (`choices = [2, 4, 8]`), and `tie` (weight bits = activation bits per layer).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawBits {
+    pub min: Option<u8>,
+    pub max: Option<u8>,
+    pub choices: Option<Vec<u8>>,
+    #[serde(default)]
+    pub tie: bool,
+}
+
+/// The bitwidths the search may use, validated (from `RawBits::check`). `min`/`max` span the
+/// declared bitwidths; `choices`, when given, is the sorted list itself. Serialized into
+/// config.json's experiment without `choices`/`tie` when they are absent/false, so a default
+/// experiment writes what it always did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BitsRange {
     pub min: u8,
     pub max: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<u8>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tie: bool,
 }
 
 impl Default for BitsRange {
     fn default() -> Self {
-        BitsRange { min: 2, max: 8 }
+        BitsRange {
+            min: 2,
+            max: 8,
+            choices: None,
+            tie: false,
+        }
+    }
+}
+
+impl BitsRange {
+    /// The declared bitwidths, ascending: `choices`, else min..=max.
+    pub fn declared(&self) -> Vec<u8> {
+        match &self.choices {
+            Some(c) => c.clone(),
+            None => (self.min..=self.max).collect(),
+        }
     }
 }
 
@@ -72,26 +107,71 @@ impl Default for SearchConfig {
     }
 }
 
-impl BitsRange {
-    pub fn check(self, path: &Path) -> Result<Self, ExperimentError> {
-        for (field, v) in [("bits.min", self.min), ("bits.max", self.max)] {
-            if !(1..=8).contains(&v) {
+impl RawBits {
+    /// Rules: `choices` is not given with `min`/`max`, is non-empty, each in 1..=8 or 32, with no
+    /// duplicates (it is sorted here); else min and max in 1..=8, min ≤ max.
+    pub fn check(self, path: &Path) -> Result<BitsRange, ExperimentError> {
+        let Some(mut choices) = self.choices else {
+            return range(path, self.min.unwrap_or(2), self.max.unwrap_or(8), self.tie);
+        };
+        if self.min.is_some() || self.max.is_some() {
+            return Err(ExperimentError::ChoicesWithRange {
+                path: path.to_path_buf(),
+            });
+        }
+        for &v in &choices {
+            if Bits::new(v).is_err() {
                 return Err(ExperimentError::BitsOutOfRange {
                     path: path.to_path_buf(),
-                    field,
+                    field: "bits.choices",
                     value: v as i64,
                 });
             }
         }
-        if self.min > self.max {
-            return Err(ExperimentError::MinAboveMax {
+        choices.sort_unstable();
+        if let Some(w) = choices.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ExperimentError::DuplicateChoice {
                 path: path.to_path_buf(),
-                min: self.min,
-                max: self.max,
+                value: w[0],
             });
         }
-        Ok(self)
+        let (Some(&min), Some(&max)) = (choices.first(), choices.last()) else {
+            return Err(ExperimentError::NoChoices {
+                path: path.to_path_buf(),
+            });
+        };
+        Ok(BitsRange {
+            min,
+            max,
+            choices: Some(choices),
+            tie: self.tie,
+        })
     }
+}
+
+fn range(path: &Path, min: u8, max: u8, tie: bool) -> Result<BitsRange, ExperimentError> {
+    for (field, v) in [("bits.min", min), ("bits.max", max)] {
+        if !(1..=8).contains(&v) {
+            return Err(ExperimentError::BitsOutOfRange {
+                path: path.to_path_buf(),
+                field,
+                value: v as i64,
+            });
+        }
+    }
+    if min > max {
+        return Err(ExperimentError::MinAboveMax {
+            path: path.to_path_buf(),
+            min,
+            max,
+        });
+    }
+    Ok(BitsRange {
+        min,
+        max,
+        choices: None,
+        tie,
+    })
 }
 
 impl RawBudget {
@@ -148,5 +228,108 @@ impl SearchConfig {
         positive_count(path, "search.episodes", self.episodes)?;
         positive_count(path, "search.attack_examples", self.attack_examples)?;
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::experiment::{BitsRange, Experiment, ExperimentError};
+
+    const GOOD: &str = "name = \"t\"\n[data]\nsource = \"embedded:mnist-10k\"\nvalidation = 1000\n[model]\narch = \"lenet5\"\n[train]\nepochs = 8\nbatch = 64\nlr = 1e-3\n";
+
+    fn bits(table: &str) -> Result<BitsRange, ExperimentError> {
+        Experiment::from_toml(&format!("{GOOD}[bits]\n{table}\n"), Path::new("exp.toml"))
+            .map(|e| e.bits)
+    }
+
+    fn err(table: &str) -> String {
+        bits(table).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn default_bits_are_2_to_8_untied_and_serialize_as_before() {
+        let b = bits("").unwrap();
+        assert_eq!(b, BitsRange::default());
+        assert_eq!(b.declared(), vec![2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"min":2,"max":8}"#,
+            "config.json's experiment is unchanged for a default experiment"
+        );
+    }
+
+    #[test]
+    fn choices_must_not_be_empty() {
+        let e = err("choices = []");
+        assert!(
+            e.contains("exp.toml") && e.contains("bits.choices") && e.contains("empty"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn choices_must_be_1_to_8_or_32() {
+        for bad in ["0", "9", "16"] {
+            let e = err(&format!("choices = [2, {bad}]"));
+            assert!(e.contains("bits.choices") && e.contains(bad), "{e}");
+        }
+        assert_eq!(
+            bits("choices = [1, 8, 32]").unwrap().declared(),
+            vec![1, 8, 32]
+        );
+    }
+
+    #[test]
+    fn choices_must_not_repeat() {
+        let e = err("choices = [4, 2, 4]");
+        assert!(e.contains("bits.choices") && e.contains("4 twice"), "{e}");
+    }
+
+    #[test]
+    fn choices_are_sorted_on_load() {
+        let b = bits("choices = [8, 2, 4]\ntie = true").unwrap();
+        assert_eq!(b.choices, Some(vec![2, 4, 8]));
+        assert_eq!((b.min, b.max, b.tie), (2, 8, true));
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"min":2,"max":8,"choices":[2,4,8],"tie":true}"#
+        );
+    }
+
+    #[test]
+    fn choices_exclude_min_and_max() {
+        for table in ["choices = [2, 4]\nmin = 2", "choices = [2, 4]\nmax = 4"] {
+            let e = err(table);
+            assert!(e.contains("bits.choices") && e.contains("bits.min"), "{e}");
+        }
+    }
+
+    #[test]
+    fn tie_applies_to_a_range_too() {
+        let b = bits("min = 4\nmax = 8\ntie = true").unwrap();
+        assert_eq!((b.declared(), b.tie), (vec![4, 5, 6, 7, 8], true));
+    }
+
+    #[test]
+    fn min_cannot_exceed_max() {
+        assert!(err("min = 6\nmax = 4").contains("must not exceed"));
+        assert!(err("max = 9").contains("bits.max"));
+    }
+
+    #[test]
+    fn the_small_experiment_declares_243_tied_policies() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/lenet5-mnist-small.toml");
+        let e = Experiment::load(&path).unwrap();
+        assert_eq!((e.bits.declared(), e.bits.tie), (vec![2, 4, 8], true));
+        let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/lenet5-mnist.toml");
+        let d = Experiment::load(&default).unwrap();
+        assert_eq!(
+            (e.search, e.reward, e.budget),
+            (d.search, d.reward, d.budget),
+            "otherwise the default experiment"
+        );
     }
 }

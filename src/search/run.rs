@@ -21,19 +21,24 @@ use crate::train::progress_bar;
 pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     let run = Run::open(spec)?;
     let done = resume::logged(&run)?;
+    // Built before any training, so an agent that refuses the space (exhaustive) fails fast.
+    let ctx = run.context();
+    let mut agent = agents::build(spec.agent, &ctx, spec.seed)?;
     let calibration = calibrate(&spec.exp.quant, &spec.data.train, spec.base)?;
     let scorer = Scorer::new(spec.exp, spec.data, spec.base, calibration)?;
     references::score_once(&run, &scorer)?;
-    let ctx = run.context();
-    let mut agent = agents::build(spec.agent, &ctx, spec.seed)?;
     let probe = |bits: &[(u8, u8)]| Ok(scorer.loss(&run.space, bits)?);
     if let Some(m) = agent.prepare(&ctx, &probe)? {
         run.log.write_json(m.file, &m.json)?;
     }
     let mut rows = resume::replay(&run, agent.as_mut(), &ctx, &scorer, &done)?;
-    let bar = progress_bar(spec.episodes as u64, spec.show, BAR);
+    // An agent with finitely many policies ends the search once it has proposed them all.
+    let episodes = agent
+        .policies()
+        .map_or(spec.episodes, |n| n.min(spec.episodes));
+    let bar = progress_bar(episodes as u64, spec.show, BAR);
     bar.set_position(rows.len() as u64);
-    for k in rows.len()..spec.episodes {
+    for k in rows.len()..episodes {
         let start = Instant::now();
         let mut rng = StdRng::seed_from_u64(run.seed(k));
         let proposal = agent.propose(&ctx, &mut rng)?;

@@ -53,10 +53,10 @@ impl<'a> Run<'a> {
     /// error before any training) and opens the run directory.
     pub fn open(spec: &'a RunSpec<'a>) -> Result<Self, SearchError> {
         let supports = |b| spec.profile.supports(b);
-        let space = SearchSpace::new(
+        let space = SearchSpace::with_choices(
             spec.base.shapes().to_vec(),
-            spec.exp.bits.min,
-            spec.exp.bits.max,
+            &spec.exp.bits.declared(),
+            spec.exp.bits.tie,
             spec.profile,
             &supports,
         )?;
