@@ -57,18 +57,8 @@ fn setup() -> Setup {
     }
 }
 
+/// A search with `exp` on the setup's data, baseline and profile.
 fn run(
-    s: &Setup,
-    agent: &AgentConfig,
-    episodes: usize,
-    dir: &Path,
-    resume: bool,
-) -> bitsearch::search::RunSummary {
-    run_with(&s.exp, s, agent, episodes, dir, resume)
-}
-
-/// `run` with another experiment on the same data, baseline and profile.
-fn run_with(
     exp: &Experiment,
     s: &Setup,
     agent: &AgentConfig,
@@ -106,7 +96,7 @@ fn every_agent_runs_a_few_episodes_within_budget() {
     let root = tempfile::tempdir().unwrap();
     for a in &every_agent() {
         let dir = root.path().join(a.name());
-        let summary = run(&s, a, 5, &dir, false);
+        let summary = run(&s.exp, &s, a, 5, &dir, false);
         let rows = episodes(&dir);
         assert_eq!(rows.len(), 6, "{}: header + 5 episodes", a.name());
         assert!(
@@ -156,7 +146,7 @@ fn every_agent_survives_failing_fine_tunes_and_resumes() {
     let root = tempfile::tempdir().unwrap();
     for a in &every_agent() {
         let whole = root.path().join(format!("{}-whole", a.name()));
-        let summary = run_with(&exp, &s, a, 5, &whole, false);
+        let summary = run(&exp, &s, a, 5, &whole, false);
         let rows = episodes(&whole);
         assert_eq!(rows.len(), 6, "{}: header + 5 episodes", a.name());
         assert!(
@@ -168,8 +158,8 @@ fn every_agent_survives_failing_fine_tunes_and_resumes() {
         assert!(!whole.join("best-policy.json").exists());
         // Interrupted after 2 episodes, resumed to 5: the same log as the whole run.
         let cut = root.path().join(format!("{}-cut", a.name()));
-        run_with(&exp, &s, a, 2, &cut, false);
-        run_with(&exp, &s, a, 5, &cut, true);
+        run(&exp, &s, a, 2, &cut, false);
+        run(&exp, &s, a, 5, &cut, true);
         assert_eq!(episodes(&cut), rows, "{}: resumed run", a.name());
     }
 }
@@ -179,8 +169,8 @@ fn same_seed_gives_the_same_episodes() {
     let s = setup();
     let root = tempfile::tempdir().unwrap();
     let a = agent(DDPG);
-    run(&s, &a, 4, &root.path().join("one"), false);
-    run(&s, &a, 4, &root.path().join("two"), false);
+    run(&s.exp, &s, &a, 4, &root.path().join("one"), false);
+    run(&s.exp, &s, &a, 4, &root.path().join("two"), false);
     assert_eq!(
         episodes(&root.path().join("one")),
         episodes(&root.path().join("two"))
@@ -193,16 +183,16 @@ fn a_run_killed_mid_episode_resumes_to_the_uninterrupted_result() {
     let root = tempfile::tempdir().unwrap();
     let a = agent(DDPG);
     let whole: PathBuf = root.path().join("whole");
-    run(&s, &a, 6, &whole, false);
+    run(&s.exp, &s, &a, 6, &whole, false);
     // The interrupted run stopped after 3 whole episodes while writing the 4th line.
     let cut = root.path().join("cut");
-    run(&s, &a, 3, &cut, false);
+    run(&s.exp, &s, &a, 3, &cut, false);
     let log = cut.join("episodes.csv");
     let mut text = std::fs::read_to_string(&log).unwrap();
     text.push_str("3,ddpg,bitfusion,\"8/8,4");
     std::fs::write(&log, text).unwrap();
     std::fs::remove_file(cut.join("best-policy.json")).unwrap();
-    run(&s, &a, 6, &cut, true);
+    run(&s.exp, &s, &a, 6, &cut, true);
     assert_eq!(episodes(&cut), episodes(&whole));
     let (b1, b2) = (best_policy(&cut), best_policy(&whole));
     assert_eq!(b1["policy"], b2["policy"]);
@@ -215,7 +205,7 @@ fn an_existing_run_needs_resume_and_an_unchanged_config() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("r");
     let a = agent("agent = \"random\"\n");
-    run(&s, &a, 2, &dir, false);
+    run(&s.exp, &s, &a, 2, &dir, false);
     let spec = RunSpec {
         exp: &s.exp,
         data: &s.data,

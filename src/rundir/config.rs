@@ -7,24 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::files::read_json;
 use super::RunDirError;
-
-/// A quantizable layer (the model's `LayerShape`, as written).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerInfo {
-    pub name: String,
-    /// `conv` or `linear`.
-    pub kind: String,
-    pub in_ch: usize,
-    pub out_ch: usize,
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
-    pub groups: usize,
-    pub in_hw: (usize, usize),
-    pub out_hw: (usize, usize),
-    pub params: u64,
-    pub macs: u64,
-}
+use crate::model::LayerShape;
 
 /// The device profile searched for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,7 +60,7 @@ pub struct RunConfig {
     #[serde(default)]
     pub experiment: serde_json::Value,
     pub model: String,
-    pub layers: Vec<LayerInfo>,
+    pub layers: Vec<LayerShape>,
     pub profile: ProfileInfo,
     pub agent: AgentInfo,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,10 +6,10 @@ use super::spec::Run;
 use super::SearchError;
 use crate::agents::Agent;
 use crate::env::Price;
-use crate::model::{LayerKind, LayerShape};
+
 use crate::rundir::{
-    best_row, pareto_rows, AgentInfo, BestPolicy, BitsRange, Budget, Costs, Episode, LayerInfo,
-    ProfileInfo, RunConfig, TestScores,
+    best_row, pareto_rows, AgentInfo, BestPolicy, BitsRange, Budget, Costs, Episode, ProfileInfo,
+    RunConfig, TestScores,
 };
 
 /// config.json of this run: everything resolved before the first episode.
@@ -21,7 +21,7 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
             source,
         })
     };
-    let layers = run.space.layers.iter().map(layer_info).collect();
+    let layers = run.space.layers.clone();
     let b = run.budget;
     Ok(RunConfig {
         run: (run.log.dir.file_name())
@@ -52,27 +52,6 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
             max: run.space.max_bits,
         }),
     })
-}
-
-fn layer_info(l: &LayerShape) -> LayerInfo {
-    LayerInfo {
-        name: l.name.clone(),
-        kind: match l.kind {
-            LayerKind::Conv => "conv",
-            LayerKind::Linear => "linear",
-        }
-        .to_string(),
-        in_ch: l.in_ch,
-        out_ch: l.out_ch,
-        kernel: l.kernel,
-        stride: l.stride,
-        padding: l.padding,
-        groups: l.groups,
-        in_hw: l.in_hw,
-        out_hw: l.out_hw,
-        params: l.params as u64,
-        macs: l.macs,
-    }
 }
 
 fn costs(p: Price) -> Costs {
