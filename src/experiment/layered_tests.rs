@@ -6,23 +6,10 @@ use serde_json::{json, Value as Json};
 
 use super::*;
 
-const BASE: &str = r#"
-name = "base"
-[data]
-source = "embedded:mnist-10k"
-validation = 1000
-[model]
-arch = "lenet5"
-[train]
-epochs = 8
-batch = 64
-lr = 1e-3
-[attack]
-fgsm_eps = [0.05, 0.1]
-pgd_eps = [0.1]
-[budget]
-latency = 0.5
-"#;
+const BASE: &str = concat!(
+    minimal_experiment!(),
+    "[attack]\nfgsm_eps = [0.05, 0.1]\npgd_eps = [0.1]\n[budget]\nlatency = 0.5\n"
+);
 
 /// Writes `files` (name, text) into a fresh directory.
 fn files(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {

@@ -6,6 +6,25 @@
 //! `search` (the unchecked tables and their checks), `validated` (the composed `Experiment`) and
 //! `error`; this file only declares them and reads a file through `layered`.
 
+/// The smallest valid experiment file (data, model, training), shared by this module's tests.
+#[cfg(test)]
+macro_rules! minimal_experiment {
+    () => {
+        r#"
+name = "t"
+[data]
+source = "embedded:mnist-10k"
+validation = 1000
+[model]
+arch = "lenet5"
+[train]
+epochs = 8
+batch = 64
+lr = 1e-3
+"#
+    };
+}
+
 mod error;
 mod layered;
 mod raw;

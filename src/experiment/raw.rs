@@ -177,18 +177,7 @@ mod tests {
     use crate::model::Arch;
     use crate::quant::ClipMethod;
 
-    const GOOD: &str = r#"
-name = "t"
-[data]
-source = "embedded:mnist-10k"
-validation = 1000
-[model]
-arch = "lenet5"
-[train]
-epochs = 8
-batch = 64
-lr = 1e-3
-"#;
+    const GOOD: &str = minimal_experiment!();
 
     fn check(text: &str) -> Result<Experiment, ExperimentError> {
         Experiment::from_toml(text, Path::new("exp.toml"))
