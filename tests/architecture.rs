@@ -62,10 +62,46 @@ fn rust_files(path: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The `crate::X` names a file's library code mentions (comments and `#[cfg(test)]` modules,
-/// which always come last in this crate's files, are left out).
+/// `text` without its `#[cfg(test)]` items: a `mod x;` declaration up to its `;`, a block item
+/// (`mod tests { .. }`, a test macro) up to its matching brace.
+fn without_test_items(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..i]);
+        let item = &rest[i + "#[cfg(test)]".len()..];
+        let semi = item.find(';').unwrap_or(item.len());
+        let open = item.find('{').unwrap_or(item.len());
+        let end = if semi < open {
+            semi + 1
+        } else {
+            let mut depth = 0usize;
+            let mut end = item.len();
+            for (j, c) in item.char_indices().skip(open) {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = j + 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            end
+        };
+        rest = &item[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The `crate::X` names a file's library code mentions (comments and `#[cfg(test)]` items are
+/// left out).
 fn crate_refs(text: &str, into: &mut BTreeSet<String>) {
-    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    let code = without_test_items(text);
     for line in code.lines() {
         let line = line.split("//").next().unwrap_or("");
         let mut rest = line;
