@@ -44,8 +44,6 @@ pub enum TrainError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("no FP32 baseline in {}: run `bitsearch train` first (with the same --experiment and --out)", dir.display())]
-    NoBaseline { dir: PathBuf },
 }
 
 crate::errors::boxed_from!(
