@@ -271,6 +271,7 @@ mod tests {
             zero_grad_fraction: 0.0,
             eps_rise: false,
             above_transfer: false,
+            gradient_free_gain: 0.0,
             above_gradient_free: false,
         };
         let suite = SuiteReport {
@@ -279,6 +280,8 @@ mod tests {
             attacks: Vec::new(),
             headline_eps: 0.1,
             worst_case,
+            by_eps: Vec::new(),
+            square: Vec::new(),
             masking,
         };
         let finetune = FinetuneReport {

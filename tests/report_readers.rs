@@ -69,7 +69,7 @@ fn bad_number_names_file_line_column_and_value() {
     replace_line(&path, 4, |l| {
         let mut cells: Vec<String> = split_csv(l);
         let n = cells.len();
-        cells[n - 7] = "fast".to_string();
+        cells[n - 9] = "fast".to_string();
         join_csv(&cells)
     });
     let err = RunDir::read(tmp.path()).unwrap_err();
@@ -120,11 +120,69 @@ fn a_scored_row_without_accuracy_is_an_error() {
     replace_line(&path, 2, |l| {
         let mut cells = split_csv(l);
         let n = cells.len();
-        cells[n - 9] = String::new(); // accuracy
+        cells[n - 11] = String::new(); // accuracy
         join_csv(&cells)
     });
     let text = RunDir::read(tmp.path()).unwrap_err().to_string();
     assert!(text.contains("episodes.csv:2: column `accuracy`"), "{text}");
+}
+
+#[test]
+fn an_unknown_masking_check_is_an_error_naming_the_column() {
+    let tmp = run_dir();
+    let path = tmp.path().join("episodes.csv");
+    replace_line(&path, 2, |l| {
+        let mut cells = split_csv(l);
+        let n = cells.len();
+        cells[n - 2] = "gradient_free+vibes".to_string(); // masking
+        join_csv(&cells)
+    });
+    let text = RunDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(text.contains("episodes.csv:2: column `masking`"), "{text}");
+    assert!(text.contains("vibes"), "{text}");
+}
+
+#[test]
+fn a_run_written_before_the_masking_columns_still_reads() {
+    let tmp = run_dir();
+    for file in ["episodes.csv", "pareto.csv", "references.csv"] {
+        let path = tmp.path().join(file);
+        let text = fs::read_to_string(&path).unwrap();
+        let old: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let mut cells = split_csv(l);
+                let n = cells.len();
+                cells.drain(n - 3..n - 1);
+                join_csv(&cells)
+            })
+            .collect();
+        fs::write(&path, old.join("\n") + "\n").unwrap();
+    }
+    let run = RunDir::read(tmp.path()).unwrap();
+    assert!(!run.episodes.rows.is_empty());
+    assert!(run.episodes.rows.iter().all(|e| e.masking.is_none()));
+}
+
+#[test]
+fn a_flagged_policy_is_credited_no_robustness_but_keeps_its_measured_number() {
+    let tmp = run_dir();
+    let run = RunDir::read(tmp.path()).unwrap();
+    let flagged = (run.episodes.rows.iter())
+        .find(|e| e.masking_flagged())
+        .expect("the synthetic run flags the 2-bit conv1 inputs");
+    assert!(flagged.robust_accuracy.unwrap() > 0.0);
+    assert_eq!(
+        flagged.objective(bitsearch::pareto::Objective::RobustAccuracy),
+        Some(0.0)
+    );
+    let clean = (run.episodes.rows.iter())
+        .find(|e| !e.failed && !e.masking_flagged())
+        .unwrap();
+    assert_eq!(
+        clean.objective(bitsearch::pareto::Objective::RobustAccuracy),
+        clean.robust_accuracy
+    );
 }
 
 #[test]
@@ -239,6 +297,7 @@ fn best_so_far_follows_the_search_rule_feasible_and_first_of_ties() {
         reward: Some(reward),
         feasible,
         failed: false,
+        masking: Some(Default::default()),
         seconds: 1.0,
     };
     // The report's old rule (no feasibility filter, last of ties) chose episode 3, the

@@ -10,7 +10,7 @@ use bitsearch::data::{DataSource, Dataset};
 use bitsearch::model::{Arch, Model};
 use bitsearch::quant::{ClipMethod, Policy, Quantizer};
 use bitsearch::robust::{
-    craft_transfer, pgd, run_suite, AttackConfig, AttackKind, Pgd, QuantizedModel,
+    craft_transfer, pgd, run_suite, AttackConfig, AttackKind, Pgd, QuantizedModel, SquareScope,
 };
 use bitsearch::train::{finetune, train_fp32, FinetuneConfig, TrainConfig, TrainError};
 
@@ -52,6 +52,7 @@ fn suite_cfg() -> AttackConfig {
         transfer: true,
         square_queries: 200,
         square_p_init: 0.1,
+        square_scope: SquareScope::All,
         seed: 0,
     }
 }
@@ -113,6 +114,42 @@ fn pgd_is_at_most_fgsm_is_at_most_clean_and_worst_case_is_lowest() {
     assert!(r.worst_case <= square);
     assert_eq!(r.headline_eps, 0.1);
     assert_eq!(r.examples, 200);
+    assert_eq!(r.by_eps.len(), 1);
+    assert_eq!(r.by_eps[0].worst_case, r.worst_case);
+
+    // On the survivors only, Square attacks exactly the examples every gradient attack left
+    // standing, and what it breaks there lowers the worst case below the gradient attacks'.
+    let survivors_cfg = AttackConfig {
+        square_scope: SquareScope::Survivors,
+        ..suite_cfg()
+    };
+    let s = run_suite(
+        &QuantizedModel {
+            model: &model,
+            q: Some(&q),
+        },
+        &x,
+        &y,
+        &survivors_cfg,
+        Some(&transfer),
+    )
+    .unwrap();
+    assert_eq!(
+        s.accuracy(AttackKind::Square, 0.1),
+        None,
+        "no all-example Square row"
+    );
+    let run = &s.square[0];
+    assert_eq!(run.attacked, run.survivors);
+    let gradient_worst = s.clean.min(pgd.min(tr).min(fgsm));
+    assert!(
+        run.survivors as f64 <= gradient_worst * 200.0 + 1e-9,
+        "{run:?}"
+    );
+    assert!(
+        (s.worst_case - (run.survivors - run.broken) as f64 / 200.0).abs() < 1e-12,
+        "the worst case is what survives Square too: {s:?}"
+    );
 }
 
 #[test]

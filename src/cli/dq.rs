@@ -49,6 +49,8 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         .context("invalid --bits, --betas or --steps")?;
     // The study adds the gradient-free Square attack to the suite (the search leaves it off).
     exp.attack.square_queries = exp.dq.square_queries;
+    // The study reports Square's own accuracy next to PGD's, so it attacks every example.
+    exp.attack.square_scope = bitsearch::robust::SquareScope::All;
     let out = args
         .out
         .clone()

@@ -163,15 +163,33 @@ fn print_text(r: &EvalReport) {
             .iter()
             .map(|a| format!("{:?} eps {}: {:.2}%", a.kind, a.eps, 100.0 * a.accuracy))
             .collect();
-        println!("robust accuracy (worst case at eps {} over FGSM, PGD and transfer, {} test examples): {:.2}%", s.headline_eps, s.examples, 100.0 * s.worst_case);
+        let curve: Vec<String> = (s.by_eps.iter())
+            .map(|w| format!("eps {}: {:.2}%", w.eps, 100.0 * w.worst_case))
+            .collect();
+        println!(
+            "robust accuracy (per-example worst case over FGSM, PGD, transfer and Square, {} test examples): {}",
+            s.examples,
+            curve.join("; ")
+        );
         println!("  clean {:.2}%; {}", 100.0 * s.clean, per.join("; "));
+        for q in &s.square {
+            println!(
+                "  Square at eps {} ({} queries, {:?}): broke {} of the {} examples the gradient attacks left standing",
+                q.eps, q.queries, q.scope, q.broken, q.survivors
+            );
+        }
         let m = &s.masking;
         println!(
-            "  gradient-masking checks: zero input gradient {:.1}% of examples, accuracy rises with eps: {}, white-box above transfer: {}{}",
+            "  gradient-masking checks: zero input gradient {:.1}% of examples, accuracy rises with eps: {}, white-box above transfer: {}, Square-only breaks {:.1}% of examples{}",
             100.0 * m.zero_grad_fraction,
             m.eps_rise,
             m.above_transfer,
-            if m.flagged() { "  <- treat the white-box number with suspicion" } else { "" }
+            100.0 * m.gradient_free_gain,
+            if m.flagged() {
+                format!("  <- fired: {}; the search credits this policy no robustness", m.fired())
+            } else {
+                String::new()
+            }
         );
     }
 }

@@ -20,6 +20,12 @@ pub enum ExperimentError {
     UnknownDataSource { path: PathBuf, value: String },
     #[error("{}: `[attack]` configures no attack: give fgsm_eps or pgd_eps", path.display())]
     NoAttack { path: PathBuf },
+    #[error("{}: field `reward.robust_eps` must be \"max\", \"auc\" or a radius the attack suite takes a worst case at ({radii:?}: `attack.pgd_eps`, or `attack.fgsm_eps` without PGD), got {value}", path.display())]
+    RobustEps {
+        path: PathBuf,
+        value: f32,
+        radii: Vec<f32>,
+    },
     #[error("{}: field `{field}` must hold bitwidths 1..=8 or 32, got {value}", path.display())]
     BitsOutOfRange {
         path: PathBuf,

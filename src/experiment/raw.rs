@@ -134,6 +134,7 @@ impl RawExperiment {
             ClipName::Percentile => ClipMethod::Percentile { p: q.percentile },
             ClipName::Mse => ClipMethod::Mse,
         };
+        let attack = self.attack.check(path)?;
         Ok(Experiment {
             name: self.name,
             path: p(),
@@ -158,11 +159,11 @@ impl RawExperiment {
                 calibration: q.calibration,
             },
             finetune: self.finetune.check(path)?,
-            attack: self.attack.check(path)?,
+            attack: attack.clone(),
             dq: self.dq.check(path)?,
             bits: self.bits.check(path)?,
             budget: self.budget.check(path)?,
-            reward: self.reward.check(path)?,
+            reward: self.reward.check(path, &attack)?,
             search: self.search.check(path)?,
             overrides: Vec::new(),
         })

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ExperimentError;
 use crate::env::{BudgetConfig, Limit};
 use crate::quant::Bits;
+use crate::robust::{robust_radii, AttackConfig, RobustMeasure};
 use crate::validate::{non_negative, positive, positive_count};
 
 /// The `[bits]` table as written: a range (`min`, `max`; 2..=8 by default) or an explicit
@@ -69,12 +70,15 @@ pub struct RawBudget {
     pub size_bytes: Option<f64>,
 }
 
-/// Reward = accuracy·100·(acc − acc_fp32) + robustness·100·(rob − rob_fp32), per point.
+/// Reward = accuracy·100·(acc − acc_fp32) + robustness·100·(rob − rob_fp32), per point, where
+/// rob is the worst-case robust accuracy `robust_eps` names.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RewardConfig {
     pub accuracy: f64,
     pub robustness: f64,
+    /// A PGD radius of `[attack]`, "max" (the largest) or "auc" (area under the curve).
+    pub robust_eps: RobustMeasure,
 }
 
 impl Default for RewardConfig {
@@ -82,6 +86,7 @@ impl Default for RewardConfig {
         RewardConfig {
             accuracy: 0.1,
             robustness: 0.05,
+            robust_eps: RobustMeasure::default(),
         }
     }
 }
@@ -216,9 +221,20 @@ impl RawBudget {
 }
 
 impl RewardConfig {
-    pub fn check(self, path: &Path) -> Result<Self, ExperimentError> {
+    /// Checks the weights, and that a radius is one the attack suite takes a worst case at.
+    pub fn check(self, path: &Path, attack: &AttackConfig) -> Result<Self, ExperimentError> {
         non_negative(path, "reward.accuracy", self.accuracy)?;
         non_negative(path, "reward.robustness", self.robustness)?;
+        let radii = robust_radii(attack);
+        if let RobustMeasure::Eps(eps) = self.robust_eps {
+            if !radii.contains(&eps) {
+                return Err(ExperimentError::RobustEps {
+                    path: path.to_path_buf(),
+                    value: eps,
+                    radii,
+                });
+            }
+        }
         Ok(self)
     }
 }

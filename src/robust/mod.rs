@@ -6,16 +6,20 @@
 mod amplification;
 mod attack;
 mod lipschitz;
+mod masking;
+mod measure;
 mod square;
 mod suite;
 
 pub use amplification::{amplification, mean_relative_distance, LayerDistance};
 pub use attack::{correct, fgsm, input_grad, pgd, zero_gradients, Classifier, Pgd, QuantizedModel};
 pub use lipschitz::{lipschitz_bound, spectral_norm};
+pub use masking::{Checks, Masking, GRADIENT_FREE_TOLERANCE};
+pub use measure::{MeasureName, RobustMeasure};
 pub use square::square;
 pub use suite::{
-    craft_transfer, headline_eps, run_suite, AttackConfig, AttackKind, AttackResult, Masking,
-    SuiteReport, TransferSet,
+    craft_transfer, headline_eps, robust_radii, run_suite, AttackConfig, AttackKind, AttackResult,
+    EpsWorst, SquareRun, SquareScope, SuiteReport, TransferSet,
 };
 
 use crate::model::ModelError;

@@ -1,6 +1,8 @@
 //! The attack suite: clean accuracy, FGSM per eps, PGD per eps (with restarts), the transfer
-//! attack from the FP32 model, optionally the gradient-free Square attack, the per-example worst case at the headline radius, and the
-//! gradient-masking checks reported next to the number.
+//! attack from the FP32 model, the gradient-free Square attack at each PGD radius (on every
+//! example, or only on those every gradient attack left standing: the worst case is the same and
+//! costs a fraction), the per-example worst case at each radius, and the gradient-masking checks
+//! reported next to the numbers.
 
 use candle_core::Tensor;
 use rand::rngs::StdRng;
@@ -8,6 +10,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::attack::{correct, fgsm, input_grad, pgd, zero_gradients, Classifier, Pgd};
+use super::masking::{masking_checks, Masking};
 use super::square::square;
 use super::RobustError;
 
@@ -24,11 +27,24 @@ pub struct AttackConfig {
     pub restarts: usize,
     pub examples: usize,
     pub transfer: bool,
-    /// Square-attack queries per example at the headline eps (0 = not run).
+    /// Square-attack queries per example at each PGD eps (0 = not run).
     pub square_queries: usize,
+    /// Which examples the Square attack is run on.
+    pub square_scope: SquareScope,
     /// The Square attack's initial fraction of pixels per square.
     pub square_p_init: f32,
     pub seed: u64,
+}
+
+/// The examples the Square attack runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SquareScope {
+    /// Only the examples every gradient attack at the radius left correctly classified: the
+    /// worst case is the same as with `All`, at a fraction of the queries (the search's choice).
+    Survivors,
+    /// Every example, so Square's own accuracy is reported next to PGD's (the DQ study).
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,26 +64,25 @@ pub struct AttackResult {
     pub accuracy: f64,
 }
 
-/// Signs that a white-box number is inflated by gradient masking.
+/// One Square pass at one radius.
 #[derive(Debug, Clone, Serialize)]
-pub struct Masking {
-    /// Fraction of examples whose input gradient at the clean point is exactly zero.
-    pub zero_grad_fraction: f64,
-    /// FGSM or PGD accuracy rose as eps grew.
-    pub eps_rise: bool,
-    /// PGD (white-box) accuracy above the transfer accuracy at the same eps.
-    pub above_transfer: bool,
-    /// PGD (white-box) accuracy above the gradient-free Square attack's at the same eps.
-    pub above_gradient_free: bool,
+pub struct SquareRun {
+    pub eps: f32,
+    pub queries: usize,
+    pub scope: SquareScope,
+    /// Examples attacked.
+    pub attacked: usize,
+    /// Examples every gradient attack at `eps` left correctly classified.
+    pub survivors: usize,
+    /// Of those survivors, how many the Square attack broke.
+    pub broken: usize,
 }
 
-impl Masking {
-    pub fn flagged(&self) -> bool {
-        self.zero_grad_fraction > 0.0
-            || self.eps_rise
-            || self.above_transfer
-            || self.above_gradient_free
-    }
+/// The per-example worst case over every attack at one radius.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EpsWorst {
+    pub eps: f32,
+    pub worst_case: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,9 +92,13 @@ pub struct SuiteReport {
     pub attacks: Vec<AttackResult>,
     /// The radius the worst case is taken at: the largest PGD eps (the largest FGSM eps without PGD).
     pub headline_eps: f32,
-    /// Fraction of examples that the clean pass and every attack at `headline_eps` (FGSM, PGD and
-    /// transfer) leave correctly classified: a per-example worst case, never above any single attack.
+    /// Fraction of examples that the clean pass and every attack at `headline_eps` (FGSM, PGD,
+    /// transfer and Square) leave correctly classified: a per-example worst case, never above any
+    /// single attack.
     pub worst_case: f64,
+    /// The worst case at every radius of `robust_radii`, ascending.
+    pub by_eps: Vec<EpsWorst>,
+    pub square: Vec<SquareRun>,
     pub masking: Masking,
 }
 
@@ -147,7 +166,36 @@ fn mean(v: &[bool]) -> f64 {
     v.iter().filter(|&&b| b).count() as f64 / v.len() as f64
 }
 
-/// Runs the whole suite on `target` for the examples (x, y).
+/// Per-example hits of every attack run so far, over all examples.
+#[derive(Default)]
+struct Hits {
+    clean: Vec<bool>,
+    zero_grad: Vec<bool>,
+    per_attack: Vec<(AttackKind, f32, Vec<bool>)>,
+}
+
+impl Hits {
+    /// Appends one chunk's hits of an attack (the first chunk opens its row).
+    fn record(&mut self, kind: AttackKind, eps: f32, hits: Vec<bool>) {
+        match (self.per_attack.iter_mut()).find(|(k, e, _)| *k == kind && *e == eps) {
+            Some((_, _, v)) => v.extend(hits),
+            None => self.per_attack.push((kind, eps, hits)),
+        }
+    }
+
+    /// Examples classified correctly clean and under every attack at `eps`.
+    fn survivors(&self, eps: f32) -> Vec<bool> {
+        let mut worst = self.clean.clone();
+        for (_, _, hits) in self.per_attack.iter().filter(|(_, e, _)| *e == eps) {
+            and_into(&mut worst, hits);
+        }
+        worst
+    }
+}
+
+/// Runs the whole suite on `target` for the examples (x, y): the gradient attacks on every
+/// example, then the Square attack at each PGD radius (on every example, or only on those the
+/// gradient attacks left standing, as `cfg.square_scope` says).
 pub fn run_suite(
     target: &dyn Classifier,
     x: &Tensor,
@@ -156,25 +204,14 @@ pub fn run_suite(
     transfer: Option<&TransferSet>,
 ) -> Result<SuiteReport, RobustError> {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let (mut clean, mut zero) = (Vec::new(), Vec::new());
-    let mut per_attack: Vec<(AttackKind, f32, Vec<bool>)> = Vec::new();
-    let mut record = |kind, eps, hits: Vec<bool>, chunk: usize| match per_attack
-        .iter_mut()
-        .find(|(k, e, _)| *k == kind && *e == eps)
-    {
-        Some((_, _, v)) if chunk > 0 => v.extend(hits),
-        _ => per_attack.push((kind, eps, hits)),
-    };
+    let mut hits = Hits::default();
     for (ci, (xc, yc)) in chunks(x, y)?.into_iter().enumerate() {
-        clean.extend(correct(target, &xc, &yc)?);
-        zero.extend(zero_gradients(&input_grad(target, &xc, &yc)?)?);
+        hits.clean.extend(correct(target, &xc, &yc)?);
+        hits.zero_grad
+            .extend(zero_gradients(&input_grad(target, &xc, &yc)?)?);
         for &eps in &cfg.fgsm_eps {
-            record(
-                AttackKind::Fgsm,
-                eps,
-                correct(target, &fgsm(target, &xc, &yc, eps)?, &yc)?,
-                ci,
-            );
+            let adv = fgsm(target, &xc, &yc, eps)?;
+            hits.record(AttackKind::Fgsm, eps, correct(target, &adv, &yc)?);
         }
         for &eps in &cfg.pgd_eps {
             let p = Pgd {
@@ -184,15 +221,57 @@ pub fn run_suite(
             };
             let mut survived = vec![true; xc.dim(0)?];
             for _ in 0..cfg.restarts.max(1) {
-                and_into(
-                    &mut survived,
-                    &correct(target, &pgd(target, &xc, &yc, p, &mut rng)?, &yc)?,
-                );
+                let adv = pgd(target, &xc, &yc, p, &mut rng)?;
+                and_into(&mut survived, &correct(target, &adv, &yc)?);
             }
-            record(AttackKind::Pgd, eps, survived, ci);
+            hits.record(AttackKind::Pgd, eps, survived);
         }
-        if cfg.square_queries > 0 {
-            let eps = headline_eps(cfg);
+        if let Some(t) = transfer {
+            let start = ci * CHUNK;
+            for (&eps, adv) in t.eps.iter().zip(&t.adv) {
+                let xa = adv.narrow(0, start, xc.dim(0)?)?;
+                hits.record(AttackKind::Transfer, eps, correct(target, &xa, &yc)?);
+            }
+        }
+    }
+    let mut square_runs = Vec::new();
+    let mut square_hits = Vec::new();
+    if cfg.square_queries > 0 {
+        for eps in robust_radii(cfg) {
+            let survivors = hits.survivors(eps);
+            let (run, held) = square_pass(target, x, y, cfg, eps, &survivors, &mut rng)?;
+            if cfg.square_scope == SquareScope::All {
+                hits.per_attack
+                    .push((AttackKind::Square, eps, held.clone()));
+            }
+            square_runs.push(run);
+            square_hits.push((eps, held));
+        }
+    }
+    report(cfg, &hits, square_runs, &square_hits)
+}
+
+/// The Square attack at `eps` on the examples its scope covers. Returns the run's counts and,
+/// per example, whether it held (examples not attacked count as held: the gradient attacks
+/// already broke them, which the worst case records).
+fn square_pass(
+    target: &dyn Classifier,
+    x: &Tensor,
+    y: &Tensor,
+    cfg: &AttackConfig,
+    eps: f32,
+    survivors: &[bool],
+    rng: &mut StdRng,
+) -> Result<(SquareRun, Vec<bool>), RobustError> {
+    let picked: Vec<u32> = (0..survivors.len() as u32)
+        .filter(|&i| cfg.square_scope == SquareScope::All || survivors[i as usize])
+        .collect();
+    let mut held = vec![true; survivors.len()];
+    if !picked.is_empty() {
+        let idx = Tensor::new(picked.as_slice(), x.device())?;
+        let (xs, ys) = (x.index_select(&idx, 0)?, y.index_select(&idx, 0)?);
+        let mut ok = Vec::with_capacity(picked.len());
+        for (xc, yc) in chunks(&xs, &ys)? {
             let adv = square(
                 target,
                 &xc,
@@ -200,40 +279,84 @@ pub fn run_suite(
                 eps,
                 cfg.square_queries,
                 cfg.square_p_init,
-                &mut rng,
+                rng,
             )?;
-            record(AttackKind::Square, eps, correct(target, &adv, &yc)?, ci);
+            ok.extend(correct(target, &adv, &yc)?);
         }
-        if let Some(t) = transfer {
-            let start = ci * CHUNK;
-            for (&eps, adv) in t.eps.iter().zip(&t.adv) {
-                let xa = adv.narrow(0, start, xc.dim(0)?)?;
-                record(AttackKind::Transfer, eps, correct(target, &xa, &yc)?, ci);
+        for (&i, h) in picked.iter().zip(ok) {
+            held[i as usize] = h;
+        }
+    }
+    let broken = (survivors.iter().zip(&held))
+        .filter(|&(&s, &h)| s && !h)
+        .count();
+    let run = SquareRun {
+        eps,
+        queries: cfg.square_queries,
+        scope: cfg.square_scope,
+        attacked: picked.len(),
+        survivors: survivors.iter().filter(|&&s| s).count(),
+        broken,
+    };
+    Ok((run, held))
+}
+
+/// The report from every attack's hits: per-attack accuracies, the worst case per radius, the
+/// masking checks.
+fn report(
+    cfg: &AttackConfig,
+    hits: &Hits,
+    square: Vec<SquareRun>,
+    square_hits: &[(f32, Vec<bool>)],
+) -> Result<SuiteReport, RobustError> {
+    let by_eps: Vec<EpsWorst> = robust_radii(cfg)
+        .into_iter()
+        .map(|eps| {
+            let mut worst = hits.survivors(eps);
+            for (_, h) in square_hits.iter().filter(|(e, _)| *e == eps) {
+                and_into(&mut worst, h);
             }
-        }
-    }
-    let headline_eps = headline_eps(cfg);
-    let mut worst = clean.clone();
-    for (_, _, hits) in per_attack.iter().filter(|(_, e, _)| *e == headline_eps) {
-        and_into(&mut worst, hits);
-    }
-    let attacks: Vec<AttackResult> = per_attack
-        .iter()
-        .map(|(kind, eps, hits)| AttackResult {
-            kind: *kind,
-            eps: *eps,
-            accuracy: mean(hits),
+            EpsWorst {
+                eps,
+                worst_case: mean(&worst),
+            }
         })
         .collect();
-    let masking = masking_checks(&attacks, mean(&zero));
+    let attacks: Vec<AttackResult> = (hits.per_attack.iter())
+        .map(|(kind, eps, h)| AttackResult {
+            kind: *kind,
+            eps: *eps,
+            accuracy: mean(h),
+        })
+        .collect();
+    let examples = hits.clean.len();
+    let masking = masking_checks(&attacks, mean(&hits.zero_grad), &square, examples);
+    let headline_eps = headline_eps(cfg);
+    let worst_case = (by_eps.iter())
+        .find(|w| w.eps == headline_eps)
+        .map_or(0.0, |w| w.worst_case);
     Ok(SuiteReport {
-        examples: clean.len(),
-        clean: mean(&clean),
+        examples,
+        clean: mean(&hits.clean),
         attacks,
         headline_eps,
-        worst_case: mean(&worst),
+        worst_case,
+        by_eps,
+        square,
         masking,
     })
+}
+
+/// The radii a worst case is taken at: every PGD eps (every FGSM eps without PGD), ascending.
+pub fn robust_radii(cfg: &AttackConfig) -> Vec<f32> {
+    let mut v = if cfg.pgd_eps.is_empty() {
+        cfg.fgsm_eps.clone()
+    } else {
+        cfg.pgd_eps.clone()
+    };
+    v.sort_by(f32::total_cmp);
+    v.dedup();
+    v
 }
 
 /// The radius robust accuracy is reported at; the other radii trace the eps curve.
@@ -246,28 +369,4 @@ pub fn headline_eps(cfg: &AttackConfig) -> f32 {
     max(&cfg.pgd_eps)
         .or_else(|| max(&cfg.fgsm_eps))
         .unwrap_or(0.0)
-}
-
-fn masking_checks(attacks: &[AttackResult], zero_grad_fraction: f64) -> Masking {
-    let rises = |kind: AttackKind| {
-        let mut v: Vec<&AttackResult> = attacks.iter().filter(|a| a.kind == kind).collect();
-        v.sort_by(|a, b| a.eps.total_cmp(&b.eps));
-        v.windows(2).any(|w| w[1].accuracy > w[0].accuracy)
-    };
-    let pgd_above = |other: AttackKind| {
-        attacks
-            .iter()
-            .filter(|a| a.kind == AttackKind::Pgd)
-            .any(|p| {
-                attacks
-                    .iter()
-                    .any(|t| t.kind == other && t.eps == p.eps && p.accuracy > t.accuracy)
-            })
-    };
-    Masking {
-        zero_grad_fraction,
-        eps_rise: rises(AttackKind::Fgsm) || rises(AttackKind::Pgd),
-        above_transfer: pgd_above(AttackKind::Transfer),
-        above_gradient_free: pgd_above(AttackKind::Square),
-    }
 }

@@ -118,6 +118,7 @@ mod tests {
             reward,
             feasible,
             failed,
+            masking: None,
             seconds: 0.0,
         }
     }

@@ -7,6 +7,7 @@ use super::table::{csv_line, CsvFile, Record};
 use super::RunDirError;
 use crate::pareto::{non_dominated, Objective, ParetoError, Sense};
 use crate::quant::{Bits, LayerBits};
+use crate::robust::Checks;
 
 /// One scored policy: a line of episodes.csv, references.csv or pareto.csv.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,9 @@ pub struct Episode {
     pub reward: Option<f64>,
     pub feasible: bool,
     pub failed: bool,
+    /// The masking checks that fired; `None` when the fine-tune failed, or in a run written
+    /// before the column existed.
+    pub masking: Option<Checks>,
     pub seconds: f64,
 }
 
@@ -35,10 +39,25 @@ impl Episode {
     pub fn objective(&self, objective: Objective) -> Option<f64> {
         match objective {
             Objective::Accuracy => self.accuracy,
-            Objective::RobustAccuracy => self.robust_accuracy,
+            Objective::RobustAccuracy => self.credited_robust(),
             Objective::Latency => Some(self.latency_s),
             Objective::Energy => Some(self.energy_j),
             Objective::Size => Some(self.size_bytes),
+        }
+    }
+
+    /// Whether a masking check fired.
+    pub fn masking_flagged(&self) -> bool {
+        self.masking.is_some_and(|c| !c.is_empty())
+    }
+
+    /// The robust accuracy the search credits: none (0) when a masking check fired, because
+    /// the number may measure failed attacks rather than a robust model; the logged
+    /// `robust_accuracy` keeps the measured value.
+    pub fn credited_robust(&self) -> Option<f64> {
+        match self.masking_flagged() {
+            true => self.robust_accuracy.map(|_| 0.0),
+            false => self.robust_accuracy,
         }
     }
 
@@ -71,6 +90,10 @@ impl Episode {
             opt(self.reward),
             self.feasible.to_string(),
             self.failed.to_string(),
+            self.masking
+                .map(|c| (!c.is_empty()).to_string())
+                .unwrap_or_default(),
+            self.masking.map(|c| c.to_string()).unwrap_or_default(),
             format!("{:.3}", self.seconds),
         ]);
         f
@@ -95,6 +118,8 @@ const TRAILING: [&str; 9] = [
     "failed",
     "seconds",
 ];
+/// The masking columns, written before `seconds`; optional on read (runs written before them).
+const MASKING: [&str; 2] = ["masking_flagged", "masking"];
 
 /// The header of a model with these quantizable layers.
 pub fn header(layers: &[String]) -> Vec<String> {
@@ -103,7 +128,10 @@ pub fn header(layers: &[String]) -> Vec<String> {
         h.push(format!("w_{l}"));
         h.push(format!("a_{l}"));
     }
-    h.extend(TRAILING.map(String::from));
+    let [scores @ .., seconds] = TRAILING;
+    h.extend(scores.map(String::from));
+    h.extend(MASKING.map(String::from));
+    h.push(seconds.to_string());
     h
 }
 
@@ -120,6 +148,8 @@ pub struct Episodes {
 struct Columns {
     leading: [usize; 4],
     trailing: [usize; 9],
+    /// The `masking` column, when the file has it.
+    masking: Option<usize>,
     layers: Vec<(usize, usize)>,
 }
 
@@ -174,6 +204,7 @@ fn columns(file: &CsvFile) -> Result<(Columns, Vec<String>), RunDirError> {
     let columns = Columns {
         leading,
         trailing,
+        masking: file.column(MASKING[1]).ok(),
         layers: pairs,
     };
     Ok((columns, names))
@@ -200,6 +231,13 @@ fn parse(r: &Record, c: &Columns) -> Result<Episode, RunDirError> {
         reward: r.optional_number(reward)?,
         feasible: r.flag(feasible)?,
         failed: r.flag(failed)?,
+        masking: match c.masking {
+            Some(col) if !r.text(col).is_empty() => Some(
+                Checks::parse(r.text(col))
+                    .ok_or_else(|| r.bad(col, "`none` or check names joined by `+`"))?,
+            ),
+            _ => None,
+        },
         seconds: r.number(seconds)?,
     };
     // A scored (not failed) row must carry its accuracies.
@@ -221,7 +259,7 @@ pub fn pareto_rows(rows: &[Episode]) -> Result<Vec<Episode>, ParetoError> {
         .map(|r| {
             [
                 r.accuracy.unwrap_or(0.0),
-                r.robust_accuracy.unwrap_or(0.0),
+                r.credited_robust().unwrap_or(0.0),
                 r.latency_s,
                 r.energy_j,
             ]

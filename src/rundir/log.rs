@@ -127,6 +127,7 @@ mod tests {
             reward: Some(-1.0 / 3.0),
             feasible: true,
             failed: false,
+            masking: crate::robust::Checks::parse("zero_grad+gradient_free"),
             seconds: 1.5,
         }
     }

@@ -32,6 +32,7 @@ pub(super) fn record(
         reward: ok.map(|_| scored.reward),
         feasible: run.budget.holds(&scored.price),
         failed: ok.is_none(),
+        masking: ok.map(|s| s.masking),
         seconds,
     })
 }
@@ -42,7 +43,7 @@ pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
         (Some(accuracy), Some(robust_accuracy)) if !row.failed => Ok(Score {
             accuracy,
             robust_accuracy,
-            masking_flagged: false,
+            masking: row.masking.unwrap_or_default(),
         }),
         _ => Err(Failure::Logged),
     };
@@ -51,6 +52,6 @@ pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
         walled: row.pairs(),
         objectives: outcome
             .ok()
-            .map(|s| [s.accuracy, s.robust_accuracy, row.latency_s, row.energy_j]),
+            .map(|s| [s.accuracy, s.credited_robust(), row.latency_s, row.energy_j]),
     }
 }

@@ -96,7 +96,7 @@ pub(super) fn write_best(run: &Run, scorer: &Scorer, b: &Episode) -> Result<(), 
     })?;
     let test = TestScores {
         accuracy: test.accuracy,
-        robust_accuracy: test.robust.worst_case,
+        robust_accuracy: test.robust.robust(run.spec.exp.reward.robust_eps),
         suite: Some(suite),
     };
     let names = run.spec.base.layer_names();

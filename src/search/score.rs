@@ -11,14 +11,30 @@ use crate::env::{Price, SearchSpace};
 use crate::experiment::Experiment;
 use crate::model::Model;
 use crate::quant::{LayerClips, Quantizer};
-use crate::robust::{craft_transfer, run_suite, QuantizedModel, SuiteReport, TransferSet};
+use crate::robust::{craft_transfer, run_suite, Checks, QuantizedModel, SuiteReport, TransferSet};
 use crate::train::{accuracy, finetune, FinetuneConfig, TrainError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// A policy's validation scores: accuracy, the worst-case robust accuracy the reward's
+/// `robust_eps` names, and the masking checks that fired.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Score {
     pub accuracy: f64,
     pub robust_accuracy: f64,
-    pub masking_flagged: bool,
+    pub masking: Checks,
+}
+
+impl Score {
+    /// The robust accuracy the search credits: none when a masking check fired. A fired check
+    /// says the attacks may have failed rather than the model held, so the number is an upper
+    /// bound of unknown slack; crediting any of it would reward hiding gradients, the failure
+    /// Defensive Quantization warns of. The measured number stays in episodes.csv.
+    pub fn credited_robust(&self) -> f64 {
+        if self.masking.is_empty() {
+            self.robust_accuracy
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Why a policy has no score. The search logs the row as `failed` and goes on.
@@ -74,10 +90,12 @@ impl<'a> Scorer<'a> {
             None
         };
         let suite = run_suite(&fp32_model, &x, &y, &exp.attack, transfer.as_ref())?;
+        // The reference is the FP32 model's measured number, flagged or not: crediting it
+        // nothing would lift every quantized policy's robustness term.
         let fp32 = Score {
             accuracy: accuracy(base, &data.val, None)?,
-            robust_accuracy: suite.worst_case,
-            masking_flagged: suite.masking.flagged(),
+            robust_accuracy: suite.robust(exp.reward.robust_eps),
+            masking: suite.masking.fired(),
         };
         Ok(Scorer {
             exp,
@@ -128,8 +146,8 @@ impl<'a> Scorer<'a> {
         let suite = self.suite(&model, &q)?;
         Ok(Ok(Score {
             accuracy: acc,
-            robust_accuracy: suite.worst_case,
-            masking_flagged: suite.masking.flagged(),
+            robust_accuracy: suite.robust(self.exp.reward.robust_eps),
+            masking: suite.masking.fired(),
         }))
     }
 
@@ -150,12 +168,13 @@ impl<'a> Scorer<'a> {
         )?)
     }
 
-    /// HAQ's reward with a robustness term: per accuracy point against the FP32 baseline.
-    /// A failed fine-tune is rewarded as if both accuracies were zero.
+    /// HAQ's reward with a robustness term: per accuracy point against the FP32 baseline, with
+    /// the credited robust accuracy (none for a flagged policy). A failed fine-tune is rewarded
+    /// as if both accuracies were zero.
     pub fn reward(&self, outcome: &Outcome) -> f64 {
         let r = &self.exp.reward;
         let (acc, rob) = match outcome {
-            Ok(s) => (s.accuracy, s.robust_accuracy),
+            Ok(s) => (s.accuracy, s.credited_robust()),
             Err(_) => (0.0, 0.0),
         };
         r.accuracy * 100.0 * (acc - self.fp32.accuracy)

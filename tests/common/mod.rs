@@ -62,7 +62,7 @@ fn header() -> String {
     for l in LAYERS {
         let _ = write!(h, ",w_{0},a_{0}", l.0);
     }
-    h + ",accuracy,robust_accuracy,latency_s,energy_j,size_bytes,reward,feasible,failed,seconds\n"
+    h + ",accuracy,robust_accuracy,latency_s,energy_j,size_bytes,reward,feasible,failed,masking_flagged,masking,seconds\n"
 }
 
 fn line(ep: usize, agent: &str, bits: &[(u8, u8)], failed: bool) -> String {
@@ -74,11 +74,17 @@ fn line(ep: usize, agent: &str, bits: &[(u8, u8)], failed: bool) -> String {
     let feasible = lat <= 0.5 * UNIFORM8_LATENCY;
     let reward = 0.1 * (acc - 0.97) * 100.0 + 0.05 * (robust - 0.65) * 100.0;
     if failed {
-        let _ = write!(s, ",,,{lat:e},{energy:e},{size},,{feasible},true,1.2");
+        let _ = write!(s, ",,,{lat:e},{energy:e},{size},,{feasible},true,,,1.2");
     } else {
+        // A 2-bit conv1 input is where real searches see the gradient-free check fire.
+        let masking = if bits[0].1 == 2 {
+            "true,gradient_free"
+        } else {
+            "false,none"
+        };
         let _ = write!(
             s,
-            ",{acc:.4},{robust:.4},{lat:e},{energy:e},{size},{reward:.4},{feasible},false,1.1"
+            ",{acc:.4},{robust:.4},{lat:e},{energy:e},{size},{reward:.4},{feasible},false,{masking},1.1"
         );
     }
     s + "\n"

@@ -1,0 +1,94 @@
+//! Which robust accuracy a reward uses: the worst case at one radius, at the largest one, or the
+//! area under the worst-case curve; `[reward] robust_eps` in an experiment.
+
+use serde::Serialize;
+
+use super::suite::SuiteReport;
+
+/// Which robust accuracy a reward uses: the worst case at one radius, at the largest one, or the
+/// area under the worst-case curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RobustMeasure {
+    /// The worst case at this radius (one of `robust_radii`).
+    Eps(f32),
+    Named(MeasureName),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeasureName {
+    /// The worst case at the largest radius (`headline_eps`).
+    Max,
+    /// The area under the worst-case curve from eps 0 (clean accuracy) to the largest radius,
+    /// by the trapezoid rule, divided by that radius: 1 = robust at every radius up to it.
+    Auc,
+}
+
+impl Default for RobustMeasure {
+    fn default() -> Self {
+        RobustMeasure::Named(MeasureName::Max)
+    }
+}
+
+/// A radius (number) or "max" / "auc"; anything else is an error saying so.
+impl<'de> serde::Deserialize<'de> for RobustMeasure {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RobustMeasure;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a radius (e.g. 0.1), \"max\" or \"auc\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RobustMeasure, E> {
+                Ok(RobustMeasure::Eps(v as f32))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RobustMeasure, E> {
+                Ok(RobustMeasure::Eps(v as f32))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RobustMeasure, E> {
+                match v {
+                    "max" => Ok(RobustMeasure::Named(MeasureName::Max)),
+                    "auc" => Ok(RobustMeasure::Named(MeasureName::Auc)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl std::fmt::Display for RobustMeasure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RobustMeasure::Eps(e) => write!(f, "{e}"),
+            RobustMeasure::Named(MeasureName::Max) => write!(f, "\"max\""),
+            RobustMeasure::Named(MeasureName::Auc) => write!(f, "\"auc\""),
+        }
+    }
+}
+
+impl SuiteReport {
+    /// The robust accuracy `measure` names (0 for a radius the suite did not run).
+    pub fn robust(&self, measure: RobustMeasure) -> f64 {
+        match measure {
+            RobustMeasure::Eps(eps) => (self.by_eps.iter())
+                .find(|w| w.eps == eps)
+                .map_or(0.0, |w| w.worst_case),
+            RobustMeasure::Named(MeasureName::Max) => self.worst_case,
+            RobustMeasure::Named(MeasureName::Auc) => {
+                let mut area = 0.0;
+                let (mut x0, mut y0) = (0.0, self.clean);
+                for w in &self.by_eps {
+                    area += (w.eps as f64 - x0) * (w.worst_case + y0) / 2.0;
+                    (x0, y0) = (w.eps as f64, w.worst_case);
+                }
+                if x0 > 0.0 {
+                    area / x0
+                } else {
+                    self.clean
+                }
+            }
+        }
+    }
+}
