@@ -77,6 +77,7 @@ fn run(
         dir: dir.to_path_buf(),
         resume,
         show: false,
+        scores: None,
     };
     run_search(&spec).unwrap()
 }
@@ -217,6 +218,7 @@ fn an_existing_run_needs_resume_and_an_unchanged_config() {
         dir: dir.clone(),
         resume: false,
         show: false,
+        scores: None,
     };
     let e = run_search(&spec).unwrap_err().to_string();
     assert!(e.contains("--resume"), "{e}");
@@ -240,4 +242,52 @@ fn an_existing_run_needs_resume_and_an_unchanged_config() {
         e.contains("experiment.finetune.steps") && e.contains("(4 then, 5 now)"),
         "{e}"
     );
+}
+
+#[test]
+fn cached_scores_equal_fresh_ones_and_are_shared_across_runs_and_agents() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("scores").join("k.csv");
+    let a = agent("agent = \"random\"\n");
+    let with_cache = |dir: &Path, agent: &AgentConfig, episodes| {
+        let spec = RunSpec {
+            exp: &s.exp,
+            data: &s.data,
+            base: &s.base,
+            profile: &s.profile,
+            agent,
+            episodes,
+            seed: 7,
+            dir: dir.to_path_buf(),
+            resume: false,
+            show: false,
+            scores: Some(cache.clone()),
+        };
+        run_search(&spec).unwrap()
+    };
+    let fresh = root.path().join("fresh");
+    run(&s.exp, &s, &a, 3, &fresh, false);
+    let first = root.path().join("first");
+    with_cache(&first, &a, 3);
+    // Written once per distinct policy (references included), then read back by the second run.
+    let lines = std::fs::read_to_string(&cache).unwrap().lines().count();
+    let second = root.path().join("second");
+    with_cache(&second, &a, 3);
+    assert_eq!(
+        episodes(&first),
+        episodes(&fresh),
+        "a cached score is the fresh score"
+    );
+    assert_eq!(episodes(&second), episodes(&fresh));
+    assert_eq!(
+        std::fs::read_to_string(&cache).unwrap().lines().count(),
+        lines,
+        "the second run scored nothing anew"
+    );
+    // Another agent's run takes its references from the cache, equal to the fresh ones.
+    let refs = |dir: &Path| lines_without_timing(&dir.join("references.csv"));
+    let nsga = root.path().join("nsga2");
+    with_cache(&nsga, &every_agent()[2], 2);
+    assert_eq!(refs(&nsga), refs(&fresh));
 }

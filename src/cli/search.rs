@@ -38,6 +38,10 @@ pub struct SearchArgs {
     /// Where FP32 baselines are cached (trained there if missing).
     #[arg(long, default_value = "runs")]
     pub cache: PathBuf,
+    /// Score every policy afresh instead of reusing the scores cached beside the FP32 baseline
+    /// (BASELINE/scores/; a policy's score depends only on the policy and the experiment).
+    #[arg(long)]
+    pub no_score_cache: bool,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -96,6 +100,8 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             dir,
             resume: args.resume,
             show: !args.quiet,
+            scores: (!args.no_score_cache)
+                .then(|| bitsearch::search::cache_file(&exp, &base.dir.join("scores"))),
         };
         let summary = run_search(&spec).with_context(|| format!("search on {}", profile.name()))?;
         let report = bitsearch::report::write_report(&summary.dir)

@@ -24,6 +24,11 @@ pub enum SearchError {
     #[error("tensor error: {0}")]
     Tensor(Box<candle_core::Error>),
     #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
     Json {
         path: PathBuf,
         source: serde_json::Error,

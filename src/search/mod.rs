@@ -2,6 +2,7 @@
 //! (`crate::agents`); scoring a policy, the reference policies, resume by replay, and what it
 //! writes into the run directory (`crate::rundir`).
 
+mod cache;
 mod episode;
 mod error;
 mod output;
@@ -11,7 +12,8 @@ mod run;
 mod score;
 mod spec;
 
+pub use cache::{cache_file, ScoreCache};
 pub use error::SearchError;
 pub use run::run_search;
-pub use score::{test_score, Failure, Outcome, Score, Scored, Scorer, TestScore};
+pub use score::{policy_seed, test_score, Failure, Outcome, Score, Scored, Scorer, TestScore};
 pub use spec::{episode_seed, RunSpec, RunSummary};

@@ -89,7 +89,7 @@ pub(super) fn progress(rows: &[Episode]) -> String {
 /// best-policy.json: the best episode, fine-tuned again with its seed and scored on the test
 /// split.
 pub(super) fn write_best(run: &Run, scorer: &Scorer, b: &Episode) -> Result<(), SearchError> {
-    let test = test_score(scorer, &run.space, &b.pairs(), run.seed(b.episode))?;
+    let test = test_score(scorer, &run.space, &b.pairs())?;
     let suite = serde_json::to_value(&test.robust).map_err(|source| SearchError::Json {
         path: run.log.dir.join(BestPolicy::FILE),
         source,

@@ -31,7 +31,7 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
     for &b in uniform {
         let start = Instant::now();
         let bits = vec![(b, b); n];
-        let scored = scorer.score(&run.space, &bits, run.seed(usize::MAX - b as usize))?;
+        let scored = scorer.score(&run.space, &bits)?;
         let seconds = start.elapsed().as_secs_f64();
         rows.push(record(run, b as usize, "uniform", &bits, &scored, seconds)?);
     }

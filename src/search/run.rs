@@ -9,6 +9,7 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::cache::ScoreCache;
 use super::episode::{feedback, record};
 use super::score::Scorer;
 use super::spec::{Run, RunSpec, RunSummary};
@@ -25,7 +26,8 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     let ctx = run.context();
     let mut agent = agents::build(spec.agent, &ctx, spec.seed)?;
     let calibration = calibrate(&spec.exp.quant, &spec.data.train, spec.base)?;
-    let scorer = Scorer::new(spec.exp, spec.data, spec.base, calibration)?;
+    let cache = spec.scores.clone().map(ScoreCache::open).transpose()?;
+    let scorer = Scorer::new(spec.exp, spec.data, spec.base, calibration)?.with_cache(cache);
     references::score_once(&run, &scorer)?;
     let probe = |bits: &[(u8, u8)]| Ok(scorer.loss(&run.space, bits)?);
     if let Some(m) = agent.prepare(&ctx, &probe)? {
@@ -44,7 +46,7 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
         let proposal = agent.propose(&ctx, &mut rng)?;
         let mut bits = proposal.bits.clone();
         run.budget.wall(&run.space, &mut bits);
-        let scored = scorer.score(&run.space, &bits, run.seed(k))?;
+        let scored = scorer.score(&run.space, &bits)?;
         let seconds = start.elapsed().as_secs_f64();
         let row = record(&run, k, agent.name(), &bits, &scored, seconds)?;
         run.log.append("episodes.csv", &row)?;

@@ -5,6 +5,7 @@
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 
+use super::cache::ScoreCache;
 use super::SearchError;
 use crate::data::Dataset;
 use crate::env::{Price, SearchSpace};
@@ -68,6 +69,7 @@ pub struct Scorer<'a> {
     transfer: Option<TransferSet>,
     /// The FP32 baseline's validation accuracy and robust accuracy (the reward's reference).
     pub fp32: Score,
+    cache: Option<ScoreCache>,
 }
 
 impl<'a> Scorer<'a> {
@@ -106,17 +108,28 @@ impl<'a> Scorer<'a> {
             y,
             transfer,
             fp32,
+            cache: None,
         })
     }
 
-    /// Fine-tunes and scores `bits` on the validation data; `seed` seeds the fine-tune.
-    pub fn score(
-        &self,
-        space: &SearchSpace,
-        bits: &[(u8, u8)],
-        seed: u64,
-    ) -> Result<Scored, SearchError> {
-        let outcome = self.outcome(space, bits, seed)?;
+    /// Reuses and records scores in `cache` (see `search::cache`).
+    pub fn with_cache(self, cache: Option<ScoreCache>) -> Self {
+        Scorer { cache, ..self }
+    }
+
+    /// Fine-tunes and scores `bits` on the validation data, or takes its score from the cache.
+    pub fn score(&self, space: &SearchSpace, bits: &[(u8, u8)]) -> Result<Scored, SearchError> {
+        let key = space.policy(bits)?.to_string();
+        let outcome = match self.cache.as_ref().and_then(|c| c.get(&key)) {
+            Some(outcome) => outcome,
+            None => {
+                let outcome = self.outcome(space, bits, policy_seed(self.exp, bits))?;
+                if let Some(c) = &self.cache {
+                    c.put(&key, &outcome)?;
+                }
+                outcome
+            }
+        };
         Ok(Scored {
             outcome,
             price: space.price(bits),
@@ -189,18 +202,26 @@ pub struct TestScore {
     pub robust: SuiteReport,
 }
 
-/// Fine-tunes `bits` with `seed` again and scores it on the test split (accuracy on all of it,
-/// the attack suite on the experiment's `attack.examples` test examples).
+/// The seed of `bits`'s fine-tune: `[finetune] seed` mixed with the policy, so a policy scores
+/// the same in every episode, run, agent and device (what lets `search::cache` reuse scores),
+/// while different policies get independent fine-tune randomness.
+pub fn policy_seed(exp: &Experiment, bits: &[(u8, u8)]) -> u64 {
+    bits.iter().fold(exp.finetune.seed ^ 0x5eed, |h, &(w, a)| {
+        (h ^ ((w as u64) << 8 | a as u64)).wrapping_mul(0x0100_0000_01B3)
+    })
+}
+
+/// Fine-tunes `bits` again (with its policy seed) and scores it on the test split (accuracy on
+/// all of it, the attack suite on the experiment's `attack.examples` test examples).
 pub fn test_score(
     scorer: &Scorer,
     space: &SearchSpace,
     bits: &[(u8, u8)],
-    seed: u64,
 ) -> Result<TestScore, SearchError> {
     let exp = scorer.exp;
     let q = Quantizer::new(space.policy(bits)?, scorer.clips.clone());
     let cfg = FinetuneConfig {
-        seed,
+        seed: policy_seed(exp, bits),
         ..exp.finetune.clone()
     };
     let (model, _) = finetune(scorer.base, &scorer.data.train, &q, &cfg, false)?;

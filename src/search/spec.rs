@@ -23,6 +23,8 @@ pub struct RunSpec<'a> {
     pub dir: PathBuf,
     pub resume: bool,
     pub show: bool,
+    /// The score cache file (`search::cache_file`), or None to score every policy afresh.
+    pub scores: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,7 +34,8 @@ pub struct RunSummary {
     pub episodes: usize,
 }
 
-/// The seed of episode `k`'s randomness (proposal, agent update and fine-tune).
+/// The seed of episode `k`'s randomness (proposal and agent update; the fine-tune's seed comes
+/// from the policy, `score::policy_seed`).
 pub fn episode_seed(seed: u64, k: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ (k as u64)

@@ -1,0 +1,189 @@
+//! The score cache: a policy's validation score is a function of the policy (its fine-tune seed
+//! is derived from the policy and `[finetune] seed`, not from the episode), so a policy scored
+//! once — in this run, an earlier run, another agent's or another device's — need not be
+//! fine-tuned and attacked again. Scores live beside the FP32 baseline they were fine-tuned
+//! from, in `scores/<key>.csv`, where `key` hashes everything else that determines a score (the
+//! quantizer calibration, the fine-tune, the attack suite and its examples, the robust measure)
+//! and `SCORE_VERSION`.
+//!
+//! Each score is appended as one short line (one `write` with O_APPEND), so concurrent searches
+//! may share the file; a line cut by a kill, or garbled, is skipped on read — the cache is only
+//! ever a shortcut, and a skipped line costs one fine-tune again.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::score::{Failure, Outcome, Score};
+use super::SearchError;
+use crate::experiment::Experiment;
+use crate::robust::Checks;
+
+/// Bump when scoring code changes what a policy scores, so old caches are not reused.
+const SCORE_VERSION: u32 = 1;
+
+const HEADER: &str = "policy,failed,accuracy,robust_accuracy,masking";
+
+/// Everything besides the baseline and the policy that determines a score.
+#[derive(Serialize)]
+struct Key<'a> {
+    version: u32,
+    quant: &'a crate::calib::QuantConfig,
+    finetune: &'a crate::train::FinetuneConfig,
+    attack: &'a crate::robust::AttackConfig,
+    attack_examples: usize,
+    robust_eps: crate::robust::RobustMeasure,
+}
+
+/// The cache file for `exp` under `dir` (the baseline's `scores/` directory).
+pub fn cache_file(exp: &Experiment, dir: &Path) -> PathBuf {
+    let key = Key {
+        version: SCORE_VERSION,
+        quant: &exp.quant,
+        finetune: &exp.finetune,
+        attack: &exp.attack,
+        attack_examples: exp.search.attack_examples,
+        robust_eps: exp.reward.robust_eps,
+    };
+    let digest = Sha256::digest(serde_json::to_vec(&key).unwrap_or_default());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("{hex}.csv"))
+}
+
+/// The scores read so far and the file new ones are appended to.
+pub struct ScoreCache {
+    path: PathBuf,
+    scores: Mutex<BTreeMap<String, Outcome>>,
+}
+
+impl ScoreCache {
+    /// Opens (or starts) the cache at `path`.
+    pub fn open(path: PathBuf) -> Result<Self, SearchError> {
+        let io = |source| SearchError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut scores = BTreeMap::new();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                for (policy, outcome) in text.lines().skip(1).filter_map(parse) {
+                    scores.insert(policy, outcome);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                append(&path, &format!("{HEADER}\n")).map_err(io)?;
+            }
+            Err(e) => return Err(io(e)),
+        }
+        Ok(ScoreCache {
+            path,
+            scores: Mutex::new(scores),
+        })
+    }
+
+    /// The cached outcome of `policy` (its text form), if any.
+    pub fn get(&self, policy: &str) -> Option<Outcome> {
+        let scores = self.scores.lock().unwrap_or_else(|e| e.into_inner());
+        scores.get(policy).copied()
+    }
+
+    /// Records the outcome of `policy`. A diverged fine-tune is cached as failed.
+    pub fn put(&self, policy: &str, outcome: &Outcome) -> Result<(), SearchError> {
+        let line = match outcome {
+            Ok(s) => format!(
+                "\"{policy}\",false,{},{},{}\n",
+                s.accuracy, s.robust_accuracy, s.masking
+            ),
+            Err(_) => format!("\"{policy}\",true,,,\n"),
+        };
+        append(&self.path, &line).map_err(|source| SearchError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut scores = self.scores.lock().unwrap_or_else(|e| e.into_inner());
+        scores.insert(policy.to_string(), *outcome);
+        Ok(())
+    }
+}
+
+/// Appends `text` with one write, so concurrent appenders do not interleave inside a line.
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+/// One cache line, or None for a cut or garbled one.
+fn parse(line: &str) -> Option<(String, Outcome)> {
+    let rest = line.strip_prefix('"')?;
+    let (policy, rest) = rest.split_once("\",")?;
+    let f: Vec<&str> = rest.split(',').collect();
+    let [failed, acc, rob, masking] = f.as_slice() else {
+        return None;
+    };
+    let outcome = match *failed {
+        "true" => Err(Failure::Logged),
+        "false" => Ok(Score {
+            accuracy: finite(acc)?,
+            robust_accuracy: finite(rob)?,
+            masking: Checks::parse(masking)?,
+        }),
+        _ => return None,
+    };
+    Some((policy.to_string(), outcome))
+}
+
+fn finite(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_round_trip_and_cut_or_garbled_lines_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scores").join("k.csv");
+        let cache = ScoreCache::open(path.clone()).unwrap();
+        let score = Score {
+            accuracy: 0.1 + 0.2,
+            robust_accuracy: 2.0 / 3.0,
+            masking: Checks::parse("gradient_free").unwrap(),
+        };
+        cache.put("8/8,2/4", &Ok(score)).unwrap();
+        cache
+            .put("2/2,2/2", &Err(Failure::Diverged { step: 3, loss: 1e9 }))
+            .unwrap();
+        // A kill mid-append, then garbage.
+        append(&path, "\"4/4,4/4\",false,0.9").unwrap();
+        append(&path, "\n\"x\",maybe,1,2,none\n").unwrap();
+        let again = ScoreCache::open(path).unwrap();
+        assert_eq!(again.get("8/8,2/4"), Some(Ok(score)), "exact floats back");
+        assert_eq!(again.get("2/2,2/2"), Some(Err(Failure::Logged)));
+        assert_eq!(again.get("4/4,4/4"), None);
+        assert_eq!(again.get("x"), None);
+    }
+
+    #[test]
+    fn the_key_changes_with_what_determines_a_score() {
+        let text =
+            "name = \"t\"\n[data]\nsource = \"embedded:mnist-10k\"\n[model]\narch = \"lenet5\"\n";
+        let exp = Experiment::from_toml(text, Path::new("t.toml")).unwrap();
+        let mut other = Experiment::from_toml(text, Path::new("t.toml")).unwrap();
+        let dir = Path::new("s");
+        assert_eq!(cache_file(&exp, dir), cache_file(&other, dir));
+        other.finetune.steps += 1;
+        assert_ne!(cache_file(&exp, dir), cache_file(&other, dir));
+        other.finetune.steps -= 1;
+        other.attack.square_queries += 1;
+        assert_ne!(cache_file(&exp, dir), cache_file(&other, dir));
+    }
+}
