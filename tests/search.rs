@@ -108,7 +108,9 @@ fn every_agent_runs_a_few_episodes_within_budget() {
         let rows = episodes(&dir);
         assert_eq!(rows.len(), 6, "{}: header + 5 episodes", a.name());
         assert!(
-            rows[1..].iter().all(|r| feasible_failed(r) == ("true", "false")),
+            rows[1..]
+                .iter()
+                .all(|r| feasible_failed(r) == ("true", "false")),
             "{}: every episode feasible and scored: {rows:?}",
             a.name()
         );

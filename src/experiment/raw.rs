@@ -295,6 +295,19 @@ mod tests {
     }
 
     #[test]
+    fn reward_robust_eps_must_be_a_radius_of_the_suite() {
+        let e = err(&format!(
+            "{GOOD}[attack]\npgd_eps = [0.1, 0.2]\n[reward]\nrobust_eps = 0.05\n"
+        ));
+        assert!(
+            e.contains("reward.robust_eps") && e.contains("[0.1, 0.2]") && e.contains("got 0.05"),
+            "{e}"
+        );
+        let e = err(&format!("{GOOD}[reward]\nrobust_eps = \"mean\"\n"));
+        assert!(e.contains("robust_eps") && e.contains("mean"), "{e}");
+    }
+
+    #[test]
     fn square_p_init_must_be_in_0_excluded_to_1() {
         let e = err(&format!("{GOOD}[attack]\nsquare_p_init = 1.2\n"));
         assert!(

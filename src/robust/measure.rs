@@ -92,3 +92,60 @@ impl SuiteReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::robust::{EpsWorst, Masking};
+
+    fn report(clean: f64, curve: &[(f32, f64)]) -> SuiteReport {
+        SuiteReport {
+            examples: 100,
+            clean,
+            attacks: Vec::new(),
+            headline_eps: curve.last().map_or(0.0, |c| c.0),
+            worst_case: curve.last().map_or(clean, |c| c.1),
+            by_eps: (curve.iter())
+                .map(|&(eps, worst_case)| EpsWorst { eps, worst_case })
+                .collect(),
+            square: Vec::new(),
+            masking: Masking {
+                zero_grad_fraction: 0.0,
+                eps_rise: false,
+                above_transfer: false,
+                gradient_free_gain: 0.0,
+                above_gradient_free: false,
+            },
+        }
+    }
+
+    #[test]
+    fn a_radius_max_and_the_area_under_the_curve() {
+        // clean 1.0; 0.8 at 0.1; 0.2 at 0.2: trapezoids (0.1·0.9 + 0.1·0.5) / 0.2 = 0.7.
+        let r = report(1.0, &[(0.1, 0.8), (0.2, 0.2)]);
+        assert_eq!(r.robust(RobustMeasure::Eps(0.1)), 0.8);
+        assert_eq!(r.robust(RobustMeasure::Named(MeasureName::Max)), 0.2);
+        let auc = r.robust(RobustMeasure::Named(MeasureName::Auc));
+        assert!((auc - 0.7).abs() < 1e-9, "{auc}");
+        // The cliff the area sees and one radius hides: same 0.8 at 0.1, nothing at 0.2.
+        let cliff = report(1.0, &[(0.1, 0.8), (0.2, 0.0)]);
+        assert!(cliff.robust(RobustMeasure::Named(MeasureName::Auc)) < auc);
+    }
+
+    #[test]
+    fn parses_a_radius_or_a_name_and_rejects_anything_else() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            m: RobustMeasure,
+        }
+        let m = |s: &str| toml::from_str::<T>(&format!("m = {s}")).map(|t| t.m);
+        assert_eq!(m("0.1").unwrap(), RobustMeasure::Eps(0.1));
+        assert_eq!(
+            m("\"auc\"").unwrap(),
+            RobustMeasure::Named(MeasureName::Auc)
+        );
+        assert_eq!(m("\"max\"").unwrap(), RobustMeasure::default());
+        let e = m("\"median\"").unwrap_err().to_string();
+        assert!(e.contains("median") && e.contains("\"auc\""), "{e}");
+    }
+}

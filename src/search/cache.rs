@@ -174,8 +174,8 @@ mod tests {
 
     #[test]
     fn the_key_changes_with_what_determines_a_score() {
-        let text =
-            "name = \"t\"\n[data]\nsource = \"embedded:mnist-10k\"\n[model]\narch = \"lenet5\"\n";
+        let text = "name = \"t\"\n[data]\nsource = \"embedded:mnist-10k\"\nvalidation = 1000\n\
+                    [model]\narch = \"lenet5\"\n[train]\nepochs = 1\nbatch = 64\nlr = 1e-3\n";
         let exp = Experiment::from_toml(text, Path::new("t.toml")).unwrap();
         let mut other = Experiment::from_toml(text, Path::new("t.toml")).unwrap();
         let dir = Path::new("s");
