@@ -1,0 +1,252 @@
+//! Model-based search (`mbrl`): a learned model of the environment, planned on between real
+//! episodes. Cost is known exactly (`SearchSpace::price`), so only accuracy and robust accuracy
+//! are learned, each by a Gaussian process (`gp.rs`) over the scored policies.
+//!
+//! Each proposal is the unscored feasible policy with the largest imagined reward: the
+//! hypervolume improvement, on accuracy × robust accuracy × latency, that its optimistic point
+//! (mean + κ·sd of both learned objectives, exact latency) adds to the front of the policies
+//! scored so far. The candidates are every feasible policy when the space is small enough to
+//! enumerate, else random policies through the budget wall plus mutations of the front
+//! members. The first `init` proposals are random feasible policies (the model needs data);
+//! a failed fine-tune is scored (never proposed again) but teaches the model nothing.
+//!
+//! Deterministic given (seed, feedback): ordered sets, fixed-order sums, no threads.
+
+use std::collections::BTreeSet;
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use super::exhaustive::feasible;
+use super::gp::{Gp, Hyper};
+use super::{Agent, AgentError, Context, Feedback, MbrlConfig, Proposal};
+use crate::env::SearchSpace;
+use crate::pareto::{hypervolume, non_dominated, Reference, Sense};
+
+type Bits = Vec<(u8, u8)>;
+
+/// Accuracy and robust accuracy (max), latency (min).
+const SENSES: [Sense; 3] = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
+
+pub struct Mbrl {
+    cfg: MbrlConfig,
+    /// Every feasible policy, when the space is small enough to enumerate.
+    all: Option<Vec<Bits>>,
+    /// Every policy scored (as walled), failed or not.
+    scored: BTreeSet<Bits>,
+    /// The scored policies with objectives: accuracy, robust accuracy, latency.
+    data: Vec<(Bits, [f64; 3])>,
+    failed: usize,
+    /// The last acquisition: hyper-parameters of both models and the imagined reward.
+    last: Option<(Hyper, Hyper, f64)>,
+}
+
+impl Mbrl {
+    pub fn new(cfg: MbrlConfig, ctx: &Context) -> Self {
+        let small = ctx.space.size().is_some_and(|s| s <= cfg.enumerate as u128);
+        let all = small.then(|| feasible(ctx.space, ctx.budget));
+        Mbrl {
+            cfg,
+            all,
+            scored: BTreeSet::new(),
+            data: Vec::new(),
+            failed: 0,
+            last: None,
+        }
+    }
+
+    /// Unscored feasible candidates, in a deterministic order.
+    fn candidates(&self, ctx: &Context, rng: &mut StdRng) -> Vec<Bits> {
+        if let Some(all) = &self.all {
+            return all
+                .iter()
+                .filter(|b| !self.scored.contains(*b))
+                .cloned()
+                .collect();
+        }
+        let mut out = BTreeSet::new();
+        let mut add = |mut bits: Bits| {
+            ctx.budget.wall(ctx.space, &mut bits);
+            if !self.scored.contains(&bits) {
+                out.insert(bits);
+            }
+        };
+        for _ in 0..self.cfg.candidates {
+            add(random_bits(ctx.space, rng));
+        }
+        for (bits, _) in self.front() {
+            for _ in 0..self.cfg.mutations {
+                add(mutate(ctx.space, bits, rng));
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// The scored policies no other scored policy dominates.
+    fn front(&self) -> Vec<&(Bits, [f64; 3])> {
+        let points: Vec<[f64; 3]> = self.data.iter().map(|d| d.1).collect();
+        non_dominated(&points, &SENSES)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| &self.data[i])
+            .collect()
+    }
+
+    /// The candidate with the largest imagined reward (see the module doc); None before the
+    /// models can be fitted.
+    fn plan(&mut self, ctx: &Context, candidates: &[Bits]) -> Result<Option<usize>, AgentError> {
+        let x: Vec<Vec<f64>> = self.data.iter().map(|d| encode(ctx.space, &d.0)).collect();
+        let column = |k: usize| self.data.iter().map(|d| d.1[k]).collect::<Vec<f64>>();
+        let (Some(acc), Some(rob)) = (Gp::fit(&x, &column(0)), Gp::fit(&x, &column(1))) else {
+            return Ok(None);
+        };
+        let front: Vec<[f64; 3]> = self.front().iter().map(|d| d.1).collect();
+        let latency = |b: &Bits| ctx.space.price(b).latency_s;
+        let worst_latency = candidates
+            .iter()
+            .map(latency)
+            .chain(column(2))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let reference = Reference::Given(vec![
+            below(&column(0)),
+            below(&column(1)),
+            worst_latency * (1.0 + 1e-6),
+        ]);
+        let base = hypervolume(&front, &SENSES, &reference)?;
+        let mut best: Option<(f64, f64, usize)> = None;
+        let mut points = front.clone();
+        for (i, bits) in candidates.iter().enumerate() {
+            let xi = encode(ctx.space, bits);
+            let ((ma, sa), (mr, sr)) = (acc.predict(&xi), rob.predict(&xi));
+            let k = self.cfg.kappa;
+            points.push([ma + k * sa, mr + k * sr, latency(bits)]);
+            let gain = hypervolume(&points, &SENSES, &reference)? - base;
+            points.pop();
+            // Ties (typically no gain anywhere) go to the most uncertain candidate.
+            let key = (gain, sa + sr);
+            if best.is_none_or(|(g, s, _)| key > (g, s)) {
+                best = Some((key.0, key.1, i));
+            }
+        }
+        self.last = best.map(|(g, _, _)| (acc.hyper(), rob.hyper(), g));
+        Ok(best.map(|(_, _, i)| i))
+    }
+}
+
+/// A reference value below every observed one, by a tenth of their range.
+fn below(values: &[f64]) -> f64 {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    lo - 0.1 * (hi - lo) - 1e-6
+}
+
+/// One coordinate per operand: log2 of its bits, scaled to [0,1] over the space's range.
+fn encode(space: &SearchSpace, bits: &[(u8, u8)]) -> Vec<f64> {
+    let lg = |b: u8| (b as f64).log2();
+    let (lo, hi) = (
+        lg(space.floor()),
+        lg(space.values()[space.values().len() - 1]),
+    );
+    let scale = |b: u8| {
+        if hi > lo {
+            (lg(b) - lo) / (hi - lo)
+        } else {
+            0.0
+        }
+    };
+    if space.tie() {
+        bits.iter().map(|&(w, _)| scale(w)).collect()
+    } else {
+        bits.iter()
+            .flat_map(|&(w, a)| [scale(w), scale(a)])
+            .collect()
+    }
+}
+
+/// A uniformly random run bitwidth per operand (before the wall).
+fn random_bits(space: &SearchSpace, rng: &mut StdRng) -> Bits {
+    let v = space.values();
+    let mut pick = || v[rng.random_range(0..v.len())];
+    (0..space.layers.len())
+        .map(|_| space.run_pair(pick(), pick()))
+        .collect()
+}
+
+/// `bits` with one operand set to another random run bitwidth.
+fn mutate(space: &SearchSpace, bits: &[(u8, u8)], rng: &mut StdRng) -> Bits {
+    let mut out = bits.to_vec();
+    let v = space.values();
+    let op = rng.random_range(0..space.operands());
+    let b = v[rng.random_range(0..v.len())];
+    let (l, weight) = if space.tie() {
+        (op, true)
+    } else {
+        (op / 2, op % 2 == 0)
+    };
+    let (w, a) = out[l];
+    out[l] = if weight {
+        space.run_pair(b, a)
+    } else {
+        space.run_pair(w, b)
+    };
+    out
+}
+
+impl Agent for Mbrl {
+    fn name(&self) -> &'static str {
+        "mbrl"
+    }
+
+    /// In an enumerated space, once every feasible policy is scored nothing is left to learn.
+    fn policies(&self) -> Option<usize> {
+        self.all.as_ref().map(Vec::len)
+    }
+
+    fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
+        let candidates = self.candidates(ctx, rng);
+        if candidates.is_empty() {
+            // Everything feasible is scored (or the sample found nothing new): a random policy.
+            let mut bits = random_bits(ctx.space, rng);
+            ctx.budget.wall(ctx.space, &mut bits);
+            return Ok(Proposal::from_bits(ctx.space, bits));
+        }
+        let pick = if self.data.len() < self.cfg.init {
+            None
+        } else {
+            self.plan(ctx, &candidates)?
+        };
+        let i = pick.unwrap_or_else(|| rng.random_range(0..candidates.len()));
+        Ok(Proposal::from_bits(ctx.space, candidates[i].clone()))
+    }
+
+    fn learn(
+        &mut self,
+        ctx: &Context,
+        _: &Proposal,
+        f: &Feedback,
+        _: &mut StdRng,
+    ) -> Result<(), AgentError> {
+        self.scored.insert(f.walled.clone());
+        match f.objectives {
+            Some([acc, rob, ..]) => {
+                let latency = ctx.space.price(&f.walled).latency_s;
+                self.data.push((f.walled.clone(), [acc, rob, latency]));
+            }
+            None => self.failed += 1,
+        }
+        Ok(())
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "agent": "mbrl",
+            "scored": self.scored.len(),
+            "failed": self.failed,
+            "enumerated": self.all.as_ref().map(Vec::len),
+            "front": self.front().iter().map(|d| &d.0).collect::<Vec<_>>(),
+            "last_plan": self.last.map(|(a, r, g)| serde_json::json!({
+                "accuracy_model": a, "robust_model": r, "imagined_reward": g,
+            })),
+        })
+    }
+}

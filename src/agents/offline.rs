@@ -1,0 +1,194 @@
+//! An offline bench for agents (test-only): a search against a table of scored policies instead
+//! of fine-tunes. `BITSEARCH_ORACLE=DIR` names an exhaustive run on the small space
+//! (experiments/lenet5-mnist-small.toml, bitfusion, 50% latency budget); each episode's walled
+//! policy is looked up in DIR/episodes.csv, and the hypervolume of everything scored on
+//! accuracy × robust accuracy × latency is reported as a fraction of the whole table's, both
+//! against the table's worst point. The full space has no table: a smooth stand-in fitted to
+//! it (`FullSpace`) checks scaling and speed only.
+//!
+//! cargo test --release --lib agents::offline -- --ignored --nocapture
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::{build, Agent, AgentConfig, Context, Feedback, MbrlConfig};
+use crate::env::{Budget, BudgetConfig, Limit, SearchSpace};
+use crate::hardware::{resolve_profile, Profile};
+use crate::model::Arch;
+use crate::pareto::{hypervolume, worst_point, Reference, Sense};
+
+const SENSES: [Sense; 3] = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
+
+/// Objectives of a scored policy: accuracy, robust accuracy, latency, energy, and its reward.
+type Row = ([f64; 4], f64);
+
+pub struct Bench {
+    pub space: SearchSpace,
+    pub budget: Budget,
+    /// Objectives of a policy; None = not scorable (a failed fine-tune).
+    pub score: Box<dyn Fn(&[(u8, u8)]) -> Option<Row>>,
+}
+
+fn bitfusion(choices: &[u8], tie: bool) -> (SearchSpace, Budget) {
+    let p = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
+    let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
+    let space = SearchSpace::with_choices(layers, choices, tie, &p, &|b| p.supports(b)).unwrap();
+    let cfg = BudgetConfig {
+        latency: Some(Limit::Fraction(0.5)),
+        ..Default::default()
+    };
+    let budget = Budget::resolve(&cfg, &space).unwrap();
+    (space, budget)
+}
+
+/// The table of an exhaustive run: walled policy → its row.
+pub fn read_table(dir: &Path) -> BTreeMap<Vec<(u8, u8)>, Row> {
+    let mut r = csv::Reader::from_path(dir.join("episodes.csv")).unwrap();
+    let head = r.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let ws: Vec<usize> = (0..head.len())
+        .filter(|&i| head[i].starts_with("w_"))
+        .collect();
+    let num = |rec: &csv::StringRecord, i: usize| rec[i].parse::<f64>().unwrap();
+    let mut out = BTreeMap::new();
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        if &rec[col("failed")] == "true" || &rec[col("feasible")] != "true" {
+            continue;
+        }
+        let bits: Vec<(u8, u8)> = ws
+            .iter()
+            .map(|&i| (rec[i].parse().unwrap(), rec[i + 1].parse().unwrap()))
+            .collect();
+        let o = ["accuracy", "robust_accuracy", "latency_s", "energy_j"].map(|c| num(&rec, col(c)));
+        out.insert(bits, (o, num(&rec, col("reward"))));
+    }
+    out
+}
+
+impl Bench {
+    pub fn small(dir: &Path) -> (Bench, Vec<[f64; 3]>) {
+        let (space, budget) = bitfusion(&[2, 4, 8], true);
+        let table = read_table(dir);
+        let all = table.values().map(|(o, _)| [o[0], o[1], o[2]]).collect();
+        let score = Box::new(move |b: &[(u8, u8)]| table.get(b).copied());
+        (
+            Bench {
+                space,
+                budget,
+                score,
+            },
+            all,
+        )
+    }
+
+    /// Runs `episodes` rounds; returns the distinct scored points and the slowest proposal.
+    pub fn run(&self, agent: &mut dyn Agent, episodes: usize, seed: u64) -> (Vec<[f64; 3]>, f64) {
+        let ctx = Context {
+            space: &self.space,
+            budget: &self.budget,
+        };
+        let mut seen = BTreeMap::new();
+        let mut slowest: f64 = 0.0;
+        let n = agent.policies().map_or(episodes, |p| p.min(episodes));
+        for k in 0..n {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003) + k as u64);
+            let t = Instant::now();
+            let p = agent.propose(&ctx, &mut rng).unwrap();
+            slowest = slowest.max(t.elapsed().as_secs_f64());
+            let mut walled = p.bits.clone();
+            self.budget.wall(&self.space, &mut walled);
+            let row = (self.score)(&walled);
+            if let Some((o, _)) = row {
+                seen.insert(walled.clone(), [o[0], o[1], o[2]]);
+            }
+            let f = Feedback {
+                reward: row.map_or(-1.0, |r| r.1),
+                walled,
+                objectives: row.map(|r| r.0),
+            };
+            agent.learn(&ctx, &p, &f, &mut rng).unwrap();
+        }
+        (seen.into_values().collect(), slowest)
+    }
+}
+
+pub fn hv(points: &[[f64; 3]], reference: &[f64]) -> f64 {
+    hypervolume(points, &SENSES, &Reference::Given(reference.to_vec())).unwrap()
+}
+
+fn mean_sd(xs: &[f64]) -> (f64, f64) {
+    let m = xs.iter().sum::<f64>() / xs.len() as f64;
+    let v = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1).max(1) as f64;
+    (m, v.sqrt())
+}
+
+fn shipped(name: &str) -> AgentConfig {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("agents");
+    AgentConfig::load(&dir.join(format!("{name}.toml"))).unwrap()
+}
+
+/// The agents to compare: the shipped ones, and mbrl variants from BITSEARCH_MBRL
+/// (`init,kappa;init,kappa;...`).
+fn contenders() -> Vec<(String, AgentConfig)> {
+    let mut out: Vec<(String, AgentConfig)> = ["mbrl", "random", "nsga2", "ddpg"]
+        .iter()
+        .map(|n| (n.to_string(), shipped(n)))
+        .collect();
+    let AgentConfig::Mbrl(base) = shipped("mbrl") else {
+        unreachable!()
+    };
+    for v in std::env::var("BITSEARCH_MBRL")
+        .unwrap_or_default()
+        .split(';')
+    {
+        let f: Vec<&str> = v.split(',').collect();
+        if f.len() == 2 {
+            let c = MbrlConfig {
+                init: f[0].parse().unwrap(),
+                kappa: f[1].parse().unwrap(),
+                ..base.clone()
+            };
+            out.push((
+                format!("mbrl(init={},kappa={})", f[0], f[1]),
+                AgentConfig::Mbrl(c),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs BITSEARCH_ORACLE=DIR of an exhaustive run on the small space"]
+fn small_space_hypervolume_against_the_exhaustive_front() {
+    let dir = std::env::var("BITSEARCH_ORACLE").expect("BITSEARCH_ORACLE");
+    let (bench, all) = Bench::small(Path::new(&dir));
+    let reference = worst_point(&all, &SENSES).unwrap();
+    let whole = hv(&all, &reference);
+    println!("{} feasible policies in the table", all.len());
+    let ctx = Context {
+        space: &bench.space,
+        budget: &bench.budget,
+    };
+    for (name, cfg) in contenders() {
+        for episodes in [30, 60] {
+            let mut fractions = Vec::new();
+            let mut slowest: f64 = 0.0;
+            for seed in 1..=5 {
+                let mut agent = build(&cfg, &ctx, seed).unwrap();
+                let (pts, t) = bench.run(agent.as_mut(), episodes, seed);
+                slowest = slowest.max(t);
+                fractions.push(hv(&pts, &reference) / whole);
+            }
+            let (m, sd) = mean_sd(&fractions);
+            println!(
+                "{name:32} {episodes:3} episodes: {m:.4} ± {sd:.4}  (slowest proposal {:.3} s) {fractions:.3?}",
+                slowest
+            );
+        }
+    }
+}
