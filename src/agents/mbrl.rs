@@ -92,19 +92,53 @@ impl Mbrl {
             .collect()
     }
 
-    /// The candidate with the largest imagined reward (see the module doc); None before the
-    /// models can be fitted.
+    /// The candidate with the largest imagined reward (ties, typically no gain anywhere, go
+    /// to the most uncertain); None before the models can be fitted.
     fn plan(&mut self, ctx: &Context, candidates: &[Bits]) -> Result<Option<usize>, AgentError> {
-        let x: Vec<Vec<f64>> = self.data.iter().map(|d| encode(ctx.space, &d.0)).collect();
-        let column = |k: usize| self.data.iter().map(|d| d.1[k]).collect::<Vec<f64>>();
+        let Some(model) = Imagination::new(ctx, &self.data, &self.front(), candidates, &self.cfg)?
+        else {
+            return Ok(None);
+        };
+        let mut best: Option<((f64, f64), usize)> = None;
+        for (i, bits) in candidates.iter().enumerate() {
+            let key = model.reward(bits)?;
+            if best.is_none_or(|(b, _)| key > b) {
+                best = Some((key, i));
+            }
+        }
+        self.last = best.map(|((g, _), _)| (model.acc.hyper(), model.rob.hyper(), g));
+        Ok(best.map(|(_, i)| i))
+    }
+}
+
+/// The learned model and the front an imagined episode is rewarded against.
+struct Imagination<'a> {
+    space: &'a SearchSpace,
+    acc: Gp,
+    rob: Gp,
+    kappa: f64,
+    front: Vec<[f64; 3]>,
+    reference: Reference,
+    base: f64,
+}
+
+impl<'a> Imagination<'a> {
+    fn new(
+        ctx: &Context<'a>,
+        data: &[(Bits, [f64; 3])],
+        front: &[&(Bits, [f64; 3])],
+        candidates: &[Bits],
+        cfg: &MbrlConfig,
+    ) -> Result<Option<Self>, AgentError> {
+        let x: Vec<Vec<f64>> = data.iter().map(|d| encode(ctx.space, &d.0)).collect();
+        let column = |k: usize| data.iter().map(|d| d.1[k]).collect::<Vec<f64>>();
         let (Some(acc), Some(rob)) = (Gp::fit(&x, &column(0)), Gp::fit(&x, &column(1))) else {
             return Ok(None);
         };
-        let front: Vec<[f64; 3]> = self.front().iter().map(|d| d.1).collect();
-        let latency = |b: &Bits| ctx.space.price(b).latency_s;
+        let front: Vec<[f64; 3]> = front.iter().map(|d| d.1).collect();
         let worst_latency = candidates
             .iter()
-            .map(latency)
+            .map(|b| ctx.space.price(b).latency_s)
             .chain(column(2))
             .fold(f64::NEG_INFINITY, f64::max);
         let reference = Reference::Given(vec![
@@ -113,23 +147,27 @@ impl Mbrl {
             worst_latency * (1.0 + 1e-6),
         ]);
         let base = hypervolume(&front, &SENSES, &reference)?;
-        let mut best: Option<(f64, f64, usize)> = None;
-        let mut points = front.clone();
-        for (i, bits) in candidates.iter().enumerate() {
-            let xi = encode(ctx.space, bits);
-            let ((ma, sa), (mr, sr)) = (acc.predict(&xi), rob.predict(&xi));
-            let k = self.cfg.kappa;
-            points.push([ma + k * sa, mr + k * sr, latency(bits)]);
-            let gain = hypervolume(&points, &SENSES, &reference)? - base;
-            points.pop();
-            // Ties (typically no gain anywhere) go to the most uncertain candidate.
-            let key = (gain, sa + sr);
-            if best.is_none_or(|(g, s, _)| key > (g, s)) {
-                best = Some((key.0, key.1, i));
-            }
-        }
-        self.last = best.map(|(g, _, _)| (acc.hyper(), rob.hyper(), g));
-        Ok(best.map(|(_, _, i)| i))
+        Ok(Some(Imagination {
+            space: ctx.space,
+            acc,
+            rob,
+            kappa: cfg.kappa,
+            front,
+            reference,
+            base,
+        }))
+    }
+
+    /// An imagined episode's reward: the hypervolume its optimistic point adds to the front,
+    /// and the summed uncertainty of both models (the tie-break).
+    fn reward(&self, bits: &Bits) -> Result<(f64, f64), AgentError> {
+        let x = encode(self.space, bits);
+        let ((ma, sa), (mr, sr)) = (self.acc.predict(&x), self.rob.predict(&x));
+        let k = self.kappa;
+        let mut points = self.front.clone();
+        points.push([ma + k * sa, mr + k * sr, self.space.price(bits).latency_s]);
+        let gain = hypervolume(&points, &SENSES, &self.reference)? - self.base;
+        Ok((gain, sa + sr))
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::gp::Gp;
 use super::{build, Agent, AgentConfig, Context, Feedback, MbrlConfig};
 use crate::env::{Budget, BudgetConfig, Limit, SearchSpace};
 use crate::hardware::{resolve_profile, Profile};
@@ -84,6 +85,48 @@ impl Bench {
             },
             all,
         )
+    }
+
+    /// The default full space (2..8 bits, weights and activations apart) scored by a stand-in:
+    /// GPs fitted to the table, read at a per-layer mix of weight and activation coordinates
+    /// (accuracy leans on weights, robust accuracy on activations), minus a penalty for a
+    /// layer's weight and activation bits differing, plus ±0.005 of noise hashed from the policy.
+    pub fn full(dir: &Path) -> Bench {
+        let (space, budget) = bitfusion(&[2, 3, 4, 5, 6, 7, 8], false);
+        let (prices, _) = bitfusion(&[2, 3, 4, 5, 6, 7, 8], false);
+        let table = read_table(dir);
+        let coord = |b: u8| ((b as f64).log2() - 1.0) / 2.0;
+        let x: Vec<Vec<f64>> = table
+            .keys()
+            .map(|b| b.iter().map(|&(w, _)| coord(w)).collect())
+            .collect();
+        let fit = |k: usize| Gp::fit(&x, &table.values().map(|r| r.0[k]).collect::<Vec<_>>());
+        let (acc, rob) = (fit(0).unwrap(), fit(1).unwrap());
+        let score = Box::new(move |bits: &[(u8, u8)]| {
+            let mix = |lean: f64| -> Vec<f64> {
+                bits.iter()
+                    .map(|&(w, a)| lean * coord(w) + (1.0 - lean) * coord(a))
+                    .collect()
+            };
+            let apart: f64 = bits
+                .iter()
+                .map(|&(w, a)| (coord(w) - coord(a)).powi(2))
+                .sum();
+            let h = bits.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &(w, a)| {
+                ((h ^ w as u64).wrapping_mul(0x100_0000_01b3) ^ a as u64)
+                    .wrapping_mul(0x100_0000_01b3)
+            });
+            let noise = |k: u32| ((h >> (k * 16)) & 0xffff) as f64 / 65535.0 * 0.01 - 0.005;
+            let a = acc.predict(&mix(0.6)).0 - 0.02 * apart + noise(0);
+            let r = rob.predict(&mix(0.3)).0 - 0.02 * apart + noise(1);
+            let p = prices.price(bits);
+            Some(([a, r, p.latency_s, p.energy_j], a + r - 1.5))
+        });
+        Bench {
+            space,
+            budget,
+            score,
+        }
     }
 
     /// Runs `episodes` rounds; returns the distinct scored points and the slowest proposal.
@@ -190,5 +233,41 @@ fn small_space_hypervolume_against_the_exhaustive_front() {
                 slowest
             );
         }
+    }
+}
+
+#[test]
+#[ignore = "needs BITSEARCH_ORACLE=DIR of an exhaustive run on the small space"]
+fn full_space_stand_in_hypervolume_and_speed() {
+    let dir = std::env::var("BITSEARCH_ORACLE").expect("BITSEARCH_ORACLE");
+    let bench = Bench::full(Path::new(&dir));
+    let ctx = Context {
+        space: &bench.space,
+        budget: &bench.budget,
+    };
+    let episodes: usize = std::env::var("BITSEARCH_EPISODES").map_or(60, |e| e.parse().unwrap());
+    let mut runs = Vec::new();
+    for (name, cfg) in contenders() {
+        let mut per_seed = Vec::new();
+        let mut slowest: f64 = 0.0;
+        for seed in 1..=5 {
+            let mut agent = build(&cfg, &ctx, seed).unwrap();
+            let (pts, t) = bench.run(agent.as_mut(), episodes, seed);
+            slowest = slowest.max(t);
+            per_seed.push(pts);
+        }
+        runs.push((name, per_seed, slowest));
+    }
+    // One shared reference: the worst point anyone scored; normalized by the union's front.
+    let union: Vec<[f64; 3]> = runs
+        .iter()
+        .flat_map(|r| r.1.iter().flatten().copied())
+        .collect();
+    let reference = worst_point(&union, &SENSES).unwrap();
+    let whole = hv(&union, &reference);
+    for (name, per_seed, slowest) in runs {
+        let f: Vec<f64> = per_seed.iter().map(|p| hv(p, &reference) / whole).collect();
+        let (m, sd) = mean_sd(&f);
+        println!("{name:32} {episodes:3} episodes: {m:.4} ± {sd:.4}  (slowest proposal {slowest:.3} s) {f:.3?}");
     }
 }
