@@ -106,6 +106,10 @@ pub struct MbrlConfig {
     pub candidates: usize,
     /// Mutations of each front member per proposal in a sampled space.
     pub mutations: usize,
+    /// Sample the candidates from a REINFORCE policy trained on imagined episodes (else
+    /// uniformly).
+    #[serde(default)]
+    pub reinforce: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -19,6 +19,7 @@ use rand::Rng;
 
 use super::exhaustive::feasible;
 use super::gp::{Gp, Hyper};
+use super::planner::Reinforce;
 use super::{Agent, AgentError, Context, Feedback, MbrlConfig, Proposal};
 use crate::env::SearchSpace;
 use crate::pareto::{hypervolume, non_dominated, Reference, Sense};
@@ -37,6 +38,7 @@ pub struct Mbrl {
     /// The scored policies with objectives: accuracy, robust accuracy, latency.
     data: Vec<(Bits, [f64; 3])>,
     failed: usize,
+    policy: Option<Reinforce>,
     /// The last acquisition: hyper-parameters of both models and the imagined reward.
     last: Option<(Hyper, Hyper, f64)>,
 }
@@ -51,6 +53,7 @@ impl Mbrl {
             scored: BTreeSet::new(),
             data: Vec::new(),
             failed: 0,
+            policy: None,
             last: None,
         }
     }
@@ -71,8 +74,10 @@ impl Mbrl {
                 out.insert(bits);
             }
         };
-        for _ in 0..self.cfg.candidates {
-            add(random_bits(ctx.space, rng));
+        if !self.cfg.reinforce || self.data.len() < self.cfg.init {
+            for _ in 0..self.cfg.candidates {
+                add(random_bits(ctx.space, rng));
+            }
         }
         for (bits, _) in self.front() {
             for _ in 0..self.cfg.mutations {
@@ -241,7 +246,31 @@ impl Agent for Mbrl {
     }
 
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
-        let candidates = self.candidates(ctx, rng);
+        let mut candidates = self.candidates(ctx, rng);
+        if self.cfg.reinforce && self.all.is_none() && self.data.len() >= self.cfg.init {
+            if let Some(model) =
+                Imagination::new(ctx, &self.data, &self.front(), &candidates, &self.cfg)?
+            {
+                let policy = self.policy.get_or_insert_with(|| {
+                    Reinforce::new(ctx.space.operands(), ctx.space.values().len())
+                });
+                let scored = &self.scored;
+                let imagined = policy.train(
+                    ctx,
+                    &|b: &Bits| {
+                        if scored.contains(b) {
+                            Ok(0.0)
+                        } else {
+                            model.reward(b).map(|r| r.0)
+                        }
+                    },
+                    rng,
+                )?;
+                let mut set: BTreeSet<Bits> = candidates.into_iter().collect();
+                set.extend(imagined.into_iter().filter(|b| !self.scored.contains(b)));
+                candidates = set.into_iter().collect();
+            }
+        }
         if candidates.is_empty() {
             // Everything feasible is scored (or the sample found nothing new): a random policy.
             let mut bits = random_bits(ctx.space, rng);
@@ -286,5 +315,72 @@ impl Agent for Mbrl {
                 "accuracy_model": a, "robust_model": r, "imagined_reward": g,
             })),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::agents::synthetic::Front;
+    use crate::agents::RandomAgent;
+
+    fn mbrl(ctx: &Context) -> Mbrl {
+        let cfg = MbrlConfig {
+            init: 6,
+            kappa: 1.0,
+            enumerate: 4096,
+            candidates: 300,
+            mutations: 10,
+            reinforce: false,
+        };
+        Mbrl::new(cfg, ctx)
+    }
+
+    fn distinct(policies: &[Bits]) -> usize {
+        policies.iter().collect::<BTreeSet<_>>().len()
+    }
+
+    #[test]
+    fn learns_the_known_front_where_random_search_does_not() {
+        let pb = Front::new(&[2, 4, 8], true);
+        let (mut ours, mut random) = (Vec::new(), Vec::new());
+        for seed in 1..=5 {
+            let mut agent = mbrl(&pb.ctx());
+            ours.push(pb.fraction(&pb.run(&mut agent, 60, seed, None)));
+            random.push(pb.fraction(&pb.run(&mut RandomAgent, 60, seed, None)));
+        }
+        // 60 of the 108 feasible policies, 74 of which are on the front: the model must find
+        // the ones that hold its volume (measured: 0.997-0.999 per seed; random 0.78-0.92).
+        assert!(ours.iter().all(|&f| f >= 0.99), "mbrl: {ours:?}");
+        let mean = random.iter().sum::<f64>() / 5.0;
+        assert!(mean < 0.99, "random is as good: {random:?}");
+    }
+
+    #[test]
+    fn never_proposes_a_scored_policy_and_survives_failed_fine_tunes() {
+        let small = Front::new(&[2, 4, 8], true);
+        let mut agent = mbrl(&small.ctx());
+        let n = agent.policies().unwrap();
+        assert_eq!(n, 108, "every feasible policy of the small space");
+        let all = small.run(&mut agent, n, 3, Some(3));
+        assert_eq!(distinct(&all), n, "each feasible policy exactly once");
+        let full = Front::new(&[2, 3, 4, 5, 6, 7, 8], false);
+        let mut agent = mbrl(&full.ctx());
+        assert_eq!(agent.policies(), None, "7^10 policies are sampled");
+        let got = full.run(&mut agent, 40, 3, Some(2));
+        assert_eq!(distinct(&got), 40, "{got:?}");
+        assert_eq!(agent.failed, 20);
+        assert!(got.iter().all(|b| full.budget.holds(&full.space.price(b))));
+    }
+
+    #[test]
+    fn the_same_seed_and_feedback_give_the_same_proposals() {
+        // A resume replays the log through `learn` and re-runs `propose` with the same rngs.
+        let pb = Front::new(&[2, 3, 4, 5, 6, 7, 8], false);
+        let one = pb.run(&mut mbrl(&pb.ctx()), 15, 9, Some(4));
+        let two = pb.run(&mut mbrl(&pb.ctx()), 15, 9, Some(4));
+        assert_eq!(one, two);
     }
 }

@@ -13,6 +13,7 @@ mod nets;
 mod nsga2;
 #[cfg(test)]
 mod offline;
+mod planner;
 mod random;
 mod replay;
 #[cfg(test)]

@@ -178,8 +178,13 @@ fn shipped(name: &str) -> AgentConfig {
 /// The agents to compare: the shipped ones, and mbrl variants from BITSEARCH_MBRL
 /// (`init,kappa;init,kappa;...`).
 fn contenders() -> Vec<(String, AgentConfig)> {
-    let mut out: Vec<(String, AgentConfig)> = ["mbrl", "random", "nsga2", "ddpg"]
-        .iter()
+    let shipped_agents = std::env::var("BITSEARCH_AGENTS");
+    let shipped_agents = shipped_agents
+        .as_deref()
+        .unwrap_or("mbrl,random,nsga2,ddpg");
+    let mut out: Vec<(String, AgentConfig)> = shipped_agents
+        .split(',')
+        .filter(|n| !n.is_empty())
         .map(|n| (n.to_string(), shipped(n)))
         .collect();
     let AgentConfig::Mbrl(base) = shipped("mbrl") else {
@@ -190,16 +195,14 @@ fn contenders() -> Vec<(String, AgentConfig)> {
         .split(';')
     {
         let f: Vec<&str> = v.split(',').collect();
-        if f.len() == 2 {
+        if f.len() >= 2 {
             let c = MbrlConfig {
                 init: f[0].parse().unwrap(),
                 kappa: f[1].parse().unwrap(),
+                reinforce: f.get(2) == Some(&"reinforce"),
                 ..base.clone()
             };
-            out.push((
-                format!("mbrl(init={},kappa={})", f[0], f[1]),
-                AgentConfig::Mbrl(c),
-            ));
+            out.push((format!("mbrl({v})"), AgentConfig::Mbrl(c)));
         }
     }
     out
