@@ -106,10 +106,18 @@ pub struct MbrlConfig {
     pub candidates: usize,
     /// Mutations of each front member per proposal in a sampled space.
     pub mutations: usize,
-    /// Sample the candidates from a REINFORCE policy trained on imagined episodes (else
-    /// uniformly).
-    #[serde(default)]
-    pub reinforce: bool,
+    /// How a sampled space's candidates are drawn (an enumerated space needs neither).
+    pub planner: Planner,
+}
+
+/// Where the model-based agent's candidates come from in a space too large to enumerate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Planner {
+    /// A REINFORCE policy over the bit choices, trained on imagined episodes.
+    Reinforce,
+    /// Uniformly random policies.
+    Uniform,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -20,9 +20,9 @@ use rand::Rng;
 use super::exhaustive::feasible;
 use super::gp::{Gp, Hyper};
 use super::planner::Reinforce;
-use super::{Agent, AgentError, Context, Feedback, MbrlConfig, Proposal};
+use super::{Agent, AgentError, Context, Feedback, MbrlConfig, Planner, Proposal};
 use crate::env::SearchSpace;
-use crate::pareto::{hypervolume, non_dominated, Reference, Sense};
+use crate::pareto::{dominates, hypervolume, non_dominated, Reference, Sense};
 
 type Bits = Vec<(u8, u8)>;
 
@@ -74,7 +74,7 @@ impl Mbrl {
                 out.insert(bits);
             }
         };
-        if !self.cfg.reinforce || self.data.len() < self.cfg.init {
+        if self.cfg.planner == Planner::Uniform || self.data.len() < self.cfg.init {
             for _ in 0..self.cfg.candidates {
                 add(random_bits(ctx.space, rng));
             }
@@ -169,8 +169,17 @@ impl<'a> Imagination<'a> {
         let x = encode(self.space, bits);
         let ((ma, sa), (mr, sr)) = (self.acc.predict(&x), self.rob.predict(&x));
         let k = self.kappa;
+        let point = [ma + k * sa, mr + k * sr, self.space.price(bits).latency_s];
+        // Late in a search most candidates are dominated: skip their hypervolume.
+        if self
+            .front
+            .iter()
+            .any(|f| f == &point || dominates(f, &point, &SENSES))
+        {
+            return Ok((0.0, sa + sr));
+        }
         let mut points = self.front.clone();
-        points.push([ma + k * sa, mr + k * sr, self.space.price(bits).latency_s]);
+        points.push(point);
         let gain = hypervolume(&points, &SENSES, &self.reference)? - self.base;
         Ok((gain, sa + sr))
     }
@@ -247,7 +256,10 @@ impl Agent for Mbrl {
 
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
         let mut candidates = self.candidates(ctx, rng);
-        if self.cfg.reinforce && self.all.is_none() && self.data.len() >= self.cfg.init {
+        if self.cfg.planner == Planner::Reinforce
+            && self.all.is_none()
+            && self.data.len() >= self.cfg.init
+        {
             if let Some(model) =
                 Imagination::new(ctx, &self.data, &self.front(), &candidates, &self.cfg)?
             {
@@ -333,7 +345,7 @@ mod tests {
             enumerate: 4096,
             candidates: 300,
             mutations: 10,
-            reinforce: false,
+            planner: Planner::Reinforce,
         };
         Mbrl::new(cfg, ctx)
     }

@@ -21,7 +21,7 @@ mod synthetic;
 
 pub use config::{
     AgentConfig, AgentError, DdpgConfig, ExhaustiveConfig, GreedyConfig, MbrlConfig, Nsga2Config,
-    RawAgentConfig,
+    Planner, RawAgentConfig,
 };
 pub use ddpg::Ddpg;
 pub use exhaustive::Exhaustive;

@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::gp::Gp;
-use super::{build, Agent, AgentConfig, Context, Feedback, MbrlConfig};
+use super::{build, Agent, AgentConfig, Context, Feedback, MbrlConfig, Planner};
 use crate::env::{Budget, BudgetConfig, Limit, SearchSpace};
 use crate::hardware::{resolve_profile, Profile};
 use crate::model::Arch;
@@ -27,11 +27,13 @@ const SENSES: [Sense; 3] = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
 /// Objectives of a scored policy: accuracy, robust accuracy, latency, energy, and its reward.
 type Row = ([f64; 4], f64);
 
+/// Scores a walled policy; None = not scorable (a failed fine-tune).
+type Scorer = Box<dyn Fn(&[(u8, u8)]) -> Option<Row>>;
+
 pub struct Bench {
     pub space: SearchSpace,
     pub budget: Budget,
-    /// Objectives of a policy; None = not scorable (a failed fine-tune).
-    pub score: Box<dyn Fn(&[(u8, u8)]) -> Option<Row>>,
+    pub score: Scorer,
 }
 
 fn bitfusion(choices: &[u8], tie: bool) -> (SearchSpace, Budget) {
@@ -199,7 +201,11 @@ fn contenders() -> Vec<(String, AgentConfig)> {
             let c = MbrlConfig {
                 init: f[0].parse().unwrap(),
                 kappa: f[1].parse().unwrap(),
-                reinforce: f.get(2) == Some(&"reinforce"),
+                planner: match f.get(2) {
+                    Some(&"reinforce") => Planner::Reinforce,
+                    Some(&"uniform") => Planner::Uniform,
+                    _ => base.planner,
+                },
                 ..base.clone()
             };
             out.push((format!("mbrl({v})"), AgentConfig::Mbrl(c)));
