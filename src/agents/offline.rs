@@ -16,6 +16,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::gp::Gp;
+use super::synthetic::run_episodes;
 use super::{build, Agent, AgentConfig, Context, Feedback, MbrlConfig, Planner};
 use crate::env::{Budget, BudgetConfig, Limit, SearchSpace};
 use crate::hardware::{resolve_profile, Profile};
@@ -138,26 +139,13 @@ impl Bench {
             budget: &self.budget,
         };
         let mut seen = BTreeMap::new();
-        let mut slowest: f64 = 0.0;
-        let n = agent.policies().map_or(episodes, |p| p.min(episodes));
-        for k in 0..n {
-            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003) + k as u64);
-            let t = Instant::now();
-            let p = agent.propose(&ctx, &mut rng).unwrap();
-            slowest = slowest.max(t.elapsed().as_secs_f64());
-            let mut walled = p.bits.clone();
-            self.budget.wall(&self.space, &mut walled);
-            let row = (self.score)(&walled);
+        let (_, slowest) = run_episodes(&ctx, agent, episodes, seed, |_, walled| {
+            let row = (self.score)(walled);
             if let Some((o, _)) = row {
-                seen.insert(walled.clone(), [o[0], o[1], o[2]]);
+                seen.insert(walled.to_vec(), [o[0], o[1], o[2]]);
             }
-            let f = Feedback {
-                reward: row.map_or(-1.0, |r| r.1),
-                walled,
-                objectives: row.map(|r| r.0),
-            };
-            agent.learn(&ctx, &p, &f, &mut rng).unwrap();
-        }
+            (row.map_or(-1.0, |r| r.1), row.map(|r| r.0))
+        });
         (seen.into_values().collect(), slowest)
     }
 }

@@ -48,24 +48,43 @@ impl Problem {
 
     /// Runs `episodes` propose → wall → reward → learn rounds; returns each episode's distance.
     pub fn run(&self, agent: &mut dyn Agent, episodes: usize, seed: u64) -> Vec<f64> {
-        let ctx = self.ctx();
-        let mut out = Vec::with_capacity(episodes);
-        for k in 0..episodes {
-            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003) + k as u64);
-            let p = agent.propose(&ctx, &mut rng).unwrap();
-            let mut walled = p.bits.clone();
-            self.budget.wall(&self.space, &mut walled);
-            let d = Self::distance(&walled);
-            let f = Feedback {
-                reward: -d,
-                walled,
-                objectives: None,
-            };
-            agent.learn(&ctx, &p, &f, &mut rng).unwrap();
-            out.push(d);
-        }
-        out
+        let walled = run_episodes(&self.ctx(), agent, episodes, seed, |_, w| {
+            (-Self::distance(w), None)
+        });
+        walled.0.iter().map(|w| Self::distance(w)).collect()
     }
+}
+
+/// The search loop without training: per episode (at most `agent.policies()`), propose with
+/// the episode's rng (seeded as the tests seed it), wall, score through `score(k, walled)` →
+/// (reward, objectives), learn. Returns the walled policies and the slowest proposal's seconds.
+pub fn run_episodes(
+    ctx: &Context,
+    agent: &mut dyn Agent,
+    episodes: usize,
+    seed: u64,
+    mut score: impl FnMut(usize, &[(u8, u8)]) -> (f64, Option<[f64; 4]>),
+) -> (Vec<Vec<(u8, u8)>>, f64) {
+    let n = agent.policies().map_or(episodes, |p| p.min(episodes));
+    let mut out = Vec::with_capacity(n);
+    let mut slowest: f64 = 0.0;
+    for k in 0..n {
+        let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003) + k as u64);
+        let start = std::time::Instant::now();
+        let p = agent.propose(ctx, &mut rng).unwrap();
+        slowest = slowest.max(start.elapsed().as_secs_f64());
+        let mut walled = p.bits.clone();
+        ctx.budget.wall(ctx.space, &mut walled);
+        let (reward, objectives) = score(k, &walled);
+        let f = Feedback {
+            reward,
+            walled: walled.clone(),
+            objectives,
+        };
+        agent.learn(ctx, &p, &f, &mut rng).unwrap();
+        out.push(walled);
+    }
+    (out, slowest)
 }
 
 pub fn mean(xs: &[f64]) -> f64 {
@@ -125,24 +144,12 @@ impl Front {
         seed: u64,
         fail_every: Option<usize>,
     ) -> Vec<Vec<(u8, u8)>> {
-        let ctx = self.ctx();
-        let mut out = Vec::with_capacity(episodes);
-        for k in 0..episodes {
-            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003) + k as u64);
-            let p = agent.propose(&ctx, &mut rng).unwrap();
-            let mut walled = p.bits.clone();
-            self.budget.wall(&self.space, &mut walled);
-            let failed = fail_every.is_some_and(|n| k % n == n - 1);
-            let o = self.objectives(&walled);
-            let f = Feedback {
-                reward: o[0] + o[1],
-                walled: walled.clone(),
-                objectives: (!failed).then_some(o),
-            };
-            agent.learn(&ctx, &p, &f, &mut rng).unwrap();
-            out.push(walled);
-        }
-        out
+        let failed = |k: usize| fail_every.is_some_and(|n| k % n == n - 1);
+        run_episodes(&self.ctx(), agent, episodes, seed, |k, w| {
+            let o = self.objectives(w);
+            (o[0] + o[1], (!failed(k)).then_some(o))
+        })
+        .0
     }
 
     /// The hypervolume of `policies` on accuracy × robust accuracy × latency, as a fraction of
