@@ -10,14 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
-
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 use super::gp::Gp;
 use super::synthetic::run_episodes;
-use super::{build, Agent, AgentConfig, Context, Feedback, MbrlConfig, Planner};
+use super::{build, Agent, AgentConfig, Context, MbrlConfig, Planner};
 use crate::env::{Budget, BudgetConfig, Limit, SearchSpace};
 use crate::hardware::{resolve_profile, Profile};
 use crate::model::Arch;
