@@ -129,9 +129,10 @@ fn every_agent_runs_a_few_episodes_within_budget() {
     );
 }
 
-/// The four agents of the tiny setup.
-fn every_agent() -> [AgentConfig; 4] {
+/// The five agents of the tiny setup.
+fn every_agent() -> [AgentConfig; 5] {
     [
+        agent("agent = \"mbrl\"\ninit = 2\nkappa = 1.0\nenumerate = 4096\ncandidates = 50\nmutations = 5\nplanner = \"reinforce\"\n"),
         agent(DDPG),
         agent("agent = \"random\"\n"),
         agent("agent = \"nsga2\"\npopulation = 3\nmutation = 0.2\ncrossover = 0.9\n"),

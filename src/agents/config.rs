@@ -1,4 +1,4 @@
-//! Agent files (`agents/*.toml`): `agent = "ddpg" | "random" | "nsga2" | "greedy" |
+//! Agent files (`agents/*.toml`): `agent = "mbrl" | "ddpg" | "random" | "nsga2" | "greedy" |
 //! "exhaustive"` and that
 //! agent's hyper-parameters. The file deserializes into a `RawAgentConfig`; `check()` applies
 //! the field rules of `crate::validate` and is the only way to an `AgentConfig`, the type the
@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{
-    fraction, parse_toml, positive, positive_count, read_text, FieldError, FileError,
+    fraction, non_negative, parse_toml, positive, positive_count, read_text, FieldError, FileError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,7 @@ pub enum AgentError {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "agent", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawAgentConfig {
+    Mbrl(MbrlConfig),
     Ddpg(DdpgConfig),
     Random,
     Nsga2(Nsga2Config),
@@ -60,6 +61,7 @@ pub enum RawAgentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "agent", rename_all = "lowercase")]
 pub enum AgentConfig {
+    Mbrl(MbrlConfig),
     Ddpg(DdpgConfig),
     Random,
     Nsga2(Nsga2Config),
@@ -88,6 +90,34 @@ pub struct DdpgConfig {
     /// Moving-average weight of the reward baseline, moved at every update towards the sampled
     /// batch's mean reward: b ← d·b + (1 − d)·mean(r) (HAQ's `moving_alpha` = 1 − d = 0.5).
     pub baseline_decay: f64,
+}
+
+/// The model-based agent (agents/mbrl.toml says what each field means).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MbrlConfig {
+    /// Random feasible policies scored before the models choose.
+    pub init: usize,
+    /// Optimism of the imagined reward: mean + kappa * sd of each learned objective.
+    pub kappa: f64,
+    /// Spaces of at most this many policies are enumerated; larger ones are sampled.
+    pub enumerate: usize,
+    /// Random policies (through the budget wall) per proposal in a sampled space.
+    pub candidates: usize,
+    /// Mutations of each front member per proposal in a sampled space.
+    pub mutations: usize,
+    /// How a sampled space's candidates are drawn (an enumerated space needs neither).
+    pub planner: Planner,
+}
+
+/// Where the model-based agent's candidates come from in a space too large to enumerate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Planner {
+    /// A REINFORCE policy over the bit choices, trained on imagined episodes.
+    Reinforce,
+    /// Uniformly random policies.
+    Uniform,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -131,6 +161,7 @@ impl AgentConfig {
 
     pub fn name(&self) -> &'static str {
         match self {
+            AgentConfig::Mbrl(_) => "mbrl",
             AgentConfig::Ddpg(_) => "ddpg",
             AgentConfig::Random => "random",
             AgentConfig::Nsga2(_) => "nsga2",
@@ -144,6 +175,12 @@ impl RawAgentConfig {
     /// Applies every field rule; the first broken one names `path`, the field and the value.
     pub fn check(self, path: &Path) -> Result<AgentConfig, AgentError> {
         Ok(match self {
+            RawAgentConfig::Mbrl(c) => {
+                non_negative(path, "kappa", c.kappa)?;
+                positive_count(path, "enumerate", c.enumerate)?;
+                positive_count(path, "candidates", c.candidates)?;
+                AgentConfig::Mbrl(c)
+            }
             RawAgentConfig::Ddpg(c) => {
                 positive_count(path, "hidden", c.hidden)?;
                 positive(path, "actor_lr", c.actor_lr)?;
@@ -185,6 +222,7 @@ mod tests {
     fn shipped_agent_files_load() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("agents");
         for (f, name) in [
+            ("mbrl.toml", "mbrl"),
             ("ddpg.toml", "ddpg"),
             ("random.toml", "random"),
             ("nsga2.toml", "nsga2"),

@@ -1,4 +1,4 @@
-//! Search agents: one `Agent` trait; DDPG (HAQ's), random search, NSGA-II, and a HAWQ-style
+//! Search agents: one `Agent` trait; a model-based agent (`mbrl`, the default), DDPG (HAQ's), random search, NSGA-II, and a HAWQ-style
 //! sensitivity + knapsack agent, and an exhaustive oracle over a small space, configured by `agents/*.toml`. Every agent proposes whole
 //! policies and learns from their feedback, so all run in the same loop with the same episode
 //! budget; DDPG walks the layers inside `propose`.
@@ -6,21 +6,27 @@
 mod config;
 mod ddpg;
 mod exhaustive;
+mod gp;
 mod greedy;
+mod mbrl;
 mod nets;
 mod nsga2;
+#[cfg(test)]
+mod offline;
+mod planner;
 mod random;
 mod replay;
 #[cfg(test)]
 mod synthetic;
 
 pub use config::{
-    AgentConfig, AgentError, DdpgConfig, ExhaustiveConfig, GreedyConfig, Nsga2Config,
-    RawAgentConfig,
+    AgentConfig, AgentError, DdpgConfig, ExhaustiveConfig, GreedyConfig, MbrlConfig, Nsga2Config,
+    Planner, RawAgentConfig,
 };
 pub use ddpg::Ddpg;
 pub use exhaustive::Exhaustive;
 pub use greedy::{Greedy, Sensitivity};
+pub use mbrl::Mbrl;
 pub use nsga2::Nsga2;
 pub use random::RandomAgent;
 pub use replay::{ReplayBuffer, Transition};
@@ -131,6 +137,7 @@ pub fn actions_to_bits(space: &SearchSpace, actions: &[f32]) -> Vec<(u8, u8)> {
 /// Builds the agent a config describes (greedy still needs its `prepare`).
 pub fn build(cfg: &AgentConfig, ctx: &Context, seed: u64) -> Result<Box<dyn Agent>, AgentError> {
     Ok(match cfg {
+        AgentConfig::Mbrl(c) => Box::new(Mbrl::new(c.clone(), ctx)),
         AgentConfig::Random => Box::new(RandomAgent),
         AgentConfig::Ddpg(c) => Box::new(Ddpg::new(c.clone(), ctx.space, seed)?),
         AgentConfig::Nsga2(c) => Box::new(Nsga2::new(c.clone())),

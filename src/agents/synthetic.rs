@@ -48,26 +48,125 @@ impl Problem {
 
     /// Runs `episodes` propose → wall → reward → learn rounds; returns each episode's distance.
     pub fn run(&self, agent: &mut dyn Agent, episodes: usize, seed: u64) -> Vec<f64> {
-        let ctx = self.ctx();
-        let mut out = Vec::with_capacity(episodes);
-        for k in 0..episodes {
-            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003) + k as u64);
-            let p = agent.propose(&ctx, &mut rng).unwrap();
-            let mut walled = p.bits.clone();
-            self.budget.wall(&self.space, &mut walled);
-            let d = Self::distance(&walled);
-            let f = Feedback {
-                reward: -d,
-                walled,
-                objectives: None,
-            };
-            agent.learn(&ctx, &p, &f, &mut rng).unwrap();
-            out.push(d);
-        }
-        out
+        let walled = run_episodes(&self.ctx(), agent, episodes, seed, |_, w| {
+            (-Self::distance(w), None)
+        });
+        walled.0.iter().map(|w| Self::distance(w)).collect()
     }
+}
+
+/// The search loop without training: per episode (at most `agent.policies()`), propose with
+/// the episode's rng (seeded as the tests seed it), wall, score through `score(k, walled)` →
+/// (reward, objectives), learn. Returns the walled policies and the slowest proposal's seconds.
+pub fn run_episodes(
+    ctx: &Context,
+    agent: &mut dyn Agent,
+    episodes: usize,
+    seed: u64,
+    mut score: impl FnMut(usize, &[(u8, u8)]) -> (f64, Option<[f64; 4]>),
+) -> (Vec<Vec<(u8, u8)>>, f64) {
+    let n = agent.policies().map_or(episodes, |p| p.min(episodes));
+    let mut out = Vec::with_capacity(n);
+    let mut slowest: f64 = 0.0;
+    for k in 0..n {
+        let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000_003) + k as u64);
+        let start = std::time::Instant::now();
+        let p = agent.propose(ctx, &mut rng).unwrap();
+        slowest = slowest.max(start.elapsed().as_secs_f64());
+        let mut walled = p.bits.clone();
+        ctx.budget.wall(ctx.space, &mut walled);
+        let (reward, objectives) = score(k, &walled);
+        let f = Feedback {
+            reward,
+            walled: walled.clone(),
+            objectives,
+        };
+        agent.learn(ctx, &p, &f, &mut rng).unwrap();
+        out.push(walled);
+    }
+    (out, slowest)
 }
 
 pub fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len().max(1) as f64
+}
+
+/// A three-objective problem with a known front: LeNet-5 on Bit Fusion in the tied {2, 4, 8}
+/// space under a 50% latency budget (108 feasible policies), or the untied 2..8 space, scored
+/// without training. With x_l ∈ [0, 1] the log2-scaled bits of layer l (the mean of weight and
+/// activation), accuracy rises with bits and robust accuracy falls with them, each with its
+/// own per-layer weights and an interaction, so the two conflict and the front has many points.
+pub struct Front {
+    pub space: SearchSpace,
+    pub budget: Budget,
+}
+
+impl Front {
+    pub fn new(choices: &[u8], tie: bool) -> Self {
+        let p = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
+        let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
+        let space =
+            SearchSpace::with_choices(layers, choices, tie, &p, &|b| p.supports(b)).unwrap();
+        let cfg = BudgetConfig {
+            latency: Some(crate::env::Limit::Fraction(0.5)),
+            ..BudgetConfig::default()
+        };
+        let budget = Budget::resolve(&cfg, &space).unwrap();
+        Front { space, budget }
+    }
+
+    pub fn ctx(&self) -> Context<'_> {
+        Context {
+            space: &self.space,
+            budget: &self.budget,
+        }
+    }
+
+    /// (accuracy, robust accuracy, latency, energy) of a policy.
+    pub fn objectives(&self, bits: &[(u8, u8)]) -> [f64; 4] {
+        let x: Vec<f64> = bits
+            .iter()
+            .map(|&(w, a)| ((w as f64).log2() + (a as f64).log2()) / 4.0 - 0.5)
+            .collect();
+        let acc = 0.5 + 0.2 * x[0] + 0.05 * x[1] + 0.1 * x[2] + 0.03 * x[3] + 0.12 * x[4]
+            - 0.08 * x[0] * x[2];
+        let rob = 0.8 - 0.15 * x[0] - 0.1 * x[1] + 0.04 * x[2] - 0.12 * x[4] + 0.1 * x[1] * x[3];
+        let p = self.space.price(bits);
+        [acc, rob, p.latency_s, p.energy_j]
+    }
+
+    /// Runs `episodes` rounds (every `fail_every`-th fine-tune fails, if set); returns the
+    /// walled policies in order.
+    pub fn run(
+        &self,
+        agent: &mut dyn Agent,
+        episodes: usize,
+        seed: u64,
+        fail_every: Option<usize>,
+    ) -> Vec<Vec<(u8, u8)>> {
+        let failed = |k: usize| fail_every.is_some_and(|n| k % n == n - 1);
+        run_episodes(&self.ctx(), agent, episodes, seed, |k, w| {
+            let o = self.objectives(w);
+            (o[0] + o[1], (!failed(k)).then_some(o))
+        })
+        .0
+    }
+
+    /// The hypervolume of `policies` on accuracy × robust accuracy × latency, as a fraction of
+    /// every feasible policy's, against the worst feasible point.
+    pub fn fraction(&self, policies: &[Vec<(u8, u8)>]) -> f64 {
+        use crate::pareto::{hypervolume, worst_point, Reference, Sense};
+        let senses = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
+        let point = |b: &Vec<(u8, u8)>| {
+            let o = self.objectives(b);
+            [o[0], o[1], o[2]]
+        };
+        let all: Vec<[f64; 3]> = super::exhaustive::feasible(&self.space, &self.budget)
+            .iter()
+            .map(point)
+            .collect();
+        let r = Reference::Given(worst_point(&all, &senses).unwrap());
+        let got: Vec<[f64; 3]> = policies.iter().map(point).collect();
+        hypervolume(&got, &senses, &r).unwrap() / hypervolume(&all, &senses, &r).unwrap()
+    }
 }

@@ -20,8 +20,9 @@ pub struct SearchArgs {
     /// run one search per device.
     #[arg(long = "profile", default_value = "bitfusion")]
     pub profiles: Vec<String>,
-    /// Agent: a name (agents/NAME.toml: ddpg, random, nsga2, greedy) or a file.
-    #[arg(long, default_value = "ddpg")]
+    /// Agent: a name (agents/NAME.toml: mbrl, ddpg, random, nsga2, greedy, exhaustive) or a
+    /// file.
+    #[arg(long, default_value = "mbrl")]
     pub agent: String,
     /// Episodes (scored policies) per search [default: the experiment's search.episodes].
     #[arg(long)]

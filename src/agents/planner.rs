@@ -1,0 +1,92 @@
+//! A REINFORCE policy over the bit choices, trained on imagined episodes: one softmax per
+//! operand over the run bitwidths (conditioned on the step), π(policy) = Π_t softmax(θ_t)[v_t].
+//! Each round samples `BATCH` policies `ITERATIONS` times, walls them, rewards each through
+//! the model, and ascends Σ_b A_b ∇log π(b) with A the batch-standardized reward.
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use super::{AgentError, Context};
+
+const BATCH: usize = 100;
+const ITERATIONS: usize = 10;
+const LR: f64 = 1.0;
+
+type Bits = Vec<(u8, u8)>;
+
+pub struct Reinforce {
+    logits: Vec<Vec<f64>>,
+}
+
+fn softmax(z: &[f64]) -> Vec<f64> {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+impl Reinforce {
+    pub fn new(operands: usize, values: usize) -> Self {
+        Reinforce {
+            logits: vec![vec![0.0; values]; operands],
+        }
+    }
+
+    /// Trains on imagined episodes; returns every walled policy it imagined.
+    pub fn train(
+        &mut self,
+        ctx: &Context,
+        reward: &dyn Fn(&Bits) -> Result<f64, AgentError>,
+        rng: &mut StdRng,
+    ) -> Result<Vec<Bits>, AgentError> {
+        let values = ctx.space.values();
+        let mut out = Vec::new();
+        for _ in 0..ITERATIONS {
+            let probs: Vec<Vec<f64>> = self.logits.iter().map(|z| softmax(z)).collect();
+            let mut batch = Vec::with_capacity(BATCH);
+            for _ in 0..BATCH {
+                let choice: Vec<usize> = probs
+                    .iter()
+                    .map(|p| {
+                        let u: f64 = rng.random();
+                        let mut acc = 0.0;
+                        p.iter()
+                            .position(|q| {
+                                acc += q;
+                                u < acc
+                            })
+                            .unwrap_or(p.len() - 1)
+                    })
+                    .collect();
+                let mut bits: Bits = if ctx.space.tie() {
+                    choice.iter().map(|&i| (values[i], values[i])).collect()
+                } else {
+                    choice
+                        .chunks(2)
+                        .map(|c| (values[c[0]], values[c[1]]))
+                        .collect()
+                };
+                ctx.budget.wall(ctx.space, &mut bits);
+                let r = reward(&bits)?;
+                batch.push((choice, r));
+                out.push(bits);
+            }
+            let n = batch.len() as f64;
+            let mean = batch.iter().map(|b| b.1).sum::<f64>() / n;
+            let sd = (batch.iter().map(|b| (b.1 - mean).powi(2)).sum::<f64>() / n).sqrt();
+            if sd <= 0.0 {
+                continue;
+            }
+            for (choice, r) in &batch {
+                let a = (r - mean) / sd;
+                for (t, &v) in choice.iter().enumerate() {
+                    for (k, z) in self.logits[t].iter_mut().enumerate() {
+                        let grad = if k == v { 1.0 } else { 0.0 } - probs[t][k];
+                        *z += LR * a * grad / n;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
