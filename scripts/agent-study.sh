@@ -14,29 +14,35 @@
 # seeds. Prints markdown tables (mean ± sd over seeds), writes OUT/study.csv and OUT/hv-vs-episodes-*.svg.
 # Usage: scripts/agent-study.sh [OUT] [SEEDS] [SMALL_EPISODES] [FULL_EPISODES]
 #   defaults: runs/agent-study "1 2 3 4 5" "60 200" "60 200"
-#   AGENTS="mbrl ddpg random nsga2 greedy" overrides the agents.
+#   AGENTS="mbrl ddpg random nsga2 greedy" overrides the agents; CACHE=DIR the baseline and score
+#   cache (default runs); BITSEARCH=PATH a binary to use instead of building one. An empty episode list skips that space, so two invocations with
+#   different seeds can share the cores (the score cache takes concurrent appends).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs/agent-study}"
 seeds="${2:-1 2 3 4 5}"
-small_episodes="${3:-60 200}"
-full_episodes="${4:-60 200}"
+small_episodes="${3-60 200}"
+full_episodes="${4-60 200}"
 agents="${AGENTS:-mbrl ddpg random nsga2 greedy}"
-cargo build --release --quiet
-bs=./target/release/bitsearch
+cache="${CACHE:-runs}"
+if [ -z "${BITSEARCH:-}" ]; then cargo build --release --quiet; fi
+bs="${BITSEARCH:-./target/release/bitsearch}"
+search() { $bs search --quiet --resume --cache "$cache" "$@" > /dev/null; }
 small=experiments/lenet5-mnist-small.toml
-$bs search --quiet --resume --experiment "$small" --agent exhaustive --episodes 1000 --out "$out/small/exhaustive" > /dev/null
+if [ -n "$small_episodes" ]; then
+    search --experiment "$small" --agent exhaustive --episodes 1000 --out "$out/small/exhaustive"
+fi
 for e in $small_episodes; do
     for s in $seeds; do
         for a in $agents; do
-            $bs search --quiet --resume --experiment "$small" --agent "$a" --seed "$s" --episodes "$e" --out "$out/small/$e-s$s" > /dev/null
+            search --experiment "$small" --agent "$a" --seed "$s" --episodes "$e" --out "$out/small/$e-s$s"
         done
     done
 done
 for e in $full_episodes; do
     for s in $seeds; do
         for a in $agents; do
-            $bs search --quiet --resume --agent "$a" --seed "$s" --episodes "$e" --out "$out/full/$e-s$s" > /dev/null
+            search --agent "$a" --seed "$s" --episodes "$e" --out "$out/full/$e-s$s"
         done
     done
 done
