@@ -345,14 +345,11 @@ fn the_feasible_front_is_rescored_on_the_test_split_and_reported() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     std::fs::remove_file(&path).unwrap();
     run(&s.exp, &s, &a, 4, &dir, true);
-    assert_eq!(fronts(&dir).1.rows.len(), front.rows.len());
+    assert_eq!(fronts(&dir).2.rows.len(), front.rows.len());
     // More episodes change pareto.csv; front-test.csv follows it.
     run(&s.exp, &s, &a, 7, &dir, true);
-    let (feasible, front) = fronts(&dir);
-    let rescored: Vec<(usize, String)> = (front.rows.iter())
-        .map(|r| (r.episode, r.policy.clone()))
-        .collect();
-    assert_eq!(rescored, feasible);
+    let (feasible, rescored, front) = fronts(&dir);
+    assert_eq!(rescored, feasible, "after the resume");
     let report = bitsearch::report::write_report(&dir).unwrap();
     let html = std::fs::read_to_string(&report.html).unwrap();
     assert!(

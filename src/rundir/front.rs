@@ -243,14 +243,20 @@ mod tests {
         assert_eq!(FrontTest::read(&path).unwrap(), empty);
     }
 
-    #[test]
-    fn a_bad_value_names_file_line_column_and_value() {
+    /// The reader's error for the written file with its first `from` replaced by `to`.
+    fn read_edited(from: &str, to: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FrontTest::FILE);
         front().write(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replacen(",0.7,", ",high,", 1)).unwrap();
-        let e = FrontTest::read(&path).unwrap_err().to_string();
+        assert!(text.contains(from), "{from} not in {text}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        FrontTest::read(&path).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_bad_value_names_file_line_column_and_value() {
+        let e = read_edited(",0.7,", ",high,");
         assert!(
             e.contains("front-test.csv:2:")
                 && e.contains("`robust_eps_0.1`")
@@ -261,12 +267,7 @@ mod tests {
 
     #[test]
     fn a_radius_without_its_pgd_column_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FrontTest::FILE);
-        front().write(&path).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replacen("pgd_0.2,", "pgd_0.3,", 1)).unwrap();
-        let e = FrontTest::read(&path).unwrap_err().to_string();
+        let e = read_edited("pgd_0.2,", "pgd_0.3,");
         assert!(
             e.contains("front-test.csv") && e.contains("`pgd_0.2`"),
             "{e}"
@@ -275,12 +276,7 @@ mod tests {
 
     #[test]
     fn a_column_that_is_not_a_radius_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FrontTest::FILE);
-        front().write(&path).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replacen("robust_eps_0.05", "robust_eps_x", 1)).unwrap();
-        let e = FrontTest::read(&path).unwrap_err().to_string();
+        let e = read_edited("robust_eps_0.05", "robust_eps_x");
         assert!(
             e.contains("front-test.csv") && e.contains("`robust_eps_x`"),
             "{e}"
@@ -289,12 +285,7 @@ mod tests {
 
     #[test]
     fn a_flag_that_contradicts_the_checks_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FrontTest::FILE);
-        front().write(&path).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replacen(",false,none,", ",true,none,", 1)).unwrap();
-        let e = FrontTest::read(&path).unwrap_err().to_string();
+        let e = read_edited(",false,none,", ",true,none,");
         assert!(
             e.contains("front-test.csv:2:") && e.contains("masking_flagged"),
             "{e}"
