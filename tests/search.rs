@@ -297,19 +297,22 @@ fn cached_scores_equal_fresh_ones_and_are_shared_across_runs_and_agents() {
     assert_eq!(refs(&nsga), refs(&fresh));
 }
 
-/// The (episode, policy) of every feasible row of pareto.csv, and of every row of
-/// front-test.csv.
-fn fronts(dir: &Path) -> (Vec<(usize, String)>, FrontTest) {
+/// The (episode, policy) of every feasible row of pareto.csv and of every row of
+/// front-test.csv, and front-test.csv.
+fn fronts(dir: &Path) -> (Keys, Keys, FrontTest) {
     let pareto = Episodes::read(&dir.join("pareto.csv"), "test").unwrap();
     let feasible = (pareto.rows.iter())
         .filter(|e| e.feasible)
         .map(|e| (e.episode, e.policy.clone()))
         .collect();
-    (
-        feasible,
-        FrontTest::read(&dir.join(FrontTest::FILE)).unwrap(),
-    )
+    let front = FrontTest::read(&dir.join(FrontTest::FILE)).unwrap();
+    let rescored = (front.rows.iter())
+        .map(|r| (r.episode, r.policy.clone()))
+        .collect();
+    (feasible, rescored, front)
 }
+
+type Keys = Vec<(usize, String)>;
 
 #[test]
 fn the_feasible_front_is_rescored_on_the_test_split_and_reported() {
@@ -318,10 +321,7 @@ fn the_feasible_front_is_rescored_on_the_test_split_and_reported() {
     let dir = root.path().join("r");
     let a = agent("agent = \"random\"\n");
     run(&s.exp, &s, &a, 4, &dir, false);
-    let (feasible, front) = fronts(&dir);
-    let rescored: Vec<(usize, String)> = (front.rows.iter())
-        .map(|r| (r.episode, r.policy.clone()))
-        .collect();
+    let (feasible, rescored, front) = fronts(&dir);
     assert!(
         !feasible.is_empty(),
         "the tiny search finds a feasible policy"

@@ -4,7 +4,7 @@
 
 use crate::rundir::FrontTest;
 
-use super::lines::{Line, LinesChart};
+use super::lines::{Legend, Line, LinesChart};
 
 /// Robust accuracy (%) against eps for every policy of `front`.
 pub fn front_chart(front: &FrontTest) -> LinesChart {
@@ -35,5 +35,6 @@ pub fn front_chart(front: &FrontTest) -> LinesChart {
         lines,
         flagged: (!flagged.is_empty()).then(|| ("gradient masking flagged".to_string(), flagged)),
         y_range: Some((0.0, 105.0)),
+        legend: Legend::LowerLeft,
     }
 }

@@ -11,6 +11,6 @@ pub mod progress;
 pub use bits::{BitsChart, NamedPolicy};
 pub use dq::{amplification_chart, robustness_chart};
 pub use front::front_chart;
-pub use lines::{Line, LinesChart};
+pub use lines::{Legend, Line, LinesChart};
 pub use pareto::{Marker, ParetoChart, ParetoSeries};
 pub use progress::ProgressChart;
