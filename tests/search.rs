@@ -11,6 +11,7 @@ use bitsearch::data::Dataset;
 use bitsearch::experiment::Experiment;
 use bitsearch::hardware::{resolve_profile, Profile};
 use bitsearch::model::{Arch, Model};
+use bitsearch::rundir::{Episodes, FrontTest};
 use bitsearch::search::{run_search, RunSpec};
 use bitsearch::train::train_fp32;
 use common::fixtures::{agent, lines_without_timing, Tiny, DDPG};
@@ -300,4 +301,67 @@ fn cached_scores_equal_fresh_ones_and_are_shared_across_runs_and_agents() {
     let nsga = root.path().join("nsga2");
     with_cache(&nsga, &every_agent()[2], 2);
     assert_eq!(refs(&nsga), refs(&fresh));
+}
+
+/// The (episode, policy) of every feasible row of pareto.csv and of every row of
+/// front-test.csv, and front-test.csv.
+fn fronts(dir: &Path) -> (Keys, Keys, FrontTest) {
+    let pareto = Episodes::read(&dir.join("pareto.csv"), "test").unwrap();
+    let feasible = (pareto.rows.iter())
+        .filter(|e| e.feasible)
+        .map(|e| (e.episode, e.policy.clone()))
+        .collect();
+    let front = FrontTest::read(&dir.join(FrontTest::FILE)).unwrap();
+    let rescored = (front.rows.iter())
+        .map(|r| (r.episode, r.policy.clone()))
+        .collect();
+    (feasible, rescored, front)
+}
+
+type Keys = Vec<(usize, String)>;
+
+#[test]
+fn the_feasible_front_is_rescored_on_the_test_split_and_reported() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("r");
+    let a = agent("agent = \"random\"\n");
+    run(&s.exp, &s, &a, 4, &dir, false);
+    let (feasible, rescored, front) = fronts(&dir);
+    assert!(
+        !feasible.is_empty(),
+        "the tiny search finds a feasible policy"
+    );
+    assert_eq!(rescored, feasible, "exactly the feasible pareto.csv rows");
+    assert_eq!(front.eps, vec![0.1, 0.2]);
+    for r in &front.rows {
+        assert_eq!(r.examples, 50.min(s.data.test.len()));
+        assert!(r.accuracy > 0.1 && r.accuracy <= 1.0, "{r:?}");
+        // A per-example worst case never exceeds the clean accuracy of the same examples.
+        assert!(r.robust.iter().all(|&w| w <= r.clean_accuracy), "{r:?}");
+        assert!(r.robust_auc <= r.clean_accuracy + 1e-12, "{r:?}");
+        // PGD is one of the attacks the worst case is taken over.
+        assert!(r.robust.iter().zip(&r.pgd).all(|(w, p)| w <= p), "{r:?}");
+    }
+    // A resumed finished run does not re-score an unchanged front (the timing column would
+    // differ); a missing file is written again.
+    let path = dir.join(FrontTest::FILE);
+    let text = std::fs::read_to_string(&path).unwrap();
+    run(&s.exp, &s, &a, 4, &dir, true);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    std::fs::remove_file(&path).unwrap();
+    run(&s.exp, &s, &a, 4, &dir, true);
+    assert_eq!(fronts(&dir).2.rows.len(), front.rows.len());
+    // More episodes change pareto.csv; front-test.csv follows it.
+    run(&s.exp, &s, &a, 7, &dir, true);
+    let (feasible, rescored, front) = fronts(&dir);
+    assert_eq!(rescored, feasible, "after the resume");
+    let report = bitsearch::report::write_report(&dir).unwrap();
+    let html = std::fs::read_to_string(&report.html).unwrap();
+    assert!(
+        html.contains("Front on the test split") && html.contains("test robust ε=0.2"),
+        "report.html shows the front table"
+    );
+    assert!(html.contains(&front.rows[0].policy));
+    assert!(dir.join("charts/front-test-eps.svg").is_file());
 }

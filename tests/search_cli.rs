@@ -21,6 +21,9 @@ fn search(cwd: &Path, out: &str, extra: &[&str]) -> Command {
         "6",
         "--cache",
         "cache",
+        // Every episode fine-tunes (no score reused from the other run), so the kill lands
+        // inside one and the resumed run recomputes what the cache would have handed back.
+        "--no-score-cache",
         "--quiet",
         "--out",
         out,

@@ -20,6 +20,8 @@ pub enum ExperimentError {
     UnknownDataSource { path: PathBuf, value: String },
     #[error("{}: `[attack]` configures no attack: give fgsm_eps or pgd_eps", path.display())]
     NoAttack { path: PathBuf },
+    #[error("{}: `front_test.eps` must list at least one radius (or set `front_test.enabled = false`)", path.display())]
+    NoFrontEps { path: PathBuf },
     #[error("{}: field `reward.robust_eps` must be \"max\", \"auc\" or a radius the attack suite takes a worst case at ({radii:?}: `attack.pgd_eps`, or `attack.fgsm_eps` without PGD), got {value}", path.display())]
     RobustEps {
         path: PathBuf,

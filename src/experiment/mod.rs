@@ -2,8 +2,8 @@
 //! the validated `Experiment` the command line and the run orchestration accept.
 //!
 //! Inside, dependencies point one way: `layered` (`extends` chains and command-line overrides on
-//! the TOML value) uses `raw` (the whole file and its `check()`), which uses `robust` and
-//! `search` (the unchecked tables and their checks), `validated` (the composed `Experiment`) and
+//! the TOML value) uses `raw` (the whole file and its `check()`), which uses `robust`,
+//! `front` and `search` (the unchecked tables and their checks), `validated` (the composed `Experiment`) and
 //! `error`; this file only declares them and reads a file through `layered`.
 
 /// The smallest valid experiment file (data, model, training), shared by this module's tests.
@@ -26,6 +26,7 @@ lr = 1e-3
 }
 
 mod error;
+mod front;
 mod layered;
 mod raw;
 mod robust;
@@ -33,6 +34,7 @@ mod search;
 mod validated;
 
 pub use error::{ExperimentError, LayerError};
+pub use front::{FrontTestConfig, RawFrontTest};
 pub use layered::Overrides;
 pub use raw::{RawData, RawExperiment, RawModel, RawQuant, RawTrain};
 pub use robust::{DqConfig, RawAttack, RawFinetune};

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::error::ExperimentError;
+use super::front::RawFrontTest;
 use super::robust::{DqConfig, RawAttack, RawFinetune};
 use super::search::{RawBits, RawBudget, RewardConfig, SearchConfig};
 use super::validated::Experiment;
@@ -28,6 +29,8 @@ pub struct RawExperiment {
     pub finetune: RawFinetune,
     #[serde(default)]
     pub attack: RawAttack,
+    #[serde(default)]
+    pub front_test: RawFrontTest,
     #[serde(default)]
     pub dq: DqConfig,
     #[serde(default)]
@@ -159,6 +162,7 @@ impl RawExperiment {
                 calibration: q.calibration,
             },
             finetune: self.finetune.check(path)?,
+            front_test: self.front_test.check(path, &attack)?,
             attack: attack.clone(),
             dq: self.dq.check(path)?,
             bits: self.bits.check(path)?,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::front::FrontTestConfig;
 use super::robust::DqConfig;
 use super::search::{BitsRange, RewardConfig, SearchConfig};
 use crate::calib::QuantConfig;
@@ -27,6 +28,8 @@ pub struct Experiment {
     pub quant: QuantConfig,
     pub finetune: FinetuneConfig,
     pub attack: AttackConfig,
+    /// The strong suite the final front is re-scored with on the test split.
+    pub front_test: FrontTestConfig,
     pub dq: DqConfig,
     pub bits: BitsRange,
     pub budget: BudgetConfig,

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::style::{beta_label, ChartFiles};
 use super::units::{quantity, Column, Quantity};
 use super::{io_err, ReportError};
-use crate::rundir::{DqDir, DqRow, Episode, RunDir};
+use crate::rundir::{DqDir, DqRow, Episode, FrontTest, FrontTestRow, RunDir};
 
 const CSS: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1000px;color:#222}\
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ccc}\
@@ -195,6 +195,77 @@ fn best_section(run: &RunDir) -> String {
     out
 }
 
+/// A column of the front table: its name and each row's value.
+type FrontColumn = (String, Quantity, Vec<Option<f64>>);
+
+/// front-test.csv beside the validation numbers: validation accuracy and robust accuracy (the
+/// search's suite) against test accuracy, the strong suite's worst case per eps and its AUC, and
+/// the masking checks of both.
+fn front_section(front: Option<&FrontTest>) -> String {
+    let Some(front) = front else {
+        return "<p class=\"note\">No front-test.csv: the search has not finished, or \
+                `[front_test] enabled = false`.</p>\n"
+            .to_string();
+    };
+    let col = |name: String, q: Quantity, f: &dyn Fn(&FrontTestRow) -> f64| -> FrontColumn {
+        (name, q, front.rows.iter().map(|r| Some(f(r))).collect())
+    };
+    let mut columns = vec![
+        col("latency".into(), Quantity::Seconds, &|r| r.latency_s),
+        col("val. accuracy".into(), Quantity::Fraction, &|r| {
+            r.validation_accuracy
+        }),
+        col("val. robust".into(), Quantity::Fraction, &|r| {
+            r.validation_robust_accuracy
+        }),
+        col("test accuracy".into(), Quantity::Fraction, &|r| r.accuracy),
+        col("test clean (attacked)".into(), Quantity::Fraction, &|r| {
+            r.clean_accuracy
+        }),
+    ];
+    for (i, eps) in front.eps.iter().enumerate() {
+        let name = format!("test robust ε={eps}");
+        columns.push(col(name, Quantity::Fraction, &|r| {
+            r.robust.get(i).copied().unwrap_or(0.0)
+        }));
+    }
+    columns.push(col("test robust AUC".into(), Quantity::Fraction, &|r| {
+        r.robust_auc
+    }));
+    let cells: Vec<(String, Vec<String>)> = (columns.iter())
+        .map(|(name, q, v)| {
+            let c = Column::new(*q, v);
+            (c.header(name), c.cells(v))
+        })
+        .collect();
+    let mut header = vec!["episode", "policy (w/a per layer)"];
+    header.extend(cells.iter().map(|(h, _)| h.as_str()));
+    header.extend(["val. masking", "test masking"]);
+    let body: Vec<Vec<String>> = (front.rows.iter().enumerate())
+        .map(|(i, r)| {
+            let mut row = vec![r.episode.to_string(), r.policy.clone()];
+            row.extend(cells.iter().map(|(_, c)| c[i].clone()));
+            let val = r
+                .validation_masking
+                .map_or("–".to_string(), |c| c.to_string());
+            row.extend([val, r.masking.to_string()]);
+            row
+        })
+        .collect();
+    let mut numeric = vec![true, false];
+    numeric.extend(vec![true; cells.len()]);
+    let examples = front.rows.first().map_or(0, |r| r.examples);
+    let mut out = format!(
+        "<p class=\"note\">Every feasible policy of pareto.csv, fine-tuned again with its seed and \
+         attacked on {examples} test examples with the strong suite (<code>[front_test]</code>): \
+         the robust columns are the per-example worst case over FGSM, PGD, transfer and Square at \
+         each ε; AUC is the area under that curve from ε = 0 (clean) per unit ε. A flagged policy's \
+         robust numbers are upper bounds.</p>\n"
+    );
+    out += &table(&header, &body, &numeric);
+    out
+}
+
 /// Two accuracies (validation / test) in one unit.
 fn pair(a: f64, b: f64) -> String {
     let c = Column::new(Quantity::Fraction, &[Some(a), Some(b)]);
@@ -225,8 +296,14 @@ pub fn run_page(run: &RunDir, charts: &[ChartFiles]) -> Result<String, ReportErr
         Some(p) => b += &episode_table(&p.rows),
         None => b += "<p class=\"note\">No pareto.csv yet.</p>\n",
     }
+    b += "<h2>Front on the test split (front-test.csv)</h2>\n";
+    b += &front_section(run.front_test.as_ref());
+    // run_charts' order: two Pareto charts, bits, progress, then the front's eps chart if any.
+    for chart in charts.iter().skip(4) {
+        b += &figure(chart)?;
+    }
     b += "<h2>Bits per layer</h2>\n";
-    for chart in charts.iter().skip(2) {
+    for chart in charts.iter().skip(2).take(2) {
         b += &figure(chart)?;
     }
     let json = (c.to_json())

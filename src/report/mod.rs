@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use crate::pareto::Objective;
 use crate::rundir::{best_row, read_any, AnyDir, DqDir, RunDir, RunDirError};
 use charts::{
-    amplification_chart, robustness_chart, BitsChart, NamedPolicy, ParetoChart, ProgressChart,
+    amplification_chart, front_chart, robustness_chart, BitsChart, NamedPolicy, ParetoChart,
+    ProgressChart,
 };
 pub use style::{render, Chart, ChartError, ChartFiles};
 
@@ -70,11 +71,12 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, ReportError> {
 }
 
 /// Renders the charts of a search run, in page order: the two Pareto charts, the bitwidths of
-/// the chosen policy, the search progress.
+/// the chosen policy, the search progress, and (once front-test.csv holds a policy) robust
+/// accuracy vs eps of the front on the test split.
 pub fn run_charts(run: &RunDir, dir: &Path) -> Result<Vec<ChartFiles>, ReportError> {
     let (acc, rob) = (Objective::Accuracy, Objective::RobustAccuracy);
     let (lat, energy) = (Objective::Latency, Objective::Energy);
-    Ok(vec![
+    let mut charts = vec![
         render(
             &ParetoChart::of_run(run, "pareto-accuracy-latency", lat, acc),
             dir,
@@ -85,7 +87,11 @@ pub fn run_charts(run: &RunDir, dir: &Path) -> Result<Vec<ChartFiles>, ReportErr
         )?,
         render(&bits_chart(run), dir)?,
         render(&ProgressChart::of_run(run), dir)?,
-    ])
+    ];
+    if let Some(front) = run.front_test.as_ref().filter(|f| !f.rows.is_empty()) {
+        charts.push(render(&front_chart(front), dir)?);
+    }
+    Ok(charts)
 }
 
 /// The bitwidths of the chosen policy: best-policy.json, or before it exists the best episode

@@ -1,9 +1,9 @@
 //! A whole search run directory read back (config.json, episodes.csv, references.csv, and
-//! pareto.csv and best-policy.json once written), or a DQ study, whichever a directory holds.
+//! pareto.csv, best-policy.json and front-test.csv once written), or a DQ study, whichever a directory holds.
 
 use std::path::{Path, PathBuf};
 
-use super::{BestPolicy, DqDir, Episode, Episodes, RunConfig, RunDirError};
+use super::{BestPolicy, DqDir, Episode, Episodes, FrontTest, RunConfig, RunDirError};
 
 /// A search run directory.
 #[derive(Debug, Clone)]
@@ -16,6 +16,8 @@ pub struct RunDir {
     pub pareto: Option<Episodes>,
     /// `None` until the search has finished.
     pub best: Option<BestPolicy>,
+    /// `None` until the search has finished, or when `[front_test]` is disabled.
+    pub front_test: Option<FrontTest>,
 }
 
 /// What a directory holds.
@@ -39,7 +41,8 @@ pub fn read_any(dir: &Path) -> Result<AnyDir, RunDirError> {
 }
 
 impl RunDir {
-    /// Reads every file of a search run; pareto.csv and best-policy.json may be absent.
+    /// Reads every file of a search run; pareto.csv, best-policy.json and front-test.csv may be
+    /// absent.
     pub fn read(dir: &Path) -> Result<RunDir, RunDirError> {
         let config = RunConfig::read(&dir.join(RunConfig::FILE))?;
         let hint = "written by `bitsearch search`";
@@ -55,6 +58,11 @@ impl RunDir {
             true => Some(BestPolicy::read(&best_path)?),
             false => None,
         };
+        let front_path = dir.join(FrontTest::FILE);
+        let front_test = match front_path.is_file() {
+            true => Some(FrontTest::read(&front_path)?),
+            false => None,
+        };
         let run = RunDir {
             dir: dir.to_path_buf(),
             config,
@@ -62,6 +70,7 @@ impl RunDir {
             references,
             pareto,
             best,
+            front_test,
         };
         for table in [&run.episodes, &run.references]
             .into_iter()

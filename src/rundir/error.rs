@@ -30,6 +30,12 @@ pub enum RunDirError {
     },
     #[error("{}: the header has no column `{column}`", path.display())]
     MissingColumn { path: PathBuf, column: String },
+    #[error("{}: column `{column}`: expected {expected}", path.display())]
+    BadColumn {
+        path: PathBuf,
+        column: String,
+        expected: &'static str,
+    },
     #[error("{}:{line}: column `{column}`: expected {expected}, got {value:?}", path.display())]
     BadValue {
         path: PathBuf,

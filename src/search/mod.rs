@@ -1,10 +1,12 @@
 //! The search: HAQ's Algorithm 1 (`run`) over the environment (`crate::env`) with an agent
-//! (`crate::agents`); scoring a policy, the reference policies, resume by replay, and what it
-//! writes into the run directory (`crate::rundir`).
+//! (`crate::agents`); scoring a policy, the reference policies, resume by replay, what it
+//! writes into the run directory (`crate::rundir`), and the final front re-scored on the test
+//! split (`front`).
 
 mod cache;
 mod episode;
 mod error;
+mod front;
 mod output;
 mod references;
 mod resume;

@@ -61,6 +61,7 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     if let Some(b) = &best {
         output::write_best(&run, &scorer, b)?;
     }
+    super::front::rescore_front(&run, &scorer, &rows)?;
     Ok(RunSummary {
         dir: spec.dir.clone(),
         best,

@@ -219,15 +219,8 @@ pub fn test_score(
     bits: &[(u8, u8)],
 ) -> Result<TestScore, SearchError> {
     let exp = scorer.exp;
-    let q = Quantizer::new(space.policy(bits)?, scorer.clips.clone());
-    let cfg = FinetuneConfig {
-        seed: policy_seed(exp, bits),
-        ..exp.finetune.clone()
-    };
-    let (model, _) = finetune(scorer.base, &scorer.data.train, &q, &cfg, false)?;
-    let test = scorer.data.test.head(exp.attack.examples);
-    let idx: Vec<usize> = (0..test.len()).collect();
-    let (x, y) = test.batch(&idx, &Device::Cpu).map_err(TrainError::from)?;
+    let (model, q) = finetuned(scorer, space, bits)?;
+    let (x, y) = test_examples(scorer, exp.attack.examples)?;
     let fp32 = QuantizedModel {
         model: scorer.base,
         q: None,
@@ -251,4 +244,27 @@ pub fn test_score(
         accuracy: accuracy(&model, &scorer.data.test, Some(&q))?,
         robust,
     })
+}
+
+/// `bits` fine-tuned again from the FP32 baseline with its policy seed: the model the search
+/// scored, to be measured on the test split.
+pub(super) fn finetuned(
+    scorer: &Scorer,
+    space: &SearchSpace,
+    bits: &[(u8, u8)],
+) -> Result<(Model, Quantizer), SearchError> {
+    let q = Quantizer::new(space.policy(bits)?, scorer.clips.clone());
+    let cfg = FinetuneConfig {
+        seed: policy_seed(scorer.exp, bits),
+        ..scorer.exp.finetune.clone()
+    };
+    let (model, _) = finetune(scorer.base, &scorer.data.train, &q, &cfg, false)?;
+    Ok((model, q))
+}
+
+/// The first `n` test examples as one batch: what a test-split attack suite runs on.
+pub(super) fn test_examples(scorer: &Scorer, n: usize) -> Result<(Tensor, Tensor), SearchError> {
+    let test = scorer.data.test.head(n);
+    let idx: Vec<usize> = (0..test.len()).collect();
+    Ok(test.batch(&idx, &Device::Cpu).map_err(TrainError::from)?)
 }

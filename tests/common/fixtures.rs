@@ -66,6 +66,12 @@ pgd_eps = [0.1]
 pgd_steps = {pgd_steps}
 examples = {examples}
 transfer = {transfer}
+square_queries = 20
+[front_test]
+eps = [0.1, 0.2]
+restarts = 1
+square_queries = 20
+examples = 50
 [budget]
 latency = 0.5
 [search]

@@ -5,7 +5,7 @@
 use crate::report::style::{beta_label, bits_label};
 use crate::rundir::DqDir;
 
-use super::lines::{Line, LinesChart};
+use super::lines::{Legend, Line, LinesChart};
 
 /// Robust accuracy (%) against bits, one line per beta; points with suspected gradient masking
 /// are crossed out.
@@ -47,6 +47,7 @@ pub fn robustness_chart(dq: &DqDir) -> LinesChart {
         lines,
         flagged: (!flagged.is_empty()).then(|| ("gradient masking suspected".to_string(), flagged)),
         y_range: Some((0.0, 105.0)),
+        legend: Legend::UpperLeft,
     }
 }
 
@@ -90,5 +91,6 @@ pub fn amplification_chart(dq: &DqDir) -> LinesChart {
         lines,
         flagged: None,
         y_range: None,
+        legend: Legend::UpperLeft,
     }
 }

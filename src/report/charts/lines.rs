@@ -26,6 +26,16 @@ pub struct LinesChart {
     pub flagged: Option<(String, Vec<(usize, f64)>)>,
     /// Fixed y range, or `None` to fit the data.
     pub y_range: Option<(f64, f64)>,
+    /// Where the legend goes: where the lines leave room.
+    pub legend: Legend,
+}
+
+/// The corner of the legend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Legend {
+    UpperLeft,
+    /// For lines that fall from left to right (robust accuracy vs eps).
+    LowerLeft,
 }
 
 impl Chart for LinesChart {
@@ -88,7 +98,10 @@ impl Chart for LinesChart {
             .label_font(font(14))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(match self.legend {
+                Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
+                Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
+            })
             .draw()
             .map_err(&err)?;
         root.present().map_err(&err)

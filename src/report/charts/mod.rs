@@ -1,13 +1,16 @@
-//! The charts of a run, of a DQ study and of the compare view; each implements `Chart`.
+//! The charts of a run (its front on the test split too), of a DQ study and of the compare view;
+//! each implements `Chart`.
 
 pub mod bits;
 pub mod dq;
+pub mod front;
 pub mod lines;
 pub mod pareto;
 pub mod progress;
 
 pub use bits::{BitsChart, NamedPolicy};
 pub use dq::{amplification_chart, robustness_chart};
-pub use lines::{Line, LinesChart};
+pub use front::front_chart;
+pub use lines::{Legend, Line, LinesChart};
 pub use pareto::{Marker, ParetoChart, ParetoSeries};
 pub use progress::ProgressChart;
