@@ -116,21 +116,28 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
 fn print_summary(s: &RunSummary, html: &Path) {
     match &s.best {
         Some(b) => println!(
-            "  best of {} episodes: {} (episode {}), validation accuracy {:.2}%, robust {:.2}%, latency {}, energy {}, reward {:.3}",
+            "  best of {} episodes: {} (episode {}), validation accuracy {:.2}%, robust {:.2}%{}, latency {}, energy {}, reward {:.3}",
             s.episodes,
             b.policy,
             b.episode,
             100.0 * b.accuracy.unwrap_or(0.0),
             100.0 * b.robust_accuracy.unwrap_or(0.0),
+            if b.masking_flagged() { " (masking flagged: credited 0)" } else { "" },
             quantity(Quantity::Seconds, Some(b.latency_s)),
             quantity(Quantity::Joules, Some(b.energy_j)),
             b.reward.unwrap_or(0.0)
         ),
         None => println!("  no feasible policy was scored in {} episodes", s.episodes),
     }
+    let front = s.dir.join("front-test.csv");
     println!(
-        "  test-split scores in {}/best-policy.json; report: {}",
+        "  test-split scores in {}/best-policy.json{}; report: {}",
         s.dir.display(),
+        if front.exists() {
+            " and front-test.csv (the feasible front, strong suite, eps sweep)"
+        } else {
+            ""
+        },
         html.display()
     );
 }
