@@ -58,16 +58,17 @@ fn setup() -> Setup {
     }
 }
 
-/// A search with `exp` on the setup's data, baseline and profile.
-fn run(
-    exp: &Experiment,
-    s: &Setup,
-    agent: &AgentConfig,
+/// The spec of a search with `exp` on the setup's data, baseline and profile (seed 7, no
+/// score cache).
+fn spec<'a>(
+    exp: &'a Experiment,
+    s: &'a Setup,
+    agent: &'a AgentConfig,
     episodes: usize,
     dir: &Path,
     resume: bool,
-) -> bitsearch::search::RunSummary {
-    let spec = RunSpec {
+) -> RunSpec<'a> {
+    RunSpec {
         exp,
         data: &s.data,
         base: &s.base,
@@ -79,8 +80,19 @@ fn run(
         resume,
         show: false,
         scores: None,
-    };
-    run_search(&spec).unwrap()
+    }
+}
+
+/// A search with `exp` on the setup's data, baseline and profile.
+fn run(
+    exp: &Experiment,
+    s: &Setup,
+    agent: &AgentConfig,
+    episodes: usize,
+    dir: &Path,
+    resume: bool,
+) -> bitsearch::search::RunSummary {
+    run_search(&spec(exp, s, agent, episodes, dir, resume)).unwrap()
 }
 
 /// episodes.csv without the timing column (the last one).
@@ -218,19 +230,7 @@ fn an_existing_run_needs_resume_and_an_unchanged_config() {
     let dir = root.path().join("r");
     let a = agent("agent = \"random\"\n");
     run(&s.exp, &s, &a, 2, &dir, false);
-    let spec = RunSpec {
-        exp: &s.exp,
-        data: &s.data,
-        base: &s.base,
-        profile: &s.profile,
-        agent: &a,
-        episodes: 3,
-        seed: 7,
-        dir: dir.clone(),
-        resume: false,
-        show: false,
-        scores: None,
-    };
+    let spec = spec(&s.exp, &s, &a, 3, &dir, false);
     let e = run_search(&spec).unwrap_err().to_string();
     assert!(e.contains("--resume"), "{e}");
     let other = RunSpec {
@@ -263,17 +263,8 @@ fn cached_scores_equal_fresh_ones_and_are_shared_across_runs_and_agents() {
     let a = agent("agent = \"random\"\n");
     let with_cache = |dir: &Path, agent: &AgentConfig, episodes| {
         let spec = RunSpec {
-            exp: &s.exp,
-            data: &s.data,
-            base: &s.base,
-            profile: &s.profile,
-            agent,
-            episodes,
-            seed: 7,
-            dir: dir.to_path_buf(),
-            resume: false,
-            show: false,
             scores: Some(cache.clone()),
+            ..spec(&s.exp, &s, agent, episodes, dir, false)
         };
         run_search(&spec).unwrap()
     };
