@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
-use super::score::{finetuned, test_examples, Scorer};
+use super::score::{finetuned, test_examples, transfer_set, Scorer};
 use super::spec::Run;
 use super::SearchError;
 use crate::robust::{
-    craft_transfer, robust_radii, run_suite, AttackConfig, AttackKind, MeasureName, QuantizedModel,
-    RobustMeasure, TransferSet,
+    robust_radii, run_suite, AttackConfig, AttackKind, MeasureName, QuantizedModel, RobustMeasure,
+    TransferSet,
 };
 use crate::rundir::{pareto_rows, Episode, FrontTest, FrontTestRow};
 use crate::train::{accuracy, progress_bar};
@@ -79,14 +79,7 @@ struct StrongSuite<'a> {
 impl<'a> StrongSuite<'a> {
     fn new(scorer: &'a Scorer<'a>, cfg: &'a AttackConfig) -> Result<Self, SearchError> {
         let (x, y) = test_examples(scorer, cfg.examples)?;
-        let fp32 = QuantizedModel {
-            model: scorer.base,
-            q: None,
-        };
-        let transfer = match cfg.transfer {
-            true => Some(craft_transfer(&fp32, &x, &y, cfg)?),
-            false => None,
-        };
+        let transfer = transfer_set(scorer.base, &x, &y, cfg)?;
         Ok(StrongSuite {
             scorer,
             cfg,

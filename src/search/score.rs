@@ -12,7 +12,9 @@ use crate::env::{Price, SearchSpace};
 use crate::experiment::Experiment;
 use crate::model::Model;
 use crate::quant::{LayerClips, Quantizer};
-use crate::robust::{craft_transfer, run_suite, Checks, QuantizedModel, SuiteReport, TransferSet};
+use crate::robust::{
+    craft_transfer, run_suite, AttackConfig, Checks, QuantizedModel, SuiteReport, TransferSet,
+};
 use crate::train::{accuracy, finetune, FinetuneConfig, TrainError};
 
 /// A policy's validation scores: accuracy, the worst-case robust accuracy the reward's
@@ -86,11 +88,7 @@ impl<'a> Scorer<'a> {
             model: base,
             q: None,
         };
-        let transfer = if exp.attack.transfer {
-            Some(craft_transfer(&fp32_model, &x, &y, &exp.attack)?)
-        } else {
-            None
-        };
+        let transfer = transfer_set(base, &x, &y, &exp.attack)?;
         let suite = run_suite(&fp32_model, &x, &y, &exp.attack, transfer.as_ref())?;
         // The reference is the FP32 model's measured number, flagged or not: crediting it
         // nothing would lift every quantized policy's robustness term.
@@ -123,7 +121,7 @@ impl<'a> Scorer<'a> {
         let outcome = match self.cache.as_ref().and_then(|c| c.get(&key)) {
             Some(outcome) => outcome,
             None => {
-                let outcome = self.outcome(space, bits, policy_seed(self.exp, bits))?;
+                let outcome = self.outcome(space, bits)?;
                 if let Some(c) = &self.cache {
                     c.put(&key, &outcome)?;
                 }
@@ -137,23 +135,16 @@ impl<'a> Scorer<'a> {
         })
     }
 
-    fn outcome(
-        &self,
-        space: &SearchSpace,
-        bits: &[(u8, u8)],
-        seed: u64,
-    ) -> Result<Outcome, SearchError> {
-        let q = Quantizer::new(space.policy(bits)?, self.clips.clone());
-        let cfg = FinetuneConfig {
-            seed,
-            ..self.exp.finetune.clone()
-        };
-        let model = match finetune(self.base, &self.data.train, &q, &cfg, false) {
-            Ok((m, _)) => m,
-            Err(TrainError::FinetuneDiverged { step, loss }) => {
-                return Ok(Err(Failure::Diverged { step, loss }))
-            }
-            Err(e) => return Err(e.into()),
+    fn outcome(&self, space: &SearchSpace, bits: &[(u8, u8)]) -> Result<Outcome, SearchError> {
+        let (model, q) = match finetuned(self, space, bits) {
+            Ok(mq) => mq,
+            Err(SearchError::Train(e)) => match *e {
+                TrainError::FinetuneDiverged { step, loss } => {
+                    return Ok(Err(Failure::Diverged { step, loss }))
+                }
+                e => return Err(e.into()),
+            },
+            Err(e) => return Err(e),
         };
         let acc = accuracy(&model, &self.data.val, Some(&q))?;
         let suite = self.suite(&model, &q)?;
@@ -221,15 +212,7 @@ pub fn test_score(
     let exp = scorer.exp;
     let (model, q) = finetuned(scorer, space, bits)?;
     let (x, y) = test_examples(scorer, exp.attack.examples)?;
-    let fp32 = QuantizedModel {
-        model: scorer.base,
-        q: None,
-    };
-    let transfer = if exp.attack.transfer {
-        Some(craft_transfer(&fp32, &x, &y, &exp.attack)?)
-    } else {
-        None
-    };
+    let transfer = transfer_set(scorer.base, &x, &y, &exp.attack)?;
     let robust = run_suite(
         &QuantizedModel {
             model: &model,
@@ -267,4 +250,22 @@ pub(super) fn test_examples(scorer: &Scorer, n: usize) -> Result<(Tensor, Tensor
     let test = scorer.data.test.head(n);
     let idx: Vec<usize> = (0..test.len()).collect();
     Ok(test.batch(&idx, &Device::Cpu).map_err(TrainError::from)?)
+}
+
+/// The transfer attack's examples, crafted on the FP32 model for the suite `cfg` (None when the
+/// suite has no transfer attack).
+pub(super) fn transfer_set(
+    base: &Model,
+    x: &Tensor,
+    y: &Tensor,
+    cfg: &AttackConfig,
+) -> Result<Option<TransferSet>, SearchError> {
+    let fp32 = QuantizedModel {
+        model: base,
+        q: None,
+    };
+    Ok(match cfg.transfer {
+        true => Some(craft_transfer(&fp32, x, y, cfg)?),
+        false => None,
+    })
 }
