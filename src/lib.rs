@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod bench;
 pub mod calib;
+pub mod crashpoint;
 pub mod data;
 pub mod dq;
 pub mod env;
