@@ -149,9 +149,36 @@ fn read_amplification(path: &Path) -> Result<Vec<AmplificationRow>, RunDirError>
                 bits: bits(&row, c[0])?,
                 beta: row.number(c[1])?,
                 layer: row.text(c[2]).to_string(),
-                index: row.get(c[3], "a whole number")?,
+                index: layer_index(&row, c[3], file.rows.len())?,
                 distance: row.number(c[4])?,
             })
         })
         .collect()
+}
+
+/// A layer's index: below the number of rows, as every layer of a study has a row (the report
+/// draws one category per index up to the largest, so a huge index must not get that far).
+fn layer_index(row: &Record, col: usize, rows: usize) -> Result<usize, RunDirError> {
+    let expected = "a layer index (a whole number below the file's number of rows)";
+    match row.get::<usize>(col, expected)? {
+        i if i < rows => Ok(i),
+        _ => Err(row.bad(col, expected)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_index_beyond_the_rows_is_an_error_not_a_huge_chart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("amplification.csv");
+        let head = "bits,beta,layer,index,distance\n";
+        std::fs::write(&path, format!("{head}4,0,conv1,0,0.1\n4,0,fc1,1,0.2\n")).unwrap();
+        assert_eq!(read_amplification(&path).unwrap()[1].index, 1);
+        std::fs::write(&path, format!("{head}4,0,conv1,0,0.1\n4,0,fc1,12884901887,0.2\n")).unwrap();
+        let e = read_amplification(&path).unwrap_err().to_string();
+        assert!(e.contains("column `index`") && e.contains("12884901887"), "{e}");
+    }
 }

@@ -26,11 +26,13 @@ pub fn policy_string() {
     let seeds = ["8/8,4/4,2/4", "32/32, 1/8 ,3/5,7/6", "2/2"].map(str::as_bytes);
     fuzz("policy-string", 1, (0..seeds.len(), input()), |(k, inp)| {
         let text = String::from_utf8_lossy(&inp.apply(seeds[*k])).into_owned();
-        if let Some(p) = shown(Policy::parse(&text)) {
-            let _ = shown(p.check_len("lenet5", 5));
-            // What parses prints back to a string that parses to the same policy.
-            assert_eq!(Policy::parse(&p.to_string()).ok(), Some(p));
-        }
+        let Some(p) = shown(Policy::parse(&text)) else {
+            return false;
+        };
+        let _ = shown(p.check_len("lenet5", 5));
+        // What parses prints back to a string that parses to the same policy.
+        assert_eq!(Policy::parse(&p.to_string()).ok(), Some(p));
+        true
     });
 }
 
@@ -45,7 +47,7 @@ pub fn policy_json() {
     Policy::from_json_file(&path, "lenet5", &names).expect("the seed policy file is valid");
     fuzz("policy-json", 1, input(), |inp: &Input| {
         std::fs::write(&path, inp.apply(&seed)).expect("write into the temp dir");
-        let _ = shown(Policy::from_json_file(&path, "lenet5", &names));
+        shown(Policy::from_json_file(&path, "lenet5", &names)).is_some()
     });
 }
 
@@ -148,10 +150,10 @@ pub fn experiment() {
         };
         write(&child_path, &c);
         write(&parent_path, &p);
-        let _ = shown(Experiment::load_with(&child_path, over));
         if let Ok(text) = std::str::from_utf8(&c) {
             let _ = shown(Experiment::from_toml(text, &child_path));
         }
+        shown(Experiment::load_with(&child_path, over)).is_some()
     });
 }
 
@@ -167,6 +169,6 @@ pub fn agent() {
     let path = dir.path().join("agent.toml");
     fuzz("agent", 1, (0..seeds.len(), input()), |(k, inp)| {
         std::fs::write(&path, inp.apply(&seeds[*k])).expect("write into the temp dir");
-        let _ = shown(AgentConfig::load(&path));
+        shown(AgentConfig::load(&path)).is_some()
     });
 }

@@ -33,13 +33,15 @@ fn write_idx_dir(dir: &Path, images: &[u8], labels: &[u8]) {
 }
 
 /// Loads `idx:DIR` and builds the dataset the search would: one validation example carved off.
-fn load_dataset(source: &DataSource) {
-    if let Some((train, test)) = shown(source.load()) {
-        if let Some(data) = shown(Dataset::from_raw(train, test, 1, 0)) {
-            let _ = data.input_norm();
-            let _ = data.truncate(2, 1, 2);
-        }
+fn load_dataset(source: &DataSource) -> bool {
+    let Some((train, test)) = shown(source.load()) else {
+        return false;
+    };
+    if let Some(data) = shown(Dataset::from_raw(train, test, 1, 0)) {
+        let _ = data.input_norm();
+        let _ = data.truncate(2, 1, 2);
     }
+    true
 }
 
 /// parse_idx on any bytes; and an idx:DIR whose images or labels file is the input.
@@ -57,7 +59,7 @@ pub fn idx() {
             1 => write_idx_dir(dir.path(), &seeds[0], &bytes),
             _ => write_idx_dir(dir.path(), &bytes, &seeds[1]),
         }
-        load_dataset(&source);
+        load_dataset(&source)
     });
 }
 
@@ -84,7 +86,7 @@ pub fn cifar() {
         for name in &names {
             std::fs::write(dir.path().join(name), &bytes).expect("write into the temp dir");
         }
-        let _ = shown(read_cifar_dir(dir.path()));
+        shown(read_cifar_dir(dir.path())).is_some()
     });
 }
 

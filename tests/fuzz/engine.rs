@@ -108,10 +108,11 @@ fn seed_bytes(name: &str, base: u64, batch: u64) -> [u8; 32] {
     out
 }
 
-/// Runs harness `name`: `case` on values of `strategy`. `cost` divides the default case count
+/// Runs harness `name`: `case` on values of `strategy`; `case` says whether the reader accepted
+/// the input (counted, to show the mutations get past the headers). `cost` divides the default case count
 /// (a harness that renders a report costs more per case). Panics (failing the test) on a panic
 /// inside `case`, an allocation above `ALLOC_LIMIT`; aborts on a hang.
-pub fn fuzz<S>(name: &'static str, cost: u32, strategy: S, case: impl Fn(&S::Value))
+pub fn fuzz<S>(name: &'static str, cost: u32, strategy: S, case: impl Fn(&S::Value) -> bool)
 where
     S: Strategy,
     S::Value: Debug,
@@ -123,7 +124,7 @@ where
     let base = env_number("BITSEARCH_FUZZ_SEED").unwrap_or(0);
     let began = Instant::now();
     let dog = Watchdog::start(name);
-    let (ran, peak) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (ran, peak, accepted) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let mut batch = 0u64;
     loop {
         let config = Config {
@@ -136,9 +137,11 @@ where
         let mut runner = TestRunner::new_with_rng(config, rng);
         let result = runner.run(&strategy, |value| {
             dog.begin(format!("{value:?}"));
-            let used = alloc::measure(name, || case(&value));
+            let mut ok = false;
+            let used = alloc::measure(name, || ok = case(&value));
             dog.end();
             ran.fetch_add(1, Ordering::Relaxed);
+            accepted.fetch_add(u64::from(ok), Ordering::Relaxed);
             peak.fetch_max(used as u64, Ordering::Relaxed);
             if used > ALLOC_LIMIT {
                 return Err(TestCaseError::fail(format!(
@@ -160,8 +163,9 @@ where
         }
     }
     println!(
-        "fuzz {name}: {} cases, 0 panics, largest allocation {} bytes, {:.1} s",
+        "fuzz {name}: {} cases ({} accepted), 0 panics, largest allocation {} bytes, {:.1} s",
         ran.load(Ordering::Relaxed),
+        accepted.load(Ordering::Relaxed),
         peak.load(Ordering::Relaxed),
         began.elapsed().as_secs_f64()
     );

@@ -22,9 +22,9 @@ fn layers() -> Vec<LayerShape> {
 }
 
 /// Loads `path` and prices uniform and mixed policies on it.
-fn load_and_price(path: &Path) {
+fn load_and_price(path: &Path) -> bool {
     let Some(profile) = shown(Profile::load(path)) else {
-        return;
+        return false;
     };
     let layers = layers();
     for text in ["8/8,8/8,8/8", "2/4,4/2,32/32", "1/1,3/5,7/6"] {
@@ -32,6 +32,7 @@ fn load_and_price(path: &Path) {
         let _ = shown(policy_cost(&profile, &layers, &policy));
         let _ = shown(compare_to_uniform8(&profile, &layers, &policy));
     }
+    true
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -54,7 +55,7 @@ pub fn profile_toml() {
     let strategy = (0..texts.len(), input());
     fuzz("profile-toml", 1, strategy, |(which, inp): &(usize, Input)| {
         std::fs::write(&path, inp.apply(&texts[*which])).expect("write into the temp dir");
-        load_and_price(&path);
+        load_and_price(&path)
     });
 }
 
@@ -67,6 +68,6 @@ pub fn profile_table() {
     let (path, profile) = (dir.path().join("device.csv"), dir.path().join("device.toml"));
     fuzz("profile-table", 1, input(), |inp: &Input| {
         std::fs::write(&path, inp.apply(&table)).expect("write into the temp dir");
-        load_and_price(&profile);
+        load_and_price(&profile)
     });
 }

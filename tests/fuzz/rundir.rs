@@ -61,11 +61,14 @@ pub fn run_dir() {
         write_files(&dir, &RUN_FILES, &files);
         let _ = shown(BestPolicy::read(&dir.join(BestPolicy::FILE)));
         let _ = shown(FrontTest::read(&dir.join(FrontTest::FILE)));
-        if shown(read_any(&dir)).is_some() {
+        resume(&dir, &layers);
+        write_files(&dir, &RUN_FILES, &files);
+        let read = shown(read_any(&dir)).is_some();
+        if read {
             let _ = shown(write_report(&dir));
             let _ = shown(compare(&[dir.clone(), seed.clone()], &out));
         }
-        resume(&dir, &layers);
+        read
     });
 }
 
@@ -81,8 +84,10 @@ pub fn dq_dir() {
         let mut files = seeds.clone();
         files[*k] = inp.apply(&seeds[*k]);
         write_files(work.path(), &names, &files);
-        if shown(read_any(work.path())).is_some() {
+        let read = shown(read_any(work.path())).is_some();
+        if read {
             let _ = shown(write_report(work.path()));
         }
+        read
     });
 }
