@@ -102,3 +102,23 @@ fn fuzz_run_dir() {
 fn fuzz_dq_dir() {
     rundir::dq_dir();
 }
+
+/// The harness machinery itself: an allocation above the limit fails the harness.
+#[test]
+#[should_panic(expected = "above the limit")]
+fn an_allocation_above_the_limit_fails_the_harness() {
+    engine::fuzz("self-check-alloc", 1, proptest::strategy::Just(()), |_| {
+        let big = vec![1u8; engine::ALLOC_LIMIT + 1];
+        std::hint::black_box(&big);
+        true
+    });
+}
+
+/// The harness machinery itself: a panic inside a case fails the harness, naming it.
+#[test]
+#[should_panic(expected = "fuzz harness `self-check-panic`")]
+fn a_panic_in_a_case_fails_the_harness() {
+    engine::fuzz("self-check-panic", 1, proptest::strategy::Just(()), |_| {
+        panic!("a parser panicked")
+    });
+}

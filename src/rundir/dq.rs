@@ -177,8 +177,15 @@ mod tests {
         let head = "bits,beta,layer,index,distance\n";
         std::fs::write(&path, format!("{head}4,0,conv1,0,0.1\n4,0,fc1,1,0.2\n")).unwrap();
         assert_eq!(read_amplification(&path).unwrap()[1].index, 1);
-        std::fs::write(&path, format!("{head}4,0,conv1,0,0.1\n4,0,fc1,12884901887,0.2\n")).unwrap();
+        std::fs::write(
+            &path,
+            format!("{head}4,0,conv1,0,0.1\n4,0,fc1,12884901887,0.2\n"),
+        )
+        .unwrap();
         let e = read_amplification(&path).unwrap_err().to_string();
-        assert!(e.contains("column `index`") && e.contains("12884901887"), "{e}");
+        assert!(
+            e.contains("column `index`") && e.contains("12884901887"),
+            "{e}"
+        );
     }
 }

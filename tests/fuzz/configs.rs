@@ -115,17 +115,26 @@ const SET_VALUES: &[&str] = &[
     "\"",
 ];
 
-const BUDGET_KEYS: &[&str] = &["latency", "latency_s", "energy", "energy_j", "size", "bogus"];
+const BUDGET_KEYS: &[&str] = &[
+    "latency",
+    "latency_s",
+    "energy",
+    "energy_j",
+    "size",
+    "bogus",
+];
 
 fn overrides() -> impl Strategy<Value = Overrides> {
     let set = (select(SET_KEYS), select(SET_VALUES)).prop_map(|(k, v)| format!("{k}={v}"));
     let budget = (select(BUDGET_KEYS), select(SET_VALUES)).prop_map(|(k, v)| format!("{k}={v}"));
     let raw = ".{0,24}";
-    (
+    let some = (
         proptest::collection::vec(prop_oneof![4 => budget, 1 => raw], 0..3),
         proptest::collection::vec(prop_oneof![4 => set, 1 => raw], 0..4),
     )
-        .prop_map(|(budget, set)| Overrides { budget, set })
+        .prop_map(|(budget, set)| Overrides { budget, set });
+    // Half the cases without flags, so the mutated files alone reach `check()`.
+    prop_oneof![Just(Overrides::default()), some]
 }
 
 /// An experiment that `extends` a parent: either file mutated, overrides on top; plus
@@ -136,7 +145,10 @@ pub fn experiment() {
     let parent = read(&shipped.join("lenet5-mnist.toml"));
     let others = ["lenet5-mnist-small.toml", "mlp-mnist.toml"].map(|f| read(&shipped.join(f)));
     let dir = tempfile::tempdir().expect("temp dir");
-    let (child_path, parent_path) = (dir.path().join("child.toml"), dir.path().join("lenet5-mnist.toml"));
+    let (child_path, parent_path) = (
+        dir.path().join("child.toml"),
+        dir.path().join("lenet5-mnist.toml"),
+    );
     let write = |path: &Path, bytes: &[u8]| std::fs::write(path, bytes).expect("write");
     write(&child_path, &child);
     write(&parent_path, &parent);

@@ -102,5 +102,8 @@ pub fn huge_idx_header_fails_fast() {
         let err = parse_idx(&header, "huge").expect_err("a header without its payload");
         assert!(err.to_string().contains("truncated payload"), "{err}");
     });
-    assert!(peak < 1 << 20, "parse_idx allocated {peak} bytes for a 16-byte file");
+    assert!(
+        peak < 1 << 20,
+        "parse_idx allocated {peak} bytes for a 16-byte file"
+    );
 }

@@ -19,7 +19,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use super::alloc;
 
 /// Cases per batch of a harness of cost 1.
-const DEFAULT_CASES: u32 = 400;
+const DEFAULT_CASES: u32 = 2000;
 /// The largest single allocation any case may make. Every seed is under 16 KiB and arbitrary
 /// inputs under 1 KiB; a gzip stream can inflate about 1,000-fold, so 64 MiB is far above what
 /// any input justifies and far below a header's claim of 2^32 images.
@@ -102,7 +102,10 @@ fn seed_bytes(name: &str, base: u64, batch: u64) -> [u8; 32] {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
     let mut out = [0u8; 32];
-    for (k, v) in [h, base, batch, h ^ batch.rotate_left(17)].iter().enumerate() {
+    for (k, v) in [h, base, batch, h ^ batch.rotate_left(17)]
+        .iter()
+        .enumerate()
+    {
         out[k * 8..k * 8 + 8].copy_from_slice(&v.to_le_bytes());
     }
     out
@@ -151,10 +154,11 @@ where
             Ok(())
         });
         if let Err(e) = result {
-            println!("fuzz {name}: FAILED after {} cases", ran.load(Ordering::Relaxed));
-            panic!(
-                "fuzz harness `{name}` (BITSEARCH_FUZZ_SEED={base}, batch {batch}): {e}"
+            println!(
+                "fuzz {name}: FAILED ({} cases ran)",
+                ran.load(Ordering::Relaxed)
             );
+            panic!("fuzz harness `{name}` (BITSEARCH_FUZZ_SEED={base}, batch {batch}): {e}");
         }
         batch += 1;
         let more = seconds.is_some_and(|s| began.elapsed() < Duration::from_secs(s));

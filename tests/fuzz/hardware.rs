@@ -39,24 +39,36 @@ fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).expect("read a seed")
 }
 
-/// The profile TOML: the small seed profile (its table intact) or any shipped profile.
+/// The profile TOML: the small seed profile (its table intact), the same naming itself or a
+/// directory as its table, or any shipped profile.
 pub fn profile_toml() {
     let seeds = seed_dir().join("profile");
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware-profiles");
     let mut files = vec![seeds.join("device.toml")];
     files.extend(bitsearch::hardware::profile_files(&shipped).expect("shipped profiles"));
-    let texts: Vec<Vec<u8>> = files.iter().map(|f| read(f)).collect();
+    let mut texts: Vec<Vec<u8>> = files.iter().map(|f| read(f)).collect();
     for f in &files {
         Profile::load(f).expect("every seed profile loads");
+    }
+    // Tables that are not CSV files: the profile itself, and a directory.
+    let own = String::from_utf8_lossy(&texts[0]).into_owned();
+    for table in ["device.toml", "."] {
+        let text = own.replace("\"device.csv\"", &format!("\"{table}\""));
+        texts.push(text.into_bytes());
     }
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::copy(seeds.join("device.csv"), dir.path().join("device.csv")).expect("copy");
     let path = dir.path().join("device.toml");
     let strategy = (0..texts.len(), input());
-    fuzz("profile-toml", 1, strategy, |(which, inp): &(usize, Input)| {
-        std::fs::write(&path, inp.apply(&texts[*which])).expect("write into the temp dir");
-        load_and_price(&path)
-    });
+    fuzz(
+        "profile-toml",
+        1,
+        strategy,
+        |(which, inp): &(usize, Input)| {
+            std::fs::write(&path, inp.apply(&texts[*which])).expect("write into the temp dir");
+            load_and_price(&path)
+        },
+    );
 }
 
 /// The lookup-table CSV, under the seed profile that names it.
@@ -65,7 +77,10 @@ pub fn profile_table() {
     let table = read(&seeds.join("device.csv"));
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::copy(seeds.join("device.toml"), dir.path().join("device.toml")).expect("copy");
-    let (path, profile) = (dir.path().join("device.csv"), dir.path().join("device.toml"));
+    let (path, profile) = (
+        dir.path().join("device.csv"),
+        dir.path().join("device.toml"),
+    );
     fuzz("profile-table", 1, input(), |inp: &Input| {
         std::fs::write(&path, inp.apply(&table)).expect("write into the temp dir");
         load_and_price(&profile)

@@ -27,6 +27,10 @@ const NUMBERS: &[&str] = &[
     "inf",
     "-inf",
     "+inf",
+    "1e308",
+    "-1e308",
+    "1.7976931348623157e308",
+    "5e-324",
     "1e309",
     "-1e309",
     "1e-320",
@@ -80,17 +84,45 @@ impl Pos {
 /// One edit of a file's bytes.
 #[derive(Debug, Clone)]
 pub enum Mutation {
-    FlipBit { at: Pos, bit: u8 },
-    SetByte { at: Pos, value: u8 },
-    Truncate { at: Pos },
-    Insert { at: Pos, token: &'static str },
-    DuplicateLine { line: Pos },
-    DeleteLine { line: Pos },
-    SwapLines { a: Pos, b: Pos },
-    ReplaceNumber { nth: Pos, with: &'static str },
+    FlipBit {
+        at: Pos,
+        bit: u8,
+    },
+    SetByte {
+        at: Pos,
+        value: u8,
+    },
+    Truncate {
+        at: Pos,
+    },
+    Insert {
+        at: Pos,
+        token: &'static str,
+    },
+    DuplicateLine {
+        line: Pos,
+    },
+    DeleteLine {
+        line: Pos,
+    },
+    SwapLines {
+        a: Pos,
+        b: Pos,
+    },
+    ReplaceNumber {
+        nth: Pos,
+        with: &'static str,
+    },
     /// Swaps two comma-separated fields of one line (a CSV header or row, a TOML array).
-    SwapFields { line: Pos, a: Pos, b: Pos },
-    SetU32 { at: Pos, value: u32 },
+    SwapFields {
+        line: Pos,
+        a: Pos,
+        b: Pos,
+    },
+    SetU32 {
+        at: Pos,
+        value: u32,
+    },
 }
 
 /// A harness input: arbitrary bytes, or mutations of the harness's seed.
@@ -215,7 +247,10 @@ impl Mutation {
                     let (x, y) = (a.index(ls.len()), other.index(ls.len()));
                     let mut order: Vec<usize> = (0..ls.len()).collect();
                     order.swap(x, y);
-                    *b = order.iter().flat_map(|&k| b[ls[k].clone()].to_vec()).collect();
+                    *b = order
+                        .iter()
+                        .flat_map(|&k| b[ls[k].clone()].to_vec())
+                        .collect();
                 }
             }
             Mutation::ReplaceNumber { nth, with } => {

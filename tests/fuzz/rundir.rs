@@ -50,7 +50,12 @@ pub fn run_dir() {
     let seeds = read_files(&seed, &RUN_FILES);
     let seed_run = RunDir::read(&seed).expect("the seed run directory reads");
     assert!(seed_run.best.is_some() && seed_run.front_test.is_some());
-    let layers: Vec<String> = seed_run.config.layers.iter().map(|l| l.name.clone()).collect();
+    let layers: Vec<String> = seed_run
+        .config
+        .layers
+        .iter()
+        .map(|l| l.name.clone())
+        .collect();
     let work = tempfile::tempdir().expect("temp dir");
     let (dir, out) = (work.path().join("run"), work.path().join("compare"));
     std::fs::create_dir_all(&dir).expect("mkdir");
