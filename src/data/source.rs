@@ -133,6 +133,14 @@ fn pair(
             })
         }
     };
+    // An example without pixels has nothing to learn from, and every consumer divides the
+    // payload into examples of c*h*w pixels.
+    if shape.0 * shape.1 * shape.2 == 0 {
+        return Err(DataError::Format {
+            file: images_name.to_string(),
+            what: format!("images of {:?} have no pixels", images.dims),
+        });
+    }
     if labels.dims.len() != 1 {
         return Err(DataError::Format {
             file: labels_name.to_string(),
@@ -236,6 +244,24 @@ mod tests {
             .to_string();
         assert!(
             err.contains("train-labels") && err.contains("record 1") && err.contains("label 10"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn images_without_pixels_are_an_error() {
+        // Three 0x4 images: a valid IDX file whose examples are empty (found by tests/fuzz.rs;
+        // building the dataset's input normalization panicked on it).
+        let dir = tempfile::tempdir().unwrap();
+        write_dir(dir.path(), 3, false);
+        let empty = encode_idx(&[3, 0, 4], &[]);
+        std::fs::write(dir.path().join("train-images-idx3-ubyte"), empty).unwrap();
+        let err = DataSource::IdxDir(dir.path().into())
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train-images") && err.contains("[3, 0, 4] have no pixels"),
             "{err}"
         );
     }

@@ -50,8 +50,40 @@ const NUMBERS: &[&str] = &[
 
 /// Tokens inserted into text: the separators and quotes the formats give meaning to.
 const TOKENS: &[&str] = &[
-    ",", "\"", "\n", "\r\n", "=", "[", "]", "{", "}", "[[", "]]", ":", "/", "#", " ", "\t", "\0",
-    "'''", "\"\"\"", "\\", "é", "\u{feff}", "null", "true", "-",
+    ",",
+    "\"",
+    "\n",
+    "\r\n",
+    "=",
+    "[",
+    "]",
+    "{",
+    "}",
+    "[[",
+    "]]",
+    ":",
+    "/",
+    "#",
+    " ",
+    "\t",
+    "\0",
+    "'''",
+    "\"\"\"",
+    "\\",
+    "é",
+    "\u{feff}",
+    "null",
+    "true",
+    "-",
+    "false",
+    "none",
+    "+",
+    "zero_grad",
+    "w_",
+    "a_",
+    "robust_eps_",
+    "pgd_",
+    "extends",
 ];
 
 /// Values written over a big-endian u32 field of a binary header.
@@ -123,6 +155,15 @@ pub enum Mutation {
         at: Pos,
         value: u32,
     },
+    /// A big-endian u32 written over one of the first eight aligned words (a binary header's
+    /// fields: IDX's magic and sizes), or the file cut right after one of them.
+    HeaderU32 {
+        word: u8,
+        value: u32,
+    },
+    CutAfterWord {
+        word: u8,
+    },
 }
 
 /// A harness input: arbitrary bytes, or mutations of the harness's seed.
@@ -162,6 +203,9 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             .prop_map(|(nth, with)| Mutation::ReplaceNumber { nth, with }),
         1 => (i(), i(), i()).prop_map(|(line, a, b)| Mutation::SwapFields { line, a, b }),
         1 => (i(), proptest::sample::select(U32S)).prop_map(|(at, value)| Mutation::SetU32 { at, value }),
+        1 => (0..8u8, proptest::sample::select(U32S))
+            .prop_map(|(word, value)| Mutation::HeaderU32 { word, value }),
+        1 => (0..8u8).prop_map(|word| Mutation::CutAfterWord { word }),
     ]
 }
 
@@ -264,6 +308,13 @@ impl Mutation {
                 let at = at.index(b.len() - 3);
                 b[at..at + 4].copy_from_slice(&value.to_be_bytes());
             }
+            Mutation::HeaderU32 { word, value } => {
+                let at = 4 * usize::from(*word);
+                if b.len() >= at + 4 {
+                    b[at..at + 4].copy_from_slice(&value.to_be_bytes());
+                }
+            }
+            Mutation::CutAfterWord { word } => b.truncate(4 * (usize::from(*word) + 1)),
             _ => {}
         }
     }
