@@ -97,6 +97,10 @@ pub fn padded_range(values: impl Iterator<Item = f64>, pad: f64) -> std::ops::Ra
     if !lo.is_finite() || !hi.is_finite() {
         return 0.0..1.0;
     }
+    // Near f64::MAX the padding overflows to an infinite bound, on which plotters' search for
+    // tick marks never ends (a hand-edited CSV hung `report`): keep every bound finite.
+    let limit = f64::MAX / 16.0;
+    let (lo, hi) = (lo.clamp(-limit, limit), hi.clamp(-limit, limit));
     let span = if hi > lo { hi - lo } else { hi.abs().max(1.0) };
     (lo - pad * span)..(hi + pad * span)
 }
@@ -126,4 +130,25 @@ pub fn category(names: &[String], v: f64) -> String {
         return String::new();
     }
     names.get(i as usize).cloned().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_range_stays_finite_for_values_near_f64_max() {
+        for values in [
+            [0.05, f64::MAX],
+            [-f64::MAX, f64::MAX],
+            [-f64::MAX, -f64::MAX],
+        ] {
+            let r = padded_range(values.into_iter(), 0.08);
+            assert!(
+                r.start < r.end && (r.end - r.start).is_finite(),
+                "{values:?}: {r:?}"
+            );
+        }
+        assert_eq!(padded_range([1.0, 3.0].into_iter(), 0.5), 0.0..4.0);
+    }
 }
