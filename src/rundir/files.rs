@@ -22,13 +22,14 @@ fn write_err(path: &Path) -> impl Fn(std::io::Error) -> RunDirError + '_ {
 /// removed and `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // Errors name `path`, the file the user knows; the temporary file is gone by then.
     let written = std::fs::File::create(&tmp)
         .and_then(|mut f| {
             f.write_all(bytes)?;
             f.sync_data()
         })
-        .map_err(write_err(&tmp))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(write_err(path)));
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(write_err(path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -138,7 +139,7 @@ mod tests {
         let e = format!("{e}: {}", std::error::Error::source(&e).unwrap());
         assert!(e.contains("log.csv: cannot write: File too large"), "{e}");
         let e = write_atomic(&dir.join("doc.json"), &lines(1000)).unwrap_err();
-        assert!(e.to_string().contains("doc.tmp-"), "{e}");
+        assert!(e.to_string().contains("doc.json: cannot write"), "{e}");
     }
 
     #[test]
