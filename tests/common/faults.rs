@@ -1,7 +1,7 @@
 //! Faults of the machine for end-to-end tests: a directory that refuses writes (even root's), a
 //! file-size limit, a small tmpfs to fill up, and waiting on a running search's log.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,27 @@ fn check(rc: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// mount(2); None is a null pointer. Async-signal-safe (for `pre_exec`).
+fn mount(
+    src: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> std::io::Result<()> {
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is null or a NUL-terminated string that outlives the call.
+    check(unsafe {
+        libc::mount(
+            ptr(src),
+            target.as_ptr(),
+            ptr(fstype),
+            flags,
+            ptr(data).cast(),
+        )
+    })
+}
+
 /// Runs `cmd` in its own mount namespace where `dir` is a read-only bind mount of itself: its
 /// writes fail with EROFS, root's included (permission bits do not stop root). Outside, `dir`
 /// stays writable and shows what the command left. Spawning fails if this cannot be set up.
@@ -28,29 +49,11 @@ pub fn read_only(cmd: &mut Command, dir: &Path) {
     unsafe {
         cmd.pre_exec(move || {
             check(libc::unshare(libc::CLONE_NEWNS))?;
-            let private = libc::MS_REC | libc::MS_PRIVATE;
-            check(libc::mount(
-                std::ptr::null(),
-                root.as_ptr(),
-                std::ptr::null(),
-                private,
-                std::ptr::null(),
-            ))?;
-            check(libc::mount(
-                dir.as_ptr(),
-                dir.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            ))?;
+            // Private, so the read-only mount stays in this namespace.
+            mount(None, &root, None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+            mount(Some(&dir), &dir, None, libc::MS_BIND, None)?;
             let ro = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
-            check(libc::mount(
-                std::ptr::null(),
-                dir.as_ptr(),
-                std::ptr::null(),
-                ro,
-                std::ptr::null(),
-            ))
+            mount(None, &dir, None, ro, None)
         });
     }
 }
@@ -83,19 +86,10 @@ impl Tmpfs {
     /// Mounts a tmpfs of `bytes` on `dir` (created); panics if it cannot (not root).
     pub fn mount(dir: &Path, bytes: u64) -> Tmpfs {
         std::fs::create_dir_all(dir).unwrap();
-        let (src, target) = (c_path(Path::new("tmpfs")), c_path(dir));
-        let opts = CString::new(format!("size={bytes}")).unwrap();
-        // SAFETY: mount(2) with valid NUL-terminated strings.
-        let rc = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                target.as_ptr(),
-                src.as_ptr(),
-                0,
-                opts.as_ptr().cast(),
-            )
-        };
-        check(rc).unwrap_or_else(|e| panic!("cannot mount a tmpfs on {}: {e}", dir.display()));
+        let (tmpfs, target) = (c_path(Path::new("tmpfs")), c_path(dir));
+        let size = CString::new(format!("size={bytes}")).unwrap();
+        mount(Some(&tmpfs), &target, Some(&tmpfs), 0, Some(&size))
+            .unwrap_or_else(|e| panic!("cannot mount a tmpfs on {}: {e}", dir.display()));
         Tmpfs {
             dir: dir.to_path_buf(),
         }
