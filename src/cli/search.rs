@@ -105,7 +105,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
                 .then(|| bitsearch::search::cache_file(&exp, &base.dir.join("scores"))),
         };
         let summary = run_search(&spec).with_context(|| format!("search on {}", profile.name()))?;
-        let report = bitsearch::report::write_report(&summary.dir)
+        let report = super::report::locked_report(&summary.dir)
             .with_context(|| format!("report of {}", summary.dir.display()))?;
         print_summary(&summary, &report.html);
         summaries.push(summary);

@@ -10,7 +10,7 @@ use crate::env::{Budget, SearchSpace};
 use crate::experiment::Experiment;
 use crate::hardware::Profile;
 use crate::model::Model;
-use crate::rundir::{Episode, RunLog};
+use crate::rundir::{this_command, Episode, RunLock, RunLog};
 
 pub struct RunSpec<'a> {
     pub exp: &'a Experiment,
@@ -49,12 +49,19 @@ pub(super) struct Run<'a> {
     pub space: SearchSpace,
     pub budget: Budget,
     pub log: RunLog,
+    /// Held for the whole run: no other search or report writes the directory meanwhile.
+    _lock: RunLock,
 }
 
 impl<'a> Run<'a> {
-    /// Prices the model's layers on the device, resolves the budgets (an infeasible one is an
-    /// error before any training) and opens the run directory.
+    /// Locks the run directory (before anything in it is read or written), prices the model's
+    /// layers on the device, resolves the budgets (an infeasible one is an error before any
+    /// training) and opens the run directory.
     pub fn open(spec: &'a RunSpec<'a>) -> Result<Self, SearchError> {
+        let lock = RunLock::acquire(&spec.dir, &this_command())?;
+        if let Some(notice) = lock.took_over() {
+            eprintln!("{notice}");
+        }
         let supports = |b| spec.profile.supports(b);
         let space = SearchSpace::with_choices(
             spec.base.shapes().to_vec(),
@@ -76,6 +83,7 @@ impl<'a> Run<'a> {
             space,
             budget,
             log,
+            _lock: lock,
         })
     }
 
