@@ -147,6 +147,9 @@ while [ "$kills" -lt "$n" ]; do
             echo "round $round complete and equal to the reference ($how did not land)"
             round=$((round + 1))
             out="round-$round"
+            # Each round scores afresh (its kills then land inside fine-tunes, and the score
+            # cache is written under them too); the FP32 baseline is kept.
+            rm -rf cache-campaign/baselines/*/scores
             ;;
         *)
             echo "FAIL: attempt $attempts ($how) exited with status $status:"; cat "$log"; exit 1

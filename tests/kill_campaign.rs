@@ -25,5 +25,8 @@ fn a_search_killed_at_random_moments_resumes_to_the_uninterrupted_result() {
         "stdout: {stdout}\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("kill campaign passed: 3/3 kills"), "{stdout}");
+    assert!(
+        stdout.contains("kill campaign passed: 3/3 kills"),
+        "{stdout}"
+    );
 }

@@ -43,7 +43,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
 
 /// Writes the report of `dir` holding its lock, so no search writes the directory meanwhile. A
 /// directory that does not exist is not created (nor locked): the reader names what is missing.
-pub fn locked_report(dir: &Path) -> anyhow::Result<ReportFiles> {
+fn locked_report(dir: &Path) -> anyhow::Result<ReportFiles> {
     let _lock = match dir.is_dir() {
         true => Some(lock(dir)?),
         false => None,

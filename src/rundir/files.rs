@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::RunDirError;
+use crate::crashpoint::crash_point;
 
 fn write_err(path: &Path) -> impl Fn(std::io::Error) -> RunDirError + '_ {
     move |source| RunDirError::Write {
@@ -28,7 +29,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
             f.write_all(bytes)?;
             f.sync_data()
         })
-        .and_then(|()| std::fs::rename(&tmp, path))
+        .and_then(|()| {
+            crash_point("atomic-rename");
+            std::fs::rename(&tmp, path)
+        })
         .map_err(write_err(path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -67,7 +71,14 @@ pub(super) fn append(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
         .open(path)
         .map_err(write_err(path))?;
     let before = f.metadata().map_err(write_err(path))?.len();
-    if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_data()) {
+    // Two writes, so the kill campaign can cut a line between them (`mid-append`); a real kill
+    // there is repaired by the resume like any cut line.
+    let (head, tail) = bytes.split_at(bytes.len() / 2);
+    let written = f.write_all(head).and_then(|()| {
+        crash_point("mid-append");
+        f.write_all(tail)
+    });
+    if let Err(e) = written.and_then(|()| f.sync_data()) {
         // Shrinking needs no new space, so this works on the full disk that failed the write.
         // Should it fail too, the resume still drops a last line without its newline.
         let _ = f.set_len(before).and_then(|()| f.sync_data());
@@ -75,6 +86,25 @@ pub(super) fn append(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
     }
     if before == 0 {
         sync_dir(path)?;
+    }
+    Ok(())
+}
+
+/// Removes the temporary files of `write_atomic` (`NAME.tmp-PID`) that a killed writer left in
+/// `dir`. Only the holder of the directory's lock calls it: no live writer owns one then.
+pub(super) fn remove_temporaries(dir: &Path) -> Result<(), RunDirError> {
+    let io = |source| RunDirError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let temporary = (path.extension().and_then(|e| e.to_str()))
+            .and_then(|e| e.strip_prefix("tmp-"))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if temporary && path.is_file() {
+            std::fs::remove_file(&path).map_err(write_err(&path))?;
+        }
     }
     Ok(())
 }
@@ -108,6 +138,26 @@ pub(super) fn read_json<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guards against a kill between a temporary file and its rename leaving it in the run
+    /// directory for good: the next lock holder removes exactly those files.
+    #[test]
+    fn temporaries_of_a_dead_writer_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = ["pareto.csv", "notes.tmp-", "x.tmp-12a", "episodes.csv"];
+        for f in keep.iter().chain(&["pareto.tmp-4242", "agent.tmp-7"]) {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        remove_temporaries(dir.path()).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(left, want);
+    }
 
     /// Set in a child test process: the directory it writes into under a file-size limit.
     const LIMITED: &str = "BITSEARCH_TEST_FSIZE_DIR";

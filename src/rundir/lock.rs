@@ -95,6 +95,8 @@ impl RunLock {
             since: utc(SystemTime::now()),
         };
         write_record(&file, Some(&me)).map_err(lock_err)?;
+        // A writer killed between a temporary file and its rename left the temporary behind.
+        super::files::remove_temporaries(dir)?;
         Ok(RunLock { file, path, stale })
     }
 

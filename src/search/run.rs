@@ -73,6 +73,7 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
         dir: spec.dir.clone(),
         best,
         episodes: rows.len(),
+        lock: run.lock,
     })
 }
 

@@ -27,11 +27,14 @@ pub struct RunSpec<'a> {
     pub scores: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunSummary {
     pub dir: PathBuf,
     pub best: Option<Episode>,
     pub episodes: usize,
+    /// The run directory's lock, still held, so the caller can write the report before any
+    /// other process writes the directory; dropping it releases the lock.
+    pub lock: RunLock,
 }
 
 /// The seed of episode `k`'s randomness (proposal and agent update; the fine-tune's seed comes
@@ -49,8 +52,9 @@ pub(super) struct Run<'a> {
     pub space: SearchSpace,
     pub budget: Budget,
     pub log: RunLog,
-    /// Held for the whole run: no other search or report writes the directory meanwhile.
-    _lock: RunLock,
+    /// Held for the whole run (and handed to the caller in `RunSummary`): no other search or
+    /// report writes the directory meanwhile.
+    pub lock: RunLock,
 }
 
 impl<'a> Run<'a> {
@@ -83,7 +87,7 @@ impl<'a> Run<'a> {
             space,
             budget,
             log,
-            _lock: lock,
+            lock,
         })
     }
 
