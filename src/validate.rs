@@ -54,6 +54,8 @@ pub enum Rule {
     NonNegative,
     #[error("must be in [0, 1]")]
     Fraction,
+    #[error("must not list a value twice")]
+    Distinct,
 }
 
 /// A field of a file that breaks a rule.
@@ -123,6 +125,15 @@ pub fn fraction<T: Float>(path: &Path, field: &str, value: T) -> Result<T, Field
     check(path, field, value, Rule::Fraction, ok)
 }
 
+/// No value of `values` appears twice (per-radius results are keyed by value).
+pub fn distinct<T: Float>(path: &Path, field: &str, values: &[T]) -> Result<(), FieldError> {
+    for (i, &v) in values.iter().enumerate() {
+        let seen = values[..i].iter().any(|&u| u.into() == v.into());
+        check(path, field, v, Rule::Distinct, !seen)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +143,18 @@ mod tests {
     }
 
     const P: &str = "x.toml";
+
+    #[test]
+    fn distinct_names_the_repeated_value() {
+        let p = Path::new(P);
+        assert!(distinct(p, "f", &[0.1f32, 0.2]).is_ok());
+        let e = distinct(p, "f", &[0.1f32, 0.2, 0.1]).unwrap_err();
+        assert_eq!(e.rule, Rule::Distinct);
+        assert_eq!(
+            e.to_string(),
+            "x.toml: field `f` must not list a value twice, got 0.1"
+        );
+    }
 
     #[test]
     fn finite_rejects_nan_and_infinity() {

@@ -190,9 +190,37 @@ fn table_overrides_listed_layers_and_errors_on_missing_full_precision_row() {
         p.layer_cost(&fc2, b(4, 8)).unwrap().source,
         CostSource::Model
     );
-    // 32/32 for a listed layer has no row: an error naming it, never a silent zero.
-    let err = p.layer_cost(&fc1, b(32, 32)).unwrap_err().to_string();
-    assert!(err.contains("fc1") && err.contains("w_bits=32"), "{err}");
+    // 32/32 (the FP32 reference) is a required row; 32/8 is not and is missing: an error naming
+    // it, never a silent zero.
+    assert_eq!(
+        p.layer_cost(&fc1, b(32, 32)).unwrap().source,
+        CostSource::Table
+    );
+    let err = p.layer_cost(&fc1, b(32, 8)).unwrap_err().to_string();
+    assert!(
+        err.contains("fc1") && err.contains("w_bits=32 a_bits=8"),
+        "{err}"
+    );
+}
+
+/// Guards against a table measured on one model pricing another model's layer of the same name.
+#[test]
+fn a_table_layer_of_another_model_is_refused_naming_both_works() {
+    let p = Profile::load(&fixture("with_table.toml")).unwrap();
+    let b = LayerBits::new(Bits::new(4).unwrap(), Bits::new(4).unwrap());
+    let other_fc1 = LayerShape::linear("fc1", 784, 120);
+    let err = p.layer_cost(&other_fc1, b).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, HardwareError::TableOtherLayer { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("table.csv")
+            && msg.contains("macs=30720, params=30840")
+            && msg.contains("macs=94080, params=94200"),
+        "{msg}"
+    );
 }
 
 #[test]

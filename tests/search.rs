@@ -223,6 +223,81 @@ fn a_run_killed_mid_episode_resumes_to_the_uninterrupted_result() {
     assert_eq!(b1["test"]["accuracy"], b2["test"]["accuracy"]);
 }
 
+/// Guards a kill after an episode's line but before pareto.csv and agent.json were rewritten:
+/// the resume found nothing left to run and left them stale for good.
+#[test]
+fn a_resume_with_nothing_left_to_run_brings_derived_files_up_to_date() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("r");
+    let a = agent(DDPG);
+    run(&s.exp, &s, &a, 3, &dir, false);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let (pareto, summary) = (read("pareto.csv"), read("agent.json"));
+    // As a kill leaves them after the third line: pareto.csv of two episodes, agent.json older.
+    let two: Vec<&str> = pareto.lines().take(2).collect();
+    std::fs::write(dir.join("pareto.csv"), two.join("\n") + "\n").unwrap();
+    std::fs::write(dir.join("agent.json"), "{}").unwrap();
+    run(&s.exp, &s, &a, 3, &dir, true);
+    assert_eq!(read("pareto.csv"), pareto);
+    assert_eq!(read("agent.json"), summary);
+}
+
+/// Guards a resume that compared only the profile's name, kind and path: an edited profile file
+/// (same path) would have mixed two price models in one episodes.csv.
+#[test]
+fn a_resume_under_an_edited_profile_is_refused() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("device.toml");
+    let shipped = resolve_profile("bitfusion").unwrap();
+    let text = std::fs::read_to_string(shipped).unwrap();
+    std::fs::write(&file, &text).unwrap();
+    let first = Setup {
+        profile: Profile::load(&file).unwrap(),
+        ..s
+    };
+    let dir = root.path().join("r");
+    let a = agent("agent = \"random\"\n");
+    run(&first.exp, &first, &a, 1, &dir, false);
+    std::fs::write(&file, text.replace("clock_hz = 500e6", "clock_hz = 400e6")).unwrap();
+    let edited = Setup {
+        profile: Profile::load(&file).unwrap(),
+        ..first
+    };
+    let e = run_search(&spec(&edited.exp, &edited, &a, 2, &dir, true))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot resume: profile.sha256 differs"), "{e}");
+    assert_eq!(episodes(&dir).len(), 2, "the logged episode is kept");
+}
+
+/// Guards references.csv being reused only because it exists: a new run into a directory left
+/// by a run of another experiment (killed before its first episode) must score its own.
+#[test]
+fn references_of_another_experiment_are_scored_again() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let a = agent("agent = \"random\"\n");
+    let mut exp = s.exp.clone();
+    exp.search.references = true;
+    exp.finetune.steps = 2;
+    let mut other = exp.clone();
+    other.finetune.steps = 6;
+    let refs = |d: &str| lines_without_timing(&root.path().join(d).join("references.csv"));
+    run(&other, &s, &a, 1, &root.path().join("fresh"), false);
+    let dir = root.path().join("reused");
+    run(&exp, &s, &a, 1, &dir, false);
+    assert_ne!(
+        refs("reused"),
+        refs("fresh"),
+        "the two experiments must differ"
+    );
+    std::fs::remove_file(dir.join("episodes.csv")).unwrap();
+    run(&other, &s, &a, 1, &dir, false);
+    assert_eq!(refs("reused"), refs("fresh"));
+}
+
 #[test]
 fn an_existing_run_needs_resume_and_an_unchanged_config() {
     let s = setup();

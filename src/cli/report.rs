@@ -1,13 +1,14 @@
 //! `bitsearch report` (charts and report.html of a run or DQ study) and `bitsearch compare`
 //! (overlaid fronts and hypervolumes of several runs).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 
 use bitsearch::report::compare::{compare, reference_text, table_rows};
-use bitsearch::report::write_report;
+use bitsearch::report::{write_report, ReportFiles};
+use bitsearch::rundir::{this_command, RunLock};
 
 /// Arguments of `bitsearch report`.
 #[derive(Debug, Clone, Args)]
@@ -30,7 +31,7 @@ pub struct CompareArgs {
 
 /// Regenerates the charts and report.html of a run directory.
 pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
-    let files = write_report(&args.run_dir)
+    let files = locked_report(&args.run_dir)
         .with_context(|| format!("cannot write the report of {}", args.run_dir.display()))?;
     for chart in &files.charts {
         println!("{}", chart.png.display());
@@ -38,6 +39,25 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     }
     println!("{}", files.html.display());
     Ok(())
+}
+
+/// Writes the report of `dir` holding its lock, so no search writes the directory meanwhile. A
+/// directory that does not exist is not created (nor locked): the reader names what is missing.
+fn locked_report(dir: &Path) -> anyhow::Result<ReportFiles> {
+    let _lock = match dir.is_dir() {
+        true => Some(lock(dir)?),
+        false => None,
+    };
+    Ok(write_report(dir)?)
+}
+
+/// Takes the lock of run directory `dir`, saying on stderr when it was left by a dead process.
+fn lock(dir: &Path) -> anyhow::Result<RunLock> {
+    let lock = RunLock::acquire(dir, &this_command())?;
+    if let Some(notice) = lock.took_over() {
+        eprintln!("{notice}");
+    }
+    Ok(lock)
 }
 
 /// Compares the fronts of several runs and prints the hypervolume table.

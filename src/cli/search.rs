@@ -79,7 +79,6 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
         base.dir.display()
     );
     let episodes = args.episodes.unwrap_or(exp.search.episodes);
-    let mut summaries = Vec::new();
     for profile in &profiles {
         let dir = args
             .out
@@ -105,10 +104,12 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
                 .then(|| bitsearch::search::cache_file(&exp, &base.dir.join("scores"))),
         };
         let summary = run_search(&spec).with_context(|| format!("search on {}", profile.name()))?;
+        // Still under the search's lock, so no other process writes the directory in between.
         let report = bitsearch::report::write_report(&summary.dir)
             .with_context(|| format!("report of {}", summary.dir.display()))?;
         print_summary(&summary, &report.html);
-        summaries.push(summary);
+        // Releases the lock.
+        drop(summary);
     }
     Ok(())
 }

@@ -62,8 +62,10 @@ pub struct SearchSpace {
     /// Static features per step, min–max normalized over steps.
     features: Vec<[f32; 11]>,
     pub uniform8: Price,
-    /// Full precision on every layer, when the device prices it.
-    pub full: Option<Price>,
+    /// Full precision on every layer (the FP32 reference). Every device prices it: precision-
+    /// modes profiles need a 32/32 mode and measured tables a 32/32 row, so a failure here is
+    /// an error, never a zero price.
+    pub full: Price,
 }
 
 impl SearchSpace {
@@ -121,12 +123,10 @@ impl SearchSpace {
         for l in &layers {
             uniform8 = uniform8 + price(device, l, eight)?;
         }
-        let full = layers
-            .iter()
-            .try_fold(Price::default(), |p, l| {
-                price(device, l, LayerBits::uniform(Bits::FULL)).map(|c| p + c)
-            })
-            .ok();
+        let mut full = Price::default();
+        for l in &layers {
+            full = full + price(device, l, LayerBits::uniform(Bits::FULL))?;
+        }
         let features = normalized_features(&layers);
         Ok(SearchSpace {
             layers,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ExperimentError;
 use crate::robust::{AttackConfig, SquareScope};
-use crate::validate::{fraction, positive, positive_count};
+use crate::validate::{distinct, fraction, positive, positive_count};
 
 /// Defaults: eps 0.05, 0.1, 0.2; 3 restarts; twice `[attack]`'s PGD steps; 1,000 Square queries
 /// (the budget of the Square paper's MNIST runs and of `bitsearch eval`); `[attack]`'s examples.
@@ -66,6 +66,7 @@ impl RawFrontTest {
             positive(path, "front_test.eps", eps)?;
             fraction(path, "front_test.eps", eps)?;
         }
+        distinct(path, "front_test.eps", &self.eps)?;
         positive_count(path, "front_test.restarts", self.restarts)?;
         let pgd_steps = self.pgd_steps.unwrap_or(2 * attack.pgd_steps);
         positive_count(path, "front_test.pgd_steps", pgd_steps)?;

@@ -298,6 +298,22 @@ mod tests {
         );
     }
 
+    /// Guards the per-radius results: a repeated radius was accepted and misaligned them.
+    #[test]
+    fn attack_radii_must_not_repeat() {
+        for (field, toml) in [
+            ("attack.fgsm_eps", "[attack]\nfgsm_eps = [0.1, 0.2, 0.1]\n"),
+            ("attack.pgd_eps", "[attack]\npgd_eps = [0.1, 0.1]\n"),
+            ("front_test.eps", "[front_test]\neps = [0.2, 0.2]\n"),
+        ] {
+            let e = err(&format!("{GOOD}{toml}"));
+            assert!(
+                e.contains(field) && e.contains("must not list a value twice, got"),
+                "{e}"
+            );
+        }
+    }
+
     #[test]
     fn reward_robust_eps_must_be_a_radius_of_the_suite() {
         let e = err(&format!(

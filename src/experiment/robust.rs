@@ -9,7 +9,7 @@ use super::error::ExperimentError;
 use crate::quant::Bits;
 use crate::robust::{AttackConfig, SquareScope};
 use crate::train::FinetuneConfig;
-use crate::validate::{fraction, non_negative, positive, positive_count, FieldError};
+use crate::validate::{distinct, fraction, non_negative, positive, positive_count, FieldError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -139,6 +139,10 @@ impl RawAttack {
         for &eps in &self.pgd_eps {
             unit_interval(path, "attack.pgd_eps", eps)?;
         }
+        // Per-example results and the worst case per radius are keyed by eps: a repeated
+        // radius would misalign them.
+        distinct(path, "attack.fgsm_eps", &self.fgsm_eps)?;
+        distinct(path, "attack.pgd_eps", &self.pgd_eps)?;
         if self.fgsm_eps.is_empty() && self.pgd_eps.is_empty() {
             return Err(ExperimentError::NoAttack {
                 path: path.to_path_buf(),

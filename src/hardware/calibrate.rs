@@ -376,6 +376,8 @@ fn table_rows(
                 let energy_j = model.layer_cost(layer, bits)?.energy_j;
                 rows.push(TableRow {
                     layer: layer.name.clone(),
+                    macs: layer.macs,
+                    params: layer.params as u64,
                     w_bits: w,
                     a_bits: a,
                     latency_us: seconds[l][kernel_for(w)] * 1e6,

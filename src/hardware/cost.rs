@@ -74,9 +74,7 @@ impl CostModel for Profile {
         }
         let mut cost = self.model_cost(layer, bits)?;
         if let Some(table) = &self.table {
-            if let Some((latency_s, energy_j)) =
-                table.lookup(&layer.name, bits.w.get(), bits.a.get())?
-            {
+            if let Some((latency_s, energy_j)) = table.lookup(layer, bits.w.get(), bits.a.get())? {
                 cost.latency_s = latency_s;
                 cost.energy_j = energy_j;
                 cost.source = CostSource::Table;

@@ -78,8 +78,33 @@ pub enum HardwareError {
         a: u8,
     },
     #[error(
+        "{}, line {line}: layer `{layer}` has macs={}, params={} here but macs={}, params={} on \
+         its first row (a layer's work is the same on all its rows)",
+        path.display(), here.0, here.1, first.0, first.1
+    )]
+    TableWork {
+        path: PathBuf,
+        line: u64,
+        layer: String,
+        first: (u64, u64),
+        here: (u64, u64),
+    },
+    #[error(
+        "{}: layer `{layer}` was measured at macs={}, params={} but this model's `{layer}` has \
+         macs={}, params={}: the table belongs to another model (recalibrate with `bitsearch \
+         profiles calibrate`, or drop the layer's rows)",
+        path.display(), table.0, table.1, model.0, model.1
+    )]
+    TableOtherLayer {
+        path: PathBuf,
+        layer: String,
+        table: (u64, u64),
+        model: (u64, u64),
+    },
+    #[error(
         "{}: lists layer `{layer}` but has no row for w_bits={w} a_bits={a}, which the profile \
-         needs (a listed layer must have a row for every (w, a) it is priced at)",
+         needs (a listed layer must have a row for every (w, a) it is priced at, and for 32/32, \
+         the FP32 reference)",
         path.display()
     )]
     TableMissing {

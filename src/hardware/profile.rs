@@ -70,6 +70,8 @@ pub struct Profile {
     pub(crate) memory: Memory,
     pub(crate) compute: ComputeModel,
     pub(crate) table: Option<Table>,
+    /// SHA-256 of everything that prices a layer (see `price_digest`).
+    pub(crate) digest: String,
 }
 
 impl Profile {
@@ -111,6 +113,12 @@ impl Profile {
     }
     pub fn table(&self) -> Option<&Table> {
         self.table.as_ref()
+    }
+    /// SHA-256 (hex) of the numbers that price a layer: batch, precisions, clock, overhead,
+    /// memory, compute model and every table row. Name, description and sources are left out
+    /// (they price nothing), so a run records, and a resume checks, the price model itself.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
     /// True when `b` is full precision or listed in `precisions`.
     pub fn supports(&self, b: Bits) -> bool {
@@ -158,6 +166,7 @@ impl ProfileFile {
             dram_j_per_byte: positive(&p, "memory.dram_pj_per_byte", m.dram_pj_per_byte)? * 1e-12,
             sram_j_per_byte: positive(&p, "memory.sram_pj_per_byte", m.sram_pj_per_byte)? * 1e-12,
         };
+        let digest = price_digest(&self);
         let compute = check_compute(&p, self.compute)?;
         let table = match &self.table {
             None => None,
@@ -172,7 +181,12 @@ impl ProfileFile {
                 Some(table)
             }
         };
+        let digest = match &table {
+            Some(t) => hex_sha256(&[digest.as_bytes(), &t.digest_bytes()]),
+            None => digest,
+        };
         Ok(Profile {
+            digest,
             name: self.name,
             description: self.description,
             sources: self.sources,
@@ -186,6 +200,29 @@ impl ProfileFile {
             table,
         })
     }
+}
+
+/// The digest of a profile file's pricing fields (its table is added by `check`).
+fn price_digest(f: &ProfileFile) -> String {
+    let fields = (
+        f.batch,
+        &f.precisions,
+        f.clock_hz,
+        f.layer_overhead_us,
+        &f.memory,
+        &f.compute,
+    );
+    // Serializing plain numbers, vectors and derived structs cannot fail.
+    hex_sha256(&[&serde_json::to_vec(&fields).unwrap_or_default()])
+}
+
+fn hex_sha256(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn check_precisions(path: &Path, values: &[i64]) -> Result<Vec<Bits>, HardwareError> {

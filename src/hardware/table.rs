@@ -1,13 +1,17 @@
-//! Measured per-layer lookup tables: a CSV `layer,w_bits,a_bits,latency_us,energy_uj` (per batch of
-//! the profile's `batch`) that overrides the compute model for every layer it lists. A listed layer
-//! must have a row for every (w, a) the profile supports; a missing row is an error, never zero.
+//! Measured per-layer lookup tables: a CSV `layer,macs,params,w_bits,a_bits,latency_us,energy_uj`
+//! (per batch of the profile's `batch`) that overrides the compute model for every layer it lists.
+//! A listed layer must have a row for every (w, a) the profile supports and for 32/32 (the FP32
+//! reference); a missing row is an error, never zero. A layer is named by its name *and* its
+//! work (MACs per example, parameters), so a table measured on one model never prices another
+//! model's layer of the same name.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::HardwareError;
+use crate::model::LayerShape;
 use crate::quant::Bits;
 use crate::validate::positive;
 
@@ -15,6 +19,8 @@ use crate::validate::positive;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableRow {
     pub layer: String,
+    pub macs: u64,
+    pub params: u64,
     pub w_bits: u8,
     pub a_bits: u8,
     pub latency_us: f64,
@@ -25,22 +31,26 @@ pub struct TableRow {
 #[derive(Debug, Deserialize)]
 struct RawRow {
     layer: String,
+    macs: u64,
+    params: u64,
     w_bits: i64,
     a_bits: i64,
     latency_us: f64,
     energy_uj: f64,
 }
 
-/// A validated table: (layer, w, a) → (latency in s, energy in J).
+/// A validated table: (layer, w, a) → (latency in s, energy in J), and each layer's work.
 #[derive(Debug, Clone)]
 pub struct Table {
     path: PathBuf,
-    layers: BTreeSet<String>,
+    /// Layer name → (MACs per example, parameters) it was measured at.
+    layers: BTreeMap<String, (u64, u64)>,
     entries: HashMap<(String, u8, u8), (f64, f64)>,
 }
 
 impl Table {
-    /// Reads `path` and checks that each listed layer has a row for every pair of `precisions`.
+    /// Reads `path` and checks that each listed layer has a row for every pair of `precisions`,
+    /// and for 32/32.
     pub fn load(path: &Path, precisions: &[Bits]) -> Result<Table, HardwareError> {
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
@@ -48,7 +58,7 @@ impl Table {
             .map_err(|e| syntax(path, &e))?;
         let mut table = Table {
             path: path.to_path_buf(),
-            layers: BTreeSet::new(),
+            layers: BTreeMap::new(),
             entries: HashMap::new(),
         };
         let headers = reader.headers().map_err(|e| syntax(path, &e))?.clone();
@@ -63,20 +73,23 @@ impl Table {
                 .map_err(|e| syntax(path, &e))?;
             table.insert(row, line)?;
         }
-        for layer in &table.layers {
-            for &w in precisions {
-                for &a in precisions {
-                    if !table
-                        .entries
-                        .contains_key(&(layer.clone(), w.get(), a.get()))
-                    {
-                        return Err(HardwareError::TableMissing {
-                            path: path.to_path_buf(),
-                            layer: layer.clone(),
-                            w: w.get(),
-                            a: a.get(),
-                        });
-                    }
+        let mut pairs: Vec<(Bits, Bits)> = precisions
+            .iter()
+            .flat_map(|&w| precisions.iter().map(move |&a| (w, a)))
+            .collect();
+        pairs.push((Bits::FULL, Bits::FULL));
+        for layer in table.layers.keys() {
+            for &(w, a) in &pairs {
+                if !table
+                    .entries
+                    .contains_key(&(layer.clone(), w.get(), a.get()))
+                {
+                    return Err(HardwareError::TableMissing {
+                        path: path.to_path_buf(),
+                        layer: layer.clone(),
+                        w: w.get(),
+                        a: a.get(),
+                    });
                 }
             }
         }
@@ -112,7 +125,22 @@ impl Table {
                 a,
             });
         }
-        self.layers.insert(row.layer);
+        let work = (row.macs, row.params);
+        match self.layers.get(&row.layer) {
+            Some(&first) if first != work => {
+                return Err(HardwareError::TableWork {
+                    path: path.clone(),
+                    line,
+                    layer: row.layer,
+                    first,
+                    here: work,
+                })
+            }
+            Some(_) => {}
+            None => {
+                self.layers.insert(row.layer.clone(), work);
+            }
+        }
         self.entries.insert(key, (latency_s, energy_j));
         Ok(())
     }
@@ -123,20 +151,46 @@ impl Table {
 
     /// The layers this table overrides.
     pub fn layers(&self) -> impl Iterator<Item = &str> {
-        self.layers.iter().map(String::as_str)
+        self.layers.keys().map(String::as_str)
+    }
+
+    /// Every row in a fixed order, as bytes for the profile's digest.
+    pub(crate) fn digest_bytes(&self) -> Vec<u8> {
+        let mut rows: Vec<String> = (self.entries.iter())
+            .map(|((layer, w, a), (lat, en))| {
+                let (macs, params) = self.layers.get(layer).copied().unwrap_or_default();
+                format!("{layer},{macs},{params},{w},{a},{lat:e},{en:e}\n")
+            })
+            .collect();
+        rows.sort();
+        rows.concat().into_bytes()
     }
 
     /// `Ok(None)` when the table does not list `layer`; `(latency_s, energy_j)` when it has the
-    /// row; an error naming the layer and bits when it lists the layer but lacks the row.
-    pub fn lookup(&self, layer: &str, w: u8, a: u8) -> Result<Option<(f64, f64)>, HardwareError> {
-        if !self.layers.contains(layer) {
+    /// row; an error naming the layer and bits when it lists the layer but lacks the row, or
+    /// naming both works when the table's layer of that name is not this one.
+    pub fn lookup(
+        &self,
+        layer: &LayerShape,
+        w: u8,
+        a: u8,
+    ) -> Result<Option<(f64, f64)>, HardwareError> {
+        let Some(&(macs, params)) = self.layers.get(&layer.name) else {
             return Ok(None);
+        };
+        if (macs, params) != (layer.macs, layer.params as u64) {
+            return Err(HardwareError::TableOtherLayer {
+                path: self.path.clone(),
+                layer: layer.name.clone(),
+                table: (macs, params),
+                model: (layer.macs, layer.params as u64),
+            });
         }
-        match self.entries.get(&(layer.to_string(), w, a)) {
+        match self.entries.get(&(layer.name.clone(), w, a)) {
             Some(&entry) => Ok(Some(entry)),
             None => Err(HardwareError::TableMissing {
                 path: self.path.clone(),
-                layer: layer.to_string(),
+                layer: layer.name.clone(),
                 w,
                 a,
             }),
@@ -176,11 +230,49 @@ mod tests {
     use super::*;
     use crate::validate::Rule;
 
+    fn load(csv: &str) -> Result<Table, HardwareError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, csv).unwrap();
+        Table::load(&path, &[Bits::new(4).unwrap()])
+    }
+
+    /// Guards the FP32 reference's price: a table without 32/32 for a listed layer used to load,
+    /// and the reference row was then priced as zero.
+    #[test]
+    fn a_listed_layer_needs_a_full_precision_row() {
+        let head = "layer,macs,params,w_bits,a_bits,latency_us,energy_uj\n";
+        let e = load(&format!("{head}fc1,10,20,4,4,1.5,0.25\n")).unwrap_err();
+        assert!(
+            matches!(e, HardwareError::TableMissing { w: 32, a: 32, .. }),
+            "{e}"
+        );
+        assert!(load(&format!(
+            "{head}fc1,10,20,4,4,1.5,0.25\nfc1,10,20,32,32,3,1\n"
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn a_layer_whose_work_changes_between_rows_is_refused() {
+        let head = "layer,macs,params,w_bits,a_bits,latency_us,energy_uj\n";
+        let e = load(&format!(
+            "{head}fc1,10,20,4,4,1.5,0.25\nfc1,11,20,32,32,3,1\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("macs=11, params=20") && e.contains("macs=10"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_non_positive_measurement_names_file_line_field_and_value() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
-        let csv = "layer,w_bits,a_bits,latency_us,energy_uj\nfc1,4,4,1.5,0.25\nfc1,8,8,0,0.5\n";
+        let csv = "layer,macs,params,w_bits,a_bits,latency_us,energy_uj\n\
+                   fc1,1,2,4,4,1.5,0.25\nfc1,1,2,8,8,0,0.5\n";
         std::fs::write(&path, csv).unwrap();
         let four = [Bits::new(4).unwrap()];
         let e = Table::load(&path, &four).unwrap_err();

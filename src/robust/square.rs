@@ -84,7 +84,9 @@ pub fn square(
             break;
         }
         let p = p_schedule(p_init, q, queries);
-        let side = ((p * (h * w) as f32).sqrt().round() as usize).clamp(1, h.min(w) - 1);
+        // At most side-1 so a square never covers the whole image (a 1-pixel side then covers
+        // one pixel, as on a 1xW input).
+        let side = ((p * (h * w) as f32).sqrt().round() as usize).clamp(1, h.min(w).max(2) - 1);
         let mut cand = Vec::with_capacity(active.len() * d);
         for &e in &active {
             let mut x_new = adv[e * d..(e + 1) * d].to_vec();
@@ -136,6 +138,20 @@ mod tests {
         assert_eq!(p_schedule(0.8, 0, 1000), 0.8);
         assert_eq!(p_schedule(0.8, 2, 1000), 0.4); // it = 20 > 10
         assert_eq!(p_schedule(0.8, 999, 1000), 0.8 / 512.0);
+    }
+
+    /// Guards `clamp(1, min(h, w) - 1)`, which panicked (min > max) on an input of height or
+    /// width 1.
+    #[test]
+    fn a_one_pixel_high_or_wide_input_is_attacked_without_panic() {
+        for shape in [(2, 1, 1, 16), (2, 1, 16, 1), (2, 1, 1, 1)] {
+            let x = Tensor::full(0.55f32, shape, &Device::Cpu).unwrap();
+            let y = Tensor::new(&[0u32, 0], &Device::Cpu).unwrap();
+            let adv = square(&Mean, &x, &y, 0.1, 50, 0.5, &mut StdRng::seed_from_u64(0)).unwrap();
+            assert_eq!(adv.dims4().unwrap(), shape);
+            let d = (adv - &x).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(d.to_scalar::<f32>().unwrap() <= 0.1 + 1e-6);
+        }
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub struct ProfileInfo {
     pub compute: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
+    /// SHA-256 of the numbers that price a layer (profile fields and table rows), so a resume
+    /// refuses an edited profile or table instead of mixing two price models in one log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// The agent and its validated configuration.

@@ -46,6 +46,18 @@ pub enum RunDirError {
     },
     #[error("{}: {detail}", path.display())]
     Layers { path: PathBuf, detail: String },
+    #[error("{}: cannot lock", path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Another process holds the run directory's lock; `holder` is None while it has not yet
+    /// recorded itself.
+    #[error("{}: {}", path.display(), super::lock::locked_message(holder))]
+    Locked {
+        path: PathBuf,
+        holder: Option<Box<super::lock::Holder>>,
+    },
     #[error("{}: neither a search run (config.json) nor a DQ study (dq.csv)", path.display())]
     NotARunDir { path: PathBuf },
 }

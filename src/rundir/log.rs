@@ -38,7 +38,9 @@ impl RunLog {
     pub fn append(&self, file: &str, row: &Episode) -> Result<(), RunDirError> {
         let path = self.dir.join(file);
         let mut bytes = Vec::new();
-        if !path.exists() {
+        // An empty file is a log whose first write a kill cut short (or whose repair dropped
+        // its only, partial, line): it still needs its header.
+        if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
             bytes = csv_line(&path, &self.header())?;
         }
         bytes.extend(row.line(&path)?);
@@ -75,9 +77,10 @@ impl RunLog {
         write_json(&self.dir.join(file), value)
     }
 
-    /// The rows of `file` (none if it is absent) for a resume. A last line cut by a kill (no
-    /// final newline) is first dropped from the file, so the log again holds only whole lines;
-    /// the header must be exactly this model's, as the resume appends to it.
+    /// The rows of `file` (none if it is absent or empty) for a resume. A last line cut by a
+    /// kill (no final newline) is first dropped from the file, atomically, so the log again
+    /// holds only whole lines and a kill during the repair leaves either the old or the repaired
+    /// file; the header must be exactly this model's, as the resume appends to it.
     pub fn resume(&self, file: &str) -> Result<Vec<Episode>, RunDirError> {
         let path = self.dir.join(file);
         if !path.exists() {
@@ -89,7 +92,11 @@ impl RunLog {
         })?;
         if !text.is_empty() && !text.ends_with('\n') {
             text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+            crate::crashpoint::crash_point("log-repair");
             write_atomic(&path, text.as_bytes())?;
+        }
+        if text.is_empty() {
+            return Ok(Vec::new());
         }
         let file = CsvFile::parse(&path, &text)?;
         if file.headers != self.header() {
@@ -148,6 +155,22 @@ mod tests {
         let rows = log.resume("episodes.csv").unwrap();
         assert_eq!(rows, vec![row(0), row(1)]);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    /// Guards the first write of a log: a kill after the file was created but before its header
+    /// was written (or a repair that dropped a partial header) leaves it empty, and every later
+    /// resume must still start it over with a header rather than fail on it forever.
+    #[test]
+    fn an_empty_or_headless_log_restarts_with_its_header() {
+        for left in ["", "episode,agent,prof"] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = RunLog::new(dir.path(), vec!["conv1".into(), "fc1".into()]).unwrap();
+            let path = dir.path().join("episodes.csv");
+            std::fs::write(&path, left).unwrap();
+            assert_eq!(log.resume("episodes.csv").unwrap(), vec![]);
+            log.append("episodes.csv", &row(0)).unwrap();
+            assert_eq!(log.resume("episodes.csv").unwrap(), vec![row(0)]);
+        }
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The run-directory format (docs/run-directory.md), one owner for every file the tool writes
 //! and reads back: the episode row and its CSV files (episodes.csv, references.csv,
 //! pareto.csv), config.json, best-policy.json and the rule that picks the best episode,
-//! front-test.csv (the front re-scored on the test split), the atomic writes, and the reader of
-//! a DQ study (dq.csv, amplification.csv). The search writes through `RunLog`; its resume and
-//! the report read through the same types.
+//! front-test.csv (the front re-scored on the test split), the atomic writes, the directory's
+//! lock (one writer at a time), and the reader of a DQ study (dq.csv, amplification.csv). The
+//! search writes through `RunLog`; its resume and the report read through the same types.
 
 mod best;
 mod config;
@@ -13,6 +13,7 @@ mod episodes;
 mod error;
 mod files;
 mod front;
+mod lock;
 mod log;
 mod table;
 
@@ -24,4 +25,5 @@ pub use episodes::{header, pareto_rows, Episode, Episodes};
 pub use error::RunDirError;
 pub use files::{write_atomic, write_json};
 pub use front::{FrontTest, FrontTestRow};
+pub use lock::{this_command, Holder, RunLock};
 pub use log::RunLog;

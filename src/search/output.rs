@@ -34,6 +34,7 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
             name: s.profile.name().to_string(),
             compute: s.profile.compute().kind().to_string(),
             file: Some(s.profile.path().to_path_buf()),
+            sha256: Some(s.profile.digest().to_string()),
         },
         agent: AgentInfo {
             name: s.agent.name().to_string(),
@@ -69,6 +70,7 @@ pub(super) fn after_episode(
     agent: &dyn Agent,
 ) -> Result<(), SearchError> {
     run.log.write_rows("pareto.csv", &pareto_rows(rows)?)?;
+    crate::crashpoint::crash_point("pareto-written");
     run.log.write_json("agent.json", &agent.summary())?;
     Ok(())
 }

@@ -20,7 +20,7 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
     let f = Bits::FULL_VALUE;
     let fp32 = Scored {
         outcome: Ok(scorer.fp32),
-        price: run.space.full.unwrap_or_default(),
+        price: run.space.full,
         reward: 0.0,
     };
     let mut rows = vec![record(run, 0, "fp32", &vec![(f, f); n], &fp32, 0.0)?];

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 
 use super::episode::feedback;
 use super::output::config;
+use super::references;
 use super::score::Scorer;
 use super::spec::Run;
 use super::SearchError;
@@ -27,7 +28,12 @@ const UNCHANGED: [&str; 7] = [
     "layers",
 ];
 
+/// The settings the reference policies' scores and prices depend on (not the agent or seed).
+const REFERENCES: [&str; 5] = ["experiment", "model", "profile", "budget", "layers"];
+
 /// Checks (or, for a new run, writes) config.json and returns the episodes already logged.
+/// A new run into a directory whose references.csv was scored under other settings (or with no
+/// config.json to say which) removes it first, so `references::score_once` scores it again.
 pub(super) fn logged(run: &Run) -> Result<Vec<Episode>, SearchError> {
     let done = run.log.resume("episodes.csv")?;
     let dir = &run.log.dir;
@@ -58,8 +64,31 @@ pub(super) fn logged(run: &Run) -> Result<Vec<Episode>, SearchError> {
             }
         }
     }
+    if !run.spec.resume {
+        drop_stale_references(run, &config)?;
+    }
     run.log.write_config(&config)?;
     Ok(done)
+}
+
+fn drop_stale_references(run: &Run, config: &RunConfig) -> Result<(), SearchError> {
+    let dir = &run.log.dir;
+    let refs = dir.join(references::FILE);
+    if !refs.exists() {
+        return Ok(());
+    }
+    // An unreadable old config.json cannot vouch for the references either.
+    let old = RunConfig::read(&dir.join(RunConfig::FILE)).ok();
+    let same = match (old.as_ref().map(RunConfig::to_json), config.to_json()) {
+        (Some(Ok(old)), Ok(new)) => REFERENCES
+            .iter()
+            .all(|&k| first_difference(k, old.get(k), new.get(k)).is_none()),
+        _ => false,
+    };
+    if !same {
+        std::fs::remove_file(&refs).map_err(|source| SearchError::Io { path: refs, source })?;
+    }
+    Ok(())
 }
 
 /// Replays the logged episodes through the fresh agent (see the module doc).

@@ -16,6 +16,7 @@ use super::spec::{Run, RunSpec, RunSummary};
 use super::{output, references, resume, SearchError};
 use crate::agents;
 use crate::calib::calibrate;
+use crate::crashpoint;
 use crate::rundir::best_row;
 use crate::train::progress_bar;
 
@@ -34,6 +35,11 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
         run.log.write_json(m.file, &m.json)?;
     }
     let mut rows = resume::replay(&run, agent.as_mut(), &ctx, &scorer, &done)?;
+    // A kill between an episode's line and the files derived from it left them stale; a resume
+    // with nothing left to run must still bring them up to date.
+    if !rows.is_empty() {
+        output::after_episode(&run, &rows, agent.as_ref())?;
+    }
     // An agent with finitely many policies ends the search once it has proposed them all.
     let episodes = agent
         .policies()
@@ -50,6 +56,7 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
         let seconds = start.elapsed().as_secs_f64();
         let row = record(&run, k, agent.name(), &bits, &scored, seconds)?;
         run.log.append("episodes.csv", &row)?;
+        crashpoint::crash_point("episode-appended");
         agent.learn(&ctx, &proposal, &feedback(&row, &scorer), &mut rng)?;
         rows.push(row);
         output::after_episode(&run, &rows, agent.as_ref())?;
@@ -66,6 +73,7 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
         dir: spec.dir.clone(),
         best,
         episodes: rows.len(),
+        lock: run.lock,
     })
 }
 

@@ -10,7 +10,7 @@ use crate::env::{Budget, SearchSpace};
 use crate::experiment::Experiment;
 use crate::hardware::Profile;
 use crate::model::Model;
-use crate::rundir::{Episode, RunLog};
+use crate::rundir::{this_command, Episode, RunLock, RunLog};
 
 pub struct RunSpec<'a> {
     pub exp: &'a Experiment,
@@ -27,11 +27,14 @@ pub struct RunSpec<'a> {
     pub scores: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunSummary {
     pub dir: PathBuf,
     pub best: Option<Episode>,
     pub episodes: usize,
+    /// The run directory's lock, still held, so the caller can write the report before any
+    /// other process writes the directory; dropping it releases the lock.
+    pub lock: RunLock,
 }
 
 /// The seed of episode `k`'s randomness (proposal and agent update; the fine-tune's seed comes
@@ -49,12 +52,20 @@ pub(super) struct Run<'a> {
     pub space: SearchSpace,
     pub budget: Budget,
     pub log: RunLog,
+    /// Held for the whole run (and handed to the caller in `RunSummary`): no other search or
+    /// report writes the directory meanwhile.
+    pub lock: RunLock,
 }
 
 impl<'a> Run<'a> {
-    /// Prices the model's layers on the device, resolves the budgets (an infeasible one is an
-    /// error before any training) and opens the run directory.
+    /// Locks the run directory (before anything in it is read or written), prices the model's
+    /// layers on the device, resolves the budgets (an infeasible one is an error before any
+    /// training) and opens the run directory.
     pub fn open(spec: &'a RunSpec<'a>) -> Result<Self, SearchError> {
+        let lock = RunLock::acquire(&spec.dir, &this_command())?;
+        if let Some(notice) = lock.took_over() {
+            eprintln!("{notice}");
+        }
         let supports = |b| spec.profile.supports(b);
         let space = SearchSpace::with_choices(
             spec.base.shapes().to_vec(),
@@ -76,6 +87,7 @@ impl<'a> Run<'a> {
             space,
             budget,
             log,
+            lock,
         })
     }
 

@@ -3,6 +3,7 @@
 //! is a SHA-256 of everything that determines the trained weights, data content included.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -111,7 +112,9 @@ pub fn load_baseline(
 }
 
 /// Loads the cached baseline, or trains it and writes it atomically (temp dir, then rename) with
-/// `record` as its config.json (the resolved configuration that first asked for it).
+/// `record` as its config.json (the resolved configuration that first asked for it). Searches
+/// sharing a cache may train the same baseline at once: each succeeds, and all use the copy
+/// that was published first.
 pub fn train_baseline(
     spec: &BaselineSpec,
     record: &impl Serialize,
@@ -136,20 +139,16 @@ pub fn train_baseline(
         epochs,
         train_seconds,
     };
-    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TrainError::Io { path, source }
-    };
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    model.save(&tmp.join("model.safetensors"))?;
-    write_json(&tmp.join("config.json"), record)?;
-    write_json(&tmp.join("metrics.json"), &metrics)?;
-    if let Err(e) = std::fs::rename(&tmp, &dir) {
-        // Another process may have finished the same baseline first; keep its copy.
-        let _ = std::fs::remove_dir_all(&tmp);
-        if !dir.join("model.safetensors").exists() {
-            return Err(io(&dir)(e));
+    if publish(&dir, |tmp| {
+        model.save(&tmp.join("model.safetensors"))?;
+        write_json(&tmp.join("config.json"), record)?;
+        write_json(&tmp.join("metrics.json"), &metrics)
+    })? == Published::Lost
+    {
+        // Another process finished the same baseline first: use its weights, so every search
+        // sharing the cache (and its score cache) works from the same checkpoint.
+        if let Some(b) = load_baseline(spec, data, out)? {
+            return Ok(b);
         }
     }
     Ok(Baseline {
@@ -160,13 +159,137 @@ pub fn train_baseline(
     })
 }
 
+/// Whether `publish` put its directory in place or found one there already.
+#[derive(Debug, PartialEq)]
+enum Published {
+    Now,
+    Lost,
+}
+
+/// Fills a fresh temporary directory beside `dir` with `fill`, syncs it, and renames it to `dir`,
+/// so a reader sees the whole baseline or none. Concurrent trainers each have their own
+/// temporary directory (pid and a per-process count); the first rename wins, and a later one
+/// finds `dir` complete, removes its copy and returns `Lost`. A temporary directory is removed
+/// on every error; only a process killed mid-write leaves one (`NAME.tmp-PID-N`, never read).
+fn publish(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), TrainError>,
+) -> Result<Published, TrainError> {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.with_extension(format!("tmp-{}-{n}", std::process::id()));
+    let filled = std::fs::create_dir_all(&tmp)
+        .map_err(io(&tmp))
+        .and_then(|()| fill(&tmp))
+        .and_then(|()| sync_dir(&tmp));
+    if let Err(e) = filled {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let renamed = std::fs::rename(&tmp, dir);
+    if renamed.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    match renamed {
+        Ok(()) => dir
+            .parent()
+            .map_or(Ok(()), sync_dir)
+            .map(|()| Published::Now),
+        // A non-empty `dir` refuses the rename: another process published first.
+        Err(_) if dir.join("model.safetensors").exists() => Ok(Published::Lost),
+        Err(e) => Err(io(dir)(e)),
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError {
+    let path = path.to_path_buf();
+    move |source| TrainError::Io { path, source }
+}
+
+/// Syncs every file in `dir` and `dir` itself, so a rename of it never outlives its content.
+fn sync_dir(dir: &Path) -> Result<(), TrainError> {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if path.is_file() {
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&path))?;
+        }
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
     let text = serde_json::to_string_pretty(value).map_err(|source| TrainError::Json {
         path: path.to_path_buf(),
         source,
     })?;
-    std::fs::write(path, text).map_err(|source| TrainError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::write(path, text).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn concurrent_publishes_both_succeed_and_the_first_copy_stays() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join("mlp-0123");
+        let barrier = std::sync::Barrier::new(2);
+        let outcomes: Vec<Published> = std::thread::scope(|s| {
+            let writers: Vec<_> = ["a", "b"]
+                .map(|who| {
+                    let (dir, barrier) = (&dir, &barrier);
+                    s.spawn(move || {
+                        publish(dir, |tmp| {
+                            // Both temporary directories exist before either is renamed.
+                            barrier.wait();
+                            std::fs::write(tmp.join("model.safetensors"), who).map_err(io(tmp))
+                        })
+                        .unwrap()
+                    })
+                })
+                .into();
+            writers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert!(outcomes.contains(&Published::Now) && outcomes.contains(&Published::Lost));
+        assert_eq!(
+            entries(cache.path()),
+            ["mlp-0123"],
+            "no temporary directory is left"
+        );
+        let weights = std::fs::read_to_string(dir.join("model.safetensors")).unwrap();
+        assert!(
+            weights == "a" || weights == "b",
+            "one whole copy: {weights:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_directory() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join("mlp-0123");
+        let e = publish(&dir, |tmp| {
+            std::fs::write(tmp.join("model.safetensors"), "half").map_err(io(tmp))?;
+            Err(io(tmp)(std::io::Error::other("disk full")))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("disk full"), "{e}");
+        assert!(
+            entries(cache.path()).is_empty(),
+            "{:?}",
+            entries(cache.path())
+        );
+    }
 }

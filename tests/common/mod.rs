@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod faults;
 pub mod fixtures;
 
 use std::fmt::Write;
