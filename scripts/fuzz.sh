@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every fuzz harness of tests/fuzz.rs for SECONDS seconds each (default 60), one after the
-# other, each looping batches of cases with fresh seeds until its time is up; then prints per
+# Runs every fuzz harness of tests/fuzz.rs for SECONDS seconds each (default 60), JOBS processes
+# at a time (default: the number of cores; each process runs its harnesses one after the other,
+# as the allocation tracker is per process), each harness looping batches of cases with fresh
+# seeds until its time is up; then prints per
 # harness the cases run (and how many the reader accepted), the panics found and the largest
 # single allocation of a case. Exits non-zero on any failure: a panic (proptest's minimal input is
 # in the log), an allocation above the limit, a case that hangs (the watchdog aborts, naming the
@@ -21,10 +23,23 @@ log="${LOG:-$(mktemp)}"
 
 echo "fuzz: ${seconds} s per harness, BITSEARCH_FUZZ_SEED=${seed}, log ${log}"
 cargo build --release --test fuzz --quiet
+jobs="${JOBS:-$(nproc)}"
+harnesses=($(cargo test --release --quiet --test fuzz -- fuzz_ --list 2>/dev/null | sed -n 's/: test$//p'))
+echo "fuzz: ${#harnesses[@]} harnesses, ${jobs} at a time"
 status=0
-BITSEARCH_FUZZ_SECONDS="$seconds" BITSEARCH_FUZZ_SEED="$seed" \
-    cargo test --release --quiet --test fuzz -- fuzz_ --test-threads=1 --nocapture >"$log" 2>&1 \
-    || status=$?
+pids=()
+for ((j = 0; j < jobs; j++)); do
+    group=()
+    for ((i = j; i < ${#harnesses[@]}; i += jobs)); do group+=("${harnesses[$i]}"); done
+    [[ ${#group[@]} -gt 0 ]] || continue
+    BITSEARCH_FUZZ_SECONDS="$seconds" BITSEARCH_FUZZ_SEED="$((seed + j))" \
+        cargo test --release --quiet --test fuzz -- "${group[@]}" --exact --test-threads=1 \
+        --nocapture >"$log.$j" 2>&1 &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+cat "$log".* >"$log"
+rm -f "$log".*
 
 printf '%-16s %10s %10s %8s %20s\n' harness cases accepted panics "largest allocation"
 # Lines of the form: fuzz NAME: N cases (M accepted), 0 panics, largest allocation B bytes, T s
