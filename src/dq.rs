@@ -15,7 +15,7 @@ use crate::experiment::Experiment;
 use crate::model::Model;
 use crate::quant::{Bits, Policy, QuantError, Quantizer};
 use crate::robust::{
-    amplification, craft_transfer, headline_eps, lipschitz_bound, run_suite, AttackKind,
+    amplification, craft_transfer, headline_eps, lipschitz_bound, run_suite, AttackKind, Coverage,
     LayerDistance, QuantizedModel, RobustError, SuiteReport,
 };
 use crate::train::{finetune, progress_bar, FinetuneConfig, FinetuneReport, TrainError};
@@ -110,6 +110,7 @@ pub fn run_dq(
                 &y,
                 &exp.attack,
                 exp.attack.transfer.then_some(&transfer),
+                Coverage::Full,
             )?;
             let (_, lipschitz_bound) = lipschitz_bound(&model.weights())?;
             let amplification = amplification(&model, Some(&q), &x_amp, &adv_amp)?;

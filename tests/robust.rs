@@ -10,7 +10,8 @@ use bitsearch::data::{DataSource, Dataset};
 use bitsearch::model::{Arch, Model};
 use bitsearch::quant::{ClipMethod, Policy, Quantizer};
 use bitsearch::robust::{
-    craft_transfer, pgd, run_suite, AttackConfig, AttackKind, Pgd, QuantizedModel, SquareScope,
+    craft_transfer, pgd, run_suite, AttackConfig, AttackKind, Coverage, Pgd, QuantizedModel,
+    SquareScope, Stage,
 };
 use bitsearch::train::{finetune, train_fp32, FinetuneConfig, TrainConfig, TrainError};
 
@@ -85,6 +86,7 @@ fn pgd_is_at_most_fgsm_is_at_most_clean_and_worst_case_is_lowest() {
         &y,
         &suite_cfg(),
         Some(&transfer),
+        Coverage::Full,
     )
     .unwrap();
     let fgsm = r.accuracy(AttackKind::Fgsm, 0.1).unwrap();
@@ -132,6 +134,7 @@ fn pgd_is_at_most_fgsm_is_at_most_clean_and_worst_case_is_lowest() {
         &y,
         &survivors_cfg,
         Some(&transfer),
+        Coverage::Full,
     )
     .unwrap();
     assert_eq!(
@@ -150,6 +153,46 @@ fn pgd_is_at_most_fgsm_is_at_most_clean_and_worst_case_is_lowest() {
         (s.worst_case - (run.survivors - run.broken) as f64 / 200.0).abs() < 1e-12,
         "the worst case is what survives Square too: {s:?}"
     );
+}
+
+/// The search's early exit (PGD only on what the clean pass and FGSM left standing, restarts only
+/// on what earlier restarts left standing) gives exactly the worst case of the full suite, on a
+/// fixed set of policies, with fewer PGD passes.
+#[test]
+fn worst_case_coverage_gives_the_full_worst_case_with_less_pgd() {
+    let data = data();
+    let model = trained(&data);
+    let (x, y) = examples(&data, 200);
+    let cfg = AttackConfig {
+        fgsm_eps: vec![0.05, 0.1],
+        pgd_eps: vec![0.05, 0.1],
+        restarts: 2,
+        square_scope: SquareScope::Survivors,
+        ..suite_cfg()
+    };
+    let fp32 = QuantizedModel {
+        model: &model,
+        q: None,
+    };
+    let transfer = craft_transfer(&fp32, &x, &y, &cfg).unwrap();
+    for policy in ["2/2,2/2,2/2", "4/4,4/4,4/4", "8/8,2/4,8/8", "8/8,8/8,8/8"] {
+        let q = quantizer(&model, &data, policy);
+        let target = QuantizedModel {
+            model: &model,
+            q: Some(&q),
+        };
+        let run = |c| run_suite(&target, &x, &y, &cfg, Some(&transfer), c).unwrap();
+        let (full, worst) = (run(Coverage::Full), run(Coverage::WorstCase));
+        assert_eq!(full.by_eps, worst.by_eps, "{policy}");
+        assert_eq!(full.clean, worst.clean, "{policy}");
+        let passes = |r: &bitsearch::robust::SuiteReport| r.cost.get(Stage::Pgd).passes;
+        assert!(
+            passes(&worst) < passes(&full),
+            "{policy}: {} vs {} PGD passes",
+            passes(&worst),
+            passes(&full)
+        );
+    }
 }
 
 #[test]

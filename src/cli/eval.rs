@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use bitsearch::calib::calibrate;
 use bitsearch::quant::{Policy, Quantizer};
-use bitsearch::robust::{craft_transfer, run_suite, QuantizedModel, SuiteReport};
+use bitsearch::robust::{craft_transfer, run_suite, Coverage, QuantizedModel, SuiteReport};
 use bitsearch::train::{accuracy, finetune, train_baseline, FinetuneReport};
 
 #[derive(Debug, Args)]
@@ -120,6 +120,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             &y,
             &exp.attack,
             transfer.as_ref(),
+            Coverage::Full,
         )?)
     };
     let report = EvalReport {

@@ -50,6 +50,16 @@ struct LayerParams {
     b: Var,
 }
 
+/// Whether a forward pass lets gradients reach the parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// Parameters track gradients (training).
+    Train,
+    /// Parameters are constants of the graph: a backward pass computes input gradients only,
+    /// which is all an attack needs (no dW, db or weight-quantizer gradients).
+    Frozen,
+}
+
 /// Per-layer tensors recorded by `forward_trace`.
 pub struct Trace {
     pub logits: Tensor,
@@ -192,13 +202,19 @@ impl Model {
 
     /// Logits for a batch (N, C, H, W); `q` = None runs in full precision.
     pub fn forward(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Tensor, ModelError> {
-        self.run(x, q, &mut |_, _, _| Ok(()))
+        self.run(x, q, Weights::Train, &mut |_, _, _| Ok(()))
+    }
+
+    /// `forward` with the parameters frozen (`Weights::Frozen`): the same logits, and a backward
+    /// pass from them computes only the input's gradient.
+    pub fn forward_frozen(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Tensor, ModelError> {
+        self.run(x, q, Weights::Frozen, &mut |_, _, _| Ok(()))
     }
 
     /// Like `forward`, also recording every quantizable layer's input and output.
     pub fn forward_trace(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Trace, ModelError> {
         let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
-        let logits = self.run(x, q, &mut |_, i, o| {
+        let logits = self.run(x, q, Weights::Train, &mut |_, i, o| {
             inputs.push(i.clone());
             outputs.push(o.clone());
             Ok(())
@@ -214,6 +230,7 @@ impl Model {
         &self,
         x: &Tensor,
         q: Option<&Quantizer>,
+        weights: Weights,
         hook: &mut dyn FnMut(usize, &Tensor, &Tensor) -> Result<(), ModelError>,
     ) -> Result<Tensor, ModelError> {
         let mut h = x.clone();
@@ -224,7 +241,7 @@ impl Model {
                 Step::Pool(k) => ops::max_pool2d(&h, k)?,
                 Step::Flatten => h.flatten_from(1)?,
                 Step::Conv { .. } | Step::Linear { .. } => {
-                    let y = self.layer(li, step, &h, q, li == last)?;
+                    let y = self.layer(li, step, &h, q, weights, li == last)?;
                     hook(li, &h, &y)?;
                     li += 1;
                     y
@@ -241,29 +258,27 @@ impl Model {
         step: &Step,
         h: &Tensor,
         q: Option<&Quantizer>,
+        weights: Weights,
         last: bool,
     ) -> Result<Tensor, ModelError> {
         let lq = q.and_then(|q| q.layer(li)).unwrap_or_else(LayerQuant::full);
         let p = &self.params[li];
+        let (w, b) = match weights {
+            Weights::Train => (p.w.as_tensor().clone(), p.b.as_tensor().clone()),
+            Weights::Frozen => (p.w.as_tensor().detach(), p.b.as_tensor().detach()),
+        };
         let mut xin = fake_quant_act(h, lq.bits.a, lq.clip)?;
         if li == 0 {
             xin = self.standardize(&xin)?;
         }
-        let w = fake_quant_weight(p.w.as_tensor(), lq.bits.w)?;
+        let w = fake_quant_weight(&w, lq.bits.w)?;
         match *step {
             // Bias and ReLU are fused into the conv kernel (src/ops).
             Step::Conv {
                 stride, padding, ..
-            } => Ok(ops::conv2d(
-                &xin,
-                &w,
-                Some(p.b.as_tensor()),
-                stride,
-                padding,
-                !last,
-            )?),
+            } => Ok(ops::conv2d(&xin, &w, Some(&b), stride, padding, !last)?),
             _ => {
-                let y = xin.matmul(&w.t()?)?.broadcast_add(p.b.as_tensor())?;
+                let y = xin.matmul(&w.t()?)?.broadcast_add(&b)?;
                 Ok(if last { y } else { y.relu()? })
             }
         }

@@ -17,7 +17,8 @@ pub trait Classifier {
     fn logits(&self, x: &Tensor) -> Result<Tensor, RobustError>;
 }
 
-/// A model from the zoo, fake-quantized by `q` (full precision when None).
+/// A model from the zoo, fake-quantized by `q` (full precision when None). Its parameters are
+/// frozen (`Model::forward_frozen`): an attack's backward pass computes the input gradient only.
 pub struct QuantizedModel<'a> {
     pub model: &'a Model,
     pub q: Option<&'a Quantizer>,
@@ -25,7 +26,7 @@ pub struct QuantizedModel<'a> {
 
 impl Classifier for QuantizedModel<'_> {
     fn logits(&self, x: &Tensor) -> Result<Tensor, RobustError> {
-        Ok(self.model.forward(x, self.q)?)
+        Ok(self.model.forward_frozen(x, self.q)?)
     }
 }
 
@@ -56,7 +57,12 @@ pub fn zero_gradients(grad: &Tensor) -> Result<Vec<bool>, RobustError> {
 
 /// One FGSM step of size `eps`, clipped to the image range.
 pub fn fgsm(clf: &dyn Classifier, x: &Tensor, y: &Tensor, eps: f32) -> Result<Tensor, RobustError> {
-    let g = input_grad(clf, x, y)?;
+    fgsm_step(x, &input_grad(clf, x, y)?, eps)
+}
+
+/// The FGSM example of `x` for an input gradient `g` already computed at `x`: every FGSM radius
+/// (and the zero-gradient check) shares one gradient pass.
+pub fn fgsm_step(x: &Tensor, g: &Tensor, eps: f32) -> Result<Tensor, RobustError> {
     Ok((x + (g.sign()? * eps as f64)?)?.clamp(0f32, 1f32)?)
 }
 
@@ -76,10 +82,28 @@ pub fn pgd(
     p: Pgd,
     rng: &mut StdRng,
 ) -> Result<Tensor, RobustError> {
+    pgd_from(clf, x, y, p, &pgd_start_noise(x, p.eps, rng)?)
+}
+
+/// PGD's random start for every example of `x`: U(-eps, eps) per element, drawn in order from
+/// `rng`. Drawing it for the whole batch, even when only some examples are attacked, keeps each
+/// example's start (and so its result) independent of which others are attacked.
+pub fn pgd_start_noise(x: &Tensor, eps: f32, rng: &mut StdRng) -> Result<Tensor, RobustError> {
     let noise: Vec<f32> = (0..x.elem_count())
-        .map(|_| rng.random_range(-p.eps..=p.eps))
+        .map(|_| rng.random_range(-eps..=eps))
         .collect();
-    let noise = Tensor::from_vec(noise, x.shape(), x.device())?;
+    Ok(Tensor::from_vec(noise, x.shape(), x.device())?)
+}
+
+/// PGD from `x + noise`: `steps` signed-gradient steps, each projected onto the eps ball and the
+/// image range.
+pub fn pgd_from(
+    clf: &dyn Classifier,
+    x: &Tensor,
+    y: &Tensor,
+    p: Pgd,
+    noise: &Tensor,
+) -> Result<Tensor, RobustError> {
     let lo = (x - p.eps as f64)?.clamp(0f32, 1f32)?;
     let hi = (x + p.eps as f64)?.clamp(0f32, 1f32)?;
     let mut adv = (x + noise)?.clamp(0f32, 1f32)?;

@@ -5,6 +5,7 @@
 
 mod amplification;
 mod attack;
+mod cost;
 mod lipschitz;
 mod masking;
 mod measure;
@@ -12,14 +13,18 @@ mod square;
 mod suite;
 
 pub use amplification::{amplification, mean_relative_distance, LayerDistance};
-pub use attack::{correct, fgsm, input_grad, pgd, zero_gradients, Classifier, Pgd, QuantizedModel};
+pub use attack::{
+    correct, fgsm, fgsm_step, input_grad, pgd, pgd_from, pgd_start_noise, zero_gradients,
+    Classifier, Pgd, QuantizedModel,
+};
+pub use cost::{Stage, StageCost, SuiteCost};
 pub use lipschitz::{lipschitz_bound, spectral_norm};
 pub use masking::{Checks, Masking, GRADIENT_FREE_TOLERANCE};
 pub use measure::{MeasureName, RobustMeasure};
 pub use square::square;
 pub use suite::{
     craft_transfer, headline_eps, robust_radii, run_suite, AttackConfig, AttackKind, AttackResult,
-    EpsWorst, SquareRun, SquareScope, SuiteReport, TransferSet,
+    Coverage, EpsWorst, SquareRun, SquareScope, SuiteReport, TransferSet,
 };
 
 use crate::model::ModelError;

@@ -9,7 +9,10 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::attack::{correct, fgsm, input_grad, pgd, zero_gradients, Classifier, Pgd};
+use super::attack::{
+    correct, fgsm_step, input_grad, pgd, pgd_from, pgd_start_noise, zero_gradients, Classifier, Pgd,
+};
+use super::cost::{Counted, Stage, SuiteCost};
 use super::masking::{masking_checks, Masking};
 use super::square::square;
 use super::RobustError;
@@ -78,6 +81,19 @@ pub struct SquareRun {
     pub broken: usize,
 }
 
+/// Which examples the PGD attack runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coverage {
+    /// Every example: each attack's accuracy is its own (eval, the DQ study).
+    Full,
+    /// Only the examples the clean pass and FGSM at the same radius left standing: the others
+    /// are broken already, so the per-example worst case is exactly the same (each example's
+    /// random start is drawn as if all were attacked), at a fraction of the gradient passes.
+    /// PGD's own accuracy then reads "FGSM, then PGD on what FGSM missed" (the search).
+    WorstCase,
+}
+
 /// The per-example worst case over every attack at one radius.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EpsWorst {
@@ -100,6 +116,9 @@ pub struct SuiteReport {
     pub by_eps: Vec<EpsWorst>,
     pub square: Vec<SquareRun>,
     pub masking: Masking,
+    /// Seconds and model passes per stage (not part of any file).
+    #[serde(skip)]
+    pub cost: SuiteCost,
 }
 
 impl SuiteReport {
@@ -183,6 +202,17 @@ impl Hits {
         }
     }
 
+    /// Of the chunk whose first example is number `from`, the examples the clean pass and FGSM
+    /// at `eps` (when FGSM runs at it) left correctly classified.
+    fn standing(&self, eps: f32, from: usize) -> Vec<bool> {
+        let mut s = self.clean[from..].to_vec();
+        let fgsm = self.per_attack.iter();
+        for (_, _, h) in fgsm.filter(|(k, e, _)| *k == AttackKind::Fgsm && *e == eps) {
+            and_into(&mut s, &h[from..]);
+        }
+        s
+    }
+
     /// Examples classified correctly clean and under every attack at `eps`.
     fn survivors(&self, eps: f32) -> Vec<bool> {
         let mut worst = self.clean.clone();
@@ -193,45 +223,45 @@ impl Hits {
     }
 }
 
-/// Runs the whole suite on `target` for the examples (x, y): the gradient attacks on every
-/// example, then the Square attack at each PGD radius (on every example, or only on those the
-/// gradient attacks left standing, as `cfg.square_scope` says).
+/// Runs the whole suite on `target` for the examples (x, y): the gradient attacks (PGD on the
+/// examples `coverage` says), then the Square attack at each PGD radius (on every example, or only
+/// on those the gradient attacks left standing, as `cfg.square_scope` says).
 pub fn run_suite(
     target: &dyn Classifier,
     x: &Tensor,
     y: &Tensor,
     cfg: &AttackConfig,
     transfer: Option<&TransferSet>,
+    coverage: Coverage,
 ) -> Result<SuiteReport, RobustError> {
+    let target = Counted::new(target);
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut hits = Hits::default();
+    let mut cost = SuiteCost::default();
     for (ci, (xc, yc)) in chunks(x, y)?.into_iter().enumerate() {
-        hits.clean.extend(correct(target, &xc, &yc)?);
-        hits.zero_grad
-            .extend(zero_gradients(&input_grad(target, &xc, &yc)?)?);
-        for &eps in &cfg.fgsm_eps {
-            let adv = fgsm(target, &xc, &yc, eps)?;
-            hits.record(AttackKind::Fgsm, eps, correct(target, &adv, &yc)?);
-        }
+        cost.time(Stage::CleanGradientFgsm, &target, || {
+            clean_and_fgsm(&target, &xc, &yc, cfg, &mut hits)
+        })?;
+        let n_before = hits.clean.len() - xc.dim(0)?;
         for &eps in &cfg.pgd_eps {
-            let p = Pgd {
-                eps,
-                steps: cfg.pgd_steps,
-                step_size: cfg.step_size,
+            let standing = match coverage {
+                Coverage::Full => vec![true; xc.dim(0)?],
+                Coverage::WorstCase => hits.standing(eps, n_before),
             };
-            let mut survived = vec![true; xc.dim(0)?];
-            for _ in 0..cfg.restarts.max(1) {
-                let adv = pgd(target, &xc, &yc, p, &mut rng)?;
-                and_into(&mut survived, &correct(target, &adv, &yc)?);
-            }
+            let survived = cost.time(Stage::Pgd, &target, || {
+                pgd_restarts(&target, &xc, &yc, cfg, eps, standing, &mut rng)
+            })?;
             hits.record(AttackKind::Pgd, eps, survived);
         }
         if let Some(t) = transfer {
-            let start = ci * CHUNK;
-            for (&eps, adv) in t.eps.iter().zip(&t.adv) {
-                let xa = adv.narrow(0, start, xc.dim(0)?)?;
-                hits.record(AttackKind::Transfer, eps, correct(target, &xa, &yc)?);
-            }
+            cost.time(Stage::Transfer, &target, || {
+                let start = ci * CHUNK;
+                for (&eps, adv) in t.eps.iter().zip(&t.adv) {
+                    let xa = adv.narrow(0, start, xc.dim(0)?)?;
+                    hits.record(AttackKind::Transfer, eps, correct(&target, &xa, &yc)?);
+                }
+                Ok(())
+            })?;
         }
     }
     let mut square_runs = Vec::new();
@@ -239,7 +269,9 @@ pub fn run_suite(
     if cfg.square_queries > 0 {
         for eps in robust_radii(cfg) {
             let survivors = hits.survivors(eps);
-            let (run, held) = square_pass(target, x, y, cfg, eps, &survivors, &mut rng)?;
+            let (run, held) = cost.time(Stage::Square, &target, || {
+                square_pass(&target, x, y, cfg, eps, &survivors, &mut rng)
+            })?;
             if cfg.square_scope == SquareScope::All {
                 hits.per_attack
                     .push((AttackKind::Square, eps, held.clone()));
@@ -248,7 +280,69 @@ pub fn run_suite(
             square_hits.push((eps, held));
         }
     }
-    report(cfg, &hits, square_runs, &square_hits)
+    let mut report = report(cfg, &hits, square_runs, &square_hits)?;
+    report.cost = cost;
+    Ok(report)
+}
+
+/// The clean pass, then one input gradient at the clean point that serves both the
+/// zero-gradient check and FGSM at every radius.
+fn clean_and_fgsm(
+    target: &dyn Classifier,
+    xc: &Tensor,
+    yc: &Tensor,
+    cfg: &AttackConfig,
+    hits: &mut Hits,
+) -> Result<(), RobustError> {
+    hits.clean.extend(correct(target, xc, yc)?);
+    let g = input_grad(target, xc, yc)?;
+    hits.zero_grad.extend(zero_gradients(&g)?);
+    for &eps in &cfg.fgsm_eps {
+        let adv = fgsm_step(xc, &g, eps)?;
+        hits.record(AttackKind::Fgsm, eps, correct(target, &adv, yc)?);
+    }
+    Ok(())
+}
+
+/// PGD with restarts at `eps` on the `standing` examples of the chunk: which examples survived
+/// every restart (false for those not attacked). Each restart draws its random start for the
+/// whole chunk and attacks only the examples every earlier restart left standing, so an
+/// example's result does not depend on which others are attacked.
+fn pgd_restarts(
+    target: &dyn Classifier,
+    xc: &Tensor,
+    yc: &Tensor,
+    cfg: &AttackConfig,
+    eps: f32,
+    mut standing: Vec<bool>,
+    rng: &mut StdRng,
+) -> Result<Vec<bool>, RobustError> {
+    let p = Pgd {
+        eps,
+        steps: cfg.pgd_steps,
+        step_size: cfg.step_size,
+    };
+    for _ in 0..cfg.restarts.max(1) {
+        let noise = pgd_start_noise(xc, eps, rng)?;
+        let picked: Vec<u32> = (0..standing.len() as u32)
+            .filter(|&i| standing[i as usize])
+            .collect();
+        if picked.is_empty() {
+            continue;
+        }
+        let held = if picked.len() == standing.len() {
+            correct(target, &pgd_from(target, xc, yc, p, &noise)?, yc)?
+        } else {
+            let idx = Tensor::new(picked.as_slice(), xc.device())?;
+            let (xs, ys) = (xc.index_select(&idx, 0)?, yc.index_select(&idx, 0)?);
+            let adv = pgd_from(target, &xs, &ys, p, &noise.index_select(&idx, 0)?)?;
+            correct(target, &adv, &ys)?
+        };
+        for (&i, h) in picked.iter().zip(held) {
+            standing[i as usize] = h;
+        }
+    }
+    Ok(standing)
 }
 
 /// The Square attack at `eps` on the examples its scope covers. Returns the run's counts and,
@@ -344,6 +438,7 @@ fn report(
         by_eps,
         square,
         masking,
+        cost: SuiteCost::default(),
     })
 }
 

@@ -12,8 +12,8 @@ use super::score::{finetuned, test_examples, transfer_set, Scorer};
 use super::spec::Run;
 use super::SearchError;
 use crate::robust::{
-    robust_radii, run_suite, AttackConfig, AttackKind, MeasureName, QuantizedModel, RobustMeasure,
-    TransferSet,
+    robust_radii, run_suite, AttackConfig, AttackKind, Coverage, MeasureName, QuantizedModel,
+    RobustMeasure, TransferSet,
 };
 use crate::rundir::{pareto_rows, Episode, FrontTest, FrontTestRow};
 use crate::train::{accuracy, progress_bar};
@@ -97,7 +97,8 @@ impl<'a> StrongSuite<'a> {
             model: &model,
             q: Some(&q),
         };
-        let report = run_suite(&target, &self.x, &self.y, self.cfg, self.transfer.as_ref())?;
+        let (x, y, t) = (&self.x, &self.y, self.transfer.as_ref());
+        let report = run_suite(&target, x, y, self.cfg, t, Coverage::Full)?;
         let pgd = (report.by_eps.iter())
             .map(|w| report.accuracy(AttackKind::Pgd, w.eps).unwrap_or(0.0))
             .collect();

@@ -13,7 +13,8 @@ use crate::experiment::Experiment;
 use crate::model::Model;
 use crate::quant::{LayerClips, Quantizer};
 use crate::robust::{
-    craft_transfer, run_suite, AttackConfig, Checks, QuantizedModel, SuiteReport, TransferSet,
+    craft_transfer, run_suite, AttackConfig, Checks, Coverage, QuantizedModel, SuiteReport,
+    TransferSet,
 };
 use crate::train::{accuracy, finetune, FinetuneConfig, TrainError};
 
@@ -89,7 +90,14 @@ impl<'a> Scorer<'a> {
             q: None,
         };
         let transfer = transfer_set(base, &x, &y, &exp.attack)?;
-        let suite = run_suite(&fp32_model, &x, &y, &exp.attack, transfer.as_ref())?;
+        let suite = run_suite(
+            &fp32_model,
+            &x,
+            &y,
+            &exp.attack,
+            transfer.as_ref(),
+            Coverage::WorstCase,
+        )?;
         // The reference is the FP32 model's measured number, flagged or not: crediting it
         // nothing would lift every quantized policy's robustness term.
         let fp32 = Score {
@@ -169,6 +177,7 @@ impl<'a> Scorer<'a> {
             &self.y,
             &self.exp.attack,
             self.transfer.as_ref(),
+            Coverage::WorstCase,
         )?)
     }
 
@@ -222,6 +231,7 @@ pub fn test_score(
         &y,
         &exp.attack,
         transfer.as_ref(),
+        Coverage::Full,
     )?;
     Ok(TestScore {
         accuracy: accuracy(&model, &scorer.data.test, Some(&q))?,
