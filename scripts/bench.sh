@@ -3,34 +3,75 @@
 # in one run, 2 threads, median of repeated runs; prints each figure with the ratio
 # bitsearch / PyTorch (below 1.0 = bitsearch faster). Needs `pip install torch numpy` for the
 # reference column; without torch it prints bitsearch's figures alone.
+# `bitsearch bench --reference-dir` writes the policy it scores ("score one policy": fine-tune,
+# validation accuracy, attack suite) with its baseline and data, and the PyTorch script scores
+# the same policy from them; those rows also show each side's work (examples passed; PGD:
+# example-gradient passes; Square: example-forwards), which the robustness of each side's
+# fine-tuned model changes.
 # Usage: scripts/bench.sh [RUNS]   (default 20)
+#        COMPILE=1 scripts/bench.sh [RUNS]   also a torch.compile column (compiling takes minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-20}"
 out="$(mktemp -d)"
 cargo build --release --quiet
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
-CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --runs "$runs" --json > "$out/bitsearch.jsonl"
+ref_args=()
+if ./target/release/bitsearch bench --help | grep -q -- '--reference-dir'; then
+    mkdir -p "$out/ref"
+    ref_args=(--reference-dir "$out/ref")
+fi
+CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --runs "$runs" --json ${ref_args[@]+"${ref_args[@]}"} > "$out/bitsearch.jsonl"
 if python3 -c "import torch" 2>/dev/null; then
-    python3 scripts/torch_reference.py --threads 2 --runs "$runs" > "$out/torch.jsonl"
+    torch_args=(--threads 2 --runs "$runs")
+    if [ -f "$out/ref/policy-bench.json" ]; then
+        torch_args+=(--policy-dir "$out/ref")
+    fi
+    if [ "${COMPILE:-0}" = 1 ]; then
+        torch_args+=(--compile)
+    fi
+    python3 scripts/torch_reference.py "${torch_args[@]}" > "$out/torch.jsonl"
 else
     echo "(torch not installed: no reference column)"
     : > "$out/torch.jsonl"
 fi
 python3 - "$out/bitsearch.jsonl" "$out/torch.jsonl" <<'PY'
 import json, sys
-ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-ref = {(r["arch"], r["name"]): r for r in (json.loads(l) for l in open(sys.argv[2]) if l.strip())}
-impl = next(iter(ref.values()))["impl"] if ref else "torch"
-print(f"{'arch':<7} {'figure':<44} {'bitsearch ms':>13} {impl + ' ms':>16} {'ratio':>7}")
+lines = lambda path: [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+ours, theirs = lines(sys.argv[1]), lines(sys.argv[2])
+results = [("bitsearch", r) for r in ours if "policy_result" in r] + [(r["impl"], r) for r in theirs if "policy_result" in r]
+rows = [r for r in theirs if "name" in r]
+eager = {(r["arch"], r["name"]): r for r in rows if not r["impl"].startswith("torch.compile")}
+comp = {(r["arch"], r["name"]): r for r in rows if r["impl"].startswith("torch.compile")}
+impl = next(iter(eager.values()))["impl"] if eager else "torch"
+with_work = any("work" in r for r in ours + rows)
+head = f"{'arch':<7} {'figure':<48} {'bitsearch ms':>13} {impl + ' ms':>16} {'ratio':>7}"
+if comp:
+    head += f" {'compile ms':>11} {'ratio':>7}"
+if with_work:
+    head += f" {'work bitsearch':>15} {'work torch':>11}"
+print(head)
+fmt = lambda t, k="median_ms": f"{t[k]:.2f}" if t else "-"
+ratio = lambda r, t: f"{r['median_ms'] / t['median_ms']:.2f}" if t and t["median_ms"] > 0 else "-"
 for r in ours:
     if "peak_memory_mib" in r:
-        t = ref.get(("-", "peak memory (MiB)"))
+        t = eager.get(("-", "peak memory (MiB)"))
         tm = f"{t['median_ms']:.0f} MiB" if t else "-"
-        print(f"{'-':<7} {'peak memory':<44} {r['peak_memory_mib']:>9.0f} MiB {tm:>16}")
+        print(f"{'-':<7} {'peak memory':<48} {r['peak_memory_mib']:>9.0f} MiB {tm:>16}")
         continue
-    t = ref.get((r["arch"], r["name"]))
-    tm = f"{t['median_ms']:.2f}" if t else "-"
-    ratio = f"{r['median_ms'] / t['median_ms']:.2f}" if t else "-"
-    print(f"{r['arch']:<7} {r['name']:<44} {r['median_ms']:>13.2f} {tm:>16} {ratio:>7}")
+    if "name" not in r:
+        continue
+    key = (r["arch"], r["name"])
+    t, c = eager.get(key), comp.get(key)
+    line = f"{r['arch']:<7} {r['name']:<48} {r['median_ms']:>13.2f} {fmt(t):>16} {ratio(r, t):>7}"
+    if comp:
+        line += f" {fmt(c):>11} {ratio(r, c):>7}"
+    if with_work and ("work" in r or (t and "work" in t)):
+        line += f" {r.get('work', '-'):>15} {(t or {}).get('work', '-'):>11}"
+    print(line)
+for (arch, name), c in comp.items():
+    if name == "compile time (one-off)":
+        print(f"{arch:<7} {'torch.compile: ' + name:<48} {'-':>13} {'-':>16} {'-':>7} {c['median_ms']:>11.0f}")
+for who, r in results:
+    print(f"policy result ({who}): {json.dumps(r['policy_result'])}")
 PY

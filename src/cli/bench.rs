@@ -2,8 +2,12 @@
 
 use clap::Args;
 
-use bitsearch::bench::{bench_arch, bench_training, peak_memory_mib, BenchRow};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bitsearch::bench::{bench_arch, bench_policy_score, bench_training, peak_memory_mib, BenchRow};
 use bitsearch::model::Arch;
+use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -16,6 +20,19 @@ pub struct BenchArgs {
     /// Skip the full FP32 training run (the slowest figure).
     #[arg(long)]
     pub no_training: bool,
+    /// Skip "score one policy" (an episode's work on the experiment, from its FP32 baseline).
+    #[arg(long)]
+    pub no_policy: bool,
+    /// Timed repetitions of "score one policy" (seconds each; the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub policy_runs: usize,
+    /// Where FP32 baselines are cached (trained there if missing), as for `search`.
+    #[arg(long, default_value = "runs")]
+    pub cache: PathBuf,
+    /// Also write the inputs of "score one policy" here (the baseline, the data, the policy and
+    /// its clips) for `scripts/torch_reference.py --policy-dir`.
+    #[arg(long)]
+    pub reference_dir: Option<PathBuf>,
     /// The experiment whose data and training settings the full training uses.
     #[command(flatten)]
     pub experiment: super::ExperimentArgs,
@@ -33,7 +50,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             args.runs
         );
         println!(
-            "{:<8} {:<42} {:>12} {:>10}",
+            "{:<8} {:<46} {:>12} {:>10}",
             "arch", "figure", "median ms", "min ms"
         );
     }
@@ -42,8 +59,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(r)?);
         } else {
             println!(
-                "{:<8} {:<42} {:>12.2} {:>10.2}",
-                r.arch, r.name, r.median_ms, r.min_ms
+                "{:<8} {:<46} {:>12.2} {:>10.2} {}",
+                r.arch,
+                r.name,
+                r.median_ms,
+                r.min_ms,
+                r.work.map_or(String::new(), |w| format!("{w} passes"))
             );
         }
         Ok(())
@@ -54,6 +75,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         if !args.no_training {
             print(&bench_training(arch, &data, &exp.train)?)?;
+        }
+    }
+    if !args.no_policy {
+        let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, false)
+            .context("FP32 baseline")?;
+        let dir = args.reference_dir.as_deref();
+        for r in bench_policy_score(&exp, &data, &base.model, args.policy_runs, dir)? {
+            print(&r)?;
         }
     }
     if let Some(mib) = peak_memory_mib() {

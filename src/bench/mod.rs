@@ -1,5 +1,10 @@
 //! Micro-benchmarks of the search's inner loop (training step, quantization-aware step, forward,
-//! the attack's input gradient, a full FP32 training), as medians of repeated runs.
+//! the attack's input gradient, a full FP32 training), as medians of repeated runs, and the cost
+//! of scoring one policy (`policy`).
+
+mod policy;
+
+pub use policy::{bench_policy_score, BenchError};
 
 use std::time::Instant;
 
@@ -20,6 +25,9 @@ pub struct BenchRow {
     pub median_ms: f64,
     pub min_ms: f64,
     pub runs: usize,
+    /// Example passes through the model, where the work depends on the model (attacks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work: Option<usize>,
 }
 
 /// Median and minimum in milliseconds of `runs` calls of `f`, after one untimed warm-up call.
@@ -70,6 +78,7 @@ pub fn bench_arch(arch: Arch, data: &Dataset, runs: usize) -> Result<Vec<BenchRo
             median_ms,
             min_ms,
             runs,
+            work: None,
         });
     };
     // The fine-tune's step: cross-entropy through the fake-quantizers plus beta/2 times the
@@ -102,10 +111,11 @@ pub fn bench_arch(arch: Arch, data: &Dataset, runs: usize) -> Result<Vec<BenchRo
         "quantized forward, 1000 images",
         time_median(runs, || forward(Some(&quant)))?,
     );
+    // What an attack's step does: the input gradient alone (frozen weights, no dW or db).
     let input_grad = || -> Result<(), TrainError> {
         let x = Var::from_tensor(&x128)?;
-        let loss =
-            candle_nn::loss::cross_entropy(&model.forward(x.as_tensor(), Some(&quant))?, &y128)?;
+        let logits = model.forward_frozen(x.as_tensor(), Some(&quant))?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y128)?;
         let grads = loss.backward()?;
         let _ = grads.get(&x);
         Ok(())
@@ -133,6 +143,7 @@ pub fn bench_training(
         median_ms: ms,
         min_ms: ms,
         runs: 1,
+        work: None,
     })
 }
 

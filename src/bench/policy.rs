@@ -1,0 +1,207 @@
+//! "Score one policy": exactly the work one search episode does on an experiment (the
+//! Lipschitz-regularized fine-tune, validation accuracy, the search's attack suite with its early
+//! exit), timed stage by stage as medians of repeated runs; and the files the PyTorch reference
+//! (`scripts/torch_reference.py --policy-dir`) reads to do the same work on the same inputs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use serde::Serialize;
+
+use super::{bench_policy, BenchRow};
+use crate::calib::calibrate;
+use crate::data::{Dataset, Split};
+use crate::experiment::Experiment;
+use crate::model::Model;
+use crate::quant::{LayerClips, Quantizer};
+use crate::robust::{craft_transfer, run_suite, Coverage, QuantizedModel, Stage, TransferSet};
+use crate::train::{accuracy, finetune};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Train(Box<crate::train::TrainError>),
+    #[error(transparent)]
+    Robust(Box<crate::robust::RobustError>),
+    #[error(transparent)]
+    Calib(Box<crate::calib::CalibError>),
+    #[error(transparent)]
+    Model(Box<crate::model::ModelError>),
+    #[error(transparent)]
+    Data(Box<crate::data::DataError>),
+    #[error("tensor error: {0}")]
+    Tensor(Box<candle_core::Error>),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+crate::errors::boxed_from!(
+    BenchError;
+    Train: crate::train::TrainError,
+    Robust: crate::robust::RobustError,
+    Calib: crate::calib::CalibError,
+    Model: crate::model::ModelError,
+    Data: crate::data::DataError,
+    Tensor: candle_core::Error
+);
+
+/// One timed repetition: seconds per part, and example passes of each attack stage.
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    total: f64,
+    finetune: f64,
+    accuracy: f64,
+    stages: Vec<(Stage, f64, usize)>,
+}
+
+/// What the reference reads from `policy-bench.json`.
+#[derive(Serialize)]
+struct Manifest<'a> {
+    arch: &'a str,
+    policy: String,
+    clips: &'a [LayerClips],
+    finetune: &'a crate::train::FinetuneConfig,
+    attack: &'a crate::robust::AttackConfig,
+    input_norm: &'a crate::data::InputNorm,
+    val_examples: usize,
+    attack_examples: usize,
+    runs: usize,
+}
+
+/// Times scoring the benchmark policy (`bench_policy`) on `exp` from the FP32 baseline `base`:
+/// `runs` repetitions after one warm-up. With `reference`, first writes the inputs the PyTorch
+/// reference needs there.
+pub fn bench_policy_score(
+    exp: &Experiment,
+    data: &Dataset,
+    base: &Model,
+    runs: usize,
+    reference: Option<&Path>,
+) -> Result<Vec<BenchRow>, BenchError> {
+    let clips = calibrate(&exp.quant, &data.train, base)?;
+    let q = Quantizer::new(bench_policy(base.shapes().len()), clips.clone());
+    let attack = data.val.head(exp.search.attack_examples);
+    let (x, y) = whole(&attack)?;
+    let fp32 = QuantizedModel {
+        model: base,
+        q: None,
+    };
+    // Crafted once per search, so not part of an episode's work.
+    let transfer = match exp.attack.transfer {
+        true => Some(craft_transfer(&fp32, &x, &y, &exp.attack)?),
+        false => None,
+    };
+    if let Some(dir) = reference {
+        let m = Manifest {
+            arch: base.arch().name(),
+            policy: q.policy().to_string(),
+            clips: &clips,
+            finetune: &exp.finetune,
+            attack: &exp.attack,
+            input_norm: base.input_norm(),
+            val_examples: data.val.len(),
+            attack_examples: attack.len(),
+            runs,
+        };
+        write_reference(dir, &m, base, data, &attack, transfer.as_ref())?;
+    }
+    let score = || -> Result<Sample, BenchError> {
+        let start = Instant::now();
+        let (model, _) = finetune(base, &data.train, &q, &exp.finetune, false)?;
+        let finetune = start.elapsed().as_secs_f64();
+        let t = Instant::now();
+        accuracy(&model, &data.val, Some(&q))?;
+        let accuracy = t.elapsed().as_secs_f64();
+        let target = QuantizedModel {
+            model: &model,
+            q: Some(&q),
+        };
+        let report = run_suite(&target, &x, &y, &exp.attack, transfer.as_ref(), Coverage::WorstCase)?;
+        let stages = (Stage::ALL.iter())
+            .map(|&s| (s, report.cost.get(s).seconds, report.cost.get(s).passes))
+            .collect();
+        Ok(Sample {
+            total: start.elapsed().as_secs_f64(),
+            finetune,
+            accuracy,
+            stages,
+        })
+    };
+    score()?;
+    let samples = (0..runs.max(1)).map(|_| score()).collect::<Result<Vec<_>, _>>()?;
+    Ok(rows(base.arch().name(), &samples, data.val.len()))
+}
+
+/// The median row of every part, named as the PyTorch reference names them.
+fn rows(arch: &str, samples: &[Sample], val: usize) -> Vec<BenchRow> {
+    let row = |name: String, f: &dyn Fn(&Sample) -> f64, work: Option<usize>| {
+        let mut ms: Vec<f64> = samples.iter().map(|s| f(s) * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        BenchRow {
+            arch: arch.into(),
+            name,
+            median_ms: ms[ms.len() / 2],
+            min_ms: ms[0],
+            runs: samples.len(),
+            work,
+        }
+    };
+    let mut out = vec![
+        row("policy: total (fine-tune + accuracy + attacks)".into(), &|s| s.total, None),
+        row("policy: fine-tune".into(), &|s| s.finetune, None),
+        row("policy: accuracy".into(), &|s| s.accuracy, Some(val)),
+    ];
+    for (i, stage) in Stage::ALL.iter().enumerate() {
+        // Passes depend only on the model, the same in every repetition: the last one's.
+        let passes = samples.last().map(|s| s.stages[i].2);
+        out.push(row(
+            format!("policy: {}", stage.name()),
+            &|s| s.stages[i].1,
+            passes,
+        ));
+    }
+    out
+}
+
+/// The whole split as one batch.
+fn whole(split: &Split) -> Result<(Tensor, Tensor), BenchError> {
+    let idx: Vec<usize> = (0..split.len()).collect();
+    Ok(split.batch(&idx, &Device::Cpu)?)
+}
+
+/// Writes `policy-bench.json`, `baseline.safetensors` and `data.safetensors` into `dir`.
+fn write_reference(
+    dir: &Path,
+    manifest: &Manifest,
+    base: &Model,
+    data: &Dataset,
+    attack: &Split,
+    transfer: Option<&TransferSet>,
+) -> Result<(), BenchError> {
+    let io = |path: PathBuf| move |source| BenchError::Io { path, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let json = serde_json::to_string_pretty(manifest).map_err(|e| BenchError::Io {
+        path: dir.join("policy-bench.json"),
+        source: e.into(),
+    })?;
+    let path = dir.join("policy-bench.json");
+    std::fs::write(&path, json).map_err(io(path.clone()))?;
+    base.save(&dir.join("baseline.safetensors"))?;
+    let mut tensors = HashMap::new();
+    for (name, split) in [("train", &data.train), ("val", &data.val), ("attack", attack)] {
+        let (x, y) = whole(split)?;
+        tensors.insert(format!("{name}_x"), x);
+        tensors.insert(format!("{name}_y"), y.to_dtype(DType::I64)?);
+    }
+    for (i, adv) in transfer.iter().flat_map(|t| t.adv.iter()).enumerate() {
+        tensors.insert(format!("transfer_{i}"), adv.clone());
+    }
+    let path = dir.join("data.safetensors");
+    candle_core::safetensors::save(&tensors, &path)?;
+    Ok(())
+}
