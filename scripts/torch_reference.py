@@ -338,11 +338,13 @@ def finetune(model, base_state, x, y, ft):
     return steps * batch
 
 
-def pgd(model, x, y, eps, steps, step_size, gen):
-    """src/robust/attack.rs: uniform start in the eps ball, `steps` signed-gradient steps,
-    projected onto [x − eps, x + eps] ∩ [0, 1]."""
+def pgd(model, x, y, eps, steps, step_size, gen, noise=None):
+    """src/robust/attack.rs: uniform start in the eps ball (or x + noise), `steps` signed-gradient
+    steps, projected onto [x − eps, x + eps] ∩ [0, 1]."""
     lo, hi = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
-    adv = (x + (torch.rand(x.shape, generator=gen) * 2 - 1) * eps).clamp(0, 1)
+    if noise is None:
+        noise = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
+    adv = (x + noise).clamp(0, 1)
     for _ in range(steps):
         adv = torch.minimum(torch.maximum(adv + step_size * input_grad(model, adv, y).sign(), lo), hi)
     return adv
@@ -390,8 +392,10 @@ def suite(model, x, y, transfer, atk, gen, times, work):
     forward of each transfer set; (d) PGD at each eps only on the examples still standing there
     (clean-correct, not broken by FGSM or transfer at that eps), each restart only on those every
     earlier restart left standing; (e) Square at each radius on the examples every attack there
-    left standing. Fills times and work per phase (examples passed; PGD: example-gradient
-    passes; Square: example-forwards, its first and last full forwards included) and returns
+    left standing. Fills times and work per phase: example passes through the model, forward
+    or gradient, counted as bitsearch's src/robust/cost.rs counts them (PGD: steps gradient passes
+    and one forward per attacked example and restart; Square: its first and last forwards of
+    every attacked example and one per query per example still standing), and returns
     (clean accuracy, worst case at the headline eps: the largest PGD eps)."""
     n = len(x)
     fgsm_eps, pgd_eps = [float(e) for e in atk["fgsm_eps"]], [float(e) for e in atk["pgd_eps"]]
@@ -418,11 +422,13 @@ def suite(model, x, y, transfer, atk, gen, times, work):
     for eps in pgd_eps:
         stand = hits.get(eps, clean).clone()
         for _ in range(max(int(atk.get("restarts", 1)), 1)):
+            # as bitsearch: each restart draws the start for every example, attacked or not
+            noise = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
             idx = stand.nonzero().squeeze(1)
             if idx.numel() == 0:
-                break
-            adv = pgd(model, x[idx], y[idx], eps, steps, step_size, gen)
-            passes += steps * idx.numel()
+                continue
+            adv = pgd(model, x[idx], y[idx], eps, steps, step_size, gen, noise[idx])
+            passes += (steps + 1) * idx.numel()  # the gradient passes and the final forward
             stand[idx] = is_correct(model, adv, y[idx])
         hits[eps] = stand
     times["pgd"] = time.perf_counter() - t

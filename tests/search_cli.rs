@@ -1,5 +1,6 @@
 //! `bitsearch search` end to end: a run killed with SIGKILL in the middle of an episode is
-//! resumed with --resume to exactly the uninterrupted run's episodes.
+//! resumed with --resume to exactly the uninterrupted run's episodes; one and two threads give
+//! the same baseline and episodes, bit for bit.
 
 mod common;
 
@@ -95,4 +96,62 @@ fn sigkill_mid_episode_then_resume_equals_an_uninterrupted_run() {
     assert_eq!(want.len(), 7);
     assert_eq!(lines_without_timing(&log), want);
     assert!(dir.path().join("cut/ddpg-bitfusion/report.html").exists());
+}
+
+/// The weight gradient is summed in fixed chunks, so the thread count changes no bit of the FP32
+/// baseline or of any episode (before, one partial sum per thread made both depend on it).
+#[test]
+fn one_and_two_threads_give_identical_baselines_and_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = Tiny {
+        arch: "lenet5",
+        finetune_steps: 10,
+        ..Tiny::default()
+    };
+    std::fs::write(dir.path().join("exp.toml"), exp.toml("tiny-threads")).unwrap();
+    std::fs::write(dir.path().join("agent.toml"), DDPG).unwrap();
+    let run = |threads: &str| {
+        let out = format!("t{threads}");
+        let cache = format!("cache{threads}");
+        let args = [
+            "search",
+            "--experiment",
+            "exp.toml",
+            "--agent",
+            "agent.toml",
+            "--episodes",
+            "3",
+            "--cache",
+            &cache,
+            "--no-score-cache",
+            "--quiet",
+            "--out",
+            &out,
+        ];
+        let mut c = command(&args, dir.path());
+        c.env("CANDLE_NUM_THREADS", threads)
+            .env("RAYON_NUM_THREADS", threads);
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let run_dir = dir.path().join(&out).join("ddpg-bitfusion");
+        let config = std::fs::read_to_string(run_dir.join("config.json")).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(config["threads"].as_u64(), Some(threads.parse().unwrap()));
+        let baselines = dir.path().join(&cache).join("baselines");
+        let baseline = std::fs::read_dir(&baselines)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let weights = std::fs::read(baseline.path().join("model.safetensors")).unwrap();
+        (weights, lines_without_timing(&run_dir.join("episodes.csv")))
+    };
+    let (w1, e1) = run("1");
+    let (w2, e2) = run("2");
+    assert!(
+        w1 == w2,
+        "the FP32 baselines differ between 1 and 2 threads"
+    );
+    assert_eq!(e1.len(), 4);
+    assert_eq!(e1, e2);
 }

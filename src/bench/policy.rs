@@ -121,7 +121,14 @@ pub fn bench_policy_score(
             model: &model,
             q: Some(&q),
         };
-        let report = run_suite(&target, &x, &y, &exp.attack, transfer.as_ref(), Coverage::WorstCase)?;
+        let report = run_suite(
+            &target,
+            &x,
+            &y,
+            &exp.attack,
+            transfer.as_ref(),
+            Coverage::WorstCase,
+        )?;
         let stages = (Stage::ALL.iter())
             .map(|&s| (s, report.cost.get(s).seconds, report.cost.get(s).passes))
             .collect();
@@ -133,7 +140,9 @@ pub fn bench_policy_score(
         })
     };
     score()?;
-    let samples = (0..runs.max(1)).map(|_| score()).collect::<Result<Vec<_>, _>>()?;
+    let samples = (0..runs.max(1))
+        .map(|_| score())
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows(base.arch().name(), &samples, data.val.len()))
 }
 
@@ -152,7 +161,11 @@ fn rows(arch: &str, samples: &[Sample], val: usize) -> Vec<BenchRow> {
         }
     };
     let mut out = vec![
-        row("policy: total (fine-tune + accuracy + attacks)".into(), &|s| s.total, None),
+        row(
+            "policy: total (fine-tune + accuracy + attacks)".into(),
+            &|s| s.total,
+            None,
+        ),
         row("policy: fine-tune".into(), &|s| s.finetune, None),
         row("policy: accuracy".into(), &|s| s.accuracy, Some(val)),
     ];
@@ -193,7 +206,11 @@ fn write_reference(
     std::fs::write(&path, json).map_err(io(path.clone()))?;
     base.save(&dir.join("baseline.safetensors"))?;
     let mut tensors = HashMap::new();
-    for (name, split) in [("train", &data.train), ("val", &data.val), ("attack", attack)] {
+    for (name, split) in [
+        ("train", &data.train),
+        ("val", &data.val),
+        ("attack", attack),
+    ] {
         let (x, y) = whole(split)?;
         tensors.insert(format!("{name}_x"), x);
         tensors.insert(format!("{name}_y"), y.to_dtype(DType::I64)?);

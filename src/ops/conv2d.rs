@@ -16,7 +16,7 @@
 
 use super::im2col::{col2im_add, im2col, Geometry};
 use super::matmul::{matmul, Mat, Parallelism};
-use super::par::{for_each_chunk, threads};
+use super::par::for_each_chunk;
 use super::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
@@ -178,15 +178,22 @@ fn bias_grad(g: &[f32], d: &Dims) -> Vec<f32> {
     db
 }
 
-/// `dw = sum_n g_n @ im2col(x_n)^T`: the batch is cut into one contiguous range per thread,
-/// each summed into its own buffer (no locking), then the partial sums are added.
+/// Examples per partial sum of the weight gradient. Fixed, not one part per thread, so the
+/// order of every floating-point addition (and so the result, bit for bit) is the same at any
+/// thread count: "same seed, same episodes" holds on any machine.
+const WEIGHT_GRAD_CHUNK: usize = 8;
+
+/// `dw = sum_n g_n @ im2col(x_n)^T`: the batch is cut into fixed chunks of
+/// `WEIGHT_GRAD_CHUNK` examples, each summed in example order into its own buffer (chunks in
+/// parallel, no locking), then the partial sums are added in chunk order.
 fn weight_grad(x: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
     let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
-    let parts = threads().clamp(1, d.n.max(1));
+    let parts = d.n.div_ceil(WEIGHT_GRAD_CHUNK).max(1);
     let mut partials = vec![0.0; parts * d.o * rows];
     let col_buf = || vec![0.0; rows * pixels];
     for_each_chunk(&mut partials, d.o * rows, col_buf, |col, part, dw| {
-        for (i, n) in (part * d.n / parts..(part + 1) * d.n / parts).enumerate() {
+        let examples = part * WEIGHT_GRAD_CHUNK..((part + 1) * WEIGHT_GRAD_CHUNK).min(d.n);
+        for (i, n) in examples.enumerate() {
             im2col(&x[n * geo.in_len()..][..geo.in_len()], geo, col);
             let gn = Mat::row_major(&g[n * d.o * pixels..][..d.o * pixels], d.o, pixels);
             let colt = Mat::row_major(col, rows, pixels).t();

@@ -14,3 +14,4 @@ mod storage;
 
 pub use conv2d::conv2d;
 pub use max_pool::max_pool2d;
+pub use par::threads;

@@ -62,8 +62,9 @@ pub(crate) fn for_each_chunk<T: Send, S>(
     for_each_piece(data.chunks_mut(chunk).collect(), init, f)
 }
 
-/// How many parts to split a batch reduction into: one per pool thread.
-pub(crate) fn threads() -> usize {
+/// The threads the ops run on: candle's pool workers and the calling thread. Recorded in a
+/// run's config.json; results do not depend on it (reductions are cut into fixed chunks).
+pub fn threads() -> usize {
     barrier_pool().n_workers() + 1
 }
 

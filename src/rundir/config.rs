@@ -78,6 +78,10 @@ pub struct RunConfig {
     pub uniform8: Option<Costs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bits: Option<BitsRange>,
+    /// The worker threads of the last start or resume. Results do not depend on it (every
+    /// reduction has a fixed order); it is recorded to say how the timings were taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
 }
 
 impl RunConfig {

@@ -52,6 +52,7 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
             min: run.space.min_bits,
             max: run.space.max_bits,
         }),
+        threads: Some(crate::ops::threads()),
     })
 }
 

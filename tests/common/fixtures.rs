@@ -18,6 +18,8 @@ pub struct Tiny {
     /// Examples of the attack suite, in `eval` and in the search.
     pub examples: usize,
     pub transfer: bool,
+    /// The zoo model (`mlp`: the fastest; `lenet5` has convolutions).
+    pub arch: &'static str,
 }
 
 impl Default for Tiny {
@@ -29,6 +31,7 @@ impl Default for Tiny {
             pgd_steps: 2,
             examples: 20,
             transfer: false,
+            arch: "mlp",
         }
     }
 }
@@ -44,6 +47,7 @@ impl Tiny {
             pgd_steps,
             examples,
             transfer,
+            arch,
         } = self;
         format!(
             r#"
@@ -52,7 +56,7 @@ name = "{name}"
 source = "embedded:mnist-10k"
 validation = {validation}
 [model]
-arch = "mlp"
+arch = "{arch}"
 [train]
 epochs = 1
 batch = 64
