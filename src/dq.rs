@@ -284,6 +284,7 @@ mod tests {
             by_eps: Vec::new(),
             square: Vec::new(),
             masking,
+            cost: Default::default(),
         };
         let finetune = FinetuneReport {
             steps: 1,

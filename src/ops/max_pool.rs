@@ -39,6 +39,8 @@ struct MaxPool {
 #[derive(Clone, Copy)]
 struct Dims {
     planes: usize,
+    /// Planes of one example: the unit handed to a worker.
+    channels: usize,
     h: usize,
     w: usize,
     oh: usize,
@@ -56,6 +58,7 @@ impl MaxPool {
         }
         Ok(Dims {
             planes: n * c,
+            channels: c.max(1),
             h,
             w,
             oh: h / self.k,
@@ -63,17 +66,27 @@ impl MaxPool {
         })
     }
 
-    /// Maxima and their in-plane indices for every plane, planes in parallel.
+    /// Maxima and their in-plane indices for every plane, examples in parallel (one piece per
+    /// example's planes: a piece per plane cost more in hand-out than the pooling itself).
     fn pool(&self, x: &[f32], d: Dims) -> Result<(Vec<f32>, Vec<u32>)> {
-        let (out, plane) = (d.oh * d.ow, d.h * d.w);
+        let (out, plane, group) = (d.oh * d.ow, d.h * d.w, d.channels);
         let mut y = vec![0.0; d.planes * out];
         let mut idx = vec![0u32; d.planes * out];
-        let pieces = y.chunks_mut(out).zip(idx.chunks_mut(out)).collect();
+        let pieces = (y.chunks_mut(out * group))
+            .zip(idx.chunks_mut(out * group))
+            .collect();
         for_each_piece(
             pieces,
             || (),
-            |_, p, (yp, ip)| {
-                pool_plane(self.k, d, &x[p * plane..][..plane], yp, ip);
+            |_, e, (ye, ie)| {
+                let planes = ye.chunks_exact_mut(out).zip(ie.chunks_exact_mut(out));
+                for (i, (yp, ip)) in planes.enumerate() {
+                    let xp = &x[(e * group + i) * plane..][..plane];
+                    match self.k {
+                        2 => pool_plane_2(d, xp, yp, ip),
+                        k => pool_plane(k, d, xp, yp, ip),
+                    }
+                }
                 Ok(())
             },
         )?;
@@ -100,6 +113,33 @@ fn pool_plane(k: usize, d: Dims, xp: &[f32], yp: &mut [f32], ip: &mut [u32]) {
                         (best, best_v) = (start + c, v);
                     }
                 }
+            }
+            *yv = best_v;
+            *iv = best as u32;
+        }
+    }
+}
+
+/// `pool_plane` for 2 x 2 windows (every pooling of the zoo), unrolled: the same scan order and
+/// tie rule, without the generic loops' bounds checks.
+fn pool_plane_2(d: Dims, xp: &[f32], yp: &mut [f32], ip: &mut [u32]) {
+    let w = d.w;
+    let rows = (yp.chunks_exact_mut(d.ow)).zip(ip.chunks_exact_mut(d.ow));
+    for (i, (yr, ir)) in rows.enumerate() {
+        let (top, bottom) = (2 * i * w, (2 * i + 1) * w);
+        let (r0, r1) = (&xp[top..top + w], &xp[bottom..bottom + w]);
+        let windows = (r0.chunks_exact(2)).zip(r1.chunks_exact(2));
+        for (j, ((a, b), (yv, iv))) in windows.zip(yr.iter_mut().zip(ir.iter_mut())).enumerate() {
+            let c = 2 * j;
+            let (mut best, mut best_v) = (top + c, a[0]);
+            if best_v < a[1] {
+                (best, best_v) = (top + c + 1, a[1]);
+            }
+            if best_v < b[0] {
+                (best, best_v) = (bottom + c, b[0]);
+            }
+            if best_v < b[1] {
+                (best, best_v) = (bottom + c + 1, b[1]);
             }
             *yv = best_v;
             *iv = best as u32;

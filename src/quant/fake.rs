@@ -32,7 +32,7 @@ pub fn quantize_weight_values(w: &[f32], channels: usize, bits: u8) -> Vec<f32> 
             continue;
         }
         let s = max / n;
-        out.extend(row.iter().map(|&v| (v / s).round().clamp(-n, n) * s));
+        out.extend(row.iter().map(|&v| round(v / s).clamp(-n, n) * s));
     }
     out
 }
@@ -44,9 +44,30 @@ pub fn quantize_act_values(x: &[f32], bits: u8, clip: f32) -> Vec<f32> {
     }
     let levels = ((1u32 << bits) - 1) as f32;
     let step = clip / levels;
-    x.iter()
-        .map(|&v| (v.clamp(0.0, clip) / step).round() * step)
-        .collect()
+    // A loop over two slices of one length (not map/collect) is what the compiler vectorizes.
+    let mut out = vec![0.0; x.len()];
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = round(v.clamp(0.0, clip) / step) * step;
+    }
+    out
+}
+
+/// `v.round()` (half away from zero) in operations the compiler vectorizes: `f32::round` is a
+/// call to libm's `roundf` per element on baseline x86-64 (6% of a search's time in
+/// `perf record`). Exact for every f32: `a - trunc(a)` has no rounding error, and values from
+/// 2^23 up are integers already.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+#[inline]
+fn round(v: f32) -> f32 {
+    let a = v.abs();
+    // In range by the `min` (NaN becomes 2^23 there), so the unchecked conversion is one
+    // vector instruction; the saturating `as` has a scalar fix-up path that blocks vectorizing.
+    // SAFETY: `a.min(2^23)` is finite and below i32::MAX.
+    let t = unsafe { a.min(8_388_608.0).to_int_unchecked::<i32>() } as f32;
+    let r = if a - t >= 0.5 { t + 1.0 } else { t };
+    // NaN and infinities fall through here too, and stay what they were.
+    let r = if !(a < 8_388_608.0) { a } else { r };
+    r.copysign(v)
 }
 
 /// Contiguous f32 view of a custom op's input.
@@ -133,6 +154,46 @@ pub fn fake_quant_act(x: &Tensor, bits: Bits, clip: f32) -> candle_core::Result<
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    #[test]
+    fn fast_round_is_f32_round() {
+        // Halves, the largest float below one half (0.49999997: adding 0.5 to it rounds up),
+        // signed zeros, the integer range's edges, infinities, and a sweep of random values.
+        let mut values = vec![
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -2.5,
+            0.49999997,
+            -0.49999997,
+            0.0,
+            -0.0,
+            8_388_607.5,
+            8_388_608.0,
+            3e9,
+            -3e9,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        let mut x = 0x2545_f491_u32;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            values.push((x as f32 / u32::MAX as f32 - 0.5) * 600.0);
+        }
+        for v in values {
+            let (got, want) = (round(v), v.round());
+            assert!(
+                got.to_bits() == want.to_bits(),
+                "round({v}) = {got}, want {want}"
+            );
+        }
+        assert!(round(f32::NAN).is_nan());
+    }
 
     #[test]
     fn two_bit_weight_grid_is_minus_one_zero_one_times_max() {

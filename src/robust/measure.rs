@@ -116,6 +116,7 @@ mod tests {
                 gradient_free_gain: 0.0,
                 above_gradient_free: false,
             },
+            cost: Default::default(),
         }
     }
 
