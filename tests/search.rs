@@ -24,6 +24,7 @@ fn tiny_experiment() -> Experiment {
         pgd_steps: 3,
         examples: 40,
         transfer: true,
+        ..Tiny::default()
     }
     .toml("tiny");
     Experiment::from_toml(
