@@ -277,10 +277,8 @@ impl Model {
             Step::Conv {
                 stride, padding, ..
             } => Ok(ops::conv2d(&xin, &w, Some(&b), stride, padding, !last)?),
-            _ => {
-                let y = xin.matmul(&w.t()?)?.broadcast_add(&b)?;
-                Ok(if last { y } else { y.relu()? })
-            }
+            // Bias and ReLU fused too; the weight gradient only when the weight tracks one.
+            _ => Ok(ops::linear(&xin, &w, Some(&b), !last)?),
         }
     }
 

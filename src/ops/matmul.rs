@@ -36,6 +36,16 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// Rows `start..start + count` of the view (checked by `matmul` like any view).
+    pub(crate) fn rows(self, start: usize, count: usize) -> Self {
+        let from = (start * self.rs).min(self.data.len());
+        Mat {
+            data: &self.data[from..],
+            rows: count,
+            ..self
+        }
+    }
+
     /// Whether every element the view addresses lies inside `data`.
     fn in_bounds(&self) -> bool {
         self.rows == 0

@@ -7,11 +7,13 @@
 
 mod conv2d;
 mod im2col;
+mod linear;
 mod matmul;
 mod max_pool;
 mod par;
 mod storage;
 
 pub use conv2d::conv2d;
+pub use linear::linear;
 pub use max_pool::max_pool2d;
 pub use par::threads;
