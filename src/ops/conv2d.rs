@@ -18,6 +18,7 @@ use super::im2col::{col2im_add, im2col, Geometry};
 use super::matmul::{matmul, Mat, Parallelism};
 use super::par::for_each_chunk;
 use super::storage::{contiguous_f32, with_f32};
+use super::wide::Wide;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 /// `relu?(conv2d(x, w) + b)` with square kernels, equal stride and padding on both axes.
@@ -140,25 +141,79 @@ impl CustomOp3 for Conv2d {
     }
 }
 
+/// Per-worker buffers of the stride-1 ("wide") path: a padded example, its wide column matrix
+/// and one O × len wide output or gradient (its wrap-around columns stay zero).
+struct Scratch {
+    pad: Vec<f32>,
+    col: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(d: &Dims, wd: &Wide) -> Scratch {
+        Scratch {
+            pad: vec![0.0; wd.padded_len(&d.g)],
+            col: vec![0.0; d.g.col_rows() * wd.len],
+            out: vec![0.0; d.o * wd.len],
+        }
+    }
+}
+
+/// Example `n` of `x` padded (no copy without padding), then its wide column matrix in `col`.
+fn wide_cols<'a>(x: &'a [f32], n: usize, d: &Dims, wd: &Wide, pad: &'a mut [f32], col: &mut [f32]) {
+    let g = &d.g;
+    let xn = &x[n * g.in_len()..][..g.in_len()];
+    let xp: &[f32] = match g.padding {
+        0 => xn,
+        _ => {
+            wd.pad(g, xn, pad);
+            pad
+        }
+    };
+    wd.im2col(g, xp, col);
+}
+
 /// `y_n = relu?(w @ im2col(x_n) + b)` for every example, examples in parallel.
 fn forward(x: &[f32], w: &[f32], b: &[f32], d: &Dims, relu: bool) -> Result<Vec<f32>> {
     let (g, pixels) = (&d.g, d.g.col_cols());
     let mut y = vec![0.0; d.n * d.o * pixels];
     let wm = Mat::row_major(w, d.o, g.col_rows());
-    let col_buf = || vec![0.0; g.col_rows() * pixels];
-    for_each_chunk(&mut y, d.o * pixels, col_buf, |col, n, yn| {
-        im2col(&x[n * g.in_len()..][..g.in_len()], g, col);
-        let colm = Mat::row_major(col, g.col_rows(), pixels);
-        matmul(yn, wm, colm, false, Parallelism::None)?;
-        for (yc, &bias) in yn.chunks_exact_mut(pixels).zip(b) {
-            match relu {
-                true => yc.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
-                false => yc.iter_mut().for_each(|v| *v += bias),
-            }
+    match Wide::of(g) {
+        Some(wd) => for_each_chunk(
+            &mut y,
+            d.o * pixels,
+            || Scratch::new(d, &wd),
+            |s, n, yn| {
+                wide_cols(x, n, d, &wd, &mut s.pad, &mut s.col);
+                let colm = Mat::row_major(&s.col, g.col_rows(), wd.len);
+                matmul(&mut s.out, wm, colm, false, Parallelism::None)?;
+                wd.narrow(g, &s.out, yn);
+                add_bias(yn, b, pixels, relu);
+                Ok(())
+            },
+        )?,
+        None => {
+            let col_buf = || vec![0.0; g.col_rows() * pixels];
+            for_each_chunk(&mut y, d.o * pixels, col_buf, |col, n, yn| {
+                im2col(&x[n * g.in_len()..][..g.in_len()], g, col);
+                let colm = Mat::row_major(col, g.col_rows(), pixels);
+                matmul(yn, wm, colm, false, Parallelism::None)?;
+                add_bias(yn, b, pixels, relu);
+                Ok(())
+            })?
         }
-        Ok(())
-    })?;
+    }
     Ok(y)
+}
+
+/// Adds each channel's bias to its `pixels` outputs, then the fused ReLU.
+fn add_bias(yn: &mut [f32], b: &[f32], pixels: usize, relu: bool) {
+    for (yc, &bias) in yn.chunks_exact_mut(pixels).zip(b) {
+        match relu {
+            true => yc.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+            false => yc.iter_mut().for_each(|v| *v += bias),
+        }
+    }
 }
 
 /// The upstream gradient where the fused ReLU let the value through (`y > 0`), else 0.
@@ -190,6 +245,25 @@ fn weight_grad(x: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
     let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
     let parts = d.n.div_ceil(WEIGHT_GRAD_CHUNK).max(1);
     let mut partials = vec![0.0; parts * d.o * rows];
+    if let Some(wd) = Wide::of(geo) {
+        for_each_chunk(
+            &mut partials,
+            d.o * rows,
+            || Scratch::new(d, &wd),
+            |s, part, dw| {
+                let examples = part * WEIGHT_GRAD_CHUNK..((part + 1) * WEIGHT_GRAD_CHUNK).min(d.n);
+                for (i, n) in examples.enumerate() {
+                    wide_cols(x, n, d, &wd, &mut s.pad, &mut s.col);
+                    wd.widen(geo, &g[n * d.o * pixels..][..d.o * pixels], &mut s.out);
+                    let gn = Mat::row_major(&s.out, d.o, wd.len);
+                    let colt = Mat::row_major(&s.col, rows, wd.len).t();
+                    matmul(dw, gn, colt, i > 0, Parallelism::None)?;
+                }
+                Ok(())
+            },
+        )?;
+        return Ok(sum_partials(&partials, d.o * rows));
+    }
     let col_buf = || vec![0.0; rows * pixels];
     for_each_chunk(&mut partials, d.o * rows, col_buf, |col, part, dw| {
         let examples = part * WEIGHT_GRAD_CHUNK..((part + 1) * WEIGHT_GRAD_CHUNK).min(d.n);
@@ -201,12 +275,17 @@ fn weight_grad(x: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
         }
         Ok(())
     })?;
-    let mut parts = partials.chunks_exact(d.o * rows);
+    Ok(sum_partials(&partials, d.o * rows))
+}
+
+/// The partial sums (each `len` long) added in order.
+fn sum_partials(partials: &[f32], len: usize) -> Vec<f32> {
+    let mut parts = partials.chunks_exact(len);
     let mut dw = parts.next().map(<[f32]>::to_vec).unwrap_or_default();
     for p in parts {
         dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
     }
-    Ok(dw)
+    dw
 }
 
 /// `dx_n = col2im(w^T @ g_n)`, examples in parallel.
@@ -214,6 +293,29 @@ fn input_grad(w: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
     let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
     let mut dx = vec![0.0; d.n * geo.in_len()];
     let wt = Mat::row_major(w, d.o, rows).t();
+    if let Some(wd) = Wide::of(geo) {
+        for_each_chunk(
+            &mut dx,
+            geo.in_len(),
+            || Scratch::new(d, &wd),
+            |s, n, dxn| {
+                wd.widen(geo, &g[n * d.o * pixels..][..d.o * pixels], &mut s.out);
+                let gn = Mat::row_major(&s.out, d.o, wd.len);
+                matmul(&mut s.col, wt, gn, false, Parallelism::None)?;
+                match geo.padding {
+                    // Unpadded, the padded layout is the input's own.
+                    0 => wd.col2im_add(geo, &s.col, dxn),
+                    _ => {
+                        s.pad.fill(0.0);
+                        wd.col2im_add(geo, &s.col, &mut s.pad);
+                        wd.unpad_add(geo, &s.pad, dxn);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        return Ok(dx);
+    }
     let col_buf = || vec![0.0; rows * pixels];
     for_each_chunk(&mut dx, geo.in_len(), col_buf, |col, n, dxn| {
         let gn = Mat::row_major(&g[n * d.o * pixels..][..d.o * pixels], d.o, pixels);

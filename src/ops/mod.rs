@@ -12,6 +12,7 @@ mod matmul;
 mod max_pool;
 mod par;
 mod storage;
+mod wide;
 
 pub use conv2d::conv2d;
 pub use linear::linear;
