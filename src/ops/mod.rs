@@ -1,11 +1,15 @@
 //! Fast CPU kernels as candle custom ops (f32, NCHW): conv2d as im2col + `gemm` with bias and
-//! ReLU fused, and max-pool with a backward that routes the gradient to the window's maximum.
+//! ReLU fused (stride 1 through the "wide" column matrix), linear with bias and ReLU fused,
+//! max-pool with a backward that routes the gradient to the window's maximum, and the Lipschitz
+//! penalty's `||W Wᵀ − I||²`. Each backward computes only the gradients whose arguments track
+//! one, and every reduction runs in a fixed order, so results do not depend on the thread count.
 //!
 //! Why not candle's own ops: its conv2d backward always computes the input gradient through a
 //! slow transposed convolution, and its `max_pool2d` backward scales the gradient by
 //! (#maxima)/k² instead of routing it (docs/candle-notes.md says how each was measured).
 
 mod conv2d;
+mod gram;
 mod im2col;
 mod linear;
 mod matmul;
@@ -15,6 +19,7 @@ mod storage;
 mod wide;
 
 pub use conv2d::conv2d;
+pub use gram::orthogonality;
 pub use linear::linear;
 pub use max_pool::max_pool2d;
 pub use par::threads;

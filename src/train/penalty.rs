@@ -10,10 +10,7 @@ pub fn orthogonality_penalty(weights: &[&Var]) -> candle_core::Result<Tensor> {
     let mut total: Option<Tensor> = None;
     for w in weights {
         let out = w.dims()[0];
-        let m = w.as_tensor().reshape((out, ()))?;
-        let gram = m.matmul(&m.t()?)?;
-        let eye = Tensor::eye(out, candle_core::DType::F32, m.device())?;
-        let term = (gram - eye)?.sqr()?.sum_all()?;
+        let term = crate::ops::orthogonality(&w.as_tensor().reshape((out, ()))?)?;
         total = Some(match total {
             Some(t) => (t + term)?,
             None => term,
