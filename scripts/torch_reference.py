@@ -9,18 +9,26 @@ The PyTorch side takes the fastest eager path a PyTorch user would: the fused fa
 (torch.fake_quantize_per_channel_affine for weights, symmetric per output channel with the scale
 max|w_c| / n computed under no_grad, as bitsearch detaches it; fake_quantize_per_tensor_affine
 for activations over [0, clip]), channels-last conv weights (`--nchw`: NCHW), fused AdamW,
-inference_mode for forward-only passes, and torch.autograd.grad for input gradients. The forward values are bitsearch's (src/quant/fake.rs;
-`--selftest` checks them against the unfused `w + (q - w).detach()` formula, `--fq unfused`
-times that formula). One difference in the backward pass, which does not change the work done:
-bitsearch's straight-through estimator is the identity everywhere, while PyTorch's fused kernels
-zero the gradient of elements outside the quantization range (activations below 0 or above the
-clip; weights never are, their scale covers the largest one).
+inference_mode for forward-only passes, and torch.autograd.grad for input gradients. The forward
+values are bitsearch's (src/quant/fake.rs); `--selftest` checks them against the unfused
+`w + (q - w).detach()` formula, and `--fq unfused` times that formula instead. Measured here
+(2 threads, 2026-12-01) the fused kernels are not the faster ones: they always compute the
+gradient mask too, and on activations that fit in cache they run slower than the unfused chain
+(1.6M activations: 8.0 ms fused, 2.6 ms unfused; 12.5M: 77 ms and 110 ms), so the unfused chain
+is about as fast or faster on every figure but cnn6's forward of 1,000 images.
+
+One difference in the backward pass: bitsearch's straight-through estimator is the identity
+everywhere, while PyTorch's fused kernels zero the gradient of elements outside the quantization
+range (activations below 0 or above the clip; weights never are, their scale covers the largest
+one). The work per pass is the same, but the attacks' gradients differ, so which examples FGSM and
+PGD break, and so how much PGD and Square then run, can differ from bitsearch's.
 
 The input standardization runs inside the model after the first layer's activation quantizer,
 as in src/model/net.rs, so every model takes images in [0, 1].
 
-`--compile` also times the micro figures through torch.compile(model) (impl "torch.compile");
-its warm-ups, which compile, are summed into the row "compile time (one-off)".
+`--compile` also times the micro figures through torch.compile(model) (impl "torch.compile",
+`--compile-mode` for another mode); the first call of each figure, which compiles (cold: inductor's
+caches are off), is summed into the row "compile time (one-off)".
 
 `--policy-dir DIR` scores one policy as a search episode does, from the files `bitsearch bench
 --reference-dir DIR` writes (policy-bench.json, baseline.safetensors, data.safetensors): the
@@ -397,7 +405,8 @@ def suite(model, x, y, transfer, atk, gen, times, work):
     """The search's attack suite (src/robust/suite.rs) with early exit: (a) one clean forward;
     (b) one input gradient, its zero-gradient check, FGSM at every eps from that gradient; (c) a
     forward of each transfer set; (d) PGD at each eps only on the examples still standing there
-    (clean-correct, not broken by FGSM or transfer at that eps), each restart only on those every
+    (clean-correct and not broken by FGSM at that eps; transfer does not count, so the masking check
+    "PGD above transfer" keeps its meaning), each restart only on those every
     earlier restart left standing; (e) Square at each radius on the examples every attack there
     left standing. Fills times and work per phase: example passes through the model, forward
     or gradient, counted as bitsearch's src/robust/cost.rs counts them (PGD: steps gradient passes
@@ -415,6 +424,7 @@ def suite(model, x, y, transfer, atk, gen, times, work):
     sg = g.sign()
     for eps in fgsm_eps:
         hits[eps] = hits.get(eps, clean) & is_correct(model, (x + eps * sg).clamp(0, 1), y)
+    before_transfer = {eps: h.clone() for eps, h in hits.items()}  # what PGD's early exit sees
     times["clean + gradient + fgsm"] = time.perf_counter() - t
     work["clean + gradient + fgsm"] = n * (2 + len(fgsm_eps))
     # c. transfer: PGD examples crafted once on the FP32 model
@@ -427,7 +437,7 @@ def suite(model, x, y, transfer, atk, gen, times, work):
     t, passes = time.perf_counter(), 0
     steps, step_size = int(atk["pgd_steps"]), float(atk["step_size"])
     for eps in pgd_eps:
-        stand = hits.get(eps, clean).clone()
+        stand = before_transfer.get(eps, clean).clone()
         for _ in range(max(int(atk.get("restarts", 1)), 1)):
             # as bitsearch: each restart draws the start for every example, attacked or not
             noise = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
@@ -437,7 +447,7 @@ def suite(model, x, y, transfer, atk, gen, times, work):
             adv = pgd(model, x[idx], y[idx], eps, steps, step_size, gen, noise[idx])
             passes += (steps + 1) * idx.numel()  # the gradient passes and the final forward
             stand[idx] = is_correct(model, adv, y[idx])
-        hits[eps] = stand
+        hits[eps] = hits.get(eps, clean) & stand
     times["pgd"] = time.perf_counter() - t
     work["pgd"] = passes
     # e. Square at each radius on the examples every attack there left standing
@@ -583,6 +593,14 @@ def main():
     for arch in archs:
         bench(arch, data, args.runs, args.epochs, out, args.fq)
     if args.compile:
+        # Every figure of every arch is its own graph of QNet.forward (guards on the module, the
+        # policy, grad mode and batch size): 10 in all, above dynamo's default limit of 8, past
+        # which it silently runs eager.
+        torch._dynamo.config.recompile_limit = 64
+        # A cold compile, as a first run pays it: with inductor's on-disk caches (under
+        # /tmp/torchinductor_$USER) a rerun times cache hits, 2 s instead of about a minute.
+        from torch._inductor import config as inductor_config
+        inductor_config.force_disable_caches = True
         cimpl = f"torch.compile {torch.__version__.split('+')[0]}" + ("" if args.compile_mode == "default" else f" {args.compile_mode}")
         cout = lambda r: print(json.dumps({"impl": cimpl, "threads": args.threads, **r}), flush=True)
         for arch in archs:
