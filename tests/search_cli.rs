@@ -11,24 +11,30 @@ use std::time::{Duration, Instant};
 use common::cli::command;
 use common::fixtures::{lines_without_timing, Tiny, DDPG};
 
-fn search(cwd: &Path, out: &str, extra: &[&str]) -> Command {
-    let mut args = vec![
+/// `bitsearch search` of the tiny experiment with `agent.toml` into OUT, scoring every policy
+/// afresh (no score reused from another run).
+fn search_args<'a>(out: &'a str, episodes: &'a str, cache: &'a str) -> Vec<&'a str> {
+    vec![
         "search",
         "--experiment",
         "exp.toml",
         "--agent",
         "agent.toml",
         "--episodes",
-        "6",
+        episodes,
         "--cache",
-        "cache",
-        // Every episode fine-tunes (no score reused from the other run), so the kill lands
-        // inside one and the resumed run recomputes what the cache would have handed back.
+        cache,
         "--no-score-cache",
         "--quiet",
         "--out",
         out,
-    ];
+    ]
+}
+
+fn search(cwd: &Path, out: &str, extra: &[&str]) -> Command {
+    // Every episode fine-tunes (no score reused from the other run), so the kill lands inside
+    // one and the resumed run recomputes what the cache would have handed back.
+    let mut args = search_args(out, "6", "cache");
     args.extend_from_slice(extra);
     let mut c = command(&args, cwd);
     c.stdout(Stdio::null()).stderr(Stdio::piped());
@@ -113,21 +119,7 @@ fn one_and_two_threads_give_identical_baselines_and_episodes() {
     let run = |threads: &str| {
         let out = format!("t{threads}");
         let cache = format!("cache{threads}");
-        let args = [
-            "search",
-            "--experiment",
-            "exp.toml",
-            "--agent",
-            "agent.toml",
-            "--episodes",
-            "3",
-            "--cache",
-            &cache,
-            "--no-score-cache",
-            "--quiet",
-            "--out",
-            &out,
-        ];
+        let args = search_args(&out, "3", &cache);
         let mut c = command(&args, dir.path());
         c.env("CANDLE_NUM_THREADS", threads)
             .env("RAYON_NUM_THREADS", threads);

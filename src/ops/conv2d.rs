@@ -328,34 +328,10 @@ fn input_grad(w: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_util::{assert_close, randn};
     use super::*;
     use candle_core::{Device, Var};
-    use rand::{rngs::StdRng, Rng, SeedableRng};
-
-    fn randn(rng: &mut StdRng, dims: &[usize]) -> Result<Tensor> {
-        let n = dims.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| rng.sample(rand_distr::StandardNormal))
-            .collect();
-        Tensor::from_vec(v, dims, &Device::Cpu)
-    }
-
-    /// Asserts |a - b| <= tol * max|b| elementwise (tolerance relative to the tensor's scale).
-    fn assert_close(a: &Tensor, b: &Tensor, tol: f32, what: &str) -> Result<()> {
-        assert_eq!(a.dims(), b.dims(), "{what}: shapes");
-        let (a, b) = (
-            a.flatten_all()?.to_vec1::<f32>()?,
-            b.flatten_all()?.to_vec1::<f32>()?,
-        );
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * scale,
-                "{what}[{i}]: {x} vs {y} (scale {scale})"
-            );
-        }
-        Ok(())
-    }
+    use rand::{rngs::StdRng, SeedableRng};
 
     /// candle's reference: conv2d + broadcast_add + relu.
     fn reference(

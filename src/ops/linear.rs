@@ -164,31 +164,10 @@ impl CustomOp3 for Linear {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_util::{assert_close, randn};
     use super::*;
     use candle_core::{Device, Var};
-    use rand::{rngs::StdRng, Rng, SeedableRng};
-
-    fn randn(rng: &mut StdRng, dims: &[usize]) -> Result<Tensor> {
-        let n = dims.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| rng.sample(rand_distr::StandardNormal))
-            .collect();
-        Tensor::from_vec(v, dims, &Device::Cpu)
-    }
-
-    /// |a - b| <= tol * max|b| elementwise.
-    fn assert_close(a: &Tensor, b: &Tensor, tol: f32, what: &str) -> Result<()> {
-        assert_eq!(a.dims(), b.dims(), "{what}: shapes");
-        let (a, b) = (
-            a.flatten_all()?.to_vec1::<f32>()?,
-            b.flatten_all()?.to_vec1::<f32>()?,
-        );
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-        for (k, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!((x - y).abs() <= tol * scale, "{what}[{k}]: {x} vs {y}");
-        }
-        Ok(())
-    }
+    use rand::{rngs::StdRng, SeedableRng};
 
     #[test]
     fn linear_values_and_gradients_match_candle() -> Result<()> {

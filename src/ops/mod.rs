@@ -16,6 +16,8 @@ mod matmul;
 mod max_pool;
 mod par;
 mod storage;
+#[cfg(test)]
+mod test_util;
 mod wide;
 
 pub use conv2d::conv2d;
