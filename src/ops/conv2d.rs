@@ -328,7 +328,7 @@ fn input_grad(w: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{assert_close, randn};
+    use super::super::test_util::{assert_close, assert_same_op, randn};
     use super::*;
     use candle_core::{Device, Var};
     use rand::{rngs::StdRng, SeedableRng};
@@ -372,22 +372,7 @@ mod tests {
             let b_opt = bias.then_some(b.as_tensor());
             let want = reference(&x, &w, b_opt, s, p, relu)?;
             let got = conv2d(&x, &w, b_opt, s, p, relu)?;
-            assert_close(&got, &want, 1e-5, &format!("{what} y"))?;
-            // A random projection makes every output element's gradient different.
-            let r = randn(&mut rng, want.dims())?;
-            let gw = (want * &r)?.sum_all()?.backward()?;
-            let gg = (got * &r)?.sum_all()?.backward()?;
-            for (name, t) in [("dx", &x), ("dw", &w), ("db", &b)] {
-                match (gg.get(t), gw.get(t)) {
-                    (Some(a), Some(e)) => assert_close(a, e, 1e-4, &format!("{what} {name}"))?,
-                    (None, None) => assert!(name == "db" && !bias, "{what}: {name} missing"),
-                    (a, e) => panic!(
-                        "{what} {name}: ours {:?} vs candle {:?}",
-                        a.is_some(),
-                        e.is_some()
-                    ),
-                }
-            }
+            assert_same_op(&mut rng, &got, &want, [&x, &w, &b], bias, &what)?;
         }
         Ok(())
     }

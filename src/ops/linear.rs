@@ -164,7 +164,7 @@ impl CustomOp3 for Linear {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{assert_close, randn};
+    use super::super::test_util::{assert_same_op, randn};
     use super::*;
     use candle_core::{Device, Var};
     use rand::{rngs::StdRng, SeedableRng};
@@ -192,21 +192,7 @@ mod tests {
                 want = want.relu()?;
             }
             let got = linear(&x, &w, b_opt, relu)?;
-            assert_close(&got, &want, 1e-5, &format!("{what} y"))?;
-            let r = randn(&mut rng, want.dims())?;
-            let gw = (want * &r)?.sum_all()?.backward()?;
-            let gg = (got * &r)?.sum_all()?.backward()?;
-            for (name, t) in [("dx", &x), ("dw", &w), ("db", &b)] {
-                match (gg.get(t), gw.get(t)) {
-                    (Some(a), Some(e)) => assert_close(a, e, 1e-4, &format!("{what} {name}"))?,
-                    (None, None) => assert!(name == "db" && !bias, "{what}: {name} missing"),
-                    (a, e) => panic!(
-                        "{what} {name}: ours {} vs candle {}",
-                        a.is_some(),
-                        e.is_some()
-                    ),
-                }
-            }
+            assert_same_op(&mut rng, &got, &want, [&x, &w, &b], bias, &what)?;
         }
         Ok(())
     }

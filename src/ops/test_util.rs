@@ -1,7 +1,7 @@
 //! Test helpers shared by the ops' tests: random tensors and a closeness check relative to the
 //! expected tensor's scale.
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Device, Result, Tensor, Var};
 use rand::{rngs::StdRng, Rng};
 
 /// A tensor of standard-normal values drawn from `rng`.
@@ -26,6 +26,36 @@ pub(crate) fn assert_close(a: &Tensor, b: &Tensor, tol: f32, what: &str) -> Resu
             (x - y).abs() <= tol * scale,
             "{what}[{i}]: {x} vs {y} (scale {scale})"
         );
+    }
+    Ok(())
+}
+
+/// Asserts that an op's output `got` matches candle's `want` (1e-5 of the scale) and that the
+/// gradients of a random projection of each agree (1e-4) for the arguments x, w, b; `b` may have
+/// none on both sides when the op ran without a bias.
+pub(crate) fn assert_same_op(
+    rng: &mut StdRng,
+    got: &Tensor,
+    want: &Tensor,
+    [x, w, b]: [&Var; 3],
+    bias: bool,
+    what: &str,
+) -> Result<()> {
+    assert_close(got, want, 1e-5, &format!("{what} y"))?;
+    // A random projection makes every output element's gradient different.
+    let r = randn(rng, want.dims())?;
+    let gw = (want * &r)?.sum_all()?.backward()?;
+    let gg = (got * &r)?.sum_all()?.backward()?;
+    for (name, t) in [("dx", x), ("dw", w), ("db", b)] {
+        match (gg.get(t), gw.get(t)) {
+            (Some(a), Some(e)) => assert_close(a, e, 1e-4, &format!("{what} {name}"))?,
+            (None, None) => assert!(name == "db" && !bias, "{what}: {name} missing"),
+            (a, e) => panic!(
+                "{what} {name}: ours {} vs candle {}",
+                a.is_some(),
+                e.is_some()
+            ),
+        }
     }
     Ok(())
 }
