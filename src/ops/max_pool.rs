@@ -147,6 +147,38 @@ fn pool_plane_2(d: Dims, xp: &[f32], yp: &mut [f32], ip: &mut [u32]) {
     }
 }
 
+/// The maxima of 2 x 2 windows alone, without their indices: `pool_plane_2`'s comparisons in the
+/// same order (so the same value on ties and NaN), examples in parallel.
+fn pool_values_2(x: &[f32], d: Dims) -> Result<Vec<f32>> {
+    let (out, plane, w) = (d.oh * d.ow, d.h * d.w, d.w);
+    let mut y = vec![0.0; d.planes * out];
+    for_each_chunk(
+        &mut y,
+        out * d.channels,
+        || (),
+        |_, e, ye| {
+            for (i, yp) in ye.chunks_exact_mut(out).enumerate() {
+                let xp = &x[(e * d.channels + i) * plane..][..plane];
+                for (r, yr) in yp.chunks_exact_mut(d.ow).enumerate() {
+                    let (r0, r1) = (&xp[2 * r * w..][..w], &xp[(2 * r + 1) * w..][..w]);
+                    let windows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+                    for (yv, (a, b)) in yr.iter_mut().zip(windows) {
+                        let mut m = a[0];
+                        for v in [a[1], b[0], b[1]] {
+                            if m < v {
+                                m = v;
+                            }
+                        }
+                        *yv = m;
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(y)
+}
+
 impl CustomOp1 for MaxPool {
     fn name(&self) -> &'static str {
         "bitsearch-max-pool2d"
@@ -154,14 +186,20 @@ impl CustomOp1 for MaxPool {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = self.dims(l.shape())?;
-        let (y, idx) = self.pool(contiguous_f32(s, l)?, d)?;
+        let x = contiguous_f32(s, l)?;
+        let (n, c, _, _) = l.shape().dims4()?;
+        if !self.keep_argmax && self.k == 2 {
+            // No gradient will be asked for (an attack's forward, an accuracy pass).
+            let y = pool_values_2(x, d)?;
+            return Ok((CpuStorage::F32(y), Shape::from((n, c, d.oh, d.ow))));
+        }
+        let (y, idx) = self.pool(x, d)?;
         if self.keep_argmax {
             *self
                 .argmax
                 .lock()
                 .map_err(|_| candle_core::Error::Msg("poisoned".into()))? = idx;
         }
-        let (n, c, _, _) = l.shape().dims4()?;
         Ok((CpuStorage::F32(y), Shape::from((n, c, d.oh, d.ow))))
     }
 
@@ -242,6 +280,27 @@ mod tests {
             let got = max_pool2d(&x, k)?.flatten_all()?.to_vec1::<f32>()?;
             assert_eq!(got, want, "k {k}");
         }
+        Ok(())
+    }
+
+    /// Without a gradient to route, 2x2 pooling skips the indices: the values must be those of
+    /// the indexed path, ties and NaN included (bit for bit: -0.0 against 0.0 too).
+    #[test]
+    fn values_only_pooling_equals_the_indexed_pooling() -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(8);
+        let mut v: Vec<f32> = (0..2 * 3 * 9 * 8)
+            .map(|_| rng.random_range(-3i32..=3) as f32)
+            .collect();
+        v[5] = f32::NAN;
+        v[12] = -0.0;
+        v[20] = f32::NAN;
+        let plain = Tensor::from_vec(v, (2, 3, 9, 8), &Device::Cpu)?;
+        let tracked = Var::from_tensor(&plain)?;
+        let bits = |t: &Tensor| -> Result<Vec<u32>> {
+            let v = max_pool2d(t, 2)?.flatten_all()?.to_vec1::<f32>()?;
+            Ok(v.iter().map(|x| x.to_bits()).collect())
+        };
+        assert_eq!(bits(&plain)?, bits(tracked.as_tensor())?);
         Ok(())
     }
 
