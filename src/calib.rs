@@ -31,9 +31,7 @@ pub fn calibrate(
     train: &Split,
     model: &Model,
 ) -> Result<Vec<LayerClips>, CalibError> {
-    let calib = train.head(cfg.calibration);
-    let idx: Vec<usize> = (0..calib.len()).collect();
-    let (x, _) = calib.batch(&idx, &Device::Cpu)?;
+    let (x, _) = train.first(cfg.calibration, &Device::Cpu)?;
     Ok(calibrate_model(model, &x, cfg.act_clip)?)
 }
 

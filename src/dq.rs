@@ -73,15 +73,13 @@ pub fn run_dq(
     on_row: &mut dyn FnMut(&DqRow) -> Result<(), DqError>,
 ) -> Result<Vec<DqRow>, DqError> {
     let clips = calib::calibrate(&exp.quant, &data.train, baseline)?;
-    let test = data.test.head(exp.attack.examples);
-    let idx: Vec<usize> = (0..test.len()).collect();
-    let (x, y) = test.batch(&idx, &Device::Cpu)?;
+    let (x, y) = data.test.first(exp.attack.examples, &Device::Cpu)?;
     let fp32 = QuantizedModel {
         model: baseline,
         q: None,
     };
     let transfer = craft_transfer(&fp32, &x, &y, &exp.attack)?;
-    let n_amp = exp.dq.amplification_examples.min(test.len());
+    let n_amp = exp.dq.amplification_examples.min(x.dim(0)?);
     let (x_amp, adv_amp) = (x.narrow(0, 0, n_amp)?, transfer.adv[0].narrow(0, 0, n_amp)?);
     let bar = progress_bar(
         (bits.len() * betas.len()) as u64,

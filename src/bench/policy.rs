@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use serde::Serialize;
 
 use super::{bench_policy, BenchRow};
@@ -16,7 +16,9 @@ use crate::data::{Dataset, Split};
 use crate::experiment::Experiment;
 use crate::model::Model;
 use crate::quant::{LayerClips, Quantizer};
-use crate::robust::{craft_transfer, run_suite, Coverage, QuantizedModel, Stage, TransferSet};
+use crate::robust::{
+    fp32_transfer, run_suite, Coverage, QuantizedModel, Stage, SuiteCost, TransferSet,
+};
 use crate::train::{accuracy, finetune};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,13 +52,13 @@ crate::errors::boxed_from!(
     Tensor: candle_core::Error
 );
 
-/// One timed repetition: seconds per part, and example passes of each attack stage.
+/// One timed repetition: seconds per part, and the attack suite's cost per stage.
 #[derive(Debug, Clone, Default)]
 struct Sample {
     total: f64,
     finetune: f64,
     accuracy: f64,
-    stages: Vec<(Stage, f64, usize)>,
+    suite: SuiteCost,
 }
 
 /// What the reference reads from `policy-bench.json`.
@@ -86,16 +88,9 @@ pub fn bench_policy_score(
     let clips = calibrate(&exp.quant, &data.train, base)?;
     let q = Quantizer::new(bench_policy(base.shapes().len()), clips.clone());
     let attack = data.val.head(exp.search.attack_examples);
-    let (x, y) = whole(&attack)?;
-    let fp32 = QuantizedModel {
-        model: base,
-        q: None,
-    };
+    let (x, y) = attack.first(attack.len(), &Device::Cpu)?;
     // Crafted once per search, so not part of an episode's work.
-    let transfer = match exp.attack.transfer {
-        true => Some(craft_transfer(&fp32, &x, &y, &exp.attack)?),
-        false => None,
-    };
+    let transfer = fp32_transfer(base, &x, &y, &exp.attack)?;
     if let Some(dir) = reference {
         let m = Manifest {
             arch: base.arch().name(),
@@ -129,14 +124,11 @@ pub fn bench_policy_score(
             transfer.as_ref(),
             Coverage::WorstCase,
         )?;
-        let stages = (Stage::ALL.iter())
-            .map(|&s| (s, report.cost.get(s).seconds, report.cost.get(s).passes))
-            .collect();
         Ok(Sample {
             total: start.elapsed().as_secs_f64(),
             finetune,
             accuracy,
-            stages,
+            suite: report.cost,
         })
     };
     score()?;
@@ -169,22 +161,16 @@ fn rows(arch: &str, samples: &[Sample], val: usize) -> Vec<BenchRow> {
         row("policy: fine-tune".into(), &|s| s.finetune, None),
         row("policy: accuracy".into(), &|s| s.accuracy, Some(val)),
     ];
-    for (i, stage) in Stage::ALL.iter().enumerate() {
+    for stage in Stage::ALL {
         // Passes depend only on the model, the same in every repetition: the last one's.
-        let passes = samples.last().map(|s| s.stages[i].2);
+        let passes = samples.last().map(|s| s.suite.get(stage).passes);
         out.push(row(
             format!("policy: {}", stage.name()),
-            &|s| s.stages[i].1,
+            &|s| s.suite.get(stage).seconds,
             passes,
         ));
     }
     out
-}
-
-/// The whole split as one batch.
-fn whole(split: &Split) -> Result<(Tensor, Tensor), BenchError> {
-    let idx: Vec<usize> = (0..split.len()).collect();
-    Ok(split.batch(&idx, &Device::Cpu)?)
 }
 
 /// Writes `policy-bench.json`, `baseline.safetensors` and `data.safetensors` into `dir`.
@@ -211,7 +197,7 @@ fn write_reference(
         ("val", &data.val),
         ("attack", attack),
     ] {
-        let (x, y) = whole(split)?;
+        let (x, y) = split.first(split.len(), &Device::Cpu)?;
         tensors.insert(format!("{name}_x"), x);
         tensors.insert(format!("{name}_y"), y.to_dtype(DType::I64)?);
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use bitsearch::calib::calibrate;
 use bitsearch::quant::{Policy, Quantizer};
-use bitsearch::robust::{craft_transfer, run_suite, Coverage, QuantizedModel, SuiteReport};
+use bitsearch::robust::{fp32_transfer, run_suite, Coverage, QuantizedModel, SuiteReport};
 use bitsearch::train::{accuracy, finetune, train_baseline, FinetuneReport};
 
 #[derive(Debug, Args)]
@@ -102,18 +102,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let robust = if args.no_attack {
         None
     } else {
-        let test = data.test.head(exp.attack.examples);
-        let idx: Vec<usize> = (0..test.len()).collect();
-        let (x, y) = test.batch(&idx, &Device::Cpu)?;
-        let fp32 = QuantizedModel {
-            model: &base.model,
-            q: None,
-        };
-        let transfer = if exp.attack.transfer {
-            Some(craft_transfer(&fp32, &x, &y, &exp.attack)?)
-        } else {
-            None
-        };
+        let (x, y) = data.test.first(exp.attack.examples, &Device::Cpu)?;
+        let transfer = fp32_transfer(&base.model, &x, &y, &exp.attack)?;
         Some(run_suite(
             &QuantizedModel { model, q: Some(&q) },
             &x,

@@ -146,6 +146,13 @@ impl Split {
         Ok((x, y))
     }
 
+    /// The first `n` examples (all if `n` is larger) as one batch: what an attack suite, a
+    /// calibration or a benchmark runs on.
+    pub fn first(&self, n: usize, device: &Device) -> Result<(Tensor, Tensor), DataError> {
+        let idx: Vec<usize> = (0..n.min(self.len())).collect();
+        self.batch(&idx, device)
+    }
+
     /// Consecutive batches of at most `size` examples covering the split in order.
     pub fn chunks(&self, size: usize) -> impl Iterator<Item = Vec<usize>> + '_ {
         let n = self.len();

@@ -7,5 +7,5 @@ mod shape;
 
 pub use arch::{Arch, ShapeError, Step};
 pub use config::ModelConfig;
-pub use net::{Model, ModelError, Trace, Weights};
+pub use net::{Model, ModelError, Trace};
 pub use shape::{LayerKind, LayerShape};

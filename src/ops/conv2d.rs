@@ -152,7 +152,11 @@ struct Scratch {
 impl Scratch {
     fn new(d: &Dims, wd: &Wide) -> Scratch {
         Scratch {
-            pad: vec![0.0; wd.padded_len(&d.g)],
+            // Unpadded, the input (and its gradient) is its own padded layout.
+            pad: match d.g.padding {
+                0 => Vec::new(),
+                _ => vec![0.0; wd.padded_len(&d.g)],
+            },
             col: vec![0.0; d.g.col_rows() * wd.len],
             out: vec![0.0; d.o * wd.len],
         }
@@ -238,6 +242,11 @@ fn bias_grad(g: &[f32], d: &Dims) -> Vec<f32> {
 /// thread count: "same seed, same episodes" holds on any machine.
 const WEIGHT_GRAD_CHUNK: usize = 8;
 
+/// The examples of weight-gradient chunk `part` in a batch of `n`.
+fn chunk_examples(part: usize, n: usize) -> std::ops::Range<usize> {
+    part * WEIGHT_GRAD_CHUNK..((part + 1) * WEIGHT_GRAD_CHUNK).min(n)
+}
+
 /// `dw = sum_n g_n @ im2col(x_n)^T`: the batch is cut into fixed chunks of
 /// `WEIGHT_GRAD_CHUNK` examples, each summed in example order into its own buffer (chunks in
 /// parallel, no locking), then the partial sums are added in chunk order.
@@ -251,8 +260,7 @@ fn weight_grad(x: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
             d.o * rows,
             || Scratch::new(d, &wd),
             |s, part, dw| {
-                let examples = part * WEIGHT_GRAD_CHUNK..((part + 1) * WEIGHT_GRAD_CHUNK).min(d.n);
-                for (i, n) in examples.enumerate() {
+                for (i, n) in chunk_examples(part, d.n).enumerate() {
                     wide_cols(x, n, d, &wd, &mut s.pad, &mut s.col);
                     wd.widen(geo, &g[n * d.o * pixels..][..d.o * pixels], &mut s.out);
                     let gn = Mat::row_major(&s.out, d.o, wd.len);
@@ -266,8 +274,7 @@ fn weight_grad(x: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
     }
     let col_buf = || vec![0.0; rows * pixels];
     for_each_chunk(&mut partials, d.o * rows, col_buf, |col, part, dw| {
-        let examples = part * WEIGHT_GRAD_CHUNK..((part + 1) * WEIGHT_GRAD_CHUNK).min(d.n);
-        for (i, n) in examples.enumerate() {
+        for (i, n) in chunk_examples(part, d.n).enumerate() {
             im2col(&x[n * geo.in_len()..][..geo.in_len()], geo, col);
             let gn = Mat::row_major(&g[n * d.o * pixels..][..d.o * pixels], d.o, pixels);
             let colt = Mat::row_major(col, rows, pixels).t();

@@ -23,8 +23,8 @@ pub use masking::{Checks, Masking, GRADIENT_FREE_TOLERANCE};
 pub use measure::{MeasureName, RobustMeasure};
 pub use square::square;
 pub use suite::{
-    craft_transfer, headline_eps, robust_radii, run_suite, AttackConfig, AttackKind, AttackResult,
-    Coverage, EpsWorst, SquareRun, SquareScope, SuiteReport, TransferSet,
+    craft_transfer, fp32_transfer, headline_eps, robust_radii, run_suite, AttackConfig, AttackKind,
+    AttackResult, Coverage, EpsWorst, SquareRun, SquareScope, SuiteReport, TransferSet,
 };
 
 use crate::model::ModelError;

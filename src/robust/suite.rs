@@ -10,12 +10,14 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::attack::{
-    correct, fgsm_step, input_grad, pgd, pgd_from, pgd_start_noise, zero_gradients, Classifier, Pgd,
+    correct, fgsm_step, input_grad, pgd, pgd_from, pgd_start_noise, zero_gradients, Classifier,
+    Pgd, QuantizedModel,
 };
 use super::cost::{Counted, Stage, SuiteCost};
 use super::masking::{masking_checks, Masking};
 use super::square::square;
 use super::RobustError;
+use crate::model::Model;
 
 /// Examples attacked at once; bounds memory of the input-gradient passes.
 const CHUNK: usize = 250;
@@ -160,6 +162,24 @@ pub fn craft_transfer(
     Ok(TransferSet {
         eps: cfg.pgd_eps.clone(),
         adv,
+    })
+}
+
+/// The suite's transfer examples, crafted on the full-precision `base` (None when `cfg` has no
+/// transfer attack): what the search, `eval` and the benchmark attack a quantized model with.
+pub fn fp32_transfer(
+    base: &Model,
+    x: &Tensor,
+    y: &Tensor,
+    cfg: &AttackConfig,
+) -> Result<Option<TransferSet>, RobustError> {
+    let fp32 = QuantizedModel {
+        model: base,
+        q: None,
+    };
+    Ok(match cfg.transfer {
+        true => Some(craft_transfer(&fp32, x, y, cfg)?),
+        false => None,
     })
 }
 

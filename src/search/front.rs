@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
-use super::score::{finetuned, test_examples, transfer_set, Scorer};
+use super::score::{finetuned, test_examples, Scorer};
 use super::spec::Run;
 use super::SearchError;
 use crate::robust::{
-    robust_radii, run_suite, AttackConfig, AttackKind, Coverage, MeasureName, QuantizedModel,
-    RobustMeasure, TransferSet,
+    fp32_transfer, robust_radii, run_suite, AttackConfig, AttackKind, Coverage, MeasureName,
+    QuantizedModel, RobustMeasure, TransferSet,
 };
 use crate::rundir::{pareto_rows, Episode, FrontTest, FrontTestRow};
 use crate::train::{accuracy, progress_bar};
@@ -79,7 +79,7 @@ struct StrongSuite<'a> {
 impl<'a> StrongSuite<'a> {
     fn new(scorer: &'a Scorer<'a>, cfg: &'a AttackConfig) -> Result<Self, SearchError> {
         let (x, y) = test_examples(scorer, cfg.examples)?;
-        let transfer = transfer_set(scorer.base, &x, &y, cfg)?;
+        let transfer = fp32_transfer(scorer.base, &x, &y, cfg)?;
         Ok(StrongSuite {
             scorer,
             cfg,

@@ -13,8 +13,7 @@ use crate::experiment::Experiment;
 use crate::model::Model;
 use crate::quant::{LayerClips, Quantizer};
 use crate::robust::{
-    craft_transfer, run_suite, AttackConfig, Checks, Coverage, QuantizedModel, SuiteReport,
-    TransferSet,
+    fp32_transfer, run_suite, Checks, Coverage, QuantizedModel, SuiteReport, TransferSet,
 };
 use crate::train::{accuracy, finetune, FinetuneConfig, TrainError};
 
@@ -82,14 +81,14 @@ impl<'a> Scorer<'a> {
         base: &'a Model,
         clips: Vec<LayerClips>,
     ) -> Result<Self, SearchError> {
-        let subset = data.val.head(exp.search.attack_examples);
-        let idx: Vec<usize> = (0..subset.len()).collect();
-        let (x, y) = subset.batch(&idx, &Device::Cpu).map_err(TrainError::from)?;
+        let (x, y) = (data.val)
+            .first(exp.search.attack_examples, &Device::Cpu)
+            .map_err(TrainError::from)?;
         let fp32_model = QuantizedModel {
             model: base,
             q: None,
         };
-        let transfer = transfer_set(base, &x, &y, &exp.attack)?;
+        let transfer = fp32_transfer(base, &x, &y, &exp.attack)?;
         let suite = run_suite(
             &fp32_model,
             &x,
@@ -221,7 +220,7 @@ pub fn test_score(
     let exp = scorer.exp;
     let (model, q) = finetuned(scorer, space, bits)?;
     let (x, y) = test_examples(scorer, exp.attack.examples)?;
-    let transfer = transfer_set(scorer.base, &x, &y, &exp.attack)?;
+    let transfer = fp32_transfer(scorer.base, &x, &y, &exp.attack)?;
     let robust = run_suite(
         &QuantizedModel {
             model: &model,
@@ -257,25 +256,7 @@ pub(super) fn finetuned(
 
 /// The first `n` test examples as one batch: what a test-split attack suite runs on.
 pub(super) fn test_examples(scorer: &Scorer, n: usize) -> Result<(Tensor, Tensor), SearchError> {
-    let test = scorer.data.test.head(n);
-    let idx: Vec<usize> = (0..test.len()).collect();
-    Ok(test.batch(&idx, &Device::Cpu).map_err(TrainError::from)?)
-}
-
-/// The transfer attack's examples, crafted on the FP32 model for the suite `cfg` (None when the
-/// suite has no transfer attack).
-pub(super) fn transfer_set(
-    base: &Model,
-    x: &Tensor,
-    y: &Tensor,
-    cfg: &AttackConfig,
-) -> Result<Option<TransferSet>, SearchError> {
-    let fp32 = QuantizedModel {
-        model: base,
-        q: None,
-    };
-    Ok(match cfg.transfer {
-        true => Some(craft_transfer(&fp32, x, y, cfg)?),
-        false => None,
-    })
+    Ok((scorer.data.test)
+        .first(n, &Device::Cpu)
+        .map_err(TrainError::from)?)
 }
