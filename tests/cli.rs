@@ -128,3 +128,59 @@ fn missing_data_directory_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// `bench` scores one policy part by part (each attack stage with its example passes) and hands
+/// the PyTorch reference its inputs; a reference path it cannot write is an error naming it.
+#[test]
+fn bench_scores_one_policy_and_writes_the_reference_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = common::fixtures::Tiny {
+        arch: "lenet5",
+        ..Default::default()
+    };
+    std::fs::write(dir.path().join("exp.toml"), exp.toml("tiny-bench")).unwrap();
+    let args = |reference: &'static str| {
+        let mut a = vec!["bench", "--experiment", "exp.toml", "--arch", "lenet5"];
+        a.extend(["--runs", "1", "--no-training", "--policy-runs", "1"]);
+        a.extend(["--cache", "cache", "--json", "--reference-dir", reference]);
+        a
+    };
+    let out = ok(bitsearch(&args("ref"), dir.path()));
+    let rows: Vec<serde_json::Value> = (out.lines())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let policy: Vec<&serde_json::Value> = (rows.iter())
+        .filter(|r| {
+            r["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("policy: "))
+        })
+        .collect();
+    assert_eq!(policy.len(), 7, "{out}");
+    for stage in ["clean + gradient + fgsm", "pgd", "square"] {
+        let row = policy
+            .iter()
+            .find(|r| r["name"] == format!("policy: {stage}"));
+        let work = row.and_then(|r| r["work"].as_u64());
+        assert!(work.is_some_and(|w| w > 0), "{stage}: {row:?}");
+    }
+    let reference = dir.path().join("ref");
+    for file in [
+        "policy-bench.json",
+        "baseline.safetensors",
+        "data.safetensors",
+    ] {
+        assert!(reference.join(file).is_file(), "{file} missing");
+    }
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(reference.join("policy-bench.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["policy"], "8/8,4/4,2/4,4/4,8/8");
+    assert_eq!(manifest["attack_examples"], 20);
+
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    let o = bitsearch(&args("a-file"), dir.path());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("a-file"), "{}", stderr(&o));
+}
