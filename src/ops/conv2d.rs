@@ -14,6 +14,7 @@
 //! Threads: examples are spread over candle's worker pool and each gemm is single-threaded;
 //! `par.rs` has the measurements behind that choice.
 
+use super::direct_conv::Direct;
 use super::im2col::{col2im_add, im2col, Geometry};
 use super::matmul::{matmul, Mat, Parallelism};
 use super::par::for_each_chunk;
@@ -179,6 +180,9 @@ fn wide_cols<'a>(x: &'a [f32], n: usize, d: &Dims, wd: &Wide, pad: &'a mut [f32]
 
 /// `y_n = relu?(w @ im2col(x_n) + b)` for every example, examples in parallel.
 fn forward(x: &[f32], w: &[f32], b: &[f32], d: &Dims, relu: bool) -> Result<Vec<f32>> {
+    if let Some(direct) = Direct::of(&d.g, d.o) {
+        return direct.forward(x, w, b, d.n, relu);
+    }
     let (g, pixels) = (&d.g, d.g.col_cols());
     let mut y = vec![0.0; d.n * d.o * pixels];
     let wm = Mat::row_major(w, d.o, g.col_rows());
@@ -251,6 +255,9 @@ fn chunk_examples(part: usize, n: usize) -> std::ops::Range<usize> {
 /// `WEIGHT_GRAD_CHUNK` examples, each summed in example order into its own buffer (chunks in
 /// parallel, no locking), then the partial sums are added in chunk order.
 fn weight_grad(x: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
+    if let Some(direct) = Direct::of(&d.g, d.o) {
+        return direct.weight_grad(x, g, d.n, WEIGHT_GRAD_CHUNK);
+    }
     let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
     let parts = d.n.div_ceil(WEIGHT_GRAD_CHUNK).max(1);
     let mut partials = vec![0.0; parts * d.o * rows];
@@ -297,6 +304,9 @@ fn sum_partials(partials: &[f32], len: usize) -> Vec<f32> {
 
 /// `dx_n = col2im(w^T @ g_n)`, examples in parallel.
 fn input_grad(w: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
+    if let Some(direct) = Direct::of(&d.g, d.o) {
+        return direct.input_grad(w, g, d.n);
+    }
     let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
     let mut dx = vec![0.0; d.n * geo.in_len()];
     let wt = Mat::row_major(w, d.o, rows).t();

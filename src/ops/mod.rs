@@ -9,6 +9,8 @@
 //! (#maxima)/k² instead of routing it (docs/candle-notes.md says how each was measured).
 
 mod conv2d;
+mod direct;
+mod direct_conv;
 mod gram;
 mod im2col;
 mod linear;

@@ -1,0 +1,406 @@
+//! Register-tiled kernels of a direct stride-1 convolution on the "wide" grid (see `wide.rs`):
+//! the work of im2col + gemm without the column matrix and without gemm's packing.
+//!
+//! A plane set `x` holds `C` zero-padded planes of `hw` values each (channel `c` at `c·hw`),
+//! followed by at least `TAIL` values. A tap `(ki, kj)` of a k×k kernel is the offset
+//! `s = ki·wp + kj`, and wide output `q` of row `i` of the kernel `w` is
+//!
+//! - `correlate`: `out[o, q] = Σ_c Σ_tap w[o, c, tap] · x[c·hw + s_tap + q]` (forward; the
+//!   input gradient is the same with the flipped, transposed kernel over the padded output
+//!   gradient);
+//! - `tap_dots`: `dw[o, c, tap] += Σ_q g[o, q] · x[c·hw + s_tap + q]` (weight gradient; `g`'s
+//!   wrap-around columns and tail are zero).
+//!
+//! Pixels are the vector lanes: 16 consecutive wide outputs share every weight, so each
+//! product is one fused multiply-add of a contiguous load and a broadcast weight, and a tile of
+//! up to 4 output channels × 6 vectors stays in registers. Every sum runs in a fixed order
+//! (channels, then taps; pixels lane by lane, then a fixed tree over the 16 lanes), the same on
+//! every path and at every thread count: `f32::mul_add` is the exact fused operation even where
+//! the CPU lacks FMA, so all paths give the same bits.
+
+/// Pixels per vector: a 512-bit register holds 16 f32.
+pub(crate) const LANES: usize = 16;
+
+/// Pixels per tile at most, and so the values a plane set needs past its last plane.
+pub(crate) const TAIL: usize = 6 * LANES;
+
+/// The operands of one correlation. `w` is `rows × (c·taps)` (row `o`, column `c·taps + t`).
+pub(crate) struct Correlation<'a> {
+    pub x: &'a [f32],
+    pub c: usize,
+    pub hw: usize,
+    pub taps: &'a [usize],
+    pub w: &'a [f32],
+    pub rows: usize,
+}
+
+impl Correlation<'_> {
+    /// `out[o·stride + q]` for rows `o` and wide pixels `q < len` (the last tile writes up to
+    /// `TAIL − 1` more pixels of its row, which `stride ≥ len + TAIL` leaves room for).
+    pub(crate) fn run(&self, len: usize, out: &mut [f32], stride: usize) {
+        let max_tap = self.taps.iter().copied().max().unwrap_or(0);
+        assert!(self.w.len() >= self.rows * self.c * self.taps.len());
+        assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + len + TAIL);
+        assert!(stride >= len + TAIL && out.len() >= self.rows * stride);
+        match isa() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX-512F (detected), and the bounds are checked above.
+            Isa::Avx512 => unsafe { avx512::correlate(self, len, out, stride) },
+            _ => portable_correlate(self, len, out, stride),
+        }
+    }
+}
+
+/// The operands of one weight-gradient accumulation: `g` is `rows × stride`, zero outside
+/// the valid outputs, `len` its pixels (a whole number of vectors).
+pub(crate) struct TapDots<'a> {
+    pub x: &'a [f32],
+    pub c: usize,
+    pub hw: usize,
+    pub taps: &'a [usize],
+    pub g: &'a [f32],
+    pub rows: usize,
+    pub stride: usize,
+    pub len: usize,
+}
+
+impl TapDots<'_> {
+    /// `dw[o·(c·taps) + c·taps + t] += Σ_{q < len} g[o·stride + q] · x[c·hw + s_t + q]`.
+    pub(crate) fn accumulate(&self, dw: &mut [f32]) {
+        let max_tap = self.taps.iter().copied().max().unwrap_or(0);
+        assert!(self.len % LANES == 0 && self.stride >= self.len);
+        assert!(self.g.len() >= self.rows * self.stride);
+        assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + self.len);
+        assert!(dw.len() >= self.rows * self.c * self.taps.len());
+        match isa() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX-512F (detected), and the bounds are checked above.
+            Isa::Avx512 => unsafe { avx512::tap_dots(self, dw) },
+            _ => portable_tap_dots(self, dw),
+        }
+    }
+
+    /// Where column `ct = c·taps + t` of the weight gradient reads `x`.
+    fn offset(&self, ct: usize) -> usize {
+        let k2 = self.taps.len();
+        ct / k2 * self.hw + self.taps[ct % k2]
+    }
+}
+
+/// The instruction set the kernels run on, detected once.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Isa {
+    Avx512,
+    Portable,
+}
+
+fn isa() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        Isa::Portable
+    })
+}
+
+/// The sum of 16 lanes in a fixed tree: halves, then quarters, ... (what both paths use).
+fn lane_sum(v: &[f32; LANES]) -> f32 {
+    let mut a = *v;
+    let mut n = LANES;
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            a[i] += a[i + n];
+        }
+    }
+    a[0]
+}
+
+/// The portable path: the same sums in the same order, one output at a time.
+fn portable_correlate(c: &Correlation, len: usize, out: &mut [f32], stride: usize) {
+    let k2 = c.taps.len();
+    for o in 0..c.rows {
+        let wo = &c.w[o * c.c * k2..][..c.c * k2];
+        for q in 0..len {
+            let mut acc = 0.0f32;
+            for ci in 0..c.c {
+                for (t, &s) in c.taps.iter().enumerate() {
+                    acc = wo[ci * k2 + t].mul_add(c.x[ci * c.hw + s + q], acc);
+                }
+            }
+            out[o * stride + q] = acc;
+        }
+    }
+}
+
+/// The portable weight gradient: 16 lane sums per output, then `lane_sum`.
+fn portable_tap_dots(t: &TapDots, dw: &mut [f32]) {
+    let cols = t.c * t.taps.len();
+    for o in 0..t.rows {
+        let go = &t.g[o * t.stride..][..t.len];
+        for ct in 0..cols {
+            let xs = &t.x[t.offset(ct)..][..t.len];
+            let mut lanes = [0.0f32; LANES];
+            for (gv, xv) in go.chunks_exact(LANES).zip(xs.chunks_exact(LANES)) {
+                for l in 0..LANES {
+                    lanes[l] = gv[l].mul_add(xv[l], lanes[l]);
+                }
+            }
+            dw[o * cols + ct] += lane_sum(&lanes);
+        }
+    }
+}
+
+/// AVX-512 intrinsics with the accumulators in named registers.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{lane_sum, Correlation, TapDots, LANES};
+    use std::arch::x86_64::*;
+
+    /// Rows in tiles of 4 × 6 vectors, remainders in smaller tiles.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn correlate(c: &Correlation, len: usize, out: &mut [f32], stride: usize) {
+        let vectors = len.div_ceil(LANES);
+        let mut o0 = 0;
+        while o0 < c.rows {
+            let rows = (c.rows - o0).min(4);
+            let mut v0 = 0;
+            while v0 < vectors {
+                let p = (vectors - v0).min(6);
+                let q0 = v0 * LANES;
+                match (rows, p) {
+                    (4, 6) => tile::<4, 6>(c, o0, q0, out, stride),
+                    (4, p) => tail::<4>(c, o0, q0, p, out, stride),
+                    (2 | 3, 6) => tile::<2, 6>(c, o0, q0, out, stride),
+                    (2 | 3, p) => tail::<2>(c, o0, q0, p, out, stride),
+                    (_, 6) => tile::<1, 6>(c, o0, q0, out, stride),
+                    (_, p) => tail::<1>(c, o0, q0, p, out, stride),
+                }
+                v0 += p;
+            }
+            o0 += if rows == 3 { 2 } else { rows };
+        }
+    }
+
+    /// A tile of fewer than 6 vectors.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tail<const R: usize>(
+        c: &Correlation,
+        o0: usize,
+        q0: usize,
+        p: usize,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        match p {
+            5 => tile::<R, 5>(c, o0, q0, out, stride),
+            4 => tile::<R, 4>(c, o0, q0, out, stride),
+            3 => tile::<R, 3>(c, o0, q0, out, stride),
+            2 => tile::<R, 2>(c, o0, q0, out, stride),
+            _ => tile::<R, 1>(c, o0, q0, out, stride),
+        }
+    }
+
+    /// Rows `o0..o0+R`, pixels `q0..q0+16P`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const R: usize, const P: usize>(
+        c: &Correlation,
+        o0: usize,
+        q0: usize,
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        let k2 = c.taps.len();
+        let cols = c.c * k2;
+        let mut acc = [[_mm512_setzero_ps(); P]; R];
+        let w = c.w.as_ptr().add(o0 * cols);
+        for ci in 0..c.c {
+            let xc = c.x.as_ptr().add(ci * c.hw + q0);
+            for (t, &s) in c.taps.iter().enumerate() {
+                let mut xv = [_mm512_setzero_ps(); P];
+                for (j, v) in xv.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(xc.add(s + j * LANES));
+                }
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let wb = _mm512_set1_ps(*w.add(r * cols + ci * k2 + t));
+                    for (av, &v) in a.iter_mut().zip(&xv) {
+                        *av = _mm512_fmadd_ps(wb, v, *av);
+                    }
+                }
+            }
+        }
+        let o = out.as_mut_ptr();
+        for (r, a) in acc.iter().enumerate() {
+            for (j, &av) in a.iter().enumerate() {
+                _mm512_storeu_ps(o.add((o0 + r) * stride + q0 + j * LANES), av);
+            }
+        }
+    }
+
+    /// Rows in tiles of 4 × 6 columns `(c, tap)`, remainders in smaller tiles.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tap_dots(t: &TapDots, dw: &mut [f32]) {
+        let cols = t.c * t.taps.len();
+        let mut o0 = 0;
+        while o0 < t.rows {
+            let rows = (t.rows - o0).min(4);
+            let mut c0 = 0;
+            while c0 < cols {
+                let n = (cols - c0).min(6);
+                match (rows, n) {
+                    (4, 6) => dots::<4, 6>(t, o0, c0, dw),
+                    (4, _) => dots::<4, 1>(t, o0, c0, dw),
+                    (2 | 3, 6) => dots::<2, 6>(t, o0, c0, dw),
+                    (2 | 3, _) => dots::<2, 1>(t, o0, c0, dw),
+                    (_, 6) => dots::<1, 6>(t, o0, c0, dw),
+                    (_, _) => dots::<1, 1>(t, o0, c0, dw),
+                }
+                c0 += if n == 6 { 6 } else { 1 };
+            }
+            o0 += if rows == 3 { 2 } else { rows };
+        }
+    }
+
+    /// `dw[o0+r, c0+j] += Σ_q g[o0+r, q] · x[offset(c0+j) + q]`, lane sums in registers.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dots<const R: usize, const N: usize>(
+        t: &TapDots,
+        o0: usize,
+        c0: usize,
+        dw: &mut [f32],
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); N]; R];
+        let mut xs = [t.x.as_ptr(); N];
+        for (j, x) in xs.iter_mut().enumerate() {
+            *x = x.add(t.offset(c0 + j));
+        }
+        let g = t.g.as_ptr().add(o0 * t.stride);
+        for q in (0..t.len).step_by(LANES) {
+            let mut xv = [_mm512_setzero_ps(); N];
+            for (v, x) in xv.iter_mut().zip(&xs) {
+                *v = _mm512_loadu_ps(x.add(q));
+            }
+            for (r, a) in acc.iter_mut().enumerate() {
+                let gv = _mm512_loadu_ps(g.add(r * t.stride + q));
+                for (av, &v) in a.iter_mut().zip(&xv) {
+                    *av = _mm512_fmadd_ps(gv, v, *av);
+                }
+            }
+        }
+        let cols = t.c * t.taps.len();
+        let mut lanes = [0.0f32; LANES];
+        for (r, a) in acc.iter().enumerate() {
+            for (j, &av) in a.iter().enumerate() {
+                _mm512_storeu_ps(lanes.as_mut_ptr(), av);
+                dw[(o0 + r) * cols + c0 + j] += lane_sum(&lanes);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plain sums in f64, the definition the kernels must meet.
+    fn reference_correlate(c: &Correlation, len: usize) -> Vec<f64> {
+        let mut out = vec![0.0; c.rows * len];
+        for o in 0..c.rows {
+            for q in 0..len {
+                for ci in 0..c.c {
+                    for (t, &s) in c.taps.iter().enumerate() {
+                        let w = c.w[(o * c.c + ci) * c.taps.len() + t] as f64;
+                        out[o * len + q] += w * c.x[ci * c.hw + s + q] as f64;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32
+                    / (1u32 << 24) as f32
+                    - 0.5
+            })
+            .collect()
+    }
+
+    /// Every tile shape (rows 1–9, pixel counts that leave every remainder) against f64 sums,
+    /// and the detected path bit for bit against the portable one.
+    #[test]
+    fn kernels_match_plain_sums_and_the_portable_path_bit_for_bit() {
+        for &(rows, c, len) in &[
+            (1, 1, 5),
+            (4, 3, 96),
+            (5, 2, 130),
+            (9, 4, 222),
+            (16, 16, 840),
+            (3, 7, 17),
+        ] {
+            let (k, wp) = (3, 12);
+            let taps: Vec<usize> = (0..k * k).map(|t| t / k * wp + t % k).collect();
+            let hw = len + 2 * wp + 2;
+            let x = values(c * hw + TAIL, 1);
+            let w = values(rows * c * k * k, 2);
+            let corr = Correlation {
+                x: &x,
+                c,
+                hw,
+                taps: &taps,
+                w: &w,
+                rows,
+            };
+            let stride = len + TAIL;
+            let mut got = vec![f32::NAN; rows * stride];
+            corr.run(len, &mut got, stride);
+            let mut portable = vec![f32::NAN; rows * stride];
+            portable_correlate(&corr, len, &mut portable, stride);
+            let want = reference_correlate(&corr, len);
+            for o in 0..rows {
+                for q in 0..len {
+                    let (g, p) = (got[o * stride + q], portable[o * stride + q]);
+                    assert_eq!(g.to_bits(), p.to_bits(), "rows {rows} c {c} o {o} q {q}");
+                    assert!((g as f64 - want[o * len + q]).abs() < 1e-4, "o {o} q {q}");
+                }
+            }
+
+            let vlen = len.div_ceil(LANES) * LANES;
+            let mut g = values(rows * vlen, 3);
+            g.iter_mut()
+                .enumerate()
+                .filter(|(i, _)| i % vlen >= len)
+                .for_each(|(_, v)| *v = 0.0);
+            let dots = TapDots {
+                x: &x,
+                c,
+                hw,
+                taps: &taps,
+                g: &g,
+                rows,
+                stride: vlen,
+                len: vlen,
+            };
+            let mut got = values(rows * c * k * k, 4);
+            let mut portable = got.clone();
+            let start = got.clone();
+            dots.accumulate(&mut got);
+            portable_tap_dots(&dots, &mut portable);
+            for (i, (a, b)) in got.iter().zip(&portable).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "dw {i} rows {rows} c {c}");
+                let (o, ct) = (i / (c * k * k), i % (c * k * k));
+                let sum: f64 = (0..len)
+                    .map(|q| g[o * vlen + q] as f64 * x[dots.offset(ct) + q] as f64)
+                    .sum();
+                assert!((*a as f64 - start[i] as f64 - sum).abs() < 1e-4, "dw {i}");
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! A stride-1 convolution's three passes on NCHW tensors through `direct`'s kernels: each
+//! example is copied once into zero-bordered planes (one row copy per input row), correlated
+//! on the wide grid, and its valid columns copied out.
+//!
+//! - forward: `y = relu?(correlate(pad_p(x), w) + b)`;
+//! - input gradient: `dx = correlate(pad_{k−1−p}(g), w')` with `w'[c, o, ki, kj] = w[o, c,
+//!   k−1−ki, k−1−kj]`: the adjoint of a stride-1 correlation is the correlation with the
+//!   flipped, transposed kernel over the gradient padded by `k−1−p`;
+//! - weight gradient: `dw[o, c, tap] = Σ_n Σ_q g_n[o, q] · pad_p(x_n)[c, q + s_tap]`, the batch
+//!   cut into fixed chunks of examples summed in a fixed order (`conv2d.rs` says why).
+//!
+//! Why: the column-matrix path copied every input value k² times and gemm repacked that matrix
+//! on every call; for cnn6's 16–32-channel 3×3 convolutions `perf` put those copies, the
+//! packing and the zero-filled buffers at 39% of the time (BENCHMARKS.md).
+
+use super::direct::{Correlation, TapDots, LANES, TAIL};
+use super::im2col::Geometry;
+use super::par::for_each_chunk;
+use candle_core::Result;
+
+/// Zero-bordered planes of one side (input, or output gradient) of a convolution.
+#[derive(Clone, Copy, Debug)]
+struct Planes {
+    c: usize,
+    h: usize,
+    w: usize,
+    pad: usize,
+}
+
+impl Planes {
+    fn wp(&self) -> usize {
+        self.w + 2 * self.pad
+    }
+
+    /// Values per padded plane.
+    fn hw(&self) -> usize {
+        (self.h + 2 * self.pad) * self.wp()
+    }
+
+    /// A zeroed buffer for every plane plus the kernels' `TAIL`.
+    fn buffer(&self) -> Vec<f32> {
+        vec![0.0; self.c * self.hw() + TAIL]
+    }
+
+    /// Copies example `src` (C, H, W) into the planes' interiors; the borders stay zero.
+    fn fill(&self, src: &[f32], dst: &mut [f32]) {
+        let (wp, p) = (self.wp(), self.pad);
+        for (sc, dc) in src
+            .chunks_exact(self.h * self.w)
+            .zip(dst.chunks_exact_mut(self.hw()))
+        {
+            for (y, row) in sc.chunks_exact(self.w).enumerate() {
+                dc[(y + p) * wp + p..][..self.w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// The taps of a k×k kernel: offsets `ki·wp + kj`.
+    fn taps(&self, k: usize) -> Vec<usize> {
+        (0..k * k).map(|t| t / k * self.wp() + t % k).collect()
+    }
+}
+
+/// The direct path's shapes for one convolution.
+pub(crate) struct Direct {
+    g: Geometry,
+    o: usize,
+    /// The input padded by p.
+    input: Planes,
+    /// The output gradient padded by k − 1 − p.
+    grad: Planes,
+}
+
+impl Direct {
+    /// Stride 1 with padding below the kernel size (so that `k − 1 − p` is not negative).
+    pub(crate) fn of(g: &Geometry, o: usize) -> Option<Direct> {
+        if g.stride != 1 || g.padding >= g.k || g.oh == 0 || g.ow == 0 {
+            return None;
+        }
+        let (c, h, w, pad) = (g.c, g.h, g.w, g.padding);
+        let grad = Planes {
+            c: o,
+            h: g.oh,
+            w: g.ow,
+            pad: g.k - 1 - g.padding,
+        };
+        Some(Direct {
+            g: *g,
+            o,
+            input: Planes { c, h, w, pad },
+            grad,
+        })
+    }
+
+    /// Wide pixels covering an `h`-row output read off planes `wp` wide.
+    fn wide_len(h: usize, w: usize, wp: usize) -> usize {
+        (h - 1) * wp + w
+    }
+
+    /// `y = relu?(conv(x, w) + b)` for `n` examples, examples in parallel.
+    pub(crate) fn forward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        n: usize,
+        relu: bool,
+    ) -> Result<Vec<f32>> {
+        let (g, o, wp) = (&self.g, self.o, self.input.wp());
+        let len = Self::wide_len(g.oh, g.ow, wp);
+        let stride = len + TAIL;
+        let taps = self.input.taps(g.k);
+        let mut y = vec![0.0; n * o * g.oh * g.ow];
+        let scratch = || (self.input.buffer(), vec![0.0; o * stride]);
+        for_each_chunk(&mut y, o * g.oh * g.ow, scratch, |(planes, wide), i, yn| {
+            self.input.fill(&x[i * g.in_len()..][..g.in_len()], planes);
+            let corr = Correlation {
+                x: planes,
+                c: g.c,
+                hw: self.input.hw(),
+                taps: &taps,
+                w,
+                rows: o,
+            };
+            corr.run(len, wide, stride);
+            for ((yo, wo), &bias) in yn
+                .chunks_exact_mut(g.oh * g.ow)
+                .zip(wide.chunks_exact(stride))
+                .zip(b)
+            {
+                for (oy, line) in yo.chunks_exact_mut(g.ow).enumerate() {
+                    let src = &wo[oy * wp..][..g.ow];
+                    match relu {
+                        true => line
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(d, &v)| *d = (v + bias).max(0.0)),
+                        false => line.iter_mut().zip(src).for_each(|(d, &v)| *d = v + bias),
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(y)
+    }
+
+    /// `dx` of `n` examples from the (ReLU-masked) output gradient `grad`, in parallel.
+    pub(crate) fn input_grad(&self, w: &[f32], grad: &[f32], n: usize) -> Result<Vec<f32>> {
+        let (g, o, wp) = (&self.g, self.o, self.grad.wp());
+        let (k, k2) = (g.k, g.k * g.k);
+        // w' (C, O, k, k): w'[c, o, t] = w[o, c, k²−1−t] (flipping both axes reverses the taps).
+        let mut wt = vec![0.0; w.len()];
+        for (i, &v) in w.iter().enumerate() {
+            let (oc, ci, t) = (i / (g.c * k2), i / k2 % g.c, i % k2);
+            wt[(ci * o + oc) * k2 + (k2 - 1 - t)] = v;
+        }
+        let len = Self::wide_len(g.h, g.w, wp);
+        let stride = len + TAIL;
+        let taps = self.grad.taps(k);
+        let out_len = o * g.oh * g.ow;
+        let mut dx = vec![0.0; n * g.in_len()];
+        let scratch = || (self.grad.buffer(), vec![0.0; g.c * stride]);
+        for_each_chunk(&mut dx, g.in_len(), scratch, |(planes, wide), i, dxn| {
+            self.grad.fill(&grad[i * out_len..][..out_len], planes);
+            let corr = Correlation {
+                x: planes,
+                c: o,
+                hw: self.grad.hw(),
+                taps: &taps,
+                w: &wt,
+                rows: g.c,
+            };
+            corr.run(len, wide, stride);
+            for (dc, wc) in dxn
+                .chunks_exact_mut(g.h * g.w)
+                .zip(wide.chunks_exact(stride))
+            {
+                for (y, line) in dc.chunks_exact_mut(g.w).enumerate() {
+                    line.copy_from_slice(&wc[y * wp..][..g.w]);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(dx)
+    }
+
+    /// `dw` (O, C, k, k) over `n` examples: chunks of `chunk` examples in parallel, each
+    /// summed in example order, the chunks' sums added in chunk order.
+    pub(crate) fn weight_grad(
+        &self,
+        x: &[f32],
+        grad: &[f32],
+        n: usize,
+        chunk: usize,
+    ) -> Result<Vec<f32>> {
+        let (g, o, wp) = (&self.g, self.o, self.input.wp());
+        let len = Self::wide_len(g.oh, g.ow, wp).div_ceil(LANES) * LANES;
+        let taps = self.input.taps(g.k);
+        let dw_len = o * g.c * g.k * g.k;
+        let parts = n.div_ceil(chunk).max(1);
+        let mut partials = vec![0.0; parts * dw_len];
+        let out_len = o * g.oh * g.ow;
+        // The gradient on the wide grid: its wrap-around columns and tail are never written.
+        let scratch = || (self.input.buffer(), vec![0.0; o * len]);
+        for_each_chunk(
+            &mut partials,
+            dw_len,
+            scratch,
+            |(planes, wide), part, acc| {
+                for i in part * chunk..((part + 1) * chunk).min(n) {
+                    self.input.fill(&x[i * g.in_len()..][..g.in_len()], planes);
+                    for (go, wo) in grad[i * out_len..][..out_len]
+                        .chunks_exact(g.oh * g.ow)
+                        .zip(wide.chunks_exact_mut(len))
+                    {
+                        for (oy, line) in go.chunks_exact(g.ow).enumerate() {
+                            wo[oy * wp..][..g.ow].copy_from_slice(line);
+                        }
+                    }
+                    let dots = TapDots {
+                        x: planes,
+                        c: g.c,
+                        hw: self.input.hw(),
+                        taps: &taps,
+                        g: wide,
+                        rows: o,
+                        stride: len,
+                        len,
+                    };
+                    dots.accumulate(acc);
+                }
+                Ok(())
+            },
+        )?;
+        let mut sums = partials.chunks_exact(dw_len);
+        let mut dw = sums.next().map(<[f32]>::to_vec).unwrap_or_default();
+        for p in sums {
+            dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        Ok(dw)
+    }
+}
