@@ -380,6 +380,13 @@ mod tests {
             (4, 6, 12, 12, 16, 5, 1, 0, true, true),
             (2, 3, 11, 11, 4, 3, 2, 0, false, false),
             (3, 1, 28, 28, 6, 5, 1, 0, true, true),
+            // The direct path's tiles: 3, 32 and 40 output channels (whole and partial row
+            // tiles), 16 and 33 input channels, padding 2 of a 3x3 kernel.
+            (2, 16, 14, 14, 32, 3, 1, 1, true, true),
+            (2, 33, 7, 9, 3, 3, 1, 2, true, false),
+            (3, 4, 10, 10, 40, 3, 1, 1, false, true),
+            // Padding as large as the kernel: the column-matrix path.
+            (2, 2, 6, 6, 3, 2, 1, 2, true, true),
         ];
         for (n, c, h, wd, o, k, s, p, bias, relu) in cases {
             let what = format!("N{n} C{c} {h}x{wd} O{o} k{k} s{s} p{p} bias {bias} relu {relu}");

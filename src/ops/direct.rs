@@ -68,7 +68,7 @@ impl TapDots<'_> {
     /// `dw[o·(c·taps) + c·taps + t] += Σ_{q < len} g[o·stride + q] · x[c·hw + s_t + q]`.
     pub(crate) fn accumulate(&self, dw: &mut [f32]) {
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
-        assert!(self.len % LANES == 0 && self.stride >= self.len);
+        assert!(self.len.is_multiple_of(LANES) && self.stride >= self.len);
         assert!(self.g.len() >= self.rows * self.stride);
         assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + self.len);
         assert!(dw.len() >= self.rows * self.c * self.taps.len());
@@ -241,31 +241,46 @@ mod avx512 {
         }
     }
 
-    /// Rows in tiles of 4 × 6 columns `(c, tap)`, remainders in smaller tiles.
+    /// Rows in tiles of 4 × 5 columns `(c, tap)`, remainders in smaller tiles. (4 × 6 left
+    /// too few registers for the loaded vectors: the compiler spilled accumulators.)
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn tap_dots(t: &TapDots, dw: &mut [f32]) {
         let cols = t.c * t.taps.len();
         let mut o0 = 0;
         while o0 < t.rows {
             let rows = (t.rows - o0).min(4);
+            let rows = if rows == 3 { 2 } else { rows };
             let mut c0 = 0;
             while c0 < cols {
-                let n = (cols - c0).min(6);
-                match (rows, n) {
-                    (4, 6) => dots::<4, 6>(t, o0, c0, dw),
-                    (4, _) => dots::<4, 1>(t, o0, c0, dw),
-                    (2 | 3, 6) => dots::<2, 6>(t, o0, c0, dw),
-                    (2 | 3, _) => dots::<2, 1>(t, o0, c0, dw),
-                    (_, 6) => dots::<1, 6>(t, o0, c0, dw),
-                    (_, _) => dots::<1, 1>(t, o0, c0, dw),
+                let n = (cols - c0).min(5);
+                match rows {
+                    4 => dots_n::<4>(t, o0, c0, n, dw),
+                    2 => dots_n::<2>(t, o0, c0, n, dw),
+                    _ => dots_n::<1>(t, o0, c0, n, dw),
                 }
-                c0 += if n == 6 { 6 } else { 1 };
+                c0 += n;
             }
-            o0 += if rows == 3 { 2 } else { rows };
+            o0 += rows;
+        }
+    }
+
+    /// `dots` with `n` (1 to 5) columns.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dots_n<const R: usize>(t: &TapDots, o0: usize, c0: usize, n: usize, dw: &mut [f32]) {
+        match n {
+            5 => dots::<R, 5>(t, o0, c0, dw),
+            4 => dots::<R, 4>(t, o0, c0, dw),
+            3 => dots::<R, 3>(t, o0, c0, dw),
+            2 => dots::<R, 2>(t, o0, c0, dw),
+            _ => dots::<R, 1>(t, o0, c0, dw),
         }
     }
 
     /// `dw[o0+r, c0+j] += Σ_q g[o0+r, q] · x[offset(c0+j) + q]`, lane sums in registers.
+    // Index loops: written with iterators (and the lane sums in the same loop) the compiler
+    // stored accumulators to the stack on every step, 30% slower.
+    #[allow(clippy::needless_range_loop)]
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn dots<const R: usize, const N: usize>(
@@ -280,24 +295,30 @@ mod avx512 {
             *x = x.add(t.offset(c0 + j));
         }
         let g = t.g.as_ptr().add(o0 * t.stride);
-        for q in (0..t.len).step_by(LANES) {
+        let mut q = 0;
+        while q < t.len {
             let mut xv = [_mm512_setzero_ps(); N];
-            for (v, x) in xv.iter_mut().zip(&xs) {
-                *v = _mm512_loadu_ps(x.add(q));
+            for j in 0..N {
+                xv[j] = _mm512_loadu_ps(xs[j].add(q));
             }
-            for (r, a) in acc.iter_mut().enumerate() {
+            for r in 0..R {
                 let gv = _mm512_loadu_ps(g.add(r * t.stride + q));
-                for (av, &v) in a.iter_mut().zip(&xv) {
-                    *av = _mm512_fmadd_ps(gv, v, *av);
+                for j in 0..N {
+                    acc[r][j] = _mm512_fmadd_ps(gv, xv[j], acc[r][j]);
                 }
+            }
+            q += LANES;
+        }
+        let mut lanes = [[[0.0f32; LANES]; N]; R];
+        for r in 0..R {
+            for j in 0..N {
+                _mm512_storeu_ps(lanes[r][j].as_mut_ptr(), acc[r][j]);
             }
         }
         let cols = t.c * t.taps.len();
-        let mut lanes = [0.0f32; LANES];
-        for (r, a) in acc.iter().enumerate() {
-            for (j, &av) in a.iter().enumerate() {
-                _mm512_storeu_ps(lanes.as_mut_ptr(), av);
-                dw[(o0 + r) * cols + c0 + j] += lane_sum(&lanes);
+        for (r, row) in lanes.iter().enumerate() {
+            for (j, l) in row.iter().enumerate() {
+                dw[(o0 + r) * cols + c0 + j] += lane_sum(l);
             }
         }
     }
