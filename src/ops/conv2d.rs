@@ -14,13 +14,15 @@
 //! Threads: examples are spread over candle's worker pool and each gemm is single-threaded;
 //! `par.rs` has the measurements behind that choice.
 
-use super::direct_conv::Direct;
+use super::direct::masked_sum;
+use super::direct_conv::{Direct, Upstream};
 use super::im2col::{col2im_add, im2col, Geometry};
 use super::matmul::{matmul, Mat, Parallelism};
 use super::par::for_each_chunk;
 use super::storage::{contiguous_f32, with_f32};
 use super::wide::Wide;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use std::borrow::Cow;
 
 /// `relu?(conv2d(x, w) + b)` with square kernels, equal stride and padding on both axes.
 ///
@@ -114,27 +116,38 @@ impl CustomOp3 for Conv2d {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = self.dims(x.shape(), w.shape(), b.shape())?;
-        let g = if self.relu {
-            with_f32(grad, |gr| with_f32(y, |yv| Ok(relu_mask(gr, yv))))?
-        } else {
-            with_f32(grad, |gr| Ok(gr.to_vec()))?
-        };
-        let dev = x.device();
-        let db = match b.track_op() {
-            true => Some(Tensor::from_vec(bias_grad(&g, &d), d.o, dev)?),
-            false => None,
-        };
-        let dw = match w.track_op() {
-            true => Some(with_f32(x, |xv| weight_grad(xv, &g, &d))?),
-            false => None,
-        };
+        let (dev, direct) = (x.device(), Direct::of(&d.g, d.o));
+        let (dx, dw, db) = with_f32(grad, |gr| {
+            with_f32(y, |yv| {
+                let up = Upstream {
+                    g: gr,
+                    relu_out: self.relu.then_some(yv),
+                };
+                // The direct path masks as it copies; the column path wants one masked buffer.
+                let masked = match (&direct, up.relu_out) {
+                    (None, Some(yv)) => Cow::Owned(relu_mask(gr, yv)),
+                    _ => Cow::Borrowed(gr),
+                };
+                let db = b.track_op().then(|| bias_grad(up, &d));
+                let dw = match (w.track_op(), &direct) {
+                    (false, _) => None,
+                    (true, Some(dc)) => Some(with_f32(x, |xv| {
+                        dc.weight_grad(xv, up, d.n, WEIGHT_GRAD_CHUNK)
+                    })?),
+                    (true, None) => Some(with_f32(x, |xv| weight_grad(xv, &masked, &d))?),
+                };
+                let dx = match (x.track_op(), &direct) {
+                    (false, _) => None,
+                    (true, Some(dc)) => Some(with_f32(w, |wv| dc.input_grad(wv, up, d.n))?),
+                    (true, None) => Some(with_f32(w, |wv| input_grad(wv, &masked, &d))?),
+                };
+                Ok((dx, dw, db))
+            })
+        })?;
+        let db = db.map(|v| Tensor::from_vec(v, d.o, dev)).transpose()?;
         let dw = dw
             .map(|v| Tensor::from_vec(v, w.shape(), dev))
             .transpose()?;
-        let dx = match x.track_op() {
-            true => Some(with_f32(w, |wv| input_grad(wv, &g, &d))?),
-            false => None,
-        };
         let dx = dx
             .map(|v| Tensor::from_vec(v, x.shape(), dev))
             .transpose()?;
@@ -232,11 +245,14 @@ fn relu_mask(grad: &[f32], y: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// `db[o] = sum over examples and pixels of g[n, o, :]`.
-fn bias_grad(g: &[f32], d: &Dims) -> Vec<f32> {
+/// `db[o] = sum over examples and pixels of the (ReLU-masked) g[n, o, :]`, each plane in
+/// `masked_sum`'s fixed order, planes in example order.
+fn bias_grad(up: Upstream, d: &Dims) -> Vec<f32> {
     let mut db = vec![0.0; d.o];
-    for (i, chunk) in g.chunks_exact(d.g.col_cols()).enumerate() {
-        db[i % d.o] += chunk.iter().sum::<f32>();
+    let plane = d.g.col_cols();
+    for (i, chunk) in up.g.chunks_exact(plane).enumerate() {
+        let mask = up.relu_out.map(|y| &y[i * plane..][..plane]);
+        db[i % d.o] += masked_sum(chunk, mask);
     }
     db
 }
@@ -255,9 +271,6 @@ fn chunk_examples(part: usize, n: usize) -> std::ops::Range<usize> {
 /// `WEIGHT_GRAD_CHUNK` examples, each summed in example order into its own buffer (chunks in
 /// parallel, no locking), then the partial sums are added in chunk order.
 fn weight_grad(x: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
-    if let Some(direct) = Direct::of(&d.g, d.o) {
-        return direct.weight_grad(x, g, d.n, WEIGHT_GRAD_CHUNK);
-    }
     let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
     let parts = d.n.div_ceil(WEIGHT_GRAD_CHUNK).max(1);
     let mut partials = vec![0.0; parts * d.o * rows];
@@ -304,9 +317,6 @@ fn sum_partials(partials: &[f32], len: usize) -> Vec<f32> {
 
 /// `dx_n = col2im(w^T @ g_n)`, examples in parallel.
 fn input_grad(w: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
-    if let Some(direct) = Direct::of(&d.g, d.o) {
-        return direct.input_grad(w, g, d.n);
-    }
     let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
     let mut dx = vec![0.0; d.n * geo.in_len()];
     let wt = Mat::row_major(w, d.o, rows).t();

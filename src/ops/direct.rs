@@ -118,6 +118,39 @@ fn lane_sum(v: &[f32; LANES]) -> f32 {
     a[0]
 }
 
+/// `Σ_i g[i]·[mask[i] > 0]` (no mask: every `g[i]`), in 16 lane sums then `lane_sum`: a
+/// fixed order the compiler vectorizes (a plain `iter().sum()` is one serial chain of adds).
+pub(crate) fn masked_sum(g: &[f32], mask: Option<&[f32]>) -> f32 {
+    if let Some(m) = mask {
+        assert!(m.len() >= g.len());
+    }
+    let split = g.len() / LANES * LANES;
+    let mut lanes = match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX-512F (detected), and the mask is long enough (checked).
+        Isa::Avx512 => unsafe { avx512::masked_lanes(&g[..split], mask) },
+        _ => {
+            let mut lanes = [0.0f32; LANES];
+            for (c, chunk) in g[..split].chunks_exact(LANES).enumerate() {
+                for (l, (a, &v)) in lanes.iter_mut().zip(chunk).enumerate() {
+                    *a += mask.map_or(v, |m| relu_pass(v, m[c * LANES + l]));
+                }
+            }
+            lanes
+        }
+    };
+    for (l, &v) in g[split..].iter().enumerate() {
+        lanes[l] += mask.map_or(v, |m| relu_pass(v, m[split + l]));
+    }
+    lane_sum(&lanes)
+}
+
+/// `v` where `y > 0`, else +0: a bit mask rather than a branch, so loops over it vectorize.
+#[inline(always)]
+pub(crate) fn relu_pass(v: f32, y: f32) -> f32 {
+    f32::from_bits(v.to_bits() & ((y > 0.0) as u32).wrapping_neg())
+}
+
 /// The portable path: the same sums in the same order, one output at a time.
 fn portable_correlate(c: &Correlation, len: usize, out: &mut [f32], stride: usize) {
     let k2 = c.taps.len();
@@ -158,6 +191,23 @@ fn portable_tap_dots(t: &TapDots, dw: &mut [f32]) {
 mod avx512 {
     use super::{lane_sum, Correlation, TapDots, LANES};
     use std::arch::x86_64::*;
+
+    /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANES] {
+        let mut acc = _mm512_setzero_ps();
+        for i in (0..g.len()).step_by(LANES) {
+            let mut v = _mm512_loadu_ps(g.as_ptr().add(i));
+            if let Some(m) = mask {
+                let y = _mm512_loadu_ps(m.as_ptr().add(i));
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, _mm512_setzero_ps()), v);
+            }
+            acc = _mm512_add_ps(acc, v);
+        }
+        let mut lanes = [0.0f32; LANES];
+        _mm512_storeu_ps(lanes.as_mut_ptr(), acc);
+        lanes
+    }
 
     /// Rows in tiles of 4 × 6 vectors, remainders in smaller tiles.
     #[target_feature(enable = "avx512f")]

@@ -13,7 +13,7 @@
 //! on every call; for cnn6's 16–32-channel 3×3 convolutions `perf` put those copies, the
 //! packing and the zero-filled buffers at 39% of the time (BENCHMARKS.md).
 
-use super::direct::{Correlation, TapDots, LANES, TAIL};
+use super::direct::{relu_pass, Correlation, TapDots, LANES, TAIL};
 use super::im2col::Geometry;
 use super::par::for_each_chunk;
 use candle_core::Result;
@@ -42,22 +42,51 @@ impl Planes {
         vec![0.0; self.c * self.hw() + TAIL]
     }
 
-    /// Copies example `src` (C, H, W) into the planes' interiors; the borders stay zero.
-    fn fill(&self, src: &[f32], dst: &mut [f32]) {
+    /// Copies example `src` (C, H, W) into the planes' interiors, zeroing the values whose
+    /// `mask` entry (the fused ReLU's output) is not positive; the borders stay zero.
+    fn fill(&self, src: &[f32], mask: Option<&[f32]>, dst: &mut [f32]) {
         let (wp, p) = (self.wp(), self.pad);
-        for (sc, dc) in src
-            .chunks_exact(self.h * self.w)
-            .zip(dst.chunks_exact_mut(self.hw()))
-        {
-            for (y, row) in sc.chunks_exact(self.w).enumerate() {
-                dc[(y + p) * wp + p..][..self.w].copy_from_slice(row);
-            }
+        for (i, row) in src.chunks_exact(self.w).enumerate() {
+            let (c, y) = (i / self.h, i % self.h);
+            let d = &mut dst[c * self.hw() + (y + p) * wp + p..][..self.w];
+            copy_masked(d, row, mask.map(|m| &m[i * self.w..][..self.w]));
         }
     }
 
     /// The taps of a k×k kernel: offsets `ki·wp + kj`.
     fn taps(&self, k: usize) -> Vec<usize> {
         (0..k * k).map(|t| t / k * self.wp() + t % k).collect()
+    }
+}
+
+/// `dst = src` where `mask` (if any) is positive, else 0. Element loops, not `copy_from_slice`:
+/// rows are 7–30 values, and a `memmove` call per row cost more than the copy.
+fn copy_masked(dst: &mut [f32], src: &[f32], mask: Option<&[f32]>) {
+    match mask {
+        Some(m) => {
+            for ((d, &s), &y) in dst.iter_mut().zip(src).zip(m) {
+                *d = relu_pass(s, y);
+            }
+        }
+        None => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s),
+    }
+}
+
+/// The upstream gradient of a convolution, and the fused ReLU's output when there is one:
+/// the gradient that reaches the convolution is `g` where `y > 0`, else 0.
+#[derive(Clone, Copy)]
+pub(crate) struct Upstream<'a> {
+    pub g: &'a [f32],
+    pub relu_out: Option<&'a [f32]>,
+}
+
+impl<'a> Upstream<'a> {
+    /// The part of example `i` (`len` values each).
+    fn example(&self, i: usize, len: usize) -> Upstream<'a> {
+        Upstream {
+            g: &self.g[i * len..][..len],
+            relu_out: self.relu_out.map(|y| &y[i * len..][..len]),
+        }
     }
 }
 
@@ -110,10 +139,16 @@ impl Direct {
         let len = Self::wide_len(g.oh, g.ow, wp);
         let stride = len + TAIL;
         let taps = self.input.taps(g.k);
-        let mut y = vec![0.0; n * o * g.oh * g.ow];
+        // One bias per channel, or the zip below would leave channels unwritten.
+        assert_eq!(b.len(), o, "conv2d: one bias per output channel");
+        let total = n * o * g.oh * g.ow;
+        // Every value is written below: no zero-filling (it was 4% of a training step).
+        let mut y = Vec::with_capacity(total);
         let scratch = || (self.input.buffer(), vec![0.0; o * stride]);
-        for_each_chunk(&mut y, o * g.oh * g.ow, scratch, |(planes, wide), i, yn| {
-            self.input.fill(&x[i * g.in_len()..][..g.in_len()], planes);
+        let out = &mut y.spare_capacity_mut()[..total];
+        for_each_chunk(out, o * g.oh * g.ow, scratch, |(planes, wide), i, yn| {
+            self.input
+                .fill(&x[i * g.in_len()..][..g.in_len()], None, planes);
             let corr = Correlation {
                 x: planes,
                 c: g.c,
@@ -134,18 +169,23 @@ impl Direct {
                         true => line
                             .iter_mut()
                             .zip(src)
-                            .for_each(|(d, &v)| *d = (v + bias).max(0.0)),
-                        false => line.iter_mut().zip(src).for_each(|(d, &v)| *d = v + bias),
+                            .for_each(|(d, &v)| _ = d.write((v + bias).max(0.0))),
+                        false => line
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(d, &v)| _ = d.write(v + bias)),
                     }
                 }
             }
             Ok(())
         })?;
+        // SAFETY: each example's chunk is its O planes of oh rows of ow values, all written.
+        unsafe { y.set_len(total) };
         Ok(y)
     }
 
     /// `dx` of `n` examples from the (ReLU-masked) output gradient `grad`, in parallel.
-    pub(crate) fn input_grad(&self, w: &[f32], grad: &[f32], n: usize) -> Result<Vec<f32>> {
+    pub(crate) fn input_grad(&self, w: &[f32], grad: Upstream, n: usize) -> Result<Vec<f32>> {
         let (g, o, wp) = (&self.g, self.o, self.grad.wp());
         let (k, k2) = (g.k, g.k * g.k);
         // w' (C, O, k, k): w'[c, o, t] = w[o, c, k²−1−t] (flipping both axes reverses the taps).
@@ -158,10 +198,13 @@ impl Direct {
         let stride = len + TAIL;
         let taps = self.grad.taps(k);
         let out_len = o * g.oh * g.ow;
-        let mut dx = vec![0.0; n * g.in_len()];
+        let total = n * g.in_len();
+        let mut dx = Vec::with_capacity(total);
         let scratch = || (self.grad.buffer(), vec![0.0; g.c * stride]);
-        for_each_chunk(&mut dx, g.in_len(), scratch, |(planes, wide), i, dxn| {
-            self.grad.fill(&grad[i * out_len..][..out_len], planes);
+        let out = &mut dx.spare_capacity_mut()[..total];
+        for_each_chunk(out, g.in_len(), scratch, |(planes, wide), i, dxn| {
+            let gi = grad.example(i, out_len);
+            self.grad.fill(gi.g, gi.relu_out, planes);
             let corr = Correlation {
                 x: planes,
                 c: o,
@@ -176,11 +219,15 @@ impl Direct {
                 .zip(wide.chunks_exact(stride))
             {
                 for (y, line) in dc.chunks_exact_mut(g.w).enumerate() {
-                    line.copy_from_slice(&wc[y * wp..][..g.w]);
+                    for (d, &v) in line.iter_mut().zip(&wc[y * wp..][..g.w]) {
+                        d.write(v);
+                    }
                 }
             }
             Ok(())
         })?;
+        // SAFETY: each example's chunk is its C planes of h rows of w values, all written.
+        unsafe { dx.set_len(total) };
         Ok(dx)
     }
 
@@ -189,7 +236,7 @@ impl Direct {
     pub(crate) fn weight_grad(
         &self,
         x: &[f32],
-        grad: &[f32],
+        grad: Upstream,
         n: usize,
         chunk: usize,
     ) -> Result<Vec<f32>> {
@@ -208,14 +255,13 @@ impl Direct {
             scratch,
             |(planes, wide), part, acc| {
                 for i in part * chunk..((part + 1) * chunk).min(n) {
-                    self.input.fill(&x[i * g.in_len()..][..g.in_len()], planes);
-                    for (go, wo) in grad[i * out_len..][..out_len]
-                        .chunks_exact(g.oh * g.ow)
-                        .zip(wide.chunks_exact_mut(len))
-                    {
-                        for (oy, line) in go.chunks_exact(g.ow).enumerate() {
-                            wo[oy * wp..][..g.ow].copy_from_slice(line);
-                        }
+                    self.input
+                        .fill(&x[i * g.in_len()..][..g.in_len()], None, planes);
+                    let gi = grad.example(i, out_len);
+                    for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
+                        let (oc, oy) = (r / g.oh, r % g.oh);
+                        let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
+                        copy_masked(&mut wide[oc * len + oy * wp..][..g.ow], line, mask);
                     }
                     let dots = TapDots {
                         x: planes,
