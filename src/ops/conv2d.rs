@@ -1,26 +1,25 @@
 //! 2-D convolution as a candle custom op: `y = relu?(conv(x, w) + b)`, x (N,C,H,W), w (O,C,k,k).
 //!
-//! Forward: per example, `col = im2col(x_n)` ((C*k*k) x (OH*OW)) and `y_n = w @ col + b`, with
-//! the optional ReLU applied in the same pass. Backward, with `g` the upstream gradient masked by
-//! `y > 0` when ReLU is fused:
+//! Two paths compute it, chosen per call: the direct path (`direct_conv.rs`: stride 1, padding
+//! below the kernel size, an AVX-512 CPU), and the column path (`columns.rs`: im2col + gemm)
+//! for every other case. Backward, with `g` the upstream gradient masked by `y > 0` when ReLU
+//! is fused:
 //! - `db = sum_{n,pixel} g`,
-//! - `dw = sum_n g_n @ col_n^T`,
-//! - `dx_n = col2im(w^T @ g_n)`,
+//! - `dw = sum_n` of each example's weight gradient,
+//! - `dx_n` = the input gradient of each example,
 //!
 //! each computed only when that argument tracks a gradient (`Tensor::track_op`): a data batch that
-//! is not a `Var` and does not depend on one gets no input gradient, which saves the col2im pass
-//! for the first layer during training, while an attack that makes the image a `Var` gets it.
+//! is not a `Var` and does not depend on one gets no input gradient, which saves that pass for
+//! the first layer during training, while an attack that makes the image a `Var` gets it.
 //!
-//! Threads: examples are spread over candle's worker pool and each gemm is single-threaded;
-//! `par.rs` has the measurements behind that choice.
+//! Every sum runs in a fixed order (`WEIGHT_GRAD_CHUNK` says why), so on one machine the result
+//! does not depend on the thread count.
 
+use super::columns::{self, Dims};
 use super::direct::masked_sum;
 use super::direct_conv::{Direct, Upstream};
-use super::im2col::{col2im_add, im2col, Geometry};
-use super::matmul::{matmul, Mat, Parallelism};
-use super::par::for_each_chunk;
+use super::im2col::Geometry;
 use super::storage::{contiguous_f32, with_f32};
-use super::wide::Wide;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::borrow::Cow;
 
@@ -64,13 +63,6 @@ struct Conv2d {
     relu: bool,
 }
 
-/// Shapes of one call, checked against each other.
-struct Dims {
-    n: usize,
-    o: usize,
-    g: Geometry,
-}
-
 impl Conv2d {
     fn dims(&self, x: &Shape, w: &Shape, b: &Shape) -> Result<Dims> {
         let (n, c, h, wd) = x.dims4()?;
@@ -103,7 +95,10 @@ impl CustomOp3 for Conv2d {
             contiguous_f32(ws, wl)?,
             contiguous_f32(bs, bl)?,
         );
-        let y = forward(x, w, b, &d, self.relu)?;
+        let y = match Direct::of(&d.g, d.o) {
+            Some(direct) => direct.forward(x, w, b, d.n, self.relu)?,
+            None => columns::forward(x, w, b, &d, self.relu)?,
+        };
         Ok((CpuStorage::F32(y), Shape::from((d.n, d.o, d.g.oh, d.g.ow))))
     }
 
@@ -134,12 +129,14 @@ impl CustomOp3 for Conv2d {
                     (true, Some(dc)) => Some(with_f32(x, |xv| {
                         dc.weight_grad(xv, up, d.n, WEIGHT_GRAD_CHUNK)
                     })?),
-                    (true, None) => Some(with_f32(x, |xv| weight_grad(xv, &masked, &d))?),
+                    (true, None) => Some(with_f32(x, |xv| {
+                        columns::weight_grad(xv, &masked, &d, WEIGHT_GRAD_CHUNK)
+                    })?),
                 };
                 let dx = match (x.track_op(), &direct) {
                     (false, _) => None,
                     (true, Some(dc)) => Some(with_f32(w, |wv| dc.input_grad(wv, up, d.n))?),
-                    (true, None) => Some(with_f32(w, |wv| input_grad(wv, &masked, &d))?),
+                    (true, None) => Some(with_f32(w, |wv| columns::input_grad(wv, &masked, &d))?),
                 };
                 Ok((dx, dw, db))
             })
@@ -152,88 +149,6 @@ impl CustomOp3 for Conv2d {
             .map(|v| Tensor::from_vec(v, x.shape(), dev))
             .transpose()?;
         Ok((dx, dw, db))
-    }
-}
-
-/// Per-worker buffers of the stride-1 ("wide") path: a padded example, its wide column matrix
-/// and one O × len wide output or gradient (its wrap-around columns stay zero).
-struct Scratch {
-    pad: Vec<f32>,
-    col: Vec<f32>,
-    out: Vec<f32>,
-}
-
-impl Scratch {
-    fn new(d: &Dims, wd: &Wide) -> Scratch {
-        Scratch {
-            // Unpadded, the input (and its gradient) is its own padded layout.
-            pad: match d.g.padding {
-                0 => Vec::new(),
-                _ => vec![0.0; wd.padded_len(&d.g)],
-            },
-            col: vec![0.0; d.g.col_rows() * wd.len],
-            out: vec![0.0; d.o * wd.len],
-        }
-    }
-}
-
-/// Example `n` of `x` padded (no copy without padding), then its wide column matrix in `col`.
-fn wide_cols<'a>(x: &'a [f32], n: usize, d: &Dims, wd: &Wide, pad: &'a mut [f32], col: &mut [f32]) {
-    let g = &d.g;
-    let xn = &x[n * g.in_len()..][..g.in_len()];
-    let xp: &[f32] = match g.padding {
-        0 => xn,
-        _ => {
-            wd.pad(g, xn, pad);
-            pad
-        }
-    };
-    wd.im2col(g, xp, col);
-}
-
-/// `y_n = relu?(w @ im2col(x_n) + b)` for every example, examples in parallel.
-fn forward(x: &[f32], w: &[f32], b: &[f32], d: &Dims, relu: bool) -> Result<Vec<f32>> {
-    if let Some(direct) = Direct::of(&d.g, d.o) {
-        return direct.forward(x, w, b, d.n, relu);
-    }
-    let (g, pixels) = (&d.g, d.g.col_cols());
-    let mut y = vec![0.0; d.n * d.o * pixels];
-    let wm = Mat::row_major(w, d.o, g.col_rows());
-    match Wide::of(g) {
-        Some(wd) => for_each_chunk(
-            &mut y,
-            d.o * pixels,
-            || Scratch::new(d, &wd),
-            |s, n, yn| {
-                wide_cols(x, n, d, &wd, &mut s.pad, &mut s.col);
-                let colm = Mat::row_major(&s.col, g.col_rows(), wd.len);
-                matmul(&mut s.out, wm, colm, false, Parallelism::None)?;
-                wd.narrow(g, &s.out, yn);
-                add_bias(yn, b, pixels, relu);
-                Ok(())
-            },
-        )?,
-        None => {
-            let col_buf = || vec![0.0; g.col_rows() * pixels];
-            for_each_chunk(&mut y, d.o * pixels, col_buf, |col, n, yn| {
-                im2col(&x[n * g.in_len()..][..g.in_len()], g, col);
-                let colm = Mat::row_major(col, g.col_rows(), pixels);
-                matmul(yn, wm, colm, false, Parallelism::None)?;
-                add_bias(yn, b, pixels, relu);
-                Ok(())
-            })?
-        }
-    }
-    Ok(y)
-}
-
-/// Adds each channel's bias to its `pixels` outputs, then the fused ReLU.
-fn add_bias(yn: &mut [f32], b: &[f32], pixels: usize, relu: bool) {
-    for (yc, &bias) in yn.chunks_exact_mut(pixels).zip(b) {
-        match relu {
-            true => yc.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
-            false => yc.iter_mut().for_each(|v| *v += bias),
-        }
     }
 }
 
@@ -261,97 +176,6 @@ fn bias_grad(up: Upstream, d: &Dims) -> Vec<f32> {
 /// order of every floating-point addition (and so the result, bit for bit) is the same at any
 /// thread count: "same seed, same episodes" holds on any machine.
 const WEIGHT_GRAD_CHUNK: usize = 8;
-
-/// The examples of weight-gradient chunk `part` in a batch of `n`.
-fn chunk_examples(part: usize, n: usize) -> std::ops::Range<usize> {
-    part * WEIGHT_GRAD_CHUNK..((part + 1) * WEIGHT_GRAD_CHUNK).min(n)
-}
-
-/// `dw = sum_n g_n @ im2col(x_n)^T`: the batch is cut into fixed chunks of
-/// `WEIGHT_GRAD_CHUNK` examples, each summed in example order into its own buffer (chunks in
-/// parallel, no locking), then the partial sums are added in chunk order.
-fn weight_grad(x: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
-    let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
-    let parts = d.n.div_ceil(WEIGHT_GRAD_CHUNK).max(1);
-    let mut partials = vec![0.0; parts * d.o * rows];
-    if let Some(wd) = Wide::of(geo) {
-        for_each_chunk(
-            &mut partials,
-            d.o * rows,
-            || Scratch::new(d, &wd),
-            |s, part, dw| {
-                for (i, n) in chunk_examples(part, d.n).enumerate() {
-                    wide_cols(x, n, d, &wd, &mut s.pad, &mut s.col);
-                    wd.widen(geo, &g[n * d.o * pixels..][..d.o * pixels], &mut s.out);
-                    let gn = Mat::row_major(&s.out, d.o, wd.len);
-                    let colt = Mat::row_major(&s.col, rows, wd.len).t();
-                    matmul(dw, gn, colt, i > 0, Parallelism::None)?;
-                }
-                Ok(())
-            },
-        )?;
-        return Ok(sum_partials(&partials, d.o * rows));
-    }
-    let col_buf = || vec![0.0; rows * pixels];
-    for_each_chunk(&mut partials, d.o * rows, col_buf, |col, part, dw| {
-        for (i, n) in chunk_examples(part, d.n).enumerate() {
-            im2col(&x[n * geo.in_len()..][..geo.in_len()], geo, col);
-            let gn = Mat::row_major(&g[n * d.o * pixels..][..d.o * pixels], d.o, pixels);
-            let colt = Mat::row_major(col, rows, pixels).t();
-            matmul(dw, gn, colt, i > 0, Parallelism::None)?;
-        }
-        Ok(())
-    })?;
-    Ok(sum_partials(&partials, d.o * rows))
-}
-
-/// The partial sums (each `len` long) added in order.
-fn sum_partials(partials: &[f32], len: usize) -> Vec<f32> {
-    let mut parts = partials.chunks_exact(len);
-    let mut dw = parts.next().map(<[f32]>::to_vec).unwrap_or_default();
-    for p in parts {
-        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-    }
-    dw
-}
-
-/// `dx_n = col2im(w^T @ g_n)`, examples in parallel.
-fn input_grad(w: &[f32], g: &[f32], d: &Dims) -> Result<Vec<f32>> {
-    let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
-    let mut dx = vec![0.0; d.n * geo.in_len()];
-    let wt = Mat::row_major(w, d.o, rows).t();
-    if let Some(wd) = Wide::of(geo) {
-        for_each_chunk(
-            &mut dx,
-            geo.in_len(),
-            || Scratch::new(d, &wd),
-            |s, n, dxn| {
-                wd.widen(geo, &g[n * d.o * pixels..][..d.o * pixels], &mut s.out);
-                let gn = Mat::row_major(&s.out, d.o, wd.len);
-                matmul(&mut s.col, wt, gn, false, Parallelism::None)?;
-                match geo.padding {
-                    // Unpadded, the padded layout is the input's own.
-                    0 => wd.col2im_add(geo, &s.col, dxn),
-                    _ => {
-                        s.pad.fill(0.0);
-                        wd.col2im_add(geo, &s.col, &mut s.pad);
-                        wd.unpad_add(geo, &s.pad, dxn);
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        return Ok(dx);
-    }
-    let col_buf = || vec![0.0; rows * pixels];
-    for_each_chunk(&mut dx, geo.in_len(), col_buf, |col, n, dxn| {
-        let gn = Mat::row_major(&g[n * d.o * pixels..][..d.o * pixels], d.o, pixels);
-        matmul(col, wt, gn, false, Parallelism::None)?;
-        col2im_add(col, geo, dxn);
-        Ok(())
-    })?;
-    Ok(dx)
-}
 
 #[cfg(test)]
 mod tests {

@@ -105,6 +105,12 @@ fn isa() -> Isa {
     })
 }
 
+/// Whether the kernels run vectorized here. The portable path computes the same bits one
+/// product at a time: it is the specification and the tests' reference, too slow to serve.
+pub(crate) fn vectorized() -> bool {
+    isa() == Isa::Avx512
+}
+
 /// The sum of 16 lanes in a fixed tree: halves, then quarters, ... (what both paths use).
 fn lane_sum(v: &[f32; LANES]) -> f32 {
     let mut a = *v;
@@ -200,7 +206,10 @@ mod avx512 {
             let mut v = _mm512_loadu_ps(g.as_ptr().add(i));
             if let Some(m) = mask {
                 let y = _mm512_loadu_ps(m.as_ptr().add(i));
-                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, _mm512_setzero_ps()), v);
+                v = _mm512_maskz_mov_ps(
+                    _mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, _mm512_setzero_ps()),
+                    v,
+                );
             }
             acc = _mm512_add_ps(acc, v);
         }

@@ -101,8 +101,17 @@ pub(crate) struct Direct {
 }
 
 impl Direct {
-    /// Stride 1 with padding below the kernel size (so that `k − 1 − p` is not negative).
+    /// Stride 1 with padding below the kernel size (so that `k − 1 − p` is not negative), on
+    /// a CPU where the kernels are vectorized; elsewhere the column path is faster.
     pub(crate) fn of(g: &Geometry, o: usize) -> Option<Direct> {
+        if !super::direct::vectorized() {
+            return None;
+        }
+        Self::any_cpu(g, o)
+    }
+
+    /// `of` without the CPU condition (the tests compare both paths on any CPU).
+    pub(crate) fn any_cpu(g: &Geometry, o: usize) -> Option<Direct> {
         if g.stride != 1 || g.padding >= g.k || g.oh == 0 || g.ow == 0 {
             return None;
         }
@@ -284,5 +293,87 @@ impl Direct {
             dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
         }
         Ok(dw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::columns::{self, Dims};
+    use super::*;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    fn assert_near(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths");
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "{what}[{i}]: {a} vs {b}"
+            );
+        }
+    }
+
+    /// The direct path against the column path (im2col + gemm) on the same inputs: forward
+    /// with bias and ReLU, and both gradients of a ReLU-masked upstream gradient, for odd
+    /// sizes, 1–33 channels and paddings 0 to k − 1.
+    #[test]
+    fn direct_path_matches_the_column_path() -> Result<()> {
+        // (n, c, h, w, o, k, padding)
+        for &(n, c, h, w, o, k, p) in &[
+            (3, 1, 9, 9, 16, 3, 1),
+            (2, 6, 12, 11, 16, 5, 0),
+            (9, 16, 8, 8, 33, 3, 1),
+            (2, 3, 7, 10, 5, 3, 2),
+        ] {
+            let g = Geometry::new((c, h, w), k, 1, p)?;
+            let d = Dims { n, o, g };
+            let direct = Direct::any_cpu(&g, o).expect("stride 1, padding < k");
+            let what = format!("n{n} c{c} {h}x{w} o{o} k{k} p{p}");
+            let (x, wt, b) = (
+                values(n * g.in_len(), 1),
+                values(o * c * k * k, 2),
+                values(o, 3),
+            );
+            let y = direct.forward(&x, &wt, &b, n, true)?;
+            assert_near(
+                &y,
+                &columns::forward(&x, &wt, &b, &d, true)?,
+                &format!("y {what}"),
+            );
+
+            let grad = values(y.len(), 4);
+            let masked: Vec<f32> = grad
+                .iter()
+                .zip(&y)
+                .map(|(&g, &v)| if v > 0.0 { g } else { 0.0 })
+                .collect();
+            let up = Upstream {
+                g: &grad,
+                relu_out: Some(&y),
+            };
+            let dw = direct.weight_grad(&x, up, n, 8)?;
+            assert_near(
+                &dw,
+                &columns::weight_grad(&x, &masked, &d, 8)?,
+                &format!("dw {what}"),
+            );
+            let dx = direct.input_grad(&wt, up, n)?;
+            assert_near(
+                &dx,
+                &columns::input_grad(&wt, &masked, &d)?,
+                &format!("dx {what}"),
+            );
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
-//! Fast CPU kernels as candle custom ops (f32, NCHW): conv2d as im2col + `gemm` with bias and
-//! ReLU fused (stride 1 through the "wide" column matrix), linear with bias and ReLU fused,
+//! Fast CPU kernels as candle custom ops (f32, NCHW): conv2d with bias and ReLU fused (stride 1
+//! as a direct convolution with AVX-512 register tiles, else im2col + `gemm`), linear with bias
+//! and ReLU fused,
 //! max-pool with a backward that routes the gradient to the window's maximum, and the Lipschitz
 //! penalty's `||W Wᵀ − I||²`. Each backward computes only the gradients whose arguments track
 //! one, and every reduction runs in a fixed order, so results do not depend on the thread count.
@@ -8,6 +9,7 @@
 //! slow transposed convolution, and its `max_pool2d` backward scales the gradient by
 //! (#maxima)/k² instead of routing it (docs/candle-notes.md says how each was measured).
 
+mod columns;
 mod conv2d;
 mod direct;
 mod direct_conv;
