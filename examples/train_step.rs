@@ -37,6 +37,9 @@ fn main() -> anyhow::Result<()> {
     }
     times.sort_by(f64::total_cmp);
     let median = times.get(steps / 2).copied().unwrap_or(f64::NAN);
-    println!("{} train step, batch 128: median {median:.2} ms of {steps}", arch.name());
+    println!(
+        "{} train step, batch 128: median {median:.2} ms of {steps}",
+        arch.name()
+    );
     Ok(())
 }

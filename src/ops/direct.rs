@@ -65,18 +65,20 @@ pub(crate) struct TapDots<'a> {
 }
 
 impl TapDots<'_> {
-    /// `dw[o·(c·taps) + c·taps + t] += Σ_{q < len} g[o·stride + q] · x[c·hw + s_t + q]`.
-    pub(crate) fn accumulate(&self, dw: &mut [f32]) {
+    /// `lanes[(o·(c·taps) + c·taps + t)·16 + l] += Σ_{q < len, q ≡ l mod 16} g[o·stride + q] ·
+    /// x[c·hw + s_t + q]`, each lane summed in ascending `q`: 16 running sums per weight,
+    /// carried across a chunk's examples and reduced once by `add_lane_sums`.
+    pub(crate) fn accumulate(&self, lanes: &mut [f32]) {
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
         assert!(self.len.is_multiple_of(LANES) && self.stride >= self.len);
         assert!(self.g.len() >= self.rows * self.stride);
         assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + self.len);
-        assert!(dw.len() >= self.rows * self.c * self.taps.len());
+        assert!(lanes.len() >= self.rows * self.c * self.taps.len() * LANES);
         match isa() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX-512F (detected), and the bounds are checked above.
-            Isa::Avx512 => unsafe { avx512::tap_dots(self, dw) },
-            _ => portable_tap_dots(self, dw),
+            Isa::Avx512 => unsafe { avx512::tap_dots(self, lanes) },
+            _ => portable_tap_dots(self, lanes),
         }
     }
 
@@ -157,6 +159,15 @@ pub(crate) fn relu_pass(v: f32, y: f32) -> f32 {
     f32::from_bits(v.to_bits() & ((y > 0.0) as u32).wrapping_neg())
 }
 
+/// `dw[i] += lane_sum(lanes[16i..16i + 16])`: the weight gradient from `accumulate`'s lanes.
+pub(crate) fn add_lane_sums(lanes: &[f32], dw: &mut [f32]) {
+    for (d, l) in dw.iter_mut().zip(lanes.chunks_exact(LANES)) {
+        let mut a = [0.0f32; LANES];
+        a.copy_from_slice(l);
+        *d += lane_sum(&a);
+    }
+}
+
 /// The portable path: the same sums in the same order, one output at a time.
 fn portable_correlate(c: &Correlation, len: usize, out: &mut [f32], stride: usize) {
     let k2 = c.taps.len();
@@ -174,20 +185,19 @@ fn portable_correlate(c: &Correlation, len: usize, out: &mut [f32], stride: usiz
     }
 }
 
-/// The portable weight gradient: 16 lane sums per output, then `lane_sum`.
-fn portable_tap_dots(t: &TapDots, dw: &mut [f32]) {
+/// The portable weight gradient: the same 16 running sums per weight, in the same order.
+fn portable_tap_dots(t: &TapDots, lanes: &mut [f32]) {
     let cols = t.c * t.taps.len();
     for o in 0..t.rows {
         let go = &t.g[o * t.stride..][..t.len];
         for ct in 0..cols {
             let xs = &t.x[t.offset(ct)..][..t.len];
-            let mut lanes = [0.0f32; LANES];
+            let acc = &mut lanes[(o * cols + ct) * LANES..][..LANES];
             for (gv, xv) in go.chunks_exact(LANES).zip(xs.chunks_exact(LANES)) {
                 for l in 0..LANES {
-                    lanes[l] = gv[l].mul_add(xv[l], lanes[l]);
+                    acc[l] = gv[l].mul_add(xv[l], acc[l]);
                 }
             }
-            dw[o * cols + ct] += lane_sum(&lanes);
         }
     }
 }
@@ -195,7 +205,7 @@ fn portable_tap_dots(t: &TapDots, dw: &mut [f32]) {
 /// AVX-512 intrinsics with the accumulators in named registers.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{lane_sum, Correlation, TapDots, LANES};
+    use super::{Correlation, TapDots, LANES};
     use std::arch::x86_64::*;
 
     /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.
@@ -303,7 +313,7 @@ mod avx512 {
     /// Rows in tiles of 4 × 5 columns `(c, tap)`, remainders in smaller tiles. (4 × 6 left
     /// too few registers for the loaded vectors: the compiler spilled accumulators.)
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn tap_dots(t: &TapDots, dw: &mut [f32]) {
+    pub(super) unsafe fn tap_dots(t: &TapDots, lanes: &mut [f32]) {
         let cols = t.c * t.taps.len();
         let mut o0 = 0;
         while o0 < t.rows {
@@ -313,9 +323,9 @@ mod avx512 {
             while c0 < cols {
                 let n = (cols - c0).min(5);
                 match rows {
-                    4 => dots_n::<4>(t, o0, c0, n, dw),
-                    2 => dots_n::<2>(t, o0, c0, n, dw),
-                    _ => dots_n::<1>(t, o0, c0, n, dw),
+                    4 => dots_n::<4>(t, o0, c0, n, lanes),
+                    2 => dots_n::<2>(t, o0, c0, n, lanes),
+                    _ => dots_n::<1>(t, o0, c0, n, lanes),
                 }
                 c0 += n;
             }
@@ -326,19 +336,27 @@ mod avx512 {
     /// `dots` with `n` (1 to 5) columns.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn dots_n<const R: usize>(t: &TapDots, o0: usize, c0: usize, n: usize, dw: &mut [f32]) {
+    unsafe fn dots_n<const R: usize>(
+        t: &TapDots,
+        o0: usize,
+        c0: usize,
+        n: usize,
+        lanes: &mut [f32],
+    ) {
         match n {
-            5 => dots::<R, 5>(t, o0, c0, dw),
-            4 => dots::<R, 4>(t, o0, c0, dw),
-            3 => dots::<R, 3>(t, o0, c0, dw),
-            2 => dots::<R, 2>(t, o0, c0, dw),
-            _ => dots::<R, 1>(t, o0, c0, dw),
+            5 => dots::<R, 5>(t, o0, c0, lanes),
+            4 => dots::<R, 4>(t, o0, c0, lanes),
+            3 => dots::<R, 3>(t, o0, c0, lanes),
+            2 => dots::<R, 2>(t, o0, c0, lanes),
+            _ => dots::<R, 1>(t, o0, c0, lanes),
         }
     }
 
-    /// `dw[o0+r, c0+j] += Σ_q g[o0+r, q] · x[offset(c0+j) + q]`, lane sums in registers.
-    // Index loops: written with iterators (and the lane sums in the same loop) the compiler
-    // stored accumulators to the stack on every step, 30% slower.
+    /// `lanes[o0+r, c0+j] += g[o0+r, q] · x[offset(c0+j) + q]` lane by lane over all `q`, the
+    /// running sums held in registers meanwhile. (Reducing the 16 lanes here, per example,
+    /// cost as much as the loop itself on 14×14 planes.)
+    // Index loops: written with iterators the compiler stored accumulators to the stack on
+    // every step, 30% slower.
     #[allow(clippy::needless_range_loop)]
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -346,9 +364,17 @@ mod avx512 {
         t: &TapDots,
         o0: usize,
         c0: usize,
-        dw: &mut [f32],
+        lanes: &mut [f32],
     ) {
+        let cols = t.c * t.taps.len();
+        let l = lanes.as_mut_ptr();
+        let at = |r: usize, j: usize| ((o0 + r) * cols + c0 + j) * LANES;
         let mut acc = [[_mm512_setzero_ps(); N]; R];
+        for r in 0..R {
+            for j in 0..N {
+                acc[r][j] = _mm512_loadu_ps(l.add(at(r, j)));
+            }
+        }
         let mut xs = [t.x.as_ptr(); N];
         for (j, x) in xs.iter_mut().enumerate() {
             *x = x.add(t.offset(c0 + j));
@@ -368,16 +394,9 @@ mod avx512 {
             }
             q += LANES;
         }
-        let mut lanes = [[[0.0f32; LANES]; N]; R];
         for r in 0..R {
             for j in 0..N {
-                _mm512_storeu_ps(lanes[r][j].as_mut_ptr(), acc[r][j]);
-            }
-        }
-        let cols = t.c * t.taps.len();
-        for (r, row) in lanes.iter().enumerate() {
-            for (j, l) in row.iter().enumerate() {
-                dw[(o0 + r) * cols + c0 + j] += lane_sum(l);
+                _mm512_storeu_ps(l.add(at(r, j)), acc[r][j]);
             }
         }
     }
@@ -468,18 +487,23 @@ mod tests {
                 stride: vlen,
                 len: vlen,
             };
-            let mut got = values(rows * c * k * k, 4);
-            let mut portable = got.clone();
-            let start = got.clone();
+            let cols = c * k * k;
+            let start = values(rows * cols * LANES, 4);
+            let (mut got, mut portable) = (start.clone(), start.clone());
             dots.accumulate(&mut got);
             portable_tap_dots(&dots, &mut portable);
             for (i, (a, b)) in got.iter().zip(&portable).enumerate() {
-                assert_eq!(a.to_bits(), b.to_bits(), "dw {i} rows {rows} c {c}");
-                let (o, ct) = (i / (c * k * k), i % (c * k * k));
+                assert_eq!(a.to_bits(), b.to_bits(), "lane {i} rows {rows} c {c}");
+            }
+            let mut dw = vec![0.0; rows * cols];
+            add_lane_sums(&got, &mut dw);
+            for (i, d) in dw.iter().enumerate() {
+                let (o, ct) = (i / cols, i % cols);
+                let before: f64 = start[i * LANES..][..LANES].iter().map(|&v| v as f64).sum();
                 let sum: f64 = (0..len)
                     .map(|q| g[o * vlen + q] as f64 * x[dots.offset(ct) + q] as f64)
                     .sum();
-                assert!((*a as f64 - start[i] as f64 - sum).abs() < 1e-4, "dw {i}");
+                assert!((*d as f64 - before - sum).abs() < 1e-4, "dw {i}");
             }
         }
     }

@@ -13,7 +13,7 @@
 //! on every call; for cnn6's 16–32-channel 3×3 convolutions `perf` put those copies, the
 //! packing and the zero-filled buffers at 39% of the time (BENCHMARKS.md).
 
-use super::direct::{relu_pass, Correlation, TapDots, LANES, TAIL};
+use super::direct::{add_lane_sums, relu_pass, Correlation, TapDots, LANES, TAIL};
 use super::im2col::Geometry;
 use super::par::for_each_chunk;
 use candle_core::Result;
@@ -256,13 +256,18 @@ impl Direct {
         let parts = n.div_ceil(chunk).max(1);
         let mut partials = vec![0.0; parts * dw_len];
         let out_len = o * g.oh * g.ow;
-        // The gradient on the wide grid: its wrap-around columns and tail are never written.
-        let scratch = || (self.input.buffer(), vec![0.0; o * len]);
+        // The gradient on the wide grid (its wrap-around columns and tail are never written),
+        // and 16 running sums per weight for the chunk's examples.
+        let scratch = || {
+            let lanes = vec![0.0; dw_len * LANES];
+            (self.input.buffer(), vec![0.0; o * len], lanes)
+        };
         for_each_chunk(
             &mut partials,
             dw_len,
             scratch,
-            |(planes, wide), part, acc| {
+            |(planes, wide, lanes), part, acc| {
+                lanes.fill(0.0);
                 for i in part * chunk..((part + 1) * chunk).min(n) {
                     self.input
                         .fill(&x[i * g.in_len()..][..g.in_len()], None, planes);
@@ -282,8 +287,9 @@ impl Direct {
                         stride: len,
                         len,
                     };
-                    dots.accumulate(acc);
+                    dots.accumulate(lanes);
                 }
+                add_lane_sums(lanes, acc);
                 Ok(())
             },
         )?;
