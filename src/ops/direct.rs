@@ -18,6 +18,8 @@
 //! every path and at every thread count: `f32::mul_add` is the exact fused operation even where
 //! the CPU lacks FMA, so all paths give the same bits.
 
+use std::mem::MaybeUninit;
+
 /// Pixels per vector: a 512-bit register holds 16 f32.
 pub(crate) const LANES: usize = 16;
 
@@ -35,19 +37,69 @@ pub(crate) struct Correlation<'a> {
 }
 
 impl Correlation<'_> {
-    /// `out[o·stride + q]` for rows `o` and wide pixels `q < len` (the last tile writes up to
-    /// `TAIL − 1` more pixels of its row, which `stride ≥ len + TAIL` leaves room for).
-    pub(crate) fn run(&self, len: usize, out: &mut [f32], stride: usize) {
+    /// The wide pixels `q < len` of every row, written as `out` says.
+    pub(crate) fn run(&self, len: usize, out: &mut Narrowed) {
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
         assert!(self.w.len() >= self.rows * self.c * self.taps.len());
         assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + len + TAIL);
-        assert!(stride >= len + TAIL && out.len() >= self.rows * stride);
+        assert!(out.y.len() >= self.rows * out.h * out.w && out.w <= out.wp);
+        assert!(out.bias.is_empty() || out.bias.len() >= self.rows);
+        assert!(len <= out.h * out.wp);
         match isa() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX-512F (detected), and the bounds are checked above.
-            Isa::Avx512 => unsafe { avx512::correlate(self, len, out, stride) },
-            _ => portable_correlate(self, len, out, stride),
+            Isa::Avx512 => unsafe { avx512::correlate(self, len, out) },
+            _ => portable_correlate(self, len, out),
         }
+    }
+}
+
+/// Where a correlation's outputs go: row `o`'s wide pixel `q = oy·wp + ox`, for `ox < w` and
+/// `oy < h`, lands at `y[o·h·w + oy·w + ox]` plus `bias[o]` (none if empty), through the ReLU
+/// if asked; the wrap-around pixels `ox ≥ w` are dropped.
+pub(crate) struct Narrowed<'a> {
+    /// Written, never read: it may start uninitialised.
+    pub y: &'a mut [MaybeUninit<f32>],
+    pub h: usize,
+    pub w: usize,
+    pub wp: usize,
+    pub bias: &'a [f32],
+    pub relu: bool,
+}
+
+impl Narrowed<'_> {
+    /// The final value of an output from its sum: bias, then the ReLU.
+    fn finish(&self, o: usize, v: f32) -> f32 {
+        let v = v + self.bias.get(o).copied().unwrap_or(0.0);
+        if self.relu {
+            v.max(0.0)
+        } else {
+            v
+        }
+    }
+
+    /// For each vector of 16 wide pixels below `len`, the runs of its lanes that land in one
+    /// output row: `(lanes mask, offset of lane 0 in the plane)`, the offset being the first
+    /// lane's place minus its lane number; `starts[v]..starts[v + 1]` are vector `v`'s runs.
+    fn runs(&self, len: usize) -> (Vec<(u16, isize)>, Vec<usize>) {
+        let vectors = len.div_ceil(LANES);
+        let (mut runs, mut starts) = (Vec::with_capacity(vectors * 2), vec![0]);
+        for v in 0..vectors {
+            let mut lane = 0;
+            while lane < LANES {
+                let q = v * LANES + lane;
+                let (oy, ox) = (q / self.wp, q % self.wp);
+                let in_row = (self.wp - ox).min(LANES - lane);
+                if oy < self.h && ox < self.w {
+                    let n = (self.w - ox).min(in_row);
+                    let mask = (((1u32 << n) - 1) << lane) as u16;
+                    runs.push((mask, (oy * self.w + ox) as isize - lane as isize));
+                }
+                lane += in_row;
+            }
+            starts.push(runs.len());
+        }
+        (runs, starts)
     }
 }
 
@@ -169,18 +221,22 @@ pub(crate) fn add_lane_sums(lanes: &[f32], dw: &mut [f32]) {
 }
 
 /// The portable path: the same sums in the same order, one output at a time.
-fn portable_correlate(c: &Correlation, len: usize, out: &mut [f32], stride: usize) {
+fn portable_correlate(c: &Correlation, len: usize, out: &mut Narrowed) {
     let k2 = c.taps.len();
     for o in 0..c.rows {
         let wo = &c.w[o * c.c * k2..][..c.c * k2];
         for q in 0..len {
+            let (oy, ox) = (q / out.wp, q % out.wp);
+            if oy >= out.h || ox >= out.w {
+                continue;
+            }
             let mut acc = 0.0f32;
             for ci in 0..c.c {
                 for (t, &s) in c.taps.iter().enumerate() {
                     acc = wo[ci * k2 + t].mul_add(c.x[ci * c.hw + s + q], acc);
                 }
             }
-            out[o * stride + q] = acc;
+            out.y[(o * out.h + oy) * out.w + ox].write(out.finish(o, acc));
         }
     }
 }
@@ -205,7 +261,7 @@ fn portable_tap_dots(t: &TapDots, lanes: &mut [f32]) {
 /// AVX-512 intrinsics with the accumulators in named registers.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Correlation, TapDots, LANES};
+    use super::{Correlation, Narrowed, TapDots, LANES};
     use std::arch::x86_64::*;
 
     /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.
@@ -230,8 +286,18 @@ mod avx512 {
 
     /// Rows in tiles of 4 × 6 vectors, remainders in smaller tiles.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn correlate(c: &Correlation, len: usize, out: &mut [f32], stride: usize) {
+    pub(super) unsafe fn correlate(c: &Correlation, len: usize, out: &mut Narrowed) {
         let vectors = len.div_ceil(LANES);
+        let (runs, starts) = out.runs(len);
+        let sink = Sink {
+            y: out.y.as_mut_ptr().cast::<f32>(),
+            plane: out.h * out.w,
+            bias: out.bias,
+            relu: out.relu,
+            runs: &runs,
+            starts: &starts,
+        };
+        let out = &sink;
         let mut o0 = 0;
         while o0 < c.rows {
             let rows = (c.rows - o0).min(4);
@@ -240,12 +306,12 @@ mod avx512 {
                 let p = (vectors - v0).min(6);
                 let q0 = v0 * LANES;
                 match (rows, p) {
-                    (4, 6) => tile::<4, 6>(c, o0, q0, out, stride),
-                    (4, p) => tail::<4>(c, o0, q0, p, out, stride),
-                    (2 | 3, 6) => tile::<2, 6>(c, o0, q0, out, stride),
-                    (2 | 3, p) => tail::<2>(c, o0, q0, p, out, stride),
-                    (_, 6) => tile::<1, 6>(c, o0, q0, out, stride),
-                    (_, p) => tail::<1>(c, o0, q0, p, out, stride),
+                    (4, 6) => tile::<4, 6>(c, o0, q0, out),
+                    (4, p) => tail::<4>(c, o0, q0, p, out),
+                    (2 | 3, 6) => tile::<2, 6>(c, o0, q0, out),
+                    (2 | 3, p) => tail::<2>(c, o0, q0, p, out),
+                    (_, 6) => tile::<1, 6>(c, o0, q0, out),
+                    (_, p) => tail::<1>(c, o0, q0, p, out),
                 }
                 v0 += p;
             }
@@ -256,20 +322,13 @@ mod avx512 {
     /// A tile of fewer than 6 vectors.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn tail<const R: usize>(
-        c: &Correlation,
-        o0: usize,
-        q0: usize,
-        p: usize,
-        out: &mut [f32],
-        stride: usize,
-    ) {
+    unsafe fn tail<const R: usize>(c: &Correlation, o0: usize, q0: usize, p: usize, out: &Sink) {
         match p {
-            5 => tile::<R, 5>(c, o0, q0, out, stride),
-            4 => tile::<R, 4>(c, o0, q0, out, stride),
-            3 => tile::<R, 3>(c, o0, q0, out, stride),
-            2 => tile::<R, 2>(c, o0, q0, out, stride),
-            _ => tile::<R, 1>(c, o0, q0, out, stride),
+            5 => tile::<R, 5>(c, o0, q0, out),
+            4 => tile::<R, 4>(c, o0, q0, out),
+            3 => tile::<R, 3>(c, o0, q0, out),
+            2 => tile::<R, 2>(c, o0, q0, out),
+            _ => tile::<R, 1>(c, o0, q0, out),
         }
     }
 
@@ -280,8 +339,7 @@ mod avx512 {
         c: &Correlation,
         o0: usize,
         q0: usize,
-        out: &mut [f32],
-        stride: usize,
+        out: &Sink,
     ) {
         let k2 = c.taps.len();
         let cols = c.c * k2;
@@ -302,10 +360,48 @@ mod avx512 {
                 }
             }
         }
-        let o = out.as_mut_ptr();
         for (r, a) in acc.iter().enumerate() {
             for (j, &av) in a.iter().enumerate() {
-                _mm512_storeu_ps(o.add((o0 + r) * stride + q0 + j * LANES), av);
+                out.store(o0 + r, q0 / LANES + j, av);
+            }
+        }
+    }
+
+    /// `Narrowed` as the tiles write it: a raw pointer (the tiles of one call write disjoint
+    /// outputs) and the lane runs of each vector.
+    pub(super) struct Sink<'a> {
+        y: *mut f32,
+        plane: usize,
+        bias: &'a [f32],
+        relu: bool,
+        runs: &'a [(u16, isize)],
+        starts: &'a [usize],
+    }
+
+    impl Sink<'_> {
+        /// Row `o`'s wide vector `v`: bias, ReLU, and a masked store per output row it meets
+        /// (masked-off lanes are neither written nor touched, so a base before the plane is
+        /// never dereferenced).
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn store(&self, o: usize, v: usize, acc: __m512) {
+            let mut val = acc;
+            if let Some(&b) = self.bias.get(o) {
+                val = _mm512_add_ps(val, _mm512_set1_ps(b));
+            }
+            if self.relu {
+                val = _mm512_max_ps(val, _mm512_setzero_ps());
+            }
+            let Some(runs) = self
+                .starts
+                .get(v + 1)
+                .map(|&end| &self.runs[self.starts[v]..end])
+            else {
+                return;
+            };
+            let plane = self.y.add(o * self.plane);
+            for &(mask, offset) in runs {
+                _mm512_mask_storeu_ps(plane.wrapping_offset(offset), mask, val);
             }
         }
     }
@@ -436,19 +532,23 @@ mod tests {
     /// and the detected path bit for bit against the portable one.
     #[test]
     fn kernels_match_plain_sums_and_the_portable_path_bit_for_bit() {
-        for &(rows, c, len) in &[
-            (1, 1, 5),
-            (4, 3, 96),
-            (5, 2, 130),
-            (9, 4, 222),
-            (16, 16, 840),
-            (3, 7, 17),
+        // (rows, channels, output height, width, wide width): wide widths under 16 put up to
+        // three output rows in one vector.
+        for &(rows, c, h, ow, wp) in &[
+            (1, 1, 1, 5, 12),
+            (4, 3, 8, 10, 12),
+            (5, 2, 11, 10, 12),
+            (9, 4, 19, 10, 12),
+            (16, 16, 28, 28, 30),
+            (3, 7, 2, 5, 7),
         ] {
-            let (k, wp) = (3, 12);
+            let len = (h - 1) * wp + ow;
+            let k = 3;
             let taps: Vec<usize> = (0..k * k).map(|t| t / k * wp + t % k).collect();
             let hw = len + 2 * wp + 2;
             let x = values(c * hw + TAIL, 1);
             let w = values(rows * c * k * k, 2);
+            let bias = values(rows, 5);
             let corr = Correlation {
                 x: &x,
                 c,
@@ -457,17 +557,37 @@ mod tests {
                 w: &w,
                 rows,
             };
-            let stride = len + TAIL;
-            let mut got = vec![f32::NAN; rows * stride];
-            corr.run(len, &mut got, stride);
-            let mut portable = vec![f32::NAN; rows * stride];
-            portable_correlate(&corr, len, &mut portable, stride);
             let want = reference_correlate(&corr, len);
-            for o in 0..rows {
-                for q in 0..len {
-                    let (g, p) = (got[o * stride + q], portable[o * stride + q]);
-                    assert_eq!(g.to_bits(), p.to_bits(), "rows {rows} c {c} o {o} q {q}");
-                    assert!((g as f64 - want[o * len + q]).abs() < 1e-4, "o {o} q {q}");
+            for (bias, relu) in [(&[][..], false), (&bias[..], true)] {
+                let run = |portable: bool| {
+                    let mut y = vec![MaybeUninit::new(f32::NAN); rows * h * ow];
+                    let out = &mut Narrowed {
+                        y: &mut y,
+                        h,
+                        w: ow,
+                        wp,
+                        bias,
+                        relu,
+                    };
+                    match portable {
+                        true => portable_correlate(&corr, len, out),
+                        false => corr.run(len, out),
+                    }
+                    // SAFETY: initialised above (NaN where nothing was written).
+                    y.iter()
+                        .map(|v| unsafe { v.assume_init() })
+                        .collect::<Vec<f32>>()
+                };
+                let (got, portable) = (run(false), run(true));
+                for (i, (g, p)) in got.iter().zip(&portable).enumerate() {
+                    assert_eq!(g.to_bits(), p.to_bits(), "rows {rows} c {c} output {i}");
+                    let (o, oy, ox) = (i / (h * ow), i / ow % h, i % ow);
+                    let mut v =
+                        want[o * len + oy * wp + ox] + bias.get(o).map_or(0.0, |&b| b as f64);
+                    if relu {
+                        v = v.max(0.0);
+                    }
+                    assert!((*g as f64 - v).abs() < 1e-4, "output {i}: {g} vs {v}");
                 }
             }
 

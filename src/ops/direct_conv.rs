@@ -13,7 +13,7 @@
 //! on every call; for cnn6's 16–32-channel 3×3 convolutions `perf` put those copies, the
 //! packing and the zero-filled buffers at 39% of the time (BENCHMARKS.md).
 
-use super::direct::{add_lane_sums, relu_pass, Correlation, TapDots, LANES, TAIL};
+use super::direct::{add_lane_sums, relu_pass, Correlation, Narrowed, TapDots, LANES, TAIL};
 use super::im2col::Geometry;
 use super::par::for_each_chunk;
 use candle_core::Result;
@@ -146,49 +146,43 @@ impl Direct {
     ) -> Result<Vec<f32>> {
         let (g, o, wp) = (&self.g, self.o, self.input.wp());
         let len = Self::wide_len(g.oh, g.ow, wp);
-        let stride = len + TAIL;
         let taps = self.input.taps(g.k);
-        // One bias per channel, or the zip below would leave channels unwritten.
-        assert_eq!(b.len(), o, "conv2d: one bias per output channel");
         let total = n * o * g.oh * g.ow;
         // Every value is written below: no zero-filling (it was 4% of a training step).
         let mut y = Vec::with_capacity(total);
-        let scratch = || (self.input.buffer(), vec![0.0; o * stride]);
         let out = &mut y.spare_capacity_mut()[..total];
-        for_each_chunk(out, o * g.oh * g.ow, scratch, |(planes, wide), i, yn| {
-            self.input
-                .fill(&x[i * g.in_len()..][..g.in_len()], None, planes);
-            let corr = Correlation {
-                x: planes,
-                c: g.c,
-                hw: self.input.hw(),
-                taps: &taps,
-                w,
-                rows: o,
-            };
-            corr.run(len, wide, stride);
-            for ((yo, wo), &bias) in yn
-                .chunks_exact_mut(g.oh * g.ow)
-                .zip(wide.chunks_exact(stride))
-                .zip(b)
-            {
-                for (oy, line) in yo.chunks_exact_mut(g.ow).enumerate() {
-                    let src = &wo[oy * wp..][..g.ow];
-                    match relu {
-                        true => line
-                            .iter_mut()
-                            .zip(src)
-                            .for_each(|(d, &v)| _ = d.write((v + bias).max(0.0))),
-                        false => line
-                            .iter_mut()
-                            .zip(src)
-                            .for_each(|(d, &v)| _ = d.write(v + bias)),
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        // SAFETY: each example's chunk is its O planes of oh rows of ow values, all written.
+        for_each_chunk(
+            out,
+            o * g.oh * g.ow,
+            || self.input.buffer(),
+            |planes, i, yn| {
+                self.input
+                    .fill(&x[i * g.in_len()..][..g.in_len()], None, planes);
+                let corr = Correlation {
+                    x: planes,
+                    c: g.c,
+                    hw: self.input.hw(),
+                    taps: &taps,
+                    w,
+                    rows: o,
+                };
+                let (h, w) = (g.oh, g.ow);
+                let bias = b;
+                corr.run(
+                    len,
+                    &mut Narrowed {
+                        y: yn,
+                        h,
+                        w,
+                        wp,
+                        bias,
+                        relu,
+                    },
+                );
+                Ok(())
+            },
+        )?;
+        // SAFETY: `Correlation::run` wrote every output of every example's O planes.
         unsafe { y.set_len(total) };
         Ok(y)
     }
@@ -204,38 +198,40 @@ impl Direct {
             wt[(ci * o + oc) * k2 + (k2 - 1 - t)] = v;
         }
         let len = Self::wide_len(g.h, g.w, wp);
-        let stride = len + TAIL;
         let taps = self.grad.taps(k);
         let out_len = o * g.oh * g.ow;
         let total = n * g.in_len();
         let mut dx = Vec::with_capacity(total);
-        let scratch = || (self.grad.buffer(), vec![0.0; g.c * stride]);
         let out = &mut dx.spare_capacity_mut()[..total];
-        for_each_chunk(out, g.in_len(), scratch, |(planes, wide), i, dxn| {
-            let gi = grad.example(i, out_len);
-            self.grad.fill(gi.g, gi.relu_out, planes);
-            let corr = Correlation {
-                x: planes,
-                c: o,
-                hw: self.grad.hw(),
-                taps: &taps,
-                w: &wt,
-                rows: g.c,
-            };
-            corr.run(len, wide, stride);
-            for (dc, wc) in dxn
-                .chunks_exact_mut(g.h * g.w)
-                .zip(wide.chunks_exact(stride))
-            {
-                for (y, line) in dc.chunks_exact_mut(g.w).enumerate() {
-                    for (d, &v) in line.iter_mut().zip(&wc[y * wp..][..g.w]) {
-                        d.write(v);
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        // SAFETY: each example's chunk is its C planes of h rows of w values, all written.
+        for_each_chunk(
+            out,
+            g.in_len(),
+            || self.grad.buffer(),
+            |planes, i, dxn| {
+                let gi = grad.example(i, out_len);
+                self.grad.fill(gi.g, gi.relu_out, planes);
+                let corr = Correlation {
+                    x: planes,
+                    c: o,
+                    hw: self.grad.hw(),
+                    taps: &taps,
+                    w: &wt,
+                    rows: g.c,
+                };
+                let (h, w) = (g.h, g.w);
+                let narrowed = &mut Narrowed {
+                    y: dxn,
+                    h,
+                    w,
+                    wp,
+                    bias: &[],
+                    relu: false,
+                };
+                corr.run(len, narrowed);
+                Ok(())
+            },
+        )?;
+        // SAFETY: `Correlation::run` wrote every value of every example's C planes.
         unsafe { dx.set_len(total) };
         Ok(dx)
     }
