@@ -223,20 +223,26 @@ impl CustomOp1 for MaxPool {
             }
         };
         let (out, plane) = (d.oh * d.ow, d.h * d.w);
-        let mut dx = vec![0.0; d.planes * plane];
+        let total = d.planes * plane;
+        // Each plane is zeroed by the worker that fills it (in parallel, and in cache right
+        // before its scatter), not by one serial memset of the whole gradient.
+        let mut dx = Vec::with_capacity(total);
         with_f32(grad, |gv| {
             for_each_chunk(
-                &mut dx,
+                &mut dx.spare_capacity_mut()[..total],
                 plane,
                 || (),
                 |_, p, dxp| {
+                    dxp.fill(std::mem::MaybeUninit::new(0.0));
                     for (&i, &g) in idx[p * out..][..out].iter().zip(&gv[p * out..][..out]) {
-                        dxp[i as usize] = g;
+                        dxp[i as usize].write(g);
                     }
                     Ok(())
                 },
             )
         })?;
+        // SAFETY: every plane of the gradient was zero-filled above before its scatter.
+        unsafe { dx.set_len(total) };
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }
