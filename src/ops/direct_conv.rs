@@ -1,6 +1,6 @@
 //! A stride-1 convolution's three passes on NCHW tensors through `direct`'s kernels: each
-//! example is copied once into zero-bordered planes (one row copy per input row), correlated
-//! on the wide grid, and its valid columns copied out.
+//! example is copied once into zero-bordered planes (one row copy per input row) and correlated
+//! on the wide grid, the kernels storing its valid outputs straight into the NCHW result.
 //!
 //! - forward: `y = relu?(correlate(pad_p(x), w) + b)`;
 //! - input gradient: `dx = correlate(pad_{k−1−p}(g), w')` with `w'[c, o, ki, kj] = w[o, c,
