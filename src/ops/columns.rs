@@ -10,7 +10,7 @@
 
 use super::im2col::{col2im_add, im2col, Geometry};
 use super::matmul::{matmul, Mat, Parallelism};
-use super::par::for_each_chunk;
+use super::par::{for_each_chunk, sum_in_fixed_chunks};
 use super::wide::Wide;
 use candle_core::Result;
 
@@ -100,56 +100,33 @@ fn add_bias(yn: &mut [f32], b: &[f32], pixels: usize, relu: bool) {
     }
 }
 
-/// The examples of weight-gradient chunk `part` (of `chunk` examples) in a batch of `n`.
-fn chunk_examples(part: usize, chunk: usize, n: usize) -> std::ops::Range<usize> {
-    part * chunk..((part + 1) * chunk).min(n)
-}
-
-/// `dw = sum_n g_n @ im2col(x_n)^T`: the batch is cut into fixed chunks of `chunk` examples, each summed in example order into its own buffer (chunks in
-/// parallel, no locking), then the partial sums are added in chunk order.
+/// `dw = sum_n g_n @ im2col(x_n)^T`, summed in fixed chunks of `chunk` examples
+/// (`sum_in_fixed_chunks`), each chunk in example order.
 pub(crate) fn weight_grad(x: &[f32], g: &[f32], d: &Dims, chunk: usize) -> Result<Vec<f32>> {
     let (geo, pixels, rows) = (&d.g, d.g.col_cols(), d.g.col_rows());
-    let parts = d.n.div_ceil(chunk).max(1);
-    let mut partials = vec![0.0; parts * d.o * rows];
     if let Some(wd) = Wide::of(geo) {
-        for_each_chunk(
-            &mut partials,
-            d.o * rows,
-            || Scratch::new(d, &wd),
-            |s, part, dw| {
-                for (i, n) in chunk_examples(part, chunk, d.n).enumerate() {
-                    wide_cols(x, n, d, &wd, &mut s.pad, &mut s.col);
-                    wd.widen(geo, &g[n * d.o * pixels..][..d.o * pixels], &mut s.out);
-                    let gn = Mat::row_major(&s.out, d.o, wd.len);
-                    let colt = Mat::row_major(&s.col, rows, wd.len).t();
-                    matmul(dw, gn, colt, i > 0, Parallelism::None)?;
-                }
-                Ok(())
-            },
-        )?;
-        return Ok(sum_partials(&partials, d.o * rows));
+        let init = || Scratch::new(d, &wd);
+        return sum_in_fixed_chunks(d.n, chunk, d.o * rows, init, |s, examples, dw| {
+            for (i, n) in examples.enumerate() {
+                wide_cols(x, n, d, &wd, &mut s.pad, &mut s.col);
+                wd.widen(geo, &g[n * d.o * pixels..][..d.o * pixels], &mut s.out);
+                let gn = Mat::row_major(&s.out, d.o, wd.len);
+                let colt = Mat::row_major(&s.col, rows, wd.len).t();
+                matmul(dw, gn, colt, i > 0, Parallelism::None)?;
+            }
+            Ok(())
+        });
     }
     let col_buf = || vec![0.0; rows * pixels];
-    for_each_chunk(&mut partials, d.o * rows, col_buf, |col, part, dw| {
-        for (i, n) in chunk_examples(part, chunk, d.n).enumerate() {
+    sum_in_fixed_chunks(d.n, chunk, d.o * rows, col_buf, |col, examples, dw| {
+        for (i, n) in examples.enumerate() {
             im2col(&x[n * geo.in_len()..][..geo.in_len()], geo, col);
             let gn = Mat::row_major(&g[n * d.o * pixels..][..d.o * pixels], d.o, pixels);
             let colt = Mat::row_major(col, rows, pixels).t();
             matmul(dw, gn, colt, i > 0, Parallelism::None)?;
         }
         Ok(())
-    })?;
-    Ok(sum_partials(&partials, d.o * rows))
-}
-
-/// The partial sums (each `len` long) added in order.
-fn sum_partials(partials: &[f32], len: usize) -> Vec<f32> {
-    let mut parts = partials.chunks_exact(len);
-    let mut dw = parts.next().map(<[f32]>::to_vec).unwrap_or_default();
-    for p in parts {
-        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-    }
-    dw
+    })
 }
 
 /// `dx_n = col2im(w^T @ g_n)`, examples in parallel.

@@ -16,7 +16,7 @@
 //! does not depend on the thread count.
 
 use super::columns::{self, Dims};
-use super::direct::masked_sum;
+use super::direct::{masked_sum, relu_pass};
 use super::direct_conv::{Direct, Upstream};
 use super::im2col::Geometry;
 use super::storage::{contiguous_f32, with_f32};
@@ -154,10 +154,7 @@ impl CustomOp3 for Conv2d {
 
 /// The upstream gradient where the fused ReLU let the value through (`y > 0`), else 0.
 fn relu_mask(grad: &[f32], y: &[f32]) -> Vec<f32> {
-    grad.iter()
-        .zip(y)
-        .map(|(&g, &v)| if v > 0.0 { g } else { 0.0 })
-        .collect()
+    grad.iter().zip(y).map(|(&g, &v)| relu_pass(g, v)).collect()
 }
 
 /// `db[o] = sum over examples and pixels of the (ReLU-masked) g[n, o, :]`, each plane in

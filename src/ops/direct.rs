@@ -39,32 +39,92 @@ pub(crate) struct Correlation<'a> {
 }
 
 impl Correlation<'_> {
-    /// The wide pixels `q < len` of every row, written as `out` says.
-    pub(crate) fn run(&self, len: usize, out: &mut Narrowed) {
+    /// Every row's outputs on `out`'s grid, written as `out` says.
+    pub(crate) fn run(&self, out: &mut Narrowed) {
+        let (grid, len) = (out.grid, out.grid.len);
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
         assert!(self.w.len() >= self.rows * self.c * self.taps.len());
         assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + len + TAIL);
-        assert!(out.y.len() >= self.rows * out.h * out.w && out.w <= out.wp);
+        assert!(out.y.len() >= self.rows * grid.h * grid.w);
         assert!(out.bias.is_empty() || out.bias.len() >= self.rows);
-        assert!(len <= out.h * out.wp);
         match isa() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX-512F (detected), and the bounds are checked above.
-            Isa::Avx512 => unsafe { avx512::correlate(self, len, out) },
-            _ => portable_correlate(self, len, out),
+            Isa::Avx512 => unsafe { avx512::correlate(self, out) },
+            _ => portable_correlate(self, out),
         }
     }
 }
 
-/// Where a correlation's outputs go: row `o`'s wide pixel `q = oy·wp + ox`, for `ox < w` and
-/// `oy < h`, lands at `y[o·h·w + oy·w + ox]` plus `bias[o]` (none if empty), through the ReLU
-/// if asked; the wrap-around pixels `ox ≥ w` are dropped.
-pub(crate) struct Narrowed<'a> {
-    /// Written, never read: it may start uninitialised.
-    pub y: &'a mut [MaybeUninit<f32>],
+/// The output grid a correlation writes: wide pixel `q = oy·wp + ox` is output `(oy, ox)` of an
+/// `h × w` plane for `ox < w` (the wrap-around pixels `ox ≥ w` are dropped), and `len =
+/// (h − 1)·wp + w` wide pixels cover it. Built once per call, shared by its examples.
+pub(crate) struct OutGrid {
     pub h: usize,
     pub w: usize,
     pub wp: usize,
+    pub len: usize,
+    /// For each vector of 16 wide pixels, the runs of its lanes that land in one output row:
+    /// `(lanes mask, offset of lane 0 in the plane)`, the offset being the first lane's place
+    /// minus its lane number; `starts[v]..starts[v + 1]` are vector `v`'s runs.
+    runs: Vec<(u16, isize)>,
+    starts: Vec<usize>,
+}
+
+impl OutGrid {
+    /// Wide pixels covering an `h × w` output read off rows `wp` wide.
+    pub(crate) fn wide_len(h: usize, w: usize, wp: usize) -> usize {
+        (h - 1) * wp + w
+    }
+
+    pub(crate) fn new(h: usize, w: usize, wp: usize) -> OutGrid {
+        assert!(
+            h > 0 && w > 0 && w <= wp,
+            "output grid {h}×{w} on rows of {wp}"
+        );
+        let len = Self::wide_len(h, w, wp);
+        let vectors = len.div_ceil(LANES);
+        let (mut runs, mut starts) = (Vec::with_capacity(vectors * 2), vec![0]);
+        for v in 0..vectors {
+            let mut lane = 0;
+            while lane < LANES {
+                let q = v * LANES + lane;
+                let (oy, ox) = (q / wp, q % wp);
+                let in_row = (wp - ox).min(LANES - lane);
+                if oy < h && ox < w {
+                    let n = (w - ox).min(in_row);
+                    let mask = (((1u32 << n) - 1) << lane) as u16;
+                    runs.push((mask, (oy * w + ox) as isize - lane as isize));
+                }
+                lane += in_row;
+            }
+            starts.push(runs.len());
+        }
+        OutGrid {
+            h,
+            w,
+            wp,
+            len,
+            runs,
+            starts,
+        }
+    }
+
+    /// The runs of vector `v` (none past the grid).
+    fn runs_of(&self, v: usize) -> &[(u16, isize)] {
+        match (self.starts.get(v), self.starts.get(v + 1)) {
+            (Some(&a), Some(&b)) => &self.runs[a..b],
+            _ => &[],
+        }
+    }
+}
+
+/// Where a correlation's outputs go: row `o`'s output `(oy, ox)` of `grid` lands at
+/// `y[o·h·w + oy·w + ox]` plus `bias[o]` (none if empty), through the ReLU if asked.
+pub(crate) struct Narrowed<'a> {
+    /// Written, never read: it may start uninitialised.
+    pub y: &'a mut [MaybeUninit<f32>],
+    pub grid: &'a OutGrid,
     pub bias: &'a [f32],
     pub relu: bool,
 }
@@ -78,30 +138,6 @@ impl Narrowed<'_> {
         } else {
             v
         }
-    }
-
-    /// For each vector of 16 wide pixels below `len`, the runs of its lanes that land in one
-    /// output row: `(lanes mask, offset of lane 0 in the plane)`, the offset being the first
-    /// lane's place minus its lane number; `starts[v]..starts[v + 1]` are vector `v`'s runs.
-    fn runs(&self, len: usize) -> (Vec<(u16, isize)>, Vec<usize>) {
-        let vectors = len.div_ceil(LANES);
-        let (mut runs, mut starts) = (Vec::with_capacity(vectors * 2), vec![0]);
-        for v in 0..vectors {
-            let mut lane = 0;
-            while lane < LANES {
-                let q = v * LANES + lane;
-                let (oy, ox) = (q / self.wp, q % self.wp);
-                let in_row = (self.wp - ox).min(LANES - lane);
-                if oy < self.h && ox < self.w {
-                    let n = (self.w - ox).min(in_row);
-                    let mask = (((1u32 << n) - 1) << lane) as u16;
-                    runs.push((mask, (oy * self.w + ox) as isize - lane as isize));
-                }
-                lane += in_row;
-            }
-            starts.push(runs.len());
-        }
-        (runs, starts)
     }
 }
 
@@ -223,13 +259,13 @@ pub(crate) fn add_lane_sums(lanes: &[f32], dw: &mut [f32]) {
 }
 
 /// The portable path: the same sums in the same order, one output at a time.
-fn portable_correlate(c: &Correlation, len: usize, out: &mut Narrowed) {
-    let k2 = c.taps.len();
+fn portable_correlate(c: &Correlation, out: &mut Narrowed) {
+    let (k2, grid) = (c.taps.len(), out.grid);
     for o in 0..c.rows {
         let wo = &c.w[o * c.c * k2..][..c.c * k2];
-        for q in 0..len {
-            let (oy, ox) = (q / out.wp, q % out.wp);
-            if oy >= out.h || ox >= out.w {
+        for q in 0..grid.len {
+            let (oy, ox) = (q / grid.wp, q % grid.wp);
+            if ox >= grid.w {
                 continue;
             }
             let mut acc = 0.0f32;
@@ -238,7 +274,7 @@ fn portable_correlate(c: &Correlation, len: usize, out: &mut Narrowed) {
                     acc = wo[ci * k2 + t].mul_add(c.x[ci * c.hw + s + q], acc);
                 }
             }
-            out.y[(o * out.h + oy) * out.w + ox].write(out.finish(o, acc));
+            out.y[(o * grid.h + oy) * grid.w + ox].write(out.finish(o, acc));
         }
     }
 }
@@ -327,17 +363,16 @@ mod tests {
             for (bias, relu) in [(&[][..], false), (&bias[..], true)] {
                 let run = |portable: bool| {
                     let mut y = vec![MaybeUninit::new(f32::NAN); rows * h * ow];
+                    let grid = OutGrid::new(h, ow, wp);
                     let out = &mut Narrowed {
                         y: &mut y,
-                        h,
-                        w: ow,
-                        wp,
+                        grid: &grid,
                         bias,
                         relu,
                     };
                     match portable {
-                        true => portable_correlate(&corr, len, out),
-                        false => corr.run(len, out),
+                        true => portable_correlate(&corr, out),
+                        false => corr.run(out),
                     }
                     // SAFETY: initialised above (NaN where nothing was written).
                     y.iter()

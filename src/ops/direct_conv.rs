@@ -13,9 +13,10 @@
 //! on every call; for cnn6's 16–32-channel 3×3 convolutions `perf` put those copies, the
 //! packing and the zero-filled buffers at 39% of the time (BENCHMARKS.md).
 
-use super::direct::{add_lane_sums, relu_pass, Correlation, Narrowed, TapDots, LANES, TAIL};
+use super::direct::{add_lane_sums, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL};
 use super::im2col::Geometry;
-use super::par::for_each_chunk;
+use super::par::{for_each_chunk, sum_in_fixed_chunks};
+use super::wide::{copy_masked, fill_padded};
 use candle_core::Result;
 
 /// Zero-bordered planes of one side (input, or output gradient) of a convolution.
@@ -45,30 +46,12 @@ impl Planes {
     /// Copies example `src` (C, H, W) into the planes' interiors, zeroing the values whose
     /// `mask` entry (the fused ReLU's output) is not positive; the borders stay zero.
     fn fill(&self, src: &[f32], mask: Option<&[f32]>, dst: &mut [f32]) {
-        let (wp, p) = (self.wp(), self.pad);
-        for (i, row) in src.chunks_exact(self.w).enumerate() {
-            let (c, y) = (i / self.h, i % self.h);
-            let d = &mut dst[c * self.hw() + (y + p) * wp + p..][..self.w];
-            copy_masked(d, row, mask.map(|m| &m[i * self.w..][..self.w]));
-        }
+        fill_padded(src, (self.h, self.w), self.pad, mask, dst);
     }
 
     /// The taps of a k×k kernel: offsets `ki·wp + kj`.
     fn taps(&self, k: usize) -> Vec<usize> {
         (0..k * k).map(|t| t / k * self.wp() + t % k).collect()
-    }
-}
-
-/// `dst = src` where `mask` (if any) is positive, else 0. Element loops, not `copy_from_slice`:
-/// rows are 7–30 values, and a `memmove` call per row cost more than the copy.
-fn copy_masked(dst: &mut [f32], src: &[f32], mask: Option<&[f32]>) {
-    match mask {
-        Some(m) => {
-            for ((d, &s), &y) in dst.iter_mut().zip(src).zip(m) {
-                *d = relu_pass(s, y);
-            }
-        }
-        None => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s),
     }
 }
 
@@ -130,11 +113,6 @@ impl Direct {
         })
     }
 
-    /// Wide pixels covering an `h`-row output read off planes `wp` wide.
-    fn wide_len(h: usize, w: usize, wp: usize) -> usize {
-        (h - 1) * wp + w
-    }
-
     /// `y = relu?(conv(x, w) + b)` for `n` examples, examples in parallel.
     pub(crate) fn forward(
         &self,
@@ -144,8 +122,8 @@ impl Direct {
         n: usize,
         relu: bool,
     ) -> Result<Vec<f32>> {
-        let (g, o, wp) = (&self.g, self.o, self.input.wp());
-        let len = Self::wide_len(g.oh, g.ow, wp);
+        let (g, o) = (&self.g, self.o);
+        let grid = OutGrid::new(g.oh, g.ow, self.input.wp());
         let taps = self.input.taps(g.k);
         let total = n * o * g.oh * g.ow;
         // Every value is written below: no zero-filling (it was 4% of a training step).
@@ -166,19 +144,13 @@ impl Direct {
                     w,
                     rows: o,
                 };
-                let (h, w) = (g.oh, g.ow);
-                let bias = b;
-                corr.run(
-                    len,
-                    &mut Narrowed {
-                        y: yn,
-                        h,
-                        w,
-                        wp,
-                        bias,
-                        relu,
-                    },
-                );
+                let grid = &grid;
+                corr.run(&mut Narrowed {
+                    y: yn,
+                    grid,
+                    bias: b,
+                    relu,
+                });
                 Ok(())
             },
         )?;
@@ -189,7 +161,7 @@ impl Direct {
 
     /// `dx` of `n` examples from the (ReLU-masked) output gradient `grad`, in parallel.
     pub(crate) fn input_grad(&self, w: &[f32], grad: Upstream, n: usize) -> Result<Vec<f32>> {
-        let (g, o, wp) = (&self.g, self.o, self.grad.wp());
+        let (g, o) = (&self.g, self.o);
         let (k, k2) = (g.k, g.k * g.k);
         // w' (C, O, k, k): w'[c, o, t] = w[o, c, k²−1−t] (flipping both axes reverses the taps).
         let mut wt = vec![0.0; w.len()];
@@ -197,7 +169,7 @@ impl Direct {
             let (oc, ci, t) = (i / (g.c * k2), i / k2 % g.c, i % k2);
             wt[(ci * o + oc) * k2 + (k2 - 1 - t)] = v;
         }
-        let len = Self::wide_len(g.h, g.w, wp);
+        let grid = OutGrid::new(g.h, g.w, self.grad.wp());
         let taps = self.grad.taps(k);
         let out_len = o * g.oh * g.ow;
         let total = n * g.in_len();
@@ -218,16 +190,12 @@ impl Direct {
                     w: &wt,
                     rows: g.c,
                 };
-                let (h, w) = (g.h, g.w);
-                let narrowed = &mut Narrowed {
+                corr.run(&mut Narrowed {
                     y: dxn,
-                    h,
-                    w,
-                    wp,
+                    grid: &grid,
                     bias: &[],
                     relu: false,
-                };
-                corr.run(len, narrowed);
+                });
                 Ok(())
             },
         )?;
@@ -246,11 +214,9 @@ impl Direct {
         chunk: usize,
     ) -> Result<Vec<f32>> {
         let (g, o, wp) = (&self.g, self.o, self.input.wp());
-        let len = Self::wide_len(g.oh, g.ow, wp).div_ceil(LANES) * LANES;
+        let len = OutGrid::wide_len(g.oh, g.ow, wp).div_ceil(LANES) * LANES;
         let taps = self.input.taps(g.k);
         let dw_len = o * g.c * g.k * g.k;
-        let parts = n.div_ceil(chunk).max(1);
-        let mut partials = vec![0.0; parts * dw_len];
         let out_len = o * g.oh * g.ow;
         // The gradient on the wide grid (its wrap-around columns and tail are never written),
         // and 16 running sums per weight for the chunk's examples.
@@ -258,13 +224,14 @@ impl Direct {
             let lanes = vec![0.0; dw_len * LANES];
             (self.input.buffer(), vec![0.0; o * len], lanes)
         };
-        for_each_chunk(
-            &mut partials,
+        sum_in_fixed_chunks(
+            n,
+            chunk,
             dw_len,
             scratch,
-            |(planes, wide, lanes), part, acc| {
+            |(planes, wide, lanes), examples, acc| {
                 lanes.fill(0.0);
-                for i in part * chunk..((part + 1) * chunk).min(n) {
+                for i in examples {
                     self.input
                         .fill(&x[i * g.in_len()..][..g.in_len()], None, planes);
                     let gi = grad.example(i, out_len);
@@ -288,13 +255,7 @@ impl Direct {
                 add_lane_sums(lanes, acc);
                 Ok(())
             },
-        )?;
-        let mut sums = partials.chunks_exact(dw_len);
-        let mut dw = sums.next().map(<[f32]>::to_vec).unwrap_or_default();
-        for p in sums {
-            dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-        }
-        Ok(dw)
+        )
     }
 }
 

@@ -62,6 +62,30 @@ pub(crate) fn for_each_chunk<T: Send, S>(
     for_each_piece(data.chunks_mut(chunk).collect(), init, f)
 }
 
+/// A sum over `n` items (each adding into `len` values) whose floating-point order never
+/// depends on the thread count: the items are cut into fixed chunks of `chunk`, `add(scratch,
+/// items, sum)` builds each chunk's sum in its own zeroed buffer (chunks in parallel, no
+/// locking), and the chunk sums are then added in chunk order.
+pub(crate) fn sum_in_fixed_chunks<S>(
+    n: usize,
+    chunk: usize,
+    len: usize,
+    init: impl Fn() -> S + Sync,
+    add: impl Fn(&mut S, std::ops::Range<usize>, &mut [f32]) -> Result<()> + Sync,
+) -> Result<Vec<f32>> {
+    let parts = n.div_ceil(chunk).max(1);
+    let mut partials = vec![0.0; parts * len];
+    for_each_chunk(&mut partials, len, init, |s, part, sum| {
+        add(s, part * chunk..((part + 1) * chunk).min(n), sum)
+    })?;
+    let mut sums = partials.chunks_exact(len.max(1));
+    let mut total = sums.next().map(<[f32]>::to_vec).unwrap_or_default();
+    for p in sums {
+        total.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+    }
+    Ok(total)
+}
+
 /// The threads the ops run on: candle's pool workers and the calling thread. Recorded in a
 /// run's config.json; results do not depend on it (reductions are cut into fixed chunks).
 pub fn threads() -> usize {

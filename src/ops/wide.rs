@@ -9,6 +9,7 @@
 //! `wp − ow` wrap-around columns per line cost a little extra gemm work and are dropped (forward)
 //! or held at zero (backward).
 
+use super::direct::relu_pass;
 use super::im2col::Geometry;
 
 /// Sizes of the wide grid of one stride-1 convolution.
@@ -43,18 +44,7 @@ impl Wide {
     /// Copies example `x` (C, H, W) into the middle of `pad` (C, hp, wp), whose border stays
     /// zero (`pad` is zero-filled once and only the middle is ever written).
     pub(crate) fn pad(&self, g: &Geometry, x: &[f32], pad: &mut [f32]) {
-        let p = g.padding;
-        for (xc, pc) in x
-            .chunks_exact(g.h * g.w)
-            .zip(pad.chunks_exact_mut(self.hp * self.wp))
-        {
-            for (xr, pr) in xc
-                .chunks_exact(g.w)
-                .zip(pc.chunks_exact_mut(self.wp).skip(p))
-            {
-                pr[p..p + g.w].copy_from_slice(xr);
-            }
-        }
+        fill_padded(x, (g.h, g.w), g.padding, None, pad);
     }
 
     /// Fills `col` ((C·k·k) × len) from the padded example `xp`: row `(c, ki, kj)` is the run
@@ -120,6 +110,38 @@ impl Wide {
                 dr.iter_mut().zip(&pr[p..]).for_each(|(d, &v)| *d += v);
             }
         }
+    }
+}
+
+/// Copies example `src` (C, h, w) into the middles of the zero-bordered planes `dst` (C,
+/// h + 2·pad, w + 2·pad, then anything), keeping a value only where its `mask` entry (a fused
+/// ReLU's output) is positive; the borders are never written.
+pub(crate) fn fill_padded(
+    src: &[f32],
+    (h, w): (usize, usize),
+    pad: usize,
+    mask: Option<&[f32]>,
+    dst: &mut [f32],
+) {
+    let wp = w + 2 * pad;
+    let plane = (h + 2 * pad) * wp;
+    for (i, row) in src.chunks_exact(w).enumerate() {
+        let (c, y) = (i / h, i % h);
+        let d = &mut dst[c * plane + (y + pad) * wp + pad..][..w];
+        copy_masked(d, row, mask.map(|m| &m[i * w..][..w]));
+    }
+}
+
+/// `dst = src` where `mask` (if any) is positive, else +0. (The unmasked loop compiles to a
+/// `memmove` call per row; AVX-512 masked copies instead measured no faster, BENCHMARKS.md.)
+pub(crate) fn copy_masked(dst: &mut [f32], src: &[f32], mask: Option<&[f32]>) {
+    match mask {
+        Some(m) => {
+            for ((d, &s), &y) in dst.iter_mut().zip(src).zip(m) {
+                *d = relu_pass(s, y);
+            }
+        }
+        None => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s),
     }
 }
 

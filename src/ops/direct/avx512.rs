@@ -2,7 +2,7 @@
 //! ones, with the accumulators in named registers (the portable tiles, written for the compiler
 //! to vectorize, spilled them to the stack and ran 5x slower).
 
-use super::{Correlation, Narrowed, TapDots, LANES};
+use super::{Correlation, Narrowed, OutGrid, TapDots, LANES};
 use std::arch::x86_64::*;
 
 /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.
@@ -24,16 +24,14 @@ pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANE
 
 /// Rows in tiles of 4 × 6 vectors, remainders in smaller tiles.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn correlate(c: &Correlation, len: usize, out: &mut Narrowed) {
-    let vectors = len.div_ceil(LANES);
-    let (runs, starts) = out.runs(len);
+pub(super) unsafe fn correlate(c: &Correlation, out: &mut Narrowed) {
+    let vectors = out.grid.len.div_ceil(LANES);
     let sink = Sink {
         y: out.y.as_mut_ptr().cast::<f32>(),
-        plane: out.h * out.w,
+        plane: out.grid.h * out.grid.w,
         bias: out.bias,
         relu: out.relu,
-        runs: &runs,
-        starts: &starts,
+        grid: out.grid,
     };
     let out = &sink;
     let mut o0 = 0;
@@ -107,8 +105,7 @@ pub(super) struct Sink<'a> {
     plane: usize,
     bias: &'a [f32],
     relu: bool,
-    runs: &'a [(u16, isize)],
-    starts: &'a [usize],
+    grid: &'a OutGrid,
 }
 
 impl Sink<'_> {
@@ -125,15 +122,8 @@ impl Sink<'_> {
         if self.relu {
             val = _mm512_max_ps(val, _mm512_setzero_ps());
         }
-        let Some(runs) = self
-            .starts
-            .get(v + 1)
-            .map(|&end| &self.runs[self.starts[v]..end])
-        else {
-            return;
-        };
         let plane = self.y.add(o * self.plane);
-        for &(mask, offset) in runs {
+        for &(mask, offset) in self.grid.runs_of(v) {
             _mm512_mask_storeu_ps(plane.wrapping_offset(offset), mask, val);
         }
     }
