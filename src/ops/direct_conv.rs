@@ -84,8 +84,9 @@ pub(crate) struct Direct {
 }
 
 impl Direct {
-    /// Stride 1 with padding below the kernel size (so that `k − 1 − p` is not negative), on
-    /// a CPU where the kernels are vectorized; elsewhere the column path is faster.
+    /// Stride 1 with padding below the kernel size (so that `k − 1 − p` is not negative) and
+    /// non-empty input and output planes (the grids of both passes need a row), on a CPU where
+    /// the kernels are vectorized; elsewhere the column path serves.
     pub(crate) fn of(g: &Geometry, o: usize) -> Option<Direct> {
         if !super::direct::vectorized() {
             return None;
@@ -95,7 +96,7 @@ impl Direct {
 
     /// `of` without the CPU condition (the tests compare both paths on any CPU).
     pub(crate) fn any_cpu(g: &Geometry, o: usize) -> Option<Direct> {
-        if g.stride != 1 || g.padding >= g.k || g.oh == 0 || g.ow == 0 {
+        if g.stride != 1 || g.padding >= g.k || g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 {
             return None;
         }
         let (c, h, w, pad) = (g.c, g.h, g.w, g.padding);
@@ -284,6 +285,16 @@ mod tests {
                 "{what}[{i}]: {a} vs {b}"
             );
         }
+    }
+
+    /// An empty input plane padded up to the kernel size has output rows (from padding alone)
+    /// but no input-gradient grid: the direct path declines it, where `OutGrid` would panic.
+    #[test]
+    fn empty_planes_take_the_column_path() -> Result<()> {
+        let g = Geometry::new((1, 0, 4), 3, 1, 2)?;
+        assert!(g.oh > 0 && Direct::any_cpu(&g, 3).is_none());
+        assert!(Direct::any_cpu(&Geometry::new((1, 2, 4), 3, 1, 2)?, 3).is_some());
+        Ok(())
     }
 
     /// The direct path against the column path (im2col + gemm) on the same inputs: forward
