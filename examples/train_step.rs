@@ -2,9 +2,13 @@
 //! AdamW) on random inputs, for profiling: `CANDLE_NUM_THREADS=1 perf record
 //! target/release/examples/train_step cnn6 40` after `cargo build --release --example
 //! train_step`. Prints the median step time. Arguments: the architecture (`lenet5`, `cnn6`,
-//! `mlp`; default cnn6) and the number of steps (default 100).
+//! `mlp`; default cnn6), the number of steps (default 100), and `q` for the benchmark's
+//! quantized step (`bitsearch bench`'s policy, plus the Lipschitz penalty at beta 1e-2).
 
+use bitsearch::bench::bench_policy;
 use bitsearch::model::{Arch, Model};
+use bitsearch::quant::Quantizer;
+use bitsearch::train::orthogonality_penalty;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
@@ -22,24 +26,31 @@ fn main() -> anyhow::Result<()> {
         _ => Arch::Cnn6,
     };
     let steps: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let quantized = args.next().as_deref() == Some("q");
     let dev = Device::Cpu;
     let model = Model::new(arch, (1, 28, 28), 10, 0)?;
     let x = Tensor::rand(0f32, 1.0, (128, 1, 28, 28), &dev)?;
     let labels: Vec<u32> = (0..128).map(|i| i % 10).collect();
     let y = Tensor::new(labels.as_slice(), &dev)?.to_dtype(DType::U32)?;
+    let n = model.shapes().len();
+    let quant = quantized.then(|| Quantizer::new(bench_policy(n), vec![[1.0; 8]; n]));
     let mut opt = AdamW::new(model.vars(), ParamsAdamW::default())?;
     let mut times = Vec::with_capacity(steps);
     for _ in 0..steps {
         let start = std::time::Instant::now();
-        let loss = candle_nn::loss::cross_entropy(&model.forward(&x, None)?, &y)?;
+        let mut loss = candle_nn::loss::cross_entropy(&model.forward(&x, quant.as_ref())?, &y)?;
+        if quantized {
+            loss = (loss + (orthogonality_penalty(&model.weights())? * 0.5e-2)?)?;
+        }
         opt.backward_step(&loss)?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
     let median = times.get(steps / 2).copied().unwrap_or(f64::NAN);
     println!(
-        "{} train step, batch 128: median {median:.2} ms of {steps}",
-        arch.name()
+        "{} {} train step, batch 128: median {median:.2} ms of {steps}",
+        arch.name(),
+        if quantized { "quantized" } else { "fp32" }
     );
     Ok(())
 }
