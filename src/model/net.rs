@@ -14,7 +14,7 @@ use super::arch::{Arch, ShapeError, Step};
 use super::shape::{LayerKind, LayerShape};
 use crate::data::InputNorm;
 use crate::ops;
-use crate::quant::{fake_quant_act, fake_quant_weight, LayerQuant, Quantizer};
+use crate::quant::{fake_quant_act, fake_quant_weight, ActGrid, LayerQuant, Quantizer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -267,18 +267,36 @@ impl Model {
             Weights::Train => (p.w.as_tensor().clone(), p.b.as_tensor().clone()),
             Weights::Frozen => (p.w.as_tensor().detach(), p.b.as_tensor().detach()),
         };
-        let mut xin = fake_quant_act(h, lq.bits.a, lq.clip)?;
-        if li == 0 {
-            xin = self.standardize(&xin)?;
-        }
         let w = fake_quant_weight(&w, lq.bits.w)?;
         match *step {
-            // Bias and ReLU are fused into the conv kernel (src/ops).
+            // The input's quantizer, bias and ReLU are fused into the conv kernel (src/ops),
+            // but for the first layer, whose quantized input is standardized first.
             Step::Conv {
                 stride, padding, ..
-            } => Ok(ops::conv2d(&xin, &w, Some(&b), stride, padding, !last)?),
+            } if li != 0 => {
+                let act = (!lq.bits.a.is_full()).then(|| ActGrid {
+                    bits: lq.bits.a.get(),
+                    clip: lq.clip,
+                });
+                let b = Some(&b);
+                Ok(ops::conv2d_quantized(
+                    h, act, &w, b, stride, padding, !last,
+                )?)
+            }
+            Step::Conv {
+                stride, padding, ..
+            } => {
+                let xin = self.standardize(&fake_quant_act(h, lq.bits.a, lq.clip)?)?;
+                Ok(ops::conv2d(&xin, &w, Some(&b), stride, padding, !last)?)
+            }
             // Bias and ReLU fused too; the weight gradient only when the weight tracks one.
-            _ => Ok(ops::linear(&xin, &w, Some(&b), !last)?),
+            _ => {
+                let mut xin = fake_quant_act(h, lq.bits.a, lq.clip)?;
+                if li == 0 {
+                    xin = self.standardize(&xin)?;
+                }
+                Ok(ops::linear(&xin, &w, Some(&b), !last)?)
+            }
         }
     }
 

@@ -12,6 +12,11 @@
 //! is not a `Var` and does not depend on one gets no input gradient, which saves that pass for
 //! the first layer during training, while an attack that makes the image a `Var` gets it.
 //!
+//! A quantized layer's activation quantizer can ride along (`conv2d_quantized`): the input is
+//! quantized as it is copied into the convolution's planes, and its straight-through gradient
+//! is the input gradient itself, so the layer needs no quantized copy of its input, no pass
+//! over it, and no gradient buffer for it in candle's backward.
+//!
 //! Every sum runs in a fixed order (`WEIGHT_GRAD_CHUNK` says why), so on one machine the result
 //! does not depend on the thread count.
 
@@ -20,6 +25,7 @@ use super::direct::{masked_sum, relu_pass};
 use super::direct_conv::{Direct, Upstream};
 use super::im2col::Geometry;
 use super::storage::{contiguous_f32, with_f32};
+use crate::quant::ActGrid;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::borrow::Cow;
 
@@ -29,6 +35,21 @@ use std::borrow::Cow;
 /// `OH = (H + 2*padding - k) / stride + 1` (floor), as `Tensor::conv2d` computes it.
 pub fn conv2d(
     x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    relu: bool,
+) -> Result<Tensor> {
+    conv2d_quantized(x, None, w, b, stride, padding, relu)
+}
+
+/// `relu?(conv2d(act(x), w) + b)`: `conv2d` with the input fake-quantized on `act`'s grid on the
+/// way in (when `act` is given). The gradient reaching `x` is the one reaching `act(x)`, the
+/// straight-through estimator of `quant::fake_quant_act`, whose values `act` reproduces.
+pub fn conv2d_quantized(
+    x: &Tensor,
+    act: Option<ActGrid>,
     w: &Tensor,
     b: Option<&Tensor>,
     stride: usize,
@@ -52,6 +73,7 @@ pub fn conv2d(
         stride,
         padding,
         relu,
+        act,
     };
     x.contiguous()?.apply_op3(&w.contiguous()?, &b, op)
 }
@@ -61,6 +83,7 @@ struct Conv2d {
     stride: usize,
     padding: usize,
     relu: bool,
+    act: Option<ActGrid>,
 }
 
 impl Conv2d {
@@ -72,6 +95,18 @@ impl Conv2d {
         }
         let g = Geometry::new((c, h, wd), kh, self.stride, self.padding)?;
         Ok(Dims { n, o, g })
+    }
+
+    /// The column path's input: `x`, or its quantized copy.
+    fn column_input<'a>(&self, x: &'a [f32]) -> Cow<'a, [f32]> {
+        match self.act {
+            None => Cow::Borrowed(x),
+            Some(q) => {
+                let mut xq = x.to_vec();
+                q.quantize_in_place(&mut xq);
+                Cow::Owned(xq)
+            }
+        }
     }
 }
 
@@ -96,8 +131,8 @@ impl CustomOp3 for Conv2d {
             contiguous_f32(bs, bl)?,
         );
         let y = match Direct::of(&d.g, d.o) {
-            Some(direct) => direct.forward(x, w, b, d.n, self.relu)?,
-            None => columns::forward(x, w, b, &d, self.relu)?,
+            Some(direct) => direct.forward(x, self.act, w, b, d.n, self.relu)?,
+            None => columns::forward(&self.column_input(x), w, b, &d, self.relu)?,
         };
         Ok((CpuStorage::F32(y), Shape::from((d.n, d.o, d.g.oh, d.g.ow))))
     }
@@ -127,10 +162,11 @@ impl CustomOp3 for Conv2d {
                 let dw = match (w.track_op(), &direct) {
                     (false, _) => None,
                     (true, Some(dc)) => Some(with_f32(x, |xv| {
-                        dc.weight_grad(xv, up, d.n, WEIGHT_GRAD_CHUNK)
+                        dc.weight_grad(xv, self.act, up, d.n, WEIGHT_GRAD_CHUNK)
                     })?),
                     (true, None) => Some(with_f32(x, |xv| {
-                        columns::weight_grad(xv, &masked, &d, WEIGHT_GRAD_CHUNK)
+                        let xq = self.column_input(xv);
+                        columns::weight_grad(&xq, &masked, &d, WEIGHT_GRAD_CHUNK)
                     })?),
                 };
                 let dx = match (x.track_op(), &direct) {
@@ -228,6 +264,39 @@ mod tests {
             let want = reference(&x, &w, b_opt, s, p, relu)?;
             let got = conv2d(&x, &w, b_opt, s, p, relu)?;
             assert_same_op(&mut rng, &got, &want, [&x, &w, &b], bias, &what)?;
+        }
+        Ok(())
+    }
+
+    /// The fused input quantizer gives exactly what `fake_quant_act` followed by the plain op
+    /// gives: output and all three gradients, bit for bit, on the direct path (stride 1) and the
+    /// column path (stride 2), including a clip of zero (every input quantizes to 0).
+    #[test]
+    fn fused_input_quantizer_is_fake_quant_act_then_conv() -> Result<()> {
+        use crate::quant::{fake_quant_act, Bits};
+        let mut rng = StdRng::seed_from_u64(5);
+        let exact = |a: &Tensor, b: &Tensor, what: &str| -> Result<()> {
+            let (a, b) = (a.flatten_all()?.to_vec1::<f32>()?, b.flatten_all()?);
+            assert_eq!(a, b.to_vec1::<f32>()?, "{what}");
+            Ok(())
+        };
+        for (bits, clip, stride) in [(2, 1.5, 1), (4, 0.8, 1), (3, 1.0, 2), (2, 0.0, 1)] {
+            let what = format!("{bits} bits, clip {clip}, stride {stride}");
+            let x = Var::from_tensor(&randn(&mut rng, &[3, 4, 9, 9])?)?;
+            let w = Var::from_tensor(&randn(&mut rng, &[5, 4, 3, 3])?)?;
+            let b = Var::from_tensor(&randn(&mut rng, &[5])?)?;
+            let grid = ActGrid { bits, clip };
+            let got = conv2d_quantized(&x, Some(grid), &w, Some(&b), stride, 1, true)?;
+            let xq = fake_quant_act(&x, Bits::new(bits).expect("1..=8"), clip)?;
+            let want = conv2d(&xq, &w, Some(&b), stride, 1, true)?;
+            exact(&got, &want, &format!("{what}: y"))?;
+            let r = randn(&mut rng, want.dims())?;
+            let gg = (&got * &r)?.sum_all()?.backward()?;
+            let gw = (&want * &r)?.sum_all()?.backward()?;
+            for (name, t) in [("dx", &x), ("dw", &w), ("db", &b)] {
+                let (a, e) = (gg.get(t).expect("ours"), gw.get(t).expect("reference"));
+                exact(a, e, &format!("{what}: {name}"))?;
+            }
         }
         Ok(())
     }

@@ -16,7 +16,8 @@
 use super::direct::{add_lane_sums, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL};
 use super::im2col::Geometry;
 use super::par::{for_each_chunk, sum_in_fixed_chunks};
-use super::wide::{copy_masked, fill_padded};
+use super::wide::{copy_masked, fill_padded, RowMap};
+use crate::quant::ActGrid;
 use candle_core::Result;
 
 /// Zero-bordered planes of one side (input, or output gradient) of a convolution.
@@ -43,10 +44,10 @@ impl Planes {
         vec![0.0; self.c * self.hw() + TAIL]
     }
 
-    /// Copies example `src` (C, H, W) into the planes' interiors, zeroing the values whose
-    /// `mask` entry (the fused ReLU's output) is not positive; the borders stay zero.
-    fn fill(&self, src: &[f32], mask: Option<&[f32]>, dst: &mut [f32]) {
-        fill_padded(src, (self.h, self.w), self.pad, mask, dst);
+    /// Copies example `src` (C, H, W), mapped by `map`, into the planes' interiors; the
+    /// borders stay zero.
+    fn fill(&self, src: &[f32], map: RowMap, dst: &mut [f32]) {
+        fill_padded(src, (self.h, self.w), self.pad, map, dst);
     }
 
     /// The taps of a k×k kernel: offsets `ki·wp + kj`.
@@ -114,10 +115,12 @@ impl Direct {
         })
     }
 
-    /// `y = relu?(conv(x, w) + b)` for `n` examples, examples in parallel.
+    /// `y = relu?(conv(act?(x), w) + b)` for `n` examples, examples in parallel; `act`
+    /// quantizes the input as it is copied into the planes.
     pub(crate) fn forward(
         &self,
         x: &[f32],
+        act: Option<ActGrid>,
         w: &[f32],
         b: &[f32],
         n: usize,
@@ -136,7 +139,7 @@ impl Direct {
             || self.input.buffer(),
             |planes, i, yn| {
                 self.input
-                    .fill(&x[i * g.in_len()..][..g.in_len()], None, planes);
+                    .fill(&x[i * g.in_len()..][..g.in_len()], input_map(act), planes);
                 let corr = Correlation {
                     x: planes,
                     c: g.c,
@@ -182,7 +185,8 @@ impl Direct {
             || self.grad.buffer(),
             |planes, i, dxn| {
                 let gi = grad.example(i, out_len);
-                self.grad.fill(gi.g, gi.relu_out, planes);
+                let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
+                self.grad.fill(gi.g, map, planes);
                 let corr = Correlation {
                     x: planes,
                     c: o,
@@ -205,11 +209,12 @@ impl Direct {
         Ok(dx)
     }
 
-    /// `dw` (O, C, k, k) over `n` examples: chunks of `chunk` examples in parallel, each
-    /// summed in example order, the chunks' sums added in chunk order.
+    /// `dw` (O, C, k, k) over `n` examples of the input `act?(x)`: chunks of `chunk` examples
+    /// in parallel, each summed in example order, the chunks' sums added in chunk order.
     pub(crate) fn weight_grad(
         &self,
         x: &[f32],
+        act: Option<ActGrid>,
         grad: Upstream,
         n: usize,
         chunk: usize,
@@ -233,8 +238,8 @@ impl Direct {
             |(planes, wide, lanes), examples, acc| {
                 lanes.fill(0.0);
                 for i in examples {
-                    self.input
-                        .fill(&x[i * g.in_len()..][..g.in_len()], None, planes);
+                    let xi = &x[i * g.in_len()..][..g.in_len()];
+                    self.input.fill(xi, input_map(act), planes);
                     let gi = grad.example(i, out_len);
                     for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
                         let (oc, oy) = (r / g.oh, r % g.oh);
@@ -258,6 +263,11 @@ impl Direct {
             },
         )
     }
+}
+
+/// How an input is copied into its planes: quantized by `act`, else as it is.
+fn input_map<'a>(act: Option<ActGrid>) -> RowMap<'a> {
+    act.map_or(RowMap::Copy, RowMap::Quant)
 }
 
 #[cfg(test)]
@@ -318,7 +328,7 @@ mod tests {
                 values(o * c * k * k, 2),
                 values(o, 3),
             );
-            let y = direct.forward(&x, &wt, &b, n, true)?;
+            let y = direct.forward(&x, None, &wt, &b, n, true)?;
             assert_near(
                 &y,
                 &columns::forward(&x, &wt, &b, &d, true)?,
@@ -335,7 +345,7 @@ mod tests {
                 g: &grad,
                 relu_out: Some(&y),
             };
-            let dw = direct.weight_grad(&x, up, n, 8)?;
+            let dw = direct.weight_grad(&x, None, up, n, 8)?;
             assert_near(
                 &dw,
                 &columns::weight_grad(&x, &masked, &d, 8)?,

@@ -24,7 +24,7 @@ mod storage;
 mod test_util;
 mod wide;
 
-pub use conv2d::conv2d;
+pub use conv2d::{conv2d, conv2d_quantized};
 pub use gram::orthogonality;
 pub use linear::linear;
 pub use max_pool::max_pool2d;

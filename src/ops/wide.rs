@@ -11,6 +11,7 @@
 
 use super::direct::relu_pass;
 use super::im2col::Geometry;
+use crate::quant::ActGrid;
 
 /// Sizes of the wide grid of one stride-1 convolution.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +45,7 @@ impl Wide {
     /// Copies example `x` (C, H, W) into the middle of `pad` (C, hp, wp), whose border stays
     /// zero (`pad` is zero-filled once and only the middle is ever written).
     pub(crate) fn pad(&self, g: &Geometry, x: &[f32], pad: &mut [f32]) {
-        fill_padded(x, (g.h, g.w), g.padding, None, pad);
+        fill_padded(x, (g.h, g.w), g.padding, RowMap::Copy, pad);
     }
 
     /// Fills `col` ((C·k·k) × len) from the padded example `xp`: row `(c, ki, kj)` is the run
@@ -113,22 +114,41 @@ impl Wide {
     }
 }
 
-/// Copies example `src` (C, h, w) into the middles of the zero-bordered planes `dst` (C,
-/// h + 2·pad, w + 2·pad, then anything), keeping a value only where its `mask` entry (a fused
-/// ReLU's output) is positive; the borders are never written.
+/// What a copy into planes does to each value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RowMap<'a> {
+    Copy,
+    /// Keeps a value only where the fused ReLU's output (laid out like the source) is positive.
+    Relu(&'a [f32]),
+    /// The input's activation quantizer, fused into the copy.
+    Quant(ActGrid),
+}
+
+/// Copies example `src` (C, h, w), mapped by `map`, into the middles of the zero-bordered
+/// planes `dst` (C, h + 2·pad, w + 2·pad, then anything); the borders are never written.
 pub(crate) fn fill_padded(
     src: &[f32],
     (h, w): (usize, usize),
     pad: usize,
-    mask: Option<&[f32]>,
+    map: RowMap,
     dst: &mut [f32],
 ) {
     let wp = w + 2 * pad;
     let plane = (h + 2 * pad) * wp;
+    let mask = match map {
+        RowMap::Relu(m) => Some(m),
+        _ => None,
+    };
     for (i, row) in src.chunks_exact(w).enumerate() {
         let (c, y) = (i / h, i % h);
         let d = &mut dst[c * plane + (y + pad) * wp + pad..][..w];
         copy_masked(d, row, mask.map(|m| &m[i * w..][..w]));
+    }
+    // Quantized in one pass over the whole planes, borders included (they stay +0): rows of
+    // 14 or 28 values left most of the work to the vector loop's scalar tails.
+    if let RowMap::Quant(q) = map {
+        let planes = src.len().checked_div(h * w).unwrap_or(0);
+        q.quantize_in_place(&mut dst[..planes * plane]);
     }
 }
 

@@ -37,18 +37,56 @@ pub fn quantize_weight_values(w: &[f32], channels: usize, bits: u8) -> Vec<f32> 
     out
 }
 
+/// The activation quantizer's grid: `2^bits − 1` steps over [0, clip]. `ops::conv2d` applies it
+/// to a convolution's input while copying that input into its planes, so a quantized layer needs
+/// no separate pass (and no gradient buffer) for its input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActGrid {
+    /// 1..=8.
+    pub bits: u8,
+    pub clip: f32,
+}
+
+impl ActGrid {
+    /// `x[i] = q(x[i])`. Zeros stay +0, so zero borders around the values can be included.
+    pub fn quantize_in_place(&self, x: &mut [f32]) {
+        if self.clip <= 0.0 || !self.clip.is_finite() {
+            x.fill(0.0);
+            return;
+        }
+        let step = self.clip / ((1u32 << self.bits) - 1) as f32;
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { quantize_avx512(x, self.clip, step) };
+        }
+        quantize_portable(x, self.clip, step);
+    }
+}
+
+/// The activation quantizer's loop, which the compiler vectorizes. Inlined into both callers,
+/// so each gets its own vector width; the operations are exact IEEE ones (no fused
+/// multiply-add), so both give the same bits.
+#[inline(always)]
+fn quantize_portable(x: &mut [f32], clip: f32, step: f32) {
+    for v in x {
+        *v = round(v.clamp(0.0, clip) / step) * step;
+    }
+}
+
+/// `quantize_portable` compiled for AVX-512: 16 values per division where the baseline build
+/// has 4. Measured: the quantizer fused into the convolutions' copies, 4-wide and row by row,
+/// took 14% of a cnn6 quantized training step (`examples/train_step.rs`, `perf record`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn quantize_avx512(x: &mut [f32], clip: f32, step: f32) {
+    quantize_portable(x, clip, step);
+}
+
 /// Quantizes non-negative activations to `bits` (1..=8) levels over [0, clip].
 pub fn quantize_act_values(x: &[f32], bits: u8, clip: f32) -> Vec<f32> {
-    if clip <= 0.0 || !clip.is_finite() {
-        return vec![0.0; x.len()];
-    }
-    let levels = ((1u32 << bits) - 1) as f32;
-    let step = clip / levels;
-    // A loop over two slices of one length (not map/collect) is what the compiler vectorizes.
-    let mut out = vec![0.0; x.len()];
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = round(v.clamp(0.0, clip) / step) * step;
-    }
+    let mut out = x.to_vec();
+    ActGrid { bits, clip }.quantize_in_place(&mut out);
     out
 }
 
@@ -105,10 +143,7 @@ impl CustomOp1 for WeightQuant {
     }
 }
 
-struct ActQuant {
-    bits: u8,
-    clip: f32,
-}
+struct ActQuant(ActGrid);
 
 impl CustomOp1 for ActQuant {
     fn name(&self) -> &'static str {
@@ -117,7 +152,7 @@ impl CustomOp1 for ActQuant {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = input_slice(s, l)?;
-        let q = quantize_act_values(x, self.bits, self.clip);
+        let q = quantize_act_values(x, self.0.bits, self.0.clip);
         Ok((CpuStorage::F32(q), l.shape().clone()))
     }
 
@@ -144,10 +179,10 @@ pub fn fake_quant_act(x: &Tensor, bits: Bits, clip: f32) -> candle_core::Result<
     if bits.is_full() {
         return Ok(x.clone());
     }
-    x.contiguous()?.apply_op1(ActQuant {
+    x.contiguous()?.apply_op1(ActQuant(ActGrid {
         bits: bits.get(),
         clip,
-    })
+    }))
 }
 
 #[cfg(test)]

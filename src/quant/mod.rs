@@ -8,7 +8,9 @@ mod quantizer;
 
 pub use bits::{Bits, LayerBits, Policy, PolicyFile, PolicyFileLayer};
 pub use calib::{calibrate_layer, ClipMethod, LayerClips};
-pub use fake::{fake_quant_act, fake_quant_weight, quantize_act_values, quantize_weight_values};
+pub use fake::{
+    fake_quant_act, fake_quant_weight, quantize_act_values, quantize_weight_values, ActGrid,
+};
 pub use quantizer::{LayerQuant, Quantizer};
 use std::path::PathBuf;
 
