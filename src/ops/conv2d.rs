@@ -159,10 +159,18 @@ impl CustomOp3 for Conv2d {
                     _ => Cow::Borrowed(gr),
                 };
                 let db = b.track_op().then(|| bias_grad(up, &d));
+                // One copy of the gradient's planes for both passes when both run and can share.
+                let shared = match &direct {
+                    Some(dc) if x.track_op() && w.track_op() && dc.shares_grad_planes() => {
+                        Some(dc.grad_planes(up, d.n)?)
+                    }
+                    _ => None,
+                };
                 let dw = match (w.track_op(), &direct) {
                     (false, _) => None,
                     (true, Some(dc)) => Some(with_f32(x, |xv| {
-                        dc.weight_grad(xv, self.act, up, d.n, WEIGHT_GRAD_CHUNK)
+                        let gp = shared.as_ref();
+                        dc.weight_grad(xv, self.act, up, d.n, WEIGHT_GRAD_CHUNK, gp)
                     })?),
                     (true, None) => Some(with_f32(x, |xv| {
                         let xq = self.column_input(xv);
@@ -171,7 +179,9 @@ impl CustomOp3 for Conv2d {
                 };
                 let dx = match (x.track_op(), &direct) {
                     (false, _) => None,
-                    (true, Some(dc)) => Some(with_f32(w, |wv| dc.input_grad(wv, up, d.n))?),
+                    (true, Some(dc)) => Some(with_f32(w, |wv| {
+                        dc.input_grad(wv, up, d.n, shared.as_ref())
+                    })?),
                     (true, None) => Some(with_f32(w, |wv| columns::input_grad(wv, &masked, &d))?),
                 };
                 Ok((dx, dw, db))

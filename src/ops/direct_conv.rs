@@ -15,10 +15,11 @@
 
 use super::direct::{add_lane_sums, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL};
 use super::im2col::Geometry;
-use super::par::{for_each_chunk, sum_in_fixed_chunks};
-use super::wide::{copy_masked, fill_padded, RowMap};
+use super::par::{for_each_chunk, for_each_piece, sum_in_fixed_chunks};
+use super::wide::{as_uninit, copy_masked, fill_padded, RowMap};
 use crate::quant::ActGrid;
 use candle_core::Result;
+use std::mem::MaybeUninit;
 
 /// Zero-bordered planes of one side (input, or output gradient) of a convolution.
 #[derive(Clone, Copy, Debug)]
@@ -39,15 +40,15 @@ impl Planes {
         (self.h + 2 * self.pad) * self.wp()
     }
 
-    /// A zeroed buffer for every plane plus the kernels' `TAIL`.
+    /// A buffer for every plane plus the kernels' `TAIL` (`fill` writes all of it).
     fn buffer(&self) -> Vec<f32> {
         vec![0.0; self.c * self.hw() + TAIL]
     }
 
-    /// Copies example `src` (C, H, W), mapped by `map`, into the planes' interiors; the
-    /// borders stay zero.
-    fn fill(&self, src: &[f32], map: RowMap, dst: &mut [f32]) {
-        fill_padded(src, (self.h, self.w), self.pad, map, dst);
+    /// Writes example `src` (C, H, W), mapped by `map`, into the planes with zero borders
+    /// and tail: all of `dst`, which may be fresh memory.
+    fn fill<'a>(&self, src: &[f32], map: RowMap, dst: &'a mut [MaybeUninit<f32>]) -> &'a [f32] {
+        fill_padded(src, (self.h, self.w), self.pad, map, dst)
     }
 
     /// The taps of a k×k kernel: offsets `ki·wp + kj`.
@@ -137,9 +138,9 @@ impl Direct {
             out,
             o * g.oh * g.ow,
             || self.input.buffer(),
-            |planes, i, yn| {
-                self.input
-                    .fill(&x[i * g.in_len()..][..g.in_len()], input_map(act), planes);
+            |scratch, i, yn| {
+                let xi = &x[i * g.in_len()..][..g.in_len()];
+                let planes = self.input.fill(xi, input_map(act), as_uninit(scratch));
                 let corr = Correlation {
                     x: planes,
                     c: g.c,
@@ -163,8 +164,52 @@ impl Direct {
         Ok(y)
     }
 
-    /// `dx` of `n` examples from the (ReLU-masked) output gradient `grad`, in parallel.
-    pub(crate) fn input_grad(&self, w: &[f32], grad: Upstream, n: usize) -> Result<Vec<f32>> {
+    /// Whether the (ReLU-masked) output gradient's planes, padded by `k − 1 − p` for the input
+    /// gradient, also serve as the weight gradient's wide grid: when that padding is `p` (a
+    /// "same" convolution), plane row `r + p` from column `p` is the grid's row `r`, with zeros
+    /// in its wrap-around columns, and the zeros after a plane's last row cover the grid's
+    /// rounding up to whole vectors.
+    pub(crate) fn shares_grad_planes(&self) -> bool {
+        let (p, wp) = (self.input.pad, self.input.wp());
+        let (len, valid) = self.wide_len();
+        self.grad.pad == p && p * wp + p <= TAIL && len - valid <= 2 * p * (wp + 1)
+    }
+
+    /// The weight gradient's wide grid: its length rounded up to whole vectors, and unrounded.
+    fn wide_len(&self) -> (usize, usize) {
+        let valid = OutGrid::wide_len(self.g.oh, self.g.ow, self.input.wp());
+        (valid.div_ceil(LANES) * LANES, valid)
+    }
+
+    /// Every example's (ReLU-masked) output gradient in its zero-bordered planes, for both
+    /// gradients when `shares_grad_planes` holds: one copy instead of two.
+    pub(crate) fn grad_planes(&self, grad: Upstream, n: usize) -> Result<Kept> {
+        let out_len = self.o * self.g.oh * self.g.ow;
+        let mut kept = Some(Kept::new(self.grad, n));
+        for_each_piece(
+            Kept::slots(&mut kept, n),
+            || (),
+            |_, i, slot| {
+                let gi = grad.example(i, out_len);
+                let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
+                if let Some(slot) = slot {
+                    self.grad.fill(gi.g, map, slot);
+                }
+                Ok(())
+            },
+        )?;
+        Ok(kept.map(Kept::filled).unwrap_or_default())
+    }
+
+    /// `dx` of `n` examples from the (ReLU-masked) output gradient `grad`, in parallel, its
+    /// planes copied here or taken from `planes` (`grad_planes`).
+    pub(crate) fn input_grad(
+        &self,
+        w: &[f32],
+        grad: Upstream,
+        n: usize,
+        planes: Option<&Kept>,
+    ) -> Result<Vec<f32>> {
         let (g, o) = (&self.g, self.o);
         let (k, k2) = (g.k, g.k * g.k);
         // w' (C, O, k, k): w'[c, o, t] = w[o, c, k²−1−t] (flipping both axes reverses the taps).
@@ -182,13 +227,19 @@ impl Direct {
         for_each_chunk(
             out,
             g.in_len(),
-            || self.grad.buffer(),
-            |planes, i, dxn| {
-                let gi = grad.example(i, out_len);
-                let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
-                self.grad.fill(gi.g, map, planes);
+            || planes.is_none().then(|| self.grad.buffer()),
+            |scratch, i, dxn| {
+                let x = match (planes, scratch) {
+                    (Some(kept), _) => kept.example(i),
+                    (None, Some(buf)) => {
+                        let gi = grad.example(i, out_len);
+                        let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
+                        self.grad.fill(gi.g, map, as_uninit(buf))
+                    }
+                    (None, None) => unreachable!("a scratch buffer exists without planes"),
+                };
                 let corr = Correlation {
-                    x: planes,
+                    x,
                     c: o,
                     hw: self.grad.hw(),
                     taps: &taps,
@@ -210,7 +261,10 @@ impl Direct {
     }
 
     /// `dw` (O, C, k, k) over `n` examples of the input `act?(x)`: chunks of `chunk` examples
-    /// in parallel, each summed in example order, the chunks' sums added in chunk order.
+    /// in parallel, each summed in example order, the chunks' sums added in chunk order. The
+    /// gradient's wide grid comes from `grad_planes` when given (see `shares_grad_planes`),
+    /// else it is copied here. (The input's planes are copied again rather than kept from the
+    /// forward: read back from memory, kept planes measured slower than a fresh copy in cache.)
     pub(crate) fn weight_grad(
         &self,
         x: &[f32],
@@ -218,17 +272,21 @@ impl Direct {
         grad: Upstream,
         n: usize,
         chunk: usize,
+        grad_planes: Option<&Kept>,
     ) -> Result<Vec<f32>> {
         let (g, o, wp) = (&self.g, self.o, self.input.wp());
-        let len = OutGrid::wide_len(g.oh, g.ow, wp).div_ceil(LANES) * LANES;
+        let (len, _) = self.wide_len();
         let taps = self.input.taps(g.k);
         let dw_len = o * g.c * g.k * g.k;
         let out_len = o * g.oh * g.ow;
-        // The gradient on the wide grid (its wrap-around columns and tail are never written),
-        // and 16 running sums per weight for the chunk's examples.
+        // Where the shared gradient planes hold the grid: row p, column p of each plane.
+        let (p, ghw) = (self.grad.pad, self.grad.hw());
+        // The copies' buffers (the gradient's wide grid: its wrap-around columns and tail are
+        // never written), and 16 running sums per weight for the chunk's examples.
         let scratch = || {
             let lanes = vec![0.0; dw_len * LANES];
-            (self.input.buffer(), vec![0.0; o * len], lanes)
+            let wide = grad_planes.is_none().then(|| vec![0.0; o * len]);
+            (self.input.buffer(), wide, lanes)
         };
         sum_in_fixed_chunks(
             n,
@@ -239,21 +297,28 @@ impl Direct {
                 lanes.fill(0.0);
                 for i in examples {
                     let xi = &x[i * g.in_len()..][..g.in_len()];
-                    self.input.fill(xi, input_map(act), planes);
-                    let gi = grad.example(i, out_len);
-                    for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
-                        let (oc, oy) = (r / g.oh, r % g.oh);
-                        let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
-                        copy_masked(&mut wide[oc * len + oy * wp..][..g.ow], line, mask);
-                    }
+                    let x = self.input.fill(xi, input_map(act), as_uninit(planes));
+                    let (gw, stride) = match (grad_planes, wide.as_mut()) {
+                        (Some(kept), _) => (&kept.example(i)[p * wp + p..], ghw),
+                        (None, buf) => {
+                            let buf = buf.expect("a scratch grid exists without gradient planes");
+                            let gi = grad.example(i, out_len);
+                            for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
+                                let (oc, oy) = (r / g.oh, r % g.oh);
+                                let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
+                                copy_masked(&mut buf[oc * len + oy * wp..][..g.ow], line, mask);
+                            }
+                            (&buf[..], len)
+                        }
+                    };
                     let dots = TapDots {
-                        x: planes,
+                        x,
                         c: g.c,
                         hw: self.input.hw(),
                         taps: &taps,
-                        g: wide,
+                        g: gw,
                         rows: o,
-                        stride: len,
+                        stride,
                         len,
                     };
                     dots.accumulate(lanes);
@@ -262,6 +327,49 @@ impl Direct {
                 Ok(())
             },
         )
+    }
+}
+
+/// Every example's zero-bordered planes of one side of a convolution, one slot each (the
+/// planes and the kernels' `TAIL`), built once for two passes.
+#[derive(Default)]
+pub(crate) struct Kept {
+    data: Vec<f32>,
+    slot: usize,
+    n: usize,
+}
+
+impl Kept {
+    /// Room for `n` examples' slots, not yet written.
+    fn new(planes: Planes, n: usize) -> Kept {
+        let slot = planes.c * planes.hw() + TAIL;
+        Kept {
+            data: Vec::with_capacity(n * slot),
+            slot,
+            n,
+        }
+    }
+
+    /// The `n` unwritten slots of `kept`, or `n` Nones without it.
+    fn slots(kept: &mut Option<Kept>, n: usize) -> Vec<Option<&mut [MaybeUninit<f32>]>> {
+        match kept {
+            Some(k) => (k.data.spare_capacity_mut()[..n * k.slot].chunks_mut(k.slot))
+                .map(Some)
+                .collect(),
+            None => (0..n).map(|_| None).collect(),
+        }
+    }
+
+    /// After every slot was written (`Planes::fill` writes all of it).
+    fn filled(mut self) -> Kept {
+        // SAFETY: the pass that took `slots` wrote every value of every slot.
+        unsafe { self.data.set_len(self.n * self.slot) };
+        self
+    }
+
+    /// Example `i`'s planes.
+    pub(crate) fn example(&self, i: usize) -> &[f32] {
+        &self.data[i * self.slot..][..self.slot]
     }
 }
 
@@ -312,12 +420,15 @@ mod tests {
     /// sizes, 1–33 channels and paddings 0 to k − 1.
     #[test]
     fn direct_path_matches_the_column_path() -> Result<()> {
-        // (n, c, h, w, o, k, padding)
-        for &(n, c, h, w, o, k, p) in &[
-            (3, 1, 9, 9, 16, 3, 1),
-            (2, 6, 12, 11, 16, 5, 0),
-            (9, 16, 8, 8, 33, 3, 1),
-            (2, 3, 7, 10, 5, 3, 2),
+        // (n, c, h, w, o, k, padding, whether the gradient planes can be shared)
+        for &(n, c, h, w, o, k, p, shares) in &[
+            (3, 1, 9, 9, 16, 3, 1, true),
+            (2, 6, 12, 11, 16, 5, 0, false),
+            (9, 16, 8, 8, 33, 3, 1, true),
+            (2, 3, 7, 10, 5, 3, 2, false),
+            (2, 4, 6, 13, 7, 5, 2, true),
+            // "Same" padding of a 1x1 kernel: no border to cover the grid's rounding up.
+            (2, 3, 5, 5, 4, 1, 0, false),
         ] {
             let g = Geometry::new((c, h, w), k, 1, p)?;
             let d = Dims { n, o, g };
@@ -345,18 +456,30 @@ mod tests {
                 g: &grad,
                 relu_out: Some(&y),
             };
-            let dw = direct.weight_grad(&x, None, up, n, 8)?;
+            let dw = direct.weight_grad(&x, None, up, n, 8, None)?;
             assert_near(
                 &dw,
                 &columns::weight_grad(&x, &masked, &d, 8)?,
                 &format!("dw {what}"),
             );
-            let dx = direct.input_grad(&wt, up, n)?;
+            let dx = direct.input_grad(&wt, up, n, None)?;
             assert_near(
                 &dx,
                 &columns::input_grad(&wt, &masked, &d)?,
                 &format!("dx {what}"),
             );
+            // The shared gradient planes give the same bits.
+            assert_eq!(direct.shares_grad_planes(), shares, "{what}");
+            if shares {
+                let gp = direct.grad_planes(up, n)?;
+                let shared = direct.weight_grad(&x, None, up, n, 8, Some(&gp))?;
+                assert_eq!(shared, dw, "dw from shared gradient planes {what}");
+                assert_eq!(
+                    direct.input_grad(&wt, up, n, Some(&gp))?,
+                    dx,
+                    "dx shared {what}"
+                );
+            }
         }
         Ok(())
     }
