@@ -202,19 +202,19 @@ impl Model {
 
     /// Logits for a batch (N, C, H, W); `q` = None runs in full precision.
     pub fn forward(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Tensor, ModelError> {
-        self.run(x, q, Weights::Train, &mut |_, _, _| Ok(()))
+        self.run(x, q, Weights::Train, true, &mut |_, _, _| Ok(()))
     }
 
     /// `forward` with the parameters frozen (`Weights::Frozen`): the same logits, and a backward
     /// pass from them computes only the input's gradient.
     pub fn forward_frozen(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Tensor, ModelError> {
-        self.run(x, q, Weights::Frozen, &mut |_, _, _| Ok(()))
+        self.run(x, q, Weights::Frozen, true, &mut |_, _, _| Ok(()))
     }
 
     /// Like `forward`, also recording every quantizable layer's input and output.
     pub fn forward_trace(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Trace, ModelError> {
         let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
-        let logits = self.run(x, q, Weights::Train, &mut |_, i, o| {
+        let logits = self.run(x, q, Weights::Train, false, &mut |_, i, o| {
             inputs.push(i.clone());
             outputs.push(o.clone());
             Ok(())
@@ -226,22 +226,35 @@ impl Model {
         })
     }
 
+    /// The forward pass. `fuse_pool` lets a conv and the pool after it run as one op
+    /// (`ops::conv2d_relu_pool`); the hook then sees that layer's pooled output.
     fn run(
         &self,
         x: &Tensor,
         q: Option<&Quantizer>,
         weights: Weights,
+        fuse_pool: bool,
         hook: &mut dyn FnMut(usize, &Tensor, &Tensor) -> Result<(), ModelError>,
     ) -> Result<Tensor, ModelError> {
         let mut h = x.clone();
         let mut li = 0;
         let last = self.shapes.len().saturating_sub(1);
-        for step in &self.steps {
+        let mut steps = self.steps.iter().peekable();
+        while let Some(step) = steps.next() {
             h = match *step {
                 Step::Pool(k) => ops::max_pool2d(&h, k)?,
                 Step::Flatten => h.flatten_from(1)?,
                 Step::Conv { .. } | Step::Linear { .. } => {
-                    let y = self.layer(li, step, &h, q, weights, li == last)?;
+                    // A conv (with its ReLU) then a pool run as one op, unless the hook wants
+                    // the conv's own output (a trace).
+                    let pool = match (step, steps.peek()) {
+                        (Step::Conv { .. }, Some(&&Step::Pool(k))) if fuse_pool && li != last => {
+                            steps.next();
+                            Some(k)
+                        }
+                        _ => None,
+                    };
+                    let y = self.layer(li, step, &h, q, weights, li == last, pool)?;
                     hook(li, &h, &y)?;
                     li += 1;
                     y
@@ -251,7 +264,9 @@ impl Model {
         Ok(h)
     }
 
-    /// One quantizable layer: fake-quantize input and weight, conv or matmul, bias, ReLU.
+    /// One quantizable layer: fake-quantize input and weight, conv or matmul, bias, ReLU, and
+    /// the max-pool of window `pool` after a conv when given.
+    #[allow(clippy::too_many_arguments)]
     fn layer(
         &self,
         li: usize,
@@ -260,6 +275,7 @@ impl Model {
         q: Option<&Quantizer>,
         weights: Weights,
         last: bool,
+        pool: Option<usize>,
     ) -> Result<Tensor, ModelError> {
         let lq = q.and_then(|q| q.layer(li)).unwrap_or_else(LayerQuant::full);
         let p = &self.params[li];
@@ -269,25 +285,30 @@ impl Model {
         };
         let w = fake_quant_weight(&w, lq.bits.w)?;
         match *step {
-            // The input's quantizer, bias and ReLU are fused into the conv kernel (src/ops),
-            // but for the first layer, whose quantized input is standardized first.
-            Step::Conv {
-                stride, padding, ..
-            } if li != 0 => {
-                let act = (!lq.bits.a.is_full()).then(|| ActGrid {
-                    bits: lq.bits.a.get(),
-                    clip: lq.clip,
-                });
-                let b = Some(&b);
-                Ok(ops::conv2d_quantized(
-                    h, act, &w, b, stride, padding, !last,
-                )?)
-            }
+            // The input's quantizer, bias, ReLU and a following pool are fused into the conv
+            // kernel (src/ops), but for the first layer's quantizer: its quantized input is
+            // standardized first.
             Step::Conv {
                 stride, padding, ..
             } => {
-                let xin = self.standardize(&fake_quant_act(h, lq.bits.a, lq.clip)?)?;
-                Ok(ops::conv2d(&xin, &w, Some(&b), stride, padding, !last)?)
+                let (xin, act) = match li {
+                    0 => {
+                        let xq = fake_quant_act(h, lq.bits.a, lq.clip)?;
+                        (self.standardize(&xq)?, None)
+                    }
+                    _ => {
+                        let act = (!lq.bits.a.is_full()).then(|| ActGrid {
+                            bits: lq.bits.a.get(),
+                            clip: lq.clip,
+                        });
+                        (h.clone(), act)
+                    }
+                };
+                let geometry = (stride, padding);
+                Ok(match pool {
+                    Some(k) => ops::conv2d_relu_pool(&xin, act, &w, &b, geometry, k)?,
+                    None => ops::conv2d_quantized(&xin, act, &w, Some(&b), stride, padding, !last)?,
+                })
             }
             // Bias and ReLU fused too; the weight gradient only when the weight tracks one.
             _ => {
@@ -388,6 +409,41 @@ mod tests {
         assert_eq!(t.inputs.len(), 5);
         assert_eq!(t.inputs[2].dims(), &[3, 256]);
         assert_eq!(t.outputs[0].dims(), &[3, 6, 24, 24]);
+    }
+
+    /// The conv + pool fusion changes no value: logits and every parameter's gradient equal
+    /// the unfused pass's, bit for bit, in full precision and quantized.
+    #[test]
+    fn fused_pool_gives_the_unfused_logits_and_gradients() {
+        for arch in [Arch::Lenet5, Arch::Cnn6] {
+            let m = Model::new(arch, (1, 28, 28), 10, 4).unwrap();
+            let n = m.shapes().len();
+            let x = Tensor::rand(0f32, 1f32, (3, 1, 28, 28), &Device::Cpu).unwrap();
+            let bits = Policy::uniform(n, Bits::new(4).unwrap());
+            let quant = Quantizer::new(bits, vec![[1.0; 8]; n]);
+            for q in [None, Some(&quant)] {
+                let pass = |fuse: bool| {
+                    let logits = m
+                        .run(&x, q, Weights::Train, fuse, &mut |_, _, _| Ok(()))
+                        .unwrap();
+                    let grads = logits.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    let g: Vec<Vec<f32>> = m
+                        .vars()
+                        .iter()
+                        .map(|v| flat(grads.get(v).unwrap()))
+                        .collect();
+                    (flat(&logits), g)
+                };
+                assert_eq!(
+                    pass(true),
+                    pass(false),
+                    "{} quantized: {}",
+                    arch.name(),
+                    q.is_some()
+                );
+            }
+        }
     }
 
     #[test]

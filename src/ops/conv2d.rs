@@ -69,17 +69,12 @@ pub fn conv2d_quantized(
         Some(b) => b.contiguous()?,
         None => Tensor::zeros(out_ch, DType::F32, x.device())?,
     };
-    let op = Conv2d {
-        stride,
-        padding,
-        relu,
-        act,
-    };
+    let op = Conv2d::new(stride, padding, relu, act);
     x.contiguous()?.apply_op3(&w.contiguous()?, &b, op)
 }
 
 /// The op's parameters; shapes come from the tensors.
-struct Conv2d {
+pub(crate) struct Conv2d {
     stride: usize,
     padding: usize,
     relu: bool,
@@ -87,7 +82,20 @@ struct Conv2d {
 }
 
 impl Conv2d {
-    fn dims(&self, x: &Shape, w: &Shape, b: &Shape) -> Result<Dims> {
+    pub(crate) fn new(stride: usize, padding: usize, relu: bool, act: Option<ActGrid>) -> Self {
+        Conv2d {
+            stride,
+            padding,
+            relu,
+            act,
+        }
+    }
+
+    pub(crate) fn act(&self) -> Option<ActGrid> {
+        self.act
+    }
+
+    pub(crate) fn dims(&self, x: &Shape, w: &Shape, b: &Shape) -> Result<Dims> {
         let (n, c, h, wd) = x.dims4()?;
         let (o, wc, kh, kw) = w.dims4()?;
         if wc != c || kh != kw || b.dims1()? != o {
@@ -145,48 +153,61 @@ impl CustomOp3 for Conv2d {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = self.dims(x.shape(), w.shape(), b.shape())?;
-        let (dev, direct) = (x.device(), Direct::of(&d.g, d.o));
-        let (dx, dw, db) = with_f32(grad, |gr| {
+        with_f32(grad, |gr| {
             with_f32(y, |yv| {
                 let up = Upstream {
                     g: gr,
                     relu_out: self.relu.then_some(yv),
                 };
-                // The direct path masks as it copies; the column path wants one masked buffer.
-                let masked = match (&direct, up.relu_out) {
-                    (None, Some(yv)) => Cow::Owned(relu_mask(gr, yv)),
-                    _ => Cow::Borrowed(gr),
-                };
-                let db = b.track_op().then(|| bias_grad(up, &d));
-                // One copy of the gradient's planes for both passes when both run and can share.
-                let shared = match &direct {
-                    Some(dc) if x.track_op() && w.track_op() && dc.shares_grad_planes() => {
-                        Some(dc.grad_planes(up, d.n)?)
-                    }
-                    _ => None,
-                };
-                let dw = match (w.track_op(), &direct) {
-                    (false, _) => None,
-                    (true, Some(dc)) => Some(with_f32(x, |xv| {
-                        let gp = shared.as_ref();
-                        dc.weight_grad(xv, self.act, up, d.n, WEIGHT_GRAD_CHUNK, gp)
-                    })?),
-                    (true, None) => Some(with_f32(x, |xv| {
-                        let xq = self.column_input(xv);
-                        columns::weight_grad(&xq, &masked, &d, WEIGHT_GRAD_CHUNK)
-                    })?),
-                };
-                let dx = match (x.track_op(), &direct) {
-                    (false, _) => None,
-                    (true, Some(dc)) => Some(with_f32(w, |wv| {
-                        dc.input_grad(wv, up, d.n, shared.as_ref())
-                    })?),
-                    (true, None) => Some(with_f32(w, |wv| columns::input_grad(wv, &masked, &d))?),
-                };
-                Ok((dx, dw, db))
+                self.backward(x, w, b, up)
             })
-        })?;
+        })
+    }
+}
+
+impl Conv2d {
+    /// The gradients of the arguments that track one, from the upstream gradient `up` of the
+    /// output (with the fused ReLU's output, or already masked by the caller: `conv_pool`).
+    pub(crate) fn backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        up: Upstream,
+    ) -> Result<Grads3> {
+        let d = self.dims(x.shape(), w.shape(), b.shape())?;
+        let (dev, direct) = (x.device(), Direct::of(&d.g, d.o));
+        // The direct path masks as it copies; the column path wants one masked buffer.
+        let masked = match (&direct, up.relu_out) {
+            (None, Some(yv)) => Cow::Owned(relu_mask(up.g, yv)),
+            _ => Cow::Borrowed(up.g),
+        };
+        let db = b.track_op().then(|| bias_grad(up, &d));
+        // One copy of the gradient's planes for both passes when both run and can share.
+        let shared = match &direct {
+            Some(dc) if x.track_op() && w.track_op() && dc.shares_grad_planes() => {
+                Some(dc.grad_planes(up, d.n)?)
+            }
+            _ => None,
+        };
+        let dw = match (w.track_op(), &direct) {
+            (false, _) => None,
+            (true, Some(dc)) => Some(with_f32(x, |xv| {
+                let gp = shared.as_ref();
+                dc.weight_grad(xv, self.act, up, d.n, WEIGHT_GRAD_CHUNK, gp)
+            })?),
+            (true, None) => Some(with_f32(x, |xv| {
+                let xq = self.column_input(xv);
+                columns::weight_grad(&xq, &masked, &d, WEIGHT_GRAD_CHUNK)
+            })?),
+        };
+        let dx = match (x.track_op(), &direct) {
+            (false, _) => None,
+            (true, Some(dc)) => Some(with_f32(w, |wv| {
+                dc.input_grad(wv, up, d.n, shared.as_ref())
+            })?),
+            (true, None) => Some(with_f32(w, |wv| columns::input_grad(wv, &masked, &d))?),
+        };
         let db = db.map(|v| Tensor::from_vec(v, d.o, dev)).transpose()?;
         let dw = dw
             .map(|v| Tensor::from_vec(v, w.shape(), dev))
@@ -197,6 +218,9 @@ impl CustomOp3 for Conv2d {
         Ok((dx, dw, db))
     }
 }
+
+/// The gradients of a three-argument op (`None` for an argument that tracks none).
+pub(crate) type Grads3 = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
 
 /// The upstream gradient where the fused ReLU let the value through (`y > 0`), else 0.
 fn relu_mask(grad: &[f32], y: &[f32]) -> Vec<f32> {

@@ -16,46 +16,10 @@
 use super::direct::{add_lane_sums, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL};
 use super::im2col::Geometry;
 use super::par::{for_each_chunk, for_each_piece, sum_in_fixed_chunks};
-use super::wide::{as_uninit, copy_masked, fill_padded, RowMap};
+use super::wide::{as_uninit, copy_masked, Kept, Planes, RowMap};
 use crate::quant::ActGrid;
 use candle_core::Result;
 use std::mem::MaybeUninit;
-
-/// Zero-bordered planes of one side (input, or output gradient) of a convolution.
-#[derive(Clone, Copy, Debug)]
-struct Planes {
-    c: usize,
-    h: usize,
-    w: usize,
-    pad: usize,
-}
-
-impl Planes {
-    fn wp(&self) -> usize {
-        self.w + 2 * self.pad
-    }
-
-    /// Values per padded plane.
-    fn hw(&self) -> usize {
-        (self.h + 2 * self.pad) * self.wp()
-    }
-
-    /// A buffer for every plane plus the kernels' `TAIL` (`fill` writes all of it).
-    fn buffer(&self) -> Vec<f32> {
-        vec![0.0; self.c * self.hw() + TAIL]
-    }
-
-    /// Writes example `src` (C, H, W), mapped by `map`, into the planes with zero borders
-    /// and tail: all of `dst`, which may be fresh memory.
-    fn fill<'a>(&self, src: &[f32], map: RowMap, dst: &'a mut [MaybeUninit<f32>]) -> &'a [f32] {
-        fill_padded(src, (self.h, self.w), self.pad, map, dst)
-    }
-
-    /// The taps of a k×k kernel: offsets `ki·wp + kj`.
-    fn taps(&self, k: usize) -> Vec<usize> {
-        (0..k * k).map(|t| t / k * self.wp() + t % k).collect()
-    }
-}
 
 /// The upstream gradient of a convolution, and the fused ReLU's output when there is one:
 /// the gradient that reaches the convolution is `g` where `y > 0`, else 0.
@@ -127,41 +91,49 @@ impl Direct {
         n: usize,
         relu: bool,
     ) -> Result<Vec<f32>> {
-        let (g, o) = (&self.g, self.o);
-        let grid = OutGrid::new(g.oh, g.ow, self.input.wp());
-        let taps = self.input.taps(g.k);
-        let total = n * o * g.oh * g.ow;
+        let pass = self.forward_pass(act, w, b, relu);
+        let total = n * pass.out_len();
         // Every value is written below: no zero-filling (it was 4% of a training step).
         let mut y = Vec::with_capacity(total);
         let out = &mut y.spare_capacity_mut()[..total];
         for_each_chunk(
             out,
-            o * g.oh * g.ow,
+            pass.out_len(),
             || self.input.buffer(),
             |scratch, i, yn| {
-                let xi = &x[i * g.in_len()..][..g.in_len()];
-                let planes = self.input.fill(xi, input_map(act), as_uninit(scratch));
-                let corr = Correlation {
-                    x: planes,
-                    c: g.c,
-                    hw: self.input.hw(),
-                    taps: &taps,
-                    w,
-                    rows: o,
-                };
-                let grid = &grid;
-                corr.run(&mut Narrowed {
-                    y: yn,
-                    grid,
-                    bias: b,
-                    relu,
-                });
+                pass.example(scratch, x, i, yn);
                 Ok(())
             },
         )?;
-        // SAFETY: `Correlation::run` wrote every output of every example's O planes.
+        // SAFETY: `ForwardPass::example` wrote every output of every example.
         unsafe { y.set_len(total) };
         Ok(y)
+    }
+
+    /// The forward's per-call state, for callers that consume each example's output in turn
+    /// (`conv_pool`).
+    pub(crate) fn forward_pass<'a>(
+        &'a self,
+        act: Option<ActGrid>,
+        w: &'a [f32],
+        b: &'a [f32],
+        relu: bool,
+    ) -> ForwardPass<'a> {
+        let g = &self.g;
+        ForwardPass {
+            d: self,
+            grid: OutGrid::new(g.oh, g.ow, self.input.wp()),
+            taps: self.input.taps(g.k),
+            act,
+            w,
+            b,
+            relu,
+        }
+    }
+
+    /// A scratch buffer for one example's input planes (`ForwardPass::example`).
+    pub(crate) fn input_buffer(&self) -> Vec<f32> {
+        self.input.buffer()
     }
 
     /// Whether the (ReLU-masked) output gradient's planes, padded by `k − 1 − p` for the input
@@ -330,46 +302,52 @@ impl Direct {
     }
 }
 
-/// Every example's zero-bordered planes of one side of a convolution, one slot each (the
-/// planes and the kernels' `TAIL`), built once for two passes.
-#[derive(Default)]
-pub(crate) struct Kept {
-    data: Vec<f32>,
-    slot: usize,
-    n: usize,
+/// One forward call's grid, taps and operands (`Direct::forward_pass`).
+pub(crate) struct ForwardPass<'a> {
+    d: &'a Direct,
+    grid: OutGrid,
+    taps: Vec<usize>,
+    act: Option<ActGrid>,
+    w: &'a [f32],
+    b: &'a [f32],
+    relu: bool,
 }
 
-impl Kept {
-    /// Room for `n` examples' slots, not yet written.
-    fn new(planes: Planes, n: usize) -> Kept {
-        let slot = planes.c * planes.hw() + TAIL;
-        Kept {
-            data: Vec::with_capacity(n * slot),
-            slot,
-            n,
-        }
+impl ForwardPass<'_> {
+    /// Outputs per example: (O, OH, OW).
+    pub(crate) fn out_len(&self) -> usize {
+        self.d.o * self.d.g.oh * self.d.g.ow
     }
 
-    /// The `n` unwritten slots of `kept`, or `n` Nones without it.
-    fn slots(kept: &mut Option<Kept>, n: usize) -> Vec<Option<&mut [MaybeUninit<f32>]>> {
-        match kept {
-            Some(k) => (k.data.spare_capacity_mut()[..n * k.slot].chunks_mut(k.slot))
-                .map(Some)
-                .collect(),
-            None => (0..n).map(|_| None).collect(),
-        }
-    }
-
-    /// After every slot was written (`Planes::fill` writes all of it).
-    fn filled(mut self) -> Kept {
-        // SAFETY: the pass that took `slots` wrote every value of every slot.
-        unsafe { self.data.set_len(self.n * self.slot) };
-        self
-    }
-
-    /// Example `i`'s planes.
-    pub(crate) fn example(&self, i: usize) -> &[f32] {
-        &self.data[i * self.slot..][..self.slot]
+    /// Example `i` of the batch `x`: its planes copied into `scratch` (an `input_buffer`),
+    /// correlated, and written to all of `y` (`out_len` values).
+    pub(crate) fn example(
+        &self,
+        scratch: &mut [f32],
+        x: &[f32],
+        i: usize,
+        y: &mut [MaybeUninit<f32>],
+    ) {
+        let (d, len) = (self.d, self.d.g.in_len());
+        let planes = d.input.fill(
+            &x[i * len..][..len],
+            input_map(self.act),
+            as_uninit(scratch),
+        );
+        let corr = Correlation {
+            x: planes,
+            c: d.g.c,
+            hw: d.input.hw(),
+            taps: &self.taps,
+            w: self.w,
+            rows: d.o,
+        };
+        corr.run(&mut Narrowed {
+            y,
+            grid: &self.grid,
+            bias: self.b,
+            relu: self.relu,
+        });
     }
 }
 

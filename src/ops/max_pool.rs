@@ -6,9 +6,11 @@
 //! the *first* maximum in row-major order (PyTorch routes to one element too). candle's own
 //! backward instead scales the gradient by (#maxima)/k² and sends it to every maximum.
 
+use super::direct::relu_pass;
 use super::par::{for_each_chunk, for_each_piece};
 use super::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 /// k x k max-pooling with stride k of an (N, C, H, W) f32 CPU tensor; output
@@ -79,18 +81,71 @@ impl MaxPool {
             pieces,
             || (),
             |_, e, (ye, ie)| {
-                let planes = ye.chunks_exact_mut(out).zip(ie.chunks_exact_mut(out));
-                for (i, (yp, ip)) in planes.enumerate() {
-                    let xp = &x[(e * group + i) * plane..][..plane];
-                    match self.k {
-                        2 => pool_plane_2(d, xp, yp, ip),
-                        k => pool_plane(k, d, xp, yp, ip),
-                    }
-                }
+                let xe = &x[e * group * plane..][..group * plane];
+                pool_example(self.k, (group, d.h, d.w), xe, ye, ie);
                 Ok(())
             },
         )?;
         Ok((y, idx))
+    }
+}
+
+/// Pools one example's `c` planes (h, w) in k × k windows: each window's maximum into `y` (c,
+/// h/k, w/k) and its index inside its plane into `idx`, by `max_pool2d`'s rules.
+pub(crate) fn pool_example(
+    k: usize,
+    (c, h, w): (usize, usize, usize),
+    x: &[f32],
+    y: &mut [f32],
+    idx: &mut [u32],
+) {
+    let d = Dims {
+        planes: c,
+        channels: c.max(1),
+        h,
+        w,
+        oh: h / k,
+        ow: w / k,
+    };
+    let (out, plane) = (d.oh * d.ow, h * w);
+    for (i, (yp, ip)) in (y.chunks_exact_mut(out))
+        .zip(idx.chunks_exact_mut(out))
+        .enumerate()
+    {
+        let xp = &x[i * plane..][..plane];
+        match k {
+            2 => pool_plane_2(d, xp, yp, ip),
+            k => pool_plane(k, d, xp, yp, ip),
+        }
+    }
+}
+
+/// The adjoint of pooling for planes of `plane` values: each plane of `dx` is zeroed and
+/// every window's gradient `g` written at its maximum `idx` (windows do not overlap, so each
+/// input gets at most one); with `keep`, only where the window's pooled value is positive (a
+/// fused ReLU before the pool let it through).
+pub(crate) fn unpool(
+    plane: usize,
+    idx: &[u32],
+    g: &[f32],
+    keep: Option<&[f32]>,
+    dx: &mut [MaybeUninit<f32>],
+) {
+    let out = idx.len() / (dx.len() / plane.max(1)).max(1);
+    for (p, dxp) in dx.chunks_exact_mut(plane).enumerate() {
+        // Zeroed here, in cache right before the scatter, by the worker that owns the plane.
+        dxp.fill(MaybeUninit::new(0.0));
+        let (ip, gp) = (&idx[p * out..][..out], &g[p * out..][..out]);
+        match keep {
+            None => ip.iter().zip(gp).for_each(|(&i, &v)| {
+                dxp[i as usize].write(v);
+            }),
+            Some(y) => {
+                for ((&i, &v), &yv) in ip.iter().zip(gp).zip(&y[p * out..][..out]) {
+                    dxp[i as usize].write(relu_pass(v, yv));
+                }
+            }
+        }
     }
 }
 
@@ -233,10 +288,8 @@ impl CustomOp1 for MaxPool {
                 plane,
                 || (),
                 |_, p, dxp| {
-                    dxp.fill(std::mem::MaybeUninit::new(0.0));
-                    for (&i, &g) in idx[p * out..][..out].iter().zip(&gv[p * out..][..out]) {
-                        dxp[i as usize].write(g);
-                    }
+                    let (ip, gp) = (&idx[p * out..][..out], &gv[p * out..][..out]);
+                    unpool(plane, ip, gp, None, dxp);
                     Ok(())
                 },
             )

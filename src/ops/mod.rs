@@ -11,6 +11,7 @@
 
 mod columns;
 mod conv2d;
+mod conv_pool;
 mod direct;
 mod direct_conv;
 mod gram;
@@ -25,6 +26,7 @@ mod test_util;
 mod wide;
 
 pub use conv2d::{conv2d, conv2d_quantized};
+pub use conv_pool::conv2d_relu_pool;
 pub use gram::orthogonality;
 pub use linear::linear;
 pub use max_pool::max_pool2d;

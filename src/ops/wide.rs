@@ -1,4 +1,7 @@
-//! The "wide" column matrix of a stride-1 convolution: im2col without the per-row copies.
+//! Zero-bordered planes and the "wide" grid of a stride-1 convolution: `fill_padded` (one
+//! write per value, with a fused ReLU mask or activation quantizer), `Planes` and `Kept` (every
+//! example's planes, for two passes), and the wide column matrix, im2col without the per-row
+//! copies.
 //!
 //! With the input plane padded to `wp = w + 2p` columns, output `(oy, ox)` becomes column
 //! `q = oy·wp + ox` of a wide grid, and row `(c, ki, kj)` of the column matrix is then one
@@ -9,7 +12,7 @@
 //! `wp − ow` wrap-around columns per line cost a little extra gemm work and are dropped (forward)
 //! or held at zero (backward).
 
-use super::direct::relu_pass;
+use super::direct::{relu_pass, TAIL};
 use super::im2col::Geometry;
 use crate::quant::ActGrid;
 use std::mem::MaybeUninit;
@@ -198,6 +201,90 @@ pub(crate) fn copy_masked(dst: &mut [f32], src: &[f32], mask: Option<&[f32]>) {
             }
         }
         None => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s),
+    }
+}
+
+/// Zero-bordered planes of one side (input, or output gradient) of a convolution.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Planes {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub pad: usize,
+}
+
+impl Planes {
+    pub(crate) fn wp(&self) -> usize {
+        self.w + 2 * self.pad
+    }
+
+    /// Values per padded plane.
+    pub(crate) fn hw(&self) -> usize {
+        (self.h + 2 * self.pad) * self.wp()
+    }
+
+    /// A buffer for every plane plus the kernels' `TAIL` (`fill` writes all of it).
+    pub(crate) fn buffer(&self) -> Vec<f32> {
+        vec![0.0; self.c * self.hw() + TAIL]
+    }
+
+    /// Writes example `src` (C, H, W), mapped by `map`, into the planes with zero borders
+    /// and tail: all of `dst`, which may be fresh memory.
+    pub(crate) fn fill<'a>(
+        &self,
+        src: &[f32],
+        map: RowMap,
+        dst: &'a mut [MaybeUninit<f32>],
+    ) -> &'a [f32] {
+        fill_padded(src, (self.h, self.w), self.pad, map, dst)
+    }
+
+    /// The taps of a k×k kernel: offsets `ki·wp + kj`.
+    pub(crate) fn taps(&self, k: usize) -> Vec<usize> {
+        (0..k * k).map(|t| t / k * self.wp() + t % k).collect()
+    }
+}
+
+/// Every example's zero-bordered planes of one side of a convolution, one slot each (the
+/// planes and the kernels' `TAIL`), built once for two passes.
+#[derive(Default)]
+pub(crate) struct Kept {
+    data: Vec<f32>,
+    slot: usize,
+    n: usize,
+}
+
+impl Kept {
+    /// Room for `n` examples' slots, not yet written.
+    pub(crate) fn new(planes: Planes, n: usize) -> Kept {
+        let slot = planes.c * planes.hw() + TAIL;
+        Kept {
+            data: Vec::with_capacity(n * slot),
+            slot,
+            n,
+        }
+    }
+
+    /// The `n` unwritten slots of `kept`, or `n` Nones without it.
+    pub(crate) fn slots(kept: &mut Option<Kept>, n: usize) -> Vec<Option<&mut [MaybeUninit<f32>]>> {
+        match kept {
+            Some(k) => (k.data.spare_capacity_mut()[..n * k.slot].chunks_mut(k.slot))
+                .map(Some)
+                .collect(),
+            None => (0..n).map(|_| None).collect(),
+        }
+    }
+
+    /// After every slot was written (`Planes::fill` writes all of it).
+    pub(crate) fn filled(mut self) -> Kept {
+        // SAFETY: the pass that took `slots` wrote every value of every slot.
+        unsafe { self.data.set_len(self.n * self.slot) };
+        self
+    }
+
+    /// Example `i`'s planes.
+    pub(crate) fn example(&self, i: usize) -> &[f32] {
+        &self.data[i * self.slot..][..self.slot]
     }
 }
 
