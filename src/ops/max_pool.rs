@@ -6,11 +6,14 @@
 //! the *first* maximum in row-major order (PyTorch routes to one element too). candle's own
 //! backward instead scales the gradient by (#maxima)/k² and sends it to every maximum.
 
-use super::direct::relu_pass;
+use super::direct::{relu_pass, vectorized};
 use super::par::{for_each_chunk, for_each_piece};
 use super::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 use std::sync::Mutex;
 
 /// k x k max-pooling with stride k of an (N, C, H, W) f32 CPU tensor; output
@@ -114,6 +117,9 @@ pub(crate) fn pool_example(
     {
         let xp = &x[i * plane..][..plane];
         match k {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX-512F, and `xp` is the whole plane that `yp` pools.
+            2 if vectorized() => unsafe { avx512::pool_plane_2(w, d.ow, xp, yp, ip) },
             2 => pool_plane_2(d, xp, yp, ip),
             k => pool_plane(k, d, xp, yp, ip),
         }
@@ -361,6 +367,42 @@ mod tests {
         };
         assert_eq!(bits(&plain)?, bits(tracked.as_tensor())?);
         Ok(())
+    }
+
+    /// The AVX-512 2x2 pooling against the scalar one: maxima and indices bit for bit, with
+    /// ties (small integers), NaN and -0.0, odd widths and heights, rows of 1 to 40 windows.
+    #[test]
+    fn vectorized_pooling_equals_the_scalar_loop() {
+        if !vectorized() {
+            return;
+        }
+        let mut rng = StdRng::seed_from_u64(12);
+        for (h, w) in [(2, 2), (5, 9), (4, 32), (7, 33), (28, 28), (3, 81)] {
+            let mut x: Vec<f32> = (0..h * w)
+                .map(|_| rng.random_range(-2i32..=2) as f32)
+                .collect();
+            for _ in 0..3 {
+                x[rng.random_range(0..h * w)] = f32::NAN;
+                x[rng.random_range(0..h * w)] = -0.0;
+            }
+            let d = Dims {
+                planes: 1,
+                channels: 1,
+                h,
+                w,
+                oh: h / 2,
+                ow: w / 2,
+            };
+            let out = d.oh * d.ow;
+            let (mut ys, mut is) = (vec![0.0f32; out], vec![0u32; out]);
+            pool_plane_2(d, &x, &mut ys, &mut is);
+            let (mut yv, mut iv) = (vec![0.0f32; out], vec![0u32; out]);
+            // SAFETY: AVX-512F is present (checked above) and `x` is the whole plane.
+            unsafe { avx512::pool_plane_2(w, d.ow, &x, &mut yv, &mut iv) };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&yv), bits(&ys), "{h}x{w} maxima");
+            assert_eq!(iv, is, "{h}x{w} indices");
+        }
     }
 
     /// Finite differences on distinct integer inputs: with a step of 0.25 no window's maximum
