@@ -16,7 +16,7 @@
 use super::direct::{add_lane_sums, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL};
 use super::im2col::Geometry;
 use super::par::{for_each_chunk, for_each_piece, sum_in_fixed_chunks};
-use super::wide::{as_uninit, copy_masked, Kept, Planes, RowMap};
+use super::wide::{copy_masked, Dst, Kept, Planes, RowMap};
 use crate::quant::ActGrid;
 use candle_core::Result;
 use std::mem::MaybeUninit;
@@ -165,7 +165,7 @@ impl Direct {
                 let gi = grad.example(i, out_len);
                 let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
                 if let Some(slot) = slot {
-                    self.grad.fill(gi.g, map, slot);
+                    self.grad.fill(gi.g, map, Dst::Fresh(slot));
                 }
                 Ok(())
             },
@@ -206,7 +206,7 @@ impl Direct {
                     (None, Some(buf)) => {
                         let gi = grad.example(i, out_len);
                         let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
-                        self.grad.fill(gi.g, map, as_uninit(buf))
+                        self.grad.fill(gi.g, map, Dst::Zeroed(buf))
                     }
                     (None, None) => unreachable!("a scratch buffer exists without planes"),
                 };
@@ -269,7 +269,7 @@ impl Direct {
                 lanes.fill(0.0);
                 for i in examples {
                     let xi = &x[i * g.in_len()..][..g.in_len()];
-                    let x = self.input.fill(xi, input_map(act), as_uninit(planes));
+                    let x = self.input.fill(xi, input_map(act), Dst::Zeroed(planes));
                     let (gw, stride) = match (grad_planes, wide.as_mut()) {
                         (Some(kept), _) => (&kept.example(i)[p * wp + p..], ghw),
                         (None, buf) => {
@@ -332,7 +332,7 @@ impl ForwardPass<'_> {
         let planes = d.input.fill(
             &x[i * len..][..len],
             input_map(self.act),
-            as_uninit(scratch),
+            Dst::Zeroed(scratch),
         );
         let corr = Correlation {
             x: planes,

@@ -48,7 +48,7 @@ impl Wide {
 
     /// Writes example `x` (C, H, W) into the middle of `pad` (C, hp, wp), zero borders.
     pub(crate) fn pad(&self, g: &Geometry, x: &[f32], pad: &mut [f32]) {
-        fill_padded(x, (g.h, g.w), g.padding, RowMap::Copy, as_uninit(pad));
+        fill_padded(x, (g.h, g.w), g.padding, RowMap::Copy, Dst::Zeroed(pad));
     }
 
     /// Fills `col` ((C·k·k) × len) from the padded example `xp`: row `(c, ki, kj)` is the run
@@ -146,17 +146,30 @@ impl RowMap<'_> {
     }
 }
 
-/// Writes every value of `dst`: example `src` (C, h, w), mapped by `map`, in the middles of
-/// zero-bordered planes (C, h + 2·pad, w + 2·pad), then zeros to the end. Each value is written
-/// once, borders included, so `dst` may be fresh memory (no zero-filling pass before it: the
-/// kept planes of a training step's convolutions are 13 MB per cnn6 step).
+/// Where `fill_padded` writes.
+pub(crate) enum Dst<'a> {
+    /// A buffer whose borders and tail are zero already (a scratch buffer, zeroed when made
+    /// and reused): only the middles are written.
+    Zeroed(&'a mut [f32]),
+    /// Fresh memory: every value is written once, borders and tail included (no zero-filling
+    /// pass first).
+    Fresh(&'a mut [MaybeUninit<f32>]),
+}
+
+/// Example `src` (C, h, w), mapped by `map`, into the middles of zero-bordered planes (C,
+/// h + 2·pad, w + 2·pad) in `dst`, then zeros to its end. (Writing the borders of a reused
+/// buffer every time cost two small memsets per row: a libc call each.)
 pub(crate) fn fill_padded<'a>(
     src: &[f32],
     (h, w): (usize, usize),
     pad: usize,
     map: RowMap,
-    dst: &'a mut [MaybeUninit<f32>],
+    dst: Dst<'a>,
 ) -> &'a mut [f32] {
+    let (dst, fresh) = match dst {
+        Dst::Zeroed(d) => (as_uninit(d), false),
+        Dst::Fresh(d) => (d, true),
+    };
     let wp = w + 2 * pad;
     let zero = MaybeUninit::new(0.0);
     let mut at = 0;
@@ -165,17 +178,23 @@ pub(crate) fn fill_padded<'a>(
         // Before the row: the plane's top rows and the row's left border, or the previous
         // row's right border and this row's left one.
         let gap = if y == 0 { pad * wp + pad } else { 2 * pad };
-        dst[at..][..gap].fill(zero);
+        if fresh {
+            dst[at..][..gap].fill(zero);
+        }
         at += gap;
         map.apply(&mut dst[at..][..w], row, i * w);
         at += w;
         if y + 1 == h {
-            dst[at..][..pad + pad * wp].fill(zero);
+            if fresh {
+                dst[at..][..pad + pad * wp].fill(zero);
+            }
             at += pad + pad * wp;
         }
     }
-    dst[at..].fill(zero);
-    // SAFETY: every value was written above; MaybeUninit<f32> has f32's layout.
+    if fresh {
+        dst[at..].fill(zero);
+    }
+    // SAFETY: every value is initialized: written above, or (`Zeroed`) initialized before.
     let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
     // Quantized in one pass over the whole planes, borders included (they stay +0): rows of
     // 14 or 28 values left most of the work to the vector loop's scalar tails.
@@ -228,14 +247,9 @@ impl Planes {
         vec![0.0; self.c * self.hw() + TAIL]
     }
 
-    /// Writes example `src` (C, H, W), mapped by `map`, into the planes with zero borders
-    /// and tail: all of `dst`, which may be fresh memory.
-    pub(crate) fn fill<'a>(
-        &self,
-        src: &[f32],
-        map: RowMap,
-        dst: &'a mut [MaybeUninit<f32>],
-    ) -> &'a [f32] {
+    /// Example `src` (C, H, W), mapped by `map`, into the planes (zero borders and tail) of
+    /// `dst` (`fill_padded`).
+    pub(crate) fn fill<'a>(&self, src: &[f32], map: RowMap, dst: Dst<'a>) -> &'a [f32] {
         fill_padded(src, (self.h, self.w), self.pad, map, dst)
     }
 
