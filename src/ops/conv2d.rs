@@ -24,6 +24,7 @@ use super::columns::{self, Dims};
 use super::direct::{masked_sum, relu_pass};
 use super::direct_conv::{Direct, Upstream};
 use super::im2col::Geometry;
+use super::par::for_each_chunk;
 use super::storage::{contiguous_f32, with_f32};
 use crate::quant::ActGrid;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
@@ -182,7 +183,7 @@ impl Conv2d {
             (None, Some(yv)) => Cow::Owned(relu_mask(up.g, yv)),
             _ => Cow::Borrowed(up.g),
         };
-        let db = b.track_op().then(|| bias_grad(up, &d));
+        let db = b.track_op().then(|| bias_grad(up, &d)).transpose()?;
         // One copy of the gradient's planes for both passes when both run and can share.
         let shared = match &direct {
             Some(dc) if x.track_op() && w.track_op() && dc.shares_grad_planes() => {
@@ -228,15 +229,26 @@ fn relu_mask(grad: &[f32], y: &[f32]) -> Vec<f32> {
 }
 
 /// `db[o] = sum over examples and pixels of the (ReLU-masked) g[n, o, :]`, each plane in
-/// `masked_sum`'s fixed order, planes in example order.
-fn bias_grad(up: Upstream, d: &Dims) -> Vec<f32> {
+/// `masked_sum`'s fixed order, planes in example order. Channels in parallel: each sum keeps
+/// that order at any thread count (it was serial, 2% of a cnn6 step while the other core
+/// waited).
+fn bias_grad(up: Upstream, d: &Dims) -> Result<Vec<f32>> {
     let mut db = vec![0.0; d.o];
     let plane = d.g.col_cols();
-    for (i, chunk) in up.g.chunks_exact(plane).enumerate() {
-        let mask = up.relu_out.map(|y| &y[i * plane..][..plane]);
-        db[i % d.o] += masked_sum(chunk, mask);
-    }
-    db
+    for_each_chunk(
+        &mut db,
+        1,
+        || (),
+        |_, o, dbo| {
+            for n in 0..d.n {
+                let at = (n * d.o + o) * plane;
+                let mask = up.relu_out.map(|y| &y[at..][..plane]);
+                dbo[0] += masked_sum(&up.g[at..][..plane], mask);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(db)
 }
 
 /// Examples per partial sum of the weight gradient. Fixed, not one part per thread, so the
