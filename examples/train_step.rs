@@ -8,9 +8,9 @@
 use bitsearch::bench::bench_policy;
 use bitsearch::model::{Arch, Model};
 use bitsearch::quant::Quantizer;
-use bitsearch::train::orthogonality_penalty;
+use bitsearch::train::{orthogonality_penalty, FusedAdamW};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{Optimizer, ParamsAdamW};
 
 fn main() -> anyhow::Result<()> {
     // The binary's own allocator settings (src/main.rs): large buffers stay mapped.
@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
     let y = Tensor::new(labels.as_slice(), &dev)?.to_dtype(DType::U32)?;
     let n = model.shapes().len();
     let quant = quantized.then(|| Quantizer::new(bench_policy(n), vec![[1.0; 8]; n]));
-    let mut opt = AdamW::new(model.vars(), ParamsAdamW::default())?;
+    let mut opt = FusedAdamW::new(model.vars(), ParamsAdamW::default())?;
     let mut times = Vec::with_capacity(steps);
     for _ in 0..steps {
         let start = std::time::Instant::now();

@@ -9,13 +9,13 @@ pub use policy::{bench_policy_score, BenchError};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{Optimizer, ParamsAdamW};
 use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::model::{Arch, Model};
 use crate::quant::{Policy, Quantizer};
-use crate::train::{orthogonality_penalty, train_fp32, TrainConfig, TrainError};
+use crate::train::{orthogonality_penalty, train_fp32, FusedAdamW, TrainConfig, TrainError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRow {
@@ -69,7 +69,7 @@ pub fn bench_arch(arch: Arch, data: &Dataset, runs: usize) -> Result<Vec<BenchRo
     };
     let (x128, y128) = batch(128)?;
     let (x1000, _) = batch(1000)?;
-    let mut opt = AdamW::new(model.vars(), ParamsAdamW::default())?;
+    let mut opt = FusedAdamW::new(model.vars(), ParamsAdamW::default())?;
     let mut rows = Vec::new();
     let mut row = |name: &str, (median_ms, min_ms): (f64, f64)| {
         rows.push(BenchRow {

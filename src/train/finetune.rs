@@ -3,11 +3,12 @@
 //! seeded steps, through the straight-through fake-quantizers.
 
 use candle_core::Device;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
+use super::adamw::FusedAdamW;
 use super::fp32::progress_bar;
 use super::penalty::orthogonality_penalty;
 use super::TrainError;
@@ -58,7 +59,7 @@ pub fn finetune(
         weight_decay: cfg.weight_decay,
         ..ParamsAdamW::default()
     };
-    let mut opt = AdamW::new(model.vars(), params)?;
+    let mut opt = FusedAdamW::new(model.vars(), params)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut cursor = order.len();

@@ -2,12 +2,13 @@
 //! top-1 accuracy of a model, optionally quantized, on a split.
 
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{Optimizer, ParamsAdamW};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use super::adamw::FusedAdamW;
 use super::TrainError;
 use crate::data::{Dataset, Split};
 use crate::model::Model;
@@ -59,7 +60,7 @@ pub fn train_fp32(
         weight_decay: cfg.weight_decay,
         ..ParamsAdamW::default()
     };
-    let mut opt = AdamW::new(model.vars(), params)?;
+    let mut opt = FusedAdamW::new(model.vars(), params)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     let steps_per_epoch = order.len().div_ceil(cfg.batch);

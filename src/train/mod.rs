@@ -1,11 +1,13 @@
 //! Training: FP32 training with AdamW, top-1 evaluation, the cached FP32 baseline, and the
 //! quantization-aware fine-tune with its Lipschitz penalty.
 
+mod adamw;
 mod baseline;
 mod finetune;
 mod fp32;
 mod penalty;
 
+pub use adamw::FusedAdamW;
 pub use baseline::{
     baseline_dir, load_baseline, train_baseline, Baseline, BaselineMetrics, BaselineSpec,
 };
