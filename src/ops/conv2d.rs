@@ -184,30 +184,44 @@ impl Conv2d {
             _ => Cow::Borrowed(up.g),
         };
         let db = b.track_op().then(|| bias_grad(up, &d)).transpose()?;
-        // One copy of the gradient's planes for both passes when both run and can share.
-        let shared = match &direct {
-            Some(dc) if x.track_op() && w.track_op() && dc.shares_grad_planes() => {
-                Some(dc.grad_planes(up, d.n)?)
+        let (want_dx, want_dw) = (x.track_op(), w.track_op());
+        let (dx, dw) = match &direct {
+            // One copy of the gradient's planes for both passes when both run and can share.
+            Some(dc) if want_dx && want_dw && dc.shares_grad_planes() => {
+                let (dx, dw) = with_f32(x, |xv| {
+                    with_f32(w, |wv| {
+                        dc.both_grads(xv, self.act, wv, up, (d.n, WEIGHT_GRAD_CHUNK))
+                    })
+                })?;
+                (Some(dx), Some(dw))
             }
-            _ => None,
-        };
-        let dw = match (w.track_op(), &direct) {
-            (false, _) => None,
-            (true, Some(dc)) => Some(with_f32(x, |xv| {
-                let gp = shared.as_ref();
-                dc.weight_grad(xv, self.act, up, d.n, WEIGHT_GRAD_CHUNK, gp)
-            })?),
-            (true, None) => Some(with_f32(x, |xv| {
-                let xq = self.column_input(xv);
-                columns::weight_grad(&xq, &masked, &d, WEIGHT_GRAD_CHUNK)
-            })?),
-        };
-        let dx = match (x.track_op(), &direct) {
-            (false, _) => None,
-            (true, Some(dc)) => Some(with_f32(w, |wv| {
-                dc.input_grad(wv, up, d.n, shared.as_ref())
-            })?),
-            (true, None) => Some(with_f32(w, |wv| columns::input_grad(wv, &masked, &d))?),
+            Some(dc) => {
+                let dw = want_dw
+                    .then(|| {
+                        with_f32(x, |xv| {
+                            dc.weight_grad(xv, self.act, up, d.n, WEIGHT_GRAD_CHUNK)
+                        })
+                    })
+                    .transpose()?;
+                let dx = want_dx
+                    .then(|| with_f32(w, |wv| dc.input_grad(wv, up, d.n)))
+                    .transpose()?;
+                (dx, dw)
+            }
+            None => {
+                let dw = want_dw
+                    .then(|| {
+                        with_f32(x, |xv| {
+                            let xq = self.column_input(xv);
+                            columns::weight_grad(&xq, &masked, &d, WEIGHT_GRAD_CHUNK)
+                        })
+                    })
+                    .transpose()?;
+                let dx = want_dx
+                    .then(|| with_f32(w, |wv| columns::input_grad(wv, &masked, &d)))
+                    .transpose()?;
+                (dx, dw)
+            }
         };
         let db = db.map(|v| Tensor::from_vec(v, d.o, dev)).transpose()?;
         let dw = dw

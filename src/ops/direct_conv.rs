@@ -15,8 +15,8 @@
 
 use super::direct::{add_lane_sums, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL};
 use super::im2col::Geometry;
-use super::par::{for_each_chunk, for_each_piece, sum_in_fixed_chunks};
-use super::wide::{copy_masked, Dst, Kept, Planes, RowMap};
+use super::par::{add_in_order, for_each_chunk, for_each_piece, sum_in_fixed_chunks};
+use super::wide::{copy_masked, Planes, RowMap};
 use crate::quant::ActGrid;
 use candle_core::Result;
 use std::mem::MaybeUninit;
@@ -153,90 +153,50 @@ impl Direct {
         (valid.div_ceil(LANES) * LANES, valid)
     }
 
-    /// Every example's (ReLU-masked) output gradient in its zero-bordered planes, for both
-    /// gradients when `shares_grad_planes` holds: one copy instead of two.
-    pub(crate) fn grad_planes(&self, grad: Upstream, n: usize) -> Result<Kept> {
-        let out_len = self.o * self.g.oh * self.g.ow;
-        let mut kept = Some(Kept::new(self.grad, n));
-        for_each_piece(
-            Kept::slots(&mut kept, n),
-            || (),
-            |_, i, slot| {
-                let gi = grad.example(i, out_len);
-                let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
-                if let Some(slot) = slot {
-                    self.grad.fill(gi.g, map, Dst::Fresh(slot));
-                }
+    /// `dx` of `n` examples from the (ReLU-masked) output gradient `grad`, in parallel.
+    pub(crate) fn input_grad(&self, w: &[f32], grad: Upstream, n: usize) -> Result<Vec<f32>> {
+        let pass = self.input_pass(w, grad);
+        let in_len = self.g.in_len();
+        let total = n * in_len;
+        let mut dx = Vec::with_capacity(total);
+        let out = &mut dx.spare_capacity_mut()[..total];
+        for_each_chunk(
+            out,
+            in_len,
+            || self.grad.buffer(),
+            |scratch, i, dxn| {
+                pass.example(pass.grad_planes(i, scratch), dxn);
                 Ok(())
             },
         )?;
-        Ok(kept.map(Kept::filled).unwrap_or_default())
+        // SAFETY: `InputPass::example` wrote every value of every example's C planes.
+        unsafe { dx.set_len(total) };
+        Ok(dx)
     }
 
-    /// `dx` of `n` examples from the (ReLU-masked) output gradient `grad`, in parallel, its
-    /// planes copied here or taken from `planes` (`grad_planes`).
-    pub(crate) fn input_grad(
-        &self,
-        w: &[f32],
-        grad: Upstream,
-        n: usize,
-        planes: Option<&Kept>,
-    ) -> Result<Vec<f32>> {
+    /// The input gradient's per-call state.
+    fn input_pass<'a>(&'a self, w: &[f32], grad: Upstream<'a>) -> InputPass<'a> {
         let (g, o) = (&self.g, self.o);
-        let (k, k2) = (g.k, g.k * g.k);
+        let k2 = g.k * g.k;
         // w' (C, O, k, k): w'[c, o, t] = w[o, c, k²−1−t] (flipping both axes reverses the taps).
         let mut wt = vec![0.0; w.len()];
         for (i, &v) in w.iter().enumerate() {
             let (oc, ci, t) = (i / (g.c * k2), i / k2 % g.c, i % k2);
             wt[(ci * o + oc) * k2 + (k2 - 1 - t)] = v;
         }
-        let grid = OutGrid::new(g.h, g.w, self.grad.wp());
-        let taps = self.grad.taps(k);
-        let out_len = o * g.oh * g.ow;
-        let total = n * g.in_len();
-        let mut dx = Vec::with_capacity(total);
-        let out = &mut dx.spare_capacity_mut()[..total];
-        for_each_chunk(
-            out,
-            g.in_len(),
-            || planes.is_none().then(|| self.grad.buffer()),
-            |scratch, i, dxn| {
-                let x = match (planes, scratch) {
-                    (Some(kept), _) => kept.example(i),
-                    (None, Some(buf)) => {
-                        let gi = grad.example(i, out_len);
-                        let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
-                        self.grad.fill(gi.g, map, Dst::Zeroed(buf))
-                    }
-                    (None, None) => unreachable!("a scratch buffer exists without planes"),
-                };
-                let corr = Correlation {
-                    x,
-                    c: o,
-                    hw: self.grad.hw(),
-                    taps: &taps,
-                    w: &wt,
-                    rows: g.c,
-                };
-                corr.run(&mut Narrowed {
-                    y: dxn,
-                    grid: &grid,
-                    bias: &[],
-                    relu: false,
-                });
-                Ok(())
-            },
-        )?;
-        // SAFETY: `Correlation::run` wrote every value of every example's C planes.
-        unsafe { dx.set_len(total) };
-        Ok(dx)
+        InputPass {
+            d: self,
+            wt,
+            grid: OutGrid::new(g.h, g.w, self.grad.wp()),
+            taps: self.grad.taps(g.k),
+            grad,
+        }
     }
 
     /// `dw` (O, C, k, k) over `n` examples of the input `act?(x)`: chunks of `chunk` examples
-    /// in parallel, each summed in example order, the chunks' sums added in chunk order. The
-    /// gradient's wide grid comes from `grad_planes` when given (see `shares_grad_planes`),
-    /// else it is copied here. (The input's planes are copied again rather than kept from the
-    /// forward: read back from memory, kept planes measured slower than a fresh copy in cache.)
+    /// in parallel, each summed in example order, the chunks' sums added in chunk order. (The
+    /// input's planes are copied again rather than kept from the forward: read back from
+    /// memory, kept planes measured slower than a fresh copy in cache.)
     pub(crate) fn weight_grad(
         &self,
         x: &[f32],
@@ -244,21 +204,20 @@ impl Direct {
         grad: Upstream,
         n: usize,
         chunk: usize,
-        grad_planes: Option<&Kept>,
     ) -> Result<Vec<f32>> {
         let (g, o, wp) = (&self.g, self.o, self.input.wp());
         let (len, _) = self.wide_len();
         let taps = self.input.taps(g.k);
         let dw_len = o * g.c * g.k * g.k;
         let out_len = o * g.oh * g.ow;
-        // Where the shared gradient planes hold the grid: row p, column p of each plane.
-        let (p, ghw) = (self.grad.pad, self.grad.hw());
-        // The copies' buffers (the gradient's wide grid: its wrap-around columns and tail are
-        // never written), and 16 running sums per weight for the chunk's examples.
+        // The gradient's wide grid (its wrap-around columns and tail are never written), and
+        // 16 running sums per weight for the chunk's examples.
         let scratch = || {
-            let lanes = vec![0.0; dw_len * LANES];
-            let wide = grad_planes.is_none().then(|| vec![0.0; o * len]);
-            (self.input.buffer(), wide, lanes)
+            (
+                self.input.buffer(),
+                vec![0.0; o * len],
+                vec![0.0; dw_len * LANES],
+            )
         };
         sum_in_fixed_chunks(
             n,
@@ -269,36 +228,118 @@ impl Direct {
                 lanes.fill(0.0);
                 for i in examples {
                     let xi = &x[i * g.in_len()..][..g.in_len()];
-                    let x = self.input.fill(xi, input_map(act), Dst::Zeroed(planes));
-                    let (gw, stride) = match (grad_planes, wide.as_mut()) {
-                        (Some(kept), _) => (&kept.example(i)[p * wp + p..], ghw),
-                        (None, buf) => {
-                            let buf = buf.expect("a scratch grid exists without gradient planes");
-                            let gi = grad.example(i, out_len);
-                            for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
-                                let (oc, oy) = (r / g.oh, r % g.oh);
-                                let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
-                                copy_masked(&mut buf[oc * len + oy * wp..][..g.ow], line, mask);
-                            }
-                            (&buf[..], len)
-                        }
-                    };
-                    let dots = TapDots {
-                        x,
-                        c: g.c,
-                        hw: self.input.hw(),
-                        taps: &taps,
-                        g: gw,
-                        rows: o,
-                        stride,
-                        len,
-                    };
-                    dots.accumulate(lanes);
+                    let x = self.input.fill(xi, input_map(act), planes);
+                    let gi = grad.example(i, out_len);
+                    for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
+                        let (oc, oy) = (r / g.oh, r % g.oh);
+                        let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
+                        copy_masked(&mut wide[oc * len + oy * wp..][..g.ow], line, mask);
+                    }
+                    self.tap_dots(&taps, x, wide, len, lanes);
                 }
                 add_lane_sums(lanes, acc);
                 Ok(())
             },
         )
+    }
+
+    /// Both gradients in one pass when `shares_grad_planes` holds: per example, the masked
+    /// gradient is copied once into its planes, which serve the input gradient and, while
+    /// still in cache, the weight gradient as its wide grid. The same sums in the same order
+    /// as `input_grad` and `weight_grad`.
+    pub(crate) fn both_grads(
+        &self,
+        x: &[f32],
+        act: Option<ActGrid>,
+        w: &[f32],
+        grad: Upstream,
+        (n, chunk): (usize, usize),
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (g, o, wp) = (&self.g, self.o, self.input.wp());
+        let pass = self.input_pass(w, grad);
+        let taps = self.input.taps(g.k);
+        let (in_len, dw_len) = (g.in_len(), o * g.c * g.k * g.k);
+        let total = n * in_len;
+        let mut dx = Vec::with_capacity(total);
+        let dxs = dx.spare_capacity_mut()[..total].chunks_mut(chunk * in_len);
+        let parts = n.div_ceil(chunk).max(1);
+        let mut partials = vec![0.0; parts * dw_len];
+        let pieces = partials.chunks_mut(dw_len).zip(dxs).collect();
+        // The grid starts at row p, column p of each gradient plane.
+        let at = self.grad.pad * wp + self.grad.pad;
+        let scratch = || {
+            let lanes = vec![0.0; dw_len * LANES];
+            (self.input.buffer(), self.grad.buffer(), lanes)
+        };
+        for_each_piece(pieces, scratch, |(xp, gp, lanes), part, (acc, dxc)| {
+            lanes.fill(0.0);
+            for (j, dxn) in dxc.chunks_mut(in_len).enumerate() {
+                let i = part * chunk + j;
+                let gplanes = pass.grad_planes(i, gp);
+                pass.example(gplanes, dxn);
+                let xi = &x[i * in_len..][..in_len];
+                let x = self.input.fill(xi, input_map(act), xp);
+                self.tap_dots(&taps, x, &gplanes[at..], self.grad.hw(), lanes);
+            }
+            add_lane_sums(lanes, acc);
+            Ok(())
+        })?;
+        // SAFETY: `InputPass::example` wrote every value of every example's C planes.
+        unsafe { dx.set_len(total) };
+        Ok((dx, add_in_order(&partials, dw_len)))
+    }
+
+    /// One example's weight-gradient sums: input planes `x` (taps `taps`), gradient rows `g`
+    /// at `stride`.
+    fn tap_dots(&self, taps: &[usize], x: &[f32], g: &[f32], stride: usize, lanes: &mut [f32]) {
+        let dots = TapDots {
+            x,
+            c: self.g.c,
+            hw: self.input.hw(),
+            taps,
+            g,
+            rows: self.o,
+            stride,
+            len: self.wide_len().0,
+        };
+        dots.accumulate(lanes);
+    }
+}
+
+/// The input gradient's flipped, transposed kernel, output grid and taps (`Direct::input_pass`).
+struct InputPass<'a> {
+    d: &'a Direct,
+    wt: Vec<f32>,
+    grid: OutGrid,
+    taps: Vec<usize>,
+    grad: Upstream<'a>,
+}
+
+impl InputPass<'_> {
+    /// Example `i`'s (ReLU-masked) gradient in the zero-bordered planes of `scratch`.
+    fn grad_planes<'s>(&self, i: usize, scratch: &'s mut [f32]) -> &'s [f32] {
+        let out_len = self.d.o * self.d.g.oh * self.d.g.ow;
+        let gi = self.grad.example(i, out_len);
+        let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
+        self.d.grad.fill(gi.g, map, scratch)
+    }
+
+    /// One example's input gradient from its gradient planes, into all of `dx` (C, H, W).
+    fn example(&self, planes: &[f32], dx: &mut [MaybeUninit<f32>]) {
+        let corr = Correlation {
+            x: planes,
+            c: self.d.o,
+            hw: self.d.grad.hw(),
+            taps: &self.taps,
+            w: &self.wt,
+            rows: self.d.g.c,
+        };
+        corr.run(&mut Narrowed {
+            y: dx,
+            grid: &self.grid,
+            bias: &[],
+            relu: false,
+        });
     }
 }
 
@@ -329,11 +370,9 @@ impl ForwardPass<'_> {
         y: &mut [MaybeUninit<f32>],
     ) {
         let (d, len) = (self.d, self.d.g.in_len());
-        let planes = d.input.fill(
-            &x[i * len..][..len],
-            input_map(self.act),
-            Dst::Zeroed(scratch),
-        );
+        let planes = d
+            .input
+            .fill(&x[i * len..][..len], input_map(self.act), scratch);
         let corr = Correlation {
             x: planes,
             c: d.g.c,
@@ -434,29 +473,23 @@ mod tests {
                 g: &grad,
                 relu_out: Some(&y),
             };
-            let dw = direct.weight_grad(&x, None, up, n, 8, None)?;
+            let dw = direct.weight_grad(&x, None, up, n, 8)?;
             assert_near(
                 &dw,
                 &columns::weight_grad(&x, &masked, &d, 8)?,
                 &format!("dw {what}"),
             );
-            let dx = direct.input_grad(&wt, up, n, None)?;
+            let dx = direct.input_grad(&wt, up, n)?;
             assert_near(
                 &dx,
                 &columns::input_grad(&wt, &masked, &d)?,
                 &format!("dx {what}"),
             );
-            // The shared gradient planes give the same bits.
+            // Both gradients in one pass, on the shared planes, give the same bits.
             assert_eq!(direct.shares_grad_planes(), shares, "{what}");
             if shares {
-                let gp = direct.grad_planes(up, n)?;
-                let shared = direct.weight_grad(&x, None, up, n, 8, Some(&gp))?;
-                assert_eq!(shared, dw, "dw from shared gradient planes {what}");
-                assert_eq!(
-                    direct.input_grad(&wt, up, n, Some(&gp))?,
-                    dx,
-                    "dx shared {what}"
-                );
+                let both = direct.both_grads(&x, None, &wt, up, (n, 8))?;
+                assert_eq!(both, (dx, dw), "both gradients in one pass {what}");
             }
         }
         Ok(())

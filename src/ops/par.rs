@@ -78,12 +78,17 @@ pub(crate) fn sum_in_fixed_chunks<S>(
     for_each_chunk(&mut partials, len, init, |s, part, sum| {
         add(s, part * chunk..((part + 1) * chunk).min(n), sum)
     })?;
+    Ok(add_in_order(&partials, len))
+}
+
+/// The sum of the consecutive `len`-value parts of `partials`, added in order.
+pub(crate) fn add_in_order(partials: &[f32], len: usize) -> Vec<f32> {
     let mut sums = partials.chunks_exact(len.max(1));
     let mut total = sums.next().map(<[f32]>::to_vec).unwrap_or_default();
     for p in sums {
         total.iter_mut().zip(p).for_each(|(a, b)| *a += b);
     }
-    Ok(total)
+    total
 }
 
 /// The threads the ops run on: candle's pool workers and the calling thread. Recorded in a

@@ -1,7 +1,6 @@
-//! Zero-bordered planes and the "wide" grid of a stride-1 convolution: `fill_padded` (one
-//! write per value, with a fused ReLU mask or activation quantizer), `Planes` and `Kept` (every
-//! example's planes, for two passes), and the wide column matrix, im2col without the per-row
-//! copies.
+//! Zero-bordered planes and the "wide" grid of a stride-1 convolution: `fill_padded` (with a
+//! fused ReLU mask or activation quantizer), `Planes`, and the wide column matrix, im2col
+//! without the per-row copies.
 //!
 //! With the input plane padded to `wp = w + 2p` columns, output `(oy, ox)` becomes column
 //! `q = oy·wp + ox` of a wide grid, and row `(c, ki, kj)` of the column matrix is then one
@@ -48,7 +47,7 @@ impl Wide {
 
     /// Writes example `x` (C, H, W) into the middle of `pad` (C, hp, wp), zero borders.
     pub(crate) fn pad(&self, g: &Geometry, x: &[f32], pad: &mut [f32]) {
-        fill_padded(x, (g.h, g.w), g.padding, RowMap::Copy, Dst::Zeroed(pad));
+        fill_padded(x, (g.h, g.w), g.padding, RowMap::Copy, pad);
     }
 
     /// Fills `col` ((C·k·k) × len) from the padded example `xp`: row `(c, ki, kj)` is the run
@@ -130,76 +129,40 @@ pub(crate) enum RowMap<'a> {
 impl RowMap<'_> {
     /// `dst = map(src)`, where `src` starts at value `at` of the whole source; the quantizer
     /// is left to `fill_padded`'s one pass (the values are copied here).
-    fn apply(&self, dst: &mut [MaybeUninit<f32>], src: &[f32], at: usize) {
+    fn apply(&self, dst: &mut [f32], src: &[f32], at: usize) {
         match *self {
-            RowMap::Copy | RowMap::Quant(_) => {
-                dst.iter_mut().zip(src).for_each(|(d, &s)| {
-                    d.write(s);
-                });
-            }
-            RowMap::Relu(m) => {
-                for ((d, &s), &y) in dst.iter_mut().zip(src).zip(&m[at..]) {
-                    d.write(relu_pass(s, y));
-                }
-            }
+            RowMap::Copy | RowMap::Quant(_) => copy_masked(dst, src, None),
+            RowMap::Relu(m) => copy_masked(dst, src, Some(&m[at..][..src.len()])),
         }
     }
 }
 
-/// Where `fill_padded` writes.
-pub(crate) enum Dst<'a> {
-    /// A buffer whose borders and tail are zero already (a scratch buffer, zeroed when made
-    /// and reused): only the middles are written.
-    Zeroed(&'a mut [f32]),
-    /// Fresh memory: every value is written once, borders and tail included (no zero-filling
-    /// pass first).
-    Fresh(&'a mut [MaybeUninit<f32>]),
-}
-
-/// Example `src` (C, h, w), mapped by `map`, into the middles of zero-bordered planes (C,
-/// h + 2·pad, w + 2·pad) in `dst`, then zeros to its end. (Writing the borders of a reused
-/// buffer every time cost two small memsets per row: a libc call each.)
+/// Example `src` (C, h, w), mapped by `map`, into the middles of the zero-bordered planes
+/// (C, h + 2·pad, w + 2·pad) of `dst`. Only the middles are written: `dst`'s borders and tail
+/// must be zero already (a scratch buffer, zeroed when made and reused). Writing the borders
+/// every time cost two small memsets per row, a libc call each (BENCHMARKS.md).
 pub(crate) fn fill_padded<'a>(
     src: &[f32],
     (h, w): (usize, usize),
     pad: usize,
     map: RowMap,
-    dst: Dst<'a>,
-) -> &'a mut [f32] {
-    let (dst, fresh) = match dst {
-        Dst::Zeroed(d) => (as_uninit(d), false),
-        Dst::Fresh(d) => (d, true),
-    };
+    dst: &'a mut [f32],
+) -> &'a [f32] {
     let wp = w + 2 * pad;
-    let zero = MaybeUninit::new(0.0);
-    let mut at = 0;
+    let plane = (h + 2 * pad) * wp;
     for (i, row) in src.chunks_exact(w).enumerate() {
-        let y = i % h;
-        // Before the row: the plane's top rows and the row's left border, or the previous
-        // row's right border and this row's left one.
-        let gap = if y == 0 { pad * wp + pad } else { 2 * pad };
-        if fresh {
-            dst[at..][..gap].fill(zero);
-        }
-        at += gap;
-        map.apply(&mut dst[at..][..w], row, i * w);
-        at += w;
-        if y + 1 == h {
-            if fresh {
-                dst[at..][..pad + pad * wp].fill(zero);
-            }
-            at += pad + pad * wp;
-        }
+        let (c, y) = (i / h, i % h);
+        map.apply(
+            &mut dst[c * plane + (y + pad) * wp + pad..][..w],
+            row,
+            i * w,
+        );
     }
-    if fresh {
-        dst[at..].fill(zero);
-    }
-    // SAFETY: every value is initialized: written above, or (`Zeroed`) initialized before.
-    let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
     // Quantized in one pass over the whole planes, borders included (they stay +0): rows of
     // 14 or 28 values left most of the work to the vector loop's scalar tails.
     if let RowMap::Quant(q) = map {
-        q.quantize_in_place(&mut dst[..at]);
+        let planes = src.len().checked_div(h * w).unwrap_or(0);
+        q.quantize_in_place(&mut dst[..planes * plane]);
     }
     dst
 }
@@ -242,63 +205,21 @@ impl Planes {
         (self.h + 2 * self.pad) * self.wp()
     }
 
-    /// A buffer for every plane plus the kernels' `TAIL` (`fill` writes all of it).
+    /// A zeroed buffer for every plane plus the kernels' `TAIL`: `fill` writes only the
+    /// middles, so its borders stay zero however often it is reused.
     pub(crate) fn buffer(&self) -> Vec<f32> {
         vec![0.0; self.c * self.hw() + TAIL]
     }
 
     /// Example `src` (C, H, W), mapped by `map`, into the planes (zero borders and tail) of
     /// `dst` (`fill_padded`).
-    pub(crate) fn fill<'a>(&self, src: &[f32], map: RowMap, dst: Dst<'a>) -> &'a [f32] {
+    pub(crate) fn fill<'a>(&self, src: &[f32], map: RowMap, dst: &'a mut [f32]) -> &'a [f32] {
         fill_padded(src, (self.h, self.w), self.pad, map, dst)
     }
 
     /// The taps of a k×k kernel: offsets `ki·wp + kj`.
     pub(crate) fn taps(&self, k: usize) -> Vec<usize> {
         (0..k * k).map(|t| t / k * self.wp() + t % k).collect()
-    }
-}
-
-/// Every example's zero-bordered planes of one side of a convolution, one slot each (the
-/// planes and the kernels' `TAIL`), built once for two passes.
-#[derive(Default)]
-pub(crate) struct Kept {
-    data: Vec<f32>,
-    slot: usize,
-    n: usize,
-}
-
-impl Kept {
-    /// Room for `n` examples' slots, not yet written.
-    pub(crate) fn new(planes: Planes, n: usize) -> Kept {
-        let slot = planes.c * planes.hw() + TAIL;
-        Kept {
-            data: Vec::with_capacity(n * slot),
-            slot,
-            n,
-        }
-    }
-
-    /// The `n` unwritten slots of `kept`, or `n` Nones without it.
-    pub(crate) fn slots(kept: &mut Option<Kept>, n: usize) -> Vec<Option<&mut [MaybeUninit<f32>]>> {
-        match kept {
-            Some(k) => (k.data.spare_capacity_mut()[..n * k.slot].chunks_mut(k.slot))
-                .map(Some)
-                .collect(),
-            None => (0..n).map(|_| None).collect(),
-        }
-    }
-
-    /// After every slot was written (`Planes::fill` writes all of it).
-    pub(crate) fn filled(mut self) -> Kept {
-        // SAFETY: the pass that took `slots` wrote every value of every slot.
-        unsafe { self.data.set_len(self.n * self.slot) };
-        self
-    }
-
-    /// Example `i`'s planes.
-    pub(crate) fn example(&self, i: usize) -> &[f32] {
-        &self.data[i * self.slot..][..self.slot]
     }
 }
 
