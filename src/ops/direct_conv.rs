@@ -15,7 +15,7 @@
 
 use super::direct::{add_lane_sums, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL};
 use super::im2col::Geometry;
-use super::par::{add_in_order, for_each_chunk, for_each_piece, sum_in_fixed_chunks};
+use super::par::{for_each_chunk, sum_in_fixed_chunks, sum_in_fixed_chunks_with};
 use super::wide::{copy_masked, Planes, RowMap};
 use crate::quant::ActGrid;
 use candle_core::Result;
@@ -261,32 +261,37 @@ impl Direct {
         let (in_len, dw_len) = (g.in_len(), o * g.c * g.k * g.k);
         let total = n * in_len;
         let mut dx = Vec::with_capacity(total);
-        let dxs = dx.spare_capacity_mut()[..total].chunks_mut(chunk * in_len);
-        let parts = n.div_ceil(chunk).max(1);
-        let mut partials = vec![0.0; parts * dw_len];
-        let pieces = partials.chunks_mut(dw_len).zip(dxs).collect();
+        let dxs = dx.spare_capacity_mut()[..total]
+            .chunks_mut(chunk * in_len)
+            .collect();
         // The grid starts at row p, column p of each gradient plane.
         let at = self.grad.pad * wp + self.grad.pad;
         let scratch = || {
             let lanes = vec![0.0; dw_len * LANES];
             (self.input.buffer(), self.grad.buffer(), lanes)
         };
-        for_each_piece(pieces, scratch, |(xp, gp, lanes), part, (acc, dxc)| {
-            lanes.fill(0.0);
-            for (j, dxn) in dxc.chunks_mut(in_len).enumerate() {
-                let i = part * chunk + j;
-                let gplanes = pass.grad_planes(i, gp);
-                pass.example(gplanes, dxn);
-                let xi = &x[i * in_len..][..in_len];
-                let x = self.input.fill(xi, input_map(act), xp);
-                self.tap_dots(&taps, x, &gplanes[at..], self.grad.hw(), lanes);
-            }
-            add_lane_sums(lanes, acc);
-            Ok(())
-        })?;
+        let dw = sum_in_fixed_chunks_with(
+            n,
+            chunk,
+            dw_len,
+            dxs,
+            scratch,
+            |(xp, gp, lanes), examples, dxc, acc| {
+                lanes.fill(0.0);
+                for (i, dxn) in examples.zip(dxc.chunks_mut(in_len)) {
+                    let gplanes = pass.grad_planes(i, gp);
+                    pass.example(gplanes, dxn);
+                    let xi = &x[i * in_len..][..in_len];
+                    let x = self.input.fill(xi, input_map(act), xp);
+                    self.tap_dots(&taps, x, &gplanes[at..], self.grad.hw(), lanes);
+                }
+                add_lane_sums(lanes, acc);
+                Ok(())
+            },
+        )?;
         // SAFETY: `InputPass::example` wrote every value of every example's C planes.
         unsafe { dx.set_len(total) };
-        Ok((dx, add_in_order(&partials, dw_len)))
+        Ok((dx, dw))
     }
 
     /// One example's weight-gradient sums: input planes `x` (taps `taps`), gradient rows `g`

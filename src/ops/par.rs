@@ -74,15 +74,32 @@ pub(crate) fn sum_in_fixed_chunks<S>(
     add: impl Fn(&mut S, std::ops::Range<usize>, &mut [f32]) -> Result<()> + Sync,
 ) -> Result<Vec<f32>> {
     let parts = n.div_ceil(chunk).max(1);
+    sum_in_fixed_chunks_with(n, chunk, len, vec![(); parts], init, |s, items, (), sum| {
+        add(s, items, sum)
+    })
+}
+
+/// `sum_in_fixed_chunks` that also hands chunk `i` the piece `pieces[i]` (its part of another
+/// output, written beside the sum: `Direct::both_grads`' input gradient).
+pub(crate) fn sum_in_fixed_chunks_with<S, P: Send>(
+    n: usize,
+    chunk: usize,
+    len: usize,
+    pieces: Vec<P>,
+    init: impl Fn() -> S + Sync,
+    add: impl Fn(&mut S, std::ops::Range<usize>, P, &mut [f32]) -> Result<()> + Sync,
+) -> Result<Vec<f32>> {
+    let parts = n.div_ceil(chunk).max(1);
     let mut partials = vec![0.0; parts * len];
-    for_each_chunk(&mut partials, len, init, |s, part, sum| {
-        add(s, part * chunk..((part + 1) * chunk).min(n), sum)
+    let work = partials.chunks_mut(len.max(1)).zip(pieces).collect();
+    for_each_piece(work, init, |s, part, (sum, piece)| {
+        add(s, part * chunk..((part + 1) * chunk).min(n), piece, sum)
     })?;
     Ok(add_in_order(&partials, len))
 }
 
 /// The sum of the consecutive `len`-value parts of `partials`, added in order.
-pub(crate) fn add_in_order(partials: &[f32], len: usize) -> Vec<f32> {
+fn add_in_order(partials: &[f32], len: usize) -> Vec<f32> {
     let mut sums = partials.chunks_exact(len.max(1));
     let mut total = sums.next().map(<[f32]>::to_vec).unwrap_or_default();
     for p in sums {
