@@ -284,40 +284,31 @@ impl Model {
             Weights::Frozen => (p.w.as_tensor().detach(), p.b.as_tensor().detach()),
         };
         let w = fake_quant_weight(&w, lq.bits.w)?;
+        // A conv past the first layer takes its input's quantizer into the kernel (src/ops);
+        // elsewhere the input is fake-quantized here, and the first layer's then standardized.
+        let (xin, act) = match (step, li) {
+            (Step::Conv { .. }, 1..) => {
+                let act = (!lq.bits.a.is_full()).then(|| ActGrid {
+                    bits: lq.bits.a.get(),
+                    clip: lq.clip,
+                });
+                (h.clone(), act)
+            }
+            _ => {
+                let xq = fake_quant_act(h, lq.bits.a, lq.clip)?;
+                (if li == 0 { self.standardize(&xq)? } else { xq }, None)
+            }
+        };
         match *step {
-            // The input's quantizer, bias, ReLU and a following pool are fused into the conv
-            // kernel (src/ops), but for the first layer's quantizer: its quantized input is
-            // standardized first.
+            // Bias, ReLU and a following pool are fused into the conv kernel too.
             Step::Conv {
                 stride, padding, ..
-            } => {
-                let (xin, act) = match li {
-                    0 => {
-                        let xq = fake_quant_act(h, lq.bits.a, lq.clip)?;
-                        (self.standardize(&xq)?, None)
-                    }
-                    _ => {
-                        let act = (!lq.bits.a.is_full()).then(|| ActGrid {
-                            bits: lq.bits.a.get(),
-                            clip: lq.clip,
-                        });
-                        (h.clone(), act)
-                    }
-                };
-                let geometry = (stride, padding);
-                Ok(match pool {
-                    Some(k) => ops::conv2d_relu_pool(&xin, act, &w, &b, geometry, k)?,
-                    None => ops::conv2d_quantized(&xin, act, &w, Some(&b), stride, padding, !last)?,
-                })
-            }
+            } => Ok(match pool {
+                Some(k) => ops::conv2d_relu_pool(&xin, act, &w, &b, (stride, padding), k)?,
+                None => ops::conv2d_quantized(&xin, act, &w, Some(&b), stride, padding, !last)?,
+            }),
             // Bias and ReLU fused too; the weight gradient only when the weight tracks one.
-            _ => {
-                let mut xin = fake_quant_act(h, lq.bits.a, lq.clip)?;
-                if li == 0 {
-                    xin = self.standardize(&xin)?;
-                }
-                Ok(ops::linear(&xin, &w, Some(&b), !last)?)
-            }
+            _ => Ok(ops::linear(&xin, &w, Some(&b), !last)?),
         }
     }
 
