@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         let start = std::time::Instant::now();
         let mut loss = candle_nn::loss::cross_entropy(&model.forward(&x, quant.as_ref())?, &y)?;
         if quantized {
-            loss = (loss + (orthogonality_penalty(&model.weights())? * 0.5e-2)?)?;
+            loss = (loss + (orthogonality_penalty(&model.weights()?)? * 0.5e-2)?)?;
         }
         opt.backward_step(&loss)?;
         times.push(start.elapsed().as_secs_f64() * 1e3);

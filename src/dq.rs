@@ -110,7 +110,8 @@ pub fn run_dq(
                 exp.attack.transfer.then_some(&transfer),
                 Coverage::Full,
             )?;
-            let (_, lipschitz_bound) = lipschitz_bound(&model.weights())?;
+            let (_, lipschitz_bound) =
+                lipschitz_bound(&model.weights().map_err(TrainError::from)?)?;
             let amplification = amplification(&model, Some(&q), &x_amp, &adv_amp)?;
             let row = DqRow {
                 bits: b.get(),

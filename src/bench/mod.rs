@@ -83,10 +83,16 @@ pub fn bench_arch(arch: Arch, data: &Dataset, runs: usize) -> Result<Vec<BenchRo
     };
     // The fine-tune's step: cross-entropy through the fake-quantizers plus beta/2 times the
     // Lipschitz penalty (beta = 0 for the FP32 step).
+    // The FP32 step is FP32 training's (BatchNorm on batch statistics); the quantized one the
+    // fine-tune's (BatchNorm folded).
     let mut step = |q: Option<&Quantizer>, beta: f64| -> Result<(), TrainError> {
-        let mut loss = candle_nn::loss::cross_entropy(&model.forward(&x128, q)?, &y128)?;
+        let logits = match q {
+            Some(_) => model.forward(&x128, q)?,
+            None => model.forward_train(&x128)?,
+        };
+        let mut loss = candle_nn::loss::cross_entropy(&logits, &y128)?;
         if beta > 0.0 {
-            loss = (loss + (orthogonality_penalty(&model.weights())? * (beta / 2.0))?)?;
+            loss = (loss + (orthogonality_penalty(&model.weights()?)? * (beta / 2.0))?)?;
         }
         opt.backward_step(&loss)?;
         Ok(())

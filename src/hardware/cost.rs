@@ -109,7 +109,10 @@ impl Profile {
         };
         let in_bytes = bytes_of(batch * layer.input_count() as f64, run.a_stored_bits);
         let out_bytes = bytes_of(batch * layer.output_count() as f64, run.a_stored_bits);
-        let dram = weight_bytes * weight_reads + in_bytes + out_bytes;
+        // A residual add after the layer reads the shortcut and writes the sum, at the
+        // layer's activation width.
+        let add_bytes = bytes_of(batch * layer.residual as f64, run.a_stored_bits);
+        let dram = weight_bytes * weight_reads + in_bytes + out_bytes + add_bytes;
         let patches =
             (layer.out_hw.0 * layer.out_hw.1 * layer.in_ch * layer.kernel * layer.kernel) as f64;
         let sram = weight_bytes + bytes_of(batch * patches, run.a_stored_bits) + out_bytes;

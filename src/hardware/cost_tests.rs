@@ -77,6 +77,24 @@ fn bit_serial_linear_is_memory_bound_so_4x4_only_halves() {
     close(full.compute_s, 30.72e-6);
 }
 
+/// A residual add after a layer moves two more activation tensors (shortcut read, sum
+/// written) at the layer's activation width.
+#[test]
+fn a_residual_add_adds_its_traffic_at_the_activation_width() {
+    let p =
+        profile("model = \"bit-serial\"\nbinary_macs_per_cycle = 1024\npj_per_binary_mac = 1.0");
+    let plain = fc1();
+    let mut with_add = fc1();
+    with_add.residual = 2 * 120;
+    let (a, b) = (
+        p.layer_cost(&plain, bits(8, 4)).unwrap(),
+        p.layer_cost(&with_add, bits(8, 4)).unwrap(),
+    );
+    // 240 values at 4 bits = 120 bytes more.
+    assert_eq!(b.bytes - a.bytes, 120);
+    assert!(b.energy_j > a.energy_j && b.latency_s > a.latency_s);
+}
+
 #[test]
 fn bit_fusion_3_bits_costs_the_same_as_4() {
     let p = profile("model = \"bit-fusion\"\nfusion_units = 16\nmac_pj_8x8 = 0.64");

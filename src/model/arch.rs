@@ -1,8 +1,9 @@
-//! The model zoo: each architecture as a list of steps, from which the quantizable layers'
+//! The model zoo: each architecture as a `Graph`, from which the quantizable layers'
 //! `LayerShape`s follow for any input size.
 
 use serde::{Deserialize, Serialize};
 
+use super::graph::{Graph, Op, ShapeError};
 use super::shape::LayerShape;
 
 /// The architectures bitsearch can build, selected by name.
@@ -16,39 +17,94 @@ pub enum Arch {
     /// Four 3x3 convs (16, 16, 32, 32; pool after the 2nd and 4th), fc 128, 10: a deeper CNN for
     /// scaling studies with six quantizable layers.
     Cnn6,
+    /// He et al. 2016's CIFAR ResNet-20: a 3x3 conv (16), three stages of three basic blocks
+    /// (16, 32, 64 channels; the 2nd and 3rd stages start at stride 2 with the parameter-free
+    /// "option A" shortcut), global average pool, fc: 19 convs with BatchNorm and one fc.
+    Resnet20,
 }
 
-/// One step of a network. ReLU follows every quantizable layer but the last.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    Conv {
-        name: &'static str,
-        out: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    },
-    Linear {
-        name: &'static str,
-        out: usize,
-    },
-    /// Max pool, square window, stride = window.
+/// A sequential network's steps, before they become a graph.
+enum Step {
+    Conv(&'static str, usize, usize, usize),
+    Fc(&'static str, usize),
     Pool(usize),
     Flatten,
 }
 
-const fn conv(name: &'static str, out: usize, kernel: usize, padding: usize) -> Step {
-    Step::Conv {
-        name,
+fn conv_op(name: &str, out: usize, kernel: usize, stride: usize, padding: usize) -> Op {
+    Op::Conv {
+        name: name.to_string(),
         out,
         kernel,
-        stride: 1,
+        stride,
         padding,
+        groups: 1,
     }
 }
 
-const fn fc(name: &'static str, out: usize) -> Step {
-    Step::Linear { name, out }
+/// A chain of steps with a ReLU after every layer but the last (whose output is the logits).
+fn sequential(name: &str, steps: &[Step]) -> Graph {
+    let mut g = Graph::new(name);
+    let layers = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Conv(..) | Step::Fc(..)))
+        .count();
+    let mut seen = 0;
+    for step in steps {
+        match *step {
+            Step::Conv(name, out, kernel, padding) => {
+                g.then(conv_op(name, out, kernel, 1, padding))
+            }
+            Step::Fc(name, out) => g.then(Op::Linear {
+                name: name.to_string(),
+                out,
+            }),
+            Step::Pool(k) => g.then(Op::MaxPool { k, stride: k }),
+            Step::Flatten => g.then(Op::Flatten),
+        };
+        if matches!(step, Step::Conv(..) | Step::Fc(..)) {
+            seen += 1;
+            if seen < layers {
+                g.then(Op::Relu);
+            }
+        }
+    }
+    g
+}
+
+/// He et al.'s CIFAR ResNet with `blocks` basic blocks per stage (ResNet-20: 3).
+fn cifar_resnet(name: &str, blocks: usize, classes: usize) -> Graph {
+    let mut g = Graph::new(name);
+    g.then(conv_op("conv", 16, 3, 1, 1));
+    g.then(Op::BatchNorm);
+    let mut x = g.then(Op::Relu);
+    let mut channels = 16;
+    for (stage, out) in [16, 32, 64].into_iter().enumerate() {
+        for block in 0..blocks {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            let prefix = format!("s{}b{}", stage + 1, block + 1);
+            g.push(conv_op(&format!("{prefix}.conv1"), out, 3, stride, 1), &[x]);
+            g.then(Op::BatchNorm);
+            g.then(Op::Relu);
+            g.then(conv_op(&format!("{prefix}.conv2"), out, 3, 1, 1));
+            let main = g.then(Op::BatchNorm);
+            let shortcut = if stride != 1 || out != channels {
+                g.push(Op::ShortcutA { stride, out }, &[x])
+            } else {
+                x
+            };
+            g.push(Op::Add, &[main, shortcut]);
+            x = g.then(Op::Relu);
+            channels = out;
+        }
+    }
+    g.then(Op::GlobalAvgPool);
+    g.then(Op::Flatten);
+    g.then(Op::Linear {
+        name: "fc".to_string(),
+        out: classes,
+    });
+    g
 }
 
 impl Arch {
@@ -57,38 +113,46 @@ impl Arch {
             Arch::Mlp => "mlp",
             Arch::Lenet5 => "lenet5",
             Arch::Cnn6 => "cnn6",
+            Arch::Resnet20 => "resnet20",
         }
     }
 
-    pub fn steps(self, classes: usize) -> Vec<Step> {
+    /// The network as a graph, for `classes` outputs.
+    pub fn graph(self, classes: usize) -> Graph {
+        use Step::*;
         match self {
-            Arch::Mlp => vec![
-                Step::Flatten,
-                fc("fc1", 300),
-                fc("fc2", 100),
-                fc("fc3", classes),
-            ],
-            Arch::Lenet5 => vec![
-                conv("conv1", 6, 5, 0),
-                Step::Pool(2),
-                conv("conv2", 16, 5, 0),
-                Step::Pool(2),
-                Step::Flatten,
-                fc("fc1", 120),
-                fc("fc2", 84),
-                fc("fc3", classes),
-            ],
-            Arch::Cnn6 => vec![
-                conv("conv1", 16, 3, 1),
-                conv("conv2", 16, 3, 1),
-                Step::Pool(2),
-                conv("conv3", 32, 3, 1),
-                conv("conv4", 32, 3, 1),
-                Step::Pool(2),
-                Step::Flatten,
-                fc("fc1", 128),
-                fc("fc2", classes),
-            ],
+            Arch::Mlp => sequential(
+                "mlp",
+                &[Flatten, Fc("fc1", 300), Fc("fc2", 100), Fc("fc3", classes)],
+            ),
+            Arch::Lenet5 => sequential(
+                "lenet5",
+                &[
+                    Conv("conv1", 6, 5, 0),
+                    Pool(2),
+                    Conv("conv2", 16, 5, 0),
+                    Pool(2),
+                    Flatten,
+                    Fc("fc1", 120),
+                    Fc("fc2", 84),
+                    Fc("fc3", classes),
+                ],
+            ),
+            Arch::Cnn6 => sequential(
+                "cnn6",
+                &[
+                    Conv("conv1", 16, 3, 1),
+                    Conv("conv2", 16, 3, 1),
+                    Pool(2),
+                    Conv("conv3", 32, 3, 1),
+                    Conv("conv4", 32, 3, 1),
+                    Pool(2),
+                    Flatten,
+                    Fc("fc1", 128),
+                    Fc("fc2", classes),
+                ],
+            ),
+            Arch::Resnet20 => cifar_resnet("resnet20", 3, classes),
         }
     }
 
@@ -98,62 +162,8 @@ impl Arch {
         input: (usize, usize, usize),
         classes: usize,
     ) -> Result<Vec<LayerShape>, ShapeError> {
-        let (mut c, mut h, mut w) = input;
-        let mut flat: Option<usize> = None;
-        let mut shapes = Vec::new();
-        for step in self.steps(classes) {
-            match step {
-                Step::Conv {
-                    name,
-                    out,
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    if h + 2 * padding < kernel || w + 2 * padding < kernel {
-                        return Err(ShapeError::TooSmall {
-                            arch: self.name(),
-                            layer: name,
-                            h,
-                            w,
-                        });
-                    }
-                    let s = LayerShape::conv(name, c, out, kernel, stride, padding, (h, w));
-                    (c, h, w) = (out, s.out_hw.0, s.out_hw.1);
-                    shapes.push(s);
-                }
-                Step::Pool(k) => {
-                    if h < k || w < k {
-                        return Err(ShapeError::TooSmall {
-                            arch: self.name(),
-                            layer: "pool",
-                            h,
-                            w,
-                        });
-                    }
-                    (h, w) = (h / k, w / k);
-                }
-                Step::Flatten => flat = Some(c * h * w),
-                Step::Linear { name, out } => {
-                    let input = flat.unwrap_or(c * h * w);
-                    shapes.push(LayerShape::linear(name, input, out));
-                    flat = Some(out);
-                }
-            }
-        }
-        Ok(shapes)
+        Ok(self.graph(classes).shapes(input)?.layers)
     }
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ShapeError {
-    #[error("{arch}: input of {h}x{w} is too small for layer {layer}")]
-    TooSmall {
-        arch: &'static str,
-        layer: &'static str,
-        h: usize,
-        w: usize,
-    },
 }
 
 #[cfg(test)]
@@ -187,6 +197,26 @@ mod tests {
         let c = Arch::Cnn6.layer_shapes((1, 28, 28), 10).unwrap();
         assert_eq!(c.len(), 6);
         assert_eq!(c[4].in_ch, 32 * 7 * 7);
+    }
+
+    /// ResNet-20 on CIFAR-10: 19 convs and one fc, ~0.27 M parameters, and the residual
+    /// adds' traffic on every block's second conv.
+    #[test]
+    fn resnet20_has_the_published_size() {
+        let s = Arch::Resnet20.layer_shapes((3, 32, 32), 10).unwrap();
+        assert_eq!(s.len(), 20);
+        assert_eq!(
+            s.iter()
+                .filter(|l| l.kind == super::super::LayerKind::Conv)
+                .count(),
+            19
+        );
+        let params: usize = s.iter().map(|l| l.params).sum();
+        assert!((268_000..275_000).contains(&params), "{params}");
+        assert_eq!((s[7].in_ch, s[7].out_ch, s[7].out_hw), (16, 32, (16, 16)));
+        assert_eq!(s[19].in_ch, 64);
+        assert_eq!(s[2].residual, 2 * 16 * 32 * 32);
+        assert_eq!(s[1].residual, 0);
     }
 
     #[test]

@@ -1,11 +1,17 @@
-//! Models: quantizable layers, the model zoo, and the `LayerShape` records they expose.
+//! Models: networks as graphs of ops, the model zoo, the passes that run them, and the
+//! `LayerShape` records of their quantizable layers.
 
 mod arch;
+mod bn;
 mod config;
+mod exec;
+mod graph;
 mod net;
 mod shape;
 
-pub use arch::{Arch, ShapeError, Step};
+pub use arch::Arch;
 pub use config::ModelConfig;
-pub use net::{Model, ModelError, Trace};
+pub use exec::{Trace, Weights};
+pub use graph::{Dims, Graph, Node, Op, ShapeError, Shapes};
+pub use net::{Model, ModelError};
 pub use shape::{LayerKind, LayerShape};

@@ -1,8 +1,8 @@
-//! `Model`: a network from the zoo with its parameters, a forward pass that fake-quantizes each
-//! quantizable layer's weight and input per a `Quantizer`, and safetensors checkpoints.
+//! `Model`: a network from the zoo (a `Graph`) with its parameters, and safetensors
+//! checkpoints. The passes that run it are in `exec.rs`.
 //!
-//! conv: `y = relu(conv(q_a(x), q_w(W)) + b)`, linear: `y = relu(q_a(x) @ q_w(W)ᵀ + b)`, no ReLU
-//! after the last layer (its output is the logits).
+//! A quantizable layer computes conv: `conv(q_a(x), q_w(W)) + b`, linear: `q_a(x) @ q_w(W)ᵀ +
+//! b`, where `W` and `b` have the layer's BatchNorm folded in (`bn.rs`) if it has one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 
-use super::arch::{Arch, ShapeError, Step};
+use super::arch::Arch;
+use super::bn::BatchNorm;
+use super::exec::Chain;
+use super::graph::{Graph, ShapeError};
 use super::shape::{LayerKind, LayerShape};
 use crate::data::InputNorm;
-use crate::ops;
-use crate::quant::{fake_quant_act, fake_quant_weight, ActGrid, LayerQuant, Quantizer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -43,41 +44,35 @@ pub enum ModelError {
     },
 }
 
-/// The weight (out, in[, k, k]) and bias (out) of one quantizable layer.
+/// The weight (out, in[, k, k]) and bias (out) of one quantizable layer, and its BatchNorm.
 #[derive(Debug)]
-struct LayerParams {
-    w: Var,
-    b: Var,
+pub(super) struct LayerParams {
+    pub w: Var,
+    pub b: Var,
+    pub bn: Option<BatchNorm>,
 }
 
-/// Whether a forward pass lets gradients reach the parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Weights {
-    /// Parameters track gradients (training).
-    Train,
-    /// Parameters are constants of the graph: a backward pass computes input gradients only,
-    /// which is all an attack needs (no dW, db or weight-quantizer gradients).
-    Frozen,
-}
-
-/// Per-layer tensors recorded by `forward_trace`.
-pub struct Trace {
-    pub logits: Tensor,
-    /// The input of every quantizable layer, before its activation quantizer.
-    pub inputs: Vec<Tensor>,
-    /// The output of every quantizable layer, after its ReLU (the logits for the last).
-    pub outputs: Vec<Tensor>,
+impl LayerParams {
+    fn deep_clone(&self) -> candle_core::Result<LayerParams> {
+        Ok(LayerParams {
+            w: Var::from_tensor(&self.w.as_tensor().copy()?)?,
+            b: Var::from_tensor(&self.b.as_tensor().copy()?)?,
+            bn: self.bn.as_ref().map(BatchNorm::deep_clone).transpose()?,
+        })
+    }
 }
 
 #[derive(Debug)]
 pub struct Model {
     arch: Arch,
-    norm: InputNorm,
+    pub(super) norm: InputNorm,
     input: (usize, usize, usize),
     classes: usize,
-    steps: Vec<Step>,
+    pub(super) graph: Graph,
     shapes: Vec<LayerShape>,
-    params: Vec<LayerParams>,
+    /// What each layer's node fuses with, in layer order.
+    pub(super) chains: Vec<Chain>,
+    pub(super) params: Vec<LayerParams>,
 }
 
 impl Model {
@@ -89,11 +84,13 @@ impl Model {
         classes: usize,
         seed: u64,
     ) -> Result<Self, ModelError> {
-        let shapes = arch.layer_shapes(input, classes)?;
+        let graph = arch.graph(classes);
+        let found = graph.shapes(input)?;
+        let chains = Chain::plan(&graph, &found.layer_nodes);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut params = Vec::with_capacity(shapes.len());
-        for s in &shapes {
-            let fan_in = s.in_ch * s.kernel * s.kernel;
+        let mut params = Vec::with_capacity(found.layers.len());
+        for (s, chain) in found.layers.iter().zip(&chains) {
+            let fan_in = s.in_ch / s.groups * s.kernel * s.kernel;
             let bound = 1.0 / (fan_in as f32).sqrt();
             let mut draw = |n: usize| -> Vec<f32> {
                 (0..n).map(|_| rng.random_range(-bound..bound)).collect()
@@ -103,6 +100,7 @@ impl Model {
             params.push(LayerParams {
                 w: Var::from_tensor(&w)?,
                 b: Var::from_tensor(&b)?,
+                bn: chain.bn.map(|_| BatchNorm::new(s.out_ch)).transpose()?,
             });
         }
         let norm = InputNorm {
@@ -114,8 +112,9 @@ impl Model {
             norm,
             input,
             classes,
-            steps: arch.steps(classes),
-            shapes,
+            graph,
+            shapes: found.layers,
+            chains,
             params,
         })
     }
@@ -133,7 +132,7 @@ impl Model {
     }
 
     /// `(x − mean) / std` per channel, for x shaped (N, C, H, W) or flattened (N, C·H·W).
-    fn standardize(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+    pub(super) fn standardize(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         let (c, h, w) = self.input;
         let per = |v: &[f32]| -> Result<Tensor, ModelError> {
             let full: Vec<f32> = v
@@ -163,153 +162,53 @@ impl Model {
         self.shapes.iter().map(|s| s.name.as_str()).collect()
     }
 
-    /// Every trainable variable, weights and biases in layer order.
+    /// Every trainable variable in layer order: weight, bias, then the BatchNorm's γ and β.
     pub fn vars(&self) -> Vec<Var> {
         self.params
             .iter()
-            .flat_map(|p| [p.w.clone(), p.b.clone()])
+            .flat_map(|p| {
+                let bn =
+                    p.bn.iter()
+                        .flat_map(|bn| [bn.gamma.clone(), bn.beta.clone()]);
+                [p.w.clone(), p.b.clone()].into_iter().chain(bn)
+            })
             .collect()
     }
 
-    /// The weight variable of each quantizable layer, in order (for the Lipschitz penalty).
-    pub fn weights(&self) -> Vec<&Var> {
-        self.params.iter().map(|p| &p.w).collect()
+    /// The weight each quantizable layer quantizes, in order: its BatchNorm folded in (for the
+    /// Lipschitz penalty and bound, which concern the weights the device runs).
+    pub fn weights(&self) -> Result<Vec<Tensor>, ModelError> {
+        self.params
+            .iter()
+            .map(|p| match &p.bn {
+                Some(bn) => Ok(bn.fold(p.w.as_tensor(), p.b.as_tensor(), false)?.0),
+                None => Ok(p.w.as_tensor().clone()),
+            })
+            .collect()
+    }
+
+    /// True when some layer has a BatchNorm (training then uses batch statistics).
+    pub fn has_batchnorm(&self) -> bool {
+        self.params.iter().any(|p| p.bn.is_some())
     }
 
     /// An independent copy whose variables can be trained without touching this one.
     pub fn deep_clone(&self) -> Result<Self, ModelError> {
-        let copy = |v: &Var| Var::from_tensor(&v.as_tensor().copy()?);
         let params = self
             .params
             .iter()
-            .map(|p| {
-                Ok(LayerParams {
-                    w: copy(&p.w)?,
-                    b: copy(&p.b)?,
-                })
-            })
+            .map(LayerParams::deep_clone)
             .collect::<Result<_, candle_core::Error>>()?;
         Ok(Model {
             arch: self.arch,
             norm: self.norm.clone(),
             input: self.input,
             classes: self.classes,
-            steps: self.steps.clone(),
+            graph: self.graph.clone(),
             shapes: self.shapes.clone(),
+            chains: self.chains.clone(),
             params,
         })
-    }
-
-    /// Logits for a batch (N, C, H, W); `q` = None runs in full precision.
-    pub fn forward(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Tensor, ModelError> {
-        self.run(x, q, Weights::Train, true, &mut |_, _, _| Ok(()))
-    }
-
-    /// `forward` with the parameters frozen (`Weights::Frozen`): the same logits, and a backward
-    /// pass from them computes only the input's gradient.
-    pub fn forward_frozen(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Tensor, ModelError> {
-        self.run(x, q, Weights::Frozen, true, &mut |_, _, _| Ok(()))
-    }
-
-    /// Like `forward`, also recording every quantizable layer's input and output.
-    pub fn forward_trace(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Trace, ModelError> {
-        let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
-        let logits = self.run(x, q, Weights::Train, false, &mut |_, i, o| {
-            inputs.push(i.clone());
-            outputs.push(o.clone());
-            Ok(())
-        })?;
-        Ok(Trace {
-            logits,
-            inputs,
-            outputs,
-        })
-    }
-
-    /// The forward pass. `fuse_pool` lets a conv and the pool after it run as one op
-    /// (`ops::conv2d_relu_pool`); the hook then sees that layer's pooled output.
-    fn run(
-        &self,
-        x: &Tensor,
-        q: Option<&Quantizer>,
-        weights: Weights,
-        fuse_pool: bool,
-        hook: &mut dyn FnMut(usize, &Tensor, &Tensor) -> Result<(), ModelError>,
-    ) -> Result<Tensor, ModelError> {
-        let mut h = x.clone();
-        let mut li = 0;
-        let last = self.shapes.len().saturating_sub(1);
-        let mut steps = self.steps.iter().peekable();
-        while let Some(step) = steps.next() {
-            h = match *step {
-                Step::Pool(k) => ops::max_pool2d(&h, k)?,
-                Step::Flatten => h.flatten_from(1)?,
-                Step::Conv { .. } | Step::Linear { .. } => {
-                    // A conv (with its ReLU) then a pool run as one op, unless the hook wants
-                    // the conv's own output (a trace).
-                    let pool = match (step, steps.peek()) {
-                        (Step::Conv { .. }, Some(&&Step::Pool(k))) if fuse_pool && li != last => {
-                            steps.next();
-                            Some(k)
-                        }
-                        _ => None,
-                    };
-                    let y = self.layer(li, step, &h, q, weights, li == last, pool)?;
-                    hook(li, &h, &y)?;
-                    li += 1;
-                    y
-                }
-            };
-        }
-        Ok(h)
-    }
-
-    /// One quantizable layer: fake-quantize input and weight, conv or matmul, bias, ReLU, and
-    /// the max-pool of window `pool` after a conv when given.
-    #[allow(clippy::too_many_arguments)]
-    fn layer(
-        &self,
-        li: usize,
-        step: &Step,
-        h: &Tensor,
-        q: Option<&Quantizer>,
-        weights: Weights,
-        last: bool,
-        pool: Option<usize>,
-    ) -> Result<Tensor, ModelError> {
-        let lq = q.and_then(|q| q.layer(li)).unwrap_or_else(LayerQuant::full);
-        let p = &self.params[li];
-        let (w, b) = match weights {
-            Weights::Train => (p.w.as_tensor().clone(), p.b.as_tensor().clone()),
-            Weights::Frozen => (p.w.as_tensor().detach(), p.b.as_tensor().detach()),
-        };
-        let w = fake_quant_weight(&w, lq.bits.w)?;
-        // A conv past the first layer takes its input's quantizer into the kernel (src/ops);
-        // elsewhere the input is fake-quantized here, and the first layer's then standardized.
-        let (xin, act) = match (step, li) {
-            (Step::Conv { .. }, 1..) => {
-                let act = (!lq.bits.a.is_full()).then(|| ActGrid {
-                    bits: lq.bits.a.get(),
-                    clip: lq.clip,
-                });
-                (h.clone(), act)
-            }
-            _ => {
-                let xq = fake_quant_act(h, lq.bits.a, lq.clip)?;
-                (if li == 0 { self.standardize(&xq)? } else { xq }, None)
-            }
-        };
-        match *step {
-            // Bias, ReLU and a following pool are fused into the conv kernel too.
-            Step::Conv {
-                stride, padding, ..
-            } => Ok(match pool {
-                Some(k) => ops::conv2d_relu_pool(&xin, act, &w, &b, (stride, padding), k)?,
-                None => ops::conv2d_quantized(&xin, act, &w, Some(&b), stride, padding, !last)?,
-            }),
-            // Bias and ReLU fused too; the weight gradient only when the weight tracks one.
-            _ => Ok(ops::linear(&xin, &w, Some(&b), !last)?),
-        }
     }
 
     /// Writes all parameters to a safetensors file, named `{layer}.weight` / `{layer}.bias`.
@@ -326,6 +225,23 @@ impl Model {
         for (s, p) in self.shapes.iter().zip(&self.params) {
             map.insert(format!("{}.weight", s.name), p.w.as_tensor().clone());
             map.insert(format!("{}.bias", s.name), p.b.as_tensor().clone());
+            if let Some(bn) = &p.bn {
+                let (mean, var) = bn.stats();
+                let n = mean.len();
+                map.insert(
+                    format!("{}.bn.weight", s.name),
+                    bn.gamma.as_tensor().clone(),
+                );
+                map.insert(format!("{}.bn.bias", s.name), bn.beta.as_tensor().clone());
+                map.insert(
+                    format!("{}.bn.running_mean", s.name),
+                    Tensor::from_vec(mean, n, &Device::Cpu)?,
+                );
+                map.insert(
+                    format!("{}.bn.running_var", s.name),
+                    Tensor::from_vec(var, n, &Device::Cpu)?,
+                );
+            }
         }
         candle_core::safetensors::save(&map, path).map_err(|source| ModelError::Write {
             path: path.to_path_buf(),
@@ -365,6 +281,14 @@ impl Model {
         for (s, p) in model.shapes.iter().zip(model.params.iter_mut()) {
             p.w = get(format!("{}.weight", s.name), &weight_dims(s))?;
             p.b = get(format!("{}.bias", s.name), &[s.out_ch])?;
+            if let Some(bn) = &mut p.bn {
+                let o = [s.out_ch];
+                bn.gamma = get(format!("{}.bn.weight", s.name), &o)?;
+                bn.beta = get(format!("{}.bn.bias", s.name), &o)?;
+                let vec = |v: Var| v.as_tensor().to_vec1::<f32>();
+                let mean = vec(get(format!("{}.bn.running_mean", s.name), &o)?)?;
+                bn.set_stats(mean, vec(get(format!("{}.bn.running_var", s.name), &o)?)?);
+            }
         }
         let read = |name: &str| -> Result<Vec<f32>, ModelError> {
             Ok(get(name.to_string(), &[input.0])?
@@ -389,7 +313,7 @@ fn weight_dims(s: &LayerShape) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::{Bits, Policy};
+    use crate::quant::{Bits, Policy, Quantizer};
 
     #[test]
     fn forward_shapes_and_trace() {
@@ -400,41 +324,6 @@ mod tests {
         assert_eq!(t.inputs.len(), 5);
         assert_eq!(t.inputs[2].dims(), &[3, 256]);
         assert_eq!(t.outputs[0].dims(), &[3, 6, 24, 24]);
-    }
-
-    /// The conv + pool fusion changes no value: logits and every parameter's gradient equal
-    /// the unfused pass's, bit for bit, in full precision and quantized.
-    #[test]
-    fn fused_pool_gives_the_unfused_logits_and_gradients() {
-        for arch in [Arch::Lenet5, Arch::Cnn6] {
-            let m = Model::new(arch, (1, 28, 28), 10, 4).unwrap();
-            let n = m.shapes().len();
-            let x = Tensor::rand(0f32, 1f32, (3, 1, 28, 28), &Device::Cpu).unwrap();
-            let bits = Policy::uniform(n, Bits::new(4).unwrap());
-            let quant = Quantizer::new(bits, vec![[1.0; 8]; n]);
-            for q in [None, Some(&quant)] {
-                let pass = |fuse: bool| {
-                    let logits = m
-                        .run(&x, q, Weights::Train, fuse, &mut |_, _, _| Ok(()))
-                        .unwrap();
-                    let grads = logits.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-                    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                    let g: Vec<Vec<f32>> = m
-                        .vars()
-                        .iter()
-                        .map(|v| flat(grads.get(v).unwrap()))
-                        .collect();
-                    (flat(&logits), g)
-                };
-                assert_eq!(
-                    pass(true),
-                    pass(false),
-                    "{} quantized: {}",
-                    arch.name(),
-                    q.is_some()
-                );
-            }
-        }
     }
 
     #[test]

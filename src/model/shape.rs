@@ -30,6 +30,10 @@ pub struct LayerShape {
     pub params: usize,
     /// Multiply-accumulates per example.
     pub macs: u64,
+    /// Activation values per example that residual adds on this layer's output move besides
+    /// it: each reads the other operand and writes the sum (0 without an add).
+    #[serde(default)]
+    pub residual: u64,
 }
 
 impl LayerShape {
@@ -58,7 +62,19 @@ impl LayerShape {
             out_hw,
             params: weights + out_ch,
             macs: (weights * out_hw.0 * out_hw.1) as u64,
+            residual: 0,
         }
+    }
+
+    /// The same conv split into `groups` groups: each output channel sees `in_ch / groups`
+    /// input channels, so weights and MACs shrink by that factor.
+    pub fn with_groups(mut self, groups: usize) -> Self {
+        let groups = groups.max(1);
+        self.groups = groups;
+        let weights = self.weight_count();
+        self.params = weights + self.out_ch;
+        self.macs = (weights * self.out_hw.0 * self.out_hw.1) as u64;
+        self
     }
 
     pub fn linear(name: &str, in_features: usize, out_features: usize) -> Self {
@@ -75,6 +91,7 @@ impl LayerShape {
             out_hw: (1, 1),
             params: in_features * out_features + out_features,
             macs: (in_features * out_features) as u64,
+            residual: 0,
         }
     }
 

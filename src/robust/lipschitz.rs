@@ -2,7 +2,7 @@
 //! constant (ReLU and max-pool are 1-Lipschitz). The penalty that keeps them near 1 during the
 //! fine-tune is a loss term: `train::orthogonality_penalty`.
 
-use candle_core::Var;
+use candle_core::Tensor;
 
 /// The largest singular value of `w` viewed as rows × (len / rows), by power iteration.
 pub fn spectral_norm(w: &[f32], rows: usize, iterations: usize) -> f64 {
@@ -38,10 +38,10 @@ fn normalize(x: &mut [f64]) -> f64 {
 }
 
 /// Spectral norm of every layer's weight and their product (the network's Lipschitz bound).
-pub fn lipschitz_bound(weights: &[&Var]) -> candle_core::Result<(Vec<f64>, f64)> {
+pub fn lipschitz_bound(weights: &[Tensor]) -> candle_core::Result<(Vec<f64>, f64)> {
     let mut norms = Vec::with_capacity(weights.len());
     for w in weights {
-        let data = w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let data = w.flatten_all()?.to_vec1::<f32>()?;
         norms.push(spectral_norm(&data, w.dims()[0], 200));
     }
     let product = norms.iter().product();
@@ -51,10 +51,10 @@ pub fn lipschitz_bound(weights: &[&Var]) -> candle_core::Result<(Vec<f64>, f64)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Tensor};
+    use candle_core::Device;
 
-    fn var(data: &[f32], dims: &[usize]) -> Var {
-        Var::from_tensor(&Tensor::from_slice(data, dims, &Device::Cpu).unwrap()).unwrap()
+    fn var(data: &[f32], dims: &[usize]) -> Tensor {
+        Tensor::from_slice(data, dims, &Device::Cpu).unwrap()
     }
 
     #[test]
@@ -71,7 +71,7 @@ mod tests {
     fn bound_is_the_product_of_norms() {
         let a = var(&[2., 0., 0., 1.], &[2, 2]);
         let b = var(&[0.5, 0., 0., 3.], &[2, 2]);
-        let (norms, product) = lipschitz_bound(&[&a, &b]).unwrap();
+        let (norms, product) = lipschitz_bound(&[a, b]).unwrap();
         assert!((norms[0] - 2.0).abs() < 1e-6 && (norms[1] - 3.0).abs() < 1e-6);
         assert!((product - 6.0).abs() < 1e-5);
     }

@@ -51,7 +51,7 @@ pub fn finetune(
     let start = std::time::Instant::now();
     let model = base.deep_clone()?;
     let penalty = |m: &Model| -> Result<f32, TrainError> {
-        Ok(orthogonality_penalty(&m.weights())?.to_scalar::<f32>()?)
+        Ok(orthogonality_penalty(&m.weights()?)?.to_scalar::<f32>()?)
     };
     let penalty_before = penalty(&model)?;
     let params = ParamsAdamW {
@@ -80,7 +80,7 @@ pub fn finetune(
         let (x, y) = train.batch(idx, &Device::Cpu)?;
         let ce = candle_nn::loss::cross_entropy(&model.forward(&x, Some(q))?, &y)?;
         let loss = if cfg.beta > 0.0 {
-            (&ce + (orthogonality_penalty(&model.weights())? * (cfg.beta / 2.0))?)?
+            (&ce + (orthogonality_penalty(&model.weights()?)? * (cfg.beta / 2.0))?)?
         } else {
             ce.clone()
         };

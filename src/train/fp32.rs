@@ -76,7 +76,7 @@ pub fn train_fp32(
         let mut loss_sum = 0f32;
         for (step, idx) in order.chunks(cfg.batch).enumerate() {
             let (x, y) = data.train.batch(idx, &Device::Cpu)?;
-            let loss = candle_nn::loss::cross_entropy(&model.forward(&x, None)?, &y)?;
+            let loss = candle_nn::loss::cross_entropy(&model.forward_train(&x)?, &y)?;
             let value = loss.to_scalar::<f32>()?;
             if !value.is_finite() {
                 return Err(TrainError::Diverged {

@@ -3,14 +3,14 @@
 //! `W_l W_lᵀ` near the identity keeps each layer's spectral norm near 1, so a small input
 //! perturbation is not amplified layer after layer (`robust::lipschitz_bound` measures it).
 
-use candle_core::{Tensor, Var};
+use candle_core::Tensor;
 
 /// `Σ_l ||W_l W_lᵀ − I||_F²` as a differentiable scalar (multiply by beta/2 at the call site).
-pub fn orthogonality_penalty(weights: &[&Var]) -> candle_core::Result<Tensor> {
+pub fn orthogonality_penalty(weights: &[Tensor]) -> candle_core::Result<Tensor> {
     let mut total: Option<Tensor> = None;
     for w in weights {
         let out = w.dims()[0];
-        let term = crate::ops::orthogonality(&w.as_tensor().reshape((out, ()))?)?;
+        let term = crate::ops::orthogonality(&w.reshape((out, ()))?)?;
         total = Some(match total {
             Some(t) => (t + term)?,
             None => term,
@@ -25,14 +25,15 @@ pub fn orthogonality_penalty(weights: &[&Var]) -> candle_core::Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, Var};
 
     fn var(data: &[f32], dims: &[usize]) -> Var {
         Var::from_tensor(&Tensor::from_slice(data, dims, &Device::Cpu).unwrap()).unwrap()
     }
 
     fn penalty(v: &[&Var]) -> f32 {
-        orthogonality_penalty(v)
+        let weights: Vec<Tensor> = v.iter().map(|v| v.as_tensor().clone()).collect();
+        orthogonality_penalty(&weights)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
@@ -60,7 +61,10 @@ mod tests {
     fn penalty_gradient_matches_the_formula() {
         // d/dW ||W Wᵀ − I||² = 4 (W Wᵀ − I) W; for W = [[1,1]]: 4 · 1 · [1,1] = [4,4].
         let w = var(&[1., 1.], &[1, 2]);
-        let g = orthogonality_penalty(&[&w]).unwrap().backward().unwrap();
+        let g = orthogonality_penalty(&[w.as_tensor().clone()])
+            .unwrap()
+            .backward()
+            .unwrap();
         assert_eq!(
             g.get(&w).unwrap().to_vec2::<f32>().unwrap(),
             vec![vec![4., 4.]]

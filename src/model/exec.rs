@@ -1,0 +1,419 @@
+//! The passes over a model's graph: forward (evaluation, fine-tune), the frozen forward of the
+//! attacks, FP32 training with batch statistics, and the trace calibration reads; and which ops
+//! each quantizable layer fuses with (`Chain`).
+//!
+//! A conv followed by its BatchNorm, ReLU and 2×2-style max-pool runs as one op where it can:
+//! the BN folded into the weights, the ReLU and pool inside the kernel (`ops`). Training with
+//! batch statistics cannot fold the BN, so there the conv runs alone and the ops after it run
+//! as graph nodes.
+
+use candle_core::Tensor;
+
+use super::graph::{Graph, Op};
+use super::net::{Model, ModelError};
+use crate::ops;
+use crate::quant::{fake_quant_act, fake_quant_weight, ActGrid, LayerQuant, Quantizer};
+
+/// Whether a forward pass lets gradients reach the parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// Parameters track gradients (training).
+    Train,
+    /// Parameters are constants of the graph: a backward pass computes input gradients only,
+    /// which is all an attack needs (no dW, db or weight-quantizer gradients).
+    Frozen,
+}
+
+/// Per-layer tensors recorded by `forward_trace`.
+pub struct Trace {
+    pub logits: Tensor,
+    /// The input of every quantizable layer, before its activation quantizer.
+    pub inputs: Vec<Tensor>,
+    /// The output of every quantizable layer, after its BatchNorm and ReLU if it has them
+    /// (the logits for the last).
+    pub outputs: Vec<Tensor>,
+}
+
+/// How a pass runs the graph.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    weights: Weights,
+    /// BatchNorm by batch statistics (FP32 training) instead of folded.
+    batch_stats: bool,
+    /// BatchNorm folded into its conv (else applied after it, with the running statistics:
+    /// the reference the fold is tested against).
+    fold_bn: bool,
+    /// A conv, its ReLU and a max-pool after it as one op (not when tracing: the trace wants
+    /// the conv's own output).
+    fuse_pool: bool,
+}
+
+/// The nodes a quantizable layer's node can absorb: each the only consumer of the one before.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Chain {
+    pub node: usize,
+    pub bn: Option<usize>,
+    pub relu: Option<usize>,
+    /// A max-pool with stride = window after the ReLU of an ungrouped conv: (node, window).
+    pub pool: Option<(usize, usize)>,
+}
+
+impl Chain {
+    /// The chain of each layer node of `g`.
+    pub fn plan(g: &Graph, layer_nodes: &[usize]) -> Vec<Chain> {
+        let consumers = g.consumers();
+        let only = |i: usize| match consumers[i].as_slice() {
+            [j] => Some((*j, &g.nodes[*j].op)),
+            _ => None,
+        };
+        layer_nodes
+            .iter()
+            .map(|&node| {
+                let mut c = Chain {
+                    node,
+                    ..Chain::default()
+                };
+                let mut end = node;
+                if let Some((j, Op::BatchNorm)) = only(end) {
+                    (c.bn, end) = (Some(j), j);
+                }
+                if let Some((j, Op::Relu)) = only(end) {
+                    (c.relu, end) = (Some(j), j);
+                    let plain_conv = matches!(g.nodes[node].op, Op::Conv { groups: 1, .. });
+                    if let Some((j, &Op::MaxPool { k, stride })) = only(end) {
+                        if plain_conv && k == stride {
+                            c.pool = Some((j, k));
+                        }
+                    }
+                }
+                c
+            })
+            .collect()
+    }
+
+    /// The nodes this pass runs inside the layer's op, the layer's node first.
+    fn fused(&self, pass: Pass) -> Vec<usize> {
+        let mut nodes = vec![self.node];
+        if self.bn.is_some() && (pass.batch_stats || !pass.fold_bn) {
+            return nodes;
+        }
+        nodes.extend(self.bn.iter().chain(&self.relu));
+        if pass.fuse_pool {
+            nodes.extend(self.pool.map(|(j, _)| j));
+        }
+        nodes
+    }
+}
+
+type Hook<'a> = dyn FnMut(usize, &Tensor, &Tensor) -> Result<(), ModelError> + 'a;
+
+impl Model {
+    /// Logits for a batch (N, C, H, W); `q` = None runs in full precision.
+    pub fn forward(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Tensor, ModelError> {
+        self.run(x, q, Self::pass(Weights::Train), &mut |_, _, _| Ok(()))
+    }
+
+    /// `forward` with the parameters frozen (`Weights::Frozen`): the same logits, and a backward
+    /// pass from them computes only the input's gradient.
+    pub fn forward_frozen(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Tensor, ModelError> {
+        self.run(x, q, Self::pass(Weights::Frozen), &mut |_, _, _| Ok(()))
+    }
+
+    /// FP32 training's forward: BatchNorm layers normalize by the batch's statistics and update
+    /// their running ones (the same as `forward` for a model without BatchNorm).
+    pub fn forward_train(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        let pass = Pass {
+            batch_stats: true,
+            ..Self::pass(Weights::Train)
+        };
+        self.run(x, None, pass, &mut |_, _, _| Ok(()))
+    }
+
+    /// Like `forward`, also recording every quantizable layer's input and output.
+    pub fn forward_trace(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Trace, ModelError> {
+        let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+        let pass = Pass {
+            fuse_pool: false,
+            ..Self::pass(Weights::Train)
+        };
+        let logits = self.run(x, q, pass, &mut |_, i, o| {
+            inputs.push(i.clone());
+            outputs.push(o.clone());
+            Ok(())
+        })?;
+        Ok(Trace {
+            logits,
+            inputs,
+            outputs,
+        })
+    }
+
+    fn pass(weights: Weights) -> Pass {
+        Pass {
+            weights,
+            batch_stats: false,
+            fold_bn: true,
+            fuse_pool: true,
+        }
+    }
+
+    /// The graph's nodes in order; each layer's op covers the nodes its chain fuses, and the
+    /// hook sees each layer's input and fused output.
+    fn run(
+        &self,
+        x: &Tensor,
+        q: Option<&Quantizer>,
+        pass: Pass,
+        hook: &mut Hook,
+    ) -> Result<Tensor, ModelError> {
+        let nodes = &self.graph.nodes;
+        let mut vals: Vec<Option<Tensor>> = vec![None; nodes.len()];
+        vals[0] = Some(x.clone());
+        let mut done = vec![false; nodes.len()];
+        let mut li = 0;
+        let get = |vals: &[Option<Tensor>], j: usize| {
+            vals[j].clone().ok_or_else(|| {
+                candle_core::Error::Msg(format!("{}: node {j} has no value", self.graph.name))
+            })
+        };
+        for i in 1..nodes.len() {
+            if done[i] {
+                continue;
+            }
+            let node = &nodes[i];
+            let h = get(&vals, node.inputs[0])?;
+            let (at, y) = if node.op.is_layer() {
+                let chain = &self.chains[li];
+                let fused = chain.fused(pass);
+                let y = self.layer(li, &h, q, pass, &fused)?;
+                hook(li, &h, &y)?;
+                li += 1;
+                fused.iter().for_each(|&j| done[j] = true);
+                (fused[fused.len() - 1], y)
+            } else {
+                let other = node.inputs.get(1).map(|&j| get(&vals, j)).transpose()?;
+                (i, self.node_op(i, &node.op, &h, other.as_ref(), pass)?)
+            };
+            vals[at] = Some(y);
+        }
+        Ok(get(&vals, nodes.len() - 1)?)
+    }
+
+    /// A node outside any layer's chain.
+    fn node_op(
+        &self,
+        i: usize,
+        op: &Op,
+        h: &Tensor,
+        other: Option<&Tensor>,
+        pass: Pass,
+    ) -> Result<Tensor, ModelError> {
+        Ok(match *op {
+            Op::BatchNorm => {
+                // Reached only with batch statistics; its layer is the conv before it.
+                let li = self.chains.iter().position(|c| c.bn == Some(i));
+                match li.and_then(|l| self.params[l].bn.as_ref()) {
+                    Some(bn) if pass.batch_stats => bn.train(h)?,
+                    Some(bn) => bn.eval(h, pass.weights == Weights::Frozen)?,
+                    None => return Err(unfused(&self.graph.name, i, "batchnorm")),
+                }
+            }
+            Op::Relu => h.relu()?,
+            Op::Relu6 => h.clamp(0f32, 6f32)?,
+            Op::MaxPool { k, stride } if k == stride => ops::max_pool2d(h, k)?,
+            Op::MaxPool { k, stride } => h.max_pool2d_with_stride(k, stride)?,
+            Op::AvgPool { k, stride } => h.avg_pool2d_with_stride(k, stride)?,
+            Op::GlobalAvgPool => h.mean_keepdim(3)?.mean_keepdim(2)?,
+            Op::Add => match other {
+                Some(o) => (h + o)?,
+                None => return Err(unfused(&self.graph.name, i, "add")),
+            },
+            Op::Flatten => h.flatten_from(1)?,
+            Op::ShortcutA { stride, out } => shortcut_a(h, stride, out)?,
+            Op::Input | Op::Conv { .. } | Op::Linear { .. } => {
+                return Err(unfused(&self.graph.name, i, "layer"))
+            }
+        })
+    }
+
+    /// One quantizable layer and the nodes `fused` after it: fold the BN, fake-quantize input
+    /// and weight, conv or matmul, bias, ReLU, pool.
+    fn layer(
+        &self,
+        li: usize,
+        h: &Tensor,
+        q: Option<&Quantizer>,
+        pass: Pass,
+        fused: &[usize],
+    ) -> Result<Tensor, ModelError> {
+        let (chain, p) = (&self.chains[li], &self.params[li]);
+        let has = |j: Option<usize>| j.is_some_and(|j| fused.contains(&j));
+        let (relu, pool) = (has(chain.relu), chain.pool.filter(|&(j, _)| has(Some(j))));
+        let lq = q.and_then(|q| q.layer(li)).unwrap_or_else(LayerQuant::full);
+        let frozen = pass.weights == Weights::Frozen;
+        let (w, b) = match frozen {
+            true => (p.w.as_tensor().detach(), p.b.as_tensor().detach()),
+            false => (p.w.as_tensor().clone(), p.b.as_tensor().clone()),
+        };
+        let (w, b) = match (&p.bn, has(chain.bn)) {
+            (Some(bn), true) => bn.fold(&w, &b, frozen)?,
+            _ => (w, b),
+        };
+        let w = fake_quant_weight(&w, lq.bits.w)?;
+        let op = &self.graph.nodes[chain.node].op;
+        // An ungrouped conv past the first layer takes its input's quantizer into the kernel
+        // (src/ops); elsewhere the input is fake-quantized here, and the first layer's then
+        // standardized.
+        let (xin, act) = match (op, li) {
+            (Op::Conv { groups: 1, .. }, 1..) => {
+                let act = (!lq.bits.a.is_full()).then(|| ActGrid {
+                    bits: lq.bits.a.get(),
+                    clip: lq.clip,
+                });
+                (h.clone(), act)
+            }
+            _ => {
+                let xq = fake_quant_act(h, lq.bits.a, lq.clip)?;
+                (if li == 0 { self.standardize(&xq)? } else { xq }, None)
+            }
+        };
+        Ok(match *op {
+            Op::Conv {
+                stride,
+                padding,
+                groups: 1,
+                ..
+            } => match pool {
+                Some((_, k)) => ops::conv2d_relu_pool(&xin, act, &w, &b, (stride, padding), k)?,
+                None => ops::conv2d_quantized(&xin, act, &w, Some(&b), stride, padding, relu)?,
+            },
+            // Grouped and depthwise convs run on candle's convolution for now.
+            Op::Conv {
+                stride,
+                padding,
+                groups,
+                ..
+            } => {
+                let o = b.dim(0)?;
+                let y = xin
+                    .conv2d(&w, padding, stride, 1, groups)?
+                    .broadcast_add(&b.reshape((1, o, 1, 1))?)?;
+                if relu {
+                    y.relu()?
+                } else {
+                    y
+                }
+            }
+            // Bias and ReLU fused too; the weight gradient only when the weight tracks one.
+            _ => ops::linear(&xin, &w, Some(&b), relu)?,
+        })
+    }
+}
+
+fn unfused(model: &str, node: usize, what: &str) -> ModelError {
+    ModelError::Tensor(candle_core::Error::Msg(format!(
+        "{model}: node {node} ({what}) reached outside its layer's fused op"
+    )))
+}
+
+/// He et al.'s option-A shortcut: every `stride`-th row and column, channels zero-padded to
+/// `out`, half before and half after.
+fn shortcut_a(h: &Tensor, stride: usize, out: usize) -> candle_core::Result<Tensor> {
+    let (_, c, hh, ww) = h.dims4()?;
+    let pick = |n: usize| {
+        let idx: Vec<u32> = (0..n).step_by(stride).map(|i| i as u32).collect();
+        Tensor::new(idx.as_slice(), h.device())
+    };
+    let sub = match stride {
+        1 => h.clone(),
+        _ => h.index_select(&pick(hh)?, 2)?.index_select(&pick(ww)?, 3)?,
+    };
+    let before = (out - c) / 2;
+    sub.pad_with_zeros(1, before, out - c - before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Arch;
+    use super::*;
+    use crate::quant::{Bits, Policy};
+    use candle_core::Device;
+
+    /// The conv + pool fusion changes no value: logits and every parameter's gradient equal
+    /// the unfused pass's, bit for bit, in full precision and quantized.
+    #[test]
+    fn fused_pool_gives_the_unfused_logits_and_gradients() {
+        for arch in [Arch::Lenet5, Arch::Cnn6] {
+            let m = Model::new(arch, (1, 28, 28), 10, 4).unwrap();
+            let n = m.shapes().len();
+            let x = Tensor::rand(0f32, 1f32, (3, 1, 28, 28), &Device::Cpu).unwrap();
+            let bits = Policy::uniform(n, Bits::new(4).unwrap());
+            let quant = Quantizer::new(bits, vec![[1.0; 8]; n]);
+            for q in [None, Some(&quant)] {
+                let pass = |fuse: bool| {
+                    let pass = Pass {
+                        fuse_pool: fuse,
+                        ..Model::pass(Weights::Train)
+                    };
+                    let logits = m.run(&x, q, pass, &mut |_, _, _| Ok(())).unwrap();
+                    let grads = logits.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                    let g: Vec<Vec<f32>> = m
+                        .vars()
+                        .iter()
+                        .map(|v| flat(grads.get(v).unwrap()))
+                        .collect();
+                    (flat(&logits), g)
+                };
+                assert_eq!(
+                    pass(true),
+                    pass(false),
+                    "{} quantized: {}",
+                    arch.name(),
+                    q.is_some()
+                );
+            }
+        }
+    }
+
+    /// ResNet-20 trains with batch statistics, and afterwards its folded forward (what the
+    /// search quantizes) equals the unfolded one (conv, then BN with the running statistics).
+    #[test]
+    fn resnet20_folded_forward_equals_conv_then_batchnorm() {
+        let m = Model::new(Arch::Resnet20, (3, 16, 16), 10, 1).unwrap();
+        let x = Tensor::rand(0f32, 1f32, (4, 3, 16, 16), &Device::Cpu).unwrap();
+        for _ in 0..3 {
+            m.forward_train(&x).unwrap();
+        }
+        let (mean, _) = m.params[0].bn.as_ref().unwrap().stats();
+        assert!(mean.iter().any(|&v| v != 0.0), "running mean never moved");
+        let folded = m.forward(&x, None).unwrap();
+        let pass = Pass {
+            fold_bn: false,
+            ..Model::pass(Weights::Train)
+        };
+        let unfolded = m.run(&x, None, pass, &mut |_, _, _| Ok(())).unwrap();
+        assert_eq!(folded.dims(), &[4, 10]);
+        let diff = (&folded - &unfolded)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        let scale = unfolded
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let diff = diff.to_scalar::<f32>().unwrap();
+        assert!(
+            diff <= 1e-4 * scale.max(1.0),
+            "{diff} against logits up to {scale}"
+        );
+        let trace = m.forward_trace(&x, None).unwrap();
+        assert_eq!(trace.inputs.len(), 20);
+        assert_eq!(trace.outputs[19].dims(), &[4, 10]);
+    }
+}
