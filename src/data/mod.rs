@@ -6,7 +6,7 @@ mod config;
 mod idx;
 mod source;
 
-pub use cifar::{parse_cifar, read_cifar_dir};
+pub use cifar::{encode_cifar, parse_cifar, read_cifar_dir, write_digit_fixture};
 pub use config::DataConfig;
 pub use idx::{encode_idx, parse_idx, read_idx_file, IdxArray};
 pub use source::DataSource;
