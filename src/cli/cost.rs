@@ -30,7 +30,8 @@ struct Report<'a> {
     profile_file: String,
     batch: u64,
     per: &'static str,
-    policy: String,
+    /// The policy's text (`policy` is its priced layers, from the comparison).
+    bits: String,
     #[serde(flatten)]
     comparison: &'a Comparison,
 }
@@ -55,7 +56,7 @@ pub fn run(args: &CostArgs, model: &str, layers: &[LayerShape]) -> anyhow::Resul
             profile_file: path.display().to_string(),
             batch: profile.batch(),
             per: "batch",
-            policy: policy.to_string(),
+            bits: policy.to_string(),
             comparison: &cmp,
         };
         println!("{}", serde_json::to_string(&report)?);

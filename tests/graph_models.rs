@@ -1,0 +1,112 @@
+//! Graph models end to end: ResNet-20 (BatchNorm, residual adds, strided convs) searched, priced
+//! and evaluated through the CLI on a small CIFAR-10-format fixture made from the embedded
+//! digits.
+
+mod common;
+
+use common::cli::{bitsearch, ok, repo};
+use std::path::Path;
+
+/// An experiment extending the shipped ResNet-20 one with the fixture as its data, and small
+/// enough for CI: one epoch, three episodes, a short attack suite.
+fn experiment(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("cifar");
+    bitsearch::data::write_digit_fixture(&data, 80, 60).unwrap();
+    let shipped = repo().join("experiments/resnet20-cifar10.toml");
+    let text = format!(
+        r#"extends = "{}"
+[data]
+source = "cifar10:{}"
+validation = 100
+[train]
+epochs = 1
+[quant]
+calibration = 128
+[finetune]
+steps = 3
+[attack]
+pgd_steps = 2
+square_queries = 0
+examples = 20
+[front_test]
+enabled = false
+[search]
+episodes = 3
+attack_examples = 20
+references = false
+"#,
+        shipped.display(),
+        data.display()
+    );
+    let path = dir.join("resnet20-fixture.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn resnet20_searches_prices_and_evaluates_on_the_cifar_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = experiment(dir.path());
+    let exp = exp.to_str().unwrap();
+    let out = dir.path().join("out");
+    let args = ["search", "--experiment", exp, "--quiet", "--out"];
+    ok(bitsearch(
+        &[&args[..], &[out.to_str().unwrap()]].concat(),
+        dir.path(),
+    ));
+
+    let run = out.join("mbrl-bitfusion");
+    let csv = std::fs::read_to_string(run.join("episodes.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert!(
+        header.contains(&"w_s2b1.conv1") && header.contains(&"a_fc"),
+        "{header:?}"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    for row in &rows {
+        let policy = row.split('"').nth(1).unwrap();
+        assert_eq!(policy.split(',').count(), 20, "{policy}");
+    }
+    assert!(run.join("report.html").exists() && run.join("best-policy.json").exists());
+
+    // Every conv of a residual block's second half carries the add's traffic.
+    let cost = ok(bitsearch(
+        &[
+            "cost",
+            "--experiment",
+            exp,
+            "--profile",
+            "bitfusion",
+            "--json",
+        ],
+        dir.path(),
+    ));
+    let cost: serde_json::Value = serde_json::from_str(&cost).unwrap();
+    assert_eq!(cost["bits"], vec!["8/8"; 20].join(","));
+    let layers = cost["policy"]["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 20);
+    let bytes = |name: &str| {
+        let l = layers.iter().find(|l| l["layer"] == name).unwrap();
+        l["bytes"].as_u64().unwrap()
+    };
+    assert!(bytes("s1b1.conv2") > bytes("s1b1.conv1"), "{cost}");
+
+    let policy = vec!["4/4"; 20].join(",");
+    let eval = ok(bitsearch(
+        &[
+            "eval",
+            "--experiment",
+            exp,
+            "--policy",
+            &policy,
+            "--no-attack",
+            "--json",
+        ],
+        dir.path(),
+    ));
+    let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
+    let acc = eval["test_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{eval}");
+}
