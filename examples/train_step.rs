@@ -2,7 +2,7 @@
 //! AdamW) on random inputs, for profiling: `CANDLE_NUM_THREADS=1 perf record
 //! target/release/examples/train_step cnn6 40` after `cargo build --release --example
 //! train_step`. Prints the median step time. Arguments: the architecture (`lenet5`, `cnn6`,
-//! `mlp`; default cnn6), the number of steps (default 100), and `q` for the benchmark's
+//! `mlp`, `resnet20`; default cnn6), the number of steps (default 100), and `q` for the benchmark's
 //! quantized step (`bitsearch bench`'s policy, plus the Lipschitz penalty at beta 1e-2).
 
 use bitsearch::bench::bench_policy;
@@ -23,13 +23,19 @@ fn main() -> anyhow::Result<()> {
     let arch = match args.next().as_deref() {
         Some("lenet5") => Arch::Lenet5,
         Some("mlp") => Arch::Mlp,
+        Some("resnet20") => Arch::Resnet20,
         _ => Arch::Cnn6,
+    };
+    // ResNet-20 on CIFAR-10's images, the others on MNIST's.
+    let input = match arch {
+        Arch::Resnet20 => (3, 32, 32),
+        _ => (1, 28, 28),
     };
     let steps: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100);
     let quantized = args.next().as_deref() == Some("q");
     let dev = Device::Cpu;
-    let model = Model::new(arch, (1, 28, 28), 10, 0)?;
-    let x = Tensor::rand(0f32, 1.0, (128, 1, 28, 28), &dev)?;
+    let model = Model::new(arch, input, 10, 0)?;
+    let x = Tensor::rand(0f32, 1.0, (128, input.0, input.1, input.2), &dev)?;
     let labels: Vec<u32> = (0..128).map(|i| i % 10).collect();
     let y = Tensor::new(labels.as_slice(), &dev)?.to_dtype(DType::U32)?;
     let n = model.shapes().len();
@@ -38,7 +44,11 @@ fn main() -> anyhow::Result<()> {
     let mut times = Vec::with_capacity(steps);
     for _ in 0..steps {
         let start = std::time::Instant::now();
-        let mut loss = candle_nn::loss::cross_entropy(&model.forward(&x, quant.as_ref())?, &y)?;
+        let logits = match &quant {
+            Some(q) => model.forward(&x, Some(q))?,
+            None => model.forward_train(&x)?,
+        };
+        let mut loss = candle_nn::loss::cross_entropy(&logits, &y)?;
         if quantized {
             loss = (loss + (orthogonality_penalty(&model.weights()?)? * 0.5e-2)?)?;
         }

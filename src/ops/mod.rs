@@ -9,6 +9,7 @@
 //! slow transposed convolution, and its `max_pool2d` backward scales the gradient by
 //! (#maxima)/k² instead of routing it (docs/candle-notes.md says how each was measured).
 
+mod batch_norm;
 mod columns;
 mod conv2d;
 mod conv_pool;
@@ -25,6 +26,7 @@ mod storage;
 mod test_util;
 mod wide;
 
+pub use batch_norm::batch_norm_train;
 pub use conv2d::{conv2d, conv2d_quantized};
 pub use conv_pool::conv2d_relu_pool;
 pub use gram::orthogonality;
