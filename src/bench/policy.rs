@@ -93,7 +93,7 @@ pub fn bench_policy_score(
     let transfer = fp32_transfer(base, &x, &y, &exp.attack)?;
     if let Some(dir) = reference {
         let m = Manifest {
-            arch: base.arch().name(),
+            arch: base.name(),
             policy: q.policy().to_string(),
             clips: &clips,
             finetune: &exp.finetune,
@@ -135,7 +135,7 @@ pub fn bench_policy_score(
     let samples = (0..runs.max(1))
         .map(|_| score())
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows(base.arch().name(), &samples, data.val.len()))
+    Ok(rows(base.name(), &samples, data.val.len()))
 }
 
 /// The median row of every part, named as the PyTorch reference names them.

@@ -7,11 +7,12 @@ mod config;
 mod exec;
 mod graph;
 mod net;
+pub mod onnx;
 mod shape;
 
 pub use arch::Arch;
 pub use config::ModelConfig;
 pub use exec::{Trace, Weights};
 pub use graph::{Dims, Graph, Node, Op, ShapeError, Shapes};
-pub use net::{Model, ModelError};
+pub use net::{BnWeights, LayerWeights, Model, ModelError};
 pub use shape::{LayerKind, LayerShape};

@@ -33,6 +33,8 @@ pub enum ModelError {
         path: PathBuf,
         source: candle_core::Error,
     },
+    #[error("layer {layer}: {what}")]
+    Layer { layer: String, what: String },
     #[error("{}: checkpoint has no tensor \"{name}\"", path.display())]
     MissingTensor { path: PathBuf, name: String },
     #[error("{}: tensor \"{name}\" has shape {got:?}, the model needs {expected:?}", path.display())]
@@ -42,6 +44,25 @@ pub enum ModelError {
         expected: Vec<usize>,
         got: Vec<usize>,
     },
+}
+
+/// One quantizable layer's weights as a file gives them (`onnx::import`): the weight
+/// (row-major, `w_dims` = (out, in) or (out, in/groups, k, k)), the bias, and a BatchNorm.
+#[derive(Debug, Clone)]
+pub struct LayerWeights {
+    pub w: Vec<f32>,
+    pub w_dims: Vec<usize>,
+    pub b: Vec<f32>,
+    pub bn: Option<BnWeights>,
+}
+
+/// A BatchNorm's γ, β and running statistics (variance for bitsearch's ε = 1e-5).
+#[derive(Debug, Clone)]
+pub struct BnWeights {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub var: Vec<f32>,
 }
 
 /// The weight (out, in[, k, k]) and bias (out) of one quantizable layer, and its BatchNorm.
@@ -64,7 +85,6 @@ impl LayerParams {
 
 #[derive(Debug)]
 pub struct Model {
-    arch: Arch,
     pub(super) norm: InputNorm,
     input: (usize, usize, usize),
     classes: usize,
@@ -84,7 +104,16 @@ impl Model {
         classes: usize,
         seed: u64,
     ) -> Result<Self, ModelError> {
-        let graph = arch.graph(classes);
+        Self::from_graph(arch.graph(classes), input, classes, seed)
+    }
+
+    /// A freshly initialized model of any graph (as `new`).
+    pub fn from_graph(
+        graph: Graph,
+        input: (usize, usize, usize),
+        classes: usize,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
         let found = graph.shapes(input)?;
         let chains = Chain::plan(&graph, &found.layer_nodes);
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -108,7 +137,6 @@ impl Model {
             std: vec![1.0; input.0],
         };
         Ok(Model {
-            arch,
             norm,
             input,
             classes,
@@ -150,8 +178,73 @@ impl Model {
             .broadcast_div(&per(&self.norm.std)?)?)
     }
 
-    pub fn arch(&self) -> Arch {
-        self.arch
+    /// The network's name: the zoo architecture's, or the imported file's stem.
+    pub fn name(&self) -> &str {
+        &self.graph.name
+    }
+
+    /// The image shape the model takes: (channels, height, width).
+    pub fn input(&self) -> (usize, usize, usize) {
+        self.input
+    }
+
+    /// Its output classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The model an ONNX file describes, with its weights.
+    pub fn from_import(imported: super::onnx::Imported) -> Result<Self, ModelError> {
+        let super::onnx::Imported {
+            graph,
+            input,
+            classes,
+            layers,
+        } = imported;
+        let mut model = Self::from_graph(graph, input, classes, 0)?;
+        for (li, w) in layers.into_iter().enumerate() {
+            model.set_layer(li, w)?;
+        }
+        Ok(model)
+    }
+
+    /// Replaces layer `li`'s weights (their shapes must be the layer's).
+    pub fn set_layer(&mut self, li: usize, w: LayerWeights) -> Result<(), ModelError> {
+        let dev = &Device::Cpu;
+        let name = self.shapes[li].name.clone();
+        let p = &mut self.params[li];
+        let mismatch = |what: &str, expected: &[usize], got: &[usize]| ModelError::Layer {
+            layer: name.clone(),
+            what: format!("{what} has shape {got:?}, the layer needs {expected:?}"),
+        };
+        if p.w.dims() != w.w_dims.as_slice() {
+            return Err(mismatch("weight", p.w.dims(), &w.w_dims));
+        }
+        if p.b.dims() != [w.b.len()] {
+            return Err(mismatch("bias", p.b.dims(), &[w.b.len()]));
+        }
+        p.w = Var::from_tensor(&Tensor::from_vec(w.w, w.w_dims, dev)?)?;
+        p.b = Var::from_tensor(&Tensor::from_vec(w.b.clone(), w.b.len(), dev)?)?;
+        match (&mut p.bn, w.bn) {
+            (Some(bn), Some(src)) => {
+                let n = src.gamma.len();
+                bn.gamma = Var::from_tensor(&Tensor::from_vec(src.gamma, n, dev)?)?;
+                bn.beta = Var::from_tensor(&Tensor::from_vec(src.beta, n, dev)?)?;
+                bn.set_stats(src.mean, src.var);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ModelError::Layer {
+                    layer: name,
+                    what: "BatchNorm parameters given to a layer without one, or missing".into(),
+                })
+            }
+        }
+        Ok(())
     }
 
     pub fn shapes(&self) -> &[LayerShape] {
@@ -200,7 +293,6 @@ impl Model {
             .map(LayerParams::deep_clone)
             .collect::<Result<_, candle_core::Error>>()?;
         Ok(Model {
-            arch: self.arch,
             norm: self.norm.clone(),
             input: self.input,
             classes: self.classes,

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Exports PyTorch models to ONNX for bitsearch's importer, with the logits PyTorch computes
+on a fixed input, so a test can check the import against PyTorch itself.
+
+    python3 scripts/export_onnx.py [OUT_DIR]      (default: tests/data/onnx)
+
+Needs `pip install torch onnx`. Writes:
+- lenet5.onnx: LeNet-5 as bitsearch's zoo has it (conv 6 k5, pool, conv 16 k5, pool, fc 120,
+  84, 10) for 1x28x28 inputs;
+- resnet20.onnx: He et al.'s CIFAR ResNet-20 for 3x32x32, with BatchNorm and projection
+  shortcuts (option B: a 1x1 conv and BN where a block changes size, as torchvision's ResNets
+  do). The zoo's resnet20 uses the paper's parameter-free option A instead, but PyTorch exports
+  its zero-padding as a shape-computation subgraph (Shape, ConstantOfShape, Concat, Transpose,
+  Cast, Pad), not as model ops;
+- logits.json: each model's logits on a batch of 2 fixed inputs,
+  x[i] = (sin(0.37 * i) + 1) / 2 over the flattened batch (bitsearch's test builds the same).
+
+Weights are PyTorch's default initialization under a fixed seed; the BatchNorm layers get
+random running statistics and affine parameters, so the importer's BatchNorm handling is
+exercised (at initialization they would be the identity). Exported with the TorchScript
+exporter (`dynamo=False`), which keeps the weights inside the .onnx file, at opset 13, in eval
+mode without constant folding, so BatchNormalization nodes stay in the graph.
+"""
+
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(256, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class Block(nn.Module):
+    """A basic block; a stride or width change takes a projection shortcut (1x1 conv + BN)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.short(x))
+
+
+class ResNet20(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        blocks, cin = [], 16
+        for stage, cout in enumerate([16, 32, 64]):
+            for b in range(3):
+                blocks.append(Block(cin, cout, 2 if stage > 0 and b == 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn(self.conv(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def fixed_input(shape):
+    n = math.prod(shape)
+    x = [(math.sin(0.37 * i) + 1.0) / 2.0 for i in range(n)]
+    return torch.tensor(x, dtype=torch.float32).reshape(shape)
+
+
+def randomize_batchnorm(model, gen):
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
+            m.running_var.copy_(torch.rand(c, generator=gen) * 1.5 + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.1)
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "tests/data/onnx"
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    logits = {}
+    for name, model, shape in [
+        ("lenet5", LeNet5(), (2, 1, 28, 28)),
+        ("resnet20", ResNet20(), (2, 3, 32, 32)),
+    ]:
+        randomize_batchnorm(model, gen)
+        model.eval()
+        x = fixed_input(shape)
+        with torch.no_grad():
+            logits[name] = model(x).flatten().tolist()
+        path = os.path.join(out, f"{name}.onnx")
+        torch.onnx.export(
+            model,
+            (x,),
+            path,
+            dynamo=False,
+            opset_version=13,
+            do_constant_folding=False,
+            training=torch.onnx.TrainingMode.PRESERVE,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+        print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+    with open(os.path.join(out, "logits.json"), "w") as f:
+        json.dump({"torch": torch.__version__, "input": "(sin(0.37 i) + 1) / 2", "logits": logits}, f)
+
+
+if __name__ == "__main__":
+    main()

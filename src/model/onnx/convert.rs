@@ -1,0 +1,387 @@
+//! ONNX nodes → graph ops, one node at a time in the file's (topological) order.
+
+mod layers;
+
+use std::collections::{HashMap, HashSet};
+
+use super::proto::{GraphProto, NodeProto};
+use super::tensor::{decode, Attrs, Value};
+use super::{Imported, OnnxError};
+use crate::model::graph::{Graph, Op, ShapeError};
+use crate::model::net::{BnWeights, LayerWeights};
+
+pub(super) const SUPPORTED: &str = "Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, \
+    MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Reshape, Identity, Dropout, Constant";
+
+/// bitsearch's BatchNorm ε; a file's other ε is folded into its running variance.
+const EPS: f32 = 1e-5;
+
+pub(super) struct Builder<'a> {
+    proto: &'a GraphProto,
+    consts: HashMap<String, Value>,
+    /// Which graph node computes each tensor (the input: node 0).
+    ids: HashMap<String, usize>,
+    graph: Graph,
+    /// Per graph node, the ONNX node it came from and its op type (for errors).
+    labels: Vec<(String, String)>,
+    /// Per graph node that is a layer, its weights.
+    weights: HashMap<usize, LayerWeights>,
+    input: (usize, usize, usize),
+    names: HashSet<String>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(name: &str, proto: &'a GraphProto) -> Result<Self, OnnxError> {
+        let mut consts = HashMap::new();
+        for t in &proto.initializer {
+            consts.insert(t.name().to_string(), decode(t, t.name())?);
+        }
+        let model = |what: String| OnnxError::Node {
+            node: "input".into(),
+            op: "graph".into(),
+            rule: what,
+        };
+        let inputs: Vec<_> = proto
+            .input
+            .iter()
+            .filter(|i| !consts.contains_key(i.name()))
+            .collect();
+        let [input] = inputs.as_slice() else {
+            return Err(model(format!(
+                "needs exactly one input, has {}",
+                inputs.len()
+            )));
+        };
+        let dims: Vec<i64> = input
+            .r#type
+            .as_ref()
+            .and_then(|t| match &t.value {
+                Some(super::proto::type_proto::Value::TensorType(tt)) => tt.shape.as_ref(),
+                _ => None,
+            })
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(super::proto::tensor_shape_proto::dimension::Value::DimValue(v)) => v,
+                        _ => -1,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let shape = match dims.as_slice() {
+            [_, c, h, w] if *c > 0 && *h > 0 && *w > 0 => (*c as usize, *h as usize, *w as usize),
+            _ => {
+                return Err(model(format!(
+                    "input {} has shape {dims:?}; bitsearch feeds images (N, C, H, W) with C, H \
+                     and W fixed",
+                    input.name()
+                )))
+            }
+        };
+        Ok(Builder {
+            proto,
+            consts,
+            ids: HashMap::from([(input.name().to_string(), 0)]),
+            graph: Graph::new(name),
+            labels: vec![("input".into(), "input".into())],
+            weights: HashMap::new(),
+            input: shape,
+            names: HashSet::new(),
+        })
+    }
+
+    pub fn run(mut self) -> Result<Imported, OnnxError> {
+        for (i, node) in self.proto.node.iter().enumerate() {
+            self.node(i, node)?;
+        }
+        let out = self.proto.output.first().map(|o| o.name().to_string());
+        let last = self.graph.nodes.len() - 1;
+        if out.as_ref().and_then(|o| self.ids.get(o)) != Some(&last) {
+            return Err(OnnxError::Node {
+                node: out.unwrap_or_default(),
+                op: "graph".into(),
+                rule: "the graph's output must be its last op".into(),
+            });
+        }
+        let shapes = self
+            .graph
+            .shapes(self.input)
+            .map_err(|e| self.shape_error(e))?;
+        let mut layers = Vec::with_capacity(shapes.layers.len());
+        for (shape, node) in shapes.layers.iter().zip(&shapes.layer_nodes) {
+            let w = self
+                .weights
+                .remove(node)
+                .ok_or_else(|| self.node_error(*node, "no weights"))?;
+            let want = match shape.kind {
+                crate::model::LayerKind::Conv => vec![
+                    shape.out_ch,
+                    shape.in_ch / shape.groups,
+                    shape.kernel,
+                    shape.kernel,
+                ],
+                crate::model::LayerKind::Linear => vec![shape.out_ch, shape.in_ch],
+            };
+            if w.w_dims != want {
+                let rule = format!(
+                    "weight of shape {:?} does not fit its input ({} channels or features): \
+                     the layer needs {want:?}",
+                    w.w_dims, shape.in_ch
+                );
+                return Err(self.node_error(*node, &rule));
+            }
+            layers.push(w);
+        }
+        let classes = shapes.layers.last().map_or(0, |l| l.out_ch);
+        Ok(Imported {
+            graph: self.graph,
+            input: self.input,
+            classes,
+            layers,
+        })
+    }
+
+    fn shape_error(&self, e: ShapeError) -> OnnxError {
+        let node = match &e {
+            ShapeError::Invalid { node, .. } => self.labels[*node].0.clone(),
+            ShapeError::TooSmall { layer, .. } => layer.clone(),
+        };
+        OnnxError::Shape { node, source: e }
+    }
+
+    fn node_error(&self, node: usize, rule: &str) -> OnnxError {
+        let (label, op) = self.labels[node].clone();
+        OnnxError::Node {
+            node: label,
+            op,
+            rule: rule.to_string(),
+        }
+    }
+
+    /// One ONNX node.
+    fn node(&mut self, index: usize, node: &NodeProto) -> Result<(), OnnxError> {
+        let label = match node.name() {
+            "" => format!("#{index}"),
+            n => n.to_string(),
+        };
+        let a = Attrs::new(node, label.clone());
+        let op_type = node.op_type();
+        let ctx = Ctx {
+            node,
+            label: &label,
+            op: op_type,
+        };
+        let op = match op_type {
+            "Constant" => {
+                let t = a
+                    .tensor("value")
+                    .ok_or_else(|| ctx.rule("needs a tensor `value`"))?;
+                let v = decode(t, &label)?;
+                self.consts.insert(ctx.output(0)?.to_string(), v);
+                return Ok(());
+            }
+            "Identity" | "Dropout" => {
+                let src = self.src(&ctx, 0)?;
+                self.ids.insert(ctx.output(0)?.to_string(), src);
+                return Ok(());
+            }
+            "Conv" => return self.conv(&ctx, &a),
+            "Gemm" | "MatMul" => return self.linear(&ctx, &a),
+            "BatchNormalization" => return self.batch_norm(&ctx, &a),
+            "Add" => return self.add(&ctx),
+            "Relu" => Op::Relu,
+            "Clip" => self.clip(&ctx, &a)?,
+            "MaxPool" | "AveragePool" => pool(&ctx, &a)?,
+            "GlobalAveragePool" => Op::GlobalAvgPool,
+            "Flatten" => match a.int("axis", 1) {
+                1 => Op::Flatten,
+                v => return Err(a.bad("axis", v, "only axis 1 (keep the batch) is supported")),
+            },
+            "Reshape" => self.reshape(&ctx)?,
+            _ => {
+                return Err(OnnxError::Unsupported {
+                    node: label,
+                    op: op_type.to_string(),
+                })
+            }
+        };
+        let src = self.src(&ctx, 0)?;
+        self.push(&ctx, op, &[src])?;
+        Ok(())
+    }
+
+    /// The graph node computing input `i` of the node.
+    fn src(&self, ctx: &Ctx, i: usize) -> Result<usize, OnnxError> {
+        let name = ctx
+            .node
+            .input
+            .get(i)
+            .map(String::as_str)
+            .unwrap_or_default();
+        match (self.ids.get(name), self.consts.contains_key(name)) {
+            (Some(&id), _) => Ok(id),
+            (None, true) => Err(ctx.rule(&format!(
+                "input {name} is a constant where the op needs a computed tensor"
+            ))),
+            (None, false) => {
+                Err(ctx.rule(&format!("input {name:?} is produced by no earlier node")))
+            }
+        }
+    }
+
+    /// Constant input `i`, which must exist.
+    fn constant(&self, ctx: &Ctx, i: usize) -> Result<&Value, OnnxError> {
+        let name = ctx
+            .node
+            .input
+            .get(i)
+            .map(String::as_str)
+            .unwrap_or_default();
+        self.consts
+            .get(name)
+            .ok_or_else(|| OnnxError::MissingInitializer {
+                node: ctx.label.to_string(),
+                op: ctx.op.to_string(),
+                input: name.to_string(),
+            })
+    }
+
+    /// Constant input `i` if the node has it (optional inputs may be absent or "").
+    fn optional(&self, ctx: &Ctx, i: usize) -> Result<Option<&Value>, OnnxError> {
+        match ctx.node.input.get(i).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(_) => self.constant(ctx, i).map(Some),
+        }
+    }
+
+    fn push(&mut self, ctx: &Ctx, op: Op, inputs: &[usize]) -> Result<usize, OnnxError> {
+        let id = self.graph.push(op, inputs);
+        self.labels
+            .push((ctx.label.to_string(), ctx.op.to_string()));
+        self.ids.insert(ctx.output(0)?.to_string(), id);
+        Ok(id)
+    }
+
+    /// A unique layer name: the weight's name without ".weight", else the node's, with
+    /// characters that would break CSV columns or policy files replaced.
+    fn layer_name(&mut self, ctx: &Ctx, weight: &str) -> String {
+        let base = weight.strip_suffix(".weight").unwrap_or(ctx.label);
+        let clean: String = base
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let clean = clean.trim_matches('_').to_string();
+        let clean = if clean.is_empty() {
+            format!("layer{}", self.names.len())
+        } else {
+            clean
+        };
+        let mut name = clean.clone();
+        let mut k = 2;
+        while !self.names.insert(name.clone()) {
+            name = format!("{clean}_{k}");
+            k += 1;
+        }
+        name
+    }
+}
+
+/// The node being converted, for lookups and errors.
+pub(super) struct Ctx<'n> {
+    pub node: &'n NodeProto,
+    pub label: &'n str,
+    pub op: &'n str,
+}
+
+impl Ctx<'_> {
+    pub fn rule(&self, rule: &str) -> OnnxError {
+        OnnxError::Node {
+            node: self.label.to_string(),
+            op: self.op.to_string(),
+            rule: rule.to_string(),
+        }
+    }
+
+    pub fn output(&self, i: usize) -> Result<&str, OnnxError> {
+        self.node
+            .output
+            .get(i)
+            .map(String::as_str)
+            .ok_or_else(|| self.rule("has no output"))
+    }
+}
+
+/// MaxPool or AveragePool with square windows and no padding.
+fn pool(ctx: &Ctx, a: &Attrs) -> Result<Op, OnnxError> {
+    let known = [
+        "kernel_shape",
+        "strides",
+        "pads",
+        "ceil_mode",
+        "dilations",
+        "auto_pad",
+        "count_include_pad",
+        "storage_order",
+    ];
+    if let Some(name) = a.unknown(&known) {
+        return Err(a.bad(
+            &name,
+            "set",
+            "not an attribute of the pools bitsearch imports",
+        ));
+    }
+    let k = square(a, "kernel_shape", None)?;
+    let stride = square(a, "strides", Some(1))?;
+    if let Some(p) = a.ints("pads").filter(|p| p.iter().any(|&v| v != 0)) {
+        return Err(a.bad("pads", p, "pools with padding are not supported"));
+    }
+    if a.int("ceil_mode", 0) != 0 {
+        return Err(a.bad(
+            "ceil_mode",
+            a.int("ceil_mode", 0),
+            "only floor mode is supported",
+        ));
+    }
+    if let Some(d) = a.ints("dilations").filter(|d| d.iter().any(|&v| v != 1)) {
+        return Err(a.bad("dilations", d, "only dilation 1 is supported"));
+    }
+    check_auto_pad(a)?;
+    Ok(match ctx.op {
+        "MaxPool" => Op::MaxPool { k, stride },
+        _ => Op::AvgPool { k, stride },
+    })
+}
+
+/// An attribute holding two equal positive values (`default` when absent).
+pub(super) fn square(a: &Attrs, name: &str, default: Option<usize>) -> Result<usize, OnnxError> {
+    match (a.ints(name), default) {
+        (None, Some(d)) => Ok(d),
+        (Some(v), _) if v.len() == 2 && v[0] == v[1] && v[0] > 0 => Ok(v[0] as usize),
+        (v, _) => Err(a.bad(name, v, "needs two equal positive values (square)")),
+    }
+}
+
+pub(super) fn check_auto_pad(a: &Attrs) -> Result<(), OnnxError> {
+    match a.string("auto_pad").as_deref() {
+        None | Some("NOTSET") | Some("VALID") => Ok(()),
+        Some(v) => Err(a.bad("auto_pad", v, "only explicit pads are supported")),
+    }
+}
+
+/// `var + eps − 1e-5`: normalizing by √(var' + 1e-5) is normalizing by √(var + eps).
+pub(super) fn bn_weights(values: [Vec<f32>; 4], eps: f32) -> BnWeights {
+    let [gamma, beta, mean, var] = values;
+    BnWeights {
+        gamma,
+        beta,
+        mean,
+        var: var.into_iter().map(|v| v + eps - EPS).collect(),
+    }
+}

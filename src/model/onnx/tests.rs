@@ -1,0 +1,136 @@
+//! The importer against PyTorch's own exports (`scripts/export_onnx.py`, in tests/data/onnx)
+//! and against broken copies of them.
+
+use super::proto::ModelProto;
+use super::*;
+use crate::model::Model;
+use candle_core::{Device, Tensor};
+use prost::Message;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/onnx")
+        .join(name)
+}
+
+/// The export script's fixed input: x[i] = (sin(0.37 i) + 1) / 2 over the flattened batch.
+fn fixed_input(shape: (usize, usize, usize, usize)) -> Tensor {
+    let n = shape.0 * shape.1 * shape.2 * shape.3;
+    let x: Vec<f32> = (0..n)
+        .map(|i| (((0.37 * i as f64).sin() + 1.0) / 2.0) as f32)
+        .collect();
+    Tensor::from_vec(x, shape, &Device::Cpu).unwrap()
+}
+
+/// Imported LeNet-5 and ResNet-20 (BatchNorm folded, projection shortcuts) give PyTorch's
+/// logits within 1e-4, in full precision.
+#[test]
+fn imports_match_pytorch_logits() {
+    let logits: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("logits.json")).unwrap()).unwrap();
+    for (name, layers) in [("lenet5", 5), ("resnet20", 22)] {
+        let model = Model::from_import(import(&fixture(&format!("{name}.onnx"))).unwrap()).unwrap();
+        assert_eq!(model.shapes().len(), layers, "{name}");
+        let (c, h, w) = model.input();
+        let got = model.forward(&fixed_input((2, c, h, w)), None).unwrap();
+        let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want: Vec<f32> = logits["logits"][name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(got.len(), want.len(), "{name}");
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        eprintln!("{name}: largest logit difference {diff:e}");
+        assert!(diff < 1e-4, "{name}: logits differ by {diff}");
+    }
+}
+
+fn lenet() -> ModelProto {
+    ModelProto::decode(std::fs::read(fixture("lenet5.onnx")).unwrap().as_slice()).unwrap()
+}
+
+fn import_proto(m: &ModelProto) -> Result<Imported, OnnxError> {
+    import_bytes(&m.encode_to_vec(), "broken")
+}
+
+#[test]
+fn a_truncated_file_is_a_decode_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.onnx");
+    let bytes = std::fs::read(fixture("lenet5.onnx")).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let e = import(&path).unwrap_err().to_string();
+    eprintln!("{e}");
+    assert!(
+        e.contains("cut.onnx") && e.contains("not a readable ONNX model"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unsupported_op_names_the_node_and_the_op() {
+    let mut m = lenet();
+    let g = m.graph.as_mut().unwrap();
+    let relu = g.node.iter_mut().find(|n| n.op_type() == "Relu").unwrap();
+    relu.op_type = Some("Softplus".into());
+    let name = relu.name().to_string();
+    let e = import_proto(&m).unwrap_err().to_string();
+    eprintln!("{e}");
+    assert!(
+        e.contains(&format!("node {name}")) && e.contains("Softplus"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_initializer_names_the_node_and_the_input() {
+    let mut m = lenet();
+    let g = m.graph.as_mut().unwrap();
+    g.initializer.retain(|t| t.name() != "conv2.weight");
+    let e = import_proto(&m).unwrap_err().to_string();
+    eprintln!("{e}");
+    assert!(
+        e.contains("conv2.weight") && e.contains("Conv") && e.contains("constant"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_weight_that_does_not_fit_its_input_is_a_shape_error() {
+    let mut m = lenet();
+    let g = m.graph.as_mut().unwrap();
+    // fc1 as (120, 200) instead of (120, 256): the flattened 16×4×4 input does not fit.
+    let t = g
+        .initializer
+        .iter_mut()
+        .find(|t| t.name() == "fc1.weight")
+        .unwrap();
+    t.dims = vec![120, 200];
+    let raw = t.raw_data.as_mut().unwrap();
+    raw.truncate(120 * 200 * 4);
+    let e = import_proto(&m).unwrap_err().to_string();
+    eprintln!("{e}");
+    assert!(e.contains("fc1") && e.contains("[120, 256]"), "{e}");
+}
+
+#[test]
+fn an_unsupported_attribute_names_the_attribute_and_value() {
+    let mut m = lenet();
+    let g = m.graph.as_mut().unwrap();
+    let conv = g.node.iter_mut().find(|n| n.op_type() == "Conv").unwrap();
+    let dil = conv
+        .attribute
+        .iter_mut()
+        .find(|a| a.name() == "dilations")
+        .unwrap();
+    dil.ints = vec![2, 2];
+    let e = import_proto(&m).unwrap_err().to_string();
+    eprintln!("{e}");
+    assert!(e.contains("dilations") && e.contains("[2, 2]"), "{e}");
+}
