@@ -110,3 +110,111 @@ fn resnet20_searches_prices_and_evaluates_on_the_cifar_fixture() {
     let acc = eval["test_accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc), "{eval}");
 }
+
+/// An ONNX file exported from PyTorch (scripts/export_onnx.py) goes through the whole tool:
+/// its weights are the baseline (nothing trains), the search walks its layers by their
+/// PyTorch names, and cost and eval price and score it.
+#[test]
+fn an_imported_onnx_model_is_searched_priced_and_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = repo().join("tests/data/onnx/lenet5.onnx");
+    let text = format!(
+        r#"extends = "{}"
+name = "onnx-lenet5"
+[model]
+onnx = "{}"
+[finetune]
+steps = 3
+[attack]
+pgd_steps = 2
+square_queries = 0
+examples = 20
+fgsm_eps = [0.1]
+pgd_eps = [0.1]
+[front_test]
+enabled = false
+[search]
+episodes = 2
+attack_examples = 20
+references = false
+"#,
+        repo().join("experiments/lenet5-mnist.toml").display(),
+        onnx.display()
+    );
+    let exp = dir.path().join("onnx.toml");
+    std::fs::write(&exp, text).unwrap();
+    let exp = exp.to_str().unwrap();
+    let out = dir.path().join("out");
+    let o = ok(bitsearch(
+        &[
+            "search",
+            "--experiment",
+            exp,
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    ));
+    assert!(
+        !o.contains("epoch"),
+        "an imported model must not train: {o}"
+    );
+    let csv = std::fs::read_to_string(out.join("mbrl-bitfusion/episodes.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.contains("w_conv1") && header.contains("a_fc3"),
+        "{header}"
+    );
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let config = std::fs::read_to_string(out.join("mbrl-bitfusion/config.json")).unwrap();
+    assert!(config.contains("lenet5.onnx"), "{config}");
+
+    let cost = ok(bitsearch(
+        &["cost", "--experiment", exp, "--profile", "t4"],
+        dir.path(),
+    ));
+    assert!(cost.starts_with("lenet5 on t4"), "{cost}");
+    let eval = ok(bitsearch(
+        &[
+            "eval",
+            "--experiment",
+            exp,
+            "--policy",
+            "8/8,4/4,4/4,4/4,8/8",
+            "--no-attack",
+            "--json",
+        ],
+        dir.path(),
+    ));
+    let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
+    assert_eq!(eval["model"], "lenet5");
+}
+
+/// A model file that does not fit the data is refused with both shapes named.
+#[test]
+fn an_onnx_model_for_other_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "extends = \"{}\"\n[model]\nonnx = \"{}\"\n",
+        repo().join("experiments/lenet5-mnist.toml").display(),
+        repo().join("tests/data/onnx/resnet20.onnx").display()
+    );
+    let exp = dir.path().join("wrong.toml");
+    std::fs::write(&exp, text).unwrap();
+    let o = bitsearch(
+        &[
+            "cost",
+            "--experiment",
+            exp.to_str().unwrap(),
+            "--profile",
+            "t4",
+        ],
+        dir.path(),
+    );
+    let err = common::cli::fails(o);
+    assert!(
+        err.contains("resnet20.onnx") && err.contains("3x32x32") && err.contains("1x28x28"),
+        "{err}"
+    );
+}

@@ -67,9 +67,9 @@ pub fn parse_policy(text: &str, arch: &str, names: &[&str]) -> anyhow::Result<Po
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (exp, data) = super::load_experiment(&args.experiment)?;
     // The policy is checked against the model's layers before a missing baseline is trained.
-    let layers = exp.model.arch.layer_shapes(data.shape, data.classes)?;
+    let layers = exp.model.layer_shapes(data.shape, data.classes)?;
     let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
-    let policy = parse_policy(&args.policy, exp.model.arch.name(), &names)
+    let policy = parse_policy(&args.policy, &exp.model.name(), &names)
         .with_context(|| format!("invalid --policy {}", args.policy))?;
     let show = !args.quiet;
     let base =
@@ -115,7 +115,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let report = EvalReport {
         experiment: exp.name.clone(),
-        model: exp.model.arch.name().to_string(),
+        model: exp.model.name(),
         policy: q.policy().to_string(),
         test_accuracy: acc,
         fp32_test_accuracy: base.metrics.test_accuracy,

@@ -84,7 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Cost(c) => {
             let (exp, layers) = model_layers(&c.experiment)?;
-            cost::run(&c.args, exp.model.arch.name(), &layers)
+            cost::run(&c.args, &exp.model.name(), &layers)
         }
         Command::Bench(args) => bench::run(&args),
         Command::Report(args) => report::run(&args),
@@ -158,6 +158,6 @@ pub fn model_layers(
     path: &Path,
 ) -> anyhow::Result<(Experiment, Vec<bitsearch::model::LayerShape>)> {
     let (exp, data) = load_experiment(&ExperimentArgs::file(path))?;
-    let layers = exp.model.arch.layer_shapes(data.shape, data.classes)?;
+    let layers = exp.model.layer_shapes(data.shape, data.classes)?;
     Ok((exp, layers))
 }

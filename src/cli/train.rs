@@ -24,7 +24,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     println!(
         "{}: {} on {} ({} train / {} validation / {} test), {} epochs, batch {}, AdamW lr {}",
         exp.name,
-        exp.model.arch.name(),
+        &exp.model.name(),
         exp.data.source,
         data.train.len(),
         data.val.len(),

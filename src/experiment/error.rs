@@ -18,6 +18,10 @@ pub enum ExperimentError {
         path.display()
     )]
     UnknownDataSource { path: PathBuf, value: String },
+    #[error("{}: `[model]` needs `arch` (a network of the zoo: mlp, lenet5, cnn6, resnet20) or `onnx` (a model file), exactly one", path.display())]
+    ModelSource { path: PathBuf },
+    #[error("{}: `model.input_mean` and `model.input_std` go together, and only with `model.onnx` (zoo networks standardize by their training data)", path.display())]
+    ModelNorm { path: PathBuf },
     #[error("{}: `[attack]` configures no attack: give fgsm_eps or pgd_eps", path.display())]
     NoAttack { path: PathBuf },
     #[error("{}: `front_test.eps` must list at least one radius (or set `front_test.enabled = false`)", path.display())]

@@ -144,6 +144,7 @@ fn read_chain(path: &Path) -> Result<Resolved, ExperimentError> {
         seen.push((canonical, file.clone()));
         let parent = table.remove("extends");
         anchor_data_source(&mut table, &dir);
+        anchor_model_file(&mut table, &dir);
         if layers.is_empty() && parent.is_none() {
             own_text = Some(text);
         }
@@ -163,6 +164,7 @@ fn read_chain(path: &Path) -> Result<Resolved, ExperimentError> {
     }
     let mut merged = Table::new();
     for layer in layers.into_iter().rev() {
+        replace_model_source(&mut merged, &layer);
         merge(&mut merged, layer);
     }
     Ok(Resolved {
@@ -180,6 +182,34 @@ fn merge(base: &mut Table, over: Table) {
                 base.insert(key, value);
             }
         }
+    }
+}
+
+/// `model.arch` and `model.onnx` name one network: a layer giving one replaces a parent's
+/// other (an experiment extending a zoo one can swap in an ONNX file).
+fn replace_model_source(base: &mut Table, layer: &Table) {
+    let (Some(Value::Table(model)), Some(Value::Table(over))) =
+        (base.get_mut("model"), layer.get("model"))
+    else {
+        return;
+    };
+    for (given, other) in [("arch", "onnx"), ("onnx", "arch")] {
+        if over.contains_key(given) && !over.contains_key(other) {
+            model.remove(other);
+        }
+    }
+}
+
+/// A parent's `model.onnx` is relative to the parent; rewrite it relative to the extending file.
+fn anchor_model_file(table: &mut Table, dir: &Path) {
+    if dir.as_os_str().is_empty() {
+        return;
+    }
+    let Some(Value::Table(model)) = table.get_mut("model") else {
+        return;
+    };
+    if let Some(Value::String(file)) = model.get_mut("onnx") {
+        *file = dir.join(file.as_str()).display().to_string();
     }
 }
 

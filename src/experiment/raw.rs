@@ -10,8 +10,8 @@ use super::robust::{DqConfig, RawAttack, RawFinetune};
 use super::search::{RawBits, RawBudget, RewardConfig, SearchConfig};
 use super::validated::Experiment;
 use crate::calib::QuantConfig;
-use crate::data::{DataConfig, DataSource};
-use crate::model::{Arch, ModelConfig};
+use crate::data::{DataConfig, DataSource, InputNorm};
+use crate::model::{Arch, ModelConfig, ModelSource};
 use crate::quant::ClipMethod;
 use crate::train::TrainConfig;
 use crate::validate::{non_negative, positive, positive_count};
@@ -55,9 +55,52 @@ pub struct RawData {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
-    pub arch: Arch,
+    /// A zoo network, or:
+    pub arch: Option<Arch>,
+    /// an ONNX file (relative to the experiment file), its weights the FP32 baseline.
+    pub onnx: Option<String>,
     #[serde(default)]
     pub seed: u64,
+    /// The per-channel standardization an imported model expects of [0, 1] pixels.
+    pub input_mean: Option<Vec<f32>>,
+    pub input_std: Option<Vec<f32>>,
+}
+
+impl RawModel {
+    fn check(&self, path: &Path) -> Result<ModelConfig, ExperimentError> {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let source = match (&self.arch, &self.onnx) {
+            (Some(arch), None) => ModelSource::Arch(*arch),
+            (None, Some(file)) => ModelSource::Onnx(base.join(file)),
+            _ => {
+                return Err(ExperimentError::ModelSource {
+                    path: path.to_path_buf(),
+                })
+            }
+        };
+        let input_norm = match (&self.input_mean, &self.input_std) {
+            (None, None) => None,
+            (Some(mean), Some(std)) if self.onnx.is_some() => {
+                for (i, &s) in std.iter().enumerate() {
+                    positive(path, &format!("model.input_std[{i}]"), f64::from(s))?;
+                }
+                Some(InputNorm {
+                    mean: mean.clone(),
+                    std: std.clone(),
+                })
+            }
+            _ => {
+                return Err(ExperimentError::ModelNorm {
+                    path: path.to_path_buf(),
+                })
+            }
+        };
+        Ok(ModelConfig {
+            source,
+            seed: self.seed,
+            input_norm,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,10 +189,7 @@ impl RawExperiment {
                 validation: self.data.validation,
                 seed: self.data.seed,
             },
-            model: ModelConfig {
-                arch: self.model.arch,
-                seed: self.model.seed,
-            },
+            model: self.model.check(path)?,
             train: TrainConfig {
                 epochs: self.train.epochs,
                 batch: self.train.batch,
@@ -179,7 +219,7 @@ mod tests {
     use std::path::Path;
 
     use crate::experiment::{Experiment, ExperimentError};
-    use crate::model::Arch;
+    use crate::model::{Arch, ModelSource};
     use crate::quant::ClipMethod;
 
     const GOOD: &str = minimal_experiment!();
@@ -195,9 +235,34 @@ mod tests {
     #[test]
     fn good_file_gets_defaults() {
         let e = check(GOOD).unwrap();
-        assert_eq!(e.model.arch, Arch::Lenet5);
+        assert!(matches!(e.model.source, ModelSource::Arch(Arch::Lenet5)));
         assert_eq!(e.quant.act_clip, ClipMethod::Max);
         assert_eq!(e.train.weight_decay, 1e-2);
+    }
+
+    /// `[model]` takes `arch` or `onnx` (relative to the experiment file), exactly one, and an
+    /// input standardization only with `onnx`, both halves given.
+    #[test]
+    fn model_is_a_zoo_network_or_an_onnx_file() {
+        let onnx = GOOD.replace("arch = \"lenet5\"", "onnx = \"m/net.onnx\"");
+        let e = Experiment::from_toml(&onnx, Path::new("dir/exp.toml")).unwrap();
+        match &e.model.source {
+            ModelSource::Onnx(p) => assert_eq!(p, Path::new("dir/m/net.onnx")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.model.name(), "net");
+        let both = GOOD.replace("arch = \"lenet5\"", "arch = \"lenet5\"\nonnx = \"x.onnx\"");
+        assert!(err(&both).contains("exactly one"), "{}", err(&both));
+        let neither = GOOD.replace("arch = \"lenet5\"", "");
+        assert!(err(&neither).contains("exactly one"));
+        let half = onnx.replace("[model]", "[model]\ninput_mean = [0.5]");
+        assert!(err(&half).contains("go together"), "{}", err(&half));
+        let zoo_norm = GOOD.replace("[model]", "[model]\ninput_mean = [0.5]\ninput_std = [0.2]");
+        assert!(err(&zoo_norm).contains("only with `model.onnx`"));
+        let zero = onnx.replace("[model]", "[model]\ninput_mean = [0.5]\ninput_std = [0.0]");
+        assert!(err(&zero).contains("model.input_std[0]"), "{}", err(&zero));
+        let ok = onnx.replace("[model]", "[model]\ninput_mean = [0.5]\ninput_std = [0.2]");
+        assert_eq!(check(&ok).unwrap().model.input_norm.unwrap().std, vec![0.2]);
     }
 
     #[test]

@@ -1,21 +1,109 @@
-//! `ModelConfig`: the validated `[model]` table of an experiment — which network, and the seed of
-//! its weight initialization — and the fresh model it builds.
+//! `ModelConfig`: the validated `[model]` table of an experiment — a zoo network (`arch`, with
+//! the seed of its initialization) or an ONNX file (`onnx`, whose weights are the FP32
+//! baseline) — and the model it builds.
+
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use super::arch::Arch;
 use super::net::{Model, ModelError};
+use super::onnx;
+use super::shape::LayerShape;
+use crate::data::InputNorm;
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelSource {
+    /// A network of the zoo, trained from its seeded initialization.
+    Arch(Arch),
+    /// An ONNX file with its weights (`onnx::import`).
+    Onnx(PathBuf),
+}
+
+/// Serialized as the `[model]` table reads: `arch = ...` or `onnx = ...`, then the rest.
+#[derive(Debug, Clone, Serialize)]
 pub struct ModelConfig {
-    pub arch: Arch,
-    /// Seed of the weight initialization.
+    #[serde(flatten)]
+    pub source: ModelSource,
+    /// Seed of the weight initialization (zoo networks).
     pub seed: u64,
+    /// The standardization an imported model expects of its [0, 1] pixels (none: the pixels
+    /// themselves). Zoo networks use the training data's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_norm: Option<InputNorm>,
 }
 
 impl ModelConfig {
-    /// A freshly initialized model for inputs shaped (channels, height, width) and `classes`.
+    /// A zoo network with the given seed.
+    pub fn zoo(arch: Arch, seed: u64) -> Self {
+        ModelConfig {
+            source: ModelSource::Arch(arch),
+            seed,
+            input_norm: None,
+        }
+    }
+
+    /// What run directories and reports call the network: the architecture's name or the
+    /// ONNX file's stem.
+    pub fn name(&self) -> String {
+        match &self.source {
+            ModelSource::Arch(a) => a.name().to_string(),
+            ModelSource::Onnx(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "onnx".into()),
+        }
+    }
+
+    /// True for an imported model: its weights are the baseline, nothing is trained.
+    pub fn is_imported(&self) -> bool {
+        matches!(self.source, ModelSource::Onnx(_))
+    }
+
+    /// The model for inputs shaped (channels, height, width) and `classes`: freshly
+    /// initialized from the zoo, or imported (which must take that input and give that many
+    /// classes).
     pub fn init(&self, input: (usize, usize, usize), classes: usize) -> Result<Model, ModelError> {
-        Model::new(self.arch, input, classes, self.seed)
+        match &self.source {
+            ModelSource::Arch(arch) => Model::new(*arch, input, classes, self.seed),
+            ModelSource::Onnx(path) => {
+                let imported = onnx::import(path).map_err(Box::new)?;
+                if (imported.input, imported.classes) != (input, classes) {
+                    return Err(ModelError::DataMismatch {
+                        path: path.clone(),
+                        model: (imported.input, imported.classes),
+                        data: (input, classes),
+                    });
+                }
+                let model = Model::from_import(imported)?;
+                Ok(match &self.input_norm {
+                    Some(norm) if norm.mean.len() == input.0 && norm.std.len() == input.0 => {
+                        model.with_input_norm(norm.clone())
+                    }
+                    Some(norm) => {
+                        return Err(ModelError::NormChannels {
+                            path: path.clone(),
+                            channels: input.0,
+                            mean: norm.mean.len(),
+                            std: norm.std.len(),
+                        })
+                    }
+                    None => model,
+                })
+            }
+        }
+    }
+
+    /// The quantizable layers of the network for that input.
+    pub fn layer_shapes(
+        &self,
+        input: (usize, usize, usize),
+        classes: usize,
+    ) -> Result<Vec<LayerShape>, ModelError> {
+        match &self.source {
+            ModelSource::Arch(arch) => Ok(arch.layer_shapes(input, classes)?),
+            ModelSource::Onnx(_) => Ok(self.init(input, classes)?.shapes().to_vec()),
+        }
     }
 }

@@ -11,7 +11,7 @@ pub mod onnx;
 mod shape;
 
 pub use arch::Arch;
-pub use config::ModelConfig;
+pub use config::{ModelConfig, ModelSource};
 pub use exec::{Trace, Weights};
 pub use graph::{Dims, Graph, Node, Op, ShapeError, Shapes};
 pub use net::{BnWeights, LayerWeights, Model, ModelError};

@@ -35,6 +35,21 @@ pub enum ModelError {
     },
     #[error("layer {layer}: {what}")]
     Layer { layer: String, what: String },
+    #[error(transparent)]
+    Onnx(#[from] Box<super::onnx::OnnxError>),
+    #[error("{}: the model takes {}x{}x{} images and gives {} classes; the data has {}x{}x{} and {}", path.display(), model.0.0, model.0.1, model.0.2, model.1, data.0.0, data.0.1, data.0.2, data.1)]
+    DataMismatch {
+        path: PathBuf,
+        model: ((usize, usize, usize), usize),
+        data: ((usize, usize, usize), usize),
+    },
+    #[error("{}: `model.input_mean` and `model.input_std` need one value per input channel ({channels}), got {mean} and {std}", path.display())]
+    NormChannels {
+        path: PathBuf,
+        channels: usize,
+        mean: usize,
+        std: usize,
+    },
     #[error("{}: checkpoint has no tensor \"{name}\"", path.display())]
     MissingTensor { path: PathBuf, name: String },
     #[error("{}: tensor \"{name}\" has shape {got:?}, the model needs {expected:?}", path.display())]
@@ -348,7 +363,13 @@ impl Model {
         classes: usize,
         path: &Path,
     ) -> Result<Self, ModelError> {
-        let mut model = Model::new(arch, input, classes, 0)?;
+        Model::new(arch, input, classes, 0)?.read_weights(path)
+    }
+
+    /// This model with every parameter (and the input standardization) read from a
+    /// safetensors file written by `save` for the same graph.
+    pub fn read_weights(mut self, path: &Path) -> Result<Self, ModelError> {
+        let input = self.input;
         let map = candle_core::safetensors::load(path, &Device::Cpu).map_err(|source| {
             ModelError::Read {
                 path: path.to_path_buf(),
@@ -370,7 +391,7 @@ impl Model {
             }
             Ok(Var::from_tensor(t)?)
         };
-        for (s, p) in model.shapes.iter().zip(model.params.iter_mut()) {
+        for (s, p) in self.shapes.iter().zip(self.params.iter_mut()) {
             p.w = get(format!("{}.weight", s.name), &weight_dims(s))?;
             p.b = get(format!("{}.bias", s.name), &[s.out_ch])?;
             if let Some(bn) = &mut p.bn {
@@ -387,11 +408,11 @@ impl Model {
                 .as_tensor()
                 .to_vec1::<f32>()?)
         };
-        model.norm = InputNorm {
+        self.norm = InputNorm {
             mean: read("input.mean")?,
             std: read("input.std")?,
         };
-        Ok(model)
+        Ok(self)
     }
 }
 

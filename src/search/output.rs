@@ -28,7 +28,7 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
             .map(|f| f.to_string_lossy().to_string())
             .unwrap_or_default(),
         experiment: json(serde_json::to_value(s.exp))?,
-        model: s.exp.model.arch.name().to_string(),
+        model: s.exp.model.name(),
         layers,
         profile: ProfileInfo {
             name: s.profile.name().to_string(),
@@ -104,7 +104,7 @@ pub(super) fn write_best(run: &Run, scorer: &Scorer, b: &Episode) -> Result<(), 
     };
     let names = run.spec.base.layer_names();
     // `best_row` only chooses rows with a reward and validation scores.
-    if let Some(best) = BestPolicy::new(run.spec.exp.model.arch.name(), &names, b, test) {
+    if let Some(best) = BestPolicy::new(&run.spec.exp.model.name(), &names, b, test) {
         run.log.write_best(&best)?;
     }
     Ok(())

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::fp32::{accuracy, train_fp32, EpochReport, TrainConfig};
 use super::TrainError;
 use crate::data::{DataConfig, Dataset};
-use crate::model::{Model, ModelConfig};
+use crate::model::{Model, ModelConfig, ModelSource};
 
 /// Bump when training code changes in a way that changes the weights, so old caches are not reused.
 const CACHE_VERSION: u32 = 3;
@@ -44,6 +44,10 @@ pub struct Baseline {
 struct CacheKey<'a> {
     version: u32,
     arch: &'a str,
+    /// SHA-256 of an imported model's file (absent for zoo networks, so their keys are
+    /// unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    onnx: Option<String>,
     model_seed: u64,
     input: (usize, usize, usize),
     classes: usize,
@@ -55,9 +59,15 @@ struct CacheKey<'a> {
 
 /// Where the baseline for this spec and data lives under `out`.
 pub fn baseline_dir(spec: &BaselineSpec, data: &Dataset, out: &Path) -> PathBuf {
+    let name = spec.model.name();
+    let onnx = match &spec.model.source {
+        ModelSource::Onnx(path) => Some(file_digest(path)),
+        ModelSource::Arch(_) => None,
+    };
     let key = CacheKey {
         version: CACHE_VERSION,
-        arch: spec.model.arch.name(),
+        arch: &name,
+        onnx,
         model_seed: spec.model.seed,
         input: data.shape,
         classes: data.classes,
@@ -78,8 +88,19 @@ pub fn baseline_dir(spec: &BaselineSpec, data: &Dataset, out: &Path) -> PathBuf 
     }
     let digest = h.finalize();
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    out.join("baselines")
-        .join(format!("{}-{hex}", spec.model.arch.name()))
+    out.join("baselines").join(format!("{name}-{hex}"))
+}
+
+/// The hex SHA-256 of a file's bytes ("unreadable" if it cannot be read: importing it will
+/// then report why).
+fn file_digest(path: &Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        Err(_) => "unreadable".into(),
+    }
 }
 
 /// The cached baseline, or None if it was never trained for this spec and data.
@@ -93,7 +114,10 @@ pub fn load_baseline(
     if !weights.exists() {
         return Ok(None);
     }
-    let model = Model::load(spec.model.arch, data.shape, data.classes, &weights)?;
+    let model = spec
+        .model
+        .init(data.shape, data.classes)?
+        .read_weights(&weights)?;
     let metrics_path = dir.join("metrics.json");
     let text = std::fs::read_to_string(&metrics_path).map_err(|source| TrainError::Io {
         path: metrics_path.clone(),
@@ -126,12 +150,20 @@ pub fn train_baseline(
         return Ok(b);
     }
     let dir = baseline_dir(spec, data, out);
-    let model = spec
-        .model
-        .init(data.shape, data.classes)?
-        .with_input_norm(data.input_norm());
+    // An imported model's weights are the baseline (and it keeps its own standardization);
+    // a zoo network trains from its seeded start on the data's.
     let start = std::time::Instant::now();
-    let epochs = train_fp32(&model, data, spec.train, show)?;
+    let (model, epochs) = match spec.model.is_imported() {
+        true => (spec.model.init(data.shape, data.classes)?, Vec::new()),
+        false => {
+            let model = spec
+                .model
+                .init(data.shape, data.classes)?
+                .with_input_norm(data.input_norm());
+            let epochs = train_fp32(&model, data, spec.train, show)?;
+            (model, epochs)
+        }
+    };
     let train_seconds = start.elapsed().as_secs_f64();
     let metrics = BaselineMetrics {
         val_accuracy: accuracy(&model, &data.val, None)?,
