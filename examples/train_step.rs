@@ -2,7 +2,7 @@
 //! AdamW) on random inputs, for profiling: `CANDLE_NUM_THREADS=1 perf record
 //! target/release/examples/train_step cnn6 40` after `cargo build --release --example
 //! train_step`. Prints the median step time. Arguments: the architecture (`lenet5`, `cnn6`,
-//! `mlp`, `resnet20`; default cnn6), the number of steps (default 100), and `q` for the benchmark's
+//! `mlp`, `resnet20`, `mobilenet`; default cnn6), the number of steps (default 100), and `q` for the benchmark's
 //! quantized step (`bitsearch bench`'s policy, plus the Lipschitz penalty at beta 1e-2).
 
 use bitsearch::bench::bench_policy;
@@ -24,11 +24,12 @@ fn main() -> anyhow::Result<()> {
         Some("lenet5") => Arch::Lenet5,
         Some("mlp") => Arch::Mlp,
         Some("resnet20") => Arch::Resnet20,
+        Some("mobilenet") => Arch::Mobilenet,
         _ => Arch::Cnn6,
     };
-    // ResNet-20 on CIFAR-10's images, the others on MNIST's.
+    // ResNet-20 and MobileNet on CIFAR-10's images, the others on MNIST's.
     let input = match arch {
-        Arch::Resnet20 => (3, 32, 32),
+        Arch::Resnet20 | Arch::Mobilenet => (3, 32, 32),
         _ => (1, 28, 28),
     };
     let steps: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100);

@@ -21,6 +21,10 @@ pub enum Arch {
     /// (16, 32, 64 channels; the 2nd and 3rd stages start at stride 2 with the parameter-free
     /// "option A" shortcut), global average pool, fc: 19 convs with BatchNorm and one fc.
     Resnet20,
+    /// A small MobileNet-v1-style network: a 3x3 conv (16), five depthwise-separable blocks
+    /// (a 3x3 depthwise conv, then a 1x1 conv; 32, 64 at stride 2, 64, 128 at stride 2, 128),
+    /// each conv with BatchNorm and ReLU6, global average pool, fc: 11 convs and one fc.
+    Mobilenet,
 }
 
 /// A sequential network's steps, before they become a graph.
@@ -72,6 +76,41 @@ fn sequential(name: &str, steps: &[Step]) -> Graph {
     g
 }
 
+/// Howard et al. 2017's depthwise-separable blocks, scaled down for 28–32 pixel images.
+fn mobilenet(name: &str, classes: usize) -> Graph {
+    let mut g = Graph::new(name);
+    let conv_bn_relu6 = |g: &mut Graph, op: Op| {
+        g.then(op);
+        g.then(Op::BatchNorm);
+        g.then(Op::Relu6);
+    };
+    conv_bn_relu6(&mut g, conv_op("conv", 16, 3, 1, 1));
+    let mut channels = 16;
+    for (i, (out, stride)) in [(32, 1), (64, 2), (64, 1), (128, 2), (128, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let dw = Op::Conv {
+            name: format!("b{}.dw", i + 1),
+            out: channels,
+            kernel: 3,
+            stride,
+            padding: 1,
+            groups: channels,
+        };
+        conv_bn_relu6(&mut g, dw);
+        conv_bn_relu6(&mut g, conv_op(&format!("b{}.pw", i + 1), out, 1, 1, 0));
+        channels = out;
+    }
+    g.then(Op::GlobalAvgPool);
+    g.then(Op::Flatten);
+    g.then(Op::Linear {
+        name: "fc".to_string(),
+        out: classes,
+    });
+    g
+}
+
 /// He et al.'s CIFAR ResNet with `blocks` basic blocks per stage (ResNet-20: 3).
 fn cifar_resnet(name: &str, blocks: usize, classes: usize) -> Graph {
     let mut g = Graph::new(name);
@@ -114,6 +153,7 @@ impl Arch {
             Arch::Lenet5 => "lenet5",
             Arch::Cnn6 => "cnn6",
             Arch::Resnet20 => "resnet20",
+            Arch::Mobilenet => "mobilenet",
         }
     }
 
@@ -153,6 +193,7 @@ impl Arch {
                 ],
             ),
             Arch::Resnet20 => cifar_resnet("resnet20", 3, classes),
+            Arch::Mobilenet => mobilenet("mobilenet", classes),
         }
     }
 
@@ -217,6 +258,19 @@ mod tests {
         assert_eq!(s[19].in_ch, 64);
         assert_eq!(s[2].residual, 2 * 16 * 32 * 32);
         assert_eq!(s[1].residual, 0);
+    }
+
+    #[test]
+    fn mobilenet_is_depthwise_separable() {
+        let s = Arch::Mobilenet.layer_shapes((3, 32, 32), 10).unwrap();
+        assert_eq!(s.len(), 12);
+        assert!(s[3].is_depthwise() && !s[4].is_depthwise());
+        assert_eq!(
+            (s[3].in_ch, s[3].weight_count(), s[3].out_hw),
+            (32, 32 * 9, (16, 16))
+        );
+        assert_eq!((s[4].kernel, s[4].in_ch, s[4].out_ch), (1, 32, 64));
+        assert_eq!(s[11].in_ch, 128);
     }
 
     #[test]

@@ -261,11 +261,10 @@ impl Model {
         };
         let w = fake_quant_weight(&w, lq.bits.w)?;
         let op = &self.graph.nodes[chain.node].op;
-        // An ungrouped conv past the first layer takes its input's quantizer into the kernel
-        // (src/ops); elsewhere the input is fake-quantized here, and the first layer's then
-        // standardized.
+        // A conv past the first layer takes its input's quantizer into the kernel (src/ops);
+        // elsewhere the input is fake-quantized here, and the first layer's then standardized.
         let (xin, act) = match (op, li) {
-            (Op::Conv { groups: 1, .. }, 1..) => {
+            (Op::Conv { .. }, 1..) => {
                 let act = (!lq.bits.a.is_full()).then(|| ActGrid {
                     bits: lq.bits.a.get(),
                     clip: lq.clip,
@@ -287,22 +286,35 @@ impl Model {
                 Some((_, k)) => ops::conv2d_relu_pool(&xin, act, &w, &b, (stride, padding), k)?,
                 None => ops::conv2d_quantized(&xin, act, &w, Some(&b), stride, padding, relu)?,
             },
-            // Grouped and depthwise convs run on candle's convolution for now.
+            // Depthwise: its own op (one filter per channel).
+            Op::Conv {
+                stride,
+                padding,
+                groups,
+                out,
+                ..
+            } if groups == out && w.dim(1)? == 1 => {
+                ops::depthwise_conv2d(&xin, act, &w, &b, (stride, padding), relu)?
+            }
+            // Other grouped convs: each group is its own conv on the fast op, the outputs
+            // concatenated.
             Op::Conv {
                 stride,
                 padding,
                 groups,
                 ..
             } => {
-                let o = b.dim(0)?;
-                let y = xin
-                    .conv2d(&w, padding, stride, 1, groups)?
-                    .broadcast_add(&b.reshape((1, o, 1, 1))?)?;
-                if relu {
-                    y.relu()?
-                } else {
-                    y
-                }
+                let (xs, ws, bs) = (
+                    xin.chunk(groups, 1)?,
+                    w.chunk(groups, 0)?,
+                    b.chunk(groups, 0)?,
+                );
+                let parts = (xs.iter().zip(&ws).zip(&bs))
+                    .map(|((x, w), b)| {
+                        ops::conv2d_quantized(x, act, w, Some(b), stride, padding, relu)
+                    })
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                Tensor::cat(&parts, 1)?
             }
             // Bias and ReLU fused too; the weight gradient only when the weight tracks one.
             _ => ops::linear(&xin, &w, Some(&b), relu)?,
@@ -374,6 +386,70 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A grouped conv (one op per group) gives candle's grouped convolution, and its
+    /// gradients, within float tolerance.
+    #[test]
+    fn grouped_conv_matches_candle() {
+        use crate::model::{Graph, Op};
+        let mut g = Graph::new("grouped");
+        g.then(Op::Conv {
+            name: "c".into(),
+            out: 4,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            groups: 1,
+        });
+        g.then(Op::Relu);
+        g.then(Op::Conv {
+            name: "dw".into(),
+            out: 4,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            groups: 2,
+        });
+        g.then(Op::Flatten);
+        g.then(Op::Linear {
+            name: "fc".into(),
+            out: 3,
+        });
+        let m = Model::from_graph(g, (2, 7, 7), 3, 5).unwrap();
+        let x = Tensor::rand(0f32, 1f32, (2, 2, 7, 7), &Device::Cpu).unwrap();
+        let got = m.forward(&x, None).unwrap();
+        let p = &m.params;
+        let h = x
+            .conv2d(p[0].w.as_tensor(), 1, 1, 1, 1)
+            .unwrap()
+            .broadcast_add(&p[0].b.as_tensor().reshape((1, 4, 1, 1)).unwrap())
+            .unwrap()
+            .relu()
+            .unwrap();
+        let h = h
+            .conv2d(p[1].w.as_tensor(), 1, 2, 1, 2)
+            .unwrap()
+            .broadcast_add(&p[1].b.as_tensor().reshape((1, 4, 1, 1)).unwrap())
+            .unwrap()
+            .flatten_from(1)
+            .unwrap();
+        let want = h
+            .matmul(&p[2].w.as_tensor().t().unwrap())
+            .unwrap()
+            .broadcast_add(p[2].b.as_tensor())
+            .unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+            d.to_scalar::<f32>().unwrap()
+        };
+        assert!(diff(&got, &want) < 1e-5, "{}", diff(&got, &want));
+        let (gg, gw) = (
+            got.sum_all().unwrap().backward().unwrap(),
+            want.sum_all().unwrap().backward().unwrap(),
+        );
+        let w = p[1].w.as_tensor();
+        assert!(diff(gg.get(w).unwrap(), gw.get(w).unwrap()) < 1e-4);
     }
 
     /// ResNet-20 trains with batch statistics, and afterwards its folded forward (what the
