@@ -5,7 +5,8 @@
 //! conv's setup, copies and dispatch per channel (6.4 s for a batch-128 training step of the
 //! zoo's `mobilenet`). A depthwise conv does k² products per output, so it is bound by memory,
 //! not arithmetic: plain loops over one plane at a time, planes in parallel, each sum in a
-//! fixed order (the weight gradient is summed over examples in example order).
+//! fixed order (the weight gradient is summed over examples in example order). Plain `a += w·x`
+//! rather than `mul_add`: without FMA in the build's target, `mul_add` is a libm call.
 
 use super::par::for_each_chunk;
 use super::storage::{contiguous_f32, with_f32};
@@ -99,7 +100,7 @@ impl Depthwise {
                 for ky in 0..d.k {
                     for kx in 0..d.k {
                         let (iy, ix) = (oy * self.stride + ky, ox * self.stride + kx);
-                        s = wk[ky * d.k + kx].mul_add(self.at(xp, d, iy as isize, ix as isize), s);
+                        s += wk[ky * d.k + kx] * self.at(xp, d, iy as isize, ix as isize);
                     }
                 }
                 out[oy * d.ow + ox] = s + bias;
@@ -239,7 +240,7 @@ impl Depthwise {
                     for kx in 0..d.k {
                         let (iy, ix) = (oy * self.stride + ky, ox * self.stride + kx);
                         let xv = self.at(xp, d, iy as isize, ix as isize);
-                        acc[ky * d.k + kx] = gv.mul_add(xv, acc[ky * d.k + kx]);
+                        acc[ky * d.k + kx] += gv * xv;
                     }
                 }
                 acc[k2] += gv;
@@ -258,7 +259,7 @@ impl Depthwise {
                         let x = (ox * self.stride + kx) as isize - self.padding as isize;
                         if y >= 0 && x >= 0 && (y as usize) < d.h && (x as usize) < d.w {
                             let at = y as usize * d.w + x as usize;
-                            dx[at] = wk[ky * d.k + kx].mul_add(gv, dx[at]);
+                            dx[at] += wk[ky * d.k + kx] * gv;
                         }
                     }
                 }
