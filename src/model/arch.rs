@@ -76,6 +76,16 @@ fn sequential(name: &str, steps: &[Step]) -> Graph {
     g
 }
 
+/// The head of the CIFAR-style networks: global average pool, flatten, one fc.
+fn classifier(g: &mut Graph, classes: usize) {
+    g.then(Op::GlobalAvgPool);
+    g.then(Op::Flatten);
+    g.then(Op::Linear {
+        name: "fc".to_string(),
+        out: classes,
+    });
+}
+
 /// Howard et al. 2017's depthwise-separable blocks, scaled down for 28–32 pixel images.
 fn mobilenet(name: &str, classes: usize) -> Graph {
     let mut g = Graph::new(name);
@@ -102,12 +112,7 @@ fn mobilenet(name: &str, classes: usize) -> Graph {
         conv_bn_relu6(&mut g, conv_op(&format!("b{}.pw", i + 1), out, 1, 1, 0));
         channels = out;
     }
-    g.then(Op::GlobalAvgPool);
-    g.then(Op::Flatten);
-    g.then(Op::Linear {
-        name: "fc".to_string(),
-        out: classes,
-    });
+    classifier(&mut g, classes);
     g
 }
 
@@ -137,12 +142,7 @@ fn cifar_resnet(name: &str, blocks: usize, classes: usize) -> Graph {
             channels = out;
         }
     }
-    g.then(Op::GlobalAvgPool);
-    g.then(Op::Flatten);
-    g.then(Op::Linear {
-        name: "fc".to_string(),
-        out: classes,
-    });
+    classifier(&mut g, classes);
     g
 }
 

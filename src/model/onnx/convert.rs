@@ -309,6 +309,15 @@ impl Ctx<'_> {
         }
     }
 
+    /// The name of input `i` ("" when the node has none there).
+    pub fn input(&self, i: usize) -> &str {
+        self.node
+            .input
+            .get(i)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
     pub fn output(&self, i: usize) -> Result<&str, OnnxError> {
         self.node
             .output
