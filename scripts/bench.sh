@@ -25,6 +25,12 @@ if ./target/release/bitsearch bench --help | grep -q -- '--reference-dir'; then
     ref_args=(--reference-dir "$out/ref")
 fi
 CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --runs "$runs" --json ${ref_args[@]+"${ref_args[@]}"} > "$out/bitsearch.jsonl"
+# ResNet-20's figures on CIFAR-shaped images: a CIFAR-10-format stand-in made from the embedded
+# digits (scripts/make-cifar-fixture.sh); the times do not depend on the pixel values.
+cargo run --release --quiet --example cifar_fixture -- "$out/cifar" 220 100 > /dev/null
+CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --arch resnet20 --runs "$runs" --json \
+    --no-training --no-policy --experiment experiments/resnet20-cifar10.toml \
+    --set "data.source=cifar10:$out/cifar" --set data.validation=100 | grep -v '"peak_memory_mib' >> "$out/bitsearch.jsonl"
 if python3 -c "import torch" 2>/dev/null; then
     torch_args=(--threads 2 --runs "$runs")
     if [ -f "$out/ref/policy-bench.json" ]; then
@@ -39,6 +45,11 @@ if python3 -c "import torch" 2>/dev/null; then
         unfused_args+=(--policy-dir "$out/ref")
     fi
     python3 scripts/torch_reference.py "${unfused_args[@]}" >> "$out/torch.jsonl"
+    # ResNet-20 in processes of their own, so the peak-memory row stays the LeNet-5/cnn6 run's.
+    for fq in fused unfused; do
+        python3 scripts/torch_reference.py --threads 2 --runs "$runs" --arch resnet20 --epochs 0 --fq "$fq" \
+            | grep -v '"peak memory' >> "$out/torch.jsonl"
+    done
 else
     echo "(torch not installed: no reference column)"
     : > "$out/torch.jsonl"

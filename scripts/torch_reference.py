@@ -144,7 +144,7 @@ class QNet(nn.Module):
                                          nn.Conv2d(32, 32, 3, padding=1), nn.Linear(32 * 7 * 7, 128), nn.Linear(128, 10)])
             self.pool_after = (1, 3)
         else:
-            raise SystemExit(f"torch_reference.py: unknown arch {arch!r} (lenet5 or cnn6)")
+            raise SystemExit(f"torch_reference.py: unknown arch {arch!r} (lenet5, cnn6 or resnet20)")
         shape = (1, -1, 1, 1)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(shape))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(shape))
@@ -195,6 +195,76 @@ class QNet(nn.Module):
         return total
 
 
+class QResNet20(nn.Module):
+    """The zoo's resnet20 (src/model/arch.rs): 19 convs with BatchNorm, option-A shortcuts, GAP,
+    fc. As bitsearch runs it: FP32 training (`train_bn`) uses the batch statistics; every other
+    pass folds each BN into its conv with the running statistics (w·γ/σ, β − μ·γ/σ) and
+    fake-quantizes the folded weight, the fold written in autograd ops so a fine-tune trains
+    w, γ and β (src/model/bn.rs)."""
+
+    def __init__(self, mean=0.0, std=1.0, fq="fused", channels_last=None):
+        super().__init__()
+        convs, bns, self.blocks = [nn.Conv2d(3, 16, 3, 1, 1)], [nn.BatchNorm2d(16)], []
+        cin = 16
+        for stage, cout in enumerate([16, 32, 64]):
+            for b in range(3):
+                stride = 2 if stage > 0 and b == 0 else 1
+                self.blocks.append((len(convs), stride, (cout - cin) // 2 if stride != 1 or cin != cout else None))
+                convs += [nn.Conv2d(cin, cout, 3, stride, 1), nn.Conv2d(cout, cout, 3, 1, 1)]
+                bns += [nn.BatchNorm2d(cout), nn.BatchNorm2d(cout)]
+                cin = cout
+        self.convs, self.bns, self.fc = nn.ModuleList(convs), nn.ModuleList(bns), nn.Linear(64, 10)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1))
+        self.fq_w, self.fq_a = FQ[fq]
+        self.quant, self.train_bn = None, False
+        if (CHANNELS_LAST if channels_last is None else channels_last):
+            self.to(memory_format=torch.channels_last)
+
+    set_quant = QNet.set_quant
+
+    def folded(self, i):
+        conv, bn = self.convs[i], self.bns[i]
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        return conv.weight * scale.reshape(-1, 1, 1, 1), (conv.bias - bn.running_mean) * scale + bn.bias
+
+    def conv(self, i, x):
+        conv = self.convs[i]
+        if self.train_bn:
+            return self.bns[i](F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding))
+        w, b = self.folded(i)
+        if self.quant is not None:
+            wb, ab, clip = self.quant[i]
+            x, w = self.fq_a(x, ab, clip), self.fq_w(w, wb)
+        if i == 0:
+            x = (x - self.mean) / self.std
+        return F.conv2d(x, w, b, conv.stride, conv.padding)
+
+    def forward(self, x):
+        x = F.relu(self.conv(0, x))
+        for first, stride, pad in self.blocks:
+            out = self.conv(first + 1, F.relu(self.conv(first, x)))
+            short = x if pad is None else F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, pad, pad))
+            x = F.relu(out + short)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        w = self.fc.weight
+        if self.quant is not None:
+            wb, ab, clip = self.quant[-1]
+            x, w = self.fq_a(x, ab, clip), self.fq_w(w, wb)
+        return F.linear(x, w, self.fc.bias)
+
+    def penalty(self):
+        total = 0.0
+        for w in [self.folded(i)[0] for i in range(len(self.convs))] + [self.fc.weight]:
+            w = w.flatten(1)
+            total = total + ((w @ w.t() - torch.eye(w.shape[0])) ** 2).sum()
+        return total
+
+
+def make_model(arch, mean, std, fq):
+    return QResNet20(mean, std, fq) if arch == "resnet20" else QNet(arch, mean, std, fq)
+
+
 def adamw(params, lr, weight_decay):
     # fused=True: one kernel for all parameters, the fastest CPU AdamW in PyTorch 2.x; the same
     # update as candle's AdamW (betas 0.9/0.999, eps 1e-8, decoupled weight decay).
@@ -227,14 +297,22 @@ def timed(runs, f):
 
 
 def bench_policy(arch):
-    return [(8, 8), (4, 4), (2, 4), (4, 4), (8, 8)] if arch == "lenet5" else [(8, 8), (4, 4), (2, 4), (4, 4), (4, 4), (8, 8)]
+    """src/bench/mod.rs's: 8/8 first and last, 4/4 and 2/4 next, 4/4 for the rest."""
+    n = {"lenet5": 5, "cnn6": 6, "resnet20": 20}[arch]
+    return [(8, 8)] + [[(4, 4), (2, 4)][i] if i < 2 else (4, 4) for i in range(n - 2)] + [(8, 8)]
 
 
 def bench(arch, data, runs, epochs, out, fq, compile_mode=None):
     """The micro figures of `bitsearch bench` (src/bench.rs): clips 1.0, the bench policy."""
     x_all, y_all, val_x, val_y, mean, std = data
+    if arch == "resnet20":
+        # CIFAR-shaped inputs (the time does not depend on the pixel values).
+        g = torch.Generator().manual_seed(0)
+        x_all = torch.rand(1000, 3, 32, 32, generator=g)
+        y_all = torch.randint(0, 10, (1000,), generator=g)
+        epochs = 0
     torch.manual_seed(0)
-    model = QNet(arch, mean, std, fq)
+    model = make_model(arch, mean, std, fq)
     run = model
     if compile_mode is not None:
         # dynamic=False: batch 128 and 1,000 each get their own static graph instead of one
@@ -246,6 +324,8 @@ def bench(arch, data, runs, epochs, out, fq, compile_mode=None):
 
     def step(q, beta):
         model.set_quant(policy if q else None)
+        # FP32 training normalizes by batch statistics; quantized passes fold the BNs.
+        model.train_bn = not q
         loss = F.cross_entropy(run(x128), y128)
         if beta > 0:
             loss = loss + beta / 2 * model.penalty()
@@ -255,11 +335,13 @@ def bench(arch, data, runs, epochs, out, fq, compile_mode=None):
 
     def fwd(q):
         model.set_quant(policy if q else None)
+        model.train_bn = False
         with torch.inference_mode():
             run(x1000)
 
     def grad():
         model.set_quant(policy)
+        model.train_bn = False
         input_grad(run, x128, y128)
 
     rows = [("fp32 train step, batch 128", timed(runs, lambda: step(False, 0.0))),

@@ -213,12 +213,7 @@ impl<'a> Builder<'a> {
 
     /// The graph node computing input `i` of the node.
     fn src(&self, ctx: &Ctx, i: usize) -> Result<usize, OnnxError> {
-        let name = ctx
-            .node
-            .input
-            .get(i)
-            .map(String::as_str)
-            .unwrap_or_default();
+        let name = ctx.input(i);
         match (self.ids.get(name), self.consts.contains_key(name)) {
             (Some(&id), _) => Ok(id),
             (None, true) => Err(ctx.rule(&format!(
@@ -232,12 +227,7 @@ impl<'a> Builder<'a> {
 
     /// Constant input `i`, which must exist.
     fn constant(&self, ctx: &Ctx, i: usize) -> Result<&Value, OnnxError> {
-        let name = ctx
-            .node
-            .input
-            .get(i)
-            .map(String::as_str)
-            .unwrap_or_default();
+        let name = ctx.input(i);
         self.consts
             .get(name)
             .ok_or_else(|| OnnxError::MissingInitializer {
@@ -249,9 +239,9 @@ impl<'a> Builder<'a> {
 
     /// Constant input `i` if the node has it (optional inputs may be absent or "").
     fn optional(&self, ctx: &Ctx, i: usize) -> Result<Option<&Value>, OnnxError> {
-        match ctx.node.input.get(i).map(String::as_str) {
-            None | Some("") => Ok(None),
-            Some(_) => self.constant(ctx, i).map(Some),
+        match ctx.input(i) {
+            "" => Ok(None),
+            _ => self.constant(ctx, i).map(Some),
         }
     }
 
