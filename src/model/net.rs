@@ -295,6 +295,22 @@ impl Model {
             .collect()
     }
 
+    /// Layer `li`'s weights as the device runs them: the BatchNorm folded into the weight and
+    /// bias (`bn` is then None; the weight is not quantized here).
+    pub fn effective_layer(&self, li: usize) -> Result<LayerWeights, ModelError> {
+        let p = &self.params[li];
+        let (w, b) = match &p.bn {
+            Some(bn) => bn.fold(p.w.as_tensor(), p.b.as_tensor(), true)?,
+            None => (p.w.as_tensor().clone(), p.b.as_tensor().clone()),
+        };
+        Ok(LayerWeights {
+            w_dims: w.dims().to_vec(),
+            w: w.flatten_all()?.to_vec1()?,
+            b: b.to_vec1()?,
+            bn: None,
+        })
+    }
+
     /// True when some layer has a BatchNorm (training then uses batch statistics).
     pub fn has_batchnorm(&self) -> bool {
         self.params.iter().any(|p| p.bn.is_some())

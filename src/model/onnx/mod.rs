@@ -7,7 +7,10 @@
 //! attribute outside what the ops above mean, the attribute: never a silently different graph.
 
 mod convert;
+mod export;
 mod tensor;
+
+pub use export::export;
 
 #[allow(clippy::all, clippy::pedantic)]
 pub(crate) mod proto {

@@ -134,3 +134,74 @@ fn an_unsupported_attribute_names_the_attribute_and_value() {
     eprintln!("{e}");
     assert!(e.contains("dilations") && e.contains("[2, 2]"), "{e}");
 }
+
+/// Exported in full precision, a model reads back through the importer with the same logits
+/// (LeNet-5, and ResNet-20 with its BatchNorm now folded into the convs).
+#[test]
+fn a_full_precision_export_reads_back_with_the_same_logits() {
+    use crate::quant::{Bits, Policy, Quantizer};
+    for name in ["lenet5", "resnet20"] {
+        let model = Model::from_import(import(&fixture(&format!("{name}.onnx"))).unwrap()).unwrap();
+        let n = model.shapes().len();
+        let q = Quantizer::new(Policy::uniform(n, Bits::FULL), vec![[1.0; 8]; n]);
+        let bytes = export::export(&model, &q).unwrap();
+        let back = Model::from_import(import_bytes(&bytes, name).unwrap()).unwrap();
+        let (c, h, w) = model.input();
+        let x = fixed_input((2, c, h, w));
+        let a = model
+            .forward(&x, None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = back
+            .forward(&x, None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert!(diff < 1e-5, "{name}: {diff}");
+    }
+}
+
+/// A quantized export puts a DequantizeLinear on every quantized weight (int8 codes inside
+/// the policy's range) and a Clip → QuantizeLinear → DequantizeLinear on every quantized
+/// input, none on full-precision ones.
+#[test]
+fn a_quantized_export_has_a_qdq_pair_per_quantized_operand() {
+    use super::proto::tensor_proto::DataType;
+    use crate::quant::{Policy, Quantizer};
+    let model = Model::from_import(import(&fixture("lenet5.onnx")).unwrap()).unwrap();
+    let policy = Policy::parse("8/8,4/3,2/32,32/4,3/8").unwrap();
+    let q = Quantizer::new(policy, vec![[2.0; 8]; 5]);
+    let m = export::export_proto(&model, &q).unwrap();
+    let g = m.graph.unwrap();
+    let count = |op: &str| g.node.iter().filter(|n| n.op_type() == op).count();
+    assert_eq!(count("QuantizeLinear"), 4);
+    assert_eq!(count("DequantizeLinear"), 4 + 4);
+    for (t, n) in g
+        .initializer
+        .iter()
+        .filter(|t| t.data_type() == DataType::Int8 as i32 && t.dims.len() > 1)
+        .zip([127i8, 7, 1, 3])
+    {
+        let codes = t.raw_data();
+        assert!(
+            codes.iter().all(|&c| (c as i8).abs() <= n),
+            "{}: beyond ±{n}",
+            t.name()
+        );
+        assert!(
+            codes.iter().any(|&c| (c as i8).abs() == n),
+            "{}: never reaches ±{n}",
+            t.name()
+        );
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Runs a bitsearch ONNX export in ONNX Runtime and compares it with bitsearch's own logits.
+
+    python3 scripts/check_onnx_export.py DIR     (DIR/model.onnx, DIR/check.json)
+
+check.json holds the input batch, labels and bitsearch's logits. Prints one JSON line: top-1
+agreement, the largest logit difference, and both accuracies. Needs `pip install onnxruntime
+numpy`.
+"""
+import json
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+d = sys.argv[1]
+c = json.load(open(f"{d}/check.json"))
+x = np.asarray(c["input"], dtype=np.float32).reshape(c["shape"])
+ours = np.asarray(c["logits"], dtype=np.float32).reshape(x.shape[0], -1)
+labels = np.asarray(c["labels"])
+sess = ort.InferenceSession(f"{d}/model.onnx", providers=["CPUExecutionProvider"])
+theirs = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+print(json.dumps({
+    "onnxruntime": ort.__version__,
+    "examples": int(x.shape[0]),
+    "top1_agreement": float((ours.argmax(1) == theirs.argmax(1)).mean()),
+    "max_logit_diff": float(np.abs(ours - theirs).max()),
+    "accuracy_bitsearch": float((ours.argmax(1) == labels).mean()),
+    "accuracy_onnxruntime": float((theirs.argmax(1) == labels).mean()),
+}))

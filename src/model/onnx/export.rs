@@ -1,0 +1,330 @@
+//! ONNX export of a quantized model: the graph with QuantizeLinear/DequantizeLinear pairs, the
+//! form ONNX Runtime, TensorRT and OpenVINO take quantized models in (opset 13).
+//!
+//! A quantized layer's weight is stored as its integer codes (int8, per output channel scale,
+//! zero point 0) behind a DequantizeLinear, so the file holds exactly the grid the policy chose;
+//! its input passes Clip(0, clip) → QuantizeLinear → DequantizeLinear on uint8 with the layer's
+//! step, and the Clip keeps a narrower width's codes in [0, 2^a − 1]. BatchNorm is folded, as
+//! everywhere bitsearch quantizes; biases stay float (they are not quantized here either).
+
+use prost::Message;
+
+use super::proto::{
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension,
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use crate::model::graph::{Dims, Op};
+use crate::model::{LayerKind, LayerWeights, Model, ModelError};
+use crate::quant::{LayerQuant, Quantizer};
+
+/// The model quantized by `q` as ONNX bytes.
+pub fn export(model: &Model, q: &Quantizer) -> Result<Vec<u8>, ModelError> {
+    Ok(export_proto(model, q)?.encode_to_vec())
+}
+
+/// The model quantized by `q` as an ONNX model.
+pub(crate) fn export_proto(model: &Model, q: &Quantizer) -> Result<ModelProto, ModelError> {
+    let graph = model.graph();
+    let dims = graph.shapes(model.input())?.dims;
+    let mut out = Out::default();
+    let mut names: Vec<String> = vec!["input".into(); graph.nodes.len()];
+    let mut li = 0;
+    for (i, node) in graph.nodes.iter().enumerate().skip(1) {
+        let src = names[node.inputs[0]].clone();
+        names[i] = match &node.op {
+            Op::Conv { .. } | Op::Linear { .. } => {
+                let lq = q.layer(li).unwrap_or_else(LayerQuant::full);
+                let x = out.quantized_input(model, li, &src, lq, dims[node.inputs[0]])?;
+                let y = out.layer(model, li, &node.op, &x, lq)?;
+                li += 1;
+                y
+            }
+            Op::BatchNorm => src,
+            Op::Relu => out.node("Relu", &[&src], vec![]),
+            Op::Relu6 => {
+                let (lo, hi) = (out.scalar_f32(0.0), out.scalar_f32(6.0));
+                out.node("Clip", &[&src, &lo, &hi], vec![])
+            }
+            Op::MaxPool { k, stride } | Op::AvgPool { k, stride } => {
+                let kind = if matches!(node.op, Op::MaxPool { .. }) {
+                    "MaxPool"
+                } else {
+                    "AveragePool"
+                };
+                let attrs = vec![
+                    ints("kernel_shape", &[*k, *k]),
+                    ints("strides", &[*stride, *stride]),
+                ];
+                out.node(kind, &[&src], attrs)
+            }
+            Op::GlobalAvgPool => out.node("GlobalAveragePool", &[&src], vec![]),
+            Op::Add => {
+                let other = names[node.inputs[1]].clone();
+                out.node("Add", &[&src, &other], vec![])
+            }
+            Op::Flatten => out.node("Flatten", &[&src], vec![int("axis", 1)]),
+            Op::ShortcutA {
+                stride,
+                out: channels,
+            } => out.shortcut(&src, *stride, *channels, dims[node.inputs[0]]),
+            Op::Input => src,
+        };
+    }
+    let last = names.last().cloned().unwrap_or_default();
+    let logits = out.node("Identity", &[&last], vec![]);
+    let (c, h, w) = model.input();
+    let g = GraphProto {
+        name: Some(model.name().to_string()),
+        node: out.nodes,
+        initializer: out.inits,
+        input: vec![value_info("input", &[None, Some(c), Some(h), Some(w)])],
+        output: vec![value_info(&logits, &[None, Some(model.classes())])],
+        ..Default::default()
+    };
+    Ok(ModelProto {
+        ir_version: Some(7),
+        producer_name: Some("bitsearch".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        graph: Some(g),
+        ..Default::default()
+    })
+}
+
+/// The nodes and initializers written so far.
+#[derive(Default)]
+struct Out {
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+}
+
+impl Out {
+    fn fresh(&self, what: &str) -> String {
+        format!("{what}_{}", self.nodes.len() + self.inits.len())
+    }
+
+    /// Appends `op` on `inputs` and returns its output's name.
+    fn node(&mut self, op: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> String {
+        let output = self.fresh(op);
+        self.nodes.push(NodeProto {
+            op_type: Some(op.into()),
+            name: Some(output.clone()),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.clone()],
+            attribute,
+            ..Default::default()
+        });
+        output
+    }
+
+    fn init(&mut self, what: &str, dims: &[usize], kind: DataType, raw: Vec<u8>) -> String {
+        let name = self.fresh(what);
+        self.inits.push(TensorProto {
+            name: Some(name.clone()),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: Some(kind as i32),
+            raw_data: Some(raw),
+            ..Default::default()
+        });
+        name
+    }
+
+    fn f32s(&mut self, what: &str, dims: &[usize], v: &[f32]) -> String {
+        let raw = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.init(what, dims, DataType::Float, raw)
+    }
+
+    fn scalar_f32(&mut self, v: f32) -> String {
+        self.f32s("const", &[], &[v])
+    }
+
+    fn i64s(&mut self, what: &str, v: &[i64]) -> String {
+        let raw = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.init(what, &[v.len()], DataType::Int64, raw)
+    }
+
+    /// A layer's input after its activation quantizer (and, for the first layer, the input
+    /// standardization bitsearch applies after it).
+    fn quantized_input(
+        &mut self,
+        model: &Model,
+        li: usize,
+        src: &str,
+        lq: LayerQuant,
+        shape: Dims,
+    ) -> Result<String, ModelError> {
+        let mut x = src.to_string();
+        if !lq.bits.a.is_full() {
+            if !(lq.clip > 0.0 && lq.clip.is_finite()) {
+                return Err(ModelError::Layer {
+                    layer: model.shapes()[li].name.clone(),
+                    what: format!("activation clip {} cannot be exported (a QuantizeLinear scale must be positive)", lq.clip),
+                });
+            }
+            let step = lq.clip / ((1u32 << lq.bits.a.get()) - 1) as f32;
+            let (lo, hi) = (self.scalar_f32(0.0), self.scalar_f32(lq.clip));
+            let clipped = self.node("Clip", &[&x, &lo, &hi], vec![]);
+            let scale = self.scalar_f32(step);
+            let zero = self.init("zero_point", &[], DataType::Uint8, vec![0]);
+            let codes = self.node("QuantizeLinear", &[&clipped, &scale, &zero], vec![]);
+            x = self.node("DequantizeLinear", &[&codes, &scale, &zero], vec![]);
+        }
+        let norm = model.input_norm();
+        let identity = norm.mean.iter().all(|&m| m == 0.0) && norm.std.iter().all(|&s| s == 1.0);
+        if li == 0 && !identity {
+            let (c, h, w) = model.input();
+            let per = |v: &[f32]| -> Vec<f32> {
+                v.iter()
+                    .flat_map(|&m| std::iter::repeat_n(m, h * w))
+                    .collect()
+            };
+            let dims: Vec<usize> = match shape {
+                Dims::Map(..) => vec![1, c, h, w],
+                Dims::Flat(n) => vec![1, n],
+            };
+            let mean = self.f32s("input_mean", &dims, &per(&norm.mean));
+            let std = self.f32s("input_std", &dims, &per(&norm.std));
+            let centered = self.node("Sub", &[&x, &mean], vec![]);
+            x = self.node("Div", &[&centered, &std], vec![]);
+        }
+        Ok(x)
+    }
+
+    /// A conv or linear layer on `x`, its weight as int8 codes behind a DequantizeLinear.
+    fn layer(
+        &mut self,
+        model: &Model,
+        li: usize,
+        op: &Op,
+        x: &str,
+        lq: LayerQuant,
+    ) -> Result<String, ModelError> {
+        let LayerWeights {
+            w, w_dims: dims, b, ..
+        } = model.effective_layer(li)?;
+        let o = dims[0];
+        let weight = match lq.bits.w.is_full() {
+            true => self.f32s("weight", &dims, &w),
+            false => {
+                let (codes, scales) = weight_codes(&w, o, lq.bits.w.get());
+                let raw = codes.iter().map(|&c| c as u8).collect();
+                let codes = self.init("weight_codes", &dims, DataType::Int8, raw);
+                let scale = self.f32s("weight_scale", &[o], &scales);
+                let zero = self.init("weight_zero", &[o], DataType::Int8, vec![0; o]);
+                self.node(
+                    "DequantizeLinear",
+                    &[&codes, &scale, &zero],
+                    vec![int("axis", 0)],
+                )
+            }
+        };
+        let bias = self.f32s("bias", &[o], &b);
+        Ok(match (op, model.shapes()[li].kind) {
+            (
+                Op::Conv {
+                    kernel,
+                    stride,
+                    padding,
+                    groups,
+                    ..
+                },
+                LayerKind::Conv,
+            ) => {
+                let attrs = vec![
+                    ints("kernel_shape", &[*kernel, *kernel]),
+                    ints("strides", &[*stride, *stride]),
+                    ints("pads", &[*padding; 4]),
+                    int("group", *groups as i64),
+                ];
+                self.node("Conv", &[x, &weight, &bias], attrs)
+            }
+            _ => self.node("Gemm", &[x, &weight, &bias], vec![int("transB", 1)]),
+        })
+    }
+
+    /// Option A: every `stride`-th row and column (Slice), channels zero-padded (Pad).
+    fn shortcut(&mut self, x: &str, stride: usize, out: usize, shape: Dims) -> String {
+        let c = match shape {
+            Dims::Map(c, ..) => c,
+            Dims::Flat(n) => n,
+        };
+        let s = stride as i64;
+        let starts = self.i64s("starts", &[0, 0]);
+        let ends = self.i64s("ends", &[i64::MAX, i64::MAX]);
+        let axes = self.i64s("axes", &[2, 3]);
+        let steps = self.i64s("steps", &[s, s]);
+        let sub = self.node("Slice", &[x, &starts, &ends, &axes, &steps], vec![]);
+        let before = ((out - c) / 2) as i64;
+        let after = (out - c) as i64 - before;
+        let pads = self.i64s("pads", &[0, before, 0, 0, 0, after, 0, 0]);
+        self.node("Pad", &[&sub, &pads], vec![])
+    }
+}
+
+/// Per output channel: the integer codes and the scale of bitsearch's weight quantizer
+/// (`quant::quantize_weight_values`: symmetric, `n = 2^(b−1) − 1` levels a side, scale
+/// max|w_c| / n; 1 bit: sign × mean|w_c|). The codes are read off the quantizer's own values,
+/// so the file holds exactly the grid the fine-tune used.
+pub(crate) fn weight_codes(w: &[f32], channels: usize, bits: u8) -> (Vec<i8>, Vec<f32>) {
+    let values = crate::quant::quantize_weight_values(w, channels, bits);
+    let per = w.len().checked_div(channels).unwrap_or(0).max(1);
+    let (mut codes, mut scales) = (Vec::with_capacity(w.len()), Vec::with_capacity(channels));
+    for (row, q) in w.chunks(per).zip(values.chunks(per)) {
+        let scale = match bits {
+            1 => row.iter().map(|v| v.abs()).sum::<f32>() / row.len() as f32,
+            _ => row.iter().fold(0f32, |m, v| m.max(v.abs())) / ((1u32 << (bits - 1)) - 1) as f32,
+        };
+        let scale = if scale > 0.0 { scale } else { 1.0 };
+        codes.extend(q.iter().map(|&v| (v / scale).round() as i8));
+        scales.push(scale);
+    }
+    (codes, scales)
+}
+
+fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(v),
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, v: &[usize]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: v.iter().map(|&x| x as i64).collect(),
+        ..Default::default()
+    }
+}
+
+/// A float tensor's name and shape (`None`: a symbolic batch dimension).
+fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
+    let dim = dims.iter().map(|d| dimension_of(*d)).collect();
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(DataType::Float as i32),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn dimension_of(d: Option<usize>) -> super::proto::tensor_shape_proto::Dimension {
+    super::proto::tensor_shape_proto::Dimension {
+        value: Some(match d {
+            Some(v) => dimension::Value::DimValue(v as i64),
+            None => dimension::Value::DimParam("batch".into()),
+        }),
+        ..Default::default()
+    }
+}
