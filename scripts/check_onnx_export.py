@@ -3,9 +3,12 @@
 
     python3 scripts/check_onnx_export.py DIR     (DIR/model.onnx, DIR/check.json)
 
-check.json holds the input batch, labels and bitsearch's logits. Prints one JSON line: top-1
-agreement, the largest logit difference, and both accuracies. Needs `pip install onnxruntime
-numpy`.
+check.json holds the input batch, labels and bitsearch's logits. Prints one JSON line per
+ONNX Runtime configuration: top-1 agreement, the largest logit difference, and both accuracies.
+- "reference": graph optimizations off, so every node runs as the ONNX spec defines it;
+- "default": ORT's default optimizations, which rewrite a QDQ graph (drop ReLUs before
+  quantizers, move Q/DQ pairs across max-pools, fuse into integer kernels such as QGemm).
+Needs `pip install onnxruntime numpy`.
 """
 import json
 import sys
@@ -18,13 +21,18 @@ c = json.load(open(f"{d}/check.json"))
 x = np.asarray(c["input"], dtype=np.float32).reshape(c["shape"])
 ours = np.asarray(c["logits"], dtype=np.float32).reshape(x.shape[0], -1)
 labels = np.asarray(c["labels"])
-sess = ort.InferenceSession(f"{d}/model.onnx", providers=["CPUExecutionProvider"])
-theirs = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-print(json.dumps({
-    "onnxruntime": ort.__version__,
-    "examples": int(x.shape[0]),
-    "top1_agreement": float((ours.argmax(1) == theirs.argmax(1)).mean()),
-    "max_logit_diff": float(np.abs(ours - theirs).max()),
-    "accuracy_bitsearch": float((ours.argmax(1) == labels).mean()),
-    "accuracy_onnxruntime": float((theirs.argmax(1) == labels).mean()),
-}))
+for config, level in [("reference", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+                      ("default", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)]:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = level
+    sess = ort.InferenceSession(f"{d}/model.onnx", options, providers=["CPUExecutionProvider"])
+    theirs = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    print(json.dumps({
+        "onnxruntime": ort.__version__,
+        "config": config,
+        "examples": int(x.shape[0]),
+        "top1_agreement": float((ours.argmax(1) == theirs.argmax(1)).mean()),
+        "max_logit_diff": float(np.abs(ours - theirs).max()),
+        "accuracy_bitsearch": float((ours.argmax(1) == labels).mean()),
+        "accuracy_onnxruntime": float((theirs.argmax(1) == labels).mean()),
+    }))
