@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond cargo: Chromium, for tests/report_browser.rs (headless
-# screenshot of report.html). Non-interactive; does nothing if /usr/bin/chromium is present.
+# Installs what the tests need beyond cargo, non-interactively, skipping what is present:
+# - Chromium, for tests/report_browser.rs (headless screenshot of report.html);
+# - ONNX Runtime and numpy (PyPI), for tests/onnx_export.rs (scripts/check_onnx_export.py).
 set -euo pipefail
-if [ -x /usr/bin/chromium ]; then
-    echo "chromium: present ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version))"
-    exit 0
-fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update
-$SUDO apt-get install -y --no-install-recommends chromium
-/usr/bin/chromium --version
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then $SUDO apt-get update; apt_updated=1; fi
+    $SUDO apt-get install -y --no-install-recommends "$@"
+}
+if [ -x /usr/bin/chromium ]; then
+    echo "chromium: present ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version))"
+else
+    apt_install chromium
+    /usr/bin/chromium --version
+fi
+if python3 -c "import onnxruntime, numpy" 2>/dev/null; then
+    echo "onnxruntime: present ($(python3 -c 'import onnxruntime; print(onnxruntime.__version__)'))"
+else
+    command -v python3 > /dev/null || apt_install python3
+    python3 -m pip --version > /dev/null 2>&1 || apt_install python3-pip
+    # Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
+    python3 -m pip install --quiet onnxruntime numpy \
+        || python3 -m pip install --quiet --break-system-packages onnxruntime numpy
+    python3 -c "import onnxruntime; print('onnxruntime:', onnxruntime.__version__)"
+fi
