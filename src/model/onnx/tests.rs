@@ -148,20 +148,11 @@ fn a_full_precision_export_reads_back_with_the_same_logits() {
         let back = Model::from_import(import_bytes(&bytes, name).unwrap()).unwrap();
         let (c, h, w) = model.input();
         let x = fixed_input((2, c, h, w));
-        let a = model
-            .forward(&x, None)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        let b = back
-            .forward(&x, None)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let logits = |m: &Model| {
+            let y = m.forward(&x, None).unwrap();
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        let (a, b) = (logits(&model), logits(&back));
         let diff = a
             .iter()
             .zip(&b)
