@@ -148,8 +148,10 @@ impl CustomOp3 for Depthwise {
         Ok((CpuStorage::F32(y), Shape::from((d.n, d.c, d.oh, d.ow))))
     }
 
-    /// The ReLU's mask from the output; then per channel dW and db summed over examples in
-    /// order, and per plane dx (the straight-through estimator passes the quantizer).
+    /// The ReLU's mask from the output; then, only for the arguments that track a gradient,
+    /// per channel dW and db summed over examples in order, and per plane dx (the
+    /// straight-through estimator passes the quantizer). An attack's frozen weights thus cost
+    /// no weight gradient.
     fn bwd(
         &self,
         x: &Tensor,
@@ -159,74 +161,87 @@ impl CustomOp3 for Depthwise {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = self.dims(x.shape(), w.shape(), b.shape())?;
-        let (plane_in, plane_out, k2) = (d.h * d.w, d.oh * d.ow, d.k * d.k);
-        let (dx, dw, db) = with_f32(x, |xv| {
-            with_f32(w, |wv| {
-                with_f32(y, |yv| {
-                    with_f32(grad, |gv| {
-                        let g: Vec<f32> = match self.relu {
-                            true => gv
-                                .iter()
-                                .zip(yv)
-                                .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
-                                .collect(),
-                            false => gv.to_vec(),
-                        };
-                        let mut dwb = vec![0.0f32; d.c * (k2 + 1)];
-                        for_each_chunk(
-                            &mut dwb,
-                            k2 + 1,
-                            || (),
-                            |_, ch, acc| {
-                                for i in 0..d.n {
-                                    let p = i * d.c + ch;
-                                    let xp = self.input_plane(&xv[p * plane_in..][..plane_in]);
-                                    let gp = &g[p * plane_out..][..plane_out];
-                                    self.weight_sums(&xp, gp, d, acc);
-                                }
-                                Ok(())
-                            },
-                        )?;
-                        let mut dx = vec![0.0f32; xv.len()];
-                        for_each_chunk(
-                            &mut dx,
-                            plane_in.max(1),
-                            || (),
-                            |_, p, out| {
-                                let ch = p % d.c;
-                                let gp = &g[p * plane_out..][..plane_out];
-                                self.input_grad(gp, &wv[ch * k2..][..k2], d, out);
-                                Ok(())
-                            },
-                        )?;
-                        let (mut dw, mut db) =
-                            (Vec::with_capacity(d.c * k2), Vec::with_capacity(d.c));
-                        for acc in dwb.chunks_exact(k2 + 1) {
-                            dw.extend_from_slice(&acc[..k2]);
-                            db.push(acc[k2]);
-                        }
-                        Ok((dx, dw, db))
-                    })
-                })
-            })
+        let g = with_f32(grad, |gv| match self.relu {
+            true => with_f32(y, |yv| {
+                Ok(gv
+                    .iter()
+                    .zip(yv)
+                    .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+                    .collect())
+            }),
+            false => Ok(gv.to_vec()),
         })?;
         let dev = x.device();
-        let track = |t: &Tensor| t.track_op();
-        Ok((
-            track(x)
-                .then(|| Tensor::from_vec(dx, x.shape(), dev))
-                .transpose()?,
-            track(w)
-                .then(|| Tensor::from_vec(dw, w.shape(), dev))
-                .transpose()?,
-            track(b)
-                .then(|| Tensor::from_vec(db, b.shape(), dev))
-                .transpose()?,
-        ))
+        let dx = match x.track_op() {
+            true => {
+                let dx = with_f32(w, |wv| self.input_grads(wv, &g, d))?;
+                Some(Tensor::from_vec(dx, x.shape(), dev)?)
+            }
+            false => None,
+        };
+        let (dw, db) = match w.track_op() || b.track_op() {
+            true => {
+                let (dw, db) = with_f32(x, |xv| self.param_grads(xv, &g, d))?;
+                let dw = w.track_op().then(|| Tensor::from_vec(dw, w.shape(), dev));
+                let db = b.track_op().then(|| Tensor::from_vec(db, b.shape(), dev));
+                (dw.transpose()?, db.transpose()?)
+            }
+            false => (None, None),
+        };
+        Ok((dx, dw, db))
     }
 }
 
 impl Depthwise {
+    /// dW (C, k²) and db (C) from the masked output gradient `g`: each channel summed over
+    /// examples in example order, channels in parallel.
+    fn param_grads(&self, x: &[f32], g: &[f32], d: Dims) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (plane_in, plane_out, k2) = (d.h * d.w, d.oh * d.ow, d.k * d.k);
+        let mut dwb = vec![0.0f32; d.c * (k2 + 1)];
+        for_each_chunk(
+            &mut dwb,
+            k2 + 1,
+            || (),
+            |_, ch, acc| {
+                for i in 0..d.n {
+                    let p = i * d.c + ch;
+                    let xp = self.input_plane(&x[p * plane_in..][..plane_in]);
+                    self.weight_sums(&xp, &g[p * plane_out..][..plane_out], d, acc);
+                }
+                Ok(())
+            },
+        )?;
+        let dw = dwb
+            .chunks_exact(k2 + 1)
+            .flat_map(|acc| &acc[..k2])
+            .copied()
+            .collect();
+        let db = dwb.chunks_exact(k2 + 1).map(|acc| acc[k2]).collect();
+        Ok((dw, db))
+    }
+
+    /// dx (N, C, H, W) from `g`, plane by plane in parallel.
+    fn input_grads(&self, w: &[f32], g: &[f32], d: Dims) -> Result<Vec<f32>> {
+        let (plane_in, plane_out, k2) = (d.h * d.w, d.oh * d.ow, d.k * d.k);
+        let mut dx = vec![0.0f32; d.n * d.c * plane_in];
+        for_each_chunk(
+            &mut dx,
+            plane_in.max(1),
+            || (),
+            |_, p, out| {
+                let ch = p % d.c;
+                self.input_grad(
+                    &g[p * plane_out..][..plane_out],
+                    &w[ch * k2..][..k2],
+                    d,
+                    out,
+                );
+                Ok(())
+            },
+        )?;
+        Ok(dx)
+    }
+
     /// Adds one plane's weight sums (`acc[tap]`) and bias sum (`acc[k²]`).
     fn weight_sums(&self, xp: &[f32], g: &[f32], d: Dims, acc: &mut [f32]) {
         let k2 = d.k * d.k;
@@ -315,6 +330,12 @@ mod tests {
                     "{name} at stride {stride}, padding {padding}: {d}"
                 );
             }
+            // Frozen weights (an attack's): the same dx, and no dW or db.
+            let (wf, bf) = (w.as_tensor().detach(), b.as_tensor().detach());
+            let frozen = depthwise_conv2d(x.as_tensor(), None, &wf, &bf, (stride, padding), relu)?;
+            let gf = (&frozen * &r)?.sum_all()?.backward()?;
+            assert_eq!(diff(gf.get(&x).unwrap(), gg.get(&x).unwrap())?, 0.0);
+            assert!(gf.get(&wf).is_none() && gf.get(&bf).is_none());
         }
         Ok(())
     }
