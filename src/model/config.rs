@@ -107,3 +107,40 @@ impl ModelConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An imported model's standardization needs one mean and one std per input channel: the
+    /// error names the file and both counts.
+    #[test]
+    fn an_input_norm_of_the_wrong_length_is_an_error() {
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx/lenet5.onnx");
+        let cfg = ModelConfig {
+            source: ModelSource::Onnx(file),
+            seed: 0,
+            input_norm: Some(InputNorm {
+                mean: vec![0.5, 0.5, 0.5],
+                std: vec![0.2, 0.2, 0.2],
+            }),
+        };
+        let e = cfg.init((1, 28, 28), 10).unwrap_err().to_string();
+        assert!(
+            e.contains("lenet5.onnx") && e.contains("(1), got 3 and 3"),
+            "{e}"
+        );
+        let ok = ModelConfig {
+            input_norm: Some(InputNorm {
+                mean: vec![0.1307],
+                std: vec![0.3081],
+            }),
+            ..cfg
+        };
+        assert_eq!(
+            ok.init((1, 28, 28), 10).unwrap().input_norm().std,
+            vec![0.3081]
+        );
+    }
+}
