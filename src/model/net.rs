@@ -311,11 +311,6 @@ impl Model {
         })
     }
 
-    /// True when some layer has a BatchNorm (training then uses batch statistics).
-    pub fn has_batchnorm(&self) -> bool {
-        self.params.iter().any(|p| p.bn.is_some())
-    }
-
     /// An independent copy whose variables can be trained without touching this one.
     pub fn deep_clone(&self) -> Result<Self, ModelError> {
         let params = self
