@@ -1,10 +1,10 @@
-//! Writes a quantized ONNX export of the cached LeNet-5 baseline with the test split and
-//! bitsearch's own logits on it, for checking the export with ONNX Runtime
+//! Writes a quantized export of the cached LeNet-5 baseline under any policy (no fine-tune, max
+//! clips), with the whole test split as check data, for checking it with ONNX Runtime
 //! (`scripts/check_onnx_export.py DIR`): `cargo run --release --example export_check --
 //! BASELINE.safetensors POLICY DIR`.
 
 use bitsearch::data::DataSource;
-use bitsearch::model::{onnx, Arch, Model};
+use bitsearch::model::{Arch, Model};
 use bitsearch::quant::{Policy, Quantizer};
 use candle_core::Device;
 
@@ -27,18 +27,8 @@ fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let q = Quantizer::new(Policy::parse(policy)?, clips);
     anyhow::ensure!(q.layer(n - 1).is_some(), "the policy needs {n} layers");
-    std::fs::create_dir_all(dir)?;
-    let dir = std::path::Path::new(dir);
-    std::fs::write(dir.join("model.onnx"), onnx::export(&model, &q)?)?;
     let (xt, yt) = ds.test.first(ds.test.len(), &Device::Cpu)?;
-    let logits = model.forward(&xt, Some(&q))?;
-    let json = serde_json::json!({
-        "shape": xt.dims(),
-        "input": xt.flatten_all()?.to_vec1::<f32>()?,
-        "labels": yt.to_vec1::<u32>()?,
-        "logits": logits.flatten_all()?.to_vec1::<f32>()?,
-    });
-    std::fs::write(dir.join("check.json"), json.to_string())?;
-    println!("wrote {}", dir.display());
+    bitsearch::deploy::write_files(dir.as_ref(), &model, &q, Some((&xt, &yt)))?;
+    println!("wrote {dir}");
     Ok(())
 }

@@ -13,7 +13,12 @@ Needs `pip install torch onnx`. Writes:
   its zero-padding as a shape-computation subgraph (Shape, ConstantOfShape, Concat, Transpose,
   Cast, Pad), not as model ops;
 - logits.json: each model's logits on a batch of 2 fixed inputs,
-  x[i] = (sin(0.37 * i) + 1) / 2 over the flattened batch (bitsearch's test builds the same).
+  x[i] = (sin(0.37 * i) + 1) / 2 over the flattened batch (bitsearch's test builds the same);
+- lenet5-trained.onnx: the same LeNet-5 trained in PyTorch (Adam 1e-3, batch 64, 3 epochs,
+  seed 0) on the embedded MNIST-10k training images (data/mnist-10k, pixels in [0, 1], no
+  standardization), the user's own trained model for tests/onnx_export.rs's import → search →
+  export → ONNX Runtime test. Note that bitsearch carves its validation split out of these same
+  training images, as it would out of any user's: the model has seen them.
 
 Weights are PyTorch's default initialization under a fixed seed; the BatchNorm layers get
 random running statistics and affine parameters, so the importer's BatchNorm handling is
@@ -22,10 +27,13 @@ exporter (`dynamo=False`), which keeps the weights inside the .onnx file, at ops
 mode without constant folding, so BatchNormalization nodes stay in the graph.
 """
 
+import gzip
 import json
 import math
 import os
 import sys
+
+import numpy as np
 
 import torch
 import torch.nn as nn
@@ -98,6 +106,46 @@ def randomize_batchnorm(model, gen):
             m.bias.data.copy_(torch.randn(c, generator=gen) * 0.1)
 
 
+def read_idx(path):
+    """An IDX file (gzip): big-endian dims after a 4-byte magic whose last byte is the rank."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    rank = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
+
+
+def mnist10k(split):
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "mnist-10k")
+    images = read_idx(os.path.join(root, f"{split}-images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(root, f"{split}-labels-idx1-ubyte.gz"))
+    x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 255.0
+    return x, torch.tensor(labels, dtype=torch.long)
+
+
+def trained_lenet5(out):
+    torch.manual_seed(0)
+    x, y = mnist10k("train")
+    model = LeNet5()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(3):
+        order = torch.randperm(len(y))
+        for i in range(0, len(y), 64):
+            idx = order[i:i + 64]
+            opt.zero_grad()
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    model.eval()
+    xt, yt = mnist10k("t10k")
+    with torch.no_grad():
+        acc = (model(xt).argmax(1) == yt).float().mean().item()
+    path = os.path.join(out, "lenet5-trained.onnx")
+    torch.onnx.export(model, (xt[:1],), path, dynamo=False, opset_version=13,
+                      do_constant_folding=False, input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    print(f"wrote {path} ({os.path.getsize(path)} bytes; PyTorch test accuracy {acc:.4f})")
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/data/onnx"
     os.makedirs(out, exist_ok=True)
@@ -129,6 +177,7 @@ def main():
         print(f"wrote {path} ({os.path.getsize(path)} bytes)")
     with open(os.path.join(out, "logits.json"), "w") as f:
         json.dump({"torch": torch.__version__, "input": "(sin(0.37 i) + 1) / 2", "logits": logits}, f)
+    trained_lenet5(out)
 
 
 if __name__ == "__main__":

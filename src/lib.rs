@@ -5,6 +5,7 @@ pub mod bench;
 pub mod calib;
 pub mod crashpoint;
 pub mod data;
+pub mod deploy;
 pub mod dq;
 pub mod env;
 mod errors;

@@ -4,6 +4,7 @@ mod bench;
 mod cost;
 mod dq;
 mod eval;
+mod export;
 mod profiles;
 mod report;
 mod search;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Quantize the cached FP32 baseline with a policy (optionally fine-tune it) and report test
     /// and robust accuracy.
     Eval(eval::EvalArgs),
+    /// Rebuild a run's best (or any) policy and write it as a deployable quantized model: ONNX
+    /// with QuantizeLinear/DequantizeLinear, safetensors with codes and scales, the policy.
+    Export(export::ExportArgs),
     /// The Defensive-Quantization study: robustness vs uniform bits, with and without the
     /// Lipschitz fine-tune; writes dq.csv and amplification.csv.
     Dq(dq::DqArgs),
@@ -74,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => search::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Dq(args) => dq::run(&args),
         Command::Profiles(p) => {
             let layers = match p.cmd {

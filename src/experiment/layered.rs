@@ -27,6 +27,23 @@ pub struct Overrides {
     pub set: Vec<String>,
 }
 
+impl Overrides {
+    /// The overrides an experiment recorded (`Experiment::overrides`: `--budget K=V` and
+    /// `--set S.K=V` flags, budget flags first, as `load` applies them), to load it again the
+    /// same way (`bitsearch export` rebuilds a run's experiment from its config.json).
+    pub fn from_recorded(flags: &[String]) -> Overrides {
+        let mut o = Overrides::default();
+        for flag in flags {
+            if let Some(v) = flag.strip_prefix("--budget ") {
+                o.budget.push(v.to_string());
+            } else if let Some(v) = flag.strip_prefix("--set ") {
+                o.set.push(v.to_string());
+            }
+        }
+        o
+    }
+}
+
 /// Reads `path` with its `extends` chain, applies `overrides`, and checks the result. An error
 /// that only the overrides cause names the flag that caused it.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Experiment, ExperimentError> {

@@ -182,6 +182,23 @@ fn set_reads_toml_values_and_falls_back_to_strings() {
 }
 
 #[test]
+fn recorded_overrides_load_the_same_experiment_again() {
+    let (_d, root) = files(&[("e.toml", BASE)]);
+    let o = with(
+        &["energy=0.5", "latency_s=1e-5"],
+        &["train.epochs=2", "finetune.steps=7"],
+    );
+    let first = load(&root.join("e.toml"), &o).unwrap();
+    let again = load(
+        &root.join("e.toml"),
+        &Overrides::from_recorded(&first.overrides),
+    )
+    .unwrap();
+    assert_eq!(Overrides::from_recorded(&first.overrides), o);
+    assert_eq!(json_of(&again), json_of(&first));
+}
+
+#[test]
 fn no_overrides_serialize_as_no_field() {
     let (_d, root) = files(&[("e.toml", BASE)]);
     let j = json_of(&load(&root.join("e.toml"), &Overrides::default()).unwrap());

@@ -37,6 +37,26 @@ pub fn quantize_weight_values(w: &[f32], channels: usize, bits: u8) -> Vec<f32> 
     out
 }
 
+/// Per output channel: the integer codes and the scale of bitsearch's weight quantizer
+/// (`quantize_weight_values`: symmetric, `n = 2^(b−1) − 1` levels a side, scale
+/// max|w_c| / n; 1 bit: sign × mean|w_c|). The codes are read off the quantizer's own values,
+/// so the file holds exactly the grid the fine-tune used.
+pub fn weight_codes(w: &[f32], channels: usize, bits: u8) -> (Vec<i8>, Vec<f32>) {
+    let values = quantize_weight_values(w, channels, bits);
+    let per = w.len().checked_div(channels).unwrap_or(0).max(1);
+    let (mut codes, mut scales) = (Vec::with_capacity(w.len()), Vec::with_capacity(channels));
+    for (row, q) in w.chunks(per).zip(values.chunks(per)) {
+        let scale = match bits {
+            1 => row.iter().map(|v| v.abs()).sum::<f32>() / row.len() as f32,
+            _ => row.iter().fold(0f32, |m, v| m.max(v.abs())) / ((1u32 << (bits - 1)) - 1) as f32,
+        };
+        let scale = if scale > 0.0 { scale } else { 1.0 };
+        codes.extend(q.iter().map(|&v| (v / scale).round() as i8));
+        scales.push(scale);
+    }
+    (codes, scales)
+}
+
 /// The activation quantizer's grid: `2^bits − 1` steps over [0, clip]. `ops::conv2d` applies it
 /// to a convolution's input while copying that input into its planes, so a quantized layer needs
 /// no separate pass (and no gradient buffer) for its input.

@@ -9,7 +9,8 @@ mod quantizer;
 pub use bits::{Bits, LayerBits, Policy, PolicyFile, PolicyFileLayer};
 pub use calib::{calibrate_layer, ClipMethod, LayerClips};
 pub use fake::{
-    fake_quant_act, fake_quant_weight, quantize_act_values, quantize_weight_values, ActGrid,
+    fake_quant_act, fake_quant_weight, quantize_act_values, quantize_weight_values, weight_codes,
+    ActGrid,
 };
 pub use quantizer::{LayerQuant, Quantizer};
 use std::path::PathBuf;

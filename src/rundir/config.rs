@@ -115,3 +115,27 @@ impl RunConfig {
             .collect()
     }
 }
+
+/// The first leaf where two JSON values differ: (dotted path, old value, new value), so a
+/// refused resume (or export) names the exact setting that changed.
+pub fn first_difference(
+    path: &str,
+    old: Option<&serde_json::Value>,
+    new: Option<&serde_json::Value>,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    let show = |v: Option<&Value>| {
+        v.map_or("(absent)".to_string(), |v| {
+            v.to_string().chars().take(120).collect()
+        })
+    };
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter()
+                .find_map(|k| first_difference(&format!("{path}.{k}"), a.get(k), b.get(k)))
+        }
+        (a, b) if a == b => None,
+        (a, b) => Some((path.to_string(), show(a), show(b))),
+    }
+}

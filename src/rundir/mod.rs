@@ -18,7 +18,7 @@ mod log;
 mod table;
 
 pub use best::{best_row, BestLayer, BestPolicy, Scores, TestScores};
-pub use config::{AgentInfo, BitsRange, Budget, Costs, ProfileInfo, RunConfig};
+pub use config::{first_difference, AgentInfo, BitsRange, Budget, Costs, ProfileInfo, RunConfig};
 pub use dir::{read_any, AnyDir, RunDir};
 pub use dq::{AmplificationRow, DqDir, DqRow};
 pub use episodes::{header, pareto_rows, Episode, Episodes};

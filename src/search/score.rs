@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use super::cache::ScoreCache;
 use super::SearchError;
-use crate::data::Dataset;
+use crate::data::{Dataset, Split};
 use crate::env::{Price, SearchSpace};
 use crate::experiment::Experiment;
 use crate::model::Model;
-use crate::quant::{LayerClips, Quantizer};
+use crate::quant::{LayerClips, Policy, Quantizer};
 use crate::robust::{
     fp32_transfer, run_suite, Checks, Coverage, QuantizedModel, SuiteReport, TransferSet,
 };
@@ -245,12 +245,36 @@ pub(super) fn finetuned(
     space: &SearchSpace,
     bits: &[(u8, u8)],
 ) -> Result<(Model, Quantizer), SearchError> {
-    let q = Quantizer::new(space.policy(bits)?, scorer.clips.clone());
+    let policy = space.policy(bits)?;
+    finetune_policy(
+        scorer.exp,
+        &scorer.data.train,
+        scorer.base,
+        &scorer.clips,
+        policy,
+    )
+}
+
+/// The model a search scores for `policy`: the FP32 baseline `base` fine-tuned on `train` under
+/// the policy's quantizer (`clips` calibrated on `base`, as `calib::calibrate` does for the
+/// search) with the policy's own seed. Deterministic, so `deploy` rebuilds exactly the model an
+/// episode measured.
+pub fn finetune_policy(
+    exp: &Experiment,
+    train: &Split,
+    base: &Model,
+    clips: &[LayerClips],
+    policy: Policy,
+) -> Result<(Model, Quantizer), SearchError> {
+    let bits: Vec<(u8, u8)> = (policy.layers().iter())
+        .map(|b| (b.w.get(), b.a.get()))
+        .collect();
     let cfg = FinetuneConfig {
-        seed: policy_seed(scorer.exp, bits),
-        ..scorer.exp.finetune.clone()
+        seed: policy_seed(exp, &bits),
+        ..exp.finetune.clone()
     };
-    let (model, _) = finetune(scorer.base, &scorer.data.train, &q, &cfg, false)?;
+    let q = Quantizer::new(policy, clips.to_vec());
+    let (model, _) = finetune(base, train, &q, &cfg, false)?;
     Ok((model, q))
 }
 

@@ -18,6 +18,9 @@ use crate::model::graph::{Dims, Op};
 use crate::model::{LayerKind, LayerWeights, Model, ModelError};
 use crate::quant::{LayerQuant, Quantizer};
 
+/// The opset the export declares: QuantizeLinear/DequantizeLinear with per-axis scales need 13.
+pub const EXPORT_OPSET: u32 = 13;
+
 /// The model quantized by `q` as ONNX bytes.
 pub fn export(model: &Model, q: &Quantizer) -> Result<Vec<u8>, ModelError> {
     Ok(export_proto(model, q)?.encode_to_vec())
@@ -88,7 +91,7 @@ pub(crate) fn export_proto(model: &Model, q: &Quantizer) -> Result<ModelProto, M
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         opset_import: vec![OperatorSetIdProto {
             domain: Some(String::new()),
-            version: Some(13),
+            version: Some(EXPORT_OPSET as i64),
         }],
         graph: Some(g),
         ..Default::default()
@@ -210,7 +213,7 @@ impl Out {
         let weight = match lq.bits.w.is_full() {
             true => self.f32s("weight", &dims, &w),
             false => {
-                let (codes, scales) = weight_codes(&w, o, lq.bits.w.get());
+                let (codes, scales) = crate::quant::weight_codes(&w, o, lq.bits.w.get());
                 let raw = codes.iter().map(|&c| c as u8).collect();
                 let codes = self.init("weight_codes", &dims, DataType::Int8, raw);
                 let scale = self.f32s("weight_scale", &[o], &scales);
@@ -263,26 +266,6 @@ impl Out {
         let pads = self.i64s("pads", &[0, before, 0, 0, 0, after, 0, 0]);
         self.node("Pad", &[&sub, &pads], vec![])
     }
-}
-
-/// Per output channel: the integer codes and the scale of bitsearch's weight quantizer
-/// (`quant::quantize_weight_values`: symmetric, `n = 2^(b−1) − 1` levels a side, scale
-/// max|w_c| / n; 1 bit: sign × mean|w_c|). The codes are read off the quantizer's own values,
-/// so the file holds exactly the grid the fine-tune used.
-pub(crate) fn weight_codes(w: &[f32], channels: usize, bits: u8) -> (Vec<i8>, Vec<f32>) {
-    let values = crate::quant::quantize_weight_values(w, channels, bits);
-    let per = w.len().checked_div(channels).unwrap_or(0).max(1);
-    let (mut codes, mut scales) = (Vec::with_capacity(w.len()), Vec::with_capacity(channels));
-    for (row, q) in w.chunks(per).zip(values.chunks(per)) {
-        let scale = match bits {
-            1 => row.iter().map(|v| v.abs()).sum::<f32>() / row.len() as f32,
-            _ => row.iter().fold(0f32, |m, v| m.max(v.abs())) / ((1u32 << (bits - 1)) - 1) as f32,
-        };
-        let scale = if scale > 0.0 { scale } else { 1.0 };
-        codes.extend(q.iter().map(|&v| (v / scale).round() as i8));
-        scales.push(scale);
-    }
-    (codes, scales)
 }
 
 fn int(name: &str, v: i64) -> AttributeProto {

@@ -10,7 +10,7 @@ mod convert;
 mod export;
 mod tensor;
 
-pub use export::export;
+pub use export::{export, EXPORT_OPSET};
 
 #[allow(clippy::all, clippy::pedantic)]
 pub(crate) mod proto {

@@ -1,0 +1,100 @@
+//! `bitsearch export`: rebuild a run's policy (the best by default) and write it as a deployable
+//! quantized model (ONNX with QuantizeLinear/DequantizeLinear), with its weights, codes, scales
+//! and clips, its policy and check data for ONNX Runtime.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use bitsearch::deploy::{check_experiment, choose_episode, export_episode, recorded_experiment};
+use bitsearch::experiment::{Experiment, Overrides};
+use bitsearch::rundir::RunDir;
+use bitsearch::train::train_baseline;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A search run directory (OUT/AGENT-PROFILE, with config.json and episodes.csv).
+    pub run_dir: PathBuf,
+    /// The episode to export [default: the best feasible one, as best-policy.json names it].
+    #[arg(long)]
+    pub episode: Option<usize>,
+    /// Where to write the files [default: RUN_DIR/export-N, N the episode].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The run's experiment file [default: the one config.json records, with its overrides].
+    /// Its data, model, train, quant and finetune settings must match the run's.
+    #[arg(long)]
+    pub experiment: Option<PathBuf>,
+    /// Where FP32 baselines are cached (as for `search`; trained there if missing).
+    #[arg(long, default_value = "runs")]
+    pub cache: PathBuf,
+    /// Test examples written as check data (check-*.npy) for
+    /// scripts/check_onnx_export.py; 0 writes none.
+    #[arg(long, default_value_t = 1000)]
+    pub check_examples: usize,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
+    let run = RunDir::read(&args.run_dir)
+        .with_context(|| format!("cannot read run directory {}", args.run_dir.display()))?;
+    let row = choose_episode(&run, args.episode)?;
+    let exp = load_experiment(&run, args.experiment.as_ref())?;
+    check_experiment(&run, &exp)?;
+    let data = (exp.data.load())
+        .with_context(|| format!("cannot load the data of {}", exp.path.display()))?;
+    let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
+        .context("FP32 baseline")?;
+    let out = (args.out.clone()).unwrap_or_else(|| run.dir.join(format!("export-{}", row.episode)));
+    let record = export_episode(
+        &run,
+        row,
+        &exp,
+        &data,
+        &base.model,
+        &out,
+        args.check_examples,
+    )
+    .with_context(|| format!("cannot export episode {} to {}", row.episode, out.display()))?;
+    println!(
+        "{}: episode {} ({}) of {}: validation accuracy {:.2}%, test accuracy {:.2}% on {} examples",
+        out.display(),
+        record.episode,
+        record.policy,
+        record.model,
+        100.0 * record.validation_accuracy,
+        100.0 * record.test_accuracy,
+        record.test_examples
+    );
+    if !record.reproduced() {
+        eprintln!(
+            "warning: the rebuilt model's validation accuracy {} differs from the {} episodes.csv logged: the experiment, the baseline or the code changed since the search",
+            record.validation_accuracy,
+            record.logged_validation_accuracy.map_or("none".into(), |a| a.to_string())
+        );
+    }
+    println!("wrote {}", record.files.join(", "));
+    if record.check_examples > 0 {
+        println!(
+            "check it with ONNX Runtime: python3 scripts/check_onnx_export.py {}",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// The experiment given with `--experiment`, else the file and overrides config.json recorded.
+fn load_experiment(run: &RunDir, given: Option<&PathBuf>) -> anyhow::Result<Experiment> {
+    let (path, overrides) = match given {
+        Some(p) => (super::resolve(p), Overrides::default()),
+        None => {
+            let (p, flags) = recorded_experiment(run)?;
+            (super::resolve(&p), Overrides::from_recorded(&flags))
+        }
+    };
+    Experiment::load_with(&path, &overrides)
+        .with_context(|| format!("cannot load the experiment {}", path.display()))
+}
