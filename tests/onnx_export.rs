@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bitsearch::data::{DataSource, Dataset};
 use bitsearch::model::{onnx, Model};
-use bitsearch::quant::{Policy, Quantizer};
+use bitsearch::quant::{ClipMethod, Policy, Quantizer};
 use candle_core::Device;
 use common::cli::{bitsearch, fails, ok, repo};
 
@@ -17,7 +17,7 @@ use common::cli::{bitsearch, fails, ok, repo};
 /// (graph optimizations off: every node as the ONNX spec defines it) and "float-bias" (every
 /// default optimization but WeightBiasQuantization, which rounds float biases to int32 codes;
 /// the script's docstring says why that one changes the model). ORT's "default" row is printed.
-fn assert_onnx_runtime_agrees(dir: &Path, what: &str) {
+fn assert_onnx_runtime_agrees(dir: &Path, what: &str, expect: [f64; 2]) {
     let out = std::process::Command::new("python3")
         .arg(repo().join("scripts/check_onnx_export.py"))
         .arg(dir)
@@ -36,21 +36,35 @@ fn assert_onnx_runtime_agrees(dir: &Path, what: &str) {
     eprintln!("{what}: {rows:?}");
     for config in ["reference", "float-bias"] {
         let row = (rows.iter().find(|r| r["config"] == config)).expect("a row per config");
-        assert_agrees(row, &format!("{what}, {config}"));
+        assert_agrees(row, &format!("{what}, {config}"), expect);
     }
 }
 
-/// ORT must give bitsearch's predictions; logits may differ only where ORT's float sums put an
-/// activation on the other side of a quantization step (rare: the tolerance counts examples).
-fn assert_agrees(row: &serde_json::Value, what: &str) {
+/// ORT must give bitsearch's predictions (top-1 on at least `top1` of the examples: the issue's
+/// 99.5% for a trained model), and at least `exact` of the examples must have all logits within 1e-4 of the largest |logit|. The rest may
+/// differ only where ORT's float sums, added in another order than ours, put an activation on
+/// the other side of a quantization step: one flipped rounding anywhere moves that example's
+/// logits by a step's worth. How often that happens grows with the quantized activations per
+/// example (~2 k in LeNet-5, ~190 k in ResNet-20), so deep models get a lower `exact`; with the
+/// activations unquantized there is nothing to flip and every example must be within 1e-4.
+/// An untrained model's logits lie within a hair of each other, so there a flip changes the
+/// top-1 far more often than in a trained one: graph models here are untrained (training one
+/// would take minutes) and get a lower `top1`.
+fn assert_agrees(row: &serde_json::Value, what: &str, [top1, exact]: [f64; 2]) {
     let agree = row["top1_agreement"].as_f64().unwrap();
     let within = row["examples_within_1e-4"].as_f64().unwrap();
-    assert!(agree >= 0.995, "{what}: top-1 agreement {agree}");
     assert!(
-        within >= 0.99,
-        "{what}: only {within} of examples within 1e-4"
+        agree >= top1,
+        "{what}: top-1 agreement {agree} (at least {top1} expected)"
+    );
+    assert!(
+        within >= exact,
+        "{what}: only {within} of examples within 1e-4 (at least {exact} expected)"
     );
 }
+
+/// A trained model: top-1 on 99.5% of examples, 99% of examples' logits within 1e-4.
+const TRAINED: [f64; 2] = [0.995, 0.99];
 
 #[test]
 fn onnx_runtime_runs_the_export_as_bitsearch_does() {
@@ -59,8 +73,7 @@ fn onnx_runtime_runs_the_export_as_bitsearch_does() {
     let (train, test) = DataSource::EmbeddedMnist10k.load().unwrap();
     let data = Dataset::from_raw(train, test, 500, 0).unwrap();
     let (x, _) = data.train.first(256, &Device::Cpu).unwrap();
-    let clips =
-        bitsearch::calib::calibrate_model(&model, &x, bitsearch::quant::ClipMethod::Max).unwrap();
+    let clips = bitsearch::calib::calibrate_model(&model, &x, ClipMethod::Max).unwrap();
     let (xt, yt) = data.test.first(500, &Device::Cpu).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for policy in [
@@ -70,7 +83,7 @@ fn onnx_runtime_runs_the_export_as_bitsearch_does() {
     ] {
         let q = Quantizer::new(Policy::parse(policy).unwrap(), clips.clone());
         bitsearch::deploy::write_files(dir.path(), &model, &q, Some((&xt, &yt))).unwrap();
-        assert_onnx_runtime_agrees(dir.path(), policy);
+        assert_onnx_runtime_agrees(dir.path(), policy, TRAINED);
     }
 }
 
@@ -149,11 +162,55 @@ references = false
     );
     let policy = std::fs::read_to_string(export.join("policy.json")).unwrap();
     assert!(policy.contains("\"conv1\""), "{policy}");
-    assert_onnx_runtime_agrees(&export, "best policy");
+    assert_onnx_runtime_agrees(&export, "best policy", TRAINED);
 
     let e = fails(bitsearch(
         &["export", run.to_str().unwrap(), "--episode", "9"],
         &run,
     ));
     assert!(e.contains("no episode 9") && e.contains("holds 3"), "{e}");
+}
+
+/// Graph models export as exactly: residual adds, BatchNorm (folded), option-A shortcuts (Slice
+/// + Pad), depthwise convs and ReLU6 (Clip), on CIFAR-format images (the digit fixture).
+#[test]
+fn graph_models_export_as_onnx_runtime_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("cifar");
+    bitsearch::data::write_digit_fixture(&data_dir, 60, 500).unwrap();
+    let (train, test) = DataSource::Cifar10Dir(data_dir).load().unwrap();
+    let data = Dataset::from_raw(train, test, 50, 0).unwrap();
+    let imported = onnx::import(&repo().join("tests/data/onnx/resnet20.onnx")).unwrap();
+    let models = [
+        Model::from_import(imported).unwrap(),
+        Model::new(bitsearch::model::Arch::Resnet20, (3, 32, 32), 10, 1).unwrap(),
+        Model::new(bitsearch::model::Arch::Mobilenet, (3, 32, 32), 10, 1).unwrap(),
+    ];
+    let (x, _) = data.train.first(128, &Device::Cpu).unwrap();
+    let (xt, yt) = data.test.first(500, &Device::Cpu).unwrap();
+    for (k, model) in models.iter().enumerate() {
+        let clips = bitsearch::calib::calibrate_model(model, &x, ClipMethod::Max).unwrap();
+        // Mixed widths cycling through 2..8 bits (the first layer's input at full precision),
+        // then the same weights with every activation at full precision.
+        let mixed = |i: usize| format!("{}/{}", 2 + i % 7, 2 + (i + 3) % 7);
+        let weights_only = |i: usize| format!("{}/32", 2 + i % 7);
+        let policies: [(&dyn Fn(usize) -> String, [f64; 2]); 2] =
+            [(&mixed, [0.98, 0.95]), (&weights_only, [1.0, 1.0])];
+        for (p, (policy, expect)) in policies.into_iter().enumerate() {
+            let bits: Vec<String> = (0..model.shapes().len())
+                .map(|i| {
+                    if i == 0 {
+                        "8/32".to_string()
+                    } else {
+                        policy(i)
+                    }
+                })
+                .collect();
+            let q = Quantizer::new(Policy::parse(&bits.join(",")).unwrap(), clips.clone());
+            let out = dir.path().join(format!("model-{k}-{p}"));
+            bitsearch::deploy::write_files(&out, model, &q, Some((&xt, &yt))).unwrap();
+            let what = format!("{} {}", model.name(), bits.join(","));
+            assert_onnx_runtime_agrees(&out, &what, expect);
+        }
+    }
 }
