@@ -171,6 +171,9 @@ references = false
     assert!(e.contains("no episode 9") && e.contains("holds 3"), "{e}");
 }
 
+/// A layer's "W/A" bits from its index.
+type BitsOf<'a> = &'a dyn Fn(usize) -> String;
+
 /// Graph models export as exactly: residual adds, BatchNorm (folded), option-A shortcuts (Slice
 /// + Pad), depthwise convs and ReLU6 (Clip), on CIFAR-format images (the digit fixture).
 #[test]
@@ -194,7 +197,7 @@ fn graph_models_export_as_onnx_runtime_runs_them() {
         // then the same weights with every activation at full precision.
         let mixed = |i: usize| format!("{}/{}", 2 + i % 7, 2 + (i + 3) % 7);
         let weights_only = |i: usize| format!("{}/32", 2 + i % 7);
-        let policies: [(&dyn Fn(usize) -> String, [f64; 2]); 2] =
+        let policies: [(BitsOf, [f64; 2]); 2] =
             [(&mixed, [0.98, 0.95]), (&weights_only, [1.0, 1.0])];
         for (p, (policy, expect)) in policies.into_iter().enumerate() {
             let bits: Vec<String> = (0..model.shapes().len())
