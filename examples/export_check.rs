@@ -28,7 +28,13 @@ fn main() -> anyhow::Result<()> {
     let q = Quantizer::new(Policy::parse(policy)?, clips);
     anyhow::ensure!(q.layer(n - 1).is_some(), "the policy needs {n} layers");
     let (xt, yt) = ds.test.first(ds.test.len(), &Device::Cpu)?;
-    bitsearch::deploy::write_files(dir.as_ref(), &model, &q, Some((&xt, &yt)))?;
+    bitsearch::deploy::write_files(
+        dir.as_ref(),
+        &model,
+        &q,
+        Default::default(),
+        Some((&xt, &yt)),
+    )?;
     println!("wrote {dir}");
     Ok(())
 }

@@ -7,7 +7,8 @@ mod common;
 use std::path::Path;
 
 use bitsearch::data::{DataSource, Dataset};
-use bitsearch::model::{onnx, Model};
+use bitsearch::model::onnx::{self, Opset};
+use bitsearch::model::Model;
 use bitsearch::quant::{ClipMethod, Policy, Quantizer};
 use candle_core::Device;
 use common::cli::{bitsearch, fails, ok, repo};
@@ -82,8 +83,12 @@ fn onnx_runtime_runs_the_export_as_bitsearch_does() {
         "32/32,3/2,2/3,4/8,8/2",
     ] {
         let q = Quantizer::new(Policy::parse(policy).unwrap(), clips.clone());
-        bitsearch::deploy::write_files(dir.path(), &model, &q, Some((&xt, &yt))).unwrap();
-        assert_onnx_runtime_agrees(dir.path(), policy, TRAINED);
+        // Opset 21 holds the widths up to 4 in INT4/UINT4 containers instead of int8/uint8.
+        for opset in [Opset::V13, Opset::V21] {
+            let check = Some((&xt, &yt));
+            bitsearch::deploy::write_files(dir.path(), &model, &q, opset, check).unwrap();
+            assert_onnx_runtime_agrees(dir.path(), &format!("{policy} {opset:?}"), TRAINED);
+        }
     }
 }
 
@@ -163,6 +168,18 @@ references = false
     let policy = std::fs::read_to_string(export.join("policy.json")).unwrap();
     assert!(policy.contains("\"conv1\""), "{policy}");
     assert_onnx_runtime_agrees(&export, "best policy", TRAINED);
+    let int4 = dir.path().join("export-int4");
+    let run_dir = run.to_str().unwrap();
+    let args = [
+        "export",
+        run_dir,
+        "--opset",
+        "21",
+        "--out",
+        int4.to_str().unwrap(),
+    ];
+    ok(bitsearch(&args, &run));
+    assert_onnx_runtime_agrees(&int4, "best policy, opset 21", TRAINED);
 
     let e = fails(bitsearch(
         &["export", run.to_str().unwrap(), "--episode", "9"],
@@ -211,7 +228,7 @@ fn graph_models_export_as_onnx_runtime_runs_them() {
                 .collect();
             let q = Quantizer::new(Policy::parse(&bits.join(",")).unwrap(), clips.clone());
             let out = dir.path().join(format!("model-{k}-{p}"));
-            bitsearch::deploy::write_files(&out, model, &q, Some((&xt, &yt))).unwrap();
+            bitsearch::deploy::write_files(&out, model, &q, Opset::V13, Some((&xt, &yt))).unwrap();
             let what = format!("{} {}", model.name(), bits.join(","));
             assert_onnx_runtime_agrees(&out, &what, expect);
         }

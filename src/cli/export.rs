@@ -7,8 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use bitsearch::deploy::{check_experiment, choose_episode, export_episode, recorded_experiment};
+use bitsearch::deploy::{
+    check_experiment, choose_episode, export_episode, recorded_experiment, ExportOptions,
+};
 use bitsearch::experiment::{Experiment, Overrides};
+use bitsearch::model::onnx::Opset;
 use bitsearch::rundir::RunDir;
 use bitsearch::train::train_baseline;
 
@@ -33,9 +36,31 @@ pub struct ExportArgs {
     /// scripts/check_onnx_export.py; 0 writes none.
     #[arg(long, default_value_t = 1000)]
     pub check_examples: usize,
+    /// ONNX opset: 13 stores every width in int8/uint8 containers (the most widely run); 21
+    /// stores widths up to 4 bits as INT4/UINT4 (ONNX Runtime 1.18 and later).
+    #[arg(long, value_enum, default_value = "13")]
+    pub opset: OpsetArg,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `--opset`'s values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OpsetArg {
+    #[value(name = "13")]
+    V13,
+    #[value(name = "21")]
+    V21,
+}
+
+impl From<OpsetArg> for Opset {
+    fn from(o: OpsetArg) -> Opset {
+        match o {
+            OpsetArg::V13 => Opset::V13,
+            OpsetArg::V21 => Opset::V21,
+        }
+    }
 }
 
 pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
@@ -56,7 +81,10 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         &data,
         &base.model,
         &out,
-        args.check_examples,
+        ExportOptions {
+            opset: args.opset.into(),
+            check_examples: args.check_examples,
+        },
     )
     .with_context(|| format!("cannot export episode {} to {}", row.episode, out.display()))?;
     println!(

@@ -16,7 +16,8 @@ use serde::Serialize;
 use crate::calib::calibrate;
 use crate::data::Dataset;
 use crate::experiment::Experiment;
-use crate::model::{onnx, Model};
+use crate::model::onnx::{self, Opset};
+use crate::model::Model;
 use crate::quant::{Policy, Quantizer};
 use crate::rundir::{best_row, first_difference, write_atomic, write_json, Episode, RunDir};
 use crate::search::finetune_policy;
@@ -187,6 +188,15 @@ impl ExportRecord {
     }
 }
 
+/// What an export writes besides the model itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// The ONNX opset, which decides the integer containers (`onnx::Opset`).
+    pub opset: Opset,
+    /// Test examples written as check data (0: none).
+    pub check_examples: usize,
+}
+
 /// Rebuilds `row`'s model from the FP32 baseline `base` (calibration, then the fine-tune with
 /// the policy's seed, exactly as the search scored it) and writes its export into `out`, with
 /// the first `check_examples` test examples as check data.
@@ -197,7 +207,7 @@ pub fn export_episode(
     data: &Dataset,
     base: &Model,
     out: &Path,
-    check_examples: usize,
+    options: ExportOptions,
 ) -> Result<ExportRecord, DeployError> {
     let names: Vec<String> = base.shapes().iter().map(|l| l.name.clone()).collect();
     let logged: Vec<String> = run.config.layers.iter().map(|l| l.name.clone()).collect();
@@ -211,11 +221,12 @@ pub fn export_episode(
     let clips = calibrate(&exp.quant, &data.train, base)?;
     let policy = Policy::new(row.bits.clone());
     let (model, q) = finetune_policy(exp, &data.train, base, &clips, policy)?;
-    let check = match check_examples.min(data.test.len()) {
+    let check = match options.check_examples.min(data.test.len()) {
         0 => None,
         n => Some(data.test.first(n, &Device::Cpu)?),
     };
-    let files = write_files(out, &model, &q, check.as_ref().map(|(x, y)| (x, y)))?;
+    let check_data = check.as_ref().map(|(x, y)| (x, y));
+    let files = write_files(out, &model, &q, options.opset, check_data)?;
     let record = ExportRecord {
         run: run.dir.clone(),
         episode: row.episode,
@@ -230,7 +241,7 @@ pub fn export_episode(
             Some((x, _)) => x.dim(0)?,
             None => 0,
         },
-        onnx_opset: onnx::EXPORT_OPSET,
+        onnx_opset: options.opset.number(),
         files,
         bitsearch: env!("CARGO_PKG_VERSION").to_string(),
     };
@@ -238,12 +249,14 @@ pub fn export_episode(
     Ok(record)
 }
 
-/// Writes policy.json, model.safetensors, model.onnx and (given examples) the check data of
-/// `model` quantized by `q` into `out`, creating it; returns the file names written.
+/// Writes policy.json, model.safetensors, model.onnx (at `opset`) and (given examples) the
+/// check data of `model` quantized by `q` into `out`, creating it; returns the file names
+/// written.
 pub fn write_files(
     out: &Path,
     model: &Model,
     q: &Quantizer,
+    opset: Opset,
     check: Option<(&candle_core::Tensor, &candle_core::Tensor)>,
 ) -> Result<Vec<String>, DeployError> {
     std::fs::create_dir_all(out).map_err(|source| DeployError::Io {
@@ -265,7 +278,7 @@ pub fn write_files(
         &out.join("model.safetensors"),
         &weights_safetensors(model, q)?,
     )?;
-    write_atomic(&out.join("model.onnx"), &onnx::export(model, q)?)?;
+    write_atomic(&out.join("model.onnx"), &onnx::export(model, q, opset)?)?;
     let mut files = vec!["policy.json", "model.safetensors", "model.onnx"];
     if let Some((x, y)) = check {
         write_check(out, model, q, x, y)?;

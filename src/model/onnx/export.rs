@@ -1,11 +1,13 @@
 //! ONNX export of a quantized model: the graph with QuantizeLinear/DequantizeLinear pairs, the
 //! form ONNX Runtime, TensorRT and OpenVINO take quantized models in (opset 13).
 //!
-//! A quantized layer's weight is stored as its integer codes (int8, per output channel scale,
-//! zero point 0) behind a DequantizeLinear, so the file holds exactly the grid the policy chose;
-//! its input passes Clip(0, clip) → QuantizeLinear → DequantizeLinear on uint8 with the layer's
-//! step, and the Clip keeps a narrower width's codes in [0, 2^a − 1]. BatchNorm is folded, as
-//! everywhere bitsearch quantizes; biases stay float (they are not quantized here either).
+//! A quantized layer's weight is stored as its integer codes (per output channel scale, zero
+//! point 0) behind a DequantizeLinear, so the file holds exactly the grid the policy chose; its
+//! input passes Clip(0, clip) → QuantizeLinear → DequantizeLinear with the layer's step, and the
+//! Clip keeps a narrower width's codes in [0, 2^a − 1]. The containers: at opset 13 every width
+//! is int8 (weights) / uint8 (activations); at opset 21, which has 4-bit types, widths up to 4
+//! are INT4 / UINT4 (packed two to a byte). BatchNorm is folded, as everywhere bitsearch
+//! quantizes; biases stay float (they are not quantized here either).
 
 use prost::Message;
 
@@ -18,19 +20,64 @@ use crate::model::graph::{Dims, Op};
 use crate::model::{LayerKind, LayerWeights, Model, ModelError};
 use crate::quant::{LayerQuant, Quantizer};
 
-/// The opset the export declares: QuantizeLinear/DequantizeLinear with per-axis scales need 13.
-pub const EXPORT_OPSET: u32 = 13;
+/// The ONNX opset an export declares, which decides the integer containers (module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Opset {
+    /// Per-axis QuantizeLinear/DequantizeLinear; int8/uint8 only. The most widely run.
+    #[default]
+    V13,
+    /// INT4/UINT4 for widths up to 4 (ONNX IR 10; ONNX Runtime 1.18 and later).
+    V21,
+}
+
+impl Opset {
+    /// 13 or 21.
+    pub fn from_number(n: u32) -> Option<Opset> {
+        match n {
+            13 => Some(Opset::V13),
+            21 => Some(Opset::V21),
+            _ => None,
+        }
+    }
+
+    pub fn number(self) -> u32 {
+        match self {
+            Opset::V13 => 13,
+            Opset::V21 => 21,
+        }
+    }
+
+    /// The IR version the opset needs (the 4-bit types arrived in IR 10).
+    fn ir_version(self) -> i64 {
+        match self {
+            Opset::V13 => 7,
+            Opset::V21 => 10,
+        }
+    }
+
+    /// True when `bits` is stored in a 4-bit container.
+    fn four_bit(self, bits: u8) -> bool {
+        self == Opset::V21 && bits <= 4
+    }
+}
 
 /// The model quantized by `q` as ONNX bytes.
-pub fn export(model: &Model, q: &Quantizer) -> Result<Vec<u8>, ModelError> {
-    Ok(export_proto(model, q)?.encode_to_vec())
+pub fn export(model: &Model, q: &Quantizer, opset: Opset) -> Result<Vec<u8>, ModelError> {
+    Ok(export_proto(model, q, opset)?.encode_to_vec())
 }
 
 /// The model quantized by `q` as an ONNX model.
-pub(crate) fn export_proto(model: &Model, q: &Quantizer) -> Result<ModelProto, ModelError> {
+pub(crate) fn export_proto(
+    model: &Model,
+    q: &Quantizer,
+    opset: Opset,
+) -> Result<ModelProto, ModelError> {
     let graph = model.graph();
     let dims = graph.shapes(model.input())?.dims;
-    let mut out = Out::default();
+    let mut out = Out {
+        opset,
+        ..Out::default()
+    };
     let mut names: Vec<String> = vec!["input".into(); graph.nodes.len()];
     let mut li = 0;
     for (i, node) in graph.nodes.iter().enumerate().skip(1) {
@@ -86,12 +133,12 @@ pub(crate) fn export_proto(model: &Model, q: &Quantizer) -> Result<ModelProto, M
         ..Default::default()
     };
     Ok(ModelProto {
-        ir_version: Some(7),
+        ir_version: Some(opset.ir_version()),
         producer_name: Some("bitsearch".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         opset_import: vec![OperatorSetIdProto {
             domain: Some(String::new()),
-            version: Some(EXPORT_OPSET as i64),
+            version: Some(opset.number() as i64),
         }],
         graph: Some(g),
         ..Default::default()
@@ -101,6 +148,7 @@ pub(crate) fn export_proto(model: &Model, q: &Quantizer) -> Result<ModelProto, M
 /// The nodes and initializers written so far.
 #[derive(Default)]
 struct Out {
+    opset: Opset,
     nodes: Vec<NodeProto>,
     inits: Vec<TensorProto>,
 }
@@ -170,9 +218,23 @@ impl Out {
             }
             let step = lq.clip / ((1u32 << lq.bits.a.get()) - 1) as f32;
             let (lo, hi) = (self.scalar_f32(0.0), self.scalar_f32(lq.clip));
-            let clipped = self.node("Clip", &[&x, &lo, &hi], vec![]);
+            let four_bit = self.opset.four_bit(lq.bits.a.get());
+            // The same clamp as Min then Max before a UINT4 QuantizeLinear: ONNX Runtime 1.32's
+            // ClipQuantFusion (all optimizations) fails the session on a Clip before a UINT4
+            // zero point ("Unexpected data type" in GetQConstantLowerUpper).
+            let clipped = match four_bit {
+                false => self.node("Clip", &[&x, &lo, &hi], vec![]),
+                true => {
+                    let below = self.node("Min", &[&x, &hi], vec![]);
+                    self.node("Max", &[&below, &lo], vec![])
+                }
+            };
             let scale = self.scalar_f32(step);
-            let zero = self.init("zero_point", &[], DataType::Uint8, vec![0]);
+            let kind = match four_bit {
+                true => DataType::Uint4,
+                false => DataType::Uint8,
+            };
+            let zero = self.init("zero_point", &[], kind, vec![0]);
             let codes = self.node("QuantizeLinear", &[&clipped, &scale, &zero], vec![]);
             x = self.node("DequantizeLinear", &[&codes, &scale, &zero], vec![]);
         }
@@ -214,10 +276,17 @@ impl Out {
             true => self.f32s("weight", &dims, &w),
             false => {
                 let (codes, scales) = crate::quant::weight_codes(&w, o, lq.bits.w.get());
-                let raw = codes.iter().map(|&c| c as u8).collect();
-                let codes = self.init("weight_codes", &dims, DataType::Int8, raw);
+                let (kind, raw, zeros) = match self.opset.four_bit(lq.bits.w.get()) {
+                    true => (DataType::Int4, pack4(&codes), vec![0; o.div_ceil(2)]),
+                    false => (
+                        DataType::Int8,
+                        codes.iter().map(|&c| c as u8).collect(),
+                        vec![0; o],
+                    ),
+                };
+                let codes = self.init("weight_codes", &dims, kind, raw);
                 let scale = self.f32s("weight_scale", &[o], &scales);
-                let zero = self.init("weight_zero", &[o], DataType::Int8, vec![0; o]);
+                let zero = self.init("weight_zero", &[o], kind, zeros);
                 self.node(
                     "DequantizeLinear",
                     &[&codes, &scale, &zero],
@@ -266,6 +335,15 @@ impl Out {
         let pads = self.i64s("pads", &[0, before, 0, 0, 0, after, 0, 0]);
         self.node("Pad", &[&sub, &pads], vec![])
     }
+}
+
+/// 4-bit two's-complement codes packed two to a byte, the first in the low nibble (ONNX's
+/// INT4/UINT4 layout); an odd count leaves the last high nibble zero.
+fn pack4(codes: &[i8]) -> Vec<u8> {
+    codes
+        .chunks(2)
+        .map(|p| (p[0] as u8 & 0x0f) | (p.get(1).map_or(0, |&c| c as u8 & 0x0f) << 4))
+        .collect()
 }
 
 fn int(name: &str, v: i64) -> AttributeProto {

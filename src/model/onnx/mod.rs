@@ -10,7 +10,7 @@ mod convert;
 mod export;
 mod tensor;
 
-pub use export::{export, EXPORT_OPSET};
+pub use export::{export, Opset};
 
 #[allow(clippy::all, clippy::pedantic)]
 pub(crate) mod proto {

@@ -144,7 +144,7 @@ fn a_full_precision_export_reads_back_with_the_same_logits() {
         let model = Model::from_import(import(&fixture(&format!("{name}.onnx"))).unwrap()).unwrap();
         let n = model.shapes().len();
         let q = Quantizer::new(Policy::uniform(n, Bits::FULL), vec![[1.0; 8]; n]);
-        let bytes = export::export(&model, &q).unwrap();
+        let bytes = export::export(&model, &q, export::Opset::V13).unwrap();
         let back = Model::from_import(import_bytes(&bytes, name).unwrap()).unwrap();
         let (c, h, w) = model.input();
         let x = fixed_input((2, c, h, w));
@@ -172,7 +172,7 @@ fn a_quantized_export_has_a_qdq_pair_per_quantized_operand() {
     let model = Model::from_import(import(&fixture("lenet5.onnx")).unwrap()).unwrap();
     let policy = Policy::parse("8/8,4/3,2/32,32/4,3/8").unwrap();
     let q = Quantizer::new(policy, vec![[2.0; 8]; 5]);
-    let m = export::export_proto(&model, &q).unwrap();
+    let m = export::export_proto(&model, &q, export::Opset::V13).unwrap();
     let g = m.graph.unwrap();
     let count = |op: &str| g.node.iter().filter(|n| n.op_type() == op).count();
     assert_eq!(count("QuantizeLinear"), 4);
@@ -194,5 +194,51 @@ fn a_quantized_export_has_a_qdq_pair_per_quantized_operand() {
             "{}: never reaches ±{n}",
             t.name()
         );
+    }
+}
+
+/// At opset 21 the widths up to 4 bits are INT4/UINT4 (IR 10), packed two codes a byte with the
+/// first in the low nibble, holding the same codes as opset 13's int8; wider ones stay 8-bit.
+#[test]
+fn opset_21_packs_four_bit_codes_and_keeps_wider_ones_in_bytes() {
+    use super::proto::tensor_proto::DataType;
+    use crate::quant::{Policy, Quantizer};
+    let model = Model::from_import(import(&fixture("lenet5.onnx")).unwrap()).unwrap();
+    let q = Quantizer::new(
+        Policy::parse("8/8,4/3,2/6,5/4,3/8").unwrap(),
+        vec![[2.0; 8]; 5],
+    );
+    let weights = |opset| {
+        let m = export::export_proto(&model, &q, opset).unwrap();
+        let g = m.graph.clone().unwrap();
+        let codes: Vec<_> = (g.initializer.iter())
+            .filter(|t| t.name().starts_with("weight_codes"))
+            .map(|t| (t.data_type(), t.raw_data().to_vec()))
+            .collect();
+        let zeros: Vec<i32> = (g.initializer.iter())
+            .filter(|t| t.name().starts_with("zero_point"))
+            .map(|t| t.data_type())
+            .collect();
+        (m.ir_version(), m.opset_import[0].version(), codes, zeros)
+    };
+    let (ir13, op13, bytes, _) = weights(export::Opset::V13);
+    let (ir21, op21, packed, act_zeros) = weights(export::Opset::V21);
+    assert_eq!((ir13, op13, ir21, op21), (7, 13, 10, 21));
+    let (int4, int8) = (DataType::Int4 as i32, DataType::Int8 as i32);
+    let kinds: Vec<i32> = packed.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, [int8, int4, int4, int8, int4]);
+    let (uint4, uint8) = (DataType::Uint4 as i32, DataType::Uint8 as i32);
+    assert_eq!(act_zeros, [uint8, uint4, uint8, uint4, uint8]);
+    for ((kind, p), (_, b)) in packed.iter().zip(&bytes) {
+        if *kind == int8 {
+            assert_eq!(p, b);
+            continue;
+        }
+        assert_eq!(p.len(), b.len().div_ceil(2));
+        let nibble = |i: usize| {
+            let v = (p[i / 2] >> (4 * (i % 2))) & 0x0f;
+            ((v << 4) as i8) >> 4
+        };
+        assert!((0..b.len()).all(|i| nibble(i) == b[i] as i8));
     }
 }
