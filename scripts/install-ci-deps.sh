@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond cargo, non-interactively, skipping what is present:
 # - Chromium, for tests/report_browser.rs (headless screenshot of report.html);
-# - ONNX Runtime and numpy (PyPI), for tests/onnx_export.rs (scripts/check_onnx_export.py).
+# - ONNX Runtime and numpy (PyPI), for tests/onnx_export.rs (scripts/check_onnx_export.py);
+# - Slurm and munge (Debian: slurmctld slurmd slurm-client munge), for tests/sweep_slurm.rs, the
+#   `bitsearch sweep --slurm` test, which runs its own one-node cluster (scripts/slurm-cluster.sh).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -26,4 +28,20 @@ else
     python3 -m pip install --quiet onnxruntime numpy \
         || python3 -m pip install --quiet --break-system-packages onnxruntime numpy
     python3 -c "import onnxruntime; print('onnxruntime:', onnxruntime.__version__)"
+fi
+if [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/bin/sbatch ] \
+    && [ -x /usr/sbin/munged ]; then
+    echo "slurm: present ($(/usr/sbin/slurmctld -V), $(/usr/sbin/munged --version))"
+else
+    apt_install slurmctld slurmd slurm-client munge
+    # Where an init system runs, the packages start their services on install (in a container
+    # policy-rc.d forbids it and nothing starts). A system slurmctld/slurmd would hold ports
+    # 6817/6818 and clash with the test's own cluster (scripts/slurm-cluster.sh), so stop them.
+    for service in slurmd:slurmd slurmctld:slurmctld munge:munged; do
+        if pgrep -x "${service#*:}" > /dev/null; then
+            echo "stopping the system ${service%%:*} service that installation started"
+            $SUDO service "${service%%:*}" stop || $SUDO systemctl stop "${service%%:*}" || true
+        fi
+    done
+    echo "slurm: $(/usr/sbin/slurmctld -V), $(/usr/sbin/munged --version)"
 fi

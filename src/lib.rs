@@ -19,5 +19,6 @@ pub mod report;
 pub mod robust;
 pub mod rundir;
 pub mod search;
+pub mod sweep;
 pub mod train;
 pub mod validate;

@@ -8,6 +8,7 @@ mod export;
 mod profiles;
 mod report;
 mod search;
+mod sweep;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,9 @@ pub enum Command {
     /// Search per-layer bitwidths for a device: agent proposes, budget wall, fine-tune, attack,
     /// score; one run directory per profile, with report.html.
     Search(search::SearchArgs),
+    /// Run a sweep: experiments × profiles × agents × seeds, one search run directory per
+    /// cell, here K at a time or as a Slurm job array; `--status DIR` shows each cell's state.
+    Sweep(sweep::SweepArgs),
     /// Train (or reuse the cached) FP32 baseline of an experiment and report its accuracy.
     Train(train::TrainArgs),
     /// Quantize the cached FP32 baseline with a policy (optionally fine-tune it) and report test
@@ -76,6 +80,7 @@ pub struct CostCmd {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Search(args) => search::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Export(args) => export::run(&args),

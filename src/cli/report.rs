@@ -21,7 +21,8 @@ pub struct ReportArgs {
 /// Arguments of `bitsearch compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// Run directories written by `bitsearch search` (other agents, devices or seeds).
+    /// Run directories written by `bitsearch search` (other agents, devices or seeds), or sweep
+    /// directories (`bitsearch sweep --out`), which stand for their cells' run directories.
     #[arg(required = true)]
     pub run_dirs: Vec<PathBuf>,
     /// Where to write compare.csv, compare.html and charts/ [default: the current directory].
@@ -64,7 +65,12 @@ fn lock(dir: &Path) -> anyhow::Result<RunLock> {
 pub fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create --out {}", args.out.display()))?;
-    let cmp = compare(&args.run_dirs, &args.out).context("cannot compare the runs")?;
+    // A sweep directory stands for its cells' runs (those with an episode logged so far).
+    let (dirs, skipped) = bitsearch::sweep::expand_runs(&args.run_dirs)?;
+    for run in &skipped {
+        eprintln!("{}: no episode yet, left out", run.display());
+    }
+    let cmp = compare(&dirs, &args.out).context("cannot compare the runs")?;
     let (header, rows) = table_rows(&cmp);
     print_table(&header, &rows);
     println!();

@@ -49,7 +49,7 @@ pub struct SearchArgs {
 }
 
 /// An agent name resolves to agents/NAME.toml (current directory, then the source tree).
-fn resolve_agent(name: &str) -> PathBuf {
+pub fn resolve_agent(name: &str) -> PathBuf {
     let p = Path::new(name);
     if p.extension().is_some() || p.components().count() > 1 {
         return super::resolve(p);

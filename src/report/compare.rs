@@ -63,15 +63,19 @@ fn points(run: &RunDir, set: &[Objective]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Labels: the run names, with the directory name added where two runs share a name.
+/// Labels: the run names, with the directory's last two path components added where two runs
+/// share a name (a sweep's `s0/random-t4` and `s1/random-t4`).
 fn labels(runs: &[RunDir]) -> Vec<String> {
     let names: Vec<&str> = runs.iter().map(|r| r.config.run.as_str()).collect();
     runs.iter()
         .map(|r| {
             let name = r.config.run.as_str();
             if names.iter().filter(|&&n| n == name).count() > 1 {
-                let dir = r.dir.file_name().map(|d| d.to_string_lossy().into_owned());
-                format!("{name} ({})", dir.unwrap_or_default())
+                let parts: Vec<String> = (r.dir.components().rev().take(2))
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                let tail: Vec<&str> = parts.iter().rev().map(String::as_str).collect();
+                format!("{name} ({})", tail.join("/"))
             } else {
                 name.to_string()
             }

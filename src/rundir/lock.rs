@@ -122,6 +122,38 @@ impl RunLock {
     }
 }
 
+/// Who holds `dir`'s lock right now, without touching it (a probe that took the flock, even for
+/// a moment, could refuse a search starting at that instant): the kernel's table of flocks
+/// (/proc/locks) is searched for the `.lock` file's device and inode, and the record names the
+/// holder. `None` when no process on this machine holds it (a stale record is ignored). Where
+/// /proc/locks cannot be read, a non-empty record counts as held.
+pub fn lock_holder(dir: &Path) -> Option<Holder> {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join(RunLock::FILE);
+    let meta = std::fs::metadata(&path).ok()?;
+    let record = || {
+        let file = File::open(&path).ok()?;
+        read_record(&file).ok().flatten()
+    };
+    let Ok(table) = std::fs::read_to_string("/proc/locks") else {
+        return record();
+    };
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let held = (table.lines())
+        .filter(|l| !l.contains("->"))
+        .any(|l| l.contains(" FLOCK ") && l.split_whitespace().nth(5) == Some(id.as_str()));
+    match held {
+        true => Some(record().unwrap_or(Holder {
+            pid: 0,
+            host: String::new(),
+            command: "(not recorded yet)".into(),
+            since: String::new(),
+        })),
+        false => None,
+    }
+}
+
 impl Drop for RunLock {
     /// Empties the record, so the next holder does not take this for a stale lock; closing
     /// the file then releases the flock.
@@ -250,6 +282,20 @@ pub(super) fn locked_message(holder: &Option<Box<Holder>>) -> String {
 mod tests {
     use super::*;
     use std::process::{Child, Command};
+
+    #[test]
+    fn the_holder_is_seen_while_the_lock_is_held_and_not_after() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(lock_holder(dir.path()).is_none());
+        let lock = RunLock::acquire(dir.path(), "test").unwrap();
+        let holder = lock_holder(dir.path()).expect("held");
+        assert_eq!(
+            (holder.pid, holder.command.as_str()),
+            (std::process::id(), "test")
+        );
+        drop(lock);
+        assert!(lock_holder(dir.path()).is_none());
+    }
 
     /// Set in a child test process: the directory whose lock it takes and holds until killed.
     const HOLD: &str = "BITSEARCH_TEST_HOLD_LOCK";

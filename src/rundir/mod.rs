@@ -25,5 +25,5 @@ pub use episodes::{header, pareto_rows, Episode, Episodes};
 pub use error::RunDirError;
 pub use files::{write_atomic, write_json};
 pub use front::{FrontTest, FrontTestRow};
-pub use lock::{this_command, Holder, RunLock};
+pub use lock::{lock_holder, this_command, Holder, RunLock};
 pub use log::RunLog;

@@ -1,0 +1,287 @@
+//! Sweeps: the cross product of experiments × device profiles × agents × seeds, one ordinary
+//! search run directory per cell, described by `DIR/sweep.json`. This module owns the plan, its
+//! file, each cell's end record and status, and the Slurm job-array script; running a cell is
+//! `bitsearch search` (the binary runs cells itself, locally or as Slurm array tasks).
+
+mod slurm;
+mod status;
+
+pub use slurm::{array_script, baseline_script, SlurmJobs, Submission};
+pub use status::{cell_states, write_cell_end, CellEnd, CellState, CellStatus};
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::rundir::{first_difference, write_json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    RunDir(Box<crate::rundir::RunDirError>),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a sweep file: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("a sweep needs at least one {what}")]
+    Empty { what: &'static str },
+    #[error("experiments {a} and {b} would share the cell directory {stem}/: give them files of different names")]
+    SameStem { a: String, b: String, stem: String },
+    #[error("{} already holds a sweep: pass --resume to continue it, or choose another --out", dir.display())]
+    Exists { dir: PathBuf },
+    #[error("{}: cannot resume: {what} differs from the sweep there ({old} then, {new} now)", dir.display())]
+    Changed {
+        dir: PathBuf,
+        what: String,
+        old: String,
+        new: String,
+    },
+    #[error("{}: the sweep has {cells} cells, no cell {index}", dir.display())]
+    NoCell {
+        dir: PathBuf,
+        index: usize,
+        cells: usize,
+    },
+}
+
+crate::errors::boxed_from!(SweepError; RunDir: crate::rundir::RunDirError);
+
+/// One cell: the search it runs and the run directory it writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    pub index: usize,
+    pub experiment: PathBuf,
+    pub profile: String,
+    pub agent: String,
+    pub seed: u64,
+    /// The search's `--out`, relative to the sweep directory: `STEM/sSEED` (the search adds
+    /// `AGENT-PROFILE`), so every seed's runs sit side by side for `compare`.
+    pub out: PathBuf,
+    /// The run directory, relative to the sweep directory: `out/AGENT-PROFILE`.
+    pub run: PathBuf,
+}
+
+/// sweep.json: what was asked for and the cells it makes, in array-index order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub experiments: Vec<PathBuf>,
+    pub profiles: Vec<String>,
+    pub agents: Vec<String>,
+    pub seeds: Vec<u64>,
+    /// Episodes per search (`None`: each experiment's `search.episodes`).
+    pub episodes: Option<usize>,
+    /// Where the FP32 baselines (and the score cache beside them) live, shared by every cell.
+    pub cache: PathBuf,
+    pub cells: Vec<Cell>,
+}
+
+impl Plan {
+    pub const FILE: &'static str = "sweep.json";
+
+    /// The cross product, experiment-major then seed, agent and profile (the order the study
+    /// scripts loop in). `cache` should be absolute: cells may run from another directory.
+    pub fn new(
+        experiments: Vec<PathBuf>,
+        profiles: Vec<String>,
+        agents: Vec<String>,
+        seeds: Vec<u64>,
+        episodes: Option<usize>,
+        cache: PathBuf,
+    ) -> Result<Plan, SweepError> {
+        for (what, n) in [
+            ("--experiment", experiments.len()),
+            ("--profile", profiles.len()),
+            ("--agent", agents.len()),
+            ("--seed", seeds.len()),
+        ] {
+            if n == 0 {
+                return Err(SweepError::Empty { what });
+            }
+        }
+        let stems = experiments.iter().map(|e| stem(e)).collect::<Vec<_>>();
+        for (i, a) in stems.iter().enumerate() {
+            if let Some(j) = stems[..i].iter().position(|b| b == a) {
+                return Err(SweepError::SameStem {
+                    a: experiments[j].display().to_string(),
+                    b: experiments[i].display().to_string(),
+                    stem: a.clone(),
+                });
+            }
+        }
+        let mut cells = Vec::new();
+        for (experiment, stem) in experiments.iter().zip(&stems) {
+            for &seed in &seeds {
+                for agent in &agents {
+                    for profile in &profiles {
+                        let out = Path::new(stem).join(format!("s{seed}"));
+                        let run = out.join(format!("{}-{}", name_of(agent), name_of(profile)));
+                        cells.push(Cell {
+                            index: cells.len(),
+                            experiment: experiment.clone(),
+                            profile: profile.clone(),
+                            agent: agent.clone(),
+                            seed,
+                            out,
+                            run,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Plan {
+            experiments,
+            profiles,
+            agents,
+            seeds,
+            episodes,
+            cache,
+            cells,
+        })
+    }
+
+    /// Reads DIR/sweep.json.
+    pub fn read(dir: &Path) -> Result<Plan, SweepError> {
+        let path = dir.join(Self::FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| SweepError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| SweepError::Json { path, source })
+    }
+
+    /// Writes DIR/sweep.json for a new sweep, or checks that a resumed one asks for the same
+    /// cells (a changed plan would mix two sweeps in one directory).
+    pub fn create_or_check(&self, dir: &Path, resume: bool) -> Result<(), SweepError> {
+        let path = dir.join(Self::FILE);
+        if !path.exists() {
+            std::fs::create_dir_all(dir).map_err(|source| SweepError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            return Ok(write_json(&path, self)?);
+        }
+        if !resume {
+            return Err(SweepError::Exists {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let json = |p: &Plan| serde_json::to_value(p).unwrap_or_default();
+        let (old, new) = (json(&Plan::read(dir)?), json(self));
+        match first_difference("sweep", Some(&old), Some(&new)) {
+            Some((what, old, new)) => Err(SweepError::Changed {
+                dir: dir.to_path_buf(),
+                what,
+                old,
+                new,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Cell `index`, or an error naming the sweep.
+    pub fn cell(&self, dir: &Path, index: usize) -> Result<&Cell, SweepError> {
+        self.cells.get(index).ok_or(SweepError::NoCell {
+            dir: dir.to_path_buf(),
+            index,
+            cells: self.cells.len(),
+        })
+    }
+}
+
+/// An experiment's cell-directory name: its file name without `.toml`.
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The name `bitsearch search` gives a profile or agent given as a name or a file
+/// (`hardware-profiles/t4.toml` → `t4`), which names its run directory.
+fn name_of(text: &str) -> String {
+    stem(Path::new(text))
+}
+
+/// Run directories to compare: each directory that holds a sweep becomes its cells' run
+/// directories that have logged an episode (so a partial sweep compares what it has); any other
+/// directory stays as given. The second list names the cells left out.
+pub fn expand_runs(dirs: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), SweepError> {
+    let (mut runs, mut skipped) = (Vec::new(), Vec::new());
+    for dir in dirs {
+        if !dir.join(Plan::FILE).is_file() {
+            runs.push(dir.clone());
+            continue;
+        }
+        for cell in &Plan::read(dir)?.cells {
+            let run = dir.join(&cell.run);
+            match status::logged_episodes(&run) {
+                Some(n) if n > 0 => runs.push(run),
+                _ => skipped.push(run),
+            }
+        }
+    }
+    Ok((runs, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(experiments: &[&str]) -> Result<Plan, SweepError> {
+        Plan::new(
+            experiments.iter().map(PathBuf::from).collect(),
+            vec!["bitfusion".into(), "hardware-profiles/t4.toml".into()],
+            vec!["mbrl".into()],
+            vec![0, 1],
+            Some(3),
+            PathBuf::from("/cache"),
+        )
+    }
+
+    #[test]
+    fn cells_are_the_cross_product_with_one_run_directory_each() {
+        let p = plan(&["experiments/lenet5-mnist.toml"]).unwrap();
+        let runs: Vec<String> = (p.cells.iter())
+            .map(|c| c.run.display().to_string())
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                "lenet5-mnist/s0/mbrl-bitfusion",
+                "lenet5-mnist/s0/mbrl-t4",
+                "lenet5-mnist/s1/mbrl-bitfusion",
+                "lenet5-mnist/s1/mbrl-t4",
+            ]
+        );
+        assert!(p.cells.iter().enumerate().all(|(i, c)| c.index == i));
+        assert_eq!(p.cells[3].profile, "hardware-profiles/t4.toml");
+    }
+
+    #[test]
+    fn two_experiments_with_one_file_name_are_refused() {
+        let e = plan(&["a/e.toml", "b/e.toml"]).unwrap_err().to_string();
+        assert!(e.contains("a/e.toml") && e.contains("b/e.toml"), "{e}");
+        let e = Plan::new(vec![], vec![], vec![], vec![], None, PathBuf::new());
+        assert!(e.unwrap_err().to_string().contains("--experiment"));
+    }
+
+    #[test]
+    fn a_resumed_sweep_must_ask_for_the_same_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan(&["e.toml"]).unwrap();
+        p.create_or_check(dir.path(), false).unwrap();
+        let again = p.create_or_check(dir.path(), false).unwrap_err();
+        assert!(again.to_string().contains("--resume"), "{again}");
+        p.create_or_check(dir.path(), true).unwrap();
+        let mut other = p.clone();
+        other.episodes = Some(4);
+        let e = other.create_or_check(dir.path(), true).unwrap_err();
+        assert!(e.to_string().contains("sweep.episodes"), "{e}");
+        assert_eq!(Plan::read(dir.path()).unwrap(), p);
+    }
+}
