@@ -63,21 +63,26 @@ fn points(run: &RunDir, set: &[Objective]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Labels: the run names, with the directory's last two path components added where two runs
-/// share a name (a sweep's `s0/random-t4` and `s1/random-t4`).
+/// Labels: the run names, told apart where two runs share a name by their directory's name,
+/// or, when that is the run name itself, by its parent's (a sweep's `random-t4 (s0)` and
+/// `random-t4 (s1)`).
 fn labels(runs: &[RunDir]) -> Vec<String> {
     let names: Vec<&str> = runs.iter().map(|r| r.config.run.as_str()).collect();
+    let file_name = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     runs.iter()
         .map(|r| {
             let name = r.config.run.as_str();
-            if names.iter().filter(|&&n| n == name).count() > 1 {
-                let parts: Vec<String> = (r.dir.components().rev().take(2))
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect();
-                let tail: Vec<&str> = parts.iter().rev().map(String::as_str).collect();
-                format!("{name} ({})", tail.join("/"))
-            } else {
-                name.to_string()
+            if names.iter().filter(|&&n| n == name).count() < 2 {
+                return name.to_string();
+            }
+            let dir = file_name(Some(&r.dir));
+            match dir == name {
+                true => format!("{name} ({})", file_name(r.dir.parent())),
+                false => format!("{name} ({dir})"),
             }
         })
         .collect()
