@@ -14,6 +14,10 @@ Needs `pip install torch onnx`. Writes:
   Cast, Pad), not as model ops;
 - logits.json: each model's logits on a batch of 2 fixed inputs,
   x[i] = (sin(0.37 * i) + 1) / 2 over the flattened batch (bitsearch's test builds the same);
+- resnet20-a.onnx: the ResNet-20 with the paper's option-A shortcuts, exported as PyTorch's
+  users do (constant folding on, the default, which also folds BatchNorm into the convs): the
+  shortcut's padding arrives as Slice, Slice, Pad, with the pads computed by a small constant
+  subgraph (ConstantOfShape, Concat, Reshape, Slice, Transpose, Cast) that the importer folds;
 - lenet5-trained.onnx: the same LeNet-5 trained in PyTorch (Adam 1e-3, batch 64, 3 epochs,
   seed 0) on the embedded MNIST-10k training images (data/mnist-10k, pixels in [0, 1], no
   standardization), the user's own trained model for tests/onnx_export.rs's import → search →
@@ -72,8 +76,19 @@ class Block(nn.Module):
         return F.relu(out + self.short(x))
 
 
+class ShortcutA(nn.Module):
+    """Option A: every stride-th row and column, zero channels on both sides (He et al. 2016)."""
+
+    def __init__(self, pad):
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x):
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad), "constant", 0)
+
+
 class ResNet20(nn.Module):
-    def __init__(self, classes=10):
+    def __init__(self, classes=10, option="B"):
         super().__init__()
         self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
         self.bn = nn.BatchNorm2d(16)
@@ -81,6 +96,8 @@ class ResNet20(nn.Module):
         for stage, cout in enumerate([16, 32, 64]):
             for b in range(3):
                 blocks.append(Block(cin, cout, 2 if stage > 0 and b == 0 else 1))
+                if option == "A" and cin != cout:
+                    blocks[-1].short = ShortcutA((cout - cin) // 2)
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(64, classes)
@@ -155,6 +172,7 @@ def main():
     for name, model, shape in [
         ("lenet5", LeNet5(), (2, 1, 28, 28)),
         ("resnet20", ResNet20(), (2, 3, 32, 32)),
+        ("resnet20-a", ResNet20(option="A"), (2, 3, 32, 32)),
     ]:
         randomize_batchnorm(model, gen)
         model.eval()
@@ -168,7 +186,7 @@ def main():
             path,
             dynamo=False,
             opset_version=13,
-            do_constant_folding=False,
+            do_constant_folding=name.endswith("-a"),
             training=torch.onnx.TrainingMode.PRESERVE,
             input_names=["input"],
             output_names=["logits"],

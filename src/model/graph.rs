@@ -178,6 +178,33 @@ impl Graph {
     /// Checks the graph for inputs shaped (C, H, W) and infers every node's output.
     pub fn shapes(&self, input: (usize, usize, usize)) -> Result<Shapes, ShapeError> {
         let consumers = self.consumers();
+        let Shapes {
+            dims,
+            mut layers,
+            layer_nodes,
+        } = self.node_dims(input)?;
+        let last = self.nodes.len() - 1;
+        if !matches!(dims[last], Dims::Flat(_)) || !self.nodes[last].op.is_layer() {
+            let rule = "the last node must be a linear or conv layer with flat output (logits)";
+            return Err(ShapeError::Invalid {
+                model: self.name.clone(),
+                node: last,
+                op: self.nodes[last].op.kind(),
+                rule: rule.into(),
+            });
+        }
+        add_residual_traffic(self, &consumers, &dims, &layer_nodes, &mut layers);
+        Ok(Shapes {
+            dims,
+            layers,
+            layer_nodes,
+        })
+    }
+
+    /// Every node's output, checking each node but not that the graph ends in logits (for a
+    /// graph still being built, as the ONNX importer does); layers without residual traffic.
+    pub fn node_dims(&self, input: (usize, usize, usize)) -> Result<Shapes, ShapeError> {
+        let consumers = self.consumers();
         let mut dims: Vec<Dims> = Vec::with_capacity(self.nodes.len());
         let (mut layers, mut layer_nodes) = (Vec::new(), Vec::new());
         for (i, node) in self.nodes.iter().enumerate() {
@@ -218,17 +245,6 @@ impl Graph {
             }
             dims.push(d);
         }
-        let last = self.nodes.len() - 1;
-        if !matches!(dims[last], Dims::Flat(_)) || !self.nodes[last].op.is_layer() {
-            let rule = "the last node must be a linear or conv layer with flat output (logits)";
-            return Err(ShapeError::Invalid {
-                model: self.name.clone(),
-                node: last,
-                op: self.nodes[last].op.kind(),
-                rule: rule.into(),
-            });
-        }
-        add_residual_traffic(self, &consumers, &dims, &layer_nodes, &mut layers);
         Ok(Shapes {
             dims,
             layers,

@@ -1,6 +1,8 @@
 //! ONNX nodes → graph ops, one node at a time in the file's (topological) order.
 
+mod fold;
 mod layers;
+mod shortcut;
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,7 +13,10 @@ use crate::model::graph::{Graph, Op, ShapeError};
 use crate::model::net::{BnWeights, LayerWeights};
 
 pub(super) const SUPPORTED: &str = "Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, \
-    MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Reshape, Identity, Dropout, Constant";
+    MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Reshape, Identity, Dropout, \
+    Constant, Slice + Pad as the option-A shortcut, and shape arithmetic on constants \
+    (ConstantOfShape, Concat, Reshape, Slice, Transpose, Cast, Unsqueeze, Squeeze, Shape, Add, \
+    Sub, Mul, Neg)";
 
 /// bitsearch's BatchNorm ε; a file's other ε is folded into its running variance.
 const EPS: f32 = 1e-5;
@@ -28,6 +33,9 @@ pub(super) struct Builder<'a> {
     weights: HashMap<usize, LayerWeights>,
     input: (usize, usize, usize),
     names: HashSet<String>,
+    /// Tensors that are rows and columns of a computed tensor taken every `stride`-th (a
+    /// Slice), waiting for the Pad that makes them an option-A shortcut.
+    sliced: HashMap<String, shortcut::Sliced>,
 }
 
 impl<'a> Builder<'a> {
@@ -88,6 +96,7 @@ impl<'a> Builder<'a> {
             weights: HashMap::new(),
             input: shape,
             names: HashSet::new(),
+            sliced: HashMap::new(),
         })
     }
 
@@ -172,7 +181,17 @@ impl<'a> Builder<'a> {
             label: &label,
             op: op_type,
         };
+        if fold::FOLDED.contains(&op_type) && self.all_constant(node) {
+            let inputs: Vec<Option<&Value>> = (node.input.iter())
+                .map(|i| self.consts.get(i.as_str()))
+                .collect();
+            let v = fold::fold(&ctx, &a, &inputs)?;
+            self.consts.insert(ctx.output(0)?.to_string(), v);
+            return Ok(());
+        }
         let op = match op_type {
+            "Slice" => return self.slice(&ctx),
+            "Pad" => return self.pad(&ctx, &a),
             "Constant" => {
                 let t = a
                     .tensor("value")
@@ -211,9 +230,22 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// True when every input the node has is a constant (absent optional inputs aside).
+    fn all_constant(&self, node: &NodeProto) -> bool {
+        (node.input.iter())
+            .filter(|i| !i.is_empty())
+            .all(|i| self.consts.contains_key(i.as_str()))
+    }
+
     /// The graph node computing input `i` of the node.
     fn src(&self, ctx: &Ctx, i: usize) -> Result<usize, OnnxError> {
         let name = ctx.input(i);
+        if self.sliced.contains_key(name) {
+            return Err(ctx.rule(&format!(
+                "input {name} is a Slice of a computed tensor: {}",
+                shortcut::RULE
+            )));
+        }
         match (self.ids.get(name), self.consts.contains_key(name)) {
             (Some(&id), _) => Ok(id),
             (None, true) => Err(ctx.rule(&format!(

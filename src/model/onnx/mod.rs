@@ -3,7 +3,8 @@
 //! Supported: Conv (any groups, square kernels, symmetric padding), Gemm, MatMul (+ Add of a
 //! constant bias), BatchNormalization (after a conv), Relu, Clip as ReLU6 (or ReLU), MaxPool,
 //! AveragePool (no padding), GlobalAveragePool, Add, Flatten, Reshape to (N, -1), Identity,
-//! Dropout and Constant. Anything else is an error naming the node, its op type and, for an
+//! Dropout and Constant; Slice + Pad as the option-A shortcut; and shape arithmetic on
+//! constants, evaluated at import (`convert::fold`). Anything else is an error naming the node, its op type and, for an
 //! attribute outside what the ops above mean, the attribute: never a silently different graph.
 
 mod convert;

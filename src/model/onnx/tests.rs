@@ -22,13 +22,14 @@ fn fixed_input(shape: (usize, usize, usize, usize)) -> Tensor {
     Tensor::from_vec(x, shape, &Device::Cpu).unwrap()
 }
 
-/// Imported LeNet-5 and ResNet-20 (BatchNorm folded, projection shortcuts) give PyTorch's
+/// Imported LeNet-5 and ResNet-20 (BatchNorm folded; projection shortcuts, and the option-A
+/// shortcuts PyTorch writes as Slice + Pad with constant-folded pads) give PyTorch's
 /// logits within 1e-4, in full precision.
 #[test]
 fn imports_match_pytorch_logits() {
     let logits: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("logits.json")).unwrap()).unwrap();
-    for (name, layers) in [("lenet5", 5), ("resnet20", 22)] {
+    for (name, layers) in [("lenet5", 5), ("resnet20", 22), ("resnet20-a", 20)] {
         let model = Model::from_import(import(&fixture(&format!("{name}.onnx"))).unwrap()).unwrap();
         assert_eq!(model.shapes().len(), layers, "{name}");
         let (c, h, w) = model.input();
@@ -136,12 +137,16 @@ fn an_unsupported_attribute_names_the_attribute_and_value() {
 }
 
 /// Exported in full precision, a model reads back through the importer with the same logits
-/// (LeNet-5, and ResNet-20 with its BatchNorm now folded into the convs).
+/// (LeNet-5, ResNet-20 with its BatchNorm now folded into the convs, and the zoo's ResNet-20,
+/// whose option-A shortcuts are written as Slice + Pad and read back as shortcuts).
 #[test]
 fn a_full_precision_export_reads_back_with_the_same_logits() {
     use crate::quant::{Bits, Policy, Quantizer};
-    for name in ["lenet5", "resnet20"] {
-        let model = Model::from_import(import(&fixture(&format!("{name}.onnx"))).unwrap()).unwrap();
+    for name in ["lenet5", "resnet20", "zoo resnet20"] {
+        let model = match name {
+            "zoo resnet20" => Model::new(crate::model::Arch::Resnet20, (3, 32, 32), 10, 5).unwrap(),
+            _ => Model::from_import(import(&fixture(&format!("{name}.onnx"))).unwrap()).unwrap(),
+        };
         let n = model.shapes().len();
         let q = Quantizer::new(Policy::uniform(n, Bits::FULL), vec![[1.0; 8]; n]);
         let bytes = export::export(&model, &q, export::Opset::V13).unwrap();
@@ -241,4 +246,61 @@ fn opset_21_packs_four_bit_codes_and_keeps_wider_ones_in_bytes() {
         };
         assert!((0..b.len()).all(|i| nibble(i) == b[i] as i8));
     }
+}
+
+/// A Slice or Pad of a computed tensor that is not an option-A shortcut is refused, naming the
+/// node and what the importer takes.
+#[test]
+fn slices_and_pads_outside_an_option_a_shortcut_are_refused() {
+    let original = ModelProto::decode(
+        std::fs::read(fixture("resnet20-a.onnx"))
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    // Padding rows as well as channels.
+    let mut m = original.clone();
+    let g = m.graph.as_mut().unwrap();
+    let pad = g.node.iter().position(|n| n.op_type() == "Pad").unwrap();
+    let pads = g.node[pad].input[1].clone();
+    let node = super::proto::NodeProto {
+        op_type: Some("Constant".into()),
+        output: vec![pads.clone() + "_rows"],
+        attribute: vec![super::proto::AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(super::proto::attribute_proto::AttributeType::Tensor as i32),
+            t: Some(super::proto::TensorProto {
+                dims: vec![8],
+                data_type: Some(super::proto::tensor_proto::DataType::Int64 as i32),
+                int64_data: vec![0, 4, 1, 0, 0, 4, 1, 0],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    g.node.insert(pad, node);
+    g.node[pad + 1].input[1] = pads + "_rows";
+    let e = import_proto(&m).unwrap_err().to_string();
+    assert!(
+        e.contains("(Pad)") && e.contains("only channels are padded"),
+        "{e}"
+    );
+    // A sliced tensor used by anything but the shortcut's Pad.
+    let mut m = original;
+    let g = m.graph.as_mut().unwrap();
+    let slice = g
+        .node
+        .iter()
+        .position(|n| n.op_type() == "Slice" && !n.input[0].contains("Reshape"))
+        .unwrap();
+    let sliced = g.node[slice].output[0].clone();
+    let pad = g.node.iter().position(|n| n.op_type() == "Pad").unwrap();
+    g.node[pad].op_type = Some("Relu".into());
+    g.node[pad].input = vec![sliced];
+    let e = import_proto(&m).unwrap_err().to_string();
+    assert!(
+        e.contains("(Relu)") && e.contains("option-A shortcut"),
+        "{e}"
+    );
 }

@@ -1,0 +1,111 @@
+//! The option-A shortcut of He et al.'s CIFAR ResNets (`F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0,
+//! p, p))` in PyTorch): a Slice taking every s-th row, a Slice taking every s-th column (in
+//! either order, or one Slice over both axes), then a Pad adding zero channels on both sides.
+//! The three nodes become one `Op::ShortcutA`; a Slice used any other way is an error.
+
+use super::super::tensor::Attrs;
+use super::super::OnnxError;
+use super::{Builder, Ctx};
+use crate::model::graph::{Dims, Op};
+
+/// What the error says a Slice of a computed tensor may be.
+pub(super) const RULE: &str = "a Slice of a computed tensor is imported only as part of an \
+    option-A shortcut: every s-th row and column from the first (starts 0, ends at the end, \
+    steps s), then a Pad of zero channels";
+
+/// A computed tensor's rows (`h`) and columns (`w`) taken every so many.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sliced {
+    src: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Builder<'_> {
+    /// A Slice of a computed tensor, held until its Pad.
+    pub(super) fn slice(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {
+        let name = ctx.input(0).to_string();
+        let mut s = match self.sliced.get(&name) {
+            Some(s) => *s,
+            None => Sliced {
+                src: self.src(ctx, 0)?,
+                h: 1,
+                w: 1,
+            },
+        };
+        let ints = |i: usize| -> Result<Option<Vec<i64>>, OnnxError> {
+            match self.optional(ctx, i)? {
+                None => Ok(None),
+                Some(v) => (v.ints().map(|v| Some(v.to_vec())))
+                    .ok_or_else(|| ctx.rule(&format!("input {i} must hold integers"))),
+            }
+        };
+        let starts = ints(1)?.ok_or_else(|| ctx.rule("needs starts"))?;
+        let ends = ints(2)?.ok_or_else(|| ctx.rule("needs ends"))?;
+        let axes = ints(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = ints(4)?.unwrap_or_else(|| vec![1; starts.len()]);
+        if [ends.len(), axes.len(), steps.len()] != [starts.len(); 3] {
+            return Err(ctx.rule("starts, ends, axes and steps differ in length"));
+        }
+        for k in 0..starts.len() {
+            // PyTorch writes "to the end" as i64::MAX; anything past a CIFAR-sized map will do.
+            let whole = starts[k] == 0 && ends[k] >= 1 << 20 && steps[k] >= 1;
+            match (axes[k], whole) {
+                (2 | -2, true) => s.h *= steps[k] as usize,
+                (3 | -1, true) => s.w *= steps[k] as usize,
+                _ => return Err(ctx.rule(RULE)),
+            }
+        }
+        self.sliced.insert(ctx.output(0)?.to_string(), s);
+        Ok(())
+    }
+
+    /// A Pad: of a held Slice (or of a computed tensor), zero channels on both sides only.
+    pub(super) fn pad(&mut self, ctx: &Ctx, a: &Attrs) -> Result<(), OnnxError> {
+        let mode = a.string("mode").unwrap_or_else(|| "constant".into());
+        if mode != "constant" {
+            return Err(a.bad("mode", mode, "only zero padding (constant) is supported"));
+        }
+        let name = ctx.input(0).to_string();
+        let s = match self.sliced.get(&name) {
+            Some(s) => *s,
+            None => Sliced {
+                src: self.src(ctx, 0)?,
+                h: 1,
+                w: 1,
+            },
+        };
+        let pads = (self.constant(ctx, 1)?.ints().map(<[i64]>::to_vec))
+            .ok_or_else(|| ctx.rule("pads must be integers"))?;
+        if let Some(v) = self.optional(ctx, 2)? {
+            if v.floats().iter().any(|&x| x != 0.0) {
+                return Err(ctx.rule("only zero padding is supported"));
+            }
+        }
+        let [0, before, 0, 0, 0, after, 0, 0] = pads[..] else {
+            return Err(ctx.rule(&format!(
+                "pads {pads:?}: only channels are padded here (an option-A shortcut)"
+            )));
+        };
+        if s.h != s.w || before < 0 || after - before != 0 {
+            return Err(ctx.rule(&format!(
+                "rows every {} and columns every {} with {before} and {after} zero channels: \
+                 an option-A shortcut takes both every s-th and pads both sides equally",
+                s.h, s.w
+            )));
+        }
+        let dims = (self.graph.node_dims(self.input))
+            .map_err(|e| self.shape_error(e))?
+            .dims;
+        let c = match dims.get(s.src) {
+            Some(Dims::Map(c, ..)) => *c,
+            _ => return Err(ctx.rule("pads a tensor that is not a feature map")),
+        };
+        let op = Op::ShortcutA {
+            stride: s.h,
+            out: c + 2 * before as usize,
+        };
+        self.push(ctx, op, &[s.src])?;
+        Ok(())
+    }
+}
