@@ -118,31 +118,7 @@ fn resnet20_searches_prices_and_evaluates_on_the_cifar_fixture() {
 fn an_imported_onnx_model_is_searched_priced_and_evaluated() {
     let dir = tempfile::tempdir().unwrap();
     let onnx = repo().join("tests/data/onnx/lenet5.onnx");
-    let text = format!(
-        r#"extends = "{}"
-name = "onnx-lenet5"
-[model]
-onnx = "{}"
-[finetune]
-steps = 3
-[attack]
-pgd_steps = 2
-square_queries = 0
-examples = 20
-fgsm_eps = [0.1]
-pgd_eps = [0.1]
-[front_test]
-enabled = false
-[search]
-episodes = 2
-attack_examples = 20
-references = false
-"#,
-        repo().join("experiments/lenet5-mnist.toml").display(),
-        onnx.display()
-    );
-    let exp = dir.path().join("onnx.toml");
-    std::fs::write(&exp, text).unwrap();
+    let exp = common::fixtures::quick_onnx_experiment(dir.path(), &onnx, 3, 2);
     let exp = exp.to_str().unwrap();
     let out = dir.path().join("out");
     let o = ok(bitsearch(

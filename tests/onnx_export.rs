@@ -98,31 +98,12 @@ fn onnx_runtime_runs_the_export_as_bitsearch_does() {
 #[test]
 fn an_imported_model_goes_through_search_and_export_to_onnx_runtime() {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"extends = "{}"
-name = "onnx-lenet5"
-[model]
-onnx = "{}"
-[finetune]
-steps = 20
-[attack]
-pgd_steps = 2
-square_queries = 0
-examples = 20
-fgsm_eps = [0.1]
-pgd_eps = [0.1]
-[front_test]
-enabled = false
-[search]
-episodes = 3
-attack_examples = 20
-references = false
-"#,
-        repo().join("experiments/lenet5-mnist.toml").display(),
-        repo().join("tests/data/onnx/lenet5-trained.onnx").display()
+    let exp = common::fixtures::quick_onnx_experiment(
+        dir.path(),
+        &repo().join("tests/data/onnx/lenet5-trained.onnx"),
+        20,
+        3,
     );
-    let exp = dir.path().join("onnx.toml");
-    std::fs::write(&exp, text).unwrap();
     let out = dir.path().join("out");
     let args = ["--quiet", "--out", out.to_str().unwrap()];
     let search = [

@@ -2,7 +2,7 @@
 //! FP32 epoch, a few fine-tune steps, a small attack suite) with the knobs tests vary, a small
 //! DDPG agent, IDX slices of the embedded digits, and run files without their timing column.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bitsearch::agents::AgentConfig;
 use bitsearch::data::{encode_idx, DataSource};
@@ -116,4 +116,38 @@ pub fn lines_without_timing(path: &Path) -> Vec<String> {
         .lines()
         .map(|l| l.rsplit_once(',').map_or(l, |(head, _)| head).to_string())
         .collect()
+}
+
+/// Writes `dir/onnx.toml`: the default experiment on the model file `onnx`, cut to a quick
+/// search (`steps` fine-tune steps, `episodes` episodes, a two-step PGD and FGSM at 0.1 on 20
+/// examples, no Square, no front re-scoring, no references); returns its path.
+pub fn quick_onnx_experiment(dir: &Path, onnx: &Path, steps: usize, episodes: usize) -> PathBuf {
+    let text = format!(
+        r#"extends = "{}"
+name = "onnx-lenet5"
+[model]
+onnx = "{}"
+[finetune]
+steps = {steps}
+[attack]
+pgd_steps = 2
+square_queries = 0
+examples = 20
+fgsm_eps = [0.1]
+pgd_eps = [0.1]
+[front_test]
+enabled = false
+[search]
+episodes = {episodes}
+attack_examples = 20
+references = false
+"#,
+        super::cli::repo()
+            .join("experiments/lenet5-mnist.toml")
+            .display(),
+        onnx.display()
+    );
+    let path = dir.join("onnx.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }

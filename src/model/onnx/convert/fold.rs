@@ -207,37 +207,28 @@ fn arithmetic(ctx: &Ctx, a: &Value, b: Option<&Value>) -> Result<Value, OnnxErro
     } else {
         rhs.dims.clone()
     };
-    let op = ctx.op;
     let data = match (&lhs.data, &rhs.data) {
-        (Data::I64(p), Data::I64(q)) => Data::I64(
-            (0..n)
-                .map(|i| {
-                    let (x, y) = (p[i % p.len()], q[i % q.len()]);
-                    match op {
-                        "Add" => x + y,
-                        "Mul" => x * y,
-                        _ => x - y,
-                    }
-                })
-                .collect(),
-        ),
-        _ => {
-            let (p, q) = (lhs.floats(), rhs.floats());
-            Data::F32(
-                (0..n)
-                    .map(|i| {
-                        let (x, y) = (p[i % p.len()], q[i % q.len()]);
-                        match op {
-                            "Add" => x + y,
-                            "Mul" => x * y,
-                            _ => x - y,
-                        }
-                    })
-                    .collect(),
-            )
-        }
+        (Data::I64(p), Data::I64(q)) => Data::I64(elementwise(ctx.op, p, q, n)),
+        _ => Data::F32(elementwise(ctx.op, &lhs.floats(), &rhs.floats(), n)),
     };
     Ok(Value { dims, data })
+}
+
+/// `p op q` over `n` values, a single-valued side repeated.
+fn elementwise<T>(op: &str, p: &[T], q: &[T], n: usize) -> Vec<T>
+where
+    T: Copy + std::ops::Add<Output = T> + std::ops::Sub<Output = T> + std::ops::Mul<Output = T>,
+{
+    (0..n)
+        .map(|i| {
+            let (x, y) = (p[i % p.len()], q[i % q.len()]);
+            match op {
+                "Add" => x + y,
+                "Mul" => x * y,
+                _ => x - y,
+            }
+        })
+        .collect()
 }
 
 fn to_dims(ctx: &Ctx, v: &[i64]) -> Result<Vec<usize>, OnnxError> {
