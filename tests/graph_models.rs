@@ -167,6 +167,38 @@ fn an_imported_onnx_model_is_searched_priced_and_evaluated() {
     assert_eq!(eval["model"], "lenet5");
 }
 
+/// An imported model trains further only when asked (`[model] train = true`), from its own
+/// weights, into a baseline of its own: the untrained LeNet-5 from PyTorch (chance accuracy)
+/// learns the digits in one epoch.
+#[test]
+fn an_imported_model_trains_further_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = repo().join("tests/data/onnx/lenet5.onnx");
+    let exp = common::fixtures::quick_onnx_experiment(dir.path(), &onnx, 3, 2);
+    let exp = exp.to_str().unwrap();
+    let train = |extra: &[&str]| {
+        let args = [&["train", "--experiment", exp, "--quiet"][..], extra].concat();
+        let o = ok(bitsearch(&args, dir.path()));
+        let line = o
+            .lines()
+            .find(|l| l.starts_with("FP32 baseline:"))
+            .unwrap()
+            .to_string();
+        let acc = line.split("test accuracy ").nth(1).unwrap();
+        (acc[..acc.find('%').unwrap()].parse::<f64>().unwrap(), o)
+    };
+    let (as_is, o) = train(&[]);
+    assert!(
+        as_is < 20.0 && o.contains("imported weights as they are"),
+        "untrained: {o}"
+    );
+    let (trained, o) = train(&["--set", "model.train=true", "--set", "train.epochs=1"]);
+    assert!(trained > 80.0 && o.contains("1 epochs"), "trained: {o}");
+    // Both baselines stay cached side by side.
+    let (again, o) = train(&[]);
+    assert_eq!(again, as_is, "{o}");
+}
+
 /// A model file that does not fit the data is refused with both shapes named.
 #[test]
 fn an_onnx_model_for_other_data_is_refused() {

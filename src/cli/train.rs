@@ -21,17 +21,21 @@ pub struct TrainArgs {
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let (exp, data) = super::load_experiment(&args.experiment)?;
+    let training = match exp.model.trains() {
+        true => format!(
+            "{} epochs, batch {}, AdamW lr {}",
+            exp.train.epochs, exp.train.batch, exp.train.lr
+        ),
+        false => "the imported weights as they are ([model] train = true trains them)".into(),
+    };
     println!(
-        "{}: {} on {} ({} train / {} validation / {} test), {} epochs, batch {}, AdamW lr {}",
+        "{}: {} on {} ({} train / {} validation / {} test), {training}",
         exp.name,
         &exp.model.name(),
         exp.data.source,
         data.train.len(),
         data.val.len(),
         data.test.len(),
-        exp.train.epochs,
-        exp.train.batch,
-        exp.train.lr
     );
     let b = train_baseline(&exp.baseline(), &exp, &data, &args.out, !args.quiet)
         .context("training the FP32 baseline")?;

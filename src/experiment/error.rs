@@ -22,6 +22,8 @@ pub enum ExperimentError {
     ModelSource { path: PathBuf },
     #[error("{}: `model.input_mean` and `model.input_std` go together, and only with `model.onnx` (zoo networks standardize by their training data)", path.display())]
     ModelNorm { path: PathBuf },
+    #[error("{}: `model.train` applies only with `model.onnx` (a zoo network always trains)", path.display())]
+    ModelTrain { path: PathBuf },
     #[error("{}: `[attack]` configures no attack: give fgsm_eps or pgd_eps", path.display())]
     NoAttack { path: PathBuf },
     #[error("{}: `front_test.eps` must list at least one radius (or set `front_test.enabled = false`)", path.display())]

@@ -64,6 +64,8 @@ pub struct RawModel {
     /// The per-channel standardization an imported model expects of [0, 1] pixels.
     pub input_mean: Option<Vec<f32>>,
     pub input_std: Option<Vec<f32>>,
+    /// Train an imported model further with `[train]` (default: its weights as they are).
+    pub train: Option<bool>,
 }
 
 impl RawModel {
@@ -95,10 +97,16 @@ impl RawModel {
                 })
             }
         };
+        if self.train.is_some() && self.onnx.is_none() {
+            return Err(ExperimentError::ModelTrain {
+                path: path.to_path_buf(),
+            });
+        }
         Ok(ModelConfig {
             source,
             seed: self.seed,
             input_norm,
+            train: self.train.unwrap_or(false),
         })
     }
 }
@@ -263,6 +271,11 @@ mod tests {
         assert!(err(&zero).contains("model.input_std[0]"), "{}", err(&zero));
         let ok = onnx.replace("[model]", "[model]\ninput_mean = [0.5]\ninput_std = [0.2]");
         assert_eq!(check(&ok).unwrap().model.input_norm.unwrap().std, vec![0.2]);
+        let zoo_train = GOOD.replace("[model]", "[model]\ntrain = true");
+        assert!(err(&zoo_train).contains("`model.train` applies only with `model.onnx`"));
+        let onnx_train = onnx.replace("[model]", "[model]\ntrain = true");
+        assert!(check(&onnx_train).unwrap().model.trains());
+        assert!(!check(&onnx).unwrap().model.trains());
     }
 
     #[test]

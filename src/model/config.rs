@@ -32,6 +32,10 @@ pub struct ModelConfig {
     /// themselves). Zoo networks use the training data's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_norm: Option<InputNorm>,
+    /// Train an imported model further with `[train]` before it becomes the baseline (zoo
+    /// networks always train; absent from the JSON when false, so zoo records are unchanged).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub train: bool,
 }
 
 impl ModelConfig {
@@ -41,6 +45,7 @@ impl ModelConfig {
             source: ModelSource::Arch(arch),
             seed,
             input_norm: None,
+            train: false,
         }
     }
 
@@ -56,9 +61,15 @@ impl ModelConfig {
         }
     }
 
-    /// True for an imported model: its weights are the baseline, nothing is trained.
+    /// True for an imported model: its weights are the baseline, trained further only with
+    /// `train`.
     pub fn is_imported(&self) -> bool {
         matches!(self.source, ModelSource::Onnx(_))
+    }
+
+    /// True when the baseline is trained: every zoo network, an imported model with `train`.
+    pub fn trains(&self) -> bool {
+        !self.is_imported() || self.train
     }
 
     /// The model for inputs shaped (channels, height, width) and `classes`: freshly
@@ -125,6 +136,7 @@ mod tests {
                 mean: vec![0.5, 0.5, 0.5],
                 std: vec![0.2, 0.2, 0.2],
             }),
+            train: false,
         };
         let e = cfg.init((1, 28, 28), 10).unwrap_err().to_string();
         assert!(

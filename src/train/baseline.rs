@@ -48,6 +48,9 @@ struct CacheKey<'a> {
     /// unchanged).
     #[serde(skip_serializing_if = "Option::is_none")]
     onnx: Option<String>,
+    /// True when an imported model trains further (absent otherwise, keeping other keys).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    imported_trains: bool,
     model_seed: u64,
     input: (usize, usize, usize),
     classes: usize,
@@ -68,6 +71,7 @@ pub fn baseline_dir(spec: &BaselineSpec, data: &Dataset, out: &Path) -> PathBuf 
         version: CACHE_VERSION,
         arch: &name,
         onnx,
+        imported_trains: spec.model.is_imported() && spec.model.train,
         model_seed: spec.model.seed,
         input: data.shape,
         classes: data.classes,
@@ -150,19 +154,17 @@ pub fn train_baseline(
         return Ok(b);
     }
     let dir = baseline_dir(spec, data, out);
-    // An imported model's weights are the baseline (and it keeps its own standardization);
-    // a zoo network trains from its seeded start on the data's.
+    // An imported model's weights are the baseline, or the start of its training with
+    // `model.train` (it keeps its own standardization either way); a zoo network trains from
+    // its seeded start on the data's.
     let start = std::time::Instant::now();
-    let (model, epochs) = match spec.model.is_imported() {
-        true => (spec.model.init(data.shape, data.classes)?, Vec::new()),
-        false => {
-            let model = spec
-                .model
-                .init(data.shape, data.classes)?
-                .with_input_norm(data.input_norm());
-            let epochs = train_fp32(&model, data, spec.train, show)?;
-            (model, epochs)
-        }
+    let model = match spec.model.is_imported() {
+        true => spec.model.init(data.shape, data.classes)?,
+        false => (spec.model.init(data.shape, data.classes)?).with_input_norm(data.input_norm()),
+    };
+    let epochs = match spec.model.trains() {
+        true => train_fp32(&model, data, spec.train, show)?,
+        false => Vec::new(),
     };
     let train_seconds = start.elapsed().as_secs_f64();
     let metrics = BaselineMetrics {
