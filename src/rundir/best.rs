@@ -35,6 +35,45 @@ pub struct TestScores {
     pub suite: Option<serde_json::Value>,
 }
 
+/// One attack of best-policy.json's `test.suite` (the attack suite's report, `robust::SuiteReport`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SuiteAttack {
+    /// `fgsm`, `pgd`, `transfer` or `square`.
+    pub kind: String,
+    pub eps: f64,
+    pub accuracy: f64,
+}
+
+/// The suite's per-example worst case over every attack at one radius.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct SuiteWorst {
+    pub eps: f64,
+    pub worst_case: f64,
+}
+
+/// What readers take from `test.suite`: each attack's accuracy and the worst case per radius,
+/// on `examples` test examples. Every field may be absent (suites written by older versions);
+/// a field of the wrong type is an error.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SuiteSummary {
+    #[serde(default)]
+    pub examples: usize,
+    #[serde(default)]
+    pub attacks: Vec<SuiteAttack>,
+    #[serde(default)]
+    pub by_eps: Vec<SuiteWorst>,
+}
+
+impl TestScores {
+    /// The attacks of `suite`; `None` when the file records no suite.
+    pub fn suite_summary(&self) -> Result<Option<SuiteSummary>, serde_json::Error> {
+        self.suite
+            .as_ref()
+            .map(SuiteSummary::deserialize)
+            .transpose()
+    }
+}
+
 /// best-policy.json: the best episode (`best_row`), re-scored on the test split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestPolicy {
@@ -79,9 +118,16 @@ impl BestPolicy {
         })
     }
 
-    /// Reads best-policy.json.
+    /// Reads best-policy.json; a `test.suite` must hold the suite's attacks.
     pub fn read(path: &Path) -> Result<BestPolicy, RunDirError> {
-        read_json(path, "written by `bitsearch search` when it finishes")
+        let best: BestPolicy = read_json(path, "written by `bitsearch search` when it finishes")?;
+        best.test
+            .suite_summary()
+            .map_err(|source| RunDirError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(best)
     }
 }
 
@@ -138,6 +184,28 @@ mod tests {
         assert_eq!(best_row(&rows).map(|r| r.episode), Some(1));
         assert_eq!(best_row(&rows[..3]).map(|r| r.episode), Some(1));
         assert_eq!(best_row(&rows[3..]).map(|r| r.episode), None);
+    }
+
+    #[test]
+    fn the_suite_reads_as_attacks_and_a_wrong_type_is_an_error() {
+        // the shape robust::SuiteReport serializes to (f32 radii through f64)
+        let suite = serde_json::json!({
+            "examples": 20, "clean": 0.85, "headline_eps": 0.10000000149011612,
+            "attacks": [{"kind": "fgsm", "eps": 0.10000000149011612, "accuracy": 0.75}],
+            "by_eps": [{"eps": 0.10000000149011612, "worst_case": 0.7}],
+        });
+        let mut test = TestScores {
+            accuracy: 0.8,
+            robust_accuracy: 0.7,
+            suite: Some(suite),
+        };
+        let s = test.suite_summary().unwrap().unwrap();
+        assert_eq!((s.examples, s.attacks[0].kind.as_str()), (20, "fgsm"));
+        assert_eq!((s.attacks[0].accuracy, s.by_eps[0].worst_case), (0.75, 0.7));
+        test.suite = Some(serde_json::json!({"attacks": 3}));
+        assert!(test.suite_summary().is_err());
+        test.suite = None;
+        assert!(test.suite_summary().unwrap().is_none());
     }
 
     #[test]

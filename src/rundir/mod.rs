@@ -17,7 +17,9 @@ mod lock;
 mod log;
 mod table;
 
-pub use best::{best_row, BestLayer, BestPolicy, Scores, TestScores};
+pub use best::{
+    best_row, BestLayer, BestPolicy, Scores, SuiteAttack, SuiteSummary, SuiteWorst, TestScores,
+};
 pub use config::{first_difference, AgentInfo, BitsRange, Budget, Costs, ProfileInfo, RunConfig};
 pub use dir::{read_any, AnyDir, RunDir};
 pub use dq::{AmplificationRow, DqDir, DqRow};
