@@ -39,6 +39,9 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
         println!("{}", chart.svg.display());
     }
     println!("{}", files.html.display());
+    for note in &files.notes {
+        eprintln!("note: {note}");
+    }
     Ok(())
 }
 
@@ -82,6 +85,9 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
     }
     println!("{}", cmp.csv.display());
     println!("{}", cmp.html.display());
+    for note in &cmp.notes {
+        eprintln!("note: {note}");
+    }
     Ok(())
 }
 

@@ -10,7 +10,8 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use super::charts::{ParetoChart, ParetoSeries};
-use super::html::{escape, figure, page, table};
+use super::explore::Explorer;
+use super::html::{escape, figure, page_with, table};
 use super::style::{render, ChartFiles};
 use super::units::{quantity, Column, Quantity, Scale};
 use super::{io_err, ReportError};
@@ -49,6 +50,8 @@ pub struct Comparison {
     pub csv: PathBuf,
     pub html: PathBuf,
     pub charts: Vec<ChartFiles>,
+    /// What compare.html says is missing (a run's per-layer prices, and why).
+    pub notes: Vec<String>,
 }
 
 /// A set's name, as in the CSV header (`accuracy_latency_s`).
@@ -158,9 +161,9 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Comparison, ReportError> 
         references.push(r);
         per_set.push(hv);
     }
-    let rows = (runs.iter().zip(labels).enumerate())
+    let rows = (runs.iter().zip(&labels).enumerate())
         .map(|(i, (run, label))| CompareRow {
-            label,
+            label: label.clone(),
             dir: run.dir.clone(),
             agent: run.config.agent.name.clone(),
             profile: run.config.profile.name.clone(),
@@ -168,15 +171,17 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Comparison, ReportError> 
             hv: per_set.iter().map(|hv| hv[i]).collect(),
         })
         .collect();
+    let explorer = Explorer::of_runs(&runs, &labels);
     let cmp = Comparison {
         rows,
         references,
         csv: out.join("compare.csv"),
         html: out.join("compare.html"),
         charts,
+        notes: explorer.notes.clone(),
     };
     std::fs::write(&cmp.csv, csv_text(&cmp)).map_err(io_err(&cmp.csv))?;
-    let html = html_text(&cmp)?;
+    let html = html_text(&cmp, &explorer)?;
     std::fs::write(&cmp.html, html).map_err(io_err(&cmp.html))?;
     Ok(cmp)
 }
@@ -309,8 +314,11 @@ fn hv_unit(set: &[Objective], reference: &[f64]) -> (f64, String) {
     (scales.iter().map(|s| s.factor).product(), units.join("·"))
 }
 
-fn html_text(cmp: &Comparison) -> Result<String, ReportError> {
+fn html_text(cmp: &Comparison, explorer: &Explorer) -> Result<String, ReportError> {
     let mut b = format!("<h1>bitsearch compare: {} runs</h1>\n", cmp.rows.len());
+    b += &explorer.section()?;
+    b += "<h2>Fronts</h2>\n<p class=\"note\">Static charts (also in charts/ as PNG and SVG, for \
+          papers).</p>\n";
     for chart in &cmp.charts {
         b += &figure(chart)?;
     }
@@ -325,5 +333,5 @@ fn html_text(cmp: &Comparison) -> Result<String, ReportError> {
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let numeric: Vec<bool> = (0..header.len()).map(|i| i >= 3).collect();
     b += &table(&header, &rows, &numeric);
-    Ok(page("bitsearch compare", &b))
+    Ok(page_with("bitsearch compare", Explorer::css(), &b))
 }

@@ -1,8 +1,10 @@
-//! Self-contained HTML pages: inline CSS, the charts' SVG inlined, no scripts, no network.
+//! Self-contained HTML pages: inline CSS, the charts' SVG inlined, scripts (the explorer) inlined,
+//! nothing fetched: no favicon request either (`rel="icon" href="data:,"`).
 
 use std::fmt::Write;
 use std::path::Path;
 
+use super::explore::Explorer;
 use super::style::{beta_label, ChartFiles};
 use super::units::{quantity, Column, Quantity};
 use super::{io_err, ReportError};
@@ -33,9 +35,16 @@ pub fn escape(text: &str) -> String {
 
 /// A whole page around `body`.
 pub fn page(title: &str, body: &str) -> String {
+    page_with(title, "", body)
+}
+
+/// A whole page, with `css` added to its style. The icon is an empty data: URL, else Chromium
+/// asks the server (or file://) for /favicon.ico.
+pub fn page_with(title: &str, css: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+         <title>{}</title>\n<link rel=\"icon\" href=\"data:,\">\n<style>{CSS}\n{css}</style>\n\
+         </head>\n<body>\n{body}</body>\n</html>\n",
         escape(title)
     )
 }
@@ -273,7 +282,11 @@ fn pair(a: f64, b: f64) -> String {
 }
 
 /// The page of a search run; `charts` in the order of `run_charts`.
-pub fn run_page(run: &RunDir, charts: &[ChartFiles]) -> Result<String, ReportError> {
+pub fn run_page(
+    run: &RunDir,
+    charts: &[ChartFiles],
+    explorer: &Explorer,
+) -> Result<String, ReportError> {
     let c = &run.config;
     let mut b = format!(
         "<h1>bitsearch run {}</h1>\n<p class=\"note\">{} on {}, model {}.</p>\n",
@@ -282,7 +295,9 @@ pub fn run_page(run: &RunDir, charts: &[ChartFiles]) -> Result<String, ReportErr
         escape(&c.profile.name),
         escape(&c.model)
     );
-    b += "<h2>Configuration</h2>\n";
+    b += &explorer.section()?;
+    b += "<h2>Configuration</h2>\n<p class=\"note\">Below the explorer: the static charts \
+          (also in charts/ as PNG and SVG, for papers) and tables.</p>\n";
     b += &table(&["field", "value"], &config_rows(run), &[false, false]);
     b += "<h2>Pareto fronts</h2>\n<p class=\"note\">Faint points: every scored policy; line: the \
           front of the feasible ones; triangles: uniform policies; red line: the budget.</p>\n";
@@ -313,7 +328,8 @@ pub fn run_page(run: &RunDir, charts: &[ChartFiles]) -> Result<String, ReportErr
         "<h2>config.json</h2>\n<details><summary>show</summary><pre>{}</pre></details>\n",
         escape(&json)
     );
-    Ok(page(&format!("bitsearch report: {}", c.run), &b))
+    let title = format!("bitsearch report: {}", c.run);
+    Ok(page_with(&title, Explorer::css(), &b))
 }
 
 /// The page of a DQ study.

@@ -1,9 +1,13 @@
 //! The report: charts (PNG and SVG, drawn with plotters in an embedded font) and a
 //! self-contained HTML page for a search run or a DQ study, and the compare view of several runs.
+//! A run's page and the compare page open with the explorer (`explore`): every scored policy as
+//! an interactive chart, drawn in the browser by Chart.js inlined into the page.
 
 pub mod charts;
 pub mod compare;
+pub mod explore;
 mod html;
+pub mod prices;
 pub mod style;
 pub mod units;
 
@@ -31,6 +35,8 @@ pub enum ReportError {
     },
     #[error("compare needs at least one run directory")]
     NoRuns,
+    #[error("cannot encode the explorer's data as JSON")]
+    Json(#[from] serde_json::Error),
 }
 
 /// What `write_report` wrote.
@@ -40,6 +46,8 @@ pub struct ReportFiles {
     pub html: PathBuf,
     /// Every chart under `DIR/charts/`.
     pub charts: Vec<ChartFiles>,
+    /// What the page says is missing (the explorer's per-layer prices, and why).
+    pub notes: Vec<String>,
 }
 
 pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
@@ -55,19 +63,26 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, ReportError> {
     let any = read_any(dir)?;
     let charts_dir = dir.join("charts");
     std::fs::create_dir_all(&charts_dir).map_err(io_err(&charts_dir))?;
-    let (charts, page) = match &any {
+    let (charts, page, notes) = match &any {
         AnyDir::Run(run) => {
             let charts = run_charts(run, &charts_dir)?;
-            (charts.clone(), html::run_page(run, &charts)?)
+            let explorer = explore::Explorer::of_run(run);
+            let page = html::run_page(run, &charts, &explorer)?;
+            (charts, page, explorer.notes)
         }
         AnyDir::Dq(dq) => {
             let charts = dq_charts(dq, &charts_dir)?;
-            (charts.clone(), html::dq_page(dq, &charts)?)
+            let page = html::dq_page(dq, &charts)?;
+            (charts, page, Vec::new())
         }
     };
     let path = dir.join("report.html");
     std::fs::write(&path, page).map_err(io_err(&path))?;
-    Ok(ReportFiles { html: path, charts })
+    Ok(ReportFiles {
+        html: path,
+        charts,
+        notes,
+    })
 }
 
 /// Renders the charts of a search run, in page order: the two Pareto charts, the bitwidths of

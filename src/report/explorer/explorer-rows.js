@@ -1,0 +1,144 @@
+/* bitsearch report explorer, part one of two: how one point reads as text, in the tooltip and as
+ * a row of the pinned table, and the units and DOM helper both use. Pure functions of a point (as
+ * explorer.js prepares it: `run`, `status` and `flagged` set), exported as window.bitsearchRows;
+ * explorer.js (the chart, the controls and the page) loads after it. The data schema and the DOM
+ * contract are in explorer.js's header. Plain ES2017, no network request of any kind.
+ */
+(function () {
+  'use strict';
+
+  const AXES = {
+    accuracy: { label: 'Accuracy', kind: 'fraction', better: 'higher' },
+    robust_accuracy: { label: 'Robust accuracy', kind: 'fraction', better: 'higher' },
+    latency_s: { label: 'Latency', kind: 'seconds', better: 'lower' },
+    energy_j: { label: 'Energy', kind: 'joules', better: 'lower' },
+    size_bytes: { label: 'Size', kind: 'bytes', better: 'lower' },
+  };
+
+  // ---------- units: one unit per axis, as src/report/units.rs does for the static report ----------
+
+  function unitOf(kind, max) {
+    const m = Math.abs(max);
+    if (kind === 'fraction') return { f: 100, u: '%' };
+    if (kind === 'bytes') return { f: 1 / 1024, u: 'KiB' };
+    const base = kind === 'seconds' ? 's' : 'J';
+    if (m >= 1) return { f: 1, u: base };
+    if (m >= 1e-3) return { f: 1e3, u: 'm' + base };
+    return { f: 1e6, u: '\u00b5' + base }; // below a micro-unit still reads in µ (0.1203 µs)
+  }
+
+  function sig(x) {
+    return Math.abs(x) >= 1000 ? String(Math.round(x)) : String(Number(x.toPrecision(4)));
+  }
+
+  function fmt(kind, v) {
+    if (v === null || v === undefined || !isFinite(v)) return '\u2014';
+    if (kind === 'fraction') return (v * 100).toFixed(2) + '%';
+    const u = unitOf(kind, v);
+    return sig(v * u.f) + ' ' + u.u;
+  }
+
+  const fmtField = (field, v) => fmt(AXES[field].kind, v);
+  const raw = (v) => (v === null || v === undefined ? 'null' : String(v));
+
+  // ---------- DOM helper: everything from the data goes through textContent, never innerHTML ----------
+
+  function el(tag, attrs, children) {
+    const e = document.createElement(tag);
+    for (const k in attrs || {}) {
+      if (attrs[k] === undefined || attrs[k] === null) continue;
+      if (k === 'text') e.textContent = attrs[k];
+      else if (k === 'class') e.className = attrs[k];
+      else e.setAttribute(k, attrs[k]);
+    }
+    for (const c of children || []) if (c) e.append(c);
+    return e;
+  }
+
+  const idAttrs = (p) => ({ 'data-run': p.run.name, 'data-episode': p.episode, 'data-reference': String(Boolean(p.reference)) });
+
+  // ---------- the tooltip of a point ----------
+
+  // A point's re-scored attacks grouped by where they come from (a file, a split, a suite),
+  // in the data's order.
+  function bySource(p) {
+    const groups = new Map();
+    for (const a of p.attacks || []) {
+      if (!groups.has(a.source)) groups.set(a.source, []);
+      groups.get(a.source).push(a);
+    }
+    return groups;
+  }
+
+  const attackText = (a) => a.attack + ' \u03b5=' + a.eps + ': ' + fmtField('accuracy', a.accuracy);
+
+  function tooltipPoint(p) {
+    const lines = [
+      el('div', { class: 'tt-head', text: p.run.name + ' \u00b7 episode ' + p.episode + (p.reference ? ' \u00b7 uniform reference' : '') }),
+      el('div', { text: 'policy ' + p.policy }),
+      el('div', { text: 'accuracy ' + fmtField('accuracy', p.accuracy) }),
+      el('div', { text: 'robust accuracy ' + fmtField('robust_accuracy', p.robust_accuracy) }),
+    ];
+    for (const [source, attacks] of bySource(p)) {
+      lines.push(el('div', { class: 'tt-source', text: source + ':' }));
+      for (const a of attacks) lines.push(el('div', { class: 'tt-attack', text: attackText(a) }));
+    }
+    lines.push(
+      el('div', { text: 'latency ' + fmtField('latency_s', p.latency_s) }),
+      el('div', { text: 'energy ' + fmtField('energy_j', p.energy_j) }),
+      el('div', { text: 'size ' + fmtField('size_bytes', p.size_bytes) }));
+    if (typeof p.reward === 'number') lines.push(el('div', { text: 'reward ' + sig(p.reward) }));
+    lines.push(el('div', { text: p.status + (p.flagged ? ' \u00b7 masking flagged: ' + p.masking : '') +
+      (p.front ? ' \u00b7 on the search\'s front (pareto.csv)' : '') }));
+    return el('div', Object.assign({ class: 'tt-point' }, idAttrs(p)), lines);
+  }
+
+  // ---------- a row of the pinned table ----------
+
+  function numCell(field, v) {
+    return el('td', { class: 'n', 'data-field': field, 'data-value': raw(v), text: fmtField(field, v) });
+  }
+
+  function layerCell(p, i) {
+    const bits = (p.bits || [])[i] || [null, null];
+    const cost = (p.layer_costs || [])[i];
+    const kids = [el('span', { 'data-field': 'bits', 'data-value': bits.join('/'), text: bits.join('/') })];
+    if (cost) {
+      // each layer's share of the policy's total, the largest marked, says which layer makes it
+      // slow or costly
+      const share = (f) => ' \u00b7 ' + Math.round(100 * cost[f] / p.layer_costs.reduce((s, c) => s + c[f], 0)) + '%';
+      const top = (f) => (p.layer_costs.every((c) => c[f] <= cost[f]) ? 'top-cost' : null);
+      kids.push(
+        el('span', { 'data-field': 'layer_latency_s', 'data-value': raw(cost.latency_s), class: top('latency_s'), text: fmtField('latency_s', cost.latency_s) + share('latency_s') }),
+        el('span', { 'data-field': 'layer_energy_j', 'data-value': raw(cost.energy_j), class: top('energy_j'), text: fmtField('energy_j', cost.energy_j) + share('energy_j') }),
+        el('span', { 'data-field': 'bound', 'data-value': cost.bound, class: 'bound-' + cost.bound, text: cost.bound + ' bound' }),
+        el('span', { 'data-field': 'mode', 'data-value': cost.mode, class: 'mode', text: cost.mode }));
+    }
+    return el('td', { class: 'layer', 'data-layer': i }, kids);
+  }
+
+  function pinnedRow(p) {
+    const robust = numCell('robust_accuracy', p.robust_accuracy);
+    for (const [source, attacks] of bySource(p)) {
+      robust.append(el('span', { class: 'attack-source', text: source }));
+      for (const a of attacks) {
+        robust.append(el('span', {
+          class: 'attack-line', 'data-field': 'attack', 'data-source': source, 'data-attack': a.attack,
+          'data-eps': raw(a.eps), 'data-value': raw(a.accuracy), text: attackText(a),
+        }));
+      }
+    }
+    return el('tr', Object.assign({ class: 'pinned-row' }, idAttrs(p)), [
+      el('td', {}, [el('button', Object.assign({ type: 'button', class: 'unpin', title: 'Unpin', 'aria-label': 'Unpin episode ' + p.episode, text: '\u00d7' }, idAttrs(p)))]),
+      el('td', { class: 'run', 'data-field': 'run', 'data-value': p.run.name }, [el('span', { class: 'run-dot', style: 'background:' + p.run.color }), p.run.name]),
+      el('td', { class: 'n', 'data-field': 'episode', 'data-value': raw(p.episode), text: p.episode + (p.reference ? ' (ref)' : '') }),
+      el('td', { class: 'policy', 'data-field': 'policy', 'data-value': p.policy, text: p.policy }),
+      numCell('accuracy', p.accuracy), robust,
+      numCell('latency_s', p.latency_s), numCell('energy_j', p.energy_j), numCell('size_bytes', p.size_bytes),
+      el('td', { 'data-field': 'status', 'data-value': p.status, text: p.status }),
+      el('td', { 'data-field': 'masking', 'data-value': raw(p.masking), text: p.masking || '\u2014' }),
+    ].concat(p.run.layers.map((_, i) => layerCell(p, i))));
+  }
+
+  window.bitsearchRows = { AXES, unitOf, sig, fmtField, raw, el, idAttrs, tooltipPoint, pinnedRow };
+})();
