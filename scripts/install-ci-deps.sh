@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond cargo, non-interactively, skipping what is present:
 # - Chromium, for tests/report_browser.rs (headless screenshot of report.html);
+# - chromium-driver (Debian) and Selenium (PyPI), for tests/report_explorer.rs
+#   (scripts/check_report_browser.py drives the report's explorer in headless Chromium);
 # - ONNX Runtime and numpy (PyPI), for tests/onnx_export.rs (scripts/check_onnx_export.py);
 # - Slurm and munge (Debian: slurmctld slurmd slurm-client munge), for tests/sweep_slurm.rs, the
 #   `bitsearch sweep --slurm` test, which runs its own one-node cluster (scripts/slurm-cluster.sh).
@@ -18,6 +20,22 @@ if [ -x /usr/bin/chromium ]; then
 else
     apt_install chromium
     /usr/bin/chromium --version
+fi
+if [ -x /usr/bin/chromedriver ]; then
+    echo "chromedriver: present ($(/usr/bin/chromedriver --version 2>/dev/null || echo unknown version))"
+else
+    apt_install chromium-driver
+    /usr/bin/chromedriver --version
+fi
+if python3 -c "import selenium" 2>/dev/null; then
+    echo "selenium: present ($(python3 -c 'import selenium; print(selenium.__version__)'))"
+else
+    command -v python3 > /dev/null || apt_install python3
+    python3 -m pip --version > /dev/null 2>&1 || apt_install python3-pip
+    # Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
+    python3 -m pip install --quiet selenium \
+        || python3 -m pip install --quiet --break-system-packages selenium
+    python3 -c "import selenium; print('selenium:', selenium.__version__)"
 fi
 if python3 -c "import onnxruntime, numpy" 2>/dev/null; then
     echo "onnxruntime: present ($(python3 -c 'import onnxruntime; print(onnxruntime.__version__)'))"

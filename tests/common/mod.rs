@@ -1,6 +1,7 @@
 //! Synthetic run directories written exactly per docs/run-directory.md, for the report tests.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cli;
 pub mod faults;
 pub mod fixtures;
@@ -158,6 +159,18 @@ pub fn write_run(dir: &Path, run: &str, agent: &str, seed: u64, episodes: usize)
         layers.join(",")
     );
     fs::write(dir.join("best-policy.json"), best).unwrap();
+}
+
+/// Records `profile` (a file) in the run's config.json as the search does: its path and price
+/// digest, so the report prices the run's layers with it.
+pub fn record_profile(dir: &Path, profile: &Path) {
+    let p = bitsearch::hardware::Profile::load(profile).unwrap();
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    config["profile"]["file"] = profile.to_string_lossy().into_owned().into();
+    config["profile"]["sha256"] = p.digest().into();
+    fs::write(&path, config.to_string()).unwrap();
 }
 
 /// Writes a DQ study with docs/reference-protocol.md's reference table (worst case) and a

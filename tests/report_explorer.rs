@@ -1,0 +1,466 @@
+//! The explorer of report.html and compare.html. Its data, from the run directory alone: every
+//! row of episodes.csv and references.csv as logged, pareto.csv's front, per-layer prices only
+//! from the profile config.json records (a missing or changed profile leaves them null with a
+//! note), test-split attacks where a policy was re-scored. Then the page in a real browser:
+//! scripts/check_report_browser.py drives Debian's chromium through Selenium over the report of a
+//! short real search, hovers and clicks a point, and the pinned row must show that episode
+//! exactly as episodes.csv logs it; the axis change must move it, the legend must hide a run of
+//! the compare page, and the page must log no console error and request nothing. The browser
+//! tests skip (with a message) only when chromium, chromedriver or Selenium is absent and `CI`
+//! is unset; CI installs them with scripts/install-ci-deps.sh.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use bitsearch::report::explore::Explorer;
+use bitsearch::report::write_report;
+use bitsearch::rundir::{FrontTest, FrontTestRow, RunDir};
+use common::browser::{
+    assert_pinned_as_logged, assert_prices_add_up, browser_available, check_in_browser, csv_row,
+    first_scored, scored,
+};
+use common::cli::{bitsearch, ok, repo};
+use common::fixtures::Tiny;
+use serde_json::Value;
+
+fn bitfusion() -> PathBuf {
+    repo().join("hardware-profiles/bitfusion.toml")
+}
+
+/// The text of a page's data script.
+fn embedded_text(html: &str) -> &str {
+    let open = "<script type=\"application/json\" id=\"bitsearch-data\">";
+    let start = html.find(open).expect("the data script") + open.len();
+    let end = start + html[start..].find("</script>").unwrap();
+    &html[start..end]
+}
+
+/// A page's data script, parsed.
+fn embedded(html: &str) -> Value {
+    serde_json::from_str(embedded_text(html)).unwrap()
+}
+
+#[test]
+fn the_data_holds_every_row_as_logged_the_front_and_the_layer_prices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    common::write_run(dir, "ddpg-bitfusion", "ddpg", 7, 40);
+    common::record_profile(dir, &bitfusion());
+    let run = RunDir::read(dir).unwrap();
+    let explorer = Explorer::of_run(&run);
+    assert!(explorer.notes.is_empty(), "{:?}", explorer.notes);
+    let points = &explorer.data.runs[0].points;
+    assert_eq!(points.len(), 40 + 8, "every episode and reference");
+    let front: Vec<usize> = run
+        .pareto
+        .as_ref()
+        .unwrap()
+        .rows
+        .iter()
+        .map(|r| r.episode)
+        .collect();
+    for (p, e) in points.iter().zip(&run.episodes.rows) {
+        assert_eq!(
+            (p.episode, &p.policy, p.reference),
+            (e.episode, &e.policy, false)
+        );
+        assert_eq!(
+            (p.accuracy, p.robust_accuracy),
+            (e.accuracy, e.robust_accuracy)
+        );
+        assert_eq!(
+            (p.latency_s, p.energy_j, p.size_bytes),
+            (e.latency_s, e.energy_j, e.size_bytes)
+        );
+        assert_eq!((p.feasible, p.failed), (e.feasible, e.failed));
+        assert_eq!(p.front, front.contains(&e.episode), "episode {}", e.episode);
+        assert_eq!(
+            p.bits,
+            e.pairs().iter().map(|&(w, a)| [w, a]).collect::<Vec<_>>()
+        );
+        let costs = p.layer_costs.as_ref().expect("priced");
+        assert_eq!(costs.len(), 5);
+    }
+    assert!(points[40..]
+        .iter()
+        .all(|p| p.reference && !p.front && p.attacks.is_none()));
+    // the written page embeds exactly this data
+    let html = std::fs::read_to_string(write_report(dir).unwrap().html).unwrap();
+    // (compared as text: serde_json's parser may round the last digit, JavaScript's does not)
+    let json = serde_json::to_string(&explorer.data).unwrap();
+    assert!(
+        embedded_text(&html) == json,
+        "the page's data differs from Explorer::of_run's"
+    );
+}
+
+#[test]
+fn each_layer_carries_the_profiles_price_at_the_rows_bits() {
+    // guards the mapping (layer order, w/a, fields), FP32 references included; the roofline
+    // itself is tests/hardware.rs's
+    use bitsearch::hardware::CostModel;
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_run(tmp.path(), "r", "random", 1, 5);
+    common::record_profile(tmp.path(), &bitfusion());
+    let run = RunDir::read(tmp.path()).unwrap();
+    let explorer = Explorer::of_run(&run);
+    let profile = bitsearch::hardware::Profile::load(&bitfusion()).unwrap();
+    let rows = run.episodes.rows.iter().chain(&run.references.rows);
+    for (p, e) in explorer.data.runs[0].points.iter().zip(rows) {
+        let costs = p.layer_costs.as_ref().unwrap();
+        for ((layer, cost), &bits) in run.config.layers.iter().zip(costs).zip(&e.bits) {
+            let c = profile.layer_cost(layer, bits).unwrap();
+            let want = (c.latency_s, c.energy_j, c.bound, c.mode.as_str());
+            let got = (
+                cost.latency_s,
+                cost.energy_j,
+                cost.bound,
+                cost.mode.as_str(),
+            );
+            assert_eq!(got, want, "{} {}", e.policy, layer.name);
+        }
+    }
+    let fp32 = explorer.data.runs[0].points.last().unwrap();
+    assert_eq!(fp32.bits[0], [32, 32]);
+    assert!(fp32.layer_costs.as_ref().unwrap()[0].mode.contains("32x32"));
+}
+
+#[test]
+fn a_missing_changed_or_unrecorded_profile_leaves_prices_null_with_a_note() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, copy) = (tmp.path().join("run"), tmp.path().join("device.toml"));
+    common::write_run(&dir, "r", "random", 1, 10);
+    let unpriced = |why: &str| {
+        let files = write_report(&dir).unwrap();
+        assert!(
+            files.notes.iter().any(|n| n.contains(why)),
+            "{:?}",
+            files.notes
+        );
+        let html = std::fs::read_to_string(&files.html).unwrap();
+        assert!(html.contains("class=\"note explorer-note\">No per-layer latency and energy"));
+        let data = embedded(&html);
+        let points = data["runs"][0]["points"].as_array().unwrap();
+        assert_eq!(points.len(), 18);
+        assert!(points.iter().all(|p| p["layer_costs"].is_null()));
+    };
+    // the synthetic config.json records no file or digest, as runs before they were logged
+    unpriced("records no profile file");
+    std::fs::copy(bitfusion(), &copy).unwrap();
+    common::record_profile(&dir, &copy);
+    assert!(write_report(&dir).unwrap().notes.is_empty());
+    let text = std::fs::read_to_string(&copy).unwrap();
+    std::fs::write(&copy, text.replace("clock_hz = 500e6", "clock_hz = 400e6")).unwrap();
+    unpriced("has changed since the search");
+    std::fs::remove_file(&copy).unwrap();
+    unpriced("is not there");
+}
+
+#[test]
+fn re_scored_policies_carry_their_test_split_attacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    common::write_run(dir, "r", "ddpg", 7, 40);
+    let run = RunDir::read(dir).unwrap();
+    let e = &run.pareto.as_ref().unwrap().rows[1];
+    let row = FrontTestRow {
+        episode: e.episode,
+        policy: e.policy.clone(),
+        latency_s: e.latency_s,
+        validation_accuracy: 0.9,
+        validation_robust_accuracy: 0.5,
+        validation_masking: None,
+        accuracy: 0.89,
+        clean_accuracy: 0.88,
+        robust: vec![0.6, 0.3],
+        pgd: vec![0.7, 0.4],
+        robust_auc: 0.5,
+        masking: Default::default(),
+        examples: 50,
+        seconds: 1.0,
+    };
+    let front = FrontTest {
+        eps: vec![0.1, 0.2],
+        rows: vec![row],
+    };
+    front.write(&dir.join(FrontTest::FILE)).unwrap();
+    // best-policy.json's suite as the search writes it: f32 radii through f64
+    let best_path = dir.join("best-policy.json");
+    let mut best_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&best_path).unwrap()).unwrap();
+    let eps = f64::from(0.1f32); // 0.10000000149011612
+    best_json["test"]["suite"] = serde_json::json!({
+        "examples": 20,
+        "attacks": [{"kind": "fgsm", "eps": eps, "accuracy": 0.75}, {"kind": "pgd", "eps": eps, "accuracy": 0.7}],
+        "by_eps": [{"eps": eps, "worst_case": 0.65}],
+    });
+    std::fs::write(&best_path, best_json.to_string()).unwrap();
+    let run = RunDir::read(dir).unwrap();
+    let explorer = Explorer::of_run(&run);
+    let points = &explorer.data.runs[0].points;
+    let attacks = points[e.episode].attacks.as_ref().expect("re-scored");
+    assert!(attacks
+        .iter()
+        .all(|a| a.source == "test split, strong suite (front-test.csv)"));
+    let seen: Vec<(&str, f64, f64)> = attacks
+        .iter()
+        .map(|a| (a.attack.as_str(), a.eps, a.accuracy))
+        .collect();
+    let (worst, pgd) = ("worst case", "PGD");
+    assert_eq!(
+        seen,
+        [
+            (worst, 0.1, 0.6),
+            (pgd, 0.1, 0.7),
+            (worst, 0.2, 0.3),
+            (pgd, 0.2, 0.4)
+        ]
+    );
+    let best = run.best.as_ref().unwrap().episode;
+    let seen: Vec<(&str, &str, f64, f64)> = (points[best].attacks.as_ref().unwrap().iter())
+        .map(|a| (a.source, a.attack.as_str(), a.eps, a.accuracy))
+        .collect();
+    let source = "test split, the search's suite (best-policy.json)";
+    let want = [
+        (source, "FGSM", 0.1, 0.75),
+        (source, "PGD", 0.1, 0.7),
+        (source, "worst case", 0.1, 0.65),
+    ];
+    assert_eq!(seen, want, "radii shown as set (0.1)");
+    let others = points.iter().filter(|p| p.attacks.is_some()).count();
+    assert_eq!(others, 2, "only the re-scored policies");
+    // a suite that is not the suite's shape is an error naming the file
+    best_json["test"]["suite"]["attacks"] = "none".into();
+    std::fs::write(&best_path, best_json.to_string()).unwrap();
+    let err = RunDir::read(dir).unwrap_err().to_string();
+    assert!(
+        err.contains("best-policy.json") && err.contains("invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn text_in_the_data_cannot_close_the_script() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_run(tmp.path(), "a</script><b>x", "random", 1, 5);
+    let html = std::fs::read_to_string(write_report(tmp.path()).unwrap().html).unwrap();
+    // `embedded` reads up to the first `</script>` after the data's opening tag
+    assert_eq!(embedded(&html)["runs"][0]["name"], "a</script><b>x");
+}
+
+// ---------- in a real browser ----------
+
+/// A short real search on two devices (the tiny experiment, 6 random episodes each, uniform
+/// references on) and the compare page of its two runs, done once for every browser test.
+fn searched() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report_explorer");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let exp = Tiny::default().toml("explorer");
+        let exp = exp.replace("references = false", "references = true");
+        std::fs::write(dir.join("exp.toml"), exp).unwrap();
+        let args = [
+            "search",
+            "--experiment",
+            "exp.toml",
+            "--agent",
+            "random",
+            "--episodes",
+            "6",
+        ];
+        let devices = ["--profile", "bitfusion", "--profile", "bismo-edge"];
+        let rest = ["--cache", "cache", "--quiet", "--out", "out"];
+        ok(bitsearch(&[&args[..], &devices, &rest].concat(), &dir));
+        let runs = ["out/random-bitfusion", "out/random-bismo-edge"];
+        ok(bitsearch(
+            &["compare", runs[0], runs[1], "--out", "cmp"],
+            &dir,
+        ));
+        dir
+    })
+}
+
+#[test]
+fn a_pinned_episode_shows_its_policy_and_numbers_exactly_as_logged() {
+    if !browser_available() {
+        return;
+    }
+    let run = searched().join("out/random-bitfusion");
+    // best-policy.json's episode: re-scored on the test split, so it carries attacks too
+    let best: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("best-policy.json")).unwrap())
+            .unwrap();
+    let episode = best["episode"].as_u64().unwrap() as usize;
+    let seen = check_in_browser(&run.join("report.html"), "random-bitfusion", episode, &[]);
+    let (header, row) = csv_row(&run.join("episodes.csv"), episode);
+    assert_pinned_as_logged(&seen, &header, &row);
+    assert_prices_add_up(&seen, &header, &row);
+    let tooltip = seen["tooltip"].as_str().unwrap();
+    assert!(
+        tooltip.contains(&format!("episode {episode}")) && tooltip.contains(&row[3]),
+        "{tooltip}"
+    );
+    let attacks = seen["pinned_attacks"].as_array().unwrap();
+    // best-policy.json's suite: the worst case at its radius, shown as set (an f32: 0.1)
+    let worst = &best["test"]["suite"]["by_eps"][0];
+    let eps: f64 = (worst["eps"].as_f64().unwrap() as f32)
+        .to_string()
+        .parse()
+        .unwrap();
+    let source = "test split, the search's suite (best-policy.json)";
+    let shown =
+        |a: &&Value| a["source"] == source && a["attack"] == "worst case" && a["eps"] == eps;
+    let line = attacks
+        .iter()
+        .find(shown)
+        .unwrap_or_else(|| panic!("{attacks:#?}"));
+    assert_eq!(line["accuracy"], worst["worst_case"]);
+    // every scored row of both CSVs is a point on latency × accuracy
+    let scored = scored(&run.join("episodes.csv")) + scored(&run.join("references.csv"));
+    assert_eq!(seen["visible_count"], scored as u64);
+}
+
+#[test]
+fn a_pinned_uniform_reference_shows_its_row_of_references_csv() {
+    if !browser_available() {
+        return;
+    }
+    let run = searched().join("out/random-bitfusion");
+    // uniform 8-bit: the references.csv row of agent `uniform` whose first weight is 8
+    let is_8bit = |h: &csv::StringRecord, r: &csv::StringRecord| {
+        let col = |name: &str| h.iter().position(|c| c == name).unwrap();
+        &r[col("agent")] == "uniform" && r[col("policy")].starts_with("8/8,")
+    };
+    let mut reader = csv::Reader::from_path(run.join("references.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let row = (reader.records().map(Result::unwrap))
+        .find(|r| is_8bit(&header, r))
+        .expect("uniform 8-bit");
+    let episode: usize = row[0].parse().unwrap();
+    let seen = check_in_browser(
+        &run.join("report.html"),
+        "random-bitfusion",
+        episode,
+        &["--reference"],
+    );
+    assert_pinned_as_logged(&seen, &header, &row);
+    assert_prices_add_up(&seen, &header, &row);
+    assert!(
+        seen["tooltip"]
+            .as_str()
+            .unwrap()
+            .contains("uniform reference"),
+        "{seen:#}"
+    );
+}
+
+#[test]
+fn the_compare_page_pins_a_point_of_either_run_and_hides_a_run_from_the_legend() {
+    if !browser_available() {
+        return;
+    }
+    let dir = searched();
+    let run = dir.join("out/random-bismo-edge");
+    let (header, row) = first_scored(&run.join("episodes.csv"));
+    let episode: usize = row[0].parse().unwrap();
+    let toggle = ["--toggle-run", "random-bitfusion"];
+    let seen = check_in_browser(
+        &dir.join("cmp/compare.html"),
+        "random-bismo-edge",
+        episode,
+        &toggle,
+    );
+    assert_pinned_as_logged(&seen, &header, &row);
+    assert_prices_add_up(&seen, &header, &row);
+    // after the axis change (x = the first other field: robust accuracy), both runs' points
+    let bitfusion = dir.join("out/random-bitfusion");
+    let hidden = (scored(&bitfusion.join("episodes.csv"))
+        + scored(&bitfusion.join("references.csv"))) as u64;
+    let t = &seen["legend_toggle"];
+    let before = t["before"].as_u64().unwrap();
+    assert_eq!(
+        (t["after"].as_u64(), t["restored"].as_u64()),
+        (Some(before - hidden), Some(before)),
+        "{t}"
+    );
+}
+
+/// The 2,000-episode case of BENCHMARKS.md: not a timed test, it prints what the browser measured
+/// (`cargo test --release --test report_explorer -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn explorer_of_2000_episodes() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-2000");
+    let _ = std::fs::remove_dir_all(&dir);
+    common::write_run(&dir, "ddpg-bitfusion", "ddpg", 7, 2000);
+    common::record_profile(&dir, &bitfusion());
+    let start = std::time::Instant::now();
+    ok(bitsearch(&["report", dir.to_str().unwrap()], repo()));
+    let report_s = start.elapsed().as_secs_f64();
+    let html = dir.join("report.html");
+    // episode 1000: scored (write_run fails every 17th) and well inside the cloud
+    let seen = check_in_browser(&html, "ddpg-bitfusion", 1000, &[]);
+    let (header, row) = csv_row(&dir.join("episodes.csv"), 1000);
+    assert_pinned_as_logged(&seen, &header, &row);
+    let bytes = std::fs::metadata(&html).unwrap().len();
+    let ms = |k: &str| {
+        seen[k]
+            .as_f64()
+            .map_or("?".to_string(), |v| format!("{v:.0}"))
+    };
+    println!(
+        "report.html {bytes} bytes, `bitsearch report` {report_s:.2} s; ready_ms {}, load_ms {}, \
+         hover_ms {}, click_to_pin_ms {}, axis_change_ms {}, visible_count {}",
+        ms("ready_ms"),
+        ms("load_ms"),
+        ms("hover_ms"),
+        ms("click_to_pin_ms"),
+        ms("axis_change_ms"),
+        seen["visible_count"]
+    );
+}
+
+#[test]
+fn the_browser_check_reports_console_errors_and_requests() {
+    // guards the harness itself: a page that logs an error and asks a server for an image
+    if !browser_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let page = tmp.path().join("bad.html");
+    let hook = "window.bitsearchExplorer = {readyAt: 1, visibleCount: () => 0, pointScreenPosition: () => null};";
+    let body = format!("<html><body><canvas id=\"explorer-chart\"></canvas><div id=\"pinned\"></div><img src=\"http://127.0.0.1:9/pixel.png\"><script>console.error('boom'); {hook}</script></body></html>");
+    std::fs::write(&page, body).unwrap();
+    let script = repo().join("scripts/check_report_browser.py");
+    let out = std::process::Command::new("python3")
+        .args([
+            script.to_str().unwrap(),
+            page.to_str().unwrap(),
+            "--run",
+            "r",
+            "--episode",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = |k: &str| seen[k].to_string();
+    assert!(text("console_errors").contains("boom"), "{seen:#}");
+    assert!(
+        text("network_requests").contains("http://127.0.0.1:9/pixel.png"),
+        "{seen:#}"
+    );
+    assert!(
+        !seen["errors"].as_array().unwrap().is_empty(),
+        "no point to pin: {seen:#}"
+    );
+}
