@@ -325,37 +325,33 @@ fn a_pinned_episode_shows_its_policy_and_numbers_exactly_as_logged() {
 }
 
 #[test]
-fn a_pinned_uniform_reference_shows_its_row_of_references_csv() {
+fn pinned_references_show_their_rows_of_references_csv() {
     if !browser_available() {
         return;
     }
     let run = searched().join("out/random-bitfusion");
-    // uniform 8-bit: the references.csv row of agent `uniform` whose first weight is 8
-    let is_8bit = |h: &csv::StringRecord, r: &csv::StringRecord| {
-        let col = |name: &str| h.iter().position(|c| c == name).unwrap();
-        &r[col("agent")] == "uniform" && r[col("policy")].starts_with("8/8,")
-    };
     let mut reader = csv::Reader::from_path(run.join("references.csv")).unwrap();
     let header = reader.headers().unwrap().clone();
-    let row = (reader.records().map(Result::unwrap))
-        .find(|r| is_8bit(&header, r))
-        .expect("uniform 8-bit");
-    let episode: usize = row[0].parse().unwrap();
-    let seen = check_in_browser(
-        &run.join("report.html"),
-        "random-bitfusion",
-        episode,
-        &["--reference"],
-    );
-    assert_pinned_as_logged(&seen, &header, &row);
-    assert_prices_add_up(&seen, &header, &row);
-    assert!(
-        seen["tooltip"]
-            .as_str()
-            .unwrap()
-            .contains("uniform reference"),
-        "{seen:#}"
-    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let col = |name: &str| header.iter().position(|c| c == name).unwrap();
+    // uniform 8-bit, and FP32 (every layer at 32 bits, priced too)
+    let uniform8 = |r: &&csv::StringRecord| {
+        &r[col("agent")] == "uniform" && r[col("policy")].starts_with("8/8,")
+    };
+    let fp32 = |r: &&csv::StringRecord| &r[col("agent")] == "fp32";
+    for (row, name) in [
+        (rows.iter().find(uniform8), "uniform reference"),
+        (rows.iter().find(fp32), "FP32 reference"),
+    ] {
+        let row = row.expect("a reference row");
+        let episode: usize = row[0].parse().unwrap();
+        let page = run.join("report.html");
+        let seen = check_in_browser(&page, "random-bitfusion", episode, &["--reference"]);
+        assert_pinned_as_logged(&seen, &header, row);
+        assert_prices_add_up(&seen, &header, row);
+        let tooltip = seen["tooltip"].as_str().unwrap();
+        assert!(tooltip.contains(name), "{tooltip}");
+    }
 }
 
 #[test]

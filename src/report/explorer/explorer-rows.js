@@ -72,9 +72,12 @@
 
   const attackText = (a) => a.attack + ' \u03b5=' + a.eps + ': ' + fmtField('accuracy', a.accuracy);
 
+  // references.csv holds the uniform policies and FP32 (every layer at 32 bits)
+  const referenceName = (p) => (p.bits.every((b) => b[0] === 32 && b[1] === 32) ? 'FP32 reference' : 'uniform reference');
+
   function tooltipPoint(p) {
     const lines = [
-      el('div', { class: 'tt-head', text: p.run.name + ' \u00b7 episode ' + p.episode + (p.reference ? ' \u00b7 uniform reference' : '') }),
+      el('div', { class: 'tt-head', text: p.run.name + ' \u00b7 episode ' + p.episode + (p.reference ? ' \u00b7 ' + referenceName(p) : '') }),
       el('div', { text: 'policy ' + p.policy }),
       el('div', { text: 'accuracy ' + fmtField('accuracy', p.accuracy) }),
       el('div', { text: 'robust accuracy ' + fmtField('robust_accuracy', p.robust_accuracy) }),

@@ -153,7 +153,7 @@
   }, [el('span', { class: 'swatch', style: 'background:' + run.color }), run.name])));
   legend.append(el('span', { class: 'ex-key' }, [
     el('span', { text: '\u25cf feasible' }), el('span', { text: '\u25cb infeasible' }),
-    el('span', { text: '\u2715 failed' }), el('span', { text: '\u25b2 uniform reference' }),
+    el('span', { text: '\u2715 failed' }), el('span', { text: '\u25b2 uniform or FP32 reference' }),
     el('span', { text: '\u25ef masking flagged', style: 'color:' + MASK_RING }),
     el('span', { text: '\u25c9 pinned' }), el('span', { text: '\u2014 front of the feasible episodes on these axes' }),
     el('span', { text: '\u2012\u2012 budget' })]));
