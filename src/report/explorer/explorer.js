@@ -1,7 +1,9 @@
 /* bitsearch report explorer (issue 16): an interactive view of the scored policies of one run
  * or of several runs (compare), built into <div id="explorer"></div> from the data embedded in
  * the page. Plain ES2017, no build step; needs Chart.js (chart.umd.min.js, vendored beside this
- * file) and explorer-rows.js (a point's tooltip and pinned row) loaded first. It makes no network request of any kind, so report.html works from file://.
+ * file) and explorer-rows.js (a point's tooltip and pinned row) loaded first. It makes no
+ * network request of any kind, so report.html works from file://. The data is written by
+ * src/report/explore.rs (its serde types are this schema).
  *
  * Data: <script type="application/json" id="bitsearch-data">, in this schema (numbers are raw
  * SI values: seconds, joules, bytes, accuracies as fractions in [0, 1]):
@@ -15,16 +17,19 @@
  *           "accuracy": 0.969 | null, "robust_accuracy": 0.39 | null,
  *           "attacks": [{"source": "test split, …", "attack": "FGSM", "eps": 0.1, "accuracy": 0.5}, …] | null,
  *           "latency_s": 2.04e-6, "energy_j": 4.05e-6, "size_bytes": 21914, "reward": -0.79 | null,
- *           "feasible": true, "failed": false, "masking": "none" | "eps-rise,…",
+ *           "feasible": true, "failed": false, "masking": "none" | "eps_rise+zero_grad" | null,
  *           "front": true, "reference": false,
  *           "layer_costs": [{"latency_s": …, "energy_j": …, "bound": "compute" | "memory",
  *                            "mode": "fusion 4x8"}, …] | null } ] } ] }
  *
  * `failed` points have null accuracies; `masking` "none" means not flagged (null: not logged);
  * `front` is membership of pareto.csv (the search's four-objective front), while the line drawn
- * is the front of the feasible episodes on the two axes shown; `reference` marks
- * the uniform reference policies. A point is identified by (run name, episode, reference): the
- * reference policies are numbered apart from the search's episodes, so the numbers may repeat.
+ * is the front of the feasible episodes on the two axes shown; `reference` marks the uniform and
+ * FP32 reference policies (references.csv). `attacks` are test-split numbers of re-scored
+ * policies, `source` naming the file and suite; `layer_costs` is null when the run's profile
+ * could not be shown to be the one the search priced with (the page says why, above the
+ * explorer). A point is identified by (run name, episode, reference): the reference policies
+ * are numbered apart from the search's episodes, so the numbers may repeat.
  *
  * DOM contract for browser tests (ids, classes and data- attributes are stable):
  *   #x-axis, #y-axis          selects, option values accuracy, robust_accuracy, latency_s,
