@@ -27,26 +27,23 @@ else
     apt_install chromium-driver
     /usr/bin/chromedriver --version
 fi
-if python3 -c "import selenium" 2>/dev/null; then
-    echo "selenium: present ($(python3 -c 'import selenium; print(selenium.__version__)'))"
-else
+# pip_install MODULE PACKAGE...: installs the PyPI packages unless python3 imports MODULE.
+pip_install() {
+    local module=$1; shift
+    if python3 -c "import $module" 2>/dev/null; then
+        echo "$module: present ($(python3 -c "import $module; print($module.__version__)"))"
+        return
+    fi
     command -v python3 > /dev/null || apt_install python3
     python3 -m pip --version > /dev/null 2>&1 || apt_install python3-pip
     # Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
-    python3 -m pip install --quiet selenium \
-        || python3 -m pip install --quiet --break-system-packages selenium
-    python3 -c "import selenium; print('selenium:', selenium.__version__)"
-fi
-if python3 -c "import onnxruntime, numpy" 2>/dev/null; then
-    echo "onnxruntime: present ($(python3 -c 'import onnxruntime; print(onnxruntime.__version__)'))"
-else
-    command -v python3 > /dev/null || apt_install python3
-    python3 -m pip --version > /dev/null 2>&1 || apt_install python3-pip
-    # Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
-    python3 -m pip install --quiet onnxruntime numpy \
-        || python3 -m pip install --quiet --break-system-packages onnxruntime numpy
-    python3 -c "import onnxruntime; print('onnxruntime:', onnxruntime.__version__)"
-fi
+    python3 -m pip install --quiet "$@" \
+        || python3 -m pip install --quiet --break-system-packages "$@"
+    python3 -c "import $module; print('$module:', $module.__version__)"
+}
+pip_install selenium selenium
+pip_install numpy numpy
+pip_install onnxruntime onnxruntime
 if [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/bin/sbatch ] \
     && [ -x /usr/sbin/munged ]; then
     echo "slurm: present ($(/usr/sbin/slurmctld -V), $(/usr/sbin/munged --version))"
