@@ -10,7 +10,7 @@ use clap::Args;
 use bitsearch::deploy::{
     check_experiment, choose_episode, export_episode, recorded_experiment, ExportOptions,
 };
-use bitsearch::experiment::{Experiment, Overrides};
+use bitsearch::experiment::Overrides;
 use bitsearch::model::onnx::Opset;
 use bitsearch::rundir::RunDir;
 use bitsearch::train::train_baseline;
@@ -67,10 +67,8 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let run = RunDir::read(&args.run_dir)
         .with_context(|| format!("cannot read run directory {}", args.run_dir.display()))?;
     let row = choose_episode(&run, args.episode)?;
-    let exp = load_experiment(&run, args.experiment.as_ref())?;
+    let (exp, data) = super::load_experiment(&experiment_args(&run, args.experiment.as_ref())?)?;
     check_experiment(&run, &exp)?;
-    let data = (exp.data.load())
-        .with_context(|| format!("cannot load the data of {}", exp.path.display()))?;
     let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
         .context("FP32 baseline")?;
     let out = (args.out.clone()).unwrap_or_else(|| run.dir.join(format!("export-{}", row.episode)));
@@ -115,14 +113,17 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
 }
 
 /// The experiment given with `--experiment`, else the file and overrides config.json recorded.
-fn load_experiment(run: &RunDir, given: Option<&PathBuf>) -> anyhow::Result<Experiment> {
-    let (path, overrides) = match given {
-        Some(p) => (super::resolve(p), Overrides::default()),
+fn experiment_args(run: &RunDir, given: Option<&PathBuf>) -> anyhow::Result<super::ExperimentArgs> {
+    Ok(match given {
+        Some(p) => super::ExperimentArgs::file(p),
         None => {
-            let (p, flags) = recorded_experiment(run)?;
-            (super::resolve(&p), Overrides::from_recorded(&flags))
+            let (path, flags) = recorded_experiment(run)?;
+            let o = Overrides::from_recorded(&flags);
+            super::ExperimentArgs {
+                experiment: path,
+                budget: o.budget,
+                set: o.set,
+            }
         }
-    };
-    Experiment::load_with(&path, &overrides)
-        .with_context(|| format!("cannot load the experiment {}", path.display()))
+    })
 }
