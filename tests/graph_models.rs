@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cli::{bitsearch, ok, repo};
+use common::cli::{bitsearch, fails, ok, repo};
 use std::path::Path;
 
 /// An experiment extending the shipped ResNet-20 one with the fixture as its data, and small
@@ -165,6 +165,20 @@ fn an_imported_onnx_model_is_searched_priced_and_evaluated() {
     ));
     let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
     assert_eq!(eval["model"], "lenet5");
+
+    // An experiment edited since the search would rebuild another model: export refuses,
+    // naming the setting and both values, before any training.
+    let text = std::fs::read_to_string(exp).unwrap();
+    std::fs::write(exp, text.replace("steps = 3", "steps = 4")).unwrap();
+    let run = out.join("mbrl-bitfusion");
+    let e = fails(bitsearch(&["export", run.to_str().unwrap()], dir.path()));
+    assert!(
+        e.contains("finetune.steps")
+            && e.contains("3 in config.json, 4 now")
+            && e.contains("--experiment"),
+        "{e}"
+    );
+    assert!(!run.join("export-0").exists() && !run.join("export-1").exists());
 }
 
 /// An imported model trains further only when asked (`[model] train = true`), from its own

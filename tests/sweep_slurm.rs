@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cli::{bitsearch, command, ok, repo};
+use common::cli::{bitsearch, command, fails, ok, repo};
 use common::fixtures::lines_without_timing;
 
 /// A one-node cluster started by scripts/slurm-cluster.sh, stopped (every daemon, by the pids
@@ -78,6 +78,33 @@ fn slurm_available() -> bool {
 }
 
 const EPISODES: usize = 10;
+
+/// Every profile, agent and experiment is loaded before a sweep writes anything: a typo is an
+/// error naming it, not a failed cell hours later.
+#[test]
+fn a_sweep_with_an_unknown_profile_is_refused_before_any_cell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "sweep",
+        "--profile",
+        "bitfusion",
+        "--profile",
+        "bismo",
+        "--out",
+        "s",
+    ];
+    let e = fails(bitsearch(&args, tmp.path()));
+    assert!(
+        e.contains("cannot load profile bismo") && e.contains("no profile named"),
+        "{e}"
+    );
+    let e = fails(bitsearch(
+        &["sweep", "--agent", "ddgp", "--out", "s"],
+        tmp.path(),
+    ));
+    assert!(e.contains("cannot load the agent ddgp"), "{e}");
+    assert!(!tmp.path().join("s").exists(), "nothing written");
+}
 
 /// The sweep's flags, into `out` with its own baseline cache (so neither sweep reuses the
 /// other's scores: both compute every episode).
