@@ -8,8 +8,9 @@ change. Prints ONE JSON line on stdout and leaves every judgement to the caller:
 
   {"tooltip": str | null,          the tooltip's text while the mouse is on the point
    "pinned": {"episode", "policy", "accuracy", "robust_accuracy", "latency_s", "energy_j",
-              "size_bytes", "bits": [[w, a], ...]} | null,
-                                   read from the pinned row's data-value attributes (raw numbers)
+              "size_bytes", "bits": [[w, a], ...], "broken_by": str | null} | null,
+                                   read from the pinned row's data-value attributes (raw numbers;
+                                   broken_by as episodes.csv's cell text)
    "pinned_layers": [{"latency_s", "energy_j", "bound", "mode"}, ...],   the row's per-layer costs
    "pinned_attacks": [{"source", "attack", "eps", "accuracy"}, ...],   the row's per-attack lines
    "axis_change_moved": bool,       the point moved on screen when the x axis changed
@@ -95,7 +96,8 @@ const layers = [...row.querySelectorAll('td.layer')].map((td) => {
 });
 const attacks = [...row.querySelectorAll('.attack-line')].map((s) => (
   {source: s.dataset.source, attack: s.dataset.attack, eps: s.dataset.eps, accuracy: s.dataset.value}));
-return {fields: out, layers, attacks};
+const broken = row.querySelector('[data-field="broken_by"]');
+return {fields: out, layers, attacks, broken_by: broken ? broken.dataset.value : null};
 """
 
 
@@ -226,6 +228,7 @@ def exercise(driver, report, run, episode, reference, toggle):
             **{k: number(f.get(k)) for k in
                ["accuracy", "robust_accuracy", "latency_s", "energy_j", "size_bytes"]},
             "bits": [[int(b) for b in layer["bits"].split("/")] for layer in row["layers"]],
+            "broken_by": row["broken_by"],
         }
         out["pinned_layers"] = [{"latency_s": number(layer["latency_s"]),
                                  "energy_j": number(layer["energy_j"]), "bound": layer["bound"],

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 
 use bitsearch::report::explore::Explorer;
 use bitsearch::report::write_report;
+use bitsearch::robust::Breakdown;
 use bitsearch::rundir::{FrontTest, FrontTestRow, RunDir};
 use common::browser::{
     assert_pinned_as_logged, assert_prices_add_up, browser_available, check_in_browser, csv_row,
@@ -302,6 +303,15 @@ fn a_pinned_episode_shows_its_policy_and_numbers_exactly_as_logged() {
     let tooltip = seen["tooltip"].as_str().unwrap();
     assert!(
         tooltip.contains(&format!("episode {episode}")) && tooltip.contains(&row[3]),
+        "{tooltip}"
+    );
+    // which attack broke it, from episodes.csv's broken_by: the held examples as logged
+    let b: Breakdown = row[header.iter().position(|h| h == "broken_by").unwrap()]
+        .parse()
+        .unwrap();
+    let held = format!("{} held", b.held);
+    assert!(
+        tooltip.contains("first broken by") && tooltip.contains(&held),
         "{tooltip}"
     );
     let attacks = seen["pinned_attacks"].as_array().unwrap();

@@ -15,6 +15,18 @@ fn run_dir() -> tempfile::TempDir {
 }
 
 /// Replaces line `n` (1-based, the header is line 1) of a file.
+/// Replaces the cell of column `column` on line `n` of the CSV file `path`.
+fn replace_cell(path: &Path, n: usize, column: &str, value: &str) {
+    let text = fs::read_to_string(path).unwrap();
+    let header = split_csv(text.lines().next().unwrap());
+    let col = header.iter().position(|h| h == column).unwrap();
+    replace_line(path, n, |l| {
+        let mut cells = split_csv(l);
+        cells[col] = value.to_string();
+        join_csv(&cells)
+    });
+}
+
 fn replace_line(path: &Path, n: usize, f: impl Fn(&str) -> String) {
     let text = fs::read_to_string(path).unwrap();
     let lines: Vec<String> = (text.lines().enumerate())
@@ -66,12 +78,7 @@ fn bad_number_names_file_line_column_and_value() {
     let tmp = run_dir();
     let path = tmp.path().join("episodes.csv");
     // line 4 = episode 2; the latency column gets a word
-    replace_line(&path, 4, |l| {
-        let mut cells: Vec<String> = split_csv(l);
-        let n = cells.len();
-        cells[n - 9] = "fast".to_string();
-        join_csv(&cells)
-    });
+    replace_cell(&path, 4, "latency_s", "fast");
     let err = RunDir::read(tmp.path()).unwrap_err();
     let text = err.to_string();
     assert!(
@@ -117,12 +124,7 @@ fn a_short_line_names_the_line() {
 fn a_scored_row_without_accuracy_is_an_error() {
     let tmp = run_dir();
     let path = tmp.path().join("episodes.csv");
-    replace_line(&path, 2, |l| {
-        let mut cells = split_csv(l);
-        let n = cells.len();
-        cells[n - 11] = String::new(); // accuracy
-        join_csv(&cells)
-    });
+    replace_cell(&path, 2, "accuracy", "");
     let text = RunDir::read(tmp.path()).unwrap_err().to_string();
     assert!(text.contains("episodes.csv:2: column `accuracy`"), "{text}");
 }
@@ -131,15 +133,23 @@ fn a_scored_row_without_accuracy_is_an_error() {
 fn an_unknown_masking_check_is_an_error_naming_the_column() {
     let tmp = run_dir();
     let path = tmp.path().join("episodes.csv");
-    replace_line(&path, 2, |l| {
-        let mut cells = split_csv(l);
-        let n = cells.len();
-        cells[n - 2] = "gradient_free+vibes".to_string(); // masking
-        join_csv(&cells)
-    });
+    replace_cell(&path, 2, "masking", "gradient_free+vibes");
     let text = RunDir::read(tmp.path()).unwrap_err().to_string();
     assert!(text.contains("episodes.csv:2: column `masking`"), "{text}");
     assert!(text.contains("vibes"), "{text}");
+}
+
+#[test]
+fn a_garbled_attack_split_is_an_error_naming_the_column_and_the_form() {
+    let tmp = run_dir();
+    let path = tmp.path().join("episodes.csv");
+    replace_cell(&path, 3, "broken_by", "eps=0.1;clean=3;cw=7;held=190");
+    let text = RunDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(
+        text.contains("episodes.csv:3: column `broken_by`"),
+        "{text}"
+    );
+    assert!(text.contains("cw=7") && text.contains("held=<n>"), "{text}");
 }
 
 #[test]
@@ -298,6 +308,7 @@ fn best_so_far_follows_the_search_rule_feasible_and_first_of_ties() {
         feasible,
         failed: false,
         masking: Some(Default::default()),
+        broken_by: None,
         seconds: 1.0,
     };
     // The report's old rule (no feasibility filter, last of ties) chose episode 3, the

@@ -183,8 +183,26 @@ fn worst_case_coverage_gives_the_full_worst_case_with_less_pgd() {
         };
         let run = |c| run_suite(&target, &x, &y, &cfg, Some(&transfer), c).unwrap();
         let (full, worst) = (run(Coverage::Full), run(Coverage::WorstCase));
+        // (by_eps holds the split by first-breaking attack too: the same in both)
         assert_eq!(full.by_eps, worst.by_eps, "{policy}");
         assert_eq!(full.clean, worst.clean, "{policy}");
+        for w in &worst.by_eps {
+            let b = w.broken_by;
+            assert_eq!(b.examples(), 200, "{policy}: {b}");
+            assert_eq!(f64::from(b.held) / 200.0, w.worst_case, "{policy}: {b}");
+            assert_eq!(f64::from(200 - b.clean) / 200.0, worst.clean, "{b}");
+            let ran = |n: Option<u32>| n.is_some();
+            assert!(
+                ran(b.fgsm) && ran(b.pgd) && ran(b.transfer) && ran(b.square),
+                "{b}"
+            );
+            // FGSM's first breaks are examples it broke: at most what its accuracy misses
+            let fgsm = worst.accuracy(AttackKind::Fgsm, w.eps).unwrap();
+            assert!(
+                f64::from(b.fgsm.unwrap()) <= (1.0 - fgsm) * 200.0 + 1e-9,
+                "{b}"
+            );
+        }
         let passes = |r: &bitsearch::robust::SuiteReport| r.cost.get(Stage::Pgd).passes;
         assert!(
             passes(&worst) < passes(&full),

@@ -101,11 +101,11 @@ fn episodes(dir: &Path) -> Vec<String> {
     lines_without_timing(&dir.join("episodes.csv"))
 }
 
-/// The `feasible` and `failed` fields of an episodes.csv line without its timing column (they
-/// precede the two masking columns).
-fn feasible_failed(row: &str) -> (&str, &str) {
-    let f: Vec<&str> = row.rsplitn(5, ',').collect();
-    (f[3], f[2])
+/// episodes.csv's rows, through the run-directory reader.
+fn logged(dir: &Path) -> Vec<bitsearch::rundir::Episode> {
+    bitsearch::rundir::Episodes::read(&dir.join("episodes.csv"), "")
+        .unwrap()
+        .rows
 }
 
 fn best_policy(dir: &Path) -> serde_json::Value {
@@ -122,12 +122,20 @@ fn every_agent_runs_a_few_episodes_within_budget() {
         let rows = episodes(&dir);
         assert_eq!(rows.len(), 6, "{}: header + 5 episodes", a.name());
         assert!(
-            rows[1..]
-                .iter()
-                .all(|r| feasible_failed(r) == ("true", "false")),
+            logged(&dir).iter().all(|r| r.feasible && !r.failed),
             "{}: every episode feasible and scored: {rows:?}",
             a.name()
         );
+        // which attack broke each scored policy: the attacked examples, split, and the held
+        // ones are the logged worst case
+        for r in logged(&dir) {
+            let b = r
+                .broken_by
+                .expect("scored rows say which attack broke them");
+            let n = s.exp.search.attack_examples as u32;
+            assert_eq!(b.examples(), n, "{b}");
+            assert_eq!(Some(f64::from(b.held) / f64::from(n)), r.robust_accuracy);
+        }
         assert!(summary.best.is_some());
         assert!(
             dir.join("pareto.csv").exists()
@@ -175,7 +183,9 @@ fn every_agent_survives_failing_fine_tunes_and_resumes() {
         let rows = episodes(&whole);
         assert_eq!(rows.len(), 6, "{}: header + 5 episodes", a.name());
         assert!(
-            rows[1..].iter().all(|r| feasible_failed(r).1 == "true"),
+            logged(&whole)
+                .iter()
+                .all(|r| r.failed && r.broken_by.is_none()),
             "{}: every episode logged as failed: {rows:?}",
             a.name()
         );

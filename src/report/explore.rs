@@ -2,10 +2,12 @@
 //! as JSON in the schema `explorer/explorer.js` documents in its header, built from the run
 //! directories alone (through `rundir`) and the device profile each run recorded.
 //!
-//! Per-attack robust numbers: episodes.csv logs only the worst case on the validation split, so
-//! `attacks` holds what a policy was re-scored with afterwards, on the test split:
-//! front-test.csv (the strong suite's worst case and PGD per radius) and best-policy.json's
-//! `test.suite` (every attack of the search's suite); `null` for the other policies.
+//! Per-attack robust numbers: every scored episode carries episodes.csv's `broken_by` (on the
+//! validation split, how many examples each attack broke first: the search runs each attack
+//! only on what the earlier ones left standing, so no attack has an accuracy of its own there).
+//! `attacks` adds what a policy was re-scored with afterwards, on the test split: front-test.csv
+//! (the strong suite's worst case and PGD per radius) and best-policy.json's `test.suite` (every
+//! attack of the search's suite); `null` for the other policies.
 
 use std::collections::HashSet;
 
@@ -14,6 +16,7 @@ use serde::Serialize;
 use super::html::escape;
 use super::prices::{Device, LayerPrice, Unpriced};
 use super::ReportError;
+use crate::robust::Breakdown;
 use crate::rundir::{BestPolicy, Budget, Costs, Episode, FrontTestRow, RunDir};
 
 /// The whole document (`<script type="application/json" id="bitsearch-data">`).
@@ -49,6 +52,8 @@ pub struct Point {
     pub accuracy: Option<f64>,
     /// As measured (a masking-flagged policy is credited 0 elsewhere, not here).
     pub robust_accuracy: Option<f64>,
+    /// Which stage broke each attacked validation example first (episodes.csv's `broken_by`).
+    pub broken_by: Option<Breakdown>,
     pub attacks: Option<Vec<Attack>>,
     pub latency_s: f64,
     pub energy_j: f64,
@@ -208,6 +213,7 @@ fn point(
         bits: e.bits.iter().map(|b| [b.w.get(), b.a.get()]).collect(),
         accuracy: e.accuracy,
         robust_accuracy: e.robust_accuracy,
+        broken_by: e.broken_by,
         attacks: if reference { None } else { attacks_of(run, e) },
         latency_s: e.latency_s,
         energy_j: e.energy_j,

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::breakdown::Breakdown;
 use super::suite::SuiteReport;
 
 /// Which robust accuracy a reward uses: the worst case at one radius, at the largest one, or the
@@ -69,6 +70,18 @@ impl std::fmt::Display for RobustMeasure {
 }
 
 impl SuiteReport {
+    /// Which stage broke each example first at the radius `measure` is taken at (the largest
+    /// for `max` and `auc`); None for a radius the suite did not run.
+    pub fn broken_by(&self, measure: RobustMeasure) -> Option<Breakdown> {
+        let eps = match measure {
+            RobustMeasure::Eps(eps) => eps,
+            RobustMeasure::Named(_) => self.headline_eps,
+        };
+        (self.by_eps.iter())
+            .find(|w| w.eps == eps)
+            .map(|w| w.broken_by)
+    }
+
     /// The robust accuracy `measure` names (0 for a radius the suite did not run).
     pub fn robust(&self, measure: RobustMeasure) -> f64 {
         match measure {
@@ -106,7 +119,11 @@ mod tests {
             headline_eps: curve.last().map_or(0.0, |c| c.0),
             worst_case: curve.last().map_or(clean, |c| c.1),
             by_eps: (curve.iter())
-                .map(|&(eps, worst_case)| EpsWorst { eps, worst_case })
+                .map(|&(eps, worst_case)| EpsWorst {
+                    eps,
+                    worst_case,
+                    broken_by: Breakdown::attribute(eps, &[], &[]),
+                })
                 .collect(),
             square: Vec::new(),
             masking: Masking {

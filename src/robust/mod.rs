@@ -5,6 +5,7 @@
 
 mod amplification;
 mod attack;
+mod breakdown;
 mod cost;
 mod lipschitz;
 mod masking;
@@ -17,6 +18,7 @@ pub use attack::{
     correct, fgsm, fgsm_step, input_grad, pgd, pgd_from, pgd_start_noise, zero_gradients,
     Classifier, Pgd, QuantizedModel,
 };
+pub use breakdown::{Breakdown, BREAKDOWN_FORMAT};
 pub use cost::{Stage, StageCost, SuiteCost};
 pub use lipschitz::{lipschitz_bound, spectral_norm};
 pub use masking::{Checks, Masking, GRADIENT_FREE_TOLERANCE};

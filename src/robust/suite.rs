@@ -13,6 +13,7 @@ use super::attack::{
     correct, fgsm_step, input_grad, pgd, pgd_from, pgd_start_noise, zero_gradients, Classifier,
     Pgd, QuantizedModel,
 };
+use super::breakdown::Breakdown;
 use super::cost::{Counted, Stage, SuiteCost};
 use super::masking::{masking_checks, Masking};
 use super::square::square;
@@ -101,6 +102,8 @@ pub enum Coverage {
 pub struct EpsWorst {
     pub eps: f32,
     pub worst_case: f64,
+    /// Which stage broke each example first (`held` is the worst case as a count).
+    pub broken_by: Breakdown,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -426,13 +429,22 @@ fn report(
     let by_eps: Vec<EpsWorst> = robust_radii(cfg)
         .into_iter()
         .map(|eps| {
-            let mut worst = hits.survivors(eps);
-            for (_, h) in square_hits.iter().filter(|(e, _)| *e == eps) {
-                and_into(&mut worst, h);
+            // The gradient attacks in the order they ran, then Square (also in `per_attack`
+            // when its scope is `All`: taken once, from `square_hits`).
+            let mut stages: Vec<(AttackKind, &[bool])> = Vec::new();
+            for (k, e, h) in &hits.per_attack {
+                if *e == eps && *k != AttackKind::Square {
+                    stages.push((*k, h));
+                }
             }
+            for (_, h) in square_hits.iter().filter(|(e, _)| *e == eps) {
+                stages.push((AttackKind::Square, h));
+            }
+            let broken_by = Breakdown::attribute(eps, &hits.clean, &stages);
             EpsWorst {
                 eps,
-                worst_case: mean(&worst),
+                worst_case: f64::from(broken_by.held) / hits.clean.len().max(1) as f64,
+                broken_by,
             }
         })
         .collect();

@@ -165,6 +165,7 @@ mod tests {
             feasible,
             failed,
             masking: None,
+            broken_by: None,
             seconds: 0.0,
         }
     }

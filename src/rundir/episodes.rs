@@ -7,7 +7,7 @@ use super::table::{csv_line, CsvFile, Record};
 use super::RunDirError;
 use crate::pareto::{non_dominated, Objective, ParetoError, Sense};
 use crate::quant::{Bits, LayerBits};
-use crate::robust::Checks;
+use crate::robust::{Breakdown, Checks, BREAKDOWN_FORMAT};
 
 /// One scored policy: a line of episodes.csv, references.csv or pareto.csv.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +31,10 @@ pub struct Episode {
     /// The masking checks that fired; `None` when the fine-tune failed, or in a run written
     /// before the column existed.
     pub masking: Option<Checks>,
+    /// Of the examples the search attacked, how many each stage broke first, at the radius of
+    /// `robust_accuracy`; `None` when the fine-tune failed, or in a run written before the
+    /// column existed.
+    pub broken_by: Option<Breakdown>,
     pub seconds: f64,
 }
 
@@ -94,6 +98,7 @@ impl Episode {
                 .map(|c| (!c.is_empty()).to_string())
                 .unwrap_or_default(),
             self.masking.map(|c| c.to_string()).unwrap_or_default(),
+            self.broken_by.map(|b| b.to_string()).unwrap_or_default(),
             format!("{:.3}", self.seconds),
         ]);
         f
@@ -118,8 +123,10 @@ const TRAILING: [&str; 9] = [
     "failed",
     "seconds",
 ];
-/// The masking columns, written before `seconds`; optional on read (runs written before them).
+/// The masking columns and the attack breakdown, written before `seconds`; optional on read
+/// (runs written before them).
 const MASKING: [&str; 2] = ["masking_flagged", "masking"];
+const BROKEN_BY: &str = "broken_by";
 
 /// The header of a model with these quantizable layers.
 pub fn header(layers: &[String]) -> Vec<String> {
@@ -131,6 +138,7 @@ pub fn header(layers: &[String]) -> Vec<String> {
     let [scores @ .., seconds] = TRAILING;
     h.extend(scores.map(String::from));
     h.extend(MASKING.map(String::from));
+    h.push(BROKEN_BY.to_string());
     h.push(seconds.to_string());
     h
 }
@@ -148,8 +156,9 @@ pub struct Episodes {
 struct Columns {
     leading: [usize; 4],
     trailing: [usize; 9],
-    /// The `masking` column, when the file has it.
+    /// The `masking` and `broken_by` columns, when the file has them.
     masking: Option<usize>,
+    broken_by: Option<usize>,
     layers: Vec<(usize, usize)>,
 }
 
@@ -205,6 +214,7 @@ fn columns(file: &CsvFile) -> Result<(Columns, Vec<String>), RunDirError> {
         leading,
         trailing,
         masking: file.column(MASKING[1]).ok(),
+        broken_by: file.column(BROKEN_BY).ok(),
         layers: pairs,
     };
     Ok((columns, names))
@@ -236,6 +246,12 @@ fn parse(r: &Record, c: &Columns) -> Result<Episode, RunDirError> {
                 Checks::parse(r.text(col))
                     .ok_or_else(|| r.bad(col, "`none` or check names joined by `+`"))?,
             ),
+            _ => None,
+        },
+        broken_by: match c.broken_by {
+            Some(col) if !r.text(col).is_empty() => {
+                Some((r.text(col).parse()).map_err(|()| r.bad(col, BREAKDOWN_FORMAT))?)
+            }
             _ => None,
         },
         seconds: r.number(seconds)?,

@@ -80,7 +80,8 @@ impl RunLog {
     /// The rows of `file` (none if it is absent or empty) for a resume. A last line cut by a
     /// kill (no final newline) is first dropped from the file, atomically, so the log again
     /// holds only whole lines and a kill during the repair leaves either the old or the repaired
-    /// file; the header must be exactly this model's, as the resume appends to it.
+    /// file; the header must be this model's, as the resume appends to it (an earlier version's
+    /// header for the same layers is upgraded first).
     pub fn resume(&self, file: &str) -> Result<Vec<Episode>, RunDirError> {
         let path = self.dir.join(file);
         if !path.exists() {
@@ -98,18 +99,27 @@ impl RunLog {
         if text.is_empty() {
             return Ok(Vec::new());
         }
-        let file = CsvFile::parse(&path, &text)?;
-        if file.headers != self.header() {
-            return Err(RunDirError::Layers {
+        let csv = CsvFile::parse(&path, &text)?;
+        if csv.headers == self.header() {
+            return Ok(Episodes::from_file(&csv)?.rows);
+        }
+        // A log of this model written by an earlier version (without a column added since):
+        // rewritten, atomically, with today's header and the added columns empty, so the resume
+        // appends lines of one shape.
+        match Episodes::from_file(&csv) {
+            Ok(old) if old.layers == self.layers => {
+                self.write_rows(file, &old.rows)?;
+                Ok(old.rows)
+            }
+            _ => Err(RunDirError::Layers {
                 path,
                 detail: format!(
                     "header {:?} does not match this run's model (expected {:?})",
-                    file.headers,
+                    csv.headers,
                     self.header()
                 ),
-            });
+            }),
         }
-        Ok(Episodes::from_file(&file)?.rows)
     }
 }
 
@@ -135,6 +145,7 @@ mod tests {
             feasible: true,
             failed: false,
             masking: crate::robust::Checks::parse("zero_grad+gradient_free"),
+            broken_by: "eps=0.1;clean=2;fgsm=5;pgd=1;held=12".parse().ok(),
             seconds: 1.5,
         }
     }
@@ -200,5 +211,35 @@ mod tests {
         let other = RunLog::new(dir.path(), vec!["conv1".into(), "fc2".into()]).unwrap();
         let e = other.resume("episodes.csv").unwrap_err().to_string();
         assert!(e.contains("does not match this run's model"), "{e}");
+    }
+
+    /// A run started before the `broken_by` column existed resumes: its rows keep every value,
+    /// the file gets today's header, and the appended lines match it.
+    #[test]
+    fn a_log_without_a_later_column_is_upgraded_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RunLog::new(dir.path(), vec!["conv1".into(), "fc1".into()]).unwrap();
+        log.append("episodes.csv", &row(0)).unwrap();
+        let path = dir.path().join("episodes.csv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The same line without the column, as the earlier version wrote it.
+        let old: Vec<String> = (text.lines())
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f.remove(f.len() - 2);
+                f.join(",") + "\n"
+            })
+            .collect();
+        assert!(!old[0].contains("broken_by") && old[0].contains("masking"));
+        std::fs::write(&path, old.concat()).unwrap();
+        let old_row = Episode {
+            broken_by: None,
+            ..row(0)
+        };
+        assert_eq!(log.resume("episodes.csv").unwrap(), vec![old_row.clone()]);
+        log.append("episodes.csv", &row(1)).unwrap();
+        assert_eq!(log.resume("episodes.csv").unwrap(), vec![old_row, row(1)]);
+        let header = std::fs::read_to_string(&path).unwrap();
+        assert!(header.starts_with(&log.header().join(",")));
     }
 }

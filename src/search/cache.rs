@@ -25,9 +25,9 @@ use crate::experiment::Experiment;
 use crate::robust::Checks;
 
 /// Bump when scoring code changes what a policy scores, so old caches are not reused.
-const SCORE_VERSION: u32 = 1;
+const SCORE_VERSION: u32 = 2;
 
-const HEADER: &str = "policy,failed,accuracy,robust_accuracy,masking";
+const HEADER: &str = "policy,failed,accuracy,robust_accuracy,masking,broken_by";
 
 /// Everything besides the baseline and the policy that determines a score.
 #[derive(Serialize)]
@@ -99,10 +99,13 @@ impl ScoreCache {
     pub fn put(&self, policy: &str, outcome: &Outcome) -> Result<(), SearchError> {
         let line = match outcome {
             Ok(s) => format!(
-                "\"{policy}\",false,{},{},{}\n",
-                s.accuracy, s.robust_accuracy, s.masking
+                "\"{policy}\",false,{},{},{},{}\n",
+                s.accuracy,
+                s.robust_accuracy,
+                s.masking,
+                s.broken_by.map(|b| b.to_string()).unwrap_or_default()
             ),
-            Err(_) => format!("\"{policy}\",true,,,\n"),
+            Err(_) => format!("\"{policy}\",true,,,,\n"),
         };
         append(&self.path, &line).map_err(|source| SearchError::Io {
             path: self.path.clone(),
@@ -125,7 +128,7 @@ fn parse(line: &str) -> Option<(String, Outcome)> {
     let rest = line.strip_prefix('"')?;
     let (policy, rest) = rest.split_once("\",")?;
     let f: Vec<&str> = rest.split(',').collect();
-    let [failed, acc, rob, masking] = f.as_slice() else {
+    let [failed, acc, rob, masking, broken_by] = f.as_slice() else {
         return None;
     };
     let outcome = match *failed {
@@ -134,6 +137,10 @@ fn parse(line: &str) -> Option<(String, Outcome)> {
             accuracy: finite(acc)?,
             robust_accuracy: finite(rob)?,
             masking: Checks::parse(masking)?,
+            broken_by: match *broken_by {
+                "" => None,
+                text => Some(text.parse().ok()?),
+            },
         }),
         _ => return None,
     };
@@ -157,6 +164,7 @@ mod tests {
             accuracy: 0.1 + 0.2,
             robust_accuracy: 2.0 / 3.0,
             masking: Checks::parse("gradient_free").unwrap(),
+            broken_by: Some("eps=0.1;clean=1;fgsm=2;pgd=0;held=3".parse().unwrap()),
         };
         cache.put("8/8,2/4", &Ok(score)).unwrap();
         cache
@@ -164,12 +172,14 @@ mod tests {
             .unwrap();
         // A kill mid-append, then garbage.
         append(&path, "\"4/4,4/4\",false,0.9").unwrap();
-        append(&path, "\n\"x\",maybe,1,2,none\n").unwrap();
+        append(&path, "\n\"x\",maybe,1,2,none,\n").unwrap();
+        append(&path, "\"y\",false,1,1,none,eps=0.1;held=3\n").unwrap();
         let again = ScoreCache::open(path).unwrap();
         assert_eq!(again.get("8/8,2/4"), Some(Ok(score)), "exact floats back");
         assert_eq!(again.get("2/2,2/2"), Some(Err(Failure::Logged)));
         assert_eq!(again.get("4/4,4/4"), None);
         assert_eq!(again.get("x"), None);
+        assert_eq!(again.get("y"), None, "a garbled breakdown is no score");
     }
 
     #[test]

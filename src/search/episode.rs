@@ -33,6 +33,7 @@ pub(super) fn record(
         feasible: run.budget.holds(&scored.price),
         failed: ok.is_none(),
         masking: ok.map(|s| s.masking),
+        broken_by: ok.and_then(|s| s.broken_by),
         seconds,
     })
 }
@@ -44,6 +45,7 @@ pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
             accuracy,
             robust_accuracy,
             masking: row.masking.unwrap_or_default(),
+            broken_by: row.broken_by,
         }),
         _ => Err(Failure::Logged),
     };

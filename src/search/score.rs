@@ -13,7 +13,7 @@ use crate::experiment::Experiment;
 use crate::model::Model;
 use crate::quant::{LayerClips, Policy, Quantizer};
 use crate::robust::{
-    fp32_transfer, run_suite, Checks, Coverage, QuantizedModel, SuiteReport, TransferSet,
+    fp32_transfer, run_suite, Breakdown, Checks, Coverage, QuantizedModel, SuiteReport, TransferSet,
 };
 use crate::train::{accuracy, finetune, FinetuneConfig, TrainError};
 
@@ -24,6 +24,9 @@ pub struct Score {
     pub accuracy: f64,
     pub robust_accuracy: f64,
     pub masking: Checks,
+    /// Which attack broke each attacked example first, at the radius `robust_accuracy` is taken
+    /// at; None in a score read back from a log written before it was recorded.
+    pub broken_by: Option<Breakdown>,
 }
 
 impl Score {
@@ -103,6 +106,7 @@ impl<'a> Scorer<'a> {
             accuracy: accuracy(base, &data.val, None)?,
             robust_accuracy: suite.robust(exp.reward.robust_eps),
             masking: suite.masking.fired(),
+            broken_by: suite.broken_by(exp.reward.robust_eps),
         };
         Ok(Scorer {
             exp,
@@ -159,6 +163,7 @@ impl<'a> Scorer<'a> {
             accuracy: acc,
             robust_accuracy: suite.robust(self.exp.reward.robust_eps),
             masking: suite.masking.fired(),
+            broken_by: suite.broken_by(self.exp.reward.robust_eps),
         }))
     }
 

@@ -99,6 +99,9 @@ pub fn assert_pinned_as_logged(seen: &Value, header: &csv::StringRecord, row: &c
         })
         .collect();
     assert_eq!(pinned["bits"], Value::Array(bits), "{seen:#}");
+    // which attack broke it: the cell's own text, or nothing for an empty cell
+    let broken = Some(cell("broken_by")).filter(|c| !c.is_empty());
+    assert_eq!(pinned["broken_by"].as_str(), broken, "{seen:#}");
 }
 
 /// The pinned row's per-layer prices, from the recorded profile, add up to the logged totals.

@@ -64,7 +64,7 @@ fn header() -> String {
     for l in LAYERS {
         let _ = write!(h, ",w_{0},a_{0}", l.0);
     }
-    h + ",accuracy,robust_accuracy,latency_s,energy_j,size_bytes,reward,feasible,failed,masking_flagged,masking,seconds\n"
+    h + ",accuracy,robust_accuracy,latency_s,energy_j,size_bytes,reward,feasible,failed,masking_flagged,masking,broken_by,seconds\n"
 }
 
 fn line(ep: usize, agent: &str, bits: &[(u8, u8)], failed: bool) -> String {
@@ -76,7 +76,7 @@ fn line(ep: usize, agent: &str, bits: &[(u8, u8)], failed: bool) -> String {
     let feasible = lat <= 0.5 * UNIFORM8_LATENCY;
     let reward = 0.1 * (acc - 0.97) * 100.0 + 0.05 * (robust - 0.65) * 100.0;
     if failed {
-        let _ = write!(s, ",,,{lat:e},{energy:e},{size},,{feasible},true,,,1.2");
+        let _ = write!(s, ",,,{lat:e},{energy:e},{size},,{feasible},true,,,,1.2");
     } else {
         // A 2-bit conv1 input is where real searches see the gradient-free check fire.
         let masking = if bits[0].1 == 2 {
@@ -84,9 +84,16 @@ fn line(ep: usize, agent: &str, bits: &[(u8, u8)], failed: bool) -> String {
         } else {
             "false,none"
         };
+        // Of 200 attacked examples: the held ones are the robust accuracy, the clean pass
+        // misses about what the accuracy misses, FGSM and PGD break the rest.
+        let held = (robust * 200.0).round() as u32;
+        let clean = (((1.0 - acc) * 200.0).round() as u32).min(200 - held);
+        let fgsm = (200 - held - clean) * 2 / 3;
+        let pgd = 200 - held - clean - fgsm;
+        let broken = format!("eps=0.1;clean={clean};fgsm={fgsm};pgd={pgd};transfer=0;held={held}");
         let _ = write!(
             s,
-            ",{acc:.4},{robust:.4},{lat:e},{energy:e},{size},{reward:.4},{feasible},false,{masking},1.1"
+            ",{acc:.4},{robust:.4},{lat:e},{energy:e},{size},{reward:.4},{feasible},false,{masking},{broken},1.1"
         );
     }
     s + "\n"

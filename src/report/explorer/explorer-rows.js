@@ -72,6 +72,29 @@
 
   const attackText = (a) => a.attack + ' \u03b5=' + a.eps + ': ' + fmtField('accuracy', a.accuracy);
 
+  // ---------- which attack broke the policy (episodes.csv's broken_by) ----------
+
+  const STAGES = [['fgsm', 'FGSM'], ['pgd', 'PGD'], ['transfer', 'transfer'], ['square', 'Square']];
+  const ran = (b) => STAGES.filter(([k]) => typeof b[k] === 'number');
+  const attacked = (b) => ran(b).reduce((s, [k]) => s + b[k], b.clean + b.held);
+
+  // The column's own text (eps=…;clean=…;…;held=…), so a test can compare it with the CSV cell.
+  const brokenText = (b) => ['eps=' + b.eps, 'clean=' + b.clean]
+    .concat(ran(b).map(([k]) => k + '=' + b[k]), ['held=' + b.held]).join(';');
+
+  // "of 200 validation examples at ε=0.1, first broken by: clean 6 · FGSM 30 · PGD 12 ·
+  // Square 2; 150 held": the search's worst case, each example counted at the first stage
+  // (in suite order) that misclassified it.
+  function brokenLines(b) {
+    const n = attacked(b);
+    const pct = (k) => (n ? ' (' + (100 * k / n).toFixed(1) + '%)' : '');
+    return [
+      'of ' + n + ' validation examples at \u03b5=' + b.eps + ', first broken by:',
+      ['clean ' + b.clean].concat(ran(b).map(([k, name]) => name + ' ' + b[k] + pct(b[k]))).join(' \u00b7 ') +
+        '; ' + b.held + ' held',
+    ];
+  }
+
   // references.csv holds the uniform policies and FP32 (every layer at 32 bits)
   const referenceName = (p) => (p.bits.every((b) => b[0] === 32 && b[1] === 32) ? 'FP32 reference' : 'uniform reference');
 
@@ -82,6 +105,7 @@
       el('div', { text: 'accuracy ' + fmtField('accuracy', p.accuracy) }),
       el('div', { text: 'robust accuracy ' + fmtField('robust_accuracy', p.robust_accuracy) }),
     ];
+    if (p.broken_by) for (const t of brokenLines(p.broken_by)) lines.push(el('div', { class: 'tt-attack', text: t }));
     for (const [source, attacks] of bySource(p)) {
       lines.push(el('div', { class: 'tt-source', text: source + ':' }));
       for (const a of attacks) lines.push(el('div', { class: 'tt-attack', text: attackText(a) }));
@@ -122,6 +146,9 @@
 
   function pinnedRow(p) {
     const robust = numCell('robust_accuracy', p.robust_accuracy);
+    if (p.broken_by) {
+      robust.append(el('span', { class: 'broken-by', 'data-field': 'broken_by', 'data-value': brokenText(p.broken_by), text: brokenLines(p.broken_by).join(' ') }));
+    }
     for (const [source, attacks] of bySource(p)) {
       robust.append(el('span', { class: 'attack-source', text: source }));
       for (const a of attacks) {

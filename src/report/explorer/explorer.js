@@ -15,6 +15,8 @@
  *       "uniform8": {"latency_s": …, "energy_j": …, "size_bytes": …},
  *       "points": [ { "episode": 0, "policy": "8/3,7/2,4/8,2/6,8/7", "bits": [[8,3],[7,2],…],
  *           "accuracy": 0.969 | null, "robust_accuracy": 0.39 | null,
+ *           "broken_by": {"eps": 0.1, "clean": 6, "fgsm": 30, "pgd": 12, "transfer": 0, "square": 2,
+ *                         "held": 150} | null,
  *           "attacks": [{"source": "test split, …", "attack": "FGSM", "eps": 0.1, "accuracy": 0.5}, …] | null,
  *           "latency_s": 2.04e-6, "energy_j": 4.05e-6, "size_bytes": 21914, "reward": -0.79 | null,
  *           "feasible": true, "failed": false, "masking": "none" | "eps_rise+zero_grad" | null,
@@ -25,8 +27,11 @@
  * `failed` points have null accuracies; `masking` "none" means not flagged (null: not logged);
  * `front` is membership of pareto.csv (the search's four-objective front), while the line drawn
  * is the front of the feasible episodes on the two axes shown; `reference` marks the uniform and
- * FP32 reference policies (references.csv). `attacks` are test-split numbers of re-scored
- * policies, `source` naming the file and suite; `layer_costs` is null when the run's profile
+ * FP32 reference policies (references.csv). `broken_by` is episodes.csv's column: of the
+ * validation examples the search attacked, how many each stage (the clean pass, then each attack
+ * that ran, in suite order) broke first at the radius of `robust_accuracy`; absent attacks did not
+ * run; null for failed points and runs logged before the column. `attacks` are test-split
+ * numbers of re-scored policies, `source` naming the file and suite; `layer_costs` is null when the run's profile
  * could not be shown to be the one the search priced with (the page says why, above the
  * explorer). A point is identified by (run name, episode, reference): the reference policies
  * are numbered apart from the search's episodes, so the numbers may repeat.
@@ -42,7 +47,9 @@
  *     carry data-field (episode, policy, accuracy, robust_accuracy, latency_s, energy_j,
  *     size_bytes, status, masking) and data-value, the raw value as in the data ("null" when
  *     null); per layer a td.layer[data-layer=i] holding spans data-field = bits ("w/a"),
- *     layer_latency_s, layer_energy_j, bound, mode; per attack span.attack-line[data-source]
+ *     layer_latency_s, layer_energy_j, bound, mode; in the robust accuracy cell
+ *     span.broken-by[data-field=broken_by][data-value] (data-value: the episodes.csv cell's text,
+ *     `eps=0.1;clean=6;fgsm=30;…;held=150`); per attack span.attack-line[data-source]
  *     [data-attack][data-eps] (under a span.attack-source per source)
  *   .unpin[data-run][data-episode][data-reference], #unpin-all   unpin controls
  *   #unplotted .pin-button[…]  pins a point that cannot be placed on the current axes
