@@ -105,7 +105,7 @@
       el('div', { text: 'accuracy ' + fmtField('accuracy', p.accuracy) }),
       el('div', { text: 'robust accuracy ' + fmtField('robust_accuracy', p.robust_accuracy) }),
     ];
-    if (p.broken_by) for (const t of brokenLines(p.broken_by)) lines.push(el('div', { class: 'tt-attack', text: t }));
+    if (p.broken_by) for (const t of brokenLines(p.broken_by)) lines.push(el('div', { class: 'tt-broken', text: t }));
     for (const [source, attacks] of bySource(p)) {
       lines.push(el('div', { class: 'tt-source', text: source + ':' }));
       for (const a of attacks) lines.push(el('div', { class: 'tt-attack', text: attackText(a) }));
