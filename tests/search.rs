@@ -132,9 +132,9 @@ fn every_agent_runs_a_few_episodes_within_budget() {
             let b = r
                 .broken_by
                 .expect("scored rows say which attack broke them");
-            let n = s.exp.search.attack_examples as u32;
-            assert_eq!(b.examples(), n, "{b}");
-            assert_eq!(Some(f64::from(b.held) / f64::from(n)), r.robust_accuracy);
+            let n = s.exp.search.attack_examples;
+            assert_eq!(b.examples(), n as u64, "{b}");
+            assert_eq!(Some(f64::from(b.held) / n as f64), r.robust_accuracy);
         }
         assert!(summary.best.is_some());
         assert!(

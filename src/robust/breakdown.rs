@@ -57,9 +57,10 @@ impl Breakdown {
         b
     }
 
-    /// The examples attacked.
-    pub fn examples(&self) -> u32 {
-        self.clean + self.attacks().map(|(_, n)| n).sum::<u32>() + self.held
+    /// The examples attacked (a u64: the counts of a breakdown read from a file may be any u32).
+    pub fn examples(&self) -> u64 {
+        let attacks: u64 = self.attacks().map(|(_, n)| u64::from(n)).sum();
+        u64::from(self.clean) + attacks + u64::from(self.held)
     }
 
     /// The attacks that ran and how many examples each broke first, in suite order.
@@ -162,6 +163,10 @@ mod tests {
             "eps=0.1;clean=1;fgsm=1;pgd=1;transfer=0;square=1;held=2"
         );
         assert_eq!(b.to_string().parse(), Ok(b));
+        let huge: Breakdown = "eps=0.1;clean=4294967295;pgd=4294967295;held=4294967295"
+            .parse()
+            .unwrap();
+        assert_eq!(huge.examples(), 3 * u64::from(u32::MAX));
     }
 
     #[test]
