@@ -81,7 +81,7 @@ fn the_data_holds_every_row_as_logged_the_front_and_the_layer_prices() {
             p.bits,
             e.pairs().iter().map(|&(w, a)| [w, a]).collect::<Vec<_>>()
         );
-        let costs = p.layer_costs.as_ref().expect("priced");
+        let costs = explorer.data.runs[0].layer_costs(p).expect("priced");
         assert_eq!(costs.len(), 5);
     }
     assert!(points[40..]
@@ -109,8 +109,9 @@ fn each_layer_carries_the_profiles_price_at_the_rows_bits() {
     let explorer = Explorer::of_run(&run);
     let profile = bitsearch::hardware::Profile::load(&bitfusion()).unwrap();
     let rows = run.episodes.rows.iter().chain(&run.references.rows);
-    for (p, e) in explorer.data.runs[0].points.iter().zip(rows) {
-        let costs = p.layer_costs.as_ref().unwrap();
+    let data = &explorer.data.runs[0];
+    for (p, e) in data.points.iter().zip(rows) {
+        let costs = data.layer_costs(p).unwrap();
         for ((layer, cost), &bits) in run.config.layers.iter().zip(costs).zip(&e.bits) {
             let c = profile.layer_cost(layer, bits).unwrap();
             let want = (c.latency_s, c.energy_j, c.bound, c.mode.as_str());
@@ -123,9 +124,22 @@ fn each_layer_carries_the_profiles_price_at_the_rows_bits() {
             assert_eq!(got, want, "{} {}", e.policy, layer.name);
         }
     }
-    let fp32 = explorer.data.runs[0].points.last().unwrap();
+    let fp32 = data.points.last().unwrap();
     assert_eq!(fp32.bits[0], [32, 32]);
-    assert!(fp32.layer_costs.as_ref().unwrap()[0].mode.contains("32x32"));
+    assert!(data.layer_costs(fp32).unwrap()[0].mode.contains("32x32"));
+    // one price per layer and bit pair the run uses: the table holds nothing else
+    for (i, layer) in data.prices.as_ref().unwrap().iter().enumerate() {
+        let used: std::collections::BTreeSet<String> = (data.points.iter())
+            .map(|p| format!("{}/{}", p.bits[i][0], p.bits[i][1]))
+            .collect();
+        assert_eq!(
+            layer
+                .keys()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>(),
+            used
+        );
+    }
 }
 
 #[test]
@@ -145,7 +159,7 @@ fn a_missing_changed_or_unrecorded_profile_leaves_prices_null_with_a_note() {
         let data = embedded(&html);
         let points = data["runs"][0]["points"].as_array().unwrap();
         assert_eq!(points.len(), 18);
-        assert!(points.iter().all(|p| p["layer_costs"].is_null()));
+        assert!(data["runs"][0]["prices"].is_null());
     };
     // the synthetic config.json records no file or digest, as runs before they were logged
     unpriced("records no profile file");

@@ -9,7 +9,7 @@
 //! (the strong suite's worst case and PGD per radius) and best-policy.json's `test.suite` (every
 //! attack of the search's suite); `null` for the other policies.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
@@ -39,7 +39,21 @@ pub struct RunData {
     pub layers: Vec<String>,
     pub budget: Budget,
     pub uniform8: Option<Costs>,
+    /// Per layer, the price of each (w, a) the run's points give it, keyed `"w/a"`: every point
+    /// takes its layers' prices from here, so a price is written once per run, not per point.
+    /// `None` when the run's profile could not be shown to be the one the search priced with.
+    pub prices: Option<Vec<BTreeMap<String, LayerPrice>>>,
     pub points: Vec<Point>,
+}
+
+impl RunData {
+    /// The prices of `p`'s layers, in model order (what the explorer's pinned row shows).
+    pub fn layer_costs(&self, p: &Point) -> Option<Vec<&LayerPrice>> {
+        let prices = self.prices.as_ref()?;
+        (prices.iter().zip(&p.bits))
+            .map(|(layer, [w, a])| layer.get(&format!("{w}/{a}")))
+            .collect()
+    }
 }
 
 /// One scored policy: a row of episodes.csv or references.csv, raw SI values as logged.
@@ -67,7 +81,6 @@ pub struct Point {
     pub front: bool,
     /// A uniform or FP32 reference policy (references.csv), numbered apart from the episodes.
     pub reference: bool,
-    pub layer_costs: Option<Vec<LayerPrice>>,
 }
 
 /// One attack's accuracy, and where the number comes from.
@@ -172,19 +185,14 @@ pub fn run_data(run: &RunDir, name: &str) -> (RunData, Option<Unpriced>) {
     let rows = (run.episodes.rows.iter().map(|e| (e, false)))
         .chain(run.references.rows.iter().map(|e| (e, true)));
     let mut points = Vec::with_capacity(run.episodes.rows.len() + run.references.rows.len());
+    let mut prices = vec![BTreeMap::new(); run.config.layers.len()];
     for (e, reference) in rows {
-        let mut layer_costs = None;
         if let (Some(d), None) = (&device, &why) {
-            match d.layers(&run.config, &e.bits) {
-                Ok(c) => layer_costs = Some(c),
-                Err(err) => why = Some(err),
+            if let Err(err) = add_prices(d, run, e, &mut prices) {
+                why = Some(err);
             }
         }
-        points.push(point(run, e, reference, &front, layer_costs));
-    }
-    if why.is_some() {
-        // A policy the profile cannot price: show no prices, rather than a table with holes.
-        points.iter_mut().for_each(|p| p.layer_costs = None);
+        points.push(point(run, e, reference, &front));
     }
     let c = &run.config;
     let data = RunData {
@@ -195,18 +203,32 @@ pub fn run_data(run: &RunDir, name: &str) -> (RunData, Option<Unpriced>) {
         layers: c.layers.iter().map(|l| l.name.clone()).collect(),
         budget: c.budget,
         uniform8: c.uniform8,
+        // A policy the profile cannot price: no prices at all, rather than a table with holes.
+        prices: (device.is_some() && why.is_none()).then_some(prices),
         points,
     };
     (data, why)
 }
 
-fn point(
+/// Adds the prices of `e`'s layers that `prices` lacks.
+fn add_prices(
+    device: &Device,
     run: &RunDir,
     e: &Episode,
-    reference: bool,
-    front: &HashSet<usize>,
-    layer_costs: Option<Vec<LayerPrice>>,
-) -> Point {
+    prices: &mut [BTreeMap<String, LayerPrice>],
+) -> Result<(), Unpriced> {
+    let key = |b: &crate::quant::LayerBits| format!("{}/{}", b.w.get(), b.a.get());
+    if (prices.iter().zip(&e.bits)).all(|(layer, b)| layer.contains_key(&key(b))) {
+        return Ok(());
+    }
+    let costs = device.layers(&run.config, &e.bits)?;
+    for ((layer, b), cost) in prices.iter_mut().zip(&e.bits).zip(costs) {
+        layer.entry(key(b)).or_insert(cost);
+    }
+    Ok(())
+}
+
+fn point(run: &RunDir, e: &Episode, reference: bool, front: &HashSet<usize>) -> Point {
     Point {
         episode: e.episode,
         policy: e.policy.clone(),
@@ -224,7 +246,6 @@ fn point(
         masking: e.masking.map(|c| c.to_string()),
         front: !reference && front.contains(&e.episode),
         reference,
-        layer_costs,
     }
 }
 

@@ -13,6 +13,8 @@
  *       "layers": ["conv1","conv2","fc1","fc2","fc3"],
  *       "budget": {"latency_s": 1.2e-5 | null, "energy_j": null, "size_bytes": null},
  *       "uniform8": {"latency_s": …, "energy_j": …, "size_bytes": …},
+ *       "prices": [ {"8/3": {"latency_s": …, "energy_j": …, "bound": "compute" | "memory",
+ *                            "mode": "fusion 4x8"}, "2/6": …}, … one object per layer ] | null,
  *       "points": [ { "episode": 0, "policy": "8/3,7/2,4/8,2/6,8/7", "bits": [[8,3],[7,2],…],
  *           "accuracy": 0.969 | null, "robust_accuracy": 0.39 | null,
  *           "broken_by": {"eps": 0.1, "clean": 6, "fgsm": 30, "pgd": 12, "transfer": 0, "square": 2,
@@ -20,9 +22,7 @@
  *           "attacks": [{"source": "test split, …", "attack": "FGSM", "eps": 0.1, "accuracy": 0.5}, …] | null,
  *           "latency_s": 2.04e-6, "energy_j": 4.05e-6, "size_bytes": 21914, "reward": -0.79 | null,
  *           "feasible": true, "failed": false, "masking": "none" | "eps_rise+zero_grad" | null,
- *           "front": true, "reference": false,
- *           "layer_costs": [{"latency_s": …, "energy_j": …, "bound": "compute" | "memory",
- *                            "mode": "fusion 4x8"}, …] | null } ] } ] }
+ *           "front": true, "reference": false } ] } ] }
  *
  * `failed` points have null accuracies; `masking` "none" means not flagged (null: not logged);
  * `front` is membership of pareto.csv (the search's four-objective front), while the line drawn
@@ -31,9 +31,10 @@
  * validation examples the search attacked, how many each stage (the clean pass, then each attack
  * that ran, in suite order) broke first at the radius of `robust_accuracy`; absent attacks did not
  * run; null for failed points and runs logged before the column. `attacks` are test-split
- * numbers of re-scored policies, `source` naming the file and suite; `layer_costs` is null when the run's profile
- * could not be shown to be the one the search priced with (the page says why, above the
- * explorer). A point is identified by (run name, episode, reference): the reference policies
+ * numbers of re-scored policies, `source` naming the file and suite. `prices` holds, per layer,
+ * the price of every "w/a" the run's points give that layer (written once per run: a point's
+ * layers are looked up there, as its `layer_costs`); null when the run's profile could not be
+ * shown to be the one the search priced with (the page says why, above the explorer). A point is identified by (run name, episode, reference): the reference policies
  * are numbered apart from the search's episodes, so the numbers may repeat.
  *
  * DOM contract for browser tests (ids, classes and data- attributes are stable):
@@ -92,6 +93,7 @@
     run.color = PALETTE[ri % PALETTE.length];
     for (const p of run.points) {
       p.run = run;
+      p.layer_costs = run.prices ? p.bits.map((b, i) => run.prices[i][b[0] + '/' + b[1]]) : null;
       p.status = p.failed ? 'failed' : p.feasible ? 'feasible' : 'infeasible';
       p.flagged = Boolean(p.masking) && p.masking !== 'none';
       p.symbol = SYMBOLS.find((sym) => sym.test(p));
