@@ -90,7 +90,7 @@
     const pct = (k) => (n ? ' (' + (100 * k / n).toFixed(1) + '%)' : '');
     return [
       'of ' + n + ' validation examples at \u03b5=' + b.eps + ', first broken by:',
-      ['clean ' + b.clean].concat(ran(b).map(([k, name]) => name + ' ' + b[k] + pct(b[k]))).join(' \u00b7 ') +
+      ['clean ' + b.clean + pct(b.clean)].concat(ran(b).map(([k, name]) => name + ' ' + b[k] + pct(b[k]))).join(' \u00b7 ') +
         '; ' + b.held + ' held',
     ];
   }
