@@ -104,6 +104,25 @@ fn a_sweep_with_an_unknown_profile_is_refused_before_any_cell() {
     ));
     assert!(e.contains("cannot load the agent ddgp"), "{e}");
     assert!(!tmp.path().join("s").exists(), "nothing written");
+    // A copy of a profile under another file name keeps its `name`, which names the search's
+    // run directory: two cells in one directory, refused before anything is written.
+    let copy = tmp.path().join("fusion-copy.toml");
+    std::fs::copy(repo().join("hardware-profiles/bitfusion.toml"), &copy).unwrap();
+    let args = [
+        "sweep",
+        "--profile",
+        "bitfusion",
+        "--profile",
+        copy.to_str().unwrap(),
+        "--out",
+        "s",
+    ];
+    let e = fails(bitsearch(&args, tmp.path()));
+    assert!(
+        e.contains("fusion-copy.toml") && e.contains("s0/mbrl-bitfusion"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("s").exists(), "nothing written");
 }
 
 /// The sweep's flags, into `out` with its own baseline cache (so neither sweep reuses the

@@ -49,7 +49,7 @@ pub struct SearchArgs {
 }
 
 /// An agent name resolves to agents/NAME.toml (current directory, then the source tree).
-pub fn resolve_agent(name: &str) -> PathBuf {
+fn resolve_agent(name: &str) -> PathBuf {
     let p = Path::new(name);
     if p.extension().is_some() || p.components().count() > 1 {
         return super::resolve(p);
@@ -57,18 +57,24 @@ pub fn resolve_agent(name: &str) -> PathBuf {
     super::resolve(&Path::new("agents").join(format!("{name}.toml")))
 }
 
+/// A profile given as a name or a file, loaded.
+pub fn load_profile(given: &str) -> anyhow::Result<Profile> {
+    resolve_profile(given)
+        .and_then(|f| Profile::load(&f))
+        .with_context(|| format!("cannot load profile {given}"))
+}
+
+/// An agent given as a name or a file, loaded.
+pub fn load_agent(given: &str) -> anyhow::Result<AgentConfig> {
+    AgentConfig::load(&resolve_agent(given))
+        .with_context(|| format!("cannot load the agent {given}"))
+}
+
 pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let (exp, data) = super::load_experiment(&args.experiment)?;
-    let agent_path = resolve_agent(&args.agent);
-    let agent = AgentConfig::load(&agent_path).context("cannot load the agent")?;
-    let profiles = args
-        .profiles
-        .iter()
-        .map(|p| {
-            resolve_profile(p)
-                .and_then(|f| Profile::load(&f))
-                .with_context(|| format!("cannot load profile {p}"))
-        })
+    let agent = load_agent(&args.agent)?;
+    let profiles = (args.profiles.iter())
+        .map(|p| load_profile(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
         .context("FP32 baseline")?;

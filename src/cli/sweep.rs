@@ -9,7 +9,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use bitsearch::sweep::{
-    array_script, baseline_script, cell_states, write_cell_end, CellEnd, CellState, Plan, SlurmJobs,
+    array_script, baseline_script, cell_states, write_cell_end, CellEnd, CellState, Choice, Plan,
+    SlurmJobs,
 };
 use bitsearch::train::train_baseline;
 
@@ -79,11 +80,11 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     let experiments = (args.experiments.iter())
         .map(|e| absolute(&super::resolve(e)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    check_inputs(&experiments, &args.profiles, &args.agents)?;
+    let (profiles, agents) = check_inputs(&experiments, &args.profiles, &args.agents)?;
     let plan = Plan::new(
         experiments,
-        args.profiles.clone(),
-        args.agents.clone(),
+        profiles,
+        agents,
         args.seeds.clone(),
         args.episodes,
         absolute(&args.cache)?,
@@ -110,27 +111,24 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
 }
 
 /// Every experiment, profile and agent must load before any cell starts: a typo found by the
-/// 40th of 120 cells, on a cluster, hours later, is a typo found too late.
+/// 40th of 120 cells, on a cluster, hours later, is a typo found too late. Returns the profiles
+/// and agents with the names the search gives their run directories.
 fn check_inputs(
     experiments: &[PathBuf],
     profiles: &[String],
     agents: &[String],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Vec<Choice>, Vec<Choice>)> {
     for e in experiments {
         bitsearch::experiment::Experiment::load(e)
             .with_context(|| format!("cannot load the experiment {}", e.display()))?;
     }
-    for p in profiles {
-        bitsearch::hardware::resolve_profile(p)
-            .and_then(|f| bitsearch::hardware::Profile::load(&f))
-            .with_context(|| format!("cannot load profile {p}"))?;
-    }
-    for a in agents {
-        let path = super::search::resolve_agent(a);
-        bitsearch::agents::AgentConfig::load(&path)
-            .with_context(|| format!("cannot load the agent {a}"))?;
-    }
-    Ok(())
+    let profiles = (profiles.iter())
+        .map(|p| Ok(Choice::new(p, super::search::load_profile(p)?.name())))
+        .collect::<anyhow::Result<_>>()?;
+    let agents = (agents.iter())
+        .map(|a| Ok(Choice::new(a, super::search::load_agent(a)?.name())))
+        .collect::<anyhow::Result<_>>()?;
+    Ok((profiles, agents))
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

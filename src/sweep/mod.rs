@@ -31,8 +31,12 @@ pub enum SweepError {
     },
     #[error("a sweep needs at least one {what}")]
     Empty { what: &'static str },
-    #[error("experiments {a} and {b} would share the cell directory {stem}/: give them files of different names")]
-    SameStem { a: String, b: String, stem: String },
+    #[error(
+        "cells {a} and {b} would share the run directory {}: a run is named by the experiment's \
+         file name, the agent's kind and the profile's `name`; give them different names",
+        run.display()
+    )]
+    SameRun { a: String, b: String, run: PathBuf },
     #[error("{} already holds a sweep: pass --resume to continue it, or choose another --out", dir.display())]
     Exists { dir: PathBuf },
     #[error("{}: cannot resume: {what} differs from the sweep there ({old} then, {new} now)", dir.display())]
@@ -67,6 +71,24 @@ pub struct Cell {
     pub run: PathBuf,
 }
 
+/// A profile or agent as given (a name or a file) and the name the search gives its run
+/// directory: the profile's `name`, the agent's kind (`bitsearch search` names a run
+/// `AGENT-PROFILE` by these, not by the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub given: String,
+    pub name: String,
+}
+
+impl Choice {
+    pub fn new(given: &str, name: &str) -> Choice {
+        Choice {
+            given: given.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
 /// sweep.json: what was asked for and the cells it makes, in array-index order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -88,8 +110,8 @@ impl Plan {
     /// scripts loop in). `cache` should be absolute: cells may run from another directory.
     pub fn new(
         experiments: Vec<PathBuf>,
-        profiles: Vec<String>,
-        agents: Vec<String>,
+        profiles: Vec<Choice>,
+        agents: Vec<Choice>,
         seeds: Vec<u64>,
         episodes: Option<usize>,
         cache: PathBuf,
@@ -104,40 +126,39 @@ impl Plan {
                 return Err(SweepError::Empty { what });
             }
         }
-        let stems = experiments.iter().map(|e| stem(e)).collect::<Vec<_>>();
-        for (i, a) in stems.iter().enumerate() {
-            if let Some(j) = stems[..i].iter().position(|b| b == a) {
-                return Err(SweepError::SameStem {
-                    a: experiments[j].display().to_string(),
-                    b: experiments[i].display().to_string(),
-                    stem: a.clone(),
-                });
-            }
-        }
-        let mut cells = Vec::new();
-        for (experiment, stem) in experiments.iter().zip(&stems) {
+        let mut cells: Vec<Cell> = Vec::new();
+        for experiment in &experiments {
             for &seed in &seeds {
                 for agent in &agents {
                     for profile in &profiles {
-                        let out = Path::new(stem).join(format!("s{seed}"));
-                        let run = out.join(format!("{}-{}", name_of(agent), name_of(profile)));
-                        cells.push(Cell {
+                        let out = Path::new(&stem(experiment)).join(format!("s{seed}"));
+                        let run = out.join(format!("{}-{}", agent.name, profile.name));
+                        let cell = Cell {
                             index: cells.len(),
                             experiment: experiment.clone(),
-                            profile: profile.clone(),
-                            agent: agent.clone(),
+                            profile: profile.given.clone(),
+                            agent: agent.given.clone(),
                             seed,
                             out,
                             run,
-                        });
+                        };
+                        if let Some(twin) = cells.iter().find(|c| c.run == cell.run) {
+                            return Err(SweepError::SameRun {
+                                a: twin.describe(),
+                                b: cell.describe(),
+                                run: cell.run,
+                            });
+                        }
+                        cells.push(cell);
                     }
                 }
             }
         }
+        let given = |v: Vec<Choice>| v.into_iter().map(|c| c.given).collect();
         Ok(Plan {
             experiments,
-            profiles,
-            agents,
+            profiles: given(profiles),
+            agents: given(agents),
             seeds,
             episodes,
             cache,
@@ -194,17 +215,25 @@ impl Plan {
     }
 }
 
+impl Cell {
+    /// `N (EXPERIMENT, seed S, AGENT on PROFILE)`, as given, for errors.
+    fn describe(&self) -> String {
+        format!(
+            "{} ({}, seed {}, {} on {})",
+            self.index,
+            self.experiment.display(),
+            self.seed,
+            self.agent,
+            self.profile
+        )
+    }
+}
+
 /// An experiment's cell-directory name: its file name without `.toml`.
 fn stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
-}
-
-/// The name `bitsearch search` gives a profile or agent given as a name or a file
-/// (`hardware-profiles/t4.toml` → `t4`), which names its run directory.
-fn name_of(text: &str) -> String {
-    stem(Path::new(text))
 }
 
 /// Run directories to compare: each directory that holds a sweep becomes its cells' run
@@ -235,8 +264,11 @@ mod tests {
     fn plan(experiments: &[&str]) -> Result<Plan, SweepError> {
         Plan::new(
             experiments.iter().map(PathBuf::from).collect(),
-            vec!["bitfusion".into(), "hardware-profiles/t4.toml".into()],
-            vec!["mbrl".into()],
+            vec![
+                Choice::new("bitfusion", "bitfusion"),
+                Choice::new("hardware-profiles/t4.toml", "t4"),
+            ],
+            vec![Choice::new("agents/mbrl-long.toml", "mbrl")],
             vec![0, 1],
             Some(3),
             PathBuf::from("/cache"),
@@ -260,6 +292,34 @@ mod tests {
         );
         assert!(p.cells.iter().enumerate().all(|(i, c)| c.index == i));
         assert_eq!(p.cells[3].profile, "hardware-profiles/t4.toml");
+        // the run is named as the search names it (the agent's kind), the cell keeps the file
+        assert_eq!(p.cells[3].agent, "agents/mbrl-long.toml");
+        assert_eq!(p.agents, ["agents/mbrl-long.toml"]);
+    }
+
+    /// Two profile files with one `name` (or two agent files of one kind) would make the search
+    /// write two cells into one run directory: refused before anything is written.
+    #[test]
+    fn two_choices_the_search_names_alike_are_refused() {
+        let e = Plan::new(
+            vec![PathBuf::from("e.toml")],
+            vec![
+                Choice::new("bitfusion", "bitfusion"),
+                Choice::new("boards/fusion-copy.toml", "bitfusion"),
+            ],
+            vec![Choice::new("mbrl", "mbrl")],
+            vec![0],
+            None,
+            PathBuf::from("/cache"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("boards/fusion-copy.toml")
+                && e.contains("mbrl on bitfusion")
+                && e.contains("e/s0/mbrl-bitfusion"),
+            "{e}"
+        );
     }
 
     #[test]

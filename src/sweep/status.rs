@@ -109,6 +109,7 @@ pub fn cell_states(dir: &Path) -> Result<Vec<CellStatus>, SweepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sweep::Choice;
 
     #[test]
     fn states_follow_the_log_the_lock_and_the_end_record() {
@@ -116,8 +117,8 @@ mod tests {
         let d = dir.path();
         let plan = Plan::new(
             vec!["e.toml".into()],
-            vec!["a".into(), "b".into(), "c".into(), "d".into()],
-            vec!["random".into()],
+            ["a", "b", "c", "d"].map(|p| Choice::new(p, p)).to_vec(),
+            vec![Choice::new("random", "random")],
             vec![0],
             Some(3),
             "/cache".into(),
