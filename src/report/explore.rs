@@ -51,9 +51,14 @@ impl RunData {
     pub fn layer_costs(&self, p: &Point) -> Option<Vec<&LayerPrice>> {
         let prices = self.prices.as_ref()?;
         (prices.iter().zip(&p.bits))
-            .map(|(layer, [w, a])| layer.get(&format!("{w}/{a}")))
+            .map(|(layer, &[w, a])| layer.get(&price_key(w, a)))
             .collect()
     }
+}
+
+/// A layer's key in `RunData::prices`: its bits, `w/a` (explorer.js looks prices up so too).
+fn price_key(w: u8, a: u8) -> String {
+    format!("{w}/{a}")
 }
 
 /// One scored policy: a row of episodes.csv or references.csv, raw SI values as logged.
@@ -217,7 +222,7 @@ fn add_prices(
     e: &Episode,
     prices: &mut [BTreeMap<String, LayerPrice>],
 ) -> Result<(), Unpriced> {
-    let key = |b: &crate::quant::LayerBits| format!("{}/{}", b.w.get(), b.a.get());
+    let key = |b: &crate::quant::LayerBits| price_key(b.w.get(), b.a.get());
     if (prices.iter().zip(&e.bits)).all(|(layer, b)| layer.contains_key(&key(b))) {
         return Ok(());
     }

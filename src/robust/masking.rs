@@ -49,6 +49,9 @@ impl Masking {
 /// The names of the checks, in the order `Checks` stores them.
 const NAMES: [&str; 4] = ["zero_grad", "eps_rise", "above_transfer", "gradient_free"];
 
+/// What the text form of `Checks` must look like, for errors.
+pub const CHECKS_FORMAT: &str = "`none` or check names joined by `+`";
+
 /// Which checks fired, as a small set: what episodes.csv's `masking` column holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Checks(u8);

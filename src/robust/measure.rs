@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::breakdown::Breakdown;
-use super::suite::SuiteReport;
+use super::suite::{EpsWorst, SuiteReport};
 
 /// Which robust accuracy a reward uses: the worst case at one radius, at the largest one, or the
 /// area under the worst-case curve.
@@ -77,17 +77,18 @@ impl SuiteReport {
             RobustMeasure::Eps(eps) => eps,
             RobustMeasure::Named(_) => self.headline_eps,
         };
-        (self.by_eps.iter())
-            .find(|w| w.eps == eps)
-            .map(|w| w.broken_by)
+        self.at_eps(eps).map(|w| w.broken_by)
+    }
+
+    /// The worst case at radius `eps`, if the suite ran it.
+    fn at_eps(&self, eps: f32) -> Option<&EpsWorst> {
+        self.by_eps.iter().find(|w| w.eps == eps)
     }
 
     /// The robust accuracy `measure` names (0 for a radius the suite did not run).
     pub fn robust(&self, measure: RobustMeasure) -> f64 {
         match measure {
-            RobustMeasure::Eps(eps) => (self.by_eps.iter())
-                .find(|w| w.eps == eps)
-                .map_or(0.0, |w| w.worst_case),
+            RobustMeasure::Eps(eps) => self.at_eps(eps).map_or(0.0, |w| w.worst_case),
             RobustMeasure::Named(MeasureName::Max) => self.worst_case,
             RobustMeasure::Named(MeasureName::Auc) => {
                 let mut area = 0.0;

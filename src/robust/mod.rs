@@ -21,7 +21,7 @@ pub use attack::{
 pub use breakdown::{Breakdown, BREAKDOWN_FORMAT};
 pub use cost::{Stage, StageCost, SuiteCost};
 pub use lipschitz::{lipschitz_bound, spectral_norm};
-pub use masking::{Checks, Masking, GRADIENT_FREE_TOLERANCE};
+pub use masking::{Checks, Masking, CHECKS_FORMAT, GRADIENT_FREE_TOLERANCE};
 pub use measure::{MeasureName, RobustMeasure};
 pub use square::square;
 pub use suite::{

@@ -7,7 +7,7 @@ use super::table::{csv_line, CsvFile, Record};
 use super::RunDirError;
 use crate::pareto::{non_dominated, Objective, ParetoError, Sense};
 use crate::quant::{Bits, LayerBits};
-use crate::robust::{Breakdown, Checks, BREAKDOWN_FORMAT};
+use crate::robust::{Breakdown, Checks, BREAKDOWN_FORMAT, CHECKS_FORMAT};
 
 /// One scored policy: a line of episodes.csv, references.csv or pareto.csv.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,19 +241,8 @@ fn parse(r: &Record, c: &Columns) -> Result<Episode, RunDirError> {
         reward: r.optional_number(reward)?,
         feasible: r.flag(feasible)?,
         failed: r.flag(failed)?,
-        masking: match c.masking {
-            Some(col) if !r.text(col).is_empty() => Some(
-                Checks::parse(r.text(col))
-                    .ok_or_else(|| r.bad(col, "`none` or check names joined by `+`"))?,
-            ),
-            _ => None,
-        },
-        broken_by: match c.broken_by {
-            Some(col) if !r.text(col).is_empty() => {
-                Some((r.text(col).parse()).map_err(|()| r.bad(col, BREAKDOWN_FORMAT))?)
-            }
-            _ => None,
-        },
+        masking: r.optional(c.masking, Checks::parse, CHECKS_FORMAT)?,
+        broken_by: r.optional(c.broken_by, |t| t.parse().ok(), BREAKDOWN_FORMAT)?,
         seconds: r.number(seconds)?,
     };
     // A scored (not failed) row must carry its accuracies.

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::files::write_atomic;
 use super::table::{csv_line, CsvFile, Record};
 use super::RunDirError;
-use crate::robust::Checks;
+use crate::robust::{Checks, CHECKS_FORMAT};
 
 /// One re-scored policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,7 +149,7 @@ fn fields(r: &FrontTestRow) -> Vec<String> {
 }
 
 fn checks(r: &Record, col: usize) -> Result<Checks, RunDirError> {
-    Checks::parse(r.text(col)).ok_or_else(|| r.bad(col, "`none` or check names joined by `+`"))
+    Checks::parse(r.text(col)).ok_or_else(|| r.bad(col, CHECKS_FORMAT))
 }
 
 fn parse(
@@ -170,10 +170,7 @@ fn parse(
         latency_s: r.number(latency)?,
         validation_accuracy: r.number(val_acc)?,
         validation_robust_accuracy: r.number(val_rob)?,
-        validation_masking: match r.text(val_masking) {
-            "" => None,
-            _ => Some(checks(r, val_masking)?),
-        },
+        validation_masking: r.optional(Some(val_masking), Checks::parse, CHECKS_FORMAT)?,
         accuracy: r.number(acc)?,
         clean_accuracy: r.number(clean)?,
         robust: numbers(robust)?,

@@ -124,6 +124,22 @@ impl Record<'_> {
         }
     }
 
+    /// Column `col` (`None`: the file has no such column) parsed by `parse`, or `None` for an
+    /// empty field or a missing column; `expected` describes the form in the error.
+    pub fn optional<T>(
+        &self,
+        col: Option<usize>,
+        parse: impl Fn(&str) -> Option<T>,
+        expected: &'static str,
+    ) -> Result<Option<T>, RunDirError> {
+        match col {
+            Some(col) if !self.text(col).is_empty() => parse(self.text(col))
+                .map(Some)
+                .ok_or_else(|| self.bad(col, expected)),
+            _ => Ok(None),
+        }
+    }
+
     /// A finite number, or `None` for an empty field.
     pub fn optional_number(&self, col: usize) -> Result<Option<f64>, RunDirError> {
         if self.text(col).is_empty() {

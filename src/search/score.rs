@@ -13,7 +13,8 @@ use crate::experiment::Experiment;
 use crate::model::Model;
 use crate::quant::{LayerClips, Policy, Quantizer};
 use crate::robust::{
-    fp32_transfer, run_suite, Breakdown, Checks, Coverage, QuantizedModel, SuiteReport, TransferSet,
+    fp32_transfer, run_suite, Breakdown, Checks, Coverage, QuantizedModel, RobustMeasure,
+    SuiteReport, TransferSet,
 };
 use crate::train::{accuracy, finetune, FinetuneConfig, TrainError};
 
@@ -30,6 +31,17 @@ pub struct Score {
 }
 
 impl Score {
+    /// A model's score from its validation accuracy and its attack suite's report, with the
+    /// robust accuracy (and the attack split) at the radius `measure` names.
+    fn of(accuracy: f64, suite: &SuiteReport, measure: RobustMeasure) -> Score {
+        Score {
+            accuracy,
+            robust_accuracy: suite.robust(measure),
+            masking: suite.masking.fired(),
+            broken_by: suite.broken_by(measure),
+        }
+    }
+
     /// The robust accuracy the search credits: none when a masking check fired. A fired check
     /// says the attacks may have failed rather than the model held, so the number is an upper
     /// bound of unknown slack; crediting any of it would reward hiding gradients, the failure
@@ -102,12 +114,11 @@ impl<'a> Scorer<'a> {
         )?;
         // The reference is the FP32 model's measured number, flagged or not: crediting it
         // nothing would lift every quantized policy's robustness term.
-        let fp32 = Score {
-            accuracy: accuracy(base, &data.val, None)?,
-            robust_accuracy: suite.robust(exp.reward.robust_eps),
-            masking: suite.masking.fired(),
-            broken_by: suite.broken_by(exp.reward.robust_eps),
-        };
+        let fp32 = Score::of(
+            accuracy(base, &data.val, None)?,
+            &suite,
+            exp.reward.robust_eps,
+        );
         Ok(Scorer {
             exp,
             data,
@@ -159,12 +170,7 @@ impl<'a> Scorer<'a> {
         };
         let acc = accuracy(&model, &self.data.val, Some(&q))?;
         let suite = self.suite(&model, &q)?;
-        Ok(Ok(Score {
-            accuracy: acc,
-            robust_accuracy: suite.robust(self.exp.reward.robust_eps),
-            masking: suite.masking.fired(),
-            broken_by: suite.broken_by(self.exp.reward.robust_eps),
-        }))
+        Ok(Ok(Score::of(acc, &suite, self.exp.reward.robust_eps)))
     }
 
     /// The validation loss of `bits` with quantization alone (no fine-tune): the probe an
