@@ -32,14 +32,6 @@ pub enum Opset {
 
 impl Opset {
     /// 13 or 21.
-    pub fn from_number(n: u32) -> Option<Opset> {
-        match n {
-            13 => Some(Opset::V13),
-            21 => Some(Opset::V21),
-            _ => None,
-        }
-    }
-
     pub fn number(self) -> u32 {
         match self {
             Opset::V13 => 13,
