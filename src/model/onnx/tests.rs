@@ -304,3 +304,44 @@ fn slices_and_pads_outside_an_option_a_shortcut_are_refused() {
         "{e}"
     );
 }
+
+/// A constant Slice whose axes outnumber its starts is an error naming the node, not a panic:
+/// the folder and the shortcut read Slice's inputs through one checked reader.
+#[test]
+fn a_folded_slice_with_more_axes_than_starts_is_refused() {
+    let mut m = ModelProto::decode(
+        std::fs::read(fixture("resnet20-a.onnx"))
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let slice = (g.node.iter())
+        .position(|n| n.op_type() == "Slice" && n.input[0].contains("Reshape"))
+        .unwrap();
+    let axes = super::proto::NodeProto {
+        op_type: Some("Constant".into()),
+        output: vec!["too_many_axes".into()],
+        attribute: vec![super::proto::AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(super::proto::attribute_proto::AttributeType::Tensor as i32),
+            t: Some(super::proto::TensorProto {
+                dims: vec![3],
+                data_type: Some(super::proto::tensor_proto::DataType::Int64 as i32),
+                int64_data: vec![0, 1, 2],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    g.node.insert(slice, axes);
+    let inputs = &mut g.node[slice + 1].input;
+    inputs.resize(inputs.len().max(4), String::new());
+    inputs[3] = "too_many_axes".into();
+    let e = import_proto(&m).unwrap_err().to_string();
+    assert!(
+        e.contains("(Slice)") && e.contains("differ in length"),
+        "{e}"
+    );
+}

@@ -166,15 +166,15 @@ pub(super) fn fold(ctx: &Ctx, a: &Attrs, inputs: &[Option<&Value>]) -> Result<Va
         }
         "Slice" => {
             let x = x?;
-            let axes = match inputs.get(3).copied().flatten() {
-                Some(_) => ints(3)?,
-                None => (0..ints(1)?.len() as i64).collect(),
-            };
-            let steps = match inputs.get(4).copied().flatten() {
-                Some(_) => ints(4)?,
-                None => vec![1; axes.len()],
-            };
-            let ranges = slice_ranges(ctx, &x.dims, &ints(1)?, &ints(2)?, &axes, &steps)?;
+            let given = |i: usize| inputs.get(i).copied().flatten().map(|_| ints(i));
+            let args = SliceArgs::new(
+                ctx,
+                ints(1)?,
+                ints(2)?,
+                given(3).transpose()?,
+                given(4).transpose()?,
+            )?;
+            let ranges = slice_ranges(ctx, &x.dims, &args)?;
             let dims: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
             let src = strides(&x.dims);
             let idx = indices(&dims, |i| {
@@ -260,22 +260,46 @@ fn reshape_dims(ctx: &Ctx, from: &[usize], to: &[i64]) -> Result<Vec<usize>, Onn
     }
 }
 
+/// ONNX Slice's inputs, with their defaults (axes 0, 1, …; steps 1) and all of one length:
+/// what both the folder and the option-A shortcut (`shortcut`) read a Slice through.
+pub(super) struct SliceArgs {
+    pub starts: Vec<i64>,
+    pub ends: Vec<i64>,
+    pub axes: Vec<i64>,
+    pub steps: Vec<i64>,
+}
+
+impl SliceArgs {
+    pub fn new(
+        ctx: &Ctx,
+        starts: Vec<i64>,
+        ends: Vec<i64>,
+        axes: Option<Vec<i64>>,
+        steps: Option<Vec<i64>>,
+    ) -> Result<SliceArgs, OnnxError> {
+        let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+        if [ends.len(), axes.len(), steps.len()] != [starts.len(); 3] {
+            return Err(ctx.rule("starts, ends, axes and steps differ in length"));
+        }
+        Ok(SliceArgs {
+            starts,
+            ends,
+            axes,
+            steps,
+        })
+    }
+}
+
 /// Per axis, the source indices ONNX's Slice keeps (negative starts/ends count from the end;
 /// both are clamped to the axis; a negative step walks backwards).
-fn slice_ranges(
-    ctx: &Ctx,
-    dims: &[usize],
-    starts: &[i64],
-    ends: &[i64],
-    axes: &[i64],
-    steps: &[i64],
-) -> Result<Vec<Vec<usize>>, OnnxError> {
+fn slice_ranges(ctx: &Ctx, dims: &[usize], a: &SliceArgs) -> Result<Vec<Vec<usize>>, OnnxError> {
     let mut ranges: Vec<Vec<usize>> = dims.iter().map(|&d| (0..d).collect()).collect();
     let rank = dims.len() as i64;
-    for (k, &axis) in axes.iter().enumerate() {
+    for (k, &axis) in a.axes.iter().enumerate() {
         let axis = axis.rem_euclid(rank.max(1)) as usize;
         let d = dims.get(axis).copied().unwrap_or(0) as i64;
-        let (s, e, st) = (starts[k], ends[k], steps.get(k).copied().unwrap_or(1));
+        let (s, e, st) = (a.starts[k], a.ends[k], a.steps[k]);
         if st == 0 {
             return Err(ctx.rule("a slice step of 0"));
         }

@@ -5,6 +5,7 @@
 
 use super::super::tensor::Attrs;
 use super::super::OnnxError;
+use super::fold::SliceArgs;
 use super::{Builder, Ctx};
 use crate::model::graph::{Dims, Op};
 
@@ -22,17 +23,21 @@ pub(super) struct Sliced {
 }
 
 impl Builder<'_> {
-    /// A Slice of a computed tensor, held until its Pad.
-    pub(super) fn slice(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {
-        let name = ctx.input(0).to_string();
-        let mut s = match self.sliced.get(&name) {
-            Some(s) => *s,
-            None => Sliced {
+    /// The node's input as a held Slice, or as a computed tensor taken whole.
+    fn sliced_input(&self, ctx: &Ctx) -> Result<Sliced, OnnxError> {
+        match self.sliced.get(ctx.input(0)) {
+            Some(s) => Ok(*s),
+            None => Ok(Sliced {
                 src: self.src(ctx, 0)?,
                 h: 1,
                 w: 1,
-            },
-        };
+            }),
+        }
+    }
+
+    /// A Slice of a computed tensor, held until its Pad.
+    pub(super) fn slice(&mut self, ctx: &Ctx) -> Result<(), OnnxError> {
+        let mut s = self.sliced_input(ctx)?;
         let ints = |i: usize| -> Result<Option<Vec<i64>>, OnnxError> {
             match self.optional(ctx, i)? {
                 None => Ok(None),
@@ -42,11 +47,12 @@ impl Builder<'_> {
         };
         let starts = ints(1)?.ok_or_else(|| ctx.rule("needs starts"))?;
         let ends = ints(2)?.ok_or_else(|| ctx.rule("needs ends"))?;
-        let axes = ints(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
-        let steps = ints(4)?.unwrap_or_else(|| vec![1; starts.len()]);
-        if [ends.len(), axes.len(), steps.len()] != [starts.len(); 3] {
-            return Err(ctx.rule("starts, ends, axes and steps differ in length"));
-        }
+        let SliceArgs {
+            starts,
+            ends,
+            axes,
+            steps,
+        } = SliceArgs::new(ctx, starts, ends, ints(3)?, ints(4)?)?;
         for k in 0..starts.len() {
             // PyTorch writes "to the end" as i64::MAX; anything past a CIFAR-sized map will do.
             let whole = starts[k] == 0 && ends[k] >= 1 << 20 && steps[k] >= 1;
@@ -66,15 +72,7 @@ impl Builder<'_> {
         if mode != "constant" {
             return Err(a.bad("mode", mode, "only zero padding (constant) is supported"));
         }
-        let name = ctx.input(0).to_string();
-        let s = match self.sliced.get(&name) {
-            Some(s) => *s,
-            None => Sliced {
-                src: self.src(ctx, 0)?,
-                h: 1,
-                w: 1,
-            },
-        };
+        let s = self.sliced_input(ctx)?;
         let pads = (self.constant(ctx, 1)?.ints().map(<[i64]>::to_vec))
             .ok_or_else(|| ctx.rule("pads must be integers"))?;
         if let Some(v) = self.optional(ctx, 2)? {
