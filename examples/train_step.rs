@@ -65,9 +65,11 @@ fn main() -> anyhow::Result<()> {
     }
     let quant = quantized.then_some(policy);
     let mut opt = FusedAdamW::new(model.vars(), ParamsAdamW::default())?;
-    let mut times = Vec::with_capacity(steps);
-    for _ in 0..steps {
-        let start = std::time::Instant::now();
+    let what = match quantized {
+        true => "quantized train step, batch 128",
+        false => "fp32 train step, batch 128",
+    };
+    report(arch, what, steps, || {
         let logits = match &quant {
             Some(q) => model.forward(&x, Some(q))?,
             None => model.forward_train(&x)?,
@@ -77,16 +79,8 @@ fn main() -> anyhow::Result<()> {
             loss = (loss + (orthogonality_penalty(&model.weights()?)? * 0.5e-2)?)?;
         }
         opt.backward_step(&loss)?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times.get(steps / 2).copied().unwrap_or(f64::NAN);
-    println!(
-        "{} {} train step, batch 128: median {median:.2} ms of {steps}",
-        arch.name(),
-        if quantized { "quantized" } else { "fp32" }
-    );
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Runs `f` `runs` times and prints the median.
