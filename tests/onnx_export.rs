@@ -20,15 +20,12 @@ fn onnx_runtime_available() -> bool {
         .args(["-c", "import onnxruntime, numpy"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !present && std::env::var_os("CI").is_some() {
-        panic!("CI is set but python3 cannot import onnxruntime: run scripts/install-ci-deps.sh");
-    }
-    if !present {
-        println!(
-            "SKIPPED: python3 cannot import onnxruntime (scripts/install-ci-deps.sh installs it)"
-        );
-    }
-    present
+    let missing: &[&str] = if present {
+        &[]
+    } else {
+        &["python3's onnxruntime and numpy"]
+    };
+    common::tools_present(missing)
 }
 
 /// Runs scripts/check_onnx_export.py on an export directory and asserts ORT agrees with

@@ -10,17 +10,14 @@ use std::time::{Duration, Instant};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// True when the test should run; panics when CI is set but Chromium is missing.
+/// True when the test should run (`common::tools_present`: fails under CI without Chromium).
 fn chromium_available() -> bool {
-    let present = Path::new(CHROMIUM).exists();
-    let ci = std::env::var_os("CI").is_some();
-    if !present && ci {
-        panic!("CI is set but {CHROMIUM} is absent: run scripts/install-ci-deps.sh first");
-    }
-    if !present {
-        println!("SKIPPED: {CHROMIUM} is absent (install it with scripts/install-ci-deps.sh)");
-    }
-    present
+    let missing: &[&str] = if Path::new(CHROMIUM).exists() {
+        &[]
+    } else {
+        &[CHROMIUM]
+    };
+    common::tools_present(missing)
 }
 
 /// What Chromium showed and logged for a page.

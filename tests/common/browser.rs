@@ -24,15 +24,7 @@ pub fn browser_available() -> bool {
     if !selenium {
         missing.push("python3's selenium");
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let what = missing.join(", ");
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but {what} is absent: run scripts/install-ci-deps.sh first");
-    }
-    println!("SKIPPED: {what} is absent (install with scripts/install-ci-deps.sh)");
-    false
+    super::tools_present(&missing)
 }
 
 /// What scripts/check_report_browser.py saw, parsed.

@@ -6,6 +6,22 @@ pub mod cli;
 pub mod faults;
 pub mod fixtures;
 
+/// Whether a test that needs tools beyond cargo (Chromium, ONNX Runtime, Slurm) runs: yes when
+/// nothing is `missing`. Otherwise it fails under `CI` (CI installs them with
+/// scripts/install-ci-deps.sh, so nothing is skipped silently there) and skips with a message
+/// elsewhere.
+pub fn tools_present(missing: &[&str]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but {what} is absent: run scripts/install-ci-deps.sh first");
+    }
+    println!("SKIPPED: {what} is absent (install with scripts/install-ci-deps.sh)");
+    false
+}
+
 use std::fmt::Write;
 use std::fs;
 use std::path::Path;
