@@ -15,18 +15,17 @@ apt_install() {
     if [ "$apt_updated" = 0 ]; then $SUDO apt-get update; apt_updated=1; fi
     $SUDO apt-get install -y --no-install-recommends "$@"
 }
-if [ -x /usr/bin/chromium ]; then
-    echo "chromium: present ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version))"
-else
-    apt_install chromium
-    /usr/bin/chromium --version
-fi
-if [ -x /usr/bin/chromedriver ]; then
-    echo "chromedriver: present ($(/usr/bin/chromedriver --version 2>/dev/null || echo unknown version))"
-else
-    apt_install chromium-driver
-    /usr/bin/chromedriver --version
-fi
+# apt_tool BINARY PACKAGE: installs the Debian package unless BINARY is there.
+apt_tool() {
+    if [ -x "$1" ]; then
+        echo "$(basename "$1"): present ($("$1" --version 2>/dev/null || echo unknown version))"
+        return
+    fi
+    apt_install "$2"
+    "$1" --version
+}
+apt_tool /usr/bin/chromium chromium
+apt_tool /usr/bin/chromedriver chromium-driver
 # pip_install MODULE PACKAGE...: installs the PyPI packages unless python3 imports MODULE.
 pip_install() {
     local module=$1; shift
