@@ -248,6 +248,26 @@ fn opset_21_packs_four_bit_codes_and_keeps_wider_ones_in_bytes() {
     }
 }
 
+/// A Constant node whose output `name` is the 1-D int64 tensor `values`.
+fn int64_constant(name: &str, values: &[i64]) -> super::proto::NodeProto {
+    super::proto::NodeProto {
+        op_type: Some("Constant".into()),
+        output: vec![name.into()],
+        attribute: vec![super::proto::AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(super::proto::attribute_proto::AttributeType::Tensor as i32),
+            t: Some(super::proto::TensorProto {
+                dims: vec![values.len() as i64],
+                data_type: Some(super::proto::tensor_proto::DataType::Int64 as i32),
+                int64_data: values.to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 /// A Slice or Pad of a computed tensor that is not an option-A shortcut is refused, naming the
 /// node and what the importer takes.
 #[test]
@@ -263,22 +283,7 @@ fn slices_and_pads_outside_an_option_a_shortcut_are_refused() {
     let g = m.graph.as_mut().unwrap();
     let pad = g.node.iter().position(|n| n.op_type() == "Pad").unwrap();
     let pads = g.node[pad].input[1].clone();
-    let node = super::proto::NodeProto {
-        op_type: Some("Constant".into()),
-        output: vec![pads.clone() + "_rows"],
-        attribute: vec![super::proto::AttributeProto {
-            name: Some("value".into()),
-            r#type: Some(super::proto::attribute_proto::AttributeType::Tensor as i32),
-            t: Some(super::proto::TensorProto {
-                dims: vec![8],
-                data_type: Some(super::proto::tensor_proto::DataType::Int64 as i32),
-                int64_data: vec![0, 4, 1, 0, 0, 4, 1, 0],
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let node = int64_constant(&(pads.clone() + "_rows"), &[0, 4, 1, 0, 0, 4, 1, 0]);
     g.node.insert(pad, node);
     g.node[pad + 1].input[1] = pads + "_rows";
     let e = import_proto(&m).unwrap_err().to_string();
@@ -319,23 +324,8 @@ fn a_folded_slice_with_more_axes_than_starts_is_refused() {
     let slice = (g.node.iter())
         .position(|n| n.op_type() == "Slice" && n.input[0].contains("Reshape"))
         .unwrap();
-    let axes = super::proto::NodeProto {
-        op_type: Some("Constant".into()),
-        output: vec!["too_many_axes".into()],
-        attribute: vec![super::proto::AttributeProto {
-            name: Some("value".into()),
-            r#type: Some(super::proto::attribute_proto::AttributeType::Tensor as i32),
-            t: Some(super::proto::TensorProto {
-                dims: vec![3],
-                data_type: Some(super::proto::tensor_proto::DataType::Int64 as i32),
-                int64_data: vec![0, 1, 2],
-                ..Default::default()
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    g.node.insert(slice, axes);
+    g.node
+        .insert(slice, int64_constant("too_many_axes", &[0, 1, 2]));
     let inputs = &mut g.node[slice + 1].input;
     inputs.resize(inputs.len().max(4), String::new());
     inputs[3] = "too_many_axes".into();
