@@ -15,10 +15,11 @@
 //!
 //! Pixels are the vector lanes: 16 consecutive wide outputs share every weight, so each
 //! product is one fused multiply-add of a contiguous load and a broadcast weight, and a tile of
-//! up to 4 output channels × 6 vectors stays in registers (`avx512.rs`). Every sum runs in a
-//! fixed order (channels, then taps; pixels lane by lane, then a fixed tree over the 16 lanes),
-//! the same on every path and at every thread count: `f32::mul_add` is the exact fused
-//! operation even where the CPU lacks FMA, so the portable path gives the same bits.
+//! up to 4 output channels × 6 vectors stays in registers (`avx512.rs`; `avx2.rs` holds each
+//! vector as two halves, in smaller tiles). Every sum runs in a fixed order (channels, then
+//! taps; pixels lane by lane, then a fixed tree over the 16 lanes), the same on every path and
+//! at every thread count: `f32::mul_add` is the exact fused operation even where the CPU lacks
+//! FMA, so the portable path gives the same bits.
 
 use std::mem::MaybeUninit;
 
@@ -47,10 +48,18 @@ impl Correlation<'_> {
         assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + len + TAIL);
         assert!(out.y.len() >= self.rows * grid.h * grid.w);
         assert!(out.bias.is_empty() || out.bias.len() >= self.rows);
-        match isa() {
+        self.run_on(isa(), out)
+    }
+
+    /// `run` on the kernels of `isa`, which the CPU must have (`Isa::available`).
+    fn run_on(&self, isa: Isa, out: &mut Narrowed) {
+        match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX-512F (detected), and the bounds are checked above.
+            // SAFETY: the CPU has AVX-512F (detected), and the bounds are checked in `run`.
             Isa::Avx512 => unsafe { avx512::correlate(self, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2 and FMA (detected), and the bounds are checked in `run`.
+            Isa::Avx2 => unsafe { avx2::correlate(self, out) },
             _ => portable_correlate(self, out),
         }
     }
@@ -164,10 +173,18 @@ impl TapDots<'_> {
         assert!(self.g.len() >= self.rows * self.stride);
         assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + self.len);
         assert!(lanes.len() >= self.rows * self.c * self.taps.len() * LANES);
-        match isa() {
+        self.accumulate_on(isa(), lanes)
+    }
+
+    /// `accumulate` on the kernels of `isa`, which the CPU must have (`Isa::available`).
+    fn accumulate_on(&self, isa: Isa, lanes: &mut [f32]) {
+        match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX-512F (detected), and the bounds are checked above.
+            // SAFETY: the CPU has AVX-512F (detected); bounds checked in `accumulate`.
             Isa::Avx512 => unsafe { avx512::tap_dots(self, lanes) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2 and FMA (detected); bounds checked in `accumulate`.
+            Isa::Avx2 => unsafe { avx2::tap_dots(self, lanes) },
             _ => portable_tap_dots(self, lanes),
         }
     }
@@ -179,27 +196,47 @@ impl TapDots<'_> {
     }
 }
 
-/// The instruction set the kernels run on, detected once.
+/// The instruction sets the kernels are written for, best first.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Isa {
     Avx512,
+    /// AVX2 with FMA: the 16 lanes as two 8-lane halves.
+    Avx2,
     Portable,
 }
 
+impl Isa {
+    /// The ones this CPU has, best first (the portable path always).
+    fn available() -> Vec<Isa> {
+        let mut all = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                all.push(Isa::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                all.push(Isa::Avx2);
+            }
+        }
+        all.push(Isa::Portable);
+        all
+    }
+}
+
+/// The instruction set the kernels run on, detected once.
 fn isa() -> Isa {
     static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    *ISA.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
-        }
-        Isa::Portable
-    })
+    *ISA.get_or_init(|| Isa::available()[0])
 }
 
 /// Whether the kernels run vectorized here. The portable path computes the same bits one
 /// product at a time: it is the specification and the tests' reference, too slow to serve.
 pub(crate) fn vectorized() -> bool {
+    isa() != Isa::Portable
+}
+
+/// Whether the CPU has AVX-512F (the kernels of `max_pool` written for it alone).
+pub(crate) fn has_avx512() -> bool {
     isa() == Isa::Avx512
 }
 
@@ -227,6 +264,9 @@ pub(crate) fn masked_sum(g: &[f32], mask: Option<&[f32]>) -> f32 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU has AVX-512F (detected), and the mask is long enough (checked).
         Isa::Avx512 => unsafe { avx512::masked_lanes(&g[..split], mask) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX2 and FMA (detected), and the mask is long enough (checked).
+        Isa::Avx2 => unsafe { avx2::masked_lanes(&g[..split], mask) },
         _ => {
             let mut lanes = [0.0f32; LANES];
             for (c, chunk) in g[..split].chunks_exact(LANES).enumerate() {
@@ -300,6 +340,10 @@ fn portable_tap_dots(t: &TapDots, lanes: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
+/// The same kernels in AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,21 +375,25 @@ mod tests {
     }
 
     /// Every tile shape (rows 1–9, pixel counts that leave every remainder) against f64 sums,
-    /// and the detected path bit for bit against the portable one.
+    /// and every instruction set this CPU has bit for bit against the portable path.
     #[test]
     fn kernels_match_plain_sums_and_the_portable_path_bit_for_bit() {
-        // (rows, channels, output height, width, wide width): wide widths under 16 put up to
-        // three output rows in one vector.
-        for &(rows, c, h, ow, wp) in &[
-            (1, 1, 1, 5, 12),
-            (4, 3, 8, 10, 12),
-            (5, 2, 11, 10, 12),
-            (9, 4, 19, 10, 12),
-            (16, 16, 28, 28, 30),
-            (3, 7, 2, 5, 7),
+        // (rows, channels, output height, width, wide width, kernel): wide widths under 16 put
+        // up to three output rows in one vector; kernels of 1 and 2 leave the weight-gradient
+        // tiles' column remainders.
+        for &(rows, c, h, ow, wp, k) in &[
+            (1, 1, 1, 5, 12, 3),
+            (4, 3, 8, 10, 12, 3),
+            (5, 2, 11, 10, 12, 3),
+            (9, 4, 19, 10, 12, 3),
+            (16, 16, 28, 28, 30, 3),
+            (3, 7, 2, 5, 7, 3),
+            (3, 5, 4, 6, 8, 2),
+            (5, 1, 3, 5, 7, 2),
+            (1, 5, 3, 4, 6, 1),
+            (3, 1, 2, 3, 5, 1),
         ] {
             let len = (h - 1) * wp + ow;
-            let k = 3;
             let taps: Vec<usize> = (0..k * k).map(|t| t / k * wp + t % k).collect();
             let hw = len + 2 * wp + 2;
             let x = values(c * hw + TAIL, 1);
@@ -361,7 +409,7 @@ mod tests {
             };
             let want = reference_correlate(&corr, len);
             for (bias, relu) in [(&[][..], false), (&bias[..], true)] {
-                let run = |portable: bool| {
+                let run = |on: Option<Isa>| {
                     let mut y = vec![MaybeUninit::new(f32::NAN); rows * h * ow];
                     let grid = OutGrid::new(h, ow, wp);
                     let out = &mut Narrowed {
@@ -370,18 +418,22 @@ mod tests {
                         bias,
                         relu,
                     };
-                    match portable {
-                        true => portable_correlate(&corr, out),
-                        false => corr.run(out),
+                    match on {
+                        Some(isa) => corr.run_on(isa, out),
+                        None => portable_correlate(&corr, out),
                     }
                     // SAFETY: initialised above (NaN where nothing was written).
                     y.iter()
                         .map(|v| unsafe { v.assume_init() })
                         .collect::<Vec<f32>>()
                 };
-                let (got, portable) = (run(false), run(true));
-                for (i, (g, p)) in got.iter().zip(&portable).enumerate() {
-                    assert_eq!(g.to_bits(), p.to_bits(), "rows {rows} c {c} output {i}");
+                let portable = run(None);
+                for isa in Isa::available() {
+                    let got = run(Some(isa));
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&portable), "{isa:?} rows {rows} c {c}");
+                }
+                for (i, g) in portable.iter().enumerate() {
                     let (o, oy, ox) = (i / (h * ow), i / ow % h, i % ow);
                     let mut v =
                         want[o * len + oy * wp + ox] + bias.get(o).map_or(0.0, |&b| b as f64);
@@ -410,12 +462,20 @@ mod tests {
             };
             let cols = c * k * k;
             let start = values(rows * cols * LANES, 4);
-            let (mut got, mut portable) = (start.clone(), start.clone());
-            dots.accumulate(&mut got);
+            let mut portable = start.clone();
             portable_tap_dots(&dots, &mut portable);
-            for (i, (a, b)) in got.iter().zip(&portable).enumerate() {
-                assert_eq!(a.to_bits(), b.to_bits(), "lane {i} rows {rows} c {c}");
+            for isa in Isa::available() {
+                let mut got = start.clone();
+                dots.accumulate_on(isa, &mut got);
+                for (i, (a, b)) in got.iter().zip(&portable).enumerate() {
+                    assert_eq!(
+                        a.to_bits(),
+                        b.to_bits(),
+                        "{isa:?} lane {i} rows {rows} c {c}"
+                    );
+                }
             }
+            let got = portable;
             let mut dw = vec![0.0; rows * cols];
             add_lane_sums(&got, &mut dw);
             for (i, d) in dw.iter().enumerate() {

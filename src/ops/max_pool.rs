@@ -6,7 +6,7 @@
 //! the *first* maximum in row-major order (PyTorch routes to one element too). candle's own
 //! backward instead scales the gradient by (#maxima)/k² and sends it to every maximum.
 
-use super::direct::{relu_pass, vectorized};
+use super::direct::{has_avx512, relu_pass};
 use super::par::{for_each_chunk, for_each_piece};
 use super::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
@@ -119,7 +119,7 @@ pub(crate) fn pool_example(
         match k {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX-512F, and `xp` is the whole plane that `yp` pools.
-            2 if vectorized() => unsafe { avx512::pool_plane_2(w, d.ow, xp, yp, ip) },
+            2 if has_avx512() => unsafe { avx512::pool_plane_2(w, d.ow, xp, yp, ip) },
             2 => pool_plane_2(d, xp, yp, ip),
             k => pool_plane(k, d, xp, yp, ip),
         }
@@ -373,7 +373,7 @@ mod tests {
     /// ties (small integers), NaN and -0.0, odd widths and heights, rows of 1 to 40 windows.
     #[test]
     fn vectorized_pooling_equals_the_scalar_loop() {
-        if !vectorized() {
+        if !has_avx512() {
             return;
         }
         let mut rng = StdRng::seed_from_u64(12);

@@ -80,11 +80,16 @@ impl ActGrid {
             // SAFETY: the CPU has AVX-512F, checked just above.
             return unsafe { quantize_avx512(x, self.clip, step) };
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { quantize_avx2(x, self.clip, step) };
+        }
         quantize_portable(x, self.clip, step);
     }
 }
 
-/// The activation quantizer's loop, which the compiler vectorizes. Inlined into both callers,
+/// The activation quantizer's loop, which the compiler vectorizes. Inlined into every caller,
 /// so each gets its own vector width; the operations are exact IEEE ones (no fused
 /// multiply-add), so both give the same bits.
 #[inline(always)]
@@ -100,6 +105,13 @@ fn quantize_portable(x: &mut [f32], clip: f32, step: f32) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn quantize_avx512(x: &mut [f32], clip: f32, step: f32) {
+    quantize_portable(x, clip, step);
+}
+
+/// `quantize_portable` compiled for AVX2 (8 values per division), for CPUs without AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_avx2(x: &mut [f32], clip: f32, step: f32) {
     quantize_portable(x, clip, step);
 }
 
@@ -282,6 +294,38 @@ mod tests {
         }
         // 1 bit: sign times the mean magnitude.
         assert_eq!(quantize_weight_values(&[0.5, -1.5], 1, 1), vec![1.0, -1.0]);
+    }
+
+    /// The vector builds of the activation quantizer this CPU can run give the portable
+    /// loop's bits (they differ only in width), on values around every level and past clip.
+    #[test]
+    fn vector_quantizers_give_the_portable_bits() {
+        let x: Vec<f32> = (0..4099).map(|i| (i as f32 * 0.37).sin() * 2.5 + 0.9).collect();
+        for (bits, clip) in [(2u8, 1.0f32), (4, 2.7), (8, 3.3)] {
+            let step = clip / ((1u32 << bits) - 1) as f32;
+            let mut want = x.clone();
+            quantize_portable(&mut want, clip, step);
+            let mut got = vec![];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::is_x86_feature_detected!("avx512f") {
+                    let mut v = x.clone();
+                    // SAFETY: the CPU has AVX-512F, checked just above.
+                    unsafe { quantize_avx512(&mut v, clip, step) };
+                    got.push(("avx512", v));
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    let mut v = x.clone();
+                    // SAFETY: the CPU has AVX2, checked just above.
+                    unsafe { quantize_avx2(&mut v, clip, step) };
+                    got.push(("avx2", v));
+                }
+            }
+            for (name, v) in got {
+                let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits_of(&v), bits_of(&want), "{name} {bits} bits");
+            }
+        }
     }
 
     #[test]

@@ -17,36 +17,69 @@ fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::MAX, f64::min)
 }
 
-/// One core's fused multiply-add peak: 12 independent chains in registers, enough to keep
-/// both FMA units busy through their 4-cycle latency.
-#[target_feature(enable = "avx512f")]
-unsafe fn fma_chains(n: usize) -> f32 {
-    let m = _mm512_set1_ps(std::hint::black_box(0.999_999));
-    let a = _mm512_set1_ps(std::hint::black_box(1e-7));
-    let [mut v0, mut v1, mut v2, mut v3, mut v4, mut v5] = [a; 6];
-    let [mut v6, mut v7, mut v8, mut v9, mut v10, mut v11] = [m; 6];
-    for _ in 0..std::hint::black_box(n) {
-        v0 = _mm512_fmadd_ps(v0, m, a);
-        v1 = _mm512_fmadd_ps(v1, m, a);
-        v2 = _mm512_fmadd_ps(v2, m, a);
-        v3 = _mm512_fmadd_ps(v3, m, a);
-        v4 = _mm512_fmadd_ps(v4, m, a);
-        v5 = _mm512_fmadd_ps(v5, m, a);
-        v6 = _mm512_fmadd_ps(v6, m, a);
-        v7 = _mm512_fmadd_ps(v7, m, a);
-        v8 = _mm512_fmadd_ps(v8, m, a);
-        v9 = _mm512_fmadd_ps(v9, m, a);
-        v10 = _mm512_fmadd_ps(v10, m, a);
-        v11 = _mm512_fmadd_ps(v11, m, a);
-    }
-    let all = [v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11];
-    let mut out = [0.0f32; LANES];
-    _mm512_storeu_ps(
-        out.as_mut_ptr(),
-        all.iter().fold(a, |s, &v| _mm512_add_ps(s, v)),
-    );
-    out[0]
+/// One core's fused multiply-add peak in GFLOP/s: 12 independent chains in registers, enough
+/// to keep both FMA units busy through their 4-cycle latency, on the widest vectors here.
+fn fma_peak(n: usize) -> f64 {
+    // SAFETY: each loop runs only where `isa()` detected its instruction set.
+    let (s, lanes) = match isa() {
+        Isa::Avx512 => (
+            best_of(5, || assert!(unsafe { chains_512(n) }.is_finite())),
+            16,
+        ),
+        _ => (
+            best_of(5, || assert!(unsafe { chains_256(n) }.is_finite())),
+            8,
+        ),
+    };
+    (12 * n * 2 * lanes) as f64 / s / 1e9
 }
+
+macro_rules! fma_chains {
+    ($name:ident, $feature:literal, $set1:ident, $fmadd:ident, $add:ident, $store:ident, $w:expr) => {
+        #[target_feature(enable = $feature)]
+        unsafe fn $name(n: usize) -> f32 {
+            let m = $set1(std::hint::black_box(0.999_999));
+            let a = $set1(std::hint::black_box(1e-7));
+            let mut v = [a; 12];
+            for _ in 0..std::hint::black_box(n) {
+                v[0] = $fmadd(v[0], m, a);
+                v[1] = $fmadd(v[1], m, a);
+                v[2] = $fmadd(v[2], m, a);
+                v[3] = $fmadd(v[3], m, a);
+                v[4] = $fmadd(v[4], m, a);
+                v[5] = $fmadd(v[5], m, a);
+                v[6] = $fmadd(v[6], m, a);
+                v[7] = $fmadd(v[7], m, a);
+                v[8] = $fmadd(v[8], m, a);
+                v[9] = $fmadd(v[9], m, a);
+                v[10] = $fmadd(v[10], m, a);
+                v[11] = $fmadd(v[11], m, a);
+            }
+            let mut out = [0.0f32; $w];
+            $store(out.as_mut_ptr(), v.iter().fold(a, |s, &x| $add(s, x)));
+            out[0]
+        }
+    };
+}
+
+fma_chains!(
+    chains_512,
+    "avx512f",
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps,
+    _mm512_storeu_ps,
+    16
+);
+fma_chains!(
+    chains_256,
+    "avx2,fma",
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_storeu_ps,
+    8
+);
 
 /// A "same" 3×3 convolution's operands: `c` padded `h × h` planes and `rows` kernel rows.
 fn operands(c: usize, rows: usize, h: usize) -> (Vec<f32>, Vec<usize>, Vec<f32>, usize) {
@@ -121,14 +154,12 @@ fn tap_dots(c: usize, rows: usize, h: usize, off: usize) {
 #[ignore]
 fn kernel_speed() {
     if !vectorized() {
-        return println!("no AVX-512 here: the portable kernels are not worth timing");
+        return println!("no AVX2 or AVX-512 here: the portable kernels are not worth timing");
     }
-    let n = 1_000_000;
-    // SAFETY: AVX-512F is present (checked above).
-    let s = best_of(5, || assert!(unsafe { fma_chains(n) }.is_finite()));
     println!(
-        "one core's FMA peak: {:.1} GFLOP/s",
-        (12 * n * 2 * LANES) as f64 / s / 1e9
+        "{:?}: one core's FMA peak {:.1} GFLOP/s",
+        isa(),
+        fma_peak(1_000_000)
     );
     // cnn6's convolutions (conv1 has one input plane): the forward and the input gradient
     // are correlations, the weight gradient is tap dots.
