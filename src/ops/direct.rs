@@ -235,9 +235,14 @@ pub(crate) fn vectorized() -> bool {
     isa() != Isa::Portable
 }
 
-/// Whether the CPU has AVX-512F (the kernels of `max_pool` written for it alone).
+/// Whether the CPU has AVX-512F (`max_pool`'s kernels choose by it).
 pub(crate) fn has_avx512() -> bool {
     isa() == Isa::Avx512
+}
+
+/// Whether the CPU has AVX2 (and FMA), with or without AVX-512.
+pub(crate) fn has_avx2() -> bool {
+    Isa::available().contains(&Isa::Avx2)
 }
 
 /// The sum of 16 lanes in a fixed tree: halves, then quarters, ... (what both paths use).

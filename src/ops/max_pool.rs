@@ -6,12 +6,14 @@
 //! the *first* maximum in row-major order (PyTorch routes to one element too). candle's own
 //! backward instead scales the gradient by (#maxima)/k² and sends it to every maximum.
 
-use super::direct::{has_avx512, relu_pass};
+use super::direct::{has_avx2, has_avx512, relu_pass};
 use super::par::{for_each_chunk, for_each_piece};
 use super::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 use std::sync::Mutex;
@@ -120,6 +122,9 @@ pub(crate) fn pool_example(
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX-512F, and `xp` is the whole plane that `yp` pools.
             2 if has_avx512() => unsafe { avx512::pool_plane_2(w, d.ow, xp, yp, ip) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2, and `xp` is the whole plane that `yp` pools.
+            2 if has_avx2() => unsafe { avx2::pool_plane_2(w, d.ow, xp, yp, ip) },
             2 => pool_plane_2(d, xp, yp, ip),
             k => pool_plane(k, d, xp, yp, ip),
         }
@@ -369,15 +374,30 @@ mod tests {
         Ok(())
     }
 
-    /// The AVX-512 2x2 pooling against the scalar one: maxima and indices bit for bit, with
-    /// ties (small integers), NaN and -0.0, odd widths and heights, rows of 1 to 40 windows.
+    /// The vector 2x2 poolings this CPU can run (AVX-512, AVX2) against the scalar one: maxima
+    /// and indices bit for bit, with ties (small integers), NaN and -0.0, odd widths and
+    /// heights, rows of 1 to 40 windows.
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn vectorized_pooling_equals_the_scalar_loop() {
-        if !has_avx512() {
-            return;
+        type Kernel = unsafe fn(usize, usize, &[f32], &mut [f32], &mut [u32]);
+        let mut kernels: Vec<(&str, Kernel)> = vec![];
+        if has_avx512() {
+            kernels.push(("avx512", avx512::pool_plane_2));
+        }
+        if has_avx2() {
+            kernels.push(("avx2", avx2::pool_plane_2));
         }
         let mut rng = StdRng::seed_from_u64(12);
-        for (h, w) in [(2, 2), (5, 9), (4, 32), (7, 33), (28, 28), (3, 81)] {
+        for (h, w) in [
+            (2, 2),
+            (5, 9),
+            (4, 32),
+            (7, 33),
+            (28, 28),
+            (3, 81),
+            (14, 14),
+        ] {
             let mut x: Vec<f32> = (0..h * w)
                 .map(|_| rng.random_range(-2i32..=2) as f32)
                 .collect();
@@ -396,12 +416,15 @@ mod tests {
             let out = d.oh * d.ow;
             let (mut ys, mut is) = (vec![0.0f32; out], vec![0u32; out]);
             pool_plane_2(d, &x, &mut ys, &mut is);
-            let (mut yv, mut iv) = (vec![0.0f32; out], vec![0u32; out]);
-            // SAFETY: AVX-512F is present (checked above) and `x` is the whole plane.
-            unsafe { avx512::pool_plane_2(w, d.ow, &x, &mut yv, &mut iv) };
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&yv), bits(&ys), "{h}x{w} maxima");
-            assert_eq!(iv, is, "{h}x{w} indices");
+            for &(name, kernel) in &kernels {
+                let (mut yv, mut iv) = (vec![0.0f32; out], vec![0u32; out]);
+                // SAFETY: the CPU has the kernel's instruction set (checked above), and `x` is
+                // the whole plane.
+                unsafe { kernel(w, d.ow, &x, &mut yv, &mut iv) };
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&yv), bits(&ys), "{name} {h}x{w} maxima");
+                assert_eq!(iv, is, "{name} {h}x{w} indices");
+            }
         }
     }
 
