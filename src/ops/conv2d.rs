@@ -183,14 +183,17 @@ impl Conv2d {
             (None, Some(yv)) => Cow::Owned(relu_mask(up.g, yv)),
             _ => Cow::Borrowed(up.g),
         };
-        let db = b.track_op().then(|| bias_grad(up, &d)).transpose()?;
-        let (want_dx, want_dw) = (x.track_op(), w.track_op());
+        let (want_dx, want_dw, want_db) = (x.track_op(), w.track_op(), b.track_op());
+        // The direct path's gradient passes also take each example's bias sums while its
+        // gradient is in cache (`sums`, example by channel); elsewhere `bias_grad` reads it.
+        let mut sums = (want_db && want_dw && direct.is_some()).then(|| vec![0.0; d.n * d.o]);
         let (dx, dw) = match &direct {
             // One copy of the gradient's planes for both passes when both run and can share.
             Some(dc) if want_dx && want_dw && dc.shares_grad_planes() => {
                 let (dx, dw) = with_f32(x, |xv| {
                     with_f32(w, |wv| {
-                        dc.both_grads(xv, self.act, wv, up, (d.n, WEIGHT_GRAD_CHUNK))
+                        let batch = (d.n, WEIGHT_GRAD_CHUNK);
+                        dc.both_grads(xv, self.act, wv, up, batch, sums.as_deref_mut())
                     })
                 })?;
                 (Some(dx), Some(dw))
@@ -199,7 +202,8 @@ impl Conv2d {
                 let dw = want_dw
                     .then(|| {
                         with_f32(x, |xv| {
-                            dc.weight_grad(xv, self.act, up, d.n, WEIGHT_GRAD_CHUNK)
+                            let batch = (d.n, WEIGHT_GRAD_CHUNK);
+                            dc.weight_grad(xv, self.act, up, batch, sums.as_deref_mut())
                         })
                     })
                     .transpose()?;
@@ -222,6 +226,11 @@ impl Conv2d {
                     .transpose()?;
                 (dx, dw)
             }
+        };
+        let db = match (want_db, sums) {
+            (true, Some(sums)) => Some(add_example_sums(&sums, d.o)),
+            (true, None) => Some(bias_grad(up, &d)?),
+            (false, _) => None,
         };
         let db = db.map(|v| Tensor::from_vec(v, d.o, dev)).transpose()?;
         let dw = dw
@@ -265,6 +274,15 @@ fn bias_grad(up: Upstream, d: &Dims) -> Result<Vec<f32>> {
     Ok(db)
 }
 
+/// `db[o] = Σ_n sums[n, o]` in example order: the same additions as `bias_grad`'s.
+fn add_example_sums(sums: &[f32], o: usize) -> Vec<f32> {
+    let mut db = vec![0.0; o];
+    for example in sums.chunks_exact(o.max(1)) {
+        db.iter_mut().zip(example).for_each(|(a, &v)| *a += v);
+    }
+    db
+}
+
 /// Examples per partial sum of the weight gradient. Fixed, not one part per thread, so the
 /// order of every floating-point addition (and so the result, bit for bit) is the same at any
 /// thread count: "same seed, same episodes" holds on any machine.
@@ -294,6 +312,40 @@ mod tests {
             y = y.relu()?;
         }
         Ok(y)
+    }
+
+    /// The bias gradient taken inside the direct path's gradient passes gives `bias_grad`'s
+    /// separate pass bit for bit: with both gradients (shared planes) and with the weight
+    /// gradient alone (an input that tracks none), over more examples than one chunk.
+    #[test]
+    fn bias_sums_in_the_gradient_passes_equal_the_separate_pass() -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (n, c, h, o) = (19, 3, 9, 5);
+        let x = Var::from_tensor(&randn(&mut rng, &[n, c, h, h])?)?;
+        let w = Var::from_tensor(&randn(&mut rng, &[o, c, 3, 3])?)?;
+        let b = Var::from_tensor(&randn(&mut rng, &[o])?)?;
+        for x_tracks in [true, false] {
+            let xin = match x_tracks {
+                true => x.as_tensor().clone(),
+                false => x.as_tensor().detach(),
+            };
+            let y = conv2d(&xin, &w, Some(&b), 1, 1, true)?;
+            let r = randn(&mut rng, y.dims())?;
+            let grads = (&y * &r)?.sum_all()?.backward()?;
+            let Some(db) = grads.get(&b) else {
+                panic!("no bias gradient");
+            };
+            let d = Conv2d::new(1, 1, true, None).dims(xin.shape(), w.shape(), b.shape())?;
+            let want = with_f32(&r, |g| {
+                with_f32(&y, |yv| {
+                    let relu_out = Some(yv);
+                    bias_grad(Upstream { g, relu_out }, &d)
+                })
+            })?;
+            let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(db.to_vec1()?), bits(want), "input tracks: {x_tracks}");
+        }
+        Ok(())
     }
 
     #[test]

@@ -13,9 +13,11 @@
 //! on every call; for cnn6's 16–32-channel 3×3 convolutions `perf` put those copies, the
 //! packing and the zero-filled buffers at 39% of the time (BENCHMARKS.md).
 
-use super::direct::{add_lane_sums, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL};
+use super::direct::{
+    add_lane_sums, masked_sum, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL,
+};
 use super::im2col::Geometry;
-use super::par::{for_each_chunk, sum_in_fixed_chunks, sum_in_fixed_chunks_with};
+use super::par::{for_each_chunk, sum_in_fixed_chunks_with};
 use super::wide::{copy_masked, Planes, RowMap};
 use crate::quant::ActGrid;
 use candle_core::Result;
@@ -202,8 +204,8 @@ impl Direct {
         x: &[f32],
         act: Option<ActGrid>,
         grad: Upstream,
-        n: usize,
-        chunk: usize,
+        (n, chunk): (usize, usize),
+        sums: Option<&mut [f32]>,
     ) -> Result<Vec<f32>> {
         let (g, o, wp) = (&self.g, self.o, self.input.wp());
         let (len, _) = self.wide_len();
@@ -219,17 +221,22 @@ impl Direct {
                 vec![0.0; dw_len * LANES],
             )
         };
-        sum_in_fixed_chunks(
+        let pieces = self.sum_pieces(sums, n, chunk);
+        sum_in_fixed_chunks_with(
             n,
             chunk,
             dw_len,
+            pieces,
             scratch,
-            |(planes, wide, lanes), examples, acc| {
+            |(planes, wide, lanes), examples, mut sums, acc| {
                 lanes.fill(0.0);
-                for i in examples {
+                for (e, i) in examples.enumerate() {
                     let xi = &x[i * g.in_len()..][..g.in_len()];
                     let x = self.input.fill(xi, input_map(act), planes);
                     let gi = grad.example(i, out_len);
+                    if let Some(s) = sums.as_deref_mut() {
+                        self.plane_sums(gi, &mut s[e * o..][..o]);
+                    }
                     for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
                         let (oc, oy) = (r / g.oh, r % g.oh);
                         let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
@@ -254,6 +261,7 @@ impl Direct {
         w: &[f32],
         grad: Upstream,
         (n, chunk): (usize, usize),
+        sums: Option<&mut [f32]>,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let (g, o, wp) = (&self.g, self.o, self.input.wp());
         let pass = self.input_pass(w, grad);
@@ -263,6 +271,7 @@ impl Direct {
         let mut dx = Vec::with_capacity(total);
         let dxs = dx.spare_capacity_mut()[..total]
             .chunks_mut(chunk * in_len)
+            .zip(self.sum_pieces(sums, n, chunk))
             .collect();
         // The grid starts at row p, column p of each gradient plane.
         let at = self.grad.pad * wp + self.grad.pad;
@@ -276,10 +285,14 @@ impl Direct {
             dw_len,
             dxs,
             scratch,
-            |(xp, gp, lanes), examples, dxc, acc| {
+            |(xp, gp, lanes), examples, (dxc, mut sums), acc| {
                 lanes.fill(0.0);
-                for (i, dxn) in examples.zip(dxc.chunks_mut(in_len)) {
+                for (e, (i, dxn)) in examples.zip(dxc.chunks_mut(in_len)).enumerate() {
                     let gplanes = pass.grad_planes(i, gp);
+                    if let Some(s) = sums.as_deref_mut() {
+                        let gi = grad.example(i, o * g.oh * g.ow);
+                        self.plane_sums(gi, &mut s[e * o..][..o]);
+                    }
                     pass.example(gplanes, dxn);
                     let xi = &x[i * in_len..][..in_len];
                     let x = self.input.fill(xi, input_map(act), xp);
@@ -292,6 +305,33 @@ impl Direct {
         // SAFETY: `InputPass::example` wrote every value of every example's C planes.
         unsafe { dx.set_len(total) };
         Ok((dx, dw))
+    }
+
+    /// Each chunk's part of the per-example bias sums (`None` for every chunk without them).
+    fn sum_pieces<'s>(
+        &self,
+        sums: Option<&'s mut [f32]>,
+        n: usize,
+        chunk: usize,
+    ) -> Vec<Option<&'s mut [f32]>> {
+        match sums {
+            Some(s) => s[..n * self.o]
+                .chunks_mut(chunk * self.o)
+                .map(Some)
+                .collect(),
+            None => (0..n.div_ceil(chunk)).map(|_| None).collect(),
+        }
+    }
+
+    /// Example `gi`'s bias sums, one per output channel: `masked_sum` of each gradient plane
+    /// with its ReLU mask, read while the example's gradient is in cache (a separate pass over
+    /// the whole gradient from memory took 3.5% of a cnn6 step).
+    fn plane_sums(&self, gi: Upstream, out: &mut [f32]) {
+        let plane = self.g.oh * self.g.ow;
+        for (o, s) in out.iter_mut().enumerate() {
+            let mask = gi.relu_out.map(|y| &y[o * plane..][..plane]);
+            *s = masked_sum(&gi.g[o * plane..][..plane], mask);
+        }
     }
 
     /// One example's weight-gradient sums: input planes `x` (taps `taps`), gradient rows `g`
@@ -478,7 +518,7 @@ mod tests {
                 g: &grad,
                 relu_out: Some(&y),
             };
-            let dw = direct.weight_grad(&x, None, up, n, 8)?;
+            let dw = direct.weight_grad(&x, None, up, (n, 8), None)?;
             assert_near(
                 &dw,
                 &columns::weight_grad(&x, &masked, &d, 8)?,
@@ -493,7 +533,7 @@ mod tests {
             // Both gradients in one pass, on the shared planes, give the same bits.
             assert_eq!(direct.shares_grad_planes(), shares, "{what}");
             if shares {
-                let both = direct.both_grads(&x, None, &wt, up, (n, 8))?;
+                let both = direct.both_grads(&x, None, &wt, up, (n, 8), None)?;
                 assert_eq!(both, (dx, dw), "both gradients in one pass {what}");
             }
         }

@@ -300,7 +300,9 @@ mod tests {
     /// loop's bits (they differ only in width), on values around every level and past clip.
     #[test]
     fn vector_quantizers_give_the_portable_bits() {
-        let x: Vec<f32> = (0..4099).map(|i| (i as f32 * 0.37).sin() * 2.5 + 0.9).collect();
+        let x: Vec<f32> = (0..4099)
+            .map(|i| (i as f32 * 0.37).sin() * 2.5 + 0.9)
+            .collect();
         for (bits, clip) in [(2u8, 1.0f32), (4, 2.7), (8, 3.3)] {
             let step = clip / ((1u32 << bits) - 1) as f32;
             let mut want = x.clone();
