@@ -5,7 +5,7 @@
 //! - `dx_n = col2im(wᵀ @ g_n)`.
 //!
 //! It serves the convolutions the direct path (`direct_conv.rs`) does not take: stride above 1,
-//! padding as large as the kernel, and CPUs without AVX-512. Examples are spread over candle's
+//! padding as large as the kernel, and CPUs without AVX-512 or AVX2 + FMA. Examples are spread over candle's
 //! worker pool and each gemm is single-threaded; `par.rs` has the measurements behind that.
 
 use super::im2col::{col2im_add, im2col, Geometry};

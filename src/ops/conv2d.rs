@@ -1,7 +1,7 @@
 //! 2-D convolution as a candle custom op: `y = relu?(conv(x, w) + b)`, x (N,C,H,W), w (O,C,k,k).
 //!
 //! Two paths compute it, chosen per call: the direct path (`direct_conv.rs`: stride 1, padding
-//! below the kernel size, an AVX-512 CPU), and the column path (`columns.rs`: im2col + gemm)
+//! below the kernel size, a CPU with AVX-512 or AVX2 + FMA), and the column path (`columns.rs`: im2col + gemm)
 //! for every other case. Backward, with `g` the upstream gradient masked by `y > 0` when ReLU
 //! is fused:
 //! - `db = sum_{n,pixel} g`,

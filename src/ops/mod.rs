@@ -1,5 +1,5 @@
 //! Fast CPU kernels as candle custom ops (f32, NCHW): conv2d with bias and ReLU fused (stride 1
-//! as a direct convolution with AVX-512 register tiles, else im2col + `gemm`), linear with bias
+//! as a direct convolution with AVX-512 or AVX2 register tiles, else im2col + `gemm`), linear with bias
 //! and ReLU fused,
 //! max-pool with a backward that routes the gradient to the window's maximum, and the Lipschitz
 //! penalty's `||W Wᵀ − I||²`. Each backward computes only the gradients whose arguments track
