@@ -150,6 +150,31 @@ impl Narrowed<'_> {
     }
 }
 
+/// `Narrowed` as the vector kernels write it: a raw pointer (the tiles of one call write
+/// disjoint outputs) and the lane runs of each vector; each instruction set's module has its
+/// own store.
+#[cfg(target_arch = "x86_64")]
+struct Sink<'a> {
+    y: *mut f32,
+    plane: usize,
+    bias: &'a [f32],
+    relu: bool,
+    grid: &'a OutGrid,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a> Sink<'a> {
+    fn of(out: &'a mut Narrowed) -> Sink<'a> {
+        Sink {
+            y: out.y.as_mut_ptr().cast::<f32>(),
+            plane: out.grid.h * out.grid.w,
+            bias: out.bias,
+            relu: out.relu,
+            grid: out.grid,
+        }
+    }
+}
+
 /// The operands of one weight-gradient accumulation: `g` is `rows × stride`, zero outside
 /// the valid outputs, `len` its pixels (a whole number of vectors).
 pub(crate) struct TapDots<'a> {

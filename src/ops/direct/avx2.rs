@@ -6,7 +6,7 @@
 //! step ran at ~1.3x PyTorch's on an AMD EPYC (Zen 3) where the direct path runs under it
 //! (BENCHMARKS.md). The tiles are smaller than the AVX-512 ones: AVX2 has 16 registers, not 32.
 
-use super::{Correlation, Narrowed, OutGrid, TapDots, LANES};
+use super::{Correlation, Narrowed, Sink, TapDots, LANES};
 use std::arch::x86_64::*;
 
 /// Values per AVX2 register.
@@ -40,13 +40,7 @@ pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANE
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn correlate(c: &Correlation, out: &mut Narrowed) {
     let vectors = out.grid.len.div_ceil(LANES);
-    let sink = Sink {
-        y: out.y.as_mut_ptr().cast::<f32>(),
-        plane: out.grid.h * out.grid.w,
-        bias: out.bias,
-        relu: out.relu,
-        grid: out.grid,
-    };
+    let sink = Sink::of(out);
     let mut o0 = 0;
     while o0 < c.rows {
         let rows = match c.rows - o0 {
@@ -88,17 +82,8 @@ unsafe fn tile<const R: usize>(c: &Correlation, o0: usize, q0: usize, out: &Sink
         }
     }
     for (r, a) in acc.iter().enumerate() {
-        out.store(o0 + r, q0 / LANES, *a);
+        out.store_halves(o0 + r, q0 / LANES, *a);
     }
-}
-
-/// `Narrowed` as the tiles write it (see `avx512::Sink`).
-struct Sink<'a> {
-    y: *mut f32,
-    plane: usize,
-    bias: &'a [f32],
-    relu: bool,
-    grid: &'a OutGrid,
 }
 
 impl Sink<'_> {
@@ -107,7 +92,7 @@ impl Sink<'_> {
     /// masked store is microcoded on AMD CPUs). Lanes outside the runs are never touched.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn store(&self, o: usize, v: usize, acc: Vec16) {
+    unsafe fn store_halves(&self, o: usize, v: usize, acc: Vec16) {
         let mut val = acc;
         for h in &mut val {
             if let Some(&b) = self.bias.get(o) {

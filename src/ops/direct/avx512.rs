@@ -2,7 +2,7 @@
 //! ones, with the accumulators in named registers (the portable tiles, written for the compiler
 //! to vectorize, spilled them to the stack and ran 5x slower).
 
-use super::{Correlation, Narrowed, OutGrid, TapDots, LANES};
+use super::{Correlation, Narrowed, Sink, TapDots, LANES};
 use std::arch::x86_64::*;
 
 /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.
@@ -26,13 +26,7 @@ pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANE
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn correlate(c: &Correlation, out: &mut Narrowed) {
     let vectors = out.grid.len.div_ceil(LANES);
-    let sink = Sink {
-        y: out.y.as_mut_ptr().cast::<f32>(),
-        plane: out.grid.h * out.grid.w,
-        bias: out.bias,
-        relu: out.relu,
-        grid: out.grid,
-    };
+    let sink = Sink::of(out);
     let out = &sink;
     let mut o0 = 0;
     while o0 < c.rows {
@@ -96,16 +90,6 @@ unsafe fn tile<const R: usize, const P: usize>(c: &Correlation, o0: usize, q0: u
             out.store(o0 + r, q0 / LANES + j, av);
         }
     }
-}
-
-/// `Narrowed` as the tiles write it: a raw pointer (the tiles of one call write disjoint
-/// outputs) and the lane runs of each vector.
-pub(super) struct Sink<'a> {
-    y: *mut f32,
-    plane: usize,
-    bias: &'a [f32],
-    relu: bool,
-    grid: &'a OutGrid,
 }
 
 impl Sink<'_> {
