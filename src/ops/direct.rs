@@ -231,27 +231,30 @@ enum Isa {
 }
 
 impl Isa {
-    /// The ones this CPU has, best first (the portable path always).
-    fn available() -> Vec<Isa> {
-        let mut all = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") {
-                all.push(Isa::Avx512);
+    /// The ones this CPU has, best first (the portable path always), detected once: the
+    /// pooling asks per plane.
+    fn available() -> &'static [Isa] {
+        static ALL: std::sync::OnceLock<Vec<Isa>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| {
+            let mut all = Vec::new();
+            #[cfg(target_arch = "x86_64")]
+            {
+                if is_x86_feature_detected!("avx512f") {
+                    all.push(Isa::Avx512);
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    all.push(Isa::Avx2);
+                }
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                all.push(Isa::Avx2);
-            }
-        }
-        all.push(Isa::Portable);
-        all
+            all.push(Isa::Portable);
+            all
+        })
     }
 }
 
-/// The instruction set the kernels run on, detected once.
+/// The instruction set the kernels run on: the best one this CPU has.
 fn isa() -> Isa {
-    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    *ISA.get_or_init(|| Isa::available()[0])
+    Isa::available()[0]
 }
 
 /// Whether the kernels run vectorized here. The portable path computes the same bits one
@@ -458,7 +461,7 @@ mod tests {
                         .collect::<Vec<f32>>()
                 };
                 let portable = run(None);
-                for isa in Isa::available() {
+                for &isa in Isa::available() {
                     let got = run(Some(isa));
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&got), bits(&portable), "{isa:?} rows {rows} c {c}");
@@ -494,7 +497,7 @@ mod tests {
             let start = values(rows * cols * LANES, 4);
             let mut portable = start.clone();
             portable_tap_dots(&dots, &mut portable);
-            for isa in Isa::available() {
+            for &isa in Isa::available() {
                 let mut got = start.clone();
                 dots.accumulate_on(isa, &mut got);
                 for (i, (a, b)) in got.iter().zip(&portable).enumerate() {
