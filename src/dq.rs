@@ -6,19 +6,18 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
 use serde::Serialize;
 
-use crate::calib::{self, CalibError};
 use crate::data::{DataError, Dataset};
 use crate::experiment::Experiment;
 use crate::model::Model;
-use crate::quant::{Bits, Policy, QuantError, Quantizer};
+use crate::quant::{Bits, Policy, QuantError};
 use crate::robust::{
-    amplification, craft_transfer, headline_eps, lipschitz_bound, run_suite, AttackKind, Coverage,
-    LayerDistance, QuantizedModel, RobustError, SuiteReport,
+    amplification, craft_transfer, headline_eps, lipschitz_bound, AttackKind, LayerDistance,
+    QuantizedModel, RobustError, SuiteReport,
 };
-use crate::train::{finetune, progress_bar, FinetuneConfig, FinetuneReport, TrainError};
+use crate::score::{Evaluator, ScoreError, Tuned};
+use crate::train::{progress_bar, FinetuneConfig, FinetuneReport, TrainError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DqError {
@@ -27,7 +26,7 @@ pub enum DqError {
     #[error(transparent)]
     Robust(Box<RobustError>),
     #[error(transparent)]
-    Calib(Box<CalibError>),
+    Score(Box<ScoreError>),
     #[error(transparent)]
     Quant(Box<QuantError>),
     #[error(transparent)]
@@ -45,7 +44,7 @@ crate::errors::boxed_from!(
     DqError;
     Train: TrainError,
     Robust: RobustError,
-    Calib: CalibError,
+    Score: ScoreError,
     Quant: QuantError,
     Data: DataError,
     Tensor: candle_core::Error
@@ -72,13 +71,23 @@ pub fn run_dq(
     show: bool,
     on_row: &mut dyn FnMut(&DqRow) -> Result<(), DqError>,
 ) -> Result<Vec<DqRow>, DqError> {
-    let clips = calib::calibrate(&exp.quant, &data.train, baseline)?;
-    let (x, y) = data.test.first(exp.attack.examples, &Device::Cpu)?;
-    let fp32 = QuantizedModel {
-        model: baseline,
-        q: None,
+    let eval = Evaluator::new(exp, data, baseline)?;
+    let suite = eval.test_suite(&exp.attack)?;
+    let (x, y) = suite.examples();
+    // Amplification is measured on the FP32 model's PGD examples at the first radius, crafted
+    // here when the suite has no transfer attack of its own.
+    let crafted;
+    let transfer = match suite.transfer() {
+        Some(t) => t,
+        None => {
+            let fp32 = QuantizedModel {
+                model: baseline,
+                q: None,
+            };
+            crafted = craft_transfer(&fp32, x, y, &exp.attack)?;
+            &crafted
+        }
     };
-    let transfer = craft_transfer(&fp32, &x, &y, &exp.attack)?;
     let n_amp = exp.dq.amplification_examples.min(x.dim(0)?);
     let (x_amp, adv_amp) = (x.narrow(0, 0, n_amp)?, transfer.adv[0].narrow(0, 0, n_amp)?);
     let bar = progress_bar(
@@ -89,7 +98,7 @@ pub fn run_dq(
     let mut rows = Vec::new();
     for &b in bits {
         let b = Bits::new(b)?;
-        let q = Quantizer::new(Policy::uniform(baseline.shapes().len(), b), clips.clone());
+        let policy = Policy::uniform(baseline.shapes().len(), b);
         for &beta in betas {
             bar.set_message(format!("bits {b}, beta {beta}"));
             let cfg = FinetuneConfig {
@@ -97,19 +106,12 @@ pub fn run_dq(
                 steps: exp.dq.steps,
                 ..exp.finetune.clone()
             };
-            let (model, finetune) = finetune(baseline, &data.train, &q, &cfg, false)?;
-            let target = QuantizedModel {
-                model: &model,
-                q: Some(&q),
-            };
-            let suite = run_suite(
-                &target,
-                &x,
-                &y,
-                &exp.attack,
-                exp.attack.transfer.then_some(&transfer),
-                Coverage::Full,
-            )?;
+            let Tuned {
+                model,
+                q,
+                report: finetune,
+            } = eval.finetune_with(&policy, &cfg, false)?;
+            let suite = suite.run(&model, Some(&q))?;
             let (_, lipschitz_bound) =
                 lipschitz_bound(&model.weights().map_err(TrainError::from)?)?;
             let amplification = amplification(&model, Some(&q), &x_amp, &adv_amp)?;

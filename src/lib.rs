@@ -18,6 +18,7 @@ pub mod quant;
 pub mod report;
 pub mod robust;
 pub mod rundir;
+pub mod score;
 pub mod search;
 pub mod sweep;
 pub mod train;

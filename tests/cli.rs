@@ -184,3 +184,71 @@ fn bench_scores_one_policy_and_writes_the_reference_inputs() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("a-file"), "{}", stderr(&o));
 }
+
+/// `eval --finetune` scores a policy the one way the search does (its calibration, its
+/// policy-seeded fine-tune, its test suite): for a searched run's best policy it prints exactly
+/// the test numbers of best-policy.json.
+#[test]
+fn eval_finetune_reproduces_the_searched_best_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = common::fixtures::Tiny {
+        transfer: true,
+        ..Default::default()
+    };
+    std::fs::write(dir.path().join("exp.toml"), exp.toml("tiny-eval")).unwrap();
+    std::fs::write(dir.path().join("agent.toml"), "agent = \"random\"\n").unwrap();
+    let search = [
+        "search",
+        "--experiment",
+        "exp.toml",
+        "--agent",
+        "agent.toml",
+        "--episodes",
+        "3",
+        "--cache",
+        "cache",
+        "--no-score-cache",
+        "--quiet",
+        "--out",
+        "out",
+    ];
+    ok(bitsearch(&search, dir.path()));
+    let best_file = dir.path().join("out/random-bitfusion/best-policy.json");
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&best_file).unwrap()).unwrap();
+    let policy = best["policy"].as_str().unwrap();
+    let out = ok(bitsearch(
+        &[
+            "eval",
+            "--experiment",
+            "exp.toml",
+            "--cache",
+            "cache",
+            "--policy",
+            policy,
+            "--finetune",
+            "--json",
+            "--quiet",
+        ],
+        dir.path(),
+    ));
+    let eval: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(eval["test_accuracy"], best["test"]["accuracy"], "{out}");
+    // Radii are f32: best-policy.json holds them widened to f64, eval prints them shortest.
+    let numbers = |v: &serde_json::Value, list: &str, field: &str| -> Vec<f64> {
+        (v[list].as_array().unwrap().iter())
+            .map(|x| x[field].as_f64().unwrap())
+            .collect()
+    };
+    let suite = &best["test"]["suite"];
+    assert_eq!(
+        numbers(&eval["robust"], "by_eps", "worst_case"),
+        numbers(suite, "by_eps", "worst_case"),
+        "{out}"
+    );
+    assert_eq!(
+        numbers(&eval["robust"], "attacks", "accuracy"),
+        numbers(suite, "attacks", "accuracy"),
+        "{out}"
+    );
+}

@@ -11,15 +11,12 @@ use candle_core::{DType, Device};
 use serde::Serialize;
 
 use super::{bench_policy, BenchRow};
-use crate::calib::calibrate;
 use crate::data::{Dataset, Split};
 use crate::experiment::Experiment;
 use crate::model::Model;
-use crate::quant::{LayerClips, Quantizer};
-use crate::robust::{
-    fp32_transfer, run_suite, Coverage, QuantizedModel, Stage, SuiteCost, TransferSet,
-};
-use crate::train::{accuracy, finetune};
+use crate::quant::LayerClips;
+use crate::robust::{Stage, SuiteCost, TransferSet};
+use crate::score::Evaluator;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -28,7 +25,7 @@ pub enum BenchError {
     #[error(transparent)]
     Robust(Box<crate::robust::RobustError>),
     #[error(transparent)]
-    Calib(Box<crate::calib::CalibError>),
+    Score(Box<crate::score::ScoreError>),
     #[error(transparent)]
     Model(Box<crate::model::ModelError>),
     #[error(transparent)]
@@ -46,7 +43,7 @@ crate::errors::boxed_from!(
     BenchError;
     Train: crate::train::TrainError,
     Robust: crate::robust::RobustError,
-    Calib: crate::calib::CalibError,
+    Score: crate::score::ScoreError,
     Model: crate::model::ModelError,
     Data: crate::data::DataError,
     Tensor: candle_core::Error
@@ -85,17 +82,16 @@ pub fn bench_policy_score(
     runs: usize,
     reference: Option<&Path>,
 ) -> Result<Vec<BenchRow>, BenchError> {
-    let clips = calibrate(&exp.quant, &data.train, base)?;
-    let q = Quantizer::new(bench_policy(base.shapes().len()), clips.clone());
+    let eval = Evaluator::new(exp, data, base)?;
+    let policy = bench_policy(base.shapes().len());
     let attack = data.val.head(exp.search.attack_examples);
-    let (x, y) = attack.first(attack.len(), &Device::Cpu)?;
     // Crafted once per search, so not part of an episode's work.
-    let transfer = fp32_transfer(base, &x, &y, &exp.attack)?;
+    let suite = eval.validation_suite()?;
     if let Some(dir) = reference {
         let m = Manifest {
             arch: base.name(),
-            policy: q.policy().to_string(),
-            clips: &clips,
+            policy: policy.to_string(),
+            clips: eval.clips(),
             finetune: &exp.finetune,
             attack: &exp.attack,
             input_norm: base.input_norm(),
@@ -103,27 +99,16 @@ pub fn bench_policy_score(
             attack_examples: attack.len(),
             runs,
         };
-        write_reference(dir, &m, base, data, &attack, transfer.as_ref())?;
+        write_reference(dir, &m, base, data, &attack, suite.transfer())?;
     }
     let score = || -> Result<Sample, BenchError> {
         let start = Instant::now();
-        let (model, _) = finetune(base, &data.train, &q, &exp.finetune, false)?;
+        let t = eval.finetune(&policy)?;
         let finetune = start.elapsed().as_secs_f64();
-        let t = Instant::now();
-        accuracy(&model, &data.val, Some(&q))?;
-        let accuracy = t.elapsed().as_secs_f64();
-        let target = QuantizedModel {
-            model: &model,
-            q: Some(&q),
-        };
-        let report = run_suite(
-            &target,
-            &x,
-            &y,
-            &exp.attack,
-            transfer.as_ref(),
-            Coverage::WorstCase,
-        )?;
+        let at = Instant::now();
+        eval.accuracy(&t.model, Some(&t.q), &data.val)?;
+        let accuracy = at.elapsed().as_secs_f64();
+        let report = suite.run(&t.model, Some(&t.q))?;
         Ok(Sample {
             total: start.elapsed().as_secs_f64(),
             finetune,

@@ -4,14 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use candle_core::Device;
 use clap::Args;
 use serde::Serialize;
 
-use bitsearch::calib::calibrate;
-use bitsearch::quant::{Policy, Quantizer};
-use bitsearch::robust::{fp32_transfer, run_suite, Coverage, QuantizedModel, SuiteReport};
-use bitsearch::train::{accuracy, finetune, train_baseline, FinetuneReport};
+use bitsearch::quant::Policy;
+use bitsearch::robust::SuiteReport;
+use bitsearch::score::Evaluator;
+use bitsearch::train::{train_baseline, FinetuneReport};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -25,7 +24,9 @@ pub struct EvalArgs {
     /// and `train` do).
     #[arg(long, visible_alias = "cache", default_value = "runs")]
     pub out: PathBuf,
-    /// Run the experiment's quantization-aware fine-tune (with its Lipschitz beta) before scoring.
+    /// Run the experiment's quantization-aware fine-tune (with its Lipschitz beta) before
+    /// scoring, seeded by the policy as the search seeds it: a searched policy's numbers are
+    /// then exactly those of its run's best-policy.json.
     #[arg(long)]
     pub finetune: bool,
     /// Skip the attack suite (clean accuracy only).
@@ -83,36 +84,28 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             base.dir.display()
         );
     }
-    let q = Quantizer::new(policy, calibrate(&exp.quant, &data.train, &base.model)?);
-    let (tuned, ft) = if args.finetune {
-        let (m, r) = finetune(
-            &base.model,
-            &data.train,
-            &q,
-            &exp.finetune,
-            show && !args.json,
-        )
-        .context("fine-tune")?;
-        (Some(m), Some(r))
+    // The search's scorer: the same clips, and with --finetune the same policy-seeded
+    // fine-tune, so a searched policy's test numbers are exactly best-policy.json's.
+    let eval = Evaluator::new(&exp, &data, &base.model)?;
+    let tuned = if args.finetune {
+        let t = (eval.finetune_with(&policy, &exp.finetune, show && !args.json))
+            .context("fine-tune")?;
+        Some(t)
     } else {
-        (None, None)
+        None
     };
-    let model = tuned.as_ref().unwrap_or(&base.model);
-    let acc = accuracy(model, &data.test, Some(&q))?;
+    let plain = eval.quantizer(&policy);
+    let (model, q) = match &tuned {
+        Some(t) => (&t.model, &t.q),
+        None => (&base.model, &plain),
+    };
+    let acc = eval.accuracy(model, Some(q), &data.test)?;
     let robust = if args.no_attack {
         None
     } else {
-        let (x, y) = data.test.first(exp.attack.examples, &Device::Cpu)?;
-        let transfer = fp32_transfer(&base.model, &x, &y, &exp.attack)?;
-        Some(run_suite(
-            &QuantizedModel { model, q: Some(&q) },
-            &x,
-            &y,
-            &exp.attack,
-            transfer.as_ref(),
-            Coverage::Full,
-        )?)
+        Some(eval.test_suite(&exp.attack)?.run(model, Some(q))?)
     };
+    let ft = tuned.as_ref().map(|t| t.report.clone());
     let report = EvalReport {
         experiment: exp.name.clone(),
         model: exp.model.name(),

@@ -13,14 +13,13 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use serde::Serialize;
 
-use crate::calib::calibrate;
 use crate::data::Dataset;
 use crate::experiment::Experiment;
 use crate::model::onnx::{self, Opset};
 use crate::model::Model;
 use crate::quant::{Policy, Quantizer};
 use crate::rundir::{best_row, first_difference, write_atomic, write_json, Episode, RunDir};
-use crate::search::finetune_policy;
+use crate::score::{Evaluator, Tuned};
 use crate::train::accuracy;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,11 +29,9 @@ pub enum DeployError {
     #[error(transparent)]
     Data(Box<crate::data::DataError>),
     #[error(transparent)]
-    Calib(Box<crate::calib::CalibError>),
-    #[error(transparent)]
     Train(Box<crate::train::TrainError>),
     #[error(transparent)]
-    Search(Box<crate::search::SearchError>),
+    Score(Box<crate::score::ScoreError>),
     #[error(transparent)]
     RunDir(Box<crate::rundir::RunDirError>),
     #[error("tensor error: {0}")]
@@ -83,9 +80,8 @@ crate::errors::boxed_from!(
     DeployError;
     Model: crate::model::ModelError,
     Data: crate::data::DataError,
-    Calib: crate::calib::CalibError,
     Train: crate::train::TrainError,
-    Search: crate::search::SearchError,
+    Score: crate::score::ScoreError,
     RunDir: crate::rundir::RunDirError,
     Tensor: candle_core::Error,
 );
@@ -218,9 +214,8 @@ pub fn export_episode(
             model: names,
         });
     }
-    let clips = calibrate(&exp.quant, &data.train, base)?;
-    let policy = Policy::new(row.bits.clone());
-    let (model, q) = finetune_policy(exp, &data.train, base, &clips, policy)?;
+    let eval = Evaluator::new(exp, data, base)?;
+    let Tuned { model, q, .. } = eval.finetune(&Policy::new(row.bits.clone()))?;
     let check = match options.check_examples.min(data.test.len()) {
         0 => None,
         n => Some(data.test.first(n, &Device::Cpu)?),

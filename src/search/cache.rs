@@ -19,10 +19,10 @@ use std::sync::Mutex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::score::{Failure, Outcome, Score};
 use super::SearchError;
 use crate::experiment::Experiment;
 use crate::robust::Checks;
+use crate::score::{Failure, Outcome, Score};
 
 /// Bump when scoring code changes what a policy scores, so old caches are not reused.
 const SCORE_VERSION: u32 = 2;

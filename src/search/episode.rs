@@ -1,11 +1,12 @@
 //! One episode's record: the row logged for a scored policy, and the feedback the agent learns
 //! from, rebuilt from that row (so a resume replays exactly what the agent saw).
 
-use super::score::{Failure, Outcome, Score, Scored, Scorer};
+use super::score::{Scored, Scorer};
 use super::spec::Run;
 use super::SearchError;
 use crate::agents::Feedback;
 use crate::rundir::Episode;
+use crate::score::{Failure, Outcome, Score};
 
 /// The row of policy `bits`, scored as `scored`, as episode `k` of `agent`.
 pub(super) fn record(

@@ -14,6 +14,8 @@ pub enum SearchError {
     #[error(transparent)]
     Calib(Box<crate::calib::CalibError>),
     #[error(transparent)]
+    Score(Box<crate::score::ScoreError>),
+    #[error(transparent)]
     Train(Box<crate::train::TrainError>),
     #[error(transparent)]
     Robust(Box<crate::robust::RobustError>),
@@ -61,5 +63,6 @@ crate::errors::boxed_from!(
     Pareto: crate::pareto::ParetoError,
     Quant: crate::quant::QuantError,
     Calib: crate::calib::CalibError,
+    Score: crate::score::ScoreError,
     Tensor: candle_core::Error
 );

@@ -6,17 +6,13 @@
 
 use std::time::Instant;
 
-use candle_core::Tensor;
-
-use super::score::{finetuned, test_examples, Scorer};
+use super::score::Scorer;
 use super::spec::Run;
 use super::SearchError;
-use crate::robust::{
-    fp32_transfer, robust_radii, run_suite, AttackConfig, AttackKind, Coverage, MeasureName,
-    QuantizedModel, RobustMeasure, TransferSet,
-};
+use crate::robust::{robust_radii, AttackKind, MeasureName, RobustMeasure};
 use crate::rundir::{pareto_rows, Episode, FrontTest, FrontTestRow};
-use crate::train::{accuracy, progress_bar};
+use crate::score::Suite;
+use crate::train::progress_bar;
 
 /// Writes front-test.csv for the feasible Pareto rows of `rows`, unless `[front_test]` is
 /// disabled or the file already holds exactly those rows at the same radii (a resumed finished
@@ -38,11 +34,11 @@ pub(super) fn rescore_front(
     if up_to_date(&path, &eps, &front) {
         return Ok(());
     }
-    let suite = StrongSuite::new(scorer, &cfg.attack)?;
+    let suite = scorer.eval.test_suite(&cfg.attack)?;
     let bar = progress_bar(front.len() as u64, run.spec.show, BAR);
     let mut out = Vec::with_capacity(front.len());
     for e in &front {
-        out.push(suite.rescore(run, e)?);
+        out.push(rescore(run, scorer, &suite, e)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -66,57 +62,33 @@ fn up_to_date(path: &std::path::Path, eps: &[f32], front: &[Episode]) -> bool {
             .eq(front.iter().map(|e| key(e.episode, &e.policy)))
 }
 
-/// The strong suite on the test examples, with its transfer examples crafted once on the FP32
-/// model for every policy of the front.
-struct StrongSuite<'a> {
-    scorer: &'a Scorer<'a>,
-    cfg: &'a AttackConfig,
-    x: Tensor,
-    y: Tensor,
-    transfer: Option<TransferSet>,
-}
-
-impl<'a> StrongSuite<'a> {
-    fn new(scorer: &'a Scorer<'a>, cfg: &'a AttackConfig) -> Result<Self, SearchError> {
-        let (x, y) = test_examples(scorer, cfg.examples)?;
-        let transfer = fp32_transfer(scorer.base, &x, &y, cfg)?;
-        Ok(StrongSuite {
-            scorer,
-            cfg,
-            x,
-            y,
-            transfer,
-        })
-    }
-
-    /// One front row: fine-tuned again, test accuracy, the strong suite.
-    fn rescore(&self, run: &Run, e: &Episode) -> Result<FrontTestRow, SearchError> {
-        let start = Instant::now();
-        let (model, q) = finetuned(self.scorer, &run.space, &e.pairs())?;
-        let target = QuantizedModel {
-            model: &model,
-            q: Some(&q),
-        };
-        let (x, y, t) = (&self.x, &self.y, self.transfer.as_ref());
-        let report = run_suite(&target, x, y, self.cfg, t, Coverage::Full)?;
-        let pgd = (report.by_eps.iter())
-            .map(|w| report.accuracy(AttackKind::Pgd, w.eps).unwrap_or(0.0))
-            .collect();
-        Ok(FrontTestRow {
-            episode: e.episode,
-            policy: e.policy.clone(),
-            latency_s: e.latency_s,
-            validation_accuracy: e.accuracy.unwrap_or(0.0),
-            validation_robust_accuracy: e.robust_accuracy.unwrap_or(0.0),
-            validation_masking: e.masking,
-            accuracy: accuracy(&model, &self.scorer.data.test, Some(&q))?,
-            clean_accuracy: report.clean,
-            robust: report.by_eps.iter().map(|w| w.worst_case).collect(),
-            pgd,
-            robust_auc: report.robust(RobustMeasure::Named(MeasureName::Auc)),
-            masking: report.masking.fired(),
-            examples: report.examples,
-            seconds: start.elapsed().as_secs_f64(),
-        })
-    }
+/// One front row: fine-tuned again (its policy seed), test accuracy, the strong suite.
+fn rescore(
+    run: &Run,
+    scorer: &Scorer,
+    suite: &Suite,
+    e: &Episode,
+) -> Result<FrontTestRow, SearchError> {
+    let start = Instant::now();
+    let test = (scorer.eval).test_score(&run.space.policy(&e.pairs())?, suite)?;
+    let report = &test.robust;
+    let pgd = (report.by_eps.iter())
+        .map(|w| report.accuracy(AttackKind::Pgd, w.eps).unwrap_or(0.0))
+        .collect();
+    Ok(FrontTestRow {
+        episode: e.episode,
+        policy: e.policy.clone(),
+        latency_s: e.latency_s,
+        validation_accuracy: e.accuracy.unwrap_or(0.0),
+        validation_robust_accuracy: e.robust_accuracy.unwrap_or(0.0),
+        validation_masking: e.masking,
+        accuracy: test.accuracy,
+        clean_accuracy: report.clean,
+        robust: report.by_eps.iter().map(|w| w.worst_case).collect(),
+        pgd,
+        robust_auc: report.robust(RobustMeasure::Named(MeasureName::Auc)),
+        masking: report.masking.fired(),
+        examples: report.examples,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }

@@ -17,7 +17,5 @@ mod spec;
 pub use cache::{cache_file, ScoreCache};
 pub use error::SearchError;
 pub use run::run_search;
-pub use score::{
-    finetune_policy, policy_seed, test_score, Failure, Outcome, Score, Scored, Scorer, TestScore,
-};
+pub use score::{Scored, Scorer};
 pub use spec::{episode_seed, RunSpec, RunSummary};

@@ -1,7 +1,7 @@
 //! What the search writes besides the episode log: config.json first, pareto.csv and agent.json
 //! after every episode, best-policy.json at the end (formats: `crate::rundir`).
 
-use super::score::{test_score, Scorer};
+use super::score::Scorer;
 use super::spec::Run;
 use super::SearchError;
 use crate::agents::Agent;
@@ -92,7 +92,10 @@ pub(super) fn progress(rows: &[Episode]) -> String {
 /// best-policy.json: the best episode, fine-tuned again with its seed and scored on the test
 /// split.
 pub(super) fn write_best(run: &Run, scorer: &Scorer, b: &Episode) -> Result<(), SearchError> {
-    let test = test_score(scorer, &run.space, &b.pairs())?;
+    let suite = scorer.eval.test_suite(&run.spec.exp.attack)?;
+    let test = scorer
+        .eval
+        .test_score(&run.space.policy(&b.pairs())?, &suite)?;
     let suite = serde_json::to_value(&test.robust).map_err(|source| SearchError::Json {
         path: run.log.dir.join(BestPolicy::FILE),
         source,

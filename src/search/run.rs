@@ -15,9 +15,9 @@ use super::score::Scorer;
 use super::spec::{Run, RunSpec, RunSummary};
 use super::{output, references, resume, SearchError};
 use crate::agents;
-use crate::calib::calibrate;
 use crate::crashpoint;
 use crate::rundir::best_row;
+use crate::score::Evaluator;
 use crate::train::progress_bar;
 
 pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
@@ -26,11 +26,11 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     // Built before any training, so an agent that refuses the space (exhaustive) fails fast.
     let ctx = run.context();
     let mut agent = agents::build(spec.agent, &ctx, spec.seed)?;
-    let calibration = calibrate(&spec.exp.quant, &spec.data.train, spec.base)?;
     let cache = spec.scores.clone().map(ScoreCache::open).transpose()?;
-    let scorer = Scorer::new(spec.exp, spec.data, spec.base, calibration)?.with_cache(cache);
+    let eval = Evaluator::new(spec.exp, spec.data, spec.base)?;
+    let scorer = Scorer::new(eval)?.with_cache(cache);
     references::score_once(&run, &scorer)?;
-    let probe = |bits: &[(u8, u8)]| Ok(scorer.loss(&run.space, bits)?);
+    let probe = |bits: &[(u8, u8)]| Ok(scorer.eval.loss(&run.space.policy(bits)?)?);
     if let Some(m) = agent.prepare(&ctx, &probe)? {
         run.log.write_json(m.file, &m.json)?;
     }
