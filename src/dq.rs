@@ -4,7 +4,7 @@
 //! its files, dq.csv and amplification.csv. It is orchestration: it fine-tunes (`train`) and
 //! attacks (`robust`), so it sits above both and, like the search, sees the whole `Experiment`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -16,6 +16,7 @@ use crate::robust::{
     amplification, craft_transfer, headline_eps, lipschitz_bound, AttackKind, LayerDistance,
     QuantizedModel, RobustError, SuiteReport,
 };
+use crate::rundir::{AmplificationRow, DqDir, DqRow, RunDirError};
 use crate::score::{Evaluator, ScoreError, Tuned};
 use crate::train::{progress_bar, FinetuneConfig, FinetuneReport, TrainError};
 
@@ -28,16 +29,13 @@ pub enum DqError {
     #[error(transparent)]
     Score(Box<ScoreError>),
     #[error(transparent)]
+    RunDir(Box<RunDirError>),
+    #[error(transparent)]
     Quant(Box<QuantError>),
     #[error(transparent)]
     Data(Box<DataError>),
     #[error("tensor error: {0}")]
     Tensor(Box<candle_core::Error>),
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 crate::errors::boxed_from!(
@@ -45,13 +43,14 @@ crate::errors::boxed_from!(
     Train: TrainError,
     Robust: RobustError,
     Score: ScoreError,
+    RunDir: RunDirError,
     Quant: QuantError,
     Data: DataError,
     Tensor: candle_core::Error
 );
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DqRow {
+pub struct DqPoint {
     pub bits: u8,
     pub beta: f64,
     pub suite: SuiteReport,
@@ -69,8 +68,8 @@ pub fn run_dq(
     bits: &[u8],
     betas: &[f64],
     show: bool,
-    on_row: &mut dyn FnMut(&DqRow) -> Result<(), DqError>,
-) -> Result<Vec<DqRow>, DqError> {
+    on_row: &mut dyn FnMut(&DqPoint) -> Result<(), DqError>,
+) -> Result<Vec<DqPoint>, DqError> {
     let eval = Evaluator::new(exp, data, baseline)?;
     let suite = eval.test_suite(&exp.attack)?;
     let (x, y) = suite.examples();
@@ -115,7 +114,7 @@ pub fn run_dq(
             let (_, lipschitz_bound) =
                 lipschitz_bound(&model.weights().map_err(TrainError::from)?)?;
             let amplification = amplification(&model, Some(&q), &x_amp, &adv_amp)?;
-            let row = DqRow {
+            let row = DqPoint {
                 bits: b.get(),
                 beta,
                 suite,
@@ -132,69 +131,50 @@ pub fn run_dq(
     Ok(rows)
 }
 
-/// The dq.csv header for a suite configuration (see docs/run-directory.md).
-pub fn dq_header(exp: &Experiment) -> Vec<String> {
-    let mut h = vec!["bits".to_string(), "beta".into(), "clean_accuracy".into()];
-    h.extend(exp.attack.fgsm_eps.iter().map(|e| format!("fgsm_{e}")));
-    h.extend(exp.attack.pgd_eps.iter().map(|e| format!("pgd_{e}")));
-    if exp.attack.transfer {
-        h.extend(exp.attack.pgd_eps.iter().map(|e| format!("transfer_{e}")));
-    }
-    if exp.attack.square_queries > 0 {
-        h.push(format!("square_{}", headline_eps(&exp.attack)));
-    }
-    h.extend(
-        [
-            "worst_case",
-            "masking_zero_grad",
-            "masking_eps_rise",
-            "masking_above_transfer",
-            "masking_above_gradient_free",
-            "lipschitz_bound",
-        ]
-        .map(String::from),
+/// dq.csv's attack columns for a suite configuration, in file order, with the attack and
+/// radius each reads (see docs/run-directory.md).
+pub fn attack_columns(exp: &Experiment) -> Vec<(String, AttackKind, f32)> {
+    let a = &exp.attack;
+    let mut c: Vec<(String, AttackKind, f32)> = Vec::new();
+    c.extend(
+        a.fgsm_eps
+            .iter()
+            .map(|&e| (format!("fgsm_{e}"), AttackKind::Fgsm, e)),
     );
-    h
+    c.extend(
+        a.pgd_eps
+            .iter()
+            .map(|&e| (format!("pgd_{e}"), AttackKind::Pgd, e)),
+    );
+    if a.transfer {
+        c.extend((a.pgd_eps.iter()).map(|&e| (format!("transfer_{e}"), AttackKind::Transfer, e)));
+    }
+    if a.square_queries > 0 {
+        let e = headline_eps(a);
+        c.push((format!("square_{e}"), AttackKind::Square, e));
+    }
+    c
 }
 
-/// One dq.csv record, in `dq_header` order.
-pub fn dq_record(exp: &Experiment, row: &DqRow) -> Vec<String> {
-    let s = &row.suite;
-    let acc = |kind, eps: f32| {
-        s.accuracy(kind, eps)
-            .map(|a| format!("{a:.4}"))
-            .unwrap_or_default()
-    };
-    let mut r = vec![
-        row.bits.to_string(),
-        row.beta.to_string(),
-        format!("{:.4}", s.clean),
-    ];
-    r.extend(
-        exp.attack
-            .fgsm_eps
-            .iter()
-            .map(|&e| acc(AttackKind::Fgsm, e)),
-    );
-    r.extend(exp.attack.pgd_eps.iter().map(|&e| acc(AttackKind::Pgd, e)));
-    if exp.attack.transfer {
-        r.extend(
-            exp.attack
-                .pgd_eps
-                .iter()
-                .map(|&e| acc(AttackKind::Transfer, e)),
-        );
+/// A measured point as dq.csv's row; `bits_rise` is the cross-policy check, known only once
+/// every point of the study is measured (`rises_as_bits_fall`).
+pub fn file_row(exp: &Experiment, p: &DqPoint, bits_rise: bool) -> DqRow {
+    let s = &p.suite;
+    DqRow {
+        bits: p.bits,
+        beta: p.beta,
+        clean_accuracy: s.clean,
+        attacks: (attack_columns(exp).into_iter())
+            .map(|(name, kind, eps)| (name, s.accuracy(kind, eps)))
+            .collect(),
+        worst_case: s.worst_case,
+        masking_zero_grad: s.masking.zero_grad_fraction,
+        masking_eps_rise: s.masking.eps_rise,
+        masking_above_transfer: s.masking.above_transfer,
+        masking_bits_rise: bits_rise,
+        masking_above_gradient_free: s.masking.above_gradient_free,
+        lipschitz_bound: p.lipschitz_bound,
     }
-    if exp.attack.square_queries > 0 {
-        r.push(acc(AttackKind::Square, headline_eps(&exp.attack)));
-    }
-    r.push(format!("{:.4}", s.worst_case));
-    r.push(format!("{:.4}", s.masking.zero_grad_fraction));
-    r.push(s.masking.eps_rise.to_string());
-    r.push(s.masking.above_transfer.to_string());
-    r.push(s.masking.above_gradient_free.to_string());
-    r.push(format!("{:.6e}", row.lipschitz_bound));
-    r
 }
 
 /// The cross-policy masking check: for each row, whether its worst-case robust accuracy is
@@ -202,7 +182,7 @@ pub fn dq_record(exp: &Experiment, row: &DqRow) -> Vec<String> {
 /// difference (binomial, `n` examples each) — robustness that *rises* as bits fall is what
 /// gradient masking looks like (docs/reference-protocol.md), so the row is flagged rather than
 /// believed.
-pub fn rises_as_bits_fall(rows: &[DqRow], n: usize) -> Vec<bool> {
+pub fn rises_as_bits_fall(rows: &[DqPoint], n: usize) -> Vec<bool> {
     let se = |p: f64| p * (1.0 - p) / n.max(1) as f64;
     rows.iter()
         .map(|r| {
@@ -218,49 +198,25 @@ pub fn rises_as_bits_fall(rows: &[DqRow], n: usize) -> Vec<bool> {
         .collect()
 }
 
-/// Writes dq.csv (with the cross-policy `masking_bits_rise` column last) and amplification.csv.
-pub fn write_dq(dir: &Path, exp: &Experiment, rows: &[DqRow]) -> Result<(), DqError> {
-    let csv_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: csv::Error| DqError::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        }
-    };
-    let path = dir.join("dq.csv");
-    let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
-    let mut header = dq_header(exp);
-    header.push("masking_bits_rise".into());
-    w.write_record(header).map_err(csv_err(&path))?;
-    for (row, rise) in rows
-        .iter()
-        .zip(rises_as_bits_fall(rows, exp.attack.examples))
-    {
-        let mut record = dq_record(exp, row);
-        record.push(rise.to_string());
-        w.write_record(record).map_err(csv_err(&path))?;
-    }
-    w.flush().map_err(|source| DqError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let path = dir.join("amplification.csv");
-    let mut w = csv::Writer::from_path(&path).map_err(csv_err(&path))?;
-    w.write_record(["bits", "beta", "layer", "index", "distance"])
-        .map_err(csv_err(&path))?;
-    for row in rows {
-        for d in &row.amplification {
-            let rec = [
-                row.bits.to_string(),
-                row.beta.to_string(),
-                d.layer.clone(),
-                d.index.to_string(),
-                format!("{:.6}", d.distance),
-            ];
-            w.write_record(rec).map_err(csv_err(&path))?;
-        }
-    }
-    w.flush().map_err(|source| DqError::Io { path, source })
+/// Writes dq.csv (with the cross-policy `masking_bits_rise` column) and amplification.csv of
+/// the study's `points` into `dir`, through the run-directory format.
+pub fn write_dq(dir: &Path, exp: &Experiment, points: &[DqPoint]) -> Result<(), DqError> {
+    let rises = rises_as_bits_fall(points, exp.attack.examples);
+    let rows: Vec<DqRow> = (points.iter().zip(rises))
+        .map(|(p, rise)| file_row(exp, p, rise))
+        .collect();
+    let amplification: Vec<AmplificationRow> = (points.iter())
+        .flat_map(|p| {
+            p.amplification.iter().map(|d| AmplificationRow {
+                bits: p.bits,
+                beta: p.beta,
+                layer: d.layer.clone(),
+                index: d.index,
+                distance: d.distance,
+            })
+        })
+        .collect();
+    Ok(DqDir::write(dir, &rows, &amplification)?)
 }
 
 #[cfg(test)]
@@ -268,7 +224,7 @@ mod tests {
     use super::*;
     use crate::robust::Masking;
 
-    fn row(bits: u8, beta: f64, worst_case: f64) -> DqRow {
+    fn row(bits: u8, beta: f64, worst_case: f64) -> DqPoint {
         let masking = Masking {
             zero_grad_fraction: 0.0,
             eps_rise: false,
@@ -294,7 +250,7 @@ mod tests {
             penalty_after: 0.0,
             seconds: 0.0,
         };
-        DqRow {
+        DqPoint {
             bits,
             beta,
             suite,

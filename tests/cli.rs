@@ -252,3 +252,42 @@ fn eval_finetune_reproduces_the_searched_best_policy() {
         "{out}"
     );
 }
+
+/// `bitsearch dq` end to end: the study's files are written through the run-directory format
+/// and read back by its reader, one row per (bits, beta), every layer's amplification.
+#[test]
+fn dq_writes_a_study_its_reader_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = common::fixtures::Tiny::default();
+    std::fs::write(dir.path().join("exp.toml"), exp.toml("tiny-dq")).unwrap();
+    let o = ok(bitsearch(
+        &[
+            "dq",
+            "--experiment",
+            "exp.toml",
+            "--bits",
+            "8,2",
+            "--betas",
+            "0",
+            "--steps",
+            "3",
+            "--cache",
+            "cache",
+            "--out",
+            "study",
+            "--quiet",
+        ],
+        dir.path(),
+    ));
+    assert!(o.contains("wrote"), "{o}");
+    let study = bitsearch::rundir::DqDir::read(&dir.path().join("study")).unwrap();
+    let bits: Vec<u8> = study.rows.iter().map(|r| r.bits).collect();
+    assert_eq!(bits, [8, 2]);
+    assert!(study
+        .rows
+        .iter()
+        .all(|r| r.attacks.iter().all(|a| a.1.is_some())));
+    // The MLP's three layers, for each of the two rows.
+    assert_eq!(study.amplification.len(), 6, "{:?}", study.amplification);
+    assert!(dir.path().join("study/config.json").is_file());
+}

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use bitsearch::dq::{dq_header, dq_record, rises_as_bits_fall, run_dq, write_dq, DqRow};
+use bitsearch::dq::{file_row, rises_as_bits_fall, run_dq, write_dq, DqPoint};
+use bitsearch::rundir::{write_json, DqRow};
 use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
@@ -57,11 +58,7 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| args.cache.join(format!("dq-{}", exp.name)));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let config = serde_json::json!({ "experiment": &exp, "dq": &exp.dq });
-    std::fs::write(
-        out.join("config.json"),
-        serde_json::to_string_pretty(&config)?,
-    )
-    .with_context(|| format!("cannot write {}/config.json", out.display()))?;
+    write_json(&out.join("config.json"), &config)?;
     let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
         .context("FP32 baseline")?;
     println!(
@@ -71,10 +68,20 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         exp.dq.steps,
         100.0 * base.metrics.test_accuracy
     );
-    let header = dq_header(&exp);
+    // Each row as it is measured, without the last column: the cross-bitwidth check
+    // (masking_bits_rise) needs every row and is reported after them.
+    let mut header = DqRow::header(
+        &bitsearch::dq::attack_columns(&exp)
+            .into_iter()
+            .map(|c| c.0)
+            .collect::<Vec<_>>(),
+    );
+    header.pop();
     println!("{}", header.join("  "));
-    let mut print = |row: &DqRow| {
-        println!("{}", dq_record(&exp, row).join("  "));
+    let mut print = |point: &DqPoint| {
+        let mut record = file_row(&exp, point, false).record();
+        record.pop();
+        println!("{}", record.join("  "));
         Ok(())
     };
     let rows = run_dq(

@@ -357,7 +357,7 @@ fn dq_table(dq: &DqDir) -> String {
     let mut percent = vec![column(Quantity::Fraction, &|r| Some(r.clean_accuracy))];
     for i in 0..attacks.len() {
         percent.push(column(Quantity::Fraction, &|r| {
-            r.attacks.get(i).map(|a| a.1)
+            r.attacks.get(i).and_then(|a| a.1)
         }));
     }
     percent.push(column(Quantity::Fraction, &|r| Some(r.worst_case)));

@@ -1,10 +1,11 @@
-//! Reader of a Defensive-Quantization study directory: dq.csv (one row per bits × beta) and
-//! amplification.csv (error amplification per layer), per docs/run-directory.md. (Their writer
-//! is the DQ study, src/dq.rs.)
+//! A Defensive-Quantization study directory: dq.csv (one row per bits × beta) and
+//! amplification.csv (error amplification per layer), per docs/run-directory.md; their one row
+//! type each, their writer (whole files, atomically) and their reader.
 
 use std::path::{Path, PathBuf};
 
-use super::table::{CsvFile, Record};
+use super::files::write_atomic;
+use super::table::{csv_line, CsvFile, Record};
 use super::RunDirError;
 
 /// One row of dq.csv.
@@ -14,8 +15,9 @@ pub struct DqRow {
     pub bits: u8,
     pub beta: f64,
     pub clean_accuracy: f64,
-    /// The `fgsm_<eps>`, `pgd_<eps>` and `transfer_<eps>` columns, in file order.
-    pub attacks: Vec<(String, f64)>,
+    /// The `fgsm_<eps>`, `pgd_<eps>`, `transfer_<eps>` and `square_<eps>` columns, in file
+    /// order; None for an attack the suite did not report (an empty field).
+    pub attacks: Vec<(String, Option<f64>)>,
     pub worst_case: f64,
     pub masking_zero_grad: f64,
     pub masking_eps_rise: bool,
@@ -28,6 +30,47 @@ pub struct DqRow {
 }
 
 impl DqRow {
+    /// dq.csv's header for rows whose attack columns are `attacks`.
+    pub fn header(attacks: &[String]) -> Vec<String> {
+        let mut h: Vec<String> = ["bits", "beta", "clean_accuracy"].map(String::from).into();
+        h.extend(attacks.iter().cloned());
+        h.extend(
+            [
+                "worst_case",
+                "masking_zero_grad",
+                "masking_eps_rise",
+                "masking_above_transfer",
+                "masking_above_gradient_free",
+                "lipschitz_bound",
+                "masking_bits_rise",
+            ]
+            .map(String::from),
+        );
+        h
+    }
+
+    /// The row's fields in `header` order.
+    pub fn record(&self) -> Vec<String> {
+        let mut r = vec![
+            self.bits.to_string(),
+            self.beta.to_string(),
+            format!("{:.4}", self.clean_accuracy),
+        ];
+        r.extend(
+            (self.attacks.iter()).map(|(_, a)| a.map(|a| format!("{a:.4}")).unwrap_or_default()),
+        );
+        r.extend([
+            format!("{:.4}", self.worst_case),
+            format!("{:.4}", self.masking_zero_grad),
+            self.masking_eps_rise.to_string(),
+            self.masking_above_transfer.to_string(),
+            self.masking_above_gradient_free.to_string(),
+            format!("{:.6e}", self.lipschitz_bound),
+            self.masking_bits_rise.to_string(),
+        ]);
+        r
+    }
+
     /// True when any gradient-masking check fired.
     pub fn masking_suspected(&self) -> bool {
         self.masking_eps_rise
@@ -57,13 +100,54 @@ pub struct DqDir {
 
 const HINT: &str = "written by `bitsearch dq`";
 
+impl AmplificationRow {
+    const HEADER: [&'static str; 5] = ["bits", "beta", "layer", "index", "distance"];
+
+    fn record(&self) -> Vec<String> {
+        vec![
+            self.bits.to_string(),
+            self.beta.to_string(),
+            self.layer.clone(),
+            self.index.to_string(),
+            format!("{:.6}", self.distance),
+        ]
+    }
+}
+
 impl DqDir {
+    pub const FILE: &'static str = "dq.csv";
+    pub const AMPLIFICATION: &'static str = "amplification.csv";
+
+    /// Writes dq.csv and amplification.csv of `dir`, each whole and atomically. Every row of
+    /// `rows` has the same attack columns (one study, one suite).
+    pub fn write(
+        dir: &Path,
+        rows: &[DqRow],
+        amplification: &[AmplificationRow],
+    ) -> Result<(), RunDirError> {
+        let path = dir.join(Self::FILE);
+        let attacks: Vec<String> = (rows.first().into_iter())
+            .flat_map(|r| r.attacks.iter().map(|a| a.0.clone()))
+            .collect();
+        let mut text = csv_line(&path, &DqRow::header(&attacks))?;
+        for r in rows {
+            text.extend(csv_line(&path, &r.record())?);
+        }
+        write_atomic(&path, &text)?;
+        let path = dir.join(Self::AMPLIFICATION);
+        let mut text = csv_line(&path, &AmplificationRow::HEADER.map(String::from))?;
+        for r in amplification {
+            text.extend(csv_line(&path, &r.record())?);
+        }
+        write_atomic(&path, &text)
+    }
+
     /// Reads dq.csv and amplification.csv of `dir`.
     pub fn read(dir: &Path) -> Result<DqDir, RunDirError> {
         Ok(DqDir {
             dir: dir.to_path_buf(),
-            rows: read_dq(&dir.join("dq.csv"))?,
-            amplification: read_amplification(&dir.join("amplification.csv"))?,
+            rows: read_dq(&dir.join(Self::FILE))?,
+            amplification: read_amplification(&dir.join(Self::AMPLIFICATION))?,
         })
     }
 
@@ -120,7 +204,7 @@ fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
                 clean_accuracy: row.number(c[2])?,
                 attacks: attacks
                     .iter()
-                    .map(|(i, h)| Ok((h.clone(), row.number(*i)?)))
+                    .map(|(i, h)| Ok((h.clone(), row.optional_number(*i)?)))
                     .collect::<Result<_, RunDirError>>()?,
                 worst_case: row.number(c[3])?,
                 masking_zero_grad: row.number(c[4])?,
@@ -142,7 +226,7 @@ fn read_dq(path: &Path) -> Result<Vec<DqRow>, RunDirError> {
 
 fn read_amplification(path: &Path) -> Result<Vec<AmplificationRow>, RunDirError> {
     let file = CsvFile::open(path, HINT)?;
-    let c = file.columns(["bits", "beta", "layer", "index", "distance"])?;
+    let c = file.columns(AmplificationRow::HEADER)?;
     file.records()
         .map(|row| {
             Ok(AmplificationRow {
@@ -169,6 +253,41 @@ fn layer_index(row: &Record, col: usize, rows: usize) -> Result<usize, RunDirErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_study_written_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |bits: u8, square: Option<f64>| DqRow {
+            bits,
+            beta: 0.01,
+            clean_accuracy: 0.95,
+            attacks: vec![("pgd_0.1".into(), Some(0.5)), ("square_0.1".into(), square)],
+            worst_case: 0.25,
+            masking_zero_grad: 0.125,
+            masking_eps_rise: bits == 2,
+            masking_above_transfer: false,
+            masking_bits_rise: bits == 2,
+            masking_above_gradient_free: true,
+            lipschitz_bound: 1234.5,
+        };
+        let rows = [row(4, Some(0.375)), row(2, None)];
+        let amp = [AmplificationRow {
+            bits: 4,
+            beta: 0.01,
+            layer: "conv, \"1\"".into(),
+            index: 0,
+            distance: 0.5,
+        }];
+        DqDir::write(dir.path(), &rows, &amp).unwrap();
+        let back = DqDir::read(dir.path()).unwrap();
+        assert_eq!(back.rows, rows);
+        assert_eq!(back.amplification, amp);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+    }
 
     #[test]
     fn a_layer_index_beyond_the_rows_is_an_error_not_a_huge_chart() {
