@@ -2,7 +2,7 @@
 //! ones, with the accumulators in named registers (the portable tiles, written for the compiler
 //! to vectorize, spilled them to the stack and ran 5x slower).
 
-use super::{Correlation, Narrowed, Sink, TapDots, LANES};
+use super::kernels::{Correlation, Narrowed, Sink, TapDots, LANES};
 use std::arch::x86_64::*;
 
 /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.

@@ -8,10 +8,10 @@
 //! padding as large as the kernel, and CPUs without AVX-512 or AVX2 + FMA. Examples are spread over candle's
 //! worker pool and each gemm is single-threaded; `par.rs` has the measurements behind that.
 
-use super::im2col::{col2im_add, im2col, Geometry};
-use super::matmul::{matmul, Mat, Parallelism};
-use super::par::{for_each_chunk, sum_in_fixed_chunks};
-use super::wide::Wide;
+use super::geometry::Geometry;
+use super::im2col::{col2im_add, im2col, Wide};
+use crate::ops::linalg::matmul::{matmul, Mat, Parallelism};
+use crate::ops::parallel::{for_each_chunk, sum_in_fixed_chunks};
 use candle_core::Result;
 
 /// Shapes of one call, checked against each other.

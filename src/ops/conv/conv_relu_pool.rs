@@ -11,12 +11,12 @@
 //! run in turn, with the same values.
 
 use super::conv2d::{conv2d_quantized, Conv2d, Grads3};
-use super::direct_conv::{Direct, Upstream};
-use super::im2col::Geometry;
-use super::max_pool::{max_pool2d, pool_example, unpool};
-use super::par::{for_each_chunk, for_each_piece};
-use super::storage::{contiguous_f32, with_f32};
-use super::wide::as_uninit;
+use super::direct::{Direct, Upstream};
+use super::geometry::Geometry;
+use super::planes::as_uninit;
+use crate::ops::parallel::{for_each_chunk, for_each_piece};
+use crate::ops::pool::{max_pool2d, pool_example, unpool};
+use crate::ops::storage::{contiguous_f32, with_f32};
 use crate::quant::ActGrid;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
@@ -150,8 +150,8 @@ impl CustomOp3 for ConvPool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::randn;
     use super::*;
+    use crate::ops::test_util::randn;
     use candle_core::Var;
     use rand::{rngs::StdRng, SeedableRng};
 

@@ -21,6 +21,10 @@
 //! at every thread count: `f32::mul_add` is the exact fused operation even where the CPU lacks
 //! FMA, so the portable path gives the same bits.
 
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
+pub(crate) use crate::ops::instruction_set::Isa;
+use crate::ops::relu_mask::relu_pass;
 use std::mem::MaybeUninit;
 
 /// Pixels per vector: a 512-bit register holds 16 f32.
@@ -120,7 +124,7 @@ impl OutGrid {
     }
 
     /// The runs of vector `v` (none past the grid).
-    fn runs_of(&self, v: usize) -> &[(u16, isize)] {
+    pub(super) fn runs_of(&self, v: usize) -> &[(u16, isize)] {
         match (self.starts.get(v), self.starts.get(v + 1)) {
             (Some(&a), Some(&b)) => &self.runs[a..b],
             _ => &[],
@@ -154,17 +158,17 @@ impl Narrowed<'_> {
 /// disjoint outputs) and the lane runs of each vector; each instruction set's module has its
 /// own store.
 #[cfg(target_arch = "x86_64")]
-struct Sink<'a> {
-    y: *mut f32,
-    plane: usize,
-    bias: &'a [f32],
-    relu: bool,
-    grid: &'a OutGrid,
+pub(super) struct Sink<'a> {
+    pub(super) y: *mut f32,
+    pub(super) plane: usize,
+    pub(super) bias: &'a [f32],
+    pub(super) relu: bool,
+    pub(super) grid: &'a OutGrid,
 }
 
 #[cfg(target_arch = "x86_64")]
 impl<'a> Sink<'a> {
-    fn of(out: &'a mut Narrowed) -> Sink<'a> {
+    pub(super) fn of(out: &'a mut Narrowed) -> Sink<'a> {
         Sink {
             y: out.y.as_mut_ptr().cast::<f32>(),
             plane: out.grid.h * out.grid.w,
@@ -215,62 +219,21 @@ impl TapDots<'_> {
     }
 
     /// Where column `ct = c·taps + t` of the weight gradient reads `x`.
-    fn offset(&self, ct: usize) -> usize {
+    pub(super) fn offset(&self, ct: usize) -> usize {
         let k2 = self.taps.len();
         ct / k2 * self.hw + self.taps[ct % k2]
     }
 }
 
-/// The instruction sets the kernels are written for, best first.
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Isa {
-    Avx512,
-    /// AVX2 with FMA: the 16 lanes as two 8-lane halves.
-    Avx2,
-    Portable,
-}
-
-impl Isa {
-    /// The ones this CPU has, best first (the portable path always), detected once: the
-    /// pooling asks per plane.
-    fn available() -> &'static [Isa] {
-        static ALL: std::sync::OnceLock<Vec<Isa>> = std::sync::OnceLock::new();
-        ALL.get_or_init(|| {
-            let mut all = Vec::new();
-            #[cfg(target_arch = "x86_64")]
-            {
-                if is_x86_feature_detected!("avx512f") {
-                    all.push(Isa::Avx512);
-                }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    all.push(Isa::Avx2);
-                }
-            }
-            all.push(Isa::Portable);
-            all
-        })
-    }
-}
-
 /// The instruction set the kernels run on: the best one this CPU has.
-fn isa() -> Isa {
-    Isa::available()[0]
+pub(crate) fn isa() -> Isa {
+    Isa::best()
 }
 
 /// Whether the kernels run vectorized here. The portable path computes the same bits one
 /// product at a time: it is the specification and the tests' reference, too slow to serve.
 pub(crate) fn vectorized() -> bool {
     isa() != Isa::Portable
-}
-
-/// Whether the CPU has AVX-512F (`max_pool`'s kernels choose by it).
-pub(crate) fn has_avx512() -> bool {
-    isa() == Isa::Avx512
-}
-
-/// Whether the CPU has AVX2 (and FMA), with or without AVX-512.
-pub(crate) fn has_avx2() -> bool {
-    Isa::available().contains(&Isa::Avx2)
 }
 
 /// The sum of 16 lanes in a fixed tree: halves, then quarters, ... (what both paths use).
@@ -314,12 +277,6 @@ pub(crate) fn masked_sum(g: &[f32], mask: Option<&[f32]>) -> f32 {
         lanes[l] += mask.map_or(v, |m| relu_pass(v, m[split + l]));
     }
     lane_sum(&lanes)
-}
-
-/// `v` where `y > 0`, else +0: a bit mask rather than a branch, so loops over it vectorize.
-#[inline(always)]
-pub(crate) fn relu_pass(v: f32, y: f32) -> f32 {
-    f32::from_bits(v.to_bits() & ((y > 0.0) as u32).wrapping_neg())
 }
 
 /// `dw[i] += lane_sum(lanes[16i..16i + 16])`: the weight gradient from `accumulate`'s lanes.
@@ -368,14 +325,6 @@ fn portable_tap_dots(t: &TapDots, lanes: &mut [f32]) {
         }
     }
 }
-
-/// AVX-512 intrinsics with the accumulators in named registers.
-#[cfg(target_arch = "x86_64")]
-mod avx512;
-
-/// The same kernels in AVX2 + FMA.
-#[cfg(target_arch = "x86_64")]
-mod avx2;
 
 #[cfg(test)]
 mod tests {
@@ -522,6 +471,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(all(test, target_arch = "x86_64"))]
-mod speed;

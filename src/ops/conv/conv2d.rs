@@ -20,12 +20,13 @@
 //! Every sum runs in a fixed order (`WEIGHT_GRAD_CHUNK` says why), so on one machine the result
 //! does not depend on the thread count.
 
-use super::columns::{self, Dims};
-use super::direct::{masked_sum, relu_pass};
-use super::direct_conv::{Direct, Upstream};
-use super::im2col::Geometry;
-use super::par::for_each_chunk;
-use super::storage::{contiguous_f32, with_f32};
+use super::direct::kernels::masked_sum;
+use super::direct::{Direct, Upstream};
+use super::geometry::Geometry;
+use super::im2col_gemm::{self, Dims};
+use crate::ops::parallel::for_each_chunk;
+use crate::ops::relu_mask::relu_pass;
+use crate::ops::storage::{contiguous_f32, with_f32};
 use crate::quant::ActGrid;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::borrow::Cow;
@@ -141,7 +142,7 @@ impl CustomOp3 for Conv2d {
         );
         let y = match Direct::of(&d.g, d.o) {
             Some(direct) => direct.forward(x, self.act, w, b, d.n, self.relu)?,
-            None => columns::forward(&self.column_input(x), w, b, &d, self.relu)?,
+            None => im2col_gemm::forward(&self.column_input(x), w, b, &d, self.relu)?,
         };
         Ok((CpuStorage::F32(y), Shape::from((d.n, d.o, d.g.oh, d.g.ow))))
     }
@@ -217,12 +218,12 @@ impl Conv2d {
                     .then(|| {
                         with_f32(x, |xv| {
                             let xq = self.column_input(xv);
-                            columns::weight_grad(&xq, &masked, &d, WEIGHT_GRAD_CHUNK)
+                            im2col_gemm::weight_grad(&xq, &masked, &d, WEIGHT_GRAD_CHUNK)
                         })
                     })
                     .transpose()?;
                 let dx = want_dx
-                    .then(|| with_f32(w, |wv| columns::input_grad(wv, &masked, &d)))
+                    .then(|| with_f32(w, |wv| im2col_gemm::input_grad(wv, &masked, &d)))
                     .transpose()?;
                 (dx, dw)
             }
@@ -290,8 +291,8 @@ const WEIGHT_GRAD_CHUNK: usize = 8;
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{assert_close, assert_same_op, randn};
     use super::*;
+    use crate::ops::test_util::{assert_close, assert_same_op, randn};
     use candle_core::{Device, Var};
     use rand::{rngs::StdRng, SeedableRng};
 

@@ -6,16 +6,14 @@
 //! the *first* maximum in row-major order (PyTorch routes to one element too). candle's own
 //! backward instead scales the gradient by (#maxima)/k² and sends it to every maximum.
 
-use super::direct::{has_avx2, has_avx512, relu_pass};
-use super::par::{for_each_chunk, for_each_piece};
-use super::storage::{contiguous_f32, with_f32};
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
+use crate::ops::instruction_set::{has_avx2, has_avx512};
+use crate::ops::parallel::{for_each_chunk, for_each_piece};
+use crate::ops::relu_mask::relu_pass;
+use crate::ops::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
-
-#[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 use std::sync::Mutex;
 
 /// k x k max-pooling with stride k of an (N, C, H, W) f32 CPU tensor; output

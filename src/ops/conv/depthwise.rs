@@ -8,8 +8,8 @@
 //! fixed order (the weight gradient is summed over examples in example order). Plain `a += w·x`
 //! rather than `mul_add`: without FMA in the build's target, `mul_add` is a libm call.
 
-use super::par::for_each_chunk;
-use super::storage::{contiguous_f32, with_f32};
+use crate::ops::parallel::for_each_chunk;
+use crate::ops::storage::{contiguous_f32, with_f32};
 use crate::quant::ActGrid;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 

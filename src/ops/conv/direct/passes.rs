@@ -13,12 +13,12 @@
 //! on every call; for cnn6's 16–32-channel 3×3 convolutions `perf` put those copies, the
 //! packing and the zero-filled buffers at 39% of the time (BENCHMARKS.md).
 
-use super::direct::{
-    add_lane_sums, masked_sum, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL,
+use super::kernels::{
+    add_lane_sums, masked_sum, vectorized, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL,
 };
-use super::im2col::Geometry;
-use super::par::{for_each_chunk, sum_in_fixed_chunks_with};
-use super::wide::{copy_masked, Planes, RowMap};
+use crate::ops::conv::geometry::Geometry;
+use crate::ops::conv::planes::{copy_masked, Planes, RowMap};
+use crate::ops::parallel::{for_each_chunk, sum_in_fixed_chunks_with};
 use crate::quant::ActGrid;
 use candle_core::Result;
 use std::mem::MaybeUninit;
@@ -56,7 +56,7 @@ impl Direct {
     /// non-empty input and output planes (the grids of both passes need a row), on a CPU where
     /// the kernels are vectorized; elsewhere the column path serves.
     pub(crate) fn of(g: &Geometry, o: usize) -> Option<Direct> {
-        if !super::direct::vectorized() {
+        if !vectorized() {
             return None;
         }
         Self::any_cpu(g, o)
@@ -442,8 +442,8 @@ fn input_map<'a>(act: Option<ActGrid>) -> RowMap<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::columns::{self, Dims};
     use super::*;
+    use crate::ops::conv::im2col_gemm::{self, Dims};
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut state = seed;
@@ -504,7 +504,7 @@ mod tests {
             let y = direct.forward(&x, None, &wt, &b, n, true)?;
             assert_near(
                 &y,
-                &columns::forward(&x, &wt, &b, &d, true)?,
+                &im2col_gemm::forward(&x, &wt, &b, &d, true)?,
                 &format!("y {what}"),
             );
 
@@ -521,13 +521,13 @@ mod tests {
             let dw = direct.weight_grad(&x, None, up, (n, 8), None)?;
             assert_near(
                 &dw,
-                &columns::weight_grad(&x, &masked, &d, 8)?,
+                &im2col_gemm::weight_grad(&x, &masked, &d, 8)?,
                 &format!("dw {what}"),
             );
             let dx = direct.input_grad(&wt, up, n)?;
             assert_near(
                 &dx,
-                &columns::input_grad(&wt, &masked, &d)?,
+                &im2col_gemm::input_grad(&wt, &masked, &d)?,
                 &format!("dx {what}"),
             );
             // Both gradients in one pass, on the shared planes, give the same bits.

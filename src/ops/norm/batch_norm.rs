@@ -7,8 +7,8 @@
 //! channels in parallel, each channel's sums in a fixed order (so any thread count gives the
 //! same bits).
 
-use super::par::for_each_piece;
-use super::storage::{contiguous_f32, with_f32};
+use crate::ops::parallel::for_each_piece;
+use crate::ops::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 

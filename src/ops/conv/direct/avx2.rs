@@ -6,7 +6,7 @@
 //! step ran at ~1.3x PyTorch's on an AMD EPYC (Zen 3) where the direct path runs under it
 //! (BENCHMARKS.md). The tiles are smaller than the AVX-512 ones: AVX2 has 16 registers, not 32.
 
-use super::{Correlation, Narrowed, Sink, TapDots, LANES};
+use super::kernels::{Correlation, Narrowed, Sink, TapDots, LANES};
 use std::arch::x86_64::*;
 
 /// Values per AVX2 register.
