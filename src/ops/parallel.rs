@@ -1,19 +1,15 @@
-//! Data-parallel loops on candle's own CPU worker pool.
+//! Data-parallel loops on candle's own CPU worker pool, and sums over a batch whose
+//! floating-point order does not depend on the thread count (fixed chunks, added in order).
 //!
 //! Why candle's pool and not rayon: candle 0.11 runs its large elementwise ops (the gradient
 //! adds of every backward pass) on a persistent "barrier pool" whose workers spin for a while
-//! after each op; rayon workers of our own then fight them for the cores. Measured on this
-//! 2-vCPU machine, LeNet-5 trunk training step at batch 128 (the loop of `examples/bench_ops.rs`),
-//! median of 3-4 interleaved runs of 300 steps, with glibc's malloc tuned so that page faults do
-//! not dominate (see the example's doc):
-//! - examples spread over candle's pool, single-threaded gemms: 3.5 ms
-//! - examples spread over rayon, single-threaded gemms: 5.1 ms
-//! - examples one after the other, each gemm on 2 rayon threads: 5.7 ms (gemm does not split
-//!   matrices this small; a single thread gives 5.6 ms)
+//! after each op; rayon workers of our own would fight them for the cores. And why examples in
+//! parallel with single-threaded gemms rather than one gemm on several threads: gemm does not
+//! split matrices as small as one example's. (BENCHMARKS.md has the measurements.)
 //!
 //! The pool's size follows `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else the physical
-//! cores. Spinning pools degrade badly when other processes load the cores (the step then
-//! varied from 6 to 49 ms); `CANDLE_NUM_THREADS=1` makes everything run inline, unaffected.
+//! cores. Spinning pools degrade when other processes load the cores; `CANDLE_NUM_THREADS=1`
+//! makes everything run inline.
 
 use candle_core::{utils::barrier_pool, Result};
 use std::sync::Mutex;

@@ -1,8 +1,8 @@
 //! 2-D convolution as a candle custom op: `y = relu?(conv(x, w) + b)`, x (N,C,H,W), w (O,C,k,k).
 //!
-//! Two paths compute it, chosen per call: the direct path (`direct_conv.rs`: stride 1, padding
-//! below the kernel size, a CPU with AVX-512 or AVX2 + FMA), and the column path (`columns.rs`: im2col + gemm)
-//! for every other case. Backward, with `g` the upstream gradient masked by `y > 0` when ReLU
+//! Two paths compute it, chosen per call: the direct path (`direct/`: stride 1, padding below
+//! the kernel size, a CPU with AVX-512 or AVX2 + FMA), and the column path (`im2col_gemm.rs`:
+//! im2col + gemm) for every other case. Backward, with `g` the upstream gradient masked by `y > 0` when ReLU
 //! is fused:
 //! - `db = sum_{n,pixel} g`,
 //! - `dw = sum_n` of each example's weight gradient,
@@ -254,8 +254,7 @@ fn relu_mask(grad: &[f32], y: &[f32]) -> Vec<f32> {
 
 /// `db[o] = sum over examples and pixels of the (ReLU-masked) g[n, o, :]`, each plane in
 /// `masked_sum`'s fixed order, planes in example order. Channels in parallel: each sum keeps
-/// that order at any thread count (it was serial, 2% of a cnn6 step while the other core
-/// waited).
+/// that order at any thread count.
 fn bias_grad(up: Upstream, d: &Dims) -> Result<Vec<f32>> {
     let mut db = vec![0.0; d.o];
     let plane = d.g.col_cols();

@@ -7,7 +7,7 @@
 //! convolution output stays in a per-worker buffer and is pooled while in cache, and the
 //! backward scatters the pooled gradient once, straight into the convolution's upstream
 //! gradient. The ReLU's mask needs no stored output: at a window's maximum, `relu(z) > 0` is
-//! "the pooled value > 0". Only the direct path (`direct_conv`) is fused; elsewhere the two ops
+//! "the pooled value > 0". Only the direct path (`direct/`) is fused; elsewhere the two ops
 //! run in turn, with the same values.
 
 use super::conv2d::{conv2d_quantized, Conv2d, Grads3};

@@ -1,12 +1,12 @@
-//! The column-matrix path of `conv2d`: per example, `col = im2col(x_n)` ((C·k·k) × (OH·OW),
-//! or the "wide" column matrix of `wide.rs` for stride 1) and a gemm:
+//! The column path of `conv2d`, im2col + gemm: per example, `col = im2col(x_n)` ((C·k·k) ×
+//! (OH·OW), or the "wide" column matrix of `im2col.rs` for stride 1) and a gemm:
 //! - forward `y_n = relu?(w @ col + b)`,
 //! - `dw = Σ_n g_n @ col_nᵀ`,
 //! - `dx_n = col2im(wᵀ @ g_n)`.
 //!
-//! It serves the convolutions the direct path (`direct_conv.rs`) does not take: stride above 1,
-//! padding as large as the kernel, and CPUs without AVX-512 or AVX2 + FMA. Examples are spread over candle's
-//! worker pool and each gemm is single-threaded; `par.rs` has the measurements behind that.
+//! It serves the convolutions the direct path (`direct/`) does not take: stride above 1,
+//! padding as large as the kernel, and CPUs without AVX-512 or AVX2 + FMA. Examples are spread
+//! over candle's worker pool and each gemm is single-threaded (`parallel.rs` says why).
 
 use super::geometry::Geometry;
 use super::im2col::{col2im_add, im2col, Wide};

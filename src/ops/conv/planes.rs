@@ -31,8 +31,8 @@ impl RowMap<'_> {
 
 /// Example `src` (C, h, w), mapped by `map`, into the middles of the zero-bordered planes
 /// (C, h + 2·pad, w + 2·pad) of `dst`. Only the middles are written: `dst`'s borders and tail
-/// must be zero already (a scratch buffer, zeroed when made and reused). Writing the borders
-/// every time cost two small memsets per row, a libc call each (BENCHMARKS.md).
+/// must be zero already (a scratch buffer, zeroed when made and reused), so a row costs one
+/// copy and no border writes.
 pub(crate) fn fill_padded<'a>(
     src: &[f32],
     (h, w): (usize, usize),
@@ -50,8 +50,8 @@ pub(crate) fn fill_padded<'a>(
             i * w,
         );
     }
-    // Quantized in one pass over the whole planes, borders included (they stay +0): rows of
-    // 14 or 28 values left most of the work to the vector loop's scalar tails.
+    // Quantized in one pass over the whole planes, borders included (+0 quantizes to +0), so
+    // the vector loop runs over whole planes rather than over short rows and their tails.
     if let RowMap::Quant(q) = map {
         let planes = src.len().checked_div(h * w).unwrap_or(0);
         q.quantize_in_place(&mut dst[..planes * plane]);
@@ -65,8 +65,7 @@ pub(crate) fn as_uninit(x: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(x as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
-/// `dst = src` where `mask` (if any) is positive, else +0. (The unmasked loop compiles to a
-/// `memmove` call per row; AVX-512 masked copies instead measured no faster, BENCHMARKS.md.)
+/// `dst = src` where `mask` (if any) is positive, else +0.
 pub(crate) fn copy_masked(dst: &mut [f32], src: &[f32], mask: Option<&[f32]>) {
     match mask {
         Some(m) => {

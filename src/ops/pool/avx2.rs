@@ -1,7 +1,6 @@
-//! The AVX2 version of 2 × 2 pooling with indices, for CPUs without AVX-512: 8 windows per
+//! The AVX2 version of 2 × 2 max-pooling with indices, for CPUs without AVX-512: 8 windows per
 //! step, with `pool_plane_2`'s comparisons in its order (so the same maxima and indices, ties
-//! and NaN included). Measured: the scalar loop took 2.2% of a cnn6 training step on an AMD
-//! EPYC (Zen 3, one thread, `examples/train_step.rs`, `perf record`).
+//! and NaN included).
 
 use std::arch::x86_64::*;
 

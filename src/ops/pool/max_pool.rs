@@ -71,8 +71,8 @@ impl MaxPool {
         })
     }
 
-    /// Maxima and their in-plane indices for every plane, examples in parallel (one piece per
-    /// example's planes: a piece per plane cost more in hand-out than the pooling itself).
+    /// Maxima and their in-plane indices for every plane, examples in parallel: one piece per
+    /// example's planes, so the pool hands out a piece per example rather than per plane.
     fn pool(&self, x: &[f32], d: Dims) -> Result<(Vec<f32>, Vec<u32>)> {
         let (out, plane, group) = (d.oh * d.ow, d.h * d.w, d.channels);
         let mut y = vec![0.0; d.planes * out];

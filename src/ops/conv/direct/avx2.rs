@@ -1,10 +1,8 @@
-//! The AVX2 + FMA versions of `direct`'s kernels, for x86 CPUs without AVX-512 (AMD Zen 2 and
-//! 3, most laptops): each of the 16 lanes as the AVX-512 kernels have them, held as two 8-lane
+//! The AVX2 + FMA versions of the direct convolution's kernels (`kernels.rs`), for x86 CPUs
+//! without AVX-512: each of the 16 lanes as the AVX-512 kernels have them, held as two 8-lane
 //! halves, so every lane's sum runs in the same order and the three paths give the same bits.
-//!
-//! Why: without them these CPUs took the column path (im2col + gemm), and cnn6's FP32 training
-//! step ran at ~1.3x PyTorch's on an AMD EPYC (Zen 3) where the direct path runs under it
-//! (BENCHMARKS.md). The tiles are smaller than the AVX-512 ones: AVX2 has 16 registers, not 32.
+//! Without them these CPUs would take the column path (im2col + gemm). The tiles are smaller
+//! than the AVX-512 ones: AVX2 has 16 registers, not 32.
 
 use super::kernels::{Correlation, Narrowed, Sink, TapDots, LANES};
 use std::arch::x86_64::*;
@@ -154,7 +152,8 @@ pub(super) unsafe fn tap_dots(t: &TapDots, lanes: &mut [f32]) {
 
 /// `lanes[o0+r, c0+j] += g[o0+r, q] · x[offset(c0+j) + q]` lane by lane over all `q`, half
 /// by half, the running sums held in registers meanwhile.
-// Index loops, as in `avx512::dots`: with iterators the accumulators went to the stack.
+// Index loops, as in `avx512::dots`: with iterators the compiler keeps the accumulators on the
+// stack instead of in registers.
 #[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx2,fma")]

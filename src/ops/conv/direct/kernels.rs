@@ -1,4 +1,5 @@
-//! Register-tiled kernels of a direct stride-1 convolution on the "wide" grid (see `wide.rs`):
+//! Register-tiled kernels of a direct stride-1 convolution on the "wide" grid (`im2col.rs`'s
+//! `Wide` explains the grid; `planes.rs` fills its planes):
 //! the work of im2col + gemm without the column matrix and without gemm's packing.
 //!
 //! A plane set `x` holds `C` zero-padded planes of `hw` values each (channel `c` at `c·hw`),

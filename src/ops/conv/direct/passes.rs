@@ -1,4 +1,4 @@
-//! A stride-1 convolution's three passes on NCHW tensors through `direct`'s kernels: each
+//! A stride-1 convolution's three passes on NCHW tensors through `kernels.rs`: each
 //! example is copied once into zero-bordered planes (one row copy per input row) and correlated
 //! on the wide grid, the kernels storing its valid outputs straight into the NCHW result.
 //!
@@ -9,9 +9,9 @@
 //! - weight gradient: `dw[o, c, tap] = Σ_n Σ_q g_n[o, q] · pad_p(x_n)[c, q + s_tap]`, the batch
 //!   cut into fixed chunks of examples summed in a fixed order (`conv2d.rs` says why).
 //!
-//! Why: the column-matrix path copied every input value k² times and gemm repacked that matrix
-//! on every call; for cnn6's 16–32-channel 3×3 convolutions `perf` put those copies, the
-//! packing and the zero-filled buffers at 39% of the time (BENCHMARKS.md).
+//! Why: the column path copies every input value k² times into its matrix and gemm repacks that
+//! matrix on every call; here each input value is copied once, and no buffer is zero-filled
+//! per call.
 
 use super::kernels::{
     add_lane_sums, masked_sum, vectorized, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL,
@@ -95,7 +95,7 @@ impl Direct {
     ) -> Result<Vec<f32>> {
         let pass = self.forward_pass(act, w, b, relu);
         let total = n * pass.out_len();
-        // Every value is written below: no zero-filling (it was 4% of a training step).
+        // Every value is written below, so the buffer is not zero-filled first.
         let mut y = Vec::with_capacity(total);
         let out = &mut y.spare_capacity_mut()[..total];
         for_each_chunk(
@@ -196,9 +196,9 @@ impl Direct {
     }
 
     /// `dw` (O, C, k, k) over `n` examples of the input `act?(x)`: chunks of `chunk` examples
-    /// in parallel, each summed in example order, the chunks' sums added in chunk order. (The
-    /// input's planes are copied again rather than kept from the forward: read back from
-    /// memory, kept planes measured slower than a fresh copy in cache.)
+    /// in parallel, each summed in example order, the chunks' sums added in chunk order. The
+    /// input's planes are copied again rather than kept from the forward, so that they are in
+    /// cache when the kernel reads them.
     pub(crate) fn weight_grad(
         &self,
         x: &[f32],
@@ -324,8 +324,8 @@ impl Direct {
     }
 
     /// Example `gi`'s bias sums, one per output channel: `masked_sum` of each gradient plane
-    /// with its ReLU mask, read while the example's gradient is in cache (a separate pass over
-    /// the whole gradient from memory took 3.5% of a cnn6 step).
+    /// with its ReLU mask, read while the example's gradient is in cache rather than in a
+    /// separate pass over the whole gradient.
     fn plane_sums(&self, gi: Upstream, out: &mut [f32]) {
         let plane = self.g.oh * self.g.ow;
         for (o, s) in out.iter_mut().enumerate() {
