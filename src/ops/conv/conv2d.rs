@@ -413,6 +413,31 @@ mod tests {
         Ok(())
     }
 
+    /// No output channels: an empty output, an input gradient of zeros, and empty weight and
+    /// bias gradients (the weight gradient's length is 0), for a "same" convolution (where
+    /// both gradients would share planes on the direct path) and a stride-2 one.
+    #[test]
+    fn no_output_channels_give_zero_input_gradients() -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(13);
+        for (s, p) in [(1, 1), (2, 0)] {
+            let x = Var::from_tensor(&randn(&mut rng, &[3, 2, 6, 6])?)?;
+            let w = Var::from_tensor(&Tensor::zeros((0, 2, 3, 3), DType::F32, &Device::Cpu)?)?;
+            let b = Var::from_tensor(&Tensor::zeros(0, DType::F32, &Device::Cpu)?)?;
+            let y = conv2d(&x, &w, Some(&b), s, p, true)?;
+            assert_eq!(y.dims()[..2], [3, 0], "stride {s}");
+            let grads = y.sum_all()?.backward()?;
+            let (Some(dx), Some(dw), Some(db)) = (grads.get(&x), grads.get(&w), grads.get(&b))
+            else {
+                panic!("stride {s}: a gradient is missing");
+            };
+            assert_eq!((dw.dims(), db.dims()), (&[0, 2, 3, 3][..], &[0][..]));
+            assert_eq!(dx.dims(), [3, 2, 6, 6]);
+            let dx = dx.flatten_all()?.to_vec1::<f32>()?;
+            assert!(dx.iter().all(|&v| v == 0.0), "stride {s}: dx {dx:?}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn input_gradient_only_when_input_tracks_one() -> Result<()> {
         let mut rng = StdRng::seed_from_u64(3);

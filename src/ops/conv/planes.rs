@@ -6,7 +6,6 @@
 use super::direct::kernels::TAIL;
 use crate::ops::relu_mask::relu_pass;
 use crate::quant::ActGrid;
-use std::mem::MaybeUninit;
 
 /// What a copy into planes does to each value.
 #[derive(Clone, Copy, Debug)]
@@ -57,12 +56,6 @@ pub(crate) fn fill_padded<'a>(
         q.quantize_in_place(&mut dst[..planes * plane]);
     }
     dst
-}
-
-/// An initialized buffer seen as one `fill_padded` may write.
-pub(crate) fn as_uninit(x: &mut [f32]) -> &mut [MaybeUninit<f32>] {
-    // SAFETY: same layout; the callers only ever write initialized values through it.
-    unsafe { &mut *(x as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
 /// `dst = src` where `mask` (if any) is positive, else +0.

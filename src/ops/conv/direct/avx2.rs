@@ -14,6 +14,10 @@ const HALF: usize = LANES / 2;
 type Vec16 = [__m256; 2];
 
 /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `g.len()` must be a multiple of 16 and `mask`, if any, at least
+/// as long as `g`.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANES] {
     let mut acc = [_mm256_setzero_ps(); 2];
@@ -35,6 +39,10 @@ pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANE
 
 /// Rows in tiles of 6 × one 16-lane vector (12 accumulators of the 16 registers), remainders
 /// in tiles of 4, 2 and 1.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA, and the operands must pass `Correlation::run_on`'s checks (the
+/// tiles below read and write unchecked within those bounds).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn correlate(c: &Correlation, out: &mut Narrowed) {
     let vectors = out.grid.len.div_ceil(LANES);
@@ -123,6 +131,10 @@ impl Sink<'_> {
 
 /// Rows in pairs, each pair over 3 columns `(c, tap)` at a time (2 × 3 × 2 halves = 12
 /// accumulators); an odd last row over 6 columns.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA, and the operands must pass `TapDots::accumulate_on`'s checks
+/// (the tiles below read and write unchecked within those bounds).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn tap_dots(t: &TapDots, lanes: &mut [f32]) {
     let cols = t.c * t.taps.len();

@@ -6,6 +6,10 @@ use super::kernels::{Correlation, Narrowed, Sink, TapDots, LANES};
 use std::arch::x86_64::*;
 
 /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `g.len()` must be a multiple of 16 and `mask`, if any, at least
+/// as long as `g`.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANES] {
     let mut acc = _mm512_setzero_ps();
@@ -23,6 +27,10 @@ pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANE
 }
 
 /// Rows in tiles of 4 × 6 vectors, remainders in smaller tiles.
+///
+/// # Safety
+/// The CPU must have AVX-512F, and the operands must pass `Correlation::run_on`'s checks (the
+/// tiles below read and write unchecked within those bounds).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn correlate(c: &Correlation, out: &mut Narrowed) {
     let vectors = out.grid.len.div_ceil(LANES);
@@ -115,6 +123,10 @@ impl Sink<'_> {
 
 /// Rows in tiles of 4 × 5 columns `(c, tap)`, remainders in smaller tiles: 20 accumulators,
 /// 5 loaded input vectors and a gradient vector, 26 of the 32 registers, so none spills.
+///
+/// # Safety
+/// The CPU must have AVX-512F, and the operands must pass `TapDots::accumulate_on`'s checks
+/// (the tiles below read and write unchecked within those bounds).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn tap_dots(t: &TapDots, lanes: &mut [f32]) {
     let cols = t.c * t.taps.len();

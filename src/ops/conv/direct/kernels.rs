@@ -47,23 +47,34 @@ pub(crate) struct Correlation<'a> {
 impl Correlation<'_> {
     /// Every row's outputs on `out`'s grid, written as `out` says.
     pub(crate) fn run(&self, out: &mut Narrowed) {
+        self.run_on(isa(), out)
+    }
+
+    /// `run` on the kernels of `isa`, which the CPU must have (`Isa::available`, checked).
+    ///
+    /// The operands are checked first, so that the vector kernels' unchecked loads and stores
+    /// stay inside them: a tile reads `x` from `ci·hw + s_tap + q0` for up to `TAIL` pixels past
+    /// the grid's last vector start, reads `w` below `rows·c·taps`, and writes only the lanes of
+    /// `grid`'s runs, which lie inside each row's `h·w` outputs of `y`.
+    fn run_on(&self, isa: Isa, out: &mut Narrowed) {
         let (grid, len) = (out.grid, out.grid.len);
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
+        assert!(
+            Isa::available().contains(&isa),
+            "{isa:?} is not on this CPU"
+        );
         assert!(self.w.len() >= self.rows * self.c * self.taps.len());
         assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + len + TAIL);
         assert!(out.y.len() >= self.rows * grid.h * grid.w);
         assert!(out.bias.is_empty() || out.bias.len() >= self.rows);
-        self.run_on(isa(), out)
-    }
-
-    /// `run` on the kernels of `isa`, which the CPU must have (`Isa::available`).
-    fn run_on(&self, isa: Isa, out: &mut Narrowed) {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX-512F (detected), and the bounds are checked in `run`.
+            // SAFETY: the CPU has AVX-512F (asserted above), and the operands hold every value
+            // the kernel reads or writes (asserted above, the bounds in this fn's doc).
             Isa::Avx512 => unsafe { avx512::correlate(self, out) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX2 and FMA (detected), and the bounds are checked in `run`.
+            // SAFETY: the CPU has AVX2 and FMA (asserted above), and the operands hold every
+            // value the kernel reads or writes (asserted above, the bounds in this fn's doc).
             Isa::Avx2 => unsafe { avx2::correlate(self, out) },
             _ => portable_correlate(self, out),
         }
@@ -74,10 +85,11 @@ impl Correlation<'_> {
 /// `h × w` plane for `ox < w` (the wrap-around pixels `ox ≥ w` are dropped), and `len =
 /// (h − 1)·wp + w` wide pixels cover it. Built once per call, shared by its examples.
 pub(crate) struct OutGrid {
-    pub h: usize,
-    pub w: usize,
-    pub wp: usize,
-    pub len: usize,
+    // Read-only outside this folder: the runs are computed from them once, in `new`.
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) wp: usize,
+    pub(super) len: usize,
     /// For each vector of 16 wide pixels, the runs of its lanes that land in one output row:
     /// `(lanes mask, offset of lane 0 in the plane)`, the offset being the first lane's place
     /// minus its lane number; `starts[v]..starts[v + 1]` are vector `v`'s runs.
@@ -198,22 +210,31 @@ impl TapDots<'_> {
     /// x[c·hw + s_t + q]`, each lane summed in ascending `q`: 16 running sums per weight,
     /// carried across a chunk's examples and reduced once by `add_lane_sums`.
     pub(crate) fn accumulate(&self, lanes: &mut [f32]) {
+        self.accumulate_on(isa(), lanes)
+    }
+
+    /// `accumulate` on the kernels of `isa`, which the CPU must have (`Isa::available`,
+    /// checked). The operands are checked first: the kernels read `g[o·stride + q]` and
+    /// `x[offset(ct) + q]` for `q < len` (whole vectors), and read and write `lanes` below
+    /// `rows·c·taps·16`, unchecked.
+    fn accumulate_on(&self, isa: Isa, lanes: &mut [f32]) {
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
+        assert!(
+            Isa::available().contains(&isa),
+            "{isa:?} is not on this CPU"
+        );
         assert!(self.len.is_multiple_of(LANES) && self.stride >= self.len);
         assert!(self.g.len() >= self.rows * self.stride);
         assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + self.len);
         assert!(lanes.len() >= self.rows * self.c * self.taps.len() * LANES);
-        self.accumulate_on(isa(), lanes)
-    }
-
-    /// `accumulate` on the kernels of `isa`, which the CPU must have (`Isa::available`).
-    fn accumulate_on(&self, isa: Isa, lanes: &mut [f32]) {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX-512F (detected); bounds checked in `accumulate`.
+            // SAFETY: the CPU has AVX-512F (asserted above), and the operands hold every value
+            // the kernel reads or writes (asserted above, the bounds in this fn's doc).
             Isa::Avx512 => unsafe { avx512::tap_dots(self, lanes) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX2 and FMA (detected); bounds checked in `accumulate`.
+            // SAFETY: the CPU has AVX2 and FMA (asserted above), and the operands hold every
+            // value the kernel reads or writes (asserted above, the bounds in this fn's doc).
             Isa::Avx2 => unsafe { avx2::tap_dots(self, lanes) },
             _ => portable_tap_dots(self, lanes),
         }
@@ -259,10 +280,12 @@ pub(crate) fn masked_sum(g: &[f32], mask: Option<&[f32]>) -> f32 {
     let split = g.len() / LANES * LANES;
     let mut lanes = match isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX-512F (detected), and the mask is long enough (checked).
+        // SAFETY: the CPU has AVX-512F (`isa` detected it); the kernel reads whole vectors of
+        // `g[..split]` and the same places of the mask, which is at least as long (asserted).
         Isa::Avx512 => unsafe { avx512::masked_lanes(&g[..split], mask) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX2 and FMA (detected), and the mask is long enough (checked).
+        // SAFETY: the CPU has AVX2 and FMA (`isa` detected them); the kernel reads whole
+        // vectors of `g[..split]` and the same places of the mask, at least as long (asserted).
         Isa::Avx2 => unsafe { avx2::masked_lanes(&g[..split], mask) },
         _ => {
             let mut lanes = [0.0f32; LANES];

@@ -18,7 +18,9 @@ use super::kernels::{
 };
 use crate::ops::conv::geometry::Geometry;
 use crate::ops::conv::planes::{copy_masked, Planes, RowMap};
-use crate::ops::parallel::{for_each_chunk, sum_in_fixed_chunks_with};
+use crate::ops::parallel::{
+    chunk_count, for_each_chunk, split_by_chunks, sum_in_fixed_chunks_with,
+};
 use crate::quant::ActGrid;
 use candle_core::Result;
 use std::mem::MaybeUninit;
@@ -52,9 +54,10 @@ pub(crate) struct Direct {
 }
 
 impl Direct {
-    /// Stride 1 with padding below the kernel size (so that `k − 1 − p` is not negative) and
-    /// non-empty input and output planes (the grids of both passes need a row), on a CPU where
-    /// the kernels are vectorized; elsewhere the column path serves.
+    /// Stride 1 with padding below the kernel size (so that `k − 1 − p` is not negative),
+    /// non-empty input and output planes (the grids of both passes need a row) and channels on
+    /// both sides (each pass's planes are the other's correlation rows), on a CPU where the
+    /// kernels are vectorized; elsewhere the column path serves.
     pub(crate) fn of(g: &Geometry, o: usize) -> Option<Direct> {
         if !vectorized() {
             return None;
@@ -64,7 +67,8 @@ impl Direct {
 
     /// `of` without the CPU condition (the tests compare both paths on any CPU).
     pub(crate) fn any_cpu(g: &Geometry, o: usize) -> Option<Direct> {
-        if g.stride != 1 || g.padding >= g.k || g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 {
+        let empty = g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 || g.c == 0 || o == 0;
+        if g.stride != 1 || g.padding >= g.k || empty {
             return None;
         }
         let (c, h, w, pad) = (g.c, g.h, g.w, g.padding);
@@ -107,7 +111,9 @@ impl Direct {
                 Ok(())
             },
         )?;
-        // SAFETY: `ForwardPass::example` wrote every output of every example.
+        // SAFETY: `for_each_chunk` handed every example's `out_len` values to
+        // `ForwardPass::example`, which writes every output (`Correlation::run` stores each
+        // output of its grid); an error would have returned above.
         unsafe { y.set_len(total) };
         Ok(y)
     }
@@ -171,7 +177,9 @@ impl Direct {
                 Ok(())
             },
         )?;
-        // SAFETY: `InputPass::example` wrote every value of every example's C planes.
+        // SAFETY: `for_each_chunk` handed every example's `in_len` values to
+        // `InputPass::example`, which writes all of them (the C planes of its grid); an error
+        // would have returned above.
         unsafe { dx.set_len(total) };
         Ok(dx)
     }
@@ -269,8 +277,11 @@ impl Direct {
         let (in_len, dw_len) = (g.in_len(), o * g.c * g.k * g.k);
         let total = n * in_len;
         let mut dx = Vec::with_capacity(total);
-        let dxs = dx.spare_capacity_mut()[..total]
-            .chunks_mut(chunk * in_len)
+        // One piece of `dx` per chunk of examples, every one of them (whatever `in_len` is):
+        // `sum_in_fixed_chunks_with` hands each piece to the closure, which writes it whole.
+        let dx_pieces = split_by_chunks(&mut dx.spare_capacity_mut()[..total], n, chunk, in_len);
+        let dxs = dx_pieces
+            .into_iter()
             .zip(self.sum_pieces(sums, n, chunk))
             .collect();
         // The grid starts at row p, column p of each gradient plane.
@@ -302,7 +313,11 @@ impl Direct {
                 Ok(())
             },
         )?;
-        // SAFETY: `InputPass::example` wrote every value of every example's C planes.
+        // SAFETY: `dx_pieces` cut all `total` values into one piece per chunk of examples;
+        // `sum_in_fixed_chunks_with` handed every piece to the closure above (it checks that
+        // there is one piece per chunk, and runs each even when the weight gradient is empty),
+        // and the closure wrote each example's `in_len` values through `InputPass::example`.
+        // Any error returned above, before this line.
         unsafe { dx.set_len(total) };
         Ok((dx, dw))
     }
@@ -315,11 +330,11 @@ impl Direct {
         chunk: usize,
     ) -> Vec<Option<&'s mut [f32]>> {
         match sums {
-            Some(s) => s[..n * self.o]
-                .chunks_mut(chunk * self.o)
+            Some(s) => split_by_chunks(&mut s[..n * self.o], n, chunk, self.o)
+                .into_iter()
                 .map(Some)
                 .collect(),
-            None => (0..n.div_ceil(chunk)).map(|_| None).collect(),
+            None => (0..chunk_count(n, chunk)).map(|_| None).collect(),
         }
     }
 
@@ -405,6 +420,15 @@ impl ForwardPass<'_> {
         self.d.o * self.d.g.oh * self.d.g.ow
     }
 
+    /// `example` into an initialised buffer (a scratch reused across examples: `conv_relu_pool`).
+    pub(crate) fn example_init(&self, scratch: &mut [f32], x: &[f32], i: usize, y: &mut [f32]) {
+        // SAFETY: `[f32]` and `[MaybeUninit<f32>]` have the same layout, and `example` writes
+        // only initialised f32 values through the view (the kernels store whole floats); the
+        // view lives for this call alone, so nothing can leave `y` uninitialised through it.
+        let view = unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        self.example(scratch, x, i, view);
+    }
+
     /// Example `i` of the batch `x`: its planes copied into `scratch` (an `input_buffer`),
     /// correlated, and written to all of `y` (`out_len` values).
     pub(crate) fn example(
@@ -469,11 +493,16 @@ mod tests {
 
     /// An empty input plane padded up to the kernel size has output rows (from padding alone)
     /// but no input-gradient grid: the direct path declines it, where `OutGrid` would panic.
+    /// So it does for no input or no output channels (no planes to correlate on one side).
     #[test]
     fn empty_planes_take_the_column_path() -> Result<()> {
         let g = Geometry::new((1, 0, 4), 3, 1, 2)?;
         assert!(g.oh > 0 && Direct::any_cpu(&g, 3).is_none());
         assert!(Direct::any_cpu(&Geometry::new((1, 2, 4), 3, 1, 2)?, 3).is_some());
+        let same = Geometry::new((2, 5, 5), 3, 1, 1)?;
+        assert!(Direct::any_cpu(&same, 0).is_none(), "no output channels");
+        let none_in = Geometry::new((0, 5, 5), 3, 1, 1)?;
+        assert!(Direct::any_cpu(&none_in, 4).is_none(), "no input channels");
         Ok(())
     }
 
