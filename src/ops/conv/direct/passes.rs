@@ -6,21 +6,17 @@
 //! - input gradient: `dx = correlate(pad_{k−1−p}(g), w')` with `w'[c, o, ki, kj] = w[o, c,
 //!   k−1−ki, k−1−kj]`: the adjoint of a stride-1 correlation is the correlation with the
 //!   flipped, transposed kernel over the gradient padded by `k−1−p`;
-//! - weight gradient: `dw[o, c, tap] = Σ_n Σ_q g_n[o, q] · pad_p(x_n)[c, q + s_tap]`, the batch
-//!   cut into fixed chunks of examples summed in a fixed order (`conv2d.rs` says why).
+//! - weight gradient: `dw[o, c, tap] = Σ_n Σ_q g_n[o, q] · pad_p(x_n)[c, q + s_tap]`
+//!   (`weight_grad.rs`).
 //!
 //! Why: the column path copies every input value k² times into its matrix and gemm repacks that
 //! matrix on every call; here each input value is copied once, and no buffer is zero-filled
 //! per call.
 
-use super::kernels::{
-    add_lane_sums, masked_sum, vectorized, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL,
-};
+use super::kernels::{vectorized, Correlation, Narrowed, OutGrid};
 use crate::ops::conv::geometry::Geometry;
-use crate::ops::conv::planes::{copy_masked, Planes, RowMap};
-use crate::ops::parallel::{
-    chunk_count, for_each_chunk, split_by_chunks, sum_in_fixed_chunks_with,
-};
+use crate::ops::conv::planes::{Planes, RowMap};
+use crate::ops::parallel::for_each_chunk;
 use crate::quant::ActGrid;
 use candle_core::Result;
 use std::mem::MaybeUninit;
@@ -35,7 +31,7 @@ pub(crate) struct Upstream<'a> {
 
 impl<'a> Upstream<'a> {
     /// The part of example `i` (`len` values each).
-    fn example(&self, i: usize, len: usize) -> Upstream<'a> {
+    pub(super) fn example(&self, i: usize, len: usize) -> Upstream<'a> {
         Upstream {
             g: &self.g[i * len..][..len],
             relu_out: self.relu_out.map(|y| &y[i * len..][..len]),
@@ -45,12 +41,12 @@ impl<'a> Upstream<'a> {
 
 /// The direct path's shapes for one convolution.
 pub(crate) struct Direct {
-    g: Geometry,
-    o: usize,
+    pub(super) g: Geometry,
+    pub(super) o: usize,
     /// The input padded by p.
-    input: Planes,
+    pub(super) input: Planes,
     /// The output gradient padded by k − 1 − p.
-    grad: Planes,
+    pub(super) grad: Planes,
 }
 
 impl Direct {
@@ -144,23 +140,6 @@ impl Direct {
         self.input.buffer()
     }
 
-    /// Whether the (ReLU-masked) output gradient's planes, padded by `k − 1 − p` for the input
-    /// gradient, also serve as the weight gradient's wide grid: when that padding is `p` (a
-    /// "same" convolution), plane row `r + p` from column `p` is the grid's row `r`, with zeros
-    /// in its wrap-around columns, and the zeros after a plane's last row cover the grid's
-    /// rounding up to whole vectors.
-    pub(crate) fn shares_grad_planes(&self) -> bool {
-        let (p, wp) = (self.input.pad, self.input.wp());
-        let (len, valid) = self.wide_len();
-        self.grad.pad == p && p * wp + p <= TAIL && len - valid <= 2 * p * (wp + 1)
-    }
-
-    /// The weight gradient's wide grid: its length rounded up to whole vectors, and unrounded.
-    fn wide_len(&self) -> (usize, usize) {
-        let valid = OutGrid::wide_len(self.g.oh, self.g.ow, self.input.wp());
-        (valid.div_ceil(LANES) * LANES, valid)
-    }
-
     /// `dx` of `n` examples from the (ReLU-masked) output gradient `grad`, in parallel.
     pub(crate) fn input_grad(&self, w: &[f32], grad: Upstream, n: usize) -> Result<Vec<f32>> {
         let pass = self.input_pass(w, grad);
@@ -185,7 +164,7 @@ impl Direct {
     }
 
     /// The input gradient's per-call state.
-    fn input_pass<'a>(&'a self, w: &[f32], grad: Upstream<'a>) -> InputPass<'a> {
+    pub(super) fn input_pass<'a>(&'a self, w: &[f32], grad: Upstream<'a>) -> InputPass<'a> {
         let (g, o) = (&self.g, self.o);
         let k2 = g.k * g.k;
         // w' (C, O, k, k): w'[c, o, t] = w[o, c, k²−1−t] (flipping both axes reverses the taps).
@@ -202,172 +181,10 @@ impl Direct {
             grad,
         }
     }
-
-    /// `dw` (O, C, k, k) over `n` examples of the input `act?(x)`: chunks of `chunk` examples
-    /// in parallel, each summed in example order, the chunks' sums added in chunk order. The
-    /// input's planes are copied again rather than kept from the forward, so that they are in
-    /// cache when the kernel reads them.
-    pub(crate) fn weight_grad(
-        &self,
-        x: &[f32],
-        act: Option<ActGrid>,
-        grad: Upstream,
-        (n, chunk): (usize, usize),
-        sums: Option<&mut [f32]>,
-    ) -> Result<Vec<f32>> {
-        let (g, o, wp) = (&self.g, self.o, self.input.wp());
-        let (len, _) = self.wide_len();
-        let taps = self.input.taps(g.k);
-        let dw_len = o * g.c * g.k * g.k;
-        let out_len = o * g.oh * g.ow;
-        // The gradient's wide grid (its wrap-around columns and tail are never written), and
-        // 16 running sums per weight for the chunk's examples.
-        let scratch = || {
-            (
-                self.input.buffer(),
-                vec![0.0; o * len],
-                vec![0.0; dw_len * LANES],
-            )
-        };
-        let pieces = self.sum_pieces(sums, n, chunk);
-        sum_in_fixed_chunks_with(
-            n,
-            chunk,
-            dw_len,
-            pieces,
-            scratch,
-            |(planes, wide, lanes), examples, mut sums, acc| {
-                lanes.fill(0.0);
-                for (e, i) in examples.enumerate() {
-                    let xi = &x[i * g.in_len()..][..g.in_len()];
-                    let x = self.input.fill(xi, input_map(act), planes);
-                    let gi = grad.example(i, out_len);
-                    if let Some(s) = sums.as_deref_mut() {
-                        self.plane_sums(gi, &mut s[e * o..][..o]);
-                    }
-                    for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
-                        let (oc, oy) = (r / g.oh, r % g.oh);
-                        let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
-                        copy_masked(&mut wide[oc * len + oy * wp..][..g.ow], line, mask);
-                    }
-                    self.tap_dots(&taps, x, wide, len, lanes);
-                }
-                add_lane_sums(lanes, acc);
-                Ok(())
-            },
-        )
-    }
-
-    /// Both gradients in one pass when `shares_grad_planes` holds: per example, the masked
-    /// gradient is copied once into its planes, which serve the input gradient and, while
-    /// still in cache, the weight gradient as its wide grid. The same sums in the same order
-    /// as `input_grad` and `weight_grad`.
-    pub(crate) fn both_grads(
-        &self,
-        x: &[f32],
-        act: Option<ActGrid>,
-        w: &[f32],
-        grad: Upstream,
-        (n, chunk): (usize, usize),
-        sums: Option<&mut [f32]>,
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (g, o, wp) = (&self.g, self.o, self.input.wp());
-        let pass = self.input_pass(w, grad);
-        let taps = self.input.taps(g.k);
-        let (in_len, dw_len) = (g.in_len(), o * g.c * g.k * g.k);
-        let total = n * in_len;
-        let mut dx = Vec::with_capacity(total);
-        // One piece of `dx` per chunk of examples, every one of them (whatever `in_len` is):
-        // `sum_in_fixed_chunks_with` hands each piece to the closure, which writes it whole.
-        let dx_pieces = split_by_chunks(&mut dx.spare_capacity_mut()[..total], n, chunk, in_len);
-        let dxs = dx_pieces
-            .into_iter()
-            .zip(self.sum_pieces(sums, n, chunk))
-            .collect();
-        // The grid starts at row p, column p of each gradient plane.
-        let at = self.grad.pad * wp + self.grad.pad;
-        let scratch = || {
-            let lanes = vec![0.0; dw_len * LANES];
-            (self.input.buffer(), self.grad.buffer(), lanes)
-        };
-        let dw = sum_in_fixed_chunks_with(
-            n,
-            chunk,
-            dw_len,
-            dxs,
-            scratch,
-            |(xp, gp, lanes), examples, (dxc, mut sums), acc| {
-                lanes.fill(0.0);
-                for (e, (i, dxn)) in examples.zip(dxc.chunks_mut(in_len)).enumerate() {
-                    let gplanes = pass.grad_planes(i, gp);
-                    if let Some(s) = sums.as_deref_mut() {
-                        let gi = grad.example(i, o * g.oh * g.ow);
-                        self.plane_sums(gi, &mut s[e * o..][..o]);
-                    }
-                    pass.example(gplanes, dxn);
-                    let xi = &x[i * in_len..][..in_len];
-                    let x = self.input.fill(xi, input_map(act), xp);
-                    self.tap_dots(&taps, x, &gplanes[at..], self.grad.hw(), lanes);
-                }
-                add_lane_sums(lanes, acc);
-                Ok(())
-            },
-        )?;
-        // SAFETY: `dx_pieces` cut all `total` values into one piece per chunk of examples;
-        // `sum_in_fixed_chunks_with` handed every piece to the closure above (it checks that
-        // there is one piece per chunk, and runs each even when the weight gradient is empty),
-        // and the closure wrote each example's `in_len` values through `InputPass::example`.
-        // Any error returned above, before this line.
-        unsafe { dx.set_len(total) };
-        Ok((dx, dw))
-    }
-
-    /// Each chunk's part of the per-example bias sums (`None` for every chunk without them).
-    fn sum_pieces<'s>(
-        &self,
-        sums: Option<&'s mut [f32]>,
-        n: usize,
-        chunk: usize,
-    ) -> Vec<Option<&'s mut [f32]>> {
-        match sums {
-            Some(s) => split_by_chunks(&mut s[..n * self.o], n, chunk, self.o)
-                .into_iter()
-                .map(Some)
-                .collect(),
-            None => (0..chunk_count(n, chunk)).map(|_| None).collect(),
-        }
-    }
-
-    /// Example `gi`'s bias sums, one per output channel: `masked_sum` of each gradient plane
-    /// with its ReLU mask, read while the example's gradient is in cache rather than in a
-    /// separate pass over the whole gradient.
-    fn plane_sums(&self, gi: Upstream, out: &mut [f32]) {
-        let plane = self.g.oh * self.g.ow;
-        for (o, s) in out.iter_mut().enumerate() {
-            let mask = gi.relu_out.map(|y| &y[o * plane..][..plane]);
-            *s = masked_sum(&gi.g[o * plane..][..plane], mask);
-        }
-    }
-
-    /// One example's weight-gradient sums: input planes `x` (taps `taps`), gradient rows `g`
-    /// at `stride`.
-    fn tap_dots(&self, taps: &[usize], x: &[f32], g: &[f32], stride: usize, lanes: &mut [f32]) {
-        let dots = TapDots {
-            x,
-            c: self.g.c,
-            hw: self.input.hw(),
-            taps,
-            g,
-            rows: self.o,
-            stride,
-            len: self.wide_len().0,
-        };
-        dots.accumulate(lanes);
-    }
 }
 
 /// The input gradient's flipped, transposed kernel, output grid and taps (`Direct::input_pass`).
-struct InputPass<'a> {
+pub(super) struct InputPass<'a> {
     d: &'a Direct,
     wt: Vec<f32>,
     grid: OutGrid,
@@ -377,7 +194,7 @@ struct InputPass<'a> {
 
 impl InputPass<'_> {
     /// Example `i`'s (ReLU-masked) gradient in the zero-bordered planes of `scratch`.
-    fn grad_planes<'s>(&self, i: usize, scratch: &'s mut [f32]) -> &'s [f32] {
+    pub(super) fn grad_planes<'s>(&self, i: usize, scratch: &'s mut [f32]) -> &'s [f32] {
         let out_len = self.d.o * self.d.g.oh * self.d.g.ow;
         let gi = self.grad.example(i, out_len);
         let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
@@ -385,7 +202,7 @@ impl InputPass<'_> {
     }
 
     /// One example's input gradient from its gradient planes, into all of `dx` (C, H, W).
-    fn example(&self, planes: &[f32], dx: &mut [MaybeUninit<f32>]) {
+    pub(super) fn example(&self, planes: &[f32], dx: &mut [MaybeUninit<f32>]) {
         let corr = Correlation {
             x: planes,
             c: self.d.o,
@@ -460,7 +277,7 @@ impl ForwardPass<'_> {
 }
 
 /// How an input is copied into its planes: quantized by `act`, else as it is.
-fn input_map<'a>(act: Option<ActGrid>) -> RowMap<'a> {
+pub(super) fn input_map<'a>(act: Option<ActGrid>) -> RowMap<'a> {
     act.map_or(RowMap::Copy, RowMap::Quant)
 }
 
