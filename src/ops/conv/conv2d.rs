@@ -169,7 +169,7 @@ impl CustomOp3 for Conv2d {
 
 impl Conv2d {
     /// The gradients of the arguments that track one, from the upstream gradient `up` of the
-    /// output (with the fused ReLU's output, or already masked by the caller: `conv_pool`).
+    /// output (with the fused ReLU's output, or already masked by the caller: `conv_relu_pool`).
     pub(crate) fn backward(
         &self,
         x: &Tensor,

@@ -115,7 +115,7 @@ impl Direct {
     }
 
     /// The forward's per-call state, for callers that consume each example's output in turn
-    /// (`conv_pool`).
+    /// (`conv_relu_pool`).
     pub(crate) fn forward_pass<'a>(
         &'a self,
         act: Option<ActGrid>,
@@ -237,7 +237,7 @@ impl ForwardPass<'_> {
         self.d.o * self.d.g.oh * self.d.g.ow
     }
 
-    /// `example` into an initialised buffer (a scratch reused across examples: `conv_relu_pool`).
+    /// `example` into an initialised buffer (`conv_relu_pool`'s scratch, reused per example).
     pub(crate) fn example_init(&self, scratch: &mut [f32], x: &[f32], i: usize, y: &mut [f32]) {
         // SAFETY: `[f32]` and `[MaybeUninit<f32>]` have the same layout, and `example` writes
         // only initialised f32 values through the view (the kernels store whole floats); the
