@@ -52,7 +52,7 @@ fn pin_thread_count() {
 
 /// Keeps freed activation buffers in the heap instead of returning them to the OS: glibc's
 /// defaults unmap multi-megabyte blocks on free and page-fault them back in on the next
-/// training step, which measured as half of a LeNet-5 step (6.0 → 3.1 ms, see src/ops/par.rs).
+/// training step, which measured as half of a LeNet-5 step (6.0 → 3.1 ms, BENCHMARKS.md).
 /// 32 MiB is the largest mmap threshold glibc accepts on 64-bit.
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

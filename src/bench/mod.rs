@@ -1,7 +1,10 @@
 //! Micro-benchmarks of the search's inner loop (training step, quantization-aware step, forward,
 //! the attack's input gradient, a full FP32 training), as medians of repeated runs, and the cost
-//! of scoring one policy (`policy`).
+//! of scoring one policy (`policy`); `kernel_speed`, an ignored test, times the direct
+//! convolution's kernels against the core's peak.
 
+#[cfg(test)]
+mod kernel_speed;
 mod policy;
 
 pub use policy::{bench_policy_score, BenchError};

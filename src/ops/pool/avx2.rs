@@ -1,15 +1,15 @@
-//! The AVX2 version of 2 × 2 pooling with indices, for CPUs without AVX-512: 8 windows per
+//! The AVX2 version of 2 × 2 max-pooling with indices, for CPUs without AVX-512: 8 windows per
 //! step, with `pool_plane_2`'s comparisons in its order (so the same maxima and indices, ties
-//! and NaN included). Measured: the scalar loop took 2.2% of a cnn6 training step on an AMD
-//! EPYC (Zen 3, one thread, `examples/train_step.rs`, `perf record`).
+//! and NaN included).
 
 use std::arch::x86_64::*;
 
 /// One plane of `w` columns: `yp`/`ip` rows of `ow = w / 2` windows, as `pool_plane_2`.
 ///
 /// # Safety
-/// The CPU must have AVX2, and `xp` must hold the `2 · rows` input rows that `yp`'s
-/// `rows = yp.len() / ow` output rows pool (`ip` as long as `yp`).
+/// The CPU must have AVX2, `ow` must be at most `w / 2`, and `xp` must hold the `2 · rows`
+/// input rows of `w` values that `yp`'s `rows = yp.len() / ow` output rows pool (`ip` as long
+/// as `yp`): every load and store below stays inside those rows.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn pool_plane_2(w: usize, ow: usize, xp: &[f32], yp: &mut [f32], ip: &mut [u32]) {
     let even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
@@ -22,11 +22,18 @@ pub(super) unsafe fn pool_plane_2(w: usize, ow: usize, xp: &[f32], yp: &mut [f32
             let n = (ow - j0).min(8);
             let first = top + 2 * j0;
             // The 2n inputs of each row as a pair of vectors (masked-off lanes read nothing),
-            // split into even and odd columns: the windows' left and right values.
+            // split into even and odd columns: the windows' left and right values. `at` is
+            // the first input of the step in a row holding all 2n of them, so `p` lies in
+            // `xp`; the second vector is loaded only when it has lanes (n > 4), when `p + 8`
+            // lies in the row too: a pointer past the allocation is never formed.
             let (lo, hi) = (lanes(2 * n), lanes((2 * n).saturating_sub(8)));
             let pair = |at: usize| {
                 let p = xp.as_ptr().add(at);
-                let (a, b) = (_mm256_maskload_ps(p, lo), _mm256_maskload_ps(p.add(8), hi));
+                let a = _mm256_maskload_ps(p, lo);
+                let b = match n > 4 {
+                    true => _mm256_maskload_ps(p.add(8), hi),
+                    false => _mm256_setzero_ps(),
+                };
                 let order = |v: __m256| {
                     _mm256_castpd_ps(_mm256_permute4x64_pd::<0xd8>(_mm256_castps_pd(v)))
                 };

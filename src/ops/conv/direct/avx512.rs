@@ -1,11 +1,15 @@
-//! The AVX-512 versions of `direct`'s kernels: the same sums in the same order as the portable
-//! ones, with the accumulators in named registers (the portable tiles, written for the compiler
-//! to vectorize, spilled them to the stack and ran 5x slower).
+//! The AVX-512 versions of the direct convolution's kernels (`kernels.rs`): the same sums in the
+//! same order as the portable ones, with the accumulators in named registers (tiles left to the
+//! compiler's vectorizer keep them on the stack).
 
-use super::{Correlation, Narrowed, Sink, TapDots, LANES};
+use super::kernels::{Correlation, Narrowed, Sink, TapDots, LANES};
 use std::arch::x86_64::*;
 
 /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `g.len()` must be a multiple of 16 and `mask`, if any, at least
+/// as long as `g`.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANES] {
     let mut acc = _mm512_setzero_ps();
@@ -23,6 +27,10 @@ pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANE
 }
 
 /// Rows in tiles of 4 × 6 vectors, remainders in smaller tiles.
+///
+/// # Safety
+/// The CPU must have AVX-512F, and the operands must pass `Correlation::run_on`'s checks (the
+/// tiles below read and write unchecked within those bounds).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn correlate(c: &Correlation, out: &mut Narrowed) {
     let vectors = out.grid.len.div_ceil(LANES);
@@ -113,8 +121,12 @@ impl Sink<'_> {
     }
 }
 
-/// Rows in tiles of 4 × 5 columns `(c, tap)`, remainders in smaller tiles. (4 × 6 left
-/// too few registers for the loaded vectors: the compiler spilled accumulators.)
+/// Rows in tiles of 4 × 5 columns `(c, tap)`, remainders in smaller tiles: 20 accumulators,
+/// 5 loaded input vectors and a gradient vector, 26 of the 32 registers, so none spills.
+///
+/// # Safety
+/// The CPU must have AVX-512F, and the operands must pass `TapDots::accumulate_on`'s checks
+/// (the tiles below read and write unchecked within those bounds).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn tap_dots(t: &TapDots, lanes: &mut [f32]) {
     let cols = t.c * t.taps.len();
@@ -150,10 +162,10 @@ unsafe fn dots_n<const R: usize>(t: &TapDots, o0: usize, c0: usize, n: usize, la
 }
 
 /// `lanes[o0+r, c0+j] += g[o0+r, q] · x[offset(c0+j) + q]` lane by lane over all `q`, the
-/// running sums held in registers meanwhile. (Reducing the 16 lanes here, per example,
-/// cost as much as the loop itself on 14×14 planes.)
-// Index loops: written with iterators the compiler stored accumulators to the stack on
-// every step, 30% slower.
+/// running sums held in registers meanwhile. The 16 lanes are reduced once per chunk of
+/// examples (`add_lane_sums`), not here per example.
+// Index loops: with iterators the compiler keeps the accumulators on the stack instead of in
+// registers.
 #[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx512f")]

@@ -7,16 +7,15 @@
 //! convolution output stays in a per-worker buffer and is pooled while in cache, and the
 //! backward scatters the pooled gradient once, straight into the convolution's upstream
 //! gradient. The ReLU's mask needs no stored output: at a window's maximum, `relu(z) > 0` is
-//! "the pooled value > 0". Only the direct path (`direct_conv`) is fused; elsewhere the two ops
+//! "the pooled value > 0". Only the direct path (`direct/`) is fused; elsewhere the two ops
 //! run in turn, with the same values.
 
 use super::conv2d::{conv2d_quantized, Conv2d, Grads3};
-use super::direct_conv::{Direct, Upstream};
-use super::im2col::Geometry;
-use super::max_pool::{max_pool2d, pool_example, unpool};
-use super::par::{for_each_chunk, for_each_piece};
-use super::storage::{contiguous_f32, with_f32};
-use super::wide::as_uninit;
+use super::direct::{Direct, Upstream};
+use super::geometry::Geometry;
+use crate::ops::parallel::{for_each_chunk, for_each_piece};
+use crate::ops::pool::{max_pool2d, pool_example, unpool};
+use crate::ops::storage::{contiguous_f32, with_f32};
 use crate::quant::ActGrid;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::sync::Mutex;
@@ -100,7 +99,7 @@ impl CustomOp3 for ConvPool {
             pieces,
             || (direct.input_buffer(), vec![0.0; pass.out_len()]),
             |(planes, conv), i, (ye, ie)| {
-                pass.example(planes, x, i, as_uninit(conv));
+                pass.example_init(planes, x, i, conv);
                 pool_example(self.k, (d.o, d.g.oh, d.g.ow), conv, ye, ie);
                 Ok(())
             },
@@ -138,7 +137,8 @@ impl CustomOp3 for ConvPool {
                 )
             })
         })?;
-        // SAFETY: `unpool` zeroed every plane of every example before its scatter.
+        // SAFETY: `for_each_chunk` handed every example's `o·plane` values to `unpool`, which
+        // zero-fills each plane before its scatter (an error would have returned above).
         unsafe { dy.set_len(total) };
         let up = Upstream {
             g: &dy,
@@ -150,8 +150,8 @@ impl CustomOp3 for ConvPool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::randn;
     use super::*;
+    use crate::ops::test_util::randn;
     use candle_core::Var;
     use rand::{rngs::StdRng, SeedableRng};
 
@@ -203,6 +203,25 @@ mod tests {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// No output channels: an empty pooled output and an input gradient of zeros, without a
+    /// panic (the fused op's per-example pieces would be empty).
+    #[test]
+    fn no_output_channels_pool_to_an_empty_output() -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(14);
+        let x = Var::from_tensor(&randn(&mut rng, &[2, 3, 8, 8])?)?;
+        let w = Tensor::zeros((0, 3, 3, 3), DType::F32, x.device())?;
+        let b = Tensor::zeros(0, DType::F32, x.device())?;
+        let y = conv2d_relu_pool(&x, None, &w, &b, (1, 1), 2)?;
+        assert_eq!(y.dims(), [2, 0, 4, 4]);
+        let grads = y.sum_all()?.backward()?;
+        let Some(dx) = grads.get(&x) else {
+            panic!("no input gradient");
+        };
+        let dx = dx.flatten_all()?.to_vec1::<f32>()?;
+        assert!(dx.len() == 2 * 3 * 64 && dx.iter().all(|&v| v == 0.0));
         Ok(())
     }
 }

@@ -1,15 +1,14 @@
 //! Depthwise convolution (one k×k filter per channel, groups = channels) as one candle custom
 //! op with bias, ReLU and the input's activation quantizer fused, and its backward.
 //!
-//! Why: as `groups` ordinary convolutions of one channel each, a MobileNet block paid a whole
-//! conv's setup, copies and dispatch per channel (6.4 s for a batch-128 training step of the
-//! zoo's `mobilenet`). A depthwise conv does k² products per output, so it is bound by memory,
+//! Why: as `groups` ordinary convolutions of one channel each, a MobileNet block pays a whole
+//! conv's setup, copies and dispatch per channel. A depthwise conv does k² products per output, so it is bound by memory,
 //! not arithmetic: plain loops over one plane at a time, planes in parallel, each sum in a
 //! fixed order (the weight gradient is summed over examples in example order). Plain `a += w·x`
 //! rather than `mul_add`: without FMA in the build's target, `mul_add` is a libm call.
 
-use super::par::for_each_chunk;
-use super::storage::{contiguous_f32, with_f32};
+use crate::ops::parallel::for_each_chunk;
+use crate::ops::storage::{contiguous_f32, with_f32};
 use crate::quant::ActGrid;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 

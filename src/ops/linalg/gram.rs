@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 
 use super::matmul::{matmul, Mat, Parallelism};
-use super::storage::{contiguous_f32, with_f32};
+use crate::ops::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 
 /// `||W Wᵀ − I||_F²` as a scalar tensor, for a 2-D f32 CPU tensor W.

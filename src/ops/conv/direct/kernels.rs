@@ -1,4 +1,5 @@
-//! Register-tiled kernels of a direct stride-1 convolution on the "wide" grid (see `wide.rs`):
+//! Register-tiled kernels of a direct stride-1 convolution on the "wide" grid (`im2col.rs`'s
+//! `Wide` explains the grid; `planes.rs` fills its planes):
 //! the work of im2col + gemm without the column matrix and without gemm's packing.
 //!
 //! A plane set `x` holds `C` zero-padded planes of `hw` values each (channel `c` at `c·hw`),
@@ -21,6 +22,10 @@
 //! at every thread count: `f32::mul_add` is the exact fused operation even where the CPU lacks
 //! FMA, so the portable path gives the same bits.
 
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
+pub(crate) use crate::ops::instruction_set::Isa;
+use crate::ops::relu_mask::relu_pass;
 use std::mem::MaybeUninit;
 
 /// Pixels per vector: a 512-bit register holds 16 f32.
@@ -42,23 +47,34 @@ pub(crate) struct Correlation<'a> {
 impl Correlation<'_> {
     /// Every row's outputs on `out`'s grid, written as `out` says.
     pub(crate) fn run(&self, out: &mut Narrowed) {
+        self.run_on(isa(), out)
+    }
+
+    /// `run` on the kernels of `isa`, which the CPU must have (`Isa::available`, checked).
+    ///
+    /// The operands are checked first, so that the vector kernels' unchecked loads and stores
+    /// stay inside them: a tile reads `x` from `ci·hw + s_tap + q0` for up to `TAIL` pixels past
+    /// the grid's last vector start, reads `w` below `rows·c·taps`, and writes only the lanes of
+    /// `grid`'s runs, which lie inside each row's `h·w` outputs of `y`.
+    fn run_on(&self, isa: Isa, out: &mut Narrowed) {
         let (grid, len) = (out.grid, out.grid.len);
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
+        assert!(
+            Isa::available().contains(&isa),
+            "{isa:?} is not on this CPU"
+        );
         assert!(self.w.len() >= self.rows * self.c * self.taps.len());
         assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + len + TAIL);
         assert!(out.y.len() >= self.rows * grid.h * grid.w);
         assert!(out.bias.is_empty() || out.bias.len() >= self.rows);
-        self.run_on(isa(), out)
-    }
-
-    /// `run` on the kernels of `isa`, which the CPU must have (`Isa::available`).
-    fn run_on(&self, isa: Isa, out: &mut Narrowed) {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX-512F (detected), and the bounds are checked in `run`.
+            // SAFETY: the CPU has AVX-512F (asserted above), and the operands hold every value
+            // the kernel reads or writes (asserted above, the bounds in this fn's doc).
             Isa::Avx512 => unsafe { avx512::correlate(self, out) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX2 and FMA (detected), and the bounds are checked in `run`.
+            // SAFETY: the CPU has AVX2 and FMA (asserted above), and the operands hold every
+            // value the kernel reads or writes (asserted above, the bounds in this fn's doc).
             Isa::Avx2 => unsafe { avx2::correlate(self, out) },
             _ => portable_correlate(self, out),
         }
@@ -69,10 +85,11 @@ impl Correlation<'_> {
 /// `h × w` plane for `ox < w` (the wrap-around pixels `ox ≥ w` are dropped), and `len =
 /// (h − 1)·wp + w` wide pixels cover it. Built once per call, shared by its examples.
 pub(crate) struct OutGrid {
-    pub h: usize,
-    pub w: usize,
-    pub wp: usize,
-    pub len: usize,
+    // Read-only outside this folder: the runs are computed from them once, in `new`.
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) wp: usize,
+    pub(super) len: usize,
     /// For each vector of 16 wide pixels, the runs of its lanes that land in one output row:
     /// `(lanes mask, offset of lane 0 in the plane)`, the offset being the first lane's place
     /// minus its lane number; `starts[v]..starts[v + 1]` are vector `v`'s runs.
@@ -120,7 +137,7 @@ impl OutGrid {
     }
 
     /// The runs of vector `v` (none past the grid).
-    fn runs_of(&self, v: usize) -> &[(u16, isize)] {
+    pub(super) fn runs_of(&self, v: usize) -> &[(u16, isize)] {
         match (self.starts.get(v), self.starts.get(v + 1)) {
             (Some(&a), Some(&b)) => &self.runs[a..b],
             _ => &[],
@@ -154,17 +171,17 @@ impl Narrowed<'_> {
 /// disjoint outputs) and the lane runs of each vector; each instruction set's module has its
 /// own store.
 #[cfg(target_arch = "x86_64")]
-struct Sink<'a> {
-    y: *mut f32,
-    plane: usize,
-    bias: &'a [f32],
-    relu: bool,
-    grid: &'a OutGrid,
+pub(super) struct Sink<'a> {
+    pub(super) y: *mut f32,
+    pub(super) plane: usize,
+    pub(super) bias: &'a [f32],
+    pub(super) relu: bool,
+    pub(super) grid: &'a OutGrid,
 }
 
 #[cfg(target_arch = "x86_64")]
 impl<'a> Sink<'a> {
-    fn of(out: &'a mut Narrowed) -> Sink<'a> {
+    pub(super) fn of(out: &'a mut Narrowed) -> Sink<'a> {
         Sink {
             y: out.y.as_mut_ptr().cast::<f32>(),
             plane: out.grid.h * out.grid.w,
@@ -193,84 +210,52 @@ impl TapDots<'_> {
     /// x[c·hw + s_t + q]`, each lane summed in ascending `q`: 16 running sums per weight,
     /// carried across a chunk's examples and reduced once by `add_lane_sums`.
     pub(crate) fn accumulate(&self, lanes: &mut [f32]) {
+        self.accumulate_on(isa(), lanes)
+    }
+
+    /// `accumulate` on the kernels of `isa`, which the CPU must have (`Isa::available`,
+    /// checked). The operands are checked first: the kernels read `g[o·stride + q]` and
+    /// `x[offset(ct) + q]` for `q < len` (whole vectors), and read and write `lanes` below
+    /// `rows·c·taps·16`, unchecked.
+    fn accumulate_on(&self, isa: Isa, lanes: &mut [f32]) {
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
+        assert!(
+            Isa::available().contains(&isa),
+            "{isa:?} is not on this CPU"
+        );
         assert!(self.len.is_multiple_of(LANES) && self.stride >= self.len);
         assert!(self.g.len() >= self.rows * self.stride);
         assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + self.len);
         assert!(lanes.len() >= self.rows * self.c * self.taps.len() * LANES);
-        self.accumulate_on(isa(), lanes)
-    }
-
-    /// `accumulate` on the kernels of `isa`, which the CPU must have (`Isa::available`).
-    fn accumulate_on(&self, isa: Isa, lanes: &mut [f32]) {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX-512F (detected); bounds checked in `accumulate`.
+            // SAFETY: the CPU has AVX-512F (asserted above), and the operands hold every value
+            // the kernel reads or writes (asserted above, the bounds in this fn's doc).
             Isa::Avx512 => unsafe { avx512::tap_dots(self, lanes) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX2 and FMA (detected); bounds checked in `accumulate`.
+            // SAFETY: the CPU has AVX2 and FMA (asserted above), and the operands hold every
+            // value the kernel reads or writes (asserted above, the bounds in this fn's doc).
             Isa::Avx2 => unsafe { avx2::tap_dots(self, lanes) },
             _ => portable_tap_dots(self, lanes),
         }
     }
 
     /// Where column `ct = c·taps + t` of the weight gradient reads `x`.
-    fn offset(&self, ct: usize) -> usize {
+    pub(super) fn offset(&self, ct: usize) -> usize {
         let k2 = self.taps.len();
         ct / k2 * self.hw + self.taps[ct % k2]
     }
 }
 
-/// The instruction sets the kernels are written for, best first.
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Isa {
-    Avx512,
-    /// AVX2 with FMA: the 16 lanes as two 8-lane halves.
-    Avx2,
-    Portable,
-}
-
-impl Isa {
-    /// The ones this CPU has, best first (the portable path always), detected once: the
-    /// pooling asks per plane.
-    fn available() -> &'static [Isa] {
-        static ALL: std::sync::OnceLock<Vec<Isa>> = std::sync::OnceLock::new();
-        ALL.get_or_init(|| {
-            let mut all = Vec::new();
-            #[cfg(target_arch = "x86_64")]
-            {
-                if is_x86_feature_detected!("avx512f") {
-                    all.push(Isa::Avx512);
-                }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    all.push(Isa::Avx2);
-                }
-            }
-            all.push(Isa::Portable);
-            all
-        })
-    }
-}
-
 /// The instruction set the kernels run on: the best one this CPU has.
-fn isa() -> Isa {
-    Isa::available()[0]
+pub(crate) fn isa() -> Isa {
+    Isa::best()
 }
 
 /// Whether the kernels run vectorized here. The portable path computes the same bits one
 /// product at a time: it is the specification and the tests' reference, too slow to serve.
 pub(crate) fn vectorized() -> bool {
     isa() != Isa::Portable
-}
-
-/// Whether the CPU has AVX-512F (`max_pool`'s kernels choose by it).
-pub(crate) fn has_avx512() -> bool {
-    isa() == Isa::Avx512
-}
-
-/// Whether the CPU has AVX2 (and FMA), with or without AVX-512.
-pub(crate) fn has_avx2() -> bool {
-    Isa::available().contains(&Isa::Avx2)
 }
 
 /// The sum of 16 lanes in a fixed tree: halves, then quarters, ... (what both paths use).
@@ -295,10 +280,12 @@ pub(crate) fn masked_sum(g: &[f32], mask: Option<&[f32]>) -> f32 {
     let split = g.len() / LANES * LANES;
     let mut lanes = match isa() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX-512F (detected), and the mask is long enough (checked).
+        // SAFETY: the CPU has AVX-512F (`isa` detected it); the kernel reads whole vectors of
+        // `g[..split]` and the same places of the mask, which is at least as long (asserted).
         Isa::Avx512 => unsafe { avx512::masked_lanes(&g[..split], mask) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX2 and FMA (detected), and the mask is long enough (checked).
+        // SAFETY: the CPU has AVX2 and FMA (`isa` detected them); the kernel reads whole
+        // vectors of `g[..split]` and the same places of the mask, at least as long (asserted).
         Isa::Avx2 => unsafe { avx2::masked_lanes(&g[..split], mask) },
         _ => {
             let mut lanes = [0.0f32; LANES];
@@ -314,12 +301,6 @@ pub(crate) fn masked_sum(g: &[f32], mask: Option<&[f32]>) -> f32 {
         lanes[l] += mask.map_or(v, |m| relu_pass(v, m[split + l]));
     }
     lane_sum(&lanes)
-}
-
-/// `v` where `y > 0`, else +0: a bit mask rather than a branch, so loops over it vectorize.
-#[inline(always)]
-pub(crate) fn relu_pass(v: f32, y: f32) -> f32 {
-    f32::from_bits(v.to_bits() & ((y > 0.0) as u32).wrapping_neg())
 }
 
 /// `dw[i] += lane_sum(lanes[16i..16i + 16])`: the weight gradient from `accumulate`'s lanes.
@@ -368,14 +349,6 @@ fn portable_tap_dots(t: &TapDots, lanes: &mut [f32]) {
         }
     }
 }
-
-/// AVX-512 intrinsics with the accumulators in named registers.
-#[cfg(target_arch = "x86_64")]
-mod avx512;
-
-/// The same kernels in AVX2 + FMA.
-#[cfg(target_arch = "x86_64")]
-mod avx2;
 
 #[cfg(test)]
 mod tests {
@@ -522,6 +495,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(all(test, target_arch = "x86_64"))]
-mod speed;

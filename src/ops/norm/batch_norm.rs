@@ -2,13 +2,12 @@
 //! `y = γ·(x − mean)/√(var + ε) + β` per channel of an (N, C, H, W) tensor, with its backward.
 //!
 //! Why: written in candle ops, the means, the broadcasts and above all their backward (a
-//! `sum_keepdim` over N, H and W for every broadcast) took 54% of a ResNet-20 training step
-//! (`perf record`, one thread). Here each channel is two passes forward and two backward, the
-//! channels in parallel, each channel's sums in a fixed order (so any thread count gives the
-//! same bits).
+//! `sum_keepdim` over N, H and W for every broadcast) make a temporary and a pass per step.
+//! Here each channel is two passes forward and two backward, the channels in parallel, each
+//! channel's sums in a fixed order (so any thread count gives the same bits).
 
-use super::par::for_each_piece;
-use super::storage::{contiguous_f32, with_f32};
+use crate::ops::parallel::for_each_piece;
+use crate::ops::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 

@@ -1,4 +1,4 @@
-//! A stride-1 convolution's three passes on NCHW tensors through `direct`'s kernels: each
+//! A stride-1 convolution's three passes on NCHW tensors through `kernels.rs`: each
 //! example is copied once into zero-bordered planes (one row copy per input row) and correlated
 //! on the wide grid, the kernels storing its valid outputs straight into the NCHW result.
 //!
@@ -6,19 +6,17 @@
 //! - input gradient: `dx = correlate(pad_{k−1−p}(g), w')` with `w'[c, o, ki, kj] = w[o, c,
 //!   k−1−ki, k−1−kj]`: the adjoint of a stride-1 correlation is the correlation with the
 //!   flipped, transposed kernel over the gradient padded by `k−1−p`;
-//! - weight gradient: `dw[o, c, tap] = Σ_n Σ_q g_n[o, q] · pad_p(x_n)[c, q + s_tap]`, the batch
-//!   cut into fixed chunks of examples summed in a fixed order (`conv2d.rs` says why).
+//! - weight gradient: `dw[o, c, tap] = Σ_n Σ_q g_n[o, q] · pad_p(x_n)[c, q + s_tap]`
+//!   (`weight_grad.rs`).
 //!
-//! Why: the column-matrix path copied every input value k² times and gemm repacked that matrix
-//! on every call; for cnn6's 16–32-channel 3×3 convolutions `perf` put those copies, the
-//! packing and the zero-filled buffers at 39% of the time (BENCHMARKS.md).
+//! Why: the column path copies every input value k² times into its matrix and gemm repacks that
+//! matrix on every call; here each input value is copied once, and no buffer is zero-filled
+//! per call.
 
-use super::direct::{
-    add_lane_sums, masked_sum, Correlation, Narrowed, OutGrid, TapDots, LANES, TAIL,
-};
-use super::im2col::Geometry;
-use super::par::{for_each_chunk, sum_in_fixed_chunks_with};
-use super::wide::{copy_masked, Planes, RowMap};
+use super::kernels::{vectorized, Correlation, Narrowed, OutGrid};
+use crate::ops::conv::geometry::Geometry;
+use crate::ops::conv::planes::{Planes, RowMap};
+use crate::ops::parallel::for_each_chunk;
 use crate::quant::ActGrid;
 use candle_core::Result;
 use std::mem::MaybeUninit;
@@ -33,7 +31,7 @@ pub(crate) struct Upstream<'a> {
 
 impl<'a> Upstream<'a> {
     /// The part of example `i` (`len` values each).
-    fn example(&self, i: usize, len: usize) -> Upstream<'a> {
+    pub(super) fn example(&self, i: usize, len: usize) -> Upstream<'a> {
         Upstream {
             g: &self.g[i * len..][..len],
             relu_out: self.relu_out.map(|y| &y[i * len..][..len]),
@@ -43,20 +41,21 @@ impl<'a> Upstream<'a> {
 
 /// The direct path's shapes for one convolution.
 pub(crate) struct Direct {
-    g: Geometry,
-    o: usize,
+    pub(super) g: Geometry,
+    pub(super) o: usize,
     /// The input padded by p.
-    input: Planes,
+    pub(super) input: Planes,
     /// The output gradient padded by k − 1 − p.
-    grad: Planes,
+    pub(super) grad: Planes,
 }
 
 impl Direct {
-    /// Stride 1 with padding below the kernel size (so that `k − 1 − p` is not negative) and
-    /// non-empty input and output planes (the grids of both passes need a row), on a CPU where
-    /// the kernels are vectorized; elsewhere the column path serves.
+    /// Stride 1 with padding below the kernel size (so that `k − 1 − p` is not negative),
+    /// non-empty input and output planes (the grids of both passes need a row) and channels on
+    /// both sides (each pass's planes are the other's correlation rows), on a CPU where the
+    /// kernels are vectorized; elsewhere the column path serves.
     pub(crate) fn of(g: &Geometry, o: usize) -> Option<Direct> {
-        if !super::direct::vectorized() {
+        if !vectorized() {
             return None;
         }
         Self::any_cpu(g, o)
@@ -64,7 +63,8 @@ impl Direct {
 
     /// `of` without the CPU condition (the tests compare both paths on any CPU).
     pub(crate) fn any_cpu(g: &Geometry, o: usize) -> Option<Direct> {
-        if g.stride != 1 || g.padding >= g.k || g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 {
+        let empty = g.oh == 0 || g.ow == 0 || g.h == 0 || g.w == 0 || g.c == 0 || o == 0;
+        if g.stride != 1 || g.padding >= g.k || empty {
             return None;
         }
         let (c, h, w, pad) = (g.c, g.h, g.w, g.padding);
@@ -95,7 +95,7 @@ impl Direct {
     ) -> Result<Vec<f32>> {
         let pass = self.forward_pass(act, w, b, relu);
         let total = n * pass.out_len();
-        // Every value is written below: no zero-filling (it was 4% of a training step).
+        // Every value is written below, so the buffer is not zero-filled first.
         let mut y = Vec::with_capacity(total);
         let out = &mut y.spare_capacity_mut()[..total];
         for_each_chunk(
@@ -107,13 +107,15 @@ impl Direct {
                 Ok(())
             },
         )?;
-        // SAFETY: `ForwardPass::example` wrote every output of every example.
+        // SAFETY: `for_each_chunk` handed every example's `out_len` values to
+        // `ForwardPass::example`, which writes every output (`Correlation::run` stores each
+        // output of its grid); an error would have returned above.
         unsafe { y.set_len(total) };
         Ok(y)
     }
 
     /// The forward's per-call state, for callers that consume each example's output in turn
-    /// (`conv_pool`).
+    /// (`conv_relu_pool`).
     pub(crate) fn forward_pass<'a>(
         &'a self,
         act: Option<ActGrid>,
@@ -138,23 +140,6 @@ impl Direct {
         self.input.buffer()
     }
 
-    /// Whether the (ReLU-masked) output gradient's planes, padded by `k − 1 − p` for the input
-    /// gradient, also serve as the weight gradient's wide grid: when that padding is `p` (a
-    /// "same" convolution), plane row `r + p` from column `p` is the grid's row `r`, with zeros
-    /// in its wrap-around columns, and the zeros after a plane's last row cover the grid's
-    /// rounding up to whole vectors.
-    pub(crate) fn shares_grad_planes(&self) -> bool {
-        let (p, wp) = (self.input.pad, self.input.wp());
-        let (len, valid) = self.wide_len();
-        self.grad.pad == p && p * wp + p <= TAIL && len - valid <= 2 * p * (wp + 1)
-    }
-
-    /// The weight gradient's wide grid: its length rounded up to whole vectors, and unrounded.
-    fn wide_len(&self) -> (usize, usize) {
-        let valid = OutGrid::wide_len(self.g.oh, self.g.ow, self.input.wp());
-        (valid.div_ceil(LANES) * LANES, valid)
-    }
-
     /// `dx` of `n` examples from the (ReLU-masked) output gradient `grad`, in parallel.
     pub(crate) fn input_grad(&self, w: &[f32], grad: Upstream, n: usize) -> Result<Vec<f32>> {
         let pass = self.input_pass(w, grad);
@@ -171,13 +156,15 @@ impl Direct {
                 Ok(())
             },
         )?;
-        // SAFETY: `InputPass::example` wrote every value of every example's C planes.
+        // SAFETY: `for_each_chunk` handed every example's `in_len` values to
+        // `InputPass::example`, which writes all of them (the C planes of its grid); an error
+        // would have returned above.
         unsafe { dx.set_len(total) };
         Ok(dx)
     }
 
     /// The input gradient's per-call state.
-    fn input_pass<'a>(&'a self, w: &[f32], grad: Upstream<'a>) -> InputPass<'a> {
+    pub(super) fn input_pass<'a>(&'a self, w: &[f32], grad: Upstream<'a>) -> InputPass<'a> {
         let (g, o) = (&self.g, self.o);
         let k2 = g.k * g.k;
         // w' (C, O, k, k): w'[c, o, t] = w[o, c, k²−1−t] (flipping both axes reverses the taps).
@@ -194,165 +181,10 @@ impl Direct {
             grad,
         }
     }
-
-    /// `dw` (O, C, k, k) over `n` examples of the input `act?(x)`: chunks of `chunk` examples
-    /// in parallel, each summed in example order, the chunks' sums added in chunk order. (The
-    /// input's planes are copied again rather than kept from the forward: read back from
-    /// memory, kept planes measured slower than a fresh copy in cache.)
-    pub(crate) fn weight_grad(
-        &self,
-        x: &[f32],
-        act: Option<ActGrid>,
-        grad: Upstream,
-        (n, chunk): (usize, usize),
-        sums: Option<&mut [f32]>,
-    ) -> Result<Vec<f32>> {
-        let (g, o, wp) = (&self.g, self.o, self.input.wp());
-        let (len, _) = self.wide_len();
-        let taps = self.input.taps(g.k);
-        let dw_len = o * g.c * g.k * g.k;
-        let out_len = o * g.oh * g.ow;
-        // The gradient's wide grid (its wrap-around columns and tail are never written), and
-        // 16 running sums per weight for the chunk's examples.
-        let scratch = || {
-            (
-                self.input.buffer(),
-                vec![0.0; o * len],
-                vec![0.0; dw_len * LANES],
-            )
-        };
-        let pieces = self.sum_pieces(sums, n, chunk);
-        sum_in_fixed_chunks_with(
-            n,
-            chunk,
-            dw_len,
-            pieces,
-            scratch,
-            |(planes, wide, lanes), examples, mut sums, acc| {
-                lanes.fill(0.0);
-                for (e, i) in examples.enumerate() {
-                    let xi = &x[i * g.in_len()..][..g.in_len()];
-                    let x = self.input.fill(xi, input_map(act), planes);
-                    let gi = grad.example(i, out_len);
-                    if let Some(s) = sums.as_deref_mut() {
-                        self.plane_sums(gi, &mut s[e * o..][..o]);
-                    }
-                    for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
-                        let (oc, oy) = (r / g.oh, r % g.oh);
-                        let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
-                        copy_masked(&mut wide[oc * len + oy * wp..][..g.ow], line, mask);
-                    }
-                    self.tap_dots(&taps, x, wide, len, lanes);
-                }
-                add_lane_sums(lanes, acc);
-                Ok(())
-            },
-        )
-    }
-
-    /// Both gradients in one pass when `shares_grad_planes` holds: per example, the masked
-    /// gradient is copied once into its planes, which serve the input gradient and, while
-    /// still in cache, the weight gradient as its wide grid. The same sums in the same order
-    /// as `input_grad` and `weight_grad`.
-    pub(crate) fn both_grads(
-        &self,
-        x: &[f32],
-        act: Option<ActGrid>,
-        w: &[f32],
-        grad: Upstream,
-        (n, chunk): (usize, usize),
-        sums: Option<&mut [f32]>,
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (g, o, wp) = (&self.g, self.o, self.input.wp());
-        let pass = self.input_pass(w, grad);
-        let taps = self.input.taps(g.k);
-        let (in_len, dw_len) = (g.in_len(), o * g.c * g.k * g.k);
-        let total = n * in_len;
-        let mut dx = Vec::with_capacity(total);
-        let dxs = dx.spare_capacity_mut()[..total]
-            .chunks_mut(chunk * in_len)
-            .zip(self.sum_pieces(sums, n, chunk))
-            .collect();
-        // The grid starts at row p, column p of each gradient plane.
-        let at = self.grad.pad * wp + self.grad.pad;
-        let scratch = || {
-            let lanes = vec![0.0; dw_len * LANES];
-            (self.input.buffer(), self.grad.buffer(), lanes)
-        };
-        let dw = sum_in_fixed_chunks_with(
-            n,
-            chunk,
-            dw_len,
-            dxs,
-            scratch,
-            |(xp, gp, lanes), examples, (dxc, mut sums), acc| {
-                lanes.fill(0.0);
-                for (e, (i, dxn)) in examples.zip(dxc.chunks_mut(in_len)).enumerate() {
-                    let gplanes = pass.grad_planes(i, gp);
-                    if let Some(s) = sums.as_deref_mut() {
-                        let gi = grad.example(i, o * g.oh * g.ow);
-                        self.plane_sums(gi, &mut s[e * o..][..o]);
-                    }
-                    pass.example(gplanes, dxn);
-                    let xi = &x[i * in_len..][..in_len];
-                    let x = self.input.fill(xi, input_map(act), xp);
-                    self.tap_dots(&taps, x, &gplanes[at..], self.grad.hw(), lanes);
-                }
-                add_lane_sums(lanes, acc);
-                Ok(())
-            },
-        )?;
-        // SAFETY: `InputPass::example` wrote every value of every example's C planes.
-        unsafe { dx.set_len(total) };
-        Ok((dx, dw))
-    }
-
-    /// Each chunk's part of the per-example bias sums (`None` for every chunk without them).
-    fn sum_pieces<'s>(
-        &self,
-        sums: Option<&'s mut [f32]>,
-        n: usize,
-        chunk: usize,
-    ) -> Vec<Option<&'s mut [f32]>> {
-        match sums {
-            Some(s) => s[..n * self.o]
-                .chunks_mut(chunk * self.o)
-                .map(Some)
-                .collect(),
-            None => (0..n.div_ceil(chunk)).map(|_| None).collect(),
-        }
-    }
-
-    /// Example `gi`'s bias sums, one per output channel: `masked_sum` of each gradient plane
-    /// with its ReLU mask, read while the example's gradient is in cache (a separate pass over
-    /// the whole gradient from memory took 3.5% of a cnn6 step).
-    fn plane_sums(&self, gi: Upstream, out: &mut [f32]) {
-        let plane = self.g.oh * self.g.ow;
-        for (o, s) in out.iter_mut().enumerate() {
-            let mask = gi.relu_out.map(|y| &y[o * plane..][..plane]);
-            *s = masked_sum(&gi.g[o * plane..][..plane], mask);
-        }
-    }
-
-    /// One example's weight-gradient sums: input planes `x` (taps `taps`), gradient rows `g`
-    /// at `stride`.
-    fn tap_dots(&self, taps: &[usize], x: &[f32], g: &[f32], stride: usize, lanes: &mut [f32]) {
-        let dots = TapDots {
-            x,
-            c: self.g.c,
-            hw: self.input.hw(),
-            taps,
-            g,
-            rows: self.o,
-            stride,
-            len: self.wide_len().0,
-        };
-        dots.accumulate(lanes);
-    }
 }
 
 /// The input gradient's flipped, transposed kernel, output grid and taps (`Direct::input_pass`).
-struct InputPass<'a> {
+pub(super) struct InputPass<'a> {
     d: &'a Direct,
     wt: Vec<f32>,
     grid: OutGrid,
@@ -362,7 +194,7 @@ struct InputPass<'a> {
 
 impl InputPass<'_> {
     /// Example `i`'s (ReLU-masked) gradient in the zero-bordered planes of `scratch`.
-    fn grad_planes<'s>(&self, i: usize, scratch: &'s mut [f32]) -> &'s [f32] {
+    pub(super) fn grad_planes<'s>(&self, i: usize, scratch: &'s mut [f32]) -> &'s [f32] {
         let out_len = self.d.o * self.d.g.oh * self.d.g.ow;
         let gi = self.grad.example(i, out_len);
         let map = gi.relu_out.map_or(RowMap::Copy, RowMap::Relu);
@@ -370,7 +202,7 @@ impl InputPass<'_> {
     }
 
     /// One example's input gradient from its gradient planes, into all of `dx` (C, H, W).
-    fn example(&self, planes: &[f32], dx: &mut [MaybeUninit<f32>]) {
+    pub(super) fn example(&self, planes: &[f32], dx: &mut [MaybeUninit<f32>]) {
         let corr = Correlation {
             x: planes,
             c: self.d.o,
@@ -405,6 +237,15 @@ impl ForwardPass<'_> {
         self.d.o * self.d.g.oh * self.d.g.ow
     }
 
+    /// `example` into an initialised buffer (`conv_relu_pool`'s scratch, reused per example).
+    pub(crate) fn example_init(&self, scratch: &mut [f32], x: &[f32], i: usize, y: &mut [f32]) {
+        // SAFETY: `[f32]` and `[MaybeUninit<f32>]` have the same layout, and `example` writes
+        // only initialised f32 values through the view (the kernels store whole floats); the
+        // view lives for this call alone, so nothing can leave `y` uninitialised through it.
+        let view = unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        self.example(scratch, x, i, view);
+    }
+
     /// Example `i` of the batch `x`: its planes copied into `scratch` (an `input_buffer`),
     /// correlated, and written to all of `y` (`out_len` values).
     pub(crate) fn example(
@@ -436,14 +277,14 @@ impl ForwardPass<'_> {
 }
 
 /// How an input is copied into its planes: quantized by `act`, else as it is.
-fn input_map<'a>(act: Option<ActGrid>) -> RowMap<'a> {
+pub(super) fn input_map<'a>(act: Option<ActGrid>) -> RowMap<'a> {
     act.map_or(RowMap::Copy, RowMap::Quant)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::columns::{self, Dims};
     use super::*;
+    use crate::ops::conv::im2col_gemm::{self, Dims};
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut state = seed;
@@ -469,11 +310,16 @@ mod tests {
 
     /// An empty input plane padded up to the kernel size has output rows (from padding alone)
     /// but no input-gradient grid: the direct path declines it, where `OutGrid` would panic.
+    /// So it does for no input or no output channels (no planes to correlate on one side).
     #[test]
     fn empty_planes_take_the_column_path() -> Result<()> {
         let g = Geometry::new((1, 0, 4), 3, 1, 2)?;
         assert!(g.oh > 0 && Direct::any_cpu(&g, 3).is_none());
         assert!(Direct::any_cpu(&Geometry::new((1, 2, 4), 3, 1, 2)?, 3).is_some());
+        let same = Geometry::new((2, 5, 5), 3, 1, 1)?;
+        assert!(Direct::any_cpu(&same, 0).is_none(), "no output channels");
+        let none_in = Geometry::new((0, 5, 5), 3, 1, 1)?;
+        assert!(Direct::any_cpu(&none_in, 4).is_none(), "no input channels");
         Ok(())
     }
 
@@ -504,7 +350,7 @@ mod tests {
             let y = direct.forward(&x, None, &wt, &b, n, true)?;
             assert_near(
                 &y,
-                &columns::forward(&x, &wt, &b, &d, true)?,
+                &im2col_gemm::forward(&x, &wt, &b, &d, true)?,
                 &format!("y {what}"),
             );
 
@@ -521,13 +367,13 @@ mod tests {
             let dw = direct.weight_grad(&x, None, up, (n, 8), None)?;
             assert_near(
                 &dw,
-                &columns::weight_grad(&x, &masked, &d, 8)?,
+                &im2col_gemm::weight_grad(&x, &masked, &d, 8)?,
                 &format!("dw {what}"),
             );
             let dx = direct.input_grad(&wt, up, n)?;
             assert_near(
                 &dx,
-                &columns::input_grad(&wt, &masked, &d)?,
+                &im2col_gemm::input_grad(&wt, &masked, &d)?,
                 &format!("dx {what}"),
             );
             // Both gradients in one pass, on the shared planes, give the same bits.

@@ -1,9 +1,14 @@
-//! How close the kernels come to the core's peak, on cnn6's shapes with hot caches: `cargo test
-//! --release --lib kernel_speed -- --ignored --nocapture`. A measuring harness, not a test: it
-//! asserts nothing and is ignored by default (speed targets live in benchmarks).
+//! How close the direct convolution's kernels come to one core's fused multiply-add peak, on
+//! cnn6's shapes with hot caches: `cargo test --release --lib kernel_speed -- --ignored
+//! --nocapture`. A measuring harness, not a test: it asserts nothing and is ignored by default
+//! (the figures belong in BENCHMARKS.md).
+#![cfg(target_arch = "x86_64")]
 
-use super::*;
+use crate::ops::conv::direct::kernels::{
+    isa, vectorized, Correlation, Isa, Narrowed, OutGrid, TapDots, LANES, TAIL,
+};
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 use std::time::Instant;
 
 /// The fastest of `reps` timings of 20 calls of `f`, per call, in seconds.
@@ -122,7 +127,7 @@ fn correlate(c: usize, rows: usize, h: usize) {
 }
 
 /// The weight-gradient kernel with its gradient rows `off` values past a 64-byte boundary (in
-/// `Direct::both_grads` they start at `pad·wp + pad`: 17 or 31, rarely aligned).
+/// `Direct::both_grads` they start at `pad·wp + pad`, rarely aligned).
 fn tap_dots(c: usize, rows: usize, h: usize, off: usize) {
     let (x, taps, _, wp) = operands(c, rows, h);
     let len = (h * wp).div_ceil(LANES) * LANES;

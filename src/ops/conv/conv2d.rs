@@ -1,8 +1,8 @@
 //! 2-D convolution as a candle custom op: `y = relu?(conv(x, w) + b)`, x (N,C,H,W), w (O,C,k,k).
 //!
-//! Two paths compute it, chosen per call: the direct path (`direct_conv.rs`: stride 1, padding
-//! below the kernel size, a CPU with AVX-512 or AVX2 + FMA), and the column path (`columns.rs`: im2col + gemm)
-//! for every other case. Backward, with `g` the upstream gradient masked by `y > 0` when ReLU
+//! Two paths compute it, chosen per call: the direct path (`direct/`: stride 1, padding below
+//! the kernel size, a CPU with AVX-512 or AVX2 + FMA), and the column path (`im2col_gemm.rs`:
+//! im2col + gemm) for every other case. Backward, with `g` the upstream gradient masked by `y > 0` when ReLU
 //! is fused:
 //! - `db = sum_{n,pixel} g`,
 //! - `dw = sum_n` of each example's weight gradient,
@@ -20,12 +20,13 @@
 //! Every sum runs in a fixed order (`WEIGHT_GRAD_CHUNK` says why), so on one machine the result
 //! does not depend on the thread count.
 
-use super::columns::{self, Dims};
-use super::direct::{masked_sum, relu_pass};
-use super::direct_conv::{Direct, Upstream};
-use super::im2col::Geometry;
-use super::par::for_each_chunk;
-use super::storage::{contiguous_f32, with_f32};
+use super::direct::kernels::masked_sum;
+use super::direct::{Direct, Upstream};
+use super::geometry::Geometry;
+use super::im2col_gemm::{self, Dims};
+use crate::ops::parallel::for_each_chunk;
+use crate::ops::relu_mask::relu_pass;
+use crate::ops::storage::{contiguous_f32, with_f32};
 use crate::quant::ActGrid;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::borrow::Cow;
@@ -141,7 +142,7 @@ impl CustomOp3 for Conv2d {
         );
         let y = match Direct::of(&d.g, d.o) {
             Some(direct) => direct.forward(x, self.act, w, b, d.n, self.relu)?,
-            None => columns::forward(&self.column_input(x), w, b, &d, self.relu)?,
+            None => im2col_gemm::forward(&self.column_input(x), w, b, &d, self.relu)?,
         };
         Ok((CpuStorage::F32(y), Shape::from((d.n, d.o, d.g.oh, d.g.ow))))
     }
@@ -168,7 +169,7 @@ impl CustomOp3 for Conv2d {
 
 impl Conv2d {
     /// The gradients of the arguments that track one, from the upstream gradient `up` of the
-    /// output (with the fused ReLU's output, or already masked by the caller: `conv_pool`).
+    /// output (with the fused ReLU's output, or already masked by the caller: `conv_relu_pool`).
     pub(crate) fn backward(
         &self,
         x: &Tensor,
@@ -217,12 +218,12 @@ impl Conv2d {
                     .then(|| {
                         with_f32(x, |xv| {
                             let xq = self.column_input(xv);
-                            columns::weight_grad(&xq, &masked, &d, WEIGHT_GRAD_CHUNK)
+                            im2col_gemm::weight_grad(&xq, &masked, &d, WEIGHT_GRAD_CHUNK)
                         })
                     })
                     .transpose()?;
                 let dx = want_dx
-                    .then(|| with_f32(w, |wv| columns::input_grad(wv, &masked, &d)))
+                    .then(|| with_f32(w, |wv| im2col_gemm::input_grad(wv, &masked, &d)))
                     .transpose()?;
                 (dx, dw)
             }
@@ -253,8 +254,7 @@ fn relu_mask(grad: &[f32], y: &[f32]) -> Vec<f32> {
 
 /// `db[o] = sum over examples and pixels of the (ReLU-masked) g[n, o, :]`, each plane in
 /// `masked_sum`'s fixed order, planes in example order. Channels in parallel: each sum keeps
-/// that order at any thread count (it was serial, 2% of a cnn6 step while the other core
-/// waited).
+/// that order at any thread count.
 fn bias_grad(up: Upstream, d: &Dims) -> Result<Vec<f32>> {
     let mut db = vec![0.0; d.o];
     let plane = d.g.col_cols();
@@ -290,8 +290,8 @@ const WEIGHT_GRAD_CHUNK: usize = 8;
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{assert_close, assert_same_op, randn};
     use super::*;
+    use crate::ops::test_util::{assert_close, assert_same_op, randn};
     use candle_core::{Device, Var};
     use rand::{rngs::StdRng, SeedableRng};
 
@@ -409,6 +409,31 @@ mod tests {
                 let (a, e) = (gg.get(t).expect("ours"), gw.get(t).expect("reference"));
                 exact(a, e, &format!("{what}: {name}"))?;
             }
+        }
+        Ok(())
+    }
+
+    /// No output channels: an empty output, an input gradient of zeros, and empty weight and
+    /// bias gradients (the weight gradient's length is 0), for a "same" convolution (where
+    /// both gradients would share planes on the direct path) and a stride-2 one.
+    #[test]
+    fn no_output_channels_give_zero_input_gradients() -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(13);
+        for (s, p) in [(1, 1), (2, 0)] {
+            let x = Var::from_tensor(&randn(&mut rng, &[3, 2, 6, 6])?)?;
+            let w = Var::from_tensor(&Tensor::zeros((0, 2, 3, 3), DType::F32, &Device::Cpu)?)?;
+            let b = Var::from_tensor(&Tensor::zeros(0, DType::F32, &Device::Cpu)?)?;
+            let y = conv2d(&x, &w, Some(&b), s, p, true)?;
+            assert_eq!(y.dims()[..2], [3, 0], "stride {s}");
+            let grads = y.sum_all()?.backward()?;
+            let (Some(dx), Some(dw), Some(db)) = (grads.get(&x), grads.get(&w), grads.get(&b))
+            else {
+                panic!("stride {s}: a gradient is missing");
+            };
+            assert_eq!((dw.dims(), db.dims()), (&[0, 2, 3, 3][..], &[0][..]));
+            assert_eq!(dx.dims(), [3, 2, 6, 6]);
+            let dx = dx.flatten_all()?.to_vec1::<f32>()?;
+            assert!(dx.iter().all(|&v| v == 0.0), "stride {s}: dx {dx:?}");
         }
         Ok(())
     }

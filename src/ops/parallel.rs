@@ -1,21 +1,17 @@
-//! Data-parallel loops on candle's own CPU worker pool.
+//! Data-parallel loops on candle's own CPU worker pool, and sums over a batch whose
+//! floating-point order does not depend on the thread count (fixed chunks, added in order).
 //!
 //! Why candle's pool and not rayon: candle 0.11 runs its large elementwise ops (the gradient
 //! adds of every backward pass) on a persistent "barrier pool" whose workers spin for a while
-//! after each op; rayon workers of our own then fight them for the cores. Measured on this
-//! 2-vCPU machine, LeNet-5 trunk training step at batch 128 (the loop of `examples/bench_ops.rs`),
-//! median of 3-4 interleaved runs of 300 steps, with glibc's malloc tuned so that page faults do
-//! not dominate (see the example's doc):
-//! - examples spread over candle's pool, single-threaded gemms: 3.5 ms
-//! - examples spread over rayon, single-threaded gemms: 5.1 ms
-//! - examples one after the other, each gemm on 2 rayon threads: 5.7 ms (gemm does not split
-//!   matrices this small; a single thread gives 5.6 ms)
+//! after each op; rayon workers of our own would fight them for the cores. And why examples in
+//! parallel with single-threaded gemms rather than one gemm on several threads: gemm does not
+//! split matrices as small as one example's. (BENCHMARKS.md has the measurements.)
 //!
 //! The pool's size follows `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else the physical
-//! cores. Spinning pools degrade badly when other processes load the cores (the step then
-//! varied from 6 to 49 ms); `CANDLE_NUM_THREADS=1` makes everything run inline, unaffected.
+//! cores. Spinning pools degrade when other processes load the cores; `CANDLE_NUM_THREADS=1`
+//! makes everything run inline.
 
-use candle_core::{utils::barrier_pool, Result};
+use candle_core::{bail, utils::barrier_pool, Result};
 use std::sync::Mutex;
 
 /// Calls `f(scratch, i, piece_i)` for every piece, pieces spread over candle's pool. `init`
@@ -73,14 +69,42 @@ pub(crate) fn sum_in_fixed_chunks<S>(
     init: impl Fn() -> S + Sync,
     add: impl Fn(&mut S, std::ops::Range<usize>, &mut [f32]) -> Result<()> + Sync,
 ) -> Result<Vec<f32>> {
-    let parts = n.div_ceil(chunk).max(1);
+    let parts = chunk_count(n, chunk);
     sum_in_fixed_chunks_with(n, chunk, len, vec![(); parts], init, |s, items, (), sum| {
         add(s, items, sum)
     })
 }
 
+/// The chunks of a sum over `n` items in fixed chunks of `chunk` (`chunk > 0`): one per
+/// `chunk` items, and one for no items (its sum is zero).
+pub(crate) fn chunk_count(n: usize, chunk: usize) -> usize {
+    n.div_ceil(chunk).max(1)
+}
+
+/// `data` (`n` items of `per` values each) cut into `chunk_count(n, chunk)` consecutive
+/// pieces, piece `p` holding items `p·chunk..min((p + 1)·chunk, n)`: one piece per chunk even
+/// when `per` is 0 (where `chunks_mut` would panic) or `n` is 0 (one empty piece).
+pub(crate) fn split_by_chunks<T>(
+    data: &mut [T],
+    n: usize,
+    chunk: usize,
+    per: usize,
+) -> Vec<&mut [T]> {
+    let mut rest = data;
+    (0..chunk_count(n, chunk))
+        .map(|p| {
+            let items = ((p + 1) * chunk).min(n).saturating_sub(p * chunk);
+            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(items * per);
+            rest = tail;
+            piece
+        })
+        .collect()
+}
+
 /// `sum_in_fixed_chunks` that also hands chunk `i` the piece `pieces[i]` (its part of another
-/// output, written beside the sum: `Direct::both_grads`' input gradient).
+/// output, written beside the sum: `Direct::both_grads`' input gradient). Every chunk is
+/// handed to `add` exactly once with its piece, also when `len` is 0; `pieces` must hold one
+/// per chunk (`chunk_count`), else nothing runs and an error is returned.
 pub(crate) fn sum_in_fixed_chunks_with<S, P: Send>(
     n: usize,
     chunk: usize,
@@ -89,9 +113,16 @@ pub(crate) fn sum_in_fixed_chunks_with<S, P: Send>(
     init: impl Fn() -> S + Sync,
     add: impl Fn(&mut S, std::ops::Range<usize>, P, &mut [f32]) -> Result<()> + Sync,
 ) -> Result<Vec<f32>> {
-    let parts = n.div_ceil(chunk).max(1);
+    let parts = chunk_count(n, chunk);
+    if pieces.len() != parts {
+        bail!(
+            "ops: {} pieces for a sum in {parts} chunks of {chunk}",
+            pieces.len()
+        );
+    }
     let mut partials = vec![0.0; parts * len];
-    let work = partials.chunks_mut(len.max(1)).zip(pieces).collect();
+    let sums = split_by_chunks(&mut partials, parts, 1, len);
+    let work = sums.into_iter().zip(pieces).collect();
     for_each_piece(work, init, |s, part, (sum, piece)| {
         add(s, part * chunk..((part + 1) * chunk).min(n), piece, sum)
     })?;
@@ -134,6 +165,54 @@ mod tests {
             assert_eq!(*v, j / 7 + 1, "element {j}");
         }
         Ok(())
+    }
+
+    /// A sum with nothing to sum (`len` 0: a convolution without output channels has an
+    /// empty weight gradient) still hands every chunk its piece once, with its items: a
+    /// caller that writes another output through the pieces relies on it.
+    #[test]
+    fn an_empty_sum_still_hands_every_chunk_its_piece() -> Result<()> {
+        let (n, chunk) = (19, 8);
+        let mut seen = vec![Vec::new(); chunk_count(n, chunk)];
+        let pieces: Vec<(usize, &mut Vec<usize>)> = seen.iter_mut().enumerate().collect();
+        let sum = sum_in_fixed_chunks_with(
+            n,
+            chunk,
+            0,
+            pieces,
+            || (),
+            |_, items, (p, out), s| {
+                assert!(s.is_empty(), "chunk {p} got {} sums", s.len());
+                out.extend(items);
+                Ok(())
+            },
+        )?;
+        assert!(sum.is_empty());
+        let want: Vec<Vec<usize>> = vec![(0..8).collect(), (8..16).collect(), (16..19).collect()];
+        assert_eq!(seen, want);
+        Ok(())
+    }
+
+    #[test]
+    fn a_sum_refuses_pieces_that_do_not_match_its_chunks() {
+        let r = sum_in_fixed_chunks_with(19, 8, 4, vec![(); 2], || (), |_, _, (), _| Ok(()));
+        assert!(r.is_err(), "2 pieces for 3 chunks ran");
+    }
+
+    /// One piece per chunk, each with its items' values, also for items of no values (where
+    /// `chunks_mut(0)` would panic) and for no items at all (one empty piece).
+    #[test]
+    fn split_by_chunks_gives_one_piece_per_chunk() {
+        let mut data: Vec<usize> = (0..38).collect();
+        let lens: Vec<usize> = split_by_chunks(&mut data, 19, 8, 2)
+            .iter()
+            .map(|p| p.len())
+            .collect();
+        assert_eq!(lens, [16, 16, 6]);
+        let empty: &mut [usize] = &mut [];
+        assert_eq!(split_by_chunks(empty, 19, 8, 0).len(), 3);
+        let empty: &mut [usize] = &mut [];
+        assert_eq!(split_by_chunks(empty, 0, 8, 5).len(), 1);
     }
 
     #[test]

@@ -1,12 +1,10 @@
-//! The AVX2 + FMA versions of `direct`'s kernels, for x86 CPUs without AVX-512 (AMD Zen 2 and
-//! 3, most laptops): each of the 16 lanes as the AVX-512 kernels have them, held as two 8-lane
+//! The AVX2 + FMA versions of the direct convolution's kernels (`kernels.rs`), for x86 CPUs
+//! without AVX-512: each of the 16 lanes as the AVX-512 kernels have them, held as two 8-lane
 //! halves, so every lane's sum runs in the same order and the three paths give the same bits.
-//!
-//! Why: without them these CPUs took the column path (im2col + gemm), and cnn6's FP32 training
-//! step ran at ~1.3x PyTorch's on an AMD EPYC (Zen 3) where the direct path runs under it
-//! (BENCHMARKS.md). The tiles are smaller than the AVX-512 ones: AVX2 has 16 registers, not 32.
+//! Without them these CPUs would take the column path (im2col + gemm). The tiles are smaller
+//! than the AVX-512 ones: AVX2 has 16 registers, not 32.
 
-use super::{Correlation, Narrowed, Sink, TapDots, LANES};
+use super::kernels::{Correlation, Narrowed, Sink, TapDots, LANES};
 use std::arch::x86_64::*;
 
 /// Values per AVX2 register.
@@ -16,6 +14,10 @@ const HALF: usize = LANES / 2;
 type Vec16 = [__m256; 2];
 
 /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `g.len()` must be a multiple of 16 and `mask`, if any, at least
+/// as long as `g`.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANES] {
     let mut acc = [_mm256_setzero_ps(); 2];
@@ -37,6 +39,10 @@ pub(super) unsafe fn masked_lanes(g: &[f32], mask: Option<&[f32]>) -> [f32; LANE
 
 /// Rows in tiles of 6 × one 16-lane vector (12 accumulators of the 16 registers), remainders
 /// in tiles of 4, 2 and 1.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA, and the operands must pass `Correlation::run_on`'s checks (the
+/// tiles below read and write unchecked within those bounds).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn correlate(c: &Correlation, out: &mut Narrowed) {
     let vectors = out.grid.len.div_ceil(LANES);
@@ -125,6 +131,10 @@ impl Sink<'_> {
 
 /// Rows in pairs, each pair over 3 columns `(c, tap)` at a time (2 × 3 × 2 halves = 12
 /// accumulators); an odd last row over 6 columns.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA, and the operands must pass `TapDots::accumulate_on`'s checks
+/// (the tiles below read and write unchecked within those bounds).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn tap_dots(t: &TapDots, lanes: &mut [f32]) {
     let cols = t.c * t.taps.len();
@@ -154,7 +164,8 @@ pub(super) unsafe fn tap_dots(t: &TapDots, lanes: &mut [f32]) {
 
 /// `lanes[o0+r, c0+j] += g[o0+r, q] · x[offset(c0+j) + q]` lane by lane over all `q`, half
 /// by half, the running sums held in registers meanwhile.
-// Index loops, as in `avx512::dots`: with iterators the accumulators went to the stack.
+// Index loops, as in `avx512::dots`: with iterators the compiler keeps the accumulators on the
+// stack instead of in registers.
 #[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx2,fma")]

@@ -6,16 +6,14 @@
 //! the *first* maximum in row-major order (PyTorch routes to one element too). candle's own
 //! backward instead scales the gradient by (#maxima)/k² and sends it to every maximum.
 
-use super::direct::{has_avx2, has_avx512, relu_pass};
-use super::par::{for_each_chunk, for_each_piece};
-use super::storage::{contiguous_f32, with_f32};
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
+use crate::ops::instruction_set::{has_avx2, has_avx512};
+use crate::ops::parallel::{for_each_chunk, for_each_piece};
+use crate::ops::relu_mask::relu_pass;
+use crate::ops::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
-
-#[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 use std::sync::Mutex;
 
 /// k x k max-pooling with stride k of an (N, C, H, W) f32 CPU tensor; output
@@ -73,8 +71,8 @@ impl MaxPool {
         })
     }
 
-    /// Maxima and their in-plane indices for every plane, examples in parallel (one piece per
-    /// example's planes: a piece per plane cost more in hand-out than the pooling itself).
+    /// Maxima and their in-plane indices for every plane, examples in parallel: one piece per
+    /// example's planes, so the pool hands out a piece per example rather than per plane.
     fn pool(&self, x: &[f32], d: Dims) -> Result<(Vec<f32>, Vec<u32>)> {
         let (out, plane, group) = (d.oh * d.ow, d.h * d.w, d.channels);
         let mut y = vec![0.0; d.planes * out];
@@ -120,10 +118,12 @@ pub(crate) fn pool_example(
         let xp = &x[i * plane..][..plane];
         match k {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX-512F, and `xp` is the whole plane that `yp` pools.
+            // SAFETY: the CPU has AVX-512F (detected); `xp` is the whole plane (h rows of w)
+            // that `yp`'s h/2 rows of `ow = w/2` windows pool, and `ip` is as long as `yp`.
             2 if has_avx512() => unsafe { avx512::pool_plane_2(w, d.ow, xp, yp, ip) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX2, and `xp` is the whole plane that `yp` pools.
+            // SAFETY: the CPU has AVX2 (detected); `xp` is the whole plane (h rows of w) that
+            // `yp`'s h/2 rows of `ow = w/2` windows pool, and `ip` is as long as `yp`.
             2 if has_avx2() => unsafe { avx2::pool_plane_2(w, d.ow, xp, yp, ip) },
             2 => pool_plane_2(d, xp, yp, ip),
             k => pool_plane(k, d, xp, yp, ip),
@@ -305,7 +305,8 @@ impl CustomOp1 for MaxPool {
                 },
             )
         })?;
-        // SAFETY: every plane of the gradient was zero-filled above before its scatter.
+        // SAFETY: `for_each_chunk` handed every plane of the `total` values to `unpool`, which
+        // zero-fills its plane before the scatter (an error would have returned above).
         unsafe { dx.set_len(total) };
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
@@ -389,13 +390,18 @@ mod tests {
             kernels.push(("avx2", avx2::pool_plane_2));
         }
         let mut rng = StdRng::seed_from_u64(12);
+        // (2, 2), (2, 6), (3, 81) and (2, 34) end on a step whose second load has no lanes
+        // (at most 4 windows left for AVX2, 8 for AVX-512) at the end of the plane's
+        // allocation, where the load's address would lie past it.
         for (h, w) in [
             (2, 2),
+            (2, 6),
             (5, 9),
             (4, 32),
             (7, 33),
             (28, 28),
             (3, 81),
+            (2, 34),
             (14, 14),
         ] {
             let mut x: Vec<f32> = (0..h * w)

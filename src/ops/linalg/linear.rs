@@ -10,8 +10,8 @@
 //! one dot product computed by one thread, so results do not depend on the thread count.
 
 use super::matmul::{matmul, Mat, Parallelism};
-use super::par::{for_each_chunk, threads};
-use super::storage::{contiguous_f32, with_f32};
+use crate::ops::parallel::{for_each_chunk, threads};
+use crate::ops::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 /// `relu?(x @ wᵀ + b)` for x (N, I), w (O, I), b (O), all f32 on the CPU.
@@ -164,8 +164,8 @@ impl CustomOp3 for Linear {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{assert_same_op, randn};
     use super::*;
+    use crate::ops::test_util::{assert_same_op, randn};
     use candle_core::{Device, Var};
     use rand::{rngs::StdRng, SeedableRng};
 

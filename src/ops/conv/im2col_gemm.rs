@@ -1,17 +1,17 @@
-//! The column-matrix path of `conv2d`: per example, `col = im2col(x_n)` ((C·k·k) × (OH·OW),
-//! or the "wide" column matrix of `wide.rs` for stride 1) and a gemm:
+//! The column path of `conv2d`, im2col + gemm: per example, `col = im2col(x_n)` ((C·k·k) ×
+//! (OH·OW), or the "wide" column matrix of `im2col.rs` for stride 1) and a gemm:
 //! - forward `y_n = relu?(w @ col + b)`,
 //! - `dw = Σ_n g_n @ col_nᵀ`,
 //! - `dx_n = col2im(wᵀ @ g_n)`.
 //!
-//! It serves the convolutions the direct path (`direct_conv.rs`) does not take: stride above 1,
-//! padding as large as the kernel, and CPUs without AVX-512 or AVX2 + FMA. Examples are spread over candle's
-//! worker pool and each gemm is single-threaded; `par.rs` has the measurements behind that.
+//! It serves the convolutions the direct path (`direct/`) does not take: stride above 1,
+//! padding as large as the kernel, and CPUs without AVX-512 or AVX2 + FMA. Examples are spread
+//! over candle's worker pool and each gemm is single-threaded (`parallel.rs` says why).
 
-use super::im2col::{col2im_add, im2col, Geometry};
-use super::matmul::{matmul, Mat, Parallelism};
-use super::par::{for_each_chunk, sum_in_fixed_chunks};
-use super::wide::Wide;
+use super::geometry::Geometry;
+use super::im2col::{col2im_add, im2col, Wide};
+use crate::ops::linalg::matmul::{matmul, Mat, Parallelism};
+use crate::ops::parallel::{for_each_chunk, sum_in_fixed_chunks};
 use candle_core::Result;
 
 /// Shapes of one call, checked against each other.

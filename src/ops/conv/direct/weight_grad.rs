@@ -1,0 +1,193 @@
+//! The direct convolution's weight gradient, alone (`weight_grad`) or in one pass with the
+//! input gradient (`both_grads`, when the output gradient's planes can serve both):
+//! `dw[o, c, tap] = Σ_n Σ_q g_n[o, q] · pad_p(x_n)[c, q + s_tap]`, the batch cut into fixed
+//! chunks of examples (`conv2d.rs`'s `WEIGHT_GRAD_CHUNK`), each chunk summed in example order
+//! and the chunks' sums added in chunk order; the bias sums ride along (`plane_sums`).
+
+use super::kernels::{add_lane_sums, masked_sum, OutGrid, TapDots, LANES, TAIL};
+use super::passes::{input_map, Direct, Upstream};
+use crate::ops::conv::planes::copy_masked;
+use crate::ops::parallel::{chunk_count, split_by_chunks, sum_in_fixed_chunks_with};
+use crate::quant::ActGrid;
+use candle_core::Result;
+
+impl Direct {
+    /// Whether the (ReLU-masked) output gradient's planes, padded by `k − 1 − p` for the input
+    /// gradient, also serve as the weight gradient's wide grid: when that padding is `p` (a
+    /// "same" convolution), plane row `r + p` from column `p` is the grid's row `r`, with zeros
+    /// in its wrap-around columns, and the zeros after a plane's last row cover the grid's
+    /// rounding up to whole vectors.
+    pub(crate) fn shares_grad_planes(&self) -> bool {
+        let (p, wp) = (self.input.pad, self.input.wp());
+        let (len, valid) = self.wide_len();
+        self.grad.pad == p && p * wp + p <= TAIL && len - valid <= 2 * p * (wp + 1)
+    }
+
+    /// The weight gradient's wide grid: its length rounded up to whole vectors, and unrounded.
+    fn wide_len(&self) -> (usize, usize) {
+        let valid = OutGrid::wide_len(self.g.oh, self.g.ow, self.input.wp());
+        (valid.div_ceil(LANES) * LANES, valid)
+    }
+
+    /// `dw` (O, C, k, k) over `n` examples of the input `act?(x)`: chunks of `chunk` examples
+    /// in parallel, each summed in example order, the chunks' sums added in chunk order. The
+    /// input's planes are copied again rather than kept from the forward, so that they are in
+    /// cache when the kernel reads them.
+    pub(crate) fn weight_grad(
+        &self,
+        x: &[f32],
+        act: Option<ActGrid>,
+        grad: Upstream,
+        (n, chunk): (usize, usize),
+        sums: Option<&mut [f32]>,
+    ) -> Result<Vec<f32>> {
+        let (g, o, wp) = (&self.g, self.o, self.input.wp());
+        let (len, _) = self.wide_len();
+        let taps = self.input.taps(g.k);
+        let dw_len = o * g.c * g.k * g.k;
+        let out_len = o * g.oh * g.ow;
+        // The gradient's wide grid (its wrap-around columns and tail are never written), and
+        // 16 running sums per weight for the chunk's examples.
+        let scratch = || {
+            (
+                self.input.buffer(),
+                vec![0.0; o * len],
+                vec![0.0; dw_len * LANES],
+            )
+        };
+        let pieces = self.sum_pieces(sums, n, chunk);
+        sum_in_fixed_chunks_with(
+            n,
+            chunk,
+            dw_len,
+            pieces,
+            scratch,
+            |(planes, wide, lanes), examples, mut sums, acc| {
+                lanes.fill(0.0);
+                for (e, i) in examples.enumerate() {
+                    let xi = &x[i * g.in_len()..][..g.in_len()];
+                    let x = self.input.fill(xi, input_map(act), planes);
+                    let gi = grad.example(i, out_len);
+                    if let Some(s) = sums.as_deref_mut() {
+                        self.plane_sums(gi, &mut s[e * o..][..o]);
+                    }
+                    for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
+                        let (oc, oy) = (r / g.oh, r % g.oh);
+                        let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
+                        copy_masked(&mut wide[oc * len + oy * wp..][..g.ow], line, mask);
+                    }
+                    self.tap_dots(&taps, x, wide, len, lanes);
+                }
+                add_lane_sums(lanes, acc);
+                Ok(())
+            },
+        )
+    }
+
+    /// Both gradients in one pass when `shares_grad_planes` holds: per example, the masked
+    /// gradient is copied once into its planes, which serve the input gradient and, while
+    /// still in cache, the weight gradient as its wide grid. The same sums in the same order
+    /// as `input_grad` and `weight_grad`.
+    pub(crate) fn both_grads(
+        &self,
+        x: &[f32],
+        act: Option<ActGrid>,
+        w: &[f32],
+        grad: Upstream,
+        (n, chunk): (usize, usize),
+        sums: Option<&mut [f32]>,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (g, o, wp) = (&self.g, self.o, self.input.wp());
+        let pass = self.input_pass(w, grad);
+        let taps = self.input.taps(g.k);
+        let (in_len, dw_len) = (g.in_len(), o * g.c * g.k * g.k);
+        let total = n * in_len;
+        let mut dx = Vec::with_capacity(total);
+        // One piece of `dx` per chunk of examples, every one of them (whatever `in_len` is):
+        // `sum_in_fixed_chunks_with` hands each piece to the closure, which writes it whole.
+        let dx_pieces = split_by_chunks(&mut dx.spare_capacity_mut()[..total], n, chunk, in_len);
+        let dxs = dx_pieces
+            .into_iter()
+            .zip(self.sum_pieces(sums, n, chunk))
+            .collect();
+        // The grid starts at row p, column p of each gradient plane.
+        let at = self.grad.pad * wp + self.grad.pad;
+        let scratch = || {
+            let lanes = vec![0.0; dw_len * LANES];
+            (self.input.buffer(), self.grad.buffer(), lanes)
+        };
+        let dw = sum_in_fixed_chunks_with(
+            n,
+            chunk,
+            dw_len,
+            dxs,
+            scratch,
+            |(xp, gp, lanes), examples, (dxc, mut sums), acc| {
+                lanes.fill(0.0);
+                for (e, (i, dxn)) in examples.zip(dxc.chunks_mut(in_len)).enumerate() {
+                    let gplanes = pass.grad_planes(i, gp);
+                    if let Some(s) = sums.as_deref_mut() {
+                        let gi = grad.example(i, o * g.oh * g.ow);
+                        self.plane_sums(gi, &mut s[e * o..][..o]);
+                    }
+                    pass.example(gplanes, dxn);
+                    let xi = &x[i * in_len..][..in_len];
+                    let x = self.input.fill(xi, input_map(act), xp);
+                    self.tap_dots(&taps, x, &gplanes[at..], self.grad.hw(), lanes);
+                }
+                add_lane_sums(lanes, acc);
+                Ok(())
+            },
+        )?;
+        // SAFETY: `dx_pieces` cut all `total` values into one piece per chunk of examples;
+        // `sum_in_fixed_chunks_with` handed every piece to the closure above (it checks that
+        // there is one piece per chunk, and runs each even when the weight gradient is empty),
+        // and the closure wrote each example's `in_len` values through `InputPass::example`.
+        // Any error returned above, before this line.
+        unsafe { dx.set_len(total) };
+        Ok((dx, dw))
+    }
+
+    /// Each chunk's part of the per-example bias sums (`None` for every chunk without them).
+    fn sum_pieces<'s>(
+        &self,
+        sums: Option<&'s mut [f32]>,
+        n: usize,
+        chunk: usize,
+    ) -> Vec<Option<&'s mut [f32]>> {
+        match sums {
+            Some(s) => split_by_chunks(&mut s[..n * self.o], n, chunk, self.o)
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => (0..chunk_count(n, chunk)).map(|_| None).collect(),
+        }
+    }
+
+    /// Example `gi`'s bias sums, one per output channel: `masked_sum` of each gradient plane
+    /// with its ReLU mask, read while the example's gradient is in cache rather than in a
+    /// separate pass over the whole gradient.
+    fn plane_sums(&self, gi: Upstream, out: &mut [f32]) {
+        let plane = self.g.oh * self.g.ow;
+        for (o, s) in out.iter_mut().enumerate() {
+            let mask = gi.relu_out.map(|y| &y[o * plane..][..plane]);
+            *s = masked_sum(&gi.g[o * plane..][..plane], mask);
+        }
+    }
+
+    /// One example's weight-gradient sums: input planes `x` (taps `taps`), gradient rows `g`
+    /// at `stride`.
+    fn tap_dots(&self, taps: &[usize], x: &[f32], g: &[f32], stride: usize, lanes: &mut [f32]) {
+        let dots = TapDots {
+            x,
+            c: self.g.c,
+            hw: self.input.hw(),
+            taps,
+            g,
+            rows: self.o,
+            stride,
+            len: self.wide_len().0,
+        };
+        dots.accumulate(lanes);
+    }
+}
