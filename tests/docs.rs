@@ -67,7 +67,9 @@ fn the_issue_number_check_tells_citations_apart() {
     assert!(cites_an_issue_number("issues 2 and 3"));
     assert!(!cites_an_issue_number("huggingface/candle#3578"));
     assert!(!cites_an_issue_number("the issue a user filed"));
-    assert!(!cites_an_issue_number("per-layer instruction issue and host sync"));
+    assert!(!cites_an_issue_number(
+        "per-layer instruction issue and host sync"
+    ));
 }
 
 #[test]
