@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The agent study of the README: every agent over 5 seeds, on
+# The agent study of docs/results.md: every agent over 5 seeds, on
 #  (a) the small declared space (experiments/lenet5-mnist-small.toml: {2,4,8} bits, w = a, 243
 #      policies, 108 within the 50% latency budget on bitfusion), where the exhaustive agent scores
 #      every feasible policy once, so each agent's hypervolume is a fraction of the true front's;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What candle's zero-filled gradient slots cost the cnn6 FP32 training step (BENCHMARKS.md,
-# "candle's gradient accumulator, measured"). candle 0.11's backward adds every gradient into a
+# "candle's gradient slots"). candle 0.11's backward adds every gradient into a
 # slot it first fills with zeros (GradStore::or_insert, then add); the open upstream pull
 # requests huggingface/candle#3578 and #3822 store the first gradient directly instead. This
 # script builds `examples/train_step` twice from HEAD, once against candle-core 0.11.1 as

@@ -11,11 +11,9 @@ max|w_c| / n computed under no_grad, as bitsearch detaches it; fake_quantize_per
 for activations over [0, clip]), channels-last conv weights (`--nchw`: NCHW), fused AdamW,
 inference_mode for forward-only passes, and torch.autograd.grad for input gradients. The forward
 values are bitsearch's (src/quant/fake.rs); `--selftest` checks them against the unfused
-`w + (q - w).detach()` formula, and `--fq unfused` times that formula instead. Measured here
-(2 threads, 2026-12-01) the fused kernels are not the faster ones: they always compute the
-gradient mask too, and on activations that fit in cache they run slower than the unfused chain
-(1.6M activations: 8.0 ms fused, 2.6 ms unfused; 12.5M: 77 ms and 110 ms), so the unfused chain
-is about as fast or faster on every figure but cnn6's forward of 1,000 images.
+`w + (q - w).detach()` formula, and `--fq unfused` times that formula instead. The fused kernels
+always compute the gradient mask too, so on activations that fit in cache they need not be the
+faster ones; bench.sh runs both and keeps the faster (BENCHMARKS.md has the measurement).
 
 One difference in the backward pass: bitsearch's straight-through estimator is the identity
 everywhere, while PyTorch's fused kernels zero the gradient of elements outside the quantization
@@ -153,9 +151,8 @@ class QNet(nn.Module):
         self.quant = None  # None for FP32, else a tuple of (w bits, a bits, clip) per layer
         if (CHANNELS_LAST if channels_last is None else channels_last):
             # NHWC conv weights make oneDNN run the convs, pools and ReLUs channels-last, PyTorch's
-            # advice for CNNs on CPU: the forward of 1,000 ~30% and the input gradient ~20%
-            # faster than NCHW here (lenet5 and cnn6, 1 thread, 2026-12-01). A 1-channel image is
-            # already channels-last, so the inputs need no conversion.
+            # advice for CNNs on CPU and the faster layout here (BENCHMARKS.md). A 1-channel image
+            # is already channels-last, so the inputs need no conversion.
             self.to(memory_format=torch.channels_last)
 
     def set_quant(self, policy, clips=None):
@@ -275,7 +272,7 @@ def input_grad(model, x, y):
     """∇x of the mean cross-entropy. autograd.grad with inputs=x runs only the backward nodes on a
     path to x, and each node computes only the outputs that path needs (ConvolutionBackward and
     MmBackward skip grad_weight; no AccumulateGrad runs), so whether the parameters have
-    requires_grad does not change the cost. Checked 2026-12-01 (lenet5, batch 128, bench policy):
+    requires_grad does not change the cost: for lenet5 at batch 128 with the bench policy,
     the profiler counts 3 aten::mm in this backward (the three linears' input gradients) against 6
     for loss.backward(), and the time with and without requires_grad on the parameters is the
     same within noise."""

@@ -82,7 +82,7 @@ lr = 1e-3
     );
 }
 
-// `eval` without a cached baseline now trains it, as `search` does (issue 10, item 7):
+// `eval` without a cached baseline trains it, as `search` does:
 // tests/first_hour.rs, eval_trains_a_missing_baseline_then_reuses_it.
 
 #[test]

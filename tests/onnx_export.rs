@@ -56,8 +56,8 @@ fn assert_onnx_runtime_agrees(dir: &Path, what: &str, expect: [f64; 2]) {
     }
 }
 
-/// ORT must give bitsearch's predictions (top-1 on at least `top1` of the examples: the issue's
-/// 99.5% for a trained model), and at least `exact` of the examples must have all logits within 1e-4 of the largest |logit|. The rest may
+/// ORT must give bitsearch's predictions (top-1 on at least `top1` of the examples: 99.5%
+/// for a trained model), and at least `exact` of the examples must have all logits within 1e-4 of the largest |logit|. The rest may
 /// differ only where ORT's float sums, added in another order than ours, put an activation on
 /// the other side of a quantization step: one flipped rounding anywhere moves that example's
 /// logits by a step's worth. How often that happens grows with the quantized activations per

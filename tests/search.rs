@@ -162,7 +162,7 @@ fn every_agent() -> [AgentConfig; 5] {
     ]
 }
 
-/// Guards issue 11: NSGA-II gave a failed policy infinite objectives, its non-dominated sort
+/// Guards a regression: NSGA-II gave a failed policy infinite objectives, its non-dominated sort
 /// rejected them and the search aborted, again at the same episode on every resume.
 #[test]
 fn every_agent_survives_failing_fine_tunes_and_resumes() {

@@ -90,7 +90,7 @@ pub fn cifar() {
     });
 }
 
-/// The regression the issue names: a 16-byte IDX header that claims 2^32 - 1 images of 28x28
+/// A regression guard: a 16-byte IDX header that claims 2^32 - 1 images of 28x28
 /// fails at once, without allocating for them.
 pub fn huge_idx_header_fails_fast() {
     let mut header = vec![0, 0, 8, 3];

@@ -1,4 +1,4 @@
-/* bitsearch report explorer (issue 16): an interactive view of the scored policies of one run
+/* bitsearch report explorer: an interactive view of the scored policies of one run
  * or of several runs (compare), built into <div id="explorer"></div> from the data embedded in
  * the page. Plain ES2017, no build step; needs Chart.js (chart.umd.min.js, vendored beside this
  * file) and explorer-rows.js (a point's tooltip and pinned row) loaded first. It makes no
