@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use bitsearch::report::compare::{compare_at, reference_text, table_rows, Comparison};
-use bitsearch::report::study::{set_label, AtSpec, Study};
+use bitsearch::report::study::{AtSpec, Study};
 use bitsearch::report::{write_report, ReportFiles};
 use bitsearch::rundir::{this_command, RunLock};
 
@@ -140,12 +140,13 @@ fn print_study(study: &Study) {
     println!("per agent: mean ± sample sd over its runs (runs); —: fewer than N episodes logged.");
     for (s, line) in study.reference_lines().iter().enumerate() {
         println!();
-        println!("{}", set_label(study.sets[s].objectives));
-        println!("  {line}");
+        println!("{line}");
         for (header, rows) in [study.agent_table(s), study.run_table(s)] {
+            println!();
             print_table(&header, &rows);
         }
     }
+    println!();
 }
 
 fn print_files(cmp: &Comparison, out: &Path) {
