@@ -291,7 +291,13 @@ impl Study {
     /// row per agent, set and N), each atomically.
     pub fn write(&self, out: &Path) -> Result<(), StudyError> {
         let [runs_csv, agents_csv] = Self::files(out);
-        let mut w = csv::Writer::from_writer(Vec::new());
+        write_csv(&runs_csv, &self.run_records())?;
+        write_csv(&agents_csv, &self.agent_records())
+    }
+
+    /// compare-at.csv: run, dir, agent, objectives, episodes, hv, hv_fraction (both empty when
+    /// the run has logged fewer episodes).
+    fn run_records(&self) -> Vec<Vec<String>> {
         let header = [
             "run",
             "dir",
@@ -309,33 +315,44 @@ impl Study {
                         (format!("{hv:e}"), format!("{f:.6}"))
                     });
                     let dir = row.dir.display().to_string();
-                    let name = set_name(set.objectives);
-                    records.push(vec![row.label.clone(), dir, row.agent.clone(), name]);
-                    records.last_mut().map(|r| r.extend([n.to_string(), hv, f]));
+                    let (agent, name) = (row.agent.clone(), set_name(set.objectives));
+                    records.push(vec![
+                        row.label.clone(),
+                        dir,
+                        agent,
+                        name,
+                        n.to_string(),
+                        hv,
+                        f,
+                    ]);
                 }
             }
         }
-        write_csv(&runs_csv, &mut w, &records)?;
-        let mut w = csv::Writer::from_writer(Vec::new());
+        records
+    }
+
+    /// compare-agents.csv: agent, objectives, episodes, runs, mean, sd (runs 0 and the two
+    /// empty when none of the agent's runs reached that many episodes).
+    fn agent_records(&self) -> Vec<Vec<String>> {
         let header = ["agent", "objectives", "episodes", "runs", "mean", "sd"];
         let mut records = vec![header.map(str::to_string).to_vec()];
         for a in &self.agents {
             for (set, values) in self.sets.iter().zip(&a.values) {
                 for (&n, v) in self.at.iter().zip(values) {
-                    let cells = v.map_or([0.to_string(), String::new(), String::new()], |s| {
-                        [
+                    let mut r = vec![a.agent.clone(), set_name(set.objectives), n.to_string()];
+                    r.extend(match v {
+                        Some(s) => [
                             s.runs.to_string(),
                             format!("{:.6}", s.mean),
                             format!("{:.6}", s.sd),
-                        ]
+                        ],
+                        None => ["0".to_string(), String::new(), String::new()],
                     });
-                    let mut r = vec![a.agent.clone(), set_name(set.objectives), n.to_string()];
-                    r.extend(cells);
                     records.push(r);
                 }
             }
         }
-        write_csv(&agents_csv, &mut w, &records)
+        records
     }
 
     /// Each set's reference point, one line per set, each value in its own unit.
@@ -423,18 +440,14 @@ pub fn set_label(set: &[Objective]) -> String {
         .join(" \u{00d7} ")
 }
 
-fn write_csv(
-    path: &Path,
-    w: &mut csv::Writer<Vec<u8>>,
-    records: &[Vec<String>],
-) -> Result<(), StudyError> {
-    let csv_err = |source| RunDirError::Csv {
-        path: path.to_path_buf(),
-        line: None,
-        source,
-    };
+fn write_csv(path: &Path, records: &[Vec<String>]) -> Result<(), StudyError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
     for r in records {
-        w.write_record(r).map_err(csv_err)?;
+        w.write_record(r).map_err(|source| RunDirError::Csv {
+            path: path.to_path_buf(),
+            line: None,
+            source,
+        })?;
     }
     w.flush().map_err(|source| RunDirError::Write {
         path: path.to_path_buf(),
