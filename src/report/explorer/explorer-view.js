@@ -57,8 +57,27 @@
     return [fromSpace(lo + d, log), fromSpace(hi + d, log)];
   }
 
-  // Every axis quantity is non-negative: a pan past zero shows no negative ticks.
-  function fromZero(scale) {
+  // Every axis quantity is non-negative: a pan past zero shows no negative ticks. A log scale
+  // always labels its range's ends (101.9 beside 100), dropped here when rounder ticks remain, and
+  // crowds its ticks at the low end of a short range: a tick closer than `gap` pixels to the last
+  // one kept is dropped.
+  function tidyTicks(scale) {
+    if (scale.type === 'logarithmic') {
+      const inner = scale.ticks.filter((t) => t.value !== scale.min && t.value !== scale.max);
+      const ticks = inner.length >= 2 ? inner : scale.ticks;
+      const horizontal = scale.isHorizontal();
+      const px = (horizontal ? scale.width : scale.height) || 600;
+      const gap = horizontal ? 48 : 22;
+      const span = Math.log10(scale.max / scale.min);
+      let last = -Infinity;
+      scale.ticks = ticks.filter((t) => {
+        const at = (px * Math.log10(t.value / scale.min)) / span;
+        if (at - last < gap) return false;
+        last = at;
+        return true;
+      });
+      return;
+    }
     if (scale.min >= 0) return;
     scale.min = 0;
     scale.ticks = scale.ticks.filter((t) => t.value >= 0);
@@ -93,7 +112,9 @@
             const px = scales.x.getPixelForValue(line.value);
             if (!(px >= a.left && px <= a.right)) return;
             ctx.moveTo(px, a.top); ctx.lineTo(px, a.bottom); ctx.stroke();
-            label(line.label, px + 3, a.top + 12 + 13 * i); // staggered: runs' budgets may be close
+            // right of the line, or left of it where the chart ends; staggered: runs' budgets may be close
+            const w = ctx.measureText(line.label).width;
+            label(line.label, px + 3 + w > a.right ? px - 3 - w : px + 3, a.top + 12 + 13 * i);
           } else {
             const py = scales.y.getPixelForValue(line.value);
             if (!(py >= a.top && py <= a.bottom)) return;
@@ -223,5 +244,5 @@
     };
   }
 
-  window.bitsearchView = { create, budgetPlugin, fromZero, extent, padRange, zoomRange, panRange };
+  window.bitsearchView = { create, budgetPlugin, tidyTicks, extent, padRange, zoomRange, panRange };
 })();

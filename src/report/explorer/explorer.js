@@ -242,8 +242,8 @@
       scales: {
         // explorer-view.js sets each axis's type and range (fitted with its own margin); ticks
         // stay at round values rather than at the range's ends
-        x: { type: 'linear', title: { display: true }, ticks: { includeBounds: false }, afterBuildTicks: bitsearchView.fromZero },
-        y: { type: 'linear', title: { display: true }, ticks: { includeBounds: false }, afterBuildTicks: bitsearchView.fromZero },
+        x: { type: 'linear', title: { display: true }, ticks: { includeBounds: false }, afterBuildTicks: bitsearchView.tidyTicks },
+        y: { type: 'linear', title: { display: true }, ticks: { includeBounds: false }, afterBuildTicks: bitsearchView.tidyTicks },
       },
       onHover: (e, active) => showTooltip(active.filter((a) => plotted[a.datasetIndex])),
       onClick: (e, active) => pinAll(pointsOf(active)),
