@@ -16,8 +16,9 @@
 # every agent's proposals depend only on its seed and what it has seen, so a prefix is a shorter
 # run. Scores are shared through the score cache, so a policy is fine-tuned once for all agents
 # and seeds. Writes the sweeps OUT/small, OUT/full and OUT/exhaustive, and OUT/small-compare,
-# OUT/full-compare (compare.html, compare-at.csv per run, compare-agents.csv per agent); prints
-# the tables.
+# OUT/full-compare (compare.html, compare-at.csv per run, compare-agents.csv per agent, and
+# charts/hv-at-episodes-*.svg, each agent's mean fraction at each N: pass a finer AT such as
+# 10,20,...,200 for a smoother curve); prints the tables.
 # Usage: scripts/agent-study.sh [OUT] [SEEDS] [EPISODES] [AT]
 #   defaults: runs/agent-study "1 2 3 4 5" 200 30,60,200
 #   AGENTS="mbrl ddpg random nsga2 greedy" overrides the agents; SPACES="small full" the spaces

@@ -393,6 +393,12 @@ fn compare_at_normalizes_each_runs_first_episodes_by_the_reference_front() {
         html.contains("Hypervolume at N episodes"),
         "the section is in the page"
     );
+    // each set's chart of the agents' mean fraction at each N, drawn and shown
+    for set in ["accuracy_robust_accuracy_latency_s", "accuracy_latency_s"] {
+        let svg = format!("cmp/charts/hv-at-episodes-{set}.svg");
+        assert!(o.contains(&svg) && dir.join(&svg).is_file(), "{svg}: {o}");
+        assert!(html.contains(&format!("hv-at-episodes-{set}.png")), "{set}");
+    }
     // without --reference, the union of the compared runs is the front: nobody exceeds it
     ok(common::cli::bitsearch(
         &[&["compare", a, b, "--out", "union"][..], &at].concat(),

@@ -151,9 +151,12 @@ fn print_study(study: &Study) {
 
 fn print_files(cmp: &Comparison, out: &Path) {
     println!("{}", cmp.csv.display());
-    if cmp.study.is_some() {
+    if let Some(study) = &cmp.study {
         for file in Study::files(out) {
             println!("{}", file.display());
+        }
+        for chart in &study.chart_files {
+            println!("{}", chart.svg.display());
         }
     }
     println!("{}", cmp.html.display());

@@ -185,7 +185,7 @@ pub fn compare_at(
         })
         .collect();
     let study = match at {
-        Some(spec) => Some(study_of(&runs, &labels, spec)?),
+        Some(spec) => Some(study_of(&runs, &labels, spec, &charts_dir)?),
         None => None,
     };
     let explorer = Explorer::of_runs(&runs, &labels);
@@ -207,11 +207,21 @@ pub fn compare_at(
     Ok(cmp)
 }
 
-fn study_of(runs: &[RunDir], labels: &[String], spec: &AtSpec) -> Result<Study, ReportError> {
+/// The study of `spec`, its charts drawn into `charts_dir`.
+fn study_of(
+    runs: &[RunDir],
+    labels: &[String],
+    spec: &AtSpec,
+    charts_dir: &Path,
+) -> Result<Study, ReportError> {
     let reference = (spec.reference.iter())
         .map(|d| RunDir::read(d))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Study::compute(runs, labels, &reference, &spec.at)?)
+    let mut study = Study::compute(runs, labels, &reference, &spec.at)?;
+    for chart in study.charts() {
+        study.chart_files.push(render(&chart, charts_dir)?);
+    }
+    Ok(study)
 }
 
 fn overlay(runs: &[RunDir], labels: &[String], x: Objective, y: Objective) -> ParetoChart {
@@ -362,7 +372,7 @@ fn html_text(cmp: &Comparison, explorer: &Explorer) -> Result<String, ReportErro
     let numeric: Vec<bool> = (0..header.len()).map(|i| i >= 3).collect();
     b += &table(&header, &rows, &numeric);
     if let Some(study) = &cmp.study {
-        b += &study.html();
+        b += &study.html()?;
     }
     Ok(page_with("bitsearch compare", Explorer::css(), &b))
 }

@@ -17,8 +17,11 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use super::html::{escape, table};
+use super::charts::{Legend, Line, LinesChart};
+use super::html::{escape, figure, table};
+use super::style::ChartFiles;
 use super::units::{quantity, Quantity};
+use super::ReportError;
 use crate::pareto::{hypervolume, senses, worst_point, Objective, ParetoError, Reference};
 use crate::rundir::{write_atomic, Episode, RunDir, RunDirError};
 
@@ -103,6 +106,8 @@ pub struct Study {
     pub rows: Vec<StudyRow>,
     /// In the order agents first appear among the runs.
     pub agents: Vec<AgentRow>,
+    /// The rendered `charts()`, once the caller has drawn them (compare.html shows them).
+    pub chart_files: Vec<ChartFiles>,
 }
 
 /// The first `n` rows of an episodes.csv (its episodes in the order the search ran them), or
@@ -177,6 +182,7 @@ impl Study {
             sets,
             rows,
             agents,
+            chart_files: Vec::new(),
         })
     }
 }
@@ -403,8 +409,32 @@ impl Study {
         h
     }
 
+    /// Per set, each agent's mean fraction at each N (the categories), one line per agent.
+    pub fn charts(&self) -> Vec<LinesChart> {
+        (self.sets.iter().enumerate())
+            .map(|(s, set)| LinesChart {
+                stem: format!("hv-at-episodes-{}", set_name(set.objectives)),
+                title: format!("hypervolume fraction: {}", set_label(set.objectives)),
+                x_desc: "episodes".to_string(),
+                y_desc: "mean fraction of the reference front's".to_string(),
+                categories: self.at.iter().map(|n| n.to_string()).collect(),
+                lines: (self.agents.iter())
+                    .map(|a| Line {
+                        label: a.agent.clone(),
+                        points: (a.values[s].iter().enumerate())
+                            .filter_map(|(k, v)| v.map(|v| (k, v.mean)))
+                            .collect(),
+                    })
+                    .collect(),
+                flagged: None,
+                y_range: None,
+                legend: Legend::UpperLeft,
+            })
+            .collect()
+    }
+
     /// compare.html's section.
-    pub fn html(&self) -> String {
+    pub fn html(&self) -> Result<String, ReportError> {
         let mut b = String::from("<h2>Hypervolume at N episodes</h2>\n");
         let _ = writeln!(
             b,
@@ -427,8 +457,11 @@ impl Study {
                 let numeric: Vec<bool> = (0..header.len()).map(|i| i > 0).collect();
                 b += &table(&header, &rows, &numeric);
             }
+            if let Some(chart) = self.chart_files.get(s) {
+                b += &figure(chart)?;
+            }
         }
-        b
+        Ok(b)
     }
 }
 
