@@ -5,7 +5,9 @@
 //! scripts/check_report_browser.py drives Debian's chromium through Selenium over the report of a
 //! short real search, hovers and clicks a point, and the pinned row must show that episode
 //! exactly as episodes.csv logs it; the axis change must move it, the legend must hide a run of
-//! the compare page, and the page must log no console error and request nothing. The browser
+//! the compare page, the default view must fit the searched policies (FP32 one "Show all" away)
+//! and the log, zoom and pan controls must change it, and the page must log no console error and
+//! request nothing. The browser
 //! tests skip (with a message) only when chromium, chromedriver or Selenium is absent and `CI`
 //! is unset; CI installs them with scripts/install-ci-deps.sh.
 
