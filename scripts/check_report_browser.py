@@ -4,7 +4,7 @@ integration test: real mouse events on a point, its tooltip, a click that pins i
 change. Prints ONE JSON line on stdout and leaves every judgement to the caller:
 
   python3 scripts/check_report_browser.py REPORT.html --run RUN --episode N [--reference]
-      [--toggle-run NAME]
+      [--toggle-run NAME] [--check-view] [--screenshot PNG]
 
   {"tooltip": str | null,          the tooltip's text while the mouse is on the point
    "pinned": {"episode", "policy", "accuracy", "robust_accuracy", "latency_s", "energy_j",
@@ -27,10 +27,20 @@ change. Prints ONE JSON line on stdout and leaves every judgement to the caller:
    "legend_toggle": {"before", "after", "restored"} | null,   with --toggle-run: points plotted
                                     before, after one click on that run's legend button, and
                                     after a second click
+   "view": {"default", "log_x", "linear_again", "wheel", "pan", "all", "fit_searched": VIEW,
+            "in_view", "visible"} | null,
+                                    with --check-view, before the point is hovered: the view
+                                    (window.bitsearchExplorer.view(): {"mode", "x": {"type",
+                                    "min", "max"}, "y": …}, raw units) after load, after ticking
+                                    #log-x, after unticking it, after a wheel up on the chart's
+                                    centre, after dragging it 120 px right, after #view-fit-all,
+                                    after #view-fit-searched; then the points in view and plotted
    "errors": [str]}                 steps that could not be done (point not plotted, timeouts)
 
 A point that the default axes (latency, accuracy) cannot place, such as a failed episode, is
-pinned with its button under the chart instead; tooltip and axis change are then skipped.
+pinned with its button under the chart instead; tooltip and axis change are then skipped. A point
+outside the default view (it fits the searched policies; the FP32 reference lies to the right)
+is brought in with the "Show all" button first. --screenshot saves the window after load.
 Exits 2 when the browser or driver itself fails (or the report is missing), else 0. Needs
 Debian's chromium and chromium-driver and PyPI's selenium.
 """
@@ -46,6 +56,7 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -166,11 +177,40 @@ def toggle_run(driver, name):
     return {"before": before, "after": after, "restored": driver.execute_script(count)}
 
 
-def exercise(driver, report, run, episode, reference, toggle):
+VIEW = "return window.bitsearchExplorer.view()"
+
+
+def click(driver, css):
+    ActionChains(driver, duration=0).move_to_element(driver.find_element(By.CSS_SELECTOR, css)).click().perform()
+
+
+def check_view(driver):
+    """The view after load and after each view control, as documented in the header."""
+    out = {"default": driver.execute_script(VIEW)}
+    click(driver, "#log-x")
+    out["log_x"] = driver.execute_script(VIEW)
+    click(driver, "#log-x")
+    out["linear_again"] = driver.execute_script(VIEW)
+    canvas = driver.find_element(By.ID, "explorer-chart")
+    ActionChains(driver, duration=0).scroll_from_origin(ScrollOrigin.from_element(canvas), 0, -200).perform()
+    out["wheel"] = driver.execute_script(VIEW)
+    (ActionChains(driver, duration=0).move_to_element(canvas).click_and_hold()
+     .move_by_offset(60, 0).move_by_offset(60, 0).release().perform())
+    out["pan"] = driver.execute_script(VIEW)
+    click(driver, "#view-fit-all")
+    out["all"] = driver.execute_script(VIEW)
+    click(driver, "#view-fit-searched")
+    out["fit_searched"] = driver.execute_script(VIEW)
+    out["in_view"] = driver.execute_script("return window.bitsearchExplorer.inViewCount()")
+    out["visible"] = driver.execute_script("return window.bitsearchExplorer.visibleCount()")
+    return out
+
+
+def exercise(driver, report, run, episode, reference, toggle, view, screenshot):
     out = {"tooltip": None, "pinned": None, "pinned_layers": None, "pinned_attacks": None,
            "axis_change_moved": False, "legend_toggle": None,
            "console_errors": [], "network_requests": [], "ready_ms": None, "load_ms": None, "click_to_pin_ms": None,
-           "hover_ms": None, "axis_change_ms": None, "visible_count": None, "errors": []}
+           "hover_ms": None, "axis_change_ms": None, "visible_count": None, "view": None, "errors": []}
     errors = out["errors"]
     sel = point_selector(run, episode, reference)
     wait = WebDriverWait(driver, WAIT_S, poll_frequency=0.02)
@@ -195,7 +235,15 @@ def exercise(driver, report, run, episode, reference, toggle):
         return out
 
     driver.execute_script("document.getElementById('explorer-chart').scrollIntoView({block: 'center'})")
+    if screenshot:
+        driver.save_screenshot(screenshot)
+    if view:
+        out["view"] = check_view(driver)
     pos = position(driver, run, episode, reference)
+    if pos is None and driver.find_elements(By.ID, "view-fit-all"):
+        # plotted outside the default view (a reference far to the right): show every point
+        click(driver, "#view-fit-all")
+        pos = position(driver, run, episode, reference)
 
     # hover: the real pointer on the point's centre; the tooltip must show this point
     if pos is None:
@@ -290,6 +338,8 @@ def main():
     ap.add_argument("--episode", required=True, type=int)
     ap.add_argument("--reference", action="store_true", help="the uniform reference policy of that number")
     ap.add_argument("--toggle-run", help="also hide and show this run from the legend")
+    ap.add_argument("--check-view", action="store_true", help="also exercise the view controls")
+    ap.add_argument("--screenshot", help="save the window after load as this PNG")
     args = ap.parse_args()
     if not pathlib.Path(args.report).is_file():
         print("no such file: %s" % args.report, file=sys.stderr)
@@ -299,7 +349,8 @@ def main():
     driver = None
     try:
         driver = start_driver(profile)
-        out = exercise(driver, args.report, args.run, args.episode, args.reference, args.toggle_run)
+        out = exercise(driver, args.report, args.run, args.episode, args.reference, args.toggle_run,
+                       args.check_view, args.screenshot)
         collect_logs(driver, out)
     except WebDriverException as e:
         print("driver failure: %s" % e, file=sys.stderr)

@@ -99,9 +99,10 @@ fn report_html_is_self_contained_with_every_section() {
     let files = write_report(tmp.path()).unwrap();
     let html = std::fs::read_to_string(&files.html).unwrap();
     assert_eq!(html.matches("<svg").count(), 4, "every chart inlined");
-    // scripts inline only (the explorer's data, Chart.js, explorer-rows.js, explorer.js)
-    // (explorer.js's header comment names the data script's tag too, hence no count of that)
-    assert_eq!(html.matches("<script>").count(), 3);
+    // scripts inline only (the explorer's data, Chart.js, explorer-rows.js, explorer-view.js,
+    // explorer.js) (explorer.js's header comment names the data script's tag too, hence no
+    // count of that)
+    assert_eq!(html.matches("<script>").count(), 4);
     assert!(html.contains("<script type=\"application/json\" id=\"bitsearch-data\">"));
     for banned in ["src=", "@import", "url(", "fetch(", "XMLHttpRequest"] {
         assert!(!html.contains(banned), "report.html contains {banned}");
@@ -284,4 +285,129 @@ fn report_of_a_run_before_its_first_episode() {
     let files = write_report(tmp.path()).unwrap();
     assert_eq!(files.charts.len(), 4);
     assert!(files.html.is_file());
+}
+
+/// compare-at.csv's rows: (run, objectives, episodes) → hv_fraction (None when empty).
+fn fractions(csv: &std::path::Path) -> Vec<(String, String, usize, Option<f64>)> {
+    let mut reader = csv::Reader::from_path(csv).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (run, set, n, f) = (
+        col("run"),
+        col("objectives"),
+        col("episodes"),
+        col("hv_fraction"),
+    );
+    (reader.records().map(Result::unwrap))
+        .map(|r| {
+            let fraction = Some(&r[f])
+                .filter(|c| !c.is_empty())
+                .map(|c| c.parse().unwrap());
+            (
+                r[run].to_string(),
+                r[set].to_string(),
+                r[n].parse().unwrap(),
+                fraction,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn compare_at_normalizes_each_runs_first_episodes_by_the_reference_front() {
+    use common::cli::ok;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("exp.toml"),
+        common::fixtures::Tiny::default().toml("study"),
+    )
+    .unwrap();
+    // two short real searches of one space, sharing the baseline and the score cache
+    for (seed, out) in [("1", "a"), ("2", "b")] {
+        let args = [
+            "search",
+            "--experiment",
+            "exp.toml",
+            "--agent",
+            "random",
+            "--seed",
+            seed,
+        ];
+        let rest = [
+            "--episodes",
+            "8",
+            "--cache",
+            "cache",
+            "--quiet",
+            "--out",
+            out,
+        ];
+        ok(common::cli::bitsearch(&[&args[..], &rest].concat(), dir));
+    }
+    let (a, b) = ("a/random-bitfusion", "b/random-bitfusion");
+    let at = ["--at", "3,8,9"];
+    let o = ok(common::cli::bitsearch(
+        &[
+            &["compare", a, b, "--reference", a, "--out", "cmp"][..],
+            &at,
+        ]
+        .concat(),
+        dir,
+    ));
+    assert!(
+        o.contains("fraction of the reference front's (a/random-bitfusion)"),
+        "{o}"
+    );
+    let rows = fractions(&dir.join("cmp/compare-at.csv"));
+    assert_eq!(rows.len(), 2 * 2 * 3, "runs × objective sets × N");
+    let label_a = "random-bitfusion (a)";
+    for set in ["accuracy_robust_accuracy_latency_s", "accuracy_latency_s"] {
+        let get = |run: &str, n: usize| {
+            (rows.iter())
+                .find(|r| r.0 == run && r.1 == set && r.2 == n)
+                .unwrap_or_else(|| panic!("{run} {set} {n}: {rows:?}"))
+                .3
+        };
+        // the reference against itself, all of it: exactly its own hypervolume
+        assert_eq!(get(label_a, 8), Some(1.0), "{set}");
+        // its first 3 episodes are a subset of its points: no more than the whole
+        let first = get(label_a, 3).unwrap();
+        assert!((0.0..=1.0 + 1e-12).contains(&first), "{set}: {first}");
+        // 9 episodes were never logged: no value, rather than the 8-episode one
+        assert_eq!(get(label_a, 9), None);
+        assert!(get("random-bitfusion (b)", 8).unwrap() >= 0.0);
+    }
+    // per agent: the two runs (seeds) of `random`, mean ± sd
+    let agents = std::fs::read_to_string(dir.join("cmp/compare-agents.csv")).unwrap();
+    assert!(
+        agents.contains("\nrandom,accuracy_latency_s,8,2,"),
+        "{agents}"
+    );
+    assert!(
+        agents.contains("\nrandom,accuracy_latency_s,9,0,,"),
+        "{agents}"
+    );
+    let html = std::fs::read_to_string(dir.join("cmp/compare.html")).unwrap();
+    assert!(
+        html.contains("Hypervolume at N episodes"),
+        "the section is in the page"
+    );
+    // each set's chart of the agents' mean fraction at each N, drawn and shown
+    for set in ["accuracy_robust_accuracy_latency_s", "accuracy_latency_s"] {
+        let svg = format!("cmp/charts/hv-at-episodes-{set}.svg");
+        assert!(o.contains(&svg) && dir.join(&svg).is_file(), "{svg}: {o}");
+        assert!(html.contains(&format!("hv-at-episodes-{set}.png")), "{set}");
+    }
+    // without --reference, the union of the compared runs is the front: nobody exceeds it
+    ok(common::cli::bitsearch(
+        &[&["compare", a, b, "--out", "union"][..], &at].concat(),
+        dir,
+    ));
+    for (run, set, n, f) in fractions(&dir.join("union/compare-at.csv")) {
+        assert!(f.is_none_or(|f| f <= 1.0 + 1e-12), "{run} {set} {n}: {f:?}");
+    }
+    // --at 0 is refused, naming the flag
+    let e = common::cli::fails(common::cli::bitsearch(&["compare", a, "--at", "0"], dir));
+    assert!(e.contains("--at"), "{e}");
 }

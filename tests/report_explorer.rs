@@ -5,7 +5,9 @@
 //! scripts/check_report_browser.py drives Debian's chromium through Selenium over the report of a
 //! short real search, hovers and clicks a point, and the pinned row must show that episode
 //! exactly as episodes.csv logs it; the axis change must move it, the legend must hide a run of
-//! the compare page, and the page must log no console error and request nothing. The browser
+//! the compare page, the default view must fit the searched policies (FP32 one "Show all" away)
+//! and the log, zoom and pan controls must change it, and the page must log no console error and
+//! request nothing. The browser
 //! tests skip (with a message) only when chromium, chromedriver or Selenium is absent and `CI`
 //! is unset; CI installs them with scripts/install-ci-deps.sh.
 
@@ -406,6 +408,98 @@ fn the_compare_page_pins_a_point_of_either_run_and_hides_a_run_from_the_legend()
         (t["after"].as_u64(), t["restored"].as_u64()),
         (Some(before - hidden), Some(before)),
         "{t}"
+    );
+}
+
+/// The values of one column of a run CSV's scored rows (and, with `agent`, of that agent's).
+fn scored_column(csv: &Path, column: &str, agent: Option<&str>) -> Vec<f64> {
+    let mut reader = csv::Reader::from_path(csv).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (value, failed, who) = (col(column), col("failed"), col("agent"));
+    (reader.records().map(Result::unwrap))
+        .filter(|r| &r[failed] == "false" && agent.is_none_or(|a| r[who] == *a))
+        .map(|r| r[value].parse().unwrap())
+        .collect()
+}
+
+/// `lo..=hi` of the values.
+fn span(values: &[f64]) -> (f64, f64) {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    (lo, values.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+}
+
+#[test]
+fn the_default_view_fits_the_searched_policies_and_the_controls_change_it() {
+    if !browser_available() {
+        return;
+    }
+    let run = searched().join("out/random-bitfusion");
+    let (_, row) = first_scored(&run.join("episodes.csv"));
+    let episode: usize = row[0].parse().unwrap();
+    let page = run.join("report.html");
+    let seen = check_in_browser(&page, "random-bitfusion", episode, &["--check-view"]);
+    let view = &seen["view"];
+    let range = |step: &str, axis: &str| {
+        let a = &view[step][axis];
+        (
+            a["type"].as_str().unwrap().to_string(),
+            a["min"].as_f64().unwrap(),
+            a["max"].as_f64().unwrap(),
+        )
+    };
+    // the searched policies and the budget line, from the run's own files
+    let latency = scored_column(&run.join("episodes.csv"), "latency_s", None);
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let budget = config["budget"]["latency_s"].as_f64().unwrap();
+    let (lo, hi) = span(&latency);
+    let (lo, hi) = (lo.min(budget), hi.max(budget));
+    let fp32 = scored_column(&run.join("references.csv"), "latency_s", Some("fp32"))[0];
+    let (kind, min, max) = range("default", "x");
+    assert_eq!(view["default"]["mode"], "searched", "{view:#}");
+    assert_eq!(kind, "linear");
+    assert!(
+        min <= lo && max >= hi,
+        "[{min}, {max}] holds [{lo}, {hi}]: {view:#}"
+    );
+    // fitted: no wider than the searched span and its margins, so FP32 lies outside
+    assert!(
+        max - min <= 1.2 * (hi - lo),
+        "[{min}, {max}] fits [{lo}, {hi}]: {view:#}"
+    );
+    assert!(
+        max < fp32,
+        "FP32 ({fp32} s) is outside the default view: {view:#}"
+    );
+    let accuracy = span(&scored_column(&run.join("episodes.csv"), "accuracy", None));
+    let (_, ymin, ymax) = range("default", "y");
+    assert!(ymin <= accuracy.0 && ymax >= accuracy.1, "{view:#}");
+    // log x: the scale type changes, the fit still holds the searched policies
+    let (kind, min, max) = range("log_x", "x");
+    assert_eq!(
+        (kind.as_str(), range("log_x", "y").0.as_str()),
+        ("logarithmic", "linear")
+    );
+    assert!(min > 0.0 && min <= lo && max >= hi, "{view:#}");
+    assert_eq!(range("linear_again", "x"), range("default", "x"));
+    // the wheel zooms in, a drag pans the same width, "Show all" reaches FP32, and the fit
+    // comes back as it was
+    let (_, wmin, wmax) = range("wheel", "x");
+    let (_, dmin, dmax) = range("default", "x");
+    assert_eq!(view["wheel"]["mode"], "custom");
+    assert!(wmax - wmin < 0.9 * (dmax - dmin), "{view:#}");
+    let (_, pmin, pmax) = range("pan", "x");
+    assert!(
+        ((pmax - pmin) - (wmax - wmin)).abs() <= 1e-9 * (wmax - wmin),
+        "{view:#}"
+    );
+    assert!(pmin < wmin, "dragged right, the view moves left: {view:#}");
+    assert!(range("all", "x").2 >= fp32, "{view:#}");
+    assert_eq!(range("fit_searched", "x"), range("default", "x"));
+    assert!(
+        view["in_view"].as_u64() < view["visible"].as_u64(),
+        "{view:#}"
     );
 }
 

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 
-use bitsearch::report::compare::{compare, reference_text, table_rows};
+use bitsearch::report::compare::{compare_at, reference_text, table_rows, Comparison};
+use bitsearch::report::study::{AtSpec, Study};
 use bitsearch::report::{write_report, ReportFiles};
 use bitsearch::rundir::{this_command, RunLock};
 
@@ -28,6 +29,17 @@ pub struct CompareArgs {
     /// Where to write compare.csv, compare.html and charts/ [default: the current directory].
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
+    /// Also the hypervolume of each run's first N episodes at each N (e.g. --at 30,60,200), as a
+    /// fraction of the reference front's, per run and per agent (mean ± sd over its runs), on
+    /// accuracy × robust accuracy × latency and accuracy × latency: in compare.html,
+    /// compare-at.csv and compare-agents.csv.
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    pub at: Vec<u64>,
+    /// The run whose feasible scored policies are the reference front of --at (e.g. an
+    /// exhaustive run of the space), or a sweep directory (the union of its cells') [default:
+    /// the union of every compared run's].
+    #[arg(long, value_name = "DIR", requires = "at")]
+    pub reference: Option<PathBuf>,
 }
 
 /// Regenerates the charts and report.html of a run directory.
@@ -73,7 +85,11 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
     for run in &skipped {
         eprintln!("{}: no episode yet, left out", run.display());
     }
-    let cmp = compare(&dirs, &args.out).context("cannot compare the runs")?;
+    let at = match args.at.is_empty() {
+        true => None,
+        false => Some(at_spec(args)?),
+    };
+    let cmp = compare_at(&dirs, &args.out, at.as_ref()).context("cannot compare the runs")?;
     let (header, rows) = table_rows(&cmp);
     print_table(&header, &rows);
     println!();
@@ -83,12 +99,67 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
     for line in reference_text(&cmp) {
         println!("  {line}");
     }
-    println!("{}", cmp.csv.display());
-    println!("{}", cmp.html.display());
+    if let Some(study) = &cmp.study {
+        print_study(study);
+    }
+    print_files(&cmp, &args.out);
     for note in &cmp.notes {
         eprintln!("note: {note}");
     }
     Ok(())
+}
+
+/// `--at` and `--reference`, the reference expanded like the runs (a sweep: its cells).
+fn at_spec(args: &CompareArgs) -> anyhow::Result<AtSpec> {
+    let reference = match &args.reference {
+        Some(dir) => {
+            let (runs, _) = bitsearch::sweep::expand_runs(std::slice::from_ref(dir))?;
+            if runs.is_empty() {
+                anyhow::bail!(
+                    "--reference {}: no run with an episode logged",
+                    dir.display()
+                );
+            }
+            runs
+        }
+        None => Vec::new(),
+    };
+    let at = (args.at.iter())
+        .map(|&n| usize::try_from(n).with_context(|| format!("--at {n}: too large")))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(AtSpec { at, reference })
+}
+
+/// The hypervolumes at N episodes: per set, the reference point, then per agent and per run.
+fn print_study(study: &Study) {
+    println!();
+    println!(
+        "Hypervolume of each run's first N episodes as a fraction of the reference front's ({});",
+        study.reference
+    );
+    println!("per agent: mean ± sample sd over its runs (runs); —: fewer than N episodes logged.");
+    for (s, line) in study.reference_lines().iter().enumerate() {
+        println!();
+        println!("{line}");
+        for (header, rows) in [study.agent_table(s), study.run_table(s)] {
+            println!();
+            print_table(&header, &rows);
+        }
+    }
+    println!();
+}
+
+fn print_files(cmp: &Comparison, out: &Path) {
+    println!("{}", cmp.csv.display());
+    if let Some(study) = &cmp.study {
+        for file in Study::files(out) {
+            println!("{}", file.display());
+        }
+        for chart in &study.chart_files {
+            println!("{}", chart.svg.display());
+        }
+    }
+    println!("{}", cmp.html.display());
 }
 
 fn print_table(header: &[String], rows: &[Vec<String>]) {

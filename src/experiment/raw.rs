@@ -421,6 +421,8 @@ mod tests {
             "lenet5-mnist.toml",
             "lenet5-mnist-haq.toml",
             "mlp-mnist.toml",
+            "agent-study/small.toml",
+            "agent-study/full.toml",
         ] {
             Experiment::load(&dir.join(f)).unwrap();
         }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use super::charts::{ParetoChart, ParetoSeries};
 use super::explore::Explorer;
 use super::html::{escape, figure, page_with, table};
+use super::study::{AtSpec, Study};
 use super::style::{render, ChartFiles};
 use super::units::{quantity, Column, Quantity, Scale};
 use super::{io_err, ReportError};
@@ -52,6 +53,8 @@ pub struct Comparison {
     pub charts: Vec<ChartFiles>,
     /// What compare.html says is missing (a run's per-layer prices, and why).
     pub notes: Vec<String>,
+    /// The hypervolumes at N episodes, when `--at` asked for them.
+    pub study: Option<Study>,
 }
 
 /// A set's name, as in the CSV header (`accuracy_latency_s`).
@@ -134,6 +137,16 @@ fn best_point(all: &[Vec<f64>], set: &[Objective]) -> Result<Vec<f64>, crate::pa
 
 /// Reads the runs in `dirs`, writes the overlaid charts, compare.csv and compare.html to `out`.
 pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Comparison, ReportError> {
+    compare_at(dirs, out, None)
+}
+
+/// `compare`, and with `at` the hypervolumes at N episodes (`study`): in compare.html, and in
+/// compare-at.csv and compare-agents.csv beside compare.csv.
+pub fn compare_at(
+    dirs: &[PathBuf],
+    out: &Path,
+    at: Option<&AtSpec>,
+) -> Result<Comparison, ReportError> {
     if dirs.is_empty() {
         return Err(ReportError::NoRuns);
     }
@@ -171,6 +184,10 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Comparison, ReportError> 
             hv: per_set.iter().map(|hv| hv[i]).collect(),
         })
         .collect();
+    let study = match at {
+        Some(spec) => Some(study_of(&runs, &labels, spec, &charts_dir)?),
+        None => None,
+    };
     let explorer = Explorer::of_runs(&runs, &labels);
     let cmp = Comparison {
         rows,
@@ -179,11 +196,32 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Comparison, ReportError> 
         html: out.join("compare.html"),
         charts,
         notes: explorer.notes.clone(),
+        study,
     };
+    if let Some(study) = &cmp.study {
+        study.write(out)?;
+    }
     std::fs::write(&cmp.csv, csv_text(&cmp)).map_err(io_err(&cmp.csv))?;
     let html = html_text(&cmp, &explorer)?;
     std::fs::write(&cmp.html, html).map_err(io_err(&cmp.html))?;
     Ok(cmp)
+}
+
+/// The study of `spec`, its charts drawn into `charts_dir`.
+fn study_of(
+    runs: &[RunDir],
+    labels: &[String],
+    spec: &AtSpec,
+    charts_dir: &Path,
+) -> Result<Study, ReportError> {
+    let reference = (spec.reference.iter())
+        .map(|d| RunDir::read(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut study = Study::compute(runs, labels, &reference, &spec.at)?;
+    for chart in study.charts() {
+        study.chart_files.push(render(&chart, charts_dir)?);
+    }
+    Ok(study)
 }
 
 fn overlay(runs: &[RunDir], labels: &[String], x: Objective, y: Objective) -> ParetoChart {
@@ -333,5 +371,8 @@ fn html_text(cmp: &Comparison, explorer: &Explorer) -> Result<String, ReportErro
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let numeric: Vec<bool> = (0..header.len()).map(|i| i >= 3).collect();
     b += &table(&header, &rows, &numeric);
+    if let Some(study) = &cmp.study {
+        b += &study.html()?;
+    }
     Ok(page_with("bitsearch compare", Explorer::css(), &b))
 }

@@ -259,6 +259,8 @@ const CSS: &str = include_str!("explorer/explorer.css");
 const CHART_JS: &str = include_str!("explorer/chart.umd.min.js");
 /// How one point reads (tooltip, pinned row); explorer.js uses it.
 const ROWS_JS: &str = include_str!("explorer/explorer-rows.js");
+/// The axes' view (fit, zoom, pan, log scales); explorer.js uses it.
+const VIEW_JS: &str = include_str!("explorer/explorer-view.js");
 const EXPLORER_JS: &str = include_str!("explorer/explorer.js");
 
 /// The explorer of one page: its data, and the notes shown above it (why a run has no
@@ -341,14 +343,15 @@ impl Explorer {
         Ok(out)
     }
 
-    /// The data, Chart.js, explorer-rows.js, then explorer.js, which uses all three. Every `<`
-    /// of the JSON is written `\u003c`, so no string in it can close the script element.
+    /// The data, Chart.js, explorer-rows.js, explorer-view.js, then explorer.js, which uses all
+    /// four. Every `<` of the JSON is written `\u003c`, so no string in it can close the script
+    /// element.
     fn scripts(&self) -> Result<String, ReportError> {
         let json = serde_json::to_string(&self.data)?.replace('<', "\\u003c");
         Ok(format!(
             "<script type=\"application/json\" id=\"bitsearch-data\">{json}</script>\n\
              <script>{CHART_JS}</script>\n<script>{ROWS_JS}</script>\n\
-             <script>{EXPLORER_JS}</script>\n"
+             <script>{VIEW_JS}</script>\n<script>{EXPLORER_JS}</script>\n"
         ))
     }
 

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod explore;
 mod html;
 pub mod prices;
+pub mod study;
 pub mod style;
 pub mod units;
 
@@ -37,6 +38,8 @@ pub enum ReportError {
     NoRuns,
     #[error("cannot encode the explorer's data as JSON")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Study(#[from] study::StudyError),
 }
 
 /// What `write_report` wrote.

@@ -1,8 +1,8 @@
-/* bitsearch report explorer, part one of two: how one point reads as text, in the tooltip and as
+/* bitsearch report explorer, part one of three: how one point reads as text, in the tooltip and as
  * a row of the pinned table, and the units and DOM helper both use. Pure functions of a point (as
  * explorer.js prepares it: `run`, `status` and `flagged` set), exported as window.bitsearchRows;
- * explorer.js (the chart, the controls and the page) loads after it. The data schema and the DOM
- * contract are in explorer.js's header. Plain ES2017, no network request of any kind.
+ * explorer-view.js (the axes' view) and explorer.js (the chart, the controls and the page) load
+ * after it. The data schema and the DOM contract are in explorer.js's header. Plain ES2017, no network request of any kind.
  */
 (function () {
   'use strict';

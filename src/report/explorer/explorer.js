@@ -1,7 +1,8 @@
 /* bitsearch report explorer: an interactive view of the scored policies of one run
  * or of several runs (compare), built into <div id="explorer"></div> from the data embedded in
  * the page. Plain ES2017, no build step; needs Chart.js (chart.umd.min.js, vendored beside this
- * file) and explorer-rows.js (a point's tooltip and pinned row) loaded first. It makes no
+ * file), explorer-rows.js (a point's tooltip and pinned row) and explorer-view.js (the axes'
+ * ranges and scales: fit, zoom, pan, log) loaded first. It makes no
  * network request of any kind, so report.html works from file://. The data is written by
  * src/report/explore.rs (its serde types are this schema).
  *
@@ -54,16 +55,24 @@
  *     [data-attack][data-eps] (under a span.attack-source per source)
  *   .unpin[data-run][data-episode][data-reference], #unpin-all   unpin controls
  *   #unplotted .pin-button[…]  pins a point that cannot be placed on the current axes
+ *   #view-fit-searched, #view-fit-all   buttons: fit the searched policies (the default view;
+ *                             also a double-click on the chart), or every plotted point
+ *   #log-x, #log-y            checkboxes: a logarithmic x or y axis
  * Test hook, window.bitsearchExplorer:
  *   pointScreenPosition(run, episode, reference = false) -> {x, y}: the point's centre in client
- *     (viewport) coordinates, for real mouse events; null when it is not plotted now
- *   visibleCount() -> how many policy points are plotted now, over all runs
+ *     (viewport) coordinates, for real mouse events; null when it is not plotted now or lies
+ *     outside the view (zoomed or fitted away: "Show all" brings every plotted point in)
+ *   visibleCount() -> how many policy points are plotted now, over all runs (in view or not)
+ *   inViewCount() -> how many of those lie inside the view
+ *   view() -> {mode: 'searched' | 'all' | 'custom', x: {type, min, max}, y: {…}}: each axis's
+ *     scale type ('linear' | 'logarithmic') and the range shown, in the data's raw units
  *   readyAt: performance.now() at the first painted frame (set once the explorer is usable)
  */
 (function () {
   'use strict';
 
   const { AXES, unitOf, fmtField, el, idAttrs, tooltipPoint, pinnedRow } = window.bitsearchRows;
+  const bitsearchView = window.bitsearchView;
 
   // Okabe–Ito, colour-blind safe; vermilion and black are kept for the masking and pin rings.
   const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#999933', '#882255', '#44AA99'];
@@ -123,7 +132,9 @@
   const keyOf = (p) => p.run.name + '\u0000' + p.episode + '\u0000' + Boolean(p.reference);
   const isVisible = (p) => !state.hidden.has(p.run.name) && state.show[p.status] &&
     (p.flagged ? state.show.masking : state.show.unflagged);
-  const placeable = (p) => typeof p[state.x] === 'number' && typeof p[state.y] === 'number';
+  // a log axis cannot place zero (a robust accuracy of 0, say): such points are listed under it
+  const usable = (p, axis) => typeof p[state[axis]] === 'number' && (!view.isLog(axis) || p[state[axis]] > 0);
+  const placeable = (p) => usable(p, 'x') && usable(p, 'y');
 
   function findPoint(runName, episode, reference) {
     const run = runs.find((r) => r.name === runName);
@@ -196,41 +207,8 @@
 
   // ---------- the chart ----------
 
-  // Budget lines are drawn by this small plugin rather than an annotation plugin: one line per
-  // visible run whose budget is on a selected axis, dashed, in the run's colour.
-  let budgetLines = [];
-  const budgetPlugin = {
-    id: 'bitsearchBudget',
-    afterDatasetsDraw(chart) {
-      const { ctx, chartArea: a, scales } = chart;
-      const label = (text, x, y) => { // on a light box, as the line crosses the point cloud
-        ctx.save();
-        ctx.setLineDash([]);
-        ctx.fillStyle = 'rgba(255,255,255,0.85)';
-        ctx.fillRect(x - 2, y - 10, ctx.measureText(text).width + 4, 13);
-        ctx.restore();
-        ctx.fillText(text, x, y);
-      };
-      ctx.save();
-      ctx.setLineDash([6, 4]);
-      ctx.lineWidth = 1.5;
-      ctx.font = '11px system-ui, sans-serif';
-      budgetLines.forEach((line, i) => {
-        ctx.strokeStyle = ctx.fillStyle = line.color;
-        ctx.beginPath();
-        if (line.axis === 'x') {
-          const px = scales.x.getPixelForValue(line.value);
-          ctx.moveTo(px, a.top); ctx.lineTo(px, a.bottom); ctx.stroke();
-          label(line.label, px + 3, a.top + 12 + 13 * i); // staggered: runs' budgets may be close
-        } else {
-          const py = scales.y.getPixelForValue(line.value);
-          ctx.moveTo(a.left, py); ctx.lineTo(a.right, py); ctx.stroke();
-          label(line.label, a.left + 4 + 160 * i, py - 4);
-        }
-      });
-      ctx.restore();
-    },
-  };
+  // the budget lines, drawn by explorer-view.js's plugin; refresh() sets its `lines`
+  const budgetPlugin = bitsearchView.budgetPlugin();
 
   // Points less than a pixel or so apart cannot be told apart on screen, so hovering or clicking
   // takes every point within STACK_PX of the nearest one (sorted by distance), not the nearest
@@ -240,6 +218,7 @@
     plotted.forEach((pts, datasetIndex) => {
       if (!pts) return;
       chart.getDatasetMeta(datasetIndex).data.forEach((element, index) => {
+        if (!view.inArea(element.x, element.y)) return; // zoomed or fitted out of the view
         const d = Math.hypot(element.x - e.x, element.y - e.y);
         if (d <= element.options.radius + element.options.hitRadius) found.push({ element, datasetIndex, index, d });
       });
@@ -247,13 +226,6 @@
     const min = Math.min.apply(null, found.map((f) => f.d));
     return found.filter((f) => f.d <= min + STACK_PX).sort((a, b) => a.d - b.d);
   };
-
-  // Every axis quantity is non-negative, so the margin (grace) never runs the axis below zero.
-  function fromZero(scale) {
-    if (scale.min >= 0) return;
-    scale.min = 0;
-    scale.ticks = scale.ticks.filter((t) => t.value >= 0);
-  }
 
   Chart.defaults.font.family = 'system-ui, -apple-system, "Segoe UI", sans-serif';
   const chart = new Chart(canvas, {
@@ -268,13 +240,18 @@
       interaction: { mode: 'bitsearchStack' },
       plugins: { legend: { display: false }, tooltip: { enabled: false } },
       scales: {
-        x: { type: 'linear', grace: '3%', title: { display: true }, afterBuildTicks: fromZero },
-        y: { type: 'linear', grace: '3%', title: { display: true }, afterBuildTicks: fromZero },
+        // explorer-view.js sets each axis's type and range (fitted with its own margin); ticks
+        // stay at round values rather than at the range's ends
+        x: { type: 'linear', title: { display: true }, ticks: { includeBounds: false }, afterBuildTicks: bitsearchView.tidyTicks },
+        y: { type: 'linear', title: { display: true }, ticks: { includeBounds: false }, afterBuildTicks: bitsearchView.tidyTicks },
       },
       onHover: (e, active) => showTooltip(active.filter((a) => plotted[a.datasetIndex])),
       onClick: (e, active) => pinAll(pointsOf(active)),
     },
   });
+
+  const view = bitsearchView.create(chart, chartBox, () => { hideTooltip(); countPlotted(); });
+  controls.insertBefore(view.controls, countEl);
 
   // plotted[datasetIndex] is the array of points behind that dataset's elements (null for the
   // front lines and rings, which cannot be hovered); slots maps a point to [dataset, index].
@@ -345,7 +322,7 @@
       }
       // The front is a property of the run, so it is drawn whatever the filters hide.
       sets.push({
-        label: run.name + ' front', data: front2d(run).map(creditedXy), showLine: true, order: 9,
+        label: run.name + ' front', data: front2d(run).map(creditedXy).filter(onScale), showLine: true, order: 9,
         pointRadius: 0, pointHoverRadius: 0, pointHitRadius: 0,
         borderColor: run.color, borderWidth: 1.5, backgroundColor: run.color,
       });
@@ -364,22 +341,46 @@
     sets.push(ring(rings.pin, 10, PIN_RING, 2));
     plotted.push(null, null);
     for (const l of lines) l.label = runs.length > 1 ? 'budget (' + l.runs.join(', ') + ')' : 'budget';
-    budgetLines = lines;
+    budgetPlugin.lines = lines;
 
     for (const axis of ['x', 'y']) {
       const f = state[axis];
-      const scale = chart.options.scales[axis];
-      scale.title.text = AXES[f].label + ' (' + axisUnit[f].u + ')';
-      // suggestedMin/Max only widen the data range, so the budget line is always inside the plot
-      const values = lines.filter((l) => l.axis === axis).map((l) => l.value);
-      scale.suggestedMin = values.length ? Math.min.apply(null, values) : undefined;
-      scale.suggestedMax = values.length ? Math.max.apply(null, values) : undefined;
+      chart.options.scales[axis].title.text = AXES[f].label + ' (' + axisUnit[f].u + ')' + (view.isLog(axis) ? ', log' : '');
     }
+    // the view fits the search's points (or all of them), the budget lines always inside
+    const all = [];
+    const searched = [];
+    for (const pts of plotted) {
+      for (const p of pts || []) {
+        all.push(xy(p));
+        if (!p.reference) searched.push(xy(p));
+      }
+    }
+    view.apply(searched, all, lines);
     chart.data.datasets = sets;
     chart.update('none');
     hideTooltip();
-    countEl.textContent = 'plotted: ' + visibleCount() + ' of ' + count(() => true) + ' policies';
+    countPlotted();
     renderUnplotted();
+  }
+
+  // A front vertex a log axis cannot place (a credited robust accuracy of 0) is left out.
+  function onScale(v) {
+    return (!view.isLog('x') || v.x > 0) && (!view.isLog('y') || v.y > 0);
+  }
+
+  function countPlotted() {
+    const outside = visibleCount() - inViewCount();
+    countEl.textContent = 'plotted: ' + visibleCount() + ' of ' + count(() => true) + ' policies' +
+      (outside ? ' (' + outside + ' outside this view)' : '');
+  }
+
+  function inViewCount() {
+    let n = 0;
+    plotted.forEach((pts, i) => {
+      if (pts) n += chart.getDatasetMeta(i).data.filter((e) => view.inArea(e.x, e.y)).length;
+    });
+    return n;
   }
 
   function visibleCount() {
@@ -471,8 +472,8 @@
       const missing = run.points.filter((p) => isVisible(p) && !placeable(p));
       if (!missing.length) continue;
       const failed = missing.filter((p) => p.failed).length;
-      const lacks = [state.x, state.y].filter((f) => missing.some((p) => typeof p[f] !== 'number'))
-        .map((f) => AXES[f].label.toLowerCase()).join(' or ');
+      const lacks = ['x', 'y'].filter((axis) => missing.some((p) => !usable(p, axis)))
+        .map((axis) => AXES[state[axis]].label.toLowerCase() + (view.isLog(axis) ? ' above 0 (log axis)' : '')).join(' or ');
       const text = (runs.length > 1 ? run.name + ': ' : '') + missing.length + ' visible polic' +
         (missing.length === 1 ? 'y has' : 'ies have') + ' no ' + lacks +
         (failed ? ' (' + failed + ' failed)' : '') + ', so cannot be placed on these axes; click to pin: ';
@@ -501,6 +502,7 @@
         document.getElementById(other + '-axis').value = state[other];
       }
       state[which] = v;
+      view.setMode(null);
       refresh();
     };
   }
@@ -510,6 +512,16 @@
   for (const k of Object.keys(state.show)) {
     document.getElementById('filter-' + k).addEventListener('change', (e) => {
       state.show[k] = e.target.checked;
+      refresh();
+    });
+  }
+
+  document.getElementById('view-fit-searched').addEventListener('click', () => { view.setMode('searched'); refresh(); });
+  document.getElementById('view-fit-all').addEventListener('click', () => { view.setMode('all'); refresh(); });
+  canvas.addEventListener('dblclick', () => { view.setMode('searched'); refresh(); });
+  for (const axis of ['x', 'y']) {
+    document.getElementById('log-' + axis).addEventListener('change', (e) => {
+      view.setLog(axis, e.target.checked);
       refresh();
     });
   }
@@ -532,10 +544,20 @@
       const slot = p && slots.get(p);
       if (!slot) return null;
       const elem = chart.getDatasetMeta(slot[0]).data[slot[1]];
+      if (!view.inArea(elem.x, elem.y)) return null;
       const r = canvas.getBoundingClientRect();
       return { x: r.left + elem.x, y: r.top + elem.y };
     },
     visibleCount,
+    inViewCount,
+    view() {
+      const axis = (a) => {
+        const [min, max] = view.shown(a);
+        const f = axisUnit[state[a]].f;
+        return { type: chart.scales[a].type, min: min / f, max: max / f };
+      };
+      return { mode: view.mode(), x: axis('x'), y: axis('y') };
+    },
     readyAt: null,
   };
   window.bitsearchExplorer = hook;
