@@ -81,6 +81,7 @@ fn spec<'a>(
         resume,
         show: false,
         scores: None,
+        after_episodes: None,
     }
 }
 

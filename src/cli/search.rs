@@ -95,6 +95,17 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             profile.name(),
             dir.display()
         );
+        // report.html as soon as the episodes end; rewritten once front-test.csv is there.
+        let early_report = |dir: &Path| {
+            match bitsearch::report::write_report(dir) {
+            Ok(r) if !args.quiet => eprintln!(
+                "  report: {} (the front's test-split re-score follows; the report is rewritten when it ends)",
+                r.html.display()
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("  warning: report of {}: {e:#}", dir.display()),
+        }
+        };
         let spec = RunSpec {
             exp: &exp,
             data: &data,
@@ -108,6 +119,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             show: !args.quiet,
             scores: (!args.no_score_cache)
                 .then(|| bitsearch::search::cache_file(&exp, &base.dir.join("scores"))),
+            after_episodes: Some(&early_report),
         };
         let summary = run_search(&spec).with_context(|| format!("search on {}", profile.name()))?;
         // Still under the search's lock, so no other process writes the directory in between.

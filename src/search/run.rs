@@ -68,6 +68,9 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     if let Some(b) = &best {
         output::write_best(&run, &scorer, b)?;
     }
+    if let Some(after) = spec.after_episodes {
+        after(&spec.dir);
+    }
     super::front::rescore_front(&run, &scorer, &rows)?;
     Ok(RunSummary {
         dir: spec.dir.clone(),

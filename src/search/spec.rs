@@ -1,7 +1,7 @@
 //! What a search is given (`RunSpec`) and returns (`RunSummary`), the seed of each episode, and
 //! the `Run` it works in: HAQ's environment on the target device and the run directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::SearchError;
 use crate::agents::{AgentConfig, Context};
@@ -25,6 +25,11 @@ pub struct RunSpec<'a> {
     pub show: bool,
     /// The score cache file (`search::cache_file`), or None to score every policy afresh.
     pub scores: Option<PathBuf>,
+    /// Called with the run directory once the episodes are done and best-policy.json is
+    /// written, before the front's test-split re-score (which can take longer than the
+    /// episodes): the command line writes report.html there, so a person can open it while the
+    /// re-score runs. Still under the run's lock.
+    pub after_episodes: Option<&'a dyn Fn(&Path)>,
 }
 
 #[derive(Debug)]
