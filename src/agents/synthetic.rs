@@ -52,7 +52,7 @@ impl Problem {
         let walled = run_episodes(&self.ctx(), agent, episodes, seed, |_, w| {
             (-Self::distance(w), None)
         });
-        walled.0.iter().map(|w| Self::distance(w)).collect()
+        walled.0.iter().map(Self::distance).collect()
     }
 }
 
