@@ -81,7 +81,9 @@ fn the_data_holds_every_row_as_logged_the_front_and_the_layer_prices() {
         assert_eq!(p.front, front.contains(&e.episode), "episode {}", e.episode);
         assert_eq!(
             p.bits,
-            e.pairs().iter().map(|&(w, a)| [w, a]).collect::<Vec<_>>()
+            (e.bits.iter())
+                .map(|b| [b.w.get(), b.a.get()])
+                .collect::<Vec<_>>()
         );
         let costs = explorer.data.runs[0].layer_costs(p).expect("priced");
         assert_eq!(costs.len(), 5);

@@ -22,6 +22,7 @@ use super::nets::Mlp;
 use super::replay::{ReplayBuffer, Transition};
 use super::{Agent, AgentError, Context, DdpgConfig, Feedback, Proposal};
 use crate::env::{SearchSpace, STATE_DIM};
+use crate::quant::{Bits, LayerBits, Policy};
 
 pub struct Ddpg {
     cfg: DdpgConfig,
@@ -153,7 +154,9 @@ impl Ddpg {
             actions.push(a);
             prev = a;
         }
-        let bits = decided.chunks(2).map(|c| (c[0], c[1])).collect();
+        let bits = (decided.chunks(2))
+            .map(|c| LayerBits::new(c[0], c[1]))
+            .collect();
         Ok(Proposal {
             actions,
             bits,
@@ -164,8 +167,8 @@ impl Ddpg {
     /// The episode as it was trained: each action whose bitwidth the wall changed is replaced by
     /// the centre of the walled bitwidth's bin (the others are kept as proposed), and the states
     /// are walked again along those actions.
-    fn trained(ctx: &Context, p: &Proposal, walled: &[(u8, u8)]) -> Result<Proposal, AgentError> {
-        let bits: Vec<u8> = walled.iter().flat_map(|&(w, a)| [w, a]).collect();
+    fn trained(ctx: &Context, p: &Proposal, walled: &Policy) -> Result<Proposal, AgentError> {
+        let bits: Vec<Bits> = walled.iter().flat_map(|b| [b.w, b.a]).collect();
         Self::walk(ctx, |t, _| {
             let proposed = p.actions.get(t).copied().unwrap_or(0.0);
             let proposed_bits = ctx.space.action_to_bits(proposed);
@@ -179,7 +182,7 @@ impl Ddpg {
     }
 
     /// The actor's policy without exploration noise (the bits it would propose at sigma = 0).
-    pub fn greedy_bits(&self, ctx: &Context) -> Result<Vec<(u8, u8)>, AgentError> {
+    pub fn greedy_bits(&self, ctx: &Context) -> Result<Policy, AgentError> {
         Ok(Self::walk(ctx, |_, s| self.act(s))?.bits)
     }
 
@@ -277,8 +280,8 @@ mod tests {
         ctx: &Context,
         rng: &mut StdRng,
         reward: f64,
-        wall: impl Fn(&mut [(u8, u8)]),
-    ) -> (Proposal, Vec<(u8, u8)>) {
+        wall: impl Fn(&mut Policy),
+    ) -> (Proposal, Policy) {
         let p = ddpg.propose(ctx, rng).unwrap();
         let mut walled = p.bits.clone();
         wall(&mut walled);
@@ -329,13 +332,15 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let mut ddpg = Ddpg::new(haq(16, 5), &pb.space, 1).unwrap();
         // As if the wall had changed conv2's weight bits (step 2).
+        let [two, three] = [2, 3].map(|b| Bits::new(b).unwrap());
         let (p, walled) = episode(&mut ddpg, &pb.ctx(), &mut rng, -1.0, |bits| {
-            bits[1].0 = if bits[1].0 == 2 { 3 } else { 2 };
+            let w = &mut bits.layers_mut()[1].w;
+            *w = if *w == two { three } else { two };
         });
         let stored: Vec<&Transition> = ddpg.replay.iter().collect();
         let actions: Vec<f32> = stored.iter().map(|t| t.action).collect();
         let mut want = p.actions.clone();
-        want[2] = pb.space.bits_to_action(walled[1].0);
+        want[2] = pb.space.bits_to_action(walled[1].w);
         assert_eq!(actions, want, "only the walled step's action changes");
         // Step 3's state shows the walled action as the previous one and a different spend.
         assert_eq!(stored[3].state[11], want[2]);

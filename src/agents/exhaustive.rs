@@ -14,10 +14,11 @@ use rand::rngs::StdRng;
 
 use super::{Agent, AgentError, Context, ExhaustiveConfig, Proposal};
 use crate::env::{Budget, SearchSpace};
+use crate::quant::{LayerBits, Policy};
 
 pub struct Exhaustive {
     /// The feasible policies, in proposal order.
-    policies: Vec<Vec<(u8, u8)>>,
+    policies: Vec<Policy>,
     /// The number of policies before the budget filter (at most the limit).
     space: usize,
     next: usize,
@@ -33,7 +34,7 @@ impl Exhaustive {
                 size: space
                     .size()
                     .map_or("more than 2^128".into(), |s| s.to_string()),
-                bitwidths: space.values().to_vec(),
+                bitwidths: space.values().iter().map(|b| b.get()).collect(),
                 operands: space.operands(),
                 per: if space.tie() { "layer" } else { "operand" },
                 limit: cfg.limit,
@@ -48,17 +49,20 @@ impl Exhaustive {
 }
 
 /// Every policy of the space that meets the budget, in odometer order.
-pub fn feasible(space: &SearchSpace, budget: &Budget) -> Vec<Vec<(u8, u8)>> {
+pub fn feasible(space: &SearchSpace, budget: &Budget) -> Vec<Policy> {
     let values = space.values();
     let mut digits = vec![0usize; space.operands()];
     let mut out = Vec::new();
     loop {
-        let bits: Vec<(u8, u8)> = if space.tie() {
-            digits.iter().map(|&d| (values[d], values[d])).collect()
+        let bits: Policy = if space.tie() {
+            digits
+                .iter()
+                .map(|&d| LayerBits::uniform(values[d]))
+                .collect()
         } else {
             digits
                 .chunks(2)
-                .map(|c| (values[c[0]], values[c[1]]))
+                .map(|c| LayerBits::new(values[c[0]], values[c[1]]))
                 .collect()
         };
         if budget.holds(&space.price(&bits)) {
@@ -130,7 +134,7 @@ mod tests {
     }
 
     /// Every proposal of an agent built on `ctx`, until it says it has no more.
-    fn propose_all(ctx: &Context) -> Vec<Vec<(u8, u8)>> {
+    fn propose_all(ctx: &Context) -> Vec<Policy> {
         let mut agent = Exhaustive::new(&ExhaustiveConfig { limit: 4096 }, ctx).unwrap();
         let n = agent.policies().unwrap();
         let mut rng = StdRng::seed_from_u64(0);
@@ -160,17 +164,18 @@ mod tests {
         for p in &all {
             assert_eq!(p.len(), 5);
             assert!(
-                p.iter().all(|&(w, a)| w == a && [2, 4, 8].contains(&w)),
-                "{p:?} is outside the tied {{2, 4, 8}} space"
+                p.iter()
+                    .all(|l| l.w == l.a && [2, 4, 8].contains(&l.w.get())),
+                "{p} is outside the tied {{2, 4, 8}} space"
             );
         }
+        let order: Vec<String> = [0, 1, 242].map(|i| all[i].to_string()).into();
         assert_eq!(
-            all[0],
-            vec![(2, 2); 5],
+            order[0], "2/2,2/2,2/2,2/2,2/2",
             "odometer order starts at the floor"
         );
-        assert_eq!(all[1], vec![(2, 2), (2, 2), (2, 2), (2, 2), (4, 4)]);
-        assert_eq!(all[242], vec![(8, 8); 5]);
+        assert_eq!(order[1], "2/2,2/2,2/2,2/2,4/4");
+        assert_eq!(order[2], "8/8,8/8,8/8,8/8,8/8");
     }
 
     #[test]
@@ -182,11 +187,11 @@ mod tests {
         });
         assert_eq!(all.len(), 1 << 10, "2 bitwidths on 10 operands");
         assert_eq!(all.iter().collect::<HashSet<_>>().len(), 1 << 10);
-        assert!(all.iter().flatten().any(|&(w, a)| w != a), "untied");
+        assert!(all.iter().flatten().any(|l| l.w != l.a), "untied");
         assert!(all
             .iter()
             .flatten()
-            .all(|&(w, a)| [2, 8].contains(&w) && [2, 8].contains(&a)));
+            .all(|l| [2, 8].contains(&l.w.get()) && [2, 8].contains(&l.a.get())));
     }
 
     #[test]
@@ -200,9 +205,9 @@ mod tests {
         // Count the feasible ones independently: decode 0..243 in base 3.
         let expected = (0..243)
             .filter(|&i: &usize| {
-                let bits: Vec<(u8, u8)> = (0..5)
+                let bits: Policy = (0..5)
                     .map(|l| [2, 4, 8][i / 3usize.pow(4 - l) % 3])
-                    .map(|v| (v, v))
+                    .map(|v| LayerBits::uniform(crate::quant::Bits::new(v).unwrap()))
                     .collect();
                 b.holds(&s.price(&bits))
             })

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{Agent, AgentError, Context, GreedyConfig, Measurement, Probe, Proposal};
 use crate::env::SearchSpace;
-use crate::quant::Bits;
+use crate::quant::{Bits, LayerBits, Policy};
 
 /// Loss increase per layer and run bitwidth (indexed like `SearchSpace::values`), for weights
 /// and activations.
@@ -25,7 +25,7 @@ pub struct Sensitivity {
 
 pub struct Greedy {
     cfg: GreedyConfig,
-    solutions: Vec<Vec<(u8, u8)>>,
+    solutions: Vec<Policy>,
     next: usize,
 }
 
@@ -45,7 +45,7 @@ impl Greedy {
     /// The distinct knapsack optima over the budget sweep, given the sensitivities.
     fn solve(&mut self, ctx: &Context, sens: &Sensitivity) {
         let (resource, budget) = ctx.budget.primary(ctx.space);
-        let mut solutions: Vec<Vec<(u8, u8)>> = Vec::new();
+        let mut solutions: Vec<Policy> = Vec::new();
         for i in 0..SWEEP_POINTS {
             let f = 1.0 - (1.0 - self.cfg.sweep_to) * i as f64 / (SWEEP_POINTS - 1) as f64;
             if let Some(s) = knapsack(ctx.space, sens, resource, budget * f, self.cfg.buckets) {
@@ -56,15 +56,12 @@ impl Greedy {
         }
         if solutions.is_empty() {
             // Even the swept budgets admit nothing at this resolution: start from the floor.
-            solutions.push(vec![
-                (ctx.space.floor(), ctx.space.floor());
-                ctx.space.layers.len()
-            ]);
+            solutions.push(Policy::uniform(ctx.space.layers.len(), ctx.space.floor()));
         }
         self.solutions = solutions;
     }
 
-    pub fn solutions(&self) -> &[Vec<(u8, u8)>] {
+    pub fn solutions(&self) -> &[Policy] {
         &self.solutions
     }
 }
@@ -73,8 +70,8 @@ impl Greedy {
 /// quantized (no fine-tune).
 pub fn sensitivity(space: &SearchSpace, probe: &Probe) -> Result<Sensitivity, AgentError> {
     let n = space.layers.len();
-    let full = vec![(Bits::FULL_VALUE, Bits::FULL_VALUE); n];
-    let loss = |bits: &[(u8, u8)]| probe(bits).map_err(AgentError::Probe);
+    let full = Policy::uniform(n, Bits::FULL);
+    let loss = |bits: &Policy| probe(bits).map_err(AgentError::Probe);
     let base = loss(&full)?;
     let mut s = Sensitivity {
         w: vec![Vec::new(); n],
@@ -83,29 +80,29 @@ pub fn sensitivity(space: &SearchSpace, probe: &Probe) -> Result<Sensitivity, Ag
     for l in 0..n {
         for &b in space.values() {
             let mut bits = full.clone();
-            bits[l].0 = b;
+            bits.layers_mut()[l].w = b;
             s.w[l].push(loss(&bits)? - base);
-            bits[l] = (Bits::FULL_VALUE, b);
+            bits.layers_mut()[l] = LayerBits::new(Bits::FULL, b);
             s.a[l].push(loss(&bits)? - base);
         }
     }
     Ok(s)
 }
 
-/// A knapsack state: summed sensitivity and the (w, a) chosen for the layers so far.
-type Partial = (f64, Vec<(u8, u8)>);
+/// A knapsack state: summed sensitivity and the bits chosen for the layers so far.
+type Partial = (f64, Vec<LayerBits>);
 
-/// The (w, a) per layer minimizing Σ sensitivity with Σ cost ≤ `budget`, or None if nothing fits.
+/// The policy minimizing Σ sensitivity with Σ cost ≤ `budget`, or None if nothing fits.
 pub fn knapsack(
     space: &SearchSpace,
     sens: &Sensitivity,
     cost: impl Fn(&crate::env::Price) -> f64,
     budget: f64,
     buckets: usize,
-) -> Option<Vec<(u8, u8)>> {
+) -> Option<Policy> {
     let cap = buckets;
     let unit = budget / buckets as f64;
-    let bits: Vec<u8> = space.values().to_vec();
+    let bits: &[Bits] = space.values();
     // best[c] = (sensitivity, choices) over layers so far with total units exactly c.
     let mut best: Vec<Option<Partial>> = vec![None; cap + 1];
     best[0] = Some((0.0, Vec::new()));
@@ -113,9 +110,10 @@ pub fn knapsack(
         let mut next: Vec<Option<Partial>> = vec![None; cap + 1];
         for (c, entry) in best.iter().enumerate() {
             let Some((s, choice)) = entry else { continue };
-            for &w in &bits {
-                for &a in &bits {
-                    let units = (cost(&space.layer_price(l, w, a)) / unit).ceil() as usize;
+            for &w in bits {
+                for &a in bits {
+                    let wa = LayerBits::new(w, a);
+                    let units = (cost(&space.layer_price(l, wa)) / unit).ceil() as usize;
                     let (c2, i, j) = (c + units, space.index(w), space.index(a));
                     if c2 > cap {
                         continue;
@@ -123,7 +121,7 @@ pub fn knapsack(
                     let s2 = s + sens.w[l][i] + sens.a[l][j];
                     if next[c2].as_ref().is_none_or(|(b, _)| s2 < *b) {
                         let mut ch = choice.clone();
-                        ch.push((w, a));
+                        ch.push(wa);
                         next[c2] = Some((s2, ch));
                     }
                 }
@@ -134,7 +132,7 @@ pub fn knapsack(
     best.into_iter()
         .flatten()
         .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .map(|(_, c)| Policy::new(c))
 }
 
 impl Agent for Greedy {
@@ -197,12 +195,11 @@ mod tests {
             Err(AgentError::NoSensitivity)
         ));
         // A made-up loss: each operand below 8 bits adds (8 - bits) / 100.
-        let probe: &Probe = &|bits: &[(u8, u8)]| {
+        let probe: &Probe = &|bits: &Policy| {
+            let below8 = |b: Bits| 8u8.saturating_sub(b.get().min(8));
             Ok(bits
                 .iter()
-                .map(|&(w, a)| {
-                    (8u8.saturating_sub(w.min(8)) + 8u8.saturating_sub(a.min(8))) as f64 / 100.0
-                })
+                .map(|l| (below8(l.w) + below8(l.a)) as f64 / 100.0)
                 .sum())
         };
         let m = g.prepare(&ctx, probe).unwrap().unwrap();
@@ -212,6 +209,6 @@ mod tests {
         // 2 bits on conv1's weights: 6 bits below 8 → 0.06 above full precision.
         assert!((w[0].as_f64().unwrap() - 0.06).abs() < 1e-12, "{w:?}");
         let bits = g.propose(&ctx, &mut rng).unwrap().bits;
-        assert!(budget.holds(&space.price(&bits)), "{bits:?}");
+        assert!(budget.holds(&space.price(&bits)), "{bits}");
     }
 }

@@ -23,8 +23,7 @@ use super::planner::Reinforce;
 use super::{Agent, AgentError, Context, Feedback, MbrlConfig, Planner, Proposal};
 use crate::env::SearchSpace;
 use crate::pareto::{dominates, hypervolume, non_dominated, Reference, Sense};
-
-type Bits = Vec<(u8, u8)>;
+use crate::quant::{Bits, LayerBits, Policy};
 
 /// Accuracy and robust accuracy (max), latency (min).
 const SENSES: [Sense; 3] = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
@@ -32,11 +31,11 @@ const SENSES: [Sense; 3] = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
 pub struct Mbrl {
     cfg: MbrlConfig,
     /// Every feasible policy, when the space is small enough to enumerate.
-    all: Option<Vec<Bits>>,
+    all: Option<Vec<Policy>>,
     /// Every policy scored (as walled), failed or not.
-    scored: BTreeSet<Bits>,
+    scored: BTreeSet<Policy>,
     /// The scored policies with objectives: accuracy, robust accuracy, latency.
-    data: Vec<(Bits, [f64; 3])>,
+    data: Vec<(Policy, [f64; 3])>,
     failed: usize,
     policy: Option<Reinforce>,
     /// The last acquisition: hyper-parameters of both models and the imagined reward.
@@ -59,7 +58,7 @@ impl Mbrl {
     }
 
     /// Unscored feasible candidates, in a deterministic order.
-    fn candidates(&self, ctx: &Context, rng: &mut StdRng) -> Vec<Bits> {
+    fn candidates(&self, ctx: &Context, rng: &mut StdRng) -> Vec<Policy> {
         if let Some(all) = &self.all {
             return all
                 .iter()
@@ -68,7 +67,7 @@ impl Mbrl {
                 .collect();
         }
         let mut out = BTreeSet::new();
-        let mut add = |mut bits: Bits| {
+        let mut add = |mut bits: Policy| {
             ctx.budget.wall(ctx.space, &mut bits);
             if !self.scored.contains(&bits) {
                 out.insert(bits);
@@ -88,7 +87,7 @@ impl Mbrl {
     }
 
     /// The scored policies no other scored policy dominates.
-    fn front(&self) -> Vec<&(Bits, [f64; 3])> {
+    fn front(&self) -> Vec<&(Policy, [f64; 3])> {
         let points: Vec<[f64; 3]> = self.data.iter().map(|d| d.1).collect();
         non_dominated(&points, &SENSES)
             .unwrap_or_default()
@@ -99,7 +98,7 @@ impl Mbrl {
 
     /// The candidate with the largest imagined reward (ties, typically no gain anywhere, go
     /// to the most uncertain); None before the models can be fitted.
-    fn plan(&mut self, ctx: &Context, candidates: &[Bits]) -> Result<Option<usize>, AgentError> {
+    fn plan(&mut self, ctx: &Context, candidates: &[Policy]) -> Result<Option<usize>, AgentError> {
         let Some(model) = Imagination::new(ctx, &self.data, &self.front(), candidates, &self.cfg)?
         else {
             return Ok(None);
@@ -130,9 +129,9 @@ struct Imagination<'a> {
 impl<'a> Imagination<'a> {
     fn new(
         ctx: &Context<'a>,
-        data: &[(Bits, [f64; 3])],
-        front: &[&(Bits, [f64; 3])],
-        candidates: &[Bits],
+        data: &[(Policy, [f64; 3])],
+        front: &[&(Policy, [f64; 3])],
+        candidates: &[Policy],
         cfg: &MbrlConfig,
     ) -> Result<Option<Self>, AgentError> {
         let x: Vec<Vec<f64>> = data.iter().map(|d| encode(ctx.space, &d.0)).collect();
@@ -165,7 +164,7 @@ impl<'a> Imagination<'a> {
 
     /// An imagined episode's reward: the hypervolume its optimistic point adds to the front,
     /// and the summed uncertainty of both models (the tie-break).
-    fn reward(&self, bits: &Bits) -> Result<(f64, f64), AgentError> {
+    fn reward(&self, bits: &Policy) -> Result<(f64, f64), AgentError> {
         let x = encode(self.space, bits);
         let ((ma, sa), (mr, sr)) = (self.acc.predict(&x), self.rob.predict(&x));
         let k = self.kappa;
@@ -193,13 +192,10 @@ fn below(values: &[f64]) -> f64 {
 }
 
 /// One coordinate per operand: log2 of its bits, scaled to [0,1] over the space's range.
-fn encode(space: &SearchSpace, bits: &[(u8, u8)]) -> Vec<f64> {
-    let lg = |b: u8| (b as f64).log2();
-    let (lo, hi) = (
-        lg(space.floor()),
-        lg(space.values()[space.values().len() - 1]),
-    );
-    let scale = |b: u8| {
+fn encode(space: &SearchSpace, bits: &Policy) -> Vec<f64> {
+    let lg = |b: Bits| (b.get() as f64).log2();
+    let (lo, hi) = (lg(space.floor()), lg(space.ceiling()));
+    let scale = |b: Bits| {
         if hi > lo {
             (lg(b) - lo) / (hi - lo)
         } else {
@@ -207,26 +203,27 @@ fn encode(space: &SearchSpace, bits: &[(u8, u8)]) -> Vec<f64> {
         }
     };
     if space.tie() {
-        bits.iter().map(|&(w, _)| scale(w)).collect()
+        bits.iter().map(|l| scale(l.w)).collect()
     } else {
-        bits.iter()
-            .flat_map(|&(w, a)| [scale(w), scale(a)])
-            .collect()
+        bits.iter().flat_map(|l| [scale(l.w), scale(l.a)]).collect()
     }
 }
 
 /// A uniformly random run bitwidth per operand (before the wall).
-fn random_bits(space: &SearchSpace, rng: &mut StdRng) -> Bits {
+fn random_bits(space: &SearchSpace, rng: &mut StdRng) -> Policy {
     let v = space.values();
     let mut pick = || v[rng.random_range(0..v.len())];
     (0..space.layers.len())
-        .map(|_| space.run_pair(pick(), pick()))
+        .map(|_| {
+            let w = pick();
+            space.run_layer(LayerBits::new(w, pick()))
+        })
         .collect()
 }
 
 /// `bits` with one operand set to another random run bitwidth.
-fn mutate(space: &SearchSpace, bits: &[(u8, u8)], rng: &mut StdRng) -> Bits {
-    let mut out = bits.to_vec();
+fn mutate(space: &SearchSpace, bits: &Policy, rng: &mut StdRng) -> Policy {
+    let mut out = bits.clone();
     let v = space.values();
     let op = rng.random_range(0..space.operands());
     let b = v[rng.random_range(0..v.len())];
@@ -235,11 +232,11 @@ fn mutate(space: &SearchSpace, bits: &[(u8, u8)], rng: &mut StdRng) -> Bits {
     } else {
         (op / 2, op % 2 == 0)
     };
-    let (w, a) = out[l];
-    out[l] = if weight {
-        space.run_pair(b, a)
+    let layer = &mut out.layers_mut()[l];
+    *layer = if weight {
+        space.run_layer(LayerBits::new(b, layer.a))
     } else {
-        space.run_pair(w, b)
+        space.run_layer(LayerBits::new(layer.w, b))
     };
     out
 }
@@ -269,7 +266,7 @@ impl Agent for Mbrl {
                 let scored = &self.scored;
                 let imagined = policy.train(
                     ctx,
-                    &|b: &Bits| {
+                    &|b: &Policy| {
                         if scored.contains(b) {
                             Ok(0.0)
                         } else {
@@ -278,7 +275,7 @@ impl Agent for Mbrl {
                     },
                     rng,
                 )?;
-                let mut set: BTreeSet<Bits> = candidates.into_iter().collect();
+                let mut set: BTreeSet<Policy> = candidates.into_iter().collect();
                 set.extend(imagined.into_iter().filter(|b| !self.scored.contains(b)));
                 candidates = set.into_iter().collect();
             }
@@ -322,7 +319,7 @@ impl Agent for Mbrl {
             "scored": self.scored.len(),
             "failed": self.failed,
             "enumerated": self.all.as_ref().map(Vec::len),
-            "front": self.front().iter().map(|d| &d.0).collect::<Vec<_>>(),
+            "front": self.front().iter().map(|d| d.0.to_string()).collect::<Vec<_>>(),
             "last_plan": self.last.map(|(a, r, g)| serde_json::json!({
                 "accuracy_model": a, "robust_model": r, "imagined_reward": g,
             })),
@@ -350,7 +347,7 @@ mod tests {
         Mbrl::new(cfg, ctx)
     }
 
-    fn distinct(policies: &[Bits]) -> usize {
+    fn distinct(policies: &[Policy]) -> usize {
         policies.iter().collect::<BTreeSet<_>>().len()
     }
 

@@ -32,9 +32,9 @@ pub use random::RandomAgent;
 pub use replay::{ReplayBuffer, Transition};
 
 use rand::rngs::StdRng;
-use serde::Serialize;
 
 use crate::env::{Budget, SearchSpace, STATE_DIM};
+use crate::quant::{LayerBits, Policy};
 
 /// What an agent sees of the problem.
 pub struct Context<'a> {
@@ -43,20 +43,20 @@ pub struct Context<'a> {
 }
 
 /// One proposed policy: an action in [0,1] per step (weight then activation per layer), the
-/// bits they map to, and the states the agent saw.
+/// policy they map to, and the states the agent saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Proposal {
     pub actions: Vec<f32>,
-    pub bits: Vec<(u8, u8)>,
+    pub bits: Policy,
     pub states: Vec<[f32; STATE_DIM]>,
 }
 
 impl Proposal {
     /// A proposal of whole policies (no per-step states): each action is its bin's centre.
-    pub fn from_bits(space: &SearchSpace, bits: Vec<(u8, u8)>) -> Self {
+    pub fn from_bits(space: &SearchSpace, bits: Policy) -> Self {
         let actions = bits
             .iter()
-            .flat_map(|&(w, a)| [space.bits_to_action(w), space.bits_to_action(a)])
+            .flat_map(|b| [space.bits_to_action(b.w), space.bits_to_action(b.a)])
             .collect();
         Proposal {
             actions,
@@ -68,8 +68,7 @@ impl Proposal {
 
 /// A policy's validation loss with only quantization applied (no fine-tune); the search gives
 /// it to `Agent::prepare`. Its error is the search's, carried through as `AgentError::Probe`.
-pub type Probe<'a> =
-    dyn Fn(&[(u8, u8)]) -> Result<f64, Box<dyn std::error::Error + Send + Sync>> + 'a;
+pub type Probe<'a> = dyn Fn(&Policy) -> Result<f64, Box<dyn std::error::Error + Send + Sync>> + 'a;
 
 /// Something an agent measured before the search, kept in the run directory as `file`.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,11 +78,11 @@ pub struct Measurement {
 }
 
 /// The scored outcome of a proposal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Feedback {
     pub reward: f64,
     /// The policy after the budget wall (what was trained and priced).
-    pub walled: Vec<(u8, u8)>,
+    pub walled: Policy,
     /// (accuracy, robust accuracy, latency, energy); None when the fine-tune failed.
     pub objectives: Option<[f64; 4]>,
 }
@@ -120,16 +119,16 @@ pub trait Agent {
     fn summary(&self) -> serde_json::Value;
 }
 
-/// Maps one action per step to (w, a) bits per layer (in a tied space the activation takes
-/// the weight step's bits).
-pub fn actions_to_bits(space: &SearchSpace, actions: &[f32]) -> Vec<(u8, u8)> {
+/// Maps one action per step to a policy (in a tied space the activation takes the weight
+/// step's bits).
+pub fn actions_to_bits(space: &SearchSpace, actions: &[f32]) -> Policy {
     actions
         .chunks(2)
         .map(|c| {
-            space.run_pair(
+            space.run_layer(LayerBits::new(
                 space.action_to_bits(c[0]),
                 space.action_to_bits(*c.get(1).unwrap_or(&c[0])),
-            )
+            ))
         })
         .collect()
 }

@@ -13,6 +13,7 @@ use rand::Rng;
 
 use super::{Agent, AgentError, Context, Feedback, Nsga2Config, Proposal};
 use crate::pareto::{front_ranks, Sense};
+use crate::quant::{Bits, LayerBits, Policy};
 
 const SENSES: [Sense; 4] = [
     Sense::Maximize,
@@ -22,7 +23,7 @@ const SENSES: [Sense; 4] = [
 ];
 #[derive(Debug, Clone)]
 struct Individual {
-    genes: Vec<(u8, u8)>,
+    genes: Policy,
     /// None when the fine-tune failed.
     objectives: Option<[f64; 4]>,
 }
@@ -31,7 +32,7 @@ pub struct Nsga2 {
     cfg: Nsga2Config,
     parents: Vec<Individual>,
     children: Vec<Individual>,
-    pending: VecDeque<Vec<(u8, u8)>>,
+    pending: VecDeque<Policy>,
     generation: usize,
 }
 
@@ -46,15 +47,22 @@ impl Nsga2 {
         }
     }
 
-    fn random_genes(ctx: &Context, rng: &mut StdRng) -> Vec<(u8, u8)> {
+    /// A width drawn uniformly from the declared range, rounded up to one the device runs.
+    fn pick(ctx: &Context, rng: &mut StdRng) -> Bits {
         let (lo, hi) = (ctx.space.min_bits, ctx.space.max_bits);
-        let pick = |rng: &mut StdRng| ctx.space.run_bits(rng.random_range(lo..=hi));
+        ctx.space.run_bits(rng.random_range(lo..=hi))
+    }
+
+    fn random_genes(ctx: &Context, rng: &mut StdRng) -> Policy {
         (0..ctx.space.layers.len())
-            .map(|_| (pick(rng), pick(rng)))
+            .map(|_| {
+                let w = Self::pick(ctx, rng);
+                LayerBits::new(w, Self::pick(ctx, rng))
+            })
             .collect()
     }
 
-    fn breed(&self, ctx: &Context, rng: &mut StdRng) -> Result<Vec<Vec<(u8, u8)>>, AgentError> {
+    fn breed(&self, ctx: &Context, rng: &mut StdRng) -> Result<Vec<Policy>, AgentError> {
         let (rank, crowd) = rank_and_crowding(&self.parents)?;
         let better =
             |i: usize, j: usize| rank[i] < rank[j] || (rank[i] == rank[j] && crowd[i] > crowd[j]);
@@ -69,24 +77,22 @@ impl Nsga2 {
                 i
             }
         };
-        let (lo, hi) = (ctx.space.min_bits, ctx.space.max_bits);
-        let pick = |rng: &mut StdRng| ctx.space.run_bits(rng.random_range(lo..=hi));
         let mut out = Vec::with_capacity(self.cfg.population);
         for _ in 0..self.cfg.population {
             let (p1, p2) = (tournament(rng), tournament(rng));
             let cross = rng.random::<f64>() < self.cfg.crossover;
-            let mut child: Vec<(u8, u8)> = self.parents[p1]
+            let mut child: Policy = self.parents[p1]
                 .genes
                 .iter()
                 .zip(&self.parents[p2].genes)
                 .map(|(&a, &b)| if cross && rng.random::<bool>() { b } else { a })
                 .collect();
-            for g in child.iter_mut() {
+            for g in child.layers_mut() {
                 if rng.random::<f64>() < self.cfg.mutation {
-                    g.0 = pick(rng);
+                    g.w = Self::pick(ctx, rng);
                 }
                 if rng.random::<f64>() < self.cfg.mutation {
-                    g.1 = pick(rng);
+                    g.a = Self::pick(ctx, rng);
                 }
             }
             out.push(child);
@@ -209,7 +215,7 @@ impl Agent for Nsga2 {
         serde_json::json!({
             "agent": "nsga2",
             "generation": self.generation,
-            "parents": self.parents.iter().map(|i| (&i.genes, i.objectives)).collect::<Vec<_>>(),
+            "parents": self.parents.iter().map(|i| (i.genes.to_string(), i.objectives)).collect::<Vec<_>>(),
             "pending_children": self.pending.len(),
         })
     }
@@ -251,7 +257,7 @@ mod tests {
     #[test]
     fn failed_individuals_rank_below_every_scored_one() {
         let ind = |objectives| Individual {
-            genes: vec![(8, 8)],
+            genes: Policy::parse("8/8").unwrap(),
             objectives,
         };
         // The worst scored point (0 accuracy, huge latency) still beats a failure.

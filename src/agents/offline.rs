@@ -18,6 +18,7 @@ use crate::env::{Budget, BudgetConfig, Limit, SearchSpace};
 use crate::hardware::{resolve_profile, Profile};
 use crate::model::Arch;
 use crate::pareto::{hypervolume, worst_point, Reference, Sense};
+use crate::quant::{Bits, LayerBits, Policy};
 
 const SENSES: [Sense; 3] = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
 
@@ -25,7 +26,7 @@ const SENSES: [Sense; 3] = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
 type Row = ([f64; 4], f64);
 
 /// Scores a walled policy; None = not scorable (a failed fine-tune).
-type Scorer = Box<dyn Fn(&[(u8, u8)]) -> Option<Row>>;
+type Scorer = Box<dyn Fn(&Policy) -> Option<Row>>;
 
 pub struct Bench {
     pub space: SearchSpace,
@@ -46,7 +47,7 @@ fn bitfusion(choices: &[u8], tie: bool) -> (SearchSpace, Budget) {
 }
 
 /// The table of an exhaustive run: walled policy → its row.
-pub fn read_table(dir: &Path) -> BTreeMap<Vec<(u8, u8)>, Row> {
+pub fn read_table(dir: &Path) -> BTreeMap<Policy, Row> {
     let mut r = csv::Reader::from_path(dir.join("episodes.csv")).unwrap();
     let head = r.headers().unwrap().clone();
     let col = |name: &str| head.iter().position(|h| h == name).unwrap();
@@ -60,9 +61,9 @@ pub fn read_table(dir: &Path) -> BTreeMap<Vec<(u8, u8)>, Row> {
         if &rec[col("failed")] == "true" || &rec[col("feasible")] != "true" {
             continue;
         }
-        let bits: Vec<(u8, u8)> = ws
+        let bits: Policy = ws
             .iter()
-            .map(|&i| (rec[i].parse().unwrap(), rec[i + 1].parse().unwrap()))
+            .map(|&i| LayerBits::new(rec[i].parse().unwrap(), rec[i + 1].parse().unwrap()))
             .collect();
         let o = ["accuracy", "robust_accuracy", "latency_s", "energy_j"].map(|c| num(&rec, col(c)));
         out.insert(bits, (o, num(&rec, col("reward"))));
@@ -75,7 +76,7 @@ impl Bench {
         let (space, budget) = bitfusion(&[2, 4, 8], true);
         let table = read_table(dir);
         let all = table.values().map(|(o, _)| [o[0], o[1], o[2]]).collect();
-        let score = Box::new(move |b: &[(u8, u8)]| table.get(b).copied());
+        let score = Box::new(move |b: &Policy| table.get(b).copied());
         (
             Bench {
                 space,
@@ -94,25 +95,22 @@ impl Bench {
         let (space, budget) = bitfusion(&[2, 3, 4, 5, 6, 7, 8], false);
         let (prices, _) = bitfusion(&[2, 3, 4, 5, 6, 7, 8], false);
         let table = read_table(dir);
-        let coord = |b: u8| ((b as f64).log2() - 1.0) / 2.0;
+        let coord = |b: Bits| ((b.get() as f64).log2() - 1.0) / 2.0;
         let x: Vec<Vec<f64>> = table
             .keys()
-            .map(|b| b.iter().map(|&(w, _)| coord(w)).collect())
+            .map(|b| b.iter().map(|l| coord(l.w)).collect())
             .collect();
         let fit = |k: usize| Gp::fit(&x, &table.values().map(|r| r.0[k]).collect::<Vec<_>>());
         let (acc, rob) = (fit(0).unwrap(), fit(1).unwrap());
-        let score = Box::new(move |bits: &[(u8, u8)]| {
+        let score = Box::new(move |bits: &Policy| {
             let mix = |lean: f64| -> Vec<f64> {
                 bits.iter()
-                    .map(|&(w, a)| lean * coord(w) + (1.0 - lean) * coord(a))
+                    .map(|l| lean * coord(l.w) + (1.0 - lean) * coord(l.a))
                     .collect()
             };
-            let apart: f64 = bits
-                .iter()
-                .map(|&(w, a)| (coord(w) - coord(a)).powi(2))
-                .sum();
-            let h = bits.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &(w, a)| {
-                ((h ^ w as u64).wrapping_mul(0x100_0000_01b3) ^ a as u64)
+            let apart: f64 = bits.iter().map(|l| (coord(l.w) - coord(l.a)).powi(2)).sum();
+            let h = bits.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, l| {
+                ((h ^ l.w.get() as u64).wrapping_mul(0x100_0000_01b3) ^ l.a.get() as u64)
                     .wrapping_mul(0x100_0000_01b3)
             });
             let noise = |k: u32| ((h >> (k * 16)) & 0xffff) as f64 / 65535.0 * 0.01 - 0.005;
@@ -138,7 +136,7 @@ impl Bench {
         let (_, slowest) = run_episodes(&ctx, agent, episodes, seed, |_, walled| {
             let row = (self.score)(walled);
             if let Some((o, _)) = row {
-                seen.insert(walled.to_vec(), [o[0], o[1], o[2]]);
+                seen.insert(walled.clone(), [o[0], o[1], o[2]]);
             }
             (row.map_or(-1.0, |r| r.1), row.map(|r| r.0))
         });

@@ -7,12 +7,11 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::{AgentError, Context};
+use crate::quant::{LayerBits, Policy};
 
 const BATCH: usize = 100;
 const ITERATIONS: usize = 10;
 const LR: f64 = 1.0;
-
-type Bits = Vec<(u8, u8)>;
 
 pub struct Reinforce {
     logits: Vec<Vec<f64>>,
@@ -36,9 +35,9 @@ impl Reinforce {
     pub fn train(
         &mut self,
         ctx: &Context,
-        reward: &dyn Fn(&Bits) -> Result<f64, AgentError>,
+        reward: &dyn Fn(&Policy) -> Result<f64, AgentError>,
         rng: &mut StdRng,
-    ) -> Result<Vec<Bits>, AgentError> {
+    ) -> Result<Vec<Policy>, AgentError> {
         let values = ctx.space.values();
         let mut out = Vec::new();
         for _ in 0..ITERATIONS {
@@ -58,12 +57,15 @@ impl Reinforce {
                             .unwrap_or(p.len() - 1)
                     })
                     .collect();
-                let mut bits: Bits = if ctx.space.tie() {
-                    choice.iter().map(|&i| (values[i], values[i])).collect()
+                let mut bits: Policy = if ctx.space.tie() {
+                    choice
+                        .iter()
+                        .map(|&i| LayerBits::uniform(values[i]))
+                        .collect()
                 } else {
                     choice
                         .chunks(2)
-                        .map(|c| (values[c[0]], values[c[1]]))
+                        .map(|c| LayerBits::new(values[c[0]], values[c[1]]))
                         .collect()
                 };
                 ctx.budget.wall(ctx.space, &mut bits);

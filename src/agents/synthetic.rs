@@ -10,6 +10,7 @@ use super::{Agent, Context, Feedback};
 use crate::env::{Budget, BudgetConfig, SearchSpace};
 use crate::hardware::{resolve_profile, Profile};
 use crate::model::Arch;
+use crate::quant::{Bits, Policy};
 
 /// The optimum: one bitwidth per step (weight, activation per layer), neither all high nor all
 /// low, so the actor has to tell the steps apart.
@@ -37,8 +38,8 @@ impl Problem {
     }
 
     /// Mean distance in bits from `bits` to the target pattern.
-    pub fn distance(bits: &[(u8, u8)]) -> f64 {
-        let flat = bits.iter().flat_map(|&(w, a)| [w, a]);
+    pub fn distance(bits: &Policy) -> f64 {
+        let flat = bits.iter().flat_map(|l| [l.w.get(), l.a.get()]);
         let total: u32 = flat
             .zip(TARGET)
             .map(|(b, t)| (b as i32 - t as i32).unsigned_abs())
@@ -51,7 +52,7 @@ impl Problem {
         let walled = run_episodes(&self.ctx(), agent, episodes, seed, |_, w| {
             (-Self::distance(w), None)
         });
-        walled.0.iter().map(|w| Self::distance(w)).collect()
+        walled.0.iter().map(Self::distance).collect()
     }
 }
 
@@ -63,8 +64,8 @@ pub fn run_episodes(
     agent: &mut dyn Agent,
     episodes: usize,
     seed: u64,
-    mut score: impl FnMut(usize, &[(u8, u8)]) -> (f64, Option<[f64; 4]>),
-) -> (Vec<Vec<(u8, u8)>>, f64) {
+    mut score: impl FnMut(usize, &Policy) -> (f64, Option<[f64; 4]>),
+) -> (Vec<Policy>, f64) {
     let n = agent.policies().map_or(episodes, |p| p.min(episodes));
     let mut out = Vec::with_capacity(n);
     let mut slowest: f64 = 0.0;
@@ -123,10 +124,11 @@ impl Front {
     }
 
     /// (accuracy, robust accuracy, latency, energy) of a policy.
-    pub fn objectives(&self, bits: &[(u8, u8)]) -> [f64; 4] {
+    pub fn objectives(&self, bits: &Policy) -> [f64; 4] {
+        let lg = |b: Bits| (b.get() as f64).log2();
         let x: Vec<f64> = bits
             .iter()
-            .map(|&(w, a)| ((w as f64).log2() + (a as f64).log2()) / 4.0 - 0.5)
+            .map(|l| (lg(l.w) + lg(l.a)) / 4.0 - 0.5)
             .collect();
         let acc = 0.5 + 0.2 * x[0] + 0.05 * x[1] + 0.1 * x[2] + 0.03 * x[3] + 0.12 * x[4]
             - 0.08 * x[0] * x[2];
@@ -143,7 +145,7 @@ impl Front {
         episodes: usize,
         seed: u64,
         fail_every: Option<usize>,
-    ) -> Vec<Vec<(u8, u8)>> {
+    ) -> Vec<Policy> {
         let failed = |k: usize| fail_every.is_some_and(|n| k % n == n - 1);
         run_episodes(&self.ctx(), agent, episodes, seed, |k, w| {
             let o = self.objectives(w);
@@ -154,10 +156,10 @@ impl Front {
 
     /// The hypervolume of `policies` on accuracy × robust accuracy × latency, as a fraction of
     /// every feasible policy's, against the worst feasible point.
-    pub fn fraction(&self, policies: &[Vec<(u8, u8)>]) -> f64 {
+    pub fn fraction(&self, policies: &[Policy]) -> f64 {
         use crate::pareto::{hypervolume, worst_point, Reference, Sense};
         let senses = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
-        let point = |b: &Vec<(u8, u8)>| {
+        let point = |b: &Policy| {
             let o = self.objectives(b);
             [o[0], o[1], o[2]]
         };

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::space::{Price, SearchSpace};
 use super::EnvError;
+use crate::quant::{LayerBits, Policy};
 
 /// Resolved, absolute budgets; `None` = unconstrained.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
@@ -64,7 +65,7 @@ impl Budget {
             energy_j: cfg.energy.map(|l| l.resolve(u.energy_j)),
             size_bytes: cfg.size.map(|l| l.resolve(u.size_bytes)),
         };
-        let floor = space.price(&vec![(space.floor(), space.floor()); space.layers.len()]);
+        let floor = space.price(&Policy::uniform(space.layers.len(), space.floor()));
         for (i, (name, get)) in RESOURCES.iter().enumerate() {
             if let Some(limit) = b.limits()[i] {
                 if get(&floor) > limit {
@@ -118,29 +119,27 @@ impl Budget {
     /// Rounds every operand up to a bitwidth the device runs (the mode it would actually run
     /// in; in a tied space the activation takes the weight's), then lowers bits until every
     /// budget holds (see the module doc for the rule).
-    pub fn wall(&self, space: &SearchSpace, bits: &mut [(u8, u8)]) {
-        for b in bits.iter_mut() {
-            *b = space.run_pair(b.0, b.1);
+    pub fn wall(&self, space: &SearchSpace, policy: &mut Policy) {
+        for b in policy.layers_mut() {
+            *b = space.run_layer(*b);
         }
         loop {
-            let now = space.price(bits);
+            let now = space.price(policy);
             if self.holds(&now) {
                 return;
             }
-            let mut best: Option<(f64, usize, (u8, u8))> = None;
-            for l in (0..bits.len()).rev() {
-                let (w, a) = bits[l];
+            let mut best: Option<(f64, usize, LayerBits)> = None;
+            for (l, &b) in policy.iter().enumerate().rev() {
                 let candidates = if space.tie() {
-                    [space.lower(w).map(|w2| (w2, w2)), None]
+                    [space.lower(b.w).map(LayerBits::uniform), None]
                 } else {
                     [
-                        space.lower(w).map(|w2| (w2, a)),
-                        space.lower(a).map(|a2| (w, a2)),
+                        space.lower(b.w).map(|w| LayerBits::new(w, b.a)),
+                        space.lower(b.a).map(|a| LayerBits::new(b.w, a)),
                     ]
                 };
                 for cand in candidates.into_iter().flatten() {
-                    let after =
-                        now - space.layer_price(l, w, a) + space.layer_price(l, cand.0, cand.1);
+                    let after = now - space.layer_price(l, b) + space.layer_price(l, cand);
                     let s = self.saving(&now, &after);
                     if best.is_none_or(|(b, _, _)| s > b) {
                         best = Some((s, l, cand));
@@ -148,7 +147,7 @@ impl Budget {
                 }
             }
             match best {
-                Some((_, l, cand)) => bits[l] = cand,
+                Some((_, l, cand)) => policy.layers_mut()[l] = cand,
                 // Everything is at the floor: `resolve` guarantees this meets the budgets.
                 None => return,
             }

@@ -13,7 +13,7 @@ pub enum EnvError {
         budget: f64,
         floor: f64,
         uniform8: f64,
-        min_bits: u8,
+        min_bits: crate::quant::Bits,
     },
     #[error("the search space declares no bitwidths")]
     NoBits,

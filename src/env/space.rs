@@ -51,12 +51,12 @@ pub struct SearchSpace {
     pub min_bits: u8,
     pub max_bits: u8,
     /// The declared bitwidths, ascending: the bins actions map to.
-    declared: Vec<u8>,
+    declared: Vec<Bits>,
     /// Weight bits = activation bits on every layer.
     tie: bool,
     /// The bitwidths the device actually runs for the declared ones, ascending: a declared
     /// bitwidth the profile does not support is rounded up to the next one it does (32 if none).
-    values: Vec<u8>,
+    values: Vec<Bits>,
     /// prices[layer][i * values.len() + j] for (values[i], values[j])
     prices: Vec<Vec<Price>>,
     /// Static features per step, min–max normalized over steps.
@@ -83,7 +83,8 @@ impl SearchSpace {
 
     /// Prices every layer at every (w, a) the device runs for the `declared` bitwidths (a
     /// missing entry is an error); `supports` says which bitwidths the device runs natively.
-    /// `declared` is non-empty (the experiment checks it); it is sorted here.
+    /// `declared` is non-empty and in 1..=8 (the experiment checks both; a width outside is an
+    /// error here too); it is sorted here.
     pub fn with_choices(
         layers: Vec<LayerShape>,
         declared: &[u8],
@@ -91,29 +92,28 @@ impl SearchSpace {
         device: &dyn CostModel,
         supports: &dyn Fn(Bits) -> bool,
     ) -> Result<Self, EnvError> {
-        let mut declared = declared.to_vec();
+        let mut declared = (declared.iter())
+            .map(|&b| Bits::new(b))
+            .collect::<Result<Vec<Bits>, _>>()?;
         declared.sort_unstable();
         declared.dedup();
         let (Some(&min_bits), Some(&max_bits)) = (declared.first(), declared.last()) else {
             return Err(EnvError::NoBits);
         };
-        let round_up = |b: u8| {
-            (b..=Bits::MAX)
-                .find(|&v| Bits::new(v).is_ok_and(supports))
-                .unwrap_or(Bits::FULL_VALUE)
+        let round_up = |b: Bits| {
+            (b.get()..=Bits::MAX)
+                .filter_map(|v| Bits::new(v).ok())
+                .find(|&v| supports(v))
+                .unwrap_or(Bits::FULL)
         };
-        let mut values: Vec<u8> = declared.iter().map(|&b| round_up(b)).collect();
+        let mut values: Vec<Bits> = declared.iter().map(|&b| round_up(b)).collect();
         values.dedup();
         let mut prices = Vec::with_capacity(layers.len());
         for l in &layers {
             let mut row = Vec::with_capacity(values.len() * values.len());
             for &w in &values {
                 for &a in &values {
-                    row.push(price(
-                        device,
-                        l,
-                        LayerBits::new(Bits::new(w)?, Bits::new(a)?),
-                    )?);
+                    row.push(price(device, l, LayerBits::new(w, a))?);
                 }
             }
             prices.push(row);
@@ -130,8 +130,8 @@ impl SearchSpace {
         let features = normalized_features(&layers);
         Ok(SearchSpace {
             layers,
-            min_bits,
-            max_bits,
+            min_bits: min_bits.get(),
+            max_bits: max_bits.get(),
             declared,
             tie,
             values,
@@ -172,54 +172,65 @@ impl SearchSpace {
     }
 
     /// The bitwidths the device runs, ascending (the declared ones rounded up to supported ones).
-    pub fn values(&self) -> &[u8] {
+    pub fn values(&self) -> &[Bits] {
         &self.values
     }
 
     /// The lowest bitwidth the device runs in the range.
-    pub fn floor(&self) -> u8 {
+    pub fn floor(&self) -> Bits {
         self.values[0]
     }
 
-    /// `bits` rounded up to what the device runs.
-    pub fn run_bits(&self, bits: u8) -> u8 {
-        self.values
-            .iter()
-            .copied()
-            .find(|&v| v >= bits)
-            .unwrap_or(self.values[self.values.len() - 1])
+    /// The highest bitwidth the device runs in the range.
+    pub fn ceiling(&self) -> Bits {
+        self.values[self.values.len() - 1]
     }
 
-    /// A layer's (w, a) as the device runs it in this space: each rounded up (`run_bits`), and
+    /// A width of `width` bits (any number: one drawn between `min_bits` and `max_bits`, or
+    /// `Bits::get`) rounded up to a bitwidth the device runs; above them all, the highest.
+    pub fn run_bits(&self, width: u8) -> Bits {
+        (self.values.iter().copied())
+            .find(|v| v.get() >= width)
+            .unwrap_or(self.ceiling())
+    }
+
+    /// A layer's bits as the device runs them in this space: each rounded up (`run_bits`), and
     /// with `tie` the activation takes the weight's bits.
-    pub fn run_pair(&self, w: u8, a: u8) -> (u8, u8) {
-        let w = self.run_bits(w);
-        (w, if self.tie { w } else { self.run_bits(a) })
+    pub fn run_layer(&self, bits: LayerBits) -> LayerBits {
+        let w = self.run_bits(bits.w.get());
+        LayerBits::new(
+            w,
+            if self.tie {
+                w
+            } else {
+                self.run_bits(bits.a.get())
+            },
+        )
     }
 
     /// The next lower bitwidth the device runs, if any.
-    pub fn lower(&self, bits: u8) -> Option<u8> {
+    pub fn lower(&self, bits: Bits) -> Option<Bits> {
         self.values.iter().copied().rev().find(|&v| v < bits)
     }
 
     /// Position of a run bitwidth in `values()` (of its rounding, for any other bitwidth).
-    pub fn index(&self, bits: u8) -> usize {
-        let b = self.run_bits(bits);
+    pub fn index(&self, bits: Bits) -> usize {
+        let b = self.run_bits(bits.get());
         self.values.iter().position(|&v| v == b).unwrap_or(0)
     }
 
     /// Equal-width bins over the n declared bitwidths: [0, 1/n) → the first, ..., [(n-1)/n, 1]
     /// → the last, then rounded up to a bitwidth the device runs. For min..=max that is one bin
     /// per bitwidth, as HAQ maps its actions.
-    pub fn action_to_bits(&self, action: f32) -> u8 {
+    pub fn action_to_bits(&self, action: f32) -> Bits {
         let n = self.n_bits();
         let idx = ((action.clamp(0.0, 1.0) * n as f32).floor() as usize).min(n - 1);
-        self.run_bits(self.declared[idx])
+        self.run_bits(self.declared[idx].get())
     }
 
     /// The centre of the bin of `bits` (the inverse of `action_to_bits` on run bitwidths): the
     /// bin of the lowest declared bitwidth at or above it (the last bin above them all).
-    pub fn bits_to_action(&self, bits: u8) -> f32 {
+    pub fn bits_to_action(&self, bits: Bits) -> f32 {
         let idx = self
             .declared
             .iter()
@@ -228,37 +239,27 @@ impl SearchSpace {
         (idx as f32 + 0.5) / self.n_bits() as f32
     }
 
-    pub fn layer_price(&self, layer: usize, w: u8, a: u8) -> Price {
+    /// Layer `layer`'s price at `bits`, each operand as the device runs it (`run_bits`).
+    pub fn layer_price(&self, layer: usize, bits: LayerBits) -> Price {
         let n = self.values.len();
-        self.prices[layer][self.index(w) * n + self.index(a)]
+        self.prices[layer][self.index(bits.w) * n + self.index(bits.a)]
     }
 
-    /// The price of (w, a) bits per layer.
-    pub fn price(&self, bits: &[(u8, u8)]) -> Price {
-        bits.iter()
-            .enumerate()
-            .fold(Price::default(), |p, (l, &(w, a))| {
-                p + self.layer_price(l, w, a)
-            })
-    }
-
-    pub fn policy(&self, bits: &[(u8, u8)]) -> Result<Policy, EnvError> {
-        let layers = bits
-            .iter()
-            .map(|&(w, a)| Ok(LayerBits::new(Bits::new(w)?, Bits::new(a)?)))
-            .collect::<Result<_, EnvError>>()?;
-        Ok(Policy::new(layers))
+    /// The price of a policy: the sum of its layers' prices.
+    pub fn price(&self, policy: &Policy) -> Price {
+        (policy.iter().enumerate()).fold(Price::default(), |p, (l, &b)| p + self.layer_price(l, b))
     }
 
     /// The agent's view of step `t` (layer t/2; weight step if t is even): 11 normalized static
     /// features (layer index, conv, depthwise, in/out channels, kernel, stride, input feature
     /// size, params, MACs, weight-or-activation), the previous action, and the `resource` spent
-    /// by decided operands and still to come (undecided operands at the floor bitwidth), over `budget`.
+    /// by decided operands (`decided`, one per step so far) and still to come (undecided
+    /// operands at the floor bitwidth), over `budget`.
     pub fn state(
         &self,
         t: usize,
         prev_action: f32,
-        decided: &[u8],
+        decided: &[Bits],
         resource: impl Fn(&Price) -> f64,
         budget: f64,
     ) -> [f32; STATE_DIM] {
@@ -269,11 +270,10 @@ impl SearchSpace {
         for l in 0..self.layers.len() {
             let w = decided.get(2 * l).copied();
             let a = decided.get(2 * l + 1).copied();
-            let p = resource(&self.layer_price(
-                l,
-                w.unwrap_or(self.min_bits),
-                a.unwrap_or(self.min_bits),
-            ));
+            let floor = self.floor();
+            let p = resource(
+                &self.layer_price(l, LayerBits::new(w.unwrap_or(floor), a.unwrap_or(floor))),
+            );
             if w.is_some() {
                 spent += p;
             } else {

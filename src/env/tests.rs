@@ -3,6 +3,22 @@
 use super::*;
 use crate::hardware::{resolve_profile, Profile};
 use crate::model::Arch;
+use crate::quant::{Bits, LayerBits, Policy};
+
+/// `b` bits (a valid bitwidth in every test here).
+fn b(bits: u8) -> Bits {
+    Bits::new(bits).unwrap()
+}
+
+/// Layer bits `w`/`a`.
+fn wa(w: u8, a: u8) -> LayerBits {
+    LayerBits::new(b(w), b(a))
+}
+
+/// The bitwidths of `bits`, as numbers.
+fn widths(bits: &[Bits]) -> Vec<u8> {
+    bits.iter().map(|b| b.get()).collect()
+}
 
 fn space(profile: &str, min: u8, max: u8) -> SearchSpace {
     let p = Profile::load(&resolve_profile(profile).unwrap()).unwrap();
@@ -13,17 +29,18 @@ fn space(profile: &str, min: u8, max: u8) -> SearchSpace {
 #[test]
 fn actions_map_to_bits_by_equal_width_bins_at_the_edges() {
     let s = space("bitfusion", 2, 8); // 7 bins of width 1/7
-    assert_eq!(s.action_to_bits(0.0), 2);
-    assert_eq!(s.action_to_bits(1.0 / 7.0 - 1e-6), 2);
-    assert_eq!(s.action_to_bits(1.0 / 7.0 + 1e-6), 3);
-    assert_eq!(s.action_to_bits(6.0 / 7.0 - 1e-6), 7);
-    assert_eq!(s.action_to_bits(6.0 / 7.0 + 1e-6), 8);
-    assert_eq!(s.action_to_bits(1.0), 8);
-    assert_eq!(s.action_to_bits(-0.5), 2);
-    assert_eq!(s.action_to_bits(7.0), 8);
-    for b in 2..=8 {
-        assert_eq!(s.action_to_bits(s.bits_to_action(b)), b);
+    assert_eq!(s.action_to_bits(0.0), b(2));
+    assert_eq!(s.action_to_bits(1.0 / 7.0 - 1e-6), b(2));
+    assert_eq!(s.action_to_bits(1.0 / 7.0 + 1e-6), b(3));
+    assert_eq!(s.action_to_bits(6.0 / 7.0 - 1e-6), b(7));
+    assert_eq!(s.action_to_bits(6.0 / 7.0 + 1e-6), b(8));
+    assert_eq!(s.action_to_bits(1.0), b(8));
+    assert_eq!(s.action_to_bits(-0.5), b(2));
+    assert_eq!(s.action_to_bits(7.0), b(8));
+    for &v in s.values() {
+        assert_eq!(s.action_to_bits(s.bits_to_action(v)), v);
     }
+    assert_eq!(widths(s.values()), [2, 3, 4, 5, 6, 7, 8]);
 }
 
 fn budget(
@@ -50,27 +67,27 @@ fn the_wall_meets_every_budget_and_never_raises_a_bit() {
         ("cortex-a76", 0.95),
     ] {
         let s = space(profile, 2, 8);
-        let b = budget(&s, Some(lat), Some(0.6), Some(0.4)).unwrap();
+        let budgets = budget(&s, Some(lat), Some(0.6), Some(0.4)).unwrap();
         let mut rng = 12345u64;
         for _ in 0..50 {
-            let start: Vec<(u8, u8)> = (0..s.layers.len())
+            let start: Policy = (0..s.layers.len())
                 .map(|_| {
                     rng = rng
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
-                    (2 + (rng >> 33) as u8 % 7, 2 + (rng >> 45) as u8 % 7)
+                    wa(2 + (rng >> 33) as u8 % 7, 2 + (rng >> 45) as u8 % 7)
                 })
                 .collect();
             let mut bits = start.clone();
-            b.wall(&s, &mut bits);
+            budgets.wall(&s, &mut bits);
             assert!(
-                b.holds(&s.price(&bits)),
-                "{profile}: {start:?} -> {bits:?} misses a budget"
+                budgets.holds(&s.price(&bits)),
+                "{profile}: {start} -> {bits} misses a budget"
             );
             for (o, n) in start.iter().zip(&bits) {
                 assert!(
-                    n.0 <= o.0 && n.1 <= o.1,
-                    "{profile}: raised a bit {o:?} -> {n:?}"
+                    n.w <= o.w && n.a <= o.a,
+                    "{profile}: raised a bit {o} -> {n}"
                 );
             }
         }
@@ -80,10 +97,10 @@ fn the_wall_meets_every_budget_and_never_raises_a_bit() {
 #[test]
 fn a_policy_within_budget_is_left_alone() {
     let s = space("bitfusion", 2, 8);
-    let b = budget(&s, Some(0.5), None, None).unwrap();
-    let mut bits = vec![(4, 4); 5];
-    b.wall(&s, &mut bits);
-    assert_eq!(bits, vec![(4, 4); 5]);
+    let budgets = budget(&s, Some(0.5), None, None).unwrap();
+    let mut bits = Policy::uniform(5, b(4));
+    budgets.wall(&s, &mut bits);
+    assert_eq!(bits, Policy::uniform(5, b(4)));
 }
 
 #[test]
@@ -103,15 +120,14 @@ fn an_infeasible_budget_is_an_error_with_the_numbers() {
 #[test]
 fn state_features_are_normalized_and_track_spent_cost() {
     let s = space("bitfusion", 2, 8);
-    let b = budget(&s, Some(0.5), None, None).unwrap();
-    let (get, limit) = b.primary(&s);
+    let (get, limit) = budget(&s, Some(0.5), None, None).unwrap().primary(&s);
     let first = s.state(0, 0.0, &[], get, limit);
     assert!(
         first[..11].iter().all(|v| (0.0..=1.0).contains(v)),
         "{first:?}"
     );
     assert_eq!(first[12], 0.0, "nothing spent before the first step");
-    let later = s.state(4, 0.3, &[8, 8, 8, 8], get, limit);
+    let later = s.state(4, 0.3, &[b(8); 4], get, limit);
     assert_eq!(later[11], 0.3);
     assert!(later[12] > 0.0 && later[13] > 0.0);
 }
@@ -131,19 +147,23 @@ fn unsupported_precisions_round_up_to_the_mode_the_device_runs() {
     let p = bitfusion_4_8();
     let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
     let s = SearchSpace::new(layers, 2, 8, &p, &|b| p.supports(b)).unwrap();
-    assert_eq!(s.values(), &[4, 8]);
-    assert_eq!(s.action_to_bits(0.0), 4, "2 bits run as 4");
-    assert_eq!(s.action_to_bits(4.5 / 7.0), 8, "6 bits run as 8");
-    let b = budget(&s, Some(0.6), None, None).unwrap();
-    let mut bits = vec![(3, 7), (8, 8), (8, 8), (8, 8), (8, 8)];
-    b.wall(&s, &mut bits);
+    assert_eq!(widths(s.values()), [4, 8]);
+    assert_eq!(s.action_to_bits(0.0), b(4), "2 bits run as 4");
+    assert_eq!(s.action_to_bits(4.5 / 7.0), b(8), "6 bits run as 8");
+    let budgets = budget(&s, Some(0.6), None, None).unwrap();
+    let mut bits = Policy::parse("3/7,8/8,8/8,8/8,8/8").unwrap();
+    budgets.wall(&s, &mut bits);
     assert!(
         bits.iter()
-            .all(|&(w, a)| [4, 8].contains(&w) && [4, 8].contains(&a)),
-        "{bits:?}"
+            .all(|l| [4, 8].contains(&l.w.get()) && [4, 8].contains(&l.a.get())),
+        "{bits}"
     );
-    assert_eq!(bits[0], (4, 8), "rounded up, never lowered below the mode");
-    assert!(b.holds(&s.price(&bits)));
+    assert_eq!(
+        bits[0],
+        wa(4, 8),
+        "rounded up, never lowered below the mode"
+    );
+    assert!(budgets.holds(&s.price(&bits)));
     let e = budget(&s, Some(0.05), None, None).unwrap_err().to_string();
     assert!(e.contains("minimum of 4 bits"), "{e}");
 }
@@ -175,14 +195,14 @@ fn a_range_is_the_space_of_its_declared_bitwidths() {
 fn actions_map_to_declared_choices_by_equal_width_bins() {
     let s = declared("bitfusion", &[8, 2, 4], false); // sorted: 3 bins of width 1/3
     assert_eq!((s.min_bits, s.max_bits), (2, 8));
-    assert_eq!(s.values(), &[2, 4, 8]);
-    assert_eq!(s.action_to_bits(0.0), 2);
-    assert_eq!(s.action_to_bits(1.0 / 3.0 - 1e-6), 2);
-    assert_eq!(s.action_to_bits(1.0 / 3.0 + 1e-6), 4);
-    assert_eq!(s.action_to_bits(2.0 / 3.0 + 1e-6), 8);
-    assert_eq!(s.action_to_bits(1.0), 8);
-    for b in [2, 4, 8] {
-        assert_eq!(s.action_to_bits(s.bits_to_action(b)), b);
+    assert_eq!(widths(s.values()), [2, 4, 8]);
+    assert_eq!(s.action_to_bits(0.0), b(2));
+    assert_eq!(s.action_to_bits(1.0 / 3.0 - 1e-6), b(2));
+    assert_eq!(s.action_to_bits(1.0 / 3.0 + 1e-6), b(4));
+    assert_eq!(s.action_to_bits(2.0 / 3.0 + 1e-6), b(8));
+    assert_eq!(s.action_to_bits(1.0), b(8));
+    for &v in s.values() {
+        assert_eq!(s.action_to_bits(s.bits_to_action(v)), v);
     }
     assert_eq!(s.size(), Some(3u128.pow(10)));
 }
@@ -192,50 +212,58 @@ fn a_tied_space_has_one_choice_per_layer() {
     let s = declared("bitfusion", &[2, 4, 8], true);
     assert_eq!((s.operands(), s.size()), (5, Some(243)));
     assert_eq!(
-        s.run_pair(4, 8),
-        (4, 4),
+        s.run_layer(wa(4, 8)),
+        wa(4, 4),
         "the activation takes the weight's bits"
     );
     assert_eq!(
-        s.run_pair(3, 2),
-        (4, 4),
+        s.run_layer(wa(3, 2)),
+        wa(4, 4),
         "rounded up to a declared bitwidth"
     );
+    assert_eq!(s.run_bits(9), b(8), "above them all: the highest");
+    assert_eq!((s.lower(b(4)), s.lower(b(2))), (Some(b(2)), None));
 }
 
 #[test]
 fn the_wall_lowers_only_through_declared_choices() {
     let s = declared("bitfusion", &[2, 4, 8], false);
-    let b = budget(&s, Some(0.5), Some(0.6), None).unwrap();
-    let mut bits = vec![(8, 8); 5];
-    b.wall(&s, &mut bits);
-    assert!(b.holds(&s.price(&bits)), "{bits:?}");
+    let budgets = budget(&s, Some(0.5), Some(0.6), None).unwrap();
+    let mut bits = Policy::uniform(5, b(8));
+    budgets.wall(&s, &mut bits);
+    assert!(budgets.holds(&s.price(&bits)), "{bits}");
     assert!(
         bits.iter()
-            .all(|&(w, a)| [2, 4, 8].contains(&w) && [2, 4, 8].contains(&a)),
-        "{bits:?}"
+            .all(|l| [2, 4, 8].contains(&l.w.get()) && [2, 4, 8].contains(&l.a.get())),
+        "{bits}"
     );
-    assert_ne!(bits, vec![(8, 8); 5], "the 8/8 policy misses a 50% budget");
+    assert_ne!(
+        bits,
+        Policy::uniform(5, b(8)),
+        "the 8/8 policy misses a 50% budget"
+    );
 }
 
 #[test]
 fn a_tied_wall_lowers_weight_and_activation_together() {
     let s = declared("bitfusion", &[2, 4, 8], true);
-    let b = budget(&s, Some(0.5), None, None).unwrap();
+    let budgets = budget(&s, Some(0.5), None, None).unwrap();
     for start in [
-        vec![(8, 8); 5],
-        vec![(8, 2); 5],
-        vec![(2, 8), (8, 4), (8, 8), (4, 8), (8, 2)],
+        "8/8,8/8,8/8,8/8,8/8",
+        "8/2,8/2,8/2,8/2,8/2",
+        "2/8,8/4,8/8,4/8,8/2",
     ] {
+        let start = Policy::parse(start).unwrap();
         let mut bits = start.clone();
-        b.wall(&s, &mut bits);
-        assert!(b.holds(&s.price(&bits)), "{start:?} -> {bits:?}");
+        budgets.wall(&s, &mut bits);
+        assert!(budgets.holds(&s.price(&bits)), "{start} -> {bits}");
         assert!(
-            bits.iter().all(|&(w, a)| w == a && [2, 4, 8].contains(&w)),
-            "{start:?} -> {bits:?}"
+            bits.iter()
+                .all(|l| l.w == l.a && [2, 4, 8].contains(&l.w.get())),
+            "{start} -> {bits}"
         );
         for (o, n) in start.iter().zip(&bits) {
-            assert!(n.0 <= o.0, "raised a weight {o:?} -> {n:?}");
+            assert!(n.w <= o.w, "raised a weight {o} -> {n}");
         }
     }
 }
@@ -245,7 +273,7 @@ fn declared_choices_still_round_up_to_the_mode_the_device_runs() {
     let p = bitfusion_4_8();
     let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
     let s = SearchSpace::with_choices(layers, &[2, 4, 8], true, &p, &|b| p.supports(b)).unwrap();
-    assert_eq!(s.values(), &[4, 8], "2 bits run as 4");
-    assert_eq!(s.action_to_bits(0.0), 4);
+    assert_eq!(widths(s.values()), [4, 8], "2 bits run as 4");
+    assert_eq!(s.action_to_bits(0.0), b(4));
     assert_eq!(s.size(), Some(32), "2^5 policies the device can tell apart");
 }

@@ -71,8 +71,9 @@ impl std::str::FromStr for Bits {
     }
 }
 
-/// The weight and activation bitwidths of one quantizable layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The weight and activation bitwidths of one quantizable layer. Ordered by weight bits, then
+/// activation bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LayerBits {
     pub w: Bits,
     pub a: Bits,
@@ -94,8 +95,11 @@ impl fmt::Display for LayerBits {
     }
 }
 
-/// One `LayerBits` per quantizable layer, in model order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// One `LayerBits` per quantizable layer, in model order: the one policy type from an agent's
+/// proposal through the budget wall, the price, the fine-tune and the log, and back to the agent.
+/// Ordered layer by layer (first layer most significant), so ordered sets of policies iterate
+/// in a fixed order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Policy(Vec<LayerBits>);
 
 /// The JSON file form of a policy.
@@ -125,6 +129,22 @@ impl Policy {
 
     pub fn layers(&self) -> &[LayerBits] {
         &self.0
+    }
+
+    /// The layers' bits, for changing them in place (the budget wall, a mutation); the number
+    /// of layers stays fixed.
+    pub fn layers_mut(&mut self) -> &mut [LayerBits] {
+        &mut self.0
+    }
+
+    /// The layers' bits in model order.
+    pub fn iter(&self) -> std::slice::Iter<'_, LayerBits> {
+        self.0.iter()
+    }
+
+    /// Layer `i`'s bits, if the policy has that many layers.
+    pub fn get(&self, i: usize) -> Option<LayerBits> {
+        self.0.get(i).copied()
     }
 
     pub fn len(&self) -> usize {
@@ -225,6 +245,28 @@ impl Policy {
             });
         }
         Ok(())
+    }
+}
+
+impl FromIterator<LayerBits> for Policy {
+    fn from_iter<I: IntoIterator<Item = LayerBits>>(iter: I) -> Self {
+        Policy(iter.into_iter().collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a Policy {
+    type Item = &'a LayerBits;
+    type IntoIter = std::slice::Iter<'a, LayerBits>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// Layer `i`'s bits; panics if `i` is not below `len()`, like slice indexing.
+impl std::ops::Index<usize> for Policy {
+    type Output = LayerBits;
+    fn index(&self, i: usize) -> &LayerBits {
+        &self.0[i]
     }
 }
 
@@ -337,6 +379,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing field `a_bits`"), "{err}");
+    }
+
+    #[test]
+    fn policies_order_layer_by_layer_weight_bits_first() {
+        // Agents keep ordered sets of policies; their iteration order must be this one.
+        let p = |t: &str| Policy::parse(t).unwrap();
+        assert!(p("2/8") < p("4/2"), "weight bits first");
+        assert!(p("4/2") < p("4/4"), "then activation bits");
+        assert!(p("4/8,8/8") < p("8/2,2/2"), "first layer most significant");
+        assert!(p("4/4") < p("4/4,2/2"), "a prefix first");
+        assert!(p("8/8") < p("32/2"), "full precision above every bitwidth");
+    }
+
+    #[test]
+    fn accessors_see_the_layers_in_model_order() {
+        let mut p: Policy = Policy::parse("8/4,2/32").unwrap().iter().copied().collect();
+        assert_eq!(
+            (p[1], p.get(1), p.get(2)),
+            (LayerBits::new(Bits(2), Bits::FULL), Some(p[1]), None)
+        );
+        p.layers_mut()[0].a = Bits(2);
+        assert_eq!(
+            (&p).into_iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+            ["8/2", "2/32"]
+        );
     }
 
     #[test]

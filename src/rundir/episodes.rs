@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::table::{csv_line, CsvFile, Record};
 use super::RunDirError;
 use crate::pareto::{non_dominated, Objective, ParetoError, Sense};
-use crate::quant::{Bits, LayerBits};
+use crate::quant::{Bits, LayerBits, Policy};
 use crate::robust::{Breakdown, Checks, BREAKDOWN_FORMAT, CHECKS_FORMAT};
 
 /// One scored policy: a line of episodes.csv, references.csv or pareto.csv.
@@ -65,9 +65,9 @@ impl Episode {
         }
     }
 
-    /// The bits as (w, a) pairs per layer, as the search space takes them.
-    pub fn pairs(&self) -> Vec<(u8, u8)> {
-        self.bits.iter().map(|b| (b.w.get(), b.a.get())).collect()
+    /// The logged policy (the `w_<layer>`/`a_<layer>` columns; `policy` is its text).
+    pub fn policy(&self) -> Policy {
+        Policy::new(self.bits.clone())
     }
 
     /// The fields of its CSV line, in header order.

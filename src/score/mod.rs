@@ -193,28 +193,17 @@ pub fn policy_seed(seed: u64, policy: &Policy) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::{Bits, LayerBits};
 
-    fn policy(pairs: &[(u8, u8)]) -> Policy {
-        Policy::new(
-            (pairs.iter())
-                .map(|&(w, a)| LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap()))
-                .collect(),
-        )
+    fn policy(text: &str) -> Policy {
+        Policy::parse(text).unwrap()
     }
 
     #[test]
     fn policy_seed_depends_on_every_layer_and_the_base_seed() {
-        let p = policy(&[(8, 8), (4, 4), (2, 4)]);
+        let p = policy("8/8,4/4,2/4");
         assert_eq!(policy_seed(1, &p), policy_seed(1, &p));
         assert_ne!(policy_seed(1, &p), policy_seed(2, &p));
-        assert_ne!(
-            policy_seed(1, &p),
-            policy_seed(1, &policy(&[(8, 8), (4, 4), (4, 2)]))
-        );
-        assert_ne!(
-            policy_seed(1, &p),
-            policy_seed(1, &policy(&[(8, 8), (4, 4)]))
-        );
+        assert_ne!(policy_seed(1, &p), policy_seed(1, &policy("8/8,4/4,4/2")));
+        assert_ne!(policy_seed(1, &p), policy_seed(1, &policy("8/8,4/4")));
     }
 }

@@ -3,23 +3,22 @@
 
 use super::score::{Scored, Scorer};
 use super::spec::Run;
-use super::SearchError;
 use crate::agents::Feedback;
+use crate::quant::Policy;
 use crate::rundir::Episode;
 use crate::score::{Failure, Outcome, Score};
 
-/// The row of policy `bits`, scored as `scored`, as episode `k` of `agent`.
+/// The row of `policy`, scored as `scored`, as episode `k` of `agent`.
 pub(super) fn record(
     run: &Run,
     k: usize,
     agent: &str,
-    bits: &[(u8, u8)],
+    policy: &Policy,
     scored: &Scored,
     seconds: f64,
-) -> Result<Episode, SearchError> {
-    let policy = run.space.policy(bits)?;
+) -> Episode {
     let ok = scored.outcome.as_ref().ok();
-    Ok(Episode {
+    Episode {
         episode: k,
         agent: agent.to_string(),
         profile: run.spec.profile.name().to_string(),
@@ -36,7 +35,7 @@ pub(super) fn record(
         masking: ok.map(|s| s.masking),
         broken_by: ok.and_then(|s| s.broken_by),
         seconds,
-    })
+    }
 }
 
 /// What the agent learns from a logged row.
@@ -52,7 +51,7 @@ pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
     };
     Feedback {
         reward: row.reward.unwrap_or_else(|| scorer.reward(&outcome)),
-        walled: row.pairs(),
+        walled: row.policy(),
         objectives: outcome
             .ok()
             .map(|s| [s.accuracy, s.credited_robust(), row.latency_s, row.energy_j]),

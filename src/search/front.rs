@@ -38,7 +38,7 @@ pub(super) fn rescore_front(
     let bar = progress_bar(front.len() as u64, run.spec.show, BAR);
     let mut out = Vec::with_capacity(front.len());
     for e in &front {
-        out.push(rescore(run, scorer, &suite, e)?);
+        out.push(rescore(scorer, &suite, e)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -63,14 +63,9 @@ fn up_to_date(path: &std::path::Path, eps: &[f32], front: &[Episode]) -> bool {
 }
 
 /// One front row: fine-tuned again (its policy seed), test accuracy, the strong suite.
-fn rescore(
-    run: &Run,
-    scorer: &Scorer,
-    suite: &Suite,
-    e: &Episode,
-) -> Result<FrontTestRow, SearchError> {
+fn rescore(scorer: &Scorer, suite: &Suite, e: &Episode) -> Result<FrontTestRow, SearchError> {
     let start = Instant::now();
-    let test = (scorer.eval).test_score(&run.space.policy(&e.pairs())?, suite)?;
+    let test = (scorer.eval).test_score(&e.policy(), suite)?;
     let report = &test.robust;
     let pgd = (report.by_eps.iter())
         .map(|w| report.accuracy(AttackKind::Pgd, w.eps).unwrap_or(0.0))

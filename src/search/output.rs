@@ -93,9 +93,7 @@ pub(super) fn progress(rows: &[Episode]) -> String {
 /// split.
 pub(super) fn write_best(run: &Run, scorer: &Scorer, b: &Episode) -> Result<(), SearchError> {
     let suite = scorer.eval.test_suite(&run.spec.exp.attack)?;
-    let test = scorer
-        .eval
-        .test_score(&run.space.policy(&b.pairs())?, &suite)?;
+    let test = scorer.eval.test_score(&b.policy(), &suite)?;
     let suite = serde_json::to_value(&test.robust).map_err(|source| SearchError::Json {
         path: run.log.dir.join(BestPolicy::FILE),
         source,

@@ -7,7 +7,7 @@ use super::episode::record;
 use super::score::{Scored, Scorer};
 use super::spec::Run;
 use super::SearchError;
-use crate::quant::Bits;
+use crate::quant::{Bits, Policy};
 
 pub(super) const FILE: &str = "references.csv";
 
@@ -17,23 +17,25 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
         return Ok(());
     }
     let n = run.space.layers.len();
-    let f = Bits::FULL_VALUE;
     let fp32 = Scored {
         outcome: Ok(scorer.fp32),
         price: run.space.full,
         reward: 0.0,
     };
-    let mut rows = vec![record(run, 0, "fp32", &vec![(f, f); n], &fp32, 0.0)?];
-    let uniform: &[u8] = match run.spec.exp.search.references {
+    let full = Policy::uniform(n, Bits::FULL);
+    let mut rows = vec![record(run, 0, "fp32", &full, &fp32, 0.0)];
+    let uniform: &[Bits] = match run.spec.exp.search.references {
         true => run.space.values(),
         false => &[],
     };
     for &b in uniform {
         let start = Instant::now();
-        let bits = vec![(b, b); n];
-        let scored = scorer.score(&run.space, &bits)?;
+        let policy = Policy::uniform(n, b);
+        let scored = scorer.score(&run.space, &policy)?;
         let seconds = start.elapsed().as_secs_f64();
-        rows.push(record(run, b as usize, "uniform", &bits, &scored, seconds)?);
+        // A uniform row's episode column is its bitwidth.
+        let k = b.get() as usize;
+        rows.push(record(run, k, "uniform", &policy, &scored, seconds));
     }
     Ok(run.log.write_rows(FILE, &rows)?)
 }

@@ -102,13 +102,13 @@ pub(super) fn replay(
     for (k, row) in done.iter().enumerate() {
         let mut rng = StdRng::seed_from_u64(run.seed(k));
         let proposal = agent.propose(ctx, &mut rng)?;
-        let mut bits = proposal.bits.clone();
-        run.budget.wall(&run.space, &mut bits);
-        if bits != row.pairs() || row.episode != k {
+        let mut policy = proposal.bits.clone();
+        run.budget.wall(&run.space, &mut policy);
+        if policy != row.policy() || row.episode != k {
             return Err(SearchError::ReplayMismatch {
                 dir: run.log.dir.clone(),
                 episode: k,
-                replayed: run.space.policy(&bits)?.to_string(),
+                replayed: policy.to_string(),
                 logged: row.policy.clone(),
             });
         }

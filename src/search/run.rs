@@ -16,6 +16,7 @@ use super::spec::{Run, RunSpec, RunSummary};
 use super::{output, references, resume, SearchError};
 use crate::agents;
 use crate::crashpoint;
+use crate::quant::Policy;
 use crate::rundir::best_row;
 use crate::score::Evaluator;
 use crate::train::progress_bar;
@@ -30,7 +31,7 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     let eval = Evaluator::new(spec.exp, spec.data, spec.base)?;
     let scorer = Scorer::new(eval)?.with_cache(cache);
     references::score_once(&run, &scorer)?;
-    let probe = |bits: &[(u8, u8)]| Ok(scorer.eval.loss(&run.space.policy(bits)?)?);
+    let probe = |policy: &Policy| Ok(scorer.eval.loss(policy)?);
     if let Some(m) = agent.prepare(&ctx, &probe)? {
         run.log.write_json(m.file, &m.json)?;
     }
@@ -50,11 +51,11 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
         let start = Instant::now();
         let mut rng = StdRng::seed_from_u64(run.seed(k));
         let proposal = agent.propose(&ctx, &mut rng)?;
-        let mut bits = proposal.bits.clone();
-        run.budget.wall(&run.space, &mut bits);
-        let scored = scorer.score(&run.space, &bits)?;
+        let mut policy = proposal.bits.clone();
+        run.budget.wall(&run.space, &mut policy);
+        let scored = scorer.score(&run.space, &policy)?;
         let seconds = start.elapsed().as_secs_f64();
-        let row = record(&run, k, agent.name(), &bits, &scored, seconds)?;
+        let row = record(&run, k, agent.name(), &policy, &scored, seconds);
         run.log.append("episodes.csv", &row)?;
         crashpoint::crash_point("episode-appended");
         agent.learn(&ctx, &proposal, &feedback(&row, &scorer), &mut rng)?;

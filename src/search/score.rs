@@ -54,14 +54,13 @@ impl<'a> Scorer<'a> {
         Scorer { cache, ..self }
     }
 
-    /// Fine-tunes and scores `bits` on the validation data, or takes its score from the cache.
-    pub fn score(&self, space: &SearchSpace, bits: &[(u8, u8)]) -> Result<Scored, SearchError> {
-        let policy = space.policy(bits)?;
+    /// Fine-tunes and scores `policy` on the validation data, or takes its score from the cache.
+    pub fn score(&self, space: &SearchSpace, policy: &Policy) -> Result<Scored, SearchError> {
         let key = policy.to_string();
         let outcome = match self.cache.as_ref().and_then(|c| c.get(&key)) {
             Some(outcome) => outcome,
             None => {
-                let outcome = self.outcome(&policy)?;
+                let outcome = self.outcome(policy)?;
                 if let Some(c) = &self.cache {
                     c.put(&key, &outcome)?;
                 }
@@ -70,7 +69,7 @@ impl<'a> Scorer<'a> {
         };
         Ok(Scored {
             outcome,
-            price: space.price(bits),
+            price: space.price(policy),
             reward: self.reward(&outcome),
         })
     }
