@@ -443,3 +443,30 @@ fn the_feasible_front_is_rescored_on_the_test_split_and_reported() {
     assert!(html.contains(&front.rows[0].policy));
     assert!(dir.join("charts/front-test-eps.svg").is_file());
 }
+
+/// The search hands the run directory to `after_episodes` once the episodes and
+/// best-policy.json are written and before the front's test-split re-score, so the command line
+/// can write report.html while the re-score runs.
+#[test]
+fn after_episodes_comes_between_the_best_policy_and_the_front_re_score() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    let mut exp = s.exp.clone();
+    exp.front_test.enabled = true;
+    let a = agent("agent = \"random\"\n");
+    let seen = std::cell::RefCell::new(Vec::new());
+    let after = |d: &Path| {
+        seen.borrow_mut().push((
+            d.join("best-policy.json").exists(),
+            d.join("front-test.csv").exists(),
+        ))
+    };
+    let spec = RunSpec {
+        after_episodes: Some(&after),
+        ..spec(&exp, &s, &a, 3, &dir, false)
+    };
+    run_search(&spec).unwrap();
+    assert_eq!(*seen.borrow(), [(true, false)]);
+    assert!(dir.join("front-test.csv").exists());
+}
