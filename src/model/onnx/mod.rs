@@ -123,3 +123,6 @@ pub fn import_bytes(bytes: &[u8], name: &str) -> Result<Imported, OnnxError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile_tests;
