@@ -436,7 +436,10 @@ fn input_shape(dims: &[i64]) -> Result<(usize, usize, usize), String> {
         return Err("C, H and W must be positive".into());
     };
     if h.max(w) > MAX_SPATIAL {
-        return Err(format!("a side of {} pixels; at most {MAX_SPATIAL}", h.max(w)));
+        return Err(format!(
+            "a side of {} pixels; at most {MAX_SPATIAL}",
+            h.max(w)
+        ));
     }
     element_count(&[c, h, w], MAX_ACTIVATIONS)?;
     Ok((c, h, w))

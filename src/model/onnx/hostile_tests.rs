@@ -105,14 +105,20 @@ fn conv_with_weight(weight: TensorProto, attrs: Vec<AttributeProto>) -> Vec<u8> 
 /// dims (2^62, 1, 2, 2) multiply to 2^64, which wraps to 0 and matched the empty data.
 #[test]
 fn a_weight_whose_dims_overflow_is_refused() {
-    let e = refused(&conv_with_weight(floats("w", &[1 << 62, 1, 2, 2], &[]), vec![]));
+    let e = refused(&conv_with_weight(
+        floats("w", &[1 << 62, 1, 2, 2], &[]),
+        vec![],
+    ));
     assert!(e.contains("tensor w") && e.contains("overflow"), "{e}");
 }
 
 /// dims (2^36, 0, 1, 1) hold no values, yet claimed 2^36 output channels for the default bias.
 #[test]
 fn a_weight_with_a_zero_dimension_is_refused() {
-    let e = refused(&conv_with_weight(floats("w", &[1 << 36, 0, 1, 1], &[]), vec![]));
+    let e = refused(&conv_with_weight(
+        floats("w", &[1 << 36, 0, 1, 1], &[]),
+        vec![],
+    ));
     assert!(e.contains("tensor w") && e.contains("68719476736"), "{e}");
     let e = refused(&conv_with_weight(floats("w", &[2, 0, 1, 1], &[]), vec![]));
     assert!(
@@ -161,7 +167,10 @@ fn a_slice_of_a_huge_empty_constant_is_refused() {
         int64s("ends", &[1], &[1]),
     ];
     let e = refused(&model(nodes, inits));
-    assert!(e.contains("tensor big") && e.contains("1099511627776"), "{e}");
+    assert!(
+        e.contains("tensor big") && e.contains("1099511627776"),
+        "{e}"
+    );
 }
 
 /// Concat of the same constant many times is capped before it is built.
@@ -239,7 +248,22 @@ fn a_model_with_a_zero_fan_in_is_refused() {
         name: "fc".into(),
         out: 2,
     });
-    let e = Model::from_graph(g, (1, 4, 4), 2, 0).unwrap_err().to_string();
+    let e = Model::from_graph(g, (1, 4, 4), 2, 0)
+        .unwrap_err()
+        .to_string();
     eprintln!("{e}");
     assert!(e.contains("layer empty") && e.contains("at least 1"), "{e}");
+}
+
+/// A Concat of integer and float constants (a ConstantOfShape whose `value` is dropped fills
+/// floats) built fewer values than its dims said, and the next fold indexed past them.
+#[test]
+fn a_concat_of_integers_and_floats_is_refused() {
+    let nodes = vec![node("Concat", &["i", "f"], vec![])];
+    let inits = vec![int64s("i", &[2], &[1, 2]), floats("f", &[2], &[0.0, 0.0])];
+    let e = refused(&model(nodes, inits));
+    assert!(
+        e.contains("the_concat") && e.contains("1 integer and 1 float"),
+        "{e}"
+    );
 }

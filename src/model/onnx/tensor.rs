@@ -105,7 +105,11 @@ pub(super) fn decode(t: &TensorProto, what: &str) -> Result<Value, OnnxError> {
         }
     };
     // What the file holds bounds what the dims may claim.
-    let held = if raw.is_empty() { typed } else { raw.len() / size };
+    let held = if raw.is_empty() {
+        typed
+    } else {
+        raw.len() / size
+    };
     let count = element_count(&dims, held.max(MAX_UNBACKED)).map_err(bad)?;
     let short = match raw.is_empty() {
         true => (typed != count).then(|| format!("holds {typed} values")),

@@ -2,10 +2,10 @@
 //! BatchNormalization, Add, Clip and Reshape.
 
 use super::{bn_weights, check_auto_pad, square, Builder, Ctx};
-use crate::model::onnx::tensor::MAX_SPATIAL;
 use crate::model::graph::Op;
 use crate::model::net::LayerWeights;
 use crate::model::onnx::tensor::Attrs;
+use crate::model::onnx::tensor::MAX_SPATIAL;
 use crate::model::onnx::OnnxError;
 
 impl Builder<'_> {

@@ -115,10 +115,7 @@ impl Builder<'_> {
                     "{before} zero channels on each side of {c}: at most {MAX_ACTIVATIONS} in all"
                 ))
             })?;
-        let op = Op::ShortcutA {
-            stride: s.h,
-            out,
-        };
+        let op = Op::ShortcutA { stride: s.h, out };
         self.push(ctx, op, &[s.src])?;
         Ok(())
     }

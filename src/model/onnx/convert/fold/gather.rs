@@ -12,7 +12,10 @@ pub(super) fn transpose(args: &Args) -> Result<Value, OnnxError> {
     let x = args.arg(0)?;
     let rank = x.dims.len();
     let perm: Vec<usize> = match args.attrs.ints("perm") {
-        Some(p) => p.iter().map(|&v| usize::try_from(v).unwrap_or(usize::MAX)).collect(),
+        Some(p) => p
+            .iter()
+            .map(|&v| usize::try_from(v).unwrap_or(usize::MAX))
+            .collect(),
         None => (0..rank).rev().collect(),
     };
     let mut sorted = perm.clone();

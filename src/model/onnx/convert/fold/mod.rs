@@ -85,8 +85,14 @@ pub(super) fn fold(ctx: &Ctx, a: &Attrs, inputs: &[Option<&Value>]) -> Result<Va
         "Add" | "Sub" | "Mul" | "Neg" => arith::arithmetic(&args)?,
         _ => return Err(ctx.rule("cannot be evaluated at import time")),
     };
-    // Dims a result only passes on (a Reshape to (2^40, 0) of nothing) are capped too.
-    element_count(&v.dims, v.len().max(MAX_UNBACKED)).map_err(|rule| ctx.rule(&rule))?;
+    // Dims a result only passes on (a Reshape to (2^40, 0) of nothing) are capped too, and
+    // the values must be as many as the dims say: the next fold indexes by them.
+    let count =
+        element_count(&v.dims, v.len().max(MAX_UNBACKED)).map_err(|rule| ctx.rule(&rule))?;
+    if count != v.len() {
+        let rule = format!("gives {} values for dims {:?}", v.len(), v.dims);
+        return Err(ctx.rule(&rule));
+    }
     Ok(v)
 }
 

@@ -34,14 +34,19 @@ pub(super) fn concat(args: &Args) -> Result<Value, OnnxError> {
         .try_fold(0usize, usize::checked_add)
         .unwrap_or(usize::MAX);
     args.capped(&[n])?;
-    let data = match parts.first().map(|p| &p.data) {
-        Some(Data::I64(_)) => Data::I64(
+    let ints = parts.iter().filter(|p| p.ints().is_some()).count();
+    let data = match (ints, parts.len()) {
+        (0, _) => Data::F32(parts.iter().flat_map(|p| p.floats()).collect()),
+        (i, n) if i == n => Data::I64(
             parts
                 .iter()
                 .flat_map(|p| p.ints().unwrap_or_default().to_vec())
                 .collect(),
         ),
-        _ => Data::F32(parts.iter().flat_map(|p| p.floats()).collect()),
+        (i, n) => {
+            let rule = format!("concatenates {i} integer and {} float constants", n - i);
+            return Err(args.ctx.rule(&rule));
+        }
     };
     Ok(Value {
         dims: vec![n],
