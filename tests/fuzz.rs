@@ -22,6 +22,8 @@ mod engine;
 mod hardware;
 #[path = "fuzz/mutate.rs"]
 mod mutate;
+#[path = "fuzz/onnx.rs"]
+mod onnx;
 #[path = "fuzz/rundir.rs"]
 mod rundir;
 

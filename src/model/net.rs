@@ -134,8 +134,7 @@ impl Model {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut params = Vec::with_capacity(found.layers.len());
         for (s, chain) in found.layers.iter().zip(&chains) {
-            let fan_in = s.in_ch / s.groups * s.kernel * s.kernel;
-            let bound = 1.0 / (fan_in as f32).sqrt();
+            let bound = init_bound(s)?;
             let mut draw = |n: usize| -> Vec<f32> {
                 (0..n).map(|_| rng.random_range(-bound..bound)).collect()
             };
@@ -425,6 +424,26 @@ impl Model {
         };
         Ok(self)
     }
+}
+
+/// PyTorch's init bound 1/√fan_in of layer `s`; a layer with no outputs or no inputs per output
+/// (a fan-in of 0 bounds nothing, and the kernels split work by output channel) is refused.
+fn init_bound(s: &LayerShape) -> Result<f32, ModelError> {
+    let fan_in = (s.in_ch / s.groups.max(1))
+        .checked_mul(s.kernel)
+        .and_then(|v| v.checked_mul(s.kernel))
+        .unwrap_or(usize::MAX);
+    if s.out_ch == 0 || fan_in == 0 {
+        return Err(ModelError::Layer {
+            layer: s.name.clone(),
+            what: format!(
+                "{} output channels and a fan-in of {fan_in} (inputs per output): both must be \
+                 at least 1",
+                s.out_ch
+            ),
+        });
+    }
+    Ok(1.0 / (fan_in as f32).sqrt())
 }
 
 fn weight_dims(s: &LayerShape) -> Vec<usize> {

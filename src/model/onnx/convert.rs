@@ -7,9 +7,9 @@ mod shortcut;
 use std::collections::{HashMap, HashSet};
 
 use super::proto::{GraphProto, NodeProto};
-use super::tensor::{decode, Attrs, Value};
+use super::tensor::{decode, element_count, Attrs, Value, MAX_ACTIVATIONS, MAX_SPATIAL};
 use super::{Imported, OnnxError};
-use crate::model::graph::{Graph, Op, ShapeError};
+use crate::model::graph::{Dims, Graph, Op, ShapeError};
 use crate::model::net::{BnWeights, LayerWeights};
 
 pub(super) const SUPPORTED: &str = "Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, \
@@ -42,6 +42,12 @@ impl<'a> Builder<'a> {
     pub fn new(name: &str, proto: &'a GraphProto) -> Result<Self, OnnxError> {
         let mut consts = HashMap::new();
         for t in &proto.initializer {
+            if t.name().is_empty() {
+                return Err(OnnxError::Tensor {
+                    name: "\"\"".into(),
+                    rule: "an initializer needs a name (ONNX requires one)".into(),
+                });
+            }
             consts.insert(t.name().to_string(), decode(t, t.name())?);
         }
         let model = |what: String| OnnxError::Node {
@@ -77,16 +83,13 @@ impl<'a> Builder<'a> {
                     .collect()
             })
             .unwrap_or_default();
-        let shape = match dims.as_slice() {
-            [_, c, h, w] if *c > 0 && *h > 0 && *w > 0 => (*c as usize, *h as usize, *w as usize),
-            _ => {
-                return Err(model(format!(
-                    "input {} has shape {dims:?}; bitsearch feeds images (N, C, H, W) with C, H \
-                     and W fixed",
-                    input.name()
-                )))
-            }
-        };
+        let shape = input_shape(&dims).map_err(|rule| {
+            model(format!(
+                "input {} has shape {dims:?}; bitsearch feeds images (N, C, H, W) with C, H \
+                 and W fixed: {rule}",
+                input.name()
+            ))
+        })?;
         Ok(Builder {
             proto,
             consts,
@@ -117,6 +120,7 @@ impl<'a> Builder<'a> {
             .graph
             .shapes(self.input)
             .map_err(|e| self.shape_error(e))?;
+        self.check_activations(&shapes.dims)?;
         let mut layers = Vec::with_capacity(shapes.layers.len());
         for (shape, node) in shapes.layers.iter().zip(&shapes.layer_nodes) {
             let w = self
@@ -149,6 +153,20 @@ impl<'a> Builder<'a> {
             classes,
             layers,
         })
+    }
+
+    /// Every node's output per example within `MAX_ACTIVATIONS` (counted with checked
+    /// arithmetic: what the forward pass will allocate per example).
+    fn check_activations(&self, dims: &[Dims]) -> Result<(), OnnxError> {
+        for (node, d) in dims.iter().enumerate() {
+            let claim = match *d {
+                Dims::Map(c, h, w) => vec![c, h, w],
+                Dims::Flat(n) => vec![n],
+            };
+            element_count(&claim, MAX_ACTIVATIONS)
+                .map_err(|rule| self.node_error(node, &format!("its output: {rule}")))?;
+        }
+        Ok(())
     }
 
     fn shape_error(&self, e: ShapeError) -> OnnxError {
@@ -260,6 +278,9 @@ impl<'a> Builder<'a> {
     /// Constant input `i`, which must exist.
     fn constant(&self, ctx: &Ctx, i: usize) -> Result<&Value, OnnxError> {
         let name = ctx.input(i);
+        if name.is_empty() {
+            return Err(ctx.rule(&format!("needs input {i}, a constant")));
+        }
         self.consts
             .get(name)
             .ok_or_else(|| OnnxError::MissingInitializer {
@@ -390,13 +411,38 @@ fn pool(ctx: &Ctx, a: &Attrs) -> Result<Op, OnnxError> {
     })
 }
 
-/// An attribute holding two equal positive values (`default` when absent).
+/// An attribute holding two equal values from 1 to `MAX_SPATIAL` (`default` when absent).
 pub(super) fn square(a: &Attrs, name: &str, default: Option<usize>) -> Result<usize, OnnxError> {
+    let fits = |v: i64| v >= 1 && v as u64 <= MAX_SPATIAL as u64;
     match (a.ints(name), default) {
         (None, Some(d)) => Ok(d),
-        (Some(v), _) if v.len() == 2 && v[0] == v[1] && v[0] > 0 => Ok(v[0] as usize),
-        (v, _) => Err(a.bad(name, v, "needs two equal positive values (square)")),
+        (Some(v), _) if v.len() == 2 && v[0] == v[1] && fits(v[0]) => Ok(v[0] as usize),
+        (v, _) => Err(a.bad(
+            name,
+            v,
+            &format!("needs two equal values from 1 to {MAX_SPATIAL} (square)"),
+        )),
     }
+}
+
+/// The image (C, H, W) of an input's dims (N, C, H, W): each side from 1 to `MAX_SPATIAL`, the
+/// whole within `MAX_ACTIVATIONS`.
+fn input_shape(dims: &[i64]) -> Result<(usize, usize, usize), String> {
+    let [_, c, h, w] = dims[..] else {
+        return Err("it needs four dims".into());
+    };
+    let side = |v: i64| usize::try_from(v).ok().filter(|&v| v >= 1);
+    let (Some(c), Some(h), Some(w)) = (side(c), side(h), side(w)) else {
+        return Err("C, H and W must be positive".into());
+    };
+    if h.max(w) > MAX_SPATIAL {
+        return Err(format!(
+            "a side of {} pixels; at most {MAX_SPATIAL}",
+            h.max(w)
+        ));
+    }
+    element_count(&[c, h, w], MAX_ACTIVATIONS)?;
+    Ok((c, h, w))
 }
 
 pub(super) fn check_auto_pad(a: &Attrs) -> Result<(), OnnxError> {

@@ -6,6 +6,12 @@
 //! Dropout and Constant; Slice + Pad as the option-A shortcut; and shape arithmetic on
 //! constants, evaluated at import (`convert::fold`). Anything else is an error naming the node, its op type and, for an
 //! attribute outside what the ops above mean, the attribute: never a silently different graph.
+//!
+//! A file is untrusted: every size it claims is checked before anything is allocated (a
+//! tensor's dims against the bytes that hold its values, and `tensor::MAX_UNBACKED`,
+//! `MAX_ACTIVATIONS` and `MAX_SPATIAL` for what no bytes back), so a hostile file gets an error
+//! naming the node or tensor, the rule and the value, never a panic or a huge allocation
+//! (tests/fuzz/onnx.rs mutates the fixtures to check it).
 
 mod convert;
 mod export;
@@ -123,3 +129,6 @@ pub fn import_bytes(bytes: &[u8], name: &str) -> Result<Imported, OnnxError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile_tests;

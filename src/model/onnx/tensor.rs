@@ -43,7 +43,38 @@ impl Value {
     }
 }
 
-/// Decodes `t`; `what` names it in errors (the tensor's name, or the node that holds it).
+/// The most elements a tensor no file bytes back may hold: a ConstantOfShape's output, any
+/// constant folded at import, and the dims an empty tensor claims. Such tensors are shape
+/// arithmetic (a handful of values); 2^22 elements is far above that and keeps the largest one
+/// (32 MiB of int64, and its index list when it is sliced) under the fuzz harness's 64 MiB limit.
+pub(super) const MAX_UNBACKED: usize = 1 << 22;
+
+/// The most values one example's input or any layer's output may hold: 2^26 floats (256 MiB an
+/// example) is far beyond the ImageNet-sized maps a model bitsearch trains produces, and keeps
+/// every count of shape inference far from overflowing.
+pub(super) const MAX_ACTIVATIONS: usize = 1 << 26;
+
+/// The largest image side, kernel, stride or padding: 2^16 pixels is beyond any image bitsearch
+/// trains on, and keeps `h + 2·padding` and the products of shape inference in range.
+pub(super) const MAX_SPATIAL: usize = 1 << 16;
+
+/// `dims`' element count, checked: `Err` names the rule when the product overflows, or when the
+/// dims other than zeros multiply to more than `limit` (an empty tensor still claims them).
+pub(super) fn element_count(dims: &[usize], limit: usize) -> Result<usize, String> {
+    let overflow = || format!("dims {dims:?} multiply past the largest size (overflow)");
+    let nonzero = (dims.iter().filter(|&&d| d != 0))
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(overflow)?;
+    if nonzero > limit {
+        return Err(format!(
+            "dims {dims:?} claim {nonzero} elements; at most {limit} are allowed here"
+        ));
+    }
+    Ok(if dims.contains(&0) { 0 } else { nonzero })
+}
+
+/// Decodes `t`; `what` names it in errors (the tensor's name, or the node that holds it). The
+/// dims are checked against the bytes that hold the values before anything is allocated.
 pub(super) fn decode(t: &TensorProto, what: &str) -> Result<Value, OnnxError> {
     let bad = |rule: String| OnnxError::Tensor {
         name: what.to_string(),
@@ -62,21 +93,10 @@ pub(super) fn decode(t: &TensorProto, what: &str) -> Result<Value, OnnxError> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| bad(format!("negative dimension {d}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let count: usize = dims.iter().product();
     let raw = t.raw_data.as_deref().unwrap_or_default();
-    let data = match tensor_proto::DataType::try_from(t.data_type()) {
-        Ok(tensor_proto::DataType::Float) if !raw.is_empty() => Data::F32(
-            raw.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        ),
-        Ok(tensor_proto::DataType::Float) => Data::F32(t.float_data.clone()),
-        Ok(tensor_proto::DataType::Int64) if !raw.is_empty() => Data::I64(
-            raw.chunks_exact(8)
-                .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
-                .collect(),
-        ),
-        Ok(tensor_proto::DataType::Int64) => Data::I64(t.int64_data.clone()),
+    let (size, typed) = match tensor_proto::DataType::try_from(t.data_type()) {
+        Ok(tensor_proto::DataType::Float) => (4, t.float_data.len()),
+        Ok(tensor_proto::DataType::Int64) => (8, t.int64_data.len()),
         _ => {
             return Err(bad(format!(
                 "element type {} is not supported (float32 weights, int64 shapes)",
@@ -84,15 +104,37 @@ pub(super) fn decode(t: &TensorProto, what: &str) -> Result<Value, OnnxError> {
             )))
         }
     };
-    let v = Value { dims, data };
-    if v.len() != count {
+    // What the file holds bounds what the dims may claim.
+    let held = if raw.is_empty() {
+        typed
+    } else {
+        raw.len() / size
+    };
+    let count = element_count(&dims, held.max(MAX_UNBACKED)).map_err(bad)?;
+    let short = match raw.is_empty() {
+        true => (typed != count).then(|| format!("holds {typed} values")),
+        false => (raw.len() != count * size).then(|| format!("holds {} bytes", raw.len())),
+    };
+    if let Some(holds) = short {
         return Err(bad(format!(
-            "holds {} values, its dims {:?} need {count} (truncated?)",
-            v.len(),
-            v.dims
+            "{holds}, its dims {dims:?} need {count} values (truncated?)"
         )));
     }
-    Ok(v)
+    let data = match (size, raw.is_empty()) {
+        (4, false) => Data::F32(
+            raw.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        (4, true) => Data::F32(t.float_data.clone()),
+        (_, false) => Data::I64(
+            raw.chunks_exact(8)
+                .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+                .collect(),
+        ),
+        (_, true) => Data::I64(t.int64_data.clone()),
+    };
+    Ok(Value { dims, data })
 }
 
 /// A node's attributes, read by name.

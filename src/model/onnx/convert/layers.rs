@@ -5,6 +5,7 @@ use super::{bn_weights, check_auto_pad, square, Builder, Ctx};
 use crate::model::graph::Op;
 use crate::model::net::LayerWeights;
 use crate::model::onnx::tensor::Attrs;
+use crate::model::onnx::tensor::MAX_SPATIAL;
 use crate::model::onnx::OnnxError;
 
 impl Builder<'_> {
@@ -29,6 +30,13 @@ impl Builder<'_> {
         let [o, _, kh, kw] = w.dims[..] else {
             return Err(ctx.rule(&format!("weight has dims {:?}, not (O, C/g, k, k)", w.dims)));
         };
+        if w.len() == 0 {
+            return Err(ctx.rule(&format!(
+                "weight of dims {:?} has no elements: a conv needs at least one output \
+                 channel, input channel and kernel tap",
+                w.dims
+            )));
+        }
         if kh != kw {
             return Err(a.bad(
                 "kernel_shape",
@@ -43,10 +51,14 @@ impl Builder<'_> {
             return Err(a.bad("kernel_shape", ks, "differs from the weight's shape"));
         }
         let stride = square(a, "strides", Some(1))?;
+        let fits = |v: i64| v >= 0 && v as u64 <= MAX_SPATIAL as u64;
         let padding = match a.ints("pads") {
             None => 0,
-            Some(p) if p.len() == 4 && p.iter().all(|&v| v == p[0] && v >= 0) => p[0] as usize,
-            Some(p) => return Err(a.bad("pads", p, "needs the same padding on all four sides")),
+            Some(p) if p.len() == 4 && p.iter().all(|&v| v == p[0]) && fits(p[0]) => p[0] as usize,
+            Some(p) => {
+                let rule = format!("needs the same padding, 0 to {MAX_SPATIAL}, on all four sides");
+                return Err(a.bad("pads", p, &rule));
+            }
         };
         if let Some(d) = a.ints("dilations").filter(|d| d.iter().any(|&v| v != 1)) {
             return Err(a.bad("dilations", d, "only dilation 1 is supported"));
@@ -63,7 +75,7 @@ impl Builder<'_> {
             }
             None => vec![0.0; o],
         };
-        let weight_name = ctx.node.input[1].clone();
+        let weight_name = ctx.input(1).to_string();
         let name = self.layer_name(ctx, &weight_name);
         let op = Op::Conv {
             name,
@@ -111,6 +123,10 @@ impl Builder<'_> {
         let [r, c] = w.dims[..] else {
             return Err(ctx.rule(&format!("weight has dims {:?}, not a matrix", w.dims)));
         };
+        if w.len() == 0 {
+            let rule = format!("weight of dims {:?} has no elements", w.dims);
+            return Err(ctx.rule(&rule));
+        }
         let trans_b = gemm && a.int("transB", 0) != 0;
         let values = w.floats();
         // Stored (out, in): Gemm's transB = 1 already is; otherwise B is (in, out).
@@ -133,7 +149,7 @@ impl Builder<'_> {
             }
             None => vec![0.0; out],
         };
-        let weight_name = ctx.node.input[1].clone();
+        let weight_name = ctx.input(1).to_string();
         let name = self.layer_name(ctx, &weight_name);
         let id = self.push(ctx, Op::Linear { name, out }, &[src])?;
         let layer = LayerWeights {
@@ -191,6 +207,10 @@ impl Builder<'_> {
             None => {
                 let (a, b) = (self.src(ctx, 0)?, self.src(ctx, 1)?);
                 self.push(ctx, Op::Add, &[a, b])?;
+            }
+            Some(k) if k > 1 => {
+                let rule = format!("adds {} tensors; Add takes two", names.len());
+                return Err(ctx.rule(&rule));
             }
             Some(k) => {
                 let src = self.src(ctx, 1 - k)?;

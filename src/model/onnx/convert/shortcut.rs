@@ -3,7 +3,7 @@
 //! either order, or one Slice over both axes), then a Pad adding zero channels on both sides.
 //! The three nodes become one `Op::ShortcutA`; a Slice used any other way is an error.
 
-use super::super::tensor::Attrs;
+use super::super::tensor::{Attrs, MAX_ACTIVATIONS, MAX_SPATIAL};
 use super::super::OnnxError;
 use super::fold::SliceArgs;
 use super::{Builder, Ctx};
@@ -56,9 +56,16 @@ impl Builder<'_> {
         for k in 0..starts.len() {
             // PyTorch writes "to the end" as i64::MAX; anything past a CIFAR-sized map will do.
             let whole = starts[k] == 0 && ends[k] >= 1 << 20 && steps[k] >= 1;
+            let every = |at: usize| {
+                (at.checked_mul(steps[k] as usize))
+                    .filter(|&v| v <= MAX_SPATIAL)
+                    .ok_or_else(|| {
+                        ctx.rule(&format!("a step of {}: at most {MAX_SPATIAL}", steps[k]))
+                    })
+            };
             match (axes[k], whole) {
-                (2 | -2, true) => s.h *= steps[k] as usize,
-                (3 | -1, true) => s.w *= steps[k] as usize,
+                (2 | -2, true) => s.h = every(s.h)?,
+                (3 | -1, true) => s.w = every(s.w)?,
                 _ => return Err(ctx.rule(RULE)),
             }
         }
@@ -85,7 +92,7 @@ impl Builder<'_> {
                 "pads {pads:?}: only channels are padded here (an option-A shortcut)"
             )));
         };
-        if s.h != s.w || before < 0 || after - before != 0 {
+        if s.h != s.w || before < 0 || after != before {
             return Err(ctx.rule(&format!(
                 "rows every {} and columns every {} with {before} and {after} zero channels: \
                  an option-A shortcut takes both every s-th and pads both sides equally",
@@ -99,10 +106,16 @@ impl Builder<'_> {
             Some(Dims::Map(c, ..)) => *c,
             _ => return Err(ctx.rule("pads a tensor that is not a feature map")),
         };
-        let op = Op::ShortcutA {
-            stride: s.h,
-            out: c + 2 * before as usize,
-        };
+        let out = usize::try_from(before)
+            .ok()
+            .and_then(|b| b.checked_mul(2)?.checked_add(c))
+            .filter(|&out| out <= MAX_ACTIVATIONS)
+            .ok_or_else(|| {
+                ctx.rule(&format!(
+                    "{before} zero channels on each side of {c}: at most {MAX_ACTIVATIONS} in all"
+                ))
+            })?;
+        let op = Op::ShortcutA { stride: s.h, out };
         self.push(ctx, op, &[s.src])?;
         Ok(())
     }
