@@ -40,8 +40,7 @@ fn chain_once(e: &anyhow::Error) -> String {
 }
 
 /// candle asks for its thread count on every matmul; without RAYON_NUM_THREADS set, that reads
-/// /proc/cpuinfo each time (measured: a third of a LeNet-5 training step in kernel printf).
-/// Setting it once, to what the process may use, keeps candle's choice and drops the cost.
+/// /proc/cpuinfo each time (BENCHMARKS.md has the cost). Setting it once, to what the process may use, keeps candle's choice and drops the cost.
 fn pin_thread_count() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -52,7 +51,7 @@ fn pin_thread_count() {
 
 /// Keeps freed activation buffers in the heap instead of returning them to the OS: glibc's
 /// defaults unmap multi-megabyte blocks on free and page-fault them back in on the next
-/// training step, which measured as half of a LeNet-5 step (6.0 → 3.1 ms, BENCHMARKS.md).
+/// training step (BENCHMARKS.md has the cost).
 /// 32 MiB is the largest mmap threshold glibc accepts on 64-bit.
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -100,8 +100,7 @@ fn quantize_portable(x: &mut [f32], clip: f32, step: f32) {
 }
 
 /// `quantize_portable` compiled for AVX-512: 16 values per division where the baseline build
-/// has 4. Measured: the quantizer fused into the convolutions' copies, 4-wide and row by row,
-/// took 14% of a cnn6 quantized training step (`examples/train_step.rs`, `perf record`).
+/// has 4 (the quantizer runs inside every convolution's input copy, so its width matters).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn quantize_avx512(x: &mut [f32], clip: f32, step: f32) {
@@ -123,8 +122,7 @@ pub fn quantize_act_values(x: &[f32], bits: u8, clip: f32) -> Vec<f32> {
 }
 
 /// `v.round()` (half away from zero) in operations the compiler vectorizes: `f32::round` is a
-/// call to libm's `roundf` per element on baseline x86-64 (6% of a search's time in
-/// `perf record`). Exact for every f32: `a - trunc(a)` has no rounding error, and values from
+/// call to libm's `roundf` per element on baseline x86-64. Exact for every f32: `a - trunc(a)` has no rounding error, and values from
 /// 2^23 up are integers already.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
 #[inline]
