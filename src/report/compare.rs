@@ -14,9 +14,9 @@ use super::explore::Explorer;
 use super::html::{escape, figure, page_with, table};
 use super::style::{render, ChartFiles};
 use super::units::{quantity, Column, Quantity, Scale};
-use super::{io_err, ReportError};
+use super::ReportError;
 use crate::pareto::{hypervolume, senses, worst_point, Objective, Reference};
-use crate::rundir::RunDir;
+use crate::rundir::{write_atomic, RunDir};
 
 /// The objective sets whose hypervolume is compared.
 pub const HV_SETS: [&[Objective]; 3] = [
@@ -143,7 +143,7 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Comparison, ReportError> 
         .collect::<Result<Vec<_>, _>>()?;
     let labels = labels(&runs);
     let charts_dir = out.join("charts");
-    std::fs::create_dir_all(&charts_dir).map_err(io_err(&charts_dir))?;
+    crate::rundir::create_dir(&charts_dir)?;
     let charts = vec![
         render(
             &overlay(&runs, &labels, Objective::Latency, Objective::Accuracy),
@@ -180,9 +180,9 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<Comparison, ReportError> 
         charts,
         notes: explorer.notes.clone(),
     };
-    std::fs::write(&cmp.csv, csv_text(&cmp)).map_err(io_err(&cmp.csv))?;
+    write_atomic(&cmp.csv, csv_text(&cmp).as_bytes())?;
     let html = html_text(&cmp, &explorer)?;
-    std::fs::write(&cmp.html, html).map_err(io_err(&cmp.html))?;
+    write_atomic(&cmp.html, html.as_bytes())?;
     Ok(cmp)
 }
 
