@@ -75,7 +75,10 @@ pub fn render<C: Chart>(chart: &C, dir: &Path) -> Result<ChartFiles, ChartError>
     chart.draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area())?;
     let mut svg = String::new();
     chart.draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())?;
-    write_atomic(&files.png, &encode_png(&rgb, SIZE).map_err(draw_err(&stem))?)?;
+    write_atomic(
+        &files.png,
+        &encode_png(&rgb, SIZE).map_err(draw_err(&stem))?,
+    )?;
     write_atomic(&files.svg, svg.as_bytes())?;
     Ok(files)
 }

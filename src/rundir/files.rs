@@ -66,9 +66,7 @@ pub fn open_no_follow(path: &Path, options: &mut OpenOptions) -> Result<File, Ru
 /// symbolic link in its place: a planted `RUN/charts -> ~/elsewhere` would otherwise let the
 /// renames of `write_atomic` replace files there.
 pub fn create_dir(dir: &Path) -> Result<(), RunDirError> {
-    let link = || {
-        std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink())
-    };
+    let link = || std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
     if link() {
         return Err(RunDirError::Symlink {
             path: dir.to_path_buf(),
@@ -226,7 +224,10 @@ mod tests {
             ".x.bitsearch.tmp-",
             "x.bitsearch.tmp-3",
         ];
-        let ours = [".pareto.csv.bitsearch.tmp-4242", ".agent.json.bitsearch.tmp-7"];
+        let ours = [
+            ".pareto.csv.bitsearch.tmp-4242",
+            ".agent.json.bitsearch.tmp-7",
+        ];
         for f in keep.iter().chain(&ours) {
             std::fs::write(dir.path().join(f), "x").unwrap();
         }
