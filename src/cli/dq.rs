@@ -1,11 +1,12 @@
 //! `bitsearch dq`: the Defensive-Quantization study (uniform bits × Lipschitz betas).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 
 use bitsearch::dq::{dq_header, dq_record, rises_as_bits_fall, run_dq, write_dq, DqRow};
+use bitsearch::experiment::Experiment;
 use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
@@ -55,13 +56,9 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.cache.join(format!("dq-{}", exp.name)));
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    bitsearch::rundir::create_dir(&out)?;
     let config = serde_json::json!({ "experiment": &exp, "dq": &exp.dq });
-    std::fs::write(
-        out.join("config.json"),
-        serde_json::to_string_pretty(&config)?,
-    )
-    .with_context(|| format!("cannot write {}/config.json", out.display()))?;
+    bitsearch::rundir::write_json(&out.join("config.json"), &config)?;
     let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
         .context("FP32 baseline")?;
     println!(
@@ -86,7 +83,7 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         !args.quiet,
         &mut print,
     )?;
-    write_dq(&out, &exp, &rows)?;
+    write_study(&out, &exp, &rows)?;
     let rises = rises_as_bits_fall(&rows, exp.attack.examples.min(data.test.len()));
     let flagged: Vec<String> = rows
         .iter()
@@ -118,4 +115,24 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
     }
     println!("wrote {}/dq.csv and amplification.csv", out.display());
     Ok(())
+}
+
+/// Writes dq.csv and amplification.csv into `out` without following a link there: they are
+/// written into a fresh private directory inside `out` (`create_dir` fails if the name exists,
+/// so nothing planted is reused), then each is renamed into place, and the directory removed.
+fn write_study(out: &Path, exp: &Experiment, rows: &[DqRow]) -> anyhow::Result<()> {
+    let staging = out.join(format!(".dq.bitsearch.tmp-{}", std::process::id()));
+    std::fs::create_dir(&staging)
+        .with_context(|| format!("cannot create {}", staging.display()))?;
+    let written = write_dq(&staging, exp, rows)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            for file in ["dq.csv", "amplification.csv"] {
+                std::fs::rename(staging.join(file), out.join(file))
+                    .with_context(|| format!("cannot write {}", out.join(file).display()))?;
+            }
+            Ok(())
+        });
+    let _ = std::fs::remove_dir_all(&staging);
+    written
 }

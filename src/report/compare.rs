@@ -259,9 +259,19 @@ fn csv_text(cmp: &Comparison) -> String {
     out
 }
 
+/// A text cell of compare.csv: RFC 4180 quoting (a cell holding `,`, `"`, `\n` or `\r` is
+/// quoted, `"` doubled), and a cell a spreadsheet would run as a formula (starting with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return: a run directory or label is anyone's text) gets a
+/// leading `'` inside quotes, as OWASP's "CSV Injection" page advises.
 fn quote(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula || s.contains([',', '"', '\n', '\r']) {
+        let text = if formula {
+            format!("'{s}")
+        } else {
+            s.to_string()
+        };
+        format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         s.to_string()
     }
@@ -334,4 +344,24 @@ fn html_text(cmp: &Comparison, explorer: &Explorer) -> Result<String, ReportErro
     let numeric: Vec<bool> = (0..header.len()).map(|i| i >= 3).collect();
     b += &table(&header, &rows, &numeric);
     Ok(page_with("bitsearch compare", Explorer::css(), &b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    /// Guards against a run directory named `=HYPERLINK(...)` running as a formula when
+    /// compare.csv is opened in a spreadsheet, and a `\r` splitting a row.
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(quote("runs/a"), "runs/a");
+        assert_eq!(quote("a,b"), "\"a,b\"");
+        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(quote("a\rb"), "\"a\rb\"");
+        assert_eq!(quote("=1+1"), "\"'=1+1\"");
+        assert_eq!(quote("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(quote("+1"), "\"'+1\"");
+        assert_eq!(quote("-x,\"y\""), "\"'-x,\"\"y\"\"\"");
+        assert_eq!(quote("\tx"), "\"'\tx\"");
+    }
 }
