@@ -29,7 +29,7 @@ if [ -z "${BITSEARCH:-}" ]; then cargo build --release --quiet; fi
 bs="${BITSEARCH:-./target/release/bitsearch}"
 # The study compares validation hypervolumes; the test-split re-score of each run's front
 # (front-test.csv, minutes per run) is not part of it.
-search() { $bs search --quiet --resume --cache "$cache" --set front_test.enabled=false "$@" > /dev/null; }
+search() { "$bs" search --quiet --resume --cache "$cache" --set front_test.enabled=false "$@" > /dev/null; }
 small=experiments/lenet5-mnist-small.toml
 if [ -n "$small_episodes" ]; then
     search --experiment "$small" --agent exhaustive --episodes 1000 --out "$out/small/exhaustive"
