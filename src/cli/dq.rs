@@ -56,7 +56,7 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.cache.join(format!("dq-{}", exp.name)));
-    bitsearch::rundir::create_dir(&out)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let config = serde_json::json!({ "experiment": &exp, "dq": &exp.dq });
     bitsearch::rundir::write_json(&out.join("config.json"), &config)?;
     let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)

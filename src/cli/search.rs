@@ -95,6 +95,9 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             profile.name(),
             dir.display()
         );
+        // OUT/AGENT-PROFILE is named by the tool: a link planted there (in a shared --out)
+        // would carry the whole run into the link's target.
+        bitsearch::rundir::create_dir(&dir)?;
         let spec = RunSpec {
             exp: &exp,
             data: &data,
