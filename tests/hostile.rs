@@ -223,7 +223,8 @@ fn a_search_report_and_export_write_only_under_their_directories_and_never_throu
     assert!(!added.is_empty());
     for p in &added {
         assert!(
-            p.to_string_lossy().starts_with("out/random-bitfusion/export-"),
+            p.to_string_lossy()
+                .starts_with("out/random-bitfusion/export-"),
             "{}",
             p.display()
         );
