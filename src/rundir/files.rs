@@ -51,6 +51,15 @@ fn is_temporary(name: &str) -> bool {
 /// (`O_NOFOLLOW`); a link there is `RunDirError::Symlink`. Appends and the lock open their
 /// files through this; whole files go through `write_atomic`.
 pub fn open_no_follow(path: &Path, options: &mut OpenOptions) -> Result<File, RunDirError> {
+    open_no_follow_or(path, options, write_err(path))
+}
+
+/// `open_no_follow`, with `other` making the error of any failure but a link.
+pub(super) fn open_no_follow_or(
+    path: &Path,
+    options: &mut OpenOptions,
+    other: impl Fn(std::io::Error) -> RunDirError,
+) -> Result<File, RunDirError> {
     options
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
@@ -58,7 +67,7 @@ pub fn open_no_follow(path: &Path, options: &mut OpenOptions) -> Result<File, Ru
             Some(libc::ELOOP) => RunDirError::Symlink {
                 path: path.to_path_buf(),
             },
-            _ => write_err(path)(source),
+            _ => other(source),
         })
 }
 

@@ -68,13 +68,14 @@ impl RunLock {
         };
         // Never through a link: `DIR/.lock -> victim` would have the record written (and
         // emptied on release) into the victim.
-        let file = super::files::open_no_follow(
+        let file = super::files::open_no_follow_or(
             &path,
             std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false),
+            lock_err,
         )?;
         // Nor through a hard link to another file (whose owner's data the record would replace).
         let meta = file.metadata().map_err(lock_err)?;
