@@ -38,7 +38,7 @@ if [ -z "${BITSEARCH:-}" ]; then cargo build --release --quiet; fi
 bs="${BITSEARCH:-./target/release/bitsearch}"
 # `repeat --agent a b` prints `--agent a --agent b`
 repeat() { local flag=$1; shift; for v in "$@"; do printf '%s %s ' "$flag" "$v"; done; }
-sweep() { $bs sweep --quiet --resume --cache "$cache" ${JOBS:+--jobs "$JOBS"} "$@"; }
+sweep() { "$bs" sweep --quiet --resume --cache "$cache" ${JOBS:+--jobs "$JOBS"} "$@"; }
 for space in $spaces; do
     experiment="experiments/agent-study/$space.toml"
     # shellcheck disable=SC2046 # the agents and seeds are words
@@ -49,5 +49,5 @@ for space in $spaces; do
         sweep --experiment "$experiment" --agent exhaustive --episodes 1000 --out "$out/exhaustive"
         reference=(--reference "$out/exhaustive")
     fi
-    $bs compare "$out/$space" --at "$at" "${reference[@]}" --out "$out/$space-compare"
+    "$bs" compare "$out/$space" --at "$at" "${reference[@]}" --out "$out/$space-compare"
 done

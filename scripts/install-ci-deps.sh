@@ -3,7 +3,7 @@
 # - Chromium, for tests/report_browser.rs (headless screenshot of report.html);
 # - chromium-driver (Debian) and Selenium (PyPI), for tests/report_explorer.rs
 #   (scripts/check_report_browser.py drives the report's explorer in headless Chromium);
-# - ONNX Runtime and numpy (PyPI), for tests/onnx_export.rs (scripts/check_onnx_export.py);
+# - ONNX Runtime and numpy (PyPI, versions pinned below), for tests/onnx_export.rs (scripts/check_onnx_export.py);
 # - Slurm and munge (Debian: slurmctld slurmd slurm-client munge), for tests/sweep_slurm.rs, the
 #   `bitsearch sweep --slurm` test, which runs its own one-node cluster (scripts/slurm-cluster.sh).
 set -euo pipefail
@@ -40,9 +40,10 @@ pip_install() {
         || python3 -m pip install --quiet --break-system-packages "$@"
     python3 -c "import $module; print('$module:', $module.__version__)"
 }
-pip_install selenium selenium
-pip_install numpy numpy
-pip_install onnxruntime onnxruntime
+# Pinned, so a new release cannot change what the tests run against (or what is installed).
+pip_install selenium selenium==4.53.0
+pip_install numpy numpy==2.4.6
+pip_install onnxruntime onnxruntime==1.32.0
 if [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/bin/sbatch ] \
     && [ -x /usr/sbin/munged ]; then
     echo "slurm: present ($(/usr/sbin/slurmctld -V), $(/usr/sbin/munged --version))"

@@ -16,8 +16,24 @@ set -euo pipefail
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
+# The file that marks DIR as this script's: `start` removes and rewrites state, spool, run and
+# log under DIR as root, so it does so only in an empty (or new) directory or one it marked.
+MARK=.bitsearch-slurm-cluster
 case "$1" in start) mkdir -p "$2" ;; stop) [ -d "$2" ] || exit 0 ;; *) usage ;; esac
 DIR=$(cd "$2" && pwd)   # absolute: slurm.conf's paths must not depend on anyone's cwd
+if [ ! -f "$DIR/$MARK" ]; then
+    if [ "$1" = stop ]; then
+        echo "$DIR was not made by $0 start (no $MARK): nothing to stop" >&2
+        exit 1
+    fi
+    if [ "$DIR" = / ] || [ -n "$(ls -A "$DIR")" ]; then
+        echo "$DIR is not empty and was not made by $0 start (no $MARK): choose a new" \
+            "or empty directory" >&2
+        exit 1
+    fi
+    echo "a one-node Slurm cluster of scripts/slurm-cluster.sh; start and stop remove what is" \
+        "under state, spool, run and log here" > "$DIR/$MARK"
+fi
 CONF=$DIR/slurm.conf
 SOCKET=$DIR/munge/munge.socket
 export SLURM_CONF=$CONF

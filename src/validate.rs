@@ -56,7 +56,15 @@ pub enum Rule {
     Fraction,
     #[error("must not list a value twice")]
     Distinct,
+    #[error(
+        "becomes part of a directory name, so must be 1 to {NAME_MAX} letters, digits, `.`, `_` \
+         or `-`, not starting with `.`"
+    )]
+    PathName,
 }
+
+/// The longest name that may become part of a path (a run directory is `AGENT-NAME`).
+pub const NAME_MAX: usize = 64;
 
 /// A field of a file that breaks a rule.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -134,6 +142,26 @@ pub fn distinct<T: Float>(path: &Path, field: &str, values: &[T]) -> Result<(), 
     Ok(())
 }
 
+/// A name from a file that becomes part of a path (a profile's or experiment's `name`): ASCII
+/// letters, digits, `.`, `_` and `-`, 1 to `NAME_MAX` of them, not starting with `.`. So it
+/// is one path component (no `/`), never `.` or `..`, never hidden, and holds no character a
+/// shell, a Slurm script or a CSV cell would treat specially. The error shows the value quoted
+/// and escaped, so a newline or a slash in it is visible.
+pub fn path_name<'a>(path: &Path, field: &str, value: &'a str) -> Result<&'a str, FieldError> {
+    let ok = (1..=NAME_MAX).contains(&value.len())
+        && !value.starts_with('.')
+        && (value.bytes()).all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    match ok {
+        true => Ok(value),
+        false => Err(FieldError::new(
+            path,
+            field,
+            Rule::PathName,
+            format!("{value:?}"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +217,48 @@ mod tests {
         assert_eq!(rule(fraction(p, "f", f64::NAN)), Some(Rule::Fraction));
         assert_eq!(fraction(p, "f", 1.0).ok(), Some(1.0));
         assert_eq!(fraction(p, "f", 0.0).ok(), Some(0.0));
+    }
+
+    #[test]
+    fn path_name_allows_one_plain_path_component_only() {
+        let p = Path::new(P);
+        for good in [
+            "bitfusion",
+            "cortex-m7",
+            "lenet5_mnist.v2",
+            "a",
+            &"x".repeat(NAME_MAX),
+        ] {
+            assert_eq!(path_name(p, "name", good).ok(), Some(good));
+        }
+        let long = "x".repeat(NAME_MAX + 1);
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "x/../../escaped-run",
+            "a/b",
+            "a b",
+            "a\nb",
+            "é",
+            "$(id)",
+            &long,
+        ] {
+            assert_eq!(
+                rule(path_name(p, "name", bad)),
+                Some(Rule::PathName),
+                "{bad}"
+            );
+        }
+        let e = path_name(p, "name", "x/../y").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "x.toml: field `name` becomes part of a directory name, so must be 1 to \
+                 {NAME_MAX} letters, digits, `.`, `_` or `-`, not starting with `.`, got \"x/../y\""
+            )
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ mod mutate;
 mod onnx;
 #[path = "fuzz/rundir.rs"]
 mod rundir;
+#[path = "fuzz/sweep.rs"]
+mod sweep;
 
 use std::fmt::Display;
 use std::path::PathBuf;
@@ -103,6 +105,21 @@ fn fuzz_run_dir() {
 #[test]
 fn fuzz_dq_dir() {
     rundir::dq_dir();
+}
+
+#[test]
+fn fuzz_sweep_dir() {
+    sweep::sweep_dir();
+}
+
+#[test]
+fn fuzz_lock_record() {
+    sweep::lock_record();
+}
+
+#[test]
+fn fuzz_score_cache() {
+    sweep::score_cache();
 }
 
 /// The harness machinery itself: an allocation above the limit fails the harness.

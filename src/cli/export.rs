@@ -72,6 +72,10 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
         .context("FP32 baseline")?;
     let out = (args.out.clone()).unwrap_or_else(|| run.dir.join(format!("export-{}", row.episode)));
+    if args.out.is_none() {
+        // The run's own subdirectory: a link planted there would carry the files elsewhere.
+        bitsearch::rundir::create_dir(&out)?;
+    }
     let record = export_episode(
         &run,
         row,

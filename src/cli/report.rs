@@ -9,7 +9,7 @@ use clap::Args;
 use bitsearch::report::compare::{compare_at, reference_text, table_rows, Comparison};
 use bitsearch::report::study::{AtSpec, Study};
 use bitsearch::report::{write_report, ReportFiles};
-use bitsearch::rundir::{this_command, RunLock};
+use bitsearch::rundir::{dir_kind, this_command, RunLock};
 
 /// Arguments of `bitsearch report`.
 #[derive(Debug, Clone, Args)]
@@ -58,12 +58,11 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
 }
 
 /// Writes the report of `dir` holding its lock, so no search writes the directory meanwhile. A
-/// directory that does not exist is not created (nor locked): the reader names what is missing.
+/// directory that is not a run or a study (config.json or dq.csv) is neither locked nor
+/// cleaned: the error names what is missing and the directory stays as it was.
 fn locked_report(dir: &Path) -> anyhow::Result<ReportFiles> {
-    let _lock = match dir.is_dir() {
-        true => Some(lock(dir)?),
-        false => None,
-    };
+    dir_kind(dir)?;
+    let _lock = lock(dir)?;
     Ok(write_report(dir)?)
 }
 

@@ -106,6 +106,9 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             Err(e) => eprintln!("  warning: report of {}: {e:#}", dir.display()),
         }
         };
+        // OUT/AGENT-PROFILE is named by the tool: a link planted there (in a shared --out)
+        // would carry the whole run into the link's target.
+        bitsearch::rundir::create_dir(&dir)?;
         let spec = RunSpec {
             exp: &exp,
             data: &data,

@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use bitsearch::sweep::{
-    array_script, baseline_script, cell_states, write_cell_end, CellEnd, CellState, Choice, Plan,
-    SlurmJobs,
+    array_script, baseline_script, cell_states, check_script_path, write_cell_end, CellEnd,
+    CellState, Choice, Plan, SlurmJobs,
 };
 use bitsearch::train::train_baseline;
 
@@ -89,6 +89,10 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         args.episodes,
         absolute(&args.cache)?,
     )?;
+    if args.slurm {
+        // Before anything is written: a path the scripts cannot hold is refused up front.
+        check_script_paths(&dir)?;
+    }
     plan.create_or_check(&dir, args.resume)?;
     println!(
         "sweep: {} cells ({} experiments × {} profiles × {} agents × {} seeds) in {}",
@@ -196,7 +200,7 @@ fn run_here(
     let threads = (cores / jobs).max(1).to_string();
     let exe = std::env::current_exe().context("cannot find the bitsearch executable")?;
     let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    bitsearch::rundir::create_dir(&logs)?;
     let mut queue = todo.iter().copied();
     let mut running: Vec<(usize, Child)> = Vec::new();
     let mut failed = Vec::new();
@@ -204,9 +208,10 @@ fn run_here(
         while running.len() < jobs {
             let Some(i) = queue.next() else { break };
             let log = logs.join(format!("cell-{i}.out"));
-            let file = (std::fs::OpenOptions::new().create(true).append(true))
-                .open(&log)
-                .with_context(|| format!("cannot open {}", log.display()))?;
+            let file = bitsearch::rundir::open_no_follow(
+                &log,
+                std::fs::OpenOptions::new().create(true).append(true),
+            )?;
             let child = Command::new(&exe)
                 .args(["sweep", "--quiet", "--cell", &i.to_string(), "--out"])
                 .arg(dir)
@@ -254,14 +259,29 @@ fn run_here(
     Ok(())
 }
 
+/// The paths the sbatch scripts hold (the executable, the sweep directory, the current
+/// directory) can be written into them.
+fn check_script_paths(dir: &Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the bitsearch executable")?;
+    let cwd = std::env::current_dir().context("no current directory")?;
+    check_script_path("the bitsearch executable", &exe)?;
+    check_script_path("the sweep directory (--out)", dir)?;
+    check_script_path("the current directory", &cwd)?;
+    Ok(())
+}
+
 /// Writes the two scripts and submits the baseline job, then the array of `todo` after it.
 fn submit(dir: &Path, todo: &[usize], sbatch_args: &[String]) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the bitsearch executable")?;
     let cwd = std::env::current_dir().context("no current directory")?;
-    std::fs::create_dir_all(dir.join("logs"))?;
+    let (array_text, baseline_text) = (
+        array_script(&exe, dir, &cwd)?,
+        baseline_script(&exe, dir, &cwd)?,
+    );
+    bitsearch::rundir::create_dir(&dir.join("logs"))?;
     let (array, baseline) = (dir.join("sweep.sbatch"), dir.join("baseline.sbatch"));
-    bitsearch::rundir::write_atomic(&array, array_script(&exe, dir, &cwd).as_bytes())?;
-    bitsearch::rundir::write_atomic(&baseline, baseline_script(&exe, dir, &cwd).as_bytes())?;
+    bitsearch::rundir::write_atomic(&array, array_text.as_bytes())?;
+    bitsearch::rundir::write_atomic(&baseline, baseline_text.as_bytes())?;
     let base_job = sbatch(sbatch_args, &[], &baseline)?;
     let list: Vec<String> = todo.iter().map(|i| i.to_string()).collect();
     let extra = [

@@ -26,45 +26,85 @@ pub fn read_idx_file(path: &Path) -> Result<IdxArray, DataError> {
     parse_idx(&bytes, &path.display().to_string())
 }
 
-/// Parses IDX bytes (raw or gzip); `name` is used in error messages.
+/// Parses IDX bytes (raw or gzip); `name` is used in error messages. A gzip stream is read
+/// header first and decompressed no further than the payload its dimensions imply (and one
+/// byte more, to tell an oversized file), so a small file that inflates to gigabytes of zeros
+/// is refused after that, not held in memory whole.
 pub fn parse_idx(bytes: &[u8], name: &str) -> Result<IdxArray, DataError> {
-    let raw = maybe_gunzip(bytes, name)?;
+    if bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b {
+        parse_from(flate2::read::GzDecoder::new(bytes), name)
+    } else {
+        parse_from(bytes, name)
+    }
+}
+
+/// Reads `buf.len()` bytes, or fewer at the end of the stream; returns how many.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8], name: &str) -> Result<usize, DataError> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(gzip_error(name, e)),
+        }
+    }
+    Ok(n)
+}
+
+fn gzip_error(name: &str, e: std::io::Error) -> DataError {
+    DataError::Format {
+        file: name.to_string(),
+        what: format!("gzip stream is corrupt or truncated: {e}"),
+    }
+}
+
+fn parse_from(mut r: impl Read, name: &str) -> Result<IdxArray, DataError> {
     let bad = |what: String| DataError::Format {
         file: name.to_string(),
         what,
     };
-    if raw.len() < 4 {
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut r, &mut magic, name)?;
+    if got < 4 {
         return Err(bad(format!(
-            "file is {} bytes, shorter than the 4-byte header",
-            raw.len()
+            "file is {got} bytes, shorter than the 4-byte header"
         )));
     }
-    if raw[0] != 0 || raw[1] != 0 || raw[2] != TYPE_U8 {
+    if magic[0] != 0 || magic[1] != 0 || magic[2] != TYPE_U8 {
         return Err(bad(format!(
             "wrong magic number {:02x} {:02x} {:02x} {:02x}: expected 00 00 08 NDIM (u8 IDX)",
-            raw[0], raw[1], raw[2], raw[3]
+            magic[0], magic[1], magic[2], magic[3]
         )));
     }
-    let ndim = raw[3] as usize;
+    let ndim = magic[3] as usize;
     if ndim == 0 {
         return Err(bad("header declares 0 dimensions".into()));
     }
     let header = 4 + 4 * ndim;
-    if raw.len() < header {
+    let mut sizes = vec![0u8; 4 * ndim];
+    let got = read_up_to(&mut r, &mut sizes, name)?;
+    if got < sizes.len() {
         return Err(bad(format!(
             "truncated header: {ndim} dimensions need {header} bytes, file has {}",
-            raw.len()
+            4 + got
         )));
     }
-    let dims: Vec<usize> = raw[4..header]
+    let dims: Vec<usize> = sizes
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
     let expected = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n < u64::MAX as usize)
         .ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
-    let payload = &raw[header..];
+    // At most one byte past the payload is read: enough to call the file oversized. The buffer
+    // grows with the bytes that arrive, never to a size the header merely claims.
+    let mut payload = Vec::new();
+    r.take(expected as u64 + 1)
+        .read_to_end(&mut payload)
+        .map_err(|e| gzip_error(name, e))?;
     if payload.len() != expected {
         return Err(bad(format!(
             "{} payload: dimensions {dims:?} need {expected} bytes, file has {}",
@@ -73,28 +113,17 @@ pub fn parse_idx(bytes: &[u8], name: &str) -> Result<IdxArray, DataError> {
             } else {
                 "oversized"
             },
-            payload.len()
+            if payload.len() < expected {
+                payload.len().to_string()
+            } else {
+                "more".to_string()
+            }
         )));
     }
     Ok(IdxArray {
         dims,
-        data: payload.to_vec(),
+        data: payload,
     })
-}
-
-fn maybe_gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>, DataError> {
-    if bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::Format {
-                file: name.to_string(),
-                what: format!("gzip stream is corrupt or truncated: {e}"),
-            })?;
-        Ok(out)
-    } else {
-        Ok(bytes.to_vec())
-    }
 }
 
 /// Builds IDX bytes; used by tests and by tools that write fixtures.
@@ -145,6 +174,23 @@ mod tests {
         raw[2] = 0x0d; // float type code
         let err = parse_idx(&raw, "f").unwrap_err().to_string();
         assert!(err.contains("wrong magic number"), "{err}");
+    }
+
+    /// Guards against a small gzip file inflating without bound: a header of 4 bytes of
+    /// payload followed by a megabyte of zeros is refused as oversized.
+    #[test]
+    fn gzip_is_decompressed_no_further_than_the_header_implies() {
+        let mut raw = encode_idx(&[2, 2], &[1, 2, 3, 4]);
+        raw.extend(std::iter::repeat_n(0u8, 1 << 20));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&raw).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 4096, "the bomb is small: {}", gz.len());
+        let err = parse_idx(&gz, "bomb.gz").unwrap_err().to_string();
+        assert!(
+            err.contains("bomb.gz") && err.contains("oversized"),
+            "{err}"
+        );
     }
 
     #[test]

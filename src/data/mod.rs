@@ -45,6 +45,16 @@ pub enum DataError {
         label: u8,
         classes: usize,
     },
+    #[error(
+        "{}: the training images are {train:?} (channels, height, width) but the test images \
+         are {test:?}; both splits must have one shape",
+        dir.display()
+    )]
+    ShapeMismatch {
+        dir: PathBuf,
+        train: (usize, usize, usize),
+        test: (usize, usize, usize),
+    },
     #[error("validation split of {validation} leaves no training data out of {train} examples")]
     ValidationTooLarge { validation: usize, train: usize },
     #[error("tensor error: {0}")]

@@ -74,7 +74,19 @@ impl DataSource {
                     )?,
                 ))
             }
-            DataSource::IdxDir(dir) => Ok((read_pair(dir, "train")?, read_pair(dir, "t10k")?)),
+            DataSource::IdxDir(dir) => {
+                let (train, test) = (read_pair(dir, "train")?, read_pair(dir, "t10k")?);
+                // A model is built for the training images' shape; test images of another
+                // shape would fail deep inside the first evaluation.
+                if train.shape != test.shape {
+                    return Err(DataError::ShapeMismatch {
+                        dir: dir.clone(),
+                        train: train.shape,
+                        test: test.shape,
+                    });
+                }
+                Ok((train, test))
+            }
             DataSource::Cifar10Dir(dir) => read_cifar_dir(dir),
         }
     }
@@ -214,6 +226,22 @@ mod tests {
         write_dir(dir.path(), 3, false);
         let (train, test) = DataSource::IdxDir(dir.path().into()).load().unwrap();
         assert_eq!((train.len(), test.len(), train.shape), (3, 3, (1, 2, 2)));
+    }
+
+    #[test]
+    fn train_and_test_images_of_different_shapes_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write_dir(dir.path(), 3, false);
+        let wide = encode_idx(&[3, 2, 3], &[9; 18]);
+        std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), wide).unwrap();
+        let e = DataSource::IdxDir(dir.path().to_path_buf())
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("training images are (1, 2, 2)") && e.contains("test images are (1, 2, 3)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -11,8 +11,6 @@ pub enum ExperimentError {
     File(#[from] FileError),
     #[error(transparent)]
     Field(#[from] FieldError),
-    #[error("{}: field `name` must not be empty", path.display())]
-    EmptyName { path: PathBuf },
     #[error(
         "{}: field `data.source` must be embedded:mnist-10k, idx:DIR or cifar10:DIR, got \"{value}\"",
         path.display()

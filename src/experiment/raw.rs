@@ -14,7 +14,7 @@ use crate::data::{DataConfig, DataSource, InputNorm};
 use crate::model::{Arch, ModelConfig, ModelSource};
 use crate::quant::ClipMethod;
 use crate::train::TrainConfig;
-use crate::validate::{non_negative, positive, positive_count};
+use crate::validate::{non_negative, path_name, positive, positive_count};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,9 +160,8 @@ impl RawExperiment {
     /// Applies every rule; the first violation is returned, naming file, field and value.
     pub fn check(self, path: &Path) -> Result<Experiment, ExperimentError> {
         let p = || path.to_path_buf();
-        if self.name.trim().is_empty() {
-            return Err(ExperimentError::EmptyName { path: p() });
-        }
+        // The name becomes part of paths (`runs/dq-NAME`, the baseline's directory).
+        path_name(path, "name", &self.name)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let source = DataSource::parse(&self.data.source, base).ok_or_else(|| {
             ExperimentError::UnknownDataSource {
@@ -360,6 +359,15 @@ mod tests {
     #[test]
     fn empty_name_is_rejected() {
         assert!(err(&GOOD.replace("name = \"t\"", "name = \" \"")).contains("name"));
+    }
+
+    #[test]
+    fn a_name_that_is_no_plain_path_component_is_rejected() {
+        let e = err(&GOOD.replace("name = \"t\"", "name = \"x/../../escaped\""));
+        assert!(
+            e.contains("field `name` becomes part of a directory name") && e.contains("x/../"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -44,8 +44,6 @@ pub enum HardwareError {
     NoFullPrecisionMode { path: PathBuf },
     #[error("{}: field `sources` must name where at least one number comes from", path.display())]
     NoSources { path: PathBuf },
-    #[error("{}: field `name` must not be empty", path.display())]
-    EmptyName { path: PathBuf },
     #[error("{}: field `table`: {source}", profile.display())]
     InTable {
         profile: PathBuf,

@@ -12,7 +12,7 @@ use super::compute::{
 use super::error::HardwareError;
 use super::table::Table;
 use crate::quant::Bits;
-use crate::validate::{non_negative, positive};
+use crate::validate::{non_negative, path_name, positive};
 
 /// A profile file as written, before any rule is checked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,9 +143,8 @@ impl ProfileFile {
     /// anchors the relative `table` path.
     pub fn check(self, path: &Path) -> Result<Profile, HardwareError> {
         let p = path.to_path_buf();
-        if self.name.trim().is_empty() {
-            return Err(HardwareError::EmptyName { path: p });
-        }
+        // The name becomes part of every run directory's path (`AGENT-NAME`).
+        path_name(&p, "name", &self.name)?;
         if self.sources.is_empty() {
             return Err(HardwareError::NoSources { path: p });
         }

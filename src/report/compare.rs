@@ -15,9 +15,9 @@ use super::html::{escape, figure, page_with, table};
 use super::study::{AtSpec, Study};
 use super::style::{render, ChartFiles};
 use super::units::{quantity, Column, Quantity, Scale};
-use super::{io_err, ReportError};
+use super::ReportError;
 use crate::pareto::{hypervolume, senses, worst_point, Objective, Reference};
-use crate::rundir::RunDir;
+use crate::rundir::{write_atomic, RunDir};
 
 /// The objective sets whose hypervolume is compared.
 pub const HV_SETS: [&[Objective]; 3] = [
@@ -156,7 +156,7 @@ pub fn compare_at(
         .collect::<Result<Vec<_>, _>>()?;
     let labels = labels(&runs);
     let charts_dir = out.join("charts");
-    std::fs::create_dir_all(&charts_dir).map_err(io_err(&charts_dir))?;
+    crate::rundir::create_dir(&charts_dir)?;
     let charts = vec![
         render(
             &overlay(&runs, &labels, Objective::Latency, Objective::Accuracy),
@@ -201,9 +201,9 @@ pub fn compare_at(
     if let Some(study) = &cmp.study {
         study.write(out)?;
     }
-    std::fs::write(&cmp.csv, csv_text(&cmp)).map_err(io_err(&cmp.csv))?;
+    write_atomic(&cmp.csv, csv_text(&cmp).as_bytes())?;
     let html = html_text(&cmp, &explorer)?;
-    std::fs::write(&cmp.html, html).map_err(io_err(&cmp.html))?;
+    write_atomic(&cmp.html, html.as_bytes())?;
     Ok(cmp)
 }
 
@@ -297,9 +297,19 @@ fn csv_text(cmp: &Comparison) -> String {
     out
 }
 
+/// A text cell of compare.csv: RFC 4180 quoting (a cell holding `,`, `"`, `\n` or `\r` is
+/// quoted, `"` doubled), and a cell a spreadsheet would run as a formula (starting with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return: a run directory or label is anyone's text) gets a
+/// leading `'` inside quotes, as OWASP's "CSV Injection" page advises.
 fn quote(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula || s.contains([',', '"', '\n', '\r']) {
+        let text = if formula {
+            format!("'{s}")
+        } else {
+            s.to_string()
+        };
+        format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         s.to_string()
     }
@@ -375,4 +385,24 @@ fn html_text(cmp: &Comparison, explorer: &Explorer) -> Result<String, ReportErro
         b += &study.html()?;
     }
     Ok(page_with("bitsearch compare", Explorer::css(), &b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    /// Guards against a run directory named `=HYPERLINK(...)` running as a formula when
+    /// compare.csv is opened in a spreadsheet, and a `\r` splitting a row.
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(quote("runs/a"), "runs/a");
+        assert_eq!(quote("a,b"), "\"a,b\"");
+        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(quote("a\rb"), "\"a\rb\"");
+        assert_eq!(quote("=1+1"), "\"'=1+1\"");
+        assert_eq!(quote("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(quote("+1"), "\"'+1\"");
+        assert_eq!(quote("-x,\"y\""), "\"'-x,\"\"y\"\"\"");
+        assert_eq!(quote("\tx"), "\"'\tx\"");
+    }
 }

@@ -271,7 +271,7 @@ pub struct Explorer {
     pub notes: Vec<String>,
 }
 
-/// The full reason, with its causes (`Unreadable` wraps the profile's own error).
+/// The full reason, with its causes (`Pricing` wraps the cost model's error).
 fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

@@ -65,7 +65,7 @@ pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_
 pub fn write_report(dir: &Path) -> Result<ReportFiles, ReportError> {
     let any = read_any(dir)?;
     let charts_dir = dir.join("charts");
-    std::fs::create_dir_all(&charts_dir).map_err(io_err(&charts_dir))?;
+    crate::rundir::create_dir(&charts_dir)?;
     let (charts, page, notes) = match &any {
         AnyDir::Run(run) => {
             let charts = run_charts(run, &charts_dir)?;
@@ -80,7 +80,7 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, ReportError> {
         }
     };
     let path = dir.join("report.html");
-    std::fs::write(&path, page).map_err(io_err(&path))?;
+    crate::rundir::write_atomic(&path, page.as_bytes())?;
     Ok(ReportFiles {
         html: path,
         charts,

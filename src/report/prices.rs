@@ -37,12 +37,14 @@ pub enum Unpriced {
         path.display()
     )]
     Missing { path: PathBuf },
-    #[error("the profile file {} cannot be loaded", path.display())]
-    Unreadable {
-        path: PathBuf,
-        #[source]
-        source: Box<HardwareError>,
-    },
+    /// Deliberately without the loader's error: config.json is anyone's text, and a parse
+    /// error quotes the file's lines, which would put any file's contents into report.html.
+    #[error(
+        "the profile file {} (config.json's profile.file) cannot be loaded as a device profile; \
+         `bitsearch profiles validate FILE` shows why",
+        path.display()
+    )]
+    Unreadable { path: PathBuf },
     #[error(
         "the profile {} has changed since the search: its price digest is {now}, config.json's \
          profile.sha256 is {recorded}; per-layer prices from it would not be the search's",
@@ -56,6 +58,9 @@ pub enum Unpriced {
     #[error("the profile cannot price a logged policy")]
     Pricing(#[source] Box<HardwareError>),
 }
+
+/// The largest file read as a recorded profile.
+const PROFILE_MAX_BYTES: u64 = 1 << 20;
 
 /// The device that priced a run, checked against config.json's digest.
 #[derive(Debug)]
@@ -80,17 +85,28 @@ impl Device {
         let (Some(file), Some(recorded)) = (&config.profile.file, &config.profile.sha256) else {
             return Err(Unpriced::NotRecorded);
         };
+        Device::load(file, recorded)
+    }
+
+    /// Loads the profile recorded as `file` and checks its digest against `recorded`.
+    fn load(file: &Path, recorded: &str) -> Result<Device, Unpriced> {
         let Some(path) = candidates(file).into_iter().find(|p| p.is_file()) else {
-            return Err(Unpriced::Missing { path: file.clone() });
+            return Err(Unpriced::Missing {
+                path: file.to_path_buf(),
+            });
         };
-        let profile = Profile::load(&path).map_err(|source| Unpriced::Unreadable {
-            path: path.clone(),
-            source: Box::new(source),
-        })?;
+        // A profile is a few kilobytes; a recorded path to a large file is no profile, and
+        // reading it whole just to find that out is not worth the memory.
+        let size = std::fs::metadata(&path).map_or(u64::MAX, |m| m.len());
+        if size > PROFILE_MAX_BYTES {
+            return Err(Unpriced::Unreadable { path });
+        }
+        let profile =
+            Profile::load(&path).map_err(|_| Unpriced::Unreadable { path: path.clone() })?;
         if profile.digest() != recorded {
             return Err(Unpriced::Changed {
                 path,
-                recorded: recorded.clone(),
+                recorded: recorded.to_string(),
                 now: profile.digest().to_string(),
             });
         }
@@ -115,5 +131,26 @@ impl Device {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guards against config.json's `profile.file` pointing at a private file whose lines a
+    /// parse error would quote into report.html.
+    #[test]
+    fn an_unparsable_profile_file_is_named_but_never_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("passwd");
+        std::fs::write(&secret, "root:x:0:0:secret-line:/root:/bin/bash\n").unwrap();
+        let e = Device::load(&secret, &"0".repeat(64)).unwrap_err();
+        let text = format!("{e}");
+        assert!(
+            text.contains("passwd") && !text.contains("secret-line"),
+            "{text}"
+        );
+        assert!(std::error::Error::source(&e).is_none());
     }
 }

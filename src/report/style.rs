@@ -8,6 +8,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, RGBColor};
 
+use crate::rundir::write_atomic;
+
 /// The font, compiled into the binary so charts need no system fonts.
 static FONT_TTF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 /// The family every chart text uses; plotters' default family, so axis labels use it too.
@@ -22,6 +24,8 @@ pub enum ChartError {
     Font,
     #[error("chart {chart}: {message}")]
     Draw { chart: String, message: String },
+    #[error(transparent)]
+    Write(#[from] crate::rundir::RunDirError),
 }
 
 /// Registers the embedded font with plotters, once per process.
@@ -56,7 +60,9 @@ pub struct ChartFiles {
     pub svg: PathBuf,
 }
 
-/// Draws `chart` into `dir/<stem>.png` and `dir/<stem>.svg`.
+/// Draws `chart` into `dir/<stem>.png` and `dir/<stem>.svg`. Both are drawn in memory and
+/// written with `rundir::write_atomic`: plotters' file backends open the path as given and
+/// would write through a symbolic link planted there.
 pub fn render<C: Chart>(chart: &C, dir: &Path) -> Result<ChartFiles, ChartError> {
     register_font()?;
     let stem = chart.stem();
@@ -64,9 +70,29 @@ pub fn render<C: Chart>(chart: &C, dir: &Path) -> Result<ChartFiles, ChartError>
         png: dir.join(format!("{stem}.png")),
         svg: dir.join(format!("{stem}.svg")),
     };
-    chart.draw(BitMapBackend::new(&files.png, SIZE).into_drawing_area())?;
-    chart.draw(SVGBackend::new(&files.svg, SIZE).into_drawing_area())?;
+    let (w, h) = SIZE;
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    chart.draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area())?;
+    let mut svg = String::new();
+    chart.draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())?;
+    write_atomic(
+        &files.png,
+        &encode_png(&rgb, SIZE).map_err(draw_err(&stem))?,
+    )?;
+    write_atomic(&files.svg, svg.as_bytes())?;
     Ok(files)
+}
+
+/// An RGB buffer as PNG bytes.
+fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, png::EncodingError> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(bytes)
 }
 
 /// Text of `size` pixels in the embedded font.

@@ -27,16 +27,35 @@ pub enum AnyDir {
     Dq(DqDir),
 }
 
-/// Reads a search run or a DQ study, whichever `dir` holds (a DQ study has dq.csv).
-pub fn read_any(dir: &Path) -> Result<AnyDir, RunDirError> {
+/// Which kind of directory `dir` is, by the file that marks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirKind {
+    /// A search run (config.json).
+    Run,
+    /// A DQ study (dq.csv).
+    Dq,
+}
+
+/// Whether `dir` is a search run or a DQ study, from its marker file alone; anything else is
+/// `RunDirError::NotARunDir`. Commands that lock or clean a directory given on the command line
+/// ask this first, so a directory that is no run is left exactly as it was.
+pub fn dir_kind(dir: &Path) -> Result<DirKind, RunDirError> {
     if dir.join("dq.csv").is_file() {
-        Ok(AnyDir::Dq(DqDir::read(dir)?))
+        Ok(DirKind::Dq)
     } else if dir.join(RunConfig::FILE).is_file() {
-        Ok(AnyDir::Run(Box::new(RunDir::read(dir)?)))
+        Ok(DirKind::Run)
     } else {
         Err(RunDirError::NotARunDir {
             path: dir.to_path_buf(),
         })
+    }
+}
+
+/// Reads a search run or a DQ study, whichever `dir` holds (a DQ study has dq.csv).
+pub fn read_any(dir: &Path) -> Result<AnyDir, RunDirError> {
+    match dir_kind(dir)? {
+        DirKind::Dq => Ok(AnyDir::Dq(DqDir::read(dir)?)),
+        DirKind::Run => Ok(AnyDir::Run(Box::new(RunDir::read(dir)?))),
     }
 }
 

@@ -17,6 +17,14 @@ pub enum RunDirError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A symbolic link where the tool writes: never followed, as a link planted in a shared
+    /// directory could point a write at any file its owner can write.
+    #[error(
+        "{}: is a symbolic link; bitsearch does not write through links in a run, sweep or study \
+         directory (remove the link, or choose another directory)",
+        path.display()
+    )]
+    Symlink { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Json {
         path: PathBuf,

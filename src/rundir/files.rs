@@ -1,9 +1,14 @@
 //! Whole-file reads and writes of a run directory: JSON documents, write-then-rename, and the
 //! append that on failure leaves a log as it was, so readers and resumes never see half a file
-//! or half a line.
+//! or half a line. Every write into a run, sweep or study directory goes through `write_atomic`
+//! (whole files) or `open_no_follow` (appends, the lock): neither follows a symbolic link, so a
+//! link planted in a shared directory (`RUN/report.html -> ~/thesis.tex`) cannot redirect a
+//! write to a file outside it.
 
+use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -18,13 +23,89 @@ fn write_err(path: &Path) -> impl Fn(std::io::Error) -> RunDirError + '_ {
     }
 }
 
+/// The suffix of every temporary file the tool writes: `.NAME.bitsearch.tmp-PID` beside `NAME`.
+/// Distinctive, so that cleaning up removes only the tool's own files (never a user's
+/// `thesis.tmp-2024`).
+const TEMP_MARK: &str = ".bitsearch.tmp-";
+
+/// The temporary file `write_atomic` writes `path` through, in the same directory (so the rename
+/// is atomic): `DIR/.NAME.bitsearch.tmp-PID`.
+fn temporary(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let name = name.unwrap_or_default();
+    path.with_file_name(format!(".{name}{TEMP_MARK}{}", std::process::id()))
+}
+
+/// Whether `name` is a temporary file of `write_atomic` (`.NAME.bitsearch.tmp-PID`).
+fn is_temporary(name: &str) -> bool {
+    let Some((head, pid)) = name.rsplit_once(TEMP_MARK) else {
+        return false;
+    };
+    head.len() > 1
+        && head.starts_with('.')
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Opens `path` with `options` but never through a symbolic link at its last component
+/// (`O_NOFOLLOW`); a link there is `RunDirError::Symlink`. Appends and the lock open their
+/// files through this; whole files go through `write_atomic`.
+pub fn open_no_follow(path: &Path, options: &mut OpenOptions) -> Result<File, RunDirError> {
+    open_no_follow_or(path, options, write_err(path))
+}
+
+/// `open_no_follow`, with `other` making the error of any failure but a link.
+pub(super) fn open_no_follow_or(
+    path: &Path,
+    options: &mut OpenOptions,
+    other: impl Fn(std::io::Error) -> RunDirError,
+) -> Result<File, RunDirError> {
+    options
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) => RunDirError::Symlink {
+                path: path.to_path_buf(),
+            },
+            _ => other(source),
+        })
+}
+
+/// Creates the directory `dir` (and its parents) for the tool to write into, refusing a
+/// symbolic link in its place: a planted `RUN/charts -> ~/elsewhere` would otherwise let the
+/// renames of `write_atomic` replace files there.
+pub fn create_dir(dir: &Path) -> Result<(), RunDirError> {
+    let link = || std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    if link() {
+        return Err(RunDirError::Symlink {
+            path: dir.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+    match link() {
+        true => Err(RunDirError::Symlink {
+            path: dir.to_path_buf(),
+        }),
+        false => Ok(()),
+    }
+}
+
 /// Writes `bytes` to a temporary file next to `path`, syncs it, renames it into place and syncs
 /// the directory, so the new file survives a power cut. On failure the temporary file is
-/// removed and `path` is left as it was.
+/// removed and `path` is left as it was. A symbolic link at `path` is replaced, not followed
+/// (rename acts on the link); the temporary file is created exclusively (`O_EXCL`, which also
+/// refuses a link), so a link planted at its name is never written through either.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let tmp = temporary(path);
+    // A leftover of an earlier process with this pid (or a planted link): removing a link
+    // removes the link, not its target.
+    let _ = std::fs::remove_file(&tmp);
     // Errors name `path`, the file the user knows; the temporary file is gone by then.
-    let written = std::fs::File::create(&tmp)
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
         .and_then(|mut f| {
             f.write_all(bytes)?;
             f.sync_data()
@@ -65,11 +146,7 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), R
 /// (a full disk, a file-size limit), the file is cut back to its length before the call, so it
 /// never holds part of `bytes` (a log keeps whole lines), and the error is returned.
 pub(super) fn append(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(write_err(path))?;
+    let mut f = open_no_follow(path, OpenOptions::new().create(true).append(true))?;
     let before = f.metadata().map_err(write_err(path))?.len();
     // Two writes, so the kill campaign can cut a line between them (`mid-append`); a real kill
     // there is repaired by the resume like any cut line.
@@ -90,19 +167,20 @@ pub(super) fn append(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
     Ok(())
 }
 
-/// Removes the temporary files of `write_atomic` (`NAME.tmp-PID`) that a killed writer left in
-/// `dir`. Only the holder of the directory's lock calls it: no live writer owns one then.
+/// Removes the temporary files of `write_atomic` (`.NAME.bitsearch.tmp-PID`) that a killed writer
+/// left in `dir`, and nothing else. Only the holder of the directory's lock calls it: no live
+/// writer owns one then.
 pub(super) fn remove_temporaries(dir: &Path) -> Result<(), RunDirError> {
     let io = |source| RunDirError::Io {
         path: dir.to_path_buf(),
         source,
     };
     for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        let temporary = (path.extension().and_then(|e| e.to_str()))
-            .and_then(|e| e.strip_prefix("tmp-"))
-            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
-        if temporary && path.is_file() {
+        let entry = entry.map_err(io)?;
+        let ours = entry.file_name().to_str().is_some_and(is_temporary);
+        // A link by that name is removed as a link (remove_file never follows one).
+        let path = entry.path();
+        if ours && entry.file_type().is_ok_and(|t| !t.is_dir()) {
             std::fs::remove_file(&path).map_err(write_err(&path))?;
         }
     }
@@ -144,8 +222,22 @@ mod tests {
     #[test]
     fn temporaries_of_a_dead_writer_are_removed_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let keep = ["pareto.csv", "notes.tmp-", "x.tmp-12a", "episodes.csv"];
-        for f in keep.iter().chain(&["pareto.tmp-4242", "agent.tmp-7"]) {
+        // A user's `thesis.tmp-2024` looks like the old `NAME.tmp-PID` naming: it stays.
+        let keep = [
+            "pareto.csv",
+            "notes.tmp-",
+            "x.tmp-12a",
+            "episodes.csv",
+            "thesis.tmp-2024",
+            ".bitsearch.tmp-12",
+            ".x.bitsearch.tmp-",
+            "x.bitsearch.tmp-3",
+        ];
+        let ours = [
+            ".pareto.csv.bitsearch.tmp-4242",
+            ".agent.json.bitsearch.tmp-7",
+        ];
+        for f in keep.iter().chain(&ours) {
             std::fs::write(dir.path().join(f), "x").unwrap();
         }
         remove_temporaries(dir.path()).unwrap();
@@ -157,6 +249,31 @@ mod tests {
         let mut want: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
         want.sort();
         assert_eq!(left, want);
+    }
+
+    /// Guards against a planted link redirecting a write: the whole-file write replaces the
+    /// link, the append and a link at the temporary file's name are refused; no target changes.
+    #[test]
+    fn writes_never_follow_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let link = |name: &str| {
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+            dir.path().join(name)
+        };
+        let report = link("report.html");
+        write_atomic(&report, b"<html>").unwrap();
+        assert!(!report.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&report).unwrap(), b"<html>");
+        let e = append(&link("episodes.csv"), b"1,2\n").unwrap_err();
+        assert!(matches!(e, RunDirError::Symlink { .. }), "{e}");
+        let planted = link(&format!(".doc.json{TEMP_MARK}{}", std::process::id()));
+        write_atomic(&dir.path().join("doc.json"), b"{}").unwrap();
+        assert!(!planted.exists(), "the planted temporary link is gone");
+        let e = create_dir(&link("charts")).unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 
     /// Set in a child test process: the directory it writes into under a file-size limit.

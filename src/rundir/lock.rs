@@ -66,13 +66,24 @@ impl RunLock {
             path: path.clone(),
             source,
         };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(lock_err)?;
+        // Never through a link: `DIR/.lock -> victim` would have the record written (and
+        // emptied on release) into the victim.
+        let file = super::files::open_no_follow_or(
+            &path,
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            lock_err,
+        )?;
+        // Nor through a hard link to another file (whose owner's data the record would replace).
+        let meta = file.metadata().map_err(lock_err)?;
+        if !meta.is_file() || std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
+            return Err(lock_err(std::io::Error::other(
+                "not a regular file of its own (a hard link or a special file): remove it",
+            )));
+        }
         let start = std::time::Instant::now();
         loop {
             if try_lock(&file).map_err(lock_err)? {
@@ -295,6 +306,26 @@ mod tests {
         );
         drop(lock);
         assert!(lock_holder(dir.path()).is_none());
+    }
+
+    /// Guards against `DIR/.lock -> victim` truncating the victim: the link is refused.
+    #[test]
+    fn a_lock_file_that_is_a_link_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::os::unix::fs::symlink(&victim, run.join(".lock")).unwrap();
+        let e = RunLock::acquire(&run, "test").unwrap_err();
+        assert!(matches!(e, RunDirError::Symlink { .. }), "{e}");
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        // A hard link to the victim is refused too.
+        std::fs::remove_file(run.join(".lock")).unwrap();
+        std::fs::hard_link(&victim, run.join(".lock")).unwrap();
+        let e = RunLock::acquire(&run, "test").unwrap_err();
+        assert!(format!("{e:#?}").contains("hard link"), "{e:#?}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 
     /// Set in a child test process: the directory whose lock it takes and holds until killed.

@@ -21,11 +21,11 @@ pub use best::{
     best_row, BestLayer, BestPolicy, Scores, SuiteAttack, SuiteSummary, SuiteWorst, TestScores,
 };
 pub use config::{first_difference, AgentInfo, BitsRange, Budget, Costs, ProfileInfo, RunConfig};
-pub use dir::{read_any, AnyDir, RunDir};
+pub use dir::{dir_kind, read_any, AnyDir, DirKind, RunDir};
 pub use dq::{AmplificationRow, DqDir, DqRow};
 pub use episodes::{header, pareto_rows, Episode, Episodes};
 pub use error::RunDirError;
-pub use files::{write_atomic, write_json};
+pub use files::{create_dir, open_no_follow, write_atomic, write_json};
 pub use front::{FrontTest, FrontTestRow};
 pub use lock::{lock_holder, this_command, Holder, RunLock};
 pub use log::RunLog;

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -118,8 +119,14 @@ impl ScoreCache {
 }
 
 /// Appends `text` with one write, so concurrent appenders do not interleave inside a line.
+/// Never through a symbolic link (`O_NOFOLLOW`, which fails with ELOOP): the cache directory
+/// may be shared, and a planted link would have scores appended to any file.
 fn append(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
     f.write_all(text.as_bytes())
 }
 
@@ -180,6 +187,18 @@ mod tests {
         assert_eq!(again.get("4/4,4/4"), None);
         assert_eq!(again.get("x"), None);
         assert_eq!(again.get("y"), None, "a garbled breakdown is no score");
+    }
+
+    #[test]
+    fn an_append_never_follows_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let link = dir.path().join("scores.csv");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let e = append(&link, "\"x\",true,,,,\n").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 
     #[test]

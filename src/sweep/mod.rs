@@ -6,7 +6,7 @@
 mod slurm;
 mod status;
 
-pub use slurm::{array_script, baseline_script, SlurmJobs, Submission};
+pub use slurm::{array_script, baseline_script, check_script_path, SlurmJobs, Submission};
 pub use status::{cell_states, write_cell_end, CellEnd, CellState, CellStatus};
 
 use std::path::{Path, PathBuf};
@@ -37,6 +37,12 @@ pub enum SweepError {
         run.display()
     )]
     SameRun { a: String, b: String, run: PathBuf },
+    #[error(
+        "{}: the file name without `.toml` names the experiment's cell directories, so it must \
+         be a plain name (not `.` or `..`)",
+        path.display()
+    )]
+    BadExperimentName { path: PathBuf },
     #[error("{} already holds a sweep: pass --resume to continue it, or choose another --out", dir.display())]
     Exists { dir: PathBuf },
     #[error("{}: cannot resume: {what} differs from the sweep there ({old} then, {new} now)", dir.display())]
@@ -45,6 +51,18 @@ pub enum SweepError {
         what: String,
         old: String,
         new: String,
+    },
+    #[error("{what} {path:?} cannot go into an sbatch script: it {rule}")]
+    ScriptPath {
+        what: &'static str,
+        path: PathBuf,
+        rule: &'static str,
+    },
+    #[error("{}: cell {index}: {detail}", path.display())]
+    BadCell {
+        path: PathBuf,
+        index: usize,
+        detail: String,
     },
     #[error("{}: the sweep has {cells} cells, no cell {index}", dir.display())]
     NoCell {
@@ -132,6 +150,11 @@ impl Plan {
                 for agent in &agents {
                     for profile in &profiles {
                         let out = Path::new(&stem(experiment)).join(format!("s{seed}"));
+                        if !under(&out) {
+                            return Err(SweepError::BadExperimentName {
+                                path: experiment.clone(),
+                            });
+                        }
                         let run = out.join(format!("{}-{}", agent.name, profile.name));
                         let cell = Cell {
                             index: cells.len(),
@@ -166,14 +189,44 @@ impl Plan {
         })
     }
 
-    /// Reads DIR/sweep.json.
+    /// Reads DIR/sweep.json. Each cell's `out` and `run` must stay under DIR (relative, no
+    /// `..`, `run` inside `out`) and its index must be its place: the file is read back by every
+    /// cell's runner, and a hand-edited or planted one must not steer a search elsewhere.
     pub fn read(dir: &Path) -> Result<Plan, SweepError> {
         let path = dir.join(Self::FILE);
         let text = std::fs::read_to_string(&path).map_err(|source| SweepError::Io {
             path: path.clone(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|source| SweepError::Json { path, source })
+        let plan: Plan = serde_json::from_str(&text).map_err(|source| SweepError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        for (i, cell) in plan.cells.iter().enumerate() {
+            let bad = |detail: String| SweepError::BadCell {
+                path: path.clone(),
+                index: i,
+                detail,
+            };
+            if cell.index != i {
+                return Err(bad(format!("`index` is {}, not its place {i}", cell.index)));
+            }
+            for (field, p) in [("out", &cell.out), ("run", &cell.run)] {
+                if !under(p) {
+                    return Err(bad(format!(
+                        "`{field}` must be a relative path inside the sweep directory (no `..`), \
+                         got {p:?}"
+                    )));
+                }
+            }
+            if !cell.run.starts_with(&cell.out) || cell.run == cell.out {
+                return Err(bad(format!(
+                    "`run` {:?} must lie inside `out` {:?}",
+                    cell.run, cell.out
+                )));
+            }
+        }
+        Ok(plan)
     }
 
     /// Writes DIR/sweep.json for a new sweep, or checks that a resumed one asks for the same
@@ -227,6 +280,13 @@ impl Cell {
             self.profile
         )
     }
+}
+
+/// Whether `path` is relative and made of plain names only (no `..`, `.`, root or prefix), so
+/// joined to a directory it stays inside it.
+fn under(path: &Path) -> bool {
+    let mut parts = path.components().peekable();
+    parts.peek().is_some() && parts.all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 /// An experiment's cell-directory name: its file name without `.toml`.

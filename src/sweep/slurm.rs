@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::SweepError;
+
 /// slurm.json: the jobs each submission made, oldest first (a resumed sweep adds one).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SlurmJobs {
@@ -44,18 +46,72 @@ fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// The shared top of both scripts: the shell, the working directory and the log file.
-fn header(name: &str, dir: &Path, log: &str, cwd: &Path) -> String {
-    let dir = dir.display().to_string();
+/// A value for an `#SBATCH` line, double-quoted. sbatch reads these lines itself, not through
+/// bash (`_get_argument` in Slurm's src/sbatch/opt.c): quotes group characters, a backslash
+/// escapes the next one, an unquoted `#` starts a comment, and a line ends the option. So `"`
+/// and `\` are escaped and the whole value quoted; a line break cannot be expressed at all,
+/// which is why `check_script_path` refuses control characters before any script is written.
+fn sbatch_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// `path` can be written into an sbatch script: valid UTF-8 (written as given), no control
+/// character (a newline would end the `#SBATCH` line and start a shell command), and no
+/// backslash (in `--output` it turns off Slurm's `%a` filename patterns).
+pub fn check_script_path(what: &'static str, path: &Path) -> Result<(), SweepError> {
+    let refuse = |rule: &'static str| SweepError::ScriptPath {
+        what,
+        path: path.to_path_buf(),
+        rule,
+    };
+    let text = path.to_str().ok_or_else(|| refuse("must be valid UTF-8"))?;
+    if text.chars().any(char::is_control) {
+        return Err(refuse(
+            "must not hold a control character (a newline, a tab)",
+        ));
+    }
+    if text.contains('\\') {
+        return Err(refuse("must not hold a backslash"));
+    }
+    Ok(())
+}
+
+/// The shared top of both scripts: the shell, the working directory and the log file. `%` in
+/// the log's path is doubled: `--output` expands `%`-patterns (`%a`: the array task).
+fn header(name: &str, dir: &str, log: &str, cwd: &str) -> String {
+    let output = format!("{}/logs/{log}", dir.replace('%', "%%"));
     format!(
         "#!/bin/bash\n\
          #SBATCH --job-name={name}\n\
          #SBATCH --chdir={}\n\
-         #SBATCH --output={}/logs/{log}\n\
+         #SBATCH --output={}\n\
          #SBATCH --open-mode=append\n",
-        cwd.display(),
-        dir
+        sbatch_quote(cwd),
+        sbatch_quote(&output)
     )
+}
+
+/// The three paths of a script, checked by `check_script_path`, as text.
+fn script_paths<'a>(
+    exe: &'a Path,
+    dir: &'a Path,
+    cwd: &'a Path,
+) -> Result<[&'a str; 3], SweepError> {
+    check_script_path("the bitsearch executable", exe)?;
+    check_script_path("the sweep directory (--out)", dir)?;
+    check_script_path("the current directory", cwd)?;
+    // Checked above: each is UTF-8.
+    let text = |p: &'a Path| p.to_str().unwrap_or_default();
+    Ok([text(exe), text(dir), text(cwd)])
 }
 
 /// DIR/sweep.sbatch: a job array whose task N runs cell N (`--array` is given at submission,
@@ -63,30 +119,32 @@ fn header(name: &str, dir: &Path, log: &str, cwd: &Path) -> String {
 /// log; the runner is the task's last command (`exec`), so a cancel reaches it directly and a
 /// partly written episode is never mistaken for a finished one. candle's threads follow the
 /// task's CPUs.
-pub fn array_script(exe: &Path, dir: &Path, cwd: &Path) -> String {
-    format!(
+pub fn array_script(exe: &Path, dir: &Path, cwd: &Path) -> Result<String, SweepError> {
+    let [exe, dir, cwd] = script_paths(exe, dir, cwd)?;
+    Ok(format!(
         "{}#SBATCH --requeue\n\
          export RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-1}}\"\n\
          export CANDLE_NUM_THREADS=\"$RAYON_NUM_THREADS\"\n\
          exec {} sweep --quiet --cell \"$SLURM_ARRAY_TASK_ID\" --out {}\n",
         header("bitsearch-sweep", dir, "cell-%a.out", cwd),
-        quote(&exe.display().to_string()),
-        quote(&dir.display().to_string())
-    )
+        quote(exe),
+        quote(dir)
+    ))
 }
 
 /// DIR/baseline.sbatch: trains (or finds cached) every experiment's FP32 baseline once, before
 /// the array starts (it is submitted first and the array depends on it), so cells never train
 /// the same baseline side by side.
-pub fn baseline_script(exe: &Path, dir: &Path, cwd: &Path) -> String {
-    format!(
+pub fn baseline_script(exe: &Path, dir: &Path, cwd: &Path) -> Result<String, SweepError> {
+    let [exe, dir, cwd] = script_paths(exe, dir, cwd)?;
+    Ok(format!(
         "{}export RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-1}}\"\n\
          export CANDLE_NUM_THREADS=\"$RAYON_NUM_THREADS\"\n\
          exec {} sweep --quiet --baselines --out {}\n",
         header("bitsearch-baselines", dir, "baseline.out", cwd),
-        quote(&exe.display().to_string()),
-        quote(&dir.display().to_string())
-    )
+        quote(exe),
+        quote(dir)
+    ))
 }
 
 #[cfg(test)]
@@ -97,17 +155,39 @@ mod tests {
     fn the_array_script_runs_its_task_s_cell_from_the_submit_directory() {
         let s = array_script(
             Path::new("/b/bitsearch"),
-            Path::new("/s w/it's"),
-            Path::new("/w"),
-        );
+            Path::new("/s w/it's \"100%\" #1"),
+            Path::new("/w d"),
+        )
+        .unwrap();
         assert!(s.starts_with("#!/bin/bash\n#SBATCH --job-name=bitsearch-sweep\n"));
-        assert!(s.contains("#SBATCH --chdir=/w\n") && s.contains("#SBATCH --requeue\n"));
-        assert!(s.contains("--output=/s w/it's/logs/cell-%a.out"), "{s}");
+        assert!(s.contains("#SBATCH --chdir=\"/w d\"\n") && s.contains("#SBATCH --requeue\n"));
+        // Quoted for sbatch's parser (`"` escaped, `#` inside quotes), `%` doubled for
+        // --output's patterns.
+        assert!(
+            s.contains("#SBATCH --output=\"/s w/it's \\\"100%%\\\" #1/logs/cell-%a.out\"\n"),
+            "{s}"
+        );
         assert!(s.ends_with(
-            "exec '/b/bitsearch' sweep --quiet --cell \"$SLURM_ARRAY_TASK_ID\" --out '/s w/it'\\''s'\n"
+            "exec '/b/bitsearch' sweep --quiet --cell \"$SLURM_ARRAY_TASK_ID\" \
+             --out '/s w/it'\\''s \"100%\" #1'\n"
         ));
         let b = baseline_script(Path::new("/b/bitsearch"), Path::new("/d"), Path::new("/w"));
+        let b = b.unwrap();
         assert!(b.contains("sweep --quiet --baselines --out '/d'") && !b.contains("--requeue"));
+    }
+
+    /// Guards against a path with a line break writing a shell command into the script.
+    #[test]
+    fn a_path_with_a_control_character_or_backslash_is_refused() {
+        let (exe, cwd) = (Path::new("/b/bitsearch"), Path::new("/w"));
+        for bad in ["/s\ntouch /tmp/pwned\n", "/s\rx", "/s\tx", "/s\\x"] {
+            let e = array_script(exe, Path::new(bad), cwd).unwrap_err();
+            assert!(
+                matches!(e, SweepError::ScriptPath { .. }) && e.to_string().contains("(--out)"),
+                "{e}"
+            );
+            assert!(baseline_script(exe, cwd, Path::new(bad)).is_err());
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub fn write_cell_end(dir: &Path, index: usize, end: Option<&CellEnd>) -> Result
     };
     match end {
         Some(end) => {
-            std::fs::create_dir_all(dir.join("cells")).map_err(io)?;
+            crate::rundir::create_dir(&dir.join("cells"))?;
             Ok(write_json(&path, end)?)
         }
         None => match std::fs::remove_file(&path) {
