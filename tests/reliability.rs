@@ -286,7 +286,9 @@ fn a_file_size_limit_hit_mid_way_keeps_whole_lines_and_resume_finishes() {
 fn a_full_disk_mid_run_keeps_every_episode_and_resume_finishes() {
     let dir = tempfile::tempdir().unwrap();
     fixture();
-    let disk = Tmpfs::mount(&dir.path().join("disk"), 1 << 20);
+    // Room for the whole run (about 0.5 MiB) with a second copy of report.html, which every
+    // whole-file write needs while it renames its new version into place.
+    let disk = Tmpfs::mount(&dir.path().join("disk"), 2 << 20);
     let mut child = search(&disk.dir, "out").spawn().unwrap();
     let run = disk.dir.join("out").join(RUN);
     wait_for_lines(&mut child, &run.join("episodes.csv"), 3);
