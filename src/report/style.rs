@@ -24,8 +24,11 @@ pub enum ChartError {
     Font,
     #[error("chart {chart}: {message}")]
     Draw { chart: String, message: String },
-    #[error(transparent)]
-    Write(#[from] crate::rundir::RunDirError),
+    #[error("chart {chart}: {source}")]
+    Write {
+        chart: String,
+        source: crate::rundir::RunDirError,
+    },
 }
 
 /// Registers the embedded font with plotters, once per process.
@@ -75,11 +78,13 @@ pub fn render<C: Chart>(chart: &C, dir: &Path) -> Result<ChartFiles, ChartError>
     chart.draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area())?;
     let mut svg = String::new();
     chart.draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())?;
-    write_atomic(
-        &files.png,
-        &encode_png(&rgb, SIZE).map_err(draw_err(&stem))?,
-    )?;
-    write_atomic(&files.svg, svg.as_bytes())?;
+    let written = |source| ChartError::Write {
+        chart: stem.clone(),
+        source,
+    };
+    let png = encode_png(&rgb, SIZE).map_err(draw_err(&stem))?;
+    write_atomic(&files.png, &png).map_err(written)?;
+    write_atomic(&files.svg, svg.as_bytes()).map_err(written)?;
     Ok(files)
 }
 
