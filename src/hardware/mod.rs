@@ -10,7 +10,7 @@ mod lookup;
 mod profile;
 
 pub use compute::{
-    BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, ModeFile, PrecisionModes, Run,
+    BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, ModeFile, ModeRun, PrecisionModes,
     Selection, Storage, FULL_BITS,
 };
 pub use cost::{

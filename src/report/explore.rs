@@ -17,7 +17,7 @@ use super::html::escape;
 use super::prices::{Device, LayerPrice, Unpriced};
 use super::ReportError;
 use crate::robust::Breakdown;
-use crate::rundir::{BestPolicy, Budget, Costs, Episode, FrontTestRow, RunDir};
+use crate::rundir::{BestPolicy, BudgetRecord, Costs, Episode, FrontTestRow, RunDir};
 
 /// The whole document (`<script type="application/json" id="bitsearch-data">`).
 #[derive(Debug, Clone, Serialize)]
@@ -37,7 +37,7 @@ pub struct RunData {
     pub profile: String,
     pub agent: String,
     pub layers: Vec<String>,
-    pub budget: Budget,
+    pub budget: BudgetRecord,
     pub uniform8: Option<Costs>,
     /// Per layer, the price of each (w, a) the run's points give it, keyed `"w/a"`: every point
     /// takes its layers' prices from here, so a price is written once per run, not per point.

@@ -32,9 +32,9 @@ pub struct AgentInfo {
     pub config: Option<serde_json::Value>,
 }
 
-/// Absolute budgets; `None` = no budget on that cost.
+/// config.json's record of the absolute budgets; `None` = no budget on that cost.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Budget {
+pub struct BudgetRecord {
     pub latency_s: Option<f64>,
     pub energy_j: Option<f64>,
     pub size_bytes: Option<f64>,
@@ -48,9 +48,10 @@ pub struct Costs {
     pub size_bytes: f64,
 }
 
-/// The searched bitwidth range.
+/// config.json's record of the searched bitwidth range (the experiment's validated one is
+/// `experiment::BitsRange`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BitsRange {
+pub struct BitsRecord {
     pub min: u8,
     pub max: u8,
 }
@@ -72,12 +73,12 @@ pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// Resolved from the experiment's fractions of uniform 8/8.
-    pub budget: Budget,
+    pub budget: BudgetRecord,
     /// The costs of uniform 8/8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uniform8: Option<Costs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bits: Option<BitsRange>,
+    pub bits: Option<BitsRecord>,
     /// The worker threads of the last start or resume. Results do not depend on it (every
     /// reduction has a fixed order); it is recorded to say how the timings were taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]

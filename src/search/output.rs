@@ -8,8 +8,8 @@ use crate::agents::Agent;
 use crate::env::Price;
 
 use crate::rundir::{
-    best_row, pareto_rows, AgentInfo, BestPolicy, BitsRange, Budget, Costs, Episode, ProfileInfo,
-    RunConfig, TestScores,
+    best_row, pareto_rows, AgentInfo, BestPolicy, BitsRecord, BudgetRecord, Costs, Episode,
+    ProfileInfo, RunConfig, TestScores,
 };
 
 /// config.json of this run: everything resolved before the first episode.
@@ -42,13 +42,13 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
         },
         episodes: Some(s.episodes as u64),
         seed: Some(s.seed),
-        budget: Budget {
+        budget: BudgetRecord {
             latency_s: b.latency_s,
             energy_j: b.energy_j,
             size_bytes: b.size_bytes,
         },
         uniform8: Some(costs(run.space.uniform8)),
-        bits: Some(BitsRange {
+        bits: Some(BitsRecord {
             min: run.space.min_bits,
             max: run.space.max_bits,
         }),
