@@ -15,7 +15,7 @@ pub use compute::{
 };
 pub use cost::{
     compare_to_uniform8, policy_cost, Bound, Comparison, Cost, CostModel, CostSource, LayerCost,
-    PolicyCost, Ratio,
+    PolicyCost, Price, Ratio,
 };
 pub use error::HardwareError;
 pub use host_timing::{time_host, write_host_timing};

@@ -16,8 +16,9 @@ use serde::Serialize;
 use super::html::escape;
 use super::prices::{Device, LayerPrice, Unpriced};
 use super::ReportError;
+use crate::hardware::Price;
 use crate::robust::Breakdown;
-use crate::rundir::{BestPolicy, BudgetRecord, Costs, Episode, FrontTestRow, RunDir};
+use crate::rundir::{BestPolicy, BudgetRecord, Episode, FrontTestRow, RunDir};
 
 /// The whole document (`<script type="application/json" id="bitsearch-data">`).
 #[derive(Debug, Clone, Serialize)]
@@ -38,7 +39,7 @@ pub struct RunData {
     pub agent: String,
     pub layers: Vec<String>,
     pub budget: BudgetRecord,
-    pub uniform8: Option<Costs>,
+    pub uniform8: Option<Price>,
     /// Per layer, the price of each (w, a) the run's points give it, keyed `"w/a"`: every point
     /// takes its layers' prices from here, so a price is written once per run, not per point.
     /// `None` when the run's profile could not be shown to be the one the search priced with.

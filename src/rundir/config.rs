@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::files::read_json;
 use super::RunDirError;
+use crate::hardware::Price;
 use crate::model::LayerShape;
 
 /// The device profile searched for.
@@ -40,14 +41,6 @@ pub struct BudgetRecord {
     pub size_bytes: Option<f64>,
 }
 
-/// A policy's costs on the run's profile.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Costs {
-    pub latency_s: f64,
-    pub energy_j: f64,
-    pub size_bytes: f64,
-}
-
 /// config.json's record of the searched bitwidth range (the experiment's validated one is
 /// `experiment::BitsRange`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -76,7 +69,7 @@ pub struct RunConfig {
     pub budget: BudgetRecord,
     /// The costs of uniform 8/8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uniform8: Option<Costs>,
+    pub uniform8: Option<Price>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bits: Option<BitsRecord>,
     /// The worker threads of the last start or resume. Results do not depend on it (every
@@ -138,5 +131,27 @@ pub fn first_difference(
         }
         (a, b) if a == b => None,
         (a, b) => Some((path.to_string(), show(a), show(b))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Price;
+
+    /// config.json's `uniform8` is the hardware `Price`: its JSON keeps the file's field names and
+    /// order, and reads back to the same value.
+    #[test]
+    fn uniform8_keeps_the_config_json_format() {
+        let p = Price {
+            latency_s: 0.5,
+            energy_j: 2.0,
+            size_bytes: 1024.0,
+        };
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            text,
+            r#"{"latency_s":0.5,"energy_j":2.0,"size_bytes":1024.0}"#
+        );
+        assert_eq!(serde_json::from_str::<Price>(&text).unwrap(), p);
     }
 }
