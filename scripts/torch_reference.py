@@ -488,7 +488,7 @@ def suite(model, x, y, transfer, atk, gen, times, work):
     "PGD above transfer" keeps its meaning), each restart only on those every
     earlier restart left standing; (e) Square at each radius on the examples every attack there
     left standing. Fills times and work per phase: example passes through the model, forward
-    or gradient, counted as bitsearch's src/robust/cost.rs counts them (PGD: steps gradient passes
+    or gradient, counted as bitsearch's src/robust/stage_cost.rs counts them (PGD: steps gradient passes
     and one forward per attacked example and restart; Square: its first and last forwards of
     every attacked example and one per query per example still standing), and returns
     (clean accuracy, worst case at the headline eps: the largest PGD eps)."""

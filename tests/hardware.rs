@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use bitsearch::hardware::{
-    calibrate, policy_cost, profile_files, write_calibration, CostModel, CostSource, HardwareError,
+    policy_cost, profile_files, time_host, write_host_timing, CostModel, CostSource, HardwareError,
     Profile,
 };
 use bitsearch::model::LayerShape;
@@ -292,13 +292,13 @@ fn cheapest_lenet5_policy_differs_between_edge_and_cloud() {
 fn calibrated_profile_validates_and_prices_lenet5() {
     let layers = lenet5();
     let start = std::time::Instant::now();
-    let (profile, rows) = calibrate(&layers, 1, 1, false).unwrap();
+    let (profile, rows) = time_host(&layers, 1, 1, false).unwrap();
     assert!(start.elapsed().as_secs() < 60, "{:?}", start.elapsed());
     // 5 layers x (1..=8 and 32)^2 rows.
     assert_eq!(rows.len(), 5 * 81);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("host.toml");
-    let csv = write_calibration(&out, profile, &rows).unwrap();
+    let csv = write_host_timing(&out, profile, &rows).unwrap();
     assert!(csv.ends_with("host.csv"));
     let p = Profile::load(&out).unwrap();
     let cost = policy_cost(

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use bitsearch::hardware::{
-    calibrate, profile_files, resolve_profile, write_calibration, ComputeModel, Profile,
+    profile_files, resolve_profile, time_host, write_host_timing, ComputeModel, Profile,
     BUILTIN_PROFILE_DIR,
 };
 use bitsearch::model::LayerShape;
@@ -196,8 +196,8 @@ fn run_calibration(
     repeats: usize,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (profile, rows) = calibrate(layers, batch, repeats, true).context("calibrating")?;
-    let csv = write_calibration(out, profile, &rows)?;
+    let (profile, rows) = time_host(layers, batch, repeats, true).context("calibrating")?;
+    let csv = write_host_timing(out, profile, &rows)?;
     Profile::load(out).context("the calibrated profile does not validate")?;
     println!(
         "wrote {} and {} ({} rows) in {:.1} s",

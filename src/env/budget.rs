@@ -12,8 +12,9 @@
 
 use serde::Serialize;
 
-use super::space::{Price, SearchSpace};
+use super::space::SearchSpace;
 use super::EnvError;
+use crate::hardware::Price;
 use crate::quant::{LayerBits, Policy};
 
 /// Resolved, absolute budgets; `None` = unconstrained.

@@ -8,6 +8,7 @@ mod space;
 #[cfg(test)]
 mod tests;
 
+pub use crate::hardware::Price;
 pub use budget::{Budget, BudgetConfig, Limit};
 pub use error::EnvError;
-pub use space::{Price, SearchSpace, STATE_DIM};
+pub use space::{SearchSpace, STATE_DIM};

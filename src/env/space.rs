@@ -4,43 +4,10 @@
 //! state each step shows the agent. The declared bitwidths are min..=max or an explicit list
 //! (`[bits] choices`); with `tie`, a layer's activation bits follow its weight bits.
 
-use serde::Serialize;
-
 use super::EnvError;
-use crate::hardware::CostModel;
+use crate::hardware::{CostModel, Price};
 use crate::model::{LayerKind, LayerShape};
 use crate::quant::{Bits, LayerBits, Policy};
-
-/// A policy's price on the device: what the budgets constrain.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct Price {
-    pub latency_s: f64,
-    pub energy_j: f64,
-    /// Weights at their bitwidths plus 32-bit biases.
-    pub size_bytes: f64,
-}
-
-impl std::ops::Add for Price {
-    type Output = Price;
-    fn add(self, o: Price) -> Price {
-        Price {
-            latency_s: self.latency_s + o.latency_s,
-            energy_j: self.energy_j + o.energy_j,
-            size_bytes: self.size_bytes + o.size_bytes,
-        }
-    }
-}
-
-impl std::ops::Sub for Price {
-    type Output = Price;
-    fn sub(self, o: Price) -> Price {
-        Price {
-            latency_s: self.latency_s - o.latency_s,
-            energy_j: self.energy_j - o.energy_j,
-            size_bytes: self.size_bytes - o.size_bytes,
-        }
-    }
-}
 
 /// Number of features in a step's state (see `SearchSpace::state`).
 pub const STATE_DIM: usize = 14;

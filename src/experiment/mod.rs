@@ -26,7 +26,7 @@ lr = 1e-3
 }
 
 mod error;
-mod front;
+mod front_test;
 mod layered;
 mod raw;
 mod robust;
@@ -34,7 +34,7 @@ mod search;
 mod validated;
 
 pub use error::{ExperimentError, LayerError};
-pub use front::{FrontTestConfig, RawFrontTest};
+pub use front_test::{FrontTestConfig, RawFrontTest};
 pub use layered::Overrides;
 pub use raw::{RawData, RawExperiment, RawModel, RawQuant, RawTrain};
 pub use robust::{DqConfig, RawAttack, RawFinetune};

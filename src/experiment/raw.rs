@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::error::ExperimentError;
-use super::front::RawFrontTest;
+use super::front_test::RawFrontTest;
 use super::robust::{DqConfig, RawAttack, RawFinetune};
 use super::search::{RawBits, RawBudget, RewardConfig, SearchConfig};
 use super::validated::Experiment;

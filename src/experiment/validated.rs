@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::front::FrontTestConfig;
+use super::front_test::FrontTestConfig;
 use super::robust::DqConfig;
 use super::search::{BitsRange, RewardConfig, SearchConfig};
 use crate::calib::QuantConfig;

@@ -121,7 +121,7 @@ pub struct Mode {
 
 /// How a compute model runs one (w, a): the mode, its rate and energy, and the stored widths.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Run {
+pub struct ModeRun {
     pub mode: String,
     pub macs_per_cycle: f64,
     pub mac_j: f64,
@@ -140,12 +140,12 @@ impl ComputeModel {
     }
 
     /// How `bits` runs; `None` only when no precision mode holds it.
-    pub fn run(&self, bits: LayerBits) -> Option<Run> {
+    pub fn run(&self, bits: LayerBits) -> Option<ModeRun> {
         let (w, a) = (bits.w.get(), bits.a.get());
         match self {
             ComputeModel::BitSerial(m) => {
                 let planes = f64::from(w) * f64::from(a);
-                Some(Run {
+                Some(ModeRun {
                     mode: format!("bit-serial {w}x{a}"),
                     macs_per_cycle: m.binary_macs_per_cycle / planes,
                     mac_j: m.binary_mac_j * planes,
@@ -155,7 +155,7 @@ impl ComputeModel {
             }
             ComputeModel::BitFusion(m) => {
                 let (fw, fa) = (fused_width(w), fused_width(a));
-                Some(Run {
+                Some(ModeRun {
                     mode: format!("fusion {fw}x{fa}"),
                     macs_per_cycle: m.fusion_units * lanes(fw) * lanes(fa),
                     mac_j: m.mac_8x8_j * f64::from(fw) * f64::from(fa) / 64.0,
@@ -169,7 +169,7 @@ impl ComputeModel {
                     Storage::Packed => own,
                     Storage::Mode => mode_bits,
                 };
-                Some(Run {
+                Some(ModeRun {
                     mode: mode.name.clone(),
                     macs_per_cycle: mode.macs_per_cycle,
                     mac_j: mode.mac_j,

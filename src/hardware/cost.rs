@@ -17,12 +17,44 @@
 //! Latency and energy are per batch of B examples. A policy's cost is the sum over its layers:
 //! layers run one after another, with no overlap between them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::HardwareError;
 use super::profile::Profile;
 use crate::model::LayerShape;
 use crate::quant::{Bits, LayerBits, Policy};
+
+/// A policy's price on the device: what the budgets constrain, and what config.json records as
+/// `uniform8` (field names and order are that file's format).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Price {
+    pub latency_s: f64,
+    pub energy_j: f64,
+    /// Weights at their bitwidths plus 32-bit biases.
+    pub size_bytes: f64,
+}
+
+impl std::ops::Add for Price {
+    type Output = Price;
+    fn add(self, o: Price) -> Price {
+        Price {
+            latency_s: self.latency_s + o.latency_s,
+            energy_j: self.energy_j + o.energy_j,
+            size_bytes: self.size_bytes + o.size_bytes,
+        }
+    }
+}
+
+impl std::ops::Sub for Price {
+    type Output = Price;
+    fn sub(self, o: Price) -> Price {
+        Price {
+            latency_s: self.latency_s - o.latency_s,
+            energy_j: self.energy_j - o.energy_j,
+            size_bytes: self.size_bytes - o.size_bytes,
+        }
+    }
+}
 
 /// What limits a layer in the roofline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

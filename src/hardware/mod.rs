@@ -1,25 +1,25 @@
 //! Hardware cost model: device profiles (TOML) and their validation, compute models (bit-serial,
 //! bit-fusion, precision modes), the per-layer roofline behind the `CostModel` trait, measured
-//! lookup tables that override it, and calibration of a profile on the host CPU.
+//! lookup tables that override it, and timing of the host CPU as a profile.
 
-mod calibrate;
 mod compute;
 mod cost;
 mod error;
+mod host_timing;
+mod lookup;
 mod profile;
-mod table;
 
-pub use calibrate::{calibrate, write_calibration};
 pub use compute::{
-    BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, ModeFile, PrecisionModes, Run,
+    BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, ModeFile, ModeRun, PrecisionModes,
     Selection, Storage, FULL_BITS,
 };
 pub use cost::{
     compare_to_uniform8, policy_cost, Bound, Comparison, Cost, CostModel, CostSource, LayerCost,
-    PolicyCost, Ratio,
+    PolicyCost, Price, Ratio,
 };
 pub use error::HardwareError;
+pub use host_timing::{time_host, write_host_timing};
+pub use lookup::{write_table, Table, TableRow};
 pub use profile::{
     profile_files, resolve_profile, Memory, MemoryFile, Profile, ProfileFile, BUILTIN_PROFILE_DIR,
 };
-pub use table::{write_table, Table, TableRow};

@@ -10,7 +10,7 @@ use super::compute::{
     BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, PrecisionModes, FULL_BITS,
 };
 use super::error::HardwareError;
-use super::table::Table;
+use super::lookup::Table;
 use crate::quant::Bits;
 use crate::validate::{non_negative, path_name, positive};
 

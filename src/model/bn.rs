@@ -109,6 +109,7 @@ impl BatchNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_util::max_abs_diff;
     use candle_nn::ModuleT;
 
     /// The folded conv equals the conv followed by BN with its running statistics.
@@ -141,7 +142,7 @@ mod tests {
             .conv2d(&wf, 1, 1, 1, 1)?
             .broadcast_add(&bf.reshape((1, 4, 1, 1))?)?;
         let scale = want.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
-        let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let diff = max_abs_diff(&got, &want)?;
         assert!(diff < 1e-5 * scale, "{diff} against outputs up to {scale}");
         Ok(())
     }

@@ -348,6 +348,7 @@ fn shortcut_a(h: &Tensor, stride: usize, out: usize) -> candle_core::Result<Tens
 mod tests {
     use super::super::Arch;
     use super::*;
+    use crate::ops::test_util::max_abs_diff;
     use crate::quant::{Bits, Policy};
     use candle_core::Device;
 
@@ -439,10 +440,7 @@ mod tests {
             .unwrap()
             .broadcast_add(p[2].b.as_tensor())
             .unwrap();
-        let diff = |a: &Tensor, b: &Tensor| {
-            let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-            d.to_scalar::<f32>().unwrap()
-        };
+        let diff = |a: &Tensor, b: &Tensor| max_abs_diff(a, b).unwrap();
         assert!(diff(&got, &want) < 1e-5, "{}", diff(&got, &want));
         let (gg, gw) = (
             got.sum_all().unwrap().backward().unwrap(),
@@ -470,12 +468,7 @@ mod tests {
         };
         let unfolded = m.run(&x, None, pass, &mut |_, _, _| Ok(())).unwrap();
         assert_eq!(folded.dims(), &[4, 10]);
-        let diff = (&folded - &unfolded)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap();
+        let diff = max_abs_diff(&folded, &unfolded).unwrap();
         let scale = unfolded
             .abs()
             .unwrap()
@@ -483,7 +476,6 @@ mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
-        let diff = diff.to_scalar::<f32>().unwrap();
         assert!(
             diff <= 1e-4 * scale.max(1.0),
             "{diff} against logits up to {scale}"

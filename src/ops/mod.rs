@@ -21,7 +21,7 @@ mod pool;
 mod relu_mask;
 mod storage;
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 
 pub use conv::{conv2d, conv2d_quantized, conv2d_relu_pool, depthwise_conv2d};
 pub use linalg::{linear, orthogonality};

@@ -1,5 +1,5 @@
-//! Test helpers shared by the ops' tests: random tensors and a closeness check relative to the
-//! expected tensor's scale.
+//! Test helpers shared by the ops' tests: random tensors, a closeness check relative to the
+//! expected tensor's scale, and the largest elementwise difference.
 
 use candle_core::{Device, Result, Tensor, Var};
 use rand::{rngs::StdRng, Rng};
@@ -58,4 +58,9 @@ pub(crate) fn assert_same_op(
         }
     }
     Ok(())
+}
+
+/// The largest elementwise |a - b| (for tests that bound the error against a scale of their own).
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+    (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
 }

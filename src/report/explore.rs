@@ -16,8 +16,9 @@ use serde::Serialize;
 use super::html::escape;
 use super::prices::{Device, LayerPrice, Unpriced};
 use super::ReportError;
+use crate::hardware::Price;
 use crate::robust::Breakdown;
-use crate::rundir::{BestPolicy, Budget, Costs, Episode, FrontTestRow, RunDir};
+use crate::rundir::{BestPolicy, BudgetRecord, Episode, FrontTestRow, RunDir};
 
 /// The whole document (`<script type="application/json" id="bitsearch-data">`).
 #[derive(Debug, Clone, Serialize)]
@@ -37,8 +38,8 @@ pub struct RunData {
     pub profile: String,
     pub agent: String,
     pub layers: Vec<String>,
-    pub budget: Budget,
-    pub uniform8: Option<Costs>,
+    pub budget: BudgetRecord,
+    pub uniform8: Option<Price>,
     /// Per layer, the price of each (w, a) the run's points give it, keyed `"w/a"`: every point
     /// takes its layers' prices from here, so a price is written once per run, not per point.
     /// `None` when the run's profile could not be shown to be the one the search priced with.

@@ -6,11 +6,11 @@
 mod amplification;
 mod attack;
 mod breakdown;
-mod cost;
 mod lipschitz;
 mod masking;
 mod measure;
 mod square;
+mod stage_cost;
 mod suite;
 
 pub use amplification::{amplification, mean_relative_distance, LayerDistance};
@@ -19,11 +19,11 @@ pub use attack::{
     Classifier, Pgd, QuantizedModel,
 };
 pub use breakdown::{Breakdown, BREAKDOWN_FORMAT};
-pub use cost::{Stage, StageCost, SuiteCost};
 pub use lipschitz::{lipschitz_bound, spectral_norm};
 pub use masking::{Checks, Masking, CHECKS_FORMAT, GRADIENT_FREE_TOLERANCE};
 pub use measure::{MeasureName, RobustMeasure};
 pub use square::square;
+pub use stage_cost::{Stage, StageCost, SuiteCost};
 pub use suite::{
     craft_transfer, fp32_transfer, headline_eps, robust_radii, run_suite, AttackConfig, AttackKind,
     AttackResult, Coverage, EpsWorst, SquareRun, SquareScope, SuiteReport, TransferSet,

@@ -14,9 +14,9 @@ use super::attack::{
     Pgd, QuantizedModel,
 };
 use super::breakdown::Breakdown;
-use super::cost::{Counted, Stage, SuiteCost};
 use super::masking::{masking_checks, Masking};
 use super::square::square;
+use super::stage_cost::{Counted, Stage, SuiteCost};
 use super::RobustError;
 use crate::model::Model;
 

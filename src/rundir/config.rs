@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::files::read_json;
 use super::RunDirError;
+use crate::hardware::Price;
 use crate::model::LayerShape;
 
 /// The device profile searched for.
@@ -32,25 +33,18 @@ pub struct AgentInfo {
     pub config: Option<serde_json::Value>,
 }
 
-/// Absolute budgets; `None` = no budget on that cost.
+/// config.json's record of the absolute budgets; `None` = no budget on that cost.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Budget {
+pub struct BudgetRecord {
     pub latency_s: Option<f64>,
     pub energy_j: Option<f64>,
     pub size_bytes: Option<f64>,
 }
 
-/// A policy's costs on the run's profile.
+/// config.json's record of the searched bitwidth range (the experiment's validated one is
+/// `experiment::BitsRange`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Costs {
-    pub latency_s: f64,
-    pub energy_j: f64,
-    pub size_bytes: f64,
-}
-
-/// The searched bitwidth range.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BitsRange {
+pub struct BitsRecord {
     pub min: u8,
     pub max: u8,
 }
@@ -72,12 +66,12 @@ pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// Resolved from the experiment's fractions of uniform 8/8.
-    pub budget: Budget,
+    pub budget: BudgetRecord,
     /// The costs of uniform 8/8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uniform8: Option<Costs>,
+    pub uniform8: Option<Price>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bits: Option<BitsRange>,
+    pub bits: Option<BitsRecord>,
     /// The worker threads of the last start or resume. Results do not depend on it (every
     /// reduction has a fixed order); it is recorded to say how the timings were taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,5 +131,27 @@ pub fn first_difference(
         }
         (a, b) if a == b => None,
         (a, b) => Some((path.to_string(), show(a), show(b))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Price;
+
+    /// config.json's `uniform8` is the hardware `Price`: its JSON keeps the file's field names and
+    /// order, and reads back to the same value.
+    #[test]
+    fn uniform8_keeps_the_config_json_format() {
+        let p = Price {
+            latency_s: 0.5,
+            energy_j: 2.0,
+            size_bytes: 1024.0,
+        };
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            text,
+            r#"{"latency_s":0.5,"energy_j":2.0,"size_bytes":1024.0}"#
+        );
+        assert_eq!(serde_json::from_str::<Price>(&text).unwrap(), p);
     }
 }

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::csv_file::{csv_line, CsvFile, Record};
 use super::files::write_atomic;
-use super::table::{csv_line, CsvFile, Record};
 use super::RunDirError;
 
 /// One row of dq.csv.

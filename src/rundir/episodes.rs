@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::table::{csv_line, CsvFile, Record};
+use super::csv_file::{csv_line, CsvFile, Record};
 use super::RunDirError;
 use crate::pareto::{non_dominated, Objective, ParetoError, Sense};
 use crate::quant::{Bits, LayerBits, Policy};

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::csv_file::{csv_line, CsvFile};
 use super::episodes::{header, Episode, Episodes};
 use super::files::{append, write_atomic, write_json};
-use super::table::{csv_line, CsvFile};
 use super::{BestPolicy, RunConfig, RunDirError};
 
 /// A run directory being written, for a model with these quantizable layers.

@@ -7,25 +7,25 @@
 
 mod best;
 mod config;
+mod csv_file;
 mod dir;
 mod dq;
 mod episodes;
 mod error;
 mod files;
-mod front;
+mod front_test;
 mod lock;
 mod log;
-mod table;
 
 pub use best::{
     best_row, BestLayer, BestPolicy, Scores, SuiteAttack, SuiteSummary, SuiteWorst, TestScores,
 };
-pub use config::{first_difference, AgentInfo, BitsRange, Budget, Costs, ProfileInfo, RunConfig};
+pub use config::{first_difference, AgentInfo, BitsRecord, BudgetRecord, ProfileInfo, RunConfig};
 pub use dir::{dir_kind, read_any, AnyDir, DirKind, RunDir};
 pub use dq::{AmplificationRow, DqDir, DqRow};
 pub use episodes::{header, pareto_rows, Episode, Episodes};
 pub use error::RunDirError;
 pub use files::{create_dir, open_no_follow, write_atomic, write_json};
-pub use front::{FrontTest, FrontTestRow};
+pub use front_test::{FrontTest, FrontTestRow};
 pub use lock::{lock_holder, this_command, Holder, RunLock};
 pub use log::RunLog;

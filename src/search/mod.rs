@@ -6,7 +6,7 @@
 mod cache;
 mod episode;
 mod error;
-mod front;
+mod front_test;
 mod output;
 mod references;
 mod resume;

@@ -5,10 +5,9 @@ use super::score::Scorer;
 use super::spec::Run;
 use super::SearchError;
 use crate::agents::Agent;
-use crate::env::Price;
 
 use crate::rundir::{
-    best_row, pareto_rows, AgentInfo, BestPolicy, BitsRange, Budget, Costs, Episode, ProfileInfo,
+    best_row, pareto_rows, AgentInfo, BestPolicy, BitsRecord, BudgetRecord, Episode, ProfileInfo,
     RunConfig, TestScores,
 };
 
@@ -42,26 +41,18 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
         },
         episodes: Some(s.episodes as u64),
         seed: Some(s.seed),
-        budget: Budget {
+        budget: BudgetRecord {
             latency_s: b.latency_s,
             energy_j: b.energy_j,
             size_bytes: b.size_bytes,
         },
-        uniform8: Some(costs(run.space.uniform8)),
-        bits: Some(BitsRange {
+        uniform8: Some(run.space.uniform8),
+        bits: Some(BitsRecord {
             min: run.space.min_bits,
             max: run.space.max_bits,
         }),
         threads: Some(crate::ops::threads()),
     })
-}
-
-fn costs(p: Price) -> Costs {
-    Costs {
-        latency_s: p.latency_s,
-        energy_j: p.energy_j,
-        size_bytes: p.size_bytes,
-    }
 }
 
 /// pareto.csv and agent.json after an episode.

@@ -72,7 +72,7 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     if let Some(after) = spec.after_episodes {
         after(&spec.dir);
     }
-    super::front::rescore_front(&run, &scorer, &rows)?;
+    super::front_test::rescore_front(&run, &scorer, &rows)?;
     Ok(RunSummary {
         dir: spec.dir.clone(),
         best,

@@ -285,6 +285,7 @@ impl Depthwise {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_util::max_abs_diff;
     use candle_core::{Device, Var};
 
     /// Output and all three gradients against candle's grouped convolution (+ bias, ReLU), at
@@ -312,18 +313,15 @@ mod tests {
             if relu {
                 want = want.relu()?;
             }
-            let diff = |a: &Tensor, e: &Tensor| -> Result<f32> {
-                (a - e)?.abs()?.max_all()?.to_scalar::<f32>()
-            };
             assert!(
-                diff(&got, &want)? < 1e-5,
+                max_abs_diff(&got, &want)? < 1e-5,
                 "y at stride {stride}, padding {padding}"
             );
             let r = Tensor::randn(0f32, 1.0, want.dims(), &dev)?;
             let gg = (&got * &r)?.sum_all()?.backward()?;
             let gw = (&want * &r)?.sum_all()?.backward()?;
             for (name, t) in [("dx", &x), ("dw", &w), ("db", &b)] {
-                let d = diff(gg.get(t).unwrap(), gw.get(t).unwrap())?;
+                let d = max_abs_diff(gg.get(t).unwrap(), gw.get(t).unwrap())?;
                 assert!(
                     d < 1e-4,
                     "{name} at stride {stride}, padding {padding}: {d}"
@@ -333,7 +331,7 @@ mod tests {
             let (wf, bf) = (w.as_tensor().detach(), b.as_tensor().detach());
             let frozen = depthwise_conv2d(x.as_tensor(), None, &wf, &bf, (stride, padding), relu)?;
             let gf = (&frozen * &r)?.sum_all()?.backward()?;
-            assert_eq!(diff(gf.get(&x).unwrap(), gg.get(&x).unwrap())?, 0.0);
+            assert_eq!(max_abs_diff(gf.get(&x).unwrap(), gg.get(&x).unwrap())?, 0.0);
             assert!(gf.get(&wf).is_none() && gf.get(&bf).is_none());
         }
         Ok(())

@@ -92,6 +92,7 @@ impl CustomOp1 for Gram {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_util::max_abs_diff;
     use candle_core::{Device, Var};
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -113,7 +114,7 @@ mod tests {
             let gg = (got * 3.0)?.backward()?;
             let gw = (want * 3.0)?.backward()?;
             let (a, b) = (gg.get(&w).unwrap(), gw.get(&w).unwrap());
-            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let diff = max_abs_diff(a, b)?;
             let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
             assert!(
                 diff <= 1e-4 * scale,

@@ -196,6 +196,7 @@ impl CustomOp3 for BatchNormOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_util::max_abs_diff;
     use candle_core::{Device, Var};
 
     /// candle's ops: the definition.
@@ -214,11 +215,6 @@ mod tests {
             .broadcast_add(&b.reshape((1, c, 1, 1))?)
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-        d.to_scalar::<f32>().unwrap()
-    }
-
     /// Output, statistics and all three gradients against candle's ops on a random batch.
     #[test]
     fn matches_candle_ops_and_their_gradients() -> Result<()> {
@@ -229,7 +225,7 @@ mod tests {
         let r = Tensor::randn(0f32, 1.0, (3, 4, 5, 6), &dev)?;
         let (got, mean, var) = batch_norm_train(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5)?;
         let want = reference(x.as_tensor(), g.as_tensor(), b.as_tensor())?;
-        assert!(max_diff(&got, &want) < 1e-5, "y");
+        assert!(max_abs_diff(&got, &want)? < 1e-5, "y");
         let m = x
             .as_tensor()
             .mean_keepdim(0)?
@@ -246,7 +242,8 @@ mod tests {
         for (name, t) in [("dx", &x), ("dγ", &g), ("dβ", &b)] {
             let (a, e) = (gg.get(t).unwrap(), gw.get(t).unwrap());
             let scale = e.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
-            assert!(max_diff(a, e) < 1e-4 * scale, "{name}: {}", max_diff(a, e));
+            let d = max_abs_diff(a, e)?;
+            assert!(d < 1e-4 * scale, "{name}: {d}");
         }
         Ok(())
     }

@@ -3,14 +3,14 @@
 
 pub mod bits;
 pub mod dq;
-pub mod front;
+pub mod front_robustness;
 pub mod lines;
 pub mod pareto;
 pub mod progress;
 
 pub use bits::{BitsChart, NamedPolicy};
 pub use dq::{amplification_chart, robustness_chart};
-pub use front::front_chart;
+pub use front_robustness::front_chart;
 pub use lines::{Legend, Line, LinesChart};
 pub use pareto::{Marker, ParetoChart, ParetoSeries};
 pub use progress::ProgressChart;

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
+use super::csv_file::{csv_line, CsvFile, Record};
 use super::files::write_atomic;
-use super::table::{csv_line, CsvFile, Record};
 use super::RunDirError;
 use crate::robust::{Checks, CHECKS_FORMAT};
 

@@ -1,5 +1,6 @@
-//! Host calibration: times candle's CPU matmul kernels (f32 and the quantized GGML types) on the
-//! model's real layer shapes and writes a `precision-modes` profile plus a measured per-layer table.
+//! Host timing (`profiles calibrate`): times candle's CPU matmul kernels (f32 and the quantized
+//! GGML types) on the model's real layer shapes and writes a `precision-modes` profile plus a
+//! measured per-layer table.
 //!
 //! A layer is timed as the matmul it is: `[M, K] x [K, N]` with M = batch·out_h·out_w,
 //! K = in_ch·k·k (im2col for convs), N = out_ch. K is zero-padded up to the type's block size
@@ -24,8 +25,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::compute::{ComputeFile, ModeFile, PrecisionModesFile, Selection, Storage, FULL_BITS};
 use super::cost::CostModel;
 use super::error::HardwareError;
+use super::lookup::{write_table, TableRow};
 use super::profile::{MemoryFile, ProfileFile};
-use super::table::{write_table, TableRow};
 use crate::model::LayerShape;
 use crate::quant::{Bits, LayerBits};
 
@@ -49,7 +50,7 @@ const SRAM_PJ_PER_BYTE: f64 = 2.5;
 
 /// Times the kernels on `layers` at `batch` and returns an unchecked `precision-modes` profile (no
 /// `table` set; see `write_calibration`) and the measured table rows, per batch of `batch`.
-pub fn calibrate(
+pub fn time_host(
     layers: &[LayerShape],
     batch: usize,
     repeats: usize,
@@ -92,7 +93,7 @@ pub fn calibrate(
 
 /// Writes the profile to `out` with a `table` entry pointing to `<out stem>.csv` beside it, and the
 /// table itself. Returns the CSV path.
-pub fn write_calibration(
+pub fn write_host_timing(
     out: &Path,
     mut profile: ProfileFile,
     rows: &[TableRow],
