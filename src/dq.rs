@@ -179,11 +179,11 @@ pub fn file_row(exp: &Experiment, p: &DqPoint, bits_rise: bool) -> DqRow {
 
 /// The cross-policy masking check: for each row, whether its worst-case robust accuracy is
 /// above the next wider bitwidth's at the same beta by more than two standard errors of the
-/// difference (binomial, `n` examples each) — robustness that *rises* as bits fall is what
+/// difference (binomial, over the examples each suite attacked) — robustness that *rises* as bits fall is what
 /// gradient masking looks like (docs/reference-protocol.md), so the row is flagged rather than
 /// believed.
-pub fn rises_as_bits_fall(rows: &[DqPoint], n: usize) -> Vec<bool> {
-    let se = |p: f64| p * (1.0 - p) / n.max(1) as f64;
+pub fn rises_as_bits_fall(rows: &[DqPoint]) -> Vec<bool> {
+    let se = |p: f64, n: usize| p * (1.0 - p) / n.max(1) as f64;
     rows.iter()
         .map(|r| {
             let wider = rows
@@ -192,7 +192,8 @@ pub fn rises_as_bits_fall(rows: &[DqPoint], n: usize) -> Vec<bool> {
                 .min_by_key(|o| o.bits);
             wider.is_some_and(|o| {
                 let (a, b) = (r.suite.worst_case, o.suite.worst_case);
-                a - b > 2.0 * (se(a) + se(b)).sqrt()
+                let n = (r.suite.examples, o.suite.examples);
+                a - b > 2.0 * (se(a, n.0) + se(b, n.1)).sqrt()
             })
         })
         .collect()
@@ -201,7 +202,7 @@ pub fn rises_as_bits_fall(rows: &[DqPoint], n: usize) -> Vec<bool> {
 /// Writes dq.csv (with the cross-policy `masking_bits_rise` column) and amplification.csv of
 /// the study's `points` into `dir`, through the run-directory format.
 pub fn write_dq(dir: &Path, exp: &Experiment, points: &[DqPoint]) -> Result<(), DqError> {
-    let rises = rises_as_bits_fall(points, exp.attack.examples);
+    let rises = rises_as_bits_fall(points);
     let rows: Vec<DqRow> = (points.iter().zip(rises))
         .map(|(p, rise)| file_row(exp, p, rise))
         .collect();
@@ -273,7 +274,7 @@ mod tests {
             row(8, 0.0, 0.5),
         ];
         assert_eq!(
-            rises_as_bits_fall(&rows, 500),
+            rises_as_bits_fall(&rows),
             vec![false, false, true, false, false]
         );
     }

@@ -94,7 +94,7 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
         &mut print,
     )?;
     write_dq(&out, &exp, &rows)?;
-    let rises = rises_as_bits_fall(&rows, exp.attack.examples.min(data.test.len()));
+    let rises = rises_as_bits_fall(&rows);
     let flagged: Vec<String> = rows
         .iter()
         .zip(&rises)

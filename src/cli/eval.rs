@@ -99,11 +99,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         Some(t) => (&t.model, &t.q),
         None => (&base.model, &plain),
     };
-    let acc = eval.accuracy(model, Some(q), &data.test)?;
-    let robust = if args.no_attack {
-        None
+    let (acc, robust) = if args.no_attack {
+        (eval.accuracy(model, Some(q), &data.test)?, None)
     } else {
-        Some(eval.test_suite(&exp.attack)?.run(model, Some(q))?)
+        let test = eval.test_score_of(model, Some(q), &eval.test_suite(&exp.attack)?)?;
+        (test.accuracy, Some(test.robust))
     };
     let ft = tuned.as_ref().map(|t| t.report.clone());
     let report = EvalReport {

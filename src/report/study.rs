@@ -23,7 +23,7 @@ use super::style::ChartFiles;
 use super::units::{quantity, Quantity};
 use super::ReportError;
 use crate::pareto::{hypervolume, senses, worst_point, Objective, ParetoError, Reference};
-use crate::rundir::{write_atomic, Episode, RunDir, RunDirError};
+use crate::rundir::{write_csv, Episode, RunDir, RunDirError};
 
 /// The objective sets of the agent study: accuracy × robust accuracy × latency, and accuracy ×
 /// latency.
@@ -297,13 +297,15 @@ impl Study {
     /// row per agent, set and N), each atomically.
     pub fn write(&self, out: &Path) -> Result<(), StudyError> {
         let [runs_csv, agents_csv] = Self::files(out);
-        write_csv(&runs_csv, &self.run_records())?;
-        write_csv(&agents_csv, &self.agent_records())
+        let (header, records) = self.run_records();
+        write_csv(&runs_csv, &header, records)?;
+        let (header, records) = self.agent_records();
+        Ok(write_csv(&agents_csv, &header, records)?)
     }
 
     /// compare-at.csv: run, dir, agent, objectives, episodes, hv, hv_fraction (both empty when
     /// the run has logged fewer episodes).
-    fn run_records(&self) -> Vec<Vec<String>> {
+    fn run_records(&self) -> (Vec<String>, Vec<Vec<String>>) {
         let header = [
             "run",
             "dir",
@@ -313,7 +315,7 @@ impl Study {
             "hv",
             "hv_fraction",
         ];
-        let mut records = vec![header.map(str::to_string).to_vec()];
+        let mut records = Vec::new();
         for row in &self.rows {
             for (set, values) in self.sets.iter().zip(&row.values) {
                 for (&n, v) in self.at.iter().zip(values) {
@@ -334,14 +336,14 @@ impl Study {
                 }
             }
         }
-        records
+        (header.map(str::to_string).to_vec(), records)
     }
 
     /// compare-agents.csv: agent, objectives, episodes, runs, mean, sd (runs 0 and the two
     /// empty when none of the agent's runs reached that many episodes).
-    fn agent_records(&self) -> Vec<Vec<String>> {
+    fn agent_records(&self) -> (Vec<String>, Vec<Vec<String>>) {
         let header = ["agent", "objectives", "episodes", "runs", "mean", "sd"];
-        let mut records = vec![header.map(str::to_string).to_vec()];
+        let mut records = Vec::new();
         for a in &self.agents {
             for (set, values) in self.sets.iter().zip(&a.values) {
                 for (&n, v) in self.at.iter().zip(values) {
@@ -358,7 +360,7 @@ impl Study {
                 }
             }
         }
-        records
+        (header.map(str::to_string).to_vec(), records)
     }
 
     /// Each set's reference point, one line per set, each value in its own unit.
@@ -471,23 +473,6 @@ pub fn set_label(set: &[Objective]) -> String {
         .map(|o| o.label())
         .collect::<Vec<_>>()
         .join(" \u{00d7} ")
-}
-
-fn write_csv(path: &Path, records: &[Vec<String>]) -> Result<(), StudyError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for r in records {
-        w.write_record(r).map_err(|source| RunDirError::Csv {
-            path: path.to_path_buf(),
-            line: None,
-            source,
-        })?;
-    }
-    w.flush().map_err(|source| RunDirError::Write {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    write_atomic(path, w.get_ref())?;
-    Ok(())
 }
 
 #[cfg(test)]

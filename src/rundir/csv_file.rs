@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use super::files::read_text;
+use super::files::{read_text, write_atomic};
 use super::RunDirError;
 
 /// A CSV file with a header line; every record keeps its 1-based line number.
@@ -162,4 +162,18 @@ pub(crate) fn csv_line(path: &Path, fields: &[String]) -> Result<Vec<u8>, RunDir
         path: path.to_path_buf(),
         source: e.into_error(),
     })
+}
+
+/// Writes `path` whole and atomically (`write_atomic`): the `header` line, then one line per
+/// record. The one writer of every CSV file the tool writes whole.
+pub fn write_csv(
+    path: &Path,
+    header: &[String],
+    records: impl IntoIterator<Item = Vec<String>>,
+) -> Result<(), RunDirError> {
+    let mut bytes = csv_line(path, header)?;
+    for r in records {
+        bytes.extend(csv_line(path, &r)?);
+    }
+    write_atomic(path, &bytes)
 }

@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::csv_file::{csv_line, CsvFile, Record};
-use super::files::write_atomic;
+use super::csv_file::{write_csv, CsvFile, Record};
 use super::RunDirError;
 
 /// One row of dq.csv.
@@ -129,17 +128,14 @@ impl DqDir {
         let attacks: Vec<String> = (rows.first().into_iter())
             .flat_map(|r| r.attacks.iter().map(|a| a.0.clone()))
             .collect();
-        let mut text = csv_line(&path, &DqRow::header(&attacks))?;
-        for r in rows {
-            text.extend(csv_line(&path, &r.record())?);
-        }
-        write_atomic(&path, &text)?;
-        let path = dir.join(Self::AMPLIFICATION);
-        let mut text = csv_line(&path, &AmplificationRow::HEADER.map(String::from))?;
-        for r in amplification {
-            text.extend(csv_line(&path, &r.record())?);
-        }
-        write_atomic(&path, &text)
+        write_csv(
+            &path,
+            &DqRow::header(&attacks),
+            rows.iter().map(DqRow::record),
+        )?;
+        let header = AmplificationRow::HEADER.map(String::from);
+        let records = amplification.iter().map(AmplificationRow::record);
+        write_csv(&dir.join(Self::AMPLIFICATION), &header, records)
     }
 
     /// Reads dq.csv and amplification.csv of `dir`.

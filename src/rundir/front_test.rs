@@ -5,8 +5,7 @@
 
 use std::path::Path;
 
-use super::csv_file::{csv_line, CsvFile, Record};
-use super::files::write_atomic;
+use super::csv_file::{write_csv, CsvFile, Record};
 use super::RunDirError;
 use crate::robust::{Checks, CHECKS_FORMAT};
 
@@ -82,11 +81,7 @@ impl FrontTest {
 
     /// Writes `path` atomically.
     pub fn write(&self, path: &Path) -> Result<(), RunDirError> {
-        let mut bytes = csv_line(path, &self.header())?;
-        for r in &self.rows {
-            bytes.extend(csv_line(path, &fields(r))?);
-        }
-        write_atomic(path, &bytes)
+        write_csv(path, &self.header(), self.rows.iter().map(fields))
     }
 
     /// Reads `path`; the radii come from the `robust_eps_<eps>` columns, and each needs its
