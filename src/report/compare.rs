@@ -302,16 +302,21 @@ fn csv_text(cmp: &Comparison) -> String {
 /// `+`, `-`, `@`, a tab or a carriage return: a run directory or label is anyone's text) gets a
 /// leading `'` inside quotes, as OWASP's "CSV Injection" page advises.
 fn quote(s: &str) -> String {
-    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if formula || s.contains([',', '"', '\n', '\r']) {
-        let text = if formula {
-            format!("'{s}")
-        } else {
-            s.to_string()
-        };
+    let text = defused(s);
+    if text.len() != s.len() || s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        s.to_string()
+        text
+    }
+}
+
+/// `s` as text a spreadsheet shows rather than runs: a leading `'` when it starts like a
+/// formula (`=`, `+`, `-`, `@`, a tab or a carriage return). Every text cell of the compare
+/// CSVs that comes from a run (its label, directory, agent) goes through it.
+pub(super) fn defused(s: &str) -> String {
+    match s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        true => format!("'{s}"),
+        false => s.to_string(),
     }
 }
 

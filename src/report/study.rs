@@ -18,6 +18,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use super::charts::{Legend, Line, LinesChart};
+use super::compare::defused;
 use super::html::{escape, figure, table};
 use super::style::ChartFiles;
 use super::units::{quantity, Quantity};
@@ -322,10 +323,10 @@ impl Study {
                     let (hv, f) = v.map_or((String::new(), String::new()), |(hv, f)| {
                         (format!("{hv:e}"), format!("{f:.6}"))
                     });
-                    let dir = row.dir.display().to_string();
-                    let (agent, name) = (row.agent.clone(), set_name(set.objectives));
+                    let dir = defused(&row.dir.display().to_string());
+                    let (agent, name) = (defused(&row.agent), set_name(set.objectives));
                     records.push(vec![
-                        row.label.clone(),
+                        defused(&row.label),
                         dir,
                         agent,
                         name,
@@ -347,7 +348,7 @@ impl Study {
         for a in &self.agents {
             for (set, values) in self.sets.iter().zip(&a.values) {
                 for (&n, v) in self.at.iter().zip(values) {
-                    let mut r = vec![a.agent.clone(), set_name(set.objectives), n.to_string()];
+                    let mut r = vec![defused(&a.agent), set_name(set.objectives), n.to_string()];
                     r.extend(match v {
                         Some(s) => [
                             s.runs.to_string(),

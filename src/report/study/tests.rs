@@ -77,3 +77,43 @@ fn spread_is_the_mean_and_sample_standard_deviation() {
     assert_eq!(spread(&[0.5]).unwrap().sd, 0.0);
     assert!(spread(&[]).is_none());
 }
+
+/// Guards against a run directory or label such as `=HYPERLINK(..)` running as a formula when
+/// compare-at.csv or compare-agents.csv is opened in a spreadsheet, as compare.csv guards.
+#[test]
+fn text_cells_from_runs_are_defused_in_both_csvs() {
+    let dir = tempfile::tempdir().unwrap();
+    let objectives = STUDY_SETS[0];
+    let study = Study {
+        at: vec![1],
+        reference: "the union of the compared runs".into(),
+        sets: vec![SetReference {
+            objectives,
+            point: vec![0.0; objectives.len()],
+            hv: 1.0,
+        }],
+        rows: vec![StudyRow {
+            label: "=HYPERLINK(\"x\")".into(),
+            dir: PathBuf::from("-runs/x"),
+            agent: "@random".into(),
+            logged: 1,
+            values: vec![vec![Some((0.5, 0.5))]],
+        }],
+        agents: vec![AgentRow {
+            agent: "+mbrl".into(),
+            values: vec![vec![None]],
+        }],
+        chart_files: Vec::new(),
+    };
+    study.write(dir.path()).unwrap();
+    let [runs, agents] = Study::files(dir.path());
+    let first_row = |path: &Path| {
+        let mut r = csv::Reader::from_path(path).unwrap();
+        r.records().next().unwrap().unwrap()
+    };
+    let run = first_row(&runs);
+    assert_eq!(&run[0], "'=HYPERLINK(\"x\")");
+    assert_eq!(&run[1], "'-runs/x");
+    assert_eq!(&run[2], "'@random");
+    assert_eq!(&first_row(&agents)[0], "'+mbrl");
+}
