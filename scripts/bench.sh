@@ -25,10 +25,11 @@ if ./target/release/bitsearch bench --help | grep -q -- '--reference-dir'; then
     ref_args=(--reference-dir "$out/ref")
 fi
 CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --runs "$runs" --json ${ref_args[@]+"${ref_args[@]}"} > "$out/bitsearch.jsonl"
-# ResNet-20's figures on CIFAR-shaped images: a CIFAR-10-format stand-in made from the embedded
-# digits (scripts/make-cifar-fixture.sh); the times do not depend on the pixel values.
+# ResNet-20's and MobileNet's figures on CIFAR-shaped images: a CIFAR-10-format stand-in made
+# from the embedded digits (scripts/make-cifar-fixture.sh); the times do not depend on the pixel
+# values.
 cargo run --release --quiet --example cifar_fixture -- "$out/cifar" 220 100 > /dev/null
-CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --arch resnet20 --runs "$runs" --json \
+CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --arch resnet20,mobilenet --runs "$runs" --json \
     --no-training --no-policy --experiment experiments/resnet20-cifar10.toml \
     --set "data.source=cifar10:$out/cifar" --set data.validation=100 | grep -v '"peak_memory_mib' >> "$out/bitsearch.jsonl"
 if python3 -c "import torch" 2>/dev/null; then
@@ -45,9 +46,10 @@ if python3 -c "import torch" 2>/dev/null; then
         unfused_args+=(--policy-dir "$out/ref")
     fi
     python3 scripts/torch_reference.py "${unfused_args[@]}" >> "$out/torch.jsonl"
-    # ResNet-20 in processes of their own, so the peak-memory row stays the LeNet-5/cnn6 run's.
+    # ResNet-20 and MobileNet (3x32x32 random images) in processes of their own, so the
+    # peak-memory row stays the LeNet-5/cnn6 run's.
     for fq in fused unfused; do
-        python3 scripts/torch_reference.py --threads 2 --runs "$runs" --arch resnet20 --epochs 0 --fq "$fq" \
+        python3 scripts/torch_reference.py --threads 2 --runs "$runs" --arch resnet20,mobilenet --epochs 0 --fq "$fq" \
             | grep -v '"peak memory' >> "$out/torch.jsonl"
     done
 else
@@ -69,7 +71,7 @@ for r in rows:
 comp = {(r["arch"], r["name"]): r for r in rows if r["impl"].startswith("torch.compile")}
 impl = next(iter(eager.values()))["impl"].replace(" unfused-fq", "") if eager else "torch"
 with_work = any("work" in r for r in ours + rows)
-head = f"{'arch':<7} {'figure':<48} {'bitsearch ms':>13} {impl + ' ms':>16} {'ratio':>7} {'fq':>7}"
+head = f"{'arch':<9} {'figure':<48} {'bitsearch ms':>13} {impl + ' ms':>16} {'ratio':>7} {'fq':>7}"
 if comp:
     head += f" {'compile ms':>11} {'ratio':>7}"
 if with_work:
@@ -81,14 +83,14 @@ for r in ours:
     if "peak_memory_mib" in r:
         t = eager.get(("-", "peak memory (MiB)"))
         tm = f"{t['median_ms']:.0f} MiB" if t else "-"
-        print(f"{'-':<7} {'peak memory':<48} {r['peak_memory_mib']:>9.0f} MiB {tm:>16}")
+        print(f"{'-':<9} {'peak memory':<48} {r['peak_memory_mib']:>9.0f} MiB {tm:>16}")
         continue
     if "name" not in r:
         continue
     key = (r["arch"], r["name"])
     t, c = eager.get(key), comp.get(key)
     fq = ("unfused" if "unfused" in t["impl"] else "fused") if t else "-"
-    line = f"{r['arch']:<7} {r['name']:<48} {r['median_ms']:>13.2f} {fmt(t):>16} {ratio(r, t):>7} {fq:>7}"
+    line = f"{r['arch']:<9} {r['name']:<48} {r['median_ms']:>13.2f} {fmt(t):>16} {ratio(r, t):>7} {fq:>7}"
     if comp:
         line += f" {fmt(c):>11} {ratio(r, c):>7}"
     if with_work and ("work" in r or (t and "work" in t)):
@@ -96,7 +98,7 @@ for r in ours:
     print(line)
 for (arch, name), c in comp.items():
     if name == "compile time (one-off)":
-        print(f"{arch:<7} {'torch.compile: ' + name:<48} {'-':>13} {'-':>16} {'-':>7} {c['median_ms']:>11.0f}")
+        print(f"{arch:<9} {'torch.compile: ' + name:<48} {'-':>13} {'-':>16} {'-':>7} {c['median_ms']:>11.0f}")
 for who, r in results:
     print(f"policy result ({who}): {json.dumps(r['policy_result'])}")
 PY

@@ -21,8 +21,11 @@ range (activations below 0 or above the clip; weights never are, their scale cov
 one). The work per pass is the same, but the attacks' gradients differ, so which examples FGSM and
 PGD break, and so how much PGD and Square then run, can differ from bitsearch's.
 
-The input standardization runs inside the model after the first layer's activation quantizer,
-as in src/model/net.rs, so every model takes images in [0, 1].
+The models (lenet5 and cnn6, resnet20 and mobilenet with BatchNorm folded into each conv) are
+in scripts/torch_models.py; the input standardization runs inside each after the first layer's
+activation quantizer, as in src/model/exec.rs, so every model takes images in [0, 1]. `--arch
+resnet20,mobilenet` times those two on CIFAR-shaped random images (3x32x32), as bench.sh times
+bitsearch's on a CIFAR-10-format stand-in.
 
 `--compile` also times the micro figures through torch.compile(model) (impl "torch.compile",
 `--compile-mode` for another mode); the first call of each figure, which compiles (cold: inductor's
@@ -35,14 +38,13 @@ import argparse, gzip, json, math, os, statistics, time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
+import torch_models
+from torch_models import (LAYER_NAMES, QNet, fq_act, fq_act_unfused, fq_weight, fq_weight_unfused, load_bitsearch,
+                          make_model)
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-LAYER_NAMES = {"lenet5": ["conv1", "conv2", "fc1", "fc2", "fc3"],
-               "cnn6": ["conv1", "conv2", "conv3", "conv4", "fc1", "fc2"]}
-FULL = 32
-CHANNELS_LAST = True  # --nchw turns it off
 
 
 def load_idx(name):
@@ -72,194 +74,6 @@ def read_safetensors(path):
         start, end = meta["data_offsets"]
         out[name] = np.frombuffer(raw[base + start : base + end], dtype=ST_DTYPES[meta["dtype"]]).reshape(meta["shape"]).copy()
     return out
-
-
-# ---- fake quantizers (src/quant/fake.rs) ----
-
-def fq_weight_unfused(w, bits):
-    """Symmetric per-output-channel fake quantizer, straight-through: the unfused formulation."""
-    if bits >= FULL:
-        return w
-    if bits == 1:  # sign(w) · mean|w_c|: there is no symmetric 1-bit grid with zero
-        m = w.detach().abs().flatten(1).mean(1).view(-1, *([1] * (w.dim() - 1)))
-        return w + (torch.sign(w.detach()) * m - w).detach()
-    n = 2 ** (bits - 1) - 1
-    m = w.detach().abs().flatten(1).max(1).values.clamp_min(1e-12)
-    s = (m / n).view(-1, *([1] * (w.dim() - 1)))
-    q = torch.clamp(torch.round(w / s), -n, n) * s
-    return w + (q - w).detach()
-
-
-def fq_act_unfused(x, bits, clip=1.0):
-    """Unsigned activation fake quantizer over [0, clip], straight-through: the unfused formulation."""
-    if bits >= FULL:
-        return x
-    if not (clip > 0 and math.isfinite(clip)):
-        return x - x.detach()  # zero forward, identity backward (src/quant/fake.rs)
-    step = clip / (2 ** bits - 1)
-    q = torch.round(x.clamp(0, clip) / step) * step
-    return x + (q - x).detach()
-
-
-_ZERO_POINTS = {}
-
-
-def fq_weight(w, bits):
-    """The fused per-channel kernel: scale max|w_c| / n (detached), zero point 0, range [-n, n]."""
-    if bits >= FULL or bits == 1:
-        return fq_weight_unfused(w, bits)
-    n = 2 ** (bits - 1) - 1
-    with torch.no_grad():
-        scale = w.abs().flatten(1).amax(1).clamp_min(1e-12) / n
-    zp = _ZERO_POINTS.get(w.shape[0])
-    if zp is None:
-        zp = _ZERO_POINTS[w.shape[0]] = torch.zeros(w.shape[0], dtype=torch.int32)
-    return torch.fake_quantize_per_channel_affine(w, scale, zp, 0, -n, n)
-
-
-def fq_act(x, bits, clip=1.0):
-    """The fused per-tensor kernel: scale clip / (2^a - 1), zero point 0, range [0, 2^a - 1]."""
-    if bits >= FULL or not (clip > 0 and math.isfinite(clip)):
-        return fq_act_unfused(x, bits, clip)
-    levels = 2 ** bits - 1
-    return torch.fake_quantize_per_tensor_affine(x, clip / levels, 0, 0, levels)
-
-
-FQ = {"fused": (fq_weight, fq_act), "unfused": (fq_weight_unfused, fq_act_unfused)}
-
-
-class QNet(nn.Module):
-    """conv: relu(conv(q_a(x), q_w(W)) + b), linear: relu(q_a(x) @ q_w(W)ᵀ + b), no ReLU after the
-    last layer; the input standardization after the first layer's activation quantizer."""
-
-    def __init__(self, arch, mean=0.0, std=1.0, fq="fused", channels_last=None):
-        super().__init__()
-        if arch == "lenet5":
-            self.layers = nn.ModuleList([nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5), nn.Linear(256, 120), nn.Linear(120, 84), nn.Linear(84, 10)])
-            self.pool_after = (0, 1)
-        elif arch == "cnn6":
-            self.layers = nn.ModuleList([nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1),
-                                         nn.Conv2d(32, 32, 3, padding=1), nn.Linear(32 * 7 * 7, 128), nn.Linear(128, 10)])
-            self.pool_after = (1, 3)
-        else:
-            raise SystemExit(f"torch_reference.py: unknown arch {arch!r} (lenet5, cnn6 or resnet20)")
-        shape = (1, -1, 1, 1)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(shape))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(shape))
-        self.fq_w, self.fq_a = FQ[fq]
-        self.eyes = [torch.eye(l.weight.shape[0]) for l in self.layers]
-        self.quant = None  # None for FP32, else a tuple of (w bits, a bits, clip) per layer
-        if (CHANNELS_LAST if channels_last is None else channels_last):
-            # NHWC conv weights make oneDNN run the convs, pools and ReLUs channels-last, PyTorch's
-            # advice for CNNs on CPU and the faster layout here (BENCHMARKS.md). A 1-channel image
-            # is already channels-last, so the inputs need no conversion.
-            self.to(memory_format=torch.channels_last)
-
-    def set_quant(self, policy, clips=None):
-        """policy: [(w, a)] per layer (32 = full precision); clips[l][a - 1]: layer l's clip at a bits."""
-        if policy is None:
-            self.quant = None
-        else:
-            self.quant = tuple((w, a, float(clips[i][a - 1]) if clips is not None and a < FULL else 1.0)
-                               for i, (w, a) in enumerate(policy))
-
-    def forward(self, x):
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, nn.Linear) and x.dim() > 2:
-                x = x.flatten(1)
-            if self.quant is not None:
-                wb, ab, clip = self.quant[i]
-                x = self.fq_a(x, ab, clip)
-                w = self.fq_w(layer.weight, wb)
-            else:
-                w = layer.weight
-            if i == 0:
-                x = (x - self.mean) / self.std
-            x = F.conv2d(x, w, layer.bias, layer.stride, layer.padding) if isinstance(layer, nn.Conv2d) else F.linear(x, w, layer.bias)
-            if i < last:
-                x = F.relu(x)
-            if i in self.pool_after:
-                x = F.max_pool2d(x, 2)
-        return x
-
-    def penalty(self):
-        """Σ_l ||W_l W_lᵀ − I||_F², conv weights flattened to c_out × (c_in·k·k) (src/train/penalty.rs)."""
-        total = 0.0
-        for layer, eye in zip(self.layers, self.eyes):
-            w = layer.weight.flatten(1)
-            total = total + ((w @ w.t() - eye) ** 2).sum()
-        return total
-
-
-class QResNet20(nn.Module):
-    """The zoo's resnet20 (src/model/arch.rs): 19 convs with BatchNorm, option-A shortcuts, GAP,
-    fc. As bitsearch runs it: FP32 training (`train_bn`) uses the batch statistics; every other
-    pass folds each BN into its conv with the running statistics (w·γ/σ, β − μ·γ/σ) and
-    fake-quantizes the folded weight, the fold written in autograd ops so a fine-tune trains
-    w, γ and β (src/model/bn.rs)."""
-
-    def __init__(self, mean=0.0, std=1.0, fq="fused", channels_last=None):
-        super().__init__()
-        convs, bns, self.blocks = [nn.Conv2d(3, 16, 3, 1, 1)], [nn.BatchNorm2d(16)], []
-        cin = 16
-        for stage, cout in enumerate([16, 32, 64]):
-            for b in range(3):
-                stride = 2 if stage > 0 and b == 0 else 1
-                self.blocks.append((len(convs), stride, (cout - cin) // 2 if stride != 1 or cin != cout else None))
-                convs += [nn.Conv2d(cin, cout, 3, stride, 1), nn.Conv2d(cout, cout, 3, 1, 1)]
-                bns += [nn.BatchNorm2d(cout), nn.BatchNorm2d(cout)]
-                cin = cout
-        self.convs, self.bns, self.fc = nn.ModuleList(convs), nn.ModuleList(bns), nn.Linear(64, 10)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1))
-        self.fq_w, self.fq_a = FQ[fq]
-        self.quant, self.train_bn = None, False
-        if (CHANNELS_LAST if channels_last is None else channels_last):
-            self.to(memory_format=torch.channels_last)
-
-    set_quant = QNet.set_quant
-
-    def folded(self, i):
-        conv, bn = self.convs[i], self.bns[i]
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        return conv.weight * scale.reshape(-1, 1, 1, 1), (conv.bias - bn.running_mean) * scale + bn.bias
-
-    def conv(self, i, x):
-        conv = self.convs[i]
-        if self.train_bn:
-            return self.bns[i](F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding))
-        w, b = self.folded(i)
-        if self.quant is not None:
-            wb, ab, clip = self.quant[i]
-            x, w = self.fq_a(x, ab, clip), self.fq_w(w, wb)
-        if i == 0:
-            x = (x - self.mean) / self.std
-        return F.conv2d(x, w, b, conv.stride, conv.padding)
-
-    def forward(self, x):
-        x = F.relu(self.conv(0, x))
-        for first, stride, pad in self.blocks:
-            out = self.conv(first + 1, F.relu(self.conv(first, x)))
-            short = x if pad is None else F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, pad, pad))
-            x = F.relu(out + short)
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        w = self.fc.weight
-        if self.quant is not None:
-            wb, ab, clip = self.quant[-1]
-            x, w = self.fq_a(x, ab, clip), self.fq_w(w, wb)
-        return F.linear(x, w, self.fc.bias)
-
-    def penalty(self):
-        total = 0.0
-        for w in [self.folded(i)[0] for i in range(len(self.convs))] + [self.fc.weight]:
-            w = w.flatten(1)
-            total = total + ((w @ w.t() - torch.eye(w.shape[0])) ** 2).sum()
-        return total
-
-
-def make_model(arch, mean, std, fq):
-    return QResNet20(mean, std, fq) if arch == "resnet20" else QNet(arch, mean, std, fq)
 
 
 def adamw(params, lr, weight_decay):
@@ -295,21 +109,23 @@ def timed(runs, f):
 
 def bench_policy(arch):
     """src/bench/mod.rs's: 8/8 first and last, 4/4 and 2/4 next, 4/4 for the rest."""
-    n = {"lenet5": 5, "cnn6": 6, "resnet20": 20}[arch]
+    n = len(LAYER_NAMES[arch])
     return [(8, 8)] + [[(4, 4), (2, 4)][i] if i < 2 else (4, 4) for i in range(n - 2)] + [(8, 8)]
 
 
 def bench(arch, data, runs, epochs, out, fq, compile_mode=None):
     """The micro figures of `bitsearch bench` (src/bench.rs): clips 1.0, the bench policy."""
     x_all, y_all, val_x, val_y, mean, std = data
-    if arch == "resnet20":
-        # CIFAR-shaped inputs (the time does not depend on the pixel values).
+    channels = 1
+    if arch in ("resnet20", "mobilenet"):
+        # CIFAR-shaped inputs, as bench.sh gives bitsearch (the time does not depend on the
+        # pixel values).
         g = torch.Generator().manual_seed(0)
         x_all = torch.rand(1000, 3, 32, 32, generator=g)
         y_all = torch.randint(0, 10, (1000,), generator=g)
-        epochs = 0
+        channels, epochs = 3, 0
     torch.manual_seed(0)
-    model = make_model(arch, mean, std, fq)
+    model = make_model(arch, mean, std, fq, channels)
     run = model
     if compile_mode is not None:
         # dynamic=False: batch 128 and 1,000 each get their own static graph instead of one
@@ -564,10 +380,8 @@ def score_policy(pdir, out, fq, impl):
     transfer = [f32(f"transfer_{i}") for i in range(len(spec["attack"]["pgd_eps"])) if f"transfer_{i}" in data]
     norm = spec.get("input_norm") or {"mean": base["input.mean"].tolist(), "std": base["input.std"].tolist()}
     model = QNet(arch, norm["mean"], norm["std"], fq)
-    state = {"mean": model.mean, "std": model.std}
-    for i, name in enumerate(LAYER_NAMES[arch]):
-        state[f"layers.{i}.weight"] = torch.from_numpy(base[f"{name}.weight"]).float()
-        state[f"layers.{i}.bias"] = torch.from_numpy(base[f"{name}.bias"]).float()
+    load_bitsearch(model, arch, {**base, "input.mean": norm["mean"], "input.std": norm["std"]})
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     policy = [tuple(int(b) for b in layer.split("/")) for layer in spec["policy"].split(",")]
     model.set_quant(policy, spec["clips"])
     ft, atk = spec["finetune"], spec["attack"]
@@ -646,7 +460,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--arch", default="lenet5,cnn6", help="architectures of the micro figures ('' for none)")
+    ap.add_argument("--arch", default="lenet5,cnn6", help="architectures of the micro figures: lenet5, cnn6, resnet20, mobilenet ('' for none)")
     ap.add_argument("--fq", choices=["fused", "unfused"], default="fused", help="fake-quantizer formulation")
     ap.add_argument("--compile", action="store_true", help="also time the micro figures through torch.compile")
     ap.add_argument("--compile-mode", default="default", help="torch.compile mode (default, max-autotune-no-cudagraphs, ...)")
@@ -655,8 +469,7 @@ def main():
     ap.add_argument("--selftest", action="store_true", help="check the fused fake-quantizers against the unfused formula and exit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    global CHANNELS_LAST
-    CHANNELS_LAST = not args.nchw
+    torch_models.CHANNELS_LAST = not args.nchw
     if args.selftest:
         selftest()
         return
