@@ -5,7 +5,9 @@
 #   (scripts/check_report_browser.py drives the report's explorer in headless Chromium);
 # - ONNX Runtime and numpy (PyPI, versions pinned below), for tests/onnx_export.rs (scripts/check_onnx_export.py);
 # - Slurm and munge (Debian: slurmctld slurmd slurm-client munge), for tests/sweep_slurm.rs, the
-#   `bitsearch sweep --slurm` test, which runs its own one-node cluster (scripts/slurm-cluster.sh).
+#   `bitsearch sweep --slurm` test, which runs its own one-node cluster (scripts/slurm-cluster.sh);
+# - Fashion-MNIST (Debian: dataset-fashion-mnist, into /usr/share/datasets/fashion-mnist), the
+#   data of experiments/*-fashion.toml and of tests/fashion.rs.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -25,6 +27,12 @@ apt_tool() {
     "$1" --version
 }
 apt_tool /usr/bin/chromium chromium
+if [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+    echo "fashion-mnist: present ($(dpkg-query -W -f='${Version}' dataset-fashion-mnist 2>/dev/null || echo 'not from the package'))"
+else
+    apt_install dataset-fashion-mnist
+    ls /usr/share/datasets/fashion-mnist
+fi
 apt_tool /usr/bin/chromedriver chromium-driver
 # pip_install MODULE PACKAGE...: installs the PyPI packages unless python3 imports MODULE.
 pip_install() {

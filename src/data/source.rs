@@ -75,6 +75,7 @@ impl DataSource {
                 ))
             }
             DataSource::IdxDir(dir) => {
+                must_exist(dir)?;
                 let (train, test) = (read_pair(dir, "train")?, read_pair(dir, "t10k")?);
                 // A model is built for the training images' shape; test images of another
                 // shape would fail deep inside the first evaluation.
@@ -87,9 +88,53 @@ impl DataSource {
                 }
                 Ok((train, test))
             }
-            DataSource::Cifar10Dir(dir) => read_cifar_dir(dir),
+            DataSource::Cifar10Dir(dir) => {
+                must_exist(dir)?;
+                read_cifar_dir(dir)
+            }
         }
     }
+}
+
+/// Where the data sets bitsearch's experiments name come from, by the directory's name.
+const PROVIDERS: [(&str, &str); 3] = [
+    (
+        "fashion-mnist",
+        "Fashion-MNIST is Debian's package dataset-fashion-mnist \
+         (`apt-get install dataset-fashion-mnist` puts it in /usr/share/datasets/fashion-mnist; \
+         scripts/install-ci-deps.sh installs it), or the four IDX files from \
+         https://github.com/zalandoresearch/fashion-mnist",
+    ),
+    (
+        "cifar-10-batches-bin",
+        "CIFAR-10's binary version is cifar-10-binary.tar.gz from \
+         https://www.cs.toronto.edu/~kriz/cifar.html; scripts/make-cifar-fixture.sh DIR writes \
+         a small stand-in in the same format",
+    ),
+    (
+        "mnist",
+        "MNIST's four IDX files are at https://yann.lecun.com/exdb/mnist/ (the embedded \
+         `embedded:mnist-10k` needs no files)",
+    ),
+];
+
+/// A missing data directory is an error that says which package or download provides it.
+fn must_exist(dir: &Path) -> Result<(), DataError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let provider = PROVIDERS.iter().find(|(key, _)| name.contains(key)).map_or(
+        "set data.source to a directory that holds the data set's files",
+        |(_, p)| p,
+    );
+    Err(DataError::MissingDir {
+        dir: dir.to_path_buf(),
+        provider: provider.to_string(),
+    })
 }
 
 impl fmt::Display for DataSource {
@@ -324,5 +369,28 @@ mod tests {
         );
         assert_eq!(DataSource::parse("nope", base), None);
         assert_eq!(DataSource::parse("embedded:other", base), None);
+    }
+
+    #[test]
+    fn a_missing_directory_names_what_provides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = |name: &str| {
+            DataSource::IdxDir(dir.path().join(name))
+                .load()
+                .unwrap_err()
+                .to_string()
+        };
+        let fashion = gone("fashion-mnist");
+        assert!(
+            fashion.contains("does not exist") && fashion.contains("dataset-fashion-mnist"),
+            "{fashion}"
+        );
+        let cifar = DataSource::Cifar10Dir(dir.path().join("cifar-10-batches-bin"))
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(cifar.contains("make-cifar-fixture.sh"), "{cifar}");
+        let other = gone("my-data");
+        assert!(other.contains("set data.source"), "{other}");
     }
 }
