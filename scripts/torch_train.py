@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Trains a bitsearch FP32 baseline's recipe in PyTorch and compares the test accuracies.
 
-    torch_train.py BASELINE_DIR [--threads 2] [--limit N] [--epochs E]
+    torch_train.py BASELINE_DIR [--threads 2] [--seed S] [--limit N] [--epochs E]
 
 BASELINE_DIR is what `bitsearch train` writes (OUT/baselines/<arch>-<hash>/): its config.json
 gives the recipe, its metrics.json bitsearch's accuracies. Prints the learning curve beside
@@ -35,7 +35,8 @@ into the PyTorch model and scored on the test set (`bitsearch_weights_torch_test
 which should equal bitsearch_test_accuracy up to a few ties).
 
 `--limit N` keeps the first N images of each split and `--epochs E` overrides the epochs: a smoke
-test of the model code, not a comparison."""
+test of the model code, not a comparison. `--seed S` draws the split, init and shuffles from seed
+S instead of the config's."""
 import argparse, gzip, json, os, sys, time
 
 import numpy as np
@@ -148,12 +149,17 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="keep the first N images of each split (a smoke test)")
     ap.add_argument("--epochs", type=int, help="override train.epochs (a smoke test)")
+    ap.add_argument("--seed", type=int, help="override data.seed, model.seed and train.seed (another draw of the same "
+                    "recipe: the spread over seeds says how far apart two runs of it fall)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     path = os.path.join(args.baseline, "config.json")
     if not os.path.exists(path):
         raise SystemExit(f"no config.json in {args.baseline}: give a directory `bitsearch train` wrote (it prints 'saved in DIR')")
     cfg = json.load(open(path))
+    if args.seed is not None:
+        for section in ("data", "model", "train"):
+            cfg[section]["seed"] = args.seed
     arch = cfg["model"].get("arch")
     if arch is None:
         raise SystemExit(f"{path}: model.arch is missing (an imported model?): torch_train.py trains zoo networks only")
@@ -191,6 +197,8 @@ def main():
               "epochs": epochs, "threads": args.threads}
     if args.limit:
         result["limit"] = args.limit
+    if args.seed is not None:
+        result["seed"] = args.seed
     print(json.dumps(result), flush=True)
 
 
