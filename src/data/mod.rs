@@ -281,9 +281,7 @@ mod tests {
         assert_eq!(a.train.images, b.train.images);
         assert_eq!((a.train.len(), a.val.len(), a.test.len()), (40, 10, 5));
         // Every example's first pixel is 4*i mod 256, unique for i < 64: train and val are disjoint.
-        let firsts = |s: &Split| -> Vec<u32> {
-            s.images.chunks(4).map(|c| c[0] as u32).collect()
-        };
+        let firsts = |s: &Split| -> Vec<u32> { s.images.chunks(4).map(|c| c[0] as u32).collect() };
         let (t, v) = (firsts(&a.train), firsts(&a.val));
         assert!(v.iter().all(|x| !t.contains(x)));
         let c = Dataset::from_raw(raw(50), raw(5), 10, 8).unwrap();
