@@ -472,7 +472,7 @@ fn fixtures() -> Vec<(Vec<u8>, ModelProto)> {
 
 /// Imports the bytes and builds the model; true when the import is accepted.
 fn import_and_build(bytes: &[u8]) -> bool {
-    let Some(imported) = shown(import_bytes(bytes, "fuzz")) else {
+    let Some(imported) = shown(import_bytes(bytes, "fuzz", None)) else {
         return false;
     };
     let _ = shown(Model::from_import(imported));
