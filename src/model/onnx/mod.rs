@@ -179,3 +179,9 @@ mod tests;
 
 #[cfg(test)]
 mod hostile_tests;
+
+#[cfg(test)]
+mod dynamo_tests;
+
+#[cfg(test)]
+mod external_tests;
