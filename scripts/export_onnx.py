@@ -4,7 +4,31 @@ on a fixed input, so a test can check the import against PyTorch itself.
 
     python3 scripts/export_onnx.py [OUT_DIR]      (default: tests/data/onnx)
 
-Needs `pip install torch onnx`. Writes:
+Needs `pip install torch onnx onnxscript`. Every model's logits go to logits.json, on a batch of
+2 fixed inputs, x[i] = (sin(0.37 * i) + 1) / 2 over the flattened batch (bitsearch's test
+builds the same).
+
+With PyTorch's default exporter, `torch.onnx.export(model, (x,), path)` (dynamo=True, opset 20
+in torch 2.15, its graph optimizer on, `external_data=True`): the file holds the graph, and
+NAME.onnx.data beside it every initializer of 256 bytes or more (onnx_ir's save threshold;
+smaller biases and shape constants stay inside). The optimizer folds BatchNorm into the convs
+and the batch-size arithmetic into constant Reshape targets:
+- lenet-dynamo.onnx (+ .data): LeNet-5's layers as below with a narrower classifier (fc 32, 16,
+  10, to keep the fixture small), exported on one image, so the input is fixed at batch 1 and
+  the flatten is a Reshape to (1, 256);
+- lenet-dynamo-batch.onnx (+ .data): the same with `dynamic_shapes` marking the batch dim, so
+  the flatten is a Reshape to (-1, 256);
+- resnet8-dynamo.onnx (+ .data): a small CIFAR ResNet (a stem conv of 8 channels, one basic
+  block per stage at 8, 16 and 32 channels with projection shortcuts, `x.mean((2, 3))` as the
+  pool, which exports as ReduceMean over axes (2, 3), fc 10) for 3x32x32, batch fixed at 1;
+- resnet8-dynamo-batch.onnx (+ .data): the same with a dynamic batch and `optimize=False`, the
+  graph as the exporter translates it before optimizing: BatchNormalization nodes, conv biases
+  built by Shape, Expand and CastLike, and the classifier's flatten target computed at run
+  time from the input's shape (Shape, Squeeze, Reshape, Concat), which bitsearch folds with
+  the batch size kept free.
+
+With the TorchScript exporter (`dynamo=False`, deprecated in PyTorch 2.9, at opset 13, weights
+inside the file), as older PyTorch wrote by default:
 - lenet5.onnx: LeNet-5 as bitsearch's zoo has it (conv 6 k5, pool, conv 16 k5, pool, fc 120,
   84, 10) for 1x28x28 inputs;
 - resnet20.onnx: He et al.'s CIFAR ResNet-20 for 3x32x32, with BatchNorm and projection
@@ -12,8 +36,6 @@ Needs `pip install torch onnx`. Writes:
   do). The zoo's resnet20 uses the paper's parameter-free option A instead, but PyTorch exports
   its zero-padding as a shape-computation subgraph (Shape, ConstantOfShape, Concat, Transpose,
   Cast, Pad), not as model ops;
-- logits.json: each model's logits on a batch of 2 fixed inputs,
-  x[i] = (sin(0.37 * i) + 1) / 2 over the flattened batch (bitsearch's test builds the same);
 - resnet20-a.onnx: the ResNet-20 with the paper's option-A shortcuts, exported as PyTorch's
   users do (constant folding on, the default, which also folds BatchNorm into the convs): the
   shortcut's padding arrives as Slice, Slice, Pad, with the pads computed by a small constant
@@ -26,9 +48,9 @@ Needs `pip install torch onnx`. Writes:
 
 Weights are PyTorch's default initialization under a fixed seed; the BatchNorm layers get
 random running statistics and affine parameters, so the importer's BatchNorm handling is
-exercised (at initialization they would be the identity). Exported with the TorchScript
-exporter (`dynamo=False`), which keeps the weights inside the .onnx file, at opset 13, in eval
-mode without constant folding, so BatchNormalization nodes stay in the graph.
+exercised (at initialization they would be the identity). The TorchScript exports run in eval
+mode without constant folding (but for resnet20-a), so BatchNormalization nodes stay in the
+graph.
 """
 
 import gzip
@@ -45,10 +67,10 @@ import torch.nn.functional as F
 
 
 class LeNet5(nn.Module):
-    def __init__(self):
+    def __init__(self, fc1=120, fc2=84):
         super().__init__()
         self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
-        self.fc1, self.fc2, self.fc3 = nn.Linear(256, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(256, fc1), nn.Linear(fc1, fc2), nn.Linear(fc2, 10)
 
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
@@ -107,6 +129,21 @@ class ResNet20(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class ResNet8(nn.Module):
+    """A small CIFAR ResNet: a stem conv, one basic block per stage, the mean over (H, W)."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.blocks = nn.Sequential(Block(8, 8, 1), Block(8, 16, 2), Block(16, 32, 2))
+        self.fc = nn.Linear(32, classes)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn(self.conv(x))))
+        return self.fc(x.mean((2, 3)))
+
+
 def fixed_input(shape):
     n = math.prod(shape)
     x = [(math.sin(0.37 * i) + 1.0) / 2.0 for i in range(n)]
@@ -163,6 +200,32 @@ def trained_lenet5(out):
     print(f"wrote {path} ({os.path.getsize(path)} bytes; PyTorch test accuracy {acc:.4f})")
 
 
+def export_dynamo(out, gen, logits):
+    """The default exporter's fixtures: each model with a fixed batch of 1 and a dynamic batch."""
+    torch.manual_seed(2)
+    for name, model, shape in [
+        ("lenet", LeNet5(fc1=32, fc2=16), (2, 1, 28, 28)),
+        ("resnet8", ResNet8(), (2, 3, 32, 32)),
+    ]:
+        randomize_batchnorm(model, gen)
+        model.eval()
+        x = fixed_input(shape)
+        with torch.no_grad():
+            want = model(x).flatten().tolist()
+        batch = {"dynamic_shapes": ({0: torch.export.Dim("batch")},)}
+        if name == "resnet8":
+            batch["optimize"] = False
+        for suffix, args, options in [("", (x[:1],), {}), ("-batch", (x,), batch)]:
+            path = os.path.join(out, f"{name}-dynamo{suffix}.onnx")
+            for old in (path, path + ".data"):
+                if os.path.exists(old):
+                    os.remove(old)
+            torch.onnx.export(model, args, path, **options)
+            logits[f"{name}-dynamo{suffix}"] = want
+            size = os.path.getsize(path) + os.path.getsize(path + ".data")
+            print(f"wrote {path} and {path}.data ({size} bytes)")
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/data/onnx"
     os.makedirs(out, exist_ok=True)
@@ -193,6 +256,7 @@ def main():
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         )
         print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+    export_dynamo(out, gen, logits)
     with open(os.path.join(out, "logits.json"), "w") as f:
         json.dump({"torch": torch.__version__, "input": "(sin(0.37 i) + 1) / 2", "logits": logits}, f)
     trained_lenet5(out)

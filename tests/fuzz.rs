@@ -24,6 +24,8 @@ mod hardware;
 mod mutate;
 #[path = "fuzz/onnx.rs"]
 mod onnx;
+#[path = "fuzz/onnx_edit.rs"]
+mod onnx_edit;
 #[path = "fuzz/rundir.rs"]
 mod rundir;
 #[path = "fuzz/sweep.rs"]

@@ -213,6 +213,31 @@ fn an_imported_model_trains_further_only_when_asked() {
     assert_eq!(again, as_is, "{o}");
 }
 
+/// PyTorch's default export (the graph in NAME.onnx, its weights in NAME.onnx.data beside it)
+/// imports from the path an experiment names relative to itself, whatever the working
+/// directory: the weights are read beside the model, not beside the command.
+#[test]
+fn a_default_pytorch_export_reads_its_weights_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("net")).unwrap();
+    std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+    for file in ["lenet-dynamo-batch.onnx", "lenet-dynamo-batch.onnx.data"] {
+        let from = repo().join("tests/data/onnx").join(file);
+        std::fs::copy(from, dir.path().join("net").join(file)).unwrap();
+    }
+    let onnx = Path::new("net/lenet-dynamo-batch.onnx");
+    let exp = common::fixtures::quick_onnx_experiment(dir.path(), onnx, 3, 2);
+    let args = [
+        "cost",
+        "--experiment",
+        exp.to_str().unwrap(),
+        "--profile",
+        "t4",
+    ];
+    let cost = ok(bitsearch(&args, &dir.path().join("elsewhere")));
+    assert!(cost.starts_with("lenet-dynamo-batch on t4"), "{cost}");
+}
+
 /// A model file that does not fit the data is refused with both shapes named.
 #[test]
 fn an_onnx_model_for_other_data_is_refused() {

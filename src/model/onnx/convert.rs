@@ -1,22 +1,24 @@
 //! ONNX nodes → graph ops, one node at a time in the file's (topological) order.
 
+mod batch;
 mod fold;
 mod layers;
+mod pool;
 mod shortcut;
 
 use std::collections::{HashMap, HashSet};
 
 use super::proto::{GraphProto, NodeProto};
-use super::tensor::{decode, element_count, Attrs, Value, MAX_ACTIVATIONS, MAX_SPATIAL};
+use super::tensor::{self, decode, element_count, Attrs, Value, MAX_ACTIVATIONS, MAX_SPATIAL};
 use super::{Imported, OnnxError};
 use crate::model::graph::{Dims, Graph, Op, ShapeError};
 use crate::model::net::{BnWeights, LayerWeights};
 
 pub(super) const SUPPORTED: &str = "Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, \
-    MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Reshape, Identity, Dropout, \
-    Constant, Slice + Pad as the option-A shortcut, and shape arithmetic on constants \
-    (ConstantOfShape, Concat, Reshape, Slice, Transpose, Cast, Unsqueeze, Squeeze, Shape, Add, \
-    Sub, Mul, Neg)";
+    MaxPool, AveragePool, GlobalAveragePool, ReduceMean over (2, 3), Add, Flatten, Reshape, \
+    Identity, Dropout, Constant, Slice + Pad as the option-A shortcut, and shape arithmetic on \
+    constants (ConstantOfShape, Concat, Reshape, Slice, Transpose, Cast, CastLike, Unsqueeze, \
+    Squeeze, Shape, Gather, Expand, Add, Sub, Mul, Neg) and on shapes holding the batch size";
 
 /// bitsearch's BatchNorm ε; a file's other ε is folded into its running variance.
 const EPS: f32 = 1e-5;
@@ -36,6 +38,11 @@ pub(super) struct Builder<'a> {
     /// Tensors that are rows and columns of a computed tensor taken every `stride`-th (a
     /// Slice), waiting for the Pad that makes them an option-A shortcut.
     sliced: HashMap<String, shortcut::Sliced>,
+    /// Shapes holding the batch size (from a Shape of a computed tensor), folded at import
+    /// with the batch size kept as a symbol, for a Reshape's target.
+    symbolic: HashMap<String, fold::Symbolic>,
+    /// The batch size the model's input was exported with, when it is fixed.
+    batch: Option<usize>,
 }
 
 impl<'a> Builder<'a> {
@@ -100,6 +107,8 @@ impl<'a> Builder<'a> {
             input: shape,
             names: HashSet::new(),
             sliced: HashMap::new(),
+            symbolic: HashMap::new(),
+            batch: dims.first().and_then(|&b| usize::try_from(b).ok()),
         })
     }
 
@@ -199,6 +208,18 @@ impl<'a> Builder<'a> {
             label: &label,
             op: op_type,
         };
+        if !matches!(node.domain(), "" | "ai.onnx") {
+            return Err(OnnxError::Unsupported {
+                node: label,
+                op: format!("{}::{op_type}", node.domain()),
+            });
+        }
+        match op_type {
+            "Shape" if self.ids.contains_key(ctx.input(0)) => return self.shape_of(&ctx, &a),
+            "CastLike" if !self.all_constant(node) => return self.cast_like(&ctx),
+            _ if self.is_symbolic(&ctx) => return self.fold_symbolic(&ctx, &a),
+            _ => {}
+        }
         if fold::FOLDED.contains(&op_type) && self.all_constant(node) {
             let inputs: Vec<Option<&Value>> = (node.input.iter())
                 .map(|i| self.consts.get(i.as_str()))
@@ -211,10 +232,7 @@ impl<'a> Builder<'a> {
             "Slice" => return self.slice(&ctx),
             "Pad" => return self.pad(&ctx, &a),
             "Constant" => {
-                let t = a
-                    .tensor("value")
-                    .ok_or_else(|| ctx.rule("needs a tensor `value`"))?;
-                let v = decode(t, &label)?;
+                let v = tensor::constant(&a)?;
                 self.consts.insert(ctx.output(0)?.to_string(), v);
                 return Ok(());
             }
@@ -229,13 +247,14 @@ impl<'a> Builder<'a> {
             "Add" => return self.add(&ctx),
             "Relu" => Op::Relu,
             "Clip" => self.clip(&ctx, &a)?,
-            "MaxPool" | "AveragePool" => pool(&ctx, &a)?,
+            "MaxPool" | "AveragePool" => pool::pool(&ctx, &a)?,
             "GlobalAveragePool" => Op::GlobalAvgPool,
+            "ReduceMean" | "ReduceSum" => return self.reduce(&ctx, &a),
             "Flatten" => match a.int("axis", 1) {
                 1 => Op::Flatten,
                 v => return Err(a.bad("axis", v, "only axis 1 (keep the batch) is supported")),
             },
-            "Reshape" => self.reshape(&ctx)?,
+            "Reshape" => self.reshape(&ctx, &a)?,
             _ => {
                 return Err(OnnxError::Unsupported {
                     node: label,
@@ -269,6 +288,10 @@ impl<'a> Builder<'a> {
             (None, true) => Err(ctx.rule(&format!(
                 "input {name} is a constant where the op needs a computed tensor"
             ))),
+            (None, false) if self.symbolic.contains_key(name) => Err(ctx.rule(&format!(
+                "input {name} is a shape holding the batch size where the op needs a computed \
+                 tensor"
+            ))),
             (None, false) => {
                 Err(ctx.rule(&format!("input {name:?} is produced by no earlier node")))
             }
@@ -280,6 +303,12 @@ impl<'a> Builder<'a> {
         let name = ctx.input(i);
         if name.is_empty() {
             return Err(ctx.rule(&format!("needs input {i}, a constant")));
+        }
+        if self.symbolic.contains_key(name) {
+            return Err(ctx.rule(&format!(
+                "input {name} holds the batch size, known only at run time, where a constant \
+                 is needed"
+            )));
         }
         self.consts
             .get(name)
@@ -370,61 +399,6 @@ impl Ctx<'_> {
     }
 }
 
-/// MaxPool or AveragePool with square windows and no padding.
-fn pool(ctx: &Ctx, a: &Attrs) -> Result<Op, OnnxError> {
-    let known = [
-        "kernel_shape",
-        "strides",
-        "pads",
-        "ceil_mode",
-        "dilations",
-        "auto_pad",
-        "count_include_pad",
-        "storage_order",
-    ];
-    if let Some(name) = a.unknown(&known) {
-        return Err(a.bad(
-            &name,
-            "set",
-            "not an attribute of the pools bitsearch imports",
-        ));
-    }
-    let k = square(a, "kernel_shape", None)?;
-    let stride = square(a, "strides", Some(1))?;
-    if let Some(p) = a.ints("pads").filter(|p| p.iter().any(|&v| v != 0)) {
-        return Err(a.bad("pads", p, "pools with padding are not supported"));
-    }
-    if a.int("ceil_mode", 0) != 0 {
-        return Err(a.bad(
-            "ceil_mode",
-            a.int("ceil_mode", 0),
-            "only floor mode is supported",
-        ));
-    }
-    if let Some(d) = a.ints("dilations").filter(|d| d.iter().any(|&v| v != 1)) {
-        return Err(a.bad("dilations", d, "only dilation 1 is supported"));
-    }
-    check_auto_pad(a)?;
-    Ok(match ctx.op {
-        "MaxPool" => Op::MaxPool { k, stride },
-        _ => Op::AvgPool { k, stride },
-    })
-}
-
-/// An attribute holding two equal values from 1 to `MAX_SPATIAL` (`default` when absent).
-pub(super) fn square(a: &Attrs, name: &str, default: Option<usize>) -> Result<usize, OnnxError> {
-    let fits = |v: i64| v >= 1 && v as u64 <= MAX_SPATIAL as u64;
-    match (a.ints(name), default) {
-        (None, Some(d)) => Ok(d),
-        (Some(v), _) if v.len() == 2 && v[0] == v[1] && fits(v[0]) => Ok(v[0] as usize),
-        (v, _) => Err(a.bad(
-            name,
-            v,
-            &format!("needs two equal values from 1 to {MAX_SPATIAL} (square)"),
-        )),
-    }
-}
-
 /// The image (C, H, W) of an input's dims (N, C, H, W): each side from 1 to `MAX_SPATIAL`, the
 /// whole within `MAX_ACTIVATIONS`.
 fn input_shape(dims: &[i64]) -> Result<(usize, usize, usize), String> {
@@ -443,13 +417,6 @@ fn input_shape(dims: &[i64]) -> Result<(usize, usize, usize), String> {
     }
     element_count(&[c, h, w], MAX_ACTIVATIONS)?;
     Ok((c, h, w))
-}
-
-pub(super) fn check_auto_pad(a: &Attrs) -> Result<(), OnnxError> {
-    match a.string("auto_pad").as_deref() {
-        None | Some("NOTSET") | Some("VALID") => Ok(()),
-        Some(v) => Err(a.bad("auto_pad", v, "only explicit pads are supported")),
-    }
 }
 
 /// `var + eps − 1e-5`: normalizing by √(var' + 1e-5) is normalizing by √(var + eps).

@@ -6,13 +6,13 @@
 use super::proto::tensor_shape_proto::{dimension, Dimension};
 use super::proto::{attribute_proto, tensor_proto, type_proto};
 use super::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use super::{import_bytes, Imported, OnnxError};
 use prost::Message;
 
-fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+pub(super) fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|&v| Dimension {
@@ -35,7 +35,7 @@ fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
 
 /// A float tensor `name` of `dims` holding `values` (fewer than the dims claim, for the
 /// hostile cases).
-fn floats(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+pub(super) fn floats(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
     TensorProto {
         name: Some(name.into()),
         dims: dims.to_vec(),
@@ -45,7 +45,7 @@ fn floats(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
     }
 }
 
-fn int64s(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
+pub(super) fn int64s(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
     TensorProto {
         name: Some(name.into()),
         dims: dims.to_vec(),
@@ -55,7 +55,7 @@ fn int64s(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
     }
 }
 
-fn ints_attr(name: &str, values: &[i64]) -> AttributeProto {
+pub(super) fn ints_attr(name: &str, values: &[i64]) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(attribute_proto::AttributeType::Ints as i32),
@@ -64,7 +64,7 @@ fn ints_attr(name: &str, values: &[i64]) -> AttributeProto {
     }
 }
 
-fn node(op: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
+pub(super) fn node(op: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
     NodeProto {
         name: Some(format!("the_{}", op.to_lowercase())),
         op_type: Some(op.into()),
@@ -75,9 +75,14 @@ fn node(op: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto 
     }
 }
 
-/// A model with input `x` of (1, 1, 4, 4), the nodes and initializers given, and output `y`.
-fn model(nodes: Vec<NodeProto>, initializer: Vec<TensorProto>) -> Vec<u8> {
+/// A model at opset 13 with input `x` of (1, 1, 4, 4), the nodes and initializers given, and
+/// output `y`.
+pub(super) fn model(nodes: Vec<NodeProto>, initializer: Vec<TensorProto>) -> Vec<u8> {
     ModelProto {
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
         graph: Some(GraphProto {
             node: nodes,
             initializer,
@@ -91,8 +96,8 @@ fn model(nodes: Vec<NodeProto>, initializer: Vec<TensorProto>) -> Vec<u8> {
 }
 
 /// The error importing `bytes` gives, printed; fails the test on success.
-fn refused(bytes: &[u8]) -> String {
-    let result: Result<Imported, OnnxError> = import_bytes(bytes, "hostile");
+pub(super) fn refused(bytes: &[u8]) -> String {
+    let result: Result<Imported, OnnxError> = import_bytes(bytes, "hostile", None);
     let e = result.expect_err("a hostile model imported").to_string();
     eprintln!("{e}");
     e

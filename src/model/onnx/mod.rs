@@ -1,20 +1,26 @@
-//! ONNX import: a model file (weights inside it) becomes a `Graph` and its layers' weights.
+//! ONNX import: a model file (weights inside it, or in external data files beside it) becomes
+//! a `Graph` and its layers' weights.
 //!
-//! Supported: Conv (any groups, square kernels, symmetric padding), Gemm, MatMul (+ Add of a
-//! constant bias), BatchNormalization (after a conv), Relu, Clip as ReLU6 (or ReLU), MaxPool,
-//! AveragePool (no padding), GlobalAveragePool, Add, Flatten, Reshape to (N, -1), Identity,
-//! Dropout and Constant; Slice + Pad as the option-A shortcut; and shape arithmetic on
-//! constants, evaluated at import (`convert::fold`). Anything else is an error naming the node, its op type and, for an
-//! attribute outside what the ops above mean, the attribute: never a silently different graph.
+//! Supported, at opsets 13 to 21 of the default domain: Conv (any groups, square kernels,
+//! symmetric padding), Gemm, MatMul (+ Add of a constant bias), BatchNormalization (after a
+//! conv), Relu, Clip as ReLU6 (or ReLU), MaxPool, AveragePool (no padding), GlobalAveragePool,
+//! ReduceMean over the spatial axes, Add, Flatten, Reshape to (N, -1), Identity, Dropout and
+//! Constant; Slice + Pad as the option-A shortcut; and shape arithmetic on constants and on
+//! shapes holding the batch size, evaluated at import (`convert::fold`). Anything else is an
+//! error naming the node, its op type and, for an attribute outside what the ops above mean,
+//! the attribute: never a silently different graph.
 //!
 //! A file is untrusted: every size it claims is checked before anything is allocated (a
-//! tensor's dims against the bytes that hold its values, and `tensor::MAX_UNBACKED`,
-//! `MAX_ACTIVATIONS` and `MAX_SPATIAL` for what no bytes back), so a hostile file gets an error
-//! naming the node or tensor, the rule and the value, never a panic or a huge allocation
-//! (tests/fuzz/onnx.rs mutates the fixtures to check it).
+//! tensor's dims against the bytes that hold its values, external data against its file and
+//! `external::MAX_EXTERNAL_BYTES`, and `tensor::MAX_UNBACKED`, `MAX_ACTIVATIONS` and
+//! `MAX_SPATIAL` for what no bytes back), and external data is read only from inside the
+//! model's directory, so a hostile file gets an error naming the node or tensor, the rule and
+//! the value, never a panic, a huge allocation or a read elsewhere (tests/fuzz/onnx.rs mutates
+//! the fixtures to check it).
 
 mod convert;
 mod export;
+mod external;
 mod tensor;
 
 pub use export::{export, Opset};
@@ -77,6 +83,20 @@ pub enum OnnxError {
     },
     #[error("tensor {name}: {rule}")]
     Tensor { name: String, rule: String },
+    #[error("tensor {tensor}: external data {field} = {value:?}: {rule}")]
+    External {
+        tensor: String,
+        field: String,
+        value: String,
+        rule: String,
+    },
+    #[error(
+        "{found}: bitsearch imports opsets {} to {} of ONNX's operators (re-export with \
+         torch.onnx.export(..., opset_version=20))",
+        OPSETS.start(),
+        OPSETS.end()
+    )]
+    Opset { found: String },
     #[error("node {node}: {source}")]
     Shape { node: String, source: ShapeError },
 }
@@ -94,7 +114,10 @@ impl OnnxError {
     }
 }
 
-/// Reads and imports the ONNX model at `path`.
+/// The opsets of the default domain whose ops the importer reads as they are defined there.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 13..=21;
+
+/// Reads and imports the ONNX model at `path`, and any external data it names beside it.
 pub fn import(path: &Path) -> Result<Imported, OnnxError> {
     let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
         path: path.to_path_buf(),
@@ -104,7 +127,11 @@ pub fn import(path: &Path) -> Result<Imported, OnnxError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "onnx".into());
-    import_bytes(&bytes, &name).map_err(|e| match e {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    import_bytes(&bytes, &name, Some(dir)).map_err(|e| match e {
         OnnxError::Decode { reason, .. } => OnnxError::Decode {
             path: path.to_path_buf(),
             reason,
@@ -113,18 +140,38 @@ pub fn import(path: &Path) -> Result<Imported, OnnxError> {
     })
 }
 
-/// Imports a model from its bytes; `name` becomes the graph's name.
-pub fn import_bytes(bytes: &[u8], name: &str) -> Result<Imported, OnnxError> {
+/// Imports a model from its bytes; `name` becomes the graph's name. External data is read from
+/// `dir` (the model file's directory); without one, a tensor stored outside is an error.
+pub fn import_bytes(bytes: &[u8], name: &str, dir: Option<&Path>) -> Result<Imported, OnnxError> {
     use prost::Message;
-    let model = proto::ModelProto::decode(bytes).map_err(|e| OnnxError::Decode {
+    let mut model = proto::ModelProto::decode(bytes).map_err(|e| OnnxError::Decode {
         path: PathBuf::from(name),
         reason: e.to_string(),
     })?;
-    let graph = model.graph.as_ref().ok_or_else(|| OnnxError::Decode {
+    check_opset(&model)?;
+    let graph = model.graph.as_mut().ok_or_else(|| OnnxError::Decode {
         path: PathBuf::from(name),
         reason: "the file has no graph".into(),
     })?;
+    if let Some(dir) = dir {
+        external::load(graph, dir)?;
+    }
     convert::Builder::new(name, graph)?.run()
+}
+
+/// The model's opset of the default domain ("" or "ai.onnx") must be in `OPSETS`: an op's
+/// meaning (where its axes are, which inputs it takes) is defined per opset.
+fn check_opset(model: &proto::ModelProto) -> Result<(), OnnxError> {
+    let default = (model.opset_import.iter()).find(|o| matches!(o.domain(), "" | "ai.onnx"));
+    match default.map(|o| o.version()) {
+        Some(v) if OPSETS.contains(&v) => Ok(()),
+        Some(v) => Err(OnnxError::Opset {
+            found: format!("the model uses opset {v}"),
+        }),
+        None => Err(OnnxError::Opset {
+            found: "the model names no opset of the default domain".into(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -132,3 +179,9 @@ mod tests;
 
 #[cfg(test)]
 mod hostile_tests;
+
+#[cfg(test)]
+mod dynamo_tests;
+
+#[cfg(test)]
+mod external_tests;

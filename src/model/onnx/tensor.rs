@@ -1,5 +1,6 @@
 //! Reading ONNX values: initializer and constant tensors (float and int64, inline or raw
-//! little-endian bytes) and node attributes, each failure an `OnnxError` naming what it read.
+//! little-endian bytes; external data is read into raw bytes first, by `external`), Constant
+//! nodes' values and node attributes, each failure an `OnnxError` naming what it read.
 
 use super::proto::{tensor_proto, AttributeProto, NodeProto, TensorProto};
 use super::OnnxError;
@@ -81,10 +82,10 @@ pub(super) fn decode(t: &TensorProto, what: &str) -> Result<Value, OnnxError> {
         rule,
     };
     if t.data_location() == tensor_proto::DataLocation::External {
+        // `import` reads external data first (`external::load`); bytes alone have no directory.
         return Err(bad(
-            "its data is in a separate file; re-export with the weights inside the model \
-             (torch.onnx.export(..., dynamo=False) or onnx.save(model, path, \
-             save_as_external_data=False))"
+            "its data is in a separate file (external data), which only a model imported \
+             from its path can reach"
                 .into(),
         ));
     }
@@ -94,15 +95,15 @@ pub(super) fn decode(t: &TensorProto, what: &str) -> Result<Value, OnnxError> {
         .map(|&d| usize::try_from(d).map_err(|_| bad(format!("negative dimension {d}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let raw = t.raw_data.as_deref().unwrap_or_default();
-    let (size, typed) = match tensor_proto::DataType::try_from(t.data_type()) {
-        Ok(tensor_proto::DataType::Float) => (4, t.float_data.len()),
-        Ok(tensor_proto::DataType::Int64) => (8, t.int64_data.len()),
-        _ => {
-            return Err(bad(format!(
-                "element type {} is not supported (float32 weights, int64 shapes)",
-                t.data_type()
-            )))
-        }
+    let Some(size) = element_size(t.data_type()) else {
+        return Err(bad(format!(
+            "element type {} is not supported (float32 weights, int64 shapes)",
+            t.data_type()
+        )));
+    };
+    let typed = match size {
+        4 => t.float_data.len(),
+        _ => t.int64_data.len(),
     };
     // What the file holds bounds what the dims may claim.
     let held = if raw.is_empty() {
@@ -137,6 +138,47 @@ pub(super) fn decode(t: &TensorProto, what: &str) -> Result<Value, OnnxError> {
     Ok(Value { dims, data })
 }
 
+/// A Constant node's value: its `value` tensor, or a `value_int` / `value_float` (a scalar) or
+/// `value_ints` / `value_floats` (1-D) attribute, as PyTorch's default exporter writes small
+/// shape constants.
+pub(super) fn constant(a: &Attrs) -> Result<Value, OnnxError> {
+    let forms = [
+        "value",
+        "value_int",
+        "value_ints",
+        "value_float",
+        "value_floats",
+    ];
+    if let Some(name) = a.unknown(&forms) {
+        let rule = "only numeric constants are imported (value, value_int(s), value_float(s))";
+        return Err(a.bad(&name, "set", rule));
+    }
+    let (dims, data) = if let Some(t) = a.tensor("value") {
+        return decode(t, &a.label);
+    } else if let Some(v) = a.int_opt("value_int") {
+        (vec![], Data::I64(vec![v]))
+    } else if let Some(v) = a.float_opt("value_float") {
+        (vec![], Data::F32(vec![v]))
+    } else if let Some(v) = a.ints("value_ints") {
+        (vec![v.len()], Data::I64(v))
+    } else if let Some(v) = a.floats("value_floats") {
+        (vec![v.len()], Data::F32(v))
+    } else {
+        return Err(a.bad("value", "absent", "a Constant needs a value"));
+    };
+    Ok(Value { dims, data })
+}
+
+/// The bytes of one element of ONNX element type `data_type`, for the types bitsearch reads
+/// (float32 and int64); `None` for any other.
+pub(super) fn element_size(data_type: i32) -> Option<usize> {
+    match tensor_proto::DataType::try_from(data_type) {
+        Ok(tensor_proto::DataType::Float) => Some(4),
+        Ok(tensor_proto::DataType::Int64) => Some(8),
+        _ => None,
+    }
+}
+
 /// A node's attributes, read by name.
 pub(super) struct Attrs<'a> {
     node: &'a NodeProto,
@@ -164,7 +206,11 @@ impl<'a> Attrs<'a> {
     }
 
     pub fn int(&self, name: &str, default: i64) -> i64 {
-        self.get(name).and_then(|a| a.i).unwrap_or(default)
+        self.int_opt(name).unwrap_or(default)
+    }
+
+    pub fn int_opt(&self, name: &str) -> Option<i64> {
+        self.get(name).and_then(|a| a.i)
     }
 
     pub fn float(&self, name: &str, default: f32) -> f32 {
@@ -177,6 +223,10 @@ impl<'a> Attrs<'a> {
 
     pub fn ints(&self, name: &str) -> Option<Vec<i64>> {
         self.get(name).map(|a| a.ints.clone())
+    }
+
+    pub fn floats(&self, name: &str) -> Option<Vec<f32>> {
+        self.get(name).map(|a| a.floats.clone())
     }
 
     pub fn string(&self, name: &str) -> Option<String> {

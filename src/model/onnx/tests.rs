@@ -7,14 +7,14 @@ use crate::model::Model;
 use candle_core::{Device, Tensor};
 use prost::Message;
 
-fn fixture(name: &str) -> PathBuf {
+pub(super) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/onnx")
         .join(name)
 }
 
 /// The export script's fixed input: x[i] = (sin(0.37 i) + 1) / 2 over the flattened batch.
-fn fixed_input(shape: (usize, usize, usize, usize)) -> Tensor {
+pub(super) fn fixed_input(shape: (usize, usize, usize, usize)) -> Tensor {
     let n = shape.0 * shape.1 * shape.2 * shape.3;
     let x: Vec<f32> = (0..n)
         .map(|i| (((0.37 * i as f64).sin() + 1.0) / 2.0) as f32)
@@ -57,7 +57,7 @@ fn lenet() -> ModelProto {
 }
 
 fn import_proto(m: &ModelProto) -> Result<Imported, OnnxError> {
-    import_bytes(&m.encode_to_vec(), "broken")
+    import_bytes(&m.encode_to_vec(), "broken", None)
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn a_full_precision_export_reads_back_with_the_same_logits() {
         let n = model.shapes().len();
         let q = Quantizer::new(Policy::uniform(n, Bits::FULL), vec![[1.0; 8]; n]);
         let bytes = export::export(&model, &q, export::Opset::V13).unwrap();
-        let back = Model::from_import(import_bytes(&bytes, name).unwrap()).unwrap();
+        let back = Model::from_import(import_bytes(&bytes, name, None).unwrap()).unwrap();
         let (c, h, w) = model.input();
         let x = fixed_input((2, c, h, w));
         let logits = |m: &Model| {

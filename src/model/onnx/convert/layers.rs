@@ -1,7 +1,8 @@
 //! The ONNX ops that carry weights or need constants: Conv, Gemm / MatMul (+ a bias Add),
-//! BatchNormalization, Add, Clip and Reshape.
+//! BatchNormalization, Add and Clip.
 
-use super::{bn_weights, check_auto_pad, square, Builder, Ctx};
+use super::pool::{check_auto_pad, square};
+use super::{bn_weights, Builder, Ctx};
 use crate::model::graph::Op;
 use crate::model::net::LayerWeights;
 use crate::model::onnx::tensor::Attrs;
@@ -249,17 +250,6 @@ impl Builder<'_> {
                 other,
                 "only Clip(0, 6) (ReLU6) and Clip(0) (ReLU)",
             )),
-        }
-    }
-
-    /// Reshape to (N, -1): a flatten.
-    pub(super) fn reshape(&self, ctx: &Ctx) -> Result<Op, OnnxError> {
-        let shape = self.constant(ctx, 1)?;
-        match shape.ints() {
-            Some([n, -1]) if *n == 0 || *n == -1 || *n >= 1 => Ok(Op::Flatten),
-            other => Err(ctx.rule(&format!(
-                "reshapes to {other:?}; only a flatten to (N, -1) is supported"
-            ))),
         }
     }
 }

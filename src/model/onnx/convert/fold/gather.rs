@@ -1,11 +1,12 @@
-//! The folded ops that pick a constant's values by index: Transpose and Slice (whose inputs the
-//! option-A shortcut reads through the same `SliceArgs`). Their results never hold more values
-//! than their input.
+//! The folded ops that pick a constant's values by index: Transpose, Slice (whose inputs the
+//! option-A shortcut reads through the same `SliceArgs`), Gather and Expand. Transpose and Slice
+//! never hold more values than their input; Gather's and Expand's results are capped
+//! (`Args::capped`) before they are built.
 
 use super::super::super::tensor::{Data, Value};
 use super::super::super::OnnxError;
 use super::super::Ctx;
-use super::Args;
+use super::{to_dims, Args};
 
 /// The input with its axes permuted (`perm`; reversed by default).
 pub(super) fn transpose(args: &Args) -> Result<Value, OnnxError> {
@@ -45,6 +46,77 @@ pub(super) fn slice(args: &Args) -> Result<Value, OnnxError> {
     Ok(take(x, dims, &idx))
 }
 
+/// ONNX Gather: the input's entries along `axis` (default 0) at the indices (negative ones
+/// counting from the end), the indices' dims in place of that axis.
+pub(super) fn gather(args: &Args) -> Result<Value, OnnxError> {
+    let x = args.arg(0)?;
+    let picks = args.arg(1)?;
+    let at = args.ints(1)?;
+    let rank = x.dims.len() as i64;
+    let axis = args.attrs.int("axis", 0);
+    if axis < -rank || axis >= rank {
+        return Err(args.attrs.bad(
+            "axis",
+            axis,
+            &format!("not an axis of a rank-{rank} constant"),
+        ));
+    }
+    let axis = axis.rem_euclid(rank) as usize;
+    let len = x.dims[axis] as i64;
+    let at = (at.iter())
+        .map(|&i| match i {
+            i if (-len..0).contains(&i) => Ok((i + len) as usize),
+            i if (0..len).contains(&i) => Ok(i as usize),
+            i => Err(args.ctx.rule(&format!("index {i} of an axis of {len}"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let dims: Vec<usize> = (x.dims[..axis].iter())
+        .chain(&picks.dims)
+        .chain(&x.dims[axis + 1..])
+        .copied()
+        .collect();
+    args.capped(&dims)?;
+    let (src, k, step) = (strides(&x.dims), picks.dims.len(), strides(&picks.dims));
+    let idx = indices(&dims, |i| {
+        let pick = at[(i[axis..axis + k].iter().zip(&step))
+            .map(|(&p, &s)| p * s)
+            .sum::<usize>()];
+        let outer = (i[..axis].iter().zip(&src)).map(|(&p, &s)| p * s);
+        let inner = (i[axis + k..].iter().zip(&src[axis + 1..])).map(|(&p, &s)| p * s);
+        outer.chain(inner).sum::<usize>() + pick * src[axis]
+    });
+    Ok(take(x, dims, &idx))
+}
+
+/// ONNX Expand: the input broadcast (numpy's rule, aligned at the last axis) with the shape.
+pub(super) fn expand(args: &Args) -> Result<Value, OnnxError> {
+    let x = args.arg(0)?;
+    let shape = to_dims(args.ctx, &args.ints(1)?)?;
+    let rank = x.dims.len().max(shape.len());
+    let pad = |d: &[usize]| -> Vec<usize> {
+        let mut v = vec![1; rank - d.len()];
+        v.extend_from_slice(d);
+        v
+    };
+    let (from, to) = (pad(&x.dims), pad(&shape));
+    let dims = (from.iter().zip(&to))
+        .map(|(&a, &b)| match (a, b) {
+            (a, b) if a == b || b == 1 => Ok(a),
+            (1, b) => Ok(b),
+            _ => Err(args
+                .ctx
+                .rule(&format!("cannot expand {:?} to {shape:?}", x.dims))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    args.capped(&dims)?;
+    // A broadcast axis (1 in the input) steps through the input by 0.
+    let src: Vec<usize> = (strides(&from).iter().zip(&from))
+        .map(|(&s, &d)| if d == 1 { 0 } else { s })
+        .collect();
+    let idx = indices(&dims, |i| i.iter().zip(&src).map(|(&p, &s)| p * s).sum());
+    Ok(take(x, dims, &idx))
+}
+
 /// ONNX Slice's inputs, with their defaults (axes 0, 1, …; steps 1) and all of one length:
 /// what both the folder and the option-A shortcut (`shortcut`) read a Slice through.
 pub(in crate::model::onnx::convert) struct SliceArgs {
@@ -79,7 +151,11 @@ impl SliceArgs {
 /// Per axis, the source indices ONNX's Slice keeps (negative starts/ends count from the end;
 /// both are clamped to the axis; a negative step walks backwards). Each list is at most its
 /// axis long.
-fn slice_ranges(ctx: &Ctx, dims: &[usize], a: &SliceArgs) -> Result<Vec<Vec<usize>>, OnnxError> {
+pub(super) fn slice_ranges(
+    ctx: &Ctx,
+    dims: &[usize],
+    a: &SliceArgs,
+) -> Result<Vec<Vec<usize>>, OnnxError> {
     let mut ranges: Vec<Vec<usize>> = dims.iter().map(|&d| (0..d).collect()).collect();
     let rank = dims.len() as i64;
     for (k, &axis) in a.axes.iter().enumerate() {

@@ -3,21 +3,29 @@
 //! ConstantOfShape, Concat, Reshape, Slice, Transpose and Cast even with constant folding on)
 //! reaches the op as one constant. Only the small set of shape ops below is evaluated, one
 //! function per op; every result is a tensor no file bytes back, so its size is capped
-//! (`MAX_UNBACKED`) before it is built.
+//! (`MAX_UNBACKED`) before it is built. Shapes that hold the batch size, known only at run
+//! time, fold too, with the batch size kept as a symbol (`symbolic`).
 
 mod arith;
 mod gather;
 mod shape;
+mod symbolic;
 
 pub(super) use gather::SliceArgs;
+pub(super) use shape::{cast_to, shape_range};
+pub(super) use symbolic::{fold as fold_symbolic, settle, Dim, Folded, Input, Symbolic};
 
 use super::super::tensor::{element_count, Attrs, Value, MAX_UNBACKED};
 use super::super::OnnxError;
 use super::Ctx;
 
 /// The ops `fold` evaluates.
-pub(super) const FOLDED: [&str; 13] = [
+pub(super) const FOLDED: [&str; 17] = [
     "ConstantOfShape",
+    "Gather",
+    "Expand",
+    "CastLike",
+    "Identity",
     "Concat",
     "Reshape",
     "Slice",
@@ -80,6 +88,10 @@ pub(super) fn fold(ctx: &Ctx, a: &Attrs, inputs: &[Option<&Value>]) -> Result<Va
         "Squeeze" => shape::squeeze(&args)?,
         "Shape" => shape::shape(&args)?,
         "Cast" => shape::cast(&args)?,
+        "CastLike" => shape::cast_like(&args)?,
+        "Identity" => args.arg(0)?.clone(),
+        "Gather" => gather::gather(&args)?,
+        "Expand" => gather::expand(&args)?,
         "Transpose" => gather::transpose(&args)?,
         "Slice" => gather::slice(&args)?,
         "Add" | "Sub" | "Mul" | "Neg" => arith::arithmetic(&args)?,

@@ -1,7 +1,7 @@
 //! The folded ops that make or re-label a constant: ConstantOfShape, Concat, Reshape,
-//! Unsqueeze, Squeeze, Shape and Cast.
+//! Unsqueeze, Squeeze, Shape, Cast and CastLike.
 
-use super::super::super::tensor::{decode, Data, Value};
+use super::super::super::tensor::{decode, Attrs, Data, Value};
 use super::super::super::OnnxError;
 use super::super::Ctx;
 use super::{to_dims, Args};
@@ -144,31 +144,68 @@ pub(super) fn squeeze(args: &Args) -> Result<Value, OnnxError> {
     })
 }
 
-/// The input's dims as a 1-D int64 tensor.
+/// The input's dims from `start` to `end` (opset 15; all of them by default) as a 1-D int64
+/// tensor.
 pub(super) fn shape(args: &Args) -> Result<Value, OnnxError> {
-    let d: Vec<i64> = args.arg(0)?.dims.iter().map(|&d| d as i64).collect();
+    let dims = &args.arg(0)?.dims;
+    let d: Vec<i64> = dims[shape_range(args.attrs, dims.len())]
+        .iter()
+        .map(|&d| d as i64)
+        .collect();
     Ok(Value {
         dims: vec![d.len()],
         data: Data::I64(d),
     })
 }
 
+/// The dims Shape keeps of a tensor of `rank`: from `start` to `end`, negative ones counting
+/// from the end, both clamped to the rank (an empty range when `start` is past `end`).
+pub(in crate::model::onnx::convert) fn shape_range(
+    a: &Attrs,
+    rank: usize,
+) -> std::ops::Range<usize> {
+    let at = |v: i64| {
+        let v = if v < 0 {
+            v.saturating_add(rank as i64)
+        } else {
+            v
+        };
+        v.clamp(0, rank as i64) as usize
+    };
+    let (start, end) = (at(a.int("start", 0)), at(a.int("end", rank as i64)));
+    start..end.max(start)
+}
+
 /// The input as float (`to` = 1) or int64 (`to` = 7), ONNX's TensorProto element types.
 pub(super) fn cast(args: &Args) -> Result<Value, OnnxError> {
     let x = args.arg(0)?;
-    let data = match args.attrs.int("to", 0) {
-        1 => Data::F32(x.floats()),
-        7 => Data::I64(match &x.data {
+    match args.attrs.int("to", 0) {
+        1 => Ok(cast_to(x, true)),
+        7 => Ok(cast_to(x, false)),
+        t => {
+            let rule = "constants are cast to float (1) or int64 (7) only";
+            Err(args.attrs.bad("to", t, rule))
+        }
+    }
+}
+
+/// CastLike of two constants: the first as the second's element type.
+pub(super) fn cast_like(args: &Args) -> Result<Value, OnnxError> {
+    let like = args.arg(1)?;
+    Ok(cast_to(args.arg(0)?, like.ints().is_none()))
+}
+
+/// `x` as float (`float`) or int64 (floats truncated toward zero, as ONNX's Cast does).
+pub(in crate::model::onnx::convert) fn cast_to(x: &Value, float: bool) -> Value {
+    let data = match float {
+        true => Data::F32(x.floats()),
+        false => Data::I64(match &x.data {
             Data::I64(v) => v.clone(),
             Data::F32(v) => v.iter().map(|&f| f as i64).collect(),
         }),
-        t => {
-            let rule = "constants are cast to float (1) or int64 (7) only";
-            return Err(args.attrs.bad("to", t, rule));
-        }
     };
-    Ok(Value {
+    Value {
         dims: x.dims.clone(),
         data,
-    })
+    }
 }
