@@ -123,8 +123,8 @@ fn missing_data_directory_is_a_clear_error() {
     let err = stderr(&o);
     assert!(
         err.contains("nowhere")
-            && err.contains("train-images-idx3-ubyte")
-            && err.contains("not found"),
+            && err.contains("directory does not exist")
+            && err.contains("set data.source"),
         "{err}"
     );
 }
