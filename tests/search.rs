@@ -470,3 +470,37 @@ fn after_episodes_comes_between_the_best_policy_and_the_front_re_score() {
     assert_eq!(*seen.borrow(), [(true, false)]);
     assert!(dir.join("front-test.csv").exists());
 }
+
+fn config_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
+}
+
+/// config.json records what the agent ranked by; a config.json written before it was recorded
+/// (no `objectives`) still resumes, as the run was started, and keeps saying so.
+#[test]
+fn config_json_records_the_objectives_and_an_older_one_still_resumes() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let a = agent("agent = \"nsga2\"\npopulation = 3\nmutation = 0.2\ncrossover = 0.9\n");
+    let dir = root.path().join("r");
+    run(&s.exp, &s, &a, 2, &dir, false);
+    let c = config_json(&dir);
+    assert_eq!(
+        c["objectives"],
+        serde_json::json!(["accuracy", "robust_accuracy", "latency"]),
+        "the tiny experiment budgets latency and weighs robustness"
+    );
+    let mut old = c.clone();
+    old.as_object_mut().unwrap().remove("objectives");
+    std::fs::write(dir.join("config.json"), old.to_string()).unwrap();
+    run(&s.exp, &s, &a, 4, &dir, true);
+    assert_eq!(episodes(&dir).len(), 5);
+    assert!(config_json(&dir).get("objectives").is_none());
+    // The experiment's cost is part of the experiment: a resume under another is refused.
+    let mut energy = s.exp.clone();
+    energy.search.cost = Some(bitsearch::pareto::Objective::Energy);
+    let e = run_search(&spec(&energy, &s, &a, 5, &dir, true))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("experiment.search.cost"), "{e}");
+}
