@@ -8,12 +8,13 @@
 //! solution always fits; any other budgets are left to the budget wall). Episode k proposes the
 //! optimum for a bound swept from that one down to `sweep_to` of it, each distinct solution
 //! once, cycling when the episodes outnumber them. Sensitivity measures accuracy only: greedy
-//! has no model of robust accuracy.
+//! has no model of robust accuracy. A solution that is one of the run's uniform references
+//! (`Agent::observe_reference`) is already scored: it is dropped, unless it is the only one.
 
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-use super::{Agent, AgentError, Context, GreedyConfig, Measurement, Probe, Proposal};
+use super::{Agent, AgentError, Context, Feedback, GreedyConfig, Measurement, Probe, Proposal};
 use crate::env::{cost_of, Price, SearchSpace};
 use crate::pareto::Objective;
 use crate::quant::{Bits, LayerBits, Policy};
@@ -154,6 +155,22 @@ impl Agent for Greedy {
         }))
     }
 
+    fn observe_reference(&mut self, ctx: &Context, f: &Feedback) -> Result<(), AgentError> {
+        let walled = |s: &Policy| {
+            let mut w = s.clone();
+            ctx.budget.wall(ctx.space, &mut w);
+            w
+        };
+        let kept: Vec<Policy> = (self.solutions.iter())
+            .filter(|s| walled(s) != f.walled)
+            .cloned()
+            .collect();
+        if !kept.is_empty() {
+            self.solutions = kept;
+        }
+        Ok(())
+    }
+
     fn propose(&mut self, ctx: &Context, _: &mut StdRng) -> Result<Proposal, AgentError> {
         if self.solutions.is_empty() {
             return Err(AgentError::NoSensitivity);
@@ -217,6 +234,18 @@ mod tests {
         assert!((w[0].as_f64().unwrap() - 0.06).abs() < 1e-12, "{w:?}");
         let bits = g.propose(&ctx, &mut rng).unwrap().bits;
         assert!(budget.holds(&space.price(&bits)), "{bits}");
+        // A solution the run's references already scored is not proposed again.
+        let n = g.solutions().len();
+        let first = g.solutions()[0].clone();
+        let reference = Feedback {
+            reward: 0.0,
+            price: space.price(&first),
+            scores: Some([0.9, 0.5]),
+            walled: first.clone(),
+        };
+        g.observe_reference(&ctx, &reference).unwrap();
+        assert_eq!(g.solutions().len(), n - 1);
+        assert!(!g.solutions().contains(&first));
         // Under an energy budget the knapsack bounds energy, the experiment's cost.
         let cfg = BudgetConfig {
             energy: Some(Limit::Fraction(0.5)),

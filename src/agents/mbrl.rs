@@ -12,6 +12,11 @@
 //! `init` proposals are random feasible policies (the model needs data); a failed fine-tune is
 //! scored (never proposed again) but teaches the model nothing.
 //!
+//! The run's uniform references (`Agent::observe_reference`) are data like any scored policy,
+//! never proposed, and members of the front when within the budgets (an over-budget one, such
+//! as uniform 8/8 under a tight budget, teaches the models but is no front member); they are
+//! not episodes, so `init` still counts the agent's own proposals.
+//!
 //! Deterministic given (seed, feedback): ordered sets, fixed-order sums, no threads.
 
 use std::collections::BTreeSet;
@@ -28,7 +33,7 @@ use crate::pareto::{dominates, hypervolume_gain, non_dominated, Sense};
 use crate::quant::{Bits, LayerBits, Policy};
 
 /// A scored policy: its point on the objectives, and whether it meets the budgets (every
-/// episode does: the wall saw to it).
+/// episode does, the wall saw to it; a reference need not).
 struct Point {
     bits: Policy,
     values: Vec<f64>,
@@ -46,6 +51,9 @@ pub struct Mbrl {
     /// The scored policies with their points.
     data: Vec<Point>,
     failed: usize,
+    /// References taken in as data (part of `data`), and those among `all`.
+    references: usize,
+    references_in_all: usize,
     policy: Option<Reinforce>,
     /// The last acquisition: hyper-parameters of the models and the imagined reward.
     last: Option<(Hyper, Option<Hyper>, f64)>,
@@ -62,6 +70,8 @@ impl Mbrl {
             scored: BTreeSet::new(),
             data: Vec::new(),
             failed: 0,
+            references: 0,
+            references_in_all: 0,
             policy: None,
             last: None,
         }
@@ -70,7 +80,7 @@ impl Mbrl {
     /// Whether the model has too little data to choose: fewer than `init` of the agent's own
     /// scored proposals.
     fn warming_up(&self) -> bool {
-        self.data.len() < self.cfg.init
+        self.data.len() - self.references < self.cfg.init
     }
 
     /// Unscored feasible candidates, in a deterministic order.
@@ -278,9 +288,10 @@ impl Agent for Mbrl {
         "mbrl"
     }
 
-    /// In an enumerated space, once every feasible policy is scored nothing is left to learn.
+    /// In an enumerated space, once every feasible policy is scored nothing is left to learn
+    /// (the references among them were scored before the first episode).
     fn policies(&self) -> Option<usize> {
-        self.all.as_ref().map(Vec::len)
+        self.all.as_ref().map(|a| a.len() - self.references_in_all)
     }
 
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
@@ -324,6 +335,24 @@ impl Agent for Mbrl {
         Ok(Proposal::from_bits(ctx.space, candidates[i].clone()))
     }
 
+    fn observe_reference(&mut self, ctx: &Context, f: &Feedback) -> Result<(), AgentError> {
+        if !self.scored.insert(f.walled.clone()) {
+            return Ok(());
+        }
+        if self.all.as_ref().is_some_and(|a| a.contains(&f.walled)) {
+            self.references_in_all += 1;
+        }
+        if let Some(values) = f.point(ctx.objectives) {
+            self.data.push(Point {
+                bits: f.walled.clone(),
+                values,
+                feasible: ctx.budget.holds(&f.price),
+            });
+            self.references += 1;
+        }
+        Ok(())
+    }
+
     fn learn(
         &mut self,
         ctx: &Context,
@@ -348,6 +377,7 @@ impl Agent for Mbrl {
             "agent": "mbrl",
             "scored": self.scored.len(),
             "failed": self.failed,
+            "references": self.references,
             "enumerated": self.all.as_ref().map(Vec::len),
             "front": self.front().iter().map(|d| d.bits.to_string()).collect::<Vec<_>>(),
             "last_plan": self.last.map(|(a, r, g)| serde_json::json!({
@@ -465,6 +495,45 @@ mod tests {
         assert!(
             by_energy as f64 >= 1.3 * by_latency as f64,
             "{by_energy} vs {by_latency} energy-front policies over 5 seeds"
+        );
+    }
+
+    /// The feedback of a uniform reference of the synthetic problem.
+    fn reference(pb: &Front, bits: u8) -> Feedback {
+        let walled = Policy::uniform(5, Bits::new(bits).unwrap());
+        Feedback {
+            reward: 0.0,
+            price: pb.space.price(&walled),
+            scores: Some(pb.scores(&walled)),
+            walled,
+        }
+    }
+
+    #[test]
+    fn references_are_data_and_front_members_but_not_episodes() {
+        let pb = Front::new(&[2, 4, 8], true);
+        let ctx = pb.ctx();
+        let mut agent = mbrl(&ctx);
+        for b in [2, 4, 8] {
+            agent.observe_reference(&ctx, &reference(&pb, b)).unwrap();
+        }
+        // 2/2 and 4/4 meet the 50% latency budget; 8/8 does not.
+        assert_eq!(
+            agent.policies(),
+            Some(106),
+            "108 feasible, 2 already scored"
+        );
+        assert_eq!(agent.data.len(), 3, "all three teach the models");
+        let front: Vec<String> = agent.front().iter().map(|p| p.bits.to_string()).collect();
+        assert_eq!(front, ["2/2,2/2,2/2,2/2,2/2", "4/4,4/4,4/4,4/4,4/4"]);
+        assert!(agent.warming_up(), "init counts the agent's own proposals");
+        let all = pb.run(&mut agent, 200, 3, None);
+        assert_eq!(all.len(), 106);
+        assert_eq!(distinct(&all), 106, "each unscored feasible policy once");
+        let references = [2, 4].map(|b| reference(&pb, b).walled);
+        assert!(
+            all.iter().all(|b| !references.contains(b)),
+            "never proposed"
         );
     }
 

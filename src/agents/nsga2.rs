@@ -5,6 +5,9 @@
 //! and per-gene mutation. Genes are the walled policy that was actually scored (Lamarckian).
 //! An individual whose fine-tune failed has no objectives: it is dominated by every scored one,
 //! so the failed form a last front of their own (one rank below the worst scored front).
+//! The run's uniform references within the budgets (`Agent::observe_reference`) join the first
+//! generation's pool as scored individuals, so they are parents from the start without being
+//! episodes; an over-budget or failed reference is left out (genes are always feasible).
 
 use std::collections::VecDeque;
 
@@ -30,6 +33,8 @@ pub struct Nsga2 {
     children: Vec<Individual>,
     pending: VecDeque<Policy>,
     generation: usize,
+    /// References that joined the first generation's pool.
+    references: usize,
 }
 
 impl Nsga2 {
@@ -41,6 +46,7 @@ impl Nsga2 {
             children: Vec::new(),
             pending: VecDeque::new(),
             generation: 0,
+            references: 0,
         }
     }
 
@@ -189,6 +195,18 @@ impl Agent for Nsga2 {
         Ok(Proposal::from_bits(ctx.space, bits))
     }
 
+    fn observe_reference(&mut self, ctx: &Context, f: &Feedback) -> Result<(), AgentError> {
+        let objectives = f.point(ctx.objectives);
+        if objectives.is_some() && ctx.budget.holds(&f.price) && self.parents.is_empty() {
+            self.children.push(Individual {
+                genes: f.walled.clone(),
+                objectives,
+            });
+            self.references += 1;
+        }
+        Ok(())
+    }
+
     fn learn(
         &mut self,
         ctx: &Context,
@@ -215,6 +233,7 @@ impl Agent for Nsga2 {
         serde_json::json!({
             "agent": "nsga2",
             "generation": self.generation,
+            "references": self.references,
             "parents": self.parents.iter().map(|i| (i.genes.to_string(), &i.objectives)).collect::<Vec<_>>(),
             "pending_children": self.pending.len(),
         })
@@ -326,6 +345,37 @@ mod tests {
             assert_eq!(rank[leader], 0, "{cost:?}: {rank:?}");
             assert_eq!(rank[1 - leader], 1, "{cost:?}: {rank:?}");
         }
+    }
+
+    #[test]
+    fn references_within_budget_join_the_first_parents() {
+        use crate::env::{Budget, BudgetConfig, Limit};
+        let mut pb = Problem::new();
+        let cfg = BudgetConfig {
+            latency: Some(Limit::Fraction(0.5)),
+            ..BudgetConfig::default()
+        };
+        pb.budget = Budget::resolve(&cfg, &pb.space).unwrap();
+        let ctx = pb.ctx();
+        let mut agent = nsga2(4, &pb);
+        let uniform = |b: u8| Policy::uniform(5, Bits::new(b).unwrap());
+        // 4/4 meets the budget; 8/8 does not; 2/2 failed its fine-tune.
+        for (b, scores) in [(2, None), (4, Some([0.9, 0.5])), (8, Some([0.95, 0.4]))] {
+            let walled = uniform(b);
+            let f = Feedback {
+                reward: 0.0,
+                price: pb.space.price(&walled),
+                scores,
+                walled,
+            };
+            agent.observe_reference(&ctx, &f).unwrap();
+        }
+        let mut rng = StdRng::seed_from_u64(0);
+        generation(&mut agent, &pb, &mut rng, |_| Some([0.5, 0.2, 2.0]));
+        assert_eq!(agent.generation, 1);
+        assert_eq!(agent.parents.len(), 5, "four episodes and one reference");
+        assert_eq!(agent.parents[0].genes, uniform(4));
+        assert_eq!(agent.summary()["references"], 1);
     }
 
     #[test]

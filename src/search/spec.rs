@@ -61,7 +61,7 @@ pub(super) struct Run<'a> {
     pub objectives: Objectives,
     /// A resumed run whose config.json records no `objectives`: it was started before the
     /// objectives came from the experiment, and resumes as it was started (each agent's
-    /// former objectives, `agents::former_objectives`).
+    /// former objectives, `agents::former_objectives`, and no references given to the agent).
     pub legacy: bool,
     pub log: RunLog,
     /// Held for the whole run (and handed to the caller in `RunSummary`): no other search or
