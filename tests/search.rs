@@ -470,3 +470,80 @@ fn after_episodes_comes_between_the_best_policy_and_the_front_re_score() {
     assert_eq!(*seen.borrow(), [(true, false)]);
     assert!(dir.join("front-test.csv").exists());
 }
+
+fn config_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
+}
+
+/// config.json records what the agent ranked by; a config.json written before it was recorded
+/// (no `objectives`) still resumes, as the run was started, and keeps saying so.
+#[test]
+fn config_json_records_the_objectives_and_an_older_one_still_resumes() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let a = agent("agent = \"nsga2\"\npopulation = 3\nmutation = 0.2\ncrossover = 0.9\n");
+    let dir = root.path().join("r");
+    let mut exp = s.exp.clone();
+    exp.search.references = true;
+    run(&exp, &s, &a, 2, &dir, false);
+    let agent_json = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("agent.json")).unwrap()).unwrap()
+    };
+    assert!(agent_json()["references"].as_u64().unwrap() > 0);
+    let c = config_json(&dir);
+    assert_eq!(
+        c["objectives"],
+        serde_json::json!(["accuracy", "robust_accuracy", "latency"]),
+        "the tiny experiment budgets latency and weighs robustness"
+    );
+    let mut old = c.clone();
+    old.as_object_mut().unwrap().remove("objectives");
+    std::fs::write(dir.join("config.json"), old.to_string()).unwrap();
+    run(&exp, &s, &a, 4, &dir, true);
+    assert_eq!(episodes(&dir).len(), 5);
+    assert!(config_json(&dir).get("objectives").is_none());
+    assert_eq!(
+        agent_json()["references"],
+        0,
+        "as it was started: no references as data"
+    );
+    // The experiment's cost is part of the experiment: a resume under another is refused.
+    let mut energy = exp.clone();
+    energy.search.cost = Some(bitsearch::pareto::Objective::Energy);
+    let e = run_search(&spec(&energy, &s, &a, 5, &dir, true))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("experiment.search.cost"), "{e}");
+}
+
+/// The run's uniform references are the agent's data before its first proposal, read back from
+/// references.csv on a fresh run and on a resume alike, so the resumed run equals the
+/// uninterrupted one; they are never episodes.
+#[test]
+fn references_seed_the_agent_and_a_resume_replays_the_same_way() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let mut exp = s.exp.clone();
+    exp.search.references = true;
+    let a = agent("agent = \"mbrl\"\ninit = 2\nkappa = 1.0\nenumerate = 4096\ncandidates = 50\nmutations = 5\nplanner = \"reinforce\"\n");
+    let whole = root.path().join("whole");
+    run(&exp, &s, &a, 5, &whole, false);
+    let cut = root.path().join("cut");
+    run(&exp, &s, &a, 2, &cut, false);
+    run(&exp, &s, &a, 5, &cut, true);
+    assert_eq!(episodes(&cut), episodes(&whole));
+    let refs = bitsearch::rundir::Episodes::read(&whole.join("references.csv"), "")
+        .unwrap()
+        .rows;
+    let uniform: Vec<String> = (refs.iter())
+        .filter(|r| r.agent == "uniform")
+        .map(|r| r.policy.clone())
+        .collect();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("agent.json")).unwrap()).unwrap();
+    assert_eq!(summary["references"], uniform.len(), "{uniform:?}");
+    assert!(
+        logged(&whole).iter().all(|r| !uniform.contains(&r.policy)),
+        "a reference is never proposed again"
+    );
+}

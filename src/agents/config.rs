@@ -133,7 +133,7 @@ pub struct Nsga2Config {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GreedyConfig {
-    /// Resolution of the knapsack over the primary budget resource.
+    /// Resolution of the knapsack over its cost's bound (the experiment's first cost).
     pub buckets: usize,
     /// The last proposal's budget, as a fraction of the real one: proposals sweep from the
     /// budget down to this, each an exact knapsack optimum.

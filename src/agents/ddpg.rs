@@ -287,8 +287,9 @@ mod tests {
         wall(&mut walled);
         let f = Feedback {
             reward,
+            price: ctx.space.price(&walled),
             walled: walled.clone(),
-            objectives: None,
+            scores: None,
         };
         ddpg.learn(ctx, &p, &f, rng).unwrap();
         (p, walled)

@@ -115,7 +115,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
-    use crate::env::{BudgetConfig, Limit};
+    use crate::env::{BudgetConfig, Limit, Objectives};
     use crate::hardware::{resolve_profile, Profile};
     use crate::model::Arch;
 
@@ -154,6 +154,7 @@ mod tests {
         let all = propose_all(&Context {
             space: &s,
             budget: &Budget::default(),
+            objectives: &Objectives::default(),
         });
         assert_eq!(all.len(), 243, "3^5 LeNet-5 policies");
         assert_eq!(
@@ -184,6 +185,7 @@ mod tests {
         let all = propose_all(&Context {
             space: &s,
             budget: &Budget::default(),
+            objectives: &Objectives::default(),
         });
         assert_eq!(all.len(), 1 << 10, "2 bitwidths on 10 operands");
         assert_eq!(all.iter().collect::<HashSet<_>>().len(), 1 << 10);
@@ -201,6 +203,7 @@ mod tests {
         let all = propose_all(&Context {
             space: &s,
             budget: &b,
+            objectives: &Objectives::default(),
         });
         // Count the feasible ones independently: decode 0..243 in base 3.
         let expected = (0..243)
@@ -227,6 +230,7 @@ mod tests {
         let ctx = Context {
             space: &s,
             budget: &Budget::default(),
+            objectives: &Objectives::default(),
         };
         let e = match Exhaustive::new(&ExhaustiveConfig { limit: 4096 }, &ctx) {
             Err(e) => e.to_string(),
@@ -239,6 +243,7 @@ mod tests {
         let ctx = Context {
             space: &tied,
             budget: &Budget::default(),
+            objectives: &Objectives::default(),
         };
         assert!(Exhaustive::new(&ExhaustiveConfig { limit: 242 }, &ctx).is_err());
         assert!(Exhaustive::new(&ExhaustiveConfig { limit: 243 }, &ctx).is_ok());

@@ -2,17 +2,21 @@
 //! at each bitwidth is measured once through the search's probe: the validation loss increase
 //! when only that operand (one layer's weight or input) is quantized, the rest full precision,
 //! no fine-tune; it is kept as sensitivity.json. The policy minimizing
-//! the summed sensitivity under the primary budget is then an exact knapsack, solved by dynamic
-//! programming with each layer's cost rounded *up* to 1/`buckets` of the budget (so the solution
-//! always fits; any other budgets are left to the budget wall). Episode k proposes the optimum
-//! for a budget swept from the real one down to `sweep_to` of it, each distinct solution once,
-//! cycling when the episodes outnumber them.
+//! the summed sensitivity under a bound on the experiment's first cost (`Context::objectives`:
+//! its budget, or uniform 8/8's cost when it has none) is then an exact knapsack, solved by
+//! dynamic programming with each layer's cost rounded *up* to 1/`buckets` of the bound (so the
+//! solution always fits; any other budgets are left to the budget wall). Episode k proposes the
+//! optimum for a bound swept from that one down to `sweep_to` of it, each distinct solution
+//! once, cycling when the episodes outnumber them. Sensitivity measures accuracy only: greedy
+//! has no model of robust accuracy. A solution that is one of the run's uniform references
+//! (`Agent::observe_reference`) is already scored: it is dropped, unless it is the only one.
 
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-use super::{Agent, AgentError, Context, GreedyConfig, Measurement, Probe, Proposal};
-use crate::env::SearchSpace;
+use super::{Agent, AgentError, Context, Feedback, GreedyConfig, Measurement, Probe, Proposal};
+use crate::env::{cost_of, Price, SearchSpace};
+use crate::pareto::Objective;
 use crate::quant::{Bits, LayerBits, Policy};
 
 /// Loss increase per layer and run bitwidth (indexed like `SearchSpace::values`), for weights
@@ -44,7 +48,9 @@ impl Greedy {
 
     /// The distinct knapsack optima over the budget sweep, given the sensitivities.
     fn solve(&mut self, ctx: &Context, sens: &Sensitivity) {
-        let (resource, budget) = ctx.budget.primary(ctx.space);
+        let cost = ctx.objectives.costs().next().unwrap_or(Objective::Latency);
+        let budget = (ctx.budget.limit(cost)).unwrap_or_else(|| cost_of(cost, &ctx.space.uniform8));
+        let resource = |p: &Price| cost_of(cost, p);
         let mut solutions: Vec<Policy> = Vec::new();
         for i in 0..SWEEP_POINTS {
             let f = 1.0 - (1.0 - self.cfg.sweep_to) * i as f64 / (SWEEP_POINTS - 1) as f64;
@@ -96,7 +102,7 @@ type Partial = (f64, Vec<LayerBits>);
 pub fn knapsack(
     space: &SearchSpace,
     sens: &Sensitivity,
-    cost: impl Fn(&crate::env::Price) -> f64,
+    cost: impl Fn(&Price) -> f64,
     budget: f64,
     buckets: usize,
 ) -> Option<Policy> {
@@ -149,6 +155,22 @@ impl Agent for Greedy {
         }))
     }
 
+    fn observe_reference(&mut self, ctx: &Context, f: &Feedback) -> Result<(), AgentError> {
+        let walled = |s: &Policy| {
+            let mut w = s.clone();
+            ctx.budget.wall(ctx.space, &mut w);
+            w
+        };
+        let kept: Vec<Policy> = (self.solutions.iter())
+            .filter(|s| walled(s) != f.walled)
+            .cloned()
+            .collect();
+        if !kept.is_empty() {
+            self.solutions = kept;
+        }
+        Ok(())
+    }
+
     fn propose(&mut self, ctx: &Context, _: &mut StdRng) -> Result<Proposal, AgentError> {
         if self.solutions.is_empty() {
             return Err(AgentError::NoSensitivity);
@@ -166,7 +188,7 @@ impl Agent for Greedy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::{Budget, BudgetConfig, Limit};
+    use crate::env::{Budget, BudgetConfig, Limit, Objectives};
     use crate::hardware::{resolve_profile, Profile};
     use crate::model::Arch;
     use rand::SeedableRng;
@@ -181,9 +203,11 @@ mod tests {
             ..BudgetConfig::default()
         };
         let budget = Budget::resolve(&cfg, &space).unwrap();
+        let objectives = Objectives::resolve(&cfg, true, None);
         let ctx = Context {
             space: &space,
             budget: &budget,
+            objectives: &objectives,
         };
         let mut g = Greedy::new(GreedyConfig {
             buckets: 500,
@@ -210,5 +234,37 @@ mod tests {
         assert!((w[0].as_f64().unwrap() - 0.06).abs() < 1e-12, "{w:?}");
         let bits = g.propose(&ctx, &mut rng).unwrap().bits;
         assert!(budget.holds(&space.price(&bits)), "{bits}");
+        // A solution the run's references already scored is not proposed again.
+        let n = g.solutions().len();
+        let first = g.solutions()[0].clone();
+        let reference = Feedback {
+            reward: 0.0,
+            price: space.price(&first),
+            scores: Some([0.9, 0.5]),
+            walled: first.clone(),
+        };
+        g.observe_reference(&ctx, &reference).unwrap();
+        assert_eq!(g.solutions().len(), n - 1);
+        assert!(!g.solutions().contains(&first));
+        // Under an energy budget the knapsack bounds energy, the experiment's cost.
+        let cfg = BudgetConfig {
+            energy: Some(Limit::Fraction(0.5)),
+            ..BudgetConfig::default()
+        };
+        let budget = Budget::resolve(&cfg, &space).unwrap();
+        let objectives = Objectives::resolve(&cfg, true, None);
+        let ctx = Context {
+            space: &space,
+            budget: &budget,
+            objectives: &objectives,
+        };
+        g.prepare(&ctx, probe).unwrap();
+        for _ in 0..g.solutions().len() {
+            let bits = g.propose(&ctx, &mut rng).unwrap().bits;
+            assert!(
+                budget.holds(&space.price(&bits)),
+                "{bits} misses the energy budget"
+            );
+        }
     }
 }

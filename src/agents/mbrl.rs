@@ -1,14 +1,21 @@
 //! Model-based search (`mbrl`): a learned model of the environment, planned on between real
-//! episodes. Cost is known exactly (`SearchSpace::price`), so only accuracy and robust accuracy
-//! are learned, each by a Gaussian process (`gp.rs`) over the scored policies.
+//! episodes. Cost is known exactly (`SearchSpace::price`), so only the scores are learned:
+//! accuracy, and robust accuracy when it is an objective, each by a Gaussian process (`gp.rs`)
+//! over the scored policies.
 //!
 //! Each proposal is the unscored feasible policy with the largest imagined reward: the
-//! hypervolume improvement, on accuracy × robust accuracy × latency, that its optimistic point
-//! (mean + κ·sd of both learned objectives, exact latency) adds to the front of the policies
-//! scored so far. The candidates are every feasible policy when the space is small enough to
-//! enumerate, else random policies through the budget wall plus mutations of the front
-//! members. The first `init` proposals are random feasible policies (the model needs data);
-//! a failed fine-tune is scored (never proposed again) but teaches the model nothing.
+//! hypervolume improvement, on the experiment's objectives (`Context::objectives`: accuracy,
+//! robust accuracy if it counts, the costs), that its optimistic point (mean + κ·sd of each
+//! learned score, exact costs) adds to the front of the feasible policies scored so far. The
+//! candidates are every feasible policy when the space is small enough to enumerate, else
+//! random policies through the budget wall plus mutations of the front members. The first
+//! `init` proposals are random feasible policies (the model needs data); a failed fine-tune is
+//! scored (never proposed again) but teaches the model nothing.
+//!
+//! The run's uniform references (`Agent::observe_reference`) are data like any scored policy,
+//! never proposed, and members of the front when within the budgets (an over-budget one, such
+//! as uniform 8/8 under a tight budget, teaches the models but is no front member); they are
+//! not episodes, so `init` still counts the agent's own proposals.
 //!
 //! Deterministic given (seed, feedback): ordered sets, fixed-order sums, no threads.
 
@@ -22,24 +29,34 @@ use super::gp::{Gp, Hyper};
 use super::planner::Reinforce;
 use super::{Agent, AgentError, Context, Feedback, MbrlConfig, Planner, Proposal};
 use crate::env::SearchSpace;
-use crate::pareto::{dominates, hypervolume, non_dominated, Reference, Sense};
+use crate::pareto::{dominates, hypervolume_gain, non_dominated, Sense};
 use crate::quant::{Bits, LayerBits, Policy};
 
-/// Accuracy and robust accuracy (max), latency (min).
-const SENSES: [Sense; 3] = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
+/// A scored policy: its point on the objectives, and whether it meets the budgets (every
+/// episode does, the wall saw to it; a reference need not).
+struct Point {
+    bits: Policy,
+    values: Vec<f64>,
+    feasible: bool,
+}
 
 pub struct Mbrl {
     cfg: MbrlConfig,
+    /// The senses of the context's objectives (the front needs them).
+    senses: Vec<Sense>,
     /// Every feasible policy, when the space is small enough to enumerate.
     all: Option<Vec<Policy>>,
     /// Every policy scored (as walled), failed or not.
     scored: BTreeSet<Policy>,
-    /// The scored policies with objectives: accuracy, robust accuracy, latency.
-    data: Vec<(Policy, [f64; 3])>,
+    /// The scored policies with their points.
+    data: Vec<Point>,
     failed: usize,
+    /// References taken in as data (part of `data`), and those among `all`.
+    references: usize,
+    references_in_all: usize,
     policy: Option<Reinforce>,
-    /// The last acquisition: hyper-parameters of both models and the imagined reward.
-    last: Option<(Hyper, Hyper, f64)>,
+    /// The last acquisition: hyper-parameters of the models and the imagined reward.
+    last: Option<(Hyper, Option<Hyper>, f64)>,
 }
 
 impl Mbrl {
@@ -48,13 +65,22 @@ impl Mbrl {
         let all = small.then(|| feasible(ctx.space, ctx.budget));
         Mbrl {
             cfg,
+            senses: ctx.objectives.senses(),
             all,
             scored: BTreeSet::new(),
             data: Vec::new(),
             failed: 0,
+            references: 0,
+            references_in_all: 0,
             policy: None,
             last: None,
         }
+    }
+
+    /// Whether the model has too little data to choose: fewer than `init` of the agent's own
+    /// scored proposals.
+    fn warming_up(&self) -> bool {
+        self.data.len() - self.references < self.cfg.init
     }
 
     /// Unscored feasible candidates, in a deterministic order.
@@ -73,26 +99,27 @@ impl Mbrl {
                 out.insert(bits);
             }
         };
-        if self.cfg.planner == Planner::Uniform || self.data.len() < self.cfg.init {
+        if self.cfg.planner == Planner::Uniform || self.warming_up() {
             for _ in 0..self.cfg.candidates {
                 add(random_bits(ctx.space, rng));
             }
         }
-        for (bits, _) in self.front() {
+        for p in self.front() {
             for _ in 0..self.cfg.mutations {
-                add(mutate(ctx.space, bits, rng));
+                add(mutate(ctx.space, &p.bits, rng));
             }
         }
         out.into_iter().collect()
     }
 
-    /// The scored policies no other scored policy dominates.
-    fn front(&self) -> Vec<&(Policy, [f64; 3])> {
-        let points: Vec<[f64; 3]> = self.data.iter().map(|d| d.1).collect();
-        non_dominated(&points, &SENSES)
+    /// The feasible scored policies no other feasible scored policy dominates.
+    fn front(&self) -> Vec<&Point> {
+        let feasible: Vec<&Point> = self.data.iter().filter(|d| d.feasible).collect();
+        let points: Vec<&[f64]> = feasible.iter().map(|d| d.values.as_slice()).collect();
+        non_dominated(&points, &self.senses)
             .unwrap_or_default()
             .into_iter()
-            .map(|i| &self.data[i])
+            .map(|i| feasible[i])
             .collect()
     }
 
@@ -110,77 +137,92 @@ impl Mbrl {
                 best = Some((key, i));
             }
         }
-        self.last = best.map(|((g, _), _)| (model.acc.hyper(), model.rob.hyper(), g));
+        self.last =
+            best.map(|((g, _), _)| (model.acc.hyper(), model.rob.as_ref().map(Gp::hyper), g));
         Ok(best.map(|(_, i)| i))
     }
 }
 
 /// The learned model and the front an imagined episode is rewarded against.
 struct Imagination<'a> {
-    space: &'a SearchSpace,
+    ctx: &'a Context<'a>,
     acc: Gp,
-    rob: Gp,
+    /// None when robust accuracy is not an objective.
+    rob: Option<Gp>,
     kappa: f64,
-    front: Vec<[f64; 3]>,
-    reference: Reference,
-    base: f64,
+    senses: Vec<Sense>,
+    front: Vec<Vec<f64>>,
+    reference: Vec<f64>,
 }
 
 impl<'a> Imagination<'a> {
     fn new(
-        ctx: &Context<'a>,
-        data: &[(Policy, [f64; 3])],
-        front: &[&(Policy, [f64; 3])],
+        ctx: &'a Context<'a>,
+        data: &[Point],
+        front: &[&Point],
         candidates: &[Policy],
         cfg: &MbrlConfig,
     ) -> Result<Option<Self>, AgentError> {
-        let x: Vec<Vec<f64>> = data.iter().map(|d| encode(ctx.space, &d.0)).collect();
-        let column = |k: usize| data.iter().map(|d| d.1[k]).collect::<Vec<f64>>();
-        let (Some(acc), Some(rob)) = (Gp::fit(&x, &column(0)), Gp::fit(&x, &column(1))) else {
+        let x: Vec<Vec<f64>> = data.iter().map(|d| encode(ctx.space, &d.bits)).collect();
+        let column = |k: usize| data.iter().map(|d| d.values[k]).collect::<Vec<f64>>();
+        let Some(acc) = Gp::fit(&x, &column(0)) else {
             return Ok(None);
         };
-        let front: Vec<[f64; 3]> = front.iter().map(|d| d.1).collect();
-        let worst_latency = candidates
-            .iter()
-            .map(|b| ctx.space.price(b).latency_s)
-            .chain(column(2))
-            .fold(f64::NEG_INFINITY, f64::max);
-        let reference = Reference::Given(vec![
-            below(&column(0)),
-            below(&column(1)),
-            worst_latency * (1.0 + 1e-6),
-        ]);
-        let base = hypervolume(&front, &SENSES, &reference)?;
+        let scores = ctx.objectives.scores();
+        let rob = match scores > 1 {
+            true => match Gp::fit(&x, &column(1)) {
+                Some(gp) => Some(gp),
+                None => return Ok(None),
+            },
+            false => None,
+        };
+        // Below every observed score by a tenth of their range; above every cost seen or
+        // proposable.
+        let mut reference: Vec<f64> = (0..scores).map(|k| below(&column(k))).collect();
+        let costs: Vec<Vec<f64>> = (candidates.iter())
+            .map(|b| ctx.objectives.cost_point(&ctx.space.price(b)))
+            .collect();
+        for k in scores..ctx.objectives.len() {
+            let worst = (costs.iter().map(|c| c[k - scores]))
+                .chain(column(k))
+                .fold(f64::NEG_INFINITY, f64::max);
+            reference.push(worst * (1.0 + 1e-6));
+        }
         Ok(Some(Imagination {
-            space: ctx.space,
+            ctx,
             acc,
             rob,
             kappa: cfg.kappa,
-            front,
+            senses: ctx.objectives.senses(),
+            front: front.iter().map(|d| d.values.clone()).collect(),
             reference,
-            base,
         }))
     }
 
     /// An imagined episode's reward: the hypervolume its optimistic point adds to the front,
-    /// and the summed uncertainty of both models (the tie-break).
+    /// and the summed uncertainty of the models (the tie-break).
     fn reward(&self, bits: &Policy) -> Result<(f64, f64), AgentError> {
-        let x = encode(self.space, bits);
-        let ((ma, sa), (mr, sr)) = (self.acc.predict(&x), self.rob.predict(&x));
+        let x = encode(self.ctx.space, bits);
         let k = self.kappa;
-        let point = [ma + k * sa, mr + k * sr, self.space.price(bits).latency_s];
+        let (ma, sa) = self.acc.predict(&x);
+        let mut point = vec![ma + k * sa];
+        let mut sd = sa;
+        if let Some(rob) = &self.rob {
+            let (mr, sr) = rob.predict(&x);
+            point.push(mr + k * sr);
+            sd += sr;
+        }
+        point.extend(self.ctx.objectives.cost_point(&self.ctx.space.price(bits)));
         // Late in a search most candidates are dominated: skip their hypervolume.
         if self
             .front
             .iter()
-            .any(|f| f == &point || dominates(f, &point, &SENSES))
+            .any(|f| f == &point || dominates(f, &point, &self.senses))
         {
-            return Ok((0.0, sa + sr));
+            return Ok((0.0, sd));
         }
-        let mut points = self.front.clone();
-        points.push(point);
-        let gain = hypervolume(&points, &SENSES, &self.reference)? - self.base;
-        Ok((gain, sa + sr))
+        let gain = hypervolume_gain(&self.front, &point, &self.senses, &self.reference)?;
+        Ok((gain, sd))
     }
 }
 
@@ -246,17 +288,15 @@ impl Agent for Mbrl {
         "mbrl"
     }
 
-    /// In an enumerated space, once every feasible policy is scored nothing is left to learn.
+    /// In an enumerated space, once every feasible policy is scored nothing is left to learn
+    /// (the references among them were scored before the first episode).
     fn policies(&self) -> Option<usize> {
-        self.all.as_ref().map(Vec::len)
+        self.all.as_ref().map(|a| a.len() - self.references_in_all)
     }
 
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
         let mut candidates = self.candidates(ctx, rng);
-        if self.cfg.planner == Planner::Reinforce
-            && self.all.is_none()
-            && self.data.len() >= self.cfg.init
-        {
+        if self.cfg.planner == Planner::Reinforce && self.all.is_none() && !self.warming_up() {
             if let Some(model) =
                 Imagination::new(ctx, &self.data, &self.front(), &candidates, &self.cfg)?
             {
@@ -286,13 +326,31 @@ impl Agent for Mbrl {
             ctx.budget.wall(ctx.space, &mut bits);
             return Ok(Proposal::from_bits(ctx.space, bits));
         }
-        let pick = if self.data.len() < self.cfg.init {
+        let pick = if self.warming_up() {
             None
         } else {
             self.plan(ctx, &candidates)?
         };
         let i = pick.unwrap_or_else(|| rng.random_range(0..candidates.len()));
         Ok(Proposal::from_bits(ctx.space, candidates[i].clone()))
+    }
+
+    fn observe_reference(&mut self, ctx: &Context, f: &Feedback) -> Result<(), AgentError> {
+        if !self.scored.insert(f.walled.clone()) {
+            return Ok(());
+        }
+        if self.all.as_ref().is_some_and(|a| a.contains(&f.walled)) {
+            self.references_in_all += 1;
+        }
+        if let Some(values) = f.point(ctx.objectives) {
+            self.data.push(Point {
+                bits: f.walled.clone(),
+                values,
+                feasible: ctx.budget.holds(&f.price),
+            });
+            self.references += 1;
+        }
+        Ok(())
     }
 
     fn learn(
@@ -303,11 +361,12 @@ impl Agent for Mbrl {
         _: &mut StdRng,
     ) -> Result<(), AgentError> {
         self.scored.insert(f.walled.clone());
-        match f.objectives {
-            Some([acc, rob, ..]) => {
-                let latency = ctx.space.price(&f.walled).latency_s;
-                self.data.push((f.walled.clone(), [acc, rob, latency]));
-            }
+        match f.point(ctx.objectives) {
+            Some(values) => self.data.push(Point {
+                bits: f.walled.clone(),
+                values,
+                feasible: true,
+            }),
             None => self.failed += 1,
         }
         Ok(())
@@ -318,8 +377,9 @@ impl Agent for Mbrl {
             "agent": "mbrl",
             "scored": self.scored.len(),
             "failed": self.failed,
+            "references": self.references,
             "enumerated": self.all.as_ref().map(Vec::len),
-            "front": self.front().iter().map(|d| d.0.to_string()).collect::<Vec<_>>(),
+            "front": self.front().iter().map(|d| d.bits.to_string()).collect::<Vec<_>>(),
             "last_plan": self.last.map(|(a, r, g)| serde_json::json!({
                 "accuracy_model": a, "robust_model": r, "imagined_reward": g,
             })),
@@ -357,8 +417,8 @@ mod tests {
         let (mut ours, mut random) = (Vec::new(), Vec::new());
         for seed in 1..=5 {
             let mut agent = mbrl(&pb.ctx());
-            ours.push(pb.fraction(&pb.run(&mut agent, 60, seed, None)));
-            random.push(pb.fraction(&pb.run(&mut RandomAgent, 60, seed, None)));
+            ours.push(pb.fraction(&pb.run(&mut agent, 60, seed, None), &pb.objectives));
+            random.push(pb.fraction(&pb.run(&mut RandomAgent, 60, seed, None), &pb.objectives));
         }
         // 60 of the 108 feasible policies, 74 of which are on the front: the model must find
         // the ones that hold its volume; random search, by chance, does not.
@@ -382,6 +442,99 @@ mod tests {
         assert_eq!(distinct(&got), 40, "{got:?}");
         assert_eq!(agent.failed, 20);
         assert!(got.iter().all(|b| full.budget.holds(&full.space.price(b))));
+    }
+
+    /// Guards ranking by the experiment's cost: on bismo-edge under a 70% energy budget (195
+    /// feasible tied {2, 4, 8} policies) the energy front (74 policies) and the latency front
+    /// differ, so an mbrl that ranked by latency whatever the experiment said would score the
+    /// same policies in both runs below and fail. Measured at 30 episodes, seeds 1–5: energy
+    /// front members scored 24, 27, 23, 25, 27 ranking by energy; 14, 20, 14, 18, 16 by latency.
+    #[test]
+    fn finds_the_energy_front_when_energy_is_the_budgeted_cost() {
+        use crate::env::{BudgetConfig, Limit, Objectives};
+        use crate::pareto::Objective;
+        let cfg = BudgetConfig {
+            energy: Some(Limit::Fraction(0.7)),
+            ..BudgetConfig::default()
+        };
+        let mut pb = Front::on("bismo-edge", &[2, 4, 8], true, &cfg);
+        let energy = pb.objectives.clone();
+        assert_eq!(
+            energy.list(),
+            [
+                Objective::Accuracy,
+                Objective::RobustAccuracy,
+                Objective::Energy
+            ]
+        );
+        let all = feasible(&pb.space, &pb.budget);
+        let points: Vec<Vec<f64>> = (all.iter())
+            .map(|b| {
+                let [acc, rob] = pb.scores(b);
+                energy.point(acc, rob, &pb.space.price(b))
+            })
+            .collect();
+        let front: BTreeSet<&Policy> = (non_dominated(&points, &energy.senses()).unwrap())
+            .into_iter()
+            .map(|i| &all[i])
+            .collect();
+        let (mut by_energy, mut by_latency) = (0, 0);
+        for seed in 1..=5 {
+            pb.objectives = energy.clone();
+            let got = pb.run(&mut mbrl(&pb.ctx()), 30, seed, None);
+            let e = got.iter().filter(|b| front.contains(b)).count();
+            pb.objectives = Objectives::of(true, &[Objective::Latency]);
+            let got = pb.run(&mut mbrl(&pb.ctx()), 30, seed, None);
+            let l = got.iter().filter(|b| front.contains(b)).count();
+            assert!(
+                e > l,
+                "seed {seed}: {e} energy-front policies ranking by energy, {l} by latency"
+            );
+            (by_energy, by_latency) = (by_energy + e, by_latency + l);
+        }
+        assert!(
+            by_energy as f64 >= 1.3 * by_latency as f64,
+            "{by_energy} vs {by_latency} energy-front policies over 5 seeds"
+        );
+    }
+
+    /// The feedback of a uniform reference of the synthetic problem.
+    fn reference(pb: &Front, bits: u8) -> Feedback {
+        let walled = Policy::uniform(5, Bits::new(bits).unwrap());
+        Feedback {
+            reward: 0.0,
+            price: pb.space.price(&walled),
+            scores: Some(pb.scores(&walled)),
+            walled,
+        }
+    }
+
+    #[test]
+    fn references_are_data_and_front_members_but_not_episodes() {
+        let pb = Front::new(&[2, 4, 8], true);
+        let ctx = pb.ctx();
+        let mut agent = mbrl(&ctx);
+        for b in [2, 4, 8] {
+            agent.observe_reference(&ctx, &reference(&pb, b)).unwrap();
+        }
+        // 2/2 and 4/4 meet the 50% latency budget; 8/8 does not.
+        assert_eq!(
+            agent.policies(),
+            Some(106),
+            "108 feasible, 2 already scored"
+        );
+        assert_eq!(agent.data.len(), 3, "all three teach the models");
+        let front: Vec<String> = agent.front().iter().map(|p| p.bits.to_string()).collect();
+        assert_eq!(front, ["2/2,2/2,2/2,2/2,2/2", "4/4,4/4,4/4,4/4,4/4"]);
+        assert!(agent.warming_up(), "init counts the agent's own proposals");
+        let all = pb.run(&mut agent, 200, 3, None);
+        assert_eq!(all.len(), 106);
+        assert_eq!(distinct(&all), 106, "each unscored feasible policy once");
+        let references = [2, 4].map(|b| reference(&pb, b).walled);
+        assert!(
+            all.iter().all(|b| !references.contains(b)),
+            "never proposed"
+        );
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! sensitivity + knapsack agent, and an exhaustive oracle over a small space, configured by `agents/*.toml`. Every agent proposes whole
 //! policies and learns from their feedback, so all run in the same loop with the same episode
 //! budget; DDPG walks the layers inside `propose`.
+//!
+//! What an agent optimizes comes from the experiment (`env::Objectives` in the `Context`):
+//! mbrl's hypervolume axes and NSGA-II's objectives are exactly those, greedy trades accuracy
+//! against their first cost; DDPG learns HAQ's scalar reward; random and exhaustive rank
+//! nothing.
 
 mod config;
 mod ddpg;
@@ -33,13 +38,16 @@ pub use replay::{ReplayBuffer, Transition};
 
 use rand::rngs::StdRng;
 
-use crate::env::{Budget, SearchSpace, STATE_DIM};
+use crate::env::{Budget, Objectives, Price, SearchSpace, STATE_DIM};
+use crate::pareto::Objective;
 use crate::quant::{LayerBits, Policy};
 
 /// What an agent sees of the problem.
 pub struct Context<'a> {
     pub space: &'a SearchSpace,
     pub budget: &'a Budget,
+    /// What scored policies are ranked by.
+    pub objectives: &'a Objectives,
 }
 
 /// One proposed policy: an action in [0,1] per step (weight then activation per layer), the
@@ -83,8 +91,17 @@ pub struct Feedback {
     pub reward: f64,
     /// The policy after the budget wall (what was trained and priced).
     pub walled: Policy,
-    /// (accuracy, robust accuracy, latency, energy); None when the fine-tune failed.
-    pub objectives: Option<[f64; 4]>,
+    /// (accuracy, credited robust accuracy); None when the fine-tune failed.
+    pub scores: Option<[f64; 2]>,
+    /// The walled policy's price on the device.
+    pub price: Price,
+}
+
+impl Feedback {
+    /// The policy's point on `objectives`; None when the fine-tune failed.
+    pub fn point(&self, objectives: &Objectives) -> Option<Vec<f64>> {
+        (self.scores).map(|[acc, rob]| objectives.point(acc, rob, &self.price))
+    }
 }
 
 pub trait Agent {
@@ -104,6 +121,17 @@ pub trait Agent {
         None
     }
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError>;
+    /// Takes in a policy scored before the search (a uniform reference of the run), as data
+    /// that is not an episode: the search calls it for each in a fixed order, after `prepare`
+    /// and before the first proposal, on a fresh run and on a resume alike. Agents without a
+    /// use for it keep the default.
+    fn observe_reference(
+        &mut self,
+        _ctx: &Context,
+        _reference: &Feedback,
+    ) -> Result<(), AgentError> {
+        Ok(())
+    }
     /// Learns from a scored proposal; agents that only propose (random, greedy) keep the default.
     fn learn(
         &mut self,
@@ -133,13 +161,25 @@ pub fn actions_to_bits(space: &SearchSpace, actions: &[f32]) -> Policy {
         .collect()
 }
 
+/// What each agent ranked by before its objectives came from the experiment: a run whose
+/// config.json records no `objectives` resumes with these (mbrl: accuracy × robust accuracy ×
+/// latency; NSGA-II: accuracy, robust accuracy, latency, energy; the others as `resolved`,
+/// which greedy's first budgeted cost already was).
+pub fn former_objectives(cfg: &AgentConfig, resolved: &Objectives) -> Objectives {
+    match cfg {
+        AgentConfig::Mbrl(_) => Objectives::of(true, &[Objective::Latency]),
+        AgentConfig::Nsga2(_) => Objectives::of(true, &[Objective::Latency, Objective::Energy]),
+        _ => resolved.clone(),
+    }
+}
+
 /// Builds the agent a config describes (greedy still needs its `prepare`).
 pub fn build(cfg: &AgentConfig, ctx: &Context, seed: u64) -> Result<Box<dyn Agent>, AgentError> {
     Ok(match cfg {
         AgentConfig::Mbrl(c) => Box::new(Mbrl::new(c.clone(), ctx)),
         AgentConfig::Random => Box::new(RandomAgent),
         AgentConfig::Ddpg(c) => Box::new(Ddpg::new(c.clone(), ctx.space, seed)?),
-        AgentConfig::Nsga2(c) => Box::new(Nsga2::new(c.clone())),
+        AgentConfig::Nsga2(c) => Box::new(Nsga2::new(c.clone(), ctx)),
         AgentConfig::Greedy(c) => Box::new(Greedy::new(c.clone())),
         AgentConfig::Exhaustive(c) => Box::new(Exhaustive::new(c, ctx)?),
     })

@@ -14,7 +14,7 @@ use std::path::Path;
 use super::gp::Gp;
 use super::synthetic::run_episodes;
 use super::{build, Agent, AgentConfig, Context, MbrlConfig, Planner};
-use crate::env::{Budget, BudgetConfig, Limit, SearchSpace};
+use crate::env::{Budget, BudgetConfig, Limit, Objectives, SearchSpace};
 use crate::hardware::{resolve_profile, Profile};
 use crate::model::Arch;
 use crate::pareto::{hypervolume, worst_point, Reference, Sense};
@@ -32,6 +32,15 @@ pub struct Bench {
     pub space: SearchSpace,
     pub budget: Budget,
     pub score: Scorer,
+}
+
+/// What the bench's experiment ranks by: accuracy × robust accuracy × latency.
+fn objectives() -> Objectives {
+    let cfg = BudgetConfig {
+        latency: Some(Limit::Fraction(0.5)),
+        ..Default::default()
+    };
+    Objectives::resolve(&cfg, true, None)
 }
 
 fn bitfusion(choices: &[u8], tie: bool) -> (SearchSpace, Budget) {
@@ -128,9 +137,11 @@ impl Bench {
 
     /// Runs `episodes` rounds; returns the distinct scored points and the slowest proposal.
     pub fn run(&self, agent: &mut dyn Agent, episodes: usize, seed: u64) -> (Vec<[f64; 3]>, f64) {
+        let objectives = objectives();
         let ctx = Context {
             space: &self.space,
             budget: &self.budget,
+            objectives: &objectives,
         };
         let mut seen = BTreeMap::new();
         let (_, slowest) = run_episodes(&ctx, agent, episodes, seed, |_, walled| {
@@ -138,7 +149,7 @@ impl Bench {
             if let Some((o, _)) = row {
                 seen.insert(walled.clone(), [o[0], o[1], o[2]]);
             }
-            (row.map_or(-1.0, |r| r.1), row.map(|r| r.0))
+            (row.map_or(-1.0, |r| r.1), row.map(|r| [r.0[0], r.0[1]]))
         });
         (seen.into_values().collect(), slowest)
     }
@@ -204,9 +215,11 @@ fn small_space_hypervolume_against_the_exhaustive_front() {
     let reference = worst_point(&all, &SENSES).unwrap();
     let whole = hv(&all, &reference);
     println!("{} feasible policies in the table", all.len());
+    let objectives = objectives();
     let ctx = Context {
         space: &bench.space,
         budget: &bench.budget,
+        objectives: &objectives,
     };
     for (name, cfg) in contenders() {
         for episodes in [30, 60] {
@@ -232,9 +245,11 @@ fn small_space_hypervolume_against_the_exhaustive_front() {
 fn full_space_stand_in_hypervolume_and_speed() {
     let dir = std::env::var("BITSEARCH_ORACLE").expect("BITSEARCH_ORACLE");
     let bench = Bench::full(Path::new(&dir));
+    let objectives = objectives();
     let ctx = Context {
         space: &bench.space,
         budget: &bench.budget,
+        objectives: &objectives,
     };
     let episodes: usize = std::env::var("BITSEARCH_EPISODES").map_or(60, |e| e.parse().unwrap());
     let mut runs = Vec::new();

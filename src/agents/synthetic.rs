@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::{Agent, Context, Feedback};
-use crate::env::{Budget, BudgetConfig, SearchSpace};
+use crate::env::{Budget, BudgetConfig, Limit, Objectives, SearchSpace};
 use crate::hardware::{resolve_profile, Profile};
 use crate::model::Arch;
 use crate::quant::{Bits, Policy};
@@ -19,6 +19,7 @@ pub const TARGET: [u8; 10] = [8, 3, 2, 6, 7, 2, 4, 8, 2, 5];
 pub struct Problem {
     pub space: SearchSpace,
     pub budget: Budget,
+    pub objectives: Objectives,
 }
 
 impl Problem {
@@ -26,14 +27,21 @@ impl Problem {
         let p = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
         let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
         let space = SearchSpace::new(layers, 2, 8, &p, &|b| p.supports(b)).unwrap();
-        let budget = Budget::resolve(&BudgetConfig::default(), &space).unwrap();
-        Problem { space, budget }
+        let cfg = BudgetConfig::default();
+        let budget = Budget::resolve(&cfg, &space).unwrap();
+        let objectives = Objectives::resolve(&cfg, true, None);
+        Problem {
+            space,
+            budget,
+            objectives,
+        }
     }
 
     pub fn ctx(&self) -> Context<'_> {
         Context {
             space: &self.space,
             budget: &self.budget,
+            objectives: &self.objectives,
         }
     }
 
@@ -58,13 +66,14 @@ impl Problem {
 
 /// The search loop without training: per episode (at most `agent.policies()`), propose with
 /// the episode's rng (seeded as the tests seed it), wall, score through `score(k, walled)` →
-/// (reward, objectives), learn. Returns the walled policies and the slowest proposal's seconds.
+/// (reward, (accuracy, robust accuracy)), learn. Returns the walled policies and the slowest
+/// proposal's seconds.
 pub fn run_episodes(
     ctx: &Context,
     agent: &mut dyn Agent,
     episodes: usize,
     seed: u64,
-    mut score: impl FnMut(usize, &Policy) -> (f64, Option<[f64; 4]>),
+    mut score: impl FnMut(usize, &Policy) -> (f64, Option<[f64; 2]>),
 ) -> (Vec<Policy>, f64) {
     let n = agent.policies().map_or(episodes, |p| p.min(episodes));
     let mut out = Vec::with_capacity(n);
@@ -76,11 +85,12 @@ pub fn run_episodes(
         slowest = slowest.max(start.elapsed().as_secs_f64());
         let mut walled = p.bits.clone();
         ctx.budget.wall(ctx.space, &mut walled);
-        let (reward, objectives) = score(k, &walled);
+        let (reward, scores) = score(k, &walled);
         let f = Feedback {
             reward,
+            price: ctx.space.price(&walled),
             walled: walled.clone(),
-            objectives,
+            scores,
         };
         agent.learn(ctx, &p, &f, &mut rng).unwrap();
         out.push(walled);
@@ -92,39 +102,53 @@ pub fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len().max(1) as f64
 }
 
-/// A three-objective problem with a known front: LeNet-5 on Bit Fusion in the tied {2, 4, 8}
-/// space under a 50% latency budget (108 feasible policies), or the untied 2..8 space, scored
-/// without training. With x_l ∈ [0, 1] the log2-scaled bits of layer l (the mean of weight and
-/// activation), accuracy rises with bits and robust accuracy falls with them, each with its
-/// own per-layer weights and an interaction, so the two conflict and the front has many points.
+/// A problem with a known front: LeNet-5 on Bit Fusion in the tied {2, 4, 8} space under a
+/// 50% latency budget (108 feasible policies), or the untied 2..8 space (or another profile
+/// and budget, `Front::on`), scored without training. With x_l ∈ [0, 1] the log2-scaled bits
+/// of layer l (the mean of weight and activation), accuracy rises with bits and robust
+/// accuracy falls with them, each with its own per-layer weights and an interaction, so the
+/// two conflict and the front has many points. The agents rank by `objectives`: the
+/// experiment's, accuracy × robust accuracy × the budgeted cost, unless a test says otherwise.
 pub struct Front {
     pub space: SearchSpace,
     pub budget: Budget,
+    pub objectives: Objectives,
 }
 
 impl Front {
     pub fn new(choices: &[u8], tie: bool) -> Self {
-        let p = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
+        let cfg = BudgetConfig {
+            latency: Some(Limit::Fraction(0.5)),
+            ..BudgetConfig::default()
+        };
+        Self::on("bitfusion", choices, tie, &cfg)
+    }
+
+    /// The problem on `profile` under `budget`.
+    pub fn on(profile: &str, choices: &[u8], tie: bool, budget: &BudgetConfig) -> Self {
+        let p = Profile::load(&resolve_profile(profile).unwrap()).unwrap();
         let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
         let space =
             SearchSpace::with_choices(layers, choices, tie, &p, &|b| p.supports(b)).unwrap();
-        let cfg = BudgetConfig {
-            latency: Some(crate::env::Limit::Fraction(0.5)),
-            ..BudgetConfig::default()
-        };
-        let budget = Budget::resolve(&cfg, &space).unwrap();
-        Front { space, budget }
+        let objectives = Objectives::resolve(budget, true, None);
+        let budget = Budget::resolve(budget, &space).unwrap();
+        Front {
+            space,
+            budget,
+            objectives,
+        }
     }
 
     pub fn ctx(&self) -> Context<'_> {
         Context {
             space: &self.space,
             budget: &self.budget,
+            objectives: &self.objectives,
         }
     }
 
-    /// (accuracy, robust accuracy, latency, energy) of a policy.
-    pub fn objectives(&self, bits: &Policy) -> [f64; 4] {
+    /// (accuracy, robust accuracy) of a policy.
+    pub fn scores(&self, bits: &Policy) -> [f64; 2] {
         let lg = |b: Bits| (b.get() as f64).log2();
         let x: Vec<f64> = bits
             .iter()
@@ -133,8 +157,7 @@ impl Front {
         let acc = 0.5 + 0.2 * x[0] + 0.05 * x[1] + 0.1 * x[2] + 0.03 * x[3] + 0.12 * x[4]
             - 0.08 * x[0] * x[2];
         let rob = 0.8 - 0.15 * x[0] - 0.1 * x[1] + 0.04 * x[2] - 0.12 * x[4] + 0.1 * x[1] * x[3];
-        let p = self.space.price(bits);
-        [acc, rob, p.latency_s, p.energy_j]
+        [acc, rob]
     }
 
     /// Runs `episodes` rounds (every `fail_every`-th fine-tune fails, if set); returns the
@@ -148,27 +171,27 @@ impl Front {
     ) -> Vec<Policy> {
         let failed = |k: usize| fail_every.is_some_and(|n| k % n == n - 1);
         run_episodes(&self.ctx(), agent, episodes, seed, |k, w| {
-            let o = self.objectives(w);
+            let o = self.scores(w);
             (o[0] + o[1], (!failed(k)).then_some(o))
         })
         .0
     }
 
-    /// The hypervolume of `policies` on accuracy × robust accuracy × latency, as a fraction of
-    /// every feasible policy's, against the worst feasible point.
-    pub fn fraction(&self, policies: &[Policy]) -> f64 {
-        use crate::pareto::{hypervolume, worst_point, Reference, Sense};
-        let senses = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
+    /// The hypervolume of `policies` on the objectives `on`, as a fraction of every feasible
+    /// policy's, against the worst feasible point.
+    pub fn fraction(&self, policies: &[Policy], on: &Objectives) -> f64 {
+        use crate::pareto::{hypervolume, worst_point, Reference};
+        let senses = on.senses();
         let point = |b: &Policy| {
-            let o = self.objectives(b);
-            [o[0], o[1], o[2]]
+            let [acc, rob] = self.scores(b);
+            on.point(acc, rob, &self.space.price(b))
         };
-        let all: Vec<[f64; 3]> = super::exhaustive::feasible(&self.space, &self.budget)
+        let all: Vec<Vec<f64>> = super::exhaustive::feasible(&self.space, &self.budget)
             .iter()
             .map(point)
             .collect();
         let r = Reference::Given(worst_point(&all, &senses).unwrap());
-        let got: Vec<[f64; 3]> = policies.iter().map(point).collect();
+        let got: Vec<Vec<f64>> = policies.iter().map(point).collect();
         hypervolume(&got, &senses, &r).unwrap() / hypervolume(&all, &senses, &r).unwrap()
     }
 }

@@ -105,6 +105,17 @@ impl Budget {
         (RESOURCES[0].1, space.uniform8.latency_s)
     }
 
+    /// The budget on a cost objective (`None`: unconstrained, or not a cost).
+    pub fn limit(&self, cost: crate::pareto::Objective) -> Option<f64> {
+        use crate::pareto::Objective;
+        match cost {
+            Objective::Latency => self.latency_s,
+            Objective::Energy => self.energy_j,
+            Objective::Size => self.size_bytes,
+            Objective::Accuracy | Objective::RobustAccuracy => None,
+        }
+    }
+
     /// Normalized saving of going from `from` to `to`, over the budgets `from` violates.
     fn saving(&self, from: &Price, to: &Price) -> f64 {
         self.limits()

@@ -1,9 +1,11 @@
 //! HAQ's environment, apart from any agent: the search space (one step per layer and operand,
 //! action → bits, every layer priced on the device, the state each step shows), the budgets and
-//! the budget wall. Agents and the search loop both depend on it, never on each other.
+//! the budget wall, and the objectives scored policies are ranked by. Agents and the search
+//! loop both depend on it, never on each other.
 
 mod budget;
 mod error;
+mod objectives;
 mod space;
 #[cfg(test)]
 mod tests;
@@ -11,4 +13,5 @@ mod tests;
 pub use crate::hardware::Price;
 pub use budget::{Budget, BudgetConfig, Limit};
 pub use error::EnvError;
+pub use objectives::{cost_of, Objectives};
 pub use space::{SearchSpace, STATE_DIM};

@@ -175,6 +175,12 @@ impl SearchSpace {
         )
     }
 
+    /// Whether `policy` is one of the space's policies: one entry per layer, each as the device
+    /// runs it here (`run_layer` changes nothing).
+    pub fn contains(&self, policy: &Policy) -> bool {
+        policy.len() == self.layers.len() && policy.iter().all(|&b| self.run_layer(b) == b)
+    }
+
     /// The next lower bitwidth the device runs, if any.
     pub fn lower(&self, bits: Bits) -> Option<Bits> {
         self.values.iter().copied().rev().find(|&v| v < bits)

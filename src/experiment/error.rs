@@ -52,6 +52,8 @@ pub enum ExperimentError {
         fraction: &'static str,
         absolute: &'static str,
     },
+    #[error("{}: field `search.cost` must be \"latency\", \"energy\" or \"size\" (the cost the agents rank by), got \"{value}\"", path.display())]
+    NotACost { path: PathBuf, value: &'static str },
     #[error("{}: field `quant.percentile` must be in (0, 100], got {value}", path.display())]
     PercentileOutOfRange { path: PathBuf, value: f32 },
     #[error(transparent)]

@@ -1,17 +1,21 @@
-//! The `[bits]` (a range or a list of bitwidths, optionally tied), `[budget]`, `[reward]` and `[search]` tables of an experiment.
+//! The `[bits]` (a range or a list of bitwidths, optionally tied, dominated widths pruned),
+//! `[budget]`, `[reward]` and `[search]` tables of an experiment, and the objectives the agents
+//! rank by, resolved from them (`Experiment::objectives`).
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ExperimentError;
-use crate::env::{BudgetConfig, Limit};
+use crate::env::{BudgetConfig, Limit, Objectives};
+use crate::pareto::Objective;
 use crate::quant::Bits;
 use crate::robust::{robust_radii, AttackConfig, RobustMeasure};
 use crate::validate::{non_negative, positive, positive_count};
 
 /// The `[bits]` table as written: a range (`min`, `max`; 2..=8 by default) or an explicit
-/// list (`choices = [2, 4, 8]`), and `tie` (weight bits = activation bits per layer).
+/// list (`choices = [2, 4, 8]`), `tie` (weight bits = activation bits per layer) and
+/// `prune_dominated` (drop a width the device prices like a wider one; default true).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawBits {
@@ -20,12 +24,13 @@ pub struct RawBits {
     pub choices: Option<Vec<u8>>,
     #[serde(default)]
     pub tie: bool,
+    pub prune_dominated: Option<bool>,
 }
 
 /// The bitwidths the search may use, validated (from `RawBits::check`). `min`/`max` span the
 /// declared bitwidths; `choices`, when given, is the sorted list itself. Serialized into
-/// config.json's experiment without `choices`/`tie` when they are absent/false, so a default
-/// experiment writes what it always did.
+/// config.json's experiment without `choices`/`tie`/`prune_dominated` when they are at their
+/// defaults (absent/false/true), so a default experiment writes what it always did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BitsRange {
     pub min: u8,
@@ -34,6 +39,14 @@ pub struct BitsRange {
     pub choices: Option<Vec<u8>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tie: bool,
+    /// Whether the search space drops, per layer and operand, each width the device prices
+    /// exactly like a wider one (`env::SearchSpace::prune_dominated` has the rule).
+    #[serde(skip_serializing_if = "is_true")]
+    pub prune_dominated: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for BitsRange {
@@ -43,6 +56,7 @@ impl Default for BitsRange {
             max: 8,
             choices: None,
             tie: false,
+            prune_dominated: true,
         }
     }
 }
@@ -98,8 +112,13 @@ pub struct SearchConfig {
     pub episodes: usize,
     /// Validation examples the attack suite scores each episode on (a fixed subset).
     pub attack_examples: usize,
-    /// Score uniform min..=max-bit policies as reference markers before the first episode.
+    /// Score uniform min..=max-bit policies as reference markers before the first episode
+    /// (and give them to the agent as data).
     pub references: bool,
+    /// The cost the agents rank by (`latency`, `energy` or `size`), when it is not the
+    /// budgeted ones (`Objectives::resolve`). Absent from config.json when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Objective>,
 }
 
 impl Default for SearchConfig {
@@ -108,6 +127,7 @@ impl Default for SearchConfig {
             episodes: 60,
             attack_examples: 200,
             references: true,
+            cost: None,
         }
     }
 }
@@ -116,8 +136,13 @@ impl RawBits {
     /// Rules: `choices` is not given with `min`/`max`, is non-empty, each in 1..=8 or 32, with no
     /// duplicates (it is sorted here); else min and max in 1..=8, min ≤ max.
     pub fn check(self, path: &Path) -> Result<BitsRange, ExperimentError> {
+        let prune_dominated = self.prune_dominated.unwrap_or(true);
         let Some(mut choices) = self.choices else {
-            return range(path, self.min.unwrap_or(2), self.max.unwrap_or(8), self.tie);
+            let r = range(path, self.min.unwrap_or(2), self.max.unwrap_or(8), self.tie)?;
+            return Ok(BitsRange {
+                prune_dominated,
+                ..r
+            });
         };
         if self.min.is_some() || self.max.is_some() {
             return Err(ExperimentError::ChoicesWithRange {
@@ -150,6 +175,7 @@ impl RawBits {
             max,
             choices: Some(choices),
             tie: self.tie,
+            prune_dominated,
         })
     }
 }
@@ -176,6 +202,7 @@ fn range(path: &Path, min: u8, max: u8, tie: bool) -> Result<BitsRange, Experime
         max,
         choices: None,
         tie,
+        prune_dominated: true,
     })
 }
 
@@ -240,10 +267,25 @@ impl RewardConfig {
 }
 
 impl SearchConfig {
+    /// Rules: episodes and attack_examples > 0; `cost` names a cost, not a score.
     pub fn check(self, path: &Path) -> Result<Self, ExperimentError> {
         positive_count(path, "search.episodes", self.episodes)?;
         positive_count(path, "search.attack_examples", self.attack_examples)?;
+        if let Some(c) = self.cost.filter(|c| !c.is_cost()) {
+            return Err(ExperimentError::NotACost {
+                path: path.to_path_buf(),
+                value: c.column(),
+            });
+        }
         Ok(self)
+    }
+}
+
+impl super::Experiment {
+    /// What the agents rank scored policies by (see `env::Objectives`): accuracy, robust
+    /// accuracy when `[reward] robustness` > 0, and `[search] cost` or the budgeted costs.
+    pub fn objectives(&self) -> Objectives {
+        Objectives::resolve(&self.budget, self.reward.robustness > 0.0, self.search.cost)
     }
 }
 
@@ -326,6 +368,62 @@ mod tests {
     fn tie_applies_to_a_range_too() {
         let b = bits("min = 4\nmax = 8\ntie = true").unwrap();
         assert_eq!((b.declared(), b.tie), (vec![4, 5, 6, 7, 8], true));
+    }
+
+    #[test]
+    fn dominated_widths_are_pruned_unless_switched_off() {
+        assert!(bits("").unwrap().prune_dominated);
+        let off = bits("prune_dominated = false").unwrap();
+        assert!(!off.prune_dominated);
+        assert_eq!(
+            serde_json::to_string(&off).unwrap(),
+            r#"{"min":2,"max":8,"prune_dominated":false}"#,
+            "recorded only when it differs from the default"
+        );
+        assert!(
+            !bits("choices = [2, 4]\nprune_dominated = false")
+                .unwrap()
+                .prune_dominated
+        );
+    }
+
+    fn search(table: &str) -> Result<Experiment, ExperimentError> {
+        Experiment::from_toml(&format!("{GOOD}{table}\n"), Path::new("exp.toml"))
+    }
+
+    #[test]
+    fn cost_must_be_a_cost() {
+        let e = search("[search]\ncost = \"robust_accuracy\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exp.toml") && e.contains("search.cost") && e.contains("robust_accuracy"),
+            "{e}"
+        );
+        assert!(search("[search]\ncost = \"speed\"").is_err());
+    }
+
+    #[test]
+    fn the_objectives_follow_reward_budget_and_cost() {
+        use crate::pareto::Objective::*;
+        let o = |t: &str| search(t).unwrap().objectives().list().to_vec();
+        assert_eq!(
+            o(""),
+            [Accuracy, RobustAccuracy, Latency],
+            "nothing budgeted"
+        );
+        assert_eq!(
+            o("[budget]\nenergy = 0.5\nsize = 0.5"),
+            [Accuracy, RobustAccuracy, Energy, Size]
+        );
+        assert_eq!(
+            o("[budget]\nlatency = 0.5\n[search]\ncost = \"energy\""),
+            [Accuracy, RobustAccuracy, Energy]
+        );
+        assert_eq!(
+            o("[budget]\nlatency = 0.5\n[reward]\nrobustness = 0.0"),
+            [Accuracy, Latency]
+        );
     }
 
     #[test]

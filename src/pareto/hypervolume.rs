@@ -1,11 +1,17 @@
-//! Exact hypervolume for one to three objectives: the measure of the region that the points
+//! Exact hypervolume for any number of objectives: the measure of the region that the points
 //! dominate and that dominates the reference point.
 //!
 //! Every objective is first turned into one to minimize (maximized values are negated), so
 //! HV = vol( ∪_p [p_1, r_1] × … × [p_m, r_m] ). In 2-D a sweep over x adds one rectangle per
-//! point that lowers y; in 3-D the volume is sliced at every distinct z and each slab is the
-//! 2-D area of the points below it times the slab's height. Points that do not strictly beat
-//! the reference in every objective add nothing.
+//! point that lowers y; in m ≥ 3 dimensions the volume is sliced at every distinct value of the
+//! last objective and each slab is the (m−1)-D volume of the points below it times the slab's
+//! height, O(n^(m−1) log n). Points that do not strictly beat the reference in every objective
+//! add nothing.
+//!
+//! The gain of one more point p (`hypervolume_gain`) is the volume of its box [p, r] minus the
+//! part of that box the set already dominates, which is the hypervolume of the set's points
+//! each limited to the box (max(f, p) per minimized objective): exact, and cheap when p sits
+//! among few of them.
 
 use super::{check_points, ParetoError, Sense};
 
@@ -44,7 +50,7 @@ pub fn worst_point<P: AsRef<[f64]>>(
     Ok(worst)
 }
 
-/// The exact hypervolume of `points` against `reference`, for 1 to 3 objectives.
+/// The exact hypervolume of `points` against `reference`.
 /// An empty point set has hypervolume 0 against a given reference.
 pub fn hypervolume<P: AsRef<[f64]>>(
     points: &[P],
@@ -52,39 +58,61 @@ pub fn hypervolume<P: AsRef<[f64]>>(
     reference: &Reference,
 ) -> Result<f64, ParetoError> {
     check_points(points, senses)?;
-    if senses.len() > 3 {
-        return Err(ParetoError::TooManyObjectives(senses.len()));
-    }
     let reference = match reference {
         Reference::WorstObserved => worst_point(points, senses)?,
         Reference::Given(r) => check_reference(r, senses)?,
     };
-    let to_min = |k: usize, v: f64| match senses[k] {
-        Sense::Maximize => -v,
-        Sense::Minimize => v,
-    };
-    let r: Vec<f64> = reference
+    let r = to_min(&reference, senses);
+    let pts: Vec<Vec<f64>> = points.iter().map(|p| to_min(p.as_ref(), senses)).collect();
+    Ok(volume_min(pts, &r))
+}
+
+/// How much `point` adds to the hypervolume of `points` against `reference` (a given one):
+/// HV(points ∪ {point}) − HV(points), computed as in the module doc.
+pub fn hypervolume_gain<P: AsRef<[f64]>>(
+    points: &[P],
+    point: &[f64],
+    senses: &[Sense],
+    reference: &[f64],
+) -> Result<f64, ParetoError> {
+    check_points(points, senses)?;
+    check_points(&[point], senses)?;
+    let r = to_min(&check_reference(reference, senses)?, senses);
+    let p = to_min(point, senses);
+    if p.iter().zip(&r).any(|(v, rv)| v >= rv) {
+        return Ok(0.0);
+    }
+    let limited: Vec<Vec<f64>> = points
         .iter()
-        .enumerate()
-        .map(|(k, &v)| to_min(k, v))
-        .collect();
-    // Keep only points strictly better than the reference in every objective.
-    let pts: Vec<Vec<f64>> = points
-        .iter()
-        .map(|p| {
-            p.as_ref()
-                .iter()
-                .enumerate()
-                .map(|(k, &v)| to_min(k, v))
-                .collect::<Vec<_>>()
+        .map(|f| {
+            let f = to_min(f.as_ref(), senses);
+            f.iter().zip(&p).map(|(a, b)| a.max(*b)).collect()
         })
-        .filter(|p| p.iter().zip(&r).all(|(v, rv)| v < rv))
         .collect();
-    Ok(match r.len() {
+    let boxed: f64 = p.iter().zip(&r).map(|(v, rv)| rv - v).product();
+    Ok((boxed - volume_min(limited, &r)).max(0.0))
+}
+
+/// Every objective as one to minimize: maximized values negated.
+fn to_min(p: &[f64], senses: &[Sense]) -> Vec<f64> {
+    p.iter()
+        .zip(senses)
+        .map(|(&v, s)| match s {
+            Sense::Maximize => -v,
+            Sense::Minimize => v,
+        })
+        .collect()
+}
+
+/// The hypervolume of minimization points against `r`, ignoring the points that do not beat
+/// it strictly in every objective.
+fn volume_min(mut pts: Vec<Vec<f64>>, r: &[f64]) -> f64 {
+    pts.retain(|p| p.iter().zip(r).all(|(v, rv)| v < rv));
+    match r.len() {
         1 => pts.iter().map(|p| r[0] - p[0]).fold(0.0, f64::max),
         2 => area_2d(pts.iter().map(|p| (p[0], p[1])).collect(), (r[0], r[1])),
-        _ => volume_3d(&pts, [r[0], r[1], r[2]]),
-    })
+        _ => volume_sliced(&pts, r),
+    }
 }
 
 fn check_reference(r: &[f64], senses: &[Sense]) -> Result<Vec<f64>, ParetoError> {
@@ -114,21 +142,30 @@ fn area_2d(mut pts: Vec<(f64, f64)>, r: (f64, f64)) -> f64 {
     area
 }
 
-/// Volume dominated by minimization points that all lie strictly below `r`, sliced along z.
-fn volume_3d(pts: &[Vec<f64>], r: [f64; 3]) -> f64 {
+/// Volume dominated by minimization points (m ≥ 3 objectives) that all lie strictly below `r`,
+/// sliced along the last objective z: each slab is the (m−1)-D volume of the points at or
+/// below it.
+fn volume_sliced(pts: &[Vec<f64>], r: &[f64]) -> f64 {
+    let m = r.len() - 1;
     let mut by_z: Vec<&Vec<f64>> = pts.iter().collect();
-    by_z.sort_by(|a, b| a[2].total_cmp(&b[2]));
+    by_z.sort_by(|a, b| a[m].total_cmp(&b[m]));
     let mut volume = 0.0;
     let mut i = 0;
     while i < by_z.len() {
-        let z = by_z[i][2];
+        let z = by_z[i][m];
         // Every point with this z joins the slab that starts at z.
-        while i < by_z.len() && by_z[i][2] == z {
+        while i < by_z.len() && by_z[i][m] == z {
             i += 1;
         }
-        let z_next = by_z.get(i).map_or(r[2], |p| p[2]);
-        let below: Vec<(f64, f64)> = by_z[..i].iter().map(|p| (p[0], p[1])).collect();
-        volume += area_2d(below, (r[0], r[1])) * (z_next - z);
+        let z_next = by_z.get(i).map_or(r[m], |p| p[m]);
+        let below = &by_z[..i];
+        let slab = if m == 2 {
+            area_2d(below.iter().map(|p| (p[0], p[1])).collect(), (r[0], r[1]))
+        } else {
+            let lower: Vec<Vec<f64>> = below.iter().map(|p| p[..m].to_vec()).collect();
+            volume_sliced(&lower, &r[..m])
+        };
+        volume += slab * (z_next - z);
     }
     volume
 }

@@ -1,15 +1,17 @@
 //! Pareto fronts: dominance over any subset of objectives, front ranks (non-dominated sorting)
-//! and exact hypervolume for one to three objectives.
+//! and exact hypervolume (and the gain of one more point) for any number of objectives.
 //!
 //! A point is a slice of objective values, one per entry of a `senses` slice. `a` dominates `b`
 //! when `a` is no worse than `b` in every objective and strictly better in at least one; equal
 //! points (duplicates) do not dominate each other, so they share a rank.
 
+use serde::{Deserialize, Serialize};
+
 mod hypervolume;
 #[cfg(test)]
 mod tests;
 
-pub use hypervolume::{hypervolume, worst_point, Reference};
+pub use hypervolume::{hypervolume, hypervolume_gain, worst_point, Reference};
 
 /// Whether larger or smaller values of an objective are better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,8 +20,10 @@ pub enum Sense {
     Minimize,
 }
 
-/// The objectives a scored policy is judged on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The objectives a scored policy is judged on; in files, their snake_case names (`accuracy`,
+/// `robust_accuracy`, `latency`, `energy`, `size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Objective {
     /// Clean accuracy, a fraction in [0, 1]; larger is better.
     Accuracy,
@@ -49,6 +53,11 @@ impl Objective {
             Objective::Accuracy | Objective::RobustAccuracy => Sense::Maximize,
             Objective::Latency | Objective::Energy | Objective::Size => Sense::Minimize,
         }
+    }
+
+    /// Whether this is a price on the device (latency, energy, size) rather than a score.
+    pub fn is_cost(self) -> bool {
+        self.sense() == Sense::Minimize
     }
 
     /// The episodes.csv column that holds this objective.
@@ -100,8 +109,6 @@ pub enum ParetoError {
     ReferenceDimension { got: usize, expected: usize },
     #[error("reference value {value} of objective {objective} is not finite")]
     ReferenceNotFinite { objective: usize, value: f64 },
-    #[error("exact hypervolume is implemented for 1 to 3 objectives, not {0}")]
-    TooManyObjectives(usize),
     #[error("the worst observed reference point needs at least one point")]
     NoPoints,
 }

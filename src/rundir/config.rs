@@ -9,6 +9,7 @@ use super::files::read_json;
 use super::RunDirError;
 use crate::hardware::Price;
 use crate::model::LayerShape;
+use crate::pareto::Objective;
 
 /// The device profile searched for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +73,11 @@ pub struct RunConfig {
     pub uniform8: Option<Price>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bits: Option<BitsRecord>,
+    /// What the agent ranked scored policies by (accuracy, robust accuracy if it counted, the
+    /// costs), resolved from the experiment. Absent in files written before the objectives
+    /// came from the experiment: such a run resumes as it was started (`search::resume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objectives: Option<Vec<Objective>>,
     /// The worker threads of the last start or resume. Results do not depend on it (every
     /// reduction has a fixed order); it is recorded to say how the timings were taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]

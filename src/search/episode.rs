@@ -4,6 +4,7 @@
 use super::score::{Scored, Scorer};
 use super::spec::Run;
 use crate::agents::Feedback;
+use crate::env::Price;
 use crate::quant::Policy;
 use crate::rundir::Episode;
 use crate::score::{Failure, Outcome, Score};
@@ -52,8 +53,11 @@ pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
     Feedback {
         reward: row.reward.unwrap_or_else(|| scorer.reward(&outcome)),
         walled: row.policy(),
-        objectives: outcome
-            .ok()
-            .map(|s| [s.accuracy, s.credited_robust(), row.latency_s, row.energy_j]),
+        scores: outcome.ok().map(|s| [s.accuracy, s.credited_robust()]),
+        price: Price {
+            latency_s: row.latency_s,
+            energy_j: row.energy_j,
+            size_bytes: row.size_bytes,
+        },
     }
 }

@@ -52,6 +52,8 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
             max: run.space.max_bits,
         }),
         threads: Some(crate::ops::threads()),
+        // A run started before the objectives were recorded keeps saying so.
+        objectives: (!run.legacy).then(|| run.objectives.list().to_vec()),
     })
 }
 

@@ -1,13 +1,16 @@
 //! references.csv: FP32 and (if `search.references`) the uniform min..=max policies, scored once
-//! before the first episode and kept across resumes, so every run has its yardsticks.
+//! before the first episode and kept across resumes, so every run has its yardsticks. The
+//! uniform ones in the search space are also data for the agent (`seeds`), not episodes.
 
 use std::time::Instant;
 
-use super::episode::record;
+use super::episode::{feedback, record};
 use super::score::{Scored, Scorer};
 use super::spec::Run;
 use super::SearchError;
+use crate::agents::Feedback;
 use crate::quant::{Bits, Policy};
+use crate::rundir::Episodes;
 
 pub(super) const FILE: &str = "references.csv";
 
@@ -38,4 +41,25 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
         rows.push(record(run, k, "uniform", &policy, &scored, seconds));
     }
     Ok(run.log.write_rows(FILE, &rows)?)
+}
+
+/// What the agent takes in before its first proposal (`Agent::observe_reference`): the uniform
+/// rows of references.csv whose policy is in the search space, in file order (ascending
+/// bitwidth). They are read back from the file on a fresh run too, so a resume gives the agent
+/// exactly the same numbers. None for a run started before references were data
+/// (`Run::legacy`).
+pub(super) fn seeds(run: &Run, scorer: &Scorer) -> Result<Vec<Feedback>, SearchError> {
+    let path = run.log.dir.join(FILE);
+    if run.legacy || !path.exists() {
+        return Ok(Vec::new());
+    }
+    let rows = Episodes::read(
+        &path,
+        "written by `bitsearch search` before the first episode",
+    )?
+    .rows;
+    Ok((rows.iter())
+        .filter(|r| r.agent == "uniform" && run.space.contains(&r.policy()))
+        .map(|r| feedback(r, scorer))
+        .collect())
 }

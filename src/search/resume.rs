@@ -4,6 +4,10 @@
 //! rewards), which restores networks, optimizer moments, replay buffer and exploration noise
 //! exactly, then scoring the rest. The finished run equals an uninterrupted one. (agent.json is
 //! only a summary; it is not read back.)
+//!
+//! The replay needs the agent to rank as it did: a resume reuses the objectives config.json
+//! records, and a config.json that records none (written before the objectives came from the
+//! experiment) resumes with each agent's former objectives (`Run::legacy`).
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -18,7 +22,7 @@ use crate::agents::{Agent, Context};
 use crate::rundir::{first_difference, Episode, RunConfig};
 
 /// The settings a resume must find unchanged in config.json.
-const UNCHANGED: [&str; 7] = [
+const UNCHANGED: [&str; 8] = [
     "experiment",
     "model",
     "profile",
@@ -26,6 +30,7 @@ const UNCHANGED: [&str; 7] = [
     "seed",
     "budget",
     "layers",
+    "objectives",
 ];
 
 /// The settings the reference policies' scores and prices depend on (not the agent or seed).

@@ -35,6 +35,10 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     if let Some(m) = agent.prepare(&ctx, &probe)? {
         run.log.write_json(m.file, &m.json)?;
     }
+    // The run's uniform references are data for the agent, in the same order on every start.
+    for reference in references::seeds(&run, &scorer)? {
+        agent.observe_reference(&ctx, &reference)?;
+    }
     let mut rows = resume::replay(&run, agent.as_mut(), &ctx, &scorer, &done)?;
     // A kill between an episode's line and the files derived from it left them stale; a resume
     // with nothing left to run must still bring them up to date.

@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use super::SearchError;
-use crate::agents::{AgentConfig, Context};
+use crate::agents::{former_objectives, AgentConfig, Context};
 use crate::data::Dataset;
-use crate::env::{Budget, SearchSpace};
+use crate::env::{Budget, Objectives, SearchSpace};
 use crate::experiment::Experiment;
 use crate::hardware::Profile;
 use crate::model::Model;
-use crate::rundir::{this_command, Episode, RunLock, RunLog};
+use crate::pareto::Objective;
+use crate::rundir::{this_command, Episode, RunConfig, RunLock, RunLog};
 
 pub struct RunSpec<'a> {
     pub exp: &'a Experiment,
@@ -51,11 +52,17 @@ pub fn episode_seed(seed: u64, k: usize) -> u64 {
             .wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
-/// One search at work: its spec, the space and budget on its device, its run directory.
+/// One search at work: its spec, the space and budget on its device, what its agent ranks by,
+/// its run directory.
 pub(super) struct Run<'a> {
     pub spec: &'a RunSpec<'a>,
     pub space: SearchSpace,
     pub budget: Budget,
+    pub objectives: Objectives,
+    /// A resumed run whose config.json records no `objectives`: it was started before the
+    /// objectives came from the experiment, and resumes as it was started (each agent's
+    /// former objectives, `agents::former_objectives`, and no references given to the agent).
+    pub legacy: bool,
     pub log: RunLog,
     /// Held for the whole run (and handed to the caller in `RunSummary`): no other search or
     /// report writes the directory meanwhile.
@@ -80,6 +87,14 @@ impl<'a> Run<'a> {
             &supports,
         )?;
         let budget = Budget::resolve(&spec.exp.budget, &space)?;
+        // A resume reuses the objectives its config.json recorded.
+        let recorded = recorded(spec);
+        let legacy = recorded.as_ref().is_some_and(|c| c.objectives.is_none());
+        let objectives = match recorded.and_then(|c| c.objectives) {
+            Some(list) => Objectives::of(list.contains(&Objective::RobustAccuracy), &list),
+            None if legacy => former_objectives(spec.agent, &spec.exp.objectives()),
+            None => spec.exp.objectives(),
+        };
         let layers = spec
             .base
             .layer_names()
@@ -91,6 +106,8 @@ impl<'a> Run<'a> {
             spec,
             space,
             budget,
+            objectives,
+            legacy,
             log,
             lock,
         })
@@ -101,6 +118,7 @@ impl<'a> Run<'a> {
         Context {
             space: &self.space,
             budget: &self.budget,
+            objectives: &self.objectives,
         }
     }
 
@@ -108,4 +126,13 @@ impl<'a> Run<'a> {
     pub fn seed(&self, k: usize) -> u64 {
         episode_seed(self.spec.seed, k)
     }
+}
+
+/// The config.json a resume continues from, if it can be read (if not, the resume's check
+/// reports why before any episode).
+fn recorded(spec: &RunSpec) -> Option<RunConfig> {
+    let path = spec.dir.join(RunConfig::FILE);
+    (spec.resume && path.exists())
+        .then(|| RunConfig::read(&path).ok())
+        .flatten()
 }
