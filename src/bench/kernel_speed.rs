@@ -116,7 +116,7 @@ fn correlate(c: usize, rows: usize, h: usize) {
             y: &mut y,
             grid: &grid,
             bias,
-            relu: false,
+            activation: crate::ops::Activation::Identity,
         })
     });
     let useful = 2.0 * (rows * c * 9 * h * h) as f64 / s / 1e9;

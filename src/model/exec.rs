@@ -294,7 +294,11 @@ impl Model {
                 out,
                 ..
             } if groups == out && w.dim(1)? == 1 => {
-                ops::depthwise_conv2d(&xin, act, &w, &b, (stride, padding), relu)?
+                let activation = match relu {
+                    true => ops::Activation::Relu,
+                    false => ops::Activation::Identity,
+                };
+                ops::depthwise_conv2d(&xin, act, &w, &b, (stride, padding), activation)?
             }
             // Other grouped convs: each group is its own conv on the fast op, the outputs
             // concatenated.

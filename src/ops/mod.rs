@@ -12,17 +12,18 @@
 //! slow transposed convolution, and its `max_pool2d` backward scales the gradient by
 //! (#maxima)/k² instead of routing it (docs/candle-notes.md).
 
+mod activation;
 pub(crate) mod conv;
 mod instruction_set;
 mod linalg;
 mod norm;
 mod parallel;
 mod pool;
-mod relu_mask;
 mod storage;
 #[cfg(test)]
 pub(crate) mod test_util;
 
+pub use activation::Activation;
 pub use conv::{conv2d, conv2d_quantized, conv2d_relu_pool, depthwise_conv2d};
 pub use linalg::{linear, orthogonality};
 pub use norm::batch_norm_train;

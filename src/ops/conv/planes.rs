@@ -4,7 +4,7 @@
 //! output gradient) of the direct convolution with its taps `ki·wp + kj`.
 
 use super::direct::kernels::TAIL;
-use crate::ops::relu_mask::relu_pass;
+use crate::ops::activation::relu_pass;
 use crate::quant::ActGrid;
 
 /// What a copy into planes does to each value.

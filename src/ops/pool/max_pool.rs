@@ -8,9 +8,9 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::{avx2, avx512};
+use crate::ops::activation::relu_pass;
 use crate::ops::instruction_set::{has_avx2, has_avx512};
 use crate::ops::parallel::{for_each_chunk, for_each_piece};
-use crate::ops::relu_mask::relu_pass;
 use crate::ops::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;

@@ -5,6 +5,7 @@
 //! than the AVX-512 ones: AVX2 has 16 registers, not 32.
 
 use super::kernels::{Correlation, Narrowed, Sink, TapDots, LANES};
+use crate::ops::activation::{Activation, RELU6_CAP};
 use std::arch::x86_64::*;
 
 /// Values per AVX2 register.
@@ -93,7 +94,7 @@ unsafe fn tile<const R: usize>(c: &Correlation, o0: usize, q0: usize, out: &Sink
 }
 
 impl Sink<'_> {
-    /// Row `o`'s wide vector `v`: bias, ReLU, then per output row it meets, a plain store of
+    /// Row `o`'s wide vector `v`: bias, activation, then per output row it meets, a plain store of
     /// each half inside the run and lane by lane for a half the run covers in part (AVX2's
     /// masked store is microcoded on AMD CPUs). Lanes outside the runs are never touched.
     #[inline]
@@ -104,8 +105,13 @@ impl Sink<'_> {
             if let Some(&b) = self.bias.get(o) {
                 *h = _mm256_add_ps(*h, _mm256_set1_ps(b));
             }
-            if self.relu {
-                *h = _mm256_max_ps(*h, _mm256_setzero_ps());
+            match self.activation {
+                Activation::Identity => {}
+                Activation::Relu => *h = _mm256_max_ps(*h, _mm256_setzero_ps()),
+                Activation::Relu6 => {
+                    *h = _mm256_max_ps(*h, _mm256_setzero_ps());
+                    *h = _mm256_min_ps(*h, _mm256_set1_ps(RELU6_CAP));
+                }
             }
         }
         let plane = self.y.add(o * self.plane);

@@ -3,6 +3,7 @@
 //! compiler's vectorizer keep them on the stack).
 
 use super::kernels::{Correlation, Narrowed, Sink, TapDots, LANES};
+use crate::ops::activation::{Activation, RELU6_CAP};
 use std::arch::x86_64::*;
 
 /// The 16 lane sums of `g` (whole vectors), each value kept only where `mask` is positive.
@@ -101,7 +102,7 @@ unsafe fn tile<const R: usize, const P: usize>(c: &Correlation, o0: usize, q0: u
 }
 
 impl Sink<'_> {
-    /// Row `o`'s wide vector `v`: bias, ReLU, and a masked store per output row it meets
+    /// Row `o`'s wide vector `v`: bias, activation, and a masked store per output row it meets
     /// (masked-off lanes are neither written nor touched, so a base before the plane is
     /// never dereferenced).
     #[inline]
@@ -111,8 +112,13 @@ impl Sink<'_> {
         if let Some(&b) = self.bias.get(o) {
             val = _mm512_add_ps(val, _mm512_set1_ps(b));
         }
-        if self.relu {
-            val = _mm512_max_ps(val, _mm512_setzero_ps());
+        match self.activation {
+            Activation::Identity => {}
+            Activation::Relu => val = _mm512_max_ps(val, _mm512_setzero_ps()),
+            Activation::Relu6 => {
+                val = _mm512_max_ps(val, _mm512_setzero_ps());
+                val = _mm512_min_ps(val, _mm512_set1_ps(RELU6_CAP));
+            }
         }
         let plane = self.y.add(o * self.plane);
         for &(mask, offset) in self.grid.runs_of(v) {

@@ -24,8 +24,8 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::{avx2, avx512};
+use crate::ops::activation::{relu_pass, Activation};
 pub(crate) use crate::ops::instruction_set::Isa;
-use crate::ops::relu_mask::relu_pass;
 use std::mem::MaybeUninit;
 
 /// Pixels per vector: a 512-bit register holds 16 f32.
@@ -56,7 +56,7 @@ impl Correlation<'_> {
     /// stay inside them: a tile reads `x` from `ci·hw + s_tap + q0` for up to `TAIL` pixels past
     /// the grid's last vector start, reads `w` below `rows·c·taps`, and writes only the lanes of
     /// `grid`'s runs, which lie inside each row's `h·w` outputs of `y`.
-    fn run_on(&self, isa: Isa, out: &mut Narrowed) {
+    pub(crate) fn run_on(&self, isa: Isa, out: &mut Narrowed) {
         let (grid, len) = (out.grid, out.grid.len);
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
         assert!(
@@ -146,24 +146,20 @@ impl OutGrid {
 }
 
 /// Where a correlation's outputs go: row `o`'s output `(oy, ox)` of `grid` lands at
-/// `y[o·h·w + oy·w + ox]` plus `bias[o]` (none if empty), through the ReLU if asked.
+/// `y[o·h·w + oy·w + ox]` plus `bias[o]` (none if empty), through the activation.
 pub(crate) struct Narrowed<'a> {
     /// Written, never read: it may start uninitialised.
     pub y: &'a mut [MaybeUninit<f32>],
     pub grid: &'a OutGrid,
     pub bias: &'a [f32],
-    pub relu: bool,
+    pub activation: Activation,
 }
 
 impl Narrowed<'_> {
-    /// The final value of an output from its sum: bias, then the ReLU.
+    /// The final value of an output from its sum: bias, then the activation.
     fn finish(&self, o: usize, v: f32) -> f32 {
-        let v = v + self.bias.get(o).copied().unwrap_or(0.0);
-        if self.relu {
-            v.max(0.0)
-        } else {
-            v
-        }
+        self.activation
+            .apply(v + self.bias.get(o).copied().unwrap_or(0.0))
     }
 }
 
@@ -175,7 +171,7 @@ pub(super) struct Sink<'a> {
     pub(super) y: *mut f32,
     pub(super) plane: usize,
     pub(super) bias: &'a [f32],
-    pub(super) relu: bool,
+    pub(super) activation: Activation,
     pub(super) grid: &'a OutGrid,
 }
 
@@ -186,7 +182,7 @@ impl<'a> Sink<'a> {
             y: out.y.as_mut_ptr().cast::<f32>(),
             plane: out.grid.h * out.grid.w,
             bias: out.bias,
-            relu: out.relu,
+            activation: out.activation,
             grid: out.grid,
         }
     }
@@ -217,7 +213,7 @@ impl TapDots<'_> {
     /// checked). The operands are checked first: the kernels read `g[o·stride + q]` and
     /// `x[offset(ct) + q]` for `q < len` (whole vectors), and read and write `lanes` below
     /// `rows·c·taps·16`, unchecked.
-    fn accumulate_on(&self, isa: Isa, lanes: &mut [f32]) {
+    pub(crate) fn accumulate_on(&self, isa: Isa, lanes: &mut [f32]) {
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
         assert!(
             Isa::available().contains(&isa),
@@ -259,7 +255,7 @@ pub(crate) fn vectorized() -> bool {
 }
 
 /// The sum of 16 lanes in a fixed tree: halves, then quarters, ... (what both paths use).
-fn lane_sum(v: &[f32; LANES]) -> f32 {
+pub(crate) fn lane_sum(v: &[f32; LANES]) -> f32 {
     let mut a = *v;
     let mut n = LANES;
     while n > 1 {
@@ -414,7 +410,14 @@ mod tests {
                 rows,
             };
             let want = reference_correlate(&corr, len);
-            for (bias, relu) in [(&[][..], false), (&bias[..], true)] {
+            // Biases of up to ±8 put some outputs past ReLU6's cap.
+            let wide: Vec<f32> = bias.iter().map(|b| b * 16.0).collect();
+            let cases = [
+                (&[][..], Activation::Identity),
+                (&bias[..], Activation::Relu),
+                (&wide[..], Activation::Relu6),
+            ];
+            for (bias, activation) in cases {
                 let run = |on: Option<Isa>| {
                     let mut y = vec![MaybeUninit::new(f32::NAN); rows * h * ow];
                     let grid = OutGrid::new(h, ow, wp);
@@ -422,7 +425,7 @@ mod tests {
                         y: &mut y,
                         grid: &grid,
                         bias,
-                        relu,
+                        activation,
                     };
                     match on {
                         Some(isa) => corr.run_on(isa, out),
@@ -441,11 +444,12 @@ mod tests {
                 }
                 for (i, g) in portable.iter().enumerate() {
                     let (o, oy, ox) = (i / (h * ow), i / ow % h, i % ow);
-                    let mut v =
-                        want[o * len + oy * wp + ox] + bias.get(o).map_or(0.0, |&b| b as f64);
-                    if relu {
-                        v = v.max(0.0);
-                    }
+                    let v = want[o * len + oy * wp + ox] + bias.get(o).map_or(0.0, |&b| b as f64);
+                    let v = match activation {
+                        Activation::Identity => v,
+                        Activation::Relu => v.max(0.0),
+                        Activation::Relu6 => v.clamp(0.0, 6.0),
+                    };
                     assert!((*g as f64 - v).abs() < 1e-4, "output {i}: {g} vs {v}");
                 }
             }

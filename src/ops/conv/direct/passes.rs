@@ -14,6 +14,7 @@
 //! per call.
 
 use super::kernels::{vectorized, Correlation, Narrowed, OutGrid};
+use crate::ops::activation::Activation;
 use crate::ops::conv::geometry::Geometry;
 use crate::ops::conv::planes::{Planes, RowMap};
 use crate::ops::parallel::for_each_chunk;
@@ -215,7 +216,7 @@ impl InputPass<'_> {
             y: dx,
             grid: &self.grid,
             bias: &[],
-            relu: false,
+            activation: Activation::Identity,
         });
     }
 }
@@ -271,7 +272,10 @@ impl ForwardPass<'_> {
             y,
             grid: &self.grid,
             bias: self.b,
-            relu: self.relu,
+            activation: match self.relu {
+                true => Activation::Relu,
+                false => Activation::Identity,
+            },
         });
     }
 }
