@@ -6,9 +6,11 @@
 //! ```text
 //! MACs         = B · macs
 //! compute_s    = MACs / (macs_per_cycle(w, a) · clock_hz)
-//! DRAM bytes   = ⌈W·w_s/8⌉ · R + ⌈B·I·a_s/8⌉ + ⌈B·O·a_s/8⌉
+//! DRAM bytes   = ⌈W·w_s/8⌉ · R + ⌈B·I·a_s/8⌉ + ⌈B·O·a_s/8⌉ + ⌈B·J·a_s/8⌉
 //!                R = 1 if the weights fit in the on-chip buffer (read once per batch), else B
 //!                outputs are assumed requantized to this layer's activation width a_s
+//!                J = the activation values moved by the joins charged to the layer (a residual
+//!                Add, a gating Mul, a Concat; `LayerShape::residual`)
 //! SRAM bytes   = ⌈W·w_s/8⌉ + ⌈B·P·a_s/8⌉ + ⌈B·O·a_s/8⌉, P = out_h·out_w·in_ch·k² (im2col reads)
 //! latency_s    = max(compute_s, DRAM bytes / bandwidth) + layer_overhead      (roofline)
 //! energy_j     = MACs · E_mac(w, a) + DRAM bytes · E_dram + SRAM bytes · E_sram
@@ -141,8 +143,9 @@ impl Profile {
         };
         let in_bytes = bytes_of(batch * layer.input_count() as f64, run.a_stored_bits);
         let out_bytes = bytes_of(batch * layer.output_count() as f64, run.a_stored_bits);
-        // A residual add after the layer reads the shortcut and writes the sum, at the
-        // layer's activation width.
+        // The joins charged to the layer (a residual Add, a gating Mul, a Concat:
+        // model::joins) read their other operands and write their result, at the layer's
+        // activation width.
         let add_bytes = bytes_of(batch * layer.residual as f64, run.a_stored_bits);
         let dram = weight_bytes * weight_reads + in_bytes + out_bytes + add_bytes;
         let patches =

@@ -63,7 +63,12 @@ fn sequential(name: &str, steps: &[Step]) -> Graph {
                 name: name.to_string(),
                 out,
             }),
-            Step::Pool(k) => g.then(Op::MaxPool { k, stride: k }),
+            Step::Pool(k) => g.then(Op::MaxPool {
+                k,
+                stride: k,
+                pad: 0,
+                ceil: false,
+            }),
             Step::Flatten => g.then(Op::Flatten),
         };
         if matches!(step, Step::Conv(..) | Step::Fc(..)) {

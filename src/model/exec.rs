@@ -9,7 +9,7 @@
 
 use candle_core::Tensor;
 
-use super::graph::{Graph, Op};
+use super::graph::{Dims, Graph, Op};
 use super::net::{Model, ModelError};
 use crate::ops;
 use crate::quant::{fake_quant_act, fake_quant_weight, ActGrid, LayerQuant, Quantizer};
@@ -80,7 +80,16 @@ impl Chain {
                 if let Some((j, Op::Relu)) = only(end) {
                     (c.relu, end) = (Some(j), j);
                     let plain_conv = matches!(g.nodes[node].op, Op::Conv { groups: 1, .. });
-                    if let Some((j, &Op::MaxPool { k, stride })) = only(end) {
+                    if let Some((
+                        j,
+                        &Op::MaxPool {
+                            k,
+                            stride,
+                            pad: 0,
+                            ceil: false,
+                        },
+                    )) = only(end)
+                    {
                         if plain_conv && k == stride {
                             c.pool = Some((j, k));
                         }
@@ -181,8 +190,8 @@ impl Model {
                 continue;
             }
             let node = &nodes[i];
-            let h = get(&vals, node.inputs[0])?;
             let (at, y) = if node.op.is_layer() {
+                let h = get(&vals, node.inputs[0])?;
                 let chain = &self.chains[li];
                 let fused = chain.fused(pass);
                 let y = self.layer(li, &h, q, pass, &fused)?;
@@ -191,23 +200,30 @@ impl Model {
                 fused.iter().for_each(|&j| done[j] = true);
                 (fused[fused.len() - 1], y)
             } else {
-                let other = node.inputs.get(1).map(|&j| get(&vals, j)).transpose()?;
-                (i, self.node_op(i, &node.op, &h, other.as_ref(), pass)?)
+                let inputs = (node.inputs.iter())
+                    .map(|&j| get(&vals, j))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                (i, self.node_op(i, &node.op, &inputs, pass)?)
             };
             vals[at] = Some(y);
         }
         Ok(get(&vals, nodes.len() - 1)?)
     }
 
-    /// A node outside any layer's chain.
+    /// A node outside any layer's chain, on its inputs' values.
     fn node_op(
         &self,
         i: usize,
         op: &Op,
-        h: &Tensor,
-        other: Option<&Tensor>,
+        inputs: &[Tensor],
         pass: Pass,
     ) -> Result<Tensor, ModelError> {
+        let name = &self.graph.name;
+        let (h, other) = match inputs {
+            [h] => (h, None),
+            [h, o, ..] => (h, Some(o)),
+            [] => return Err(unfused(name, i, "an op without inputs")),
+        };
         Ok(match *op {
             Op::BatchNorm => {
                 // Reached only with batch statistics; its layer is the conv before it.
@@ -215,23 +231,64 @@ impl Model {
                 match li.and_then(|l| self.params[l].bn.as_ref()) {
                     Some(bn) if pass.batch_stats => bn.train(h)?,
                     Some(bn) => bn.eval(h, pass.weights == Weights::Frozen)?,
-                    None => return Err(unfused(&self.graph.name, i, "batchnorm")),
+                    None => return Err(unfused(name, i, "batchnorm")),
                 }
             }
             Op::Relu => h.relu()?,
             Op::Relu6 => h.clamp(0f32, 6f32)?,
-            Op::MaxPool { k, stride } if k == stride => ops::max_pool2d(h, k)?,
-            Op::MaxPool { k, stride } => h.max_pool2d_with_stride(k, stride)?,
+            Op::Sigmoid => candle_nn::ops::sigmoid(h)?,
+            Op::HardSigmoid => hard_sigmoid(h)?,
+            Op::HardSwish => (h * hard_sigmoid(h)?)?,
+            Op::Silu => h.silu()?,
+            Op::Affine {
+                ref scale,
+                ref shift,
+            } => {
+                let per = |v: &[f32]| Tensor::from_slice(v, (1, v.len(), 1, 1), h.device());
+                h.broadcast_mul(&per(scale)?)?.broadcast_add(&per(shift)?)?
+            }
+            Op::MaxPool {
+                k,
+                stride,
+                pad: 0,
+                ceil: false,
+            } if k == stride => ops::max_pool2d(h, k)?,
+            // Overlapping, padded or ceil-mode windows: the output size is the graph's.
+            Op::MaxPool { k, stride, pad, .. } => match self.dims.get(i) {
+                Some(&Dims::Map(_, oh, ow)) => {
+                    let win = ops::Window {
+                        k,
+                        stride,
+                        pad,
+                        out: (oh, ow),
+                    };
+                    ops::max_pool2d_window(h, win)?
+                }
+                _ => return Err(unfused(name, i, "maxpool without a feature map")),
+            },
             Op::AvgPool { k, stride } => h.avg_pool2d_with_stride(k, stride)?,
             Op::GlobalAvgPool => h.mean_keepdim(3)?.mean_keepdim(2)?,
             Op::Add => match other {
                 Some(o) => (h + o)?,
-                None => return Err(unfused(&self.graph.name, i, "add")),
+                None => return Err(unfused(name, i, "add")),
             },
+            Op::Mul => match other {
+                Some(o) => h.broadcast_mul(o)?,
+                None => return Err(unfused(name, i, "mul")),
+            },
+            Op::Concat => Tensor::cat(inputs, 1)?,
+            Op::Channels { start, len } => h.narrow(1, start, len)?,
+            Op::ChannelShuffle { groups } => {
+                let (n, c, hh, ww) = h.dims4()?;
+                h.reshape((n, groups, c / groups, hh, ww))?
+                    .transpose(1, 2)?
+                    .contiguous()?
+                    .reshape((n, c, hh, ww))?
+            }
             Op::Flatten => h.flatten_from(1)?,
             Op::ShortcutA { stride, out } => shortcut_a(h, stride, out)?,
             Op::Input | Op::Conv { .. } | Op::Linear { .. } => {
-                return Err(unfused(&self.graph.name, i, "layer"))
+                return Err(unfused(name, i, "layer"))
             }
         })
     }
@@ -332,6 +389,11 @@ fn unfused(model: &str, node: usize, what: &str) -> ModelError {
     )))
 }
 
+/// PyTorch's hardsigmoid, relu6(x + 3) / 6.
+fn hard_sigmoid(h: &Tensor) -> candle_core::Result<Tensor> {
+    (h + 3.0)?.clamp(0f32, 6f32)? / 6.0
+}
+
 /// He et al.'s option-A shortcut: every `stride`-th row and column, channels zero-padded to
 /// `out`, half before and half after.
 fn shortcut_a(h: &Tensor, stride: usize, out: usize) -> candle_core::Result<Tensor> {
@@ -349,143 +411,5 @@ fn shortcut_a(h: &Tensor, stride: usize, out: usize) -> candle_core::Result<Tens
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::Arch;
-    use super::*;
-    use crate::ops::test_util::max_abs_diff;
-    use crate::quant::{Bits, Policy};
-    use candle_core::Device;
-
-    /// The conv + pool fusion changes no value: logits and every parameter's gradient equal
-    /// the unfused pass's, bit for bit, in full precision and quantized.
-    #[test]
-    fn fused_pool_gives_the_unfused_logits_and_gradients() {
-        for arch in [Arch::Lenet5, Arch::Cnn6] {
-            let m = Model::new(arch, (1, 28, 28), 10, 4).unwrap();
-            let n = m.shapes().len();
-            let x = Tensor::rand(0f32, 1f32, (3, 1, 28, 28), &Device::Cpu).unwrap();
-            let bits = Policy::uniform(n, Bits::new(4).unwrap());
-            let quant = Quantizer::new(bits, vec![[1.0; 8]; n]);
-            for q in [None, Some(&quant)] {
-                let pass = |fuse: bool| {
-                    let pass = Pass {
-                        fuse_pool: fuse,
-                        ..Model::pass(Weights::Train)
-                    };
-                    let logits = m.run(&x, q, pass, &mut |_, _, _| Ok(())).unwrap();
-                    let grads = logits.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-                    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                    let g: Vec<Vec<f32>> = m
-                        .vars()
-                        .iter()
-                        .map(|v| flat(grads.get(v).unwrap()))
-                        .collect();
-                    (flat(&logits), g)
-                };
-                assert_eq!(
-                    pass(true),
-                    pass(false),
-                    "{} quantized: {}",
-                    arch.name(),
-                    q.is_some()
-                );
-            }
-        }
-    }
-
-    /// A grouped conv (one op per group) gives candle's grouped convolution, and its
-    /// gradients, within float tolerance.
-    #[test]
-    fn grouped_conv_matches_candle() {
-        use crate::model::{Graph, Op};
-        let mut g = Graph::new("grouped");
-        g.then(Op::Conv {
-            name: "c".into(),
-            out: 4,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            groups: 1,
-        });
-        g.then(Op::Relu);
-        g.then(Op::Conv {
-            name: "dw".into(),
-            out: 4,
-            kernel: 3,
-            stride: 2,
-            padding: 1,
-            groups: 2,
-        });
-        g.then(Op::Flatten);
-        g.then(Op::Linear {
-            name: "fc".into(),
-            out: 3,
-        });
-        let m = Model::from_graph(g, (2, 7, 7), 3, 5).unwrap();
-        let x = Tensor::rand(0f32, 1f32, (2, 2, 7, 7), &Device::Cpu).unwrap();
-        let got = m.forward(&x, None).unwrap();
-        let p = &m.params;
-        let h = x
-            .conv2d(p[0].w.as_tensor(), 1, 1, 1, 1)
-            .unwrap()
-            .broadcast_add(&p[0].b.as_tensor().reshape((1, 4, 1, 1)).unwrap())
-            .unwrap()
-            .relu()
-            .unwrap();
-        let h = h
-            .conv2d(p[1].w.as_tensor(), 1, 2, 1, 2)
-            .unwrap()
-            .broadcast_add(&p[1].b.as_tensor().reshape((1, 4, 1, 1)).unwrap())
-            .unwrap()
-            .flatten_from(1)
-            .unwrap();
-        let want = h
-            .matmul(&p[2].w.as_tensor().t().unwrap())
-            .unwrap()
-            .broadcast_add(p[2].b.as_tensor())
-            .unwrap();
-        let diff = |a: &Tensor, b: &Tensor| max_abs_diff(a, b).unwrap();
-        assert!(diff(&got, &want) < 1e-5, "{}", diff(&got, &want));
-        let (gg, gw) = (
-            got.sum_all().unwrap().backward().unwrap(),
-            want.sum_all().unwrap().backward().unwrap(),
-        );
-        let w = p[1].w.as_tensor();
-        assert!(diff(gg.get(w).unwrap(), gw.get(w).unwrap()) < 1e-4);
-    }
-
-    /// ResNet-20 trains with batch statistics, and afterwards its folded forward (what the
-    /// search quantizes) equals the unfolded one (conv, then BN with the running statistics).
-    #[test]
-    fn resnet20_folded_forward_equals_conv_then_batchnorm() {
-        let m = Model::new(Arch::Resnet20, (3, 16, 16), 10, 1).unwrap();
-        let x = Tensor::rand(0f32, 1f32, (4, 3, 16, 16), &Device::Cpu).unwrap();
-        for _ in 0..3 {
-            m.forward_train(&x).unwrap();
-        }
-        let (mean, _) = m.params[0].bn.as_ref().unwrap().stats();
-        assert!(mean.iter().any(|&v| v != 0.0), "running mean never moved");
-        let folded = m.forward(&x, None).unwrap();
-        let pass = Pass {
-            fold_bn: false,
-            ..Model::pass(Weights::Train)
-        };
-        let unfolded = m.run(&x, None, pass, &mut |_, _, _| Ok(())).unwrap();
-        assert_eq!(folded.dims(), &[4, 10]);
-        let diff = max_abs_diff(&folded, &unfolded).unwrap();
-        let scale = unfolded
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(
-            diff <= 1e-4 * scale.max(1.0),
-            "{diff} against logits up to {scale}"
-        );
-        let trace = m.forward_trace(&x, None).unwrap();
-        assert_eq!(trace.inputs.len(), 20);
-        assert_eq!(trace.outputs[19].dims(), &[4, 10]);
-    }
-}
+#[path = "exec_tests.rs"]
+mod tests;

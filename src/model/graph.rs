@@ -5,83 +5,10 @@
 //! and the last node's output is the logits. Quantizable layers (conv, linear) are numbered in
 //! node order: that is the order the agent walks and the order of a policy's entries.
 
+pub use super::op::Op;
 use super::shape::LayerShape;
 
-/// One op of a graph.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    /// The input image (node 0 only).
-    Input,
-    /// A quantizable convolution with a bias: square kernel, `groups` divides both channel counts.
-    Conv {
-        name: String,
-        out: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        groups: usize,
-    },
-    /// A quantizable fully connected layer with a bias, on a flat input.
-    Linear {
-        name: String,
-        out: usize,
-    },
-    /// Batch normalization of a conv's output (the conv's only consumer). Training uses batch
-    /// statistics; everywhere else it is folded into the conv's weight and bias, the usual way
-    /// to quantize such a pair (the device runs one conv).
-    BatchNorm,
-    Relu,
-    /// min(max(x, 0), 6).
-    Relu6,
-    /// Max pool over square windows.
-    MaxPool {
-        k: usize,
-        stride: usize,
-    },
-    /// Average pool over square windows (no padding).
-    AvgPool {
-        k: usize,
-        stride: usize,
-    },
-    /// The mean of each channel, kept as (N, C, 1, 1).
-    GlobalAvgPool,
-    /// The sum of two inputs of the same shape (a residual connection).
-    Add,
-    /// (N, C, H, W) → (N, C·H·W).
-    Flatten,
-    /// He et al.'s "option A" shortcut: every `stride`-th pixel, channels zero-padded to `out`
-    /// (half before, half after), so a residual block can change size without parameters.
-    ShortcutA {
-        stride: usize,
-        out: usize,
-    },
-}
-
-impl Op {
-    /// True for the layers a policy quantizes.
-    pub fn is_layer(&self) -> bool {
-        matches!(self, Op::Conv { .. } | Op::Linear { .. })
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Op::Input => "input",
-            Op::Conv { .. } => "conv",
-            Op::Linear { .. } => "linear",
-            Op::BatchNorm => "batchnorm",
-            Op::Relu => "relu",
-            Op::Relu6 => "relu6",
-            Op::MaxPool { .. } => "maxpool",
-            Op::AvgPool { .. } => "avgpool",
-            Op::GlobalAvgPool => "globalavgpool",
-            Op::Add => "add",
-            Op::Flatten => "flatten",
-            Op::ShortcutA { .. } => "shortcut",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub op: Op,
     pub inputs: Vec<usize>,
@@ -121,7 +48,7 @@ pub enum ShapeError {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Graph {
     /// What error messages call the network.
     pub name: String,
@@ -177,15 +104,18 @@ impl Graph {
 
     /// Checks the graph for inputs shaped (C, H, W) and infers every node's output.
     pub fn shapes(&self, input: (usize, usize, usize)) -> Result<Shapes, ShapeError> {
-        let consumers = self.consumers();
         let Shapes {
             dims,
             mut layers,
             layer_nodes,
         } = self.node_dims(input)?;
         let last = self.nodes.len() - 1;
-        if !matches!(dims[last], Dims::Flat(_)) || !self.nodes[last].op.is_layer() {
-            let rule = "the last node must be a linear or conv layer with flat output (logits)";
+        let rule = match (dims[last], layers.is_empty()) {
+            (Dims::Map(..), _) => "the last node must give flat output (the logits)",
+            (_, true) => "the graph needs at least one quantizable layer (conv or linear)",
+            _ => "",
+        };
+        if !rule.is_empty() {
             return Err(ShapeError::Invalid {
                 model: self.name.clone(),
                 node: last,
@@ -193,7 +123,7 @@ impl Graph {
                 rule: rule.into(),
             });
         }
-        add_residual_traffic(self, &consumers, &dims, &layer_nodes, &mut layers);
+        super::joins::add_join_traffic(self, &dims, &layer_nodes, &mut layers)?;
         Ok(Shapes {
             dims,
             layers,
@@ -215,13 +145,18 @@ impl Graph {
                 rule,
             };
             let arity = match node.op {
-                Op::Input => 0,
-                Op::Add => 2,
-                _ => 1,
+                Op::Input => 0..=0,
+                Op::Add | Op::Mul => 2..=2,
+                Op::Concat => 1..=usize::MAX,
+                _ => 1..=1,
             };
-            if node.inputs.len() != arity {
+            if !arity.contains(&node.inputs.len()) {
+                let want = match arity.end() {
+                    &usize::MAX => "at least 1".to_string(),
+                    n => n.to_string(),
+                };
                 return Err(bad(format!(
-                    "takes {arity} inputs, has {}",
+                    "takes {want} inputs, has {}",
                     node.inputs.len()
                 )));
             }
@@ -310,8 +245,50 @@ impl Graph {
                     _ => return Err(bad("needs a flat input (add a flatten)".into())),
                 }
             }
-            Op::BatchNorm | Op::Relu | Op::Relu6 => src.unwrap_or(Dims::Flat(0)),
-            Op::MaxPool { k, stride } | Op::AvgPool { k, stride } => {
+            Op::BatchNorm
+            | Op::Relu
+            | Op::Relu6
+            | Op::Sigmoid
+            | Op::HardSigmoid
+            | Op::HardSwish
+            | Op::Silu => src.unwrap_or(Dims::Flat(0)),
+            Op::Affine { scale, shift } => {
+                let (c, ..) = map("a per-channel affine")?;
+                if scale.len() != c || shift.len() != c {
+                    return Err(bad(format!(
+                        "{} scales and {} shifts for {c} channels",
+                        scale.len(),
+                        shift.len()
+                    )));
+                }
+                src.unwrap_or(Dims::Flat(0))
+            }
+            Op::MaxPool {
+                k,
+                stride,
+                pad,
+                ceil,
+            } => {
+                let (c, h, w) = map("a pool")?;
+                if pad >= k {
+                    return Err(bad(format!(
+                        "padding {pad} must be less than the window {k}"
+                    )));
+                }
+                let name = format!("pool at node {i}");
+                let (oh, ow) = window(h + 2 * pad, w + 2 * pad, *k, *stride, &name)?;
+                // Ceil mode adds a window where one more would start inside the input or its
+                // left padding (PyTorch's rule).
+                let more = |o: usize, size: usize| match *ceil
+                    && (size + 2 * pad - k) % stride != 0
+                    && o * stride < size + pad
+                {
+                    true => o + 1,
+                    false => o,
+                };
+                Dims::Map(c, more(oh, h), more(ow, w))
+            }
+            Op::AvgPool { k, stride } => {
                 let (c, h, w) = map("a pool")?;
                 let (oh, ow) = window(h, w, *k, *stride, &format!("pool at node {i}"))?;
                 Dims::Map(c, oh, ow)
@@ -324,6 +301,48 @@ impl Graph {
                     return Err(bad(format!("adds {a:?} to {b:?}: shapes differ")));
                 }
                 a
+            }
+            Op::Mul => {
+                let (a, b) = (dims[self.nodes[i].inputs[0]], dims[self.nodes[i].inputs[1]]);
+                match (a, b) {
+                    _ if a == b => a,
+                    (Dims::Map(c, ..), Dims::Map(g, 1, 1))
+                    | (Dims::Map(g, 1, 1), Dims::Map(c, ..))
+                        if c == g =>
+                    {
+                        if a.count() >= b.count() {
+                            a
+                        } else {
+                            b
+                        }
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "multiplies {a:?} by {b:?}: needs one shape, or a (C, 1, 1) gate of \
+                             a (C, H, W) map"
+                        )))
+                    }
+                }
+            }
+            Op::Concat => {
+                let parts: Vec<Dims> = self.nodes[i].inputs.iter().map(|&j| dims[j]).collect();
+                concat_dims(&parts).map_err(bad)?
+            }
+            Op::Channels { start, len } => {
+                let (c, h, w) = map("a channel slice")?;
+                if *len == 0 || start.checked_add(*len).is_none_or(|end| end > c) {
+                    return Err(bad(format!(
+                        "channels {start}..+{len} of {c}: needs at least one, all inside"
+                    )));
+                }
+                Dims::Map(*len, h, w)
+            }
+            Op::ChannelShuffle { groups } => {
+                let (c, ..) = map("a channel shuffle")?;
+                if *groups == 0 || c % groups != 0 {
+                    return Err(bad(format!("{groups} groups must divide {c} channels")));
+                }
+                src.unwrap_or(Dims::Flat(0))
             }
             Op::ShortcutA { stride, out } => {
                 let (c, h, w) = map("a shortcut")?;
@@ -359,117 +378,38 @@ impl Graph {
     }
 }
 
-/// A residual add reads its other operand and writes the sum: values moved beside a layer's
-/// own output, counted on the layer whose output (through a BN) feeds the add.
-fn add_residual_traffic(
-    g: &Graph,
-    consumers: &[Vec<usize>],
-    dims: &[Dims],
-    layer_nodes: &[usize],
-    layers: &mut [LayerShape],
-) {
-    for (layer, &node) in layers.iter_mut().zip(layer_nodes) {
-        let mut at = node;
-        if let [next] = consumers[at].as_slice() {
-            if g.nodes[*next].op == Op::BatchNorm {
-                at = *next;
+/// The dims of a Concat of `parts`: feature maps of one H×W (channels added), or flat vectors.
+fn concat_dims(parts: &[Dims]) -> Result<Dims, String> {
+    let sum = |f: &dyn Fn(Dims) -> usize| {
+        (parts.iter()).try_fold(0usize, |acc, &d| acc.checked_add(f(d)))
+    };
+    let overflow = || "its size overflows".to_string();
+    match parts.first() {
+        Some(&Dims::Map(_, h, w)) => {
+            if let Some(d) = parts
+                .iter()
+                .find(|d| !matches!(d, Dims::Map(_, a, b) if (*a, *b) == (h, w)))
+            {
+                return Err(format!(
+                    "joins a {h}x{w} feature map with {d:?}: needs one H×W"
+                ));
             }
+            let c = sum(&|d| match d {
+                Dims::Map(c, ..) => c,
+                Dims::Flat(n) => n,
+            });
+            Ok(Dims::Map(c.ok_or_else(overflow)?, h, w))
         }
-        let adds = consumers[at]
-            .iter()
-            .filter(|&&j| g.nodes[j].op == Op::Add)
-            .count();
-        layer.residual = (2 * adds * dims[at].count()) as u64;
+        Some(Dims::Flat(_)) => {
+            if parts.iter().any(|d| matches!(d, Dims::Map(..))) {
+                return Err("joins flat vectors with feature maps".into());
+            }
+            Ok(Dims::Flat(sum(&Dims::count).ok_or_else(overflow)?))
+        }
+        None => Err("joins nothing".into()),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conv(name: &str, out: usize, stride: usize) -> Op {
-        Op::Conv {
-            name: name.into(),
-            out,
-            kernel: 3,
-            stride,
-            padding: 1,
-            groups: 1,
-        }
-    }
-
-    /// A residual block with a BN on each conv: shapes, the add's traffic on the second conv,
-    /// and the errors for mismatched adds, a shared BN input and a missing flatten.
-    #[test]
-    fn residual_block_shapes_and_errors() {
-        let mut g = Graph::new("block");
-        let stem = g.then(conv("c0", 8, 1));
-        g.then(Op::Relu);
-        let a = g.then(conv("c1", 8, 1));
-        g.then(Op::BatchNorm);
-        g.then(Op::Relu);
-        g.then(conv("c2", 8, 1));
-        let bn = g.then(Op::BatchNorm);
-        let add = g.push(Op::Add, &[bn, stem + 1]);
-        g.then(Op::Relu);
-        g.then(Op::GlobalAvgPool);
-        g.then(Op::Flatten);
-        g.then(Op::Linear {
-            name: "fc".into(),
-            out: 10,
-        });
-        let s = g.shapes((3, 8, 8)).unwrap();
-        assert_eq!(s.layers.len(), 4);
-        assert_eq!(s.layer_nodes[1], a);
-        assert_eq!(s.dims[add], Dims::Map(8, 8, 8));
-        assert_eq!(s.layers[2].residual, 2 * 8 * 8 * 8);
-        assert_eq!(s.layers[1].residual, 0);
-        assert_eq!(s.layers[3].in_ch, 8);
-
-        let mut bad = g.clone();
-        bad.nodes[add].inputs = vec![bn, 0];
-        let e = bad.shapes((3, 8, 8)).unwrap_err().to_string();
-        assert!(e.contains("node 8 (add)") && e.contains("differ"), "{e}");
-        let mut bad = g.clone();
-        bad.nodes[add].inputs = vec![a, stem + 1];
-        let e = bad.shapes((3, 8, 8)).unwrap_err().to_string();
-        assert!(
-            e.contains("batchnorm") && e.contains("only consumer"),
-            "{e}"
-        );
-        let mut bad = g.clone();
-        bad.nodes.remove(add + 3);
-        bad.nodes[add + 3].inputs = vec![add + 2];
-        let e = bad.shapes((3, 8, 8)).unwrap_err().to_string();
-        assert!(e.contains("flat input"), "{e}");
-    }
-
-    #[test]
-    fn shortcut_a_and_groups() {
-        let mut g = Graph::new("s");
-        g.then(conv("c0", 4, 1));
-        g.then(Op::ShortcutA { stride: 2, out: 8 });
-        g.then(Op::Conv {
-            name: "dw".into(),
-            out: 8,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            groups: 8,
-        });
-        g.then(Op::Flatten);
-        g.then(Op::Linear {
-            name: "fc".into(),
-            out: 2,
-        });
-        let s = g.shapes((1, 9, 9)).unwrap();
-        assert_eq!(s.dims[2], Dims::Map(8, 5, 5));
-        assert!(s.layers[1].is_depthwise());
-        assert_eq!(s.layers[1].weight_count(), 8 * 9);
-        if let Op::Conv { groups, .. } = &mut g.nodes[3].op {
-            *groups = 3;
-        }
-        let e = g.shapes((1, 9, 9)).unwrap_err().to_string();
-        assert!(e.contains("groups 3 must divide"), "{e}");
-    }
-}
+#[path = "graph_tests.rs"]
+mod tests;

@@ -6,8 +6,10 @@ mod bn;
 mod config;
 mod exec;
 mod graph;
+mod joins;
 mod net;
 pub mod onnx;
+mod op;
 mod shape;
 
 pub use arch::Arch;

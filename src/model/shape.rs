@@ -30,8 +30,9 @@ pub struct LayerShape {
     pub params: usize,
     /// Multiply-accumulates per example.
     pub macs: u64,
-    /// Activation values per example that residual adds on this layer's output move besides
-    /// it: each reads the other operand and writes the sum (0 without an add).
+    /// Activation values per example that the joins charged to this layer move besides its
+    /// output: a residual Add, a squeeze-and-excitation Mul or a Concat reads its other operands
+    /// and writes its result (`model::joins`; 0 without one).
     #[serde(default)]
     pub residual: u64,
 }

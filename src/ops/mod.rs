@@ -28,4 +28,4 @@ pub use conv::{conv2d, conv2d_quantized, conv2d_relu_pool, depthwise_conv2d};
 pub use linalg::{linear, orthogonality};
 pub use norm::batch_norm_train;
 pub use parallel::threads;
-pub use pool::max_pool2d;
+pub use pool::{max_pool2d, max_pool2d_window, Window};

@@ -88,17 +88,26 @@ pub(crate) fn export_proto(
                 let (lo, hi) = (out.scalar_f32(0.0), out.scalar_f32(6.0));
                 out.node("Clip", &[&src, &lo, &hi], vec![])
             }
-            Op::MaxPool { k, stride } | Op::AvgPool { k, stride } => {
-                let kind = if matches!(node.op, Op::MaxPool { .. }) {
-                    "MaxPool"
-                } else {
-                    "AveragePool"
-                };
+            Op::MaxPool {
+                k,
+                stride,
+                pad,
+                ceil,
+            } => {
+                let attrs = vec![
+                    ints("kernel_shape", &[*k, *k]),
+                    ints("strides", &[*stride, *stride]),
+                    ints("pads", &[*pad; 4]),
+                    int("ceil_mode", i64::from(*ceil)),
+                ];
+                out.node("MaxPool", &[&src], attrs)
+            }
+            Op::AvgPool { k, stride } => {
                 let attrs = vec![
                     ints("kernel_shape", &[*k, *k]),
                     ints("strides", &[*stride, *stride]),
                 ];
-                out.node(kind, &[&src], attrs)
+                out.node("AveragePool", &[&src], attrs)
             }
             Op::GlobalAvgPool => out.node("GlobalAveragePool", &[&src], vec![]),
             Op::Add => {
@@ -106,6 +115,40 @@ pub(crate) fn export_proto(
                 out.node("Add", &[&src, &other], vec![])
             }
             Op::Flatten => out.node("Flatten", &[&src], vec![int("axis", 1)]),
+            Op::Sigmoid => out.node("Sigmoid", &[&src], vec![]),
+            Op::HardSigmoid => out.hard_sigmoid(&src),
+            // HardSwish arrived in opset 14: x · hardsigmoid(x) says the same at opset 13.
+            Op::HardSwish => {
+                let gate = out.hard_sigmoid(&src);
+                out.node("Mul", &[&src, &gate], vec![])
+            }
+            Op::Silu => {
+                let gate = out.node("Sigmoid", &[&src], vec![]);
+                out.node("Mul", &[&src, &gate], vec![])
+            }
+            Op::Affine { scale, shift } => {
+                let c = scale.len();
+                let scale = out.f32s("scale", &[1, c, 1, 1], scale);
+                let shift = out.f32s("shift", &[1, c, 1, 1], shift);
+                let scaled = out.node("Mul", &[&src, &scale], vec![]);
+                out.node("Add", &[&scaled, &shift], vec![])
+            }
+            Op::Mul => {
+                let other = names[node.inputs[1]].clone();
+                out.node("Mul", &[&src, &other], vec![])
+            }
+            Op::Concat => {
+                let parts: Vec<String> = node.inputs.iter().map(|&j| names[j].clone()).collect();
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                out.node("Concat", &refs, vec![int("axis", 1)])
+            }
+            Op::Channels { start, len } => {
+                let starts = out.i64s("starts", &[*start as i64]);
+                let ends = out.i64s("ends", &[(start + len) as i64]);
+                let axes = out.i64s("axes", &[1]);
+                out.node("Slice", &[&src, &starts, &ends, &axes], vec![])
+            }
+            Op::ChannelShuffle { groups } => out.shuffle(&src, *groups, dims[i]),
             Op::ShortcutA {
                 stride,
                 out: channels,
@@ -310,6 +353,33 @@ impl Out {
         })
     }
 
+    /// PyTorch's hardsigmoid as ONNX's HardSigmoid (α = 1/6, β = 1/2).
+    fn hard_sigmoid(&mut self, x: &str) -> String {
+        let attrs = vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)];
+        self.node("HardSigmoid", &[x], attrs)
+    }
+
+    /// The channel shuffle as torchvision writes it: Reshape to (N, g, C/g, H, W), swap axes 1
+    /// and 2, Reshape back (0 in a target copies the batch).
+    fn shuffle(&mut self, x: &str, groups: usize, shape: Dims) -> String {
+        let (c, h, w) = match shape {
+            Dims::Map(c, h, w) => (c as i64, h as i64, w as i64),
+            Dims::Flat(n) => (n as i64, 1, 1),
+        };
+        let g = groups as i64;
+        let split = self.i64s("shape", &[0, g, c / g, h, w]);
+        let grouped = self.node("Reshape", &[x, &split], vec![]);
+        let perm = AttributeProto {
+            name: Some("perm".into()),
+            r#type: Some(AttributeType::Ints as i32),
+            ints: vec![0, 2, 1, 3, 4],
+            ..Default::default()
+        };
+        let swapped = self.node("Transpose", &[&grouped], vec![perm]);
+        let back = self.i64s("shape", &[0, c, h, w]);
+        self.node("Reshape", &[&swapped, &back], vec![])
+    }
+
     /// Option A: every `stride`-th row and column (Slice), channels zero-padded (Pad).
     fn shortcut(&mut self, x: &str, stride: usize, out: usize, shape: Dims) -> String {
         let c = match shape {
@@ -343,6 +413,15 @@ fn int(name: &str, v: i64) -> AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Int as i32),
         i: Some(v),
+        ..Default::default()
+    }
+}
+
+fn float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(v),
         ..Default::default()
     }
 }

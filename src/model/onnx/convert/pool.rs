@@ -73,7 +73,8 @@ impl Builder<'_> {
     }
 }
 
-/// MaxPool or AveragePool with square windows and no padding.
+/// MaxPool with square windows, the same padding on every side (less than the window) and
+/// either rounding; AveragePool with square windows, no padding, rounding down.
 pub(super) fn pool(ctx: &Ctx, a: &Attrs) -> Result<Op, OnnxError> {
     let known = [
         "kernel_shape",
@@ -94,23 +95,43 @@ pub(super) fn pool(ctx: &Ctx, a: &Attrs) -> Result<Op, OnnxError> {
     }
     let k = square(a, "kernel_shape", None)?;
     let stride = square(a, "strides", Some(1))?;
-    if let Some(p) = a.ints("pads").filter(|p| p.iter().any(|&v| v != 0)) {
-        return Err(a.bad("pads", p, "pools with padding are not supported"));
-    }
-    if a.int("ceil_mode", 0) != 0 {
-        return Err(a.bad(
-            "ceil_mode",
-            a.int("ceil_mode", 0),
-            "only floor mode is supported",
-        ));
-    }
+    let max = ctx.op == "MaxPool";
+    let pad = match a.ints("pads") {
+        None => 0,
+        Some(p) if p.iter().all(|&v| v == 0) => 0,
+        Some(p) if max && p.len() == 4 && p.iter().all(|&v| v == p[0]) && p[0] < k as i64 => {
+            p[0] as usize
+        }
+        Some(p) if max => {
+            let rule =
+                format!("needs the same padding on all four sides, less than the window {k}");
+            return Err(a.bad("pads", p, &rule));
+        }
+        Some(p) => return Err(a.bad("pads", p, "average pools with padding are not supported")),
+    };
+    let ceil = match a.int("ceil_mode", 0) {
+        0 => false,
+        1 if max => true,
+        v => {
+            let rule = match max {
+                true => "must be 0 or 1",
+                false => "average pools round down only (ceil_mode 0)",
+            };
+            return Err(a.bad("ceil_mode", v, rule));
+        }
+    };
     if let Some(d) = a.ints("dilations").filter(|d| d.iter().any(|&v| v != 1)) {
         return Err(a.bad("dilations", d, "only dilation 1 is supported"));
     }
     check_auto_pad(a)?;
-    Ok(match ctx.op {
-        "MaxPool" => Op::MaxPool { k, stride },
-        _ => Op::AvgPool { k, stride },
+    Ok(match max {
+        true => Op::MaxPool {
+            k,
+            stride,
+            pad,
+            ceil,
+        },
+        false => Op::AvgPool { k, stride },
     })
 }
 
