@@ -25,7 +25,7 @@ const RUN: &str = "ddpg-bitfusion";
 fn fixture() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
+        let root = fixture_root();
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(
@@ -60,8 +60,12 @@ fn search(cwd: &Path, out: &str) -> Command {
 }
 
 /// The fixture's directory, whether or not it is built yet (`search` builds `whole/` with it).
+/// The shared fixture's directory, named after the checkout too: worktrees that share one
+/// target directory (and so one CARGO_TARGET_TMPDIR) must not remove each other's fixture.
 fn fixture_root() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability")
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).file_name();
+    let checkout = checkout.map_or("".into(), |n| n.to_string_lossy());
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("reliability-{checkout}"))
 }
 
 fn resume(cwd: &Path, out: &str) -> Output {
