@@ -280,7 +280,7 @@ impl Graph {
                 // Ceil mode adds a window where one more would start inside the input or its
                 // left padding (PyTorch's rule).
                 let more = |o: usize, size: usize| match *ceil
-                    && (size + 2 * pad - k) % stride != 0
+                    && !(size + 2 * pad - k).is_multiple_of(*stride)
                     && o * stride < size + pad
                 {
                     true => o + 1,

@@ -23,7 +23,7 @@ impl Activation {
         match self {
             Activation::Identity => v,
             Activation::Relu => v.max(0.0),
-            Activation::Relu6 => v.max(0.0).min(RELU6_CAP),
+            Activation::Relu6 => v.clamp(0.0, RELU6_CAP),
         }
     }
 
