@@ -5,9 +5,10 @@
 #      policies, 108 within the 50% latency budget on bitfusion), where the exhaustive agent scores
 #      every feasible policy once, so each agent's hypervolume is a fraction of the true front's
 #      (`--reference` the exhaustive run);
-#  (b) the default full space (experiments/agent-study/full.toml: 2..8 bits, w and a apart, 7^10
-#      policies), hypervolume as a fraction of the front of everything any run found (compare's
-#      default reference front: the union of the compared runs).
+#  (b) the default full space (experiments/agent-study/full.toml: 2..8 bits, w and a apart, the
+#      widths bitfusion prices like wider ones pruned: 2/4/8, 3^10 policies), hypervolume as a
+#      fraction of the front of everything any run found (compare's default reference front: the
+#      union of the compared runs).
 # What compare --at computes: on accuracy x robust accuracy x latency and on accuracy x latency,
 # over feasible scored policies (a policy flagged by a masking check is credited robust accuracy
 # 0, as the search credits it), the hypervolume of each run's first N episodes against the worst

@@ -29,7 +29,18 @@ fn profiles_list_and_show_run() {
     ] {
         assert!(list.contains(name), "{list}");
     }
-    assert!(ok(&["profiles", "show", "bitfusion"]).contains("bit-fusion"));
+    let bitfusion = ok(&["profiles", "show", "bitfusion"]);
+    assert!(bitfusion.contains("bit-fusion"));
+    // Which widths each prices apart on the default experiment's LeNet-5.
+    assert!(
+        bitfusion.contains("every layer: weights 2,4,8 (priced as a wider one: 1→2, 3→4, 5,6,7→8)"),
+        "{bitfusion}"
+    );
+    let bismo = ok(&["profiles", "show", "bismo-edge"]);
+    assert!(
+        bismo.contains("every layer: weights 1,2,3,4,5,6,7,8; activations 1,2,3,4,5,6,7,8"),
+        "{bismo}"
+    );
     ok(&["profiles", "show", &format!("{DATA}/with_table.toml")]);
     fails(&["profiles", "show", "no-such-device"]);
 }

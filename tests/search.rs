@@ -476,7 +476,8 @@ fn config_json(dir: &Path) -> serde_json::Value {
 }
 
 /// config.json records what the agent ranked by; a config.json written before it was recorded
-/// (no `objectives`) still resumes, as the run was started, and keeps saying so.
+/// (no `objectives`, no pruned widths) still resumes, as the run was started, and keeps saying
+/// so.
 #[test]
 fn config_json_records_the_objectives_and_an_older_one_still_resumes() {
     let s = setup();
@@ -485,7 +486,11 @@ fn config_json_records_the_objectives_and_an_older_one_still_resumes() {
     let dir = root.path().join("r");
     let mut exp = s.exp.clone();
     exp.search.references = true;
-    run(&exp, &s, &a, 2, &dir, false);
+    // An older run searched every width: started here with pruning off, then its config.json
+    // is made to look as an older version wrote it.
+    let mut unpruned = exp.clone();
+    unpruned.bits.prune_dominated = false;
+    run(&unpruned, &s, &a, 2, &dir, false);
     let agent_json = || -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(dir.join("agent.json")).unwrap()).unwrap()
     };
@@ -498,10 +503,20 @@ fn config_json_records_the_objectives_and_an_older_one_still_resumes() {
     );
     let mut old = c.clone();
     old.as_object_mut().unwrap().remove("objectives");
+    for path in ["/bits", "/experiment/bits"] {
+        let bits = old.pointer_mut(path).unwrap().as_object_mut().unwrap();
+        bits.remove("prune_dominated");
+        bits.remove("kept");
+    }
     std::fs::write(dir.join("config.json"), old.to_string()).unwrap();
     run(&exp, &s, &a, 4, &dir, true);
     assert_eq!(episodes(&dir).len(), 5);
-    assert!(config_json(&dir).get("objectives").is_none());
+    let resumed = config_json(&dir);
+    assert!(resumed.get("objectives").is_none());
+    assert_eq!(
+        resumed["bits"], old["bits"],
+        "nothing pruned, as it was started"
+    );
     assert_eq!(
         agent_json()["references"],
         0,
@@ -545,5 +560,54 @@ fn references_seed_the_agent_and_a_resume_replays_the_same_way() {
     assert!(
         logged(&whole).iter().all(|r| !uniform.contains(&r.policy)),
         "a reference is never proposed again"
+    );
+}
+
+/// On bitfusion 3 bits cost what 4 cost and 5-7 what 8 cost: the default space keeps 2, 4 and 8
+/// on every layer, config.json says so, and references and episodes stay within them.
+#[test]
+fn dominated_widths_are_pruned_and_recorded() {
+    let s = setup();
+    let root = tempfile::tempdir().unwrap();
+    let mut exp = s.exp.clone();
+    exp.search.references = true;
+    let a = agent("agent = \"random\"\n");
+    let dir = root.path().join("r");
+    run(&exp, &s, &a, 4, &dir, false);
+    let bits = &config_json(&dir)["bits"];
+    assert_eq!(bits["prune_dominated"], true);
+    let kept = bits["kept"].as_array().unwrap();
+    assert_eq!(kept.len(), s.base.layer_names().len());
+    for k in kept {
+        assert_eq!(
+            (&k["w"], &k["a"]),
+            (&serde_json::json!([2, 4, 8]), &serde_json::json!([2, 4, 8])),
+            "{k}"
+        );
+    }
+    let refs = bitsearch::rundir::Episodes::read(&dir.join("references.csv"), "").unwrap();
+    let uniform: Vec<usize> = (refs.rows.iter())
+        .filter(|r| r.agent == "uniform")
+        .map(|r| r.episode)
+        .collect();
+    assert_eq!(uniform, [2, 4, 8], "one reference per kept width");
+    for r in logged(&dir) {
+        assert!(
+            r.bits
+                .iter()
+                .all(|b| [2, 4, 8].contains(&b.w.get()) && [2, 4, 8].contains(&b.a.get())),
+            "{}",
+            r.policy
+        );
+    }
+    // Switched off, every width the device runs is searched.
+    exp.bits.prune_dominated = false;
+    let all = root.path().join("all");
+    run(&exp, &s, &a, 1, &all, false);
+    let bits = &config_json(&all)["bits"];
+    assert_eq!(bits["prune_dominated"], false);
+    assert_eq!(
+        bits["kept"][0]["w"],
+        serde_json::json!([2, 3, 4, 5, 6, 7, 8])
     );
 }

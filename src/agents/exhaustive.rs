@@ -13,8 +13,8 @@
 use rand::rngs::StdRng;
 
 use super::{Agent, AgentError, Context, ExhaustiveConfig, Proposal};
-use crate::env::{Budget, SearchSpace};
-use crate::quant::{LayerBits, Policy};
+use crate::env::{Budget, Operand, SearchSpace};
+use crate::quant::{Bits, LayerBits, Policy};
 
 pub struct Exhaustive {
     /// The feasible policies, in proposal order.
@@ -34,7 +34,7 @@ impl Exhaustive {
                 size: space
                     .size()
                     .map_or("more than 2^128".into(), |s| s.to_string()),
-                bitwidths: space.values().iter().map(|b| b.get()).collect(),
+                bitwidths: space.widths().iter().map(|b| b.get()).collect(),
                 operands: space.operands(),
                 per: if space.tie() { "layer" } else { "operand" },
                 limit: cfg.limit,
@@ -50,26 +50,31 @@ impl Exhaustive {
 
 /// Every policy of the space that meets the budget, in odometer order.
 pub fn feasible(space: &SearchSpace, budget: &Budget) -> Vec<Policy> {
-    let values = space.values();
+    // The options of each digit: one per layer when tied, else weight then activation.
+    let options: Vec<&[Bits]> = (0..space.operands())
+        .map(|t| match space.tie() {
+            true => space.options(t, Operand::Weight),
+            false => space.options(t / 2, Operand::of_step(t)),
+        })
+        .collect();
     let mut digits = vec![0usize; space.operands()];
     let mut out = Vec::new();
     loop {
+        let width = |t: usize| options[t][digits[t]];
         let bits: Policy = if space.tie() {
-            digits
-                .iter()
-                .map(|&d| LayerBits::uniform(values[d]))
+            (0..digits.len())
+                .map(|t| LayerBits::uniform(width(t)))
                 .collect()
         } else {
-            digits
-                .chunks(2)
-                .map(|c| LayerBits::new(values[c[0]], values[c[1]]))
+            (0..digits.len() / 2)
+                .map(|l| LayerBits::new(width(2 * l), width(2 * l + 1)))
                 .collect()
         };
         if budget.holds(&space.price(&bits)) {
             out.push(bits);
         }
         // Advance the odometer: the last digit turns fastest.
-        let Some(i) = digits.iter().rposition(|&d| d + 1 < values.len()) else {
+        let Some(i) = (0..digits.len()).rposition(|t| digits[t] + 1 < options[t].len()) else {
             return out;
         };
         digits[i] += 1;

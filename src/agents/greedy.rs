@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 
 use super::{Agent, AgentError, Context, Feedback, GreedyConfig, Measurement, Probe, Proposal};
-use crate::env::{cost_of, Price, SearchSpace};
+use crate::env::{cost_of, Operand, Price, SearchSpace};
 use crate::pareto::Objective;
 use crate::quant::{Bits, LayerBits, Policy};
 
@@ -108,7 +108,6 @@ pub fn knapsack(
 ) -> Option<Policy> {
     let cap = buckets;
     let unit = budget / buckets as f64;
-    let bits: &[Bits] = space.values();
     // best[c] = (sensitivity, choices) over layers so far with total units exactly c.
     let mut best: Vec<Option<Partial>> = vec![None; cap + 1];
     best[0] = Some((0.0, Vec::new()));
@@ -116,8 +115,8 @@ pub fn knapsack(
         let mut next: Vec<Option<Partial>> = vec![None; cap + 1];
         for (c, entry) in best.iter().enumerate() {
             let Some((s, choice)) = entry else { continue };
-            for &w in bits {
-                for &a in bits {
+            for &w in space.options(l, Operand::Weight) {
+                for &a in space.options(l, Operand::Activation) {
                     let wa = LayerBits::new(w, a);
                     let units = (cost(&space.layer_price(l, wa)) / unit).ceil() as usize;
                     let (c2, i, j) = (c + units, space.index(w), space.index(a));

@@ -38,7 +38,7 @@ pub use replay::{ReplayBuffer, Transition};
 
 use rand::rngs::StdRng;
 
-use crate::env::{Budget, Objectives, Price, SearchSpace, STATE_DIM};
+use crate::env::{Budget, Objectives, Operand, Price, SearchSpace, STATE_DIM};
 use crate::pareto::Objective;
 use crate::quant::{LayerBits, Policy};
 
@@ -147,16 +147,18 @@ pub trait Agent {
     fn summary(&self) -> serde_json::Value;
 }
 
-/// Maps one action per step to a policy (in a tied space the activation takes the weight
-/// step's bits).
-pub fn actions_to_bits(space: &SearchSpace, actions: &[f32]) -> Policy {
-    actions
-        .chunks(2)
-        .map(|c| {
-            space.run_layer(LayerBits::new(
-                space.action_to_bits(c[0]),
-                space.action_to_bits(*c.get(1).unwrap_or(&c[0])),
-            ))
+/// A policy drawn uniformly from the space: each operand (each layer when tied) one of its
+/// options, drawn weight then activation per layer.
+pub fn random_policy(space: &SearchSpace, rng: &mut StdRng) -> Policy {
+    use rand::Rng;
+    let mut pick = |l: usize, op: Operand| {
+        let v = space.options(l, op);
+        v[rng.random_range(0..v.len())]
+    };
+    (0..space.layers.len())
+        .map(|l| {
+            let w = pick(l, Operand::Weight);
+            space.run_layer(l, LayerBits::new(w, pick(l, Operand::Activation)))
         })
         .collect()
 }

@@ -14,9 +14,10 @@ use std::collections::VecDeque;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::{Agent, AgentError, Context, Feedback, Nsga2Config, Proposal};
+use super::{random_policy, Agent, AgentError, Context, Feedback, Nsga2Config, Proposal};
+use crate::env::Operand;
 use crate::pareto::{front_ranks, Sense};
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Bits, Policy};
 
 #[derive(Debug, Clone)]
 struct Individual {
@@ -50,19 +51,10 @@ impl Nsga2 {
         }
     }
 
-    /// A width drawn uniformly from the declared range, rounded up to one the device runs.
-    fn pick(ctx: &Context, rng: &mut StdRng) -> Bits {
-        let (lo, hi) = (ctx.space.min_bits, ctx.space.max_bits);
-        ctx.space.run_bits(rng.random_range(lo..=hi))
-    }
-
-    fn random_genes(ctx: &Context, rng: &mut StdRng) -> Policy {
-        (0..ctx.space.layers.len())
-            .map(|_| {
-                let w = Self::pick(ctx, rng);
-                LayerBits::new(w, Self::pick(ctx, rng))
-            })
-            .collect()
+    /// One of the options of layer `l`'s `operand`, drawn uniformly.
+    fn pick(ctx: &Context, l: usize, operand: Operand, rng: &mut StdRng) -> Bits {
+        let v = ctx.space.options(l, operand);
+        v[rng.random_range(0..v.len())]
     }
 
     fn breed(&self, ctx: &Context, rng: &mut StdRng) -> Result<Vec<Policy>, AgentError> {
@@ -90,12 +82,12 @@ impl Nsga2 {
                 .zip(&self.parents[p2].genes)
                 .map(|(&a, &b)| if cross && rng.random::<bool>() { b } else { a })
                 .collect();
-            for g in child.layers_mut() {
+            for (l, g) in child.layers_mut().iter_mut().enumerate() {
                 if rng.random::<f64>() < self.cfg.mutation {
-                    g.w = Self::pick(ctx, rng);
+                    g.w = Self::pick(ctx, l, Operand::Weight, rng);
                 }
                 if rng.random::<f64>() < self.cfg.mutation {
-                    g.a = Self::pick(ctx, rng);
+                    g.a = Self::pick(ctx, l, Operand::Activation, rng);
                 }
             }
             out.push(child);
@@ -181,7 +173,7 @@ impl Agent for Nsga2 {
         if self.pending.is_empty() {
             let next = if self.parents.is_empty() {
                 (0..self.cfg.population)
-                    .map(|_| Self::random_genes(ctx, rng))
+                    .map(|_| random_policy(ctx.space, rng))
                     .collect()
             } else {
                 self.breed(ctx, rng)?
@@ -191,7 +183,7 @@ impl Agent for Nsga2 {
         let bits = self
             .pending
             .pop_front()
-            .unwrap_or_else(|| Self::random_genes(ctx, rng));
+            .unwrap_or_else(|| random_policy(ctx.space, rng));
         Ok(Proposal::from_bits(ctx.space, bits))
     }
 

@@ -1,5 +1,5 @@
 //! A REINFORCE policy over the bit choices, trained on imagined episodes: one softmax per
-//! operand over the run bitwidths (conditioned on the step), π(policy) = Π_t softmax(θ_t)[v_t].
+//! operand over its options (conditioned on the step), π(policy) = Π_t softmax(θ_t)[v_t].
 //! Each round samples `BATCH` policies `ITERATIONS` times, walls them, rewards each through
 //! the model, and ascends Σ_b A_b ∇log π(b) with A the batch-standardized reward.
 
@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::{AgentError, Context};
+use crate::env::{Operand, SearchSpace};
 use crate::quant::{LayerBits, Policy};
 
 const BATCH: usize = 100;
@@ -14,7 +15,18 @@ const ITERATIONS: usize = 10;
 const LR: f64 = 1.0;
 
 pub struct Reinforce {
+    /// One logit per option of each free operand (one per layer when tied, else weight then
+    /// activation per layer).
     logits: Vec<Vec<f64>>,
+}
+
+/// The (layer, operand) of free operand `t`.
+fn operand(space: &SearchSpace, t: usize) -> (usize, Operand) {
+    if space.tie() {
+        (t, Operand::Weight)
+    } else {
+        (t / 2, Operand::of_step(t))
+    }
 }
 
 fn softmax(z: &[f64]) -> Vec<f64> {
@@ -25,10 +37,14 @@ fn softmax(z: &[f64]) -> Vec<f64> {
 }
 
 impl Reinforce {
-    pub fn new(operands: usize, values: usize) -> Self {
-        Reinforce {
-            logits: vec![vec![0.0; values]; operands],
-        }
+    pub fn new(space: &SearchSpace) -> Self {
+        let logits = (0..space.operands())
+            .map(|t| {
+                let (l, op) = operand(space, t);
+                vec![0.0; space.options(l, op).len()]
+            })
+            .collect();
+        Reinforce { logits }
     }
 
     /// Trains on imagined episodes; returns every walled policy it imagined.
@@ -38,7 +54,11 @@ impl Reinforce {
         reward: &dyn Fn(&Policy) -> Result<f64, AgentError>,
         rng: &mut StdRng,
     ) -> Result<Vec<Policy>, AgentError> {
-        let values = ctx.space.values();
+        let space = ctx.space;
+        let option = |t: usize, i: usize| {
+            let (l, op) = operand(space, t);
+            space.options(l, op)[i]
+        };
         let mut out = Vec::new();
         for _ in 0..ITERATIONS {
             let probs: Vec<Vec<f64>> = self.logits.iter().map(|z| softmax(z)).collect();
@@ -57,15 +77,13 @@ impl Reinforce {
                             .unwrap_or(p.len() - 1)
                     })
                     .collect();
-                let mut bits: Policy = if ctx.space.tie() {
-                    choice
-                        .iter()
-                        .map(|&i| LayerBits::uniform(values[i]))
+                let mut bits: Policy = if space.tie() {
+                    (choice.iter().enumerate())
+                        .map(|(t, &i)| LayerBits::uniform(option(t, i)))
                         .collect()
                 } else {
-                    choice
-                        .chunks(2)
-                        .map(|c| LayerBits::new(values[c[0]], values[c[1]]))
+                    (choice.chunks(2).enumerate())
+                        .map(|(l, c)| LayerBits::new(option(2 * l, c[0]), option(2 * l + 1, c[1])))
                         .collect()
                 };
                 ctx.budget.wall(ctx.space, &mut bits);

@@ -1,9 +1,9 @@
-//! Random search: uniform actions through the same budget wall as every other agent.
+//! Random search: policies drawn uniformly from the space (each operand one of its options)
+//! through the same budget wall as every other agent.
 
 use rand::rngs::StdRng;
-use rand::Rng;
 
-use super::{actions_to_bits, Agent, AgentError, Context, Proposal};
+use super::{random_policy, Agent, AgentError, Context, Proposal};
 
 pub struct RandomAgent;
 
@@ -13,14 +13,8 @@ impl Agent for RandomAgent {
     }
 
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
-        let actions: Vec<f32> = (0..ctx.space.steps())
-            .map(|_| rng.random::<f32>())
-            .collect();
-        Ok(Proposal {
-            bits: actions_to_bits(ctx.space, &actions),
-            actions,
-            states: Vec::new(),
-        })
+        let bits = random_policy(ctx.space, rng);
+        Ok(Proposal::from_bits(ctx.space, bits))
     }
 
     fn summary(&self) -> serde_json::Value {

@@ -61,7 +61,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct ProfilesArgs {
-    /// Experiment whose model's layer shapes `calibrate` times.
+    /// Experiment whose model's layer shapes `calibrate` times and `show` prices.
     #[arg(long, global = true, default_value = DEFAULT_EXPERIMENT)]
     pub experiment: PathBuf,
     #[command(subcommand)]
@@ -86,11 +86,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(&args),
         Command::Dq(args) => dq::run(&args),
         Command::Profiles(p) => {
-            let layers = match p.cmd {
-                profiles::ProfilesCmd::Calibrate { .. } => model_layers(&p.experiment)?.1,
-                _ => Vec::new(),
+            let (model, layers) = match p.cmd {
+                profiles::ProfilesCmd::Calibrate { .. } | profiles::ProfilesCmd::Show { .. } => {
+                    let (exp, layers) = model_layers(&p.experiment)?;
+                    (exp.model.name(), layers)
+                }
+                _ => (String::new(), Vec::new()),
             };
-            profiles::run(p.cmd, &layers)
+            profiles::run(p.cmd, &model, &layers)
         }
         Command::Cost(c) => {
             let (exp, layers) = model_layers(&c.experiment)?;

@@ -6,11 +6,13 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
+use bitsearch::env::{Budget, Objectives, Operand, SearchSpace};
 use bitsearch::hardware::{
     profile_files, resolve_profile, time_host, write_host_timing, ComputeModel, Profile,
     BUILTIN_PROFILE_DIR,
 };
 use bitsearch::model::LayerShape;
+use bitsearch::quant::{Bits, LayerBits};
 use bitsearch::report::units::{quantity, Quantity};
 
 /// Device profiles: the TOML files that price a layer at given bitwidths.
@@ -22,7 +24,8 @@ pub enum ProfilesCmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Every number of one profile, with where it comes from.
+    /// Every number of one profile, with where it comes from, and which widths it prices
+    /// apart on the experiment's model (what `[bits] prune_dominated` keeps).
     Show {
         /// A profile name (hardware-profiles/NAME.toml) or a .toml file.
         profile: String,
@@ -48,11 +51,12 @@ pub enum ProfilesCmd {
     },
 }
 
-/// Runs one `profiles` subcommand; `layers` are the experiment model's shapes (for calibrate).
-pub fn run(cmd: ProfilesCmd, layers: &[LayerShape]) -> anyhow::Result<()> {
+/// Runs one `profiles` subcommand; `model` and `layers` are the experiment model's name and
+/// shapes (for show and calibrate).
+pub fn run(cmd: ProfilesCmd, model: &str, layers: &[LayerShape]) -> anyhow::Result<()> {
     match cmd {
         ProfilesCmd::List { dir } => list(dir),
-        ProfilesCmd::Show { profile } => show(&profile),
+        ProfilesCmd::Show { profile } => show(&profile, model, layers),
         ProfilesCmd::Validate { files } => validate(&files),
         ProfilesCmd::Calibrate {
             out,
@@ -99,7 +103,7 @@ fn plain(v: f64) -> String {
     quantity(Quantity::Plain, Some(v))
 }
 
-fn show(name: &str) -> anyhow::Result<()> {
+fn show(name: &str, model: &str, layers: &[LayerShape]) -> anyhow::Result<()> {
     let path = resolve_profile(name)?;
     let p = Profile::load(&path).with_context(|| format!("loading profile {name}"))?;
     let m = p.memory();
@@ -161,11 +165,80 @@ fn show(name: &str) -> anyhow::Result<()> {
             layers.join(",")
         );
     }
+    distinct_widths(&p, model, layers);
     println!("  sources");
     for (key, source) in p.sources() {
         println!("    {key}: {source}");
     }
     Ok(())
+}
+
+/// Which of the profile's widths (up to 8) it prices apart on `model`'s layers, by latency and
+/// energy (size differs with every weight width): what `[bits] prune_dominated` keeps of them,
+/// and what each dropped one runs as.
+fn distinct_widths(p: &Profile, model: &str, layers: &[LayerShape]) {
+    let declared: Vec<u8> = (p.precisions().iter().map(|b| b.get()))
+        .filter(|&b| b <= 8)
+        .collect();
+    let supports = |b| p.supports(b);
+    let mut space = match SearchSpace::with_choices(layers.to_vec(), &declared, false, p, &supports)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            println!("  distinct widths cannot price {model}'s layers: {e}");
+            return;
+        }
+    };
+    space.prune_dominated(&Objectives::default(), &Budget::default());
+    let lines: Vec<String> = (0..layers.len())
+        .map(|l| {
+            let part = |op: Operand, what: &str| {
+                let kept = space.options(l, op);
+                let runs_as = |v: Bits| {
+                    let b = space.run_layer(l, LayerBits::uniform(v));
+                    if op == Operand::Weight {
+                        b.w
+                    } else {
+                        b.a
+                    }
+                };
+                let dropped: Vec<String> = (kept.iter())
+                    .filter_map(|&k| {
+                        let from: Vec<String> = (space.values().iter())
+                            .filter(|&&v| v != k && runs_as(v) == k)
+                            .map(|v| v.to_string())
+                            .collect();
+                        (!from.is_empty()).then(|| format!("{}→{k}", from.join(",")))
+                    })
+                    .collect();
+                let dropped = match dropped.is_empty() {
+                    true => String::new(),
+                    false => format!(" (priced as a wider one: {})", dropped.join(", ")),
+                };
+                format!("{what} {}{dropped}", join(kept))
+            };
+            format!(
+                "{}; {}",
+                part(Operand::Weight, "weights"),
+                part(Operand::Activation, "activations")
+            )
+        })
+        .collect();
+    println!("  distinct widths by latency and energy on {model}'s layers (size differs with every weight width):");
+    if lines.windows(2).all(|w| w[0] == w[1]) {
+        if let Some(line) = lines.first() {
+            println!("    every layer: {line}");
+        }
+    } else {
+        for (layer, line) in layers.iter().zip(&lines) {
+            println!("    {}: {line}", layer.name);
+        }
+    }
+}
+
+fn join(bits: &[Bits]) -> String {
+    let v: Vec<String> = bits.iter().map(|b| b.to_string()).collect();
+    v.join(",")
 }
 
 fn lower(x: impl std::fmt::Debug) -> String {

@@ -4,15 +4,16 @@
 //! The wall's rule: while some budget is violated, lower by one bit the operand (weight or
 //! activation of one layer) whose lowering saves the most, where the saving is the sum over the
 //! violated budgets of (price drop / budget); ties go to the later layer (HAQ sweeps from the
-//! last layer to the first). "One bit" is one step down the bitwidths the space declares, as
-//! the device runs them; in a tied space a layer's weight and activation step down together.
+//! last layer to the first). "One bit" is one step down the widths the layer's operand may take
+//! (the declared ones as the device runs them, less pruned dominated ones); in a tied space a
+//! layer's weight and activation step down together.
 //! Apart from rounding up to what the device runs (and, when tied, giving the activation the
 //! weight's bits) it never raises a bit. Lowering a bit that saves nothing (e.g. 4 → 3 on a
 //! device that runs 3 bits as 4) is only chosen when nothing else saves anything.
 
 use serde::Serialize;
 
-use super::space::SearchSpace;
+use super::space::{Operand, SearchSpace};
 use super::EnvError;
 use crate::hardware::Price;
 use crate::quant::{LayerBits, Policy};
@@ -132,8 +133,8 @@ impl Budget {
     /// in; in a tied space the activation takes the weight's), then lowers bits until every
     /// budget holds (see the module doc for the rule).
     pub fn wall(&self, space: &SearchSpace, policy: &mut Policy) {
-        for b in policy.layers_mut() {
-            *b = space.run_layer(*b);
+        for (l, b) in policy.layers_mut().iter_mut().enumerate() {
+            *b = space.run_layer(l, *b);
         }
         loop {
             let now = space.price(policy);
@@ -142,12 +143,13 @@ impl Budget {
             }
             let mut best: Option<(f64, usize, LayerBits)> = None;
             for (l, &b) in policy.iter().enumerate().rev() {
+                let lower = |bits, op| space.lower(l, op, bits);
                 let candidates = if space.tie() {
-                    [space.lower(b.w).map(LayerBits::uniform), None]
+                    [lower(b.w, Operand::Weight).map(LayerBits::uniform), None]
                 } else {
                     [
-                        space.lower(b.w).map(|w| LayerBits::new(w, b.a)),
-                        space.lower(b.a).map(|a| LayerBits::new(b.w, a)),
+                        lower(b.w, Operand::Weight).map(|w| LayerBits::new(w, b.a)),
+                        lower(b.a, Operand::Activation).map(|a| LayerBits::new(b.w, a)),
                     ]
                 };
                 for cand in candidates.into_iter().flatten() {

@@ -6,6 +6,7 @@
 mod budget;
 mod error;
 mod objectives;
+mod prune;
 mod space;
 #[cfg(test)]
 mod tests;
@@ -14,4 +15,4 @@ pub use crate::hardware::Price;
 pub use budget::{Budget, BudgetConfig, Limit};
 pub use error::EnvError;
 pub use objectives::{cost_of, Objectives};
-pub use space::{SearchSpace, STATE_DIM};
+pub use space::{Operand, SearchSpace, STATE_DIM};

@@ -3,7 +3,14 @@
 //! equal-width bins, every layer priced at every (w, a) once on the target profile, and the
 //! state each step shows the agent. The declared bitwidths are min..=max or an explicit list
 //! (`[bits] choices`); with `tie`, a layer's activation bits follow its weight bits.
+//!
+//! The widths a layer's operand may take (`options`) are the declared ones as the device runs
+//! them (rounded up to a supported width), less, after `prune_dominated`, those the device
+//! prices exactly like a wider one (`prune.rs`). `run_layer` maps any bits onto them.
 
+use super::budget::Budget;
+use super::objectives::Objectives;
+use super::prune::{compared, runs_as, same_price};
 use super::EnvError;
 use crate::hardware::{CostModel, Price};
 use crate::model::{LayerKind, LayerShape};
@@ -11,6 +18,28 @@ use crate::quant::{Bits, LayerBits, Policy};
 
 /// Number of features in a step's state (see `SearchSpace::state`).
 pub const STATE_DIM: usize = 14;
+
+/// One of a layer's two quantized operands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operand {
+    Weight,
+    Activation,
+}
+
+impl Operand {
+    /// Step `t` of a layer's walk: even steps are weights.
+    pub fn of_step(t: usize) -> Operand {
+        if t.is_multiple_of(2) {
+            Operand::Weight
+        } else {
+            Operand::Activation
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 pub struct SearchSpace {
     pub layers: Vec<LayerShape>,
@@ -24,6 +53,14 @@ pub struct SearchSpace {
     /// The bitwidths the device actually runs for the declared ones, ascending: a declared
     /// bitwidth the profile does not support is rounded up to the next one it does (32 if none).
     values: Vec<Bits>,
+    /// Per layer and operand (weight, activation), the width each of `values` runs as: itself,
+    /// or the wider one that prices the same once dominated widths are pruned.
+    runs_as: Vec<[Vec<Bits>; 2]>,
+    /// Per layer and operand, the widths a policy may take: the `values` that run as
+    /// themselves, ascending.
+    options: Vec<[Vec<Bits>; 2]>,
+    /// Whether `prune_dominated` has run.
+    pruned: bool,
     /// prices[layer][i * values.len() + j] for (values[i], values[j])
     prices: Vec<Vec<Price>>,
     /// Static features per step, min–max normalized over steps.
@@ -95,7 +132,11 @@ impl SearchSpace {
             full = full + price(device, l, LayerBits::uniform(Bits::FULL))?;
         }
         let features = normalized_features(&layers);
+        let every = [values.clone(), values.clone()];
         Ok(SearchSpace {
+            runs_as: vec![every.clone(); layers.len()],
+            options: vec![every; layers.len()],
+            pruned: false,
             layers,
             min_bits: min_bits.get(),
             max_bits: max_bits.get(),
@@ -131,16 +172,71 @@ impl SearchSpace {
         }
     }
 
-    /// How many distinct policies the device can run in this space (`values().len()` to the
-    /// power `operands()`); `None` if that overflows u128.
+    /// How many distinct policies the space holds (the product of every operand's number of
+    /// options, one per layer when tied); `None` if that overflows u128.
     pub fn size(&self) -> Option<u128> {
-        let n = u32::try_from(self.operands()).ok()?;
-        (self.values.len() as u128).checked_pow(n)
+        (self.options.iter()).try_fold(1u128, |n, [w, a]| {
+            let per_layer = if self.tie { w.len() } else { w.len() * a.len() };
+            n.checked_mul(per_layer as u128)
+        })
     }
 
-    /// The bitwidths the device runs, ascending (the declared ones rounded up to supported ones).
+    /// The bitwidths the device runs, ascending (the declared ones rounded up to supported
+    /// ones), before dominated ones are pruned: what references and sensitivities cover.
     pub fn values(&self) -> &[Bits] {
         &self.values
+    }
+
+    /// The widths layer `layer`'s `operand` may take, ascending (in a tied space the
+    /// activation's are the weight's).
+    pub fn options(&self, layer: usize, operand: Operand) -> &[Bits] {
+        let op = if self.tie { Operand::Weight } else { operand };
+        &self.options[layer][op.index()]
+    }
+
+    /// Every width some operand may take, ascending.
+    pub fn widths(&self) -> Vec<Bits> {
+        let mut out: Vec<Bits> = self.options.iter().flatten().flatten().copied().collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Whether dominated widths were pruned (`prune_dominated`).
+    pub fn pruned(&self) -> bool {
+        self.pruned
+    }
+
+    /// Drops, per layer and operand, every width the device prices exactly like a wider one
+    /// (`prune.rs` has the rule; `objectives` and `budget` say whether size is compared).
+    pub fn prune_dominated(&mut self, objectives: &Objectives, budget: &Budget) {
+        let on = compared(objectives, budget);
+        let n = self.values.len();
+        for l in 0..self.layers.len() {
+            let price = |i: usize, j: usize| self.prices[l][i * n + j];
+            let map: [Vec<usize>; 2] = if self.tie {
+                let tied = runs_as(n, |i, j| same_price(&price(i, i), &price(j, j), &on));
+                [tied.clone(), tied]
+            } else {
+                [
+                    runs_as(n, |i, j| {
+                        (0..n).all(|k| same_price(&price(i, k), &price(j, k), &on))
+                    }),
+                    runs_as(n, |i, j| {
+                        (0..n).all(|k| same_price(&price(k, i), &price(k, j), &on))
+                    }),
+                ]
+            };
+            let runs: [Vec<Bits>; 2] = map.map(|m| m.iter().map(|&j| self.values[j]).collect());
+            self.options[l] = runs.clone().map(|r| {
+                (self.values.iter().zip(&r))
+                    .filter(|(v, to)| v == to)
+                    .map(|(v, _)| *v)
+                    .collect()
+            });
+            self.runs_as[l] = runs;
+        }
+        self.pruned = true;
     }
 
     /// The lowest bitwidth the device runs in the range.
@@ -161,29 +257,37 @@ impl SearchSpace {
             .unwrap_or(self.ceiling())
     }
 
-    /// A layer's bits as the device runs them in this space: each rounded up (`run_bits`), and
-    /// with `tie` the activation takes the weight's bits.
-    pub fn run_layer(&self, bits: LayerBits) -> LayerBits {
-        let w = self.run_bits(bits.w.get());
-        LayerBits::new(
-            w,
-            if self.tie {
-                w
-            } else {
-                self.run_bits(bits.a.get())
-            },
-        )
+    /// Layer `layer`'s bits as the device runs them in this space: each rounded up
+    /// (`run_bits`), then a pruned width to the wider one that prices the same; with `tie` the
+    /// activation takes the weight's bits.
+    pub fn run_layer(&self, layer: usize, bits: LayerBits) -> LayerBits {
+        let run = |b: Bits, op: Operand| self.runs_as[layer][op.index()][self.index(b)];
+        let w = run(bits.w, Operand::Weight);
+        let a = if self.tie {
+            w
+        } else {
+            run(bits.a, Operand::Activation)
+        };
+        LayerBits::new(w, a)
+    }
+
+    /// Every layer of `policy` as the device runs it here (`run_layer`).
+    pub fn run_policy(&self, policy: &Policy) -> Policy {
+        (policy.iter().enumerate())
+            .map(|(l, &b)| self.run_layer(l, b))
+            .collect()
     }
 
     /// Whether `policy` is one of the space's policies: one entry per layer, each as the device
     /// runs it here (`run_layer` changes nothing).
     pub fn contains(&self, policy: &Policy) -> bool {
-        policy.len() == self.layers.len() && policy.iter().all(|&b| self.run_layer(b) == b)
+        policy.len() == self.layers.len() && &self.run_policy(policy) == policy
     }
 
-    /// The next lower bitwidth the device runs, if any.
-    pub fn lower(&self, bits: Bits) -> Option<Bits> {
-        self.values.iter().copied().rev().find(|&v| v < bits)
+    /// The next lower width layer `layer`'s `operand` may take, if any.
+    pub fn lower(&self, layer: usize, operand: Operand, bits: Bits) -> Option<Bits> {
+        let options = self.options(layer, operand);
+        options.iter().copied().rev().find(|&v| v < bits)
     }
 
     /// Position of a run bitwidth in `values()` (of its rounding, for any other bitwidth).

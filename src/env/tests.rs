@@ -212,17 +212,18 @@ fn a_tied_space_has_one_choice_per_layer() {
     let s = declared("bitfusion", &[2, 4, 8], true);
     assert_eq!((s.operands(), s.size()), (5, Some(243)));
     assert_eq!(
-        s.run_layer(wa(4, 8)),
+        s.run_layer(0, wa(4, 8)),
         wa(4, 4),
         "the activation takes the weight's bits"
     );
     assert_eq!(
-        s.run_layer(wa(3, 2)),
+        s.run_layer(0, wa(3, 2)),
         wa(4, 4),
         "rounded up to a declared bitwidth"
     );
     assert_eq!(s.run_bits(9), b(8), "above them all: the highest");
-    assert_eq!((s.lower(b(4)), s.lower(b(2))), (Some(b(2)), None));
+    let lower = |bits| s.lower(0, Operand::Weight, bits);
+    assert_eq!((lower(b(4)), lower(b(2))), (Some(b(2)), None));
 }
 
 #[test]
@@ -276,4 +277,110 @@ fn declared_choices_still_round_up_to_the_mode_the_device_runs() {
     assert_eq!(widths(s.values()), [4, 8], "2 bits run as 4");
     assert_eq!(s.action_to_bits(0.0), b(4));
     assert_eq!(s.size(), Some(32), "2^5 policies the device can tell apart");
+}
+
+/// The space of `profile` on LeNet-5 for `choices`, with dominated widths pruned for an
+/// experiment ranking by latency under `budget`.
+fn pruned(profile: &str, choices: &[u8], tie: bool, budget: &BudgetConfig) -> SearchSpace {
+    let mut s = declared(profile, choices, tie);
+    let objectives = Objectives::resolve(budget, true, None);
+    let resolved = Budget::resolve(budget, &s).unwrap();
+    s.prune_dominated(&objectives, &resolved);
+    s
+}
+
+/// Every operand's options of `s`, as numbers.
+fn options(s: &SearchSpace) -> Vec<[Vec<u8>; 2]> {
+    (0..s.layers.len())
+        .map(|l| [Operand::Weight, Operand::Activation].map(|op| widths(s.options(l, op))))
+        .collect()
+}
+
+const DEFAULT: [u8; 7] = [2, 3, 4, 5, 6, 7, 8];
+
+fn latency_budget() -> BudgetConfig {
+    BudgetConfig {
+        latency: Some(Limit::Fraction(0.5)),
+        ..BudgetConfig::default()
+    }
+}
+
+#[test]
+fn bit_fusion_keeps_2_4_and_8() {
+    // Its fusion units run 3 bits as 4 and 5-7 as 8: same latency, same energy.
+    let s = pruned("bitfusion", &DEFAULT, false, &latency_budget());
+    assert!(s.pruned());
+    assert!(options(&s)
+        .iter()
+        .all(|o| o == &[vec![2, 4, 8], vec![2, 4, 8]]));
+    assert_eq!(s.size(), Some(3u128.pow(10)));
+    assert_eq!(widths(s.values()), DEFAULT, "the device still runs each");
+    assert_eq!(
+        s.run_layer(1, wa(3, 5)),
+        wa(4, 8),
+        "a pruned width runs as the wider one"
+    );
+    let price = |p: &str| s.price(&Policy::parse(p).unwrap());
+    let (narrow, wide) = (price("3/5,3/5,3/5,3/5,3/5"), price("4/8,4/8,4/8,4/8,4/8"));
+    assert_eq!(
+        (narrow.latency_s, narrow.energy_j),
+        (wide.latency_s, wide.energy_j),
+        "only size, which latency budgets ignore, tells them apart"
+    );
+    assert!(s.contains(&Policy::uniform(5, b(4))));
+    assert!(!s.contains(&Policy::uniform(5, b(3))));
+    assert_eq!(
+        s.lower(2, Operand::Activation, b(8)),
+        Some(b(4)),
+        "the wall steps over pruned widths"
+    );
+    let tied = pruned("bitfusion", &DEFAULT, true, &latency_budget());
+    assert_eq!(
+        (tied.size(), tied.run_layer(0, wa(7, 2))),
+        (Some(243), wa(8, 8))
+    );
+}
+
+#[test]
+fn a_bit_serial_device_keeps_every_width() {
+    // BISMO: a w-bit x a-bit MAC is w*a binary MACs, so every width costs differently.
+    for profile in ["bismo-edge", "bismo-cloud"] {
+        let s = pruned(profile, &DEFAULT, false, &latency_budget());
+        assert!(
+            options(&s)
+                .iter()
+                .all(|o| o == &[DEFAULT.to_vec(), DEFAULT.to_vec()]),
+            "{profile}"
+        );
+        assert_eq!(s.size(), Some(7u128.pow(10)));
+    }
+}
+
+#[test]
+fn size_keeps_weight_widths_when_it_is_ranked_or_budgeted() {
+    // Size counts weights at their own bits: 3-bit weights are smaller than 4-bit ones.
+    let cfg = BudgetConfig {
+        size: Some(Limit::Fraction(0.5)),
+        ..latency_budget()
+    };
+    let s = pruned("bitfusion", &DEFAULT, false, &cfg);
+    assert!(options(&s)
+        .iter()
+        .all(|o| o == &[DEFAULT.to_vec(), vec![2, 4, 8]]));
+}
+
+#[test]
+fn the_wall_keeps_a_pruned_space_within_budget_and_its_options() {
+    let s = pruned("bitfusion", &DEFAULT, false, &latency_budget());
+    let budgets = budget(&s, Some(0.5), Some(0.6), None).unwrap();
+    for start in [
+        "8/8,8/8,8/8,8/8,8/8",
+        "7/3,5/6,3/3,8/7,6/5",
+        "2/8,8/2,3/7,7/3,4/4",
+    ] {
+        let mut bits = Policy::parse(start).unwrap();
+        budgets.wall(&s, &mut bits);
+        assert!(budgets.holds(&s.price(&bits)), "{start} -> {bits}");
+        assert!(s.contains(&bits), "{start} -> {bits}");
+    }
 }

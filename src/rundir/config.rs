@@ -43,11 +43,26 @@ pub struct BudgetRecord {
 }
 
 /// config.json's record of the searched bitwidth range (the experiment's validated one is
-/// `experiment::BitsRange`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// `experiment::BitsRange`) and of the widths each layer's operands could take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BitsRecord {
     pub min: u8,
     pub max: u8,
+    /// Whether widths the device prices like a wider one were dropped; absent in files written
+    /// before they could be (nothing was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_dominated: Option<bool>,
+    /// Per layer, in model order, the widths its weights and activations could take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<Vec<KeptWidths>>,
+}
+
+/// One layer's widths in `BitsRecord::kept`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeptWidths {
+    pub layer: String,
+    pub w: Vec<u8>,
+    pub a: Vec<u8>,
 }
 
 /// config.json. The search writes every field; readers accept files without the optional ones.

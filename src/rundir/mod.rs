@@ -20,7 +20,9 @@ mod log;
 pub use best::{
     best_row, BestLayer, BestPolicy, Scores, SuiteAttack, SuiteSummary, SuiteWorst, TestScores,
 };
-pub use config::{first_difference, AgentInfo, BitsRecord, BudgetRecord, ProfileInfo, RunConfig};
+pub use config::{
+    first_difference, AgentInfo, BitsRecord, BudgetRecord, KeptWidths, ProfileInfo, RunConfig,
+};
 pub use csv_file::write_csv;
 pub use dir::{dir_kind, read_any, AnyDir, DirKind, RunDir};
 pub use dq::{AmplificationRow, DqDir, DqRow};

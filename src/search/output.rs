@@ -5,10 +5,11 @@ use super::score::Scorer;
 use super::spec::Run;
 use super::SearchError;
 use crate::agents::Agent;
+use crate::env::Operand;
 
 use crate::rundir::{
-    best_row, pareto_rows, AgentInfo, BestPolicy, BitsRecord, BudgetRecord, Episode, ProfileInfo,
-    RunConfig, TestScores,
+    best_row, pareto_rows, AgentInfo, BestPolicy, BitsRecord, BudgetRecord, Episode, KeptWidths,
+    ProfileInfo, RunConfig, TestScores,
 };
 
 /// config.json of this run: everything resolved before the first episode.
@@ -47,14 +48,31 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
             size_bytes: b.size_bytes,
         },
         uniform8: Some(run.space.uniform8),
-        bits: Some(BitsRecord {
-            min: run.space.min_bits,
-            max: run.space.max_bits,
-        }),
+        bits: Some(bits_record(run)),
         threads: Some(crate::ops::threads()),
         // A run started before the objectives were recorded keeps saying so.
         objectives: (!run.legacy).then(|| run.objectives.list().to_vec()),
     })
+}
+
+/// The searched range and, but for a run started before they were recorded (`Run::legacy`),
+/// whether dominated widths were pruned and the widths each layer kept.
+fn bits_record(run: &Run) -> BitsRecord {
+    let space = &run.space;
+    let widths = |v: &[crate::quant::Bits]| v.iter().map(|b| b.get()).collect();
+    let kept = (space.layers.iter().enumerate())
+        .map(|(l, layer)| KeptWidths {
+            layer: layer.name.clone(),
+            w: widths(space.options(l, Operand::Weight)),
+            a: widths(space.options(l, Operand::Activation)),
+        })
+        .collect();
+    BitsRecord {
+        min: space.min_bits,
+        max: space.max_bits,
+        prune_dominated: (!run.legacy).then_some(space.pruned()),
+        kept: (!run.legacy).then_some(kept),
+    }
 }
 
 /// pareto.csv and agent.json after an episode.

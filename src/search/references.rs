@@ -1,6 +1,8 @@
-//! references.csv: FP32 and (if `search.references`) the uniform min..=max policies, scored once
-//! before the first episode and kept across resumes, so every run has its yardsticks. The
-//! uniform ones in the search space are also data for the agent (`seeds`), not episodes.
+//! references.csv: FP32 and (if `search.references`) the uniform policies of the search space
+//! (each width the device runs for the declared ones, as the space runs it: a pruned width is
+//! the wider one it is priced as, so each distinct policy once), scored once before the first
+//! episode and kept across resumes, so every run has its yardsticks. They are also data for the
+//! agent (`seeds`), not episodes.
 
 use std::time::Instant;
 
@@ -27,13 +29,19 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
     };
     let full = Policy::uniform(n, Bits::FULL);
     let mut rows = vec![record(run, 0, "fp32", &full, &fp32, 0.0)];
-    let uniform: &[Bits] = match run.spec.exp.search.references {
-        true => run.space.values(),
-        false => &[],
-    };
-    for &b in uniform {
+    // Each distinct policy once, under the widest width that runs as it, ascending.
+    let mut uniform: Vec<(Bits, Policy)> = Vec::new();
+    if run.spec.exp.search.references {
+        for &b in run.space.values().iter().rev() {
+            let policy = run.space.run_policy(&Policy::uniform(n, b));
+            if uniform.iter().all(|(_, p)| p != &policy) {
+                uniform.push((b, policy));
+            }
+        }
+        uniform.reverse();
+    }
+    for (b, policy) in uniform {
         let start = Instant::now();
-        let policy = Policy::uniform(n, b);
         let scored = scorer.score(&run.space, &policy)?;
         let seconds = start.elapsed().as_secs_f64();
         // A uniform row's episode column is its bitwidth.

@@ -7,7 +7,8 @@
 //!
 //! The replay needs the agent to rank as it did: a resume reuses the objectives config.json
 //! records, and a config.json that records none (written before the objectives came from the
-//! experiment) resumes with each agent's former objectives (`Run::legacy`).
+//! experiment) resumes as it was started: each agent's former objectives, no references given
+//! to the agent, nothing pruned from the space (`Run::legacy`).
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -22,7 +23,7 @@ use crate::agents::{Agent, Context};
 use crate::rundir::{first_difference, Episode, RunConfig};
 
 /// The settings a resume must find unchanged in config.json.
-const UNCHANGED: [&str; 8] = [
+const UNCHANGED: [&str; 9] = [
     "experiment",
     "model",
     "profile",
@@ -31,6 +32,7 @@ const UNCHANGED: [&str; 8] = [
     "budget",
     "layers",
     "objectives",
+    "bits",
 ];
 
 /// The settings the reference policies' scores and prices depend on (not the agent or seed).

@@ -61,7 +61,8 @@ pub(super) struct Run<'a> {
     pub objectives: Objectives,
     /// A resumed run whose config.json records no `objectives`: it was started before the
     /// objectives came from the experiment, and resumes as it was started (each agent's
-    /// former objectives, `agents::former_objectives`, and no references given to the agent).
+    /// former objectives, `agents::former_objectives`, no references given to the agent, and
+    /// no width pruned from the space).
     pub legacy: bool,
     pub log: RunLog,
     /// Held for the whole run (and handed to the caller in `RunSummary`): no other search or
@@ -79,7 +80,7 @@ impl<'a> Run<'a> {
             eprintln!("{notice}");
         }
         let supports = |b| spec.profile.supports(b);
-        let space = SearchSpace::with_choices(
+        let mut space = SearchSpace::with_choices(
             spec.base.shapes().to_vec(),
             &spec.exp.bits.declared(),
             spec.exp.bits.tie,
@@ -95,6 +96,9 @@ impl<'a> Run<'a> {
             None if legacy => former_objectives(spec.agent, &spec.exp.objectives()),
             None => spec.exp.objectives(),
         };
+        if spec.exp.bits.prune_dominated && !legacy {
+            space.prune_dominated(&objectives, &budget);
+        }
         let layers = spec
             .base
             .layer_names()
