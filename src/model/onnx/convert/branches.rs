@@ -138,7 +138,16 @@ impl Builder<'_> {
                 .collect(),
             (None, Some(v)) => v.iter().map(|&s| usize::try_from(s).unwrap_or(0)).collect(),
             (None, None) => {
-                let parts = a.int("num_outputs", outputs as i64).max(1) as usize;
+                // Checked before anything is built: the file claims the count.
+                let parts = a.int("num_outputs", outputs as i64);
+                if parts != outputs as i64 {
+                    return Err(a.bad(
+                        "num_outputs",
+                        parts,
+                        &format!("the node has {outputs} outputs"),
+                    ));
+                }
+                let parts = outputs.max(1);
                 let each = c.div_ceil(parts);
                 (0..parts)
                     .map(|i| each.min(c.saturating_sub(i * each)))
