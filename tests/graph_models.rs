@@ -265,3 +265,86 @@ fn an_onnx_model_for_other_data_is_refused() {
         "{err}"
     );
 }
+
+/// torchvision's families end to end: a ResNet and a MobileNetV2 (their small members from
+/// scripts/export_torchvision.py, random weights) are searched on the CIFAR-format fixture,
+/// priced with their joins, and exported; the export rebuilds the policy the search scored.
+#[test]
+fn torchvision_models_search_and_export_on_the_cifar_fixture() {
+    for (name, layers) in [("resnet-mini", 13), ("mobilenet_v2-mini", 17)] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("cifar");
+        bitsearch::data::write_digit_fixture(&data, 80, 60).unwrap();
+        let onnx = repo().join(format!("tests/data/onnx/torchvision/{name}.onnx"));
+        let text = format!(
+            r#"extends = "{}"
+name = "{name}"
+[data]
+source = "cifar10:{}"
+validation = 100
+[model]
+onnx = "{}"
+[quant]
+calibration = 128
+[finetune]
+steps = 2
+[attack]
+pgd_steps = 2
+square_queries = 0
+examples = 20
+[front_test]
+enabled = false
+[search]
+episodes = 2
+attack_examples = 20
+references = false
+"#,
+            repo().join("experiments/resnet20-cifar10.toml").display(),
+            data.display(),
+            onnx.display()
+        );
+        let exp = dir.path().join("tv.toml");
+        std::fs::write(&exp, text).unwrap();
+        let exp = exp.to_str().unwrap();
+        let out = dir.path().join("out");
+        let args = ["search", "--experiment", exp, "--quiet", "--out"];
+        ok(bitsearch(
+            &[&args[..], &[out.to_str().unwrap()]].concat(),
+            dir.path(),
+        ));
+        let run = out.join("mbrl-bitfusion");
+        let csv = std::fs::read_to_string(run.join("episodes.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 3, "{name}: {csv}");
+        let policy = csv.lines().nth(1).unwrap().split('"').nth(1).unwrap();
+        assert_eq!(policy.split(',').count(), layers, "{name}: {policy}");
+
+        let cost = ok(bitsearch(
+            &[
+                "cost",
+                "--experiment",
+                exp,
+                "--profile",
+                "bitfusion",
+                "--json",
+            ],
+            dir.path(),
+        ));
+        let cost: serde_json::Value = serde_json::from_str(&cost).unwrap();
+        assert_eq!(cost["policy"]["layers"].as_array().unwrap().len(), layers);
+
+        let export = dir.path().join("export");
+        let args = ["export", run.to_str().unwrap(), "--out"];
+        ok(bitsearch(
+            &[&args[..], &[export.to_str().unwrap(), "--quiet"]].concat(),
+            dir.path(),
+        ));
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(export.join("export.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            record["validation_accuracy"], record["logged_validation_accuracy"],
+            "{name}: the rebuilt model must be the one the search scored: {record}"
+        );
+        assert!(export.join("model.onnx").exists(), "{name}");
+    }
+}

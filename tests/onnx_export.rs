@@ -200,17 +200,48 @@ fn graph_models_export_as_onnx_runtime_runs_them() {
     if !onnx_runtime_available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("cifar");
-    bitsearch::data::write_digit_fixture(&data_dir, 60, 500).unwrap();
-    let (train, test) = DataSource::Cifar10Dir(data_dir).load().unwrap();
-    let data = Dataset::from_raw(train, test, 50, 0).unwrap();
     let imported = onnx::import(&repo().join("tests/data/onnx/resnet20.onnx")).unwrap();
     let models = [
         Model::from_import(imported).unwrap(),
         Model::new(bitsearch::model::Arch::Resnet20, (3, 32, 32), 10, 1).unwrap(),
         Model::new(bitsearch::model::Arch::Mobilenet, (3, 32, 32), 10, 1).unwrap(),
     ];
+    exports_agree_with_onnx_runtime(&models);
+}
+
+/// torchvision's families (their small members, random weights) export as exactly: SiLU,
+/// HardSwish, HardSigmoid, Sigmoid gates (Mul), Concat, channel Slices and shuffles, a
+/// BatchNorm as a per-channel affine, padded and ceil-mode max-pools.
+#[test]
+fn torchvision_models_export_as_onnx_runtime_runs_them() {
+    if !onnx_runtime_available() {
+        return;
+    }
+    let dir = repo().join("tests/data/onnx/torchvision");
+    let models: Vec<Model> = [
+        "efficientnet",
+        "mobilenet_v3",
+        "shufflenet",
+        "densenet",
+        "squeezenet",
+        "regnet",
+    ]
+    .iter()
+    .map(|n| {
+        Model::from_import(onnx::import(&dir.join(format!("{n}-mini.onnx"))).unwrap()).unwrap()
+    })
+    .collect();
+    exports_agree_with_onnx_runtime(&models);
+}
+
+/// Each model, calibrated on the digit fixture, exported under mixed widths and under
+/// quantized weights alone, runs in ONNX Runtime with bitsearch's predictions.
+fn exports_agree_with_onnx_runtime(models: &[Model]) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("cifar");
+    bitsearch::data::write_digit_fixture(&data_dir, 60, 500).unwrap();
+    let (train, test) = DataSource::Cifar10Dir(data_dir).load().unwrap();
+    let data = Dataset::from_raw(train, test, 50, 0).unwrap();
     let (x, _) = data.train.first(128, &Device::Cpu).unwrap();
     let (xt, yt) = data.test.first(500, &Device::Cpu).unwrap();
     for (k, model) in models.iter().enumerate() {

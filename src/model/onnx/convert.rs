@@ -1,10 +1,12 @@
 //! ONNX nodes → graph ops, one node at a time in the file's (topological) order.
 
 mod batch;
+mod branches;
 mod fold;
 mod layers;
 mod pool;
 mod shortcut;
+mod shuffle;
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,8 +17,10 @@ use crate::model::graph::{Dims, Graph, Op, ShapeError};
 use crate::model::net::{BnWeights, LayerWeights};
 
 pub(super) const SUPPORTED: &str = "Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, \
-    MaxPool, AveragePool, GlobalAveragePool, ReduceMean over (2, 3), Add, Flatten, Reshape, \
-    Identity, Dropout, Constant, Slice + Pad as the option-A shortcut, and shape arithmetic on \
+    Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool, GlobalAveragePool, ReduceMean over \
+    (2, 3), Add, Mul, Concat and Split on channels, Slice of channels, Flatten, Reshape, \
+    Reshape + Transpose + Reshape as a channel shuffle, Identity, Dropout, Constant, Slice + \
+    Pad as the option-A shortcut, and shape arithmetic on \
     constants (ConstantOfShape, Concat, Reshape, Slice, Transpose, Cast, CastLike, Unsqueeze, \
     Squeeze, Shape, Gather, Expand, Add, Sub, Mul, Neg) and on shapes holding the batch size";
 
@@ -43,6 +47,11 @@ pub(super) struct Builder<'a> {
     symbolic: HashMap<String, fold::Symbolic>,
     /// The batch size the model's input was exported with, when it is fixed.
     batch: Option<usize>,
+    /// The 5-D tensors inside a channel shuffle, waiting for its last Reshape.
+    shuffle: HashMap<String, shuffle::Shuffle>,
+    /// How many times each tensor is read: by nodes (once per input naming it) and as a
+    /// graph output. Two nodes merge into one only when nothing else reads the first.
+    readers: HashMap<String, usize>,
 }
 
 impl<'a> Builder<'a> {
@@ -109,6 +118,8 @@ impl<'a> Builder<'a> {
             sliced: HashMap::new(),
             symbolic: HashMap::new(),
             batch: dims.first().and_then(|&b| usize::try_from(b).ok()),
+            shuffle: HashMap::new(),
+            readers: readers(proto),
         })
     }
 
@@ -155,7 +166,10 @@ impl<'a> Builder<'a> {
             }
             layers.push(w);
         }
-        let classes = shapes.layers.last().map_or(0, |l| l.out_ch);
+        let classes = match shapes.dims.last() {
+            Some(Dims::Flat(n)) => *n,
+            _ => 0,
+        };
         Ok(Imported {
             graph: self.graph,
             input: self.input,
@@ -245,7 +259,15 @@ impl<'a> Builder<'a> {
             "Gemm" | "MatMul" => return self.linear(&ctx, &a),
             "BatchNormalization" => return self.batch_norm(&ctx, &a),
             "Add" => return self.add(&ctx),
+            "Mul" => return self.mul(&ctx),
+            "Concat" => return self.concat(&ctx, &a),
+            "Split" => return self.split(&ctx, &a),
+            "Transpose" => return self.transpose(&ctx, &a),
+            "Reshape" => return self.reshape(&ctx, &a),
             "Relu" => Op::Relu,
+            "Sigmoid" => Op::Sigmoid,
+            "HardSigmoid" => self.hard_sigmoid(&a)?,
+            "HardSwish" => Op::HardSwish,
             "Clip" => self.clip(&ctx, &a)?,
             "MaxPool" | "AveragePool" => pool::pool(&ctx, &a)?,
             "GlobalAveragePool" => Op::GlobalAvgPool,
@@ -254,7 +276,6 @@ impl<'a> Builder<'a> {
                 1 => Op::Flatten,
                 v => return Err(a.bad("axis", v, "only axis 1 (keep the batch) is supported")),
             },
-            "Reshape" => self.reshape(&ctx, &a)?,
             _ => {
                 return Err(OnnxError::Unsupported {
                     node: label,
@@ -283,6 +304,12 @@ impl<'a> Builder<'a> {
                 shortcut::RULE
             )));
         }
+        if self.shuffle.contains_key(name) {
+            return Err(ctx.rule(&format!(
+                "input {name} is a 5-D reshape of a computed tensor: {}",
+                shuffle::RULE
+            )));
+        }
         match (self.ids.get(name), self.consts.contains_key(name)) {
             (Some(&id), _) => Ok(id),
             (None, true) => Err(ctx.rule(&format!(
@@ -296,6 +323,11 @@ impl<'a> Builder<'a> {
                 Err(ctx.rule(&format!("input {name:?} is produced by no earlier node")))
             }
         }
+    }
+
+    /// How many times the tensor `name` is read (`readers`).
+    fn readers(&self, name: &str) -> usize {
+        self.readers.get(name).copied().unwrap_or(0)
     }
 
     /// Constant input `i`, which must exist.
@@ -417,6 +449,17 @@ fn input_shape(dims: &[i64]) -> Result<(usize, usize, usize), String> {
     }
     element_count(&[c, h, w], MAX_ACTIVATIONS)?;
     Ok((c, h, w))
+}
+
+/// Per tensor name, the node inputs and graph outputs that read it.
+fn readers(proto: &GraphProto) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    let inputs = (proto.node.iter()).flat_map(|n| n.input.iter().map(String::as_str));
+    let outputs = proto.output.iter().map(|o| o.name());
+    for name in inputs.chain(outputs) {
+        *out.entry(name.to_string()).or_insert(0) += 1;
+    }
+    out
 }
 
 /// `var + eps − 1e-5`: normalizing by √(var' + 1e-5) is normalizing by √(var + eps).

@@ -245,13 +245,18 @@ impl Out {
     ) -> Result<String, ModelError> {
         let mut x = src.to_string();
         if !lq.bits.a.is_full() {
-            if !(lq.clip > 0.0 && lq.clip.is_finite()) {
+            if !(lq.clip >= 0.0 && lq.clip.is_finite()) {
                 return Err(ModelError::Layer {
                     layer: model.shapes()[li].name.clone(),
                     what: format!("activation clip {} cannot be exported (a QuantizeLinear scale must be positive)", lq.clip),
                 });
             }
-            let step = lq.clip / ((1u32 << lq.bits.a.get()) - 1) as f32;
+            // A clip of 0 (an input that calibration never saw above 0, such as a dead ReLU's)
+            // quantizes everything to 0: Clip(0, 0) does, and then any positive step keeps it.
+            let step = match lq.clip {
+                0.0 => 1.0,
+                clip => clip / ((1u32 << lq.bits.a.get()) - 1) as f32,
+            };
             let (lo, hi) = (self.scalar_f32(0.0), self.scalar_f32(lq.clip));
             let four_bit = self.opset.four_bit(lq.bits.a.get());
             // The same clamp as Min then Max before a UINT4 QuantizeLinear: ONNX Runtime 1.32's

@@ -2,13 +2,19 @@
 //! a `Graph` and its layers' weights.
 //!
 //! Supported, at opsets 13 to 21 of the default domain: Conv (any groups, square kernels,
-//! symmetric padding), Gemm, MatMul (+ Add of a constant bias), BatchNormalization (after a
-//! conv), Relu, Clip as ReLU6 (or ReLU), MaxPool, AveragePool (no padding), GlobalAveragePool,
-//! ReduceMean over the spatial axes, Add, Flatten, Reshape to (N, -1), Identity, Dropout and
+//! symmetric padding), Gemm, MatMul (+ Add of a constant bias), BatchNormalization (folded into
+//! the conv before it when nothing else reads that conv's output, else a fixed per-channel
+//! affine), Relu, Clip as ReLU6 (or ReLU), Sigmoid, HardSigmoid (PyTorch's), HardSwish, Mul of
+//! two computed tensors (a gate; Sigmoid + Mul of one tensor is SiLU, HardSigmoid + Mul
+//! HardSwish) or by a per-channel constant (+ Add of a per-channel shift), Concat and Split on
+//! the channel axis, a Slice of channels, MaxPool (symmetric padding, either rounding),
+//! AveragePool (no padding), GlobalAveragePool, ReduceMean over the spatial axes, Add, Flatten,
+//! Reshape to (N, -1), Reshape + Transpose + Reshape as a channel shuffle, Identity, Dropout and
 //! Constant; Slice + Pad as the option-A shortcut; and shape arithmetic on constants and on
 //! shapes holding the batch size, evaluated at import (`convert::fold`). Anything else is an
 //! error naming the node, its op type and, for an attribute outside what the ops above mean,
-//! the attribute: never a silently different graph.
+//! the attribute: never a silently different graph, and never an op left unpriced or
+//! unquantized.
 //!
 //! A file is untrusted: every size it claims is checked before anything is allocated (a
 //! tensor's dims against the bytes that hold its values, external data against its file and
@@ -185,3 +191,6 @@ mod dynamo_tests;
 
 #[cfg(test)]
 mod external_tests;
+
+#[cfg(test)]
+mod torchvision_tests;

@@ -70,29 +70,20 @@ impl Builder<'_> {
     /// constant or a shape holding the batch size; its first entry must be the batch — the
     /// batch size, 0 (copy it, unless `allowzero`), -1 with the size given, or the batch size
     /// the model's input was exported with — and its second the size or -1.
-    pub(super) fn reshape(&self, ctx: &Ctx, a: &Attrs) -> Result<Op, OnnxError> {
-        let src = self.src(ctx, 0)?;
-        let target: Vec<Dim> = match self.symbolic.get(ctx.input(1)) {
-            Some(s) => s.values.clone(),
-            None => (self.constant(ctx, 1)?.ints())
-                .ok_or_else(|| ctx.rule("its target shape (input 1) must be integers"))?
-                .iter()
-                .map(|&v| Dim::Fixed(v))
-                .collect(),
-        };
+    pub(super) fn flatten(
+        &self,
+        ctx: &Ctx,
+        a: &Attrs,
+        src: usize,
+        target: &[Dim],
+    ) -> Result<Op, OnnxError> {
         let (size, dim1) = match self.dims_of(src)? {
             Dims::Map(c, h, w) => (c.checked_mul(h).and_then(|v| v.checked_mul(w)), c),
             Dims::Flat(n) => (Some(n), n),
         };
         let size = size.ok_or_else(|| ctx.rule("its input's size overflows"))? as i64;
         let copies = a.int("allowzero", 0) == 0;
-        let first = match target.first() {
-            Some(Dim::Batch) => true,
-            Some(Dim::Fixed(0)) => copies,
-            Some(Dim::Fixed(-1)) => target.get(1) != Some(&Dim::Fixed(-1)),
-            Some(Dim::Fixed(n)) => self.batch.is_some_and(|b| b as i64 == *n),
-            None => false,
-        };
+        let first = self.keeps_batch(target, copies);
         let second = match target.get(1) {
             Some(Dim::Fixed(-1)) => true,
             Some(Dim::Fixed(0)) => copies && dim1 as i64 == size,
@@ -119,6 +110,30 @@ impl Builder<'_> {
             shown.join(", "),
             a.int("allowzero", 0)
         )))
+    }
+
+    /// A Reshape's target shape: a constant, or a shape holding the batch size.
+    pub(super) fn reshape_target(&self, ctx: &Ctx) -> Result<Vec<Dim>, OnnxError> {
+        Ok(match self.symbolic.get(ctx.input(1)) {
+            Some(s) => s.values.clone(),
+            None => (self.constant(ctx, 1)?.ints())
+                .ok_or_else(|| ctx.rule("its target shape (input 1) must be integers"))?
+                .iter()
+                .map(|&v| Dim::Fixed(v))
+                .collect(),
+        })
+    }
+
+    /// True when a Reshape target's first entry keeps the batch: the batch size, 0 (copied,
+    /// unless `allowzero`), -1 with no other -1, or the batch the input was exported with.
+    pub(super) fn keeps_batch(&self, target: &[Dim], copies: bool) -> bool {
+        match target.first() {
+            Some(Dim::Batch) => true,
+            Some(Dim::Fixed(0)) => copies,
+            Some(Dim::Fixed(-1)) => !target[1..].contains(&Dim::Fixed(-1)),
+            Some(Dim::Fixed(n)) => self.batch.is_some_and(|b| b as i64 == *n),
+            None => false,
+        }
     }
 
     /// Graph node `node`'s output dims per example.

@@ -1,9 +1,9 @@
 //! The ONNX ops that carry weights or need constants: Conv, Gemm / MatMul (+ a bias Add),
-//! BatchNormalization, Add and Clip.
+//! BatchNormalization (folded into its conv, or a fixed affine), Add and Clip.
 
 use super::pool::{check_auto_pad, square};
 use super::{bn_weights, Builder, Ctx};
-use crate::model::graph::Op;
+use crate::model::graph::{Dims, Op};
 use crate::model::net::LayerWeights;
 use crate::model::onnx::tensor::Attrs;
 use crate::model::onnx::tensor::MAX_SPATIAL;
@@ -175,11 +175,25 @@ impl Builder<'_> {
             ));
         }
         let src = self.src(ctx, 0)?;
+        // Folded into the conv that wrote its input when nothing else reads the conv's output;
+        // otherwise a fixed per-channel affine of its input (DenseNet's pre-activation BN).
         let conv = match self.weights.get(&src) {
-            Some(w) if matches!(self.graph.nodes[src].op, Op::Conv { .. }) && w.bn.is_none() => src,
-            _ => return Err(ctx.rule("must follow a conv (it is folded into that conv)")),
+            Some(w)
+                if matches!(self.graph.nodes[src].op, Op::Conv { .. })
+                    && w.bn.is_none()
+                    && self.readers(ctx.input(0)) == 1 =>
+            {
+                Some(src)
+            }
+            _ => None,
         };
-        let o = self.weights[&conv].b.len();
+        let o = match (conv, self.dims_of(src)?) {
+            (Some(conv), _) => self.weights[&conv].b.len(),
+            (None, Dims::Map(c, ..)) => c,
+            (None, Dims::Flat(_)) => {
+                return Err(ctx.rule("normalizes a flat tensor: only feature maps (N, C, H, W)"))
+            }
+        };
         let mut values: [Vec<f32>; 4] = Default::default();
         for (i, v) in values.iter_mut().enumerate() {
             let t = self.constant(ctx, i + 1)?;
@@ -192,9 +206,12 @@ impl Builder<'_> {
             }
             *v = t.floats();
         }
-        let bn = bn_weights(values, a.float("epsilon", 1e-5));
+        let eps = a.float("epsilon", 1e-5);
+        let Some(conv) = conv else {
+            return self.affine_batch_norm(ctx, src, values, eps);
+        };
         if let Some(w) = self.weights.get_mut(&conv) {
-            w.bn = Some(bn);
+            w.bn = Some(bn_weights(values, eps));
         }
         self.push(ctx, Op::BatchNorm, &[conv])?;
         Ok(())
@@ -215,6 +232,9 @@ impl Builder<'_> {
             }
             Some(k) => {
                 let src = self.src(ctx, 1 - k)?;
+                if self.affine_shift(ctx, k, src)? {
+                    return Ok(());
+                }
                 let bias = self.constant(ctx, k)?.floats();
                 let fresh = matches!(self.graph.nodes[src].op, Op::Linear { .. })
                     && src == self.graph.nodes.len() - 1;
@@ -225,7 +245,12 @@ impl Builder<'_> {
                         w.b = bias;
                         self.ids.insert(ctx.output(0)?.to_string(), src);
                     }
-                    _ => return Err(ctx.rule("adds a constant that is not a MatMul's bias")),
+                    _ => {
+                        return Err(ctx.rule(
+                            "adds a constant that is not a MatMul's bias nor the shift of a \
+                             per-channel scale (Mul by a constant just before)",
+                        ))
+                    }
                 }
             }
         }

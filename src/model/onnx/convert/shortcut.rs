@@ -1,7 +1,8 @@
 //! The option-A shortcut of He et al.'s CIFAR ResNets (`F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0,
 //! p, p))` in PyTorch): a Slice taking every s-th row, a Slice taking every s-th column (in
 //! either order, or one Slice over both axes), then a Pad adding zero channels on both sides.
-//! The three nodes become one `Op::ShortcutA`; a Slice used any other way is an error.
+//! The three nodes become one `Op::ShortcutA`. A Slice of channels alone (step 1) is a channel
+//! range (`Op::Channels`); a Slice used any other way is an error.
 
 use super::super::tensor::{Attrs, MAX_ACTIVATIONS, MAX_SPATIAL};
 use super::super::OnnxError;
@@ -10,9 +11,9 @@ use super::{Builder, Ctx};
 use crate::model::graph::{Dims, Op};
 
 /// What the error says a Slice of a computed tensor may be.
-pub(super) const RULE: &str = "a Slice of a computed tensor is imported only as part of an \
-    option-A shortcut: every s-th row and column from the first (starts 0, ends at the end, \
-    steps s), then a Pad of zero channels";
+pub(super) const RULE: &str = "a Slice of a computed tensor is imported as a range of \
+    channels (axis 1 alone, step 1) or as part of an option-A shortcut: every s-th row and \
+    column from the first (starts 0, ends at the end, steps s), then a Pad of zero channels";
 
 /// A computed tensor's rows (`h`) and columns (`w`) taken every so many.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +54,11 @@ impl Builder<'_> {
             axes,
             steps,
         } = SliceArgs::new(ctx, starts, ends, ints(3)?, ints(4)?)?;
+        if let ([start], [end], [1 | -3], [1]) = (&starts[..], &ends[..], &axes[..], &steps[..]) {
+            if !self.sliced.contains_key(ctx.input(0)) {
+                return self.channel_slice(ctx, s.src, *start, *end);
+            }
+        }
         for k in 0..starts.len() {
             // PyTorch writes "to the end" as i64::MAX; anything past a CIFAR-sized map will do.
             let whole = starts[k] == 0 && ends[k] >= 1 << 20 && steps[k] >= 1;
@@ -70,6 +76,43 @@ impl Builder<'_> {
             }
         }
         self.sliced.insert(ctx.output(0)?.to_string(), s);
+        Ok(())
+    }
+
+    /// Channels `start .. end` of a feature map (ONNX's rules: negative counts from the end,
+    /// both clamped to the channels), as one `Op::Channels`.
+    fn channel_slice(
+        &mut self,
+        ctx: &Ctx,
+        src: usize,
+        start: i64,
+        end: i64,
+    ) -> Result<(), OnnxError> {
+        let dims = (self.graph.node_dims(self.input))
+            .map_err(|e| self.shape_error(e))?
+            .dims;
+        let c = match dims.get(src) {
+            Some(Dims::Map(c, ..)) => *c as i64,
+            _ => return Err(ctx.rule("slices the channels of a tensor that is not a feature map")),
+        };
+        let at = |v: i64| {
+            if v < 0 {
+                (v.saturating_add(c)).max(0)
+            } else {
+                v.min(c)
+            }
+        };
+        let (start, end) = (at(start), at(end));
+        if end <= start {
+            return Err(ctx.rule(&format!(
+                "keeps no channel of {c} (from {start} to {end}): a channel slice needs one"
+            )));
+        }
+        let op = Op::Channels {
+            start: start as usize,
+            len: (end - start) as usize,
+        };
+        self.push(ctx, op, &[src])?;
         Ok(())
     }
 
