@@ -187,7 +187,7 @@ fn bench_scores_one_policy_and_writes_the_reference_inputs() {
 
 /// `eval --finetune` scores a policy the one way the search does (its calibration, its
 /// policy-seeded fine-tune, its test suite): for a searched run's best policy it prints exactly
-/// the test numbers of best-policy.json.
+/// the test numbers of best-policy.json, and with `--split validation` its validation accuracy.
 #[test]
 fn eval_finetune_reproduces_the_searched_best_policy() {
     let dir = tempfile::tempdir().unwrap();
@@ -251,6 +251,30 @@ fn eval_finetune_reproduces_the_searched_best_policy() {
         numbers(suite, "attacks", "accuracy"),
         "{out}"
     );
+    // On the validation split it prints the episode's own accuracy, what the search ranked by.
+    let out = ok(bitsearch(
+        &[
+            "eval",
+            "--experiment",
+            "exp.toml",
+            "--cache",
+            "cache",
+            "--policy",
+            policy,
+            "--finetune",
+            "--split",
+            "validation",
+            "--no-attack",
+            "--json",
+            "--quiet",
+        ],
+        dir.path(),
+    ));
+    let eval: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(eval["split"], "validation", "{out}");
+    assert!(eval.get("test_accuracy").is_none(), "{out}");
+    let acc = best["validation"]["accuracy"].as_f64().unwrap();
+    assert_eq!(eval["validation_accuracy"].as_f64(), Some(acc), "{out}");
 }
 
 /// `bitsearch dq` end to end: the study's files are written through the run-directory format

@@ -1,11 +1,11 @@
 //! `bitsearch eval`: quantize the cached baseline with a policy (optionally fine-tune it) and
-//! report test accuracy and robust accuracy under the experiment's attack suite.
+//! report accuracy and robust accuracy on the test split under the report's attack suite, or on
+//! the validation split under the search's (what a recipe is chosen on).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::Args;
-use serde::Serialize;
+use clap::{Args, ValueEnum};
 
 use bitsearch::quant::Policy;
 use bitsearch::robust::SuiteReport;
@@ -29,6 +29,11 @@ pub struct EvalArgs {
     /// then exactly those of its run's best-policy.json.
     #[arg(long)]
     pub finetune: bool,
+    /// The split scored: `test` (the report's suite, `[attack]` on the test examples) or
+    /// `validation` (the search's: its accuracy and suite, so a fine-tuned policy's numbers are
+    /// its episode's in episodes.csv). Choose fine-tune recipes on validation.
+    #[arg(long, value_enum, default_value_t = EvalSplit::Test)]
+    pub split: EvalSplit,
     /// Skip the attack suite (clean accuracy only).
     #[arg(long)]
     pub no_attack: bool,
@@ -40,17 +45,57 @@ pub struct EvalArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvalSplit {
+    Test,
+    Validation,
+}
+
+impl EvalSplit {
+    fn name(self) -> &'static str {
+        match self {
+            EvalSplit::Test => "test",
+            EvalSplit::Validation => "validation",
+        }
+    }
+}
+
+/// What `eval` prints; in JSON the split names the keys (`test_accuracy`,
+/// `fp32_test_accuracy`, `test_examples`, or the same with `validation`).
+#[derive(Debug)]
 struct EvalReport {
     experiment: String,
     model: String,
     policy: String,
-    test_accuracy: f64,
-    fp32_test_accuracy: f64,
-    delta_points: f64,
-    test_examples: usize,
+    split: EvalSplit,
+    accuracy: f64,
+    fp32_accuracy: f64,
+    examples: usize,
     finetune: Option<FinetuneReport>,
     robust: Option<SuiteReport>,
+}
+
+impl EvalReport {
+    fn delta_points(&self) -> f64 {
+        100.0 * (self.accuracy - self.fp32_accuracy)
+    }
+
+    fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+        let split = self.split.name();
+        let mut m = serde_json::Map::new();
+        let mut put = |k: String, v: serde_json::Value| m.insert(k, v);
+        put("experiment".into(), self.experiment.clone().into());
+        put("model".into(), self.model.clone().into());
+        put("policy".into(), self.policy.clone().into());
+        put("split".into(), split.into());
+        put(format!("{split}_accuracy"), self.accuracy.into());
+        put(format!("fp32_{split}_accuracy"), self.fp32_accuracy.into());
+        put("delta_points".into(), self.delta_points().into());
+        put(format!("{split}_examples"), self.examples.into());
+        put("finetune".into(), serde_json::to_value(&self.finetune)?);
+        put("robust".into(), serde_json::to_value(&self.robust)?);
+        Ok(serde_json::Value::Object(m))
+    }
 }
 
 /// Parses `--policy` as a JSON file when it names one, else as the string form, for the model
@@ -99,26 +144,29 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         Some(t) => (&t.model, &t.q),
         None => (&base.model, &plain),
     };
-    let (acc, robust) = if args.no_attack {
-        (eval.accuracy(model, Some(q), &data.test)?, None)
-    } else {
-        let test = eval.test_score_of(model, Some(q), &eval.test_suite(&exp.attack)?)?;
-        (test.accuracy, Some(test.robust))
+    let (split, fp32) = match args.split {
+        EvalSplit::Test => (&data.test, base.metrics.test_accuracy),
+        EvalSplit::Validation => (&data.val, base.metrics.val_accuracy),
     };
-    let ft = tuned.as_ref().map(|t| t.report.clone());
+    let acc = eval.accuracy(model, Some(q), split)?;
+    let robust = match (args.no_attack, args.split) {
+        (true, _) => None,
+        (false, EvalSplit::Test) => Some(eval.test_suite(&exp.attack)?.run(model, Some(q))?),
+        (false, EvalSplit::Validation) => Some(eval.validation_suite()?.run(model, Some(q))?),
+    };
     let report = EvalReport {
         experiment: exp.name.clone(),
         model: exp.model.name(),
         policy: q.policy().to_string(),
-        test_accuracy: acc,
-        fp32_test_accuracy: base.metrics.test_accuracy,
-        delta_points: 100.0 * (acc - base.metrics.test_accuracy),
-        test_examples: data.test.len(),
-        finetune: ft,
+        split: args.split,
+        accuracy: acc,
+        fp32_accuracy: fp32,
+        examples: split.len(),
+        finetune: tuned.as_ref().map(|t| t.report.clone()),
         robust,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        println!("{}", serde_json::to_string(&report.to_json()?)?);
     } else {
         print_text(&report);
     }
@@ -127,7 +175,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
 
 fn print_text(r: &EvalReport) {
     println!(
-        "{} {} policy {}{}: test accuracy {:.2}% (FP32 {:.2}%, {:+.2} points) on {} examples",
+        "{} {} policy {}{}: {} accuracy {:.2}% (FP32 {:.2}%, {:+.2} points) on {} examples",
         r.experiment,
         r.model,
         r.policy,
@@ -136,10 +184,11 @@ fn print_text(r: &EvalReport) {
         } else {
             ""
         },
-        100.0 * r.test_accuracy,
-        100.0 * r.fp32_test_accuracy,
-        r.delta_points,
-        r.test_examples
+        r.split.name(),
+        100.0 * r.accuracy,
+        100.0 * r.fp32_accuracy,
+        r.delta_points(),
+        r.examples
     );
     if let Some(s) = &r.robust {
         let per: Vec<String> = s
@@ -151,8 +200,9 @@ fn print_text(r: &EvalReport) {
             .map(|w| format!("eps {}: {:.2}%", w.eps, 100.0 * w.worst_case))
             .collect();
         println!(
-            "robust accuracy (per-example worst case over FGSM, PGD, transfer and Square, {} test examples): {}",
+            "robust accuracy (per-example worst case over FGSM, PGD, transfer and Square, {} {} examples): {}",
             s.examples,
+            r.split.name(),
             curve.join("; ")
         );
         println!("  clean {:.2}%; {}", 100.0 * s.clean, per.join("; "));
