@@ -277,6 +277,7 @@ fn ft_cfg(beta: f64) -> FinetuneConfig {
         weight_decay: 0.0,
         beta,
         seed: 0,
+        schedule: Default::default(),
     }
 }
 

@@ -277,6 +277,24 @@ mod tests {
         assert!(!check(&onnx).unwrap().model.trains());
     }
 
+    /// `[finetune] schedule` is "constant" (the default) or "cosine"; another word is an error
+    /// naming the file, the field and the words it takes.
+    #[test]
+    fn finetune_schedule_is_constant_or_cosine() {
+        use crate::train::LrSchedule;
+        assert_eq!(check(GOOD).unwrap().finetune.schedule, LrSchedule::Constant);
+        let cosine = format!("{GOOD}\n[finetune]\nschedule = \"cosine\"\n");
+        assert_eq!(
+            check(&cosine).unwrap().finetune.schedule,
+            LrSchedule::Cosine
+        );
+        let bad = err(&format!("{GOOD}\n[finetune]\nschedule = \"step\"\n"));
+        assert!(
+            bad.contains("exp.toml") && bad.contains("schedule") && bad.contains("cosine"),
+            "{bad}"
+        );
+    }
+
     #[test]
     fn batch_must_be_positive() {
         let e = err(&GOOD.replace("batch = 64", "batch = 0"));

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ExperimentError;
 use crate::quant::Bits;
 use crate::robust::{AttackConfig, SquareScope};
-use crate::train::FinetuneConfig;
+use crate::train::{FinetuneConfig, LrSchedule};
 use crate::validate::{distinct, fraction, non_negative, positive, positive_count, FieldError};
 
 #[derive(Debug, Deserialize)]
@@ -20,6 +20,8 @@ pub struct RawFinetune {
     pub weight_decay: f64,
     pub lipschitz_beta: f64,
     pub seed: u64,
+    /// "constant" or "cosine" (`train::LrSchedule`; another word is the parser's error).
+    pub schedule: LrSchedule,
 }
 
 impl Default for RawFinetune {
@@ -31,6 +33,7 @@ impl Default for RawFinetune {
             weight_decay: 0.0,
             lipschitz_beta: 1e-2,
             seed: 0,
+            schedule: LrSchedule::Constant,
         }
     }
 }
@@ -120,6 +123,7 @@ impl RawFinetune {
             weight_decay: self.weight_decay,
             beta: self.lipschitz_beta,
             seed: self.seed,
+            schedule: self.schedule,
         })
     }
 }

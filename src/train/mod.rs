@@ -11,7 +11,7 @@ pub use adamw::FusedAdamW;
 pub use baseline::{
     baseline_dir, load_baseline, train_baseline, Baseline, BaselineMetrics, BaselineSpec,
 };
-pub use finetune::{finetune, FinetuneConfig, FinetuneReport};
+pub use finetune::{finetune, FinetuneConfig, FinetuneReport, LrSchedule};
 pub use fp32::{accuracy, loss, progress_bar, train_fp32, EpochReport, TrainConfig};
 pub use penalty::orthogonality_penalty;
 
