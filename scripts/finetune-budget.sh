@@ -42,15 +42,13 @@ done; done
 export -f run; export BITSEARCH out exp CACHE
 printf '%s\n' "${jobs[@]}" | xargs -P "${JOBS:-1}" -L 1 bash -c 'run "$@"' _
 python3 - "$out" <<'PY'
-import glob, json, math, os, sys
+import glob, json, math, os, re, sys
 rows = []
 for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
     d = json.load(open(f))
     ft = d["finetune"] or {}
-    cfg = os.path.basename(f)[:-5].split("-lr")[1]
-    lr, rest = cfg.split("-", 1)
-    sched, rest = rest.split("-beta")
-    beta, steps = rest.split("-steps")
+    m = re.search(r"-lr(.+?)-([a-z]+)-beta(.+)-steps(\d+)\.json$", os.path.basename(f))
+    lr, sched, beta, steps = m.groups()
     worst = "; ".join(f"{w['eps']:g}: {100 * w['worst_case']:.1f}" for w in d["robust"]["by_eps"])
     rows.append((d["policy"], float(lr), sched, float(beta), int(steps),
                  d["validation_accuracy"], d["validation_examples"], worst))
