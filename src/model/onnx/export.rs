@@ -154,6 +154,12 @@ pub(crate) fn export_proto(
                 out: channels,
             } => out.shortcut(&src, *stride, *channels, dims[node.inputs[0]]),
             Op::Input => src,
+            other => {
+                return Err(ModelError::Layer {
+                    layer: format!("node {i}"),
+                    what: format!("{} has no QDQ export yet", other.kind()),
+                })
+            }
         };
     }
     let last = names.last().cloned().unwrap_or_default();
@@ -290,6 +296,7 @@ impl Out {
             let dims: Vec<usize> = match shape {
                 Dims::Map(..) => vec![1, c, h, w],
                 Dims::Flat(n) => vec![1, n],
+                Dims::Seq(t, d) => vec![1, t, d],
             };
             let mean = self.f32s("input_mean", &dims, &per(&norm.mean));
             let std = self.f32s("input_std", &dims, &per(&norm.std));
@@ -369,7 +376,7 @@ impl Out {
     fn shuffle(&mut self, x: &str, groups: usize, shape: Dims) -> String {
         let (c, h, w) = match shape {
             Dims::Map(c, h, w) => (c as i64, h as i64, w as i64),
-            Dims::Flat(n) => (n as i64, 1, 1),
+            other => (other.count() as i64, 1, 1),
         };
         let g = groups as i64;
         let split = self.i64s("shape", &[0, g, c / g, h, w]);
@@ -389,7 +396,7 @@ impl Out {
     fn shortcut(&mut self, x: &str, stride: usize, out: usize, shape: Dims) -> String {
         let c = match shape {
             Dims::Map(c, ..) => c,
-            Dims::Flat(n) => n,
+            other => other.count(),
         };
         let s = stride as i64;
         let starts = self.i64s("starts", &[0, 0]);
