@@ -128,7 +128,7 @@ impl Model {
         classes: usize,
         seed: u64,
     ) -> Result<Self, ModelError> {
-        Self::from_graph(arch.graph(classes), input, classes, seed)
+        Self::from_graph(arch.graph(input, classes), input, classes, seed)
     }
 
     /// A freshly initialized model of any graph (as `new`).
