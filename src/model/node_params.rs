@@ -89,3 +89,11 @@ impl NodeParams {
         })
     }
 }
+
+impl super::net::Model {
+    /// Node `node`'s parameter `suffix` (`weight`, `bias`) as the op reads it, for export.
+    pub(crate) fn node_tensor(&self, node: usize, suffix: &str) -> Option<Tensor> {
+        let p = self.node_params.iter().find(|p| p.node == node)?;
+        p.get(suffix, true)
+    }
+}
