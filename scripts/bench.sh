@@ -32,6 +32,9 @@ cargo run --release --quiet --example cifar_fixture -- "$out/cifar" 220 100 > /d
 CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --arch resnet20,mobilenet --runs "$runs" --json \
     --no-training --no-policy --experiment experiments/resnet20-cifar10.toml \
     --set "data.source=cifar10:$out/cifar" --set data.validation=100 | grep -v '"peak_memory_mib' >> "$out/bitsearch.jsonl"
+# The zoo ViT's figures on the default experiment's 1x28x28 digits (7x7 patches, 16 tokens).
+CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --arch vit --runs "$runs" --json \
+    --no-training --no-policy | grep -v '"peak_memory_mib' >> "$out/bitsearch.jsonl"
 if python3 -c "import torch" 2>/dev/null; then
     torch_args=(--threads 2 --runs "$runs")
     if [ -f "$out/ref/policy-bench.json" ]; then
@@ -50,6 +53,8 @@ if python3 -c "import torch" 2>/dev/null; then
     # peak-memory row stays the LeNet-5/cnn6 run's.
     for fq in fused unfused; do
         python3 scripts/torch_reference.py --threads 2 --runs "$runs" --arch resnet20,mobilenet --epochs 0 --fq "$fq" \
+            | grep -v '"peak memory' >> "$out/torch.jsonl"
+        python3 scripts/torch_reference.py --threads 2 --runs "$runs" --arch vit --epochs 0 --fq "$fq" \
             | grep -v '"peak memory' >> "$out/torch.jsonl"
     done
 else

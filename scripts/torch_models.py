@@ -1,6 +1,7 @@
 """The models of bitsearch's zoo (src/model/arch.rs) in PyTorch, as bitsearch runs them, for
 scripts/torch_reference.py (speed) and scripts/torch_train.py (FP32 accuracy): QNet (lenet5,
-cnn6), QResNet20 and QMobileNet, with bitsearch's fake quantizers (src/quant/fake.rs).
+cnn6), QResNet20, QMobileNet and QViT, with bitsearch's fake quantizers (src/quant/fake.rs, and
+src/quant/signed.rs for the ViT's signed inputs).
 
 Every model takes images in [0, 1] and standardizes them inside, after the first layer's
 activation quantizer, as src/model/exec.rs does. The BatchNorm networks (QResNet20, QMobileNet)
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 LAYER_NAMES = {"lenet5": ["conv1", "conv2", "fc1", "fc2", "fc3"],
                "cnn6": ["conv1", "conv2", "conv3", "conv4", "fc1", "fc2"],
                "resnet20": ["conv"] + [f"s{s}b{b}.conv{c}" for s in (1, 2, 3) for b in (1, 2, 3) for c in (1, 2)] + ["fc"],
-               "mobilenet": ["conv"] + [f"b{b}.{k}" for b in range(1, 6) for k in ("dw", "pw")] + ["fc"]}
+               "mobilenet": ["conv"] + [f"b{b}.{k}" for b in range(1, 6) for k in ("dw", "pw")] + ["fc"],
+               "vit": ["patch"] + [f"b{b}.{k}" for b in range(1, 4) for k in ("qkv", "proj", "fc1", "fc2")] + ["head"]}
 FULL = 32
 CHANNELS_LAST = True  # torch_reference.py --nchw turns it off
 
@@ -77,6 +79,33 @@ def fq_act(x, bits, clip=1.0):
 FQ = {"fused": (fq_weight, fq_act), "unfused": (fq_weight_unfused, fq_act_unfused)}
 
 
+def signed_levels(bits):
+    """Steps a side of the signed grid (src/quant/signed.rs): 2^(a-1) - 1, ternary at 1 bit."""
+    return 2 ** max(bits - 1, 1) - 1
+
+
+def fq_signed_unfused(x, bits, clip=1.0):
+    """Signed activation fake quantizer over [-clip, clip], L steps a side, straight-through."""
+    if bits >= FULL:
+        return x
+    if not (clip > 0 and math.isfinite(clip)):
+        return x - x.detach()
+    step = clip / signed_levels(bits)
+    q = torch.round(x.clamp(-clip, clip) / step) * step
+    return x + (q - x).detach()
+
+
+def fq_signed(x, bits, clip=1.0):
+    """The fused per-tensor kernel of the signed grid: zero point 0, range [-L, L]."""
+    if bits >= FULL or not (clip > 0 and math.isfinite(clip)):
+        return fq_signed_unfused(x, bits, clip)
+    levels = signed_levels(bits)
+    return torch.fake_quantize_per_tensor_affine(x, clip / levels, 0, -levels, levels)
+
+
+FQ_SIGNED = {"fused": fq_signed, "unfused": fq_signed_unfused}
+
+
 class QNet(nn.Module):
     """conv: relu(conv(q_a(x), q_w(W)) + b), linear: relu(q_a(x) @ q_w(W)ᵀ + b), no ReLU after the
     last layer; the input standardization after the first layer's activation quantizer."""
@@ -91,7 +120,7 @@ class QNet(nn.Module):
                                          nn.Conv2d(32, 32, 3, padding=1), nn.Linear(32 * 7 * 7, 128), nn.Linear(128, 10)])
             self.pool_after = (1, 3)
         else:
-            raise SystemExit(f"unknown arch {arch!r} (lenet5, cnn6, resnet20 or mobilenet)")
+            raise SystemExit(f"unknown arch {arch!r} (lenet5, cnn6, resnet20, mobilenet or vit)")
         shape = (1, -1, 1, 1)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(shape))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(shape))
@@ -247,14 +276,74 @@ class QMobileNet(FoldedBNNet):
         return self.head(x)
 
 
+class QViT(nn.Module):
+    """The zoo's vit (src/model/vit.rs): 7x7 patches on 28x28 (a conv, its pixels as tokens), a
+    class token and a position embedding, three pre-norm blocks (LayerNorm, one qkv linear, 4
+    heads, proj; LayerNorm, fc1, exact GELU, fc2) of 64 features, LayerNorm, the head on the
+    class token. Every linear layer after the patch conv reads signed activations."""
+
+    def __init__(self, mean=0.0, std=1.0, fq="fused", channels=1, classes=10, size=28, dim=64, heads=4, depth=3, ratio=2):
+        super().__init__()
+        patch = -(-size // 4)
+        self.patch = nn.Conv2d(channels, dim, patch, stride=patch)
+        tokens = (size // patch) ** 2
+        self.cls = nn.Parameter(torch.randn(dim) * 0.02)
+        self.pos = nn.Parameter(torch.randn(tokens + 1, dim) * 0.02)
+        block = lambda: nn.ModuleDict({"ln1": nn.LayerNorm(dim), "qkv": nn.Linear(dim, 3 * dim), "proj": nn.Linear(dim, dim),
+                                       "ln2": nn.LayerNorm(dim), "fc1": nn.Linear(dim, ratio * dim), "fc2": nn.Linear(ratio * dim, dim)})
+        self.blocks = nn.ModuleList([block() for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
+        self.layers = [self.patch] + [b[k] for b in self.blocks for k in ("qkv", "proj", "fc1", "fc2")] + [self.head]
+        self.heads, self.dim = heads, dim
+        shape = (1, -1, 1, 1)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(shape))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(shape))
+        self.fq_w, self.fq_a = FQ[fq]
+        self.fq_s = FQ_SIGNED[fq]
+        self.eyes = [torch.eye(l.weight.shape[0]) for l in self.layers]
+        self.quant = None
+        self.train_bn = False  # no BatchNorm; torch_reference.py sets it on every model
+
+    set_quant = QNet.set_quant
+    penalty = QNet.penalty
+
+    def layer(self, i, x):
+        layer = self.layers[i]
+        w = layer.weight
+        if self.quant is not None:
+            wb, ab, clip = self.quant[i]
+            x = (self.fq_a if i == 0 else self.fq_s)(x, ab, clip)
+            w = self.fq_w(w, wb)
+        if i == 0:
+            x = (x - self.mean) / self.std
+            return F.conv2d(x, w, layer.bias, layer.stride)
+        return F.linear(x, w, layer.bias)
+
+    def forward(self, x):
+        x = self.layer(0, x).flatten(2).transpose(1, 2)
+        n, t, d = x.shape
+        x = torch.cat([self.cls.expand(n, 1, d), x], 1) + self.pos
+        h, dh = self.heads, d // self.heads
+        for b, blk in enumerate(self.blocks):
+            i = 1 + 4 * b
+            q, k, v = self.layer(i, blk["ln1"](x)).split(d, -1)
+            q, k, v = (z.reshape(n, t + 1, h, dh).transpose(1, 2) for z in (q, k, v))
+            a = (q @ k.transpose(-2, -1) * dh ** -0.5).softmax(-1)
+            x = x + self.layer(i + 1, (a @ v).transpose(1, 2).reshape(n, t + 1, d))
+            x = x + self.layer(i + 3, F.gelu(self.layer(i + 2, blk["ln2"](x))))
+        return self.layer(len(self.layers) - 1, self.norm(x)[:, 0])
+
+
 def make_model(arch, mean, std, fq="fused", channels=1, classes=10):
     """The zoo's `arch` for inputs of `channels` channels (QNet's lenet5 and cnn6: 1x28x28)."""
     if arch not in LAYER_NAMES:
-        raise SystemExit(f"unknown arch {arch!r} (lenet5, cnn6, resnet20 or mobilenet)")
+        raise SystemExit(f"unknown arch {arch!r} (lenet5, cnn6, resnet20, mobilenet or vit)")
     if arch == "resnet20":
         return QResNet20(mean, std, fq, channels=channels, classes=classes)
     if arch == "mobilenet":
         return QMobileNet(mean, std, fq, channels=channels, classes=classes)
+    if arch == "vit":
+        return QViT(mean, std, fq, channels=channels, classes=classes)
     if channels != 1 or classes != 10:
         raise SystemExit(f"{arch} is built here for 1x28x28 inputs and 10 classes only, not {channels} channels and {classes} classes")
     return QNet(arch, mean, std, fq)

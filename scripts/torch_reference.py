@@ -124,6 +124,8 @@ def bench(arch, data, runs, epochs, out, fq, compile_mode=None):
         x_all = torch.rand(1000, 3, 32, 32, generator=g)
         y_all = torch.randint(0, 10, (1000,), generator=g)
         channels, epochs = 3, 0
+    if arch == "vit":
+        epochs = 0  # its FP32 training is `bitsearch train` with experiments/vit-fashion.toml
     torch.manual_seed(0)
     model = make_model(arch, mean, std, fq, channels)
     run = model
@@ -460,7 +462,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--arch", default="lenet5,cnn6", help="architectures of the micro figures: lenet5, cnn6, resnet20, mobilenet ('' for none)")
+    ap.add_argument("--arch", default="lenet5,cnn6", help="architectures of the micro figures: lenet5, cnn6, resnet20, mobilenet, vit ('' for none)")
     ap.add_argument("--fq", choices=["fused", "unfused"], default="fused", help="fake-quantizer formulation")
     ap.add_argument("--compile", action="store_true", help="also time the micro figures through torch.compile")
     ap.add_argument("--compile-mode", default="default", help="torch.compile mode (default, max-autotune-no-cudagraphs, ...)")

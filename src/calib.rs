@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::data::{DataError, Split};
 use crate::model::{Model, ModelError};
-use crate::quant::{calibrate_layer, ClipMethod, LayerClips};
+use crate::quant::{calibrate_layer, calibrate_layer_signed, ClipMethod, LayerClips};
 
 /// The validated `[quant]` table of an experiment: how activation clips are calibrated.
 #[derive(Debug, Clone, Serialize)]
@@ -35,16 +35,22 @@ pub fn calibrate(
     Ok(calibrate_model(model, &x, cfg.act_clip)?)
 }
 
-/// Runs the FP32 model on the calibration batch `x` and calibrates every layer's input clip.
+/// Runs the FP32 model on the calibration batch `x` and calibrates every layer's input clip
+/// (on the signed grid for a layer with signed inputs).
 pub fn calibrate_model(
     model: &Model,
     x: &Tensor,
     method: ClipMethod,
 ) -> Result<Vec<LayerClips>, ModelError> {
     let trace = model.forward_trace(x, None)?;
-    trace
-        .inputs
-        .iter()
-        .map(|t| Ok(calibrate_layer(&t.flatten_all()?.to_vec1::<f32>()?, method)))
+    let signed = model.signed_inputs();
+    (trace.inputs.iter().enumerate())
+        .map(|(li, t)| {
+            let values = t.flatten_all()?.to_vec1::<f32>()?;
+            Ok(match signed.get(li).copied().unwrap_or(false) {
+                true => calibrate_layer_signed(&values, method),
+                false => calibrate_layer(&values, method),
+            })
+        })
         .collect()
 }

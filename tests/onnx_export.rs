@@ -190,6 +190,75 @@ fn an_imported_model_goes_through_search_and_export_to_onnx_runtime() {
     assert!(e.contains("no episode 9") && e.contains("holds 3"), "{e}");
 }
 
+/// The zoo ViT through the whole tool on the CIFAR-format fixture (3x32x32: 8x8 patches, 16
+/// tokens): trained one epoch, searched for two episodes, its best policy exported with
+/// `bitsearch export` as the model the search scored, and ONNX Runtime agrees with it.
+#[test]
+fn a_vit_goes_through_search_and_export_to_onnx_runtime() {
+    if !onnx_runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cifar");
+    bitsearch::data::write_digit_fixture(&data, 80, 60).unwrap();
+    let text = format!(
+        r#"extends = "{}"
+[data]
+source = "cifar10:{}"
+validation = 100
+[train]
+epochs = 1
+[quant]
+calibration = 128
+[finetune]
+steps = 3
+[attack]
+pgd_steps = 2
+square_queries = 0
+examples = 20
+fgsm_eps = [0.05]
+pgd_eps = [0.05]
+[front_test]
+enabled = false
+[search]
+episodes = 2
+attack_examples = 20
+references = false
+"#,
+        repo().join("experiments/vit-fashion.toml").display(),
+        data.display()
+    );
+    let exp = dir.path().join("vit.toml");
+    std::fs::write(&exp, text).unwrap();
+    let out = dir.path().join("out");
+    let search = ["search", "--experiment", exp.to_str().unwrap(), "--quiet"];
+    ok(bitsearch(
+        &[&search[..], &["--out", out.to_str().unwrap()]].concat(),
+        dir.path(),
+    ));
+    let run = out.join("mbrl-bitfusion");
+    let csv = std::fs::read_to_string(run.join("episodes.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for column in ["w_patch", "a_b1.qkv", "w_b3.fc2", "a_head"] {
+        assert!(header.contains(&column), "{column}: {header:?}");
+    }
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let export = dir.path().join("export");
+    let args = ["export", run.to_str().unwrap(), "--quiet", "--out"];
+    ok(bitsearch(
+        &[&args[..], &[export.to_str().unwrap()]].concat(),
+        &run,
+    ));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("export.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        record["validation_accuracy"], record["logged_validation_accuracy"],
+        "the rebuilt model must be the one the search scored: {record}"
+    );
+    assert_onnx_runtime_agrees(&export, "vit best policy", [0.98, 0.95]);
+}
+
 /// A layer's "W/A" bits from its index.
 type BitsOf<'a> = &'a dyn Fn(usize) -> String;
 
@@ -232,6 +301,19 @@ fn torchvision_models_export_as_onnx_runtime_runs_them() {
     })
     .collect();
     exports_agree_with_onnx_runtime(&models);
+}
+
+/// The zoo ViT exports as exactly: patch tokens, class token (Expand + Concat), position
+/// embedding, LayerNorm (ReduceMean arithmetic), exact GELU (Erf), the heads' Reshape and
+/// Transpose around two activation × activation MatMuls, Softmax, per-token linear layers
+/// (MatMul + Add) and signed activation quantizers (int8 codes around zero).
+#[test]
+fn vit_exports_as_onnx_runtime_runs_it() {
+    if !onnx_runtime_available() {
+        return;
+    }
+    let model = Model::new(bitsearch::model::Arch::Vit, (3, 32, 32), 10, 1).unwrap();
+    exports_agree_with_onnx_runtime(&[model]);
 }
 
 /// Each model, calibrated on the digit fixture, exported under mixed widths and under

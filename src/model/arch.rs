@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::graph::{Graph, Op, ShapeError};
 use super::shape::LayerShape;
+use super::vit;
 
 /// The architectures bitsearch can build, selected by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -25,7 +26,21 @@ pub enum Arch {
     /// (a 3x3 depthwise conv, then a 1x1 conv; 32, 64 at stride 2, 64, 128 at stride 2, 128),
     /// each conv with BatchNorm and ReLU6, global average pool, fc: 11 convs and one fc.
     Mobilenet,
+    /// A small vision transformer (`vit.rs`): patches of side ⌈min(H, W) / 4⌉ (7 on 28×28,
+    /// 8 on 32×32: a 4×4 grid of 16 tokens and the class token), 64 features, 4 heads, 3
+    /// pre-norm blocks with an MLP of 128, the head on the class token: 14 linear layers
+    /// after the patch embedding's conv.
+    Vit,
 }
+
+/// The zoo ViT's size; the patch follows the input (`Arch::Vit`).
+const ZOO_VIT: vit::VitSize = vit::VitSize {
+    patch: 0,
+    dim: 64,
+    heads: 4,
+    depth: 3,
+    mlp_ratio: 2,
+};
 
 /// A sequential network's steps, before they become a graph.
 enum Step {
@@ -159,11 +174,13 @@ impl Arch {
             Arch::Cnn6 => "cnn6",
             Arch::Resnet20 => "resnet20",
             Arch::Mobilenet => "mobilenet",
+            Arch::Vit => "vit",
         }
     }
 
-    /// The network as a graph, for `classes` outputs.
-    pub fn graph(self, classes: usize) -> Graph {
+    /// The network as a graph, for inputs shaped (channels, height, width) and `classes`
+    /// outputs (only the ViT's patch depends on the input).
+    pub fn graph(self, input: (usize, usize, usize), classes: usize) -> Graph {
         use Step::*;
         match self {
             Arch::Mlp => sequential(
@@ -199,6 +216,10 @@ impl Arch {
             ),
             Arch::Resnet20 => cifar_resnet("resnet20", 3, classes),
             Arch::Mobilenet => mobilenet("mobilenet", classes),
+            Arch::Vit => {
+                let patch = input.1.min(input.2).div_ceil(4).max(1);
+                vit::vit("vit", vit::VitSize { patch, ..ZOO_VIT }, classes)
+            }
         }
     }
 
@@ -208,7 +229,7 @@ impl Arch {
         input: (usize, usize, usize),
         classes: usize,
     ) -> Result<Vec<LayerShape>, ShapeError> {
-        Ok(self.graph(classes).shapes(input)?.layers)
+        Ok(self.graph(input, classes).shapes(input)?.layers)
     }
 }
 
@@ -276,6 +297,23 @@ mod tests {
         );
         assert_eq!((s[4].kernel, s[4].in_ch, s[4].out_ch), (1, 32, 64));
         assert_eq!(s[11].in_ch, 128);
+    }
+
+    /// The zoo ViT on Fashion-MNIST: 16 patch tokens of 7x7 and the class token, every linear
+    /// layer per token but the head.
+    #[test]
+    fn vit_has_sixteen_patches_and_a_class_token() {
+        let s = Arch::Vit.layer_shapes((1, 28, 28), 10).unwrap();
+        assert_eq!(s.len(), 1 + 3 * 4 + 1);
+        assert_eq!((s[0].kernel, s[0].stride, s[0].out_hw), (7, 7, (4, 4)));
+        assert_eq!(
+            (s[1].name.as_str(), s[1].in_hw, s[1].out_ch),
+            ("b1.qkv", (17, 1), 192)
+        );
+        assert_eq!(s[3].macs, 17 * 64 * 128);
+        assert_eq!((s[13].name.as_str(), s[13].in_hw), ("head", (1, 1)));
+        let c = Arch::Vit.layer_shapes((3, 32, 32), 10).unwrap();
+        assert_eq!((c[0].kernel, c[0].out_hw, c[1].in_hw), (8, (4, 4), (17, 1)));
     }
 
     #[test]

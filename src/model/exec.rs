@@ -11,8 +11,11 @@ use candle_core::Tensor;
 
 use super::graph::{Dims, Graph, Op};
 use super::net::{Model, ModelError};
+use super::tokens;
 use crate::ops;
-use crate::quant::{fake_quant_act, fake_quant_weight, ActGrid, LayerQuant, Quantizer};
+use crate::quant::{
+    fake_quant_act, fake_quant_act_signed, fake_quant_weight, ActGrid, LayerQuant, Quantizer,
+};
 
 /// Whether a forward pass lets gradients reach the parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +280,10 @@ impl Model {
                 None => return Err(unfused(name, i, "mul")),
             },
             Op::Concat => Tensor::cat(inputs, 1)?,
-            Op::Channels { start, len } => h.narrow(1, start, len)?,
+            // A sequence's features are its last axis.
+            Op::Channels { start, len } => {
+                h.narrow(if h.rank() == 3 { 2 } else { 1 }, start, len)?
+            }
             Op::ChannelShuffle { groups } => {
                 let (n, c, hh, ww) = h.dims4()?;
                 h.reshape((n, groups, c / groups, hh, ww))?
@@ -287,10 +293,39 @@ impl Model {
             }
             Op::Flatten => h.flatten_from(1)?,
             Op::ShortcutA { stride, out } => shortcut_a(h, stride, out)?,
+            Op::Tokens => tokens::tokens(h)?,
+            Op::ClassToken { .. } => tokens::class_token(h, &self.node_param(i, "weight", pass)?)?,
+            Op::PosEmbed { .. } => tokens::pos_embed(h, &self.node_param(i, "weight", pass)?)?,
+            Op::LayerNorm { eps, .. } => {
+                let (g, b) = (
+                    self.node_param(i, "weight", pass)?,
+                    self.node_param(i, "bias", pass)?,
+                );
+                tokens::layer_norm(h, &g, &b, eps)?
+            }
+            Op::Gelu => h.gelu_erf()?,
+            Op::Softmax => tokens::softmax(h)?,
+            Op::Scores { heads, scale } => match other {
+                Some(k) => tokens::scores(h, k, heads, scale)?,
+                None => return Err(unfused(name, i, "scores")),
+            },
+            Op::Mix { heads } => match other {
+                Some(v) => tokens::mix(h, v, heads)?,
+                None => return Err(unfused(name, i, "mix")),
+            },
+            Op::Token { index } => tokens::token(h, index)?,
             Op::Input | Op::Conv { .. } | Op::Linear { .. } => {
                 return Err(unfused(name, i, "layer"))
             }
         })
+    }
+
+    /// The parameter `suffix` of node `i`'s op (detached in a frozen pass).
+    fn node_param(&self, i: usize, suffix: &str, pass: Pass) -> Result<Tensor, ModelError> {
+        let frozen = pass.weights == Weights::Frozen;
+        (self.node_params.iter().find(|p| p.node == i))
+            .and_then(|p| p.get(suffix, frozen))
+            .ok_or_else(|| unfused(&self.graph.name, i, "an op without its parameters"))
     }
 
     /// One quantizable layer and the nodes `fused` after it: fold the BN, fake-quantize input
@@ -320,8 +355,9 @@ impl Model {
         let op = &self.graph.nodes[chain.node].op;
         // A conv past the first layer takes its input's quantizer into the kernel (src/ops);
         // elsewhere the input is fake-quantized here, and the first layer's then standardized.
+        let signed = self.signed_inputs().get(li).copied().unwrap_or(false);
         let (xin, act) = match (op, li) {
-            (Op::Conv { .. }, 1..) => {
+            (Op::Conv { .. }, 1..) if !signed => {
                 let act = (!lq.bits.a.is_full()).then(|| ActGrid {
                     bits: lq.bits.a.get(),
                     clip: lq.clip,
@@ -329,7 +365,10 @@ impl Model {
                 (h.clone(), act)
             }
             _ => {
-                let xq = fake_quant_act(h, lq.bits.a, lq.clip)?;
+                let xq = match signed {
+                    true => fake_quant_act_signed(h, lq.bits.a, lq.clip)?,
+                    false => fake_quant_act(h, lq.bits.a, lq.clip)?,
+                };
                 (if li == 0 { self.standardize(&xq)? } else { xq }, None)
             }
         };
@@ -377,8 +416,13 @@ impl Model {
                     .collect::<candle_core::Result<Vec<_>>>()?;
                 Tensor::cat(&parts, 1)?
             }
-            // Bias and ReLU fused too; the weight gradient only when the weight tracks one.
-            _ => ops::linear(&xin, &w, Some(&b), relu)?,
+            // Bias and ReLU fused too; the weight gradient only when the weight tracks one. On a
+            // sequence every token alike: (N, T, D) as (N·T, D) rows.
+            _ => match xin.dims() {
+                &[n, t, d] => ops::linear(&xin.reshape((n * t, d))?, &w, Some(&b), relu)?
+                    .reshape((n, t, ()))?,
+                _ => ops::linear(&xin, &w, Some(&b), relu)?,
+            },
         })
     }
 }

@@ -19,6 +19,8 @@ pub struct Node {
 pub enum Dims {
     Map(usize, usize, usize),
     Flat(usize),
+    /// A sequence of tokens: (tokens, features per token).
+    Seq(usize, usize),
 }
 
 impl Dims {
@@ -26,6 +28,16 @@ impl Dims {
         match self {
             Dims::Map(c, h, w) => c * h * w,
             Dims::Flat(n) => n,
+            Dims::Seq(t, d) => t * d,
+        }
+    }
+
+    /// The tensor shape of one example.
+    pub fn shape(self) -> Vec<usize> {
+        match self {
+            Dims::Map(c, h, w) => vec![c, h, w],
+            Dims::Flat(n) => vec![n],
+            Dims::Seq(t, d) => vec![t, d],
         }
     }
 }
@@ -111,7 +123,9 @@ impl Graph {
         } = self.node_dims(input)?;
         let last = self.nodes.len() - 1;
         let rule = match (dims[last], layers.is_empty()) {
-            (Dims::Map(..), _) => "the last node must give flat output (the logits)",
+            (Dims::Map(..) | Dims::Seq(..), _) => {
+                "the last node must give flat output (the logits)"
+            }
             (_, true) => "the graph needs at least one quantizable layer (conv or linear)",
             _ => "",
         };
@@ -146,7 +160,7 @@ impl Graph {
             };
             let arity = match node.op {
                 Op::Input => 0..=0,
-                Op::Add | Op::Mul => 2..=2,
+                Op::Add | Op::Mul | Op::Scores { .. } | Op::Mix { .. } => 2..=2,
                 Op::Concat => 1..=usize::MAX,
                 _ => 1..=1,
             };
@@ -199,8 +213,8 @@ impl Graph {
     ) -> Result<Dims, ShapeError> {
         let map = |what: &str| match src {
             Some(Dims::Map(c, h, w)) => Ok((c, h, w)),
-            _ => Err(bad(format!(
-                "{what} needs a (C, H, W) input, got a flat one"
+            other => Err(bad(format!(
+                "{what} needs a (C, H, W) input, got {other:?}"
             ))),
         };
         let window = |h: usize, w: usize, k: usize, stride: usize, name: &str| {
@@ -242,6 +256,8 @@ impl Graph {
                 }
                 match src {
                     Some(Dims::Flat(_)) => Dims::Flat(*out),
+                    // Every token alike.
+                    Some(Dims::Seq(t, _)) => Dims::Seq(t, *out),
                     _ => return Err(bad("needs a flat input (add a flatten)".into())),
                 }
             }
@@ -251,7 +267,9 @@ impl Graph {
             | Op::Sigmoid
             | Op::HardSigmoid
             | Op::HardSwish
-            | Op::Silu => src.unwrap_or(Dims::Flat(0)),
+            | Op::Silu
+            | Op::Gelu
+            | Op::Softmax => src.unwrap_or(Dims::Flat(0)),
             Op::Affine { scale, shift } => {
                 let (c, ..) = map("a per-channel affine")?;
                 if scale.len() != c || shift.len() != c {
@@ -329,13 +347,23 @@ impl Graph {
                 concat_dims(&parts).map_err(bad)?
             }
             Op::Channels { start, len } => {
-                let (c, h, w) = map("a channel slice")?;
-                if *len == 0 || start.checked_add(*len).is_none_or(|end| end > c) {
+                let (parts, what) = match src {
+                    // On tokens: features `start .. start + len` of each (a Split of fused QKV).
+                    Some(Dims::Seq(_, d)) => (d, "features"),
+                    _ => (map("a channel slice")?.0, "channels"),
+                };
+                if *len == 0 || start.checked_add(*len).is_none_or(|end| end > parts) {
                     return Err(bad(format!(
-                        "channels {start}..+{len} of {c}: needs at least one, all inside"
+                        "{what} {start}..+{len} of {parts}: needs at least one, all inside"
                     )));
                 }
-                Dims::Map(*len, h, w)
+                match src {
+                    Some(Dims::Seq(t, _)) => Dims::Seq(t, *len),
+                    _ => {
+                        let (_, h, w) = map("a channel slice")?;
+                        Dims::Map(*len, h, w)
+                    }
+                }
             }
             Op::ChannelShuffle { groups } => {
                 let (c, ..) = map("a channel shuffle")?;
@@ -350,6 +378,16 @@ impl Graph {
                     return Err(bad(format!("needs stride ≥ 1 and {out} ≥ {c} channels")));
                 }
                 Dims::Map(*out, h.div_ceil(*stride), w.div_ceil(*stride))
+            }
+            Op::Tokens
+            | Op::ClassToken { .. }
+            | Op::PosEmbed { .. }
+            | Op::LayerNorm { .. }
+            | Op::Scores { .. }
+            | Op::Mix { .. }
+            | Op::Token { .. } => {
+                let parts: Vec<Dims> = self.nodes[i].inputs.iter().map(|&j| dims[j]).collect();
+                super::tokens::infer(op, &parts).map_err(bad)?
             }
         })
     }
@@ -373,6 +411,9 @@ impl Graph {
                 Some(s.with_groups(*groups))
             }
             (Op::Linear { name, out }, Dims::Flat(n)) => Some(LayerShape::linear(name, n, *out)),
+            (Op::Linear { name, out }, Dims::Seq(t, n)) => {
+                Some(LayerShape::linear(name, n, *out).per_token(t))
+            }
             _ => None,
         }
     }
@@ -384,6 +425,9 @@ fn concat_dims(parts: &[Dims]) -> Result<Dims, String> {
         (parts.iter()).try_fold(0usize, |acc, &d| acc.checked_add(f(d)))
     };
     let overflow = || "its size overflows".to_string();
+    if parts.iter().any(|d| matches!(d, Dims::Seq(..))) {
+        return Err("joins token sequences (only feature maps or flat vectors join)".into());
+    }
     match parts.first() {
         Some(&Dims::Map(_, h, w)) => {
             if let Some(d) = parts
@@ -396,11 +440,11 @@ fn concat_dims(parts: &[Dims]) -> Result<Dims, String> {
             }
             let c = sum(&|d| match d {
                 Dims::Map(c, ..) => c,
-                Dims::Flat(n) => n,
+                other => other.count(),
             });
             Ok(Dims::Map(c.ok_or_else(overflow)?, h, w))
         }
-        Some(Dims::Flat(_)) => {
+        Some(Dims::Flat(_) | Dims::Seq(..)) => {
             if parts.iter().any(|d| matches!(d, Dims::Map(..))) {
                 return Err("joins flat vectors with feature maps".into());
             }

@@ -8,9 +8,12 @@ mod exec;
 mod graph;
 mod joins;
 mod net;
+mod node_params;
 pub mod onnx;
 mod op;
 mod shape;
+mod tokens;
+mod vit;
 
 pub use arch::Arch;
 pub use config::{ModelConfig, ModelSource};

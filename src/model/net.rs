@@ -2,7 +2,9 @@
 //! checkpoints. The passes that run it are in `exec.rs`.
 //!
 //! A quantizable layer computes conv: `conv(q_a(x), q_w(W)) + b`, linear: `q_a(x) @ q_w(W)ᵀ +
-//! b`, where `W` and `b` have the layer's BatchNorm folded in (`bn.rs`) if it has one.
+//! b`, where `W` and `b` have the layer's BatchNorm folded in (`bn.rs`) if it has one. Ops
+//! with parameters that are not quantized layers (LayerNorm, class token, position embedding)
+//! keep them in `node_params.rs`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use super::arch::Arch;
 use super::bn::BatchNorm;
 use super::exec::Chain;
 use super::graph::{Dims, Graph, ShapeError};
+use super::node_params::{self, NodeParams};
 use super::shape::{LayerKind, LayerShape};
 use crate::data::InputNorm;
 
@@ -110,6 +113,10 @@ pub struct Model {
     /// What each layer's node fuses with, in layer order.
     pub(super) chains: Vec<Chain>,
     pub(super) params: Vec<LayerParams>,
+    /// The parameters of the ops that are not layers, by node.
+    pub(super) node_params: Vec<NodeParams>,
+    /// Per layer: its input is signed (`tokens::signed_inputs`), so its activation grid is.
+    signed: Vec<bool>,
 }
 
 impl Model {
@@ -121,7 +128,7 @@ impl Model {
         classes: usize,
         seed: u64,
     ) -> Result<Self, ModelError> {
-        Self::from_graph(arch.graph(classes), input, classes, seed)
+        Self::from_graph(arch.graph(input, classes), input, classes, seed)
     }
 
     /// A freshly initialized model of any graph (as `new`).
@@ -152,6 +159,8 @@ impl Model {
             mean: vec![0.0; input.0],
             std: vec![1.0; input.0],
         };
+        let node_params = node_params::init(&graph, &found.dims, seed)?;
+        let signed = super::tokens::signed_inputs(&graph, &found.dims, &found.layer_nodes);
         Ok(Model {
             norm,
             input,
@@ -161,6 +170,8 @@ impl Model {
             shapes: found.layers,
             chains,
             params,
+            node_params,
+            signed,
         })
     }
 
@@ -268,12 +279,21 @@ impl Model {
         &self.shapes
     }
 
+    /// Per layer, whether its input is signed: its activations then use the signed grid
+    /// (`quant::fake_quant_act_signed`, calibrated on |x|).
+    pub fn signed_inputs(&self) -> &[bool] {
+        &self.signed
+    }
+
     pub fn layer_names(&self) -> Vec<&str> {
         self.shapes.iter().map(|s| s.name.as_str()).collect()
     }
 
-    /// Every trainable variable in layer order: weight, bias, then the BatchNorm's γ and β.
+    /// Every trainable variable in layer order: weight, bias, then the BatchNorm's γ and β; then
+    /// the other ops' parameters in node order.
     pub fn vars(&self) -> Vec<Var> {
+        let nodes =
+            (self.node_params.iter()).flat_map(|p| p.tensors.iter().map(|(_, v)| v.clone()));
         self.params
             .iter()
             .flat_map(|p| {
@@ -282,6 +302,7 @@ impl Model {
                         .flat_map(|bn| [bn.gamma.clone(), bn.beta.clone()]);
                 [p.w.clone(), p.b.clone()].into_iter().chain(bn)
             })
+            .chain(nodes)
             .collect()
     }
 
@@ -320,6 +341,9 @@ impl Model {
             .iter()
             .map(LayerParams::deep_clone)
             .collect::<Result<_, candle_core::Error>>()?;
+        let node_params = (self.node_params.iter())
+            .map(NodeParams::deep_clone)
+            .collect::<Result<_, candle_core::Error>>()?;
         Ok(Model {
             norm: self.norm.clone(),
             input: self.input,
@@ -329,6 +353,8 @@ impl Model {
             shapes: self.shapes.clone(),
             chains: self.chains.clone(),
             params,
+            node_params,
+            signed: self.signed.clone(),
         })
     }
 
@@ -362,6 +388,11 @@ impl Model {
                     format!("{}.bn.running_var", s.name),
                     Tensor::from_vec(var, n, &Device::Cpu)?,
                 );
+            }
+        }
+        for p in &self.node_params {
+            for (suffix, v) in &p.tensors {
+                map.insert(format!("{}.{suffix}", p.name), v.as_tensor().clone());
             }
         }
         candle_core::safetensors::save(&map, path).map_err(|source| ModelError::Write {
@@ -415,6 +446,11 @@ impl Model {
                 let vec = |v: Var| v.as_tensor().to_vec1::<f32>();
                 let mean = vec(get(format!("{}.bn.running_mean", s.name), &o)?)?;
                 bn.set_stats(mean, vec(get(format!("{}.bn.running_var", s.name), &o)?)?);
+            }
+        }
+        for p in self.node_params.iter_mut() {
+            for (suffix, v) in p.tensors.iter_mut() {
+                *v = get(format!("{}.{suffix}", p.name), v.dims())?;
             }
         }
         let read = |name: &str| -> Result<Vec<f32>, ModelError> {

@@ -60,3 +60,22 @@ fn quantized_forward_differs_and_full_policy_does_not() {
     assert_eq!(diff(&fp, &m.forward(&x, Some(&full)).unwrap()), 0.0);
     assert!(diff(&fp, &m.forward(&x, Some(&two)).unwrap()) > 1e-3);
 }
+
+/// The Lipschitz penalty reads `weights()`: for the ViT that is every linear layer (patch
+/// embedding, qkv, proj, fc1, fc2 of each block, head), never a LayerNorm or an embedding.
+#[test]
+fn vit_weights_are_its_layers() {
+    let m = Model::new(Arch::Vit, (1, 28, 28), 10, 0).unwrap();
+    let w = m.weights().unwrap();
+    assert_eq!(w.len(), m.shapes().len());
+    assert_eq!(w[0].dims(), [64, 1, 7, 7]);
+    assert_eq!(
+        (w[1].dims(), w[2].dims()),
+        ([192, 64].as_slice(), [64, 64].as_slice())
+    );
+    assert_eq!(
+        (w[3].dims(), w[4].dims()),
+        ([128, 64].as_slice(), [64, 128].as_slice())
+    );
+    assert_eq!(w[13].dims(), [10, 64]);
+}

@@ -1,5 +1,5 @@
 //! `Op`: the ops a `Graph` is made of, the quantizable layers among them, and which of them join
-//! branches or map each value alone.
+//! branches, map each value alone, or hold parameters of their own.
 
 /// One op of a graph.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,7 +15,8 @@ pub enum Op {
         padding: usize,
         groups: usize,
     },
-    /// A quantizable fully connected layer with a bias, on a flat input.
+    /// A quantizable fully connected layer with a bias, on a flat input or on every token of a
+    /// sequence alike.
     Linear {
         name: String,
         out: usize,
@@ -78,6 +79,43 @@ pub enum Op {
     },
     /// (N, C, H, W) → (N, C·H·W).
     Flatten,
+    /// A feature map's pixels as tokens, (C, H, W) → (H·W, C) (after a patch embedding's conv
+    /// with kernel = stride = patch).
+    Tokens,
+    /// A learned class token put before the sequence: (T, D) → (T + 1, D).
+    ClassToken {
+        name: String,
+    },
+    /// A learned position embedding added to the sequence: (T, D) → (T, D).
+    PosEmbed {
+        name: String,
+    },
+    /// Layer normalization over the last axis with a trainable γ and β (not a quantized layer):
+    /// `y = (x − mean) / √(var + eps) · γ + β`, the variance biased (PyTorch's).
+    LayerNorm {
+        name: String,
+        eps: f32,
+    },
+    /// The exact GELU, x · Φ(x) = x · (1 + erf(x / √2)) / 2 (PyTorch's default).
+    Gelu,
+    /// Softmax over the last axis.
+    Softmax,
+    /// Multi-head attention scores, an activation × activation matmul: (q, k), both (T, D), →
+    /// (heads, T, T) with `scale · q_h k_hᵀ` per head h (each head a D / heads slice of the
+    /// features).
+    Scores {
+        heads: usize,
+        scale: f32,
+    },
+    /// The attention weights applied to the values, the other activation × activation matmul:
+    /// (a (heads, T, T), v (T, D)) → (T, D), head h's `a_h v_h` in its slice of the features.
+    Mix {
+        heads: usize,
+    },
+    /// Token `index` of a sequence, (T, D) → D (the class token, for the head).
+    Token {
+        index: usize,
+    },
     /// He et al.'s "option A" shortcut: every `stride`-th pixel, channels zero-padded to `out`
     /// (half before, half after), so a residual block can change size without parameters.
     ShortcutA {
@@ -111,7 +149,19 @@ impl Op {
                 | Op::HardSigmoid
                 | Op::HardSwish
                 | Op::Silu
+                | Op::Gelu
         )
+    }
+
+    /// The name of the parameters an op holds outside the quantizable layers (a LayerNorm's γ
+    /// and β, a class token, a position embedding), if it holds any.
+    pub fn param_name(&self) -> Option<&str> {
+        match self {
+            Op::LayerNorm { name, .. } | Op::ClassToken { name } | Op::PosEmbed { name } => {
+                Some(name)
+            }
+            _ => None,
+        }
     }
 
     pub(crate) fn kind(&self) -> &'static str {
@@ -137,6 +187,15 @@ impl Op {
             Op::ChannelShuffle { .. } => "channelshuffle",
             Op::Flatten => "flatten",
             Op::ShortcutA { .. } => "shortcut",
+            Op::Tokens => "tokens",
+            Op::ClassToken { .. } => "classtoken",
+            Op::PosEmbed { .. } => "posembed",
+            Op::LayerNorm { .. } => "layernorm",
+            Op::Gelu => "gelu",
+            Op::Softmax => "softmax",
+            Op::Scores { .. } => "scores",
+            Op::Mix { .. } => "mix",
+            Op::Token { .. } => "token",
         }
     }
 }

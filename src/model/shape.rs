@@ -96,6 +96,15 @@ impl LayerShape {
         }
     }
 
+    /// The same linear layer applied to each of `tokens` tokens (a transformer's): the weights
+    /// are shared, inputs, outputs and MACs count every token (`in_hw` = `out_hw` = (tokens, 1)).
+    pub fn per_token(mut self, tokens: usize) -> Self {
+        self.in_hw = (tokens, 1);
+        self.out_hw = (tokens, 1);
+        self.macs *= tokens as u64;
+        self
+    }
+
     /// Number of weights (without biases): what `w_bits` applies to.
     pub fn weight_count(&self) -> usize {
         self.out_ch * (self.in_ch / self.groups) * self.kernel * self.kernel
@@ -139,5 +148,14 @@ mod tests {
         assert_eq!(s.macs, 30720);
         assert_eq!(s.params, 30840);
         assert_eq!(s.output_count(), 120);
+    }
+
+    #[test]
+    fn linear_per_token_counts_every_token() {
+        // 17 tokens of 64 features through a 64 -> 192 layer: 64*192 weights, 17 times the MACs.
+        let s = LayerShape::linear("qkv", 64, 192).per_token(17);
+        assert_eq!(s.weight_count(), 64 * 192);
+        assert_eq!(s.macs, 17 * 64 * 192);
+        assert_eq!((s.input_count(), s.output_count()), (17 * 64, 17 * 192));
     }
 }

@@ -5,6 +5,7 @@ mod bits;
 mod calib;
 mod fake;
 mod quantizer;
+mod signed;
 
 pub use bits::{Bits, LayerBits, Policy, PolicyFile, PolicyFileLayer};
 pub use calib::{calibrate_layer, ClipMethod, LayerClips};
@@ -13,6 +14,9 @@ pub use fake::{
     ActGrid,
 };
 pub use quantizer::{LayerQuant, Quantizer};
+pub use signed::{
+    calibrate_layer_signed, fake_quant_act_signed, quantize_act_signed_values, signed_levels,
+};
 use std::path::PathBuf;
 
 /// Errors from parsing bitwidths and policies.

@@ -182,11 +182,7 @@ impl<'a> Builder<'a> {
     /// arithmetic: what the forward pass will allocate per example).
     fn check_activations(&self, dims: &[Dims]) -> Result<(), OnnxError> {
         for (node, d) in dims.iter().enumerate() {
-            let claim = match *d {
-                Dims::Map(c, h, w) => vec![c, h, w],
-                Dims::Flat(n) => vec![n],
-            };
-            element_count(&claim, MAX_ACTIVATIONS)
+            element_count(&d.shape(), MAX_ACTIVATIONS)
                 .map_err(|rule| self.node_error(node, &format!("its output: {rule}")))?;
         }
         Ok(())

@@ -4,7 +4,9 @@
 //! A quantized layer's weight is stored as its integer codes (per output channel scale, zero
 //! point 0) behind a DequantizeLinear, so the file holds exactly the grid the policy chose; its
 //! input passes Clip(0, clip) → QuantizeLinear → DequantizeLinear with the layer's step, and the
-//! Clip keeps a narrower width's codes in [0, 2^a − 1]. The containers: at opset 13 every width
+//! Clip keeps a narrower width's codes in [0, 2^a − 1]; a layer with signed inputs (a
+//! transformer's) passes Clip(−clip, clip) and int8 codes in [−L, L] (`quant::signed_levels`)
+//! instead. The containers: at opset 13 every width
 //! is int8 (weights) / uint8 (activations); at opset 21, which has 4-bit types, widths up to 4
 //! are INT4 / UINT4 (packed two to a byte). BatchNorm is folded, as everywhere bitsearch
 //! quantizes; biases stay float (they are not quantized here either).
@@ -18,7 +20,10 @@ use super::proto::{
 };
 use crate::model::graph::{Dims, Op};
 use crate::model::{LayerKind, LayerWeights, Model, ModelError};
-use crate::quant::{LayerQuant, Quantizer};
+use crate::quant::{signed_levels, LayerQuant, Quantizer};
+
+#[path = "export_tokens.rs"]
+mod tokens;
 
 /// The ONNX opset an export declares, which decides the integer containers (module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,7 +83,7 @@ pub(crate) fn export_proto(
             Op::Conv { .. } | Op::Linear { .. } => {
                 let lq = q.layer(li).unwrap_or_else(LayerQuant::full);
                 let x = out.quantized_input(model, li, &src, lq, dims[node.inputs[0]])?;
-                let y = out.layer(model, li, &node.op, &x, lq)?;
+                let y = out.layer(model, li, &node.op, &x, lq, dims[node.inputs[0]])?;
                 li += 1;
                 y
             }
@@ -145,7 +150,12 @@ pub(crate) fn export_proto(
             Op::Channels { start, len } => {
                 let starts = out.i64s("starts", &[*start as i64]);
                 let ends = out.i64s("ends", &[(start + len) as i64]);
-                let axes = out.i64s("axes", &[1]);
+                // A sequence's features are its last axis.
+                let axis = match dims[node.inputs[0]] {
+                    Dims::Seq(..) => 2,
+                    _ => 1,
+                };
+                let axes = out.i64s("axes", &[axis]);
                 out.node("Slice", &[&src, &starts, &ends, &axes], vec![])
             }
             Op::ChannelShuffle { groups } => out.shuffle(&src, *groups, dims[i]),
@@ -154,6 +164,19 @@ pub(crate) fn export_proto(
                 out: channels,
             } => out.shortcut(&src, *stride, *channels, dims[node.inputs[0]]),
             Op::Input => src,
+            Op::Tokens
+            | Op::ClassToken { .. }
+            | Op::PosEmbed { .. }
+            | Op::LayerNorm { .. }
+            | Op::Gelu
+            | Op::Softmax
+            | Op::Scores { .. }
+            | Op::Mix { .. }
+            | Op::Token { .. } => {
+                let x: Vec<String> = node.inputs.iter().map(|&j| names[j].clone()).collect();
+                let d: Vec<Dims> = node.inputs.iter().map(|&j| dims[j]).collect();
+                out.token_op(model, i, &node.op, &x, &d)?
+            }
         };
     }
     let last = names.last().cloned().unwrap_or_default();
@@ -251,13 +274,19 @@ impl Out {
                     what: format!("activation clip {} cannot be exported (a QuantizeLinear scale must be positive)", lq.clip),
                 });
             }
+            let signed = model.signed_inputs().get(li).copied().unwrap_or(false);
+            let levels = match signed {
+                true => signed_levels(lq.bits.a.get()),
+                false => (1u32 << lq.bits.a.get()) - 1,
+            };
             // A clip of 0 (an input that calibration never saw above 0, such as a dead ReLU's)
             // quantizes everything to 0: Clip(0, 0) does, and then any positive step keeps it.
             let step = match lq.clip {
                 0.0 => 1.0,
-                clip => clip / ((1u32 << lq.bits.a.get()) - 1) as f32,
+                clip => clip / levels as f32,
             };
-            let (lo, hi) = (self.scalar_f32(0.0), self.scalar_f32(lq.clip));
+            let low = if signed { -lq.clip } else { 0.0 };
+            let (lo, hi) = (self.scalar_f32(low), self.scalar_f32(lq.clip));
             let four_bit = self.opset.four_bit(lq.bits.a.get());
             // The same clamp as Min then Max before a UINT4 QuantizeLinear: ONNX Runtime 1.32's
             // ClipQuantFusion (all optimizations) fails the session on a Clip before a UINT4
@@ -270,9 +299,11 @@ impl Out {
                 }
             };
             let scale = self.scalar_f32(step);
-            let kind = match four_bit {
-                true => DataType::Uint4,
-                false => DataType::Uint8,
+            let kind = match (four_bit, signed) {
+                (true, false) => DataType::Uint4,
+                (false, false) => DataType::Uint8,
+                (true, true) => DataType::Int4,
+                (false, true) => DataType::Int8,
             };
             let zero = self.init("zero_point", &[], kind, vec![0]);
             let codes = self.node("QuantizeLinear", &[&clipped, &scale, &zero], vec![]);
@@ -290,6 +321,7 @@ impl Out {
             let dims: Vec<usize> = match shape {
                 Dims::Map(..) => vec![1, c, h, w],
                 Dims::Flat(n) => vec![1, n],
+                Dims::Seq(t, d) => vec![1, t, d],
             };
             let mean = self.f32s("input_mean", &dims, &per(&norm.mean));
             let std = self.f32s("input_std", &dims, &per(&norm.std));
@@ -307,6 +339,7 @@ impl Out {
         op: &Op,
         x: &str,
         lq: LayerQuant,
+        src: Dims,
     ) -> Result<String, ModelError> {
         let LayerWeights {
             w, w_dims: dims, b, ..
@@ -335,7 +368,7 @@ impl Out {
             }
         };
         let bias = self.f32s("bias", &[o], &b);
-        Ok(match (op, model.shapes()[li].kind) {
+        Ok(match (op, model.shapes()[li].kind, src) {
             (
                 Op::Conv {
                     kernel,
@@ -345,6 +378,7 @@ impl Out {
                     ..
                 },
                 LayerKind::Conv,
+                _,
             ) => {
                 let attrs = vec![
                     ints("kernel_shape", &[*kernel, *kernel]),
@@ -354,6 +388,7 @@ impl Out {
                 ];
                 self.node("Conv", &[x, &weight, &bias], attrs)
             }
+            (_, _, Dims::Seq(t, d)) => self.token_linear(x, &weight, &bias, (t, d), o),
             _ => self.node("Gemm", &[x, &weight, &bias], vec![int("transB", 1)]),
         })
     }
@@ -369,7 +404,7 @@ impl Out {
     fn shuffle(&mut self, x: &str, groups: usize, shape: Dims) -> String {
         let (c, h, w) = match shape {
             Dims::Map(c, h, w) => (c as i64, h as i64, w as i64),
-            Dims::Flat(n) => (n as i64, 1, 1),
+            other => (other.count() as i64, 1, 1),
         };
         let g = groups as i64;
         let split = self.i64s("shape", &[0, g, c / g, h, w]);
@@ -389,7 +424,7 @@ impl Out {
     fn shortcut(&mut self, x: &str, stride: usize, out: usize, shape: Dims) -> String {
         let c = match shape {
             Dims::Map(c, ..) => c,
-            Dims::Flat(n) => n,
+            other => other.count(),
         };
         let s = stride as i64;
         let starts = self.i64s("starts", &[0, 0]);

@@ -24,6 +24,7 @@ impl Builder<'_> {
         match self.dims_of(src)? {
             Dims::Map(c, h, w) => values.extend([fixed(c), fixed(h), fixed(w)]),
             Dims::Flat(n) => values.push(fixed(n)),
+            Dims::Seq(t, d) => values.extend([fixed(t), fixed(d)]),
         }
         let kept = values[shape_range(a, values.len())].to_vec();
         self.store(ctx, settle(false, kept))
@@ -80,6 +81,7 @@ impl Builder<'_> {
         let (size, dim1) = match self.dims_of(src)? {
             Dims::Map(c, h, w) => (c.checked_mul(h).and_then(|v| v.checked_mul(w)), c),
             Dims::Flat(n) => (Some(n), n),
+            Dims::Seq(t, d) => (t.checked_mul(d), t),
         };
         let size = size.ok_or_else(|| ctx.rule("its input's size overflows"))? as i64;
         let copies = a.int("allowzero", 0) == 0;

@@ -52,7 +52,7 @@ impl Builder<'_> {
         let v = self.constant(ctx, k)?;
         let c = match self.dims_of(src)? {
             Dims::Map(c, ..) => Some(c),
-            Dims::Flat(_) => None,
+            Dims::Flat(_) | Dims::Seq(..) => None,
         };
         let values = v.floats();
         match (c, v.dims.as_slice()) {
@@ -107,6 +107,7 @@ impl Builder<'_> {
         let ok = match self.dims_of(src)? {
             Dims::Map(..) => matches!(axis, 1 | -3),
             Dims::Flat(_) => matches!(axis, 1 | -1),
+            Dims::Seq(..) => matches!(axis, 2 | -1),
         };
         match ok {
             true => Ok(()),
@@ -129,7 +130,7 @@ impl Builder<'_> {
         self.channel_axis(a, src)?;
         let c = match self.dims_of(src)? {
             Dims::Map(c, ..) => c,
-            Dims::Flat(n) => n,
+            Dims::Flat(n) | Dims::Seq(_, n) => n,
         };
         let outputs = ctx.node.output.len();
         let sizes: Vec<usize> = match (self.optional(ctx, 1)?, a.ints("split")) {

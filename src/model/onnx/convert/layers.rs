@@ -190,7 +190,7 @@ impl Builder<'_> {
         let o = match (conv, self.dims_of(src)?) {
             (Some(conv), _) => self.weights[&conv].b.len(),
             (None, Dims::Map(c, ..)) => c,
-            (None, Dims::Flat(_)) => {
+            (None, Dims::Flat(_) | Dims::Seq(..)) => {
                 return Err(ctx.rule("normalizes a flat tensor: only feature maps (N, C, H, W)"))
             }
         };

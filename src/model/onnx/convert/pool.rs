@@ -37,6 +37,7 @@ impl Builder<'_> {
         let rank: i64 = match self.dims_of(src)? {
             Dims::Map(..) => 4,
             Dims::Flat(_) => 2,
+            Dims::Seq(..) => 3,
         };
         let mut named: Vec<i64> = (axes.iter())
             .map(|&v| if (-rank..0).contains(&v) { v + rank } else { v })
