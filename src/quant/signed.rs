@@ -66,11 +66,7 @@ impl CustomOp1 for SignedQuant {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let data = s.as_slice::<f32>()?;
-        let x = match l.contiguous_offsets() {
-            Some((start, end)) => &data[start..end],
-            None => candle_core::bail!("fake-quantizer input must be contiguous"),
-        };
+        let x = super::fake::input_slice(s, l)?;
         let q = quantize_act_signed_values(x, self.bits, self.clip);
         Ok((CpuStorage::F32(q), l.shape().clone()))
     }
