@@ -259,6 +259,38 @@ references = false
     assert_onnx_runtime_agrees(&export, "vit best policy", [0.98, 0.95]);
 }
 
+/// A ViT exported by PyTorch (scripts/export_vit.py) is imported, searched for two episodes on
+/// the embedded digits, and its best policy exported; ONNX Runtime agrees with it, as with the
+/// zoo one.
+#[test]
+fn an_imported_vit_goes_through_search_and_export_to_onnx_runtime() {
+    if !onnx_runtime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = repo().join("tests/data/onnx/vit/vit-mini.onnx");
+    let exp = common::fixtures::quick_onnx_experiment(dir.path(), &onnx, 3, 2);
+    let out = dir.path().join("out");
+    let search = ["search", "--experiment", exp.to_str().unwrap(), "--quiet"];
+    ok(bitsearch(
+        &[&search[..], &["--out", out.to_str().unwrap()]].concat(),
+        dir.path(),
+    ));
+    let run = out.join("mbrl-bitfusion");
+    let csv = std::fs::read_to_string(run.join("episodes.csv")).unwrap();
+    assert!(
+        csv.lines().next().unwrap().contains("w_blocks.1.fc2"),
+        "{csv}"
+    );
+    let export = dir.path().join("export");
+    let args = ["export", run.to_str().unwrap(), "--quiet", "--out"];
+    ok(bitsearch(
+        &[&args[..], &[export.to_str().unwrap()]].concat(),
+        &run,
+    ));
+    assert_onnx_runtime_agrees(&export, "imported vit best policy", [0.98, 0.95]);
+}
+
 /// A layer's "W/A" bits from its index.
 type BitsOf<'a> = &'a dyn Fn(usize) -> String;
 

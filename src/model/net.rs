@@ -232,10 +232,16 @@ impl Model {
             input,
             classes,
             layers,
+            node_params,
         } = imported;
         let mut model = Self::from_graph(graph, input, classes, 0)?;
         for (li, w) in layers.into_iter().enumerate() {
             model.set_layer(li, w)?;
+        }
+        for (node, tensors) in node_params {
+            for (suffix, values) in tensors {
+                model.set_node_param(node, suffix, values)?;
+            }
         }
         Ok(model)
     }

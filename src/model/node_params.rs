@@ -97,3 +97,39 @@ impl super::net::Model {
         p.get(suffix, true)
     }
 }
+
+impl super::net::Model {
+    /// Replaces node `node`'s parameter `suffix` by `values` (as many as it holds).
+    pub(crate) fn set_node_param(
+        &mut self,
+        node: usize,
+        suffix: &str,
+        values: Vec<f32>,
+    ) -> Result<(), ModelError> {
+        let p = (self.node_params.iter_mut().find(|p| p.node == node)).ok_or_else(|| {
+            ModelError::Layer {
+                layer: format!("node {node}"),
+                what: "given parameters, but its op holds none".into(),
+            }
+        })?;
+        let name = p.name.clone();
+        let slot = (p.tensors.iter_mut().find(|(s, _)| *s == suffix)).ok_or_else(|| {
+            ModelError::Layer {
+                layer: name.clone(),
+                what: format!("has no parameter {suffix}"),
+            }
+        })?;
+        let dims = slot.1.dims().to_vec();
+        if dims.iter().product::<usize>() != values.len() {
+            return Err(ModelError::Layer {
+                layer: name,
+                what: format!(
+                    "{suffix} has {} values, the op needs {dims:?}",
+                    values.len()
+                ),
+            });
+        }
+        slot.1 = Var::from_tensor(&Tensor::from_vec(values, dims, &Device::Cpu)?)?;
+        Ok(())
+    }
+}

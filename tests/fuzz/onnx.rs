@@ -46,7 +46,9 @@ type Seed = (Vec<u8>, ModelProto, PathBuf);
 /// and unoptimized ResNet-8 (ReduceMean, Expand, CastLike, and the flatten target computed
 /// from the batch size); and small torchvision models: ShuffleNet (Split, Concat, the channel
 /// shuffle, a padded MaxPool), EfficientNet (SiLU, Sigmoid gates), MobileNetV3 (HardSwish,
-/// HardSigmoid) and DenseNet (Concat, BatchNorm as an affine).
+/// HardSigmoid) and DenseNet (Concat, BatchNorm as an affine); and a small ViT
+/// (LayerNormalization, Gelu, Softmax, the attention MatMuls and their heads' Reshape,
+/// Transpose, Slice and Squeeze, class-token Concat and Gather, position-embedding Add).
 fn fixtures() -> Vec<Seed> {
     let dir = fixture_dir();
     let files = [
@@ -58,6 +60,7 @@ fn fixtures() -> Vec<Seed> {
         "torchvision/efficientnet-mini.onnx",
         "torchvision/mobilenet_v3-mini.onnx",
         "torchvision/densenet-mini.onnx",
+        "vit/vit-mini.onnx",
     ];
     (files.iter())
         .map(|f| {

@@ -1,5 +1,6 @@
 //! ONNX nodes → graph ops, one node at a time in the file's (topological) order.
 
+mod attention;
 mod batch;
 mod branches;
 mod fold;
@@ -20,7 +21,9 @@ pub(super) const SUPPORTED: &str = "Conv, Gemm, MatMul, BatchNormalization, Relu
     Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool, GlobalAveragePool, ReduceMean over \
     (2, 3), Add, Mul, Concat and Split on channels, Slice of channels, Flatten, Reshape, \
     Reshape + Transpose + Reshape as a channel shuffle, Identity, Dropout, Constant, Slice + \
-    Pad as the option-A shortcut, and shape arithmetic on \
+    Pad as the option-A shortcut, a vision transformer's LayerNormalization, Gelu, Softmax, \
+    attention MatMuls with their heads' Reshape/Transpose/Slice/Squeeze/Gather, class-token \
+    Concat, position-embedding Add and class-token Gather, and shape arithmetic on \
     constants (ConstantOfShape, Concat, Reshape, Slice, Transpose, Cast, CastLike, Unsqueeze, \
     Squeeze, Shape, Gather, Expand, Add, Sub, Mul, Neg) and on shapes holding the batch size";
 
@@ -52,6 +55,11 @@ pub(super) struct Builder<'a> {
     /// How many times each tensor is read: by nodes (once per input naming it) and as a
     /// graph output. Two nodes merge into one only when nothing else reads the first.
     readers: HashMap<String, usize>,
+    /// A transformer's multi-head tensors between the ops that consume them.
+    held: HashMap<String, attention::Held>,
+    /// The parameters of ops that are not layers (LayerNorm, class token, position
+    /// embedding), by graph node.
+    params: Vec<super::NodeParamValues>,
 }
 
 impl<'a> Builder<'a> {
@@ -120,6 +128,8 @@ impl<'a> Builder<'a> {
             batch: dims.first().and_then(|&b| usize::try_from(b).ok()),
             shuffle: HashMap::new(),
             readers: readers(proto),
+            held: HashMap::new(),
+            params: Vec::new(),
         })
     }
 
@@ -175,6 +185,7 @@ impl<'a> Builder<'a> {
             input: self.input,
             classes,
             layers,
+            node_params: self.params,
         })
     }
 
@@ -238,6 +249,9 @@ impl<'a> Builder<'a> {
             self.consts.insert(ctx.output(0)?.to_string(), v);
             return Ok(());
         }
+        if self.transformer(&ctx, &a)? {
+            return Ok(());
+        }
         let op = match op_type {
             "Slice" => return self.slice(&ctx),
             "Pad" => return self.pad(&ctx, &a),
@@ -298,6 +312,12 @@ impl<'a> Builder<'a> {
             return Err(ctx.rule(&format!(
                 "input {name} is a Slice of a computed tensor: {}",
                 shortcut::RULE
+            )));
+        }
+        if self.held.contains_key(name) {
+            return Err(ctx.rule(&format!(
+                "input {name} is a transformer's multi-head tensor: {}",
+                attention::RULE
             )));
         }
         if self.shuffle.contains_key(name) {

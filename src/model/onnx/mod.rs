@@ -49,7 +49,14 @@ pub struct Imported {
     pub input: (usize, usize, usize),
     pub classes: usize,
     pub layers: Vec<LayerWeights>,
+    /// The parameters of ops that are not layers (a LayerNorm's γ and β, a class token, a
+    /// position embedding), by graph node.
+    pub node_params: Vec<NodeParamValues>,
 }
+
+/// One op's parameters as a file gives them: its graph node and (suffix, row-major values),
+/// `weight` then `bias`.
+pub type NodeParamValues = (usize, Vec<(&'static str, Vec<f32>)>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
@@ -194,3 +201,6 @@ mod external_tests;
 
 #[cfg(test)]
 mod torchvision_tests;
+
+#[cfg(test)]
+mod vit_tests;

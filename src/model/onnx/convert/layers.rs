@@ -150,7 +150,10 @@ impl Builder<'_> {
             }
             None => vec![0.0; out],
         };
-        let weight_name = ctx.input(1).to_string();
+        let weight_name = match ctx.input(1) {
+            w if w.ends_with(".weight") => w.to_string(),
+            w => self.bias_after(ctx).unwrap_or_else(|| w.to_string()),
+        };
         let name = self.layer_name(ctx, &weight_name);
         let id = self.push(ctx, Op::Linear { name, out }, &[src])?;
         let layer = LayerWeights {
@@ -161,6 +164,20 @@ impl Builder<'_> {
         };
         self.weights.insert(id, layer);
         Ok(())
+    }
+
+    /// For a MatMul whose weight is a folded constant (PyTorch transposes a linear layer's
+    /// weight for a MatMul on tokens, under a generated name), the name its bias Add gives:
+    /// `blocks.0.qkv.bias` names the layer `blocks.0.qkv`.
+    fn bias_after(&self, ctx: &Ctx) -> Option<String> {
+        let out = ctx.node.output.first()?;
+        let add = (self.proto.node.iter())
+            .find(|n| n.op_type() == "Add" && n.input.iter().any(|i| i == out))?;
+        let bias = add.input.iter().find(|i| *i != out)?;
+        let layer = bias.strip_suffix(".bias")?;
+        self.consts
+            .contains_key(bias)
+            .then(|| format!("{layer}.weight"))
     }
 
     pub(super) fn batch_norm(&mut self, ctx: &Ctx, a: &Attrs) -> Result<(), OnnxError> {
