@@ -4,6 +4,7 @@ mod attention;
 mod batch;
 mod branches;
 mod fold;
+mod gelu;
 mod layers;
 mod pool;
 mod shortcut;
@@ -21,7 +22,8 @@ pub(super) const SUPPORTED: &str = "Conv, Gemm, MatMul, BatchNormalization, Relu
     Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool, GlobalAveragePool, ReduceMean over \
     (2, 3), Add, Mul, Concat and Split on channels, Slice of channels, Flatten, Reshape, \
     Reshape + Transpose + Reshape as a channel shuffle, Identity, Dropout, Constant, Slice + \
-    Pad as the option-A shortcut, a vision transformer's LayerNormalization, Gelu, Softmax, \
+    Pad as the option-A shortcut, a vision transformer's LayerNormalization, Gelu (or its Erf \
+    form: Div, Erf, Add, Mul, Mul), Softmax, \
     attention MatMuls with their heads' Reshape/Transpose/Slice/Squeeze/Gather, class-token \
     Concat, position-embedding Add and class-token Gather, and shape arithmetic on \
     constants (ConstantOfShape, Concat, Reshape, Slice, Transpose, Cast, CastLike, Unsqueeze, \
@@ -57,6 +59,8 @@ pub(super) struct Builder<'a> {
     readers: HashMap<String, usize>,
     /// A transformer's multi-head tensors between the ops that consume them.
     held: HashMap<String, attention::Held>,
+    /// The steps of a GELU's Erf form, by tensor: (x's graph node, the step).
+    gelu: HashMap<String, (usize, gelu::Step)>,
     /// The parameters of ops that are not layers (LayerNorm, class token, position
     /// embedding), by graph node.
     params: Vec<super::NodeParamValues>,
@@ -129,6 +133,7 @@ impl<'a> Builder<'a> {
             shuffle: HashMap::new(),
             readers: readers(proto),
             held: HashMap::new(),
+            gelu: HashMap::new(),
             params: Vec::new(),
         })
     }
@@ -249,7 +254,7 @@ impl<'a> Builder<'a> {
             self.consts.insert(ctx.output(0)?.to_string(), v);
             return Ok(());
         }
-        if self.transformer(&ctx, &a)? {
+        if self.gelu_step(&ctx)? || self.transformer(&ctx, &a)? {
             return Ok(());
         }
         let op = match op_type {
@@ -313,6 +318,9 @@ impl<'a> Builder<'a> {
                 "input {name} is a Slice of a computed tensor: {}",
                 shortcut::RULE
             )));
+        }
+        if self.gelu.contains_key(name) {
+            return Err(ctx.rule(&format!("input {name} is a step of a GELU: {}", gelu::RULE)));
         }
         if self.held.contains_key(name) {
             return Err(ctx.rule(&format!(

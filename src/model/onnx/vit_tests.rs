@@ -13,10 +13,33 @@ fn vit_bytes() -> Vec<u8> {
     std::fs::read(fixture("vit").join("vit-mini.onnx")).unwrap()
 }
 
+/// PyTorch's logits on the fixed batch, and the largest of them.
+fn pytorch_logits() -> (Vec<f32>, f32) {
+    let text = std::fs::read_to_string(fixture("vit").join("logits.json")).unwrap();
+    let table: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let want: Vec<f32> = (table["models"]["vit-mini"]["logits"]
+        .as_array()
+        .unwrap()
+        .iter())
+    .map(|v| v.as_f64().unwrap() as f32)
+    .collect();
+    let largest = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(largest > 0.0);
+    (want, largest)
+}
+
+/// The largest difference of the model's logits on the fixed batch from PyTorch's.
+fn logit_diff(model: &Model) -> f32 {
+    let got = model.forward(&fixed_input((2, 1, 28, 28)), None).unwrap();
+    let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (want, _) = pytorch_logits();
+    assert_eq!(got.len(), want.len());
+    (got.iter().zip(&want)).fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+}
+
 #[test]
 fn a_pytorch_vit_imports_with_pytorchs_logits() {
-    let dir = fixture("vit");
-    let imported = import(&dir.join("vit-mini.onnx")).unwrap_or_else(|e| panic!("{e}"));
+    let imported = import(&fixture("vit").join("vit-mini.onnx")).unwrap_or_else(|e| panic!("{e}"));
     let mut kinds: Vec<&str> = imported.graph.nodes.iter().map(|n| n.op.kind()).collect();
     kinds.dedup();
     for k in [
@@ -43,20 +66,74 @@ fn a_pytorch_vit_imports_with_pytorchs_logits() {
         (17, 1),
         "qkv runs on 16 patches and the class token"
     );
-    let table: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("logits.json")).unwrap()).unwrap();
-    let want: Vec<f32> = (table["models"]["vit-mini"]["logits"]
-        .as_array()
-        .unwrap()
-        .iter())
-    .map(|v| v.as_f64().unwrap() as f32)
-    .collect();
-    let got = model.forward(&fixed_input((2, 1, 28, 28)), None).unwrap();
-    let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(got.len(), want.len());
-    let diff = (got.iter().zip(&want)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    let largest = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    assert!(largest > 0.0);
+    let (diff, largest) = (logit_diff(&model), pytorch_logits().1);
+    assert!(
+        diff <= 1e-5 * largest,
+        "logits differ by {diff} (largest {largest})"
+    );
+}
+
+/// Every Gelu written in its Erf form (as PyTorch writes it below opset 20), by Div and by Mul,
+/// with the factors in either order: the same model, PyTorch's logits.
+#[test]
+fn the_erf_form_of_gelu_imports_as_gelu() {
+    use super::proto::{tensor_proto::DataType, NodeProto, TensorProto};
+    let mut m = ModelProto::decode(vit_bytes().as_slice()).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let scalar = |name: &str, v: f32| TensorProto {
+        name: Some(name.into()),
+        data_type: Some(DataType::Float as i32),
+        raw_data: Some(v.to_le_bytes().to_vec()),
+        ..Default::default()
+    };
+    g.initializer.extend([
+        scalar("root2", std::f32::consts::SQRT_2),
+        scalar("inv_root2", std::f32::consts::FRAC_1_SQRT_2),
+        scalar("one", 1.0),
+        scalar("half", 0.5),
+    ]);
+    let node = |op: &str, inputs: &[&str], out: &str| NodeProto {
+        op_type: Some(op.into()),
+        name: Some(out.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        ..Default::default()
+    };
+    let mut nodes = Vec::new();
+    let mut geluing = 0;
+    for n in std::mem::take(&mut g.node) {
+        if n.op_type() != "Gelu" {
+            nodes.push(n);
+            continue;
+        }
+        let (x, y) = (n.input[0].as_str(), n.output[0].as_str());
+        let t = |s: &str| format!("{y}_{s}");
+        let (scaled, erf, plus, twice) = (t("scaled"), t("erf"), t("plus"), t("twice"));
+        nodes.push(match geluing % 2 {
+            0 => node("Div", &[x, "root2"], &scaled),
+            _ => node("Mul", &[x, "inv_root2"], &scaled),
+        });
+        nodes.push(node("Erf", &[&scaled], &erf));
+        nodes.push(node("Add", &[&erf, "one"], &plus));
+        nodes.push(match geluing % 2 {
+            0 => node("Mul", &[x, &plus], &twice),
+            _ => node("Mul", &[&plus, x], &twice),
+        });
+        nodes.push(node("Mul", &[&twice, "half"], y));
+        geluing += 1;
+    }
+    assert_eq!(geluing, 2);
+    g.node = nodes;
+    let imported = import_bytes(&m.encode_to_vec(), "vit-mini", Some(&fixture("vit"))).unwrap();
+    let gelus = imported
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| n.op.kind() == "gelu")
+        .count();
+    assert_eq!(gelus, 2);
+    let model = Model::from_import(imported).unwrap();
+    let (diff, largest) = (logit_diff(&model), pytorch_logits().1);
     assert!(
         diff <= 1e-5 * largest,
         "logits differ by {diff} (largest {largest})"
