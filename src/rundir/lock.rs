@@ -106,8 +106,13 @@ impl RunLock {
             since: utc(SystemTime::now()),
         };
         write_record(&file, Some(&me)).map_err(lock_err)?;
-        // A writer killed between a temporary file and its rename left the temporary behind.
+        // A writer killed between a temporary file and its rename left the temporary behind,
+        // in the directory or in the charts the report writes beside it.
         super::files::remove_temporaries(dir)?;
+        let charts = dir.join("charts");
+        if charts.is_dir() && !charts.is_symlink() {
+            super::files::remove_temporaries(&charts)?;
+        }
         Ok(RunLock { file, path, stale })
     }
 
@@ -309,6 +314,26 @@ mod tests {
     }
 
     /// Guards against `DIR/.lock -> victim` truncating the victim: the link is refused.
+    /// Taking the lock removes what a killed writer left half-written, in the directory and in
+    /// its charts, and nothing else.
+    #[test]
+    fn taking_the_lock_removes_dead_writers_temporaries_in_the_charts_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let charts = dir.path().join("charts");
+        std::fs::create_dir(&charts).unwrap();
+        let left = [
+            dir.path().join(".pareto.csv.bitsearch.tmp-7"),
+            charts.join(".pareto-accuracy-latency.svg.bitsearch.tmp-7"),
+        ];
+        let kept = [dir.path().join("notes.txt"), charts.join("pareto.svg")];
+        for f in left.iter().chain(&kept) {
+            std::fs::write(f, "x").unwrap();
+        }
+        let _lock = RunLock::acquire(dir.path(), "test").unwrap();
+        assert!(left.iter().all(|f| !f.exists()), "{left:?}");
+        assert!(kept.iter().all(|f| f.exists()), "{kept:?}");
+    }
+
     #[test]
     fn a_lock_file_that_is_a_link_is_refused_and_its_target_untouched() {
         let dir = tempfile::tempdir().unwrap();
