@@ -217,22 +217,15 @@ fn eval_finetune_reproduces_the_searched_best_policy() {
     let best: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&best_file).unwrap()).unwrap();
     let policy = best["policy"].as_str().unwrap();
-    let out = ok(bitsearch(
-        &[
-            "eval",
-            "--experiment",
-            "exp.toml",
-            "--cache",
-            "cache",
-            "--policy",
-            policy,
-            "--finetune",
-            "--json",
-            "--quiet",
-        ],
-        dir.path(),
-    ));
-    let eval: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    // `eval --finetune --json` of the best policy with `extra` flags: its stdout and its object.
+    let eval_best = |extra: &[&str]| {
+        let fixed = ["eval", "--experiment", "exp.toml", "--cache", "cache"];
+        let flags = ["--policy", policy, "--finetune", "--json", "--quiet"];
+        let out = ok(bitsearch(&[&fixed[..], &flags, extra].concat(), dir.path()));
+        let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        (out, json)
+    };
+    let (out, eval) = eval_best(&[]);
     assert_eq!(eval["test_accuracy"], best["test"]["accuracy"], "{out}");
     // Radii are f32: best-policy.json holds them widened to f64, eval prints them shortest.
     let numbers = |v: &serde_json::Value, list: &str, field: &str| -> Vec<f64> {
@@ -252,25 +245,7 @@ fn eval_finetune_reproduces_the_searched_best_policy() {
         "{out}"
     );
     // On the validation split it prints the episode's own accuracy, what the search ranked by.
-    let out = ok(bitsearch(
-        &[
-            "eval",
-            "--experiment",
-            "exp.toml",
-            "--cache",
-            "cache",
-            "--policy",
-            policy,
-            "--finetune",
-            "--split",
-            "validation",
-            "--no-attack",
-            "--json",
-            "--quiet",
-        ],
-        dir.path(),
-    ));
-    let eval: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let (out, eval) = eval_best(&["--split", "validation", "--no-attack"]);
     assert_eq!(eval["split"], "validation", "{out}");
     assert!(eval.get("test_accuracy").is_none(), "{out}");
     let acc = best["validation"]["accuracy"].as_f64().unwrap();
