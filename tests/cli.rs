@@ -187,7 +187,8 @@ fn bench_scores_one_policy_and_writes_the_reference_inputs() {
 
 /// `eval --finetune` scores a policy the one way the search does (its calibration, its
 /// policy-seeded fine-tune, its test suite): for a searched run's best policy it prints exactly
-/// the test numbers of best-policy.json, and with `--split validation` its validation accuracy.
+/// the test numbers of best-policy.json, and with `--split validation` its validation accuracy;
+/// so does best-policy.json's uniform yardstick.
 #[test]
 fn eval_finetune_reproduces_the_searched_best_policy() {
     let dir = tempfile::tempdir().unwrap();
@@ -209,10 +210,12 @@ fn eval_finetune_reproduces_the_searched_best_policy() {
         "cache",
         "--no-score-cache",
         "--quiet",
+        "--set",
+        "search.references=true",
         "--out",
         "out",
     ];
-    ok(bitsearch(&search, dir.path()));
+    let printed = ok(bitsearch(&search, dir.path()));
     let best_file = dir.path().join("out/random-bitfusion/best-policy.json");
     let best: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&best_file).unwrap()).unwrap();
@@ -250,6 +253,51 @@ fn eval_finetune_reproduces_the_searched_best_policy() {
     assert!(eval.get("test_accuracy").is_none(), "{out}");
     let acc = best["validation"]["accuracy"].as_f64().unwrap();
     assert_eq!(eval["validation_accuracy"].as_f64(), Some(acc), "{out}");
+    uniform_yardstick_is_the_best_feasible_reference(dir.path(), &best, &printed);
+}
+
+/// best-policy.json's `uniform`: the feasible uniform row of references.csv with the highest
+/// reward, its validation numbers, and the test accuracy `eval --finetune` gives its policy.
+fn uniform_yardstick_is_the_best_feasible_reference(
+    dir: &std::path::Path,
+    best: &serde_json::Value,
+    printed: &str,
+) {
+    let refs = dir.join("out/random-bitfusion/references.csv");
+    let mut reader = csv::Reader::from_path(&refs).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let feasible: Vec<&csv::StringRecord> = (rows.iter())
+        .filter(|r| &r[col("agent")] == "uniform" && &r[col("feasible")] == "true")
+        .collect();
+    assert!(!feasible.is_empty(), "{rows:?}");
+    let reward = |r: &csv::StringRecord| r[col("reward")].parse::<f64>().unwrap();
+    let top =
+        (feasible.iter().copied()).fold(
+            feasible[0],
+            |a, b| if reward(b) > reward(a) { b } else { a },
+        );
+    let u = &best["uniform"];
+    assert_eq!(u["policy"].as_str(), Some(&top[col("policy")]), "{u}");
+    let val: f64 = top[col("accuracy")].parse().unwrap();
+    assert_eq!(u["validation"]["accuracy"].as_f64(), Some(val), "{u}");
+    let flags = ["--policy", &top[col("policy")], "--finetune", "--json"];
+    let fixed = [
+        "eval",
+        "--experiment",
+        "exp.toml",
+        "--cache",
+        "cache",
+        "--quiet",
+    ];
+    let out = ok(bitsearch(&[&fixed[..], &flags].concat(), dir));
+    let eval: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(eval["test_accuracy"], u["test"]["accuracy"], "{out}");
+    assert!(
+        printed.contains("best uniform under the budget: "),
+        "{printed}"
+    );
 }
 
 /// `bitsearch dq` end to end: the study's files are written through the run-directory format

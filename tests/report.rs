@@ -180,6 +180,85 @@ fn compare_overlays_runs_and_shares_the_reference_point() {
     assert!(html.contains("Shared reference point") && html.matches("<svg").count() == 2);
 }
 
+/// Adds best-policy.json's uniform yardstick to a synthetic run: `val` and `test` accuracies of
+/// the best uniform policy (the run's best policy scores 0.97 and 0.968).
+fn add_uniform(dir: &std::path::Path, val: f64, test: f64) {
+    let path = dir.join("best-policy.json");
+    let mut best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    best["uniform"] = serde_json::json!({
+        "policy": "4/4,4/4,4/4,4/4,4/4",
+        "validation": {"accuracy": val, "robust_accuracy": 0.5},
+        "test": {"accuracy": test, "robust_accuracy": 0.5},
+        "latency_s": 1.0e-5, "energy_j": 1.0e-6, "size_bytes": 10000.0,
+        "validation_examples": 1000, "test_examples": 10000,
+    });
+    std::fs::write(&path, best.to_string()).unwrap();
+}
+
+#[test]
+fn compare_sets_each_best_policy_against_its_uniform_yardstick_over_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = ["a", "b", "c"].iter().map(|d| tmp.path().join(d)).collect();
+    let out = tmp.path().join("cmp");
+    for (seed, d) in dirs.iter().enumerate() {
+        common::write_run(d, "ddpg-bitfusion", "ddpg", seed as u64 + 1, 20);
+    }
+    // margins: validation +2 and +0.5 points (mean +1.25, sd 1.06); test +1.8 and -0.2 (mean
+    // +0.8); the third run records no yardstick
+    add_uniform(&dirs[0], 0.95, 0.95);
+    add_uniform(&dirs[1], 0.965, 0.97);
+    std::fs::create_dir_all(&out).unwrap();
+    let cmp = compare(&dirs, &out).unwrap();
+    let v = cmp.uniform.expect("two runs record a uniform yardstick");
+    // the run without one is left out, not counted as a zero margin
+    assert_eq!(v.rows.len(), 2);
+    assert_eq!(v.groups.len(), 1);
+    let g = &v.groups[0];
+    assert_eq!(g.validation[2].runs, 2);
+    assert!((g.validation[2].mean - 0.0125).abs() < 1e-9, "{g:?}");
+    assert!(
+        (g.validation[2].sd - 0.015 / 2f64.sqrt()).abs() < 1e-9,
+        "{g:?}"
+    );
+    assert!((g.test[2].mean - 0.008).abs() < 1e-9, "{g:?}");
+    let (header, rows) = v.group_table();
+    assert_eq!(header.len(), rows[0].len());
+    assert!(rows[0][0].contains("ddpg on bitfusion"), "{:?}", rows[0]);
+    assert_eq!(rows[0][3], "+1.25 \u{00b1} 1.06 (2)");
+    let csv = std::fs::read_to_string(out.join("compare-uniform.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .contains(",0.9700,0.9500,0.0200,"),
+        "{csv}"
+    );
+    let html = std::fs::read_to_string(&cmp.html).unwrap();
+    assert!(html.contains("Mixed against uniform"));
+}
+
+/// A margin whose mean is within the uniform accuracy's standard error is flagged as such.
+#[test]
+fn compare_flags_a_margin_within_the_splits_standard_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, out) = (tmp.path().join("a"), tmp.path().join("cmp"));
+    common::write_run(&a, "ddpg-bitfusion", "ddpg", 1, 20);
+    // validation: 97.0 against 96.5 on 1,000 examples, se 0.58 points; test: 96.8 against
+    // 95.0 on 10,000, se 0.22 points
+    add_uniform(&a, 0.965, 0.95);
+    std::fs::create_dir_all(&out).unwrap();
+    let v = compare(&[a], &out).unwrap().uniform.unwrap();
+    let (_, rows) = v.group_table();
+    assert!(
+        rows[0][3].contains("within the split's \u{00b1}0.58"),
+        "{:?}",
+        rows[0]
+    );
+    assert!(!rows[0][6].contains("within"), "{:?}", rows[0]);
+}
+
 fn bitsearch(args: &[&str]) -> std::process::Output {
     common::cli::bitsearch(args, common::cli::repo())
 }

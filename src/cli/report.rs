@@ -8,6 +8,7 @@ use clap::Args;
 
 use bitsearch::report::compare::{compare_at, reference_text, table_rows, Comparison};
 use bitsearch::report::study::{AtSpec, Study};
+use bitsearch::report::uniform::Versus;
 use bitsearch::report::{write_report, ReportFiles};
 use bitsearch::rundir::{dir_kind, this_command, RunLock};
 
@@ -101,6 +102,13 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
     if let Some(study) = &cmp.study {
         print_study(study);
     }
+    if let Some(v) = &cmp.uniform {
+        println!();
+        println!("Mixed against uniform: each run's best policy beside the best uniform policy");
+        println!("under the same budget (accuracy %, margin in points; mean ± sd (runs)):");
+        let (header, rows) = v.group_table();
+        print_table(&header, &rows);
+    }
     print_files(&cmp, &args.out);
     for note in &cmp.notes {
         eprintln!("note: {note}");
@@ -150,6 +158,9 @@ fn print_study(study: &Study) {
 
 fn print_files(cmp: &Comparison, out: &Path) {
     println!("{}", cmp.csv.display());
+    if cmp.uniform.is_some() {
+        println!("{}", out.join(Versus::FILE).display());
+    }
     if let Some(study) = &cmp.study {
         for file in Study::files(out) {
             println!("{}", file.display());

@@ -9,6 +9,7 @@ use clap::Args;
 use bitsearch::agents::AgentConfig;
 use bitsearch::hardware::{resolve_profile, Profile};
 use bitsearch::report::units::{quantity, Quantity};
+use bitsearch::rundir::BestPolicy;
 use bitsearch::search::{run_search, RunSpec, RunSummary};
 use bitsearch::train::train_baseline;
 
@@ -135,6 +136,33 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The best policy beside the best uniform one under the same budget, on both splits; a margin
+/// within the split's standard error says so.
+fn uniform_line(b: &BestPolicy) -> Option<String> {
+    let u = b.uniform.as_ref()?;
+    let (val, test) = b.margin_over_uniform()?;
+    let (se_val, se_test) = u.standard_errors();
+    let pct = |x: f64| format!("{:.2}%", 100.0 * x);
+    let margin = |x: f64, se: f64| {
+        let noise = if x.abs() < se {
+            format!(" (within the split's standard error, {:.2})", 100.0 * se)
+        } else {
+            String::new()
+        };
+        format!("{:+.2} points{noise}", 100.0 * x)
+    };
+    Some(format!(
+        "  best uniform under the budget: {} ({}), accuracy {} validation / {} test; \
+         the best policy's margin: {} validation, {} test",
+        u.policy,
+        quantity(Quantity::Seconds, Some(u.latency_s)),
+        pct(u.validation.accuracy),
+        pct(u.test.accuracy),
+        margin(val, se_val),
+        margin(test, se_test),
+    ))
+}
+
 fn print_summary(s: &RunSummary, html: &Path) {
     match &s.best {
         Some(b) => println!(
@@ -150,6 +178,9 @@ fn print_summary(s: &RunSummary, html: &Path) {
             b.reward.unwrap_or(0.0)
         ),
         None => println!("  no feasible policy was scored in {} episodes", s.episodes),
+    }
+    if let Some(line) = s.best_policy.as_ref().and_then(uniform_line) {
+        println!("{line}");
     }
     let front = s.dir.join("front-test.csv");
     println!(

@@ -14,6 +14,7 @@ use super::explore::Explorer;
 use super::html::{escape, figure, page_with, table};
 use super::study::{AtSpec, Study};
 use super::style::{render, ChartFiles};
+use super::uniform::Versus;
 use super::units::{quantity, Column, Quantity, Scale};
 use super::ReportError;
 use crate::pareto::{hypervolume, senses, worst_point, Objective, Reference};
@@ -55,6 +56,9 @@ pub struct Comparison {
     pub notes: Vec<String>,
     /// The hypervolumes at N episodes, when `--at` asked for them.
     pub study: Option<Study>,
+    /// Each run's best policy against the best uniform one under its budget, when any run
+    /// records one (also compare-uniform.csv).
+    pub uniform: Option<Versus>,
 }
 
 /// A set's name, as in the CSV header (`accuracy_latency_s`).
@@ -197,9 +201,13 @@ pub fn compare_at(
         charts,
         notes: explorer.notes.clone(),
         study,
+        uniform: Versus::of(&runs, &labels),
     };
     if let Some(study) = &cmp.study {
         study.write(out)?;
+    }
+    if let Some(v) = &cmp.uniform {
+        write_atomic(&out.join(Versus::FILE), v.csv().as_bytes())?;
     }
     write_atomic(&cmp.csv, csv_text(&cmp).as_bytes())?;
     let html = html_text(&cmp, &explorer)?;
@@ -301,7 +309,7 @@ fn csv_text(cmp: &Comparison) -> String {
 /// quoted, `"` doubled), and a cell a spreadsheet would run as a formula (starting with `=`,
 /// `+`, `-`, `@`, a tab or a carriage return: a run directory or label is anyone's text) gets a
 /// leading `'` inside quotes, as OWASP's "CSV Injection" page advises.
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     let text = defused(s);
     if text.len() != s.len() || s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -388,6 +396,17 @@ fn html_text(cmp: &Comparison, explorer: &Explorer) -> Result<String, ReportErro
     b += &table(&header, &rows, &numeric);
     if let Some(study) = &cmp.study {
         b += &study.html()?;
+    }
+    if let Some(v) = &cmp.uniform {
+        b += "<h2>Mixed against uniform</h2>\n<p class=\"note\">Each run's best policy \
+              (best-policy.json) beside the best uniform policy under the same budget, both \
+              fine-tuned alike and re-scored on the test split; accuracies in percent, margins in \
+              points, mean \u{00b1} sd (runs). A margin whose mean is within the split's \
+              standard error says so. Per run: compare-uniform.csv.</p>\n";
+        let (header, rows) = v.group_table();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        let numeric: Vec<bool> = (0..header.len()).map(|i| i > 0).collect();
+        b += &table(&header, &rows, &numeric);
     }
     Ok(page_with("bitsearch compare", Explorer::css(), &b))
 }

@@ -176,7 +176,7 @@ fn best_section(run: &RunDir) -> String {
         return "<p class=\"note\">No best-policy.json yet: the search has not finished.</p>\n"
             .to_string();
     };
-    let rows = vec![
+    let mut rows = vec![
         vec!["policy".into(), b.policy.clone()],
         vec!["episode".into(), b.episode.to_string()],
         vec!["reward".into(), quantity(Quantity::Plain, Some(b.reward))],
@@ -198,6 +198,28 @@ fn best_section(run: &RunDir) -> String {
         ],
         vec!["size".into(), quantity(Quantity::Bytes, Some(b.size_bytes))],
     ];
+    if let Some(u) = &b.uniform {
+        rows.push(vec![
+            "best uniform policy under the budget".into(),
+            format!(
+                "{} ({})",
+                u.policy,
+                quantity(Quantity::Seconds, Some(u.latency_s))
+            ),
+        ]);
+        rows.push(vec![
+            "its accuracy (validation / test)".into(),
+            pair(u.validation.accuracy, u.test.accuracy),
+        ]);
+        if let Some((val, test)) = b.margin_over_uniform() {
+            let (se_val, se_test) = u.standard_errors();
+            let points = |x: f64, se: f64| format!("{:+.2} (±{:.2})", 100.0 * x, 100.0 * se);
+            rows.push(vec![
+                "margin over it, points (validation / test; ± the split's standard error)".into(),
+                format!("{} / {}", points(val, se_val), points(test, se_test)),
+            ]);
+        }
+    }
     let mut out =
         "<h3>Best policy (best-policy.json, re-scored on the test split)</h3>\n".to_string();
     out += &table(&["field", "value"], &rows, &[false, false]);

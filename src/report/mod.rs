@@ -10,6 +10,7 @@ mod html;
 pub mod prices;
 pub mod study;
 pub mod style;
+pub mod uniform;
 pub mod units;
 
 use std::path::{Path, PathBuf};

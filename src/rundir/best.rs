@@ -74,6 +74,63 @@ impl TestScores {
     }
 }
 
+/// The yardstick of best-policy.json: the best uniform reference under the same budget (the
+/// feasible uniform rows of references.csv, chosen by `best_row`), re-scored on the test split
+/// the same way as the best policy, so "did mixed precision beat uniform" is one subtraction on
+/// each split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UniformBest {
+    pub policy: String,
+    pub validation: Scores,
+    /// Test accuracy and the suite's worst case (the full report is in the best policy's).
+    pub test: Scores,
+    pub latency_s: f64,
+    pub energy_j: f64,
+    pub size_bytes: f64,
+    /// The examples each accuracy is measured on (the whole validation and test splits), for
+    /// the margin's standard error.
+    pub validation_examples: usize,
+    pub test_examples: usize,
+}
+
+/// The binomial standard error of an accuracy `p` measured on `n` examples, √(p(1−p)/n): 0.9
+/// points at 91% on 1,000 examples. A margin smaller than it is within the split's noise.
+pub fn standard_error(p: f64, n: usize) -> f64 {
+    match n {
+        0 => f64::INFINITY,
+        _ => (p * (1.0 - p) / n as f64).max(0.0).sqrt(),
+    }
+}
+
+impl UniformBest {
+    /// The record of reference row `row` with its test-split scores, measured on
+    /// `examples` = (validation, test) examples; `None` for a row without validation scores,
+    /// which `best_row` never chooses.
+    pub fn new(row: &Episode, test: Scores, examples: (usize, usize)) -> Option<Self> {
+        Some(UniformBest {
+            policy: row.policy.clone(),
+            validation: Scores {
+                accuracy: row.accuracy?,
+                robust_accuracy: row.robust_accuracy?,
+            },
+            test,
+            latency_s: row.latency_s,
+            energy_j: row.energy_j,
+            size_bytes: row.size_bytes,
+            validation_examples: examples.0,
+            test_examples: examples.1,
+        })
+    }
+
+    /// The standard error of this policy's accuracy on (validation, test).
+    pub fn standard_errors(&self) -> (f64, f64) {
+        (
+            standard_error(self.validation.accuracy, self.validation_examples),
+            standard_error(self.test.accuracy, self.test_examples),
+        )
+    }
+}
+
 /// best-policy.json: the best episode (`best_row`), re-scored on the test split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestPolicy {
@@ -87,6 +144,11 @@ pub struct BestPolicy {
     pub latency_s: f64,
     pub energy_j: f64,
     pub size_bytes: f64,
+    /// The best uniform policy under the same budget; absent when the run scored no uniform
+    /// reference (`search.references = false`), none met the budget, or an older version wrote
+    /// the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uniform: Option<UniformBest>,
 }
 
 impl BestPolicy {
@@ -115,7 +177,18 @@ impl BestPolicy {
             latency_s: best.latency_s,
             energy_j: best.energy_j,
             size_bytes: best.size_bytes,
+            uniform: None,
         })
+    }
+
+    /// Accuracy of the best policy minus the best uniform one's, in points of a fraction, on
+    /// (validation, test); `None` without a uniform yardstick.
+    pub fn margin_over_uniform(&self) -> Option<(f64, f64)> {
+        let u = self.uniform.as_ref()?;
+        Some((
+            self.validation.accuracy - u.validation.accuracy,
+            self.test.accuracy - u.test.accuracy,
+        ))
     }
 
     /// Reads best-policy.json; a `test.suite` must hold the suite's attacks.
@@ -222,5 +295,39 @@ mod tests {
         assert_eq!(b.layers[0].name, "conv1");
         assert_eq!(b.validation.accuracy, 0.9);
         assert!(BestPolicy::new("lenet5", &["conv1"], &row(8, None, true, true), b.test).is_none());
+    }
+
+    #[test]
+    fn the_margin_over_uniform_subtracts_each_split_and_old_files_read_without_one() {
+        let test = TestScores {
+            accuracy: 0.8,
+            robust_accuracy: 0.4,
+            suite: None,
+        };
+        let mut b =
+            BestPolicy::new("lenet5", &["conv1"], &row(7, Some(0.1), true, false), test).unwrap();
+        assert_eq!(b.margin_over_uniform(), None);
+        let mut u = row(4, Some(0.0), true, false);
+        u.accuracy = Some(0.85);
+        let scores = Scores {
+            accuracy: 0.75,
+            robust_accuracy: 0.3,
+        };
+        b.uniform = UniformBest::new(&u, scores, (1000, 10_000));
+        let (val, test) = b.margin_over_uniform().unwrap();
+        assert!((val - 0.05).abs() < 1e-12 && (test - 0.05).abs() < 1e-12);
+        u.accuracy = None;
+        let (se_val, se_test) = b.uniform.as_ref().unwrap().standard_errors();
+        assert!((se_val - 0.0112916).abs() < 1e-6, "{se_val}");
+        assert!((se_test - 0.0043301).abs() < 1e-6, "{se_test}");
+        assert!((standard_error(0.91, 1000) - 0.00905).abs() < 1e-5);
+        assert_eq!(standard_error(0.5, 0), f64::INFINITY);
+        assert!(UniformBest::new(&u, scores, (1, 1)).is_none());
+        // A file without the field (as older versions wrote it) reads, and round-trips.
+        let mut json = serde_json::to_value(&b).unwrap();
+        assert!(json.get("uniform").is_some());
+        json.as_object_mut().unwrap().remove("uniform");
+        let old: BestPolicy = serde_json::from_value(json).unwrap();
+        assert_eq!(old.uniform, None);
     }
 }

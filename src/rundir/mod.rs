@@ -18,7 +18,8 @@ mod lock;
 mod log;
 
 pub use best::{
-    best_row, BestLayer, BestPolicy, Scores, SuiteAttack, SuiteSummary, SuiteWorst, TestScores,
+    best_row, standard_error, BestLayer, BestPolicy, Scores, SuiteAttack, SuiteSummary, SuiteWorst,
+    TestScores, UniformBest,
 };
 pub use config::{
     first_difference, AgentInfo, BitsRecord, BudgetRecord, KeptWidths, ProfileInfo, RunConfig,

@@ -9,7 +9,7 @@ use crate::env::Operand;
 
 use crate::rundir::{
     best_row, pareto_rows, AgentInfo, BestPolicy, BitsRecord, BudgetRecord, Episode, KeptWidths,
-    ProfileInfo, RunConfig, TestScores,
+    ProfileInfo, RunConfig, Scores, TestScores, UniformBest,
 };
 
 /// config.json of this run: everything resolved before the first episode.
@@ -101,23 +101,49 @@ pub(super) fn progress(rows: &[Episode]) -> String {
 }
 
 /// best-policy.json: the best episode, fine-tuned again with its seed and scored on the test
-/// split.
-pub(super) fn write_best(run: &Run, scorer: &Scorer, b: &Episode) -> Result<(), SearchError> {
+/// split, beside the best uniform reference under the same budget, scored the same way.
+pub(super) fn write_best(
+    run: &Run,
+    scorer: &Scorer,
+    b: &Episode,
+) -> Result<Option<BestPolicy>, SearchError> {
     let suite = scorer.eval.test_suite(&run.spec.exp.attack)?;
+    let eps = run.spec.exp.reward.robust_eps;
     let test = scorer.eval.test_score(&b.policy(), &suite)?;
-    let suite = serde_json::to_value(&test.robust).map_err(|source| SearchError::Json {
+    let report = serde_json::to_value(&test.robust).map_err(|source| SearchError::Json {
         path: run.log.dir.join(BestPolicy::FILE),
         source,
     })?;
-    let test = TestScores {
+    let scores = Scores {
         accuracy: test.accuracy,
-        robust_accuracy: test.robust.robust(run.spec.exp.reward.robust_eps),
-        suite: Some(suite),
+        robust_accuracy: test.robust.robust(eps),
+    };
+    let data = scorer.eval.data();
+    let examples = (data.val.len(), data.test.len());
+    let uniform = match super::references::best_uniform(run)? {
+        // The same policy scores the same (its fine-tune is seeded by the policy).
+        Some(u) if u.policy == b.policy => UniformBest::new(&u, scores, examples),
+        Some(u) => {
+            let t = scorer.eval.test_score(&u.policy(), &suite)?;
+            let s = Scores {
+                accuracy: t.accuracy,
+                robust_accuracy: t.robust.robust(eps),
+            };
+            UniformBest::new(&u, s, examples)
+        }
+        None => None,
+    };
+    let test = TestScores {
+        accuracy: scores.accuracy,
+        robust_accuracy: scores.robust_accuracy,
+        suite: Some(report),
     };
     let names = run.spec.base.layer_names();
     // `best_row` only chooses rows with a reward and validation scores.
-    if let Some(best) = BestPolicy::new(&run.spec.exp.model.name(), &names, b, test) {
-        run.log.write_best(&best)?;
+    let best = BestPolicy::new(&run.spec.exp.model.name(), &names, b, test);
+    let best = best.map(|best| BestPolicy { uniform, ..best });
+    if let Some(best) = &best {
+        run.log.write_best(best)?;
     }
-    Ok(())
+    Ok(best)
 }

@@ -2,7 +2,8 @@
 //! (each width the device runs for the declared ones, as the space runs it: a pruned width is
 //! the wider one it is priced as, so each distinct policy once), scored once before the first
 //! episode and kept across resumes, so every run has its yardsticks. They are also data for the
-//! agent (`seeds`), not episodes.
+//! agent (`seeds`), not episodes, and the best of them under the budget is the yardstick
+//! best-policy.json compares the best policy with (`best_uniform`).
 
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ use super::spec::Run;
 use super::SearchError;
 use crate::agents::Feedback;
 use crate::quant::{Bits, Policy};
-use crate::rundir::Episodes;
+use crate::rundir::{best_row, Episode, Episodes};
 
 pub(super) const FILE: &str = "references.csv";
 
@@ -57,8 +58,25 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
 /// exactly the same numbers. None for a run started before references were data
 /// (`Run::legacy`).
 pub(super) fn seeds(run: &Run, scorer: &Scorer) -> Result<Vec<Feedback>, SearchError> {
+    if run.legacy {
+        return Ok(Vec::new());
+    }
+    Ok((uniform_rows(run)?.iter())
+        .filter(|r| run.space.contains(&r.policy()))
+        .map(|r| feedback(r, scorer))
+        .collect())
+}
+
+/// The best uniform reference under the run's budget: `best_row` over the uniform rows of
+/// references.csv (infeasible ones never win), the yardstick of best-policy.json.
+pub(super) fn best_uniform(run: &Run) -> Result<Option<Episode>, SearchError> {
+    Ok(best_row(&uniform_rows(run)?).cloned())
+}
+
+/// The uniform rows of references.csv, in file order; none when the file does not exist.
+fn uniform_rows(run: &Run) -> Result<Vec<Episode>, SearchError> {
     let path = run.log.dir.join(FILE);
-    if run.legacy || !path.exists() {
+    if !path.exists() {
         return Ok(Vec::new());
     }
     let rows = Episodes::read(
@@ -66,8 +84,5 @@ pub(super) fn seeds(run: &Run, scorer: &Scorer) -> Result<Vec<Feedback>, SearchE
         "written by `bitsearch search` before the first episode",
     )?
     .rows;
-    Ok((rows.iter())
-        .filter(|r| r.agent == "uniform" && run.space.contains(&r.policy()))
-        .map(|r| feedback(r, scorer))
-        .collect())
+    Ok(rows.into_iter().filter(|r| r.agent == "uniform").collect())
 }

@@ -70,9 +70,10 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     }
     bar.finish_and_clear();
     let best = best_row(&rows).cloned();
-    if let Some(b) = &best {
-        output::write_best(&run, &scorer, b)?;
-    }
+    let best_policy = match &best {
+        Some(b) => output::write_best(&run, &scorer, b)?,
+        None => None,
+    };
     if let Some(after) = spec.after_episodes {
         after(&spec.dir);
     }
@@ -80,6 +81,7 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     Ok(RunSummary {
         dir: spec.dir.clone(),
         best,
+        best_policy,
         episodes: rows.len(),
         lock: run.lock,
     })

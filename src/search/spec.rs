@@ -11,7 +11,7 @@ use crate::experiment::Experiment;
 use crate::hardware::Profile;
 use crate::model::Model;
 use crate::pareto::Objective;
-use crate::rundir::{this_command, Episode, RunConfig, RunLock, RunLog};
+use crate::rundir::{this_command, BestPolicy, Episode, RunConfig, RunLock, RunLog};
 
 pub struct RunSpec<'a> {
     pub exp: &'a Experiment,
@@ -37,6 +37,8 @@ pub struct RunSpec<'a> {
 pub struct RunSummary {
     pub dir: PathBuf,
     pub best: Option<Episode>,
+    /// best-policy.json as written: the best episode's test scores and the uniform yardstick.
+    pub best_policy: Option<BestPolicy>,
     pub episodes: usize,
     /// The run directory's lock, still held, so the caller can write the report before any
     /// other process writes the directory; dropping it releases the lock.
