@@ -37,6 +37,13 @@ pub enum AgentError {
     },
     #[error("the exhaustive agent has proposed all {policies} policies of its space")]
     Exhausted { policies: usize },
+    /// A batch of several proposals asked of an agent that learns from each episode before
+    /// its next proposal (DDPG).
+    #[error(
+        "the {agent} agent is sequential (it learns from each episode before proposing the next), \
+         so it cannot propose a batch of {batch}: run it with --workers 1"
+    )]
+    Sequential { agent: &'static str, batch: usize },
     #[error(transparent)]
     Probe(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]

@@ -87,6 +87,11 @@ impl Agent for Exhaustive {
         "exhaustive"
     }
 
+    /// Its proposals do not depend on what it learns: a batch is the same proposals in a row.
+    fn batches(&self) -> bool {
+        true
+    }
+
     fn policies(&self) -> Option<usize> {
         Some(self.policies.len())
     }

@@ -145,6 +145,11 @@ impl Agent for Greedy {
         "greedy"
     }
 
+    /// Its proposals do not depend on what it learns: a batch is the same proposals in a row.
+    fn batches(&self) -> bool {
+        true
+    }
+
     fn prepare(&mut self, ctx: &Context, probe: &Probe) -> Result<Option<Measurement>, AgentError> {
         let sens = sensitivity(ctx.space, probe)?;
         self.solve(ctx, &sens);

@@ -17,6 +17,12 @@
 //! as uniform 8/8 under a tight budget, teaches the models but is no front member); they are
 //! not episodes, so `init` still counts the agent's own proposals.
 //!
+//! A batch (`Agent::propose_batch`, the search's `--workers`) is planned by the Kriging
+//! believer: each proposal is believed to score the models' posterior mean and joins the data
+//! as such (never proposed again, on the front if it would be, no longer uncertain) before the
+//! next is planned; the beliefs are dropped once the batch is proposed, and `learn` brings the
+//! real scores. A batch's first proposal is the one `propose` would make.
+//!
 //! Deterministic given (seed, feedback): ordered sets, fixed-order sums, no threads.
 
 use std::collections::BTreeSet;
@@ -141,6 +147,42 @@ impl Mbrl {
             best.map(|((g, _), _)| (model.acc.hyper(), model.rob.as_ref().map(Gp::hyper), g));
         Ok(best.map(|(_, i)| i))
     }
+
+    /// A batch: each proposal but the last is believed (`believe`) before the next is planned.
+    fn propose_believing(
+        &mut self,
+        ctx: &Context,
+        rngs: &mut [StdRng],
+    ) -> Result<Vec<Proposal>, AgentError> {
+        let mut out = Vec::with_capacity(rngs.len());
+        let last = rngs.len().saturating_sub(1);
+        for (i, rng) in rngs.iter_mut().enumerate() {
+            let proposal = self.propose(ctx, rng)?;
+            if i < last {
+                self.believe(ctx, &proposal.bits);
+            }
+            out.push(proposal);
+        }
+        Ok(out)
+    }
+
+    /// Takes `bits`, a proposal of the batch not yet scored, as scored: never proposed again,
+    /// and believed to score the models' posterior mean (a point of the data, so of the front
+    /// if it would be one); only the first until the models can be fitted.
+    fn believe(&mut self, ctx: &Context, bits: &Policy) {
+        self.scored.insert(bits.clone());
+        let Some((acc, rob)) = fit_models(ctx, &self.data) else {
+            return;
+        };
+        let x = encode(ctx.space, bits);
+        let robust = rob.map_or(0.0, |gp| gp.predict(&x).0);
+        let price = ctx.space.price(bits);
+        self.data.push(Point {
+            bits: bits.clone(),
+            values: ctx.objectives.point(acc.predict(&x).0, robust, &price),
+            feasible: ctx.budget.holds(&price),
+        });
+    }
 }
 
 /// The learned model and the front an imagined episode is rewarded against.
@@ -163,19 +205,11 @@ impl<'a> Imagination<'a> {
         candidates: &[Policy],
         cfg: &MbrlConfig,
     ) -> Result<Option<Self>, AgentError> {
-        let x: Vec<Vec<f64>> = data.iter().map(|d| encode(ctx.space, &d.bits)).collect();
         let column = |k: usize| data.iter().map(|d| d.values[k]).collect::<Vec<f64>>();
-        let Some(acc) = Gp::fit(&x, &column(0)) else {
+        let Some((acc, rob)) = fit_models(ctx, data) else {
             return Ok(None);
         };
         let scores = ctx.objectives.scores();
-        let rob = match scores > 1 {
-            true => match Gp::fit(&x, &column(1)) {
-                Some(gp) => Some(gp),
-                None => return Ok(None),
-            },
-            false => None,
-        };
         // Below every observed score by a tenth of their range; above every cost seen or
         // proposable.
         let mut reference: Vec<f64> = (0..scores).map(|k| below(&column(k))).collect();
@@ -224,6 +258,19 @@ impl<'a> Imagination<'a> {
         let gain = hypervolume_gain(&self.front, &point, &self.senses, &self.reference)?;
         Ok((gain, sd))
     }
+}
+
+/// The models of the learned scores on `data`: accuracy, and robust accuracy when it is an
+/// objective; None while either cannot be fitted.
+fn fit_models(ctx: &Context, data: &[Point]) -> Option<(Gp, Option<Gp>)> {
+    let x: Vec<Vec<f64>> = data.iter().map(|d| encode(ctx.space, &d.bits)).collect();
+    let column = |k: usize| data.iter().map(|d| d.values[k]).collect::<Vec<f64>>();
+    let acc = Gp::fit(&x, &column(0))?;
+    let rob = match ctx.objectives.scores() > 1 {
+        true => Some(Gp::fit(&x, &column(1))?),
+        false => None,
+    };
+    Some((acc, rob))
 }
 
 /// A reference value below every observed one, by a tenth of their range.
@@ -319,6 +366,24 @@ impl Agent for Mbrl {
         };
         let i = pick.unwrap_or_else(|| rng.random_range(0..candidates.len()));
         Ok(Proposal::from_bits(ctx.space, candidates[i].clone()))
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// The Kriging believer (module doc): the beliefs are dropped at the end, leaving the agent
+    /// as it was but for its planner's training and last plan.
+    fn propose_batch(
+        &mut self,
+        ctx: &Context,
+        rngs: &mut [StdRng],
+    ) -> Result<Vec<Proposal>, AgentError> {
+        let (data, scored) = (self.data.len(), self.scored.clone());
+        let out = self.propose_believing(ctx, rngs);
+        self.data.truncate(data);
+        self.scored = scored;
+        out
     }
 
     fn observe_reference(&mut self, ctx: &Context, f: &Feedback) -> Result<(), AgentError> {

@@ -156,3 +156,46 @@ fn the_same_seed_and_feedback_give_the_same_proposals() {
     let two = pb.run(&mut mbrl(&pb.ctx()), 15, 9, Some(4));
     assert_eq!(one, two);
 }
+
+/// Guards the Kriging believer: within a batch no policy comes twice (a believed proposal
+/// counts as scored) and none scored before, in the enumerated and the sampled space; the
+/// beliefs are gone once the batch is proposed; a batch's first proposal is the one `propose`
+/// makes from the same state (what lets a resume replay batches).
+#[test]
+fn a_batch_is_distinct_unscored_policies_and_its_first_is_the_lone_proposal() {
+    use rand::SeedableRng;
+    for pb in [
+        Front::new(&[2, 4, 8], true),
+        Front::new(&[2, 3, 4, 5, 6, 7, 8], false),
+    ] {
+        let batches = pb.run_batches(&mut mbrl(&pb.ctx()), 24, 5, 4);
+        let all: Vec<Policy> = batches.iter().flatten().cloned().collect();
+        let text: Vec<String> = all.iter().map(Policy::to_string).collect();
+        assert!(batches.iter().all(|b| b.len() == 4), "{text:?}");
+        assert_eq!(distinct(&all), 24, "{text:?}");
+        // The same history, then one proposal alone: the fifth batch's first.
+        let ctx = pb.ctx();
+        let mut agent = mbrl(&ctx);
+        pb.run_batches(&mut agent, 16, 5, 4);
+        assert_eq!(agent.data.len(), 16, "no belief left behind");
+        let mut rng = StdRng::seed_from_u64(5u64.wrapping_mul(1_000_003) + 16);
+        let lone = agent.propose(&ctx, &mut rng).unwrap().bits;
+        assert_eq!(lone, batches[4][0]);
+    }
+}
+
+/// The batch costs the model little on the small space: a batch of 4 finds nearly all of the
+/// front's volume in 60 episodes (one at a time finds at least 0.99 of it, the test above).
+/// Measured, seeds 1–3: 0.999, 0.998, 0.987; with the batch's proposals not believed (each
+/// planned on the same data, so mostly the same policy), 0.913, 0.903, 0.909.
+#[test]
+fn batches_of_four_still_find_the_known_front() {
+    let pb = Front::new(&[2, 4, 8], true);
+    let mut got = Vec::new();
+    for seed in 1..=3 {
+        let batches = pb.run_batches(&mut mbrl(&pb.ctx()), 60, seed, 4);
+        let all: Vec<Policy> = batches.into_iter().flatten().collect();
+        got.push(pb.fraction(&all, &pb.objectives));
+    }
+    assert!(got.iter().all(|&f| f >= 0.98), "batches of 4: {got:?}");
+}

@@ -121,6 +121,36 @@ pub trait Agent {
         None
     }
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError>;
+    /// Whether `propose_batch` may be asked for more than one proposal (the search's
+    /// `--workers`): false for an agent that must learn from each episode before its next
+    /// proposal (DDPG), which the search then refuses to run with several workers.
+    fn batches(&self) -> bool {
+        false
+    }
+    /// Proposes up to `rngs.len()` policies to be scored together and learned in order (a
+    /// synchronous batch); the i-th draws its randomness from `rngs[i]`, its episode's rng,
+    /// which `learn` then continues. The i-th proposal may depend on the ones before it in the
+    /// batch, never on those after, so a batch's first proposal is what `propose` would give.
+    /// At least one proposal; fewer than asked only where the algorithm has a boundary there
+    /// (the end of an NSGA-II generation).
+    ///
+    /// The default proposes one after another with no learning in between: right for a batch
+    /// of one, and for agents whose proposals do not depend on what they learn (random,
+    /// greedy, exhaustive), which say so with `batches`. An agent that learns between
+    /// proposals overrides it (mbrl fantasizes the pending outcomes) or keeps `batches` false.
+    fn propose_batch(
+        &mut self,
+        ctx: &Context,
+        rngs: &mut [StdRng],
+    ) -> Result<Vec<Proposal>, AgentError> {
+        if rngs.len() > 1 && !self.batches() {
+            return Err(AgentError::Sequential {
+                agent: self.name(),
+                batch: rngs.len(),
+            });
+        }
+        rngs.iter_mut().map(|rng| self.propose(ctx, rng)).collect()
+    }
     /// Takes in a policy scored before the search (a uniform reference of the run), as data
     /// that is not an episode: the search calls it for each in a fixed order, after `prepare`
     /// and before the first proposal, on a fresh run and on a resume alike. Agents without a

@@ -8,6 +8,9 @@
 //! The run's uniform references within the budgets (`Agent::observe_reference`) join the first
 //! generation's pool as scored individuals, so they are parents from the start without being
 //! episodes; an over-budget or failed reference is left out (genes are always feasible).
+//! A generation is a natural batch (`Agent::propose_batch`): a batch proposes the generation's
+//! next individuals but never crosses into the next generation, which needs the current one
+//! learned first; selection waits until every proposed individual is learned.
 
 use std::collections::VecDeque;
 
@@ -33,6 +36,8 @@ pub struct Nsga2 {
     parents: Vec<Individual>,
     children: Vec<Individual>,
     pending: VecDeque<Policy>,
+    /// Individuals proposed and not yet learned (a batch in flight).
+    outstanding: usize,
     generation: usize,
     /// References that joined the first generation's pool.
     references: usize,
@@ -46,6 +51,7 @@ impl Nsga2 {
             parents: Vec::new(),
             children: Vec::new(),
             pending: VecDeque::new(),
+            outstanding: 0,
             generation: 0,
             references: 0,
         }
@@ -184,7 +190,29 @@ impl Agent for Nsga2 {
             .pending
             .pop_front()
             .unwrap_or_else(|| random_policy(ctx.space, rng));
+        self.outstanding += 1;
         Ok(Proposal::from_bits(ctx.space, bits))
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// The generation's next individuals, at most to its end: the next generation is bred
+    /// from this one once it is learned.
+    fn propose_batch(
+        &mut self,
+        ctx: &Context,
+        rngs: &mut [StdRng],
+    ) -> Result<Vec<Proposal>, AgentError> {
+        let mut out = Vec::with_capacity(rngs.len());
+        for rng in rngs.iter_mut() {
+            if !out.is_empty() && self.pending.is_empty() {
+                break;
+            }
+            out.push(self.propose(ctx, rng)?);
+        }
+        Ok(out)
     }
 
     fn observe_reference(&mut self, ctx: &Context, f: &Feedback) -> Result<(), AgentError> {
@@ -210,7 +238,8 @@ impl Agent for Nsga2 {
             genes: f.walled.clone(),
             objectives: f.point(ctx.objectives),
         });
-        if self.pending.is_empty() {
+        self.outstanding = self.outstanding.saturating_sub(1);
+        if self.pending.is_empty() && self.outstanding == 0 {
             if self.parents.is_empty() {
                 self.parents = std::mem::take(&mut self.children);
                 self.generation = 1;
@@ -368,6 +397,28 @@ mod tests {
         assert_eq!(agent.parents.len(), 5, "four episodes and one reference");
         assert_eq!(agent.parents[0].genes, uniform(4));
         assert_eq!(agent.summary()["references"], 1);
+    }
+
+    /// Guards batches at a generation's end: a batch stops there (the next generation is bred
+    /// from this one, learned), and selection waits for every proposal of the batch, so
+    /// batches of 3 over generations of 4 propose exactly what one at a time does.
+    #[test]
+    fn batches_stop_at_the_generation_and_propose_what_one_at_a_time_does() {
+        use crate::agents::synthetic::Front;
+        let pb = Front::new(&[2, 3, 4, 5, 6, 7, 8], false);
+        let cfg = Nsga2Config {
+            population: 4,
+            mutation: 0.2,
+            crossover: 0.9,
+        };
+        let mut batched = Nsga2::new(cfg.clone(), &pb.ctx());
+        let batches = pb.run_batches(&mut batched, 12, 3, 3);
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [3, 1, 3, 1, 3, 1]);
+        assert_eq!(batched.generation, 3);
+        let mut single = Nsga2::new(cfg, &pb.ctx());
+        let one: Vec<Policy> = pb.run_batches(&mut single, 12, 3, 1).concat();
+        assert_eq!(batches.concat(), one);
     }
 
     #[test]

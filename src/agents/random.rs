@@ -12,6 +12,11 @@ impl Agent for RandomAgent {
         "random"
     }
 
+    /// Its proposals do not depend on what it learns: a batch is the same proposals in a row.
+    fn batches(&self) -> bool {
+        true
+    }
+
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
         let bits = random_policy(ctx.space, rng);
         Ok(Proposal::from_bits(ctx.space, bits))

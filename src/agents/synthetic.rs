@@ -177,6 +177,44 @@ impl Front {
         .0
     }
 
+    /// Runs `episodes` rounds in batches of `batch` (`Agent::propose_batch`, each proposal
+    /// with its episode's rng, seeded as `run_episodes` seeds it; every fine-tune succeeds),
+    /// learning each batch in order; returns the walled policies, batch by batch.
+    pub fn run_batches(
+        &self,
+        agent: &mut dyn Agent,
+        episodes: usize,
+        seed: u64,
+        batch: usize,
+    ) -> Vec<Vec<Policy>> {
+        let ctx = self.ctx();
+        let mut out: Vec<Vec<Policy>> = Vec::new();
+        let mut k = 0;
+        while k < episodes {
+            let n = batch.min(episodes - k);
+            let mut rngs: Vec<StdRng> = (k..k + n)
+                .map(|k| StdRng::seed_from_u64(seed.wrapping_mul(1_000_003) + k as u64))
+                .collect();
+            let proposals = agent.propose_batch(&ctx, &mut rngs).unwrap();
+            let mut walled_batch = Vec::new();
+            for (p, rng) in proposals.iter().zip(&mut rngs) {
+                let mut walled = p.bits.clone();
+                ctx.budget.wall(ctx.space, &mut walled);
+                let f = Feedback {
+                    reward: 0.0,
+                    price: self.space.price(&walled),
+                    scores: Some(self.scores(&walled)),
+                    walled: walled.clone(),
+                };
+                agent.learn(&ctx, p, &f, rng).unwrap();
+                walled_batch.push(walled);
+            }
+            k += walled_batch.len();
+            out.push(walled_batch);
+        }
+        out
+    }
+
     /// The hypervolume of `policies` on the objectives `on`, as a fraction of every feasible
     /// policy's, against the worst feasible point.
     pub fn fraction(&self, policies: &[Policy], on: &Objectives) -> f64 {
