@@ -10,6 +10,7 @@ mod report;
 mod search;
 mod sweep;
 mod train;
+mod worker;
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Overlay the Pareto fronts of several runs and compare their hypervolumes.
     Compare(report::CompareArgs),
+    /// Score one policy of a search's batch (what `search --workers N` starts; not for people).
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Compare(args) => report::run_compare(&args),
+        Command::Worker(args) => worker::run(&args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `bitsearch search`: one search per device profile, each in its own run directory, with the
 //! HTML report written at the end.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -10,7 +11,7 @@ use bitsearch::agents::AgentConfig;
 use bitsearch::hardware::{resolve_profile, Profile};
 use bitsearch::report::units::{quantity, Quantity};
 use bitsearch::rundir::BestPolicy;
-use bitsearch::search::{run_search, RunSpec, RunSummary};
+use bitsearch::search::{run_search_with, RunSpec, RunSummary, Workers};
 use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
@@ -44,6 +45,12 @@ pub struct SearchArgs {
     /// (BASELINE/scores/; a policy's score depends only on the policy and the experiment).
     #[arg(long)]
     pub no_score_cache: bool,
+    /// Policies scored at once, each by a single-threaded worker process (N ≈ cores): the
+    /// agent proposes a batch of N, and learns from them in proposal order. Episodes depend on
+    /// N (not on where they ran), so a resume reuses the run's [default: 1, or the run's own on
+    /// --resume]. DDPG is sequential and runs with 1 only.
+    #[arg(long)]
+    pub workers: Option<NonZeroUsize>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -74,6 +81,7 @@ pub fn load_agent(given: &str) -> anyhow::Result<AgentConfig> {
 pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let (exp, data) = super::load_experiment(&args.experiment)?;
     let agent = load_agent(&args.agent)?;
+    let workers = workers(args)?;
     let profiles = (args.profiles.iter())
         .map(|p| load_profile(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -125,7 +133,8 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
                 .then(|| bitsearch::search::cache_file(&exp, &base.dir.join("scores"))),
             after_episodes: Some(&early_report),
         };
-        let summary = run_search(&spec).with_context(|| format!("search on {}", profile.name()))?;
+        let summary = run_search_with(&spec, &workers)
+            .with_context(|| format!("search on {}", profile.name()))?;
         // Still under the search's lock, so no other process writes the directory in between.
         let report = bitsearch::report::write_report(&summary.dir)
             .with_context(|| format!("report of {}", summary.dir.display()))?;
@@ -134,6 +143,16 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
         drop(summary);
     }
     Ok(())
+}
+
+/// How the search scores: `--workers` policies at once, each by this executable's `worker`.
+fn workers(args: &SearchArgs) -> anyhow::Result<Workers> {
+    let exe = std::env::current_exe().context("cannot find this executable to start workers")?;
+    Ok(Workers {
+        count: args.workers,
+        command: vec![exe.into(), "worker".into()],
+        cache: args.cache.clone(),
+    })
 }
 
 /// The best policy beside the best uniform one under the same budget, on both splits; a margin

@@ -163,6 +163,8 @@ fn run_cell(dir: &Path, index: usize, quiet: bool) -> anyhow::Result<()> {
         resume: true,
         cache: plan.cache.clone(),
         no_score_cache: false,
+        // A cell scores one policy at a time (`--jobs` runs cells side by side).
+        workers: None,
         quiet,
     };
     let result = super::search::run(&args);

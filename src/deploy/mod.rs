@@ -117,15 +117,11 @@ pub fn check_experiment(run: &RunDir, exp: &Experiment) -> Result<(), DeployErro
 /// The experiment file and overrides config.json recorded (`experiment.path`,
 /// `experiment.overrides`).
 pub fn recorded_experiment(run: &RunDir) -> Result<(PathBuf, Vec<String>), DeployError> {
-    let e = &run.config.experiment;
-    let path =
-        (e.get("path").and_then(|p| p.as_str())).ok_or_else(|| DeployError::NoExperiment {
+    run.config
+        .experiment_source()
+        .ok_or_else(|| DeployError::NoExperiment {
             dir: run.dir.clone(),
-        })?;
-    let overrides = (e.get("overrides").and_then(|o| o.as_array()))
-        .map(|o| (o.iter().filter_map(|v| v.as_str().map(String::from))).collect())
-        .unwrap_or_default();
-    Ok((PathBuf::from(path), overrides))
+        })
 }
 
 /// Episode `n` of the run, or the best (`rundir::best_row`) when `n` is `None`. A failed

@@ -97,6 +97,11 @@ pub struct RunConfig {
     /// reduction has a fixed order); it is recorded to say how the timings were taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// The search's batch size (`--workers`): policies proposed, scored at once and learned in
+    /// order. Episodes depend on it, so a resume reuses it; absent (files written before
+    /// batches) means 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
 }
 
 impl RunConfig {
@@ -111,6 +116,17 @@ impl RunConfig {
     /// (the order config.json has always had).
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(self)
+    }
+
+    /// The experiment file and command-line overrides the search resolved its experiment from
+    /// (`experiment.path`, as given to it, and `experiment.overrides`); None if not recorded.
+    pub fn experiment_source(&self) -> Option<(PathBuf, Vec<String>)> {
+        let e = &self.experiment;
+        let path = e.get("path")?.as_str()?;
+        let overrides = (e.get("overrides").and_then(|o| o.as_array()))
+            .map(|o| (o.iter().filter_map(|v| v.as_str().map(String::from))).collect())
+            .unwrap_or_default();
+        Some((PathBuf::from(path), overrides))
     }
 
     /// The experiment's name, if the experiment is recorded.

@@ -2,7 +2,8 @@
 //! and reads back: the episode row and its CSV files (episodes.csv, references.csv,
 //! pareto.csv), config.json, best-policy.json and the rule that picks the best episode,
 //! front-test.csv (the front re-scored on the test split), the atomic writes, the directory's
-//! lock (one writer at a time), and the reader of a DQ study (dq.csv, amplification.csv). The
+//! lock (one writer at a time), the work directory through which a search hands policies to
+//! worker processes (`work`), and the reader of a DQ study (dq.csv, amplification.csv). The
 //! search writes through `RunLog`; its resume and the report read through the same types.
 
 mod best;
@@ -16,6 +17,7 @@ mod files;
 mod front_test;
 mod lock;
 mod log;
+pub mod work;
 
 pub use best::{
     best_row, standard_error, BestLayer, BestPolicy, Scores, SuiteAttack, SuiteSummary, SuiteWorst,

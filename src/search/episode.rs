@@ -39,9 +39,9 @@ pub(super) fn record(
     }
 }
 
-/// What the agent learns from a logged row.
-pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
-    let outcome: Outcome = match (row.accuracy, row.robust_accuracy) {
+/// The outcome a logged row records: its scores, or a failure.
+pub(super) fn logged_outcome(row: &Episode) -> Outcome {
+    match (row.accuracy, row.robust_accuracy) {
         (Some(accuracy), Some(robust_accuracy)) if !row.failed => Ok(Score {
             accuracy,
             robust_accuracy,
@@ -49,7 +49,12 @@ pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
             broken_by: row.broken_by,
         }),
         _ => Err(Failure::Logged),
-    };
+    }
+}
+
+/// What the agent learns from a logged row.
+pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
+    let outcome = logged_outcome(row);
     Feedback {
         reward: row.reward.unwrap_or_else(|| scorer.reward(&outcome)),
         walled: row.policy(),

@@ -1,5 +1,6 @@
 //! `SearchError`: why a search stopped (a lower layer's error, an existing run without
-//! `--resume`, a resume that does not match the interrupted run).
+//! `--resume`, a resume that does not match the interrupted run, a worker that failed) or why a
+//! worker could not score its request.
 
 use std::path::PathBuf;
 
@@ -23,6 +24,10 @@ pub enum SearchError {
     Agent(Box<crate::agents::AgentError>),
     #[error(transparent)]
     Pareto(Box<crate::pareto::ParetoError>),
+    #[error(transparent)]
+    Experiment(Box<crate::experiment::ExperimentError>),
+    #[error(transparent)]
+    Data(Box<crate::data::DataError>),
     #[error("tensor error: {0}")]
     Tensor(Box<candle_core::Error>),
     #[error("{}: {source}", path.display())]
@@ -51,6 +56,44 @@ pub enum SearchError {
         replayed: String,
         logged: String,
     },
+    #[error("{}: cannot resume with --workers {given}: the run proposed and scored its episodes in batches of {recorded} (config.json `workers`), and they depend on it; resume with --workers {recorded}, or without --workers", dir.display())]
+    WorkersChanged {
+        dir: PathBuf,
+        recorded: usize,
+        given: usize,
+    },
+    #[error("the agent proposed no policy for the batch at episode {episode}")]
+    EmptyBatch { episode: usize },
+    #[error("--workers {workers} needs the command that starts a worker; none was given")]
+    NoWorkerCommand { workers: usize },
+    #[error("cannot start worker {index} for {}: {source}", request.display())]
+    WorkerStart {
+        index: usize,
+        request: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("worker {index} (pid {pid}) failed on {} ({status}); its stderr, {}: {tail}; `--resume` scores again only the episodes episodes.csv has no line for", request.display(), log.display())]
+    Worker {
+        index: usize,
+        pid: u32,
+        request: PathBuf,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("{}: {detail}", path.display())]
+    BadReply { path: PathBuf, detail: String },
+    #[error("{}: config.json records no experiment file for a worker to load", dir.display())]
+    NoExperiment { dir: PathBuf },
+    #[error("{}: the experiment resolves differently from the run's config.json ({what}: {old} then, {new} now); a worker scores only the search's own experiment", dir.display())]
+    ExperimentChanged {
+        dir: PathBuf,
+        what: String,
+        old: String,
+        new: String,
+    },
+    #[error("no FP32 baseline of the experiment under {}: the search trains it before it starts a worker", cache.display())]
+    NoBaseline { cache: PathBuf },
 }
 
 crate::errors::boxed_from!(
@@ -64,5 +107,7 @@ crate::errors::boxed_from!(
     Quant: crate::quant::QuantError,
     Calib: crate::calib::CalibError,
     Score: crate::score::ScoreError,
+    Experiment: crate::experiment::ExperimentError,
+    Data: crate::data::DataError,
     Tensor: candle_core::Error
 );

@@ -50,6 +50,7 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
         uniform8: Some(run.space.uniform8),
         bits: Some(bits_record(run)),
         threads: Some(crate::ops::threads()),
+        workers: Some(run.workers),
         // A run started before the objectives were recorded keeps saying so.
         objectives: (!run.legacy).then(|| run.objectives.list().to_vec()),
     })

@@ -1,25 +1,20 @@
 //! Resume by deterministic replay. Every episode draws its randomness from
 //! `episode_seed(seed, k)`, so a killed run is continued by replaying the logged episodes
-//! through a fresh agent (its proposals must match the log, and it learns from the logged
-//! rewards), which restores networks, optimizer moments, replay buffer and exploration noise
-//! exactly, then scoring the rest. The finished run equals an uninterrupted one. (agent.json is
-//! only a summary; it is not read back.)
+//! through a fresh agent in the batches they ran in (`batch`: its proposals must match the
+//! log, and it learns from the logged rewards), which restores networks, optimizer moments,
+//! replay buffer, exploration noise and a batch's beliefs exactly, then scoring the rest. The
+//! finished run equals an uninterrupted one. This module checks config.json first (the batch
+//! size included, `Run::open`). (agent.json is only a summary; it is not read back.)
 //!
 //! The replay needs the agent to rank as it did: a resume reuses the objectives config.json
 //! records, and a config.json that records none (written before the objectives came from the
 //! experiment) resumes as it was started: each agent's former objectives, no references given
 //! to the agent, nothing pruned from the space (`Run::legacy`).
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-
-use super::episode::feedback;
 use super::output::config;
 use super::references;
-use super::score::Scorer;
 use super::spec::Run;
 use super::SearchError;
-use crate::agents::{Agent, Context};
 use crate::rundir::{first_difference, Episode, RunConfig};
 
 /// The settings a resume must find unchanged in config.json.
@@ -96,30 +91,4 @@ fn drop_stale_references(run: &Run, config: &RunConfig) -> Result<(), SearchErro
         std::fs::remove_file(&refs).map_err(|source| SearchError::Io { path: refs, source })?;
     }
     Ok(())
-}
-
-/// Replays the logged episodes through the fresh agent (see the module doc).
-pub(super) fn replay(
-    run: &Run,
-    agent: &mut dyn Agent,
-    ctx: &Context,
-    scorer: &Scorer,
-    done: &[Episode],
-) -> Result<Vec<Episode>, SearchError> {
-    for (k, row) in done.iter().enumerate() {
-        let mut rng = StdRng::seed_from_u64(run.seed(k));
-        let proposal = agent.propose(ctx, &mut rng)?;
-        let mut policy = proposal.bits.clone();
-        run.budget.wall(&run.space, &mut policy);
-        if policy != row.policy() || row.episode != k {
-            return Err(SearchError::ReplayMismatch {
-                dir: run.log.dir.clone(),
-                episode: k,
-                replayed: policy.to_string(),
-                logged: row.policy.clone(),
-            });
-        }
-        agent.learn(ctx, &proposal, &feedback(row, scorer), &mut rng)?;
-    }
-    Ok(done.to_vec())
 }

@@ -1,32 +1,45 @@
-//! The episode loop, HAQ's Algorithm 1: the agent proposes a policy (one action per layer and
-//! operand), the budget wall lowers bits until every budget holds, the policy is fine-tuned and
-//! scored, the row is appended to episodes.csv, and the agent learns from the reward. Resume,
-//! the reference policies and the other files are kept apart (`resume`, `references`,
-//! `output`), so this reads as the algorithm.
+//! The episode loop, HAQ's Algorithm 1, in synchronous batches of `--workers` policies (one by
+//! default): the agent proposes (one action per layer and operand), the budget wall lowers bits
+//! until every budget holds, the policies are fine-tuned and scored, their rows appended to
+//! episodes.csv, and the agent learns from the rewards (`batch`). Resume, the reference
+//! policies and the other files are kept apart (`resume`, `references`, `output`), so this
+//! reads as the algorithm.
 
 use std::time::Instant;
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use indicatif::ProgressBar;
 
+use super::batch::Batch;
 use super::cache::ScoreCache;
-use super::episode::{feedback, record};
+use super::pool::{Pool, Workers};
 use super::score::Scorer;
 use super::spec::{Run, RunSpec, RunSummary};
 use super::{output, references, resume, SearchError};
-use crate::agents;
-use crate::crashpoint;
+use crate::agents::{self, Agent, AgentError};
 use crate::quant::Policy;
-use crate::rundir::best_row;
+use crate::rundir::{best_row, work, Episode};
 use crate::score::Evaluator;
 use crate::train::progress_bar;
 
+/// A search scoring one policy at a time, in its own process.
 pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
-    let run = Run::open(spec)?;
-    let done = resume::logged(&run)?;
-    // Built before any training, so an agent that refuses the space (exhaustive) fails fast.
+    run_search_with(spec, &Workers::default())
+}
+
+/// A search scoring its batches as `workers` says.
+pub fn run_search_with(spec: &RunSpec, workers: &Workers) -> Result<RunSummary, SearchError> {
+    let run = Run::open(spec, workers.count)?;
+    // Built before anything is written or trained, so an agent that refuses the space
+    // (exhaustive) or batches (DDPG) fails fast.
     let ctx = run.context();
     let mut agent = agents::build(spec.agent, &ctx, spec.seed)?;
+    if run.workers > 1 && !agent.batches() {
+        let (agent, batch) = (agent.name(), run.workers);
+        return Err(AgentError::Sequential { agent, batch }.into());
+    }
+    let done = resume::logged(&run)?;
+    // A killed run's work files; replies it left for unlogged episodes serve the resume.
+    work::clean(&spec.dir, spec.resume.then_some(done.len()))?;
     let cache = spec.scores.clone().map(ScoreCache::open).transpose()?;
     let eval = Evaluator::new(spec.exp, spec.data, spec.base)?;
     let scorer = Scorer::new(eval)?.with_cache(cache);
@@ -39,35 +52,28 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
     for reference in references::seeds(&run, &scorer)? {
         agent.observe_reference(&ctx, &reference)?;
     }
-    let mut rows = resume::replay(&run, agent.as_mut(), &ctx, &scorer, &done)?;
-    // A kill between an episode's line and the files derived from it left them stale; a resume
-    // with nothing left to run must still bring them up to date.
-    if !rows.is_empty() {
-        output::after_episode(&run, &rows, agent.as_ref())?;
-    }
-    // An agent with finitely many policies ends the search once it has proposed them all.
+    let pool = (run.workers > 1)
+        .then(|| Pool::new(workers, &spec.dir, run.workers))
+        .transpose()?;
+    // An agent with finitely many policies ends the search once it has proposed them all; a
+    // resume replays every logged episode, even past a smaller --episodes.
     let episodes = agent
         .policies()
         .map_or(spec.episodes, |n| n.min(spec.episodes));
-    let bar = progress_bar(episodes as u64, spec.show, BAR);
-    bar.set_position(rows.len() as u64);
-    for k in rows.len()..episodes {
-        let start = Instant::now();
-        let mut rng = StdRng::seed_from_u64(run.seed(k));
-        let proposal = agent.propose(&ctx, &mut rng)?;
-        let mut policy = proposal.bits.clone();
-        run.budget.wall(&run.space, &mut policy);
-        let scored = scorer.score(&run.space, &policy)?;
-        let seconds = start.elapsed().as_secs_f64();
-        let row = record(&run, k, agent.name(), &policy, &scored, seconds);
-        run.log.append("episodes.csv", &row)?;
-        crashpoint::crash_point("episode-appended");
-        agent.learn(&ctx, &proposal, &feedback(&row, &scorer), &mut rng)?;
-        rows.push(row);
-        output::after_episode(&run, &rows, agent.as_ref())?;
-        bar.set_message(output::progress(&rows));
-        bar.inc(1);
-    }
+    let total = episodes.max(done.len());
+    let bar = progress_bar(total as u64, spec.show, BAR);
+    bar.set_position(done.len() as u64);
+    let rows = batches(
+        &run,
+        agent.as_mut(),
+        &scorer,
+        pool.as_ref(),
+        &done,
+        total,
+        &bar,
+    )?;
+    work::clean(&spec.dir, None)?;
+    work::remove_if_empty(&spec.dir);
     bar.finish_and_clear();
     let best = best_row(&rows).cloned();
     let best_policy = match &best {
@@ -85,6 +91,45 @@ pub fn run_search(spec: &RunSpec) -> Result<RunSummary, SearchError> {
         episodes: rows.len(),
         lock: run.lock,
     })
+}
+
+/// Runs the batches up to `total` episodes: those `done` logged replayed (only what they
+/// lack is scored), the rest proposed, scored and learned anew; returns every row.
+fn batches(
+    run: &Run,
+    agent: &mut dyn Agent,
+    scorer: &Scorer,
+    pool: Option<&Pool>,
+    done: &[Episode],
+    total: usize,
+    bar: &ProgressBar,
+) -> Result<Vec<Episode>, SearchError> {
+    let ctx = run.context();
+    let mut rows = Vec::with_capacity(total);
+    // Whether pareto.csv and agent.json lag the log: a kill may have come between an
+    // episode's line and them, so a resume with nothing left to run still rewrites them.
+    let mut behind = false;
+    while rows.len() < total {
+        let k = rows.len();
+        let start = Instant::now();
+        let batch = Batch::propose(run, agent, &ctx, k, run.workers.min(total - k))?;
+        let logged = &done[k.min(done.len())..done.len().min(k + batch.len())];
+        batch.replay(run, logged)?;
+        let fresh = batch.len() > logged.len();
+        let new = batch.score(run, agent.name(), scorer, pool, logged, start)?;
+        batch.learn(agent, &ctx, &new, scorer)?;
+        rows.extend(new);
+        behind = !fresh;
+        if fresh {
+            output::after_episode(run, &rows, agent)?;
+            bar.set_position(rows.len() as u64);
+            bar.set_message(output::progress(&rows));
+        }
+    }
+    if behind {
+        output::after_episode(run, &rows, agent)?;
+    }
+    Ok(rows)
 }
 
 const BAR: &str = "search {bar:30} episode {pos}/{len}  {msg}  [{elapsed} < {eta}]";

@@ -56,42 +56,64 @@ impl<'a> Scorer<'a> {
 
     /// Fine-tunes and scores `policy` on the validation data, or takes its score from the cache.
     pub fn score(&self, space: &SearchSpace, policy: &Policy) -> Result<Scored, SearchError> {
-        let key = policy.to_string();
-        let outcome = match self.cache.as_ref().and_then(|c| c.get(&key)) {
+        let outcome = match self.cached(policy) {
             Some(outcome) => outcome,
             None => {
-                let outcome = self.outcome(policy)?;
-                if let Some(c) = &self.cache {
-                    c.put(&key, &outcome)?;
-                }
+                let outcome = outcome(&self.eval, &self.suite, policy)?;
+                self.remember(policy, &outcome)?;
                 outcome
             }
         };
-        Ok(Scored {
+        Ok(self.scored(space, policy, outcome))
+    }
+
+    /// The cached outcome of `policy`, if the cache is on and holds it.
+    pub(super) fn cached(&self, policy: &Policy) -> Option<Outcome> {
+        (self.cache.as_ref()).and_then(|c| c.get(&policy.to_string()))
+    }
+
+    /// Records an outcome scored elsewhere (by a worker) in the cache, if it is on.
+    pub(super) fn remember(&self, policy: &Policy, outcome: &Outcome) -> Result<(), SearchError> {
+        match &self.cache {
+            Some(c) => c.put(&policy.to_string(), outcome),
+            None => Ok(()),
+        }
+    }
+
+    /// `outcome` of `policy` with its price on the device and its reward.
+    pub(super) fn scored(&self, space: &SearchSpace, policy: &Policy, outcome: Outcome) -> Scored {
+        Scored {
             outcome,
             price: space.price(policy),
             reward: self.reward(&outcome),
-        })
-    }
-
-    fn outcome(&self, policy: &Policy) -> Result<Outcome, SearchError> {
-        let t = match self.eval.finetune(policy) {
-            Ok(t) => t,
-            Err(ScoreError::Train(e)) => match *e {
-                TrainError::FinetuneDiverged { step, loss } => {
-                    return Ok(Err(Failure::Diverged { step, loss }))
-                }
-                e => return Err(e.into()),
-            },
-            Err(e) => return Err(e.into()),
-        };
-        let acc = (self.eval).accuracy(&t.model, Some(&t.q), &self.eval.data().val)?;
-        let suite = self.suite.run(&t.model, Some(&t.q))?;
-        Ok(Ok(Score::of(acc, &suite, self.exp().reward.robust_eps)))
+        }
     }
 
     /// The search's reward of `outcome` against the FP32 reference.
     pub fn reward(&self, outcome: &Outcome) -> f64 {
         reward(&self.exp().reward, &self.fp32, outcome)
     }
+}
+
+/// Fine-tunes `policy` and scores it with `suite` on the validation data: the one way a search
+/// scores a policy, here or in a worker process. A diverged fine-tune is the policy's failed
+/// outcome, not an error.
+pub(super) fn outcome(
+    eval: &Evaluator,
+    suite: &Suite,
+    policy: &Policy,
+) -> Result<Outcome, SearchError> {
+    let t = match eval.finetune(policy) {
+        Ok(t) => t,
+        Err(ScoreError::Train(e)) => match *e {
+            TrainError::FinetuneDiverged { step, loss } => {
+                return Ok(Err(Failure::Diverged { step, loss }))
+            }
+            e => return Err(e.into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
+    let acc = eval.accuracy(&t.model, Some(&t.q), &eval.data().val)?;
+    let report = suite.run(&t.model, Some(&t.q))?;
+    Ok(Ok(Score::of(acc, &report, eval.exp().reward.robust_eps)))
 }

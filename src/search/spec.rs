@@ -1,6 +1,7 @@
 //! What a search is given (`RunSpec`) and returns (`RunSummary`), the seed of each episode, and
 //! the `Run` it works in: HAQ's environment on the target device and the run directory.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use super::SearchError;
@@ -66,6 +67,8 @@ pub(super) struct Run<'a> {
     /// former objectives, `agents::former_objectives`, no references given to the agent, and
     /// no width pruned from the space).
     pub legacy: bool,
+    /// The batch size (`--workers`), as given, else as config.json records it on a resume.
+    pub workers: usize,
     pub log: RunLog,
     /// Held for the whole run (and handed to the caller in `RunSummary`): no other search or
     /// report writes the directory meanwhile.
@@ -76,7 +79,7 @@ impl<'a> Run<'a> {
     /// Locks the run directory (before anything in it is read or written), prices the model's
     /// layers on the device, resolves the budgets (an infeasible one is an error before any
     /// training) and opens the run directory.
-    pub fn open(spec: &'a RunSpec<'a>) -> Result<Self, SearchError> {
+    pub fn open(spec: &'a RunSpec<'a>, workers: Option<NonZeroUsize>) -> Result<Self, SearchError> {
         let lock = RunLock::acquire(&spec.dir, &this_command())?;
         if let Some(notice) = lock.took_over() {
             eprintln!("{notice}");
@@ -90,8 +93,9 @@ impl<'a> Run<'a> {
             &supports,
         )?;
         let budget = Budget::resolve(&spec.exp.budget, &space)?;
-        // A resume reuses the objectives its config.json recorded.
+        // A resume reuses the objectives and the batch size its config.json recorded.
         let recorded = recorded(spec);
+        let workers = batch_size(spec, recorded.as_ref(), workers)?;
         let legacy = recorded.as_ref().is_some_and(|c| c.objectives.is_none());
         let objectives = match recorded.and_then(|c| c.objectives) {
             Some(list) => Objectives::of(list.contains(&Objective::RobustAccuracy), &list),
@@ -114,6 +118,7 @@ impl<'a> Run<'a> {
             budget,
             objectives,
             legacy,
+            workers,
             log,
             lock,
         })
@@ -131,6 +136,26 @@ impl<'a> Run<'a> {
     /// The seed of episode `k`.
     pub fn seed(&self, k: usize) -> u64 {
         episode_seed(self.spec.seed, k)
+    }
+}
+
+/// The batch size: as given, else the recorded one on a resume (1 in a config.json from
+/// before batches), else 1. A resume given another is refused: its batches, so its episodes,
+/// would differ from the ones logged.
+fn batch_size(
+    spec: &RunSpec,
+    recorded: Option<&RunConfig>,
+    given: Option<NonZeroUsize>,
+) -> Result<usize, SearchError> {
+    let recorded = recorded.map(|c| c.workers.unwrap_or(1));
+    match (given.map(NonZeroUsize::get), recorded) {
+        (Some(given), Some(recorded)) if given != recorded => Err(SearchError::WorkersChanged {
+            dir: spec.dir.clone(),
+            recorded,
+            given,
+        }),
+        (Some(n), _) | (None, Some(n)) => Ok(n),
+        (None, None) => Ok(1),
     }
 }
 

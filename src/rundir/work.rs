@@ -1,0 +1,254 @@
+//! The work directory of a search that scores in batches (`RUN/work/`): the files through which
+//! the search (the coordinator, which alone holds the run's lock, appends episodes.csv and owns
+//! the resume) hands policies to worker processes and gets their scores back.
+//!
+//! For episode K: the request `work/K.json` (written by the coordinator), the reply
+//! `work/K.score.json` (written by the worker, and nothing else is), and the worker's stderr
+//! `work/K.log`; each JSON file is written whole (write-then-rename), so a reader never sees
+//! half of one. A worker needs only the run directory and its request: the experiment is the
+//! one config.json records (its path relative to the request's `cwd`, with its overrides), the
+//! FP32 baseline the one cached under the request's `cache`. So a worker can be a local process
+//! or a job on another node that shares the directory.
+//!
+//! The coordinator removes a batch's files once its episodes are logged, and on every start
+//! the files of a killed run: requests, logs and temporaries always, replies unless a resume
+//! can still use them (a reply for an episode the log does not hold yet is that policy's score,
+//! computed under the same config.json).
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::files::{create_dir, open_no_follow, read_json, remove_temporaries, write_json};
+use super::RunDirError;
+
+/// The work directory's name inside a run directory.
+pub const DIR: &str = "work";
+
+/// A policy for a worker to score: `work/K.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub episode: usize,
+    /// The walled policy, in text form (`8/8,4/4,...`).
+    pub policy: String,
+    /// The coordinator's working directory: config.json's experiment path, and the paths
+    /// inside the experiment, are relative to it.
+    pub cwd: PathBuf,
+    /// Where the FP32 baseline is cached (the search's `--cache`), absolute.
+    pub cache: PathBuf,
+}
+
+/// A policy's validation scores as a worker measured them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyScore {
+    pub accuracy: f64,
+    pub robust_accuracy: f64,
+    /// The masking checks that fired, as episodes.csv's `masking` column writes them.
+    pub masking: String,
+    /// episodes.csv's `broken_by`, absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken_by: Option<String>,
+}
+
+/// A worker's answer to a request: `work/K.score.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub episode: usize,
+    pub policy: String,
+    /// None when the policy's fine-tune failed (diverged).
+    pub score: Option<ReplyScore>,
+    /// The worker's wall time for the request, start-up included.
+    pub seconds: f64,
+}
+
+/// `RUN/work/K.json`.
+pub fn request_path(run: &Path, episode: usize) -> PathBuf {
+    run.join(DIR).join(format!("{episode}.json"))
+}
+
+/// The reply beside a request: `work/K.json` → `work/K.score.json`.
+pub fn reply_path(request: &Path) -> PathBuf {
+    request.with_extension("score.json")
+}
+
+/// `RUN/work/K.log`, the worker's stderr.
+pub fn log_path(run: &Path, episode: usize) -> PathBuf {
+    run.join(DIR).join(format!("{episode}.log"))
+}
+
+/// Writes `request` (creating `work/`); returns its path.
+pub fn write_request(run: &Path, request: &Request) -> Result<PathBuf, RunDirError> {
+    create_dir(&run.join(DIR))?;
+    let path = request_path(run, request.episode);
+    write_json(&path, request)?;
+    Ok(path)
+}
+
+pub fn read_request(path: &Path) -> Result<Request, RunDirError> {
+    read_json(
+        path,
+        "written by `bitsearch search --workers N` for a worker",
+    )
+}
+
+/// Writes the reply to the request at `request`.
+pub fn write_reply(request: &Path, reply: &Reply) -> Result<(), RunDirError> {
+    write_json(&reply_path(request), reply)
+}
+
+/// The reply to `request`, or None while there is none.
+pub fn read_reply(request: &Path) -> Result<Option<Reply>, RunDirError> {
+    let path = reply_path(request);
+    match path.exists() {
+        true => read_json(&path, "written by a worker").map(Some),
+        false => Ok(None),
+    }
+}
+
+/// Creates (or empties) the worker's stderr file of episode K.
+pub fn open_log(run: &Path, episode: usize) -> Result<File, RunDirError> {
+    let mut options = OpenOptions::new();
+    open_no_follow(
+        &log_path(run, episode),
+        options.create(true).write(true).truncate(true),
+    )
+}
+
+/// What a file of `work/` is: the episode it belongs to and whether it is a reply; None for a
+/// name the tool does not write there.
+fn owned(name: &str) -> Option<(usize, bool)> {
+    let (k, reply) = match name.strip_suffix(".score.json") {
+        Some(k) => (k, true),
+        None => (
+            name.strip_suffix(".json").or(name.strip_suffix(".log"))?,
+            false,
+        ),
+    };
+    let digits = !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| k.parse().ok().map(|k| (k, reply))).flatten()
+}
+
+/// Removes the work files of a killed run or of logged episodes: every request, log and
+/// temporary file, and every reply but those of episodes from `keep` on (a resume's unlogged
+/// episodes; None keeps none). Files the tool does not write are left alone. Only the lock
+/// holder calls it.
+pub fn clean(run: &Path, keep: Option<usize>) -> Result<(), RunDirError> {
+    let dir = run.join(DIR);
+    if !dir.is_dir() || dir.is_symlink() {
+        return Ok(());
+    }
+    remove_temporaries(&dir)?;
+    let io = |source| RunDirError::Io {
+        path: dir.clone(),
+        source,
+    };
+    for entry in std::fs::read_dir(&dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let Some((k, reply)) = entry.file_name().to_str().and_then(owned) else {
+            continue;
+        };
+        if reply && keep.is_some_and(|from| k >= from) {
+            continue;
+        }
+        remove(&entry.path())?;
+    }
+    Ok(())
+}
+
+/// Removes episode K's request, reply and log, once its line is logged.
+pub fn finish(run: &Path, episode: usize) -> Result<(), RunDirError> {
+    let request = request_path(run, episode);
+    for path in [reply_path(&request), log_path(run, episode), request] {
+        remove(&path)?;
+    }
+    Ok(())
+}
+
+/// Removes `work/` itself when nothing is left in it (the end of a run).
+pub fn remove_if_empty(run: &Path) {
+    // Fails, harmlessly, when it holds anything (or is absent).
+    let _ = std::fs::remove_dir(run.join(DIR));
+}
+
+/// Removes a file (a link as a link); an absent one is fine.
+fn remove(path: &Path) -> Result<(), RunDirError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RunDirError::Write {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_request_and_its_reply_round_trip() {
+        let run = tempfile::tempdir().unwrap();
+        let request = Request {
+            episode: 7,
+            policy: "8/8,2/4".into(),
+            cwd: "/somewhere".into(),
+            cache: "/somewhere/runs".into(),
+        };
+        let path = write_request(run.path(), &request).unwrap();
+        assert_eq!(path, run.path().join("work/7.json"));
+        assert_eq!(read_request(&path).unwrap(), request);
+        assert_eq!(read_reply(&path).unwrap(), None);
+        let reply = Reply {
+            episode: 7,
+            policy: request.policy.clone(),
+            score: Some(ReplyScore {
+                accuracy: 0.1 + 0.2,
+                robust_accuracy: 2.0 / 3.0,
+                masking: "none".into(),
+                broken_by: None,
+            }),
+            seconds: 1.5,
+        };
+        write_reply(&path, &reply).unwrap();
+        assert_eq!(read_reply(&path).unwrap(), Some(reply), "exact floats back");
+    }
+
+    /// Guards the start of a run: a killed run's requests, logs and temporaries go, replies
+    /// only where no resume can use them, and a file the tool does not write stays.
+    #[test]
+    fn cleaning_keeps_unlogged_replies_and_files_not_ours() {
+        let run = tempfile::tempdir().unwrap();
+        let work = run.path().join(DIR);
+        std::fs::create_dir(&work).unwrap();
+        let files = [
+            "3.json",
+            "3.score.json",
+            "3.log",
+            "4.json",
+            "4.score.json",
+            ".4.score.json.bitsearch.tmp-99",
+            "notes.txt",
+            "x.json",
+        ];
+        for f in files {
+            std::fs::write(work.join(f), "{}").unwrap();
+        }
+        clean(run.path(), Some(4)).unwrap();
+        assert_eq!(names(&work), ["4.score.json", "notes.txt", "x.json"]);
+        clean(run.path(), None).unwrap();
+        assert_eq!(names(&work), ["notes.txt", "x.json"]);
+        finish(run.path(), 9).unwrap();
+        remove_if_empty(run.path());
+        assert!(work.is_dir(), "a directory holding a user's file stays");
+    }
+}

@@ -1,0 +1,226 @@
+//! The search's worker processes (`--workers N`, N > 1): each policy of a batch that needs a
+//! score is written as a request into the run's `work/` (`rundir::work`) and scored by a
+//! process of its own (`bitsearch worker RUN REQUEST`), single-threaded
+//! (`CANDLE_NUM_THREADS=1`, `RAYON_NUM_THREADS=1`), so a batch of N uses N cores. The
+//! coordinator waits for them in proposal order and reads their replies; a worker that fails
+//! is an error naming it, its request and its stderr.
+//!
+//! A local worker dies with the search (`PR_SET_PDEATHSIG`): a killed search leaves no worker
+//! writing into a directory whose lock the next search takes over.
+
+use std::ffi::OsString;
+use std::num::NonZeroUsize;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::SearchError;
+use crate::crashpoint;
+use crate::quant::Policy;
+use crate::robust::{Breakdown, Checks};
+use crate::rundir::work::{self, Reply, Request};
+use crate::score::{Failure, Outcome, Score};
+
+/// Set in the search's environment, arms a crash point in its workers instead
+/// (`BITSEARCH_CRASH_AT` itself is not passed on: the kill campaign's points are the
+/// coordinator's). A worker's own point is `worker-episode-K`, hit after it scored episode K
+/// and before its reply.
+pub const WORKER_CRASH_VAR: &str = "BITSEARCH_WORKER_CRASH_AT";
+
+/// How a search scores its policies.
+#[derive(Debug, Clone, Default)]
+pub struct Workers {
+    /// The batch size: policies proposed, scored at once and learned in order. None: the one
+    /// config.json records on a resume, else 1 (one policy at a time, scored in the search's
+    /// own process, as before batches existed).
+    pub count: Option<NonZeroUsize>,
+    /// The program that scores a request, with its leading arguments (`bitsearch worker`);
+    /// the run directory and the request file are appended.
+    pub command: Vec<OsString>,
+    /// Where the FP32 baseline is cached (the search's `--cache`), for the workers to load it.
+    pub cache: PathBuf,
+}
+
+/// Worker processes for one run directory.
+pub(super) struct Pool<'a> {
+    workers: &'a Workers,
+    /// Absolute, as the workers are told them.
+    run: PathBuf,
+    cwd: PathBuf,
+    cache: PathBuf,
+}
+
+/// A worker at work on one request.
+pub(super) struct Job {
+    /// The worker's place in its batch, from 1 (how errors name it).
+    index: usize,
+    episode: usize,
+    request: PathBuf,
+    child: Child,
+}
+
+impl<'a> Pool<'a> {
+    pub fn new(workers: &'a Workers, run: &Path, count: usize) -> Result<Self, SearchError> {
+        if workers.command.is_empty() {
+            return Err(SearchError::NoWorkerCommand { workers: count });
+        }
+        let absolute = |p: &Path| {
+            std::path::absolute(p).map_err(|source| SearchError::Io {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        Ok(Pool {
+            workers,
+            run: absolute(run)?,
+            cwd: absolute(Path::new("."))?,
+            cache: absolute(&workers.cache)?,
+        })
+    }
+
+    /// A reply to episode K's request that a killed run's worker left, if it is for `policy`
+    /// (on a resume, config.json is unchanged, so it is that policy's score).
+    pub fn kept(&self, episode: usize, policy: &Policy) -> Option<Reply> {
+        let request = work::request_path(&self.run, episode);
+        let reply = work::read_reply(&request).ok().flatten()?;
+        (reply.episode == episode && reply.policy == policy.to_string()).then_some(reply)
+    }
+
+    /// Writes episode K's request and starts the worker that scores it. Spawned from the
+    /// thread that waits for it: the death signal follows the thread that started the child.
+    pub fn start(&self, index: usize, episode: usize, policy: &Policy) -> Result<Job, SearchError> {
+        let request = Request {
+            episode,
+            policy: policy.to_string(),
+            cwd: self.cwd.clone(),
+            cache: self.cache.clone(),
+        };
+        let path = work::write_request(&self.run, &request)?;
+        let log = work::open_log(&self.run, episode)?;
+        let (program, args) = (&self.workers.command[0], &self.workers.command[1..]);
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .arg(&self.run)
+            .arg(&path)
+            .env("CANDLE_NUM_THREADS", "1")
+            .env("RAYON_NUM_THREADS", "1")
+            .env_remove(crashpoint::VAR)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(point) = std::env::var_os(WORKER_CRASH_VAR) {
+            cmd.env(crashpoint::VAR, point);
+        }
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().map_err(|source| SearchError::WorkerStart {
+            index,
+            request: path.clone(),
+            source,
+        })?;
+        Ok(Job {
+            index,
+            episode,
+            request: path,
+            child,
+        })
+    }
+}
+
+impl Job {
+    /// Waits for the worker and reads its reply.
+    pub fn wait(mut self, run: &Path) -> Result<Reply, SearchError> {
+        let status = self.child.wait().map_err(|source| SearchError::Io {
+            path: self.request.clone(),
+            source,
+        })?;
+        let reply = match status.success() {
+            true => work::read_reply(&self.request)?,
+            false => None,
+        };
+        let log = work::log_path(run, self.episode);
+        let Some(reply) = reply else {
+            let status = match status.success() {
+                true => "it wrote no reply".to_string(),
+                false => status.to_string(),
+            };
+            return Err(SearchError::Worker {
+                index: self.index,
+                pid: self.child.id(),
+                request: self.request,
+                status,
+                tail: tail(&log),
+                log,
+            });
+        };
+        crashpoint::crash_point("worker-replied");
+        Ok(reply)
+    }
+}
+
+/// The last lines of a worker's stderr, for the error that names it.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    match lines.len() {
+        0 => "(empty)".into(),
+        n => lines[n.saturating_sub(3)..].join(" | "),
+    }
+}
+
+/// The outcome a reply carries, checked against the request it answers.
+pub(super) fn outcome_of(
+    run: &Path,
+    reply: &Reply,
+    episode: usize,
+    policy: &Policy,
+) -> Result<Outcome, SearchError> {
+    let path = work::reply_path(&work::request_path(run, episode));
+    let bad = |detail: String| SearchError::BadReply {
+        path: path.clone(),
+        detail,
+    };
+    if reply.episode != episode || reply.policy != policy.to_string() {
+        return Err(bad(format!(
+            "answers episode {} ({}), not episode {episode} ({policy})",
+            reply.episode, reply.policy
+        )));
+    }
+    let Some(s) = &reply.score else {
+        return Ok(Err(Failure::Logged));
+    };
+    let masking = Checks::parse(&s.masking)
+        .ok_or_else(|| bad(format!("masking {:?} is not a list of checks", s.masking)))?;
+    let broken_by = match &s.broken_by {
+        Some(text) => Some(
+            (text.parse::<Breakdown>())
+                .map_err(|()| bad(format!("broken_by {text:?} is malformed")))?,
+        ),
+        None => None,
+    };
+    Ok(Ok(Score {
+        accuracy: s.accuracy,
+        robust_accuracy: s.robust_accuracy,
+        masking,
+        broken_by,
+    }))
+}
+
+/// Has the kernel kill the child when the thread that started it ends, so no worker outlives a
+/// killed search.
+fn die_with_parent(cmd: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: runs in the forked child before exec and calls only prctl(2), getppid(2) and
+    // _exit(2), which are async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the signal was armed.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
