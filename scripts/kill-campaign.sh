@@ -9,14 +9,18 @@
 # equal the reference: episodes.csv, references.csv, pareto.csv and front-test.csv (timing column
 # aside), agent.json, best-policy.json and report.html identical, no temporary file left;
 # then the next round starts in a fresh directory.
+# With WORKERS=2 every run scores its batches in two worker processes (`--workers 2`), a kill
+# reaches the workers too, and a crash point fires after a worker's reply is read (mid-batch).
 # Usage: scripts/kill-campaign.sh [N] [WORK]   (defaults 20 and a new temp dir)
 #   BITSEARCH=path/to/bitsearch (default: target/release/bitsearch, built if missing);
-#   EPISODES (default 8); CAMPAIGN_SEED (default random; printed so a failure can be replayed).
+#   EPISODES (default 8); WORKERS (default 1); CAMPAIGN_SEED (default random; printed so a
+#   failure can be replayed).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 n="${1:-20}"
 work="${2:-$(mktemp -d)}"
 episodes="${EPISODES:-8}"
+workers="${WORKERS:-1}"
 seed="${CAMPAIGN_SEED:-$RANDOM}"
 # A 64-bit LCG (Knuth's MMIX constants; bash arithmetic wraps), high bits out: bash's own $RANDOM
 # has a weak low bit. `rand M` sets r to a number in [0, M).
@@ -33,7 +37,7 @@ bs="$(cd "$(dirname "$bs")" && pwd)/$(basename "$bs")"
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 mkdir -p "$work"
 cd "$work"
-echo "kill campaign: N=$n, $episodes episodes, CAMPAIGN_SEED=$seed, in $work"
+echo "kill campaign: N=$n, $episodes episodes, $workers workers, CAMPAIGN_SEED=$seed, in $work"
 
 cat > exp.toml <<'EOF'
 name = "kill-campaign"
@@ -72,7 +76,7 @@ EOF
 search() {
     local out=$1 cache=$2
     exec "$bs" search --experiment exp.toml --episodes "$episodes" --seed 3 --cache "$cache" \
-        --out "$out" --quiet --resume
+        --out "$out" --quiet --resume --workers "$workers"
 }
 
 start=$(date +%s%N)
@@ -95,9 +99,11 @@ check() {
     local litter
     litter=$(find "$dir" -name '*.tmp-*')
     [ -z "$litter" ] || { echo "FAIL: temporary files left: $litter"; return 1; }
+    [ ! -e "$dir/work" ] || { echo "FAIL: $dir/work is left"; return 1; }
 }
 
 points=(episode-appended pareto-written mid-append atomic-rename)
+if [ "$workers" -gt 1 ]; then points+=(worker-replied); fi
 kills=0 round=1 attempts=0 repair=0
 declare -A landed=()
 out="round-$round"
