@@ -2,7 +2,9 @@
 //! `BITSEARCH_CRASH_AT=NAME[:K]` in the environment the process SIGKILLs itself the K-th time
 //! (default: the first) it reaches `crash_point(NAME)`. Timed kills rarely land inside windows a
 //! few microseconds wide (the log repair, between the writes of one episode); this puts a kill
-//! exactly there. Without the variable a crash point costs one load of a cached `None`.
+//! exactly there. Without the variable a crash point costs one load of a cached `None`. A
+//! search's worker processes are not given it: they get `BITSEARCH_WORKER_CRASH_AT` as theirs
+//! (`search::WORKER_CRASH_VAR`), so a worker can be made to crash alone.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
