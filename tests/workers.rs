@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::cli::command;
-use common::fixtures::{lines_without_timing, Tiny};
+use common::fixtures::{lines_without_timing, Tiny, DDPG};
 
 /// mbrl planning from its third episode, so a batch's second proposal is planned on a belief.
 const MBRL: &str = "agent = \"mbrl\"\ninit = 2\nkappa = 1.0\nenumerate = 4096\ncandidates = 200\nmutations = 5\nplanner = \"reinforce\"\n";
@@ -136,4 +136,18 @@ fn a_crashed_worker_is_named_and_the_resume_scores_only_what_has_no_line() {
     let seconds = row3.rsplit_once(',').unwrap().1;
     let kept_seconds = format!("{:.3}", reply["seconds"].as_f64().unwrap());
     assert_eq!(seconds, kept_seconds, "{row3}");
+}
+
+/// DDPG learns from each episode before the next: a batch of two is refused, naming the fix,
+/// before the run directory gets a config.json.
+#[test]
+fn ddpg_is_refused_with_two_workers() {
+    let dir = setup();
+    let d = dir.path();
+    std::fs::write(d.join("agent.toml"), DDPG).unwrap();
+    let o = search(d, "ddpg", &[]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(e.contains("sequential") && e.contains("--workers 1"), "{e}");
+    assert!(!d.join("ddpg/ddpg-bitfusion/config.json").exists());
 }
