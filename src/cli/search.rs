@@ -10,7 +10,6 @@ use bitsearch::agents::AgentConfig;
 use bitsearch::hardware::{resolve_profile, Profile};
 use bitsearch::report::units::{quantity, Quantity};
 use bitsearch::search::{run_search, RunSpec, RunSummary};
-use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -76,8 +75,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let profiles = (args.profiles.iter())
         .map(|p| load_profile(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
-        .context("FP32 baseline")?;
+    let base = super::baseline(&exp, &data, &args.cache, !args.quiet)?;
     println!(
         "{}: FP32 baseline test accuracy {:.2}% ({})",
         exp.name,

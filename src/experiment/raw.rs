@@ -11,10 +11,10 @@ use super::search::{RawBits, RawBudget, RewardConfig, SearchConfig};
 use super::validated::Experiment;
 use crate::calib::QuantConfig;
 use crate::data::{DataConfig, DataSource, InputNorm};
-use crate::model::{Arch, ModelConfig, ModelSource};
+use crate::model::{Arch, Attention, ModelConfig, ModelSource};
 use crate::quant::ClipMethod;
 use crate::train::TrainConfig;
-use crate::validate::{non_negative, path_name, positive, positive_count};
+use crate::validate::{non_negative, path_name, positive, positive_count, FieldError, Rule};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +136,9 @@ pub struct RawQuant {
     /// Used with act_clip = "percentile".
     pub percentile: f32,
     pub calibration: usize,
+    /// Quantize a transformer's two attention matmuls (QKᵀ, softmax × V) as layers.
+    #[serde(default)]
+    pub attention: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -152,6 +155,25 @@ impl Default for RawQuant {
             act_clip: ClipName::Max,
             percentile: 99.99,
             calibration: 512,
+            attention: false,
+        }
+    }
+}
+
+impl RawQuant {
+    /// `attention = true` needs a model with attention: a zoo network without any is refused
+    /// here; an imported model is checked when it is built (`model::Model::with_attention`).
+    fn attention(&self, path: &Path, model: &RawModel) -> Result<Attention, ExperimentError> {
+        match (self.attention, model.arch) {
+            (false, _) => Ok(Attention::Float),
+            (true, Some(arch)) if arch != Arch::Vit => Err(FieldError::new(
+                path,
+                "quant.attention",
+                Rule::NeedsAttention,
+                format!("true (model {})", arch.name()),
+            )
+            .into()),
+            (true, _) => Ok(Attention::Quantized),
         }
     }
 }
@@ -207,6 +229,7 @@ impl RawExperiment {
             quant: QuantConfig {
                 act_clip,
                 calibration: q.calibration,
+                attention: self.quant.attention(path, &self.model)?,
             },
             finetune: self.finetune.check(path)?,
             front_test: self.front_test.check(path, &attack)?,
