@@ -270,6 +270,33 @@ mod tests {
         assert_eq!(e.train.weight_decay, 1e-2);
     }
 
+    /// `quant.attention` quantizes a transformer's attention matmuls: off by default, on for the
+    /// zoo's vit or an imported model (checked when it is built), refused for a zoo network
+    /// without attention with the file, field, rule and value.
+    #[test]
+    fn quant_attention_needs_a_model_with_attention() {
+        use crate::model::Attention;
+        assert_eq!(check(GOOD).unwrap().quant.attention, Attention::Float);
+        // A [quant] table needs its other fields (`attention` alone may be left out).
+        let table = "[quant]\nact_clip = \"max\"\npercentile = 99.99\ncalibration = 512\n";
+        let on = |text: &str| format!("{text}{table}attention = true\n");
+        let e = err(&on(GOOD));
+        assert!(
+            e.contains("exp.toml")
+                && e.contains("`quant.attention`")
+                && e.contains("needs a model with attention")
+                && e.contains("true (model lenet5)"),
+            "{e}"
+        );
+        let vit = on(&GOOD.replace("\"lenet5\"", "\"vit\""));
+        assert_eq!(check(&vit).unwrap().quant.attention, Attention::Quantized);
+        let onnx = on(&GOOD.replace("arch = \"lenet5\"", "onnx = \"m.onnx\""));
+        assert_eq!(check(&onnx).unwrap().quant.attention, Attention::Quantized);
+        let not_bool = format!("{GOOD}{table}attention = \"yes\"\n");
+        let e = err(&not_bool);
+        assert!(e.contains("exp.toml") && e.contains("attention"), "{e}");
+    }
+
     /// `[model]` takes `arch` or `onnx` (relative to the experiment file), exactly one, and an
     /// input standardization only with `onnx`, both halves given.
     #[test]
