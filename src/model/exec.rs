@@ -79,10 +79,11 @@ impl Chain {
                     node,
                     ..Chain::default()
                 };
-                let mut end = node;
+                // A matmul layer fuses nothing: its output feeds a softmax or a linear layer.
                 if g.nodes[node].op.is_matmul_layer() {
                     return c;
                 }
+                let mut end = node;
                 if let Some((j, Op::BatchNorm)) = only(end) {
                     (c.bn, end) = (Some(j), j);
                 }

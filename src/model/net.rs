@@ -2,7 +2,8 @@
 //! checkpoints are `checkpoint.rs`'s, the passes that run it `exec.rs`'s.
 //!
 //! A quantizable layer computes conv: `conv(q_a(x), q_w(W)) + b`, linear: `q_a(x) @ q_w(W)ᵀ +
-//! b`, where `W` and `b` have the layer's BatchNorm folded in (`bn.rs`) if it has one. Ops
+//! b`, where `W` and `b` have the layer's BatchNorm folded in (`bn.rs`) if it has one; an
+//! attention matmul, `q_a(x) · q_w(y)` on two activations (`attention.rs`), has no parameters. Ops
 //! with parameters that are not quantized layers (LayerNorm, class token, position embedding)
 //! keep them in `node_params.rs`.
 
