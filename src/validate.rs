@@ -61,6 +61,11 @@ pub enum Rule {
          or `-`, not starting with `.`"
     )]
     PathName,
+    #[error(
+        "quantizes a transformer's attention matmuls, so needs a model with attention (the zoo's \
+         vit or an imported ViT)"
+    )]
+    NeedsAttention,
 }
 
 /// The longest name that may become part of a path (a run directory is `AGENT-NAME`).

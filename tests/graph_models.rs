@@ -111,6 +111,109 @@ fn resnet20_searches_prices_and_evaluates_on_the_cifar_fixture() {
     assert!((0.0..=1.0).contains(&acc), "{eval}");
 }
 
+/// A ViT with quantized attention (`[quant] attention = true`) on the fixture: the search walks
+/// each block's QKᵀ and softmax × V as layers between its qkv and proj, logs their bits in
+/// episodes.csv, and `profiles show` prices them. One epoch, two episodes.
+#[test]
+fn a_vit_search_with_quantized_attention_logs_its_matmuls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cifar");
+    bitsearch::data::write_digit_fixture(&data, 80, 60).unwrap();
+    let text = format!(
+        r#"extends = "{}"
+[data]
+source = "cifar10:{}"
+validation = 100
+[train]
+epochs = 1
+[quant]
+calibration = 64
+attention = true
+[finetune]
+steps = 2
+[attack]
+pgd_steps = 1
+square_queries = 0
+examples = 10
+[front_test]
+enabled = false
+[search]
+episodes = 2
+attack_examples = 10
+references = false
+"#,
+        repo().join("experiments/vit-fashion.toml").display(),
+        data.display()
+    );
+    let exp = dir.path().join("vit.toml");
+    std::fs::write(&exp, text).unwrap();
+    let exp = exp.to_str().unwrap();
+    let out = dir.path().join("out");
+    let args = ["search", "--experiment", exp, "--quiet", "--out"];
+    ok(bitsearch(
+        &[&args[..], &[out.to_str().unwrap()]].concat(),
+        dir.path(),
+    ));
+    let csv = std::fs::read_to_string(out.join("mbrl-bitfusion/episodes.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let at = |c: &str| header.iter().position(|h| *h == c).unwrap_or(usize::MAX);
+    for b in 1..=3 {
+        let order = [
+            "a_b{b}.qkv",
+            "w_b{b}.scores",
+            "a_b{b}.scores",
+            "w_b{b}.mix",
+            "a_b{b}.mix",
+            "w_b{b}.proj",
+        ]
+        .map(|c| at(&c.replace("{b}", &b.to_string())));
+        assert!(
+            order.windows(2).all(|w| w[0] + 1 == w[1]),
+            "block {b}: {header:?}"
+        );
+    }
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    for row in rows {
+        let policy = row.split('"').nth(1).unwrap();
+        assert_eq!(policy.split(',').count(), 14 + 6, "{policy}");
+    }
+    // Worker processes score the same layers: random proposes alike in batches and one at a
+    // time, and a worker's score equals the search's own, so the logs agree but for `seconds`.
+    let random = |workers: &str, out: &str| {
+        let flags = ["--agent", "random", "--workers", workers, "--out", out];
+        ok(bitsearch(&[&args[..4], &flags].concat(), dir.path()));
+        let csv =
+            std::fs::read_to_string(dir.path().join(out).join("random-bitfusion/episodes.csv"));
+        let csv = csv.unwrap();
+        let cut = |l: &str| l.rsplit_once(',').unwrap().0.to_string();
+        csv.lines().map(cut).collect::<Vec<_>>()
+    };
+    let (one, two) = (random("1", "r1"), random("2", "r2"));
+    assert_eq!(one.len(), 3);
+    assert_eq!(one, two);
+    // `profiles show` prunes their widths as any layer's: every layer alike on Bit Fusion.
+    let shown = ok(bitsearch(
+        &["profiles", "--experiment", exp, "show", "bitfusion"],
+        dir.path(),
+    ));
+    assert!(shown.contains("every layer: weights 2,4,8"), "{shown}");
+    // `cost` prices each: 4 heads · 17 tokens² · 16 features MACs, no weights to size.
+    let args = [
+        "cost",
+        "--experiment",
+        exp,
+        "--profile",
+        "bitfusion",
+        "--json",
+    ];
+    let cost: serde_json::Value = serde_json::from_str(&ok(bitsearch(&args, dir.path()))).unwrap();
+    let layers = cost["policy"]["layers"].as_array().unwrap();
+    let mix = layers.iter().find(|l| l["layer"] == "b3.mix").unwrap();
+    assert_eq!(mix["macs"], 4 * 17 * 17 * 16, "{mix}");
+    assert_eq!(layers.len(), 20);
+}
+
 /// An ONNX file exported from PyTorch (scripts/export_onnx.py) goes through the whole tool:
 /// its weights are the baseline (nothing trains), the search walks its layers by their
 /// PyTorch names, and cost and eval price and score it.

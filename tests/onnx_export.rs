@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bitsearch::data::{DataSource, Dataset};
 use bitsearch::model::onnx::{self, Opset};
-use bitsearch::model::Model;
+use bitsearch::model::{Attention, Model};
 use bitsearch::quant::{ClipMethod, Policy, Quantizer};
 use candle_core::Device;
 use common::cli::{bitsearch, fails, ok, repo};
@@ -338,14 +338,18 @@ fn torchvision_models_export_as_onnx_runtime_runs_them() {
 /// The zoo ViT exports as exactly: patch tokens, class token (Expand + Concat), position
 /// embedding, LayerNorm (ReduceMean arithmetic), exact GELU (Erf), the heads' Reshape and
 /// Transpose around two activation × activation MatMuls, Softmax, per-token linear layers
-/// (MatMul + Add) and signed activation quantizers (int8 codes around zero).
+/// (MatMul + Add) and signed activation quantizers (int8 codes around zero); with quantized
+/// attention (`[quant] attention`), a QuantizeLinear/DequantizeLinear pair on both inputs of
+/// each attention MatMul (unsigned codes for the softmax).
 #[test]
 fn vit_exports_as_onnx_runtime_runs_it() {
     if !onnx_runtime_available() {
         return;
     }
-    let model = Model::new(bitsearch::model::Arch::Vit, (3, 32, 32), 10, 1).unwrap();
-    exports_agree_with_onnx_runtime(&[model]);
+    let model = || Model::new(bitsearch::model::Arch::Vit, (3, 32, 32), 10, 1).unwrap();
+    let attention = model().with_attention(Attention::Quantized).unwrap();
+    assert_eq!(attention.shapes().len(), model().shapes().len() + 6);
+    exports_agree_with_onnx_runtime(&[model(), attention]);
 }
 
 /// Each model, calibrated on the digit fixture, exported under mixed widths and under

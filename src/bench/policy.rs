@@ -91,7 +91,7 @@ pub fn bench_policy_score(
         let m = Manifest {
             arch: base.name(),
             policy: policy.to_string(),
-            clips: eval.clips(),
+            clips: &eval.clips().input,
             finetune: &exp.finetune,
             attack: &exp.attack,
             input_norm: base.input_norm(),

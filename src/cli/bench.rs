@@ -4,10 +4,8 @@ use clap::Args;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use bitsearch::bench::{bench_arch, bench_policy_score, bench_training, peak_memory_mib, BenchRow};
 use bitsearch::model::Arch;
-use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -78,8 +76,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     if !args.no_policy {
-        let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, false)
-            .context("FP32 baseline")?;
+        let base = super::baseline(&exp, &data, &args.cache, false)?;
         let dir = args.reference_dir.as_deref();
         for r in bench_policy_score(&exp, &data, &base.model, args.policy_runs, dir)? {
             print(&r)?;

@@ -7,7 +7,6 @@ use clap::Args;
 
 use bitsearch::dq::{file_row, rises_as_bits_fall, run_dq, write_dq, DqPoint};
 use bitsearch::rundir::{write_json, DqRow};
-use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
 pub struct DqArgs {
@@ -59,8 +58,7 @@ pub fn run(args: &DqArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let config = serde_json::json!({ "experiment": &exp, "dq": &exp.dq });
     write_json(&out.join("config.json"), &config)?;
-    let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
-        .context("FP32 baseline")?;
+    let base = super::baseline(&exp, &data, &args.cache, !args.quiet)?;
     println!(
         "DQ study on {} ({} test examples attacked, fine-tune {} steps): FP32 baseline test accuracy {:.2}%",
         exp.name,

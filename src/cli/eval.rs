@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use bitsearch::quant::Policy;
 use bitsearch::robust::SuiteReport;
 use bitsearch::score::Evaluator;
-use bitsearch::train::{train_baseline, FinetuneReport};
+use bitsearch::train::FinetuneReport;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -113,13 +113,12 @@ pub fn parse_policy(text: &str, arch: &str, names: &[&str]) -> anyhow::Result<Po
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (exp, data) = super::load_experiment(&args.experiment)?;
     // The policy is checked against the model's layers before a missing baseline is trained.
-    let layers = exp.model.layer_shapes(data.shape, data.classes)?;
+    let layers = (exp.model).layer_shapes(data.shape, data.classes, exp.quant.attention)?;
     let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
     let policy = parse_policy(&args.policy, &exp.model.name(), &names)
         .with_context(|| format!("invalid --policy {}", args.policy))?;
     let show = !args.quiet;
-    let base =
-        train_baseline(&exp.baseline(), &exp, &data, &args.out, show).context("FP32 baseline")?;
+    let base = super::baseline(&exp, &data, &args.out, show)?;
     if !base.cached {
         // On stderr, so `--json` still prints one object on stdout.
         eprintln!(

@@ -13,7 +13,6 @@ use bitsearch::deploy::{
 use bitsearch::experiment::Overrides;
 use bitsearch::model::onnx::Opset;
 use bitsearch::rundir::RunDir;
-use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -69,8 +68,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let row = choose_episode(&run, args.episode)?;
     let (exp, data) = super::load_experiment(&experiment_args(&run, args.experiment.as_ref())?)?;
     check_experiment(&run, &exp)?;
-    let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
-        .context("FP32 baseline")?;
+    let base = super::baseline(&exp, &data, &args.cache, !args.quiet)?;
     let out = (args.out.clone()).unwrap_or_else(|| run.dir.join(format!("export-{}", row.episode)));
     if args.out.is_none() {
         // The run's own subdirectory: a link planted there would carry the files elsewhere.

@@ -171,11 +171,26 @@ pub fn load_experiment(args: &ExperimentArgs) -> anyhow::Result<(Experiment, Dat
     Ok((exp, data))
 }
 
+/// The experiment's FP32 baseline (trained once, then cached under `cache`), its model with the
+/// quantizable layers `[quant]` names: what every command that quantizes it starts from.
+pub fn baseline(
+    exp: &Experiment,
+    data: &Dataset,
+    cache: &Path,
+    show: bool,
+) -> anyhow::Result<bitsearch::train::Baseline> {
+    let mut base = (bitsearch::train::train_baseline(&exp.baseline(), exp, data, cache, show))
+        .context("FP32 baseline")?;
+    base.model = (base.model.with_attention(exp.quant.attention))
+        .with_context(|| format!("{}: `[quant] attention`", exp.path.display()))?;
+    Ok(base)
+}
+
 /// The experiment and its model's quantizable layers, shaped by its data.
 pub fn model_layers(
     path: &Path,
 ) -> anyhow::Result<(Experiment, Vec<bitsearch::model::LayerShape>)> {
     let (exp, data) = load_experiment(&ExperimentArgs::file(path))?;
-    let layers = exp.model.layer_shapes(data.shape, data.classes)?;
+    let layers = (exp.model).layer_shapes(data.shape, data.classes, exp.quant.attention)?;
     Ok((exp, layers))
 }

@@ -12,7 +12,6 @@ use bitsearch::hardware::{resolve_profile, Profile};
 use bitsearch::report::units::{quantity, Quantity};
 use bitsearch::rundir::BestPolicy;
 use bitsearch::search::{run_search_with, RunSpec, RunSummary, Workers};
-use bitsearch::train::train_baseline;
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -85,8 +84,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let profiles = (args.profiles.iter())
         .map(|p| load_profile(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let base = train_baseline(&exp.baseline(), &exp, &data, &args.cache, !args.quiet)
-        .context("FP32 baseline")?;
+    let base = super::baseline(&exp, &data, &args.cache, !args.quiet)?;
     println!(
         "{}: FP32 baseline test accuracy {:.2}% ({})",
         exp.name,

@@ -8,8 +8,8 @@ use candle_core::Tensor;
 use safetensors::tensor::{Dtype, TensorView};
 
 use super::DeployError;
-use crate::model::{LayerWeights, Model};
-use crate::quant::{weight_codes, Quantizer};
+use crate::model::{LayerKind, LayerWeights, Model};
+use crate::quant::{signed_levels, weight_codes, LayerQuant, Quantizer};
 use crate::rundir::write_atomic;
 
 /// The safetensors file of `model` quantized by `q`. Per quantizable layer `L` (BatchNorm folded,
@@ -17,17 +17,30 @@ use crate::rundir::write_atomic;
 /// `L.bias` (f32); with a quantized weight `L.weight_codes` (i8, same shape) and
 /// `L.weight_scale` (f32, one per output channel), so `codes × scale` is the weight the model
 /// runs; with a quantized input `L.act_clip` and `L.act_scale` (f32 scalars: the input is
-/// `round(clamp(x, 0, clip) / scale) × scale`). The metadata names the model, the policy and the
-/// layers in order.
+/// `round(clamp(x, 0, clip) / scale) × scale`). An attention matmul has no weights: with its
+/// second operand quantized it has `L.operand_clip` and `L.operand_scale` instead (the signed
+/// grid: `round(clamp(x, −clip, clip) / scale) × scale`). The metadata names the model, the
+/// policy and the layers in order.
 pub fn weights_safetensors(model: &Model, q: &Quantizer) -> Result<Vec<u8>, DeployError> {
     let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let names: Vec<&str> = model.shapes().iter().map(|l| l.name.as_str()).collect();
     for (li, name) in names.iter().enumerate() {
-        let LayerWeights { w, w_dims, b, .. } = model.effective_layer(li)?;
         let lq = q.layer(li).ok_or_else(|| DeployError::PolicyLength {
             layers: names.len(),
             policy: q.policy().len(),
         })?;
+        if model.shapes()[li].kind == LayerKind::Matmul {
+            push_act_clip(&mut tensors, name, lq);
+            if !lq.bits.w.is_full() {
+                let step = lq.operand_clip / signed_levels(lq.bits.w.get()) as f32;
+                let clip = f32_bytes(&[lq.operand_clip]);
+                tensors.push((format!("{name}.operand_clip"), Dtype::F32, vec![], clip));
+                let scale = f32_bytes(&[step]);
+                tensors.push((format!("{name}.operand_scale"), Dtype::F32, vec![], scale));
+            }
+            continue;
+        }
+        let LayerWeights { w, w_dims, b, .. } = model.effective_layer(li)?;
         let o = w_dims[0];
         tensors.push((
             format!("{name}.weight"),
@@ -43,13 +56,7 @@ pub fn weights_safetensors(model: &Model, q: &Quantizer) -> Result<Vec<u8>, Depl
             let scales = f32_bytes(&scales);
             tensors.push((format!("{name}.weight_scale"), Dtype::F32, vec![o], scales));
         }
-        if !lq.bits.a.is_full() {
-            let step = lq.clip / ((1u32 << lq.bits.a.get()) - 1) as f32;
-            let clip = f32_bytes(&[lq.clip]);
-            tensors.push((format!("{name}.act_clip"), Dtype::F32, vec![], clip));
-            let scale = f32_bytes(&[step]);
-            tensors.push((format!("{name}.act_scale"), Dtype::F32, vec![], scale));
-        }
+        push_act_clip(&mut tensors, name, lq);
     }
     let views = tensors
         .iter()
@@ -66,6 +73,21 @@ pub fn weights_safetensors(model: &Model, q: &Quantizer) -> Result<Vec<u8>, Depl
     ]);
     safetensors::tensor::serialize(views, Some(metadata))
         .map_err(|e| DeployError::Safetensors(e.to_string()))
+}
+
+/// Layer `name`'s `act_clip` and `act_scale` when its input is quantized.
+fn push_act_clip(
+    tensors: &mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
+    name: &str,
+    lq: LayerQuant,
+) {
+    if !lq.bits.a.is_full() {
+        let step = lq.clip / ((1u32 << lq.bits.a.get()) - 1) as f32;
+        let clip = f32_bytes(&[lq.clip]);
+        tensors.push((format!("{name}.act_clip"), Dtype::F32, vec![], clip));
+        let scale = f32_bytes(&[step]);
+        tensors.push((format!("{name}.act_scale"), Dtype::F32, vec![], scale));
+    }
 }
 
 /// Writes the check data of `x` (inputs, as the model takes them) and `y` (labels) into `dir`:

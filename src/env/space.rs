@@ -366,7 +366,9 @@ impl SearchSpace {
 
 fn price(device: &dyn CostModel, l: &LayerShape, bits: LayerBits) -> Result<Price, EnvError> {
     let c = device.layer_cost(l, bits)?;
-    let size_bytes = l.weight_count() as f64 * bits.w.get() as f64 / 8.0 + 4.0 * l.out_ch as f64;
+    // Stored parameters only: an attention matmul's operands are activations, not model size.
+    let size_bytes =
+        l.weight_count() as f64 * bits.w.get() as f64 / 8.0 + 4.0 * l.bias_count() as f64;
     Ok(Price {
         latency_s: c.latency_s,
         energy_j: c.energy_j,

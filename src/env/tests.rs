@@ -384,3 +384,42 @@ fn the_wall_keeps_a_pruned_space_within_budget_and_its_options() {
         assert!(s.contains(&bits), "{start} -> {bits}");
     }
 }
+
+/// Quantized attention adds priced layers to the zoo ViT's space, but no model size: its
+/// matmuls store no parameters, so size is the same sum of weights and biases with or without
+/// them, while latency and energy grow. Their widths are pruned by the same rule as any layer's.
+#[test]
+fn attention_layers_add_latency_not_size() {
+    use crate::model::{Attention, LayerKind};
+    let p = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
+    let g = Arch::Vit.graph((1, 28, 28), 10);
+    let shapes = |a: Attention| {
+        g.with_attention(a)
+            .unwrap()
+            .shapes((1, 28, 28))
+            .unwrap()
+            .layers
+    };
+    let (plain, with) = (shapes(Attention::Float), shapes(Attention::Quantized));
+    let space = |layers| SearchSpace::new(layers, 2, 8, &p, &|b| p.supports(b)).unwrap();
+    let (plain, mut with) = (space(plain), space(with));
+    assert_eq!(with.layers.len(), plain.layers.len() + 6);
+    assert_eq!(with.uniform8.size_bytes, plain.uniform8.size_bytes);
+    assert_eq!(with.full.size_bytes, plain.full.size_bytes);
+    assert!(with.uniform8.latency_s > plain.uniform8.latency_s);
+    assert!(with.uniform8.energy_j > plain.uniform8.energy_j);
+    let scores = (with.layers.iter())
+        .position(|l| l.kind == LayerKind::Matmul)
+        .unwrap();
+    assert_eq!(with.layer_price(scores, wa(2, 2)).size_bytes, 0.0);
+    assert!(
+        with.layer_price(scores, wa(2, 2)).latency_s < with.layer_price(scores, wa(8, 8)).latency_s
+    );
+    // Bit Fusion runs 3 bits as 4 and 5-7 as 8, for these layers as for the others.
+    let budget = crate::env::Budget::default();
+    let objectives = crate::env::Objectives::of(true, &[crate::pareto::Objective::Latency]);
+    with.prune_dominated(&objectives, &budget);
+    let kept = |o| widths(with.options(scores, o));
+    assert_eq!(kept(Operand::Weight), [2, 4, 8]);
+    assert_eq!(kept(Operand::Activation), [2, 4, 8]);
+}

@@ -11,10 +11,10 @@ use super::search::{RawBits, RawBudget, RewardConfig, SearchConfig};
 use super::validated::Experiment;
 use crate::calib::QuantConfig;
 use crate::data::{DataConfig, DataSource, InputNorm};
-use crate::model::{Arch, ModelConfig, ModelSource};
+use crate::model::{Arch, Attention, ModelConfig, ModelSource};
 use crate::quant::ClipMethod;
 use crate::train::TrainConfig;
-use crate::validate::{non_negative, path_name, positive, positive_count};
+use crate::validate::{non_negative, path_name, positive, positive_count, FieldError, Rule};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +136,9 @@ pub struct RawQuant {
     /// Used with act_clip = "percentile".
     pub percentile: f32,
     pub calibration: usize,
+    /// Quantize a transformer's two attention matmuls (QKᵀ, softmax × V) as layers.
+    #[serde(default)]
+    pub attention: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -152,6 +155,25 @@ impl Default for RawQuant {
             act_clip: ClipName::Max,
             percentile: 99.99,
             calibration: 512,
+            attention: false,
+        }
+    }
+}
+
+impl RawQuant {
+    /// `attention = true` needs a model with attention: a zoo network without any is refused
+    /// here; an imported model is checked when it is built (`model::Model::with_attention`).
+    fn attention(&self, path: &Path, model: &RawModel) -> Result<Attention, ExperimentError> {
+        match (self.attention, model.arch) {
+            (false, _) => Ok(Attention::Float),
+            (true, Some(arch)) if arch != Arch::Vit => Err(FieldError::new(
+                path,
+                "quant.attention",
+                Rule::NeedsAttention,
+                format!("true (model {})", arch.name()),
+            )
+            .into()),
+            (true, _) => Ok(Attention::Quantized),
         }
     }
 }
@@ -207,6 +229,7 @@ impl RawExperiment {
             quant: QuantConfig {
                 act_clip,
                 calibration: q.calibration,
+                attention: self.quant.attention(path, &self.model)?,
             },
             finetune: self.finetune.check(path)?,
             front_test: self.front_test.check(path, &attack)?,
@@ -245,6 +268,33 @@ mod tests {
         assert!(matches!(e.model.source, ModelSource::Arch(Arch::Lenet5)));
         assert_eq!(e.quant.act_clip, ClipMethod::Max);
         assert_eq!(e.train.weight_decay, 1e-2);
+    }
+
+    /// `quant.attention` quantizes a transformer's attention matmuls: off by default, on for the
+    /// zoo's vit or an imported model (checked when it is built), refused for a zoo network
+    /// without attention with the file, field, rule and value.
+    #[test]
+    fn quant_attention_needs_a_model_with_attention() {
+        use crate::model::Attention;
+        assert_eq!(check(GOOD).unwrap().quant.attention, Attention::Float);
+        // A [quant] table needs its other fields (`attention` alone may be left out).
+        let table = "[quant]\nact_clip = \"max\"\npercentile = 99.99\ncalibration = 512\n";
+        let on = |text: &str| format!("{text}{table}attention = true\n");
+        let e = err(&on(GOOD));
+        assert!(
+            e.contains("exp.toml")
+                && e.contains("`quant.attention`")
+                && e.contains("needs a model with attention")
+                && e.contains("true (model lenet5)"),
+            "{e}"
+        );
+        let vit = on(&GOOD.replace("\"lenet5\"", "\"vit\""));
+        assert_eq!(check(&vit).unwrap().quant.attention, Attention::Quantized);
+        let onnx = on(&GOOD.replace("arch = \"lenet5\"", "onnx = \"m.onnx\""));
+        assert_eq!(check(&onnx).unwrap().quant.attention, Attention::Quantized);
+        let not_bool = format!("{GOOD}{table}attention = \"yes\"\n");
+        let e = err(&not_bool);
+        assert!(e.contains("exp.toml") && e.contains("attention"), "{e}");
     }
 
     /// `[model]` takes `arch` or `onnx` (relative to the experiment file), exactly one, and an

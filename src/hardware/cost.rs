@@ -6,12 +6,15 @@
 //! ```text
 //! MACs         = B · macs
 //! compute_s    = MACs / (macs_per_cycle(w, a) · clock_hz)
-//! DRAM bytes   = ⌈W·w_s/8⌉ · R + ⌈B·I·a_s/8⌉ + ⌈B·O·a_s/8⌉ + ⌈B·J·a_s/8⌉
+//! DRAM bytes   = ⌈W·w_s/8⌉ · R + ⌈B·I·a_s/8⌉ + ⌈B·O·a_s/8⌉ + ⌈B·J·a_s/8⌉ + ⌈B·K·w_s/8⌉
 //!                R = 1 if the weights fit in the on-chip buffer (read once per batch), else B
 //!                outputs are assumed requantized to this layer's activation width a_s
 //!                J = the activation values moved by the joins charged to the layer (a residual
 //!                Add, a gating Mul, a Concat; `LayerShape::residual`)
-//! SRAM bytes   = ⌈W·w_s/8⌉ + ⌈B·P·a_s/8⌉ + ⌈B·O·a_s/8⌉, P = out_h·out_w·in_ch·k² (im2col reads)
+//!                K = an activation × activation matmul's second operand (attention's K or V,
+//!                quantized at w: `LayerShape::operand_count`; W = 0 there), 0 elsewhere
+//! SRAM bytes   = ⌈W·w_s/8⌉ + ⌈B·K·w_s/8⌉ + ⌈B·P·a_s/8⌉ + ⌈B·O·a_s/8⌉,
+//!                P = out_h·out_w·in_ch·k² (im2col reads)
 //! latency_s    = max(compute_s, DRAM bytes / bandwidth) + layer_overhead      (roofline)
 //! energy_j     = MACs · E_mac(w, a) + DRAM bytes · E_dram + SRAM bytes · E_sram
 //! ```
@@ -32,7 +35,7 @@ use crate::quant::{Bits, LayerBits, Policy};
 pub struct Price {
     pub latency_s: f64,
     pub energy_j: f64,
-    /// Weights at their bitwidths plus 32-bit biases.
+    /// Stored weights at their bitwidths plus 32-bit biases (an attention matmul stores none).
     pub size_bytes: f64,
 }
 
@@ -147,10 +150,13 @@ impl Profile {
         // model::joins) read their other operands and write their result, at the layer's
         // activation width.
         let add_bytes = bytes_of(batch * layer.residual as f64, run.a_stored_bits);
-        let dram = weight_bytes * weight_reads + in_bytes + out_bytes + add_bytes;
+        // A matmul's second operand is an activation: read per example, at its width w.
+        let operand_bytes = bytes_of(batch * layer.operand_count() as f64, run.w_stored_bits);
+        let dram = weight_bytes * weight_reads + in_bytes + out_bytes + add_bytes + operand_bytes;
         let patches =
             (layer.out_hw.0 * layer.out_hw.1 * layer.in_ch * layer.kernel * layer.kernel) as f64;
-        let sram = weight_bytes + bytes_of(batch * patches, run.a_stored_bits) + out_bytes;
+        let sram =
+            weight_bytes + bytes_of(batch * patches, run.a_stored_bits) + out_bytes + operand_bytes;
         let memory_s = dram / self.memory.bandwidth_bytes_per_s;
 
         let energy_j = macs * run.mac_j

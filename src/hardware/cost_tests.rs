@@ -223,3 +223,40 @@ fn unsupported_bits_and_wrong_policy_length_are_errors() {
         }
     ));
 }
+
+/// The zoo ViT's b1.scores with quantized attention on 28x28 digits: 17 tokens, 4 heads of 16
+/// features, so heads·T·T·d_head = 4·17·17·16 = 18,496 MACs. At 4/8 on the bit-serial test
+/// device: 1024/32 = 32 MACs/cycle, 578 ns of compute; DRAM reads Q (17·64 = 1088 values at 8
+/// bits) and K (1088 at 4 bits: 544 B, an activation, so every example) and writes the scores
+/// (4·17·17 = 1156 at 8 bits), 2788 B = 2.788 us: memory-bound. No weights.
+#[test]
+fn an_attention_matmul_is_priced_by_its_macs_and_both_operands() {
+    use crate::model::{Arch, Attention, LayerKind};
+    let g = Arch::Vit.graph((1, 28, 28), 10);
+    let layers = (g.with_attention(Attention::Quantized).unwrap())
+        .shapes((1, 28, 28))
+        .unwrap()
+        .layers;
+    let scores = layers.iter().find(|l| l.name == "b1.scores").unwrap();
+    assert_eq!(scores.kind, LayerKind::Matmul);
+    let p =
+        profile("model = \"bit-serial\"\nbinary_macs_per_cycle = 1024\npj_per_binary_mac = 1.0");
+    let c = p.layer_cost(scores, bits(4, 8)).unwrap();
+    assert_eq!(c.macs, 18_496);
+    close(c.compute_s, 18_496.0 / 32.0 * 1e-9);
+    assert_eq!(c.bytes, 1088 + 544 + 1156);
+    assert_eq!(c.bound, Bound::Memory);
+    close(c.latency_s, 2.788e-6);
+    // 32 pJ a MAC (4·8 binary MACs); SRAM reads Q, K and writes the scores once: 2788 B.
+    close(
+        c.energy_j,
+        18_496.0 * 32e-12 + 2788.0 * 100e-12 + 2788.0 * 1e-12,
+    );
+    // The mix (softmax × V) does as many MACs; its first operand is the 1156 probabilities.
+    let mix = layers.iter().find(|l| l.name == "b1.mix").unwrap();
+    let m = p.layer_cost(mix, bits(4, 8)).unwrap();
+    assert_eq!((m.macs, m.bytes), (18_496, 1156 + 544 + 1088));
+    // K's width changes its bytes (w), Q's its own (a): 8/8 reads K at a byte a value.
+    let c88 = p.layer_cost(scores, bits(8, 8)).unwrap();
+    assert_eq!(c88.bytes - c.bytes, 544);
+}

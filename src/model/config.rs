@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::arch::Arch;
 use super::net::{Model, ModelError};
 use super::onnx;
+use super::op::Attention;
 use super::shape::LayerShape;
 use crate::data::InputNorm;
 
@@ -106,15 +107,23 @@ impl ModelConfig {
         }
     }
 
-    /// The quantizable layers of the network for that input.
+    /// The quantizable layers of the network for that input, its attention matmuls among them
+    /// as `attention` says (`[quant] attention`).
     pub fn layer_shapes(
         &self,
         input: (usize, usize, usize),
         classes: usize,
+        attention: Attention,
     ) -> Result<Vec<LayerShape>, ModelError> {
         match &self.source {
-            ModelSource::Arch(arch) => Ok(arch.layer_shapes(input, classes)?),
-            ModelSource::Onnx(_) => Ok(self.init(input, classes)?.shapes().to_vec()),
+            ModelSource::Arch(arch) => {
+                let g = arch.graph(input, classes).with_attention(attention)?;
+                Ok(g.shapes(input)?.layers)
+            }
+            ModelSource::Onnx(_) => {
+                let model = self.init(input, classes)?.with_attention(attention)?;
+                Ok(model.shapes().to_vec())
+            }
         }
     }
 }

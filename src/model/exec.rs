@@ -30,8 +30,11 @@ pub enum Weights {
 /// Per-layer tensors recorded by `forward_trace`.
 pub struct Trace {
     pub logits: Tensor,
-    /// The input of every quantizable layer, before its activation quantizer.
+    /// The input of every quantizable layer, before its activation quantizer (a matmul's
+    /// first operand).
     pub inputs: Vec<Tensor>,
+    /// A matmul layer's second operand, before its quantizer (None for conv and linear).
+    pub operands: Vec<Option<Tensor>>,
     /// The output of every quantizable layer, after its BatchNorm and ReLU if it has them
     /// (the logits for the last).
     pub outputs: Vec<Tensor>,
@@ -76,6 +79,10 @@ impl Chain {
                     node,
                     ..Chain::default()
                 };
+                // A matmul layer fuses nothing: its output feeds a softmax or a linear layer.
+                if g.nodes[node].op.is_matmul_layer() {
+                    return c;
+                }
                 let mut end = node;
                 if let Some((j, Op::BatchNorm)) = only(end) {
                     (c.bn, end) = (Some(j), j);
@@ -117,7 +124,8 @@ impl Chain {
     }
 }
 
-type Hook<'a> = dyn FnMut(usize, &Tensor, &Tensor) -> Result<(), ModelError> + 'a;
+/// Sees each layer's index, inputs (a matmul's two operands) and fused output.
+type Hook<'a> = dyn FnMut(usize, &[Tensor], &Tensor) -> Result<(), ModelError> + 'a;
 
 impl Model {
     /// Logits for a batch (N, C, H, W); `q` = None runs in full precision.
@@ -143,19 +151,21 @@ impl Model {
 
     /// Like `forward`, also recording every quantizable layer's input and output.
     pub fn forward_trace(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Trace, ModelError> {
-        let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+        let (mut inputs, mut operands, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
         let pass = Pass {
             fuse_pool: false,
             ..Self::pass(Weights::Train)
         };
         let logits = self.run(x, q, pass, &mut |_, i, o| {
-            inputs.push(i.clone());
+            inputs.extend(i.first().cloned());
+            operands.push(i.get(1).cloned());
             outputs.push(o.clone());
             Ok(())
         })?;
         Ok(Trace {
             logits,
             inputs,
+            operands,
             outputs,
         })
     }
@@ -193,12 +203,18 @@ impl Model {
                 continue;
             }
             let node = &nodes[i];
-            let (at, y) = if node.op.is_layer() {
+            let (at, y) = if node.op.is_matmul_layer() {
+                let (a, b) = (get(&vals, node.inputs[0])?, get(&vals, node.inputs[1])?);
+                let y = self.matmul_layer(li, &node.op, &a, &b, q)?;
+                hook(li, &[a, b], &y)?;
+                li += 1;
+                (i, y)
+            } else if node.op.is_layer() {
                 let h = get(&vals, node.inputs[0])?;
                 let chain = &self.chains[li];
                 let fused = chain.fused(pass);
                 let y = self.layer(li, &h, q, pass, &fused)?;
-                hook(li, &h, &y)?;
+                hook(li, std::slice::from_ref(&h), &y)?;
                 li += 1;
                 fused.iter().for_each(|&j| done[j] = true);
                 (fused[fused.len() - 1], y)
@@ -231,7 +247,7 @@ impl Model {
             Op::BatchNorm => {
                 // Reached only with batch statistics; its layer is the conv before it.
                 let li = self.chains.iter().position(|c| c.bn == Some(i));
-                match li.and_then(|l| self.params[l].bn.as_ref()) {
+                match li.and_then(|l| self.params[l].as_ref()?.bn.as_ref()) {
                     Some(bn) if pass.batch_stats => bn.train(h)?,
                     Some(bn) => bn.eval(h, pass.weights == Weights::Frozen)?,
                     None => return Err(unfused(name, i, "batchnorm")),
@@ -305,11 +321,11 @@ impl Model {
             }
             Op::Gelu => h.gelu_erf()?,
             Op::Softmax => tokens::softmax(h)?,
-            Op::Scores { heads, scale } => match other {
+            Op::Scores { heads, scale, .. } => match other {
                 Some(k) => tokens::scores(h, k, heads, scale)?,
                 None => return Err(unfused(name, i, "scores")),
             },
-            Op::Mix { heads } => match other {
+            Op::Mix { heads, .. } => match other {
                 Some(v) => tokens::mix(h, v, heads)?,
                 None => return Err(unfused(name, i, "mix")),
             },
@@ -338,7 +354,9 @@ impl Model {
         pass: Pass,
         fused: &[usize],
     ) -> Result<Tensor, ModelError> {
-        let (chain, p) = (&self.chains[li], &self.params[li]);
+        let chain = &self.chains[li];
+        let p = (self.params[li].as_ref())
+            .ok_or_else(|| unfused(&self.graph.name, chain.node, "a layer without weights"))?;
         let has = |j: Option<usize>| j.is_some_and(|j| fused.contains(&j));
         let (relu, pool) = (has(chain.relu), chain.pool.filter(|&(j, _)| has(Some(j))));
         let lq = q.and_then(|q| q.layer(li)).unwrap_or_else(LayerQuant::full);

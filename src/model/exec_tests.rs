@@ -75,7 +75,7 @@ fn grouped_conv_matches_candle() {
     let m = Model::from_graph(g, (2, 7, 7), 3, 5).unwrap();
     let x = Tensor::rand(0f32, 1f32, (2, 2, 7, 7), &Device::Cpu).unwrap();
     let got = m.forward(&x, None).unwrap();
-    let p = &m.params;
+    let p: Vec<_> = m.params.iter().flatten().collect();
     let h = x
         .conv2d(p[0].w.as_tensor(), 1, 1, 1, 1)
         .unwrap()
@@ -114,7 +114,7 @@ fn resnet20_folded_forward_equals_conv_then_batchnorm() {
     for _ in 0..3 {
         m.forward_train(&x).unwrap();
     }
-    let (mean, _) = m.params[0].bn.as_ref().unwrap().stats();
+    let (mean, _) = m.params[0].as_ref().unwrap().bn.as_ref().unwrap().stats();
     assert!(mean.iter().any(|&v| v != 0.0), "running mean never moved");
     let folded = m.forward(&x, None).unwrap();
     let pass = Pass {

@@ -2,8 +2,9 @@
 //! checks it and yields its quantizable layers' `LayerShape`s.
 //!
 //! Node 0 is the input image; every other node names its inputs by index, always earlier ones,
-//! and the last node's output is the logits. Quantizable layers (conv, linear) are numbered in
-//! node order: that is the order the agent walks and the order of a policy's entries.
+//! and the last node's output is the logits. Quantizable layers (conv, linear, and attention's
+//! matmuls when quantized) are numbered in node order: that is the order the agent walks and
+//! the order of a policy's entries.
 
 pub use super::op::Op;
 use super::shape::LayerShape;
@@ -51,6 +52,11 @@ pub enum ShapeError {
         h: usize,
         w: usize,
     },
+    #[error(
+        "{model}: has no attention matmuls to quantize (`[quant] attention = true` applies to a \
+         transformer: the zoo's vit or an imported ViT); remove it"
+    )]
+    NoAttention { model: String },
     #[error("{model}: node {node} ({op}): {rule}")]
     Invalid {
         model: String,
@@ -414,6 +420,15 @@ impl Graph {
             (Op::Linear { name, out }, Dims::Seq(t, n)) => {
                 Some(LayerShape::linear(name, n, *out).per_token(t))
             }
+            // Per head: (T × D/heads)·(D/heads × T) for the scores, (T × T)·(T × D/heads) for
+            // the mix.
+            (Op::Scores { name, heads, .. }, Dims::Seq(t, d)) if op.is_layer() => {
+                Some(LayerShape::matmul(name, t, *heads, d / heads, t))
+            }
+            (Op::Mix { name, heads, .. }, Dims::Map(_, t, _)) if op.is_layer() => match out {
+                Dims::Seq(_, d) => Some(LayerShape::matmul(name, t, *heads, t, d / heads)),
+                _ => None,
+            },
             _ => None,
         }
     }

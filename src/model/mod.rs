@@ -2,7 +2,9 @@
 //! `LayerShape` records of their quantizable layers.
 
 mod arch;
+mod attention;
 mod bn;
+mod checkpoint;
 mod config;
 mod exec;
 mod graph;
@@ -20,4 +22,5 @@ pub use config::{ModelConfig, ModelSource};
 pub use exec::{Trace, Weights};
 pub use graph::{Dims, Graph, Node, Op, ShapeError, Shapes};
 pub use net::{BnWeights, LayerWeights, Model, ModelError};
+pub use op::Attention;
 pub use shape::{LayerKind, LayerShape};

@@ -1,13 +1,13 @@
-//! `Model`: a network from the zoo (a `Graph`) with its parameters, and safetensors
-//! checkpoints. The passes that run it are in `exec.rs`.
+//! `Model`: a network from the zoo (a `Graph`) with its parameters. Its safetensors
+//! checkpoints are `checkpoint.rs`'s, the passes that run it `exec.rs`'s.
 //!
 //! A quantizable layer computes conv: `conv(q_a(x), q_w(W)) + b`, linear: `q_a(x) @ q_w(W)ᵀ +
-//! b`, where `W` and `b` have the layer's BatchNorm folded in (`bn.rs`) if it has one. Ops
+//! b`, where `W` and `b` have the layer's BatchNorm folded in (`bn.rs`) if it has one; an
+//! attention matmul, `q_a(x) · q_w(y)` on two activations (`attention.rs`), has no parameters. Ops
 //! with parameters that are not quantized layers (LayerNorm, class token, position embedding)
 //! keep them in `node_params.rs`.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
@@ -104,19 +104,20 @@ impl LayerParams {
 #[derive(Debug)]
 pub struct Model {
     pub(super) norm: InputNorm,
-    input: (usize, usize, usize),
-    classes: usize,
+    pub(super) input: (usize, usize, usize),
+    pub(super) classes: usize,
     pub(super) graph: Graph,
     /// Every node's output per example (the graph's shape inference).
     pub(super) dims: Vec<Dims>,
-    shapes: Vec<LayerShape>,
+    pub(super) shapes: Vec<LayerShape>,
     /// What each layer's node fuses with, in layer order.
     pub(super) chains: Vec<Chain>,
-    pub(super) params: Vec<LayerParams>,
+    /// Per layer, its weights: None for a layer that has none (an attention matmul).
+    pub(super) params: Vec<Option<LayerParams>>,
     /// The parameters of the ops that are not layers, by node.
     pub(super) node_params: Vec<NodeParams>,
     /// Per layer: its input is signed (`tokens::signed_inputs`), so its activation grid is.
-    signed: Vec<bool>,
+    pub(super) signed: Vec<bool>,
 }
 
 impl Model {
@@ -143,17 +144,21 @@ impl Model {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut params = Vec::with_capacity(found.layers.len());
         for (s, chain) in found.layers.iter().zip(&chains) {
+            if s.kind == LayerKind::Matmul {
+                params.push(None);
+                continue;
+            }
             let bound = init_bound(s)?;
             let mut draw = |n: usize| -> Vec<f32> {
                 (0..n).map(|_| rng.random_range(-bound..bound)).collect()
             };
             let w = Tensor::from_vec(draw(s.weight_count()), weight_dims(s), &Device::Cpu)?;
             let b = Tensor::from_vec(draw(s.out_ch), s.out_ch, &Device::Cpu)?;
-            params.push(LayerParams {
+            params.push(Some(LayerParams {
                 w: Var::from_tensor(&w)?,
                 b: Var::from_tensor(&b)?,
                 bn: chain.bn.map(|_| BatchNorm::new(s.out_ch)).transpose()?,
-            });
+            }));
         }
         let norm = InputNorm {
             mean: vec![0.0; input.0],
@@ -250,7 +255,7 @@ impl Model {
     pub fn set_layer(&mut self, li: usize, w: LayerWeights) -> Result<(), ModelError> {
         let dev = &Device::Cpu;
         let name = self.shapes[li].name.clone();
-        let p = &mut self.params[li];
+        let p = self.params[li].as_mut().ok_or_else(|| no_weights(&name))?;
         let mismatch = |what: &str, expected: &[usize], got: &[usize]| ModelError::Layer {
             layer: name.clone(),
             what: format!("{what} has shape {got:?}, the layer needs {expected:?}"),
@@ -300,8 +305,7 @@ impl Model {
     pub fn vars(&self) -> Vec<Var> {
         let nodes =
             (self.node_params.iter()).flat_map(|p| p.tensors.iter().map(|(_, v)| v.clone()));
-        self.params
-            .iter()
+        (self.params.iter().flatten())
             .flat_map(|p| {
                 let bn =
                     p.bn.iter()
@@ -312,11 +316,11 @@ impl Model {
             .collect()
     }
 
-    /// The weight each quantizable layer quantizes, in order: its BatchNorm folded in (for the
-    /// Lipschitz penalty and bound, which concern the weights the device runs).
+    /// The weight each quantizable layer with weights quantizes, in order: its BatchNorm folded
+    /// in (for the Lipschitz penalty and bound, which concern the weights the device runs; an
+    /// attention matmul has none, so neither term covers it).
     pub fn weights(&self) -> Result<Vec<Tensor>, ModelError> {
-        self.params
-            .iter()
+        (self.params.iter().flatten())
             .map(|p| match &p.bn {
                 Some(bn) => Ok(bn.fold(p.w.as_tensor(), p.b.as_tensor(), false)?.0),
                 None => Ok(p.w.as_tensor().clone()),
@@ -327,7 +331,8 @@ impl Model {
     /// Layer `li`'s weights as the device runs them: the BatchNorm folded into the weight and
     /// bias (`bn` is then None; the weight is not quantized here).
     pub fn effective_layer(&self, li: usize) -> Result<LayerWeights, ModelError> {
-        let p = &self.params[li];
+        let p = (self.params.get(li).and_then(Option::as_ref))
+            .ok_or_else(|| no_weights(self.shapes.get(li).map_or("?", |s| &s.name)))?;
         let (w, b) = match &p.bn {
             Some(bn) => bn.fold(p.w.as_tensor(), p.b.as_tensor(), true)?,
             None => (p.w.as_tensor().clone(), p.b.as_tensor().clone()),
@@ -345,7 +350,7 @@ impl Model {
         let params = self
             .params
             .iter()
-            .map(LayerParams::deep_clone)
+            .map(|p| p.as_ref().map(LayerParams::deep_clone).transpose())
             .collect::<Result<_, candle_core::Error>>()?;
         let node_params = (self.node_params.iter())
             .map(NodeParams::deep_clone)
@@ -363,112 +368,13 @@ impl Model {
             signed: self.signed.clone(),
         })
     }
+}
 
-    /// Writes all parameters to a safetensors file, named `{layer}.weight` / `{layer}.bias`.
-    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        let mut map = HashMap::new();
-        map.insert(
-            "input.mean".to_string(),
-            Tensor::new(self.norm.mean.as_slice(), &Device::Cpu)?,
-        );
-        map.insert(
-            "input.std".to_string(),
-            Tensor::new(self.norm.std.as_slice(), &Device::Cpu)?,
-        );
-        for (s, p) in self.shapes.iter().zip(&self.params) {
-            map.insert(format!("{}.weight", s.name), p.w.as_tensor().clone());
-            map.insert(format!("{}.bias", s.name), p.b.as_tensor().clone());
-            if let Some(bn) = &p.bn {
-                let (mean, var) = bn.stats();
-                let n = mean.len();
-                map.insert(
-                    format!("{}.bn.weight", s.name),
-                    bn.gamma.as_tensor().clone(),
-                );
-                map.insert(format!("{}.bn.bias", s.name), bn.beta.as_tensor().clone());
-                map.insert(
-                    format!("{}.bn.running_mean", s.name),
-                    Tensor::from_vec(mean, n, &Device::Cpu)?,
-                );
-                map.insert(
-                    format!("{}.bn.running_var", s.name),
-                    Tensor::from_vec(var, n, &Device::Cpu)?,
-                );
-            }
-        }
-        for p in &self.node_params {
-            for (suffix, v) in &p.tensors {
-                map.insert(format!("{}.{suffix}", p.name), v.as_tensor().clone());
-            }
-        }
-        candle_core::safetensors::save(&map, path).map_err(|source| ModelError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-
-    /// Builds the architecture and fills it from a safetensors file written by `save`.
-    pub fn load(
-        arch: Arch,
-        input: (usize, usize, usize),
-        classes: usize,
-        path: &Path,
-    ) -> Result<Self, ModelError> {
-        Model::new(arch, input, classes, 0)?.read_weights(path)
-    }
-
-    /// This model with every parameter (and the input standardization) read from a
-    /// safetensors file written by `save` for the same graph.
-    pub fn read_weights(mut self, path: &Path) -> Result<Self, ModelError> {
-        let input = self.input;
-        let map = candle_core::safetensors::load(path, &Device::Cpu).map_err(|source| {
-            ModelError::Read {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
-        let get = |name: String, expected: &[usize]| -> Result<Var, ModelError> {
-            let t = map.get(&name).ok_or_else(|| ModelError::MissingTensor {
-                path: path.to_path_buf(),
-                name: name.clone(),
-            })?;
-            if t.dims() != expected {
-                return Err(ModelError::WrongShape {
-                    path: path.to_path_buf(),
-                    name,
-                    expected: expected.to_vec(),
-                    got: t.dims().to_vec(),
-                });
-            }
-            Ok(Var::from_tensor(t)?)
-        };
-        for (s, p) in self.shapes.iter().zip(self.params.iter_mut()) {
-            p.w = get(format!("{}.weight", s.name), &weight_dims(s))?;
-            p.b = get(format!("{}.bias", s.name), &[s.out_ch])?;
-            if let Some(bn) = &mut p.bn {
-                let o = [s.out_ch];
-                bn.gamma = get(format!("{}.bn.weight", s.name), &o)?;
-                bn.beta = get(format!("{}.bn.bias", s.name), &o)?;
-                let vec = |v: Var| v.as_tensor().to_vec1::<f32>();
-                let mean = vec(get(format!("{}.bn.running_mean", s.name), &o)?)?;
-                bn.set_stats(mean, vec(get(format!("{}.bn.running_var", s.name), &o)?)?);
-            }
-        }
-        for p in self.node_params.iter_mut() {
-            for (suffix, v) in p.tensors.iter_mut() {
-                *v = get(format!("{}.{suffix}", p.name), v.dims())?;
-            }
-        }
-        let read = |name: &str| -> Result<Vec<f32>, ModelError> {
-            Ok(get(name.to_string(), &[input.0])?
-                .as_tensor()
-                .to_vec1::<f32>()?)
-        };
-        self.norm = InputNorm {
-            mean: read("input.mean")?,
-            std: read("input.std")?,
-        };
-        Ok(self)
+/// The error for asking a layer without weights (an attention matmul) for its weights.
+fn no_weights(layer: &str) -> ModelError {
+    ModelError::Layer {
+        layer: layer.to_string(),
+        what: "multiplies two activations: it has no weights".into(),
     }
 }
 
@@ -492,10 +398,11 @@ fn init_bound(s: &LayerShape) -> Result<f32, ModelError> {
     Ok(1.0 / (fan_in as f32).sqrt())
 }
 
-fn weight_dims(s: &LayerShape) -> Vec<usize> {
+pub(super) fn weight_dims(s: &LayerShape) -> Vec<usize> {
     match s.kind {
         LayerKind::Conv => vec![s.out_ch, s.in_ch / s.groups, s.kernel, s.kernel],
         LayerKind::Linear => vec![s.out_ch, s.in_ch],
+        LayerKind::Matmul => vec![],
     }
 }
 

@@ -1,6 +1,25 @@
 //! `Op`: the ops a `Graph` is made of, the quantizable layers among them, and which of them join
 //! branches, map each value alone, or hold parameters of their own.
 
+use serde::Serialize;
+
+/// Whether a transformer's two activation × activation matmuls (`Op::Scores`, `Op::Mix`) are
+/// quantizable layers of a policy, priced like any matmul (`[quant] attention`), or run in full
+/// precision outside the policy. The float network is the same either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Attention {
+    #[default]
+    Float,
+    Quantized,
+}
+
+impl Attention {
+    pub fn is_float(&self) -> bool {
+        *self == Attention::Float
+    }
+}
+
 /// One op of a graph.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -102,15 +121,19 @@ pub enum Op {
     Softmax,
     /// Multi-head attention scores, an activation × activation matmul: (q, k), both (T, D), →
     /// (heads, T, T) with `scale · q_h k_hᵀ` per head h (each head a D / heads slice of the
-    /// features).
+    /// features). `name` names it as a layer when `attention` quantizes it (`model::attention`).
     Scores {
+        name: String,
         heads: usize,
         scale: f32,
+        attention: Attention,
     },
     /// The attention weights applied to the values, the other activation × activation matmul:
     /// (a (heads, T, T), v (T, D)) → (T, D), head h's `a_h v_h` in its slice of the features.
     Mix {
+        name: String,
         heads: usize,
+        attention: Attention,
     },
     /// Token `index` of a sequence, (T, D) → D (the class token, for the head).
     Token {
@@ -125,9 +148,27 @@ pub enum Op {
 }
 
 impl Op {
-    /// True for the layers a policy quantizes.
+    /// True for the layers a policy quantizes: every conv and linear layer, and the attention
+    /// matmuls when quantized.
     pub fn is_layer(&self) -> bool {
-        matches!(self, Op::Conv { .. } | Op::Linear { .. })
+        matches!(
+            self,
+            Op::Conv { .. }
+                | Op::Linear { .. }
+                | Op::Scores {
+                    attention: Attention::Quantized,
+                    ..
+                }
+                | Op::Mix {
+                    attention: Attention::Quantized,
+                    ..
+                }
+        )
+    }
+
+    /// True for the quantizable layers that multiply two computed tensors (no weights).
+    pub fn is_matmul_layer(&self) -> bool {
+        self.is_layer() && matches!(self, Op::Scores { .. } | Op::Mix { .. })
     }
 
     /// True for the ops that join several computed tensors; their activation traffic is priced

@@ -1,4 +1,19 @@
 //! `LayerShape`: what the cost model and the agent's state see of a quantizable layer.
+//!
+//! A conv or linear layer multiplies its input (`a` bits) by its stored weights (`w` bits). An
+//! activation × activation matmul (a transformer's attention, `LayerKind::Matmul`) multiplies two
+//! computed tensors, per head h of `groups` heads:
+//!
+//! ```text
+//! (T × k) · (k × n) for h = 1..heads       first operand (T, heads·k) at a bits
+//!                                          second operand heads·k·n values at w bits
+//! MACs = heads · T · k · n                 output (T, heads·n)
+//! ```
+//!
+//! stored as a grouped layer on `T` tokens (`in_ch` = heads·k, `out_ch` = heads·n, `groups` =
+//! heads, `in_hw` = `out_hw` = (T, 1)), so MACs and the im2col-style reads follow the linear
+//! layers' formulas. Its second operand is an activation, read per example like the input: it is
+//! memory traffic (`operand_count`), not a stored parameter (`weight_count` and `params` are 0).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +23,8 @@ use serde::{Deserialize, Serialize};
 pub enum LayerKind {
     Conv,
     Linear,
+    /// An activation × activation matmul (attention's QKᵀ or softmax × V): no weights.
+    Matmul,
 }
 
 /// The static description of one quantizable layer, per example (batch size 1).
@@ -105,9 +122,51 @@ impl LayerShape {
         self
     }
 
-    /// Number of weights (without biases): what `w_bits` applies to.
+    /// An activation × activation matmul on `tokens` tokens (module doc): per head, the first
+    /// operand's (tokens × k) by the second's (k × n).
+    pub fn matmul(name: &str, tokens: usize, heads: usize, k: usize, n: usize) -> Self {
+        LayerShape {
+            name: name.to_string(),
+            kind: LayerKind::Matmul,
+            in_ch: heads * k,
+            out_ch: heads * n,
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+            groups: heads,
+            in_hw: (tokens, 1),
+            out_hw: (tokens, 1),
+            params: 0,
+            macs: (heads * tokens * k * n) as u64,
+            residual: 0,
+        }
+    }
+
+    /// Number of stored weights (without biases): what `w_bits` applies to on a conv or linear
+    /// layer; 0 on a matmul, whose `w_bits` quantize its second operand (`operand_count`).
     pub fn weight_count(&self) -> usize {
-        self.out_ch * (self.in_ch / self.groups) * self.kernel * self.kernel
+        match self.kind {
+            LayerKind::Matmul => 0,
+            _ => self.out_ch * (self.in_ch / self.groups) * self.kernel * self.kernel,
+        }
+    }
+
+    /// Number of stored biases: one per output channel of a conv or linear layer, none on a
+    /// matmul.
+    pub fn bias_count(&self) -> usize {
+        match self.kind {
+            LayerKind::Matmul => 0,
+            _ => self.out_ch,
+        }
+    }
+
+    /// Values per example of a matmul's second operand (K or V: `w_bits` apply to it), read
+    /// from memory like an input; 0 on a conv or linear layer.
+    pub fn operand_count(&self) -> usize {
+        match self.kind {
+            LayerKind::Matmul => (self.in_ch / self.groups.max(1)) * self.out_ch,
+            _ => 0,
+        }
     }
 
     /// Number of input activations per example: what `a_bits` applies to.
@@ -157,5 +216,21 @@ mod tests {
         assert_eq!(s.weight_count(), 64 * 192);
         assert_eq!(s.macs, 17 * 64 * 192);
         assert_eq!((s.input_count(), s.output_count()), (17 * 64, 17 * 192));
+    }
+
+    #[test]
+    fn matmul_counts_both_operands_and_stores_nothing() {
+        // QKᵀ of 17 tokens, 4 heads of 16 features: per head (17 × 16)·(16 × 17), so
+        // 4·17·16·17 MACs, Q and K 17·64 values each, scores 4·17·17.
+        let s = LayerShape::matmul("b1.scores", 17, 4, 16, 17);
+        assert_eq!(s.macs, 4 * 17 * 16 * 17);
+        assert_eq!((s.input_count(), s.operand_count()), (17 * 64, 17 * 64));
+        assert_eq!(s.output_count(), 4 * 17 * 17);
+        assert_eq!((s.weight_count(), s.bias_count(), s.params), (0, 0, 0));
+        // softmax × V: per head (17 × 17)·(17 × 16); V is 17·64 values, the output 17·64.
+        let m = LayerShape::matmul("b1.mix", 17, 4, 17, 16);
+        assert_eq!(m.macs, s.macs);
+        assert_eq!((m.input_count(), m.operand_count()), (4 * 17 * 17, 17 * 64));
+        assert_eq!(m.output_count(), 17 * 64);
     }
 }

@@ -49,7 +49,7 @@ pub(super) fn infer(op: &Op, parts: &[Dims]) -> Result<Dims, String> {
                 other => return Err(format!("normalizes tokens or vectors, got {other:?}")),
             }
         }
-        Op::Scores { heads, scale } => {
+        Op::Scores { heads, scale, .. } => {
             let ((t, d), k) = (seq(0, "attention scores")?, seq(1, "attention scores")?);
             if (t, d) != k {
                 return Err(format!("queries ({t}, {d}) and keys {k:?} differ in shape"));
@@ -60,7 +60,7 @@ pub(super) fn infer(op: &Op, parts: &[Dims]) -> Result<Dims, String> {
             split(heads, d)?;
             Dims::Map(heads, t, t)
         }
-        Op::Mix { heads } => {
+        Op::Mix { heads, .. } => {
             let (t, d) = seq(1, "attention values")?;
             split(heads, d)?;
             match parts.first() {

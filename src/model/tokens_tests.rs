@@ -2,7 +2,7 @@
 //! small ViT against finite differences, and its parameters through a checkpoint.
 
 use super::super::vit::{vit, VitSize};
-use super::super::{Dims, Graph, Model, Op, ShapeError};
+use super::super::{Attention, Dims, Graph, Model, Op, ShapeError};
 use super::*;
 use candle_core::{Device, Tensor, Var};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -171,22 +171,31 @@ fn token_ops_refuse_wrong_shapes() {
     let seq = Dims::Seq(5, 8);
     assert!(rule(
         Op::Scores {
+            name: "s".into(),
             heads: 3,
-            scale: 1.0
+            scale: 1.0,
+            attention: Attention::Float,
         },
         &[seq, seq]
     )
     .contains("3 heads"));
     assert!(rule(
         Op::Scores {
+            name: "s".into(),
             heads: 2,
-            scale: 1.0
+            scale: 1.0,
+            attention: Attention::Float,
         },
         &[seq, Dims::Seq(4, 8)]
     )
     .contains("differ"));
     let bad = Dims::Map(2, 4, 5);
-    assert!(rule(Op::Mix { heads: 2 }, &[bad, seq]).contains("(heads, T, T)"));
+    let mix = Op::Mix {
+        name: "m".into(),
+        heads: 2,
+        attention: Attention::Float,
+    };
+    assert!(rule(mix, &[bad, seq]).contains("(heads, T, T)"));
     assert!(rule(Op::Token { index: 5 }, &[seq]).contains("token 5 of 5"));
     assert!(rule(Op::Tokens, &[seq]).contains("feature map"));
     let ln = |eps| Op::LayerNorm {
@@ -312,7 +321,7 @@ fn an_8_bit_vit_keeps_its_negative_activations() {
             true => calibrate_layer_signed(&vec_of(t), ClipMethod::Max),
             false => calibrate_layer(&vec_of(t), ClipMethod::Max),
         })
-        .collect();
+        .collect::<Vec<_>>();
     let q = Quantizer::new(Policy::uniform(10, Bits::new(8).unwrap()), clips);
     let full = vec_of(&trace.logits);
     let quant = vec_of(&m.forward(&x, Some(&q)).unwrap());

@@ -15,6 +15,7 @@
 //! walks one layer instead of three.
 
 use super::graph::{Graph, Op};
+use super::op::Attention;
 
 /// The sizes of a ViT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,9 +74,27 @@ pub fn vit(name: &str, size: VitSize, classes: usize) -> Graph {
             )
         };
         let (q, k, v) = (part(&mut g, 0), part(&mut g, 1), part(&mut g, 2));
-        g.push(Op::Scores { heads, scale }, &[q, k]);
+        let attention = Attention::Float;
+        let name = format!("b{b}.scores");
+        g.push(
+            Op::Scores {
+                name,
+                heads,
+                scale,
+                attention,
+            },
+            &[q, k],
+        );
         let a = g.then(Op::Softmax);
-        g.push(Op::Mix { heads }, &[a, v]);
+        let name = format!("b{b}.mix");
+        g.push(
+            Op::Mix {
+                name,
+                heads,
+                attention,
+            },
+            &[a, v],
+        );
         let o = g.then(linear(format!("b{b}.proj"), dim));
         x = g.push(Op::Add, &[x, o]);
         g.then(norm(format!("b{b}.ln2")));

@@ -13,7 +13,7 @@ pub use fake::{
     fake_quant_act, fake_quant_weight, quantize_act_values, quantize_weight_values, weight_codes,
     ActGrid,
 };
-pub use quantizer::{LayerQuant, Quantizer};
+pub use quantizer::{Clips, LayerQuant, Quantizer};
 pub use signed::{
     calibrate_layer_signed, fake_quant_act_signed, quantize_act_signed_values, signed_levels,
 };

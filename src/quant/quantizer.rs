@@ -1,5 +1,10 @@
 //! `Quantizer`: a policy together with the calibrated activation clips, which is everything a
 //! model's forward pass needs to fake-quantize each layer.
+//!
+//! A conv or linear layer quantizes its input at `a` bits (clip from `Clips::input`) and its
+//! weights at `w` bits (per channel, no clip). An activation × activation matmul quantizes its
+//! first operand at `a` bits and its second at `w` bits, each with its own calibrated clip
+//! (`Clips::operand` holds the second's).
 
 use super::{Bits, LayerBits, LayerClips, Policy};
 
@@ -7,20 +12,44 @@ use super::{Bits, LayerBits, LayerClips, Policy};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerQuant {
     pub bits: LayerBits,
-    /// Clip of this layer's input for `bits.a` (unused at full precision).
+    /// Clip of this layer's input (a matmul's first operand) for `bits.a` (unused at full
+    /// precision).
     pub clip: f32,
+    /// Clip of a matmul's second operand for `bits.w` (0 for a conv or linear layer, whose
+    /// weights need none, and at full precision).
+    pub operand_clip: f32,
+}
+
+/// Every layer's calibrated clips, per bitwidth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clips {
+    /// Each layer's input (a matmul's first operand).
+    pub input: Vec<LayerClips>,
+    /// A matmul's second operand; None for a conv or linear layer.
+    pub operand: Vec<Option<LayerClips>>,
+}
+
+/// Input clips alone: layers with weights (no second operand).
+impl From<Vec<LayerClips>> for Clips {
+    fn from(input: Vec<LayerClips>) -> Self {
+        let operand = vec![None; input.len()];
+        Clips { input, operand }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quantizer {
     policy: Policy,
-    clips: Vec<LayerClips>,
+    clips: Clips,
 }
 
 impl Quantizer {
     /// `clips` holds one entry per layer; callers check the policy length against the model.
-    pub fn new(policy: Policy, clips: Vec<LayerClips>) -> Self {
-        Quantizer { policy, clips }
+    pub fn new(policy: Policy, clips: impl Into<Clips>) -> Self {
+        Quantizer {
+            policy,
+            clips: clips.into(),
+        }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -29,11 +58,20 @@ impl Quantizer {
 
     pub fn layer(&self, index: usize) -> Option<LayerQuant> {
         let bits = *self.policy.layers().get(index)?;
-        let clip = match bits.a {
-            a if a.is_full() => 0.0,
-            a => self.clips.get(index)?[(a.get() - 1) as usize],
+        let at = |clips: &LayerClips, b: Bits| match b {
+            b if b.is_full() => 0.0,
+            b => clips[(b.get() - 1) as usize],
         };
-        Some(LayerQuant { bits, clip })
+        let clip = at(self.clips.input.get(index)?, bits.a);
+        let operand_clip = match self.clips.operand.get(index) {
+            Some(Some(c)) => at(c, bits.w),
+            _ => 0.0,
+        };
+        Some(LayerQuant {
+            bits,
+            clip,
+            operand_clip,
+        })
     }
 }
 
@@ -42,6 +80,7 @@ impl LayerQuant {
         LayerQuant {
             bits: LayerBits::uniform(Bits::FULL),
             clip: 0.0,
+            operand_clip: 0.0,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::calib::{calibrate, CalibError};
 use crate::data::{Dataset, Split};
 use crate::experiment::Experiment;
 use crate::model::Model;
-use crate::quant::{LayerClips, Policy, Quantizer};
+use crate::quant::{Clips, Policy, Quantizer};
 use crate::robust::{AttackConfig, Coverage, RobustError};
 use crate::train::{accuracy, finetune, FinetuneConfig, FinetuneReport, TrainError};
 
@@ -55,7 +55,7 @@ pub struct Evaluator<'a> {
     exp: &'a Experiment,
     data: &'a Dataset,
     base: &'a Model,
-    clips: Vec<LayerClips>,
+    clips: Clips,
 }
 
 impl<'a> Evaluator<'a> {
@@ -86,7 +86,7 @@ impl<'a> Evaluator<'a> {
         self.base
     }
 
-    pub fn clips(&self) -> &[LayerClips] {
+    pub fn clips(&self) -> &Clips {
         &self.clips
     }
 

@@ -162,6 +162,32 @@ fn finite(s: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
+    /// `[quant] attention` changes what a policy scores (its layers), so the score cache's key,
+    /// but not the float network: the FP32 baseline's directory (its key) is the same. Off, the
+    /// key's JSON is the one written before the option existed.
+    #[test]
+    fn quantized_attention_keys_its_own_scores_beside_the_same_baseline() {
+        let text = |on: bool| {
+            format!(
+                "name = \"v\"\n[data]\nsource = \"embedded:mnist-10k\"\nvalidation = 1000\n\
+                 [model]\narch = \"vit\"\n[train]\nepochs = 1\nbatch = 64\nlr = 1e-3\n[quant]\n\
+                 act_clip = \"max\"\npercentile = 99.99\ncalibration = 512\nattention = {on}\n"
+            )
+        };
+        let exp = |on| Experiment::from_toml(&text(on), Path::new("v.toml")).unwrap();
+        let (off, on) = (exp(false), exp(true));
+        let dir = Path::new("scores");
+        assert_ne!(cache_file(&off, dir), cache_file(&on, dir));
+        let json = serde_json::to_string(&off.quant).unwrap();
+        assert_eq!(json, r#"{"act_clip":{"method":"max"},"calibration":512}"#);
+        let data = off.data.load().unwrap();
+        let out = Path::new("out");
+        assert_eq!(
+            crate::train::baseline_dir(&off.baseline(), &data, out),
+            crate::train::baseline_dir(&on.baseline(), &data, out)
+        );
+    }
+
     #[test]
     fn scores_round_trip_and_cut_or_garbled_lines_are_skipped() {
         let dir = tempfile::tempdir().unwrap();

@@ -28,6 +28,8 @@ pub enum SearchError {
     Experiment(Box<crate::experiment::ExperimentError>),
     #[error(transparent)]
     Data(Box<crate::data::DataError>),
+    #[error(transparent)]
+    Model(Box<crate::model::ModelError>),
     #[error("tensor error: {0}")]
     Tensor(Box<candle_core::Error>),
     #[error("{}: {source}", path.display())]
@@ -109,5 +111,6 @@ crate::errors::boxed_from!(
     Score: crate::score::ScoreError,
     Experiment: crate::experiment::ExperimentError,
     Data: crate::data::DataError,
+    Model: crate::model::ModelError,
     Tensor: candle_core::Error
 );

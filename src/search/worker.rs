@@ -42,7 +42,9 @@ pub fn serve(run: &Path, request: &Path) -> Result<Reply, SearchError> {
             cache: request.cache.clone(),
         }
     })?;
-    let eval = Evaluator::new(&exp, &data, &base.model)?;
+    // The layers the search scores: with `[quant] attention` the attention matmuls too.
+    let model = base.model.with_attention(exp.quant.attention)?;
+    let eval = Evaluator::new(&exp, &data, &model)?;
     let suite = eval.validation_suite()?;
     let policy = Policy::parse(&request.policy)?;
     let scored = outcome(&eval, &suite, &policy)?;

@@ -170,6 +170,8 @@ impl<'a> Builder<'a> {
                     shape.kernel,
                 ],
                 crate::model::LayerKind::Linear => vec![shape.out_ch, shape.in_ch],
+                // The importer builds float attention: no matmul is a layer here.
+                crate::model::LayerKind::Matmul => vec![],
             };
             if w.w_dims != want {
                 let rule = format!(
@@ -208,6 +210,7 @@ impl<'a> Builder<'a> {
         let node = match &e {
             ShapeError::Invalid { node, .. } => self.labels[*node].0.clone(),
             ShapeError::TooSmall { layer, .. } => layer.clone(),
+            ShapeError::NoAttention { model } => model.clone(),
         };
         OnnxError::Shape { node, source: e }
     }

@@ -6,7 +6,9 @@
 //! input passes Clip(0, clip) → QuantizeLinear → DequantizeLinear with the layer's step, and the
 //! Clip keeps a narrower width's codes in [0, 2^a − 1]; a layer with signed inputs (a
 //! transformer's) passes Clip(−clip, clip) and int8 codes in [−L, L] (`quant::signed_levels`)
-//! instead. The containers: at opset 13 every width
+//! instead. An attention matmul's two operands (`model::attention`) each pass such a pair: the
+//! first on its input's grid at `a` bits, the second (K or V) signed at `w` bits. The
+//! containers: at opset 13 every width
 //! is int8 (weights) / uint8 (activations); at opset 21, which has 4-bit types, widths up to 4
 //! are INT4 / UINT4 (packed two to a byte). BatchNorm is folded, as everywhere bitsearch
 //! quantizes; biases stay float (they are not quantized here either).
@@ -20,8 +22,10 @@ use super::proto::{
 };
 use crate::model::graph::{Dims, Op};
 use crate::model::{LayerKind, LayerWeights, Model, ModelError};
-use crate::quant::{signed_levels, LayerQuant, Quantizer};
+use crate::quant::{LayerQuant, Quantizer};
 
+#[path = "export_qdq.rs"]
+mod qdq;
 #[path = "export_tokens.rs"]
 mod tokens;
 
@@ -80,6 +84,13 @@ pub(crate) fn export_proto(
     for (i, node) in graph.nodes.iter().enumerate().skip(1) {
         let src = names[node.inputs[0]].clone();
         names[i] = match &node.op {
+            op if op.is_matmul_layer() => {
+                let lq = q.layer(li).unwrap_or_else(LayerQuant::full);
+                let x = out.quantized_operands(model, li, node, &names, lq, &dims)?;
+                let d: Vec<Dims> = node.inputs.iter().map(|&j| dims[j]).collect();
+                li += 1;
+                out.token_op(model, i, op, &x, &d)?
+            }
             Op::Conv { .. } | Op::Linear { .. } => {
                 let lq = q.layer(li).unwrap_or_else(LayerQuant::full);
                 let x = out.quantized_input(model, li, &src, lq, dims[node.inputs[0]])?;
@@ -254,81 +265,6 @@ impl Out {
     fn i64s(&mut self, what: &str, v: &[i64]) -> String {
         let raw = v.iter().flat_map(|x| x.to_le_bytes()).collect();
         self.init(what, &[v.len()], DataType::Int64, raw)
-    }
-
-    /// A layer's input after its activation quantizer (and, for the first layer, the input
-    /// standardization bitsearch applies after it).
-    fn quantized_input(
-        &mut self,
-        model: &Model,
-        li: usize,
-        src: &str,
-        lq: LayerQuant,
-        shape: Dims,
-    ) -> Result<String, ModelError> {
-        let mut x = src.to_string();
-        if !lq.bits.a.is_full() {
-            if !(lq.clip >= 0.0 && lq.clip.is_finite()) {
-                return Err(ModelError::Layer {
-                    layer: model.shapes()[li].name.clone(),
-                    what: format!("activation clip {} cannot be exported (a QuantizeLinear scale must be positive)", lq.clip),
-                });
-            }
-            let signed = model.signed_inputs().get(li).copied().unwrap_or(false);
-            let levels = match signed {
-                true => signed_levels(lq.bits.a.get()),
-                false => (1u32 << lq.bits.a.get()) - 1,
-            };
-            // A clip of 0 (an input that calibration never saw above 0, such as a dead ReLU's)
-            // quantizes everything to 0: Clip(0, 0) does, and then any positive step keeps it.
-            let step = match lq.clip {
-                0.0 => 1.0,
-                clip => clip / levels as f32,
-            };
-            let low = if signed { -lq.clip } else { 0.0 };
-            let (lo, hi) = (self.scalar_f32(low), self.scalar_f32(lq.clip));
-            let four_bit = self.opset.four_bit(lq.bits.a.get());
-            // The same clamp as Min then Max before a UINT4 QuantizeLinear: ONNX Runtime 1.32's
-            // ClipQuantFusion (all optimizations) fails the session on a Clip before a UINT4
-            // zero point ("Unexpected data type" in GetQConstantLowerUpper).
-            let clipped = match four_bit {
-                false => self.node("Clip", &[&x, &lo, &hi], vec![]),
-                true => {
-                    let below = self.node("Min", &[&x, &hi], vec![]);
-                    self.node("Max", &[&below, &lo], vec![])
-                }
-            };
-            let scale = self.scalar_f32(step);
-            let kind = match (four_bit, signed) {
-                (true, false) => DataType::Uint4,
-                (false, false) => DataType::Uint8,
-                (true, true) => DataType::Int4,
-                (false, true) => DataType::Int8,
-            };
-            let zero = self.init("zero_point", &[], kind, vec![0]);
-            let codes = self.node("QuantizeLinear", &[&clipped, &scale, &zero], vec![]);
-            x = self.node("DequantizeLinear", &[&codes, &scale, &zero], vec![]);
-        }
-        let norm = model.input_norm();
-        let identity = norm.mean.iter().all(|&m| m == 0.0) && norm.std.iter().all(|&s| s == 1.0);
-        if li == 0 && !identity {
-            let (c, h, w) = model.input();
-            let per = |v: &[f32]| -> Vec<f32> {
-                v.iter()
-                    .flat_map(|&m| std::iter::repeat_n(m, h * w))
-                    .collect()
-            };
-            let dims: Vec<usize> = match shape {
-                Dims::Map(..) => vec![1, c, h, w],
-                Dims::Flat(n) => vec![1, n],
-                Dims::Seq(t, d) => vec![1, t, d],
-            };
-            let mean = self.f32s("input_mean", &dims, &per(&norm.mean));
-            let std = self.f32s("input_std", &dims, &per(&norm.std));
-            let centered = self.node("Sub", &[&x, &mean], vec![]);
-            x = self.node("Div", &[&centered, &std], vec![]);
-        }
-        Ok(x)
     }
 
     /// A conv or linear layer on `x`, its weight as int8 codes behind a DequantizeLinear.

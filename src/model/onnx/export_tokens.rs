@@ -95,7 +95,7 @@ impl Out {
                 self.node("Mul", &[&gated, &half], vec![])
             }
             Op::Softmax => self.node("Softmax", &[h], vec![int("axis", -1)]),
-            Op::Scores { heads, scale } => {
+            Op::Scores { heads, scale, .. } => {
                 let q = self.heads(h, src, heads, &[0, 2, 1, 3])?;
                 // Keys transposed within each head: (N, heads, D / heads, T).
                 let k = self.heads(&x[1], dims[1], heads, &[0, 2, 3, 1])?;
@@ -103,7 +103,7 @@ impl Out {
                 let scale = self.scalar_f32(scale);
                 self.node("Mul", &[&dot, &scale], vec![])
             }
-            Op::Mix { heads } => {
+            Op::Mix { heads, .. } => {
                 let Some(&Dims::Seq(t, d)) = dims.get(1) else {
                     return Err(bad(i, "values of a sequence"));
                 };
@@ -162,7 +162,7 @@ impl Out {
     }
 }
 
-fn bad(node: usize, what: &str) -> ModelError {
+pub(super) fn bad(node: usize, what: &str) -> ModelError {
     ModelError::Layer {
         layer: format!("node {node}"),
         what: format!("cannot export: needs {what}"),

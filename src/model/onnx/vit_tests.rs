@@ -73,6 +73,34 @@ fn a_pytorch_vit_imports_with_pytorchs_logits() {
     );
 }
 
+/// With `[quant] attention` the imported ViT gains its two attention MatMuls per block as
+/// layers, named after their ONNX nodes, in graph order: after the qkv, before the proj. The
+/// float model keeps PyTorch's logits.
+#[test]
+fn an_imported_vit_quantizes_its_attention_matmuls_by_their_node_names() {
+    use crate::model::{Attention, LayerKind};
+    let imported = import(&fixture("vit").join("vit-mini.onnx")).unwrap();
+    let model = (Model::from_import(imported).unwrap())
+        .with_attention(Attention::Quantized)
+        .unwrap();
+    let names = model.layer_names();
+    assert_eq!(names.len(), 10 + 2 * 2, "{names:?}");
+    assert_eq!(
+        names[1..5],
+        [
+            "blocks.0.qkv",
+            "node_matmul",
+            "node_matmul_1",
+            "blocks.0.proj"
+        ]
+    );
+    let matmuls = (model.shapes().iter()).filter(|l| l.kind == LayerKind::Matmul);
+    // 17 tokens, 2 heads of 16 features: 2·17·17·16 MACs each.
+    assert!(matmuls.map(|l| l.macs).eq([9248; 4]));
+    let (diff, largest) = (logit_diff(&model), pytorch_logits().1);
+    assert!(diff <= 1e-5 * largest, "{diff} (largest {largest})");
+}
+
 /// Every Gelu written in its Erf form (as PyTorch writes it below opset 20), by Div and by Mul,
 /// with the factors in either order: the same model, PyTorch's logits.
 #[test]

@@ -12,7 +12,8 @@
 //!   (0, 1, 3, 2);
 //! - scores: MatMul of queries and transposed keys, the scale a Mul or Div by a scalar after
 //!   it; mix: MatMul of the softmax and the values, Transpose perm (0, 2, 1, 3), Reshape to
-//!   (N, T, D);
+//!   (N, T, D); each named after its MatMul node, its name as a layer when `[quant]
+//!   attention` quantizes it;
 //! - the class token read by Gather on axis 1 of a scalar index.
 //!
 //! The tensors between those steps have no graph node; any other use of one is an error.
@@ -22,6 +23,7 @@ use super::{Builder, Ctx};
 use crate::model::graph::{Dims, Op};
 use crate::model::onnx::tensor::Attrs;
 use crate::model::onnx::OnnxError;
+use crate::model::op::Attention;
 
 /// What the error says a held multi-head tensor may feed.
 pub(super) const RULE: &str = "a tensor between a transformer's reshapes is imported only as \
@@ -249,8 +251,13 @@ impl Builder<'_> {
                         src: k, keys: true, ..
                     }),
                 ) => {
-                    let scale = 1.0;
-                    self.push(ctx, Op::Scores { heads, scale }, &[q, k])?;
+                    let op = Op::Scores {
+                        name: self.layer_name(ctx, ""),
+                        heads,
+                        scale: 1.0,
+                        attention: Attention::Float,
+                    };
+                    self.push(ctx, op, &[q, k])?;
                     true
                 }
                 (
@@ -262,7 +269,12 @@ impl Builder<'_> {
                     }),
                 ) => {
                     let a = self.src(ctx, 0)?;
-                    let node = self.push(ctx, Op::Mix { heads }, &[a, v])?;
+                    let op = Op::Mix {
+                        name: self.layer_name(ctx, ""),
+                        heads,
+                        attention: Attention::Float,
+                    };
+                    let node = self.push(ctx, op, &[a, v])?;
                     self.ids.remove(ctx.output(0)?);
                     hold(
                         self,
@@ -322,7 +334,7 @@ impl Builder<'_> {
         let Some(&src) = self.ids.get(ctx.input(0)) else {
             return Ok(false);
         };
-        let Op::Scores { heads, scale } = self.graph.nodes[src].op else {
+        let Op::Scores { scale, .. } = self.graph.nodes[src].op else {
             return Ok(false);
         };
         let by = match self.consts.get(ctx.input(1)) {
@@ -336,7 +348,9 @@ impl Builder<'_> {
             "Div" => scale / by,
             _ => scale * by,
         };
-        self.graph.nodes[src].op = Op::Scores { heads, scale };
+        if let Op::Scores { scale: s, .. } = &mut self.graph.nodes[src].op {
+            *s = scale;
+        }
         self.ids.insert(ctx.output(0)?.to_string(), src);
         Ok(true)
     }
