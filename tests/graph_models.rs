@@ -5,42 +5,17 @@
 mod common;
 
 use common::cli::{bitsearch, fails, ok, repo};
+use common::fixtures::ShortCifar;
 use std::path::Path;
 
 /// An experiment extending the shipped ResNet-20 one with the fixture as its data, and small
 /// enough for CI: one epoch, three episodes, a short attack suite.
 fn experiment(dir: &Path) -> std::path::PathBuf {
-    let data = dir.join("cifar");
-    bitsearch::data::write_digit_fixture(&data, 80, 60).unwrap();
-    let shipped = repo().join("experiments/resnet20-cifar10.toml");
-    let text = format!(
-        r#"extends = "{}"
-[data]
-source = "cifar10:{}"
-validation = 100
-[train]
-epochs = 1
-[quant]
-calibration = 128
-[finetune]
-steps = 3
-[attack]
-pgd_steps = 2
-square_queries = 0
-examples = 20
-[front_test]
-enabled = false
-[search]
-episodes = 3
-attack_examples = 20
-references = false
-"#,
-        shipped.display(),
-        data.display()
-    );
-    let path = dir.join("resnet20-fixture.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    let exp = ShortCifar {
+        episodes: 3,
+        ..ShortCifar::new("experiments/resnet20-cifar10.toml")
+    };
+    exp.write(dir, "resnet20-fixture.toml")
 }
 
 #[test]
@@ -117,36 +92,15 @@ fn resnet20_searches_prices_and_evaluates_on_the_cifar_fixture() {
 #[test]
 fn a_vit_search_with_quantized_attention_logs_its_matmuls() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("cifar");
-    bitsearch::data::write_digit_fixture(&data, 80, 60).unwrap();
-    let text = format!(
-        r#"extends = "{}"
-[data]
-source = "cifar10:{}"
-validation = 100
-[train]
-epochs = 1
-[quant]
-calibration = 64
-attention = true
-[finetune]
-steps = 2
-[attack]
-pgd_steps = 1
-square_queries = 0
-examples = 10
-[front_test]
-enabled = false
-[search]
-episodes = 2
-attack_examples = 10
-references = false
-"#,
-        repo().join("experiments/vit-fashion.toml").display(),
-        data.display()
-    );
-    let exp = dir.path().join("vit.toml");
-    std::fs::write(&exp, text).unwrap();
+    let exp = ShortCifar {
+        calibration: 64,
+        finetune_steps: 2,
+        pgd_steps: 1,
+        examples: 10,
+        quant: "attention = true".into(),
+        ..ShortCifar::new("experiments/vit-fashion.toml")
+    };
+    let exp = exp.write(dir.path(), "vit.toml");
     let exp = exp.to_str().unwrap();
     let out = dir.path().join("out");
     let args = ["search", "--experiment", exp, "--quiet", "--out"];

@@ -12,6 +12,7 @@ use bitsearch::model::{Attention, Model};
 use bitsearch::quant::{ClipMethod, Policy, Quantizer};
 use candle_core::Device;
 use common::cli::{bitsearch, fails, ok, repo};
+use common::fixtures::ShortCifar;
 
 /// True when ONNX Runtime can be imported; panics when it cannot and `CI` is set (CI installs
 /// it with scripts/install-ci-deps.sh), so the checks are never skipped silently there.
@@ -199,37 +200,11 @@ fn a_vit_goes_through_search_and_export_to_onnx_runtime() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("cifar");
-    bitsearch::data::write_digit_fixture(&data, 80, 60).unwrap();
-    let text = format!(
-        r#"extends = "{}"
-[data]
-source = "cifar10:{}"
-validation = 100
-[train]
-epochs = 1
-[quant]
-calibration = 128
-[finetune]
-steps = 3
-[attack]
-pgd_steps = 2
-square_queries = 0
-examples = 20
-fgsm_eps = [0.05]
-pgd_eps = [0.05]
-[front_test]
-enabled = false
-[search]
-episodes = 2
-attack_examples = 20
-references = false
-"#,
-        repo().join("experiments/vit-fashion.toml").display(),
-        data.display()
-    );
-    let exp = dir.path().join("vit.toml");
-    std::fs::write(&exp, text).unwrap();
+    let exp = ShortCifar {
+        attack: "fgsm_eps = [0.05]\npgd_eps = [0.05]".into(),
+        ..ShortCifar::new("experiments/vit-fashion.toml")
+    };
+    let exp = exp.write(dir.path(), "vit.toml");
     let out = dir.path().join("out");
     let search = ["search", "--experiment", exp.to_str().unwrap(), "--quiet"];
     ok(bitsearch(

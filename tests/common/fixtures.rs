@@ -151,3 +151,70 @@ references = false
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// A CI-sized experiment on the CIFAR-format digit fixture: it extends a shipped experiment
+/// (`base`, relative to the repository) with the fixture as its data (80 training and 60 test
+/// images a class, 100 for validation), one FP32 epoch, a short fine-tune and attack suite, and
+/// no references or front re-score. The fields are what tests set differently; `model`,
+/// `quant` and `attack` are extra lines of those tables.
+#[derive(Debug, Clone)]
+pub struct ShortCifar {
+    pub base: &'static str,
+    pub name: Option<String>,
+    pub calibration: usize,
+    pub finetune_steps: usize,
+    pub pgd_steps: usize,
+    /// Examples of the attack suite, in the search and in `eval`.
+    pub examples: usize,
+    pub episodes: usize,
+    pub model: String,
+    pub quant: String,
+    pub attack: String,
+}
+
+impl ShortCifar {
+    pub fn new(base: &'static str) -> Self {
+        ShortCifar {
+            base,
+            name: None,
+            calibration: 128,
+            finetune_steps: 3,
+            pgd_steps: 2,
+            examples: 20,
+            episodes: 2,
+            model: String::new(),
+            quant: String::new(),
+            attack: String::new(),
+        }
+    }
+
+    /// Writes the fixture into `dir/cifar` and the experiment into `dir/file`; returns its path.
+    pub fn write(&self, dir: &Path, file: &str) -> PathBuf {
+        let data = dir.join("cifar");
+        bitsearch::data::write_digit_fixture(&data, 80, 60).unwrap();
+        let name = (self.name.as_ref()).map_or(String::new(), |n| format!("name = \"{n}\"\n"));
+        let model = match self.model.is_empty() {
+            true => String::new(),
+            false => format!("[model]\n{}\n", self.model),
+        };
+        let text = format!(
+            "extends = \"{base}\"\n{name}[data]\nsource = \"cifar10:{data}\"\nvalidation = 100\n\
+             {model}[train]\nepochs = 1\n[quant]\ncalibration = {calibration}\n{quant}\n\
+             [finetune]\nsteps = {steps}\n[attack]\npgd_steps = {pgd}\nsquare_queries = 0\n\
+             examples = {examples}\n{attack}\n[front_test]\nenabled = false\n[search]\n\
+             episodes = {episodes}\nattack_examples = {examples}\nreferences = false\n",
+            base = super::cli::repo().join(self.base).display(),
+            data = data.display(),
+            calibration = self.calibration,
+            quant = self.quant,
+            steps = self.finetune_steps,
+            pgd = self.pgd_steps,
+            examples = self.examples,
+            attack = self.attack,
+            episodes = self.episodes,
+        );
+        let path = dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
