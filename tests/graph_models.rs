@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cli::{bitsearch, fails, ok, repo};
+use common::cli::{bitsearch, fails, ok, repo, search_default};
 use common::fixtures::ShortCifar;
 use std::path::Path;
 
@@ -22,16 +22,8 @@ fn experiment(dir: &Path) -> std::path::PathBuf {
 fn resnet20_searches_prices_and_evaluates_on_the_cifar_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let exp = experiment(dir.path());
+    let (run, csv) = search_default(dir.path(), &exp);
     let exp = exp.to_str().unwrap();
-    let out = dir.path().join("out");
-    let args = ["search", "--experiment", exp, "--quiet", "--out"];
-    ok(bitsearch(
-        &[&args[..], &[out.to_str().unwrap()]].concat(),
-        dir.path(),
-    ));
-
-    let run = out.join("mbrl-bitfusion");
-    let csv = std::fs::read_to_string(run.join("episodes.csv")).unwrap();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert!(
@@ -101,14 +93,9 @@ fn a_vit_search_with_quantized_attention_logs_its_matmuls() {
         ..ShortCifar::new("experiments/vit-fashion.toml")
     };
     let exp = exp.write(dir.path(), "vit.toml");
+    let (_, csv) = search_default(dir.path(), &exp);
     let exp = exp.to_str().unwrap();
-    let out = dir.path().join("out");
-    let args = ["search", "--experiment", exp, "--quiet", "--out"];
-    ok(bitsearch(
-        &[&args[..], &[out.to_str().unwrap()]].concat(),
-        dir.path(),
-    ));
-    let csv = std::fs::read_to_string(out.join("mbrl-bitfusion/episodes.csv")).unwrap();
+    let args = ["search", "--experiment", exp, "--quiet"];
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     let at = |c: &str| header.iter().position(|h| *h == c).unwrap_or(usize::MAX);
     for b in 1..=3 {
@@ -136,7 +123,7 @@ fn a_vit_search_with_quantized_attention_logs_its_matmuls() {
     // time, and a worker's score equals the search's own, so the logs agree but for `seconds`.
     let random = |workers: &str, out: &str| {
         let flags = ["--agent", "random", "--workers", workers, "--out", out];
-        ok(bitsearch(&[&args[..4], &flags].concat(), dir.path()));
+        ok(bitsearch(&[&args[..], &flags].concat(), dir.path()));
         let csv =
             std::fs::read_to_string(dir.path().join(out).join("random-bitfusion/episodes.csv"));
         let csv = csv.unwrap();
@@ -362,15 +349,8 @@ references = false
         );
         let exp = dir.path().join("tv.toml");
         std::fs::write(&exp, text).unwrap();
+        let (run, csv) = search_default(dir.path(), &exp);
         let exp = exp.to_str().unwrap();
-        let out = dir.path().join("out");
-        let args = ["search", "--experiment", exp, "--quiet", "--out"];
-        ok(bitsearch(
-            &[&args[..], &[out.to_str().unwrap()]].concat(),
-            dir.path(),
-        ));
-        let run = out.join("mbrl-bitfusion");
-        let csv = std::fs::read_to_string(run.join("episodes.csv")).unwrap();
         assert_eq!(csv.lines().count(), 3, "{name}: {csv}");
         let policy = csv.lines().nth(1).unwrap().split('"').nth(1).unwrap();
         assert_eq!(policy.split(',').count(), layers, "{name}: {policy}");

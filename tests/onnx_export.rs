@@ -11,7 +11,7 @@ use bitsearch::model::onnx::{self, Opset};
 use bitsearch::model::{Attention, Model};
 use bitsearch::quant::{ClipMethod, Policy, Quantizer};
 use candle_core::Device;
-use common::cli::{bitsearch, fails, ok, repo};
+use common::cli::{bitsearch, fails, ok, repo, search_default};
 use common::fixtures::ShortCifar;
 
 /// True when ONNX Runtime can be imported; panics when it cannot and `CI` is set (CI installs
@@ -205,14 +205,7 @@ fn a_vit_goes_through_search_and_export_to_onnx_runtime() {
         ..ShortCifar::new("experiments/vit-fashion.toml")
     };
     let exp = exp.write(dir.path(), "vit.toml");
-    let out = dir.path().join("out");
-    let search = ["search", "--experiment", exp.to_str().unwrap(), "--quiet"];
-    ok(bitsearch(
-        &[&search[..], &["--out", out.to_str().unwrap()]].concat(),
-        dir.path(),
-    ));
-    let run = out.join("mbrl-bitfusion");
-    let csv = std::fs::read_to_string(run.join("episodes.csv")).unwrap();
+    let (run, csv) = search_default(dir.path(), &exp);
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     for column in ["w_patch", "a_b1.qkv", "w_b3.fc2", "a_head"] {
         assert!(header.contains(&column), "{column}: {header:?}");
@@ -245,14 +238,7 @@ fn an_imported_vit_goes_through_search_and_export_to_onnx_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let onnx = repo().join("tests/data/onnx/vit/vit-mini.onnx");
     let exp = common::fixtures::quick_onnx_experiment(dir.path(), &onnx, 3, 2);
-    let out = dir.path().join("out");
-    let search = ["search", "--experiment", exp.to_str().unwrap(), "--quiet"];
-    ok(bitsearch(
-        &[&search[..], &["--out", out.to_str().unwrap()]].concat(),
-        dir.path(),
-    ));
-    let run = out.join("mbrl-bitfusion");
-    let csv = std::fs::read_to_string(run.join("episodes.csv")).unwrap();
+    let (run, csv) = search_default(dir.path(), &exp);
     assert!(
         csv.lines().next().unwrap().contains("w_blocks.1.fc2"),
         "{csv}"

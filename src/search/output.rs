@@ -6,6 +6,7 @@ use super::spec::Run;
 use super::SearchError;
 use crate::agents::Agent;
 use crate::env::Operand;
+use crate::score::TestScore;
 
 use crate::rundir::{
     best_row, pareto_rows, AgentInfo, BestPolicy, BitsRecord, BudgetRecord, Episode, KeptWidths,
@@ -110,15 +111,17 @@ pub(super) fn write_best(
 ) -> Result<Option<BestPolicy>, SearchError> {
     let suite = scorer.eval.test_suite(&run.spec.exp.attack)?;
     let eps = run.spec.exp.reward.robust_eps;
+    // Accuracy and the worst case at the reward's radius, on the test split.
+    let scores_of = |t: &TestScore| Scores {
+        accuracy: t.accuracy,
+        robust_accuracy: t.robust.robust(eps),
+    };
     let test = scorer.eval.test_score(&b.policy(), &suite)?;
     let report = serde_json::to_value(&test.robust).map_err(|source| SearchError::Json {
         path: run.log.dir.join(BestPolicy::FILE),
         source,
     })?;
-    let scores = Scores {
-        accuracy: test.accuracy,
-        robust_accuracy: test.robust.robust(eps),
-    };
+    let scores = scores_of(&test);
     let data = scorer.eval.data();
     let examples = (data.val.len(), data.test.len());
     let uniform = match super::references::best_uniform(run)? {
@@ -126,11 +129,7 @@ pub(super) fn write_best(
         Some(u) if u.policy == b.policy => UniformBest::new(&u, scores, examples),
         Some(u) => {
             let t = scorer.eval.test_score(&u.policy(), &suite)?;
-            let s = Scores {
-                accuracy: t.accuracy,
-                robust_accuracy: t.robust.robust(eps),
-            };
-            UniformBest::new(&u, s, examples)
+            UniformBest::new(&u, scores_of(&t), examples)
         }
         None => None,
     };

@@ -1,7 +1,7 @@
 //! Running the `bitsearch` binary from a test: one place for the command, its output, and the
 //! assertions every end-to-end test makes about success or failure.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs `bitsearch ARGS` in `cwd`.
@@ -46,4 +46,25 @@ pub fn ok(o: Output) -> String {
 pub fn fails(o: Output) -> String {
     assert!(!o.status.success(), "succeeded: {}", stdout(&o));
     stderr(&o)
+}
+
+/// `bitsearch search --experiment EXP --quiet --out out` in `dir` (the default agent and
+/// profile), which must succeed; returns the run directory, `dir/out/mbrl-bitfusion`, and its
+/// episodes.csv.
+pub fn search_default(dir: &Path, exp: &Path) -> (PathBuf, String) {
+    let out = dir.join("out");
+    let args = [
+        "search",
+        "--experiment",
+        exp.to_str().unwrap(),
+        "--quiet",
+        "--out",
+    ];
+    ok(bitsearch(
+        &[&args[..], &[out.to_str().unwrap()]].concat(),
+        dir,
+    ));
+    let run = out.join("mbrl-bitfusion");
+    let csv = std::fs::read_to_string(run.join("episodes.csv")).unwrap();
+    (run, csv)
 }
