@@ -8,7 +8,12 @@
 #  (b) the default full space (experiments/agent-study/full.toml: 2..8 bits, w and a apart, the
 #      widths bitfusion prices like wider ones pruned: 2/4/8, 3^10 policies), hypervolume as a
 #      fraction of the front of everything any run found (compare's default reference front: the
-#      union of the compared runs).
+#      union of the compared runs);
+#  (c) cnn6-small (experiments/agent-study/cnn6-small.toml): cnn6 on Fashion-MNIST in the tied
+#      {2,4,8} space, 729 policies, 356 within the 50% latency budget: the hard setting, with its
+#      own exhaustive front.
+# A space whose name ends in "small" gets an exhaustive reference run (OUT/exhaustive for small,
+# OUT/SPACE-exhaustive for another).
 # What compare --at computes: on accuracy x robust accuracy x latency and on accuracy x latency,
 # over feasible scored policies (a policy flagged by a masking check is credited robust accuracy
 # 0, as the search credits it), the hypervolume of each run's first N episodes against the worst
@@ -23,7 +28,7 @@
 # Usage: scripts/agent-study.sh [OUT] [SEEDS] [EPISODES] [AT]
 #   defaults: runs/agent-study "1 2 3 4 5" 200 30,60,200
 #   AGENTS="mbrl ddpg random nsga2 greedy" overrides the agents; SPACES="small full" the spaces
-#   (one of them: that space only); CACHE=DIR the baseline and score cache (default runs); JOBS=K
+#   (any of small, full, cnn6-small); CACHE=DIR the baseline and score cache (default runs); JOBS=K
 #   cells at once (default: one per core); BITSEARCH=PATH a binary to use instead of building one.
 #   Run again, it resumes every unfinished cell.
 set -euo pipefail
@@ -46,9 +51,11 @@ for space in $spaces; do
     sweep --experiment "$experiment" $(repeat --agent $agents) $(repeat --seed $seeds) \
         --episodes "$episodes" --out "$out/$space"
     reference=()
-    if [ "$space" = small ]; then
-        sweep --experiment "$experiment" --agent exhaustive --episodes 1000 --out "$out/exhaustive"
-        reference=(--reference "$out/exhaustive")
+    if [[ "$space" == *small ]]; then
+        exhaustive="$out/exhaustive"
+        if [ "$space" != small ]; then exhaustive="$out/$space-exhaustive"; fi
+        sweep --experiment "$experiment" --agent exhaustive --episodes 1000 --out "$exhaustive"
+        reference=(--reference "$exhaustive")
     fi
     "$bs" compare "$out/$space" --at "$at" "${reference[@]}" --out "$out/$space-compare"
 done

@@ -493,14 +493,20 @@ mod tests {
     #[test]
     fn shipped_experiments_validate() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
-        for f in [
-            "lenet5-mnist.toml",
-            "lenet5-mnist-haq.toml",
-            "mlp-mnist.toml",
-            "agent-study/small.toml",
-            "agent-study/full.toml",
-        ] {
-            Experiment::load(&dir.join(f)).unwrap();
+        let mut files = Vec::new();
+        for sub in [dir.clone(), dir.join("agent-study")] {
+            for entry in std::fs::read_dir(&sub).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "toml") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() >= 14, "{files:?}");
+        for f in files {
+            if let Err(e) = Experiment::load(&f) {
+                panic!("{}: {e}", f.display());
+            }
         }
     }
 }
