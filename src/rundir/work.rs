@@ -10,6 +10,11 @@
 //! FP32 baseline the one cached under the request's `cache`. So a worker can be a local process
 //! or a job on another node that shares the directory.
 //!
+//! A worker reads only a request of the run it is named (`RUN/work/K.json`, no link) whose
+//! SHA-256 is the one on its command line: what the coordinator wrote, even if the worker
+//! starts long after it (a job in a queue), when someone else with write access to the
+//! directory may have changed it.
+//!
 //! The coordinator removes a batch's files once its episodes are logged, and on every start
 //! the files of a killed run: requests, logs and temporaries always, replies unless a resume
 //! can still use them (a reply for an episode the log does not hold yet is that policy's score,
@@ -18,9 +23,15 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use std::io::Read;
 
-use super::files::{create_dir, open_no_follow, read_json, remove_temporaries, write_json};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::files::{
+    create_dir, open_no_follow, open_no_follow_or, read_json, remove_temporaries, write_atomic,
+    write_json,
+};
 use super::RunDirError;
 
 /// The work directory's name inside a run directory.
@@ -77,19 +88,69 @@ pub fn log_path(run: &Path, episode: usize) -> PathBuf {
     run.join(DIR).join(format!("{episode}.log"))
 }
 
-/// Writes `request` (creating `work/`); returns its path.
-pub fn write_request(run: &Path, request: &Request) -> Result<PathBuf, RunDirError> {
-    create_dir(&run.join(DIR))?;
-    let path = request_path(run, request.episode);
-    write_json(&path, request)?;
-    Ok(path)
+/// A request as written: where, and the SHA-256 of its bytes (hex) that its worker checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub path: PathBuf,
+    pub sha256: String,
 }
 
-pub fn read_request(path: &Path) -> Result<Request, RunDirError> {
-    read_json(
+/// Writes `request` (creating `work/`).
+pub fn write_request(run: &Path, request: &Request) -> Result<Written, RunDirError> {
+    create_dir(&run.join(DIR))?;
+    let path = request_path(run, request.episode);
+    let text = serde_json::to_string_pretty(request).map_err(|source| RunDirError::Json {
+        path: path.clone(),
+        source,
+    })?;
+    write_atomic(&path, text.as_bytes())?;
+    Ok(Written {
+        sha256: hex_sha256(text.as_bytes()),
         path,
-        "written by `bitsearch search --workers N` for a worker",
-    )
+    })
+}
+
+/// The request at `path`, if it is one of the run in `run` (`RUN/work/K.json`, both paths as
+/// given or both absolute, neither the file nor `work/` a link) and its bytes hash to `sha256`.
+pub fn read_request(run: &Path, path: &Path, sha256: &str) -> Result<Request, RunDirError> {
+    let named = (path.file_name().and_then(|n| n.to_str()))
+        .and_then(|n| n.strip_suffix(".json"))
+        .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|k| k.parse().ok());
+    if named.is_none_or(|k| request_path(run, k) != path) {
+        return Err(RunDirError::NotARequest {
+            path: path.to_path_buf(),
+            run: run.to_path_buf(),
+        });
+    }
+    let dir = run.join(DIR);
+    if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(RunDirError::Symlink { path: dir });
+    }
+    let io = |source| RunDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    open_no_follow_or(path, std::fs::OpenOptions::new().read(true), io)?
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if hex_sha256(&bytes) != sha256 {
+        return Err(RunDirError::RequestChanged {
+            path: path.to_path_buf(),
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(|source| RunDirError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Writes the reply to the request at `request`.
@@ -204,9 +265,13 @@ mod tests {
             cwd: "/somewhere".into(),
             cache: "/somewhere/runs".into(),
         };
-        let path = write_request(run.path(), &request).unwrap();
+        let written = write_request(run.path(), &request).unwrap();
+        let path = written.path;
         assert_eq!(path, run.path().join("work/7.json"));
-        assert_eq!(read_request(&path).unwrap(), request);
+        assert_eq!(
+            read_request(run.path(), &path, &written.sha256).unwrap(),
+            request
+        );
         assert_eq!(read_reply(&path).unwrap(), None);
         let reply = Reply {
             episode: 7,
@@ -221,6 +286,58 @@ mod tests {
         };
         write_reply(&path, &reply).unwrap();
         assert_eq!(read_reply(&path).unwrap(), Some(reply), "exact floats back");
+    }
+
+    fn request(run: &Path, episode: usize) -> Written {
+        let request = Request {
+            episode,
+            policy: "8/8".into(),
+            cwd: "/w".into(),
+            cache: "/w/runs".into(),
+        };
+        write_request(run, &request).unwrap()
+    }
+
+    /// Guards a worker against scoring a file the search did not write for it: a path outside
+    /// its run's `work/` (or through `..`) would have it read any JSON and write its reply
+    /// beside it.
+    #[test]
+    fn a_request_outside_the_run_s_work_directory_is_refused() {
+        let run = tempfile::tempdir().unwrap();
+        let w = request(run.path(), 3);
+        let other = tempfile::tempdir().unwrap();
+        let elsewhere = other.path().join("3.json");
+        std::fs::copy(&w.path, &elsewhere).unwrap();
+        let dotdot = run.path().join("work/../work/3.json");
+        let renamed = run.path().join("work/x3.json");
+        std::fs::copy(&w.path, &renamed).unwrap();
+        for bad in [elsewhere, dotdot, renamed] {
+            let e = read_request(run.path(), &bad, &w.sha256).unwrap_err();
+            assert!(matches!(e, RunDirError::NotARequest { .. }), "{bad:?}: {e}");
+        }
+    }
+
+    /// Guards a worker that starts late: a request edited after the search wrote it (another
+    /// policy, another `cwd` or `cache`) is not scored.
+    #[test]
+    fn a_request_changed_after_it_was_written_is_refused() {
+        let run = tempfile::tempdir().unwrap();
+        let w = request(run.path(), 3);
+        let text = std::fs::read_to_string(&w.path).unwrap();
+        std::fs::write(&w.path, text.replace("/w/runs", "/tmp/other")).unwrap();
+        let e = read_request(run.path(), &w.path, &w.sha256).unwrap_err();
+        assert!(matches!(e, RunDirError::RequestChanged { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_request_through_a_link_is_refused() {
+        let run = tempfile::tempdir().unwrap();
+        let w = request(run.path(), 3);
+        let real = run.path().join("real.json");
+        std::fs::rename(&w.path, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &w.path).unwrap();
+        let e = read_request(run.path(), &w.path, &w.sha256).unwrap_err();
+        assert!(matches!(e, RunDirError::Symlink { .. }), "{e}");
     }
 
     /// Guards the start of a run: a killed run's requests, logs and temporaries go, replies

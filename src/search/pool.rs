@@ -1,6 +1,6 @@
 //! The search's worker processes (`--workers N`, N > 1): each policy of a batch that needs a
 //! score is written as a request into the run's `work/` (`rundir::work`) and scored by a
-//! process of its own (`bitsearch worker RUN REQUEST`), single-threaded
+//! process of its own (`bitsearch worker RUN REQUEST --sha256 HEX`), single-threaded
 //! (`CANDLE_NUM_THREADS=1`, `RAYON_NUM_THREADS=1`), so a batch of N uses N cores. The
 //! coordinator waits for them in proposal order and reads their replies; a worker that fails
 //! is an error naming it, its request and its stderr.
@@ -35,7 +35,7 @@ pub struct Workers {
     /// own process, as before batches existed).
     pub count: Option<NonZeroUsize>,
     /// The program that scores a request, with its leading arguments (`bitsearch worker`);
-    /// the run directory and the request file are appended.
+    /// the run directory, the request file and `--sha256 HEX` are appended.
     pub command: Vec<OsString>,
     /// Where the FP32 baseline is cached (the search's `--cache`), for the workers to load it.
     pub cache: PathBuf,
@@ -95,13 +95,15 @@ impl<'a> Pool<'a> {
             cwd: self.cwd.clone(),
             cache: self.cache.clone(),
         };
-        let path = work::write_request(&self.run, &request)?;
+        let written = work::write_request(&self.run, &request)?;
+        let path = written.path;
         let log = work::open_log(&self.run, episode)?;
         let (program, args) = (&self.workers.command[0], &self.workers.command[1..]);
         let mut cmd = Command::new(program);
         cmd.args(args)
             .arg(&self.run)
             .arg(&path)
+            .args(["--sha256", &written.sha256])
             .env("CANDLE_NUM_THREADS", "1")
             .env("RAYON_NUM_THREADS", "1")
             .env_remove(crashpoint::VAR)
