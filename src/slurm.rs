@@ -1,10 +1,14 @@
 //! Slurm as bitsearch uses it: the top of a job script (every value quoted, for bash and for
-//! sbatch's own reading of `#SBATCH` lines), the paths such a script can hold, and submitting
-//! it with `sbatch --parsable` (returning the job id). The sweep's scripts are written and
-//! submitted through here.
+//! sbatch's own reading of `#SBATCH` lines), the paths such a script can hold, submitting it
+//! with `sbatch --parsable` (returning the job id, or following the job to its end with
+//! `--wait`), and a guard that cancels a job (`scancel`) when the process waiting for it dies
+//! first. The sweep's job array and the search's worker jobs are both written and submitted
+//! through here.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SlurmError {
@@ -20,6 +24,8 @@ pub enum SlurmError {
     Refused { script: PathBuf, stderr: String },
     #[error("sbatch {} printed {stdout:?}, not a job id", script.display())]
     NoJobId { script: PathBuf, stdout: String },
+    #[error("cannot start the guard that cancels Slurm job {job} if this process dies: {source}")]
+    Guard { job: u32, source: std::io::Error },
 }
 
 /// A value for a bash script, single-quoted.
@@ -87,11 +93,28 @@ pub fn header(name: &str, cwd: &str, output: &str) -> String {
     )
 }
 
-/// `sbatch --parsable ARGS SCRIPT`.
+/// `sbatch --parsable ARGS SCRIPT`, to be run (`submit`) or followed (`submit_and_wait`).
 pub fn sbatch_command(args: &[String], script: &Path) -> Command {
     let mut cmd = Command::new("sbatch");
     cmd.arg("--parsable").args(args).arg(script);
     cmd
+}
+
+/// Whether sbatch runs and finds its configuration (`sbatch --version` reads slurm.conf): a
+/// command that will submit jobs checks it before any long work.
+pub fn check_sbatch() -> Result<(), SlurmError> {
+    let out = Command::new("sbatch")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| SlurmError::NoSbatch { source })?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(SlurmError::Refused {
+            script: PathBuf::from("--version"),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }),
+    }
 }
 
 /// Submits `script` with `sbatch_command(args, script)`; returns the job id.
@@ -109,6 +132,50 @@ pub fn submit(args: &[String], script: &Path) -> Result<u32, SlurmError> {
     job_id(&String::from_utf8_lossy(&out.stdout), script)
 }
 
+/// A job followed to its end by `sbatch --wait`.
+pub struct Waiting {
+    pub job: u32,
+    /// `sbatch --wait`: it exits when the job ends, with the job's exit code (1 if a signal
+    /// ended it).
+    pub sbatch: Child,
+    /// Kept open to its end: sbatch must not meet a closed pipe while it waits.
+    _stdout: BufReader<ChildStdout>,
+}
+
+/// Spawns `cmd` (a `sbatch_command` given `--wait`) and reads the job id it prints as soon as
+/// the job is queued; sbatch goes on waiting for the job's end.
+pub fn submit_and_wait(mut cmd: Command, script: &Path) -> Result<Waiting, SlurmError> {
+    let mut sbatch = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| SlurmError::NoSbatch { source })?;
+    let mut stdout = BufReader::new(sbatch.stdout.take().ok_or_else(|| SlurmError::NoJobId {
+        script: script.to_path_buf(),
+        stdout: String::new(),
+    })?);
+    let mut line = String::new();
+    // Nothing read (or an unreadable pipe): sbatch refused the job and exited.
+    if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+        let mut stderr = String::new();
+        if let Some(mut e) = sbatch.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let _ = sbatch.wait();
+        return Err(SlurmError::Refused {
+            script: script.to_path_buf(),
+            stderr: stderr.trim().to_string(),
+        });
+    }
+    let job = job_id(&line, script)?;
+    Ok(Waiting {
+        job,
+        sbatch,
+        _stdout: stdout,
+    })
+}
+
 /// The job id of `--parsable`'s `ID` or `ID;CLUSTER` (Slurm's job ids are 32-bit).
 fn job_id(stdout: &str, script: &Path) -> Result<u32, SlurmError> {
     let id = stdout.trim().split(';').next().unwrap_or_default();
@@ -121,6 +188,48 @@ fn job_id(stdout: &str, script: &Path) -> Result<u32, SlurmError> {
             script: script.to_path_buf(),
             stdout: stdout.trim().to_string(),
         })
+}
+
+/// Cancels a job unless released: a shell in a process group of its own (so a Ctrl-C sent to
+/// this process's group does not end it too) reads a pipe that only this process writes. A
+/// line on it (`release`) ends the shell; the pipe closing without one (this process died, by
+/// any signal, or dropped the guard on an error) makes it run `scancel JOB`.
+pub struct CancelGuard {
+    shell: Child,
+}
+
+impl CancelGuard {
+    pub fn new(job: u32) -> Result<Self, SlurmError> {
+        let shell = Command::new("/bin/sh")
+            .args([
+                "-c",
+                r#"read -r line || exec scancel "$1""#,
+                "bitsearch-guard",
+            ])
+            .arg(job.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|source| SlurmError::Guard { job, source })?;
+        Ok(CancelGuard { shell })
+    }
+
+    /// The job ended (or no longer needs cancelling): the shell exits without scancel.
+    pub fn release(mut self) {
+        if let Some(mut pipe) = self.shell.stdin.take() {
+            let _ = pipe.write_all(b"done\n");
+        }
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        // Closes the pipe (unless `release` wrote its line first), then reaps the shell.
+        drop(self.shell.stdin.take());
+        let _ = self.shell.wait();
+    }
 }
 
 #[cfg(test)]

@@ -166,6 +166,8 @@ fn run_cell(dir: &Path, index: usize, quiet: bool) -> anyhow::Result<()> {
         no_score_cache: false,
         // A cell scores one policy at a time (`--jobs` runs cells side by side).
         workers: None,
+        slurm: false,
+        sbatch_args: Vec::new(),
         quiet,
     };
     let result = super::search::run(&args);

@@ -1,6 +1,6 @@
 //! `bitsearch worker RUN REQUEST --sha256 HEX` (hidden): scores the one policy a search wrote
 //! into `RUN/work/K.json` and writes the reply beside it (`bitsearch::search::serve`); started
-//! by `search --workers N`, one process per policy.
+//! by `search --workers N`, one process (or Slurm job, with `--slurm`) per policy.
 
 use std::path::PathBuf;
 

@@ -3,8 +3,9 @@
 //! the resume) hands policies to worker processes and gets their scores back.
 //!
 //! For episode K: the request `work/K.json` (written by the coordinator), the reply
-//! `work/K.score.json` (written by the worker, and nothing else is), and the worker's stderr
-//! `work/K.log`; each JSON file is written whole (write-then-rename), so a reader never sees
+//! `work/K.score.json` (written by the worker, and nothing else is), the worker's stderr
+//! `work/K.log` (with Slurm, the job's output file) and, with Slurm, the job's script
+//! `work/K.sbatch`; each JSON file is written whole (write-then-rename), so a reader never sees
 //! half of one. A worker needs only the run directory and its request: the experiment is the
 //! one config.json records (its path relative to the request's `cwd`, with its overrides), the
 //! FP32 baseline the one cached under the request's `cache`. So a worker can be a local process
@@ -12,13 +13,13 @@
 //!
 //! A worker reads only a request of the run it is named (`RUN/work/K.json`, no link) whose
 //! SHA-256 is the one on its command line: what the coordinator wrote, even if the worker
-//! starts long after it (a job in a queue), when someone else with write access to the
+//! starts long after it (a Slurm job in a queue), when someone else with write access to the
 //! directory may have changed it.
 //!
 //! The coordinator removes a batch's files once its episodes are logged, and on every start
-//! the files of a killed run: requests, logs and temporaries always, replies unless a resume
-//! can still use them (a reply for an episode the log does not hold yet is that policy's score,
-//! computed under the same config.json).
+//! the files of a killed run: requests, logs, scripts and temporaries always, replies unless a
+//! resume can still use them (a reply for an episode the log does not hold yet is that policy's
+//! score, computed under the same config.json).
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -86,6 +87,11 @@ pub fn reply_path(request: &Path) -> PathBuf {
 /// `RUN/work/K.log`, the worker's stderr.
 pub fn log_path(run: &Path, episode: usize) -> PathBuf {
     run.join(DIR).join(format!("{episode}.log"))
+}
+
+/// `RUN/work/K.sbatch`, the Slurm job's script.
+pub fn script_path(run: &Path, episode: usize) -> PathBuf {
+    run.join(DIR).join(format!("{episode}.sbatch"))
 }
 
 /// A request as written: where, and the SHA-256 of its bytes (hex) that its worker checks.
@@ -167,7 +173,8 @@ pub fn read_reply(request: &Path) -> Result<Option<Reply>, RunDirError> {
     }
 }
 
-/// Creates (or empties) the worker's stderr file of episode K.
+/// Creates (or empties) the worker's stderr file of episode K (with Slurm, the job's output
+/// file, which the job then appends to: created here, it is a file of the tool's, not a link).
 pub fn open_log(run: &Path, episode: usize) -> Result<File, RunDirError> {
     let mut options = OpenOptions::new();
     open_no_follow(
@@ -182,7 +189,9 @@ fn owned(name: &str) -> Option<(usize, bool)> {
     let (k, reply) = match name.strip_suffix(".score.json") {
         Some(k) => (k, true),
         None => (
-            name.strip_suffix(".json").or(name.strip_suffix(".log"))?,
+            [".json", ".log", ".sbatch"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))?,
             false,
         ),
     };
@@ -217,10 +226,11 @@ pub fn clean(run: &Path, keep: Option<usize>) -> Result<(), RunDirError> {
     Ok(())
 }
 
-/// Removes episode K's request, reply and log, once its line is logged.
+/// Removes episode K's request, reply, log and script, once its line is logged.
 pub fn finish(run: &Path, episode: usize) -> Result<(), RunDirError> {
     let request = request_path(run, episode);
-    for path in [reply_path(&request), log_path(run, episode), request] {
+    let (log, script) = (log_path(run, episode), script_path(run, episode));
+    for path in [reply_path(&request), log, script, request] {
         remove(&path)?;
     }
     Ok(())
@@ -317,8 +327,8 @@ mod tests {
         }
     }
 
-    /// Guards a worker that starts late: a request edited after the search wrote it (another
-    /// policy, another `cwd` or `cache`) is not scored.
+    /// Guards a worker that starts late (a queued Slurm job): a request edited after the search
+    /// wrote it (another policy, another `cwd` or `cache`) is not scored.
     #[test]
     fn a_request_changed_after_it_was_written_is_refused() {
         let run = tempfile::tempdir().unwrap();
@@ -351,6 +361,7 @@ mod tests {
             "3.json",
             "3.score.json",
             "3.log",
+            "3.sbatch",
             "4.json",
             "4.score.json",
             ".4.score.json.bitsearch.tmp-99",
