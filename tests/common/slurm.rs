@@ -1,6 +1,6 @@
-//! A real one-node Slurm cluster for the tests that submit jobs (tests/sweep_slurm.rs): started
-//! by scripts/slurm-cluster.sh (root, Slurm and munge from scripts/install-ci-deps.sh), stopped
-//! when dropped. The daemons listen on Slurm's default
+//! A real one-node Slurm cluster for the tests that submit jobs (tests/sweep_slurm.rs,
+//! tests/workers_slurm.rs): started by scripts/slurm-cluster.sh (root, Slurm and munge from
+//! scripts/install-ci-deps.sh), stopped when dropped. The daemons listen on Slurm's default
 //! ports, so one cluster runs at a time: the tests of a binary take turns (`Cluster::start`
 //! waits for the one before to be dropped), and cargo runs test binaries one after another.
 
