@@ -6,72 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::cli::{bitsearch, command, fails, ok, repo};
+use common::cli::{bitsearch, fails, ok, repo};
 use common::fixtures::lines_without_timing;
-
-/// A one-node cluster started by scripts/slurm-cluster.sh, stopped (every daemon, by the pids
-/// in its pid files) when dropped, whatever the test did.
-struct Cluster {
-    dir: PathBuf,
-    conf: String,
-}
-
-impl Cluster {
-    fn start(dir: &Path) -> Cluster {
-        let out = Command::new("bash")
-            .arg(repo().join("scripts/slurm-cluster.sh"))
-            .arg("start")
-            .arg(dir)
-            .output()
-            .unwrap();
-        // Built first, so a failed start is stopped too when the assertion unwinds.
-        let mut cluster = Cluster {
-            dir: dir.to_path_buf(),
-            conf: String::new(),
-        };
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "the cluster did not start: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        cluster.conf = (text.lines().last())
-            .and_then(|l| l.strip_prefix("export SLURM_CONF="))
-            .expect("an export line")
-            .to_string();
-        cluster
-    }
-
-    /// `bitsearch ARGS` in `cwd` talking to this cluster.
-    fn bitsearch(&self, args: &[&str], cwd: &Path) -> String {
-        ok(command(args, cwd)
-            .env("SLURM_CONF", &self.conf)
-            .output()
-            .unwrap())
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo().join("scripts/slurm-cluster.sh"))
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
-fn slurm_available() -> bool {
-    let missing: Vec<&str> = ["/usr/sbin/slurmctld", "/usr/bin/sbatch"]
-        .into_iter()
-        .filter(|p| !Path::new(p).exists())
-        .collect();
-    common::tools_present(&missing)
-}
+use common::slurm::{slurm_available, Cluster};
 
 const EPISODES: usize = 10;
 
@@ -210,9 +150,9 @@ fn a_sweep_runs_as_a_slurm_array_and_a_cancelled_task_resumes() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = Command::new("scancel")
+    let status = cluster
+        .client("scancel")
         .arg(format!("{job}_1"))
-        .env("SLURM_CONF", &cluster.conf)
         .status()
         .unwrap();
     assert!(status.success());

@@ -11,7 +11,7 @@ use bitsearch::agents::AgentConfig;
 use bitsearch::hardware::{resolve_profile, Profile};
 use bitsearch::report::units::{quantity, Quantity};
 use bitsearch::rundir::BestPolicy;
-use bitsearch::search::{run_search_with, RunSpec, RunSummary, Workers};
+use bitsearch::search::{run_search_with, Place, RunSpec, RunSummary, Workers};
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -44,12 +44,23 @@ pub struct SearchArgs {
     /// (BASELINE/scores/; a policy's score depends only on the policy and the experiment).
     #[arg(long)]
     pub no_score_cache: bool,
-    /// Policies scored at once, each by a single-threaded worker process (N ≈ cores): the
-    /// agent proposes a batch of N, and learns from them in proposal order. Episodes depend on
-    /// N (not on where they ran), so a resume reuses the run's [default: 1, or the run's own on
-    /// --resume]. DDPG is sequential and runs with 1 only.
+    /// Policies scored at once, each by a single-threaded worker process (N ≈ cores, or the
+    /// Slurm jobs to run at once with --slurm): the agent proposes a batch of N, and learns
+    /// from them in proposal order. Episodes depend on N (not on where they ran), so a resume
+    /// reuses the run's [default: 1, or the run's own on --resume]. DDPG is sequential and runs
+    /// with 1 only.
     #[arg(long)]
     pub workers: Option<NonZeroUsize>,
+    /// Run each batch's workers as Slurm jobs (one `sbatch --wait` job of one CPU per policy)
+    /// instead of as processes here; the search itself stays here. Needs --workers N > 1 (or a
+    /// resumed run's), and a run directory, --cache and current directory the nodes share. The
+    /// episodes are the same as with local workers.
+    #[arg(long)]
+    pub slurm: bool,
+    /// An argument for every worker job's `sbatch`, e.g. --sbatch-arg=--partition=cpu;
+    /// repeatable.
+    #[arg(long = "sbatch-arg", requires = "slurm", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -143,13 +154,30 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How the search scores: `--workers` policies at once, each by this executable's `worker`.
+/// How the search scores: `--workers` policies at once, each by this executable's `worker`,
+/// here or as Slurm jobs (sbatch is checked before any baseline is trained).
 fn workers(args: &SearchArgs) -> anyhow::Result<Workers> {
     let exe = std::env::current_exe().context("cannot find this executable to start workers")?;
+    // The batch size a new run gets (a resume's comes from its config.json): refused before
+    // any baseline is trained.
+    let batch = (args.workers.map(NonZeroUsize::get)).or((!args.resume).then_some(1));
+    if let Some(workers) = batch.filter(|&n| args.slurm && n < 2) {
+        return Err(bitsearch::search::SearchError::SlurmWithoutBatches { workers }.into());
+    }
+    let place = match args.slurm {
+        true => {
+            bitsearch::slurm::check_sbatch()?;
+            Place::Slurm {
+                sbatch_args: args.sbatch_args.clone(),
+            }
+        }
+        false => Place::Local,
+    };
     Ok(Workers {
         count: args.workers,
         command: vec![exe.into(), "worker".into()],
         cache: args.cache.clone(),
+        place,
     })
 }
 

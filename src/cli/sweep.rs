@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{bail, Context};
 use clap::Args;
 
+use bitsearch::slurm::{self, check_script_path};
 use bitsearch::sweep::{
-    array_script, baseline_script, cell_states, check_script_path, write_cell_end, CellEnd,
-    CellState, Choice, Plan, SlurmJobs,
+    array_script, baseline_script, cell_states, write_cell_end, CellEnd, CellState, Choice, Plan,
+    SlurmJobs,
 };
 use bitsearch::train::train_baseline;
 
@@ -165,6 +166,8 @@ fn run_cell(dir: &Path, index: usize, quiet: bool) -> anyhow::Result<()> {
         no_score_cache: false,
         // A cell scores one policy at a time (`--jobs` runs cells side by side).
         workers: None,
+        slurm: false,
+        sbatch_args: Vec::new(),
         quiet,
     };
     let result = super::search::run(&args);
@@ -284,13 +287,17 @@ fn submit(dir: &Path, todo: &[usize], sbatch_args: &[String]) -> anyhow::Result<
     let (array, baseline) = (dir.join("sweep.sbatch"), dir.join("baseline.sbatch"));
     bitsearch::rundir::write_atomic(&array, array_text.as_bytes())?;
     bitsearch::rundir::write_atomic(&baseline, baseline_text.as_bytes())?;
-    let base_job = sbatch(sbatch_args, &[], &baseline)?;
+    let base_job = slurm::submit(sbatch_args, &baseline)?.to_string();
     let list: Vec<String> = todo.iter().map(|i| i.to_string()).collect();
-    let extra = [
-        format!("--array={}", list.join(",")),
-        format!("--dependency=afterok:{base_job}"),
-    ];
-    let array_job = sbatch(sbatch_args, &extra, &array)?;
+    let array_args = [
+        sbatch_args,
+        &[
+            format!("--array={}", list.join(",")),
+            format!("--dependency=afterok:{base_job}"),
+        ],
+    ]
+    .concat();
+    let array_job = slurm::submit(&array_args, &array)?.to_string();
     let mut jobs = SlurmJobs::read(dir);
     jobs.submissions.push(bitsearch::sweep::Submission {
         baseline_job: base_job.clone(),
@@ -304,32 +311,6 @@ fn submit(dir: &Path, todo: &[usize], sbatch_args: &[String]) -> anyhow::Result<
     );
     println!("status: bitsearch sweep --status {}", dir.display());
     Ok(())
-}
-
-/// `sbatch --parsable ARGS EXTRA SCRIPT`; returns the job id.
-fn sbatch(args: &[String], extra: &[String], script: &Path) -> anyhow::Result<String> {
-    let out = Command::new("sbatch")
-        .arg("--parsable")
-        .args(args)
-        .args(extra)
-        .arg(script)
-        .output()
-        .context("cannot run sbatch (is Slurm installed and SLURM_CONF set?)")?;
-    if !out.status.success() {
-        bail!(
-            "sbatch {} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    // `--parsable` prints `ID` or `ID;CLUSTER`.
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .trim()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_string())
 }
 
 fn print_status(dir: &Path) -> anyhow::Result<()> {

@@ -66,6 +66,19 @@ pub enum RunDirError {
         path: PathBuf,
         holder: Option<Box<super::lock::Holder>>,
     },
+    #[error(
+        "{}: not a request of the run {}: a worker reads only RUN/work/K.json of the run it is \
+         named",
+        path.display(),
+        run.display()
+    )]
+    NotARequest { path: PathBuf, run: PathBuf },
+    #[error(
+        "{}: not the request the search wrote (its SHA-256 is not the one the worker was given): \
+         the file changed after the search wrote it, so the worker refuses to score it",
+        path.display()
+    )]
+    RequestChanged { path: PathBuf },
     #[error("{}: neither a search run (config.json) nor a DQ study (dq.csv)", path.display())]
     NotARunDir { path: PathBuf },
 }

@@ -187,7 +187,7 @@ impl Batch {
             // Logged already: nothing after a failure is taken.
             Source::Same(j) => return Ok((logged_outcome(&rows[j]), 0.0)),
             Source::Kept(reply) => reply,
-            Source::Worker(job) => job.wait(&run.log.dir)?,
+            Source::Worker(job) => job.wait()?,
         };
         let outcome = outcome_of(&run.log.dir, &reply, k, policy)?;
         scorer.remember(policy, &outcome)?;

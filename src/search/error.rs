@@ -1,8 +1,24 @@
 //! `SearchError`: why a search stopped (a lower layer's error, an existing run without
-//! `--resume`, a resume that does not match the interrupted run, a worker that failed) or why a
-//! worker could not score its request.
+//! `--resume`, a resume that does not match the interrupted run, a worker or its Slurm job that
+//! failed) or why a worker could not score its request.
 
 use std::path::PathBuf;
+
+/// How an error names a worker: a local process, or a Slurm job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerId {
+    Pid(u32),
+    SlurmJob(u32),
+}
+
+impl std::fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkerId::Pid(pid) => write!(f, "pid {pid}"),
+            WorkerId::SlurmJob(job) => write!(f, "Slurm job {job}"),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -30,6 +46,8 @@ pub enum SearchError {
     Data(Box<crate::data::DataError>),
     #[error(transparent)]
     Model(Box<crate::model::ModelError>),
+    #[error(transparent)]
+    Slurm(Box<crate::slurm::SlurmError>),
     #[error("tensor error: {0}")]
     Tensor(Box<candle_core::Error>),
     #[error("{}: {source}", path.display())]
@@ -66,6 +84,8 @@ pub enum SearchError {
     },
     #[error("the agent proposed no policy for the batch at episode {episode}")]
     EmptyBatch { episode: usize },
+    #[error("--slurm runs each batch's workers as Slurm jobs, and this run scores one policy at a time, in the search's own process (a batch of {workers}): give --workers N with N > 1")]
+    SlurmWithoutBatches { workers: usize },
     #[error("--workers {workers} needs the command that starts a worker; none was given")]
     NoWorkerCommand { workers: usize },
     #[error("cannot start worker {index} for {}: {source}", request.display())]
@@ -74,10 +94,10 @@ pub enum SearchError {
         request: PathBuf,
         source: std::io::Error,
     },
-    #[error("worker {index} (pid {pid}) failed on {} ({status}); its stderr, {}: {tail}; `--resume` scores again only the episodes episodes.csv has no line for", request.display(), log.display())]
+    #[error("worker {index} ({worker}) failed on {} ({status}); its stderr, {}: {tail}; `--resume` scores again only the episodes episodes.csv has no line for", request.display(), log.display())]
     Worker {
         index: usize,
-        pid: u32,
+        worker: WorkerId,
         request: PathBuf,
         status: String,
         log: PathBuf,
@@ -112,5 +132,6 @@ crate::errors::boxed_from!(
     Experiment: crate::experiment::ExperimentError,
     Data: crate::data::DataError,
     Model: crate::model::ModelError,
+    Slurm: crate::slurm::SlurmError,
     Tensor: candle_core::Error
 );

@@ -11,7 +11,7 @@ use indicatif::ProgressBar;
 
 use super::batch::Batch;
 use super::cache::ScoreCache;
-use super::pool::{Pool, Workers};
+use super::pool::{Place, Pool, Workers};
 use super::score::Scorer;
 use super::spec::{Run, RunSpec, RunSummary};
 use super::{output, references, resume, SearchError};
@@ -37,6 +37,16 @@ pub fn run_search_with(spec: &RunSpec, workers: &Workers) -> Result<RunSummary, 
         let (agent, batch) = (agent.name(), run.workers);
         return Err(AgentError::Sequential { agent, batch }.into());
     }
+    // Before anything is written: a batch size of 1 scores in this process, and a path
+    // Slurm's scripts cannot hold is refused now, not at the first batch.
+    if run.workers < 2 && workers.place != Place::Local {
+        return Err(SearchError::SlurmWithoutBatches {
+            workers: run.workers,
+        });
+    }
+    let pool = (run.workers > 1)
+        .then(|| Pool::new(workers, &spec.dir, run.workers))
+        .transpose()?;
     let done = resume::logged(&run)?;
     // A killed run's work files; replies it left for unlogged episodes serve the resume.
     work::clean(&spec.dir, spec.resume.then_some(done.len()))?;
@@ -52,9 +62,6 @@ pub fn run_search_with(spec: &RunSpec, workers: &Workers) -> Result<RunSummary, 
     for reference in references::seeds(&run, &scorer)? {
         agent.observe_reference(&ctx, &reference)?;
     }
-    let pool = (run.workers > 1)
-        .then(|| Pool::new(workers, &spec.dir, run.workers))
-        .transpose()?;
     // An agent with finitely many policies ends the search once it has proposed them all; a
     // resume replays every logged episode, even past a smaller --episodes.
     let episodes = agent

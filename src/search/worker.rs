@@ -2,7 +2,8 @@
 //! scores the one policy its request names, exactly as the search would (the experiment
 //! config.json records, the cached FP32 baseline, the validation suite, the policy-seeded
 //! fine-tune: `score::outcome`), and writes the reply beside the request. It writes nothing
-//! else: the search alone logs, caches and prices.
+//! else: the search alone logs, caches and prices. It reads only a request of the run it is
+//! named, with the SHA-256 its command line gives (`work::read_request`).
 
 use std::path::Path;
 use std::time::Instant;
@@ -17,10 +18,11 @@ use crate::rundir::{first_difference, RunConfig};
 use crate::score::Evaluator;
 use crate::train::load_baseline;
 
-/// Scores the request at `request` of the search in `run` and writes its reply. Changes the
-/// process's working directory to the search's (the request's `cwd`), where the experiment's
-/// paths resolve as they did for the search: a worker is a process of its own.
-pub fn serve(run: &Path, request: &Path) -> Result<Reply, SearchError> {
+/// Scores the request at `request` of the search in `run` (`RUN/work/K.json`, hashing to
+/// `sha256`) and writes its reply. Changes the process's working directory to the search's
+/// (the request's `cwd`), where the experiment's paths resolve as they did for the search: a
+/// worker is a process of its own.
+pub fn serve(run: &Path, request: &Path, sha256: &str) -> Result<Reply, SearchError> {
     let start = Instant::now();
     let absolute = |p: &Path| {
         std::path::absolute(p).map_err(|source| SearchError::Io {
@@ -29,7 +31,7 @@ pub fn serve(run: &Path, request: &Path) -> Result<Reply, SearchError> {
         })
     };
     let (run, request_path) = (absolute(run)?, absolute(request)?);
-    let request = work::read_request(&request_path)?;
+    let request = work::read_request(&run, &request_path, sha256)?;
     let config = RunConfig::read(&run.join(RunConfig::FILE))?;
     std::env::set_current_dir(&request.cwd).map_err(|source| SearchError::Io {
         path: request.cwd.clone(),

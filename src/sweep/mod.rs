@@ -6,7 +6,7 @@
 mod slurm;
 mod status;
 
-pub use slurm::{array_script, baseline_script, check_script_path, SlurmJobs, Submission};
+pub use slurm::{array_script, baseline_script, SlurmJobs, Submission};
 pub use status::{cell_states, write_cell_end, CellEnd, CellState, CellStatus};
 
 use std::path::{Path, PathBuf};
@@ -52,12 +52,8 @@ pub enum SweepError {
         old: String,
         new: String,
     },
-    #[error("{what} {path:?} cannot go into an sbatch script: it {rule}")]
-    ScriptPath {
-        what: &'static str,
-        path: PathBuf,
-        rule: &'static str,
-    },
+    #[error(transparent)]
+    Slurm(Box<crate::slurm::SlurmError>),
     #[error("{}: cell {index}: {detail}", path.display())]
     BadCell {
         path: PathBuf,
@@ -72,7 +68,11 @@ pub enum SweepError {
     },
 }
 
-crate::errors::boxed_from!(SweepError; RunDir: crate::rundir::RunDirError);
+crate::errors::boxed_from!(
+    SweepError;
+    RunDir: crate::rundir::RunDirError,
+    Slurm: crate::slurm::SlurmError
+);
 
 /// One cell: the search it runs and the run directory it writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::SweepError;
+use crate::slurm::{self, check_script_path, literal_output, quote};
 
 /// slurm.json: the jobs each submission made, oldest first (a resumed sweep adds one).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -41,63 +42,9 @@ impl SlurmJobs {
     }
 }
 
-/// A value for a bash script, single-quoted.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// A value for an `#SBATCH` line, double-quoted. sbatch reads these lines itself, not through
-/// bash (`_get_argument` in Slurm's src/sbatch/opt.c): quotes group characters, a backslash
-/// escapes the next one, an unquoted `#` starts a comment, and a line ends the option. So `"`
-/// and `\` are escaped and the whole value quoted; a line break cannot be expressed at all,
-/// which is why `check_script_path` refuses control characters before any script is written.
-fn sbatch_quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        if matches!(c, '"' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
-/// `path` can be written into an sbatch script: valid UTF-8 (written as given), no control
-/// character (a newline would end the `#SBATCH` line and start a shell command), and no
-/// backslash (in `--output` it turns off Slurm's `%a` filename patterns).
-pub fn check_script_path(what: &'static str, path: &Path) -> Result<(), SweepError> {
-    let refuse = |rule: &'static str| SweepError::ScriptPath {
-        what,
-        path: path.to_path_buf(),
-        rule,
-    };
-    let text = path.to_str().ok_or_else(|| refuse("must be valid UTF-8"))?;
-    if text.chars().any(char::is_control) {
-        return Err(refuse(
-            "must not hold a control character (a newline, a tab)",
-        ));
-    }
-    if text.contains('\\') {
-        return Err(refuse("must not hold a backslash"));
-    }
-    Ok(())
-}
-
-/// The shared top of both scripts: the shell, the working directory and the log file. `%` in
-/// the log's path is doubled: `--output` expands `%`-patterns (`%a`: the array task).
+/// The shared top of both scripts, logging to DIR/logs/LOG (`LOG` may hold `%a`, the task).
 fn header(name: &str, dir: &str, log: &str, cwd: &str) -> String {
-    let output = format!("{}/logs/{log}", dir.replace('%', "%%"));
-    format!(
-        "#!/bin/bash\n\
-         #SBATCH --job-name={name}\n\
-         #SBATCH --chdir={}\n\
-         #SBATCH --output={}\n\
-         #SBATCH --open-mode=append\n",
-        sbatch_quote(cwd),
-        sbatch_quote(&output)
-    )
+    slurm::header(name, cwd, &format!("{}/logs/{log}", literal_output(dir)))
 }
 
 /// The three paths of a script, checked by `check_script_path`, as text.
@@ -106,12 +53,11 @@ fn script_paths<'a>(
     dir: &'a Path,
     cwd: &'a Path,
 ) -> Result<[&'a str; 3], SweepError> {
-    check_script_path("the bitsearch executable", exe)?;
-    check_script_path("the sweep directory (--out)", dir)?;
-    check_script_path("the current directory", cwd)?;
-    // Checked above: each is UTF-8.
-    let text = |p: &'a Path| p.to_str().unwrap_or_default();
-    Ok([text(exe), text(dir), text(cwd)])
+    Ok([
+        check_script_path("the bitsearch executable", exe)?,
+        check_script_path("the sweep directory (--out)", dir)?,
+        check_script_path("the current directory", cwd)?,
+    ])
 }
 
 /// DIR/sweep.sbatch: a job array whose task N runs cell N (`--array` is given at submission,
@@ -183,7 +129,7 @@ mod tests {
         for bad in ["/s\ntouch /tmp/pwned\n", "/s\rx", "/s\tx", "/s\\x"] {
             let e = array_script(exe, Path::new(bad), cwd).unwrap_err();
             assert!(
-                matches!(e, SweepError::ScriptPath { .. }) && e.to_string().contains("(--out)"),
+                matches!(e, SweepError::Slurm(_)) && e.to_string().contains("(--out)"),
                 "{e}"
             );
             assert!(baseline_script(exe, cwd, Path::new(bad)).is_err());
