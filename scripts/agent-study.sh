@@ -28,7 +28,8 @@
 # Usage: scripts/agent-study.sh [OUT] [SEEDS] [EPISODES] [AT]
 #   defaults: runs/agent-study "1 2 3 4 5" 200 30,60,200
 #   AGENTS="mbrl ddpg random nsga2 greedy" overrides the agents; SPACES="small full" the spaces
-#   (any of small, full, cnn6-small); CACHE=DIR the baseline and score cache (default runs); JOBS=K
+#   (any of small, full, cnn6-small); WORKERS=N each search's batch size (`sweep --workers`:
+#   N policies scored at once; DDPG cannot batch, so leave it out); CACHE=DIR the baseline and score cache (default runs); JOBS=K
 #   cells at once (default: one per core); BITSEARCH=PATH a binary to use instead of building one.
 #   Run again, it resumes every unfinished cell.
 set -euo pipefail
@@ -45,10 +46,12 @@ bs="${BITSEARCH:-./target/release/bitsearch}"
 # `repeat --agent a b` prints `--agent a --agent b`
 repeat() { local flag=$1; shift; for v in "$@"; do printf '%s %s ' "$flag" "$v"; done; }
 sweep() { "$bs" sweep --quiet --resume --cache "$cache" ${JOBS:+--jobs "$JOBS"} "$@"; }
+# The agents' sweeps only: the exhaustive reference is the same whatever the batch size.
+agent_sweep() { sweep ${WORKERS:+--workers "$WORKERS"} "$@"; }
 for space in $spaces; do
     experiment="experiments/agent-study/$space.toml"
     # shellcheck disable=SC2046 # the agents and seeds are words
-    sweep --experiment "$experiment" $(repeat --agent $agents) $(repeat --seed $seeds) \
+    agent_sweep --experiment "$experiment" $(repeat --agent $agents) $(repeat --seed $seeds) \
         --episodes "$episodes" --out "$out/$space"
     reference=()
     if [[ "$space" == *small ]]; then

@@ -151,3 +151,46 @@ fn ddpg_is_refused_with_two_workers() {
     assert!(e.contains("sequential") && e.contains("--workers 1"), "{e}");
     assert!(!d.join("ddpg/ddpg-bitfusion/config.json").exists());
 }
+
+/// `sweep --workers 2`: sweep.json records the batch size, and its cell logs the episodes a
+/// `search --workers 2` with the same seed logs.
+#[test]
+fn a_sweep_with_two_workers_gives_its_cells_the_searchs_episodes() {
+    let dir = setup();
+    let d = dir.path();
+    ok(search(d, "whole", &["--seed", "3"]).output().unwrap());
+    let args = [
+        "sweep",
+        "--experiment",
+        "exp.toml",
+        "--agent",
+        "agent.toml",
+        "--seed",
+        "3",
+        "--episodes",
+        "5",
+        "--workers",
+        "2",
+        "--jobs",
+        "1",
+        "--cache",
+        "cache",
+        "--quiet",
+        "--out",
+        "sw",
+    ];
+    let mut c = command(&args, d);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    ok(c.output().unwrap());
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("sw/sweep.json")).unwrap()).unwrap();
+    assert_eq!(plan["workers"], 2);
+    let cell = d.join("sw/exp/s3/mbrl-bitfusion");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["workers"], 2);
+    assert_eq!(
+        lines_without_timing(&cell.join("episodes.csv")),
+        lines_without_timing(&log(d, "whole"))
+    );
+}

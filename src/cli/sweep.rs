@@ -2,6 +2,7 @@
 //! run directory per cell, run here K at a time or handed to Slurm as a job array; `--status`
 //! reads each cell's state from the directory.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -43,6 +44,12 @@ pub struct SweepArgs {
     /// candle's threads never oversubscribe the cores].
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Each cell's batch size (`search --workers N`): every cell scores N policies at once in
+    /// N single-threaded worker processes, so --jobs defaults to the cores / N here, and each
+    /// Slurm task asks for N CPUs. An agent that cannot batch (DDPG) fails its cells before
+    /// they train anything. Recorded in sweep.json [default: 1].
+    #[arg(long)]
+    pub workers: Option<NonZeroUsize>,
     /// Submit the cells to Slurm as a job array (OUT/sweep.sbatch) after a baseline job, and
     /// print the job ids, instead of running them here.
     #[arg(long)]
@@ -82,7 +89,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         .map(|e| absolute(&super::resolve(e)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (profiles, agents) = check_inputs(&experiments, &args.profiles, &args.agents)?;
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         experiments,
         profiles,
         agents,
@@ -90,6 +97,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         args.episodes,
         absolute(&args.cache)?,
     )?;
+    plan.workers = args.workers;
     if args.slurm {
         // Before anything is written: a path the scripts cannot hold is refused up front.
         check_script_paths(&dir)?;
@@ -110,7 +118,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     match args.slurm {
-        true => submit(&dir, &todo, &args.sbatch_args),
+        true => submit(&dir, &todo, &args.sbatch_args, plan.workers),
         false => run_here(&dir, &plan, &todo, args.jobs, args.quiet),
     }
 }
@@ -164,8 +172,8 @@ fn run_cell(dir: &Path, index: usize, quiet: bool) -> anyhow::Result<()> {
         resume: true,
         cache: plan.cache.clone(),
         no_score_cache: false,
-        // A cell scores one policy at a time (`--jobs` runs cells side by side).
-        workers: None,
+        // The sweep's batch size, if it has one (`--jobs` runs cells side by side).
+        workers: plan.workers,
         slurm: false,
         sbatch_args: Vec::new(),
         quiet,
@@ -201,7 +209,8 @@ fn run_here(
 ) -> anyhow::Result<()> {
     train_baselines(plan, quiet)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = jobs.unwrap_or(cores).max(1);
+    let per_cell = plan.workers.map_or(1, NonZeroUsize::get);
+    let jobs = jobs.unwrap_or(cores / per_cell).max(1);
     let threads = (cores / jobs).max(1).to_string();
     let exe = std::env::current_exe().context("cannot find the bitsearch executable")?;
     let logs = dir.join("logs");
@@ -276,7 +285,12 @@ fn check_script_paths(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Writes the two scripts and submits the baseline job, then the array of `todo` after it.
-fn submit(dir: &Path, todo: &[usize], sbatch_args: &[String]) -> anyhow::Result<()> {
+fn submit(
+    dir: &Path,
+    todo: &[usize],
+    sbatch_args: &[String],
+    workers: Option<NonZeroUsize>,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the bitsearch executable")?;
     let cwd = std::env::current_dir().context("no current directory")?;
     let (array_text, baseline_text) = (
@@ -289,7 +303,14 @@ fn submit(dir: &Path, todo: &[usize], sbatch_args: &[String]) -> anyhow::Result<
     bitsearch::rundir::write_atomic(&baseline, baseline_text.as_bytes())?;
     let base_job = slurm::submit(sbatch_args, &baseline)?.to_string();
     let list: Vec<String> = todo.iter().map(|i| i.to_string()).collect();
+    // A cell with batches runs its workers inside its task, one CPU each; first, so that a
+    // --cpus-per-task of the user's, later on the line, is the one sbatch keeps.
+    let cpus = match workers {
+        Some(n) if n.get() > 1 => vec![format!("--cpus-per-task={n}")],
+        _ => Vec::new(),
+    };
     let array_args = [
+        &cpus[..],
         sbatch_args,
         &[
             format!("--array={}", list.join(",")),

@@ -9,6 +9,7 @@ mod status;
 pub use slurm::{array_script, baseline_script, SlurmJobs, Submission};
 pub use status::{cell_states, write_cell_end, CellEnd, CellState, CellStatus};
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -118,6 +119,10 @@ pub struct Plan {
     pub episodes: Option<usize>,
     /// Where the FP32 baselines (and the score cache beside them) live, shared by every cell.
     pub cache: PathBuf,
+    /// Each cell's batch size (`search --workers`): `None` scores one policy at a time. Left
+    /// out of sweep.json when `None`, so sweeps written before it read and resume as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<NonZeroUsize>,
     pub cells: Vec<Cell>,
 }
 
@@ -185,6 +190,7 @@ impl Plan {
             seeds,
             episodes,
             cache,
+            workers: None,
             cells,
         })
     }
