@@ -1,9 +1,10 @@
-//! Quantization: bitwidths and policies, fake-quantizers with a straight-through estimator,
-//! and activation clips from observed values.
+//! Quantization: bitwidths and policies, fake-quantizers with a straight-through estimator
+//! (integer grids, and minifloat formats such as fp8), and activation clips from observed values.
 
 mod bits;
 mod calib;
 mod fake;
+mod minifloat;
 mod quantizer;
 mod signed;
 
@@ -12,6 +13,10 @@ pub use calib::{calibrate_layer, ClipMethod, LayerClips};
 pub use fake::{
     fake_quant_act, fake_quant_weight, quantize_act_values, quantize_weight_values, weight_codes,
     ActGrid,
+};
+pub use minifloat::{
+    fake_quant_minifloat, fake_quant_minifloat_scaled, quantize_minifloat_scaled, Minifloat,
+    MinifloatError, Specials,
 };
 pub use quantizer::{Clips, LayerQuant, Quantizer};
 pub use signed::{
