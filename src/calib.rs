@@ -39,25 +39,25 @@ pub fn calibrate(cfg: &QuantConfig, train: &Split, model: &Model) -> Result<Clip
 
 /// Runs the FP32 model on the calibration batch `x` and calibrates every layer's input clip
 /// (on the signed grid for a layer with signed inputs), and a matmul's second operand's (K or
-/// V: always the signed grid).
+/// V: always the signed grid). Each layer is calibrated as the pass reaches it, so only one
+/// layer's activations are copied out at a time.
 pub fn calibrate_model(model: &Model, x: &Tensor, method: ClipMethod) -> Result<Clips, ModelError> {
-    let trace = model.forward_trace(x, None)?;
     let signed = model.signed_inputs();
     let values = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-    let input = (trace.inputs.iter().enumerate())
-        .map(|(li, t)| {
+    let (mut input, mut operand) = (Vec::new(), Vec::new());
+    model.forward_layers(x, None, &mut |li, inputs, _| {
+        if let Some(t) = inputs.first() {
             let v = values(t)?;
-            Ok(match signed.get(li).copied().unwrap_or(false) {
+            input.push(match signed.get(li).copied().unwrap_or(false) {
                 true => calibrate_layer_signed(&v, method),
                 false => calibrate_layer(&v, method),
-            })
-        })
-        .collect::<Result<_, ModelError>>()?;
-    let operand = (trace.operands.iter())
-        .map(|t| match t {
-            Some(t) => Ok(Some(calibrate_layer_signed(&values(t)?, method))),
-            None => Ok(None),
-        })
-        .collect::<Result<_, ModelError>>()?;
+            });
+        }
+        operand.push(match inputs.get(1) {
+            Some(t) => Some(calibrate_layer_signed(&values(t)?, method)),
+            None => None,
+        });
+        Ok(())
+    })?;
     Ok(Clips { input, operand })
 }

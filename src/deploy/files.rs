@@ -104,7 +104,8 @@ pub fn write_check(
     let mut logits = Vec::new();
     for start in (0..n).step_by(256) {
         let batch = x.narrow(0, start, 256.min(n - start))?;
-        logits.push(model.forward(&batch, Some(q))?);
+        // Frozen: each batch's logits keep no graph of its activations alive.
+        logits.push(model.forward_frozen(&batch, Some(q))?);
     }
     let logits = Tensor::cat(&logits, 0)?;
     let f32s = |t: &Tensor| -> Result<Vec<u8>, DeployError> {

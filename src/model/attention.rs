@@ -16,7 +16,7 @@
 
 use candle_core::Tensor;
 
-use super::exec::Chain;
+use super::chain::Chain;
 use super::graph::{Graph, Op, ShapeError};
 use super::net::{Model, ModelError};
 use super::op::Attention;

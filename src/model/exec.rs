@@ -1,6 +1,6 @@
 //! The passes over a model's graph: forward (evaluation, fine-tune), the frozen forward of the
-//! attacks, FP32 training with batch statistics, and the trace calibration reads; and which ops
-//! each quantizable layer fuses with (`Chain`).
+//! attacks, FP32 training with batch statistics, and the layer by layer pass calibration reads;
+//! which nodes run as one op is `chain.rs`'s.
 //!
 //! A conv followed by its BatchNorm, ReLU and 2×2-style max-pool runs as one op where it can:
 //! the BN folded into the weights, the ReLU and pool inside the kernel (`ops`). Training with
@@ -9,7 +9,7 @@
 
 use candle_core::Tensor;
 
-use super::graph::{Dims, Graph, Op};
+use super::graph::{Dims, Op};
 use super::net::{Model, ModelError};
 use super::tokens;
 use crate::ops;
@@ -54,78 +54,8 @@ struct Pass {
     fuse_pool: bool,
 }
 
-/// The nodes a quantizable layer's node can absorb: each the only consumer of the one before.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Chain {
-    pub node: usize,
-    pub bn: Option<usize>,
-    pub relu: Option<usize>,
-    /// A max-pool with stride = window after the ReLU of an ungrouped conv: (node, window).
-    pub pool: Option<(usize, usize)>,
-}
-
-impl Chain {
-    /// The chain of each layer node of `g`.
-    pub fn plan(g: &Graph, layer_nodes: &[usize]) -> Vec<Chain> {
-        let consumers = g.consumers();
-        let only = |i: usize| match consumers[i].as_slice() {
-            [j] => Some((*j, &g.nodes[*j].op)),
-            _ => None,
-        };
-        layer_nodes
-            .iter()
-            .map(|&node| {
-                let mut c = Chain {
-                    node,
-                    ..Chain::default()
-                };
-                // A matmul layer fuses nothing: its output feeds a softmax or a linear layer.
-                if g.nodes[node].op.is_matmul_layer() {
-                    return c;
-                }
-                let mut end = node;
-                if let Some((j, Op::BatchNorm)) = only(end) {
-                    (c.bn, end) = (Some(j), j);
-                }
-                if let Some((j, Op::Relu)) = only(end) {
-                    (c.relu, end) = (Some(j), j);
-                    let plain_conv = matches!(g.nodes[node].op, Op::Conv { groups: 1, .. });
-                    if let Some((
-                        j,
-                        &Op::MaxPool {
-                            k,
-                            stride,
-                            pad: 0,
-                            ceil: false,
-                        },
-                    )) = only(end)
-                    {
-                        if plain_conv && k == stride {
-                            c.pool = Some((j, k));
-                        }
-                    }
-                }
-                c
-            })
-            .collect()
-    }
-
-    /// The nodes this pass runs inside the layer's op, the layer's node first.
-    fn fused(&self, pass: Pass) -> Vec<usize> {
-        let mut nodes = vec![self.node];
-        if self.bn.is_some() && (pass.batch_stats || !pass.fold_bn) {
-            return nodes;
-        }
-        nodes.extend(self.bn.iter().chain(&self.relu));
-        if pass.fuse_pool {
-            nodes.extend(self.pool.map(|(j, _)| j));
-        }
-        nodes
-    }
-}
-
 /// Sees each layer's index, inputs (a matmul's two operands) and fused output.
-type Hook<'a> = dyn FnMut(usize, &[Tensor], &Tensor) -> Result<(), ModelError> + 'a;
+pub type LayerVisitor<'a> = dyn FnMut(usize, &[Tensor], &Tensor) -> Result<(), ModelError> + 'a;
 
 impl Model {
     /// Logits for a batch (N, C, H, W); `q` = None runs in full precision.
@@ -134,7 +64,9 @@ impl Model {
     }
 
     /// `forward` with the parameters frozen (`Weights::Frozen`): the same logits, and a backward
-    /// pass from them computes only the input's gradient.
+    /// pass from them computes only the input's gradient. On an input that records no gradient
+    /// the pass records nothing, so it holds only the activations still to be read: what
+    /// evaluation runs.
     pub fn forward_frozen(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Tensor, ModelError> {
         self.run(x, q, Self::pass(Weights::Frozen), &mut |_, _, _| Ok(()))
     }
@@ -149,14 +81,11 @@ impl Model {
         self.run(x, None, pass, &mut |_, _, _| Ok(()))
     }
 
-    /// Like `forward`, also recording every quantizable layer's input and output.
+    /// Like `forward`, also recording every quantizable layer's input and output (no gradient
+    /// reaches the parameters).
     pub fn forward_trace(&self, x: &Tensor, q: Option<&Quantizer>) -> Result<Trace, ModelError> {
         let (mut inputs, mut operands, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
-        let pass = Pass {
-            fuse_pool: false,
-            ..Self::pass(Weights::Train)
-        };
-        let logits = self.run(x, q, pass, &mut |_, i, o| {
+        let logits = self.forward_layers(x, q, &mut |_, i, o| {
             inputs.extend(i.first().cloned());
             operands.push(i.get(1).cloned());
             outputs.push(o.clone());
@@ -168,6 +97,24 @@ impl Model {
             operands,
             outputs,
         })
+    }
+
+    /// `forward_frozen`, showing `visit` each quantizable layer in order as it runs: its index,
+    /// its inputs (before its activation quantizer; a matmul's two operands) and its output
+    /// (after its BatchNorm and ReLU, unpooled). What `visit` does not keep is let go as the pass
+    /// moves on, so a visitor that reduces each layer as it comes (calibration) holds one
+    /// layer's tensors at a time, where `forward_trace` holds every layer's.
+    pub fn forward_layers(
+        &self,
+        x: &Tensor,
+        q: Option<&Quantizer>,
+        visit: &mut LayerVisitor,
+    ) -> Result<Tensor, ModelError> {
+        let pass = Pass {
+            fuse_pool: false,
+            ..Self::pass(Weights::Frozen)
+        };
+        self.run(x, q, pass, visit)
     }
 
     fn pass(weights: Weights) -> Pass {
@@ -186,11 +133,16 @@ impl Model {
         x: &Tensor,
         q: Option<&Quantizer>,
         pass: Pass,
-        hook: &mut Hook,
+        hook: &mut LayerVisitor,
     ) -> Result<Tensor, ModelError> {
         let nodes = &self.graph.nodes;
         let mut vals: Vec<Option<Tensor>> = vec![None; nodes.len()];
         vals[0] = Some(x.clone());
+        // The last node that reads each value: past it the pass lets the value go, so a pass
+        // that records no gradient (frozen weights, an input without one) holds only the
+        // activations still to be read, not every layer's of the batch at once.
+        let readers = self.graph.consumers();
+        let last_read: Vec<usize> = readers.iter().map(|r| r.last().map_or(0, |&i| i)).collect();
         let mut done = vec![false; nodes.len()];
         let mut li = 0;
         let get = |vals: &[Option<Tensor>], j: usize| {
@@ -212,7 +164,7 @@ impl Model {
             } else if node.op.is_layer() {
                 let h = get(&vals, node.inputs[0])?;
                 let chain = &self.chains[li];
-                let fused = chain.fused(pass);
+                let fused = chain.fused(pass.batch_stats || !pass.fold_bn, pass.fuse_pool);
                 let y = self.layer(li, &h, q, pass, &fused)?;
                 hook(li, std::slice::from_ref(&h), &y)?;
                 li += 1;
@@ -225,6 +177,11 @@ impl Model {
                 (i, self.node_op(i, &node.op, &inputs, pass)?)
             };
             vals[at] = Some(y);
+            for &j in &node.inputs {
+                if last_read[j] == i {
+                    vals[j] = None;
+                }
+            }
         }
         Ok(get(&vals, nodes.len() - 1)?)
     }

@@ -4,6 +4,7 @@
 mod arch;
 mod attention;
 mod bn;
+mod chain;
 mod checkpoint;
 mod config;
 mod exec;
@@ -19,7 +20,7 @@ mod vit;
 
 pub use arch::Arch;
 pub use config::{ModelConfig, ModelSource};
-pub use exec::{Trace, Weights};
+pub use exec::{LayerVisitor, Trace, Weights};
 pub use graph::{Dims, Graph, Node, Op, ShapeError, Shapes};
 pub use net::{BnWeights, LayerWeights, Model, ModelError};
 pub use op::Attention;

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 
 use super::arch::Arch;
 use super::bn::BatchNorm;
-use super::exec::Chain;
+use super::chain::Chain;
 use super::graph::{Dims, Graph, ShapeError};
 use super::node_params::{self, NodeParams};
 use super::shape::{LayerKind, LayerShape};

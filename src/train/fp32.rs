@@ -14,7 +14,8 @@ use crate::data::{Dataset, Split};
 use crate::model::Model;
 use crate::quant::Quantizer;
 
-/// Evaluation batch size: large batches amortize per-op overhead; memory stays small.
+/// Evaluation batch size: large batches amortize per-op overhead. The pass records no gradient
+/// (`Model::forward_frozen`), so it holds only the activations still to be read.
 const EVAL_BATCH: usize = 500;
 
 /// The validated `[train]` table of an experiment: the FP32 baseline's training.
@@ -121,7 +122,7 @@ pub fn accuracy(model: &Model, split: &Split, q: Option<&Quantizer>) -> Result<f
     let mut correct = 0usize;
     for idx in split.chunks(EVAL_BATCH) {
         let (x, y) = split.batch(&idx, &Device::Cpu)?;
-        correct += count_correct(&model.forward(&x, q)?, &y)?;
+        correct += count_correct(&model.forward_frozen(&x, q)?, &y)?;
     }
     Ok(correct as f64 / split.len() as f64)
 }
@@ -131,7 +132,8 @@ pub fn loss(model: &Model, split: &Split, q: Option<&Quantizer>) -> Result<f64, 
     let mut total = 0f64;
     for idx in split.chunks(EVAL_BATCH) {
         let (x, y) = split.batch(&idx, &Device::Cpu)?;
-        let l = candle_nn::loss::cross_entropy(&model.forward(&x, q)?, &y)?.to_scalar::<f32>()?;
+        let logits = model.forward_frozen(&x, q)?;
+        let l = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
         total += l as f64 * idx.len() as f64;
     }
     Ok(total / split.len().max(1) as f64)
