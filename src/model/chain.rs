@@ -1,5 +1,5 @@
 //! Which graph nodes a pass runs as one op: a quantizable layer and the BatchNorm, ReLU and
-//! max-pool after it (`Chain`).
+//! max-pool after it (`Chain`), and a residual Add with the ReLU after it.
 
 use super::graph::{Graph, Op};
 
@@ -72,5 +72,18 @@ impl Chain {
             nodes.extend(self.pool.map(|(j, _)| j));
         }
         nodes
+    }
+}
+
+/// The ReLU that alone reads Add node `i` of two operands (a residual block's join), which a
+/// pass runs with the Add as one op (`ops::add_relu`: the same numbers, without keeping the sum).
+pub(super) fn relu_after_add(g: &Graph, readers: &[Vec<usize>], i: usize) -> Option<usize> {
+    let node = &g.nodes[i];
+    if !matches!(node.op, Op::Add) || node.inputs.len() != 2 {
+        return None;
+    }
+    match readers[i].as_slice() {
+        &[j] if matches!(g.nodes[j].op, Op::Relu) => Some(j),
+        _ => None,
     }
 }

@@ -5,10 +5,11 @@
 //! A conv followed by its BatchNorm, ReLU and 2×2-style max-pool runs as one op where it can:
 //! the BN folded into the weights, the ReLU and pool inside the kernel (`ops`). Training with
 //! batch statistics cannot fold the BN, so there the conv runs alone and the ops after it run
-//! as graph nodes.
+//! as graph nodes. A residual Add and the ReLU after it run as one op in every pass.
 
 use candle_core::Tensor;
 
+use super::chain::relu_after_add;
 use super::graph::{Dims, Op};
 use super::net::{Model, ModelError};
 use super::tokens;
@@ -126,8 +127,9 @@ impl Model {
         }
     }
 
-    /// The graph's nodes in order; each layer's op covers the nodes its chain fuses, and the
-    /// hook sees each layer's input and fused output.
+    /// The graph's nodes in order; each layer's op covers the nodes its chain fuses, an Add
+    /// that only a ReLU reads runs with it, and the hook sees each layer's input and fused
+    /// output.
     fn run(
         &self,
         x: &Tensor,
@@ -170,6 +172,10 @@ impl Model {
                 li += 1;
                 fused.iter().for_each(|&j| done[j] = true);
                 (fused[fused.len() - 1], y)
+            } else if let Some(j) = relu_after_add(&self.graph, &readers, i) {
+                let (a, b) = (get(&vals, node.inputs[0])?, get(&vals, node.inputs[1])?);
+                done[j] = true;
+                (j, ops::add_relu(&a, &b)?)
             } else {
                 let inputs = (node.inputs.iter())
                     .map(|&j| get(&vals, j))

@@ -4,7 +4,8 @@
 //! conv + ReLU + max-pool fused), pooling (`pool`: max-pool with a backward that routes the
 //! gradient to the window's maximum), normalization (`norm`: BatchNorm on batch statistics) and
 //! linear algebra (`linalg`: linear with bias and ReLU fused, the `gemm` wrapper, the Lipschitz
-//! penalty's `‖W Wᵀ − I‖²`); the plumbing they share beside them. Each backward computes only
+//! penalty's `‖W Wᵀ − I‖²`), a residual block's join (`residual`: `relu(a + b)`); the plumbing
+//! they share beside them. Each backward computes only
 //! the gradients whose arguments track one, and every reduction runs in a fixed order, so
 //! results do not depend on the thread count.
 //!
@@ -19,6 +20,7 @@ mod linalg;
 mod norm;
 mod parallel;
 mod pool;
+mod residual;
 mod storage;
 #[cfg(test)]
 pub(crate) mod test_util;
@@ -29,3 +31,4 @@ pub use linalg::{linear, orthogonality};
 pub use norm::batch_norm_train;
 pub use parallel::threads;
 pub use pool::{max_pool2d, max_pool2d_window, Window};
+pub use residual::add_relu;
