@@ -5,6 +5,7 @@ use super::score::{Scored, Scorer};
 use super::spec::Run;
 use crate::agents::Feedback;
 use crate::env::Price;
+use crate::fidelity::Fidelity;
 use crate::quant::Policy;
 use crate::rundir::Episode;
 use crate::score::{Failure, Outcome, Score};
@@ -35,6 +36,8 @@ pub(super) fn record(
         failed: ok.is_none(),
         masking: ok.map(|s| s.masking),
         broken_by: ok.and_then(|s| s.broken_by),
+        // Every episode is scored with the experiment's whole recipe.
+        fidelity: Fidelity::Full,
         seconds,
     }
 }
