@@ -117,6 +117,7 @@ fn reference(pb: &Front, bits: u8) -> Feedback {
         price: pb.space.price(&walled),
         scores: Some(pb.scores(&walled)),
         walled,
+        fidelity: crate::fidelity::Fidelity::Full,
     }
 }
 

@@ -10,12 +10,12 @@ use crate::quant::Policy;
 use crate::rundir::Episode;
 use crate::score::{Failure, Outcome, Score};
 
-/// The row of `policy`, scored as `scored`, as episode `k` of `agent`.
+/// The row of `policy`, scored as `scored` at `fidelity`, as episode `k` of `agent`.
 pub(super) fn record(
     run: &Run,
     k: usize,
     agent: &str,
-    policy: &Policy,
+    (policy, fidelity): (&Policy, Fidelity),
     scored: &Scored,
     seconds: f64,
 ) -> Episode {
@@ -36,8 +36,7 @@ pub(super) fn record(
         failed: ok.is_none(),
         masking: ok.map(|s| s.masking),
         broken_by: ok.and_then(|s| s.broken_by),
-        // Every episode is scored with the experiment's whole recipe.
-        fidelity: Fidelity::Full,
+        fidelity,
         seconds,
     }
 }
@@ -67,5 +66,6 @@ pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
             energy_j: row.energy_j,
             size_bytes: row.size_bytes,
         },
+        fidelity: row.fidelity,
     }
 }
