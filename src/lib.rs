@@ -10,6 +10,7 @@ pub mod dq;
 pub mod env;
 mod errors;
 pub mod experiment;
+pub mod fidelity;
 pub mod hardware;
 pub mod model;
 pub mod ops;

@@ -309,6 +309,7 @@ fn best_so_far_follows_the_search_rule_feasible_and_first_of_ties() {
         failed: false,
         masking: Some(Default::default()),
         broken_by: None,
+        fidelity: bitsearch::fidelity::Fidelity::Full,
         seconds: 1.0,
     };
     // The report's old rule (no feasibility filter, last of ties) chose episode 3, the

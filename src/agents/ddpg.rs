@@ -161,6 +161,7 @@ impl Ddpg {
             actions,
             bits,
             states,
+            fidelity: crate::fidelity::Fidelity::Full,
         })
     }
 
@@ -290,6 +291,7 @@ mod tests {
             price: ctx.space.price(&walled),
             walled: walled.clone(),
             scores: None,
+            fidelity: crate::fidelity::Fidelity::Full,
         };
         ddpg.learn(ctx, &p, &f, rng).unwrap();
         (p, walled)

@@ -171,6 +171,37 @@ impl Gp {
         (self.mean + self.scale * mu, self.scale * var.sqrt())
     }
 
+    /// Posterior covariance of the noise-free objective at `a` and `b`.
+    pub fn covariance(&self, a: &[f64], b: &[f64]) -> f64 {
+        let k = |p: &[f64]| -> Vec<f64> {
+            let kp: Vec<f64> = self
+                .x
+                .iter()
+                .map(|xi| correlation(xi, p, &self.hyper))
+                .collect();
+            forward(&self.chol, &kp)
+        };
+        let (va, vb) = (k(a), k(b));
+        let explained: f64 = va.iter().zip(&vb).map(|(u, v)| u * v).sum();
+        (correlation(a, b, &self.hyper) - explained) * self.signal * self.scale * self.scale
+    }
+
+    /// The fraction of the posterior variance at `target` that one noisy observation at `at`
+    /// would remove: cov(target, at)² / (var(target) · (var(at) + noise)), in [0, 1]. With
+    /// `at` a cheaper fidelity of the same policy, how much a cheap score tells of the full one.
+    pub fn variance_reduction(&self, target: &[f64], at: &[f64]) -> f64 {
+        let noise = self.hyper.noise * self.signal * self.scale * self.scale;
+        let (vt, va) = (
+            self.covariance(target, target),
+            self.covariance(at, at) + noise,
+        );
+        let c = self.covariance(target, at);
+        if vt <= 0.0 || va <= 0.0 {
+            return 0.0;
+        }
+        (c * c / (vt * va)).clamp(0.0, 1.0)
+    }
+
     pub fn hyper(&self) -> Hyper {
         self.hyper
     }
@@ -199,6 +230,33 @@ mod tests {
         assert!((mu - 1.5).abs() < 0.05, "held-out centre: {mu}");
         let (_, sd_far) = gp.predict(&[3.0, -2.0]);
         assert!(sd_far > 3.0 * sd, "sd near data {sd}, far {sd_far}");
+    }
+
+    /// A second input standing for the fidelity: y = x0 + 0.3·z (the low fidelity, z = 0, reads
+    /// 0.3 below the full one). Observing the low fidelity of an unseen x0 removes most of the
+    /// full fidelity's variance there; observing a far-away x0 removes little.
+    #[test]
+    fn a_cheap_fidelity_of_the_same_point_tells_most_of_the_full_one() {
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..6 {
+            for z in [0.0, 1.0] {
+                let p = vec![i as f64 / 10.0, z];
+                y.push(p[0] + 0.3 * z);
+                x.push(p);
+            }
+        }
+        let gp = Gp::fit(&x, &y).unwrap();
+        let (target, same, far) = ([0.9, 1.0], [0.9, 0.0], [0.0, 0.0]);
+        let near = gp.variance_reduction(&target, &same);
+        assert!(near > 0.5, "same point, low fidelity: {near}");
+        assert!(gp.variance_reduction(&target, &far) < near / 2.0);
+        let v = gp.covariance(&target, &target);
+        let sd = gp.predict(&target).1;
+        assert!(
+            (v - sd * sd).abs() < 1e-9,
+            "covariance agrees with predict: {v} vs {sd}"
+        );
     }
 
     #[test]

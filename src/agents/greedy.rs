@@ -246,6 +246,7 @@ mod tests {
             price: space.price(&first),
             scores: Some([0.9, 0.5]),
             walled: first.clone(),
+            fidelity: crate::fidelity::Fidelity::Full,
         };
         g.observe_reference(&ctx, &reference).unwrap();
         assert_eq!(g.solutions().len(), n - 1);

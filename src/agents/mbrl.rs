@@ -23,6 +23,17 @@
 //! next is planned; the beliefs are dropped once the batch is proposed, and `learn` brings the
 //! real scores. A batch's first proposal is the one `propose` would make.
 //!
+//! **Two fidelities** (`offer_low_fidelity`, the experiment's `[search] fidelity = "multi"`):
+//! the models take the fidelity as one more input (0 low, 1 full), so they learn both and the
+//! correction between them jointly. The front holds full scores only, and a candidate's value
+//! is always its imagined gain at full fidelity. Each step weighs two actions per unscored
+//! candidate x by value per fixed cost: a full score is worth gain(x) at cost 1; a low score,
+//! where x has none yet, is worth gain(x) · r(x) at cost c, r(x) the fraction of the full
+//! fidelity's variance at x that the low score would remove (`Gp::variance_reduction`). So a
+//! candidate is screened cheaply while the cheap score says much of the full one, and promoted
+//! to a full score only when its full-fidelity gain per unit cost beats every cheaper step. The
+//! first `init` proposals are low scores (the references are full data).
+//!
 //! Deterministic given (seed, feedback): ordered sets, fixed-order sums, no threads.
 
 use std::collections::BTreeSet;
@@ -35,8 +46,10 @@ use super::gp::{Gp, Hyper};
 use super::planner::Reinforce;
 use super::{random_policy, Agent, AgentError, Context, Feedback, MbrlConfig, Planner, Proposal};
 use crate::env::{Operand, SearchSpace};
-use crate::pareto::{dominates, hypervolume_gain, non_dominated, Sense};
+use crate::fidelity::Fidelity;
+use crate::pareto::{non_dominated, Sense};
 use crate::quant::{Bits, LayerBits, Policy};
+use imagination::{fit_models, Imagination};
 
 /// A scored policy: its point on the objectives, and whether it meets the budgets (every
 /// episode does, the wall saw to it; a reference need not).
@@ -44,6 +57,7 @@ struct Point {
     bits: Policy,
     values: Vec<f64>,
     feasible: bool,
+    fidelity: Fidelity,
 }
 
 pub struct Mbrl {
@@ -52,8 +66,12 @@ pub struct Mbrl {
     senses: Vec<Sense>,
     /// Every feasible policy, when the space is small enough to enumerate.
     all: Option<Vec<Policy>>,
-    /// Every policy scored (as walled), failed or not.
+    /// Every policy scored (as walled) at full fidelity, failed or not.
     scored: BTreeSet<Policy>,
+    /// Every policy scored at the low fidelity.
+    screened: BTreeSet<Policy>,
+    /// A low score's fixed cost (a fraction of a full score's), when the search offers one.
+    low_cost: Option<f64>,
     /// The scored policies with their points.
     data: Vec<Point>,
     failed: usize,
@@ -74,6 +92,8 @@ impl Mbrl {
             senses: ctx.objectives.senses(),
             all,
             scored: BTreeSet::new(),
+            screened: BTreeSet::new(),
+            low_cost: None,
             data: Vec::new(),
             failed: 0,
             references: 0,
@@ -118,9 +138,11 @@ impl Mbrl {
         out.into_iter().collect()
     }
 
-    /// The feasible scored policies no other feasible scored policy dominates.
+    /// The feasible full-fidelity policies no other one dominates.
     fn front(&self) -> Vec<&Point> {
-        let feasible: Vec<&Point> = self.data.iter().filter(|d| d.feasible).collect();
+        let feasible: Vec<&Point> = (self.data.iter())
+            .filter(|d| d.feasible && d.fidelity.is_full())
+            .collect();
         let points: Vec<&[f64]> = feasible.iter().map(|d| d.values.as_slice()).collect();
         non_dominated(&points, &self.senses)
             .unwrap_or_default()
@@ -129,23 +151,51 @@ impl Mbrl {
             .collect()
     }
 
-    /// The candidate with the largest imagined reward (ties, typically no gain anywhere, go
-    /// to the most uncertain); None before the models can be fitted.
-    fn plan(&mut self, ctx: &Context, candidates: &[Policy]) -> Result<Option<usize>, AgentError> {
-        let Some(model) = Imagination::new(ctx, &self.data, &self.front(), candidates, &self.cfg)?
-        else {
+    /// The candidate with the largest imagined reward per unit cost (ties, typically no gain
+    /// anywhere, go to the most uncertain) and the fidelity to score it at; None before the
+    /// models can be fitted.
+    fn plan(
+        &mut self,
+        ctx: &Context,
+        candidates: &[Policy],
+    ) -> Result<Option<(usize, Fidelity)>, AgentError> {
+        let Some(model) = Imagination::new(ctx, self, candidates)? else {
             return Ok(None);
         };
-        let mut best: Option<((f64, f64), usize)> = None;
+        let mut best: Option<((f64, f64), usize, Fidelity)> = None;
         for (i, bits) in candidates.iter().enumerate() {
-            let key = model.reward(bits)?;
-            if best.is_none_or(|(b, _)| key > b) {
-                best = Some((key, i));
+            let (gain, sd) = model.reward(bits)?;
+            let mut actions = vec![((gain, sd), Fidelity::Full)];
+            if let Some(cost) = self.low_cost.filter(|_| !self.screened.contains(bits)) {
+                actions.push(((gain * model.told_by_low(bits) / cost, sd), Fidelity::Low));
+            }
+            for (key, fidelity) in actions {
+                if best.is_none_or(|(b, _, _)| key > b) {
+                    best = Some((key, i, fidelity));
+                }
             }
         }
-        self.last =
-            best.map(|((g, _), _)| (model.acc.hyper(), model.rob.as_ref().map(Gp::hyper), g));
-        Ok(best.map(|(_, i)| i))
+        let hypers = (model.acc.hyper(), model.rob.as_ref().map(Gp::hyper));
+        drop(model);
+        self.last = best.map(|((g, _), _, _)| (hypers.0, hypers.1, g));
+        Ok(best.map(|(_, i, f)| (i, f)))
+    }
+
+    /// The models' input for `bits` at `fidelity`: one more coordinate when there are two.
+    fn input(&self, space: &SearchSpace, bits: &Policy, fidelity: Fidelity) -> Vec<f64> {
+        let mut x = encode(space, bits);
+        if self.low_cost.is_some() {
+            x.push(if fidelity.is_full() { 1.0 } else { 0.0 });
+        }
+        x
+    }
+
+    /// The fidelity of a warm-up proposal: low when the search offers it.
+    fn warm_up_fidelity(&self, bits: &Policy) -> Fidelity {
+        match self.low_cost.is_some() && !self.screened.contains(bits) {
+            true => Fidelity::Low,
+            false => Fidelity::Full,
+        }
     }
 
     /// A batch: each proposal but the last is believed (`believe`) before the next is planned.
@@ -159,7 +209,7 @@ impl Mbrl {
         for (i, rng) in rngs.iter_mut().enumerate() {
             let proposal = self.propose(ctx, rng)?;
             if i < last {
-                self.believe(ctx, &proposal.bits);
+                self.believe(ctx, &proposal.bits, proposal.fidelity);
             }
             out.push(proposal);
         }
@@ -169,115 +219,29 @@ impl Mbrl {
     /// Takes `bits`, a proposal of the batch not yet scored, as scored: never proposed again,
     /// and believed to score the models' posterior mean (a point of the data, so of the front
     /// if it would be one); only the first until the models can be fitted.
-    fn believe(&mut self, ctx: &Context, bits: &Policy) {
-        self.scored.insert(bits.clone());
-        let Some((acc, rob)) = fit_models(ctx, &self.data) else {
+    fn believe(&mut self, ctx: &Context, bits: &Policy, fidelity: Fidelity) {
+        self.mark(bits, fidelity);
+        let Some((acc, rob)) = fit_models(ctx, self) else {
             return;
         };
-        let x = encode(ctx.space, bits);
+        let x = self.input(ctx.space, bits, fidelity);
         let robust = rob.map_or(0.0, |gp| gp.predict(&x).0);
         let price = ctx.space.price(bits);
         self.data.push(Point {
             bits: bits.clone(),
             values: ctx.objectives.point(acc.predict(&x).0, robust, &price),
             feasible: ctx.budget.holds(&price),
+            fidelity,
         });
     }
-}
 
-/// The learned model and the front an imagined episode is rewarded against.
-struct Imagination<'a> {
-    ctx: &'a Context<'a>,
-    acc: Gp,
-    /// None when robust accuracy is not an objective.
-    rob: Option<Gp>,
-    kappa: f64,
-    senses: Vec<Sense>,
-    front: Vec<Vec<f64>>,
-    reference: Vec<f64>,
-}
-
-impl<'a> Imagination<'a> {
-    fn new(
-        ctx: &'a Context<'a>,
-        data: &[Point],
-        front: &[&Point],
-        candidates: &[Policy],
-        cfg: &MbrlConfig,
-    ) -> Result<Option<Self>, AgentError> {
-        let column = |k: usize| data.iter().map(|d| d.values[k]).collect::<Vec<f64>>();
-        let Some((acc, rob)) = fit_models(ctx, data) else {
-            return Ok(None);
+    /// Records `bits` as scored at `fidelity`.
+    fn mark(&mut self, bits: &Policy, fidelity: Fidelity) {
+        match fidelity {
+            Fidelity::Full => self.scored.insert(bits.clone()),
+            Fidelity::Low => self.screened.insert(bits.clone()),
         };
-        let scores = ctx.objectives.scores();
-        // Below every observed score by a tenth of their range; above every cost seen or
-        // proposable.
-        let mut reference: Vec<f64> = (0..scores).map(|k| below(&column(k))).collect();
-        let costs: Vec<Vec<f64>> = (candidates.iter())
-            .map(|b| ctx.objectives.cost_point(&ctx.space.price(b)))
-            .collect();
-        for k in scores..ctx.objectives.len() {
-            let worst = (costs.iter().map(|c| c[k - scores]))
-                .chain(column(k))
-                .fold(f64::NEG_INFINITY, f64::max);
-            reference.push(worst * (1.0 + 1e-6));
-        }
-        Ok(Some(Imagination {
-            ctx,
-            acc,
-            rob,
-            kappa: cfg.kappa,
-            senses: ctx.objectives.senses(),
-            front: front.iter().map(|d| d.values.clone()).collect(),
-            reference,
-        }))
     }
-
-    /// An imagined episode's reward: the hypervolume its optimistic point adds to the front,
-    /// and the summed uncertainty of the models (the tie-break).
-    fn reward(&self, bits: &Policy) -> Result<(f64, f64), AgentError> {
-        let x = encode(self.ctx.space, bits);
-        let k = self.kappa;
-        let (ma, sa) = self.acc.predict(&x);
-        let mut point = vec![ma + k * sa];
-        let mut sd = sa;
-        if let Some(rob) = &self.rob {
-            let (mr, sr) = rob.predict(&x);
-            point.push(mr + k * sr);
-            sd += sr;
-        }
-        point.extend(self.ctx.objectives.cost_point(&self.ctx.space.price(bits)));
-        // Late in a search most candidates are dominated: skip their hypervolume.
-        if self
-            .front
-            .iter()
-            .any(|f| f == &point || dominates(f, &point, &self.senses))
-        {
-            return Ok((0.0, sd));
-        }
-        let gain = hypervolume_gain(&self.front, &point, &self.senses, &self.reference)?;
-        Ok((gain, sd))
-    }
-}
-
-/// The models of the learned scores on `data`: accuracy, and robust accuracy when it is an
-/// objective; None while either cannot be fitted.
-fn fit_models(ctx: &Context, data: &[Point]) -> Option<(Gp, Option<Gp>)> {
-    let x: Vec<Vec<f64>> = data.iter().map(|d| encode(ctx.space, &d.bits)).collect();
-    let column = |k: usize| data.iter().map(|d| d.values[k]).collect::<Vec<f64>>();
-    let acc = Gp::fit(&x, &column(0))?;
-    let rob = match ctx.objectives.scores() > 1 {
-        true => Some(Gp::fit(&x, &column(1))?),
-        false => None,
-    };
-    Some((acc, rob))
-}
-
-/// A reference value below every observed one, by a tenth of their range.
-fn below(values: &[f64]) -> f64 {
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    lo - 0.1 * (hi - lo) - 1e-6
 }
 
 /// One coordinate per operand: log2 of its bits, scaled to [0,1] over the space's range.
@@ -332,22 +296,21 @@ impl Agent for Mbrl {
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError> {
         let mut candidates = self.candidates(ctx, rng);
         if self.cfg.planner == Planner::Reinforce && self.all.is_none() && !self.warming_up() {
-            if let Some(model) =
-                Imagination::new(ctx, &self.data, &self.front(), &candidates, &self.cfg)?
-            {
-                let policy = self.policy.get_or_insert_with(|| Reinforce::new(ctx.space));
-                let scored = &self.scored;
-                let imagined = policy.train(
-                    ctx,
-                    &|b: &Policy| {
-                        if scored.contains(b) {
-                            Ok(0.0)
-                        } else {
-                            model.reward(b).map(|r| r.0)
-                        }
-                    },
-                    rng,
-                )?;
+            let mut policy = (self.policy.take()).unwrap_or_else(|| Reinforce::new(ctx.space));
+            let imagined = match Imagination::new(ctx, self, &candidates) {
+                Ok(Some(model)) => {
+                    let scored = &self.scored;
+                    let reward = |b: &Policy| match scored.contains(b) {
+                        true => Ok(0.0),
+                        false => model.reward(b).map(|r| r.0),
+                    };
+                    policy.train(ctx, &reward, rng).map(Some)
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            self.policy = Some(policy);
+            if let Some(imagined) = imagined? {
                 let mut set: BTreeSet<Policy> = candidates.into_iter().collect();
                 set.extend(imagined.into_iter().filter(|b| !self.scored.contains(b)));
                 candidates = set.into_iter().collect();
@@ -364,8 +327,14 @@ impl Agent for Mbrl {
         } else {
             self.plan(ctx, &candidates)?
         };
-        let i = pick.unwrap_or_else(|| rng.random_range(0..candidates.len()));
-        Ok(Proposal::from_bits(ctx.space, candidates[i].clone()))
+        let (i, fidelity) = match pick {
+            Some(p) => p,
+            None => {
+                let i = rng.random_range(0..candidates.len());
+                (i, self.warm_up_fidelity(&candidates[i]))
+            }
+        };
+        Ok(Proposal::from_bits(ctx.space, candidates[i].clone()).at(fidelity))
     }
 
     fn batches(&self) -> bool {
@@ -380,9 +349,11 @@ impl Agent for Mbrl {
         rngs: &mut [StdRng],
     ) -> Result<Vec<Proposal>, AgentError> {
         let (data, scored) = (self.data.len(), self.scored.clone());
+        let screened = self.screened.clone();
         let out = self.propose_believing(ctx, rngs);
         self.data.truncate(data);
         self.scored = scored;
+        self.screened = screened;
         out
     }
 
@@ -398,6 +369,7 @@ impl Agent for Mbrl {
                 bits: f.walled.clone(),
                 values,
                 feasible: ctx.budget.holds(&f.price),
+                fidelity: Fidelity::Full,
             });
             self.references += 1;
         }
@@ -411,22 +383,30 @@ impl Agent for Mbrl {
         f: &Feedback,
         _: &mut StdRng,
     ) -> Result<(), AgentError> {
-        self.scored.insert(f.walled.clone());
+        self.mark(&f.walled, f.fidelity);
         match f.point(ctx.objectives) {
             Some(values) => self.data.push(Point {
                 bits: f.walled.clone(),
                 values,
                 feasible: true,
+                fidelity: f.fidelity,
             }),
             None => self.failed += 1,
         }
         Ok(())
     }
 
+    fn offer_low_fidelity(&mut self, cost: f64) -> bool {
+        self.low_cost = Some(cost);
+        true
+    }
+
     fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "agent": "mbrl",
             "scored": self.scored.len(),
+            "screened": self.screened.len(),
+            "low_cost": self.low_cost,
             "failed": self.failed,
             "references": self.references,
             "enumerated": self.all.as_ref().map(Vec::len),
@@ -437,6 +417,9 @@ impl Agent for Mbrl {
         })
     }
 }
+
+#[path = "mbrl_imagination.rs"]
+mod imagination;
 
 #[cfg(test)]
 #[path = "mbrl_tests.rs"]

@@ -39,6 +39,7 @@ pub use replay::{ReplayBuffer, Transition};
 use rand::rngs::StdRng;
 
 use crate::env::{Budget, Objectives, Operand, Price, SearchSpace, STATE_DIM};
+use crate::fidelity::Fidelity;
 use crate::pareto::Objective;
 use crate::quant::{LayerBits, Policy};
 
@@ -57,6 +58,9 @@ pub struct Proposal {
     pub actions: Vec<f32>,
     pub bits: Policy,
     pub states: Vec<[f32; STATE_DIM]>,
+    /// The fidelity to score it at: full, unless the agent took the low fidelity the search
+    /// offered (`Agent::offer_low_fidelity`).
+    pub fidelity: Fidelity,
 }
 
 impl Proposal {
@@ -70,7 +74,13 @@ impl Proposal {
             actions,
             bits,
             states: Vec::new(),
+            fidelity: Fidelity::Full,
         }
+    }
+
+    /// The same proposal, to be scored at `fidelity`.
+    pub fn at(self, fidelity: Fidelity) -> Self {
+        Proposal { fidelity, ..self }
     }
 }
 
@@ -95,6 +105,8 @@ pub struct Feedback {
     pub scores: Option<[f64; 2]>,
     /// The walled policy's price on the device.
     pub price: Price,
+    /// The fidelity it was scored at (full for every reference).
+    pub fidelity: Fidelity,
 }
 
 impl Feedback {
@@ -121,6 +133,12 @@ pub trait Agent {
         None
     }
     fn propose(&mut self, ctx: &Context, rng: &mut StdRng) -> Result<Proposal, AgentError>;
+    /// The search may score policies at a low fidelity costing `cost` of a full score (`[search]
+    /// fidelity = "multi"`), called once before the references; returns whether the agent will
+    /// propose any. The default declines: the agent's every proposal is scored at full fidelity.
+    fn offer_low_fidelity(&mut self, _cost: f64) -> bool {
+        false
+    }
     /// Whether `propose_batch` may be asked for more than one proposal (the search's
     /// `--workers`): false for an agent that must learn from each episode before its next
     /// proposal (DDPG), which the search then refuses to run with several workers.

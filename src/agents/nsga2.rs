@@ -304,6 +304,7 @@ mod tests {
                     latency_s: o.map_or(1.0, |o| o[2]),
                     ..Price::default()
                 },
+                fidelity: crate::fidelity::Fidelity::Full,
             };
             agent.learn(&ctx, &p, &f, rng).unwrap();
         }
@@ -359,6 +360,7 @@ mod tests {
                     walled: p.bits.clone(),
                     scores: Some([0.9, 0.5]),
                     price,
+                    fidelity: crate::fidelity::Fidelity::Full,
                 };
                 agent.learn(&ctx, &p, &f, &mut rng).unwrap();
             }
@@ -388,6 +390,7 @@ mod tests {
                 price: pb.space.price(&walled),
                 scores,
                 walled,
+                fidelity: crate::fidelity::Fidelity::Full,
             };
             agent.observe_reference(&ctx, &f).unwrap();
         }

@@ -91,6 +91,7 @@ pub fn run_episodes(
             price: ctx.space.price(&walled),
             walled: walled.clone(),
             scores,
+            fidelity: crate::fidelity::Fidelity::Full,
         };
         agent.learn(ctx, &p, &f, &mut rng).unwrap();
         out.push(walled);
@@ -205,6 +206,7 @@ impl Front {
                     price: self.space.price(&walled),
                     scores: Some(self.scores(&walled)),
                     walled: walled.clone(),
+                    fidelity: crate::fidelity::Fidelity::Full,
                 };
                 agent.learn(&ctx, p, &f, rng).unwrap();
                 walled_batch.push(walled);

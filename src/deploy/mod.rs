@@ -57,6 +57,12 @@ pub enum DeployError {
         episode: usize,
         policy: String,
     },
+    #[error("{}: episode {episode} ({policy}) is a low-fidelity score, which the export would not rebuild (it fine-tunes fully): export a full-fidelity episode", dir.display())]
+    LowFidelityEpisode {
+        dir: PathBuf,
+        episode: usize,
+        policy: String,
+    },
     #[error("{}: no feasible scored episode to export yet: pass --episode N", dir.display())]
     NoBest { dir: PathBuf },
     #[error("{}: config.json records no experiment: pass --experiment", dir.display())]
@@ -142,6 +148,13 @@ pub fn choose_episode(run: &RunDir, n: Option<usize>) -> Result<&Episode, Deploy
     };
     if row.failed {
         return Err(DeployError::FailedEpisode {
+            dir: run.dir.clone(),
+            episode: row.episode,
+            policy: row.policy.clone(),
+        });
+    }
+    if !row.fidelity.is_full() {
+        return Err(DeployError::LowFidelityEpisode {
             dir: run.dir.clone(),
             episode: row.episode,
             policy: row.policy.clone(),

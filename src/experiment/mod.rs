@@ -26,6 +26,7 @@ lr = 1e-3
 }
 
 mod error;
+mod fidelity;
 mod front_test;
 mod layered;
 mod raw;
@@ -38,7 +39,7 @@ pub use front_test::{FrontTestConfig, RawFrontTest};
 pub use layered::Overrides;
 pub use raw::{RawData, RawExperiment, RawModel, RawQuant, RawTrain};
 pub use robust::{DqConfig, RawAttack, RawFinetune};
-pub use search::{BitsRange, RawBudget, RewardConfig, SearchConfig};
+pub use search::{BitsRange, Fidelities, LowFidelity, RawBudget, RewardConfig, SearchConfig};
 pub use validated::Experiment;
 
 use std::path::Path;

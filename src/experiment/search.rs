@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::ExperimentError;
+pub use super::fidelity::{Fidelities, LowFidelity};
 use crate::env::{BudgetConfig, Limit, Objectives};
 use crate::pareto::Objective;
 use crate::quant::Bits;
@@ -119,6 +120,14 @@ pub struct SearchConfig {
     /// budgeted ones (`Objectives::resolve`). Absent from config.json when not given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<Objective>,
+    /// Whether policies are scored at full fidelity only, or also at the low one (`low`) where
+    /// the agent models both (mbrl). Absent from config.json when `full`, so a run started
+    /// before the option resumes.
+    #[serde(skip_serializing_if = "Fidelities::is_full")]
+    pub fidelity: Fidelities,
+    /// The low fidelity's recipe and cost; absent from config.json at its defaults.
+    #[serde(skip_serializing_if = "LowFidelity::is_default")]
+    pub low: LowFidelity,
 }
 
 impl Default for SearchConfig {
@@ -128,6 +137,8 @@ impl Default for SearchConfig {
             attack_examples: 200,
             references: true,
             cost: None,
+            fidelity: Fidelities::Full,
+            low: LowFidelity::default(),
         }
     }
 }
@@ -267,10 +278,12 @@ impl RewardConfig {
 }
 
 impl SearchConfig {
-    /// Rules: episodes and attack_examples > 0; `cost` names a cost, not a score.
+    /// Rules: episodes and attack_examples > 0; `[search.low]`'s fractions in (0, 1]; `cost`
+    /// names a cost, not a score.
     pub fn check(self, path: &Path) -> Result<Self, ExperimentError> {
         positive_count(path, "search.episodes", self.episodes)?;
         positive_count(path, "search.attack_examples", self.attack_examples)?;
+        self.low.check(path)?;
         if let Some(c) = self.cost.filter(|c| !c.is_cost()) {
             return Err(ExperimentError::NotACost {
                 path: path.to_path_buf(),

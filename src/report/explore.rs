@@ -188,8 +188,9 @@ pub fn run_data(run: &RunDir, name: &str) -> (RunData, Option<Unpriced>) {
     let front: HashSet<usize> = (run.pareto.iter())
         .flat_map(|p| p.rows.iter().map(|r| r.episode))
         .collect();
-    let rows = (run.episodes.rows.iter().map(|e| (e, false)))
-        .chain(run.references.rows.iter().map(|e| (e, true)));
+    // A low-fidelity score is the agent's data, not a result: the explorer shows full ones.
+    let episodes = run.episodes.rows.iter().filter(|e| e.fidelity.is_full());
+    let rows = (episodes.map(|e| (e, false))).chain(run.references.rows.iter().map(|e| (e, true)));
     let mut points = Vec::with_capacity(run.episodes.rows.len() + run.references.rows.len());
     let mut prices = vec![BTreeMap::new(); run.config.layers.len()];
     for (e, reference) in rows {

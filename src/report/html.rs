@@ -104,10 +104,7 @@ fn config_rows(run: &RunDir) -> Vec<Vec<String>> {
         vec!["profile".into(), c.profile.name.clone()],
         vec!["agent".into(), c.agent.name.clone()],
         vec!["episodes (planned)".into(), opt(c.episodes)],
-        vec![
-            "episodes (logged)".into(),
-            run.episodes.rows.len().to_string(),
-        ],
+        vec!["episodes (logged)".into(), run.full_episodes().to_string()],
         vec!["seed".into(), opt(c.seed)],
         vec![
             "budget: latency".into(),

@@ -111,16 +111,22 @@ pub struct Study {
     pub chart_files: Vec<ChartFiles>,
 }
 
-/// The first `n` rows of an episodes.csv (its episodes in the order the search ran them), or
-/// `None` when it has fewer.
+/// The rows of an episodes.csv (in the order the search ran them) up to its `n`-th
+/// full-fidelity one, as `--episodes` counts them, or `None` when it has fewer; the low-fidelity
+/// rows among them are no points (`points`).
 pub fn first_episodes(rows: &[Episode], n: usize) -> Option<&[Episode]> {
-    rows.get(..n)
+    if n == 0 {
+        return Some(&rows[..0]);
+    }
+    let mut full = (rows.iter().enumerate()).filter(|(_, r)| r.fidelity.is_full());
+    let (last, _) = full.nth(n - 1)?;
+    Some(&rows[..=last])
 }
 
 /// The feasible scored episodes' values on `set` (robust accuracy as credited).
 fn points<'a>(episodes: impl IntoIterator<Item = &'a Episode>, set: &[Objective]) -> Vec<Vec<f64>> {
     (episodes.into_iter())
-        .filter(|e| e.feasible && !e.failed)
+        .filter(|e| e.feasible && e.counts())
         .filter_map(|e| set.iter().map(|&o| e.objective(o)).collect())
         .collect()
 }
@@ -172,7 +178,7 @@ impl Study {
                 label: label.clone(),
                 dir: run.dir.clone(),
                 agent: run.config.agent.name.clone(),
-                logged: run.episodes.rows.len(),
+                logged: run.full_episodes(),
                 values,
             });
         }

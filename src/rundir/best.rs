@@ -204,11 +204,11 @@ impl BestPolicy {
     }
 }
 
-/// The best episode: among the feasible, scored (not failed) rows with a reward, the highest
-/// reward; the first of equal rewards.
+/// The best episode: among the feasible, scored (not failed) full-fidelity rows with a reward,
+/// the highest reward; the first of equal rewards.
 pub fn best_row(rows: &[Episode]) -> Option<&Episode> {
     let mut best: Option<(&Episode, f64)> = None;
-    for r in rows.iter().filter(|r| r.feasible && !r.failed) {
+    for r in rows.iter().filter(|r| r.feasible && r.counts()) {
         if let Some(x) = r.reward {
             if best.is_none_or(|(_, b)| x > b) {
                 best = Some((r, x));
@@ -239,8 +239,21 @@ mod tests {
             failed,
             masking: None,
             broken_by: None,
+            fidelity: crate::fidelity::Fidelity::Full,
             seconds: 0.0,
         }
+    }
+
+    /// A low-fidelity score is the agent's data: never the best, however high its reward.
+    #[test]
+    fn best_row_skips_low_fidelity_rows() {
+        let low = Episode {
+            fidelity: crate::fidelity::Fidelity::Low,
+            ..row(0, Some(9.0), true, false)
+        };
+        let rows = vec![low, row(1, Some(1.0), true, false)];
+        assert_eq!(best_row(&rows).map(|r| r.episode), Some(1));
+        assert_eq!(best_row(&rows[..1]).map(|r| r.episode), None);
     }
 
     #[test]

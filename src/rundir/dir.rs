@@ -115,8 +115,15 @@ impl RunDir {
         Ok(())
     }
 
-    /// The scored (not failed) episodes.
+    /// The scored (not failed) full-fidelity episodes: what fronts and charts are made of.
     pub fn scored(&self) -> impl Iterator<Item = &Episode> {
-        self.episodes.rows.iter().filter(|e| !e.failed)
+        self.episodes.rows.iter().filter(|e| e.counts())
+    }
+
+    /// The full-fidelity episodes logged, failed or not: the episodes `--episodes` counts.
+    pub fn full_episodes(&self) -> usize {
+        (self.episodes.rows.iter())
+            .filter(|e| e.fidelity.is_full())
+            .count()
     }
 }

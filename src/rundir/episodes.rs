@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::csv_file::{csv_line, CsvFile, Record};
 use super::RunDirError;
+use crate::fidelity::Fidelity;
 use crate::pareto::{non_dominated, Objective, ParetoError, Sense};
 use crate::quant::{Bits, LayerBits, Policy};
 use crate::robust::{Breakdown, Checks, BREAKDOWN_FORMAT, CHECKS_FORMAT};
@@ -35,6 +36,9 @@ pub struct Episode {
     /// `robust_accuracy`; `None` when the fine-tune failed, or in a run written before the
     /// column existed.
     pub broken_by: Option<Breakdown>,
+    /// The recipe the scores come from; `Full` in a run written before the column existed.
+    /// Only full rows make fronts, best policies and hypervolumes.
+    pub fidelity: Fidelity,
     pub seconds: f64,
 }
 
@@ -48,6 +52,12 @@ impl Episode {
             Objective::Energy => Some(self.energy_j),
             Objective::Size => Some(self.size_bytes),
         }
+    }
+
+    /// Whether the row may stand in a front, a best policy or a hypervolume: scored (not
+    /// failed) at full fidelity. A low-fidelity score is the agent's data, not a result.
+    pub fn counts(&self) -> bool {
+        !self.failed && self.fidelity.is_full()
     }
 
     /// Whether a masking check fired.
@@ -99,6 +109,7 @@ impl Episode {
                 .unwrap_or_default(),
             self.masking.map(|c| c.to_string()).unwrap_or_default(),
             self.broken_by.map(|b| b.to_string()).unwrap_or_default(),
+            self.fidelity.to_string(),
             format!("{:.3}", self.seconds),
         ]);
         f
@@ -127,6 +138,8 @@ const TRAILING: [&str; 9] = [
 /// (runs written before them).
 const MASKING: [&str; 2] = ["masking_flagged", "masking"];
 const BROKEN_BY: &str = "broken_by";
+/// The fidelity column, written before `seconds`; optional on read (runs written before it).
+const FIDELITY: &str = "fidelity";
 
 /// The header of a model with these quantizable layers.
 pub fn header(layers: &[String]) -> Vec<String> {
@@ -139,6 +152,7 @@ pub fn header(layers: &[String]) -> Vec<String> {
     h.extend(scores.map(String::from));
     h.extend(MASKING.map(String::from));
     h.push(BROKEN_BY.to_string());
+    h.push(FIDELITY.to_string());
     h.push(seconds.to_string());
     h
 }
@@ -159,6 +173,7 @@ struct Columns {
     /// The `masking` and `broken_by` columns, when the file has them.
     masking: Option<usize>,
     broken_by: Option<usize>,
+    fidelity: Option<usize>,
     layers: Vec<(usize, usize)>,
 }
 
@@ -215,6 +230,7 @@ fn columns(file: &CsvFile) -> Result<(Columns, Vec<String>), RunDirError> {
         trailing,
         masking: file.column(MASKING[1]).ok(),
         broken_by: file.column(BROKEN_BY).ok(),
+        fidelity: file.column(FIDELITY).ok(),
         layers: pairs,
     };
     Ok((columns, names))
@@ -243,6 +259,8 @@ fn parse(r: &Record, c: &Columns) -> Result<Episode, RunDirError> {
         failed: r.flag(failed)?,
         masking: r.optional(c.masking, Checks::parse, CHECKS_FORMAT)?,
         broken_by: r.optional(c.broken_by, |t| t.parse().ok(), BREAKDOWN_FORMAT)?,
+        fidelity: (r.optional(c.fidelity, |t| t.parse().ok(), "`full` or `low`")?)
+            .unwrap_or_default(),
         seconds: r.number(seconds)?,
     };
     // A scored (not failed) row must carry its accuracies.
@@ -256,10 +274,10 @@ fn parse(r: &Record, c: &Columns) -> Result<Episode, RunDirError> {
     Ok(e)
 }
 
-/// pareto.csv's rows: the non-dominated scored rows over accuracy↑, robust accuracy↑,
-/// latency↓, energy↓, in log order.
+/// pareto.csv's rows: the non-dominated scored full-fidelity rows over accuracy↑, robust
+/// accuracy↑, latency↓, energy↓, in log order.
 pub fn pareto_rows(rows: &[Episode]) -> Result<Vec<Episode>, ParetoError> {
-    let scored: Vec<&Episode> = rows.iter().filter(|r| !r.failed).collect();
+    let scored: Vec<&Episode> = rows.iter().filter(|r| r.counts()).collect();
     let points: Vec<[f64; 4]> = (scored.iter())
         .map(|r| {
             [
@@ -280,4 +298,37 @@ pub fn pareto_rows(rows: &[Episode]) -> Result<Vec<Episode>, ParetoError> {
         .into_iter()
         .map(|i| scored[i].clone())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fidelity::Fidelity;
+
+    /// A low-fidelity row that would dominate every full one is no member of pareto.csv.
+    #[test]
+    fn pareto_rows_hold_full_fidelity_rows_only() {
+        let row = |episode, accuracy, fidelity| Episode {
+            episode,
+            agent: "mbrl".into(),
+            profile: "bitfusion".into(),
+            policy: "8/8".into(),
+            bits: vec![LayerBits::uniform(Bits::new(8).unwrap())],
+            accuracy: Some(accuracy),
+            robust_accuracy: Some(0.5),
+            latency_s: 1.0,
+            energy_j: 1.0,
+            size_bytes: 1.0,
+            reward: Some(0.0),
+            feasible: true,
+            failed: false,
+            masking: None,
+            broken_by: None,
+            fidelity,
+            seconds: 0.0,
+        };
+        let rows = [row(0, 0.99, Fidelity::Low), row(1, 0.5, Fidelity::Full)];
+        let front = pareto_rows(&rows).unwrap();
+        assert_eq!(front.iter().map(|r| r.episode).collect::<Vec<_>>(), vec![1]);
+    }
 }

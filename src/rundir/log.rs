@@ -146,6 +146,7 @@ mod tests {
             failed: false,
             masking: crate::robust::Checks::parse("zero_grad+gradient_free"),
             broken_by: "eps=0.1;clean=2;fgsm=5;pgd=1;held=12".parse().ok(),
+            fidelity: crate::fidelity::Fidelity::Full,
             seconds: 1.5,
         }
     }
@@ -213,8 +214,9 @@ mod tests {
         assert!(e.contains("does not match this run's model"), "{e}");
     }
 
-    /// A run started before the `broken_by` column existed resumes: its rows keep every value,
-    /// the file gets today's header, and the appended lines match it.
+    /// A run started before the `broken_by` and `fidelity` columns existed resumes: its rows
+    /// keep every value (and are full-fidelity), the file gets today's header, and the appended
+    /// lines match it.
     #[test]
     fn a_log_without_a_later_column_is_upgraded_on_resume() {
         let dir = tempfile::tempdir().unwrap();
@@ -226,14 +228,16 @@ mod tests {
         let old: Vec<String> = (text.lines())
             .map(|l| {
                 let mut f: Vec<&str> = l.split(',').collect();
-                f.remove(f.len() - 2);
+                f.drain(f.len() - 3..f.len() - 1);
                 f.join(",") + "\n"
             })
             .collect();
         assert!(!old[0].contains("broken_by") && old[0].contains("masking"));
+        assert!(!old[0].contains("fidelity"));
         std::fs::write(&path, old.concat()).unwrap();
         let old_row = Episode {
             broken_by: None,
+            fidelity: crate::fidelity::Fidelity::Full,
             ..row(0)
         };
         assert_eq!(log.resume("episodes.csv").unwrap(), vec![old_row.clone()]);

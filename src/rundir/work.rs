@@ -34,6 +34,7 @@ use super::files::{
     write_json,
 };
 use super::RunDirError;
+use crate::fidelity::Fidelity;
 
 /// The work directory's name inside a run directory.
 pub const DIR: &str = "work";
@@ -49,6 +50,13 @@ pub struct Request {
     pub cwd: PathBuf,
     /// Where the FP32 baseline is cached (the search's `--cache`), absolute.
     pub cache: PathBuf,
+    /// The fidelity to score at; absent (full) in a request of a run without low scores.
+    #[serde(default, skip_serializing_if = "is_full")]
+    pub fidelity: Fidelity,
+}
+
+fn is_full(f: &Fidelity) -> bool {
+    f.is_full()
 }
 
 /// A policy's validation scores as a worker measured them.
@@ -274,6 +282,7 @@ mod tests {
             policy: "8/8,2/4".into(),
             cwd: "/somewhere".into(),
             cache: "/somewhere/runs".into(),
+            fidelity: Fidelity::Low,
         };
         let written = write_request(run.path(), &request).unwrap();
         let path = written.path;
@@ -304,6 +313,7 @@ mod tests {
             policy: "8/8".into(),
             cwd: "/w".into(),
             cache: "/w/runs".into(),
+            fidelity: Fidelity::Low,
         };
         write_request(run, &request).unwrap()
     }

@@ -14,6 +14,7 @@ pub use value::{reward, Failure, Outcome, Score, TestScore};
 use crate::calib::{calibrate, CalibError};
 use crate::data::{Dataset, Split};
 use crate::experiment::Experiment;
+use crate::fidelity::Fidelity;
 use crate::model::Model;
 use crate::quant::{Clips, Policy, Quantizer};
 use crate::robust::{AttackConfig, Coverage, RobustError};
@@ -138,7 +139,13 @@ impl<'a> Evaluator<'a> {
     /// The search's suite: `[attack]` on the first `[search] attack_examples` validation
     /// examples, attacking only what can still lower the worst case.
     pub fn validation_suite(&self) -> Result<Suite<'a>, ScoreError> {
-        let n = self.exp.search.attack_examples;
+        self.validation_suite_at(Fidelity::Full)
+    }
+
+    /// The search's suite at `fidelity`: on fewer examples at the low one
+    /// (`Experiment::attack_examples_at`).
+    pub fn validation_suite_at(&self, fidelity: Fidelity) -> Result<Suite<'a>, ScoreError> {
+        let n = self.exp.attack_examples_at(fidelity);
         Suite::new(
             self.base,
             &self.data.val,

@@ -3,7 +3,9 @@
 //! bits; those the log does not hold yet are scored at once (a batch of one here, as always;
 //! else each by a worker process, `pool`, but a cached score goes to no worker); their rows are
 //! appended to episodes.csv in proposal order, each as soon as it and all before it are
-//! scored; then the agent learns from every row, in the same order, with the same rngs.
+//! scored; then the agent learns from every row, in the same order, with the same rngs. Each
+//! proposal carries the fidelity it is scored at (full, or low when the agent took the low
+//! fidelity), which its row logs and a replay checks.
 //!
 //! A resume runs the same batches over the logged rows (`logged`): the agent proposes (and
 //! believes) exactly as it did, the proposals are checked against the log, and only the
@@ -22,6 +24,7 @@ use super::spec::Run;
 use super::SearchError;
 use crate::agents::{Agent, Context, Proposal};
 use crate::crashpoint::crash_point;
+use crate::fidelity::Fidelity;
 use crate::quant::Policy;
 use crate::rundir::{work, Episode};
 use crate::score::Outcome;
@@ -33,6 +36,20 @@ pub(super) struct Batch {
     proposals: Vec<Proposal>,
     /// The proposals after the budget wall: what is scored and logged.
     policies: Vec<Policy>,
+}
+
+impl Batch {
+    /// The fidelity proposal `i` is scored at.
+    fn fidelity(&self, i: usize) -> Fidelity {
+        self.proposals[i].fidelity
+    }
+
+    /// How many of the batch's proposals are scored at full fidelity.
+    pub fn full(&self) -> usize {
+        (0..self.len())
+            .filter(|&i| self.fidelity(i).is_full())
+            .count()
+    }
 }
 
 /// How one pending policy of a batch gets its score.
@@ -87,12 +104,13 @@ impl Batch {
     pub fn replay(&self, run: &Run, logged: &[Episode]) -> Result<(), SearchError> {
         for (i, row) in logged.iter().enumerate() {
             let k = self.first + i;
-            if self.policies[i] != row.policy() || row.episode != k {
+            let fidelity = self.fidelity(i);
+            if self.policies[i] != row.policy() || row.episode != k || fidelity != row.fidelity {
                 return Err(SearchError::ReplayMismatch {
                     dir: run.log.dir.clone(),
                     episode: k,
-                    replayed: self.policies[i].to_string(),
-                    logged: row.policy.clone(),
+                    replayed: format!("{} ({fidelity})", self.policies[i]),
+                    logged: format!("{} ({})", row.policy, row.fidelity),
                 });
             }
         }
@@ -114,17 +132,20 @@ impl Batch {
     ) -> Result<Vec<Episode>, SearchError> {
         let mut rows = logged.to_vec();
         let log = |rows: &mut Vec<Episode>, outcome: Outcome, seconds: f64| {
-            let (k, policy) = (self.first + rows.len(), &self.policies[rows.len()]);
+            let (i, policy) = (rows.len(), &self.policies[rows.len()]);
             let scored = scorer.scored(&run.space, policy, outcome);
-            let row = record(run, k, agent, policy, &scored, seconds);
+            let scored_at = (policy, self.fidelity(i));
+            let row = record(run, self.first + i, agent, scored_at, &scored, seconds);
             run.log.append("episodes.csv", &row)?;
             crash_point("episode-appended");
             rows.push(row);
             Ok::<(), SearchError>(())
         };
         let Some(pool) = pool else {
-            for policy in &self.policies[logged.len()..] {
-                let outcome = scorer.score(&run.space, policy)?.outcome;
+            for (i, policy) in self.policies.iter().enumerate().skip(logged.len()) {
+                let outcome = scorer
+                    .score_at(&run.space, policy, self.fidelity(i))?
+                    .outcome;
                 log(&mut rows, outcome, start.elapsed().as_secs_f64())?;
             }
             return Ok(rows);
@@ -159,13 +180,17 @@ impl Batch {
     ) -> Result<Vec<Source>, SearchError> {
         let mut sources = Vec::new();
         for i in from..self.len() {
-            let (k, policy) = (self.first + i, &self.policies[i]);
-            let same = (from..i).find(|&j| &self.policies[j] == policy);
-            let source = match (same, scorer.cached(policy), pool.kept(k, policy)) {
+            let (k, policy, fidelity) = (self.first + i, &self.policies[i], self.fidelity(i));
+            let same =
+                (from..i).find(|&j| &self.policies[j] == policy && self.fidelity(j) == fidelity);
+            let cached = scorer.cached(policy, fidelity);
+            let source = match (same, cached, pool.kept(k, policy)) {
                 (Some(j), _, _) => Source::Same(j),
                 (None, Some(o), _) => Source::Ready(o, start.elapsed().as_secs_f64()),
                 (None, None, Some(reply)) => Source::Kept(reply),
-                (None, None, None) => Source::Worker(pool.start(sources.len() + 1, k, policy)?),
+                (None, None, None) => {
+                    Source::Worker(pool.start(sources.len() + 1, k, policy, fidelity)?)
+                }
             };
             sources.push(source);
         }
@@ -190,7 +215,7 @@ impl Batch {
             Source::Worker(job) => job.wait()?,
         };
         let outcome = outcome_of(&run.log.dir, &reply, k, policy)?;
-        scorer.remember(policy, &outcome)?;
+        scorer.remember(policy, self.fidelity(i), &outcome)?;
         Ok((outcome, reply.seconds))
     }
 

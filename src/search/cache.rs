@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::SearchError;
 use crate::experiment::Experiment;
+use crate::fidelity::Fidelity;
 use crate::robust::Checks;
 use crate::score::{Failure, Outcome, Score};
 
@@ -43,12 +44,20 @@ struct Key<'a> {
 
 /// The cache file for `exp` under `dir` (the baseline's `scores/` directory).
 pub fn cache_file(exp: &Experiment, dir: &Path) -> PathBuf {
+    cache_file_at(exp, Fidelity::Full, dir)
+}
+
+/// The cache file of `exp`'s scores at `fidelity`: the low fidelity's recipe (fewer steps and
+/// examples) is in the key, so its scores never pass for full ones; a low recipe equal to
+/// another experiment's full one shares its file, rightly, as it scores the same.
+pub fn cache_file_at(exp: &Experiment, fidelity: Fidelity, dir: &Path) -> PathBuf {
+    let finetune = exp.finetune_at(fidelity);
     let key = Key {
         version: SCORE_VERSION,
         quant: &exp.quant,
-        finetune: &exp.finetune,
+        finetune: &finetune,
         attack: &exp.attack,
-        attack_examples: exp.search.attack_examples,
+        attack_examples: exp.attack_examples_at(fidelity),
         robust_eps: exp.reward.robust_eps,
     };
     let digest = Sha256::digest(serde_json::to_vec(&key).unwrap_or_default());
@@ -88,6 +97,11 @@ impl ScoreCache {
             path,
             scores: Mutex::new(scores),
         })
+    }
+
+    /// The file scores are appended to.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The cached outcome of `policy` (its text form), if any.
@@ -240,5 +254,18 @@ mod tests {
         other.finetune.steps -= 1;
         other.attack.square_queries += 1;
         assert_ne!(cache_file(&exp, dir), cache_file(&other, dir));
+    }
+
+    /// Low-fidelity scores live apart from full ones, and the full file is the one written
+    /// before fidelities existed (the same key).
+    #[test]
+    fn each_fidelity_keys_its_own_file() {
+        let text = "name = \"t\"\n[data]\nsource = \"embedded:mnist-10k\"\nvalidation = 1000\n\
+                    [model]\narch = \"lenet5\"\n[train]\nepochs = 1\nbatch = 64\nlr = 1e-3\n";
+        let exp = Experiment::from_toml(text, Path::new("t.toml")).unwrap();
+        let dir = Path::new("s");
+        let full = cache_file_at(&exp, Fidelity::Full, dir);
+        assert_eq!(full, cache_file(&exp, dir));
+        assert_ne!(full, cache_file_at(&exp, Fidelity::Low, dir));
     }
 }

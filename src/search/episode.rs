@@ -5,16 +5,17 @@ use super::score::{Scored, Scorer};
 use super::spec::Run;
 use crate::agents::Feedback;
 use crate::env::Price;
+use crate::fidelity::Fidelity;
 use crate::quant::Policy;
 use crate::rundir::Episode;
 use crate::score::{Failure, Outcome, Score};
 
-/// The row of `policy`, scored as `scored`, as episode `k` of `agent`.
+/// The row of `policy`, scored as `scored` at `fidelity`, as episode `k` of `agent`.
 pub(super) fn record(
     run: &Run,
     k: usize,
     agent: &str,
-    policy: &Policy,
+    (policy, fidelity): (&Policy, Fidelity),
     scored: &Scored,
     seconds: f64,
 ) -> Episode {
@@ -35,6 +36,7 @@ pub(super) fn record(
         failed: ok.is_none(),
         masking: ok.map(|s| s.masking),
         broken_by: ok.and_then(|s| s.broken_by),
+        fidelity,
         seconds,
     }
 }
@@ -64,5 +66,6 @@ pub(super) fn feedback(row: &Episode, scorer: &Scorer) -> Feedback {
             energy_j: row.energy_j,
             size_bytes: row.size_bytes,
         },
+        fidelity: row.fidelity,
     }
 }

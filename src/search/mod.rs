@@ -18,7 +18,7 @@ mod score;
 mod spec;
 mod worker;
 
-pub use cache::{cache_file, ScoreCache};
+pub use cache::{cache_file, cache_file_at, ScoreCache};
 pub use error::{SearchError, WorkerId};
 pub use pool::{Place, Workers, WORKER_CRASH_VAR};
 pub use run::{run_search, run_search_with};

@@ -12,6 +12,7 @@ use super::score::{Scored, Scorer};
 use super::spec::Run;
 use super::SearchError;
 use crate::agents::Feedback;
+use crate::fidelity::Fidelity;
 use crate::quant::{Bits, Policy};
 use crate::rundir::{best_row, Episode, Episodes};
 
@@ -29,7 +30,7 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
         reward: 0.0,
     };
     let full = Policy::uniform(n, Bits::FULL);
-    let mut rows = vec![record(run, 0, "fp32", &full, &fp32, 0.0)];
+    let mut rows = vec![record(run, 0, "fp32", (&full, Fidelity::Full), &fp32, 0.0)];
     // Each distinct policy once, under the widest width that runs as it, ascending.
     let mut uniform: Vec<(Bits, Policy)> = Vec::new();
     if run.spec.exp.search.references {
@@ -47,7 +48,14 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
         let seconds = start.elapsed().as_secs_f64();
         // A uniform row's episode column is its bitwidth.
         let k = b.get() as usize;
-        rows.push(record(run, k, "uniform", &policy, &scored, seconds));
+        rows.push(record(
+            run,
+            k,
+            "uniform",
+            (&policy, Fidelity::Full),
+            &scored,
+            seconds,
+        ));
     }
     Ok(run.log.write_rows(FILE, &rows)?)
 }

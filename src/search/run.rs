@@ -1,7 +1,8 @@
 //! The episode loop, HAQ's Algorithm 1, in synchronous batches of `--workers` policies (one by
 //! default): the agent proposes (one action per layer and operand), the budget wall lowers bits
-//! until every budget holds, the policies are fine-tuned and scored, their rows appended to
-//! episodes.csv, and the agent learns from the rewards (`batch`). Resume, the reference
+//! until every budget holds, the policies are fine-tuned and scored (at full fidelity, or at the
+//! low one where the agent asks), their rows appended to episodes.csv, and the agent learns from
+//! the rewards (`batch`), until `--episodes` full-fidelity rows are in. Resume, the reference
 //! policies and the other files are kept apart (`resume`, `references`, `output`), so this
 //! reads as the algorithm.
 
@@ -52,8 +53,12 @@ pub fn run_search_with(spec: &RunSpec, workers: &Workers) -> Result<RunSummary, 
     work::clean(&spec.dir, spec.resume.then_some(done.len()))?;
     let cache = spec.scores.clone().map(ScoreCache::open).transpose()?;
     let eval = Evaluator::new(spec.exp, spec.data, spec.base)?;
-    let scorer = Scorer::new(eval)?.with_cache(cache);
+    let scorer = Scorer::new(eval)?.with_cache(cache)?;
     references::score_once(&run, &scorer)?;
+    // Before the references, so an agent modelling both fidelities sees them as full data.
+    if let Some(cost) = scorer.low_cost() {
+        agent.offer_low_fidelity(cost);
+    }
     let probe = |policy: &Policy| Ok(scorer.eval.loss(policy)?);
     if let Some(m) = agent.prepare(&ctx, &probe)? {
         run.log.write_json(m.file, &m.json)?;
@@ -63,20 +68,20 @@ pub fn run_search_with(spec: &RunSpec, workers: &Workers) -> Result<RunSummary, 
         agent.observe_reference(&ctx, &reference)?;
     }
     // An agent with finitely many policies ends the search once it has proposed them all; a
-    // resume replays every logged episode, even past a smaller --episodes.
+    // resume replays every logged episode, even past a smaller --episodes. Episodes are
+    // full-fidelity scores: low ones come on top.
     let episodes = agent
         .policies()
         .map_or(spec.episodes, |n| n.min(spec.episodes));
-    let total = episodes.max(done.len());
-    let bar = progress_bar(total as u64, spec.show, BAR);
-    bar.set_position(done.len() as u64);
+    let bar = progress_bar(episodes.max(full(&done)) as u64, spec.show, BAR);
+    bar.set_position(full(&done) as u64);
     let rows = batches(
         &run,
         agent.as_mut(),
         &scorer,
         pool.as_ref(),
         &done,
-        total,
+        episodes,
         &bar,
     )?;
     work::clean(&spec.dir, None)?;
@@ -95,31 +100,42 @@ pub fn run_search_with(spec: &RunSpec, workers: &Workers) -> Result<RunSummary, 
         dir: spec.dir.clone(),
         best,
         best_policy,
-        episodes: rows.len(),
+        episodes: full(&rows),
         lock: run.lock,
     })
 }
 
-/// Runs the batches up to `total` episodes: those `done` logged replayed (only what they
-/// lack is scored), the rest proposed, scored and learned anew; returns every row.
+/// The full-fidelity rows of `rows`: the episodes `--episodes` counts.
+fn full(rows: &[Episode]) -> usize {
+    rows.iter().filter(|r| r.fidelity.is_full()).count()
+}
+
+/// Runs the batches until `episodes` full-fidelity episodes and every row `done` logged are
+/// in: those replayed (only what they lack is scored), the rest proposed, scored and learned
+/// anew; returns every row, low-fidelity ones included.
 fn batches(
     run: &Run,
     agent: &mut dyn Agent,
     scorer: &Scorer,
     pool: Option<&Pool>,
     done: &[Episode],
-    total: usize,
+    episodes: usize,
     bar: &ProgressBar,
 ) -> Result<Vec<Episode>, SearchError> {
     let ctx = run.context();
-    let mut rows = Vec::with_capacity(total);
+    let mut rows = Vec::with_capacity(episodes.max(done.len()));
     // Whether pareto.csv and agent.json lag the log: a kill may have come between an
     // episode's line and them, so a resume with nothing left to run still rewrites them.
     let mut behind = false;
-    while rows.len() < total {
+    let mut scored = 0;
+    while scored < episodes || rows.len() < done.len() {
         let k = rows.len();
         let start = Instant::now();
-        let batch = Batch::propose(run, agent, &ctx, k, run.workers.min(total - k))?;
+        // Never more full scores than the episodes left: a batch's size depends only on the
+        // rows before it, so a resume replays the same batches.
+        let left = (episodes.saturating_sub(scored)).max(done.len().saturating_sub(k));
+        let batch = Batch::propose(run, agent, &ctx, k, run.workers.min(left))?;
+        scored += batch.full();
         let logged = &done[k.min(done.len())..done.len().min(k + batch.len())];
         batch.replay(run, logged)?;
         let fresh = batch.len() > logged.len();
@@ -129,7 +145,7 @@ fn batches(
         behind = !fresh;
         if fresh {
             output::after_episode(run, &rows, agent)?;
-            bar.set_position(rows.len() as u64);
+            bar.set_position(scored as u64);
             bar.set_message(output::progress(&rows));
         }
     }

@@ -1,14 +1,18 @@
 //! The search's scorer: the score module's `Evaluator` with the search's validation suite, the
 //! FP32 reference score the reward is taken against, the score cache, and the price on the
-//! device. The test split is never touched here.
+//! device; and the same at the low fidelity (`[search] fidelity = "multi"`: fewer fine-tune
+//! steps, fewer attacked examples, scores cached apart). The test split is never touched here.
 
-use super::cache::ScoreCache;
+use std::path::Path;
+
+use super::cache::{cache_file_at, ScoreCache};
 use super::SearchError;
 use crate::env::{Price, SearchSpace};
-use crate::experiment::Experiment;
+use crate::experiment::{Experiment, Fidelities};
+use crate::fidelity::Fidelity;
 use crate::quant::Policy;
 use crate::score::{reward, Evaluator, Failure, Outcome, Score, ScoreError, Suite};
-use crate::train::TrainError;
+use crate::train::{FinetuneConfig, TrainError};
 
 /// A scored policy: its outcome, its price on the device and its reward.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,12 +22,20 @@ pub struct Scored {
     pub reward: f64,
 }
 
+/// How a policy is scored at one fidelity: the fine-tune, the suite and the cache of scores.
+struct Recipe<'a> {
+    finetune: FinetuneConfig,
+    suite: Suite<'a>,
+    cache: Option<ScoreCache>,
+}
+
 pub struct Scorer<'a> {
     pub eval: Evaluator<'a>,
-    suite: Suite<'a>,
+    full: Recipe<'a>,
+    /// The low fidelity, when the experiment's `[search] fidelity` is `multi`.
+    low: Option<Recipe<'a>>,
     /// The FP32 baseline's validation accuracy and robust accuracy (the reward's reference).
     pub fp32: Score,
-    cache: Option<ScoreCache>,
 }
 
 impl<'a> Scorer<'a> {
@@ -37,47 +49,97 @@ impl<'a> Scorer<'a> {
             &suite.run(base, None)?,
             eval.exp().reward.robust_eps,
         );
+        let low = match eval.exp().search.fidelity {
+            Fidelities::Full => None,
+            Fidelities::Multi => Some(Recipe {
+                finetune: eval.exp().finetune_at(Fidelity::Low),
+                suite: eval.validation_suite_at(Fidelity::Low)?,
+                cache: None,
+            }),
+        };
+        let full = Recipe {
+            finetune: eval.exp().finetune_at(Fidelity::Full),
+            suite,
+            cache: None,
+        };
         Ok(Scorer {
             eval,
-            suite,
+            full,
+            low,
             fp32,
-            cache: None,
         })
+    }
+
+    /// The recipe of `fidelity`; the full one when the low is off (no agent asks for it then).
+    fn recipe(&self, fidelity: Fidelity) -> &Recipe<'a> {
+        match fidelity {
+            Fidelity::Low => self.low.as_ref().unwrap_or(&self.full),
+            Fidelity::Full => &self.full,
+        }
     }
 
     pub fn exp(&self) -> &'a Experiment {
         self.eval.exp()
     }
 
-    /// Reuses and records scores in `cache` (see `search::cache`).
-    pub fn with_cache(self, cache: Option<ScoreCache>) -> Self {
-        Scorer { cache, ..self }
+    /// Reuses and records full-fidelity scores in `cache` (see `search::cache`), and the low
+    /// fidelity's, when on, in its own file beside it.
+    pub fn with_cache(mut self, cache: Option<ScoreCache>) -> Result<Self, SearchError> {
+        if let (Some(low), Some(full)) = (&mut self.low, &cache) {
+            let dir = full.path().parent().unwrap_or(Path::new("."));
+            let path = cache_file_at(self.eval.exp(), Fidelity::Low, dir);
+            low.cache = Some(ScoreCache::open(path)?);
+        }
+        self.full.cache = cache;
+        Ok(self)
     }
 
-    /// Fine-tunes and scores `policy` on the validation data, or takes its score from the cache.
+    /// Fine-tunes and scores `policy` on the validation data at full fidelity, or takes its
+    /// score from the cache.
     pub fn score(&self, space: &SearchSpace, policy: &Policy) -> Result<Scored, SearchError> {
-        let outcome = match self.cached(policy) {
+        self.score_at(space, policy, Fidelity::Full)
+    }
+
+    /// `score` at `fidelity`.
+    pub fn score_at(
+        &self,
+        space: &SearchSpace,
+        policy: &Policy,
+        fidelity: Fidelity,
+    ) -> Result<Scored, SearchError> {
+        let outcome = match self.cached(policy, fidelity) {
             Some(outcome) => outcome,
             None => {
-                let outcome = outcome(&self.eval, &self.suite, policy)?;
-                self.remember(policy, &outcome)?;
+                let r = self.recipe(fidelity);
+                let outcome = outcome(&self.eval, &r.finetune, &r.suite, policy)?;
+                self.remember(policy, fidelity, &outcome)?;
                 outcome
             }
         };
         Ok(self.scored(space, policy, outcome))
     }
 
-    /// The cached outcome of `policy`, if the cache is on and holds it.
-    pub(super) fn cached(&self, policy: &Policy) -> Option<Outcome> {
-        (self.cache.as_ref()).and_then(|c| c.get(&policy.to_string()))
+    /// The cached outcome of `policy` at `fidelity`, if the cache is on and holds it.
+    pub(super) fn cached(&self, policy: &Policy, fidelity: Fidelity) -> Option<Outcome> {
+        (self.recipe(fidelity).cache.as_ref()).and_then(|c| c.get(&policy.to_string()))
     }
 
     /// Records an outcome scored elsewhere (by a worker) in the cache, if it is on.
-    pub(super) fn remember(&self, policy: &Policy, outcome: &Outcome) -> Result<(), SearchError> {
-        match &self.cache {
+    pub(super) fn remember(
+        &self,
+        policy: &Policy,
+        fidelity: Fidelity,
+        outcome: &Outcome,
+    ) -> Result<(), SearchError> {
+        match &self.recipe(fidelity).cache {
             Some(c) => c.put(&policy.to_string(), outcome),
             None => Ok(()),
         }
+    }
+
+    /// The low fidelity's cost as a fraction of a full score's, when it is on.
+    pub fn low_cost(&self) -> Option<f64> {
+        self.low.as_ref().map(|_| self.exp().search.low.cost)
     }
 
     /// `outcome` of `policy` with its price on the device and its reward.
@@ -95,15 +157,17 @@ impl<'a> Scorer<'a> {
     }
 }
 
-/// Fine-tunes `policy` and scores it with `suite` on the validation data: the one way a search
-/// scores a policy, here or in a worker process. A diverged fine-tune is the policy's failed
-/// outcome, not an error.
+/// Fine-tunes `policy` with `finetune` (its seed mixed with the policy) and scores it with
+/// `suite` on the validation data: the one way a search scores a policy, at either fidelity,
+/// here or in a worker process. A diverged fine-tune is the policy's failed outcome, not an
+/// error.
 pub(super) fn outcome(
     eval: &Evaluator,
+    finetune: &FinetuneConfig,
     suite: &Suite,
     policy: &Policy,
 ) -> Result<Outcome, SearchError> {
-    let t = match eval.finetune(policy) {
+    let t = match eval.finetune_with(policy, finetune, false) {
         Ok(t) => t,
         Err(ScoreError::Train(e)) => match *e {
             TrainError::FinetuneDiverged { step, loss } => {

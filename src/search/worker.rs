@@ -1,7 +1,7 @@
 //! A worker's side of the `work/` protocol (`rundir::work`): `bitsearch worker RUN REQUEST`
 //! scores the one policy its request names, exactly as the search would (the experiment
 //! config.json records, the cached FP32 baseline, the validation suite, the policy-seeded
-//! fine-tune: `score::outcome`), and writes the reply beside the request. It writes nothing
+//! fine-tune, at the request's fidelity: `score::outcome`), and writes the reply beside the request. It writes nothing
 //! else: the search alone logs, caches and prices. It reads only a request of the run it is
 //! named, with the SHA-256 its command line gives (`work::read_request`).
 
@@ -47,9 +47,10 @@ pub fn serve(run: &Path, request: &Path, sha256: &str) -> Result<Reply, SearchEr
     // The layers the search scores: with `[quant] attention` the attention matmuls too.
     let model = base.model.with_attention(exp.quant.attention)?;
     let eval = Evaluator::new(&exp, &data, &model)?;
-    let suite = eval.validation_suite()?;
+    let suite = eval.validation_suite_at(request.fidelity)?;
     let policy = Policy::parse(&request.policy)?;
-    let scored = outcome(&eval, &suite, &policy)?;
+    let finetune = exp.finetune_at(request.fidelity);
+    let scored = outcome(&eval, &finetune, &suite, &policy)?;
     crash_point(&format!("worker-episode-{}", request.episode));
     let reply = Reply {
         episode: request.episode,

@@ -19,6 +19,7 @@ fn episode(n: usize, accuracy: f64, robust: f64, latency_s: f64) -> Episode {
         failed: false,
         masking: Some(Checks::default()),
         broken_by: None,
+        fidelity: crate::fidelity::Fidelity::Full,
         seconds: 1.0,
     }
 }
@@ -116,4 +117,26 @@ fn text_cells_from_runs_are_defused_in_both_csvs() {
     assert_eq!(&run[1], "'-runs/x");
     assert_eq!(&run[2], "'@random");
     assert_eq!(&first_row(&agents)[0], "'+mbrl");
+}
+
+/// `--at N` counts full-fidelity episodes, as `--episodes` does; low rows among them are no
+/// points of the hypervolume.
+#[test]
+fn first_episodes_count_full_fidelity_rows_and_low_rows_are_no_points() {
+    let low = |n, a| Episode {
+        fidelity: crate::fidelity::Fidelity::Low,
+        ..episode(n, a, 0.5, 1.0)
+    };
+    let rows = vec![
+        low(0, 0.99),
+        episode(1, 0.5, 0.5, 2.0),
+        low(2, 0.99),
+        episode(3, 0.6, 0.5, 2.0),
+    ];
+    assert_eq!(first_episodes(&rows, 1).unwrap().len(), 2);
+    assert_eq!(first_episodes(&rows, 2).unwrap().len(), 4);
+    assert!(first_episodes(&rows, 3).is_none());
+    let set = &[Objective::Accuracy];
+    let got = points(first_episodes(&rows, 2).unwrap(), set);
+    assert_eq!(got, vec![vec![0.5], vec![0.6]]);
 }

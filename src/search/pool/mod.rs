@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 
 use super::{SearchError, WorkerId};
 use crate::crashpoint;
+use crate::fidelity::Fidelity;
 use crate::quant::Policy;
 use crate::robust::{Breakdown, Checks};
 use crate::rundir::work::{self, Reply, Request, Written};
@@ -123,12 +124,19 @@ impl<'a> Pool<'a> {
     /// Writes episode K's request and starts the worker that scores it, here or as a Slurm
     /// job. Spawned from the thread that waits for it: the death signal follows the thread
     /// that started the child (the worker, or `sbatch --wait`).
-    pub fn start(&self, index: usize, episode: usize, policy: &Policy) -> Result<Job, SearchError> {
+    pub fn start(
+        &self,
+        index: usize,
+        episode: usize,
+        policy: &Policy,
+        fidelity: Fidelity,
+    ) -> Result<Job, SearchError> {
         let request = Request {
             episode,
             policy: policy.to_string(),
             cwd: self.cwd.clone(),
             cache: self.cache.clone(),
+            fidelity,
         };
         let written = work::write_request(&self.run, &request)?;
         // The worker's stderr; a Slurm job's output file, which the job appends to.
