@@ -68,7 +68,7 @@ impl<'a> Scorer<'a> {
     }
 
     /// The cached outcome of `policy`, if the cache is on and holds it.
-    pub(super) fn cached(&self, policy: &Policy) -> Option<Outcome> {
+    pub fn cached(&self, policy: &Policy) -> Option<Outcome> {
         (self.cache.as_ref()).and_then(|c| c.get(&policy.to_string()))
     }
 
