@@ -256,3 +256,44 @@ impl Heatmap {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::render;
+
+    #[test]
+    fn heatmap_renders_every_cell_state_to_png_and_svg() {
+        let row = |label: &str, acc: Vec<Option<f64>>| HeatRow {
+            label: label.into(),
+            robust: acc.iter().map(|d| d.map(|d| -2.0 * d)).collect(),
+            flagged: vec![true, false, false],
+            accuracy: acc,
+            shares: (0.6, 0.3),
+        };
+        let map = Heatmap {
+            stem: "sensitivity".into(),
+            title: "t".into(),
+            formats: vec!["2".into(), "4".into(), "8".into()],
+            rows: vec![
+                row("conv1 W", vec![Some(3.5), Some(-0.4), Some(0.0)]),
+                row("conv1 A", vec![None, Some(0.2), Some(0.0)]),
+            ],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let files = render(&map, dir.path()).unwrap();
+        let svg = std::fs::read_to_string(&files.svg).unwrap();
+        assert!(
+            svg.contains("3.5×") && svg.contains("-0.4") && svg.contains("60%"),
+            "{svg}"
+        );
+        assert!(std::fs::metadata(&files.png).unwrap().len() > 1000);
+    }
+
+    #[test]
+    fn heat_is_white_at_zero_red_for_a_loss_blue_for_a_gain() {
+        assert_eq!(heat(0.0, 2.0), RGBColor(255, 255, 255));
+        assert_eq!(heat(2.0, 2.0), RGBColor(255, 55, 55));
+        assert_eq!(heat(-4.0, 2.0), RGBColor(55, 55, 255));
+    }
+}
