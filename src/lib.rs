@@ -21,6 +21,7 @@ pub mod robust;
 pub mod rundir;
 pub mod score;
 pub mod search;
+pub mod sensitivity;
 pub mod slurm;
 pub mod sweep;
 pub mod train;

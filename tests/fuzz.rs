@@ -110,6 +110,11 @@ fn fuzz_dq_dir() {
 }
 
 #[test]
+fn fuzz_sensitivity_dir() {
+    rundir::sensitivity_dir();
+}
+
+#[test]
 fn fuzz_sweep_dir() {
     sweep::sweep_dir();
 }

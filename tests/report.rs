@@ -301,7 +301,10 @@ fn report_of_an_empty_directory_names_it() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("neither a search run (config.json) nor a DQ study (dq.csv)"),
+        err.contains(
+            "neither a search run (config.json), a DQ study (dq.csv) nor a sensitivity study \
+             (sensitivity.csv)"
+        ),
         "{err}"
     );
 }

@@ -119,9 +119,11 @@ fn report_html_renders_in_headless_chromium_without_console_errors() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let (run, dq) = (tmp.path().join("run"), tmp.path().join("dq"));
+    let sensitivity = tmp.path().join("sensitivity");
     common::write_run(&run, "ddpg-bitfusion", "ddpg", 7, 40);
     common::write_dq(&dq);
-    for dir in [run, dq] {
+    common::write_sensitivity(&sensitivity);
+    for dir in [run, dq, sensitivity] {
         let files = bitsearch::report::write_report(&dir).unwrap();
         check_report(&files.html, &dir);
     }

@@ -8,6 +8,7 @@ mod export;
 mod profiles;
 mod report;
 mod search;
+mod sensitivity;
 mod sweep;
 mod train;
 mod worker;
@@ -34,6 +35,10 @@ pub enum Command {
     /// Search per-layer bitwidths for a device: agent proposes, budget wall, fine-tune, attack,
     /// score; one run directory per profile, with report.html.
     Search(search::SearchArgs),
+    /// Per-layer sensitivity: each layer's weights and activations narrowed one at a time to
+    /// every width of the space, the rest at 8/8, scored as the search scores (through its
+    /// score cache) and priced on a device; writes sensitivity.csv and a heatmap report.
+    Sensitivity(sensitivity::SensitivityArgs),
     /// Run a sweep: experiments × profiles × agents × seeds, one search run directory per
     /// cell, here K at a time or as a Slurm job array; `--status DIR` shows each cell's state.
     Sweep(sweep::SweepArgs),
@@ -84,6 +89,7 @@ pub struct CostCmd {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Search(args) => search::run(&args),
+        Command::Sensitivity(args) => sensitivity::run(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
@@ -127,7 +133,8 @@ pub fn resolve(path: &Path) -> PathBuf {
     }
 }
 
-/// The experiment flags every experiment-driven command takes (search, train, eval, dq, bench).
+/// The experiment flags every experiment-driven command takes (search, sensitivity, train, eval,
+/// dq, bench).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExperimentArgs {
     /// Experiment file: model, data, training, fine-tune, attacks, bit range, budgets, reward.

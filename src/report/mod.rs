@@ -1,5 +1,6 @@
 //! The report: charts (PNG and SVG, drawn with plotters in an embedded font) and a
-//! self-contained HTML page for a search run or a DQ study, and the compare view of several runs.
+//! self-contained HTML page for a search run, a DQ study or a sensitivity study, and the compare
+//! view of several runs.
 //! A run's page and the compare page open with the explorer (`explore`): every scored policy as
 //! an interactive chart, drawn in the browser by Chart.js inlined into the page.
 
@@ -8,6 +9,7 @@ pub mod compare;
 pub mod explore;
 mod html;
 pub mod prices;
+pub mod sensitivity;
 pub mod study;
 pub mod style;
 pub mod uniform;
@@ -61,8 +63,8 @@ pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_
     }
 }
 
-/// Regenerates `dir/charts/*.png|svg` and `dir/report.html` for a search run or, when `dir`
-/// holds dq.csv, for a DQ study.
+/// Regenerates `dir/charts/*.png|svg` and `dir/report.html` for a search run, a DQ study (when
+/// `dir` holds dq.csv) or a sensitivity study (sensitivity.csv).
 pub fn write_report(dir: &Path) -> Result<ReportFiles, ReportError> {
     let any = read_any(dir)?;
     let charts_dir = dir.join("charts");
@@ -77,6 +79,11 @@ pub fn write_report(dir: &Path) -> Result<ReportFiles, ReportError> {
         AnyDir::Dq(dq) => {
             let charts = dq_charts(dq, &charts_dir)?;
             let page = html::dq_page(dq, &charts)?;
+            (charts, page, Vec::new())
+        }
+        AnyDir::Sensitivity(study) => {
+            let charts = sensitivity::sensitivity_charts(study, &charts_dir)?;
+            let page = sensitivity::sensitivity_page(study, &charts)?;
             (charts, page, Vec::new())
         }
     };

@@ -1,9 +1,13 @@
 //! A whole search run directory read back (config.json, episodes.csv, references.csv, and
-//! pareto.csv, best-policy.json and front-test.csv once written), or a DQ study, whichever a directory holds.
+//! pareto.csv, best-policy.json and front-test.csv once written), a DQ study or a sensitivity
+//! study, whichever a directory holds.
 
 use std::path::{Path, PathBuf};
 
-use super::{BestPolicy, DqDir, Episode, Episodes, FrontTest, RunConfig, RunDirError};
+use super::{
+    BestPolicy, DqDir, Episode, Episodes, FrontTest, RunConfig, RunDirError, Sensitivity,
+    SensitivityDir,
+};
 
 /// A search run directory.
 #[derive(Debug, Clone)]
@@ -25,6 +29,7 @@ pub struct RunDir {
 pub enum AnyDir {
     Run(Box<RunDir>),
     Dq(DqDir),
+    Sensitivity(Box<SensitivityDir>),
 }
 
 /// Which kind of directory `dir` is, by the file that marks it.
@@ -34,14 +39,18 @@ pub enum DirKind {
     Run,
     /// A DQ study (dq.csv).
     Dq,
+    /// A sensitivity study (sensitivity.csv).
+    Sensitivity,
 }
 
-/// Whether `dir` is a search run or a DQ study, from its marker file alone; anything else is
+/// Whether `dir` is a search run, a DQ study or a sensitivity study, from its marker file alone; anything else is
 /// `RunDirError::NotARunDir`. Commands that lock or clean a directory given on the command line
 /// ask this first, so a directory that is no run is left exactly as it was.
 pub fn dir_kind(dir: &Path) -> Result<DirKind, RunDirError> {
     if dir.join("dq.csv").is_file() {
         Ok(DirKind::Dq)
+    } else if dir.join(Sensitivity::FILE).is_file() {
+        Ok(DirKind::Sensitivity)
     } else if dir.join(RunConfig::FILE).is_file() {
         Ok(DirKind::Run)
     } else {
@@ -51,11 +60,13 @@ pub fn dir_kind(dir: &Path) -> Result<DirKind, RunDirError> {
     }
 }
 
-/// Reads a search run or a DQ study, whichever `dir` holds (a DQ study has dq.csv).
+/// Reads a search run, a DQ study or a sensitivity study, whichever `dir` holds (by its marker
+/// file: dq.csv, sensitivity.csv, config.json).
 pub fn read_any(dir: &Path) -> Result<AnyDir, RunDirError> {
     match dir_kind(dir)? {
         DirKind::Dq => Ok(AnyDir::Dq(DqDir::read(dir)?)),
         DirKind::Run => Ok(AnyDir::Run(Box::new(RunDir::read(dir)?))),
+        DirKind::Sensitivity => Ok(AnyDir::Sensitivity(Box::new(SensitivityDir::read(dir)?))),
     }
 }
 

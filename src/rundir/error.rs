@@ -79,6 +79,10 @@ pub enum RunDirError {
         path.display()
     )]
     RequestChanged { path: PathBuf },
-    #[error("{}: neither a search run (config.json) nor a DQ study (dq.csv)", path.display())]
+    #[error(
+        "{}: neither a search run (config.json), a DQ study (dq.csv) nor a sensitivity study \
+         (sensitivity.csv)",
+        path.display()
+    )]
     NotARunDir { path: PathBuf },
 }

@@ -3,7 +3,8 @@
 //! pareto.csv), config.json, best-policy.json and the rule that picks the best episode,
 //! front-test.csv (the front re-scored on the test split), the atomic writes, the directory's
 //! lock (one writer at a time), the work directory through which a search hands policies to
-//! worker processes (`work`), and the reader of a DQ study (dq.csv, amplification.csv). The
+//! worker processes (`work`), the reader of a DQ study (dq.csv, amplification.csv), and a
+//! sensitivity study's files (sensitivity.csv, sensitivity.json). The
 //! search writes through `RunLog`; its resume and the report read through the same types.
 
 mod best;
@@ -17,6 +18,7 @@ mod files;
 mod front_test;
 mod lock;
 mod log;
+mod sensitivity;
 pub mod work;
 
 pub use best::{
@@ -35,3 +37,4 @@ pub use files::{create_dir, open_no_follow, write_atomic, write_json};
 pub use front_test::{FrontTest, FrontTestRow};
 pub use lock::{lock_holder, this_command, Holder, RunLock};
 pub use log::RunLog;
+pub use sensitivity::{Sensitivity, SensitivityConfig, SensitivityDir, SensitivityRow, Varied};

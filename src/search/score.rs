@@ -120,7 +120,7 @@ impl<'a> Scorer<'a> {
     }
 
     /// The cached outcome of `policy` at `fidelity`, if the cache is on and holds it.
-    pub(super) fn cached(&self, policy: &Policy, fidelity: Fidelity) -> Option<Outcome> {
+    pub fn cached(&self, policy: &Policy, fidelity: Fidelity) -> Option<Outcome> {
         (self.recipe(fidelity).cache.as_ref()).and_then(|c| c.get(&policy.to_string()))
     }
 

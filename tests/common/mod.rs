@@ -243,6 +243,72 @@ pub fn write_dq(dir: &Path) {
     fs::write(dir.join("amplification.csv"), amp).unwrap();
 }
 
+/// Writes a sensitivity study per docs/run-directory.md: LAYERS × {weight, activation} × {2,
+/// 4, 8} around uniform 8/8, with synthetic drops that grow as the width falls (a diverged row
+/// and a flagged one among them).
+pub fn write_sensitivity(dir: &Path) {
+    use bitsearch::rundir::{ProfileInfo, Sensitivity, SensitivityConfig, SensitivityRow, Varied};
+    fs::create_dir_all(dir).unwrap();
+    let formats = ["2", "4", "8"];
+    let row = |layer: &str, operand, format: &str, drop: f64, share: Option<f64>| {
+        let flagged = layer == "conv1" && format == "2" && operand == Varied::Activation;
+        SensitivityRow {
+            layer: layer.into(),
+            operand,
+            format: format.into(),
+            policy: "8/8".into(),
+            accuracy: Some(0.98 - drop),
+            robust_accuracy: Some(0.6 - 2.0 * drop),
+            masking: bitsearch::robust::Checks::parse(if flagged { "zero_grad" } else { "none" })
+                .unwrap(),
+            accuracy_drop: Some(drop),
+            robust_accuracy_drop: Some(2.0 * drop),
+            latency_s: 1e-5,
+            energy_j: 1e-6,
+            latency_saved: share.map_or(0.0, |s| s / 2.0),
+            energy_saved: share.map_or(0.0, |s| s / 3.0),
+            layer_latency_share: share,
+            layer_energy_share: share.map(|s| s / 2.0),
+        }
+    };
+    let mut rows = vec![row("", Varied::Reference, "8", 0.0, None)];
+    for (i, l) in LAYERS.iter().enumerate() {
+        let share = 1.0 / LAYERS.len() as f64;
+        for operand in [Varied::Weight, Varied::Activation] {
+            for (k, f) in formats.iter().enumerate() {
+                let drop = 0.01 * (2 - k) as f64 * (1 + i) as f64;
+                rows.push(row(l.0, operand, f, drop, Some(share)));
+            }
+        }
+    }
+    let failed = rows.len() - 1;
+    (rows[failed].accuracy, rows[failed].robust_accuracy) = (None, None);
+    (
+        rows[failed].accuracy_drop,
+        rows[failed].robust_accuracy_drop,
+    ) = (None, None);
+    Sensitivity { rows }
+        .write(&dir.join(Sensitivity::FILE))
+        .unwrap();
+    let config = SensitivityConfig {
+        experiment: serde_json::json!({"name": "synthetic"}),
+        model: "lenet5".into(),
+        layers: Vec::new(),
+        profile: ProfileInfo {
+            name: "bitfusion".into(),
+            compute: "bit-fusion".into(),
+            file: None,
+            sha256: None,
+        },
+        reference: 8,
+        formats: formats.map(String::from).to_vec(),
+        baseline: "baseline".into(),
+        scores: "baseline/scores/k.csv".into(),
+        command: "bitsearch sensitivity".into(),
+    };
+    bitsearch::rundir::write_json(&dir.join(SensitivityConfig::FILE), &config).unwrap();
+}
+
 fn growth_pow(g: f64, i: usize) -> f64 {
     g.powi(i as i32)
 }

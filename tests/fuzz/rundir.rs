@@ -2,7 +2,8 @@
 //! 60-episode mbrl search) and a DQ study: one file of the directory is the input, the others
 //! stay valid. Each case reads the directory as `report` does (`read_any`, then the report
 //! itself when the read succeeds), as `compare` does (`RunDir::read`, then `compare` against the
-//! seed run) and as `--resume` does (`RunLog::resume` of episodes.csv, config.json).
+//! seed run) and as `--resume` does (`RunLog::resume` of episodes.csv, config.json); a DQ study
+//! and a sensitivity study as `report` reads them.
 
 use std::path::Path;
 
@@ -95,4 +96,30 @@ pub fn dq_dir() {
         }
         read
     });
+}
+
+/// A sensitivity study (sensitivity.csv, sensitivity.json) with one file mutated; `read_any`
+/// and the report (its heatmap).
+pub fn sensitivity_dir() {
+    let names = ["sensitivity.csv", "sensitivity.json"];
+    let seed = tempfile::tempdir().expect("temp dir");
+    super::common::write_sensitivity(seed.path());
+    let seeds = read_files(seed.path(), &names);
+    let work = tempfile::tempdir().expect("temp dir");
+    read_any(seed.path()).expect("the seed sensitivity study reads");
+    fuzz(
+        "sensitivity-dir",
+        8,
+        (0..names.len(), input()),
+        |(k, inp)| {
+            let mut files = seeds.clone();
+            files[*k] = inp.apply(&seeds[*k]);
+            write_files(work.path(), &names, &files);
+            let read = shown(read_any(work.path())).is_some();
+            if read {
+                let _ = shown(write_report(work.path()));
+            }
+            read
+        },
+    );
 }
