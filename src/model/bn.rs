@@ -87,11 +87,12 @@ impl BatchNorm {
 
     /// Training: normalize `y` (N, C, H, W) by its own batch statistics, and move the running
     /// ones toward them (PyTorch's rule: biased variance to normalize, unbiased to keep).
-    pub fn train(&self, y: &Tensor) -> Result<Tensor> {
+    /// `then` (a ReLU, or a residual join) runs in the same op.
+    pub fn train_then(&self, y: &Tensor, then: crate::ops::BnThen) -> Result<Tensor> {
         let (n, c, h, w) = y.dims4()?;
         let count = (n * h * w) as f32;
         let (gamma, beta) = self.params(false);
-        let (out, bm, bv) = crate::ops::batch_norm_train(y, &gamma, &beta, EPS)?;
+        let (out, bm, bv) = crate::ops::batch_norm_train_then(y, &gamma, &beta, EPS, then)?;
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let unbias = if count > 1.0 {
             count / (count - 1.0)
@@ -154,7 +155,7 @@ mod tests {
         let dev = Device::Cpu;
         let y = Tensor::randn(0f32, 1.0, (8, 2, 5, 5), &dev)?.affine(3.0, 2.0)?;
         let bn = BatchNorm::new(2)?;
-        let out = bn.train(&y)?;
+        let out = bn.train_then(&y, crate::ops::BnThen::Nothing)?;
         let m = out.mean_all()?.to_scalar::<f32>()?;
         let v = out.sqr()?.mean_all()?.to_scalar::<f32>()?;
         assert!(

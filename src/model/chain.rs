@@ -1,5 +1,6 @@
 //! Which graph nodes a pass runs as one op: a quantizable layer and the BatchNorm, ReLU and
-//! max-pool after it (`Chain`), and a residual Add with the ReLU after it.
+//! max-pool after it (`Chain`), a residual Add with the ReLU after it, and in a pass with batch
+//! statistics a BatchNorm with the ReLU or the residual join after it (`BnFusion`).
 
 use super::graph::{Graph, Op};
 
@@ -86,4 +87,33 @@ pub(super) fn relu_after_add(g: &Graph, readers: &[Vec<usize>], i: usize) -> Opt
         &[j] if matches!(g.nodes[j].op, Op::Relu) => Some(j),
         _ => None,
     }
+}
+
+/// What a pass with batch statistics runs a BatchNorm node with (`ops::batch_norm_train_then`:
+/// the same numbers as the separate ops, without their intermediate tensors and gradient slots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BnFusion {
+    /// The ReLU that alone reads it.
+    Relu(usize),
+    /// The residual join that alone reads it: the Add (which only a ReLU reads, `relu_after_add`)
+    /// and that ReLU. The BatchNorm waits for the Add, whose other operand may come later.
+    Join { add: usize, relu: usize },
+}
+
+/// The fusion of BatchNorm node `i`, if any. A join takes one BatchNorm: the first of the Add's
+/// operands that is a BatchNorm read by the Add alone.
+pub(super) fn bn_fusion(g: &Graph, readers: &[Vec<usize>], i: usize) -> Option<BnFusion> {
+    if !matches!(g.nodes[i].op, Op::BatchNorm) {
+        return None;
+    }
+    let &[j] = readers[i].as_slice() else {
+        return None;
+    };
+    if matches!(g.nodes[j].op, Op::Relu) {
+        return Some(BnFusion::Relu(j));
+    }
+    let relu = relu_after_add(g, readers, j)?;
+    let alone = |k: usize| matches!(g.nodes[k].op, Op::BatchNorm) && readers[k] == [j];
+    let first = g.nodes[j].inputs.iter().copied().find(|&k| alone(k))?;
+    (first == i).then_some(BnFusion::Join { add: j, relu })
 }

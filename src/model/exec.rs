@@ -5,11 +5,12 @@
 //! A conv followed by its BatchNorm, ReLU and 2×2-style max-pool runs as one op where it can:
 //! the BN folded into the weights, the ReLU and pool inside the kernel (`ops`). Training with
 //! batch statistics cannot fold the BN, so there the conv runs alone and the ops after it run
-//! as graph nodes. A residual Add and the ReLU after it run as one op in every pass.
+//! as graph nodes, each BatchNorm with the ReLU or the residual join after it as one op
+//! (`chain::bn_fusion`). A residual Add and the ReLU after it run as one op in every pass.
 
 use candle_core::Tensor;
 
-use super::chain::relu_after_add;
+use super::chain::{bn_fusion, relu_after_add, BnFusion};
 use super::graph::{Dims, Op};
 use super::net::{Model, ModelError};
 use super::tokens;
@@ -147,6 +148,11 @@ impl Model {
         let last_read: Vec<usize> = readers.iter().map(|r| r.last().map_or(0, |&i| i)).collect();
         let mut done = vec![false; nodes.len()];
         let mut li = 0;
+        // With batch statistics a BatchNorm runs with the ReLU or the join after it.
+        let fusion = |i: usize| match pass.batch_stats {
+            true => bn_fusion(&self.graph, &readers, i),
+            false => None,
+        };
         let get = |vals: &[Option<Tensor>], j: usize| {
             vals[j].clone().ok_or_else(|| {
                 candle_core::Error::Msg(format!("{}: node {j} has no value", self.graph.name))
@@ -172,10 +178,38 @@ impl Model {
                 li += 1;
                 fused.iter().for_each(|&j| done[j] = true);
                 (fused[fused.len() - 1], y)
+            } else if let Some(f) = fusion(i) {
+                match f {
+                    BnFusion::Relu(j) => {
+                        let h = get(&vals, node.inputs[0])?;
+                        done[j] = true;
+                        (j, self.bn_train(i, &h, ops::BnThen::Relu)?)
+                    }
+                    // Its input stays alive until the join runs it (its last reader is this
+                    // node, which frees nothing here).
+                    BnFusion::Join { .. } => continue,
+                }
             } else if let Some(j) = relu_after_add(&self.graph, &readers, i) {
-                let (a, b) = (get(&vals, node.inputs[0])?, get(&vals, node.inputs[1])?);
                 done[j] = true;
-                (j, ops::add_relu(&a, &b)?)
+                let bn = (node.inputs.iter().copied())
+                    .find(|&k| matches!(fusion(k), Some(BnFusion::Join { add, .. }) if add == i));
+                match bn {
+                    Some(k) => {
+                        let other = node.inputs.iter().copied().find(|&o| o != k).unwrap_or(k);
+                        let (h, r) = (get(&vals, nodes[k].inputs[0])?, get(&vals, other)?);
+                        let y = self.bn_train(k, &h, ops::BnThen::AddRelu(&r))?;
+                        for &j in &nodes[k].inputs {
+                            if last_read[j] == k {
+                                vals[j] = None;
+                            }
+                        }
+                        (j, y)
+                    }
+                    None => {
+                        let (a, b) = (get(&vals, node.inputs[0])?, get(&vals, node.inputs[1])?);
+                        (j, ops::add_relu(&a, &b)?)
+                    }
+                }
             } else {
                 let inputs = (node.inputs.iter())
                     .map(|&j| get(&vals, j))
@@ -209,9 +243,11 @@ impl Model {
         Ok(match *op {
             Op::BatchNorm => {
                 // Reached only with batch statistics; its layer is the conv before it.
+                if pass.batch_stats {
+                    return self.bn_train(i, h, ops::BnThen::Nothing);
+                }
                 let li = self.chains.iter().position(|c| c.bn == Some(i));
                 match li.and_then(|l| self.params[l].as_ref()?.bn.as_ref()) {
-                    Some(bn) if pass.batch_stats => bn.train(h)?,
                     Some(bn) => bn.eval(h, pass.weights == Weights::Frozen)?,
                     None => return Err(unfused(name, i, "batchnorm")),
                 }
@@ -297,6 +333,15 @@ impl Model {
                 return Err(unfused(name, i, "layer"))
             }
         })
+    }
+
+    /// BatchNorm node `i` on the batch's statistics, then `then`, in one op.
+    fn bn_train(&self, i: usize, h: &Tensor, then: ops::BnThen) -> Result<Tensor, ModelError> {
+        let li = self.chains.iter().position(|c| c.bn == Some(i));
+        match li.and_then(|l| self.params[l].as_ref()?.bn.as_ref()) {
+            Some(bn) => Ok(bn.train_then(h, then)?),
+            None => Err(unfused(&self.graph.name, i, "batchnorm")),
+        }
     }
 
     /// The parameter `suffix` of node `i`'s op (detached in a frozen pass).

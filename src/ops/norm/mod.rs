@@ -1,5 +1,7 @@
-//! Normalization: BatchNorm on batch statistics (FP32 training) as one custom op.
+//! Normalization: BatchNorm on batch statistics (FP32 training) as one custom op, with a ReLU
+//! or a residual block's join fused after it.
 
 mod batch_norm;
+mod passes;
 
-pub use batch_norm::batch_norm_train;
+pub use batch_norm::{batch_norm_train, batch_norm_train_then, BnThen};

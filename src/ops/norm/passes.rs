@@ -1,0 +1,311 @@
+//! BatchNorm's passes over an (N, C, H·W) batch of f32 values, on batch statistics: the
+//! per-channel statistics, the normalizing pass with what follows it inside the op (a ReLU, or
+//! a residual add and a ReLU), and the backward's two passes.
+//!
+//! With x̂ = (x − mean)·inv, inv = 1/√(var + ε), and m = N·H·W values per channel:
+//! - forward `z = x·scale + shift` (scale = γ·inv, shift = β − γ·inv·mean), then `z + r` when a
+//!   residual `r` joins, then `max(·, 0)` when a ReLU follows;
+//! - backward from `dz` (the upstream gradient, through the ReLU's mask when there is one):
+//!   dβ = Σ dz, dγ = Σ dz·x̂, dx = γ·inv·(dz − dβ/m − x̂·dγ/m), and `dr = dz`.
+//!
+//! The ReLU's mask is candle's: `dz = 0 + dy·[z ≥ 0]` (the gradient passes at 0), what its
+//! ReLU backward leaves in a zero-filled gradient slot, recomputed here from `x` (and `r`)
+//! rather than kept. So the fused op gives the bits of BatchNorm, then candle's ReLU (or
+//! `ops::add_relu`), signed zeros and NaN included. Each channel's sums run in f64 in a fixed
+//! order (examples, then pixels), whatever the thread count.
+
+use crate::ops::parallel::{for_each_chunk, for_each_piece};
+use candle_core::Result;
+
+/// An (N, C, H·W) batch's sizes.
+#[derive(Clone, Copy)]
+pub(super) struct Dims {
+    pub n: usize,
+    pub c: usize,
+    pub hw: usize,
+}
+
+/// What the op applies after normalizing.
+#[derive(Clone, Copy)]
+pub(super) struct Then<'a> {
+    /// A residual added to the normalized values (same shape as x).
+    pub residual: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+/// Per channel: the batch's mean, biased variance and 1/√(var + ε), and the normalization's
+/// affine map `x·scale + shift`.
+#[derive(Default)]
+pub(super) struct Stats {
+    pub mean: Vec<f32>,
+    pub var: Vec<f32>,
+    pub inv: Vec<f32>,
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
+}
+
+/// Channel `ch`'s mean and biased variance over its N planes, summed in f64 plane by plane.
+fn channel_stats(x: &[f32], d: Dims, ch: usize) -> (f32, f32) {
+    let planes = || (0..d.n).map(move |i| &x[(i * d.c + ch) * d.hw..][..d.hw]);
+    let count = (d.n * d.hw) as f64;
+    let mean = planes().flatten().map(|&v| f64::from(v)).sum::<f64>() / count;
+    let var = planes()
+        .flatten()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / count;
+    (mean as f32, var as f32)
+}
+
+/// Channels summed together by `group_stats`.
+const GROUP: usize = 4;
+
+/// `channel_stats` of the `GROUP` channels from `first` on, into `out`: the same sums in the
+/// same order per channel (from −0, as `Iterator::sum` starts), the channels' chains of adds
+/// interleaved so that they overlap instead of each waiting on its own last add.
+// Index loops: pixel `q` of every channel's plane in one step, each channel's chain its own.
+#[allow(clippy::needless_range_loop)]
+fn group_stats(x: &[f32], d: Dims, first: usize, out: &mut [(f32, f32)]) {
+    let count = (d.n * d.hw) as f64;
+    let plane = |i: usize, k: usize| &x[(i * d.c + first + k) * d.hw..][..d.hw];
+    let mut sum = [-0.0f64; GROUP];
+    for i in 0..d.n {
+        let p: [&[f32]; GROUP] = std::array::from_fn(|k| plane(i, k));
+        for q in 0..d.hw {
+            for k in 0..GROUP {
+                sum[k] += f64::from(p[k][q]);
+            }
+        }
+    }
+    let mean = sum.map(|s| s / count);
+    let mut sq = [-0.0f64; GROUP];
+    for i in 0..d.n {
+        let p: [&[f32]; GROUP] = std::array::from_fn(|k| plane(i, k));
+        for q in 0..d.hw {
+            for k in 0..GROUP {
+                sq[k] += (f64::from(p[k][q]) - mean[k]).powi(2);
+            }
+        }
+    }
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = (mean[k] as f32, (sq[k] / count) as f32);
+    }
+}
+
+/// The batch's statistics, groups of channels in parallel (`channel_stats` for the channels
+/// past the last whole group).
+pub(super) fn stats(x: &[f32], d: Dims, gamma: &[f32], beta: &[f32], eps: f64) -> Result<Stats> {
+    let mut per = vec![(0.0, 0.0); d.c];
+    for_each_chunk(
+        &mut per,
+        GROUP,
+        || (),
+        |_, g, out| {
+            match out.len() {
+                GROUP => group_stats(x, d, g * GROUP, out),
+                _ => (out.iter_mut().enumerate())
+                    .for_each(|(k, o)| *o = channel_stats(x, d, g * GROUP + k)),
+            }
+            Ok(())
+        },
+    )?;
+    let inv: Vec<f32> = per
+        .iter()
+        .map(|&(_, var)| (1.0 / (f64::from(var) + eps).sqrt()) as f32)
+        .collect();
+    let scale = (0..d.c).map(|ch| gamma[ch] * inv[ch]).collect();
+    let shift = (0..d.c)
+        .map(|ch| beta[ch] - gamma[ch] * inv[ch] * per[ch].0)
+        .collect();
+    let (mean, var) = per.into_iter().unzip();
+    Ok(Stats {
+        mean,
+        var,
+        inv,
+        scale,
+        shift,
+    })
+}
+
+/// `then(x·scale + shift)` per channel, one piece per (example, channel) plane.
+pub(super) fn normalize(x: &[f32], d: Dims, s: &Stats, then: Then) -> Result<Vec<f32>> {
+    let mut y = vec![0.0f32; x.len()];
+    for_each_chunk(
+        &mut y,
+        d.hw.max(1),
+        || (),
+        |_, p, out| {
+            let (scale, shift) = (s.scale[p % d.c], s.shift[p % d.c]);
+            let xs = &x[p * d.hw..][..out.len()];
+            match (then.residual, then.relu) {
+                (None, false) => {
+                    (out.iter_mut().zip(xs)).for_each(|(o, &v)| *o = v * scale + shift)
+                }
+                (None, true) => {
+                    (out.iter_mut().zip(xs)).for_each(|(o, &v)| *o = (v * scale + shift).max(0.0))
+                }
+                (Some(r), relu) => {
+                    let rs = &r[p * d.hw..][..out.len()];
+                    for ((o, &v), &r) in out.iter_mut().zip(xs).zip(rs) {
+                        let z = v * scale + shift + r;
+                        *o = if relu { z.max(0.0) } else { z };
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(y)
+}
+
+/// The backward's results: dx, dγ, dβ, and `dz` (the gradient reaching the normalized values,
+/// and so the residual's) when a ReLU masked it, else None (it is the upstream gradient).
+pub(super) struct Grads {
+    pub dx: Vec<f32>,
+    pub dgamma: Vec<f32>,
+    pub dbeta: Vec<f32>,
+    pub dz: Option<Vec<f32>>,
+}
+
+/// The ReLU's backward on one plane: `dz = 0 + g·[z ≥ 0]` with `z` recomputed as the forward
+/// computed it.
+fn relu_mask_plane(
+    dz: &mut [f32],
+    (x, g, r): (&[f32], &[f32], Option<&[f32]>),
+    (scale, shift): (f32, f32),
+) {
+    let pass = |z: f32| if z >= 0.0 { 1.0 } else { 0.0 };
+    match r {
+        None => {
+            for ((d, &v), &g) in dz.iter_mut().zip(x).zip(g) {
+                *d = 0.0 + g * pass(v * scale + shift);
+            }
+        }
+        Some(r) => {
+            for (((d, &v), &g), &r) in dz.iter_mut().zip(x).zip(g).zip(r) {
+                *d = 0.0 + g * pass(v * scale + shift + r);
+            }
+        }
+    }
+}
+
+/// The gradients from the upstream gradient `g` of the op's output.
+pub(super) fn grads(
+    x: &[f32],
+    g: &[f32],
+    d: Dims,
+    s: &Stats,
+    gamma: &[f32],
+    then: Then,
+) -> Result<Grads> {
+    // The masked gradient, one piece per plane, when a ReLU is fused.
+    let dz = match then.relu {
+        false => None,
+        true => {
+            let mut dz = vec![0.0f32; x.len()];
+            for_each_chunk(
+                &mut dz,
+                d.hw.max(1),
+                || (),
+                |_, p, out| {
+                    let at = p * d.hw;
+                    let r = then.residual.map(|r| &r[at..][..out.len()]);
+                    let src = (&x[at..][..out.len()], &g[at..][..out.len()], r);
+                    relu_mask_plane(out, src, (s.scale[p % d.c], s.shift[p % d.c]));
+                    Ok(())
+                },
+            )?;
+            Some(dz)
+        }
+    };
+    let gz = dz.as_deref().unwrap_or(g);
+    let mut sums = vec![(0.0f32, 0.0f32); d.c];
+    for_each_piece(
+        sums.iter_mut().collect(),
+        || (),
+        |_, ch, out| {
+            let (mean, inv) = (s.mean[ch], s.inv[ch]);
+            let (mut db, mut dg) = (0.0f64, 0.0f64);
+            for i in 0..d.n {
+                let at = (i * d.c + ch) * d.hw;
+                for (&g, &v) in gz[at..][..d.hw].iter().zip(&x[at..][..d.hw]) {
+                    db += f64::from(g);
+                    dg += f64::from(g) * f64::from((v - mean) * inv);
+                }
+            }
+            *out = (dg as f32, db as f32);
+            Ok(())
+        },
+    )?;
+    let m = (d.n * d.hw) as f64;
+    let mut dx = vec![0.0f32; x.len()];
+    for_each_chunk(
+        &mut dx,
+        d.hw.max(1),
+        || (),
+        |_, p, out| {
+            let ch = p % d.c;
+            let (mean, inv) = (s.mean[ch], s.inv[ch]);
+            let (dg, db) = sums[ch];
+            let k = gamma[ch] * inv;
+            let (db_m, dg_m) = ((f64::from(db) / m) as f32, (f64::from(dg) / m) as f32);
+            let src = x[p * d.hw..][..d.hw].iter().zip(&gz[p * d.hw..][..d.hw]);
+            for (o, (&v, &g)) in out.iter_mut().zip(src) {
+                let xhat = (v - mean) * inv;
+                *o = k * (g - db_m - xhat * dg_m);
+            }
+            Ok(())
+        },
+    )?;
+    let (dgamma, dbeta) = sums.into_iter().unzip();
+    Ok(Grads {
+        dx,
+        dgamma,
+        dbeta,
+        dz,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Grouped statistics equal `channel_stats` channel by channel bit for bit, on channel
+    /// counts with and without a partial group, odd planes, and a channel of −0 only (whose
+    /// mean keeps its sign only if the sum starts from −0).
+    #[test]
+    fn grouped_statistics_equal_channel_by_channel_bit_for_bit() -> Result<()> {
+        let mut state = 7u64;
+        for (n, c, hw) in [(3, 9, 35), (2, 4, 1), (1, 3, 5), (5, 8, 16)] {
+            let mut x: Vec<f32> = (0..n * c * hw)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.3) * 7.0
+                })
+                .collect();
+            for i in 0..n {
+                x[(i * c + 1) * hw..][..hw].fill(-0.0);
+            }
+            let d = Dims { n, c, hw };
+            let (ones, zeros) = (vec![1.0; c], vec![0.0; c]);
+            let got = stats(&x, d, &ones, &zeros, 1e-5)?;
+            for ch in 0..c {
+                let (mean, var) = channel_stats(&x, d, ch);
+                assert_eq!(
+                    got.mean[ch].to_bits(),
+                    mean.to_bits(),
+                    "mean {ch} of {n}×{c}×{hw}"
+                );
+                assert_eq!(
+                    got.var[ch].to_bits(),
+                    var.to_bits(),
+                    "var {ch} of {n}×{c}×{hw}"
+                );
+            }
+            assert!(got.mean[1].is_sign_negative(), "−0 channel");
+        }
+        Ok(())
+    }
+}
