@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         "fwd" => {
             let x1000 = Tensor::rand(0f32, 1.0, (1000, input.0, input.1, input.2), &dev)?;
             return report(arch, "fp32 forward, 1000 images", steps, || {
-                model.forward(&x1000, None)?;
+                model.forward_frozen(&x1000, None)?;
                 Ok(())
             });
         }

@@ -108,8 +108,11 @@ pub fn bench_arch(arch: Arch, data: &Dataset, runs: usize) -> Result<Vec<BenchRo
         "quantized train step + Lipschitz, batch 128",
         time_median(runs, || step(Some(&quant), 1e-2))?,
     );
+    // Evaluation's pass (what accuracy and the attacks' clean checks run, and what PyTorch's
+    // `inference_mode` runs): it records nothing and lets each activation go after its last
+    // reader.
     let forward = |q: Option<&Quantizer>| -> Result<(), TrainError> {
-        model.forward(&x1000, q)?;
+        model.forward_frozen(&x1000, q)?;
         Ok(())
     };
     row(

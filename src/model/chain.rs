@@ -1,6 +1,6 @@
 //! Which graph nodes a pass runs as one op: a quantizable layer and the BatchNorm, ReLU and
 //! max-pool after it (`Chain`), a residual Add with the ReLU after it, and in a pass with batch
-//! statistics a BatchNorm with the ReLU or the residual join after it (`BnFusion`).
+//! statistics a BatchNorm with the ReLU, ReLU6 or residual join after it (`BnFusion`).
 
 use super::graph::{Graph, Op};
 
@@ -95,6 +95,8 @@ pub(super) fn relu_after_add(g: &Graph, readers: &[Vec<usize>], i: usize) -> Opt
 pub(super) enum BnFusion {
     /// The ReLU that alone reads it.
     Relu(usize),
+    /// The ReLU6 that alone reads it.
+    Relu6(usize),
     /// The residual join that alone reads it: the Add (which only a ReLU reads, `relu_after_add`)
     /// and that ReLU. The BatchNorm waits for the Add, whose other operand may come later.
     Join { add: usize, relu: usize },
@@ -109,8 +111,10 @@ pub(super) fn bn_fusion(g: &Graph, readers: &[Vec<usize>], i: usize) -> Option<B
     let &[j] = readers[i].as_slice() else {
         return None;
     };
-    if matches!(g.nodes[j].op, Op::Relu) {
-        return Some(BnFusion::Relu(j));
+    match g.nodes[j].op {
+        Op::Relu => return Some(BnFusion::Relu(j)),
+        Op::Relu6 => return Some(BnFusion::Relu6(j)),
+        _ => {}
     }
     let relu = relu_after_add(g, readers, j)?;
     let alone = |k: usize| matches!(g.nodes[k].op, Op::BatchNorm) && readers[k] == [j];

@@ -5,7 +5,7 @@
 //! A conv followed by its BatchNorm, ReLU and 2×2-style max-pool runs as one op where it can:
 //! the BN folded into the weights, the ReLU and pool inside the kernel (`ops`). Training with
 //! batch statistics cannot fold the BN, so there the conv runs alone and the ops after it run
-//! as graph nodes, each BatchNorm with the ReLU or the residual join after it as one op
+//! as graph nodes, each BatchNorm with the ReLU, ReLU6 or residual join after it as one op
 //! (`chain::bn_fusion`). A residual Add and the ReLU after it run as one op in every pass.
 
 use candle_core::Tensor;
@@ -180,10 +180,14 @@ impl Model {
                 (fused[fused.len() - 1], y)
             } else if let Some(f) = fusion(i) {
                 match f {
-                    BnFusion::Relu(j) => {
+                    BnFusion::Relu(j) | BnFusion::Relu6(j) => {
                         let h = get(&vals, node.inputs[0])?;
                         done[j] = true;
-                        (j, self.bn_train(i, &h, ops::BnThen::Relu)?)
+                        let then = match f {
+                            BnFusion::Relu6(_) => ops::BnThen::Relu6,
+                            _ => ops::BnThen::Relu,
+                        };
+                        (j, self.bn_train(i, &h, then)?)
                     }
                     // Its input stays alive until the join runs it (its last reader is this
                     // node, which frees nothing here).
@@ -253,7 +257,7 @@ impl Model {
                 }
             }
             Op::Relu => h.relu()?,
-            Op::Relu6 => h.clamp(0f32, 6f32)?,
+            Op::Relu6 => ops::relu6(h)?,
             Op::Sigmoid => candle_nn::ops::sigmoid(h)?,
             Op::HardSigmoid => hard_sigmoid(h)?,
             Op::HardSwish => (h * hard_sigmoid(h)?)?,
@@ -461,7 +465,7 @@ fn unfused(model: &str, node: usize, what: &str) -> ModelError {
 
 /// PyTorch's hardsigmoid, relu6(x + 3) / 6.
 fn hard_sigmoid(h: &Tensor) -> candle_core::Result<Tensor> {
-    (h + 3.0)?.clamp(0f32, 6f32)? / 6.0
+    ops::relu6(&(h + 3.0)?)? / 6.0
 }
 
 /// He et al.'s option-A shortcut: every `stride`-th row and column, channels zero-padded to

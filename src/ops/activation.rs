@@ -49,3 +49,27 @@ pub(crate) fn relu_pass(v: f32, y: f32) -> f32 {
 fn keep(v: f32, pass: bool) -> f32 {
     f32::from_bits(v.to_bits() & (pass as u32).wrapping_neg())
 }
+
+/// ReLU6 as candle's `clamp(0, 6)` computes it (`maximum(0)` then `minimum(6)`): the same bits,
+/// signed zeros and NaN included.
+#[inline(always)]
+pub(crate) fn relu6_candle(v: f32) -> f32 {
+    let m = if v < 0.0 { 0.0 } else { v };
+    if m > RELU6_CAP {
+        RELU6_CAP
+    } else {
+        m
+    }
+}
+
+/// The gradient reaching `v` through `relu6_candle` from its output's gradient `g`, as
+/// candle's backward of `maximum` then `minimum` leaves it in zero-filled slots: a tie with a
+/// bound (`v` = 0 or 6) passes half the gradient, as candle splits it between the two operands.
+#[inline(always)]
+pub(crate) fn relu6_candle_pass(g: f32, v: f32) -> f32 {
+    let m = if v < 0.0 { 0.0 } else { v };
+    let y = if m > RELU6_CAP { RELU6_CAP } else { m };
+    let is = |c: bool| if c { 1.0f32 } else { 0.0 };
+    let gm = 0.0 + (is(y == m) * g) / (is(y == RELU6_CAP) + 1.0);
+    (is(m == v) * gm) / (is(m == 0.0) + 1.0)
+}

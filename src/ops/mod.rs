@@ -5,7 +5,7 @@
 //! gradient to the window's maximum), normalization (`norm`: BatchNorm on batch statistics,
 //! with the ReLU or the residual join after it fused) and linear algebra (`linalg`: linear with
 //! bias and ReLU fused, the `gemm` wrapper, the Lipschitz penalty's `‖W Wᵀ − I‖²`), a residual
-//! block's join (`residual`: `relu(a + b)`); the plumbing they share beside them. Each backward
+//! block's join (`residual`: `relu(a + b)`), ReLU6 (`relu6`, candle's clamp without its temporaries); the plumbing they share beside them. Each backward
 //! computes only the gradients whose arguments track one, and every reduction runs in a fixed
 //! order, so results do not depend on the thread count.
 //!
@@ -20,6 +20,7 @@ mod linalg;
 mod norm;
 mod parallel;
 mod pool;
+mod relu6;
 mod residual;
 mod storage;
 #[cfg(test)]
@@ -31,4 +32,5 @@ pub use linalg::{linear, orthogonality};
 pub use norm::{batch_norm_train, batch_norm_train_then, BnThen};
 pub use parallel::threads;
 pub use pool::{max_pool2d, max_pool2d_window, Window};
+pub use relu6::relu6;
 pub use residual::add_relu;

@@ -58,6 +58,37 @@ pub(crate) fn for_each_chunk<T: Send, S>(
     for_each_piece(data.chunks_mut(chunk).collect(), init, f)
 }
 
+/// Elements per piece of an elementwise map handed to a thread.
+const MAP_PIECE: usize = 1 << 16;
+
+/// `out[i] = f(a[i], b[i], c[i])` over the pieces of `out`, in parallel; `a`, `b` and `c` are at
+/// least as long as `out`.
+pub(crate) fn map3(
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    c: &[f32],
+    f: impl Fn(f32, f32, f32) -> f32 + Sync,
+) -> Result<()> {
+    for_each_chunk(
+        out,
+        MAP_PIECE,
+        || (),
+        |_, p, out| {
+            let at = p * MAP_PIECE;
+            let (a, b, c) = (
+                &a[at..][..out.len()],
+                &b[at..][..out.len()],
+                &c[at..][..out.len()],
+            );
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = f(a[i], b[i], c[i]);
+            }
+            Ok(())
+        },
+    )
+}
+
 /// A sum over `n` items (each adding into `len` values) whose floating-point order never
 /// depends on the thread count: the items are cut into fixed chunks of `chunk`, `add(scratch,
 /// items, sum)` builds each chunk's sum in its own zeroed buffer (chunks in parallel, no

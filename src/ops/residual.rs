@@ -14,11 +14,8 @@
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::parallel::for_each_chunk;
+use super::parallel::map3;
 use super::storage::{contiguous_f32, with_f32};
-
-/// Elements per piece of work handed to a thread.
-const PIECE: usize = 1 << 16;
 
 /// `relu(a + b)` for two tensors of one shape.
 pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -33,33 +30,6 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 struct AddRelu;
-
-/// `out[i] = f(a[i], b[i], c[i])` over the pieces of `out`, in parallel.
-fn map3(
-    out: &mut [f32],
-    a: &[f32],
-    b: &[f32],
-    c: &[f32],
-    f: impl Fn(f32, f32, f32) -> f32 + Sync,
-) -> Result<()> {
-    for_each_chunk(
-        out,
-        PIECE,
-        || (),
-        |_, p, out| {
-            let at = p * PIECE;
-            let (a, b, c) = (
-                &a[at..][..out.len()],
-                &b[at..][..out.len()],
-                &c[at..][..out.len()],
-            );
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = f(a[i], b[i], c[i]);
-            }
-            Ok(())
-        },
-    )
-}
 
 impl CustomOp2 for AddRelu {
     fn name(&self) -> &'static str {

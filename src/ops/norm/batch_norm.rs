@@ -1,7 +1,7 @@
 //! Batch normalization on batch statistics (FP32 training) as one candle custom op:
 //! `y = γ·(x − mean)/√(var + ε) + β` per channel of an (N, C, H, W) tensor, with its backward;
-//! optionally followed, inside the op, by a ReLU (`relu(bn(x))`) or by a residual block's join
-//! (`relu(bn(x) + r)`). `passes.rs` holds the arithmetic.
+//! optionally followed, inside the op, by a ReLU (`relu(bn(x))`), a ReLU6 (`relu6(bn(x))`) or
+//! by a residual block's join (`relu(bn(x) + r)`). `passes.rs` holds the arithmetic.
 //!
 //! Why one op: written in candle ops, the means, the broadcasts and above all their backward (a
 //! `sum_keepdim` over N, H and W for every broadcast) make a temporary and a pass per step. And
@@ -12,6 +12,7 @@
 //! as its gradient, with the same bits as the separate ops (`passes.rs` says why).
 
 use super::passes::{self, Dims, Stats, Then};
+use crate::ops::activation::Activation;
 use crate::ops::storage::{contiguous_f32, with_f32};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,8 @@ pub enum BnThen<'a> {
     Nothing,
     /// `relu(bn(x))`.
     Relu,
+    /// `relu6(bn(x))`, `relu6` being candle's `clamp(0, 6)` (`ops::relu6`).
+    Relu6,
     /// `relu(bn(x) + r)`: a residual block's join, `r` shaped like `x`.
     AddRelu(&'a Tensor),
 }
@@ -49,10 +52,14 @@ pub fn batch_norm_train_then(
     let stats = Arc::new(Mutex::new(Stats::default()));
     let x = x.contiguous()?;
     let y = match then {
-        BnThen::Nothing | BnThen::Relu => {
+        BnThen::Nothing | BnThen::Relu | BnThen::Relu6 => {
             let op = BatchNormOp {
                 eps,
-                relu: matches!(then, BnThen::Relu),
+                act: match then {
+                    BnThen::Relu => Activation::Relu,
+                    BnThen::Relu6 => Activation::Relu6,
+                    _ => Activation::Identity,
+                },
                 stats: stats.clone(),
             };
             x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?
@@ -78,10 +85,10 @@ pub fn batch_norm_train_then(
     Ok((y, stats.mean.clone(), stats.var.clone()))
 }
 
-/// `relu?(bn(x))` over (x, γ, β).
+/// `act(bn(x))` over (x, γ, β).
 struct BatchNormOp {
     eps: f64,
-    relu: bool,
+    act: Activation,
     /// Kept by the forward for the backward, and shared with the caller for the running
     /// statistics.
     stats: Arc<Mutex<Stats>>,
@@ -127,7 +134,7 @@ fn backward(
     x: &Tensor,
     gamma: &[f32],
     residual: Option<&[f32]>,
-    relu: bool,
+    act: Activation,
     grad: &Tensor,
     stats: &Mutex<Stats>,
 ) -> Result<passes::Grads> {
@@ -136,7 +143,7 @@ fn backward(
     if s.mean.len() != c || gamma.len() != c {
         bail!("batch_norm_train: backward without the forward's statistics");
     }
-    let then = Then { residual, relu };
+    let then = Then { residual, act };
     with_f32(x, |xv| {
         with_f32(grad, |gv| {
             if gv.len() != xv.len() {
@@ -168,7 +175,7 @@ impl CustomOp3 for BatchNormOp {
         let (gamma, beta) = (contiguous_f32(gs, gl)?, contiguous_f32(bs, bl)?);
         let then = Then {
             residual: None,
-            relu: self.relu,
+            act: self.act,
         };
         let x = (contiguous_f32(xs, xl)?, xl);
         forward(x, gamma, beta, self.eps, then, &self.stats)
@@ -184,7 +191,7 @@ impl CustomOp3 for BatchNormOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (c, dev) = (gamma.dim(0)?, x.device());
         let gr = with_f32(gamma, |gam| {
-            backward(x, gam, None, self.relu, grad, &self.stats)
+            backward(x, gam, None, self.act, grad, &self.stats)
         })?;
         Ok((
             Some(Tensor::from_vec(gr.dx, x.shape(), dev)?),
@@ -212,7 +219,7 @@ impl CustomOp3 for BatchNormAddRelu {
         let (gamma, beta) = gb.split_at(gb.len() / 2);
         let then = Then {
             residual: Some(contiguous_f32(rs, rl)?),
-            relu: true,
+            act: Activation::Relu,
         };
         let x = (contiguous_f32(xs, xl)?, xl);
         forward(x, gamma, beta, self.eps, then, &self.stats)
@@ -230,7 +237,7 @@ impl CustomOp3 for BatchNormAddRelu {
         let gr = with_f32(gb, |gb| {
             with_f32(r, |rv| {
                 let gamma = &gb[..gb.len() / 2];
-                backward(x, gamma, Some(rv), true, grad, &self.stats)
+                backward(x, gamma, Some(rv), Activation::Relu, grad, &self.stats)
             })
         })?;
         let dgb = [gr.dgamma, gr.dbeta].concat();

@@ -1,19 +1,21 @@
 //! BatchNorm's passes over an (N, C, H·W) batch of f32 values, on batch statistics: the
-//! per-channel statistics, the normalizing pass with what follows it inside the op (a ReLU, or
-//! a residual add and a ReLU), and the backward's two passes.
+//! per-channel statistics, the normalizing pass with what follows it inside the op (a ReLU or a
+//! ReLU6, or a residual add and a ReLU), and the backward's two passes.
 //!
 //! With x̂ = (x − mean)·inv, inv = 1/√(var + ε), and m = N·H·W values per channel:
 //! - forward `z = x·scale + shift` (scale = γ·inv, shift = β − γ·inv·mean), then `z + r` when a
-//!   residual `r` joins, then `max(·, 0)` when a ReLU follows;
+//!   residual `r` joins, then `max(·, 0)` when a ReLU follows (`min(max(·, 0), 6)`: a ReLU6);
 //! - backward from `dz` (the upstream gradient, through the ReLU's mask when there is one):
 //!   dβ = Σ dz, dγ = Σ dz·x̂, dx = γ·inv·(dz − dβ/m − x̂·dγ/m), and `dr = dz`.
 //!
 //! The ReLU's mask is candle's: `dz = 0 + dy·[z ≥ 0]` (the gradient passes at 0), what its
 //! ReLU backward leaves in a zero-filled gradient slot, recomputed here from `x` (and `r`)
 //! rather than kept. So the fused op gives the bits of BatchNorm, then candle's ReLU (or
-//! `ops::add_relu`), signed zeros and NaN included. Each channel's sums run in f64 in a fixed
+//! `ops::add_relu`), signed zeros and NaN included. A ReLU6's is `ops::relu6`'s (candle's
+//! `clamp`, `activation::relu6_candle_pass`), so the same holds for it. Each channel's sums run in f64 in a fixed
 //! order (examples, then pixels), whatever the thread count.
 
+use crate::ops::activation::{relu6_candle, relu6_candle_pass, Activation};
 use crate::ops::parallel::{for_each_chunk, for_each_piece};
 use candle_core::Result;
 
@@ -30,7 +32,9 @@ pub(super) struct Dims {
 pub(super) struct Then<'a> {
     /// A residual added to the normalized values (same shape as x).
     pub residual: Option<&'a [f32]>,
-    pub relu: bool,
+    /// The rectifier after the (joined) normalized values: `Identity`, `Relu`, or `Relu6`
+    /// (not after a join).
+    pub act: Activation,
 }
 
 /// Per channel: the batch's mean, biased variance and 1/√(var + ε), and the normalization's
@@ -137,18 +141,24 @@ pub(super) fn normalize(x: &[f32], d: Dims, s: &Stats, then: Then) -> Result<Vec
         |_, p, out| {
             let (scale, shift) = (s.scale[p % d.c], s.shift[p % d.c]);
             let xs = &x[p * d.hw..][..out.len()];
-            match (then.residual, then.relu) {
-                (None, false) => {
+            match (then.residual, then.act) {
+                (None, Activation::Identity) => {
                     (out.iter_mut().zip(xs)).for_each(|(o, &v)| *o = v * scale + shift)
                 }
-                (None, true) => {
+                (None, Activation::Relu) => {
                     (out.iter_mut().zip(xs)).for_each(|(o, &v)| *o = (v * scale + shift).max(0.0))
                 }
-                (Some(r), relu) => {
+                (None, Activation::Relu6) => (out.iter_mut().zip(xs))
+                    .for_each(|(o, &v)| *o = relu6_candle(v * scale + shift)),
+                (Some(r), act) => {
                     let rs = &r[p * d.hw..][..out.len()];
                     for ((o, &v), &r) in out.iter_mut().zip(xs).zip(rs) {
                         let z = v * scale + shift + r;
-                        *o = if relu { z.max(0.0) } else { z };
+                        *o = match act {
+                            Activation::Identity => z,
+                            Activation::Relu => z.max(0.0),
+                            Activation::Relu6 => relu6_candle(z),
+                        };
                     }
                 }
             }
@@ -159,7 +169,7 @@ pub(super) fn normalize(x: &[f32], d: Dims, s: &Stats, then: Then) -> Result<Vec
 }
 
 /// The backward's results: dx, dγ, dβ, and `dz` (the gradient reaching the normalized values,
-/// and so the residual's) when a ReLU masked it, else None (it is the upstream gradient).
+/// and so the residual's) when a rectifier masked it, else None (it is the upstream gradient).
 pub(super) struct Grads {
     pub dx: Vec<f32>,
     pub dgamma: Vec<f32>,
@@ -167,23 +177,42 @@ pub(super) struct Grads {
     pub dz: Option<Vec<f32>>,
 }
 
-/// The ReLU's backward on one plane: `dz = 0 + g·[z ≥ 0]` with `z` recomputed as the forward
-/// computed it.
-fn relu_mask_plane(
+/// The rectifier's backward on one plane, `z` recomputed as the forward computed it: a ReLU's
+/// `dz = 0 + g·[z ≥ 0]`, a ReLU6's `0 + relu6_candle_pass(g, z)` (what the separate ops leave
+/// in the normalized values' zero-filled gradient slot).
+fn mask_plane(
+    dz: &mut [f32],
+    src: (&[f32], &[f32], Option<&[f32]>),
+    affine: (f32, f32),
+    act: Activation,
+) {
+    // One loop per rectifier, so each loop vectorizes without a branch inside.
+    match act {
+        Activation::Identity => mask_with(dz, src, affine, |g, _| g),
+        Activation::Relu => mask_with(dz, src, affine, |g, z| {
+            0.0 + g * if z >= 0.0 { 1.0 } else { 0.0 }
+        }),
+        Activation::Relu6 => mask_with(dz, src, affine, |g, z| 0.0 + relu6_candle_pass(g, z)),
+    }
+}
+
+/// `dz = pass(g, z)` over a plane, `z = x·scale + shift (+ r)`.
+#[inline(always)]
+fn mask_with(
     dz: &mut [f32],
     (x, g, r): (&[f32], &[f32], Option<&[f32]>),
     (scale, shift): (f32, f32),
+    pass: impl Fn(f32, f32) -> f32,
 ) {
-    let pass = |z: f32| if z >= 0.0 { 1.0 } else { 0.0 };
     match r {
         None => {
             for ((d, &v), &g) in dz.iter_mut().zip(x).zip(g) {
-                *d = 0.0 + g * pass(v * scale + shift);
+                *d = pass(g, v * scale + shift);
             }
         }
         Some(r) => {
             for (((d, &v), &g), &r) in dz.iter_mut().zip(x).zip(g).zip(r) {
-                *d = 0.0 + g * pass(v * scale + shift + r);
+                *d = pass(g, v * scale + shift + r);
             }
         }
     }
@@ -198,10 +227,10 @@ pub(super) fn grads(
     gamma: &[f32],
     then: Then,
 ) -> Result<Grads> {
-    // The masked gradient, one piece per plane, when a ReLU is fused.
-    let dz = match then.relu {
-        false => None,
-        true => {
+    // The masked gradient, one piece per plane, when a rectifier is fused.
+    let dz = match then.act {
+        Activation::Identity => None,
+        act => {
             let mut dz = vec![0.0f32; x.len()];
             for_each_chunk(
                 &mut dz,
@@ -211,7 +240,7 @@ pub(super) fn grads(
                     let at = p * d.hw;
                     let r = then.residual.map(|r| &r[at..][..out.len()]);
                     let src = (&x[at..][..out.len()], &g[at..][..out.len()], r);
-                    relu_mask_plane(out, src, (s.scale[p % d.c], s.shift[p % d.c]));
+                    mask_plane(out, src, (s.scale[p % d.c], s.shift[p % d.c]), act);
                     Ok(())
                 },
             )?;

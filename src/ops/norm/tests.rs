@@ -131,6 +131,42 @@ fn fused_relu_and_join_equal_the_separate_ops_bit_for_bit() -> Result<()> {
     Ok(())
 }
 
+/// `relu6(bn(x))` as one op equals BatchNorm followed by candle's `clamp(0, 6)` bit for bit:
+/// output, statistics and the gradients of x, γ and β, with channels pinned at the bounds
+/// (γ = 0 and β = 6 or 0, where candle halves the gradient) and one past 6.
+#[test]
+fn fused_relu6_equals_batch_norm_then_candles_clamp_bit_for_bit() -> Result<()> {
+    let dev = &Device::Cpu;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let dims = [3, 4, 5, 5];
+    let x = Var::from_tensor(&(randn(&mut rng, &dims)? * 3.0)?)?;
+    let g = Var::from_vec(vec![1.3f32, 0.0, 0.0, 2.5], 4, dev)?;
+    let b = Var::from_vec(vec![0.5f32, 6.0, 0.0, 3.0], 4, dev)?;
+    let mut up = randn(&mut rng, &dims)?.flatten_all()?.to_vec1::<f32>()?;
+    up[7] = -0.0;
+    let up = Tensor::from_vec(up, &dims, dev)?;
+    let (bn, m0, v0) = batch_norm_train(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5)?;
+    let want = bn.clamp(0f32, 6f32)?;
+    let (got, m1, v1) = batch_norm_train_then(
+        x.as_tensor(),
+        g.as_tensor(),
+        b.as_tensor(),
+        1e-5,
+        BnThen::Relu6,
+    )?;
+    let yv = got.flatten_all()?.to_vec1::<f32>()?;
+    assert!(yv.contains(&6.0) && yv.contains(&0.0) && yv.iter().any(|&v| v > 0.0 && v < 6.0));
+    assert_eq!(bits(&got), bits(&want), "y");
+    assert_eq!((&m1, &v1), (&m0, &v0), "stats");
+    let gw = (&want * &up)?.sum_all()?.backward()?;
+    let gg = (&got * &up)?.sum_all()?.backward()?;
+    for (name, v) in [("dx", &x), ("dγ", &g), ("dβ", &b)] {
+        let (a, e) = (gg.get(v).unwrap(), gw.get(v).unwrap());
+        assert_eq!(bits(a), bits(e), "{name}");
+    }
+    Ok(())
+}
+
 /// A residual of another shape is refused, naming both shapes.
 #[test]
 fn a_residual_of_another_shape_is_refused() -> Result<()> {
