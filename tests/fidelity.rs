@@ -7,9 +7,9 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use common::cli::command;
+use common::cli::{ok, quiet_command, search_args};
 use common::fixtures::{lines_without_timing, Tiny};
 
 /// mbrl planning from its third proposal (its first two are the warm-up's low scores).
@@ -38,31 +38,8 @@ fn setup() -> tempfile::TempDir {
 
 fn search(cwd: &Path, exp: &str, out: &str, workers: &str, extra: &[&str]) -> Command {
     let episodes = EPISODES.to_string();
-    let mut args = vec![
-        "search",
-        "--experiment",
-        exp,
-        "--agent",
-        "agent.toml",
-        "--episodes",
-        &episodes,
-        "--workers",
-        workers,
-        "--cache",
-        "cache",
-        "--no-score-cache",
-        "--quiet",
-        "--out",
-        out,
-    ];
-    args.extend_from_slice(extra);
-    let mut c = command(&args, cwd);
-    c.stdout(Stdio::null()).stderr(Stdio::piped());
-    c
-}
-
-fn ok(o: Output) {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let args = search_args((exp, "agent.toml"), &episodes, workers, out, extra);
+    quiet_command(&args, cwd)
 }
 
 fn run_dir(cwd: &Path, out: &str) -> PathBuf {

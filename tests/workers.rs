@@ -7,9 +7,9 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use common::cli::command;
+use common::cli::{ok, quiet_command, search_args};
 use common::fixtures::{lines_without_timing, Tiny, DDPG};
 
 /// mbrl planning from its third episode, so a batch's second proposal is planned on a belief.
@@ -31,31 +31,8 @@ fn search(cwd: &Path, out: &str, extra: &[&str]) -> Command {
 }
 
 fn search_with(cwd: &Path, out: &str, workers: &str, extra: &[&str]) -> Command {
-    let mut args = vec![
-        "search",
-        "--experiment",
-        "exp.toml",
-        "--agent",
-        "agent.toml",
-        "--episodes",
-        "5",
-        "--workers",
-        workers,
-        "--cache",
-        "cache",
-        "--no-score-cache",
-        "--quiet",
-        "--out",
-        out,
-    ];
-    args.extend_from_slice(extra);
-    let mut c = command(&args, cwd);
-    c.stdout(Stdio::null()).stderr(Stdio::piped());
-    c
-}
-
-fn ok(o: Output) {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let args = search_args(("exp.toml", "agent.toml"), "5", workers, out, extra);
+    quiet_command(&args, cwd)
 }
 
 fn log(cwd: &Path, out: &str) -> std::path::PathBuf {
@@ -179,9 +156,7 @@ fn a_sweep_with_two_workers_gives_its_cells_the_searchs_episodes() {
         "--out",
         "sw",
     ];
-    let mut c = command(&args, d);
-    c.stdout(Stdio::null()).stderr(Stdio::piped());
-    ok(c.output().unwrap());
+    ok(quiet_command(&args, d).output().unwrap());
     let plan: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("sw/sweep.json")).unwrap()).unwrap();
     assert_eq!(plan["workers"], 2);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::cli::{command, fails, ok};
+use common::cli::{command, fails, ok, search_args};
 use common::fixtures::{lines_without_timing, Tiny};
 use common::slurm::{slurm_available, Cluster};
 
@@ -30,25 +30,7 @@ fn setup() -> tempfile::TempDir {
 /// Four random-agent episodes in batches of two into OUT, every policy scored afresh, with
 /// `extra` flags.
 fn args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "search",
-        "--experiment",
-        "exp.toml",
-        "--agent",
-        "random",
-        "--episodes",
-        "4",
-        "--workers",
-        "2",
-        "--cache",
-        "cache",
-        "--no-score-cache",
-        "--quiet",
-        "--out",
-        out,
-    ];
-    args.extend_from_slice(extra);
-    args
+    search_args(("exp.toml", "random"), "4", "2", out, extra)
 }
 
 fn run_dir(cwd: &Path, out: &str) -> PathBuf {

@@ -57,14 +57,9 @@ impl CustomOp1 for Relu6 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::test_util::randn;
+    use crate::ops::test_util::{randn, value_bits as bits};
     use candle_core::{Device, Var};
     use rand::SeedableRng;
-
-    fn bits(t: &Tensor) -> Vec<u32> {
-        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        v.iter().map(|x| x.to_bits()).collect()
-    }
 
     /// The op and its gradient equal candle's `clamp(0, 6)` bit for bit, on values that include
     /// the bounds themselves (where candle halves the gradient), ±0, values past 6, a NaN, and

@@ -91,15 +91,9 @@ impl CustomOp2 for AddRelu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::test_util::randn;
+    use crate::ops::test_util::{randn, value_bits as bits};
     use candle_core::{Device, Var};
     use rand::SeedableRng;
-
-    /// Bits of a tensor's values, so signed zeros count as different.
-    fn bits(t: &Tensor) -> Vec<u32> {
-        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        v.iter().map(|x| x.to_bits()).collect()
-    }
 
     /// The join and its gradients equal candle's `(a + b).relu()` bit for bit, on values that
     /// include sums of exactly 0 (where the gradient passes), ±0 and a NaN.

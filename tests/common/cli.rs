@@ -2,7 +2,7 @@
 //! assertions every end-to-end test makes about success or failure.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// Runs `bitsearch ARGS` in `cwd`.
 pub fn bitsearch(args: &[&str], cwd: &Path) -> Output {
@@ -67,4 +67,42 @@ pub fn search_default(dir: &Path, exp: &Path) -> (PathBuf, String) {
     let run = out.join("mbrl-bitfusion");
     let csv = std::fs::read_to_string(run.join("episodes.csv")).unwrap();
     (run, csv)
+}
+
+/// The arguments of a scaling test's search: `search --experiment EXP --agent AGENT --episodes
+/// EPISODES --workers WORKERS`, the FP32 baseline cached in `cache`, every policy scored afresh
+/// (`--no-score-cache`), quiet, into OUT; then `extra`.
+pub fn search_args<'a>(
+    (exp, agent): (&'a str, &'a str),
+    episodes: &'a str,
+    workers: &'a str,
+    out: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "search",
+        "--experiment",
+        exp,
+        "--agent",
+        agent,
+        "--episodes",
+        episodes,
+        "--workers",
+        workers,
+        "--cache",
+        "cache",
+        "--no-score-cache",
+        "--quiet",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `command(args, cwd)` with stdout discarded and stderr captured (for `ok` and `fails`).
+pub fn quiet_command(args: &[&str], cwd: &Path) -> Command {
+    let mut c = command(args, cwd);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    c
 }

@@ -1,9 +1,9 @@
-//! BatchNorm on batch statistics against candle's ops, and the fused ReLU and residual join
-//! against the separate ops bit for bit.
+//! BatchNorm on batch statistics against candle's ops, and the fused ReLU, ReLU6 and residual
+//! join against the separate ops bit for bit.
 
 use super::*;
 use crate::ops::residual::add_relu;
-use crate::ops::test_util::{max_abs_diff, randn};
+use crate::ops::test_util::{max_abs_diff, randn, value_bits as bits};
 use candle_core::{Device, Var};
 use rand::SeedableRng;
 
@@ -54,12 +54,6 @@ fn matches_candle_ops_and_their_gradients() -> Result<()> {
         assert!(d < 1e-4 * scale, "{name}: {d}");
     }
     Ok(())
-}
-
-/// Bits of a tensor's values, so signed zeros count as different.
-fn bits(t: &Tensor) -> Vec<u32> {
-    let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    v.iter().map(|x| x.to_bits()).collect()
 }
 
 /// `relu(bn(x))` and `relu(bn(x) + r)` as one op equal BatchNorm followed by candle's ReLU or
