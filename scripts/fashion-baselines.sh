@@ -65,7 +65,7 @@ for exp in "${experiments[@]}"; do
         # shellcheck disable=SC2086 # TORCH_TRAIN_ARGS is a list of arguments
         torch_json="$("$py" scripts/torch_train.py "$dir" --threads "$threads" ${TORCH_TRAIN_ARGS:-} | tail -n 1)"
     fi
-    printf '{"dir": "%s", "torch": %s}\n' "$dir" "$torch_json" >> "$results"
+    printf '{"experiment": "%s", "dir": "%s", "torch": %s}\n' "$(basename "$exp" .toml)" "$dir" "$torch_json" >> "$results"
 done
 python3 - "$results" <<'PY'
 import json, os, sys
@@ -85,7 +85,9 @@ for line in open(sys.argv[1]):
     theirs = t.get("torch_test_accuracy")
     diff = "-" if theirs is None else f"{100 * (ours - theirs):+.2f}"
     note = " (--limit: not comparable)" if t.get("limit") else ""
-    print(f"{cfg.get('name', '?'):<20} {pct(ours):>16} {pct(theirs):>14} {diff:>10} "
+    # The experiment asked for: a cached baseline keeps the name of the first experiment
+    # that trained it with the same recipe.
+    print(f"{r.get('experiment', cfg.get('name', '?')):<20} {pct(ours):>16} {pct(theirs):>14} {diff:>10} "
           f"{pct(t.get('bitsearch_weights_torch_test_accuracy')):>30}  "
           f"{published.get(cfg['model'].get('arch')) or 'n/a'}{note}")
 print("difference: bitsearch - PyTorch, in points; published: the Fashion-MNIST README's submitted "

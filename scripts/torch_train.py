@@ -19,7 +19,8 @@ The same recipe as src/train/fp32.rs and src/data/mod.rs:
   (population) std, inside the model after the first layer (src/data/mod.rs `input_norm`);
 - mean cross-entropy; AdamW(lr, weight_decay) with betas (0.9, 0.999), eps 1e-8 (candle's
   AdamW), decoupled decay on every parameter (biases and BN γ, β too, as bitsearch passes all
-  of them); constant lr, no schedule; `train.batch` with the partial last batch kept; the
+  of them); `train.schedule`: a constant lr, or "cosine", lr·(1 + cos(π t / T))/2 at step t of
+  all the epochs' T steps, set before each step; `train.batch` with the partial last batch kept; the
   training set reshuffled every epoch from a generator seeded with `train.seed`;
   `train.epochs` epochs, the final weights (no best-epoch pick); accuracy in chunks of 500.
 
@@ -37,7 +38,7 @@ which should equal bitsearch_test_accuracy up to a few ties).
 `--limit N` keeps the first N images of each split and `--epochs E` overrides the epochs: a smoke
 test of the model code, not a comparison. `--seed S` draws the split, init and shuffles from seed
 S instead of the config's."""
-import argparse, gzip, json, os, sys, time
+import argparse, gzip, json, math, os, sys, time
 
 import numpy as np
 import torch
@@ -118,14 +119,24 @@ def train(model, data, tcfg, epochs, curve):
     """src/train/fp32.rs `train_fp32`; returns the seconds it took (validation included)."""
     (x, y), (val_x, val_y) = data
     batch = int(tcfg["batch"])
-    opt = adamw(model.parameters(), float(tcfg["lr"]), float(tcfg["weight_decay"]))
+    lr = float(tcfg["lr"])
+    opt = adamw(model.parameters(), lr, float(tcfg["weight_decay"]))
+    # src/train/finetune.rs `LrSchedule::at`; bitsearch's config.json leaves out a constant one.
+    schedule = tcfg.get("schedule", "constant")
+    if schedule not in ("constant", "cosine"):
+        raise SystemExit(f"train.schedule {schedule!r}: torch_train.py knows constant and cosine")
+    total = epochs * ((len(x) + batch - 1) // batch)
     g = torch.Generator().manual_seed(int(tcfg["seed"]))
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         model.train_bn = True
         perm = torch.randperm(len(x), generator=g)
-        total, steps = 0.0, 0
+        loss_sum, steps = 0.0, 0
         for i in range(0, len(x), batch):
+            if schedule == "cosine":
+                t = (epoch - 1) * ((len(x) + batch - 1) // batch) + steps
+                for group in opt.param_groups:
+                    group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * t / max(total, 1)))
             idx = perm[i : i + batch]
             loss = F.cross_entropy(model(x[idx].float() / 255.0), y[idx])
             value = loss.item()
@@ -134,12 +145,12 @@ def train(model, data, tcfg, epochs, curve):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, steps = total + value, steps + 1
+            loss_sum, steps = loss_sum + value, steps + 1
         model.train_bn = False
         val = accuracy(model, val_x, val_y)
         theirs = curve.get(epoch)
         beside = f"   bitsearch: loss {theirs['train_loss']:.4f}  val accuracy {100 * theirs['val_accuracy']:.2f}%" if theirs else ""
-        print(f"epoch {epoch:>2}: loss {total / max(steps, 1):.4f}  val accuracy {100 * val:.2f}%{beside}", file=sys.stderr, flush=True)
+        print(f"epoch {epoch:>2}: loss {loss_sum / max(steps, 1):.4f}  val accuracy {100 * val:.2f}%{beside}", file=sys.stderr, flush=True)
     return time.perf_counter() - start
 
 

@@ -32,6 +32,7 @@ fn trained(data: &Dataset) -> Model {
         lr: 1e-3,
         weight_decay: 1e-2,
         seed: 0,
+        schedule: Default::default(),
     };
     train_fp32(&m, data, &cfg, false).unwrap();
     m

@@ -13,7 +13,7 @@ use crate::calib::QuantConfig;
 use crate::data::{DataConfig, DataSource, InputNorm};
 use crate::model::{Arch, Attention, ModelConfig, ModelSource};
 use crate::quant::ClipMethod;
-use crate::train::TrainConfig;
+use crate::train::{LrSchedule, TrainConfig};
 use crate::validate::{non_negative, path_name, positive, positive_count, FieldError, Rule};
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +122,9 @@ pub struct RawTrain {
     pub weight_decay: f64,
     #[serde(default)]
     pub seed: u64,
+    /// "constant" (the default) or "cosine" over all the epochs' steps.
+    #[serde(default)]
+    pub schedule: LrSchedule,
 }
 
 fn default_weight_decay() -> f64 {
@@ -225,6 +228,7 @@ impl RawExperiment {
                 lr: self.train.lr,
                 weight_decay: self.train.weight_decay,
                 seed: self.train.seed,
+                schedule: self.train.schedule,
             },
             quant: QuantConfig {
                 act_clip,
@@ -325,6 +329,20 @@ mod tests {
         let onnx_train = onnx.replace("[model]", "[model]\ntrain = true");
         assert!(check(&onnx_train).unwrap().model.trains());
         assert!(!check(&onnx).unwrap().model.trains());
+    }
+
+    /// `[train] schedule` likewise, for the FP32 baseline.
+    #[test]
+    fn train_schedule_is_constant_or_cosine() {
+        use crate::train::LrSchedule;
+        assert_eq!(check(GOOD).unwrap().train.schedule, LrSchedule::Constant);
+        let cosine = GOOD.replace("[train]", "[train]\nschedule = \"cosine\"");
+        assert_eq!(check(&cosine).unwrap().train.schedule, LrSchedule::Cosine);
+        let bad = err(&GOOD.replace("[train]", "[train]\nschedule = \"step\""));
+        assert!(
+            bad.contains("exp.toml") && bad.contains("schedule") && bad.contains("cosine"),
+            "{bad}"
+        );
     }
 
     /// `[finetune] schedule` is "constant" (the default) or "cosine"; another word is an error

@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::adamw::FusedAdamW;
+use super::finetune::LrSchedule;
 use super::TrainError;
 use crate::data::{Dataset, Split};
 use crate::model::Model;
@@ -27,6 +28,11 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Seed of the per-epoch shuffles.
     pub seed: u64,
+    /// How the learning rate moves over all the epochs' steps. Left out of the serialized
+    /// form when constant, so the baseline cache's keys of experiments without one stay as
+    /// they were.
+    #[serde(skip_serializing_if = "LrSchedule::is_constant")]
+    pub schedule: LrSchedule,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +71,7 @@ pub fn train_fp32(
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     let steps_per_epoch = order.len().div_ceil(cfg.batch);
+    let total_steps = steps_per_epoch * cfg.epochs;
     let bar = progress_bar(
         (steps_per_epoch * cfg.epochs) as u64,
         show,
@@ -76,6 +83,10 @@ pub fn train_fp32(
         order.shuffle(&mut rng);
         let mut loss_sum = 0f32;
         for (step, idx) in order.chunks(cfg.batch).enumerate() {
+            if !cfg.schedule.is_constant() {
+                let t = (epoch - 1) * steps_per_epoch + step;
+                opt.set_learning_rate(cfg.schedule.at(cfg.lr, t, total_steps));
+            }
             let (x, y) = data.train.batch(idx, &Device::Cpu)?;
             let loss = candle_nn::loss::cross_entropy(&model.forward_train(&x)?, &y)?;
             let value = loss.to_scalar::<f32>()?;
