@@ -1,7 +1,7 @@
 //! Times one of `bitsearch bench`'s figures of a zoo model on random inputs, for profiling:
 //! `CANDLE_NUM_THREADS=1 perf record target/release/examples/train_step cnn6 40` after `cargo
 //! build --release --example train_step`. Prints the median time. Arguments: the architecture
-//! (`lenet5`, `cnn6`, `mlp`, `resnet20`, `mobilenet`; default cnn6), the number of repetitions
+//! (`lenet5`, `cnn6`, `mlp`, `resnet20`, `mobilenet`, `vit`; default cnn6), the number of repetitions
 //! (default 100), and the figure: nothing for the FP32 training step at batch 128 (forward,
 //! cross-entropy, backward, AdamW), `q` for the quantized step (`bitsearch bench`'s policy, plus
 //! the Lipschitz penalty at beta 1e-2), `fwd` for the FP32 forward of 1,000 images, `dx` for the
@@ -27,6 +27,7 @@ fn main() -> anyhow::Result<()> {
         Some("mlp") => Arch::Mlp,
         Some("resnet20") => Arch::Resnet20,
         Some("mobilenet") => Arch::Mobilenet,
+        Some("vit") => Arch::Vit,
         _ => Arch::Cnn6,
     };
     // ResNet-20 and MobileNet on CIFAR-10's images, the others on MNIST's.
