@@ -1,13 +1,13 @@
-//! Fast CPU kernels as candle custom ops (f32, NCHW), one folder per concept: convolution
-//! (`conv`: conv2d with bias, ReLU and the input's activation quantizer fused, run as a direct
-//! stride-1 convolution with AVX-512 or AVX2 register tiles, else im2col + `gemm`; depthwise;
-//! conv + ReLU + max-pool fused), pooling (`pool`: max-pool with a backward that routes the
-//! gradient to the window's maximum), normalization (`norm`: BatchNorm on batch statistics,
-//! with the ReLU or the residual join after it fused) and linear algebra (`linalg`: linear with
-//! bias and ReLU fused, the `gemm` wrapper, the Lipschitz penalty's `‖W Wᵀ − I‖²`), a residual
-//! block's join (`residual`: `relu(a + b)`), ReLU6 (`relu6`, candle's clamp without its temporaries); the plumbing they share beside them. Each backward
-//! computes only the gradients whose arguments track one, and every reduction runs in a fixed
-//! order, so results do not depend on the thread count.
+//! Fast CPU kernels as candle custom ops (f32, NCHW), one folder per concept: convolution (`conv`:
+//! conv2d with bias, ReLU and the input's activation quantizer fused, run as a direct stride-1
+//! convolution with AVX-512 or AVX2 register tiles, else im2col + `gemm`; depthwise; conv + ReLU +
+//! max-pool fused), pooling (`pool`: max-pool with a backward that routes the gradient to the
+//! window's maximum), normalization (`norm`: BatchNorm on batch statistics, with the ReLU, ReLU6 or
+//! the residual join after it fused) and linear algebra (`linalg`: linear with bias and ReLU fused,
+//! the `gemm` wrapper, the Lipschitz penalty's `‖W Wᵀ − I‖²`), a residual block's join (`residual`:
+//! `relu(a + b)`), ReLU6 (`relu6`, candle's clamp without its temporaries); the plumbing they share
+//! beside them. Each backward computes only the gradients whose arguments track one, and every
+//! reduction runs in a fixed order, so results do not depend on the thread count.
 //!
 //! Why not candle's own ops: its conv2d backward always computes the input gradient through a
 //! slow transposed convolution, and its `max_pool2d` backward scales the gradient by

@@ -1,4 +1,4 @@
-//! Normalization: BatchNorm on batch statistics (FP32 training) as one custom op, with a ReLU
+//! Normalization: BatchNorm on batch statistics (FP32 training) as one custom op, with a ReLU, a ReLU6
 //! or a residual block's join fused after it.
 
 mod batch_norm;

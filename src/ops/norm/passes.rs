@@ -1,6 +1,6 @@
-//! BatchNorm's passes over an (N, C, H·W) batch of f32 values, on batch statistics: the
-//! per-channel statistics, the normalizing pass with what follows it inside the op (a ReLU or a
-//! ReLU6, or a residual add and a ReLU), and the backward's two passes.
+//! BatchNorm's passes over an (N, C, H·W) batch of f32 values, on batch statistics: the per-channel
+//! statistics, the normalizing pass with what follows it inside the op (a ReLU or a ReLU6, or a
+//! residual add and a ReLU), and the backward's two passes.
 //!
 //! With x̂ = (x − mean)·inv, inv = 1/√(var + ε), and m = N·H·W values per channel:
 //! - forward `z = x·scale + shift` (scale = γ·inv, shift = β − γ·inv·mean), then `z + r` when a
@@ -8,12 +8,12 @@
 //! - backward from `dz` (the upstream gradient, through the ReLU's mask when there is one):
 //!   dβ = Σ dz, dγ = Σ dz·x̂, dx = γ·inv·(dz − dβ/m − x̂·dγ/m), and `dr = dz`.
 //!
-//! The ReLU's mask is candle's: `dz = 0 + dy·[z ≥ 0]` (the gradient passes at 0), what its
-//! ReLU backward leaves in a zero-filled gradient slot, recomputed here from `x` (and `r`)
-//! rather than kept. So the fused op gives the bits of BatchNorm, then candle's ReLU (or
-//! `ops::add_relu`), signed zeros and NaN included. A ReLU6's is `ops::relu6`'s (candle's
-//! `clamp`, `activation::relu6_candle_pass`), so the same holds for it. Each channel's sums run in f64 in a fixed
-//! order (examples, then pixels), whatever the thread count.
+//! The ReLU's mask is candle's: `dz = 0 + dy·[z ≥ 0]` (the gradient passes at 0), what its ReLU
+//! backward leaves in a zero-filled gradient slot, recomputed here from `x` (and `r`) rather than
+//! kept. So the fused op gives the bits of BatchNorm, then candle's ReLU (or `ops::add_relu`),
+//! signed zeros and NaN included. A ReLU6's is `ops::relu6`'s (candle's `clamp`,
+//! `activation::relu6_candle_pass`), so the same holds for it. Each channel's sums run in f64 in a
+//! fixed order (examples, then pixels), whatever the thread count.
 
 use crate::ops::activation::{relu6_candle, relu6_candle_pass, Activation};
 use crate::ops::parallel::{for_each_chunk, for_each_piece};
