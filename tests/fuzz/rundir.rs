@@ -80,46 +80,36 @@ pub fn run_dir() {
 
 /// A DQ study (dq.csv, amplification.csv) with one file mutated; `read_any` and the report.
 pub fn dq_dir() {
-    let names = ["dq.csv", "amplification.csv"];
-    let seed = tempfile::tempdir().expect("temp dir");
-    super::common::write_dq(seed.path());
-    let seeds = read_files(seed.path(), &names);
-    let work = tempfile::tempdir().expect("temp dir");
-    read_any(seed.path()).expect("the seed DQ study reads");
-    fuzz("dq-dir", 8, (0..names.len(), input()), |(k, inp)| {
-        let mut files = seeds.clone();
-        files[*k] = inp.apply(&seeds[*k]);
-        write_files(work.path(), &names, &files);
-        let read = shown(read_any(work.path())).is_some();
-        if read {
-            let _ = shown(write_report(work.path()));
-        }
-        read
-    });
+    study_dir(
+        "dq-dir",
+        &["dq.csv", "amplification.csv"],
+        super::common::write_dq,
+    );
 }
 
 /// A sensitivity study (sensitivity.csv, sensitivity.json) with one file mutated; `read_any`
 /// and the report (its heatmap).
 pub fn sensitivity_dir() {
     let names = ["sensitivity.csv", "sensitivity.json"];
+    study_dir("sensitivity-dir", &names, super::common::write_sensitivity);
+}
+
+/// A study directory of `names`, as `write` makes it, with one file mutated: `read_any` must
+/// not panic, and the report of what it reads must not either.
+fn study_dir(label: &'static str, names: &[&str], write: fn(&Path)) {
     let seed = tempfile::tempdir().expect("temp dir");
-    super::common::write_sensitivity(seed.path());
-    let seeds = read_files(seed.path(), &names);
+    write(seed.path());
+    let seeds = read_files(seed.path(), names);
     let work = tempfile::tempdir().expect("temp dir");
-    read_any(seed.path()).expect("the seed sensitivity study reads");
-    fuzz(
-        "sensitivity-dir",
-        8,
-        (0..names.len(), input()),
-        |(k, inp)| {
-            let mut files = seeds.clone();
-            files[*k] = inp.apply(&seeds[*k]);
-            write_files(work.path(), &names, &files);
-            let read = shown(read_any(work.path())).is_some();
-            if read {
-                let _ = shown(write_report(work.path()));
-            }
-            read
-        },
-    );
+    read_any(seed.path()).unwrap_or_else(|e| panic!("{label}: the seed study reads: {e}"));
+    fuzz(label, 8, (0..names.len(), input()), |(k, inp)| {
+        let mut files = seeds.clone();
+        files[*k] = inp.apply(&seeds[*k]);
+        write_files(work.path(), names, &files);
+        let read = shown(read_any(work.path())).is_some();
+        if read {
+            let _ = shown(write_report(work.path()));
+        }
+        read
+    });
 }
