@@ -121,12 +121,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let base = super::baseline(&exp, &data, &args.out, show)?;
     if !base.cached {
         // On stderr, so `--json` still prints one object on stdout.
-        eprintln!(
-            "{}: FP32 baseline test accuracy {:.2}% ({})",
-            exp.name,
-            100.0 * base.metrics.test_accuracy,
-            base.dir.display()
-        );
+        eprintln!("{}", super::baseline_line(&exp, &base));
     }
     // The search's scorer: the same clips, and with --finetune the same policy-seeded
     // fine-tune, so a searched policy's test numbers are exactly best-policy.json's.

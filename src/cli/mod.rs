@@ -193,6 +193,16 @@ pub fn baseline(
     Ok(base)
 }
 
+/// The line that reports a baseline: `NAME: FP32 baseline test accuracy A% (DIR)`.
+pub fn baseline_line(exp: &Experiment, base: &bitsearch::train::Baseline) -> String {
+    format!(
+        "{}: FP32 baseline test accuracy {:.2}% ({})",
+        exp.name,
+        100.0 * base.metrics.test_accuracy,
+        base.dir.display()
+    )
+}
+
 /// The experiment and its model's quantizable layers, shaped by its data.
 pub fn model_layers(
     path: &Path,

@@ -96,12 +96,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
         .map(|p| load_profile(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let base = super::baseline(&exp, &data, &args.cache, !args.quiet)?;
-    println!(
-        "{}: FP32 baseline test accuracy {:.2}% ({})",
-        exp.name,
-        100.0 * base.metrics.test_accuracy,
-        base.dir.display()
-    );
+    println!("{}", super::baseline_line(&exp, &base));
     let episodes = args.episodes.unwrap_or(exp.search.episodes);
     for profile in &profiles {
         let dir = args

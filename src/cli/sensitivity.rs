@@ -38,12 +38,7 @@ pub fn run(args: &SensitivityArgs) -> anyhow::Result<()> {
     });
     bitsearch::sensitivity::refuse_other_kinds(&dir)?;
     let base = super::baseline(&exp, &data, &args.cache, !args.quiet)?;
-    println!(
-        "{}: FP32 baseline test accuracy {:.2}% ({})",
-        exp.name,
-        100.0 * base.metrics.test_accuracy,
-        base.dir.display()
-    );
+    println!("{}", super::baseline_line(&exp, &base));
     bitsearch::rundir::create_dir(&dir)?;
     println!(
         "sensitivity: {} on {} -> {}",
