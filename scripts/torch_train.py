@@ -125,7 +125,8 @@ def train(model, data, tcfg, epochs, curve):
     schedule = tcfg.get("schedule", "constant")
     if schedule not in ("constant", "cosine"):
         raise SystemExit(f"train.schedule {schedule!r}: torch_train.py knows constant and cosine")
-    total = epochs * ((len(x) + batch - 1) // batch)
+    per_epoch = (len(x) + batch - 1) // batch
+    total = epochs * per_epoch
     g = torch.Generator().manual_seed(int(tcfg["seed"]))
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
@@ -134,7 +135,7 @@ def train(model, data, tcfg, epochs, curve):
         loss_sum, steps = 0.0, 0
         for i in range(0, len(x), batch):
             if schedule == "cosine":
-                t = (epoch - 1) * ((len(x) + batch - 1) // batch) + steps
+                t = (epoch - 1) * per_epoch + steps
                 for group in opt.param_groups:
                     group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * t / max(total, 1)))
             idx = perm[i : i + batch]
