@@ -16,7 +16,7 @@ pub enum ExperimentError {
         path.display()
     )]
     UnknownDataSource { path: PathBuf, value: String },
-    #[error("{}: `[model]` needs `arch` (a network of the zoo: mlp, lenet5, cnn6, resnet20, mobilenet, vit) or `onnx` (a model file), exactly one", path.display())]
+    #[error("{}: `[model]` needs `arch` (a network of the zoo: mlp, lenet5, cnn6, resnet20, mobilenet, mobilenetv2, vit) or `onnx` (a model file), exactly one", path.display())]
     ModelSource { path: PathBuf },
     #[error("{}: `model.input_mean` and `model.input_std` go together, and only with `model.onnx` (zoo networks standardize by their training data)", path.display())]
     ModelNorm { path: PathBuf },

@@ -26,6 +26,12 @@ pub enum Arch {
     /// (a 3x3 depthwise conv, then a 1x1 conv; 32, 64 at stride 2, 64, 128 at stride 2, 128),
     /// each conv with BatchNorm and ReLU6, global average pool, fc: 11 convs and one fc.
     Mobilenet,
+    /// Sandler et al. 2018's MobileNetV2 at width 1.0, as torchvision and HAQ build it: a 3x3
+    /// conv (32, stride 2), 17 inverted-residual blocks (the first with expand ratio 1: a 3x3
+    /// depthwise conv and a 1x1 projection; the others a 1x1 expansion by 6, the depthwise conv
+    /// and the projection; a residual add where stride is 1 and channels match), a 1x1 conv to
+    /// 1280, global average pool, fc: 52 convs and one fc. Sized for 224x224 images.
+    Mobilenetv2,
     /// A small vision transformer (`vit.rs`): patches of side ⌈min(H, W) / 4⌉ (7 on 28×28,
     /// 8 on 32×32: a 4×4 grid of 16 tokens and the class token), 64 features, 4 heads, 3
     /// pre-norm blocks with an MLP of 128, the head on the class token: 14 linear layers
@@ -136,6 +142,64 @@ fn mobilenet(name: &str, classes: usize) -> Graph {
     g
 }
 
+/// One `(expand ratio t, output channels c, blocks n, first stride s)` row per stage of
+/// MobileNetV2 (Sandler et al. 2018, Table 2).
+const MOBILENETV2_STAGES: [(usize, usize, usize, usize); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
+
+/// MobileNetV2, width 1.0: block `bN` names its convs `bN.expand` (absent at t = 1), `bN.dw`
+/// and `bN.project`; the projection is linear (BatchNorm, no ReLU6).
+fn mobilenetv2(name: &str, classes: usize) -> Graph {
+    let mut g = Graph::new(name);
+    let conv_bn_relu6 = |g: &mut Graph, op: Op| {
+        g.then(op);
+        g.then(Op::BatchNorm);
+        g.then(Op::Relu6)
+    };
+    let mut x = conv_bn_relu6(&mut g, conv_op("conv", 32, 3, 2, 1));
+    let (mut channels, mut block) = (32, 0);
+    for (t, out, n, first_stride) in MOBILENETV2_STAGES {
+        for i in 0..n {
+            block += 1;
+            let stride = if i == 0 { first_stride } else { 1 };
+            let hidden = channels * t;
+            if t != 1 {
+                conv_bn_relu6(
+                    &mut g,
+                    conv_op(&format!("b{block}.expand"), hidden, 1, 1, 0),
+                );
+            }
+            let dw = Op::Conv {
+                name: format!("b{block}.dw"),
+                out: hidden,
+                kernel: 3,
+                stride,
+                padding: 1,
+                groups: hidden,
+            };
+            conv_bn_relu6(&mut g, dw);
+            g.then(conv_op(&format!("b{block}.project"), out, 1, 1, 0));
+            let main = g.then(Op::BatchNorm);
+            x = if stride == 1 && out == channels {
+                g.push(Op::Add, &[main, x])
+            } else {
+                main
+            };
+            channels = out;
+        }
+    }
+    conv_bn_relu6(&mut g, conv_op("last", 1280, 1, 1, 0));
+    classifier(&mut g, classes);
+    g
+}
+
 /// He et al.'s CIFAR ResNet with `blocks` basic blocks per stage (ResNet-20: 3).
 fn cifar_resnet(name: &str, blocks: usize, classes: usize) -> Graph {
     let mut g = Graph::new(name);
@@ -174,6 +238,7 @@ impl Arch {
             Arch::Cnn6 => "cnn6",
             Arch::Resnet20 => "resnet20",
             Arch::Mobilenet => "mobilenet",
+            Arch::Mobilenetv2 => "mobilenetv2",
             Arch::Vit => "vit",
         }
     }
@@ -216,6 +281,7 @@ impl Arch {
             ),
             Arch::Resnet20 => cifar_resnet("resnet20", 3, classes),
             Arch::Mobilenet => mobilenet("mobilenet", classes),
+            Arch::Mobilenetv2 => mobilenetv2("mobilenetv2", classes),
             Arch::Vit => {
                 let patch = input.1.min(input.2).div_ceil(4).max(1);
                 vit::vit("vit", vit::VitSize { patch, ..ZOO_VIT }, classes)
@@ -297,6 +363,39 @@ mod tests {
         );
         assert_eq!((s[4].kernel, s[4].in_ch, s[4].out_ch), (1, 32, 64));
         assert_eq!(s[11].in_ch, 128);
+    }
+
+    /// MobileNetV2 at 224x224: torchvision's 53 quantizable layers in HAQ's order (stem,
+    /// b1.dw, b1.project, then expand/dw/project per block, last, fc) and its MACs.
+    #[test]
+    fn mobilenetv2_has_torchvisions_layers() {
+        let s = Arch::Mobilenetv2.layer_shapes((3, 224, 224), 1000).unwrap();
+        assert_eq!(s.len(), 53);
+        let names: Vec<&str> = s.iter().take(6).map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "conv",
+                "b1.dw",
+                "b1.project",
+                "b2.expand",
+                "b2.dw",
+                "b2.project"
+            ]
+        );
+        assert_eq!((s[0].out_ch, s[0].out_hw), (32, (112, 112)));
+        assert!(s[4].is_depthwise() && s[4].out_hw == (56, 56));
+        assert_eq!(
+            (s[51].name.as_str(), s[51].in_ch, s[51].out_hw),
+            ("last", 320, (7, 7))
+        );
+        assert_eq!((s[52].in_ch, s[52].out_ch), (1280, 1000));
+        // torchvision's mobilenet_v2 (docs/torchvision.md): 299.5 M MACs in its convs and a
+        // 10-class fc at 224x224; the 1000-class fc adds 1280 x 990.
+        let macs: u64 = s.iter().map(|l| l.macs).sum();
+        assert_eq!((macs - 1280 * 990) / 100_000, 2995, "{macs}");
+        // The stride-1 blocks with matching channels add their input back (b3, b5, b6, ...).
+        assert!(s[8].residual > 0 && s[5].residual == 0);
     }
 
     /// The zoo ViT on Fashion-MNIST: 16 patch tokens of 7x7 and the class token, every linear
