@@ -141,6 +141,46 @@ pub enum HardwareError {
     },
     #[error("calibration: {0}")]
     Calibration(String),
+    #[error(transparent)]
+    Npy(#[from] super::npy::NpyError),
+    #[error("{}: a cycle table's shape {rule}, got {shape}", path.display())]
+    CycleTableShape {
+        path: PathBuf,
+        rule: &'static str,
+        shape: String,
+    },
+    #[error(
+        "{}: cycle table entry [{}, {}, {}] (layer {}, w_bits {}, a_bits {}) must be greater \
+         than zero, got {value}",
+        path.display(), index[0], index[1], index[2], index[0], index[1] + 1, index[2] + 1
+    )]
+    CycleTableEntry {
+        path: PathBuf,
+        index: [usize; 3],
+        value: i64,
+    },
+    #[error(
+        "{}: the cycle table has {table} layers but the model has {model}: the table was \
+         simulated on another model (pick the model it was made for, e.g. `--arch mobilenetv2 \
+         --classes 1000` for HAQ's)",
+        path.display()
+    )]
+    CycleTableLayers {
+        path: PathBuf,
+        table: usize,
+        model: usize,
+    },
+    #[error(
+        "{}: the cycle table holds widths 1..={widths} but profile `{profile}` asks for w/a = \
+         {bits}: narrow the base profile's `precisions` to the table's",
+        path.display()
+    )]
+    CycleTableWidths {
+        path: PathBuf,
+        widths: u8,
+        profile: String,
+        bits: String,
+    },
     #[error("{}: cannot write: {message}", path.display())]
     Write { path: PathBuf, message: String },
 }

@@ -25,7 +25,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::compute::{ComputeFile, ModeFile, PrecisionModesFile, Selection, Storage, FULL_BITS};
 use super::cost::CostModel;
 use super::error::HardwareError;
-use super::lookup::{write_table, TableRow};
+use super::lookup::{write_profile_with_table, TableRow};
 use super::profile::{MemoryFile, ProfileFile};
 use crate::model::LayerShape;
 use crate::quant::{Bits, LayerBits};
@@ -95,36 +95,14 @@ pub fn time_host(
 /// table itself. Returns the CSV path.
 pub fn write_host_timing(
     out: &Path,
-    mut profile: ProfileFile,
+    profile: ProfileFile,
     rows: &[TableRow],
 ) -> Result<PathBuf, HardwareError> {
-    let stem = out
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "host".to_string());
-    let csv_name = format!("{stem}.csv");
-    let csv_path = out.with_file_name(&csv_name);
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| HardwareError::Write {
-            path: dir.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    }
-    profile.table = Some(csv_name);
-    let body = toml::to_string(&profile).map_err(|e| HardwareError::Write {
-        path: out.to_path_buf(),
-        message: e.to_string(),
-    })?;
     let header = "# Written by `bitsearch profiles calibrate`: measured on this machine with candle's \
                   CPU kernels.\n# Latency is measured (median of repeats); energy is NOT measured: \
                   it is a Horowitz 45 nm estimate (see sources).\n# Activations run in f32 in every \
                   kernel: a < 32 changes only the bytes moved.\n\n";
-    std::fs::write(out, format!("{header}{body}")).map_err(|e| HardwareError::Write {
-        path: out.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    write_table(&csv_path, rows)?;
-    Ok(csv_path)
+    write_profile_with_table(out, profile, rows, header)
 }
 
 /// (M, K, N) of the layer's matmul at `batch`: im2col for convs.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::HardwareError;
+use super::profile::ProfileFile;
 use crate::model::LayerShape;
 use crate::quant::Bits;
 use crate::validate::positive;
@@ -223,6 +224,34 @@ pub fn write_table(path: &Path, rows: &[TableRow]) -> Result<(), HardwareError> 
         writer.serialize(row).map_err(|e| fail(&e))?;
     }
     writer.flush().map_err(|e| fail(&e))
+}
+
+/// Writes `profile` to `out` (after `header`, its comment lines) with `table` set to
+/// `<out stem>.csv` beside it, and `rows` as that table; returns the table's path.
+pub fn write_profile_with_table(
+    out: &Path,
+    mut profile: ProfileFile,
+    rows: &[TableRow],
+    header: &str,
+) -> Result<PathBuf, HardwareError> {
+    let fail = |path: &Path, e: &dyn std::fmt::Display| HardwareError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "profile".to_string());
+    let csv_name = format!("{stem}.csv");
+    let csv_path = out.with_file_name(&csv_name);
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir, &e))?;
+    }
+    profile.table = Some(csv_name);
+    let body = toml::to_string(&profile).map_err(|e| fail(out, &e))?;
+    std::fs::write(out, format!("{header}{body}")).map_err(|e| fail(out, &e))?;
+    write_table(&csv_path, rows)?;
+    Ok(csv_path)
 }
 
 #[cfg(test)]

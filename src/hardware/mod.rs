@@ -4,9 +4,11 @@
 
 mod compute;
 mod cost;
+mod cycle_table;
 mod error;
 mod host_timing;
 mod lookup;
+mod npy;
 mod profile;
 
 pub use compute::{
@@ -17,9 +19,11 @@ pub use cost::{
     compare_to_uniform8, policy_cost, Bound, Comparison, Cost, CostModel, CostSource, LayerCost,
     PolicyCost, Price, Ratio,
 };
+pub use cycle_table::{cycle_table_rows, CycleTable};
 pub use error::HardwareError;
 pub use host_timing::{time_host, write_host_timing};
-pub use lookup::{write_table, Table, TableRow};
+pub use lookup::{write_profile_with_table, write_table, Table, TableRow};
+pub use npy::{NpyError, NpyI64};
 pub use profile::{
     profile_files, resolve_profile, Memory, MemoryFile, Profile, ProfileFile, BUILTIN_PROFILE_DIR,
 };
