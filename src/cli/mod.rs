@@ -1,10 +1,13 @@
 //! Command-line interface: clap subcommands, turned into validated configs and run.
 
+mod agreement;
+mod agreement_print;
 mod bench;
 mod cost;
 mod dq;
 mod eval;
 mod export;
+mod profile_import;
 mod profiles;
 mod report;
 mod search;
@@ -20,6 +23,7 @@ use clap::{Parser, Subcommand};
 
 use bitsearch::data::Dataset;
 use bitsearch::experiment::{Experiment, Overrides};
+use bitsearch::model::Arch;
 
 /// Mixed-precision bitwidth search: per-layer weight/activation bits priced on real devices,
 /// scored on accuracy and adversarial robustness.
@@ -70,20 +74,63 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct ProfilesArgs {
-    /// Experiment whose model's layer shapes `calibrate` times and `show` prices.
-    #[arg(long, global = true, default_value = DEFAULT_EXPERIMENT)]
-    pub experiment: PathBuf,
+    /// The model whose layer shapes `calibrate` times, `show` and `import` price and
+    /// `agreement` compares.
+    #[command(flatten)]
+    pub model: ModelArgs,
     #[command(subcommand)]
     pub cmd: profiles::ProfilesCmd,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct CostCmd {
-    /// Experiment whose model is priced.
-    #[arg(long, default_value = DEFAULT_EXPERIMENT)]
-    pub experiment: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
     #[command(flatten)]
     pub args: cost::CostArgs,
+}
+
+/// The model a pricing command works on: an experiment's, shaped by its data, or a zoo network
+/// from its shape alone (`--arch`), for which no data set is read.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Experiment whose model is priced.
+    #[arg(long, global = true, default_value = DEFAULT_EXPERIMENT)]
+    pub experiment: PathBuf,
+    /// A zoo network priced from its shape alone, instead of an experiment's (no data set is
+    /// read), e.g. mobilenetv2.
+    #[arg(long, global = true, value_enum, conflicts_with = "experiment")]
+    pub arch: Option<Arch>,
+    /// The input --arch is built for, as C,H,W [default: 3,224,224].
+    #[arg(long, global = true, value_name = "C,H,W", value_parser = parse_input, requires = "arch")]
+    pub input: Option<(usize, usize, usize)>,
+    /// Outputs of --arch's classifier [default: 1000].
+    #[arg(long, global = true, value_parser = parse_count, requires = "arch")]
+    pub classes: Option<usize>,
+}
+
+/// `3,224,224` as (channels, height, width), each at least 1.
+fn parse_input(text: &str) -> Result<(usize, usize, usize), String> {
+    let dims: Vec<usize> = (text.split(','))
+        .map(parse_count)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("must be C,H,W: {e}"))?;
+    match dims[..] {
+        [c, h, w] => Ok((c, h, w)),
+        _ => Err(format!(
+            "must be three sizes C,H,W, got {} in `{text}`",
+            dims.len()
+        )),
+    }
+}
+
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "must be a whole number of at least 1, got `{text}`"
+        )),
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -97,17 +144,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dq(args) => dq::run(&args),
         Command::Profiles(p) => {
             let (model, layers) = match p.cmd {
-                profiles::ProfilesCmd::Calibrate { .. } | profiles::ProfilesCmd::Show { .. } => {
-                    let (exp, layers) = model_layers(&p.experiment)?;
-                    (exp.model.name(), layers)
+                profiles::ProfilesCmd::List { .. } | profiles::ProfilesCmd::Validate { .. } => {
+                    (String::new(), Vec::new())
                 }
-                _ => (String::new(), Vec::new()),
+                _ => priced_model(&p.model)?,
             };
             profiles::run(p.cmd, &model, &layers)
         }
         Command::Cost(c) => {
-            let (exp, layers) = model_layers(&c.experiment)?;
-            cost::run(&c.args, &exp.model.name(), &layers)
+            let (model, layers) = priced_model(&c.model)?;
+            cost::run(&c.args, &model, &layers)
         }
         Command::Bench(args) => bench::run(&args),
         Command::Report(args) => report::run(&args),
@@ -201,6 +247,24 @@ pub fn baseline_line(exp: &Experiment, base: &bitsearch::train::Baseline) -> Str
         100.0 * base.metrics.test_accuracy,
         base.dir.display()
     )
+}
+
+/// The name and quantizable layers of the model `args` names: the zoo network `--arch` at its
+/// input and classes, or the experiment's model shaped by its data.
+pub fn priced_model(
+    args: &ModelArgs,
+) -> anyhow::Result<(String, Vec<bitsearch::model::LayerShape>)> {
+    let Some(arch) = args.arch else {
+        let (exp, layers) = model_layers(&args.experiment)?;
+        return Ok((exp.model.name(), layers));
+    };
+    let input = args.input.unwrap_or((3, 224, 224));
+    let classes = args.classes.unwrap_or(1000);
+    let layers = (arch.layer_shapes(input, classes)).with_context(|| {
+        let (c, h, w) = input;
+        format!("--arch {} --input {c},{h},{w}", arch.name())
+    })?;
+    Ok((arch.name().to_string(), layers))
 }
 
 /// The experiment and its model's quantizable layers, shaped by its data.

@@ -1,4 +1,5 @@
-//! `bitsearch profiles`: list, show, validate and calibrate device profiles.
+//! `bitsearch profiles`: list, show, validate and calibrate device profiles, import a simulator's
+//! cycle table as one, and hold profiles against such a table.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -49,6 +50,36 @@ pub enum ProfilesCmd {
         #[arg(long, default_value_t = 5)]
         repeats: usize,
     },
+    /// Turn a simulator's per-layer cycle table (HAQ's .npy layout: int64 [layers, w_bits,
+    /// a_bits], cycles per batch) into a profile with a measured table (<out stem>.csv beside
+    /// it), for the model the simulator ran (--arch or --experiment, same layers in the same
+    /// order).
+    Import {
+        /// The cycle table, e.g. tests/data/haq/qmobilenetv2_imagenet100_batch16_latency_table.npy.
+        #[arg(long)]
+        table: PathBuf,
+        /// The profile of the simulated device (a name or a .toml file): its clock turns cycles
+        /// into seconds, its roofline still prices bytes, bound and energy.
+        #[arg(long)]
+        base: String,
+        /// Examples per batch the simulator ran (HAQ's file names say it: _batch16_).
+        #[arg(long)]
+        batch: u64,
+        /// The simulated clock in Hz [default: the base profile's clock_hz].
+        #[arg(long)]
+        clock_hz: Option<f64>,
+        /// Profile file to write, e.g. hardware-profiles/haq-bismo.toml.
+        #[arg(long)]
+        out: PathBuf,
+        /// The written profile's name [default: the stem of --out].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Hold profiles' rooflines against a simulator's cycle table on the model it ran: rank
+    /// correlations of per-layer latencies, cost ratios of uniform and mixed policies to 8/8,
+    /// the layers that disagree; with --fit, each profile's rates fitted on half the layers and
+    /// tested on the other half.
+    Agreement(super::agreement::AgreementArgs),
 }
 
 /// Runs one `profiles` subcommand; `model` and `layers` are the experiment model's name and
@@ -63,6 +94,25 @@ pub fn run(cmd: ProfilesCmd, model: &str, layers: &[LayerShape]) -> anyhow::Resu
             batch,
             repeats,
         } => run_calibration(&out, layers, batch, repeats),
+        ProfilesCmd::Import {
+            table,
+            base,
+            batch,
+            clock_hz,
+            out,
+            name,
+        } => {
+            let import = super::profile_import::Import {
+                table: &table,
+                base: &base,
+                batch,
+                clock_hz,
+                out: &out,
+                name,
+            };
+            super::profile_import::run(&import, model, layers)
+        }
+        ProfilesCmd::Agreement(args) => super::agreement::run(&args, model, layers),
     }
 }
 

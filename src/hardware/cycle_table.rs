@@ -93,6 +93,11 @@ impl CycleTable {
         self.widths
     }
 
+    /// Every entry, `[layer][w − 1][a − 1]` in C order.
+    pub fn raw(&self) -> &[u64] {
+        &self.cycles
+    }
+
     /// Cycles of `layer` at (w, a); full precision reads B. `None` outside the table.
     pub fn cycles(&self, layer: usize, bits: LayerBits) -> Option<u64> {
         let index = |b: Bits| match b.is_full() {

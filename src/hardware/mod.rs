@@ -1,16 +1,23 @@
 //! Hardware cost model: device profiles (TOML) and their validation, compute models (bit-serial,
 //! bit-fusion, precision modes), the per-layer roofline behind the `CostModel` trait, measured
-//! lookup tables that override it, and timing of the host CPU as a profile.
+//! lookup tables that override it, timing of the host CPU as a profile, and a simulator's cycle
+//! table (HAQ's `.npy` layout) imported as a profile table or held against a profile's roofline.
 
+mod agreement;
 mod compute;
 mod cost;
 mod cycle_table;
 mod error;
+mod fit;
 mod host_timing;
 mod lookup;
 mod npy;
 mod profile;
 
+pub use agreement::{
+    agreement, kind, random_policies, spearman, Agreement, Grid, LayerAgreement, PolicyRatio,
+    Roofline,
+};
 pub use compute::{
     BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, ModeFile, ModeRun, PrecisionModes,
     Selection, Storage, FULL_BITS,
@@ -21,6 +28,7 @@ pub use cost::{
 };
 pub use cycle_table::{cycle_table_rows, CycleTable};
 pub use error::HardwareError;
+pub use fit::{fit, Fit};
 pub use host_timing::{time_host, write_host_timing};
 pub use lookup::{write_profile_with_table, write_table, Table, TableRow};
 pub use npy::{NpyError, NpyI64};
