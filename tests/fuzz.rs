@@ -80,6 +80,11 @@ fn fuzz_profile_table() {
 }
 
 #[test]
+fn fuzz_cycle_table() {
+    hardware::cycle_table();
+}
+
+#[test]
 fn fuzz_policy_string() {
     configs::policy_string();
 }

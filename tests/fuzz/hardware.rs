@@ -1,12 +1,14 @@
 //! Harnesses of the hardware profile readers: the profile TOML (seeds: a small profile with a
-//! lookup table, and every shipped profile) and its lookup-table CSV. A profile that loads also
-//! prices a small model at a few policies, as `bitsearch cost` and the search would.
+//! lookup table, and every shipped profile), its lookup-table CSV, and a simulator's cycle table
+//! (`.npy`, seed: HAQ's BISMO table). A profile that loads also prices a small model at a few
+//! policies, as `bitsearch cost` and the search would; a cycle table that loads is read at every
+//! width, as `profiles import` and `profiles agreement` read it.
 
 use std::path::Path;
 
-use bitsearch::hardware::{compare_to_uniform8, policy_cost, Profile};
+use bitsearch::hardware::{compare_to_uniform8, policy_cost, CycleTable, NpyI64, Profile};
 use bitsearch::model::LayerShape;
-use bitsearch::quant::Policy;
+use bitsearch::quant::{Bits, LayerBits, Policy};
 
 use super::engine::fuzz;
 use super::mutate::{input, Input};
@@ -84,5 +86,30 @@ pub fn profile_table() {
     fuzz("profile-table", 1, input(), |inp: &Input| {
         std::fs::write(&path, inp.apply(&table)).expect("write into the temp dir");
         load_and_price(&profile)
+    });
+}
+
+/// A cycle table (`.npy`, HAQ's layout): parsed, checked, and read at every (layer, w, a) and at
+/// full precision.
+pub fn cycle_table() {
+    let seed = read(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/haq/qmobilenetv2_imagenet100_batch16_latency_table.npy"),
+    );
+    let path = Path::new("haq.npy");
+    fuzz("cycle-table", 1, input(), |inp: &Input| {
+        let Some(npy) = shown(NpyI64::parse(&inp.apply(&seed), path)) else {
+            return false;
+        };
+        let Some(table) = shown(CycleTable::from_npy(npy, path)) else {
+            return false;
+        };
+        let widths = (1..=8).chain([32]).filter_map(|b| Bits::new(b).ok());
+        for b in widths {
+            for l in 0..table.layers() {
+                let _ = table.cycles(l, LayerBits::new(b, b));
+            }
+        }
+        true
     });
 }
