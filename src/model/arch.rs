@@ -396,6 +396,9 @@ mod tests {
         assert_eq!((macs - 1280 * 990) / 100_000, 2995, "{macs}");
         // The stride-1 blocks with matching channels add their input back (b3, b5, b6, ...).
         assert!(s[8].residual > 0 && s[5].residual == 0);
+        // The zoo builds it as a trainable network too, at any input the strides allow.
+        let small = super::super::Model::new(Arch::Mobilenetv2, (3, 32, 32), 10, 0).unwrap();
+        assert_eq!(small.shapes().len(), 53);
     }
 
     /// The zoo ViT on Fashion-MNIST: 16 patch tokens of 7x7 and the class token, every linear
