@@ -78,6 +78,66 @@ fn resnet20_searches_prices_and_evaluates_on_the_cifar_fixture() {
     assert!((0.0..=1.0).contains(&acc), "{eval}");
 }
 
+/// `bench --policy-only` scores one ResNet-20 policy and hands the PyTorch reference
+/// (`scripts/torch_reference.py --policy-dir`) what it needs to score the same one: the manifest
+/// with the 20-layer policy and its clips, the baseline with every BatchNorm, and the 3x32x32
+/// data; and it reports the work of every part and what the policy scored.
+#[test]
+fn resnet20_bench_scores_one_policy_and_writes_the_reference_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = experiment(dir.path());
+    let args = [
+        "bench",
+        "--experiment",
+        exp.to_str().unwrap(),
+        "--policy-only",
+    ];
+    let rest = ["--policy-runs", "1", "--json", "--reference-dir", "ref"];
+    let out = ok(bitsearch(&[&args[..], &rest].concat(), dir.path()));
+    let lines: Vec<serde_json::Value> = (out.lines())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let rows: Vec<&serde_json::Value> = lines.iter().filter(|r| r["name"].is_string()).collect();
+    assert_eq!(rows.len(), 7, "only the policy's parts: {out}");
+    let work = |part: &str| {
+        let row = rows.iter().find(|r| r["name"] == format!("policy: {part}"));
+        assert_eq!(row.unwrap()["arch"], "resnet20", "{out}");
+        row.and_then(|r| r["work"].as_u64()).unwrap()
+    };
+    // ShortCifar: 3 fine-tune steps of resnet20-cifar10.toml's batch 64; 100 validation images.
+    assert_eq!(work("fine-tune"), 3 * 64);
+    assert_eq!(work("accuracy"), 100);
+    let stages = ["clean + gradient + fgsm", "transfer", "pgd", "square"].map(work);
+    let sum = 3 * 64 + 100 + stages.iter().sum::<u64>();
+    assert_eq!(work("total (fine-tune + accuracy + attacks)"), sum);
+    let result = lines.iter().find(|r| r["policy_result"].is_object());
+    let result = result.unwrap_or_else(|| panic!("no policy_result line: {out}"));
+    assert_eq!(result["arch"], "resnet20");
+    let policy = result["policy"].as_str().unwrap();
+    assert_eq!(policy.split(',').count(), 20, "{policy}");
+    let accuracy = result["policy_result"]["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy), "{result}");
+
+    let reference = dir.path().join("ref");
+    let text = std::fs::read_to_string(reference.join("policy-bench.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(manifest["arch"], "resnet20");
+    assert_eq!(manifest["policy"], policy);
+    assert_eq!(manifest["clips"].as_array().unwrap().len(), 20);
+    assert_eq!(manifest["input_norm"]["mean"].as_array().unwrap().len(), 3);
+    let cpu = candle_core::Device::Cpu;
+    let base =
+        candle_core::safetensors::load(reference.join("baseline.safetensors"), &cpu).unwrap();
+    for name in ["conv.bn.running_var", "s3b3.conv2.bn.weight", "fc.weight"] {
+        assert!(base.contains_key(name), "{name} missing from the baseline");
+    }
+    let data = candle_core::safetensors::load(reference.join("data.safetensors"), &cpu).unwrap();
+    let train = data["train_x"].dims();
+    assert_eq!(&train[1..], &[3, 32, 32]);
+    assert_eq!(data["train_y"].dims(), &[train[0]]);
+    assert_eq!(data["attack_x"].dims()[0], 20);
+}
+
 /// A ViT with quantized attention (`[quant] attention = true`) on the fixture: the search walks
 /// each block's QKᵀ and softmax × V as layers between its qkv and proj, logs their bits in
 /// episodes.csv, and `profiles show` prices them. One epoch, two episodes.

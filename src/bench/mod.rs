@@ -7,7 +7,7 @@
 mod kernel_speed;
 mod policy;
 
-pub use policy::{bench_policy_score, BenchError};
+pub use policy::{bench_policy_score, BenchError, PolicyBench, PolicyResult};
 
 use std::time::Instant;
 
@@ -28,7 +28,8 @@ pub struct BenchRow {
     pub median_ms: f64,
     pub min_ms: f64,
     pub runs: usize,
-    /// Example passes through the model, where the work depends on the model (attacks).
+    /// Example passes through the model, for the parts of "score one policy" (the attacks' count
+    /// depends on the model: each stage attacks only what earlier ones left standing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub work: Option<usize>,
 }

@@ -49,13 +49,36 @@ crate::errors::boxed_from!(
     Tensor: candle_core::Error
 );
 
-/// One timed repetition: seconds per part, and the attack suite's cost per stage.
+/// One timed repetition: seconds per part, the attack suite's cost per stage, and what it
+/// measured.
 #[derive(Debug, Clone, Default)]
 struct Sample {
     total: f64,
     finetune: f64,
     accuracy: f64,
     suite: SuiteCost,
+    result: PolicyResult,
+}
+
+/// What scoring the policy measured (the same in every repetition: the fine-tune is seeded):
+/// the fine-tuned model's validation accuracy, and on the attacked examples its clean accuracy
+/// and the suite's worst case at the headline radius. The PyTorch reference prints the same
+/// three, so the two sides' models can be compared as well as their times.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PolicyResult {
+    pub accuracy: f64,
+    pub worst_case: f64,
+    pub clean: f64,
+}
+
+/// "Score one policy" on one experiment: the median rows of every part, the policy scored and
+/// what scoring it measured.
+#[derive(Debug, Clone)]
+pub struct PolicyBench {
+    pub arch: String,
+    pub policy: String,
+    pub rows: Vec<BenchRow>,
+    pub result: PolicyResult,
 }
 
 /// What the reference reads from `policy-bench.json`.
@@ -81,7 +104,7 @@ pub fn bench_policy_score(
     base: &Model,
     runs: usize,
     reference: Option<&Path>,
-) -> Result<Vec<BenchRow>, BenchError> {
+) -> Result<PolicyBench, BenchError> {
     let eval = Evaluator::new(exp, data, base)?;
     let policy = bench_policy(base.shapes().len());
     let attack = data.val.head(exp.search.attack_examples);
@@ -106,13 +129,18 @@ pub fn bench_policy_score(
         let t = eval.finetune(&policy)?;
         let finetune = start.elapsed().as_secs_f64();
         let at = Instant::now();
-        eval.accuracy(&t.model, Some(&t.q), &data.val)?;
+        let val_accuracy = eval.accuracy(&t.model, Some(&t.q), &data.val)?;
         let accuracy = at.elapsed().as_secs_f64();
         let report = suite.run(&t.model, Some(&t.q))?;
         Ok(Sample {
             total: start.elapsed().as_secs_f64(),
             finetune,
             accuracy,
+            result: PolicyResult {
+                accuracy: val_accuracy,
+                worst_case: report.worst_case,
+                clean: report.clean,
+            },
             suite: report.cost,
         })
     };
@@ -120,11 +148,32 @@ pub fn bench_policy_score(
     let samples = (0..runs.max(1))
         .map(|_| score())
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows(base.name(), &samples, data.val.len()))
+    // Every batch of the fine-tune is full (finetune.rs reshuffles before one would run past
+    // the end), unless the whole split is smaller than one batch.
+    let ft = &exp.finetune;
+    let work = Work {
+        finetune: ft.steps * ft.batch.min(data.train.len()),
+        accuracy: data.val.len(),
+    };
+    Ok(PolicyBench {
+        arch: base.name().into(),
+        policy: policy.to_string(),
+        rows: rows(base.name(), &samples, work),
+        result: samples.last().map(|s| s.result).unwrap_or_default(),
+    })
 }
 
-/// The median row of every part, named as the PyTorch reference names them.
-fn rows(arch: &str, samples: &[Sample], val: usize) -> Vec<BenchRow> {
+/// Examples passed through the model by the parts outside the attack suite: the fine-tune's
+/// training examples and the accuracy's validation examples.
+#[derive(Debug, Clone, Copy)]
+struct Work {
+    finetune: usize,
+    accuracy: usize,
+}
+
+/// The median row of every part, named as the PyTorch reference names them, with the examples
+/// each passed (the total: their sum).
+fn rows(arch: &str, samples: &[Sample], work: Work) -> Vec<BenchRow> {
     let row = |name: String, f: &dyn Fn(&Sample) -> f64, work: Option<usize>| {
         let mut ms: Vec<f64> = samples.iter().map(|s| f(s) * 1e3).collect();
         ms.sort_by(f64::total_cmp);
@@ -137,22 +186,31 @@ fn rows(arch: &str, samples: &[Sample], val: usize) -> Vec<BenchRow> {
             work,
         }
     };
+    // Passes depend only on the model, the same in every repetition: the last one's.
+    let passes = |stage| samples.last().map_or(0, |s| s.suite.get(stage).passes);
+    let total = work.finetune + work.accuracy + Stage::ALL.map(passes).iter().sum::<usize>();
     let mut out = vec![
         row(
             "policy: total (fine-tune + accuracy + attacks)".into(),
             &|s| s.total,
-            None,
+            Some(total),
         ),
-        row("policy: fine-tune".into(), &|s| s.finetune, None),
-        row("policy: accuracy".into(), &|s| s.accuracy, Some(val)),
+        row(
+            "policy: fine-tune".into(),
+            &|s| s.finetune,
+            Some(work.finetune),
+        ),
+        row(
+            "policy: accuracy".into(),
+            &|s| s.accuracy,
+            Some(work.accuracy),
+        ),
     ];
     for stage in Stage::ALL {
-        // Passes depend only on the model, the same in every repetition: the last one's.
-        let passes = samples.last().map(|s| s.suite.get(stage).passes);
         out.push(row(
             format!("policy: {}", stage.name()),
             &|s| s.suite.get(stage).seconds,
-            passes,
+            Some(passes(stage)),
         ));
     }
     out

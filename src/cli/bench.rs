@@ -4,7 +4,9 @@ use clap::Args;
 
 use std::path::PathBuf;
 
-use bitsearch::bench::{bench_arch, bench_policy_score, bench_training, peak_memory_mib, BenchRow};
+use bitsearch::bench::{
+    bench_arch, bench_policy_score, bench_training, peak_memory_mib, BenchRow, PolicyBench,
+};
 use bitsearch::model::Arch;
 
 #[derive(Debug, Args)]
@@ -19,8 +21,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_training: bool,
     /// Skip "score one policy" (an episode's work on the experiment, from its FP32 baseline).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "policy_only")]
     pub no_policy: bool,
+    /// Only "score one policy", on the experiment's own architecture: no micro figures of
+    /// `--arch`, no full training.
+    #[arg(long)]
+    pub policy_only: bool,
     /// Timed repetitions of "score one policy" (seconds each; the median is reported).
     #[arg(long, default_value_t = 5)]
     pub policy_runs: usize,
@@ -67,7 +73,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    for &arch in &args.arch {
+    let archs = if args.policy_only {
+        &[][..]
+    } else {
+        &args.arch
+    };
+    for &arch in archs {
         for r in bench_arch(arch, &data, args.runs)? {
             print(&r)?;
         }
@@ -78,9 +89,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if !args.no_policy {
         let base = super::baseline(&exp, &data, &args.cache, false)?;
         let dir = args.reference_dir.as_deref();
-        for r in bench_policy_score(&exp, &data, &base.model, args.policy_runs, dir)? {
-            print(&r)?;
+        let bench = bench_policy_score(&exp, &data, &base.model, args.policy_runs, dir)?;
+        for r in &bench.rows {
+            print(r)?;
         }
+        print_result(&bench, args.json)?;
     }
     if let Some(mib) = peak_memory_mib() {
         if args.json {
@@ -88,6 +101,25 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         } else {
             println!("peak memory (VmHWM): {mib:.0} MiB");
         }
+    }
+    Ok(())
+}
+
+/// What the scored policy measured, beside the PyTorch reference's `policy_result` line.
+fn print_result(bench: &PolicyBench, json: bool) -> anyhow::Result<()> {
+    let r = &bench.result;
+    if json {
+        let line = serde_json::json!({
+            "arch": bench.arch,
+            "policy": bench.policy,
+            "policy_result": r,
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "{:<8} policy {}: validation accuracy {:.4}, clean {:.4}, worst case {:.4}",
+            bench.arch, bench.policy, r.accuracy, r.clean, r.worst_case
+        );
     }
     Ok(())
 }
