@@ -185,6 +185,7 @@ class FoldedBNNet(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1))
         self.fq_w, self.fq_a = FQ[fq]
+        self.eyes = [torch.eye(c.out_channels) for c in convs] + [torch.eye(classes)]
         self.quant, self.train_bn = None, False
         if (CHANNELS_LAST if channels_last is None else channels_last):
             self.to(memory_format=torch.channels_last)
@@ -221,10 +222,12 @@ class FoldedBNNet(nn.Module):
         return F.linear(x, w, self.fc.bias)
 
     def penalty(self):
+        """Σ_l ||W_l W_lᵀ − I||_F² over the folded conv weights and the fc's (src/train/penalty.rs
+        on `Model::weights`)."""
         total = 0.0
-        for w in [self.folded(i)[0] for i in range(len(self.convs))] + [self.fc.weight]:
+        for w, eye in zip([self.folded(i)[0] for i in range(len(self.convs))] + [self.fc.weight], self.eyes):
             w = w.flatten(1)
-            total = total + ((w @ w.t() - torch.eye(w.shape[0])) ** 2).sum()
+            total = total + ((w @ w.t() - eye) ** 2).sum()
         return total
 
 

@@ -19,7 +19,8 @@ One difference in the backward pass: bitsearch's straight-through estimator is t
 everywhere, while PyTorch's fused kernels zero the gradient of elements outside the quantization
 range (activations below 0 or above the clip; weights never are, their scale covers the largest
 one). The work per pass is the same, but the attacks' gradients differ, so which examples FGSM and
-PGD break, and so how much PGD and Square then run, can differ from bitsearch's.
+PGD break, and so how much PGD and Square then run, can differ from bitsearch's; so do the
+fine-tune's, slightly (`--fq unfused` has bitsearch's estimator).
 
 The models (lenet5 and cnn6, resnet20 and mobilenet with BatchNorm folded into each conv) are
 in scripts/torch_models.py; the input standardization runs inside each after the first layer's
@@ -33,7 +34,10 @@ caches are off), is summed into the row "compile time (one-off)".
 
 `--policy-dir DIR` scores one policy as a search episode does, from the files `bitsearch bench
 --reference-dir DIR` writes (policy-bench.json, baseline.safetensors, data.safetensors): the
-fine-tune, the validation accuracy and the attack suite with early exit (see score_policy)."""
+fine-tune, the validation accuracy and the attack suite with early exit (see score_policy). The
+model is the experiment's (make_model: lenet5 and cnn6 as QNet, resnet20 as QResNet20 with every
+BatchNorm folded, as bitsearch's fine-tune runs it), shaped by the data (1x28x28 or 3x32x32) and
+the baseline's last layer (the classes); `--arch ''` runs the policy alone."""
 import argparse, gzip, json, math, os, statistics, time
 
 import numpy as np
@@ -41,8 +45,8 @@ import torch
 import torch.nn.functional as F
 
 import torch_models
-from torch_models import (LAYER_NAMES, QNet, fq_act, fq_act_unfused, fq_weight, fq_weight_unfused, load_bitsearch,
-                          make_model)
+from torch_models import (LAYER_NAMES, QNet, QResNet20, fq_act, fq_act_unfused, fq_weight, fq_weight_unfused,
+                          load_bitsearch, make_model)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -219,23 +223,38 @@ def margins(model, x, y):
         return true - other
 
 
+def lr_at(ft, step):
+    """The rate at `step` (src/train/finetune.rs LrSchedule): `lr` throughout, or with schedule
+    "cosine" lr · (1 + cos(π step / steps)) / 2."""
+    lr, steps = float(ft["lr"]), int(ft["steps"])
+    if ft.get("schedule", "constant") == "cosine":
+        return lr * 0.5 * (1 + math.cos(math.pi * step / max(steps, 1)))
+    return lr
+
+
 def finetune(model, base_state, x, y, ft):
     """src/train/finetune.rs: from the baseline, AdamW on CE + beta/2 · penalty for `steps`
-    seeded batches; a fresh shuffle whenever the next batch would run past the end."""
+    seeded batches at the schedule's rate; a fresh shuffle whenever the next batch would run
+    past the end. Returns the training examples passed."""
+    if ft.get("schedule", "constant") not in ("constant", "cosine"):
+        raise SystemExit(f"fine-tune schedule {ft['schedule']!r}: only constant and cosine are reproduced here")
     model.load_state_dict(base_state)
     with torch.no_grad():
         model.penalty()  # penalty_before, as the report does
     opt = adamw(model.parameters(), ft["lr"], ft["weight_decay"])
     g = torch.Generator().manual_seed(int(ft["seed"]))
     n, batch, beta = len(x), int(ft["batch"]), float(ft["beta"])
-    order, cursor = None, n
+    order, cursor, examples = None, n, 0
     steps = int(ft["steps"])
     tail = max(steps // 10, 1)
     for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(ft, step)
         if cursor + batch > n:
             order, cursor = torch.randperm(n, generator=g), 0
         idx = order[cursor : cursor + batch]
         cursor += batch
+        examples += len(idx)
         ce = F.cross_entropy(model(x[idx]), y[idx])
         loss = ce + beta / 2 * model.penalty() if beta > 0 else ce
         if not math.isfinite(loss.item()):
@@ -247,7 +266,7 @@ def finetune(model, base_state, x, y, ft):
             ce.item()
     with torch.no_grad():
         model.penalty()  # penalty_after
-    return steps * batch
+    return examples
 
 
 def pgd(model, x, y, eps, steps, step_size, gen, noise=None):
@@ -381,7 +400,13 @@ def score_policy(pdir, out, fq, impl):
     att_x, att_y = f32("attack_x"), i64("attack_y")
     transfer = [f32(f"transfer_{i}") for i in range(len(spec["attack"]["pgd_eps"])) if f"transfer_{i}" in data]
     norm = spec.get("input_norm") or {"mean": base["input.mean"].tolist(), "std": base["input.std"].tolist()}
-    model = QNet(arch, norm["mean"], norm["std"], fq)
+    if arch not in LAYER_NAMES:
+        raise SystemExit(f"{pdir}: arch {arch!r} has no PyTorch model here (one of {', '.join(LAYER_NAMES)})")
+    # The shape of the model from its data and its last layer: 1x28x28 digits or clothes, or
+    # 3x32x32 CIFAR images; as many classes as the last layer has rows.
+    classes = base[f"{LAYER_NAMES[arch][-1]}.weight"].shape[0]
+    model = make_model(arch, norm["mean"], norm["std"], fq, train_x.shape[1], classes)
+    model.train_bn = False  # a fine-tune folds every BatchNorm with its frozen statistics
     load_bitsearch(model, arch, {**base, "input.mean": norm["mean"], "input.std": norm["std"]})
     state = {k: v.clone() for k, v in model.state_dict().items()}
     policy = [tuple(int(b) for b in layer.split("/")) for layer in spec["policy"].split(",")]
@@ -412,7 +437,7 @@ def score_policy(pdir, out, fq, impl):
     for k in ["total"] + names:
         out({"arch": arch, "name": label[k], "median_ms": statistics.median(samples[k]), "min_ms": min(samples[k]),
              "runs": runs, "work": work[k]})
-    print(json.dumps({"impl": impl, "policy": spec["policy"], "policy_result": result}), flush=True)
+    print(json.dumps({"impl": impl, "arch": arch, "policy": spec["policy"], "policy_result": result}), flush=True)
 
 
 def selftest():
@@ -442,12 +467,18 @@ def selftest():
             inside = ((level >= 0) & (level <= 2 ** bits - 1)).float()
             assert torch.equal(gb, torch.ones_like(gb)), "unfused: identity gradient"
             assert (ga != inside).float().mean() < 1e-5, (bits, clip, (ga != inside).sum())
-    for arch in ["lenet5", "cnn6"]:
+    nets = {"lenet5": lambda fq, cl: QNet("lenet5", 0.13, 0.31, fq, cl), "cnn6": lambda fq, cl: QNet("cnn6", 0.13, 0.31, fq, cl),
+            "resnet20": lambda fq, cl: QResNet20(0.13, 0.31, fq, cl, channels=1)}
+    for arch, net in nets.items():
         torch.manual_seed(0)
-        m = QNet(arch, 0.13, 0.31)
-        u = QNet(arch, 0.13, 0.31, "unfused", channels_last=False)
+        m, u = net("fused", None), net("unfused", False)
+        with torch.no_grad():
+            for bn in getattr(m, "bns", []):  # statistics away from (0, 1), so the fold shows
+                bn.running_mean.uniform_(-0.2, 0.2)
+                bn.running_var.uniform_(0.5, 2.0)
+                bn.weight.uniform_(0.5, 1.5)
         u.load_state_dict(m.state_dict())  # also: channels-last and NCHW give the same logits
-        clips = [[1.0 + l] * 8 for l in range(len(m.layers))]
+        clips = [[1.0 + l] * 8 for l in range(len(LAYER_NAMES[arch]))]
         m.set_quant(bench_policy(arch), clips)
         u.set_quant(bench_policy(arch), clips)
         x = torch.rand(64, 1, 28, 28)
