@@ -11,8 +11,15 @@
 # The PyTorch column is the faster of two eager paths per figure: PyTorch's fused fake-quant
 # kernels (torch.fake_quantize_per_*_affine) and the unfused `x + (q - x).detach()` chain (the
 # fused kernels measured slower on these small tensors); the `fq` column says which.
+# "Score one policy" runs twice: on the default experiment (LeNet-5 on the embedded digits) and
+# on experiments/resnet20-fashion.toml, ResNet-20 on Fashion-MNIST as its searches run (needs
+# /usr/share/datasets/fashion-mnist, which scripts/install-ci-deps.sh installs; its FP32
+# baseline trains once, 15 epochs, and is cached in runs/ like every baseline).
 # Usage: scripts/bench.sh [RUNS]   (default 20)
 #        COMPILE=1 scripts/bench.sh [RUNS]   also a torch.compile column (compiling takes minutes)
+#        POLICY_RUNS=K scripts/bench.sh [RUNS]   K timed repetitions of each "score one policy"
+#                                                (default: 5 for LeNet-5, 3 for ResNet-20, whose
+#                                                episode is a long one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-20}"
@@ -24,7 +31,8 @@ if ./target/release/bitsearch bench --help | grep -q -- '--reference-dir'; then
     mkdir -p "$out/ref"
     ref_args=(--reference-dir "$out/ref")
 fi
-CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --runs "$runs" --json ${ref_args[@]+"${ref_args[@]}"} > "$out/bitsearch.jsonl"
+CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --runs "$runs" --json \
+    --policy-runs "${POLICY_RUNS:-5}" ${ref_args[@]+"${ref_args[@]}"} > "$out/bitsearch.jsonl"
 # ResNet-20's and MobileNet's figures on CIFAR-shaped images: a CIFAR-10-format stand-in made
 # from the embedded digits (scripts/make-cifar-fixture.sh); the times do not depend on the pixel
 # values.
@@ -35,6 +43,15 @@ CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --arch
 # The zoo ViT's figures on the default experiment's 1x28x28 digits (7x7 patches, 16 tokens).
 CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --arch vit --runs "$runs" --json \
     --no-training --no-policy | grep -v '"peak_memory_mib' >> "$out/bitsearch.jsonl"
+# ResNet-20's "score one policy" on Fashion-MNIST, with its reference inputs in ref-resnet20.
+fashion=/usr/share/datasets/fashion-mnist
+if [ -d "$fashion" ]; then
+    CANDLE_NUM_THREADS=2 RAYON_NUM_THREADS=2 ./target/release/bitsearch bench --policy-only --json \
+        --policy-runs "${POLICY_RUNS:-3}" --experiment experiments/resnet20-fashion.toml \
+        --reference-dir "$out/ref-resnet20" | grep -v '"peak_memory_mib' >> "$out/bitsearch.jsonl"
+else
+    echo "(no Fashion-MNIST in $fashion: no ResNet-20 \"score one policy\"; scripts/install-ci-deps.sh installs it)"
+fi
 if python3 -c "import torch" 2>/dev/null; then
     torch_args=(--threads 2 --runs "$runs")
     if [ -f "$out/ref/policy-bench.json" ]; then
@@ -56,6 +73,10 @@ if python3 -c "import torch" 2>/dev/null; then
             | grep -v '"peak memory' >> "$out/torch.jsonl"
         python3 scripts/torch_reference.py --threads 2 --runs "$runs" --arch vit --epochs 0 --fq "$fq" \
             | grep -v '"peak memory' >> "$out/torch.jsonl"
+        if [ -f "$out/ref-resnet20/policy-bench.json" ]; then
+            python3 scripts/torch_reference.py --threads 2 --arch '' --policy-dir "$out/ref-resnet20" --fq "$fq" \
+                | grep -v '"peak memory' >> "$out/torch.jsonl"
+        fi
     done
 else
     echo "(torch not installed: no reference column)"
@@ -66,6 +87,7 @@ import json, sys
 lines = lambda path: [json.loads(l) for l in open(path) if l.strip().startswith("{")]
 ours, theirs = lines(sys.argv[1]), lines(sys.argv[2])
 results = [("bitsearch", r) for r in ours if "policy_result" in r] + [(r["impl"], r) for r in theirs if "policy_result" in r]
+results.sort(key=lambda who_r: who_r[1].get("arch", ""))  # by arch, bitsearch first in each
 rows = [r for r in theirs if "name" in r]
 # Per figure, the faster of the fused and unfused eager paths.
 eager = {}
@@ -105,5 +127,5 @@ for (arch, name), c in comp.items():
     if name == "compile time (one-off)":
         print(f"{arch:<9} {'torch.compile: ' + name:<48} {'-':>13} {'-':>16} {'-':>7} {c['median_ms']:>11.0f}")
 for who, r in results:
-    print(f"policy result ({who}): {json.dumps(r['policy_result'])}")
+    print(f"policy result ({r.get('arch', '-')}, {who}): {json.dumps(r['policy_result'])}")
 PY
