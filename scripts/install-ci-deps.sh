@@ -49,7 +49,9 @@ pip_install() {
     python3 -c "import $module; print('$module:', $module.__version__)"
 }
 # Pinned, so a new release cannot change what the tests run against (or what is installed).
-pip_install selenium selenium==4.53.0
+# selenium 4.52 and 4.53 require a certifi (>= 2026.10.23) that the package index reachable here
+# does not have, so pip cannot resolve them; 4.51 resolves.
+pip_install selenium selenium==4.51.0
 pip_install numpy numpy==2.4.6
 pip_install onnxruntime onnxruntime==1.32.0
 if [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/bin/sbatch ] \
