@@ -13,6 +13,7 @@ pub mod experiment;
 pub mod fidelity;
 pub mod hardware;
 pub mod model;
+pub mod npy;
 pub mod ops;
 pub mod pareto;
 pub mod quant;

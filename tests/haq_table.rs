@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use bitsearch::hardware::NpyI64;
+use bitsearch::npy::NpyI64;
 use common::cli::{bitsearch, fails, ok, repo};
 
 const TABLE: &str = concat!(

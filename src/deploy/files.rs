@@ -115,11 +115,14 @@ pub fn write_check(
         .flat_map(|v| v.to_le_bytes())
         .collect();
     let files = [
-        ("check-input.npy", npy("<f4", x.dims(), &f32s(x)?)),
-        ("check-labels.npy", npy("<u4", &[n], &labels)),
+        (
+            "check-input.npy",
+            crate::npy::write("<f4", x.dims(), &f32s(x)?),
+        ),
+        ("check-labels.npy", crate::npy::write("<u4", &[n], &labels)),
         (
             "check-logits.npy",
-            npy("<f4", logits.dims(), &f32s(&logits)?),
+            crate::npy::write("<f4", logits.dims(), &f32s(&logits)?),
         ),
     ];
     for (name, bytes) in files {
@@ -130,26 +133,6 @@ pub fn write_check(
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// NumPy's `.npy` format, version 1.0: magic, header length, a Python-literal header padded with
-/// spaces to a 64-byte boundary (ending in a newline), then the raw little-endian data.
-fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + data.len());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
 }
 
 #[cfg(test)]
@@ -216,22 +199,5 @@ mod tests {
         }
         let step = f32s(&st, &format!("{}.act_scale", model.shapes()[1].name));
         assert_eq!(step, [1.5 / 255.0]);
-    }
-
-    #[test]
-    fn npy_headers_align_to_64_bytes_and_name_dtype_and_shape() {
-        for shape in [vec![3], vec![2, 5], vec![1, 3, 32, 32]] {
-            let n: usize = shape.iter().product();
-            let bytes = npy("<f4", &shape, &vec![0u8; 4 * n]);
-            let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-            assert_eq!((10 + len) % 64, 0);
-            assert_eq!(bytes.len(), 10 + len + 4 * n);
-            let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
-            assert!(header.ends_with('\n') && header.contains("'descr': '<f4'"));
-            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-            assert!(header.contains(&dims.join(", ")), "{header}");
-        }
-        let one = npy("<u4", &[7], &[0; 28]);
-        assert!(std::str::from_utf8(&one[10..64]).unwrap().contains("(7,)"));
     }
 }

@@ -1,9 +1,9 @@
 use std::path::Path;
 
 use super::*;
-use crate::hardware::npy::tests::HAQ_TABLE;
 use crate::hardware::{fit, Fit, BUILTIN_PROFILE_DIR};
 use crate::model::Arch;
+use crate::npy::tests::HAQ_TABLE;
 
 /// x = [1, 2, 2, 3] ranks as [1, 2.5, 2.5, 4]; against [1, 2, 3, 4] by hand: Σdxdy = 4.5,
 /// Σdx² = 4.5, Σdy² = 5, ρ = 4.5 / √22.5 = 0.948683.

@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 
 use super::error::HardwareError;
 use super::lookup::TableRow;
-use super::npy::NpyI64;
 use super::profile::Profile;
 use crate::model::LayerShape;
+use crate::npy::NpyI64;
 use crate::quant::{Bits, LayerBits};
 
 /// A validated cycle table: every entry positive, widths 1..=B for both operands.

@@ -1,7 +1,7 @@
 use super::*;
-use crate::hardware::npy::tests::HAQ_TABLE;
 use crate::hardware::BUILTIN_PROFILE_DIR;
 use crate::model::Arch;
+use crate::npy::tests::HAQ_TABLE;
 
 fn bits(w: u8, a: u8) -> LayerBits {
     LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap())

@@ -142,7 +142,7 @@ pub enum HardwareError {
     #[error("calibration: {0}")]
     Calibration(String),
     #[error(transparent)]
-    Npy(#[from] super::npy::NpyError),
+    Npy(#[from] crate::npy::NpyError),
     #[error("{}: a cycle table's shape {rule}, got {shape}", path.display())]
     CycleTableShape {
         path: PathBuf,

@@ -1,7 +1,8 @@
 //! Hardware cost model: device profiles (TOML) and their validation, compute models (bit-serial,
 //! bit-fusion, precision modes), the per-layer roofline behind the `CostModel` trait, measured
 //! lookup tables that override it, timing of the host CPU as a profile, and a simulator's cycle
-//! table (HAQ's `.npy` layout) imported as a profile table or held against a profile's roofline.
+//! table (HAQ's `.npy` layout, read by `crate::npy`) imported as a profile table or held against
+//! a profile's roofline.
 
 mod agreement;
 mod compute;
@@ -11,7 +12,6 @@ mod error;
 mod fit;
 mod host_timing;
 mod lookup;
-mod npy;
 mod profile;
 
 pub use agreement::{
@@ -31,7 +31,6 @@ pub use error::HardwareError;
 pub use fit::{fit, Fit};
 pub use host_timing::{time_host, write_host_timing};
 pub use lookup::{write_profile_with_table, write_table, Table, TableRow};
-pub use npy::{NpyError, NpyI64};
 pub use profile::{
     profile_files, resolve_profile, Memory, MemoryFile, Profile, ProfileFile, BUILTIN_PROFILE_DIR,
 };

@@ -6,8 +6,9 @@
 
 use std::path::Path;
 
-use bitsearch::hardware::{compare_to_uniform8, policy_cost, CycleTable, NpyI64, Profile};
+use bitsearch::hardware::{compare_to_uniform8, policy_cost, CycleTable, Profile};
 use bitsearch::model::LayerShape;
+use bitsearch::npy::NpyI64;
 use bitsearch::quant::{Bits, LayerBits, Policy};
 
 use super::engine::fuzz;

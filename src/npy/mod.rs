@@ -1,5 +1,7 @@
-//! NumPy's `.npy` format, read side, for the one dtype simulators' lookup tables are saved in:
-//! a C-order array of little-endian int64 (`'<i8'`, what `np.save` writes for an int64 array).
+//! NumPy's `.npy` format: its writer (version 1.0, any dtype's little-endian bytes, for the check
+//! data an export hands ONNX Runtime) and its reader, for the one dtype simulators' lookup tables
+//! are saved in: a C-order array of little-endian int64 (`'<i8'`, what `np.save` writes for an
+//! int64 array).
 //!
 //! ```text
 //! bytes 0..6   magic  \x93NUMPY
@@ -15,6 +17,27 @@
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// NumPy's `.npy` format, version 1.0: magic, header length, a Python-literal header padded with
+/// spaces to a 64-byte boundary (ending in a newline), then the raw little-endian data.
+pub fn write(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
 
 /// An int64 array read from a `.npy` file.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,5 +274,4 @@ fn parse_shape(text: &str) -> Option<Vec<usize>> {
 }
 
 #[cfg(test)]
-#[path = "npy_tests.rs"]
 pub(crate) mod tests;

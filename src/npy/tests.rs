@@ -166,3 +166,34 @@ fn no_prefix_or_header_byte_change_panics() {
         }
     }
 }
+
+#[test]
+fn npy_headers_align_to_64_bytes_and_name_dtype_and_shape() {
+    for shape in [vec![3], vec![2, 5], vec![1, 3, 32, 32]] {
+        let n: usize = shape.iter().product();
+        let bytes = write("<f4", &shape, &vec![0u8; 4 * n]);
+        let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + len) % 64, 0);
+        assert_eq!(bytes.len(), 10 + len + 4 * n);
+        let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+        assert!(header.ends_with('\n') && header.contains("'descr': '<f4'"));
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        assert!(header.contains(&dims.join(", ")), "{header}");
+    }
+    let one = write("<u4", &[7], &[0; 28]);
+    assert!(std::str::from_utf8(&one[10..64]).unwrap().contains("(7,)"));
+}
+
+#[test]
+fn what_the_writer_writes_the_reader_reads() {
+    let values: Vec<i64> = vec![-3, 0, 7, i64::MAX, i64::MIN, 42];
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let read = parse(&write("<i8", &[2, 3], &data)).unwrap();
+    assert_eq!(
+        read,
+        NpyI64 {
+            shape: vec![2, 3],
+            values
+        }
+    );
+}
