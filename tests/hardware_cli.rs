@@ -71,6 +71,25 @@ fn cost_prints_table_and_json_and_rejects_bad_policies() {
     fails(&["cost", "--profile", "t4", "--policy", "9/8,8/8,8/8,8/8,8/8"]);
 }
 
+/// A zoo network priced from its shape alone: a malformed `--input` or `--classes` is a clear
+/// error naming the flag's rule and the value, and `--input` without `--arch` is refused.
+#[test]
+fn cost_of_a_zoo_shape_rejects_bad_shapes() {
+    let mobilenetv2 = ["cost", "--profile", "bismo-cloud", "--arch", "mobilenetv2"];
+    let table = ok(&[&mobilenetv2[..], &["--input", "3,32,32", "--classes", "10"]].concat());
+    assert!(table.contains("mobilenetv2"), "{table}");
+    let err = fails(&[&mobilenetv2[..], &["--input", "3,224"]].concat());
+    assert!(
+        err.contains("three sizes C,H,W") && err.contains("3,224"),
+        "{err}"
+    );
+    let err = fails(&[&mobilenetv2[..], &["--input", "3,0,224"]].concat());
+    assert!(err.contains("at least 1") && err.contains("`0`"), "{err}");
+    let err = fails(&[&mobilenetv2[..], &["--classes", "ten"]].concat());
+    assert!(err.contains("at least 1") && err.contains("`ten`"), "{err}");
+    fails(&["cost", "--profile", "bismo-cloud", "--input", "3,32,32"]);
+}
+
 #[test]
 fn calibrate_writes_a_valid_profile() {
     let dir = tempfile::tempdir().unwrap();
