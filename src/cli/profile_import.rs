@@ -6,10 +6,11 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use bitsearch::hardware::{
-    cycle_table_rows, policy_cost, resolve_profile, write_profile_with_table, CycleTable, Profile,
-    ProfileFile,
+    cycle_table_rows, hex_sha256, policy_cost, resolve_profile, write_profile_with_table,
+    CycleTable, Profile, ProfileFile,
 };
 use bitsearch::model::LayerShape;
+use bitsearch::npy::NpyI64;
 use bitsearch::quant::{Bits, Policy};
 use bitsearch::report::units::{quantity, Quantity};
 
@@ -38,7 +39,10 @@ pub fn run(args: &Import, model: &str, layers: &[LayerShape]) -> anyhow::Result<
     }
     file.clock_hz = clock_hz;
     let base = file.clone().check(&base_path)?;
-    let table = CycleTable::load(args.table)?;
+    // Read once: the digest the sources record is of the bytes the table was parsed from.
+    let bytes =
+        std::fs::read(args.table).with_context(|| format!("reading {}", args.table.display()))?;
+    let table = CycleTable::from_npy(NpyI64::parse(&bytes, args.table)?, args.table)?;
     let rows = cycle_table_rows(&table, layers, &base, clock_hz)
         .with_context(|| format!("converting {} for {model}", args.table.display()))?;
     let stem = args
@@ -55,7 +59,7 @@ pub fn run(args: &Import, model: &str, layers: &[LayerShape]) -> anyhow::Result<
         base.name(),
         args.table.display()
     );
-    let sha256 = file_sha256(args.table)?;
+    let sha256 = hex_sha256(&[&bytes]);
     let sources = import_sources(args, base.name(), (table.widths(), clock_hz), &sha256);
     file.sources.extend(sources);
     let header = format!(
@@ -121,14 +125,4 @@ fn import_sources(
             format!("NOT from the table: the roofline estimate of `{base}`'s numbers"),
         ),
     ]
-}
-
-/// The SHA-256 of a file, in hex: which table a profile was imported from.
-fn file_sha256(path: &Path) -> anyhow::Result<String> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }

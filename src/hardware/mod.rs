@@ -32,5 +32,6 @@ pub use fit::{fit, Fit};
 pub use host_timing::{time_host, write_host_timing};
 pub use lookup::{write_profile_with_table, write_table, Table, TableRow};
 pub use profile::{
-    profile_files, resolve_profile, Memory, MemoryFile, Profile, ProfileFile, BUILTIN_PROFILE_DIR,
+    hex_sha256, profile_files, resolve_profile, Memory, MemoryFile, Profile, ProfileFile,
+    BUILTIN_PROFILE_DIR,
 };

@@ -215,7 +215,8 @@ fn price_digest(f: &ProfileFile) -> String {
     hex_sha256(&[&serde_json::to_vec(&fields).unwrap_or_default()])
 }
 
-fn hex_sha256(parts: &[&[u8]]) -> String {
+/// The hex SHA-256 of `parts` fed in order (a profile's digest, an imported table's).
+pub fn hex_sha256(parts: &[&[u8]]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for p in parts {
