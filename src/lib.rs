@@ -20,6 +20,7 @@ pub mod quant;
 pub mod report;
 pub mod robust;
 pub mod rundir;
+pub mod runtime;
 pub mod score;
 pub mod search;
 pub mod sensitivity;

@@ -115,7 +115,10 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
 }
 
 /// The experiment given with `--experiment`, else the file and overrides config.json recorded.
-fn experiment_args(run: &RunDir, given: Option<&PathBuf>) -> anyhow::Result<super::ExperimentArgs> {
+pub(super) fn experiment_args(
+    run: &RunDir,
+    given: Option<&PathBuf>,
+) -> anyhow::Result<super::ExperimentArgs> {
     Ok(match given {
         Some(p) => super::ExperimentArgs::file(p),
         None => {

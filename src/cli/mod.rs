@@ -7,6 +7,7 @@ mod cost;
 mod dq;
 mod eval;
 mod export;
+mod measure;
 mod profile_import;
 mod profiles;
 mod report;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Rebuild a run's best (or any) policy and write it as a deployable quantized model: ONNX
     /// with QuantizeLinear/DequantizeLinear, safetensors with codes and scales, the policy.
     Export(export::ExportArgs),
+    /// Time a run's policies (the best, some episodes or the front) as deployable models in
+    /// ONNX Runtime on this host; writes measured.csv beside the run's predicted latencies.
+    Measure(measure::MeasureArgs),
     /// The Defensive-Quantization study: robustness vs uniform bits, with and without the
     /// Lipschitz fine-tune; writes dq.csv and amplification.csv.
     Dq(dq::DqArgs),
@@ -141,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Measure(args) => measure::run(&args),
         Command::Dq(args) => dq::run(&args),
         Command::Profiles(p) => {
             let (model, layers) = match p.cmd {

@@ -2,11 +2,14 @@
 //! (calibration and fine-tune are deterministic, seeded by the policy) and written as files a
 //! runtime takes: ONNX with QuantizeLinear/DequantizeLinear (`model::onnx::export`), the
 //! weights with their integer codes, scales and activation clips (safetensors), the policy
-//! (JSON), check data for ONNX Runtime (`.npy`) and export.json, the record of what was written.
+//! (JSON), check data for ONNX Runtime (`.npy`) and export.json, the record of what was written;
+//! and such models timed in ONNX Runtime (`measure`).
 
 mod files;
+mod measure;
 
 pub use files::{weights_safetensors, write_check};
+pub use measure::{measure_episodes, MeasureOptions};
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +39,8 @@ pub enum DeployError {
     RunDir(Box<crate::rundir::RunDirError>),
     #[error("tensor error: {0}")]
     Tensor(Box<candle_core::Error>),
+    #[error(transparent)]
+    Runtime(Box<crate::runtime::RuntimeError>),
     #[error("cannot write safetensors: {0}")]
     Safetensors(String),
     #[error("{}: {source}", path.display())]
@@ -90,6 +95,7 @@ crate::errors::boxed_from!(
     Score: crate::score::ScoreError,
     RunDir: crate::rundir::RunDirError,
     Tensor: candle_core::Error,
+    Runtime: crate::runtime::RuntimeError,
 );
 
 /// The parts of config.json's experiment the exported model depends on: the baseline (data,
@@ -214,15 +220,7 @@ pub fn export_episode(
     out: &Path,
     options: ExportOptions,
 ) -> Result<ExportRecord, DeployError> {
-    let names: Vec<String> = base.shapes().iter().map(|l| l.name.clone()).collect();
-    let logged: Vec<String> = run.config.layers.iter().map(|l| l.name.clone()).collect();
-    if names != logged {
-        return Err(DeployError::Layers {
-            dir: run.dir.clone(),
-            run: logged,
-            model: names,
-        });
-    }
+    check_layers(run, base)?;
     let eval = Evaluator::new(exp, data, base)?;
     let Tuned { model, q, .. } = eval.finetune(&Policy::new(row.bits.clone()))?;
     let check = match options.check_examples.min(data.test.len()) {
@@ -251,6 +249,20 @@ pub fn export_episode(
     };
     write_json(&out.join(ExportRecord::FILE), &record)?;
     Ok(record)
+}
+
+/// Errors unless the run's layers are `base`'s.
+fn check_layers(run: &RunDir, base: &Model) -> Result<(), DeployError> {
+    let names: Vec<String> = base.shapes().iter().map(|l| l.name.clone()).collect();
+    let logged: Vec<String> = run.config.layers.iter().map(|l| l.name.clone()).collect();
+    if names != logged {
+        return Err(DeployError::Layers {
+            dir: run.dir.clone(),
+            run: logged,
+            model: names,
+        });
+    }
+    Ok(())
 }
 
 /// Writes policy.json, model.safetensors, model.onnx (at `opset`) and (given examples) the

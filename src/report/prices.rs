@@ -88,6 +88,11 @@ impl Device {
         Device::load(file, recorded)
     }
 
+    /// Examples per batch the profile prices (its latencies are per such batch).
+    pub fn batch(&self) -> u64 {
+        self.profile.batch()
+    }
+
     /// Loads the profile recorded as `file` and checks its digest against `recorded`.
     fn load(file: &Path, recorded: &str) -> Result<Device, Unpriced> {
         let Some(path) = candidates(file).into_iter().find(|p| p.is_file()) else {

@@ -4,7 +4,8 @@
 //! front-test.csv (the front re-scored on the test split), the atomic writes, the directory's
 //! lock (one writer at a time), the work directory through which a search hands policies to
 //! worker processes (`work`), the reader of a DQ study (dq.csv, amplification.csv), and a
-//! sensitivity study's files (sensitivity.csv, sensitivity.json). The
+//! sensitivity study's files (sensitivity.csv, sensitivity.json), and measured.csv (policies
+//! timed on a real runtime). The
 //! search writes through `RunLog`; its resume and the report read through the same types.
 
 mod best;
@@ -18,6 +19,7 @@ mod files;
 mod front_test;
 mod lock;
 mod log;
+mod measured;
 mod sensitivity;
 pub mod work;
 
@@ -37,4 +39,5 @@ pub use files::{create_dir, open_no_follow, write_atomic, write_json};
 pub use front_test::{FrontTest, FrontTestRow};
 pub use lock::{lock_holder, this_command, Holder, RunLock};
 pub use log::RunLog;
+pub use measured::{Measured, MeasuredRow};
 pub use sensitivity::{Sensitivity, SensitivityConfig, SensitivityDir, SensitivityRow, Varied};

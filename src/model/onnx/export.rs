@@ -24,6 +24,8 @@ use crate::model::graph::{Dims, Op};
 use crate::model::{LayerKind, LayerWeights, Model, ModelError};
 use crate::quant::{LayerQuant, Quantizer};
 
+#[path = "export_fuse.rs"]
+mod fuse;
 #[path = "export_qdq.rs"]
 mod qdq;
 #[path = "export_tokens.rs"]
@@ -67,6 +69,57 @@ pub fn export(model: &Model, q: &Quantizer, opset: Opset) -> Result<Vec<u8>, Mod
     Ok(export_proto(model, q, opset)?.encode_to_vec())
 }
 
+/// The ONNX nodes one layer of an export was written as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerNodes {
+    /// The layer's name (`LayerShape::name`).
+    pub layer: String,
+    /// The layer's own op (its Conv, Gemm or MatMul node).
+    pub op: String,
+    /// Every node written for the layer: its input quantizer, its weight's DequantizeLinear, the
+    /// op. A runtime that rewrites the graph keeps these names as prefixes of its own.
+    pub nodes: Vec<String>,
+}
+
+/// `export`'s bytes with the nodes each layer was written as, in layer order.
+pub fn export_with_layers(
+    model: &Model,
+    q: &Quantizer,
+    opset: Opset,
+) -> Result<(Vec<u8>, Vec<LayerNodes>), ModelError> {
+    let proto = export_proto(model, q, opset)?;
+    let nodes = proto.graph.as_ref().map_or(&[][..], |g| &g.node[..]);
+    let names = |n: &NodeProto| n.name.clone().unwrap_or_default();
+    let mut layers: Vec<LayerNodes> = model
+        .shapes()
+        .iter()
+        .map(|s| LayerNodes {
+            layer: s.name.clone(),
+            op: String::new(),
+            nodes: Vec::new(),
+        })
+        .collect();
+    for n in nodes {
+        let Some(li) = layer_of(n) else { continue };
+        if let Some(l) = layers.get_mut(li) {
+            if matches!(n.op_type.as_deref(), Some("Conv" | "Gemm" | "MatMul")) {
+                l.op = names(n);
+            }
+            l.nodes.push(names(n));
+        }
+    }
+    Ok((proto.encode_to_vec(), layers))
+}
+
+/// The layer index a node was written for, from its `doc_string` (`layer N`).
+fn layer_of(n: &NodeProto) -> Option<usize> {
+    n.doc_string
+        .as_deref()?
+        .strip_prefix("layer ")?
+        .parse()
+        .ok()
+}
+
 /// The model quantized by `q` as an ONNX model.
 pub(crate) fn export_proto(
     model: &Model,
@@ -86,15 +139,20 @@ pub(crate) fn export_proto(
         names[i] = match &node.op {
             op if op.is_matmul_layer() => {
                 let lq = q.layer(li).unwrap_or_else(LayerQuant::full);
+                let start = out.nodes.len();
                 let x = out.quantized_operands(model, li, node, &names, lq, &dims)?;
                 let d: Vec<Dims> = node.inputs.iter().map(|&j| dims[j]).collect();
+                let y = out.token_op(model, i, op, &x, &d)?;
+                out.mark_layer(start, li);
                 li += 1;
-                out.token_op(model, i, op, &x, &d)?
+                y
             }
             Op::Conv { .. } | Op::Linear { .. } => {
                 let lq = q.layer(li).unwrap_or_else(LayerQuant::full);
+                let start = out.nodes.len();
                 let x = out.quantized_input(model, li, &src, lq, dims[node.inputs[0]])?;
                 let y = out.layer(model, li, &node.op, &x, lq, dims[node.inputs[0]])?;
+                out.mark_layer(start, li);
                 li += 1;
                 y
             }
@@ -195,7 +253,7 @@ pub(crate) fn export_proto(
     let (c, h, w) = model.input();
     let g = GraphProto {
         name: Some(model.name().to_string()),
-        node: out.nodes,
+        node: fuse::hoist_quantizers(out.nodes),
         initializer: out.inits,
         input: vec![value_info("input", &[None, Some(c), Some(h), Some(w)])],
         output: vec![value_info(&logits, &[None, Some(model.classes())])],
@@ -223,6 +281,13 @@ struct Out {
 }
 
 impl Out {
+    /// Records in the `doc_string` of the nodes written since `start` that they are layer `li`'s.
+    fn mark_layer(&mut self, start: usize, li: usize) {
+        for n in &mut self.nodes[start..] {
+            n.doc_string = Some(format!("layer {li}"));
+        }
+    }
+
     fn fresh(&self, what: &str) -> String {
         format!("{what}_{}", self.nodes.len() + self.inits.len())
     }

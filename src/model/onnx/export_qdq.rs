@@ -40,14 +40,22 @@ impl Out {
             clip => clip / levels as f32,
         };
         let low = if signed { -clip } else { 0.0 };
-        let (lo, hi) = (self.scalar_f32(low), self.scalar_f32(clip));
         let four_bit = self.opset.four_bit(bits.get());
         // The same clamp as Min then Max before a UINT4 QuantizeLinear: ONNX Runtime 1.32's
         // ClipQuantFusion (all optimizations) fails the session on a Clip before a UINT4
         // zero point ("Unexpected data type" in GetQConstantLowerUpper).
+        // An unsigned grid that fills its container (8 bits in uint8, 4 in UINT4) needs no
+        // clamp: QuantizeLinear saturates to [0, levels] itself, which is the same clamp, and
+        // the bare Q is what runtimes fuse into integer kernels. A clip of 0 needs it (step 1).
+        let fills = !signed && clip > 0.0 && (bits.get() == 8 || four_bit && bits.get() == 4);
         let clipped = match four_bit {
-            false => self.node("Clip", &[x, &lo, &hi], vec![]),
+            _ if fills => x.to_string(),
+            false => {
+                let (lo, hi) = (self.scalar_f32(low), self.scalar_f32(clip));
+                self.node("Clip", &[x, &lo, &hi], vec![])
+            }
             true => {
+                let (lo, hi) = (self.scalar_f32(low), self.scalar_f32(clip));
                 let below = self.node("Min", &[x, &hi], vec![]);
                 self.node("Max", &[&below, &lo], vec![])
             }

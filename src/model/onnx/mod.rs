@@ -29,7 +29,7 @@ mod export;
 mod external;
 mod tensor;
 
-pub use export::{export, Opset};
+pub use export::{export, export_with_layers, LayerNodes, Opset};
 
 #[allow(clippy::all, clippy::pedantic)]
 pub(crate) mod proto {

@@ -1,0 +1,110 @@
+//! A rewrite of a QDQ export that keeps its arithmetic exact and lets a runtime fuse a layer
+//! with the quantizer of its output into one integer kernel (ONNX Runtime's QLinearConv and
+//! QGemm need the QuantizeLinear right after the layer or its ReLU).
+//!
+//! bitsearch quantizes a layer's *input*, so between a convolution and the next layer's
+//! quantizer there may be a MaxPool or a Flatten. Both commute with the quantizer exactly: a
+//! quantizer is monotone non-decreasing, so the max of quantized values is the quantized max,
+//! and a Flatten moves no value. The rewrite puts a copy of the quantizer before such a chain
+//! and keeps the original after it, where it is the identity (the chain's values are already
+//! on its grid), so the output is bit for bit the same; the runtime then sees
+//! layer → Q → DQ → MaxPool → Q → DQ → layer, the pattern PyTorch's quantized models have.
+
+use std::collections::HashMap;
+
+use super::super::proto::NodeProto;
+
+/// Ops a quantizer commutes with exactly (see the module doc).
+const COMMUTING: [&str; 2] = ["MaxPool", "Flatten"];
+
+fn op(n: &NodeProto) -> &str {
+    n.op_type.as_deref().unwrap_or("")
+}
+
+/// `nodes` (in topological order) with a copy of each activation quantizer that follows a
+/// MaxPool/Flatten chain placed before the chain.
+pub(super) fn hoist_quantizers(nodes: Vec<NodeProto>) -> Vec<NodeProto> {
+    let producer: HashMap<&str, usize> = (nodes.iter().enumerate())
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    let mut consumers: HashMap<&str, usize> = HashMap::new();
+    for input in nodes.iter().flat_map(|n| n.input.iter()) {
+        *consumers.entry(input.as_str()).or_default() += 1;
+    }
+    // (index of the chain's first node, the quantizer's nodes in order)
+    let mut inserts: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (q, node) in nodes.iter().enumerate() {
+        if op(node) != "QuantizeLinear" {
+            continue;
+        }
+        let Some(dq) = nodes.get(q + 1).filter(|d| op(d) == "DequantizeLinear") else {
+            continue;
+        };
+        if dq.input.first() != node.output.first() {
+            continue;
+        }
+        // The quantizer: its clamp (Clip, or Min then Max), Q and DQ.
+        let mut parts = vec![q, q + 1];
+        let mut head = q;
+        while let Some(&p) = (nodes[head].input.first()).and_then(|x| producer.get(x.as_str())) {
+            let clamp = matches!(op(&nodes[p]), "Clip" | "Min" | "Max");
+            if !clamp || consumers.get(nodes[p].output[0].as_str()) != Some(&1) {
+                break;
+            }
+            parts.insert(0, p);
+            head = p;
+        }
+        // The chain of single-consumer MaxPool/Flatten nodes that feeds it.
+        let mut first = None;
+        let mut x = nodes[head].input.first().map(String::as_str);
+        while let Some(&p) = x.and_then(|x| producer.get(x)) {
+            let single = nodes[p]
+                .output
+                .first()
+                .map(|o| consumers.get(o.as_str()) == Some(&1));
+            if !COMMUTING.contains(&op(&nodes[p])) || single != Some(true) {
+                break;
+            }
+            first = Some(p);
+            x = nodes[p].input.first().map(String::as_str);
+        }
+        if let Some(first) = first {
+            inserts.push((first, parts));
+        }
+    }
+    let mut out = nodes.clone();
+    // From the last insert back, so earlier indices stay valid.
+    inserts.sort_by_key(|(first, _)| std::cmp::Reverse(*first));
+    for (first, parts) in inserts {
+        let source = nodes[first].input[0].clone();
+        let mut copies: Vec<NodeProto> = parts.iter().map(|&i| nodes[i].clone()).collect();
+        let renamed: HashMap<String, String> = (copies.iter())
+            .flat_map(|n| n.output.iter().map(|o| (o.clone(), format!("{o}_pre"))))
+            .collect();
+        for (k, c) in copies.iter_mut().enumerate() {
+            c.name = c.name.as_ref().map(|n| format!("{n}_pre"));
+            for o in c.output.iter_mut() {
+                *o = renamed[o.as_str()].clone();
+            }
+            for i in c.input.iter_mut() {
+                if let Some(r) = renamed.get(i.as_str()) {
+                    *i = r.clone();
+                }
+            }
+            if k == 0 {
+                c.input[0] = source.clone();
+            }
+        }
+        let dq_out = copies
+            .last()
+            .map(|d| d.output[0].clone())
+            .unwrap_or_default();
+        out[first].input[0] = dq_out;
+        let at = out
+            .iter()
+            .position(|n| n.name == nodes[first].name)
+            .unwrap_or(first);
+        out.splice(at..at, copies);
+    }
+    out
+}
