@@ -14,21 +14,6 @@ use candle_core::Device;
 use common::cli::{bitsearch, fails, ok, repo, search_default};
 use common::fixtures::ShortCifar;
 
-/// True when ONNX Runtime can be imported; panics when it cannot and `CI` is set (CI installs
-/// it with scripts/install-ci-deps.sh), so the checks are never skipped silently there.
-fn onnx_runtime_available() -> bool {
-    let present = std::process::Command::new("python3")
-        .args(["-c", "import onnxruntime, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let missing: &[&str] = if present {
-        &[]
-    } else {
-        &["python3's onnxruntime and numpy"]
-    };
-    common::tools_present(missing)
-}
-
 /// Runs scripts/check_onnx_export.py on an export directory and asserts ORT agrees with
 /// bitsearch in the two configurations that run the exported model as written: "reference"
 /// (graph optimizations off: every node as the ONNX spec defines it) and "float-bias" (every
@@ -85,7 +70,7 @@ const TRAINED: [f64; 2] = [0.995, 0.99];
 
 #[test]
 fn onnx_runtime_runs_the_export_as_bitsearch_does() {
-    if !onnx_runtime_available() {
+    if !common::onnx_runtime_present() {
         return;
     }
     let model = onnx::import(&repo().join("tests/data/onnx/lenet5-trained.onnx")).unwrap();
@@ -116,7 +101,7 @@ fn onnx_runtime_runs_the_export_as_bitsearch_does() {
 /// search scored (same validation accuracy as episodes.csv) and ONNX Runtime agrees with it.
 #[test]
 fn an_imported_model_goes_through_search_and_export_to_onnx_runtime() {
-    if !onnx_runtime_available() {
+    if !common::onnx_runtime_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -196,7 +181,7 @@ fn an_imported_model_goes_through_search_and_export_to_onnx_runtime() {
 /// `bitsearch export` as the model the search scored, and ONNX Runtime agrees with it.
 #[test]
 fn a_vit_goes_through_search_and_export_to_onnx_runtime() {
-    if !onnx_runtime_available() {
+    if !common::onnx_runtime_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -232,7 +217,7 @@ fn a_vit_goes_through_search_and_export_to_onnx_runtime() {
 /// zoo one.
 #[test]
 fn an_imported_vit_goes_through_search_and_export_to_onnx_runtime() {
-    if !onnx_runtime_available() {
+    if !common::onnx_runtime_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -259,7 +244,7 @@ type BitsOf<'a> = &'a dyn Fn(usize) -> String;
 /// + Pad), depthwise convs and ReLU6 (Clip), on CIFAR-format images (the digit fixture).
 #[test]
 fn graph_models_export_as_onnx_runtime_runs_them() {
-    if !onnx_runtime_available() {
+    if !common::onnx_runtime_present() {
         return;
     }
     let imported = onnx::import(&repo().join("tests/data/onnx/resnet20.onnx")).unwrap();
@@ -276,7 +261,7 @@ fn graph_models_export_as_onnx_runtime_runs_them() {
 /// BatchNorm as a per-channel affine, padded and ceil-mode max-pools.
 #[test]
 fn torchvision_models_export_as_onnx_runtime_runs_them() {
-    if !onnx_runtime_available() {
+    if !common::onnx_runtime_present() {
         return;
     }
     let dir = repo().join("tests/data/onnx/torchvision");
@@ -304,7 +289,7 @@ fn torchvision_models_export_as_onnx_runtime_runs_them() {
 /// each attention MatMul (unsigned codes for the softmax).
 #[test]
 fn vit_exports_as_onnx_runtime_runs_it() {
-    if !onnx_runtime_available() {
+    if !common::onnx_runtime_present() {
         return;
     }
     let model = || Model::new(bitsearch::model::Arch::Vit, (3, 32, 32), 10, 1).unwrap();

@@ -3,6 +3,7 @@
 mod agreement;
 mod agreement_print;
 mod bench;
+mod calibrate_ort;
 mod cost;
 mod dq;
 mod eval;
@@ -148,6 +149,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Measure(args) => measure::run(&args),
         Command::Dq(args) => dq::run(&args),
         Command::Profiles(p) => {
+            if let profiles::ProfilesCmd::Calibrate {
+                runtime: profiles::CalibrationRuntime::Onnxruntime,
+                ref out,
+                batch,
+                repeats,
+                threads,
+            } = p.cmd
+            {
+                let c = calibrate_ort::Settings {
+                    out,
+                    batch,
+                    repeats,
+                    threads,
+                };
+                return calibrate_ort::run(&p.model, &c);
+            }
             let (model, layers) = match p.cmd {
                 profiles::ProfilesCmd::List { .. } | profiles::ProfilesCmd::Validate { .. } => {
                     (String::new(), Vec::new())

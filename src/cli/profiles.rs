@@ -37,8 +37,9 @@ pub enum ProfilesCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Time candle's CPU kernels on this machine for the model's layers and write a
-    /// precision-modes profile plus a measured per-layer table (<out stem>.csv beside it).
+    /// Time this machine on the model's layers and write a precision-modes profile plus a
+    /// measured per-layer table (<out stem>.csv beside it): candle's CPU matmul kernels, or
+    /// the model exported as QDQ ONNX and run in ONNX Runtime (--runtime onnxruntime).
     Calibrate {
         /// Profile file to write, e.g. hardware-profiles/host.toml.
         #[arg(long)]
@@ -46,9 +47,15 @@ pub enum ProfilesCmd {
         /// Examples per batch (the matmul's M is batch x output positions).
         #[arg(long, default_value_t = 1)]
         batch: usize,
-        /// Timed runs per kernel; the median is kept.
+        /// Timed runs per kernel (or per model with onnxruntime); the median is kept.
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+        /// What is timed: candle's kernels, or ONNX Runtime (through its Python package).
+        #[arg(long, value_enum, default_value = "candle")]
+        runtime: CalibrationRuntime,
+        /// ONNX Runtime's intra-op threads [default: this host's logical CPUs].
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Turn a simulator's per-layer cycle table (HAQ's .npy layout: int64 [layers, w_bits,
     /// a_bits], cycles per batch) into a profile with a measured table (<out stem>.csv beside
@@ -82,6 +89,13 @@ pub enum ProfilesCmd {
     Agreement(super::agreement::AgreementArgs),
 }
 
+/// `profiles calibrate --runtime`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CalibrationRuntime {
+    Candle,
+    Onnxruntime,
+}
+
 /// Runs one `profiles` subcommand; `model` and `layers` are the experiment model's name and
 /// shapes (for show and calibrate).
 pub fn run(cmd: ProfilesCmd, model: &str, layers: &[LayerShape]) -> anyhow::Result<()> {
@@ -93,6 +107,7 @@ pub fn run(cmd: ProfilesCmd, model: &str, layers: &[LayerShape]) -> anyhow::Resu
             out,
             batch,
             repeats,
+            ..
         } => run_calibration(&out, layers, batch, repeats),
         ProfilesCmd::Import {
             table,

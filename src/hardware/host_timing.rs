@@ -42,11 +42,11 @@ const KERNELS: [(&str, GgmlDType, u8); 7] = [
 ];
 
 /// Horowitz (ISSCC 2014), 45 nm: fp32 mult 3.7 pJ + add 0.9 pJ; 8-bit mult 0.2 pJ + 32-bit add 0.1 pJ.
-const FP32_MAC_PJ: f64 = 4.6;
-const INT8_MAC_PJ: f64 = 0.3;
+pub const FP32_MAC_PJ: f64 = 4.6;
+pub const INT8_MAC_PJ: f64 = 0.3;
 /// Horowitz: DRAM 1.3–2.6 nJ per 64-bit access (the low end, per byte); 32 KB SRAM 20 pJ per 64 bits.
-const DRAM_PJ_PER_BYTE: f64 = 160.0;
-const SRAM_PJ_PER_BYTE: f64 = 2.5;
+pub const DRAM_PJ_PER_BYTE: f64 = 160.0;
+pub const SRAM_PJ_PER_BYTE: f64 = 2.5;
 
 /// Times the kernels on `layers` at `batch` and returns an unchecked `precision-modes` profile (no
 /// `table` set; see `write_calibration`) and the measured table rows, per batch of `batch`.
@@ -145,7 +145,7 @@ fn time_kernel(
 }
 
 /// Copy bandwidth (bytes read + written per second) of a 32 MiB buffer, median of 3.
-fn measure_bandwidth() -> f64 {
+pub fn measure_bandwidth() -> f64 {
     let n = 32 << 20;
     let src = vec![1u8; n];
     let mut dst = vec![0u8; n];
@@ -162,17 +162,17 @@ fn measure_bandwidth() -> f64 {
 }
 
 /// What the host tells about itself, with a note on where each number came from.
-struct Host {
-    cpu: String,
-    clock_hz: f64,
-    clock_note: String,
-    buffer_bytes: f64,
-    buffer_note: String,
-    threads: usize,
+pub struct Host {
+    pub cpu: String,
+    pub clock_hz: f64,
+    pub clock_note: String,
+    pub buffer_bytes: f64,
+    pub buffer_note: String,
+    pub threads: usize,
 }
 
 impl Host {
-    fn probe() -> Host {
+    pub fn probe() -> Host {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let field = |key: &str| {
             cpuinfo

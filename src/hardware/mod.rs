@@ -20,7 +20,7 @@ pub use agreement::{
 };
 pub use compute::{
     BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, ModeFile, ModeRun, PrecisionModes,
-    Selection, Storage, FULL_BITS,
+    PrecisionModesFile, Selection, Storage, FULL_BITS,
 };
 pub use cost::{
     compare_to_uniform8, policy_cost, Bound, Comparison, Cost, CostModel, CostSource, LayerCost,
@@ -29,7 +29,10 @@ pub use cost::{
 pub use cycle_table::{cycle_table_rows, CycleTable};
 pub use error::HardwareError;
 pub use fit::{fit, Fit};
-pub use host_timing::{time_host, write_host_timing};
+pub use host_timing::{
+    measure_bandwidth, time_host, write_host_timing, Host, DRAM_PJ_PER_BYTE, FP32_MAC_PJ,
+    INT8_MAC_PJ, SRAM_PJ_PER_BYTE,
+};
 pub use lookup::{write_profile_with_table, write_table, Table, TableRow};
 pub use profile::{
     hex_sha256, profile_files, resolve_profile, Memory, MemoryFile, Profile, ProfileFile,

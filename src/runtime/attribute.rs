@@ -4,7 +4,7 @@
 //! ORT renames the nodes it rewrites by extending the exported name (`Conv_25` runs as
 //! `Conv_25_token_2`, `Gemm_50` as `fused Gemm_50`, a bias as `Gemm_61_bias_dq`), so a node is
 //! the exported node whose name is its longest `_`-separated prefix (after any `fused `-style
-//! word). Nodes of no layer (ReLU, pools, layout transposes) are counted with the next layer
+//! word); a fused layer named after its ReLU is found by order (`attribute`). Nodes of no layer (ReLU, pools, layout transposes) are counted with the next layer
 //! in execution order, the ones after the last layer with the last layer. The profiler's own
 //! cost inflates every node alike, so the per-node times are used as shares of the measured
 //! whole-model time, not as times.
@@ -35,22 +35,46 @@ fn owner_of<'a>(ort_name: &str, owner: &'a HashMap<&str, usize>) -> Option<(&'a 
     }
 }
 
+/// True for a node that runs a layer's arithmetic (a convolution, a GEMM or a matmul, in any
+/// of ORT's float, fused or integer kernels).
+fn computes(op: &str) -> bool {
+    ["Conv", "Gemm", "MatMul"].iter().any(|k| op.contains(k))
+}
+
 /// Each layer of `layers` with its share of `timing`'s measured time and its kernel.
+///
+/// ORT names a fused node after the *last* node it absorbed (Conv + Relu runs as
+/// `Relu_7_nchwc`), so names alone miss layers. When ORT ran exactly one computing node per
+/// layer, the k-th of them (in execution order) is layer k's kernel; otherwise names decide.
 pub fn attribute(layers: &[LayerNodes], timing: &BatchTiming) -> Vec<LayerTime> {
     let owner: HashMap<&str, usize> = (layers.iter().enumerate())
         .flat_map(|(l, n)| n.nodes.iter().map(move |name| (name.as_str(), l)))
         .collect();
+    let computing = timing.nodes.iter().filter(|n| computes(&n.op)).count();
+    let by_order = computing == layers.len();
     let mut raw = vec![0.0f64; layers.len()];
     let mut kernel = vec![String::from("?"); layers.len()];
     let mut pending = 0.0;
+    let mut next_kernel = 0;
     for node in &timing.nodes {
-        match owner_of(&node.name, &owner) {
-            Some((exported, l)) => {
-                raw[l] += node.s + pending;
-                pending = 0.0;
-                if exported == layers[l].op {
+        let found = match (by_order && computes(&node.op), owner_of(&node.name, &owner)) {
+            (true, _) => {
+                next_kernel += 1;
+                kernel[next_kernel - 1] = node.op.clone();
+                Some(next_kernel - 1)
+            }
+            (false, Some((exported, l))) => {
+                if !by_order && exported == layers[l].op {
                     kernel[l] = node.op.clone();
                 }
+                Some(l)
+            }
+            (false, None) => None,
+        };
+        match found {
+            Some(l) => {
+                raw[l] += node.s + pending;
+                pending = 0.0;
             }
             None => pending += node.s,
         }
@@ -123,6 +147,30 @@ mod tests {
         for (s, want) in shares.iter().zip([0.4, 0.5, 0.1]) {
             assert!((s - want).abs() < 1e-9, "{shares:?}");
         }
+    }
+
+    #[test]
+    fn a_layer_fused_under_its_relus_name_is_found_by_order() {
+        let layers = [
+            layer("conv1", "Conv_4", &["Conv_4"]),
+            layer("fc", "Gemm_9", &["Gemm_9"]),
+        ];
+        let timing = BatchTiming {
+            batch: 1,
+            median_s: 1e-3,
+            repeats: 5,
+            nodes: vec![
+                node("Relu_5_nchwc", "Conv", 30.0),
+                node("ReorderOutput", "ReorderOutput", 10.0),
+                node("Gemm_9", "Gemm", 10.0),
+            ],
+        };
+        let t = attribute(&layers, &timing);
+        assert_eq!(
+            (t[0].kernel.as_str(), t[1].kernel.as_str()),
+            ("Conv", "Gemm")
+        );
+        assert!((t[0].seconds - 0.6e-3).abs() < 1e-12, "{t:?}");
     }
 
     #[test]

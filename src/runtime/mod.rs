@@ -1,6 +1,6 @@
 //! Running an exported model on a real runtime (ONNX Runtime) on this host and timing it, whole
 //! and per layer: the measurements `bitsearch measure` and `profiles calibrate --runtime
-//! onnxruntime` are made of.
+//! onnxruntime` are made of, and that calibration.
 //!
 //! ONNX Runtime is run through its Python package (`scripts/ort_latency.py`, embedded in the
 //! binary): the PyPI wheel is the one install these machines can reach, it carries the same
@@ -9,8 +9,10 @@
 //! start (~0.3 s) per model, against timings of thousands of runs inside it.
 
 mod attribute;
+mod calibrate;
 
 pub use attribute::{attribute, LayerTime};
+pub use calibrate::{calibrate, container, Calibrated, ContainerTiming, CONTAINERS};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,7 +46,21 @@ pub enum RuntimeError {
     BadOutput { model: PathBuf, detail: String },
     #[error("the timing settings are not usable: {0}")]
     Settings(String),
+    #[error("cannot write the model to time: {0}")]
+    Write(String),
+    #[error(transparent)]
+    Model(Box<crate::model::ModelError>),
+    #[error(transparent)]
+    Hardware(Box<crate::hardware::HardwareError>),
+    #[error(transparent)]
+    Quant(#[from] crate::quant::QuantError),
 }
+
+crate::errors::boxed_from!(
+    RuntimeError;
+    Model: crate::model::ModelError,
+    Hardware: crate::hardware::HardwareError,
+);
 
 /// How a model is timed.
 #[derive(Debug, Clone, PartialEq, Eq)]

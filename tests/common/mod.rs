@@ -23,6 +23,21 @@ pub fn tools_present(missing: &[&str]) -> bool {
     false
 }
 
+/// True when python3 can import ONNX Runtime and numpy; panics when it cannot and `CI` is set
+/// (`tools_present`), so checks that need them are never skipped silently there.
+pub fn onnx_runtime_present() -> bool {
+    let present = std::process::Command::new("python3")
+        .args(["-c", "import onnxruntime, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let missing: &[&str] = if present {
+        &[]
+    } else {
+        &["python3's onnxruntime and numpy"]
+    };
+    tools_present(missing)
+}
+
 use std::fmt::Write;
 use std::fs;
 use std::path::Path;

@@ -253,7 +253,7 @@ pub(crate) fn export_proto(
     let (c, h, w) = model.input();
     let g = GraphProto {
         name: Some(model.name().to_string()),
-        node: fuse::hoist_quantizers(out.nodes),
+        node: fuse::hoist_quantizers(out.nodes, &out.inits),
         initializer: out.inits,
         input: vec![value_info("input", &[None, Some(c), Some(h), Some(w)])],
         output: vec![value_info(&logits, &[None, Some(model.classes())])],

@@ -7,12 +7,14 @@
 //! quantizer is monotone non-decreasing, so the max of quantized values is the quantized max,
 //! and a Flatten moves no value. The rewrite puts a copy of the quantizer before such a chain
 //! and keeps the original after it, where it is the identity (the chain's values are already
-//! on its grid), so the output is bit for bit the same; the runtime then sees
+//! on its grid), so the output is bit for bit the same. Only a bare 8-bit quantizer is copied
+//! (one ORT can fuse: no clamp in front of it, an 8-bit container); the runtime then sees
 //! layer → Q → DQ → MaxPool → Q → DQ → layer, the pattern PyTorch's quantized models have.
 
 use std::collections::HashMap;
 
-use super::super::proto::NodeProto;
+use super::super::proto::tensor_proto::DataType;
+use super::super::proto::{NodeProto, TensorProto};
 
 /// Ops a quantizer commutes with exactly (see the module doc).
 const COMMUTING: [&str; 2] = ["MaxPool", "Flatten"];
@@ -23,7 +25,14 @@ fn op(n: &NodeProto) -> &str {
 
 /// `nodes` (in topological order) with a copy of each activation quantizer that follows a
 /// MaxPool/Flatten chain placed before the chain.
-pub(super) fn hoist_quantizers(nodes: Vec<NodeProto>) -> Vec<NodeProto> {
+pub(super) fn hoist_quantizers(nodes: Vec<NodeProto>, inits: &[TensorProto]) -> Vec<NodeProto> {
+    let eight_bit: HashMap<&str, bool> = (inits.iter())
+        .map(|t| {
+            let kind = t.data_type.unwrap_or_default();
+            let byte = [DataType::Uint8 as i32, DataType::Int8 as i32].contains(&kind);
+            (t.name.as_deref().unwrap_or(""), byte)
+        })
+        .collect();
     let producer: HashMap<&str, usize> = (nodes.iter().enumerate())
         .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
         .collect();
@@ -43,20 +52,17 @@ pub(super) fn hoist_quantizers(nodes: Vec<NodeProto>) -> Vec<NodeProto> {
         if dq.input.first() != node.output.first() {
             continue;
         }
-        // The quantizer: its clamp (Clip, or Min then Max), Q and DQ.
-        let mut parts = vec![q, q + 1];
-        let mut head = q;
-        while let Some(&p) = (nodes[head].input.first()).and_then(|x| producer.get(x.as_str())) {
-            let clamp = matches!(op(&nodes[p]), "Clip" | "Min" | "Max");
-            if !clamp || consumers.get(nodes[p].output[0].as_str()) != Some(&1) {
-                break;
-            }
-            parts.insert(0, p);
-            head = p;
+        // Only a bare 8-bit quantizer: one with a clamp (a grid narrower than its container)
+        // is not fused by ORT, and ORT runs a MaxPool on the codes of a 4-bit one, which
+        // it has no kernel for.
+        let zero = node.input.get(2).and_then(|z| eight_bit.get(z.as_str()));
+        if zero != Some(&true) {
+            continue;
         }
+        let parts = [q, q + 1];
         // The chain of single-consumer MaxPool/Flatten nodes that feeds it.
         let mut first = None;
-        let mut x = nodes[head].input.first().map(String::as_str);
+        let mut x = node.input.first().map(String::as_str);
         while let Some(&p) = x.and_then(|x| producer.get(x)) {
             let single = nodes[p]
                 .output
@@ -69,7 +75,7 @@ pub(super) fn hoist_quantizers(nodes: Vec<NodeProto>) -> Vec<NodeProto> {
             x = nodes[p].input.first().map(String::as_str);
         }
         if let Some(first) = first {
-            inserts.push((first, parts));
+            inserts.push((first, parts.to_vec()));
         }
     }
     let mut out = nodes.clone();

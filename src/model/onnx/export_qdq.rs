@@ -44,10 +44,12 @@ impl Out {
         // The same clamp as Min then Max before a UINT4 QuantizeLinear: ONNX Runtime 1.32's
         // ClipQuantFusion (all optimizations) fails the session on a Clip before a UINT4
         // zero point ("Unexpected data type" in GetQConstantLowerUpper).
-        // An unsigned grid that fills its container (8 bits in uint8, 4 in UINT4) needs no
-        // clamp: QuantizeLinear saturates to [0, levels] itself, which is the same clamp, and
-        // the bare Q is what runtimes fuse into integer kernels. A clip of 0 needs it (step 1).
-        let fills = !signed && clip > 0.0 && (bits.get() == 8 || four_bit && bits.get() == 4);
+        // An unsigned 8-bit grid fills its uint8 container and needs no clamp: QuantizeLinear
+        // saturates to [0, 255] itself, which is the same clamp, and the bare Q is what
+        // runtimes fuse into integer kernels. A clip of 0 needs it (step 1). Not so UINT4's
+        // 4-bit grid: without the clamp in the way, ORT 1.32 moves the Q above a MaxPool and
+        // then has no MaxPool kernel for its 4-bit codes.
+        let fills = !signed && clip > 0.0 && bits.get() == 8 && !four_bit;
         let clipped = match four_bit {
             _ if fills => x.to_string(),
             false => {

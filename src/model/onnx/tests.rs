@@ -335,3 +335,44 @@ fn a_folded_slice_with_more_axes_than_starts_is_refused() {
         "{e}"
     );
 }
+
+/// At 8 bits a quantizer needs no clamp and is copied ahead of a MaxPool, so each conv's output
+/// meets a bare QuantizeLinear (what ORT fuses into QLinearConv); a narrower grid keeps its
+/// Clip and is not copied. `tests/onnx_export.rs` checks in ONNX Runtime that the outputs
+/// do not change.
+#[test]
+fn an_8_bit_quantizer_is_bare_and_copied_ahead_of_max_pool() {
+    use crate::quant::{Policy, Quantizer};
+    let model = Model::from_import(import(&fixture("lenet5.onnx")).unwrap()).unwrap();
+    let graph = |policy: &str| {
+        let q = Quantizer::new(Policy::parse(policy).unwrap(), vec![[2.0; 8]; 5]);
+        export::export_proto(&model, &q, export::Opset::V13)
+            .unwrap()
+            .graph
+            .unwrap()
+    };
+    let producer_of = |g: &super::proto::GraphProto, input: &str| {
+        (g.node.iter())
+            .find(|n| n.output.iter().any(|o| o == input))
+            .map(|n| n.op_type().to_string())
+    };
+    let g = graph("8/8,8/8,8/8,8/8,8/8");
+    assert_eq!(g.node.iter().filter(|n| n.op_type() == "Clip").count(), 0);
+    let pools: Vec<_> = g.node.iter().filter(|n| n.op_type() == "MaxPool").collect();
+    assert!(!pools.is_empty());
+    for p in &pools {
+        assert_eq!(
+            producer_of(&g, &p.input[0]).as_deref(),
+            Some("DequantizeLinear")
+        );
+    }
+    let g = graph("8/8,4/4,4/4,8/8,8/8");
+    assert_eq!(g.node.iter().filter(|n| n.op_type() == "Clip").count(), 2);
+    let pools: Vec<_> = g.node.iter().filter(|n| n.op_type() == "MaxPool").collect();
+    for p in &pools {
+        assert_ne!(
+            producer_of(&g, &p.input[0]).as_deref(),
+            Some("DequantizeLinear")
+        );
+    }
+}
