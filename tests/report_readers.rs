@@ -62,6 +62,26 @@ fn a_synthetic_run_reads_back_in_full() {
 }
 
 #[test]
+fn measured_csv_reads_with_the_run_and_a_bad_cell_names_its_line_and_column() {
+    let tmp = run_dir();
+    assert!(RunDir::read(tmp.path()).unwrap().measured.is_none());
+    common::write_measured(tmp.path(), 2);
+    let run = RunDir::read(tmp.path()).unwrap();
+    let measured = run.measured.as_ref().expect("measured.csv");
+    assert_eq!(measured.len(), 2);
+    assert_eq!((measured[0].episode, measured[0].batch), (2, 1));
+    assert_eq!(measured[0].kernel_of("fc1"), Some("QGemm"));
+    assert_eq!(measured[0].cpu, common::MEASURED_CPU);
+    let path = tmp.path().join("measured.csv");
+    replace_cell(&path, 3, "measured_latency_s", "slow");
+    let text = RunDir::read(tmp.path()).unwrap_err().to_string();
+    assert!(
+        text.contains("measured.csv:3: column `measured_latency_s`") && text.contains("\"slow\""),
+        "{text}"
+    );
+}
+
+#[test]
 fn missing_episodes_csv_names_the_file() {
     let tmp = run_dir();
     fs::remove_file(tmp.path().join("episodes.csv")).unwrap();

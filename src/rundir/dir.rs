@@ -1,12 +1,12 @@
 //! A whole search run directory read back (config.json, episodes.csv, references.csv, and
-//! pareto.csv, best-policy.json and front-test.csv once written), a DQ study or a sensitivity
-//! study, whichever a directory holds.
+//! pareto.csv, best-policy.json, front-test.csv and measured.csv once written), a DQ study or a
+//! sensitivity study, whichever a directory holds.
 
 use std::path::{Path, PathBuf};
 
 use super::{
-    BestPolicy, DqDir, Episode, Episodes, FrontTest, RunConfig, RunDirError, Sensitivity,
-    SensitivityDir,
+    BestPolicy, DqDir, Episode, Episodes, FrontTest, Measured, MeasuredRow, RunConfig, RunDirError,
+    Sensitivity, SensitivityDir,
 };
 
 /// A search run directory.
@@ -22,6 +22,8 @@ pub struct RunDir {
     pub best: Option<BestPolicy>,
     /// `None` until the search has finished, or when `[front_test]` is disabled.
     pub front_test: Option<FrontTest>,
+    /// measured.csv: `None` until `bitsearch measure` has timed a policy of the run.
+    pub measured: Option<Vec<MeasuredRow>>,
 }
 
 /// What a directory holds.
@@ -71,8 +73,8 @@ pub fn read_any(dir: &Path) -> Result<AnyDir, RunDirError> {
 }
 
 impl RunDir {
-    /// Reads every file of a search run; pareto.csv, best-policy.json and front-test.csv may be
-    /// absent.
+    /// Reads every file of a search run; pareto.csv, best-policy.json, front-test.csv and
+    /// measured.csv may be absent.
     pub fn read(dir: &Path) -> Result<RunDir, RunDirError> {
         let config = RunConfig::read(&dir.join(RunConfig::FILE))?;
         let hint = "written by `bitsearch search`";
@@ -101,6 +103,7 @@ impl RunDir {
             pareto,
             best,
             front_test,
+            measured: Measured::read(dir)?,
         };
         for table in [&run.episodes, &run.references]
             .into_iter()

@@ -73,6 +73,10 @@ impl MeasuredRow {
             Some(p) if p <= 0.0 => return Err(row.bad(c[3], "a positive number of seconds")),
             p => p,
         };
+        let kernels = row.text(c[6]);
+        if !kernels.is_empty() && kernel_pairs(kernels).any(|p| p.is_none()) {
+            return Err(row.bad(c[6], "`layer=kernel` pairs separated by `;`"));
+        }
         Ok(MeasuredRow {
             episode: row.get(c[0], count)?,
             policy: row.text(c[1]).to_string(),
@@ -80,7 +84,7 @@ impl MeasuredRow {
             predicted_latency_s: predicted,
             measured_latency_s: positive(c[4])?,
             repeats: row.get(c[5], count)?,
-            kernels: row.text(c[6]).to_string(),
+            kernels: kernels.to_string(),
             runtime: row.text(c[7]).to_string(),
             cpu: row.text(c[8]).to_string(),
             threads: row.get(c[9], count)?,
@@ -91,6 +95,37 @@ impl MeasuredRow {
     pub fn error(&self) -> Option<f64> {
         (self.predicted_latency_s).map(|p| self.measured_latency_s / p - 1.0)
     }
+
+    /// The kernel `layer` ran as, from the kernels column; None when the column does not
+    /// name the layer.
+    pub fn kernel_of(&self, layer: &str) -> Option<&str> {
+        (kernel_pairs(&self.kernels).flatten())
+            .find(|(l, _)| *l == layer)
+            .map(|(_, k)| k)
+    }
+}
+
+/// The `layer=kernel` pairs of a kernels cell, in its order; None for an entry that is not one
+/// (split at the last `=`: a layer name may hold one, a kernel, an operator type, does not).
+fn kernel_pairs(kernels: &str) -> impl Iterator<Item = Option<(&str, &str)>> {
+    (kernels.split(';')).map(|pair| pair.rsplit_once('=').filter(|(l, _)| !l.is_empty()))
+}
+
+/// The median of |measured / predicted − 1| over the rows with a prediction (the mean of the
+/// two middle ones for an even count), and how many rows have one; None when none has.
+pub fn median_abs_error(rows: &[MeasuredRow]) -> Option<(f64, usize)> {
+    let mut errors: Vec<f64> = (rows.iter())
+        .filter_map(MeasuredRow::error)
+        .map(f64::abs)
+        .collect();
+    errors.sort_by(f64::total_cmp);
+    let n = errors.len();
+    let median = match n {
+        0 => return None,
+        _ if n % 2 == 1 => errors[n / 2],
+        _ => (errors[n / 2 - 1] + errors[n / 2]) / 2.0,
+    };
+    Some((median, n))
 }
 
 /// A run's measured.csv.
@@ -141,6 +176,13 @@ mod tests {
         }
     }
 
+    fn measured(measured_latency_s: f64, predicted: Option<f64>) -> MeasuredRow {
+        MeasuredRow {
+            measured_latency_s,
+            ..row(1, predicted)
+        }
+    }
+
     #[test]
     fn what_is_written_reads_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -169,5 +211,42 @@ mod tests {
         std::fs::write(&path, text.replace("2.500000e-5", "-1")).unwrap();
         let e = Measured::read(dir.path()).unwrap_err().to_string();
         assert!(e.contains("measured_latency_s") && e.contains("-1"), "{e}");
+    }
+
+    #[test]
+    fn each_layers_kernel_is_found_by_its_name() {
+        let r = row(1, None);
+        assert_eq!(r.kernel_of("conv1"), Some("QLinearConv"));
+        assert_eq!(r.kernel_of("fc"), Some("Gemm"));
+        assert_eq!(r.kernel_of("conv2"), None);
+    }
+
+    #[test]
+    fn a_kernels_cell_that_is_not_layer_kernel_pairs_is_refused_with_its_column() {
+        let dir = tempfile::tempdir().unwrap();
+        Measured::write(dir.path(), &[row(1, None)]).unwrap();
+        let path = dir.path().join(Measured::FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("fc=Gemm", "Gemm")).unwrap();
+        let e = Measured::read(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(":2: column `kernels`") && e.contains("layer=kernel"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_median_error_is_over_the_rows_with_a_prediction() {
+        // errors +10%, -30%, +20% and one row without a prediction: |e| sorted 0.1, 0.2, 0.3
+        let rows = [
+            measured(1.1, Some(1.0)),
+            measured(0.7, Some(1.0)),
+            measured(1.2, Some(1.0)),
+            measured(5.0, None),
+        ];
+        let (e, n) = median_abs_error(&rows).unwrap();
+        assert_eq!(n, 3);
+        assert!((e - 0.2).abs() < 1e-12, "{e}");
+        assert_eq!(median_abs_error(&rows[3..]), None);
     }
 }

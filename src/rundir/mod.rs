@@ -39,5 +39,5 @@ pub use files::{create_dir, open_no_follow, write_atomic, write_json};
 pub use front_test::{FrontTest, FrontTestRow};
 pub use lock::{lock_holder, this_command, Holder, RunLock};
 pub use log::RunLog;
-pub use measured::{Measured, MeasuredRow};
+pub use measured::{median_abs_error, Measured, MeasuredRow};
 pub use sensitivity::{Sensitivity, SensitivityConfig, SensitivityDir, SensitivityRow, Varied};

@@ -200,6 +200,37 @@ pub fn write_run(dir: &Path, run: &str, agent: &str, seed: u64, episodes: usize)
     fs::write(dir.join("best-policy.json"), best).unwrap();
 }
 
+/// The CPU `write_measured` names, with markup in it: a page shows it as text.
+pub const MEASURED_CPU: &str = "Synthetic <b>CPU</b> & co, 2 cores";
+
+/// Writes measured.csv per docs/run-directory.md for `episode` (a scored row of the run's
+/// episodes.csv): at batch 1, predicted as logged (`latency_s`) and measured 10% slower, and at
+/// batch 16, with no prediction; every layer's kernel named.
+pub fn write_measured(dir: &Path, episode: usize) {
+    let mut reader = csv::Reader::from_path(dir.join("episodes.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let row = (reader.records().map(Result::unwrap))
+        .find(|r| r[0].parse::<usize>() == Ok(episode))
+        .unwrap();
+    let (policy, predicted) = (&row[col("policy")], &row[col("latency_s")]);
+    let measured = 1.1 * predicted.parse::<f64>().unwrap();
+    let kernels = "conv1=QLinearConv;conv2=QLinearConv;fc1=QGemm;fc2=FusedGemm;fc3=Gemm";
+    let mut csv = "episode,policy,batch,predicted_latency_s,measured_latency_s,repeats,kernels,\
+                   runtime,cpu,threads\n"
+        .to_string();
+    for (batch, predicted, measured) in [
+        (1, predicted.to_string(), measured),
+        (16, String::new(), 9.0 * measured),
+    ] {
+        let _ = writeln!(
+            csv,
+            "{episode},\"{policy}\",{batch},{predicted},{measured:e},50,{kernels},onnxruntime 1.32.0,\"{MEASURED_CPU}\",2"
+        );
+    }
+    fs::write(dir.join("measured.csv"), csv).unwrap();
+}
+
 /// Records `profile` (a file) in the run's config.json as the search does: its path and price
 /// digest, so the report prices the run's layers with it.
 pub fn record_profile(dir: &Path, profile: &Path) {

@@ -1,27 +1,29 @@
 //! Harnesses of the run-directory readers, on a real run's files (tests/fuzz/seeds/run: a
-//! 60-episode mbrl search) and a DQ study: one file of the directory is the input, the others
-//! stay valid. Each case reads the directory as `report` does (`read_any`, then the report
-//! itself when the read succeeds), as `compare` does (`RunDir::read`, then `compare` against the
-//! seed run) and as `--resume` does (`RunLog::resume` of episodes.csv, config.json); a DQ study
-//! and a sensitivity study as `report` reads them.
+//! 60-episode mbrl search, and a measured.csv of two of its policies) and a DQ study: one file
+//! of the directory is the input, the others stay valid. Each case reads the directory as
+//! `report` does (`read_any`, then the report itself when the read succeeds), as `compare` does
+//! (`RunDir::read`, then `compare` against the seed run) and as `--resume` does
+//! (`RunLog::resume` of episodes.csv, config.json); a DQ study and a sensitivity study as
+//! `report` reads them.
 
 use std::path::Path;
 
 use bitsearch::report::{compare::compare, write_report};
-use bitsearch::rundir::{read_any, BestPolicy, FrontTest, RunConfig, RunDir, RunLog};
+use bitsearch::rundir::{read_any, BestPolicy, FrontTest, Measured, RunConfig, RunDir, RunLog};
 
 use super::engine::fuzz;
 use super::mutate::input;
 use super::{seed_dir, shown};
 
 /// The files of the seed run, in the order the harness picks them by.
-const RUN_FILES: [&str; 6] = [
+const RUN_FILES: [&str; 7] = [
     "episodes.csv",
     "config.json",
     "best-policy.json",
     "front-test.csv",
     "references.csv",
     "pareto.csv",
+    "measured.csv",
 ];
 
 fn read_files(dir: &Path, names: &[&str]) -> Vec<Vec<u8>> {
@@ -50,7 +52,9 @@ pub fn run_dir() {
     let seed = seed_dir().join("run");
     let seeds = read_files(&seed, &RUN_FILES);
     let seed_run = RunDir::read(&seed).expect("the seed run directory reads");
-    assert!(seed_run.best.is_some() && seed_run.front_test.is_some());
+    assert!(
+        seed_run.best.is_some() && seed_run.front_test.is_some() && seed_run.measured.is_some()
+    );
     let layers: Vec<String> = seed_run
         .config
         .layers
@@ -67,6 +71,7 @@ pub fn run_dir() {
         write_files(&dir, &RUN_FILES, &files);
         let _ = shown(BestPolicy::read(&dir.join(BestPolicy::FILE)));
         let _ = shown(FrontTest::read(&dir.join(FrontTest::FILE)));
+        let _ = shown(Measured::read(&dir));
         resume(&dir, &layers);
         write_files(&dir, &RUN_FILES, &files);
         let read = shown(read_any(&dir)).is_some();
