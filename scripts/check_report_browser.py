@@ -11,8 +11,12 @@ change. Prints ONE JSON line on stdout and leaves every judgement to the caller:
               "size_bytes", "bits": [[w, a], ...], "broken_by": str | null} | null,
                                    read from the pinned row's data-value attributes (raw numbers;
                                    broken_by as episodes.csv's cell text)
-   "pinned_layers": [{"latency_s", "energy_j", "bound", "mode"}, ...],   the row's per-layer costs
+   "pinned_layers": [{"latency_s", "energy_j", "bound", "mode", "kernel"}, ...],   the row's
+                                    per-layer costs, and the kernel measured.csv names (or null)
    "pinned_attacks": [{"source", "attack", "eps", "accuracy"}, ...],   the row's per-attack lines
+   "pinned_measured": [{"batch", "measured_latency_s", "predicted_latency_s", "text"}, ...],
+                                    the row's lines of latency measured in a real runtime, and
+                                    "pinned_hosts": [str], where they were measured
    "axis_change_moved": bool,       the point moved on screen when the x axis changed
    "axis_field": str,               the x field switched to (the first other field the point has)
    "console_errors": [str],         SEVERE browser-log entries (console.error, uncaught errors)
@@ -103,12 +107,15 @@ const layers = [...row.querySelectorAll('td.layer')].map((td) => {
   const f = (name) => { const s = td.querySelector('[data-field="' + name + '"]');
                         return s ? s.dataset.value : null; };
   return {bits: f('bits'), latency_s: f('layer_latency_s'), energy_j: f('layer_energy_j'),
-          bound: f('bound'), mode: f('mode')};
+          bound: f('bound'), mode: f('mode'), kernel: f('kernel')};
 });
+const measured = [...row.querySelectorAll('[data-field="measured"]')].map((s) => (
+  {batch: s.dataset.batch, measured: s.dataset.value, predicted: s.dataset.predicted, text: s.textContent}));
+const hosts = [...row.querySelectorAll('.measured-host')].map((s) => s.textContent);
 const attacks = [...row.querySelectorAll('.attack-line')].map((s) => (
   {source: s.dataset.source, attack: s.dataset.attack, eps: s.dataset.eps, accuracy: s.dataset.value}));
 const broken = row.querySelector('[data-field="broken_by"]');
-return {fields: out, layers, attacks, broken_by: broken ? broken.dataset.value : null};
+return {fields: out, layers, attacks, measured, hosts, broken_by: broken ? broken.dataset.value : null};
 """
 
 
@@ -208,6 +215,7 @@ def check_view(driver):
 
 def exercise(driver, report, run, episode, reference, toggle, view, screenshot):
     out = {"tooltip": None, "pinned": None, "pinned_layers": None, "pinned_attacks": None,
+           "pinned_measured": None, "pinned_hosts": None,
            "axis_change_moved": False, "legend_toggle": None,
            "console_errors": [], "network_requests": [], "ready_ms": None, "load_ms": None, "click_to_pin_ms": None,
            "hover_ms": None, "axis_change_ms": None, "visible_count": None, "view": None, "errors": []}
@@ -280,8 +288,12 @@ def exercise(driver, report, run, episode, reference, toggle, view, screenshot):
         }
         out["pinned_layers"] = [{"latency_s": number(layer["latency_s"]),
                                  "energy_j": number(layer["energy_j"]), "bound": layer["bound"],
-                                 "mode": layer["mode"]}
+                                 "mode": layer["mode"], "kernel": layer["kernel"]}
                                 for layer in row["layers"]]
+        out["pinned_measured"] = [{"batch": int(m["batch"]), "measured_latency_s": number(m["measured"]),
+                                   "predicted_latency_s": number(m["predicted"]), "text": m["text"]}
+                                  for m in row["measured"]]
+        out["pinned_hosts"] = row["hosts"]
         out["pinned_attacks"] = [{"source": a["source"], "attack": a["attack"], "eps": number(a["eps"]),
                                   "accuracy": number(a["accuracy"])} for a in row["attacks"]]
 

@@ -413,6 +413,53 @@ fn the_compare_page_pins_a_point_of_either_run_and_hides_a_run_from_the_legend()
     );
 }
 
+#[test]
+fn a_pinned_measured_policy_shows_its_measured_latency_and_each_layers_kernel() {
+    if !browser_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    common::write_run(dir, "ddpg-bitfusion", "ddpg", 7, 40);
+    common::record_profile(dir, &bitfusion());
+    common::write_measured(dir, 3);
+    let html = write_report(dir).unwrap().html;
+    let seen = check_in_browser(&html, "ddpg-bitfusion", 3, &[]);
+    let (header, row) = csv_row(&dir.join("episodes.csv"), 3);
+    assert_pinned_as_logged(&seen, &header, &row);
+    // batch 1 measured 10% above the logged latency, its prediction; batch 16 has none
+    let logged: f64 = row[header.iter().position(|h| h == "latency_s").unwrap()]
+        .parse()
+        .unwrap();
+    let measured = seen["pinned_measured"].as_array().unwrap();
+    assert_eq!(measured.len(), 2, "{seen:#}");
+    assert_eq!(measured[0]["predicted_latency_s"].as_f64(), Some(logged));
+    let text = measured[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("measured in onnxruntime 1.32.0 at batch 1: ")
+            && text.contains(" µs (predicted ")
+            && text.ends_with(" µs, +10.0%)"),
+        "{text}"
+    );
+    assert_eq!(measured[1]["batch"], 16);
+    assert!(!measured[1]["text"].as_str().unwrap().contains("predicted"));
+    let kernels: Vec<&str> = (seen["pinned_layers"].as_array().unwrap().iter())
+        .map(|l| l["kernel"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kernels,
+        ["QLinearConv", "QLinearConv", "QGemm", "FusedGemm", "Gemm"]
+    );
+    // the CPU's name, markup and all, as text
+    let host = format!("on {}, 2 threads", common::MEASURED_CPU);
+    assert_eq!(seen["pinned_hosts"], serde_json::json!([host]));
+    let tooltip = seen["tooltip"].as_str().unwrap();
+    assert!(
+        tooltip.contains("measured in onnxruntime 1.32.0 at batch 16"),
+        "{tooltip}"
+    );
+}
+
 /// The values of one column of a run CSV's scored rows (and, with `agent`, of that agent's).
 fn scored_column(csv: &Path, column: &str, agent: Option<&str>) -> Vec<f64> {
     let mut reader = csv::Reader::from_path(csv).unwrap();

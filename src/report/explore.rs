@@ -8,6 +8,10 @@
 //! `attacks` adds what a policy was re-scored with afterwards, on the test split: front-test.csv
 //! (the strong suite's worst case and PGD per radius) and best-policy.json's `test.suite` (every
 //! attack of the search's suite); `null` for the other policies.
+//!
+//! `measured`: measured.csv's rows of the policy (`bitsearch measure`), its latency timed in a
+//! real runtime beside the profile's prediction, and the kernel each layer ran as; `null` for a
+//! policy never measured.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -18,7 +22,7 @@ use super::prices::{Device, LayerPrice, Unpriced};
 use super::ReportError;
 use crate::hardware::Price;
 use crate::robust::Breakdown;
-use crate::rundir::{BestPolicy, BudgetRecord, Episode, FrontTestRow, RunDir};
+use crate::rundir::{BestPolicy, BudgetRecord, Episode, FrontTestRow, MeasuredRow, RunDir};
 
 /// The whole document (`<script type="application/json" id="bitsearch-data">`).
 #[derive(Debug, Clone, Serialize)]
@@ -75,6 +79,8 @@ pub struct Point {
     /// Which stage broke each attacked validation example first (episodes.csv's `broken_by`).
     pub broken_by: Option<Breakdown>,
     pub attacks: Option<Vec<Attack>>,
+    /// Timed in a real runtime (measured.csv), one per batch size, by batch.
+    pub measured: Option<Vec<Measurement>>,
     pub latency_s: f64,
     pub energy_j: f64,
     pub size_bytes: f64,
@@ -97,6 +103,37 @@ pub struct Attack {
     pub attack: String,
     pub eps: f64,
     pub accuracy: f64,
+}
+
+/// A policy timed in a real runtime at one batch size: a row of measured.csv.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Measurement {
+    pub batch: usize,
+    pub measured_latency_s: f64,
+    /// The run's profile's latency, at the batch size the profile prices only.
+    pub predicted_latency_s: Option<f64>,
+    /// Per layer, in the run's layer order, the kernel it ran as (`None` where measured.csv
+    /// does not name the layer).
+    pub kernels: Vec<Option<String>>,
+    pub runtime: String,
+    pub cpu: String,
+    pub threads: usize,
+}
+
+impl Measurement {
+    fn of(row: &MeasuredRow, layers: &[String]) -> Measurement {
+        Measurement {
+            batch: row.batch,
+            measured_latency_s: row.measured_latency_s,
+            predicted_latency_s: row.predicted_latency_s,
+            kernels: (layers.iter())
+                .map(|l| row.kernel_of(l).map(String::from))
+                .collect(),
+            runtime: row.runtime.clone(),
+            cpu: row.cpu.clone(),
+            threads: row.threads,
+        }
+    }
 }
 
 /// The source of front-test.csv's numbers.
@@ -179,6 +216,16 @@ fn attacks_of(run: &RunDir, e: &Episode) -> Option<Vec<Attack>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// measured.csv's rows of episode `e`, by batch size (never a reference policy).
+fn measured_of(run: &RunDir, e: &Episode, layers: &[String]) -> Option<Vec<Measurement>> {
+    let mut out: Vec<Measurement> = (run.measured.iter().flatten())
+        .filter(|r| r.episode == e.episode && r.policy == e.policy)
+        .map(|r| Measurement::of(r, layers))
+        .collect();
+    out.sort_by_key(|m| m.batch);
+    (!out.is_empty()).then_some(out)
+}
+
 /// A run's points, and why its layers are not priced (if they are not).
 pub fn run_data(run: &RunDir, name: &str) -> (RunData, Option<Unpriced>) {
     let (device, mut why) = match Device::of_run(&run.config) {
@@ -193,21 +240,22 @@ pub fn run_data(run: &RunDir, name: &str) -> (RunData, Option<Unpriced>) {
     let rows = (episodes.map(|e| (e, false))).chain(run.references.rows.iter().map(|e| (e, true)));
     let mut points = Vec::with_capacity(run.episodes.rows.len() + run.references.rows.len());
     let mut prices = vec![BTreeMap::new(); run.config.layers.len()];
+    let c = &run.config;
+    let layers: Vec<String> = c.layers.iter().map(|l| l.name.clone()).collect();
     for (e, reference) in rows {
         if let (Some(d), None) = (&device, &why) {
             if let Err(err) = add_prices(d, run, e, &mut prices) {
                 why = Some(err);
             }
         }
-        points.push(point(run, e, reference, &front));
+        points.push(point(run, e, reference, &front, &layers));
     }
-    let c = &run.config;
     let data = RunData {
         name: name.to_string(),
         model: c.model.clone(),
         profile: c.profile.name.clone(),
         agent: c.agent.name.clone(),
-        layers: c.layers.iter().map(|l| l.name.clone()).collect(),
+        layers,
         budget: c.budget,
         uniform8: c.uniform8,
         // A policy the profile cannot price: no prices at all, rather than a table with holes.
@@ -235,7 +283,13 @@ fn add_prices(
     Ok(())
 }
 
-fn point(run: &RunDir, e: &Episode, reference: bool, front: &HashSet<usize>) -> Point {
+fn point(
+    run: &RunDir,
+    e: &Episode,
+    reference: bool,
+    front: &HashSet<usize>,
+    layers: &[String],
+) -> Point {
     Point {
         episode: e.episode,
         policy: e.policy.clone(),
@@ -244,6 +298,11 @@ fn point(run: &RunDir, e: &Episode, reference: bool, front: &HashSet<usize>) -> 
         robust_accuracy: e.robust_accuracy,
         broken_by: e.broken_by,
         attacks: if reference { None } else { attacks_of(run, e) },
+        measured: if reference {
+            None
+        } else {
+            measured_of(run, e, layers)
+        },
         latency_s: e.latency_s,
         energy_j: e.energy_j,
         size_bytes: e.size_bytes,

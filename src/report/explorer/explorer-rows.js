@@ -1,6 +1,7 @@
 /* bitsearch report explorer, part one of three: how one point reads as text, in the tooltip and as
- * a row of the pinned table, and the units and DOM helper both use. Pure functions of a point (as
- * explorer.js prepares it: `run`, `status` and `flagged` set), exported as window.bitsearchRows;
+ * a row of the pinned table (its latency measured in a real runtime and each layer's kernel
+ * among it, where measured.csv has them), and the units and DOM helper both use. Pure functions
+ * of a point (as explorer.js prepares it: `run`, `status` and `flagged` set), exported as window.bitsearchRows;
  * explorer-view.js (the axes' view) and explorer.js (the chart, the controls and the page) load
  * after it. The data schema and the DOM contract are in explorer.js's header. Plain ES2017, no network request of any kind.
  */
@@ -95,6 +96,32 @@
     ];
   }
 
+  // ---------- timed in a real runtime (measured.csv) ----------
+
+  const signedPercent = (e) => (e >= 0 ? '+' : '') + (100 * e).toFixed(1) + '%';
+
+  // "measured in onnxruntime 1.32.0 at batch 1: 37.42 µs (predicted 35.9 µs, +4.2%)"; the
+  // prediction is the run's profile's, so only a profile of this CPU makes it comparable.
+  function measuredText(m) {
+    const predicted = typeof m.predicted_latency_s === 'number'
+      ? ' (predicted ' + fmtField('latency_s', m.predicted_latency_s) + ', ' +
+        signedPercent(m.measured_latency_s / m.predicted_latency_s - 1) + ')'
+      : '';
+    return 'measured in ' + m.runtime + ' at batch ' + m.batch + ': ' + fmtField('latency_s', m.measured_latency_s) + predicted;
+  }
+
+  // where the measurements ran: each CPU and thread count once
+  const hostText = (m) => 'on ' + m.cpu + ', ' + m.threads + (m.threads === 1 ? ' thread' : ' threads');
+  const hostsOf = (p) => Array.from(new Set((p.measured || []).map(hostText)));
+
+  // The kernel layer i ran as: its name, or per batch size when the batches ran different ones.
+  function kernelText(p, i) {
+    const ms = (p.measured || []).filter((m) => m.kernels[i]);
+    const names = Array.from(new Set(ms.map((m) => m.kernels[i])));
+    if (names.length <= 1) return names[0] || null;
+    return ms.map((m) => m.kernels[i] + ' at batch ' + m.batch).join(', ');
+  }
+
   // references.csv holds the uniform policies and FP32 (every layer at 32 bits)
   const referenceName = (p) => (p.bits.every((b) => b[0] === 32 && b[1] === 32) ? 'FP32 reference' : 'uniform reference');
 
@@ -110,8 +137,9 @@
       lines.push(el('div', { class: 'tt-source', text: source + ':' }));
       for (const a of attacks) lines.push(el('div', { class: 'tt-attack', text: attackText(a) }));
     }
+    lines.push(el('div', { text: 'latency ' + fmtField('latency_s', p.latency_s) }));
+    for (const m of p.measured || []) lines.push(el('div', { class: 'tt-measured', text: measuredText(m) }));
     lines.push(
-      el('div', { text: 'latency ' + fmtField('latency_s', p.latency_s) }),
       el('div', { text: 'energy ' + fmtField('energy_j', p.energy_j) }),
       el('div', { text: 'size ' + fmtField('size_bytes', p.size_bytes) }));
     if (typeof p.reward === 'number') lines.push(el('div', { text: 'reward ' + sig(p.reward) }));
@@ -141,6 +169,8 @@
         el('span', { 'data-field': 'bound', 'data-value': cost.bound, class: 'bound-' + cost.bound, text: cost.bound + ' bound' }),
         el('span', { 'data-field': 'mode', 'data-value': cost.mode, class: 'mode', text: cost.mode }));
     }
+    const kernel = kernelText(p, i);
+    if (kernel) kids.push(el('span', { 'data-field': 'kernel', 'data-value': kernel, class: 'kernel', text: 'ran as ' + kernel }));
     return el('td', { class: 'layer', 'data-layer': i }, kids);
   }
 
@@ -158,13 +188,21 @@
         }));
       }
     }
+    const latency = numCell('latency_s', p.latency_s);
+    for (const m of p.measured || []) {
+      latency.append(el('span', {
+        class: 'measured', 'data-field': 'measured', 'data-batch': m.batch, 'data-value': raw(m.measured_latency_s),
+        'data-predicted': raw(m.predicted_latency_s), text: measuredText(m),
+      }));
+    }
+    for (const h of hostsOf(p)) latency.append(el('span', { class: 'measured-host', text: h }));
     return el('tr', Object.assign({ class: 'pinned-row' }, idAttrs(p)), [
       el('td', {}, [el('button', Object.assign({ type: 'button', class: 'unpin', title: 'Unpin', 'aria-label': 'Unpin episode ' + p.episode, text: '\u00d7' }, idAttrs(p)))]),
       el('td', { class: 'run', 'data-field': 'run', 'data-value': p.run.name }, [el('span', { class: 'run-dot', style: 'background:' + p.run.color }), p.run.name]),
       el('td', { class: 'n', 'data-field': 'episode', 'data-value': raw(p.episode), text: p.episode + (p.reference ? ' (ref)' : '') }),
       el('td', { class: 'policy', 'data-field': 'policy', 'data-value': p.policy, text: p.policy }),
       numCell('accuracy', p.accuracy), robust,
-      numCell('latency_s', p.latency_s), numCell('energy_j', p.energy_j), numCell('size_bytes', p.size_bytes),
+      latency, numCell('energy_j', p.energy_j), numCell('size_bytes', p.size_bytes),
       el('td', { 'data-field': 'status', 'data-value': p.status, text: p.status }),
       el('td', { 'data-field': 'masking', 'data-value': raw(p.masking), text: p.masking || '\u2014' }),
     ].concat(p.run.layers.map((_, i) => layerCell(p, i))));

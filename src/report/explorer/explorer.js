@@ -21,6 +21,9 @@
  *           "broken_by": {"eps": 0.1, "clean": 6, "fgsm": 30, "pgd": 12, "transfer": 0, "square": 2,
  *                         "held": 150} | null,
  *           "attacks": [{"source": "test split, …", "attack": "FGSM", "eps": 0.1, "accuracy": 0.5}, …] | null,
+ *           "measured": [{"batch": 1, "measured_latency_s": 3.74e-5, "predicted_latency_s": 3.59e-5 | null,
+ *                         "kernels": ["QLinearConv", "QLinearConv", "QGemm", "FusedGemm", "Gemm" | null],
+ *                         "runtime": "onnxruntime 1.32.0", "cpu": "…", "threads": 2}, …] | null,
  *           "latency_s": 2.04e-6, "energy_j": 4.05e-6, "size_bytes": 21914, "reward": -0.79 | null,
  *           "feasible": true, "failed": false, "masking": "none" | "eps_rise+zero_grad" | null,
  *           "front": true, "reference": false } ] } ] }
@@ -32,7 +35,11 @@
  * validation examples the search attacked, how many each stage (the clean pass, then each attack
  * that ran, in suite order) broke first at the radius of `robust_accuracy`; absent attacks did not
  * run; null for failed points and runs logged before the column. `attacks` are test-split
- * numbers of re-scored policies, `source` naming the file and suite. `prices` holds, per layer,
+ * numbers of re-scored policies, `source` naming the file and suite. `measured` is measured.csv's
+ * rows of the policy (`bitsearch measure`), one per batch size: its latency timed in a real
+ * runtime, the run's profile's prediction at the batch size the profile prices (null at others),
+ * and per layer, in `layers` order, the kernel it ran as (null where the file names none); null for
+ * policies never measured and for references. `prices` holds, per layer,
  * the price of every "w/a" the run's points give that layer (written once per run: a point's
  * layers are looked up there, as its `layer_costs`); null when the run's profile could not be
  * shown to be the one the search priced with (the page says why, above the explorer). A point is identified by (run name, episode, reference): the reference policies
@@ -49,7 +56,10 @@
  *     carry data-field (episode, policy, accuracy, robust_accuracy, latency_s, energy_j,
  *     size_bytes, status, masking) and data-value, the raw value as in the data ("null" when
  *     null); per layer a td.layer[data-layer=i] holding spans data-field = bits ("w/a"),
- *     layer_latency_s, layer_energy_j, bound, mode; in the robust accuracy cell
+ *     layer_latency_s, layer_energy_j, bound, mode, kernel (the measured kernel: its name, or
+ *     "K at batch B, …" when batch sizes differ); in the latency cell per measurement
+ *     span.measured[data-field=measured][data-batch][data-value][data-predicted] (raw seconds,
+ *     "null" without a prediction); in the robust accuracy cell
  *     span.broken-by[data-field=broken_by][data-value] (data-value: the episodes.csv cell's text,
  *     `eps=0.1;clean=6;fgsm=30;…;held=150`); per attack span.attack-line[data-source]
  *     [data-attack][data-eps] (under a span.attack-source per source)
