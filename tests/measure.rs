@@ -1,7 +1,7 @@
 //! Latency measured on a real runtime: `profiles calibrate --runtime onnxruntime` builds this
 //! host's profile from ONNX Runtime, a search prices its policies with it, and `bitsearch
 //! measure --front` times the front's deployable models in ONNX Runtime and writes
-//! measured.csv.
+//! measured.csv, which the run's report then shows.
 
 mod common;
 
@@ -104,6 +104,16 @@ fn a_front_searched_on_the_ort_profile_is_measured_in_onnx_runtime() {
     // ASIC profile such as bitfusion is off by orders of magnitude here).
     errors.sort_by(f64::total_cmp);
     assert!(errors[errors.len() / 2] < 1.0, "{errors:?}\n{csv}");
+
+    // The report shows the measurements beside the predictions, each layer's kernel among them.
+    ok(bitsearch(&["report", run_arg], d));
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("<h2>Measured on a real runtime"),
+        "no measured section"
+    );
+    let kernel = rows[0][col("kernels")].split(';').next().unwrap();
+    assert!(html.contains(kernel), "{kernel} is not in report.html");
 }
 
 #[test]

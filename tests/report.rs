@@ -132,6 +132,54 @@ fn report_html_is_self_contained_with_every_section() {
 }
 
 #[test]
+fn a_measured_run_shows_measured_beside_predicted_in_the_page_and_the_explorer() {
+    use bitsearch::report::explore::Explorer;
+    use bitsearch::rundir::RunDir;
+    let tmp = tempfile::tempdir().unwrap();
+    common::write_run(tmp.path(), "ddpg-bitfusion", "ddpg", 7, 40);
+    let html = std::fs::read_to_string(write_report(tmp.path()).unwrap().html).unwrap();
+    assert!(
+        !html.contains("Measured on a real runtime"),
+        "no measured.csv, no section"
+    );
+    common::write_measured(tmp.path(), 3);
+    let run = RunDir::read(tmp.path()).unwrap();
+    let points = &Explorer::of_run(&run).data.runs[0].points;
+    let measured: Vec<_> = points.iter().filter(|p| p.measured.is_some()).collect();
+    assert_eq!(measured.len(), 1, "only the measured episode");
+    let m = measured[0].measured.as_ref().unwrap();
+    assert_eq!((measured[0].episode, measured[0].reference), (3, false));
+    assert_eq!(m.iter().map(|m| m.batch).collect::<Vec<_>>(), [1, 16]);
+    assert_eq!(m[0].predicted_latency_s, Some(measured[0].latency_s));
+    assert_eq!((m[1].predicted_latency_s, m[0].threads), (None, 2));
+    let kernels: Vec<Option<&str>> = m[0].kernels.iter().map(|k| k.as_deref()).collect();
+    let want = ["QLinearConv", "QLinearConv", "QGemm", "FusedGemm", "Gemm"];
+    assert_eq!(kernels, want.map(Some), "in the run's layer order");
+    let html = std::fs::read_to_string(write_report(tmp.path()).unwrap().html).unwrap();
+    let section = &html[html
+        .find("<h2>Measured on a real runtime")
+        .expect("the section")..];
+    let section = &section[..section.find("</table>").unwrap()];
+    // measured 10% above the prediction at batch 1; batch 16 has no prediction
+    assert!(section.contains("<td class=\"n\">+10.0</td>"), "{section}");
+    assert!(
+        section.contains("median absolute error 10.0% over the 1 row with"),
+        "{section}"
+    );
+    assert!(section.contains("fc2=FusedGemm") && section.contains("onnxruntime 1.32.0"));
+    assert!(
+        section.contains("profiles calibrate --runtime onnxruntime"),
+        "{section}"
+    );
+    // the CPU's name is text, not markup
+    assert!(
+        section.contains("Synthetic &lt;b&gt;CPU&lt;/b&gt; &amp; co"),
+        "{section}"
+    );
+    assert!(!html.contains(common::MEASURED_CPU));
+}
+
+#[test]
 fn report_without_best_policy_and_pareto_still_renders() {
     // mid-run: best-policy.json is written at the end, pareto.csv after the first episode
     let tmp = tempfile::tempdir().unwrap();

@@ -336,6 +336,9 @@ pub fn run_page(
     for chart in charts.iter().skip(4) {
         b += &figure(chart)?;
     }
+    if let Some(section) = super::measured::measured_section(run) {
+        b += &section;
+    }
     b += "<h2>Bits per layer</h2>\n";
     for chart in charts.iter().skip(2).take(2) {
         b += &figure(chart)?;

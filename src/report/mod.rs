@@ -8,6 +8,7 @@ pub mod charts;
 pub mod compare;
 pub mod explore;
 mod html;
+mod measured;
 pub mod prices;
 pub mod sensitivity;
 pub mod study;
