@@ -23,5 +23,6 @@ mkdir -p "$out"
 "$bin" profiles --experiment "$exp" calibrate --runtime onnxruntime \
     --out "$out/host-ort.toml" --batch "$batch" --repeats 100
 "$bin" search --experiment "$exp" --profile "$out/host-ort.toml" --budget latency=8 \
-    --agent random --episodes "$episodes" --cache "$cache" --out "$out" --quiet
+    --agent random --episodes "$episodes" --cache "$cache" --out "$out" --quiet \
+    --set front_test.enabled=false
 "$bin" measure "$out/random-host-onnxruntime" --front --repeats 100 --cache "$cache"

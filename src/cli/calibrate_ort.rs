@@ -18,14 +18,13 @@ pub struct Settings<'a> {
     pub out: &'a Path,
     pub batch: usize,
     pub repeats: usize,
-    pub threads: Option<usize>,
+    pub threads: usize,
 }
 
 pub fn run(args: &ModelArgs, s: &Settings) -> anyhow::Result<()> {
     let start = Instant::now();
     let model = model(args)?;
-    let threads =
-        (s.threads).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = s.threads.max(1);
     let timing = Timing {
         batches: vec![s.batch],
         repeats: s.repeats.max(1),

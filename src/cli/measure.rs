@@ -8,7 +8,9 @@ use clap::Args;
 
 use bitsearch::deploy::{check_experiment, choose_episode, measure_episodes, MeasureOptions};
 use bitsearch::report::prices::Device;
-use bitsearch::rundir::{this_command, Episode, Measured, MeasuredRow, RunDir, RunLock};
+use bitsearch::rundir::{
+    median_abs_error, this_command, Episode, Measured, MeasuredRow, RunDir, RunLock,
+};
 use bitsearch::runtime::Timing;
 
 use super::export::{experiment_args, OpsetArg};
@@ -26,9 +28,10 @@ pub struct MeasureArgs {
     /// Timed runs per policy and batch size (the median is kept), after 10 warm-up runs.
     #[arg(long, default_value_t = 50)]
     pub repeats: usize,
-    /// ONNX Runtime's intra-op threads [default: this host's logical CPUs].
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// ONNX Runtime's intra-op threads. One gives steady batch-1 times; on a 2-vCPU host two
+    /// threads timed the same model 1.1–2.5x slower at batch 1, and varied run to run.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// The runtime: ONNX Runtime, through its Python package (`pip install onnxruntime`).
     #[arg(long, value_enum, default_value = "onnxruntime")]
     pub runtime: RuntimeArg,
@@ -66,8 +69,7 @@ pub fn run(args: &MeasureArgs) -> anyhow::Result<()> {
     };
     let mut batches = vec![1];
     batches.extend(profile_batch.filter(|&b| b > 1));
-    let threads = (args.threads)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = args.threads.max(1);
     let options = MeasureOptions {
         timing: Timing {
             batches,
@@ -155,21 +157,18 @@ fn print_row(r: &MeasuredRow) {
     );
 }
 
-/// The median absolute prediction error over the rows that have a prediction.
+/// The median absolute prediction error over the rows that have a prediction, and the largest.
 fn summarize(rows: &[MeasuredRow]) {
-    let mut errors: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| r.error())
-        .map(f64::abs)
-        .collect();
-    if errors.is_empty() {
+    let Some((median, n)) = median_abs_error(rows) else {
         return;
-    }
-    errors.sort_by(f64::total_cmp);
+    };
+    let largest = (rows.iter())
+        .filter_map(MeasuredRow::error)
+        .map(f64::abs)
+        .fold(0.0, f64::max);
     println!(
-        "predicted vs measured: median absolute error {:.1}% over {} policies (largest {:.1}%)",
-        100.0 * errors[errors.len() / 2],
-        errors.len(),
-        100.0 * errors[errors.len() - 1]
+        "predicted vs measured: median absolute error {:.1}% over {n} measurements (largest {:.1}%)",
+        100.0 * median,
+        100.0 * largest
     );
 }

@@ -53,9 +53,9 @@ pub enum ProfilesCmd {
         /// What is timed: candle's kernels, or ONNX Runtime (through its Python package).
         #[arg(long, value_enum, default_value = "candle")]
         runtime: CalibrationRuntime,
-        /// ONNX Runtime's intra-op threads [default: this host's logical CPUs].
-        #[arg(long)]
-        threads: Option<usize>,
+        /// ONNX Runtime's intra-op threads (one gives steady batch-1 times; see `measure`).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Turn a simulator's per-layer cycle table (HAQ's .npy layout: int64 [layers, w_bits,
     /// a_bits], cycles per batch) into a profile with a measured table (<out stem>.csv beside
