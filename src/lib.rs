@@ -1,6 +1,7 @@
 //! bitsearch: mixed-precision bitwidth search (library root; declares modules only).
 
 pub mod agents;
+pub mod atomic;
 pub mod bench;
 pub mod calib;
 pub mod crashpoint;

@@ -247,7 +247,8 @@ fn write_csv(
             }
         }
     }
-    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    bitsearch::atomic::write_atomic(path, out.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// What the printer needs of a report.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::HardwareError;
 use super::profile::ProfileFile;
+use crate::atomic::write_atomic;
 use crate::model::LayerShape;
 use crate::quant::Bits;
 use crate::validate::positive;
@@ -213,21 +214,23 @@ fn syntax(path: &Path, e: &csv::Error) -> HardwareError {
     }
 }
 
-/// Writes rows as the table CSV.
+/// Writes rows as the table CSV, whole and atomically (never through a link at `path`).
 pub fn write_table(path: &Path, rows: &[TableRow]) -> Result<(), HardwareError> {
     let fail = |e: &dyn std::fmt::Display| HardwareError::Write {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let mut writer = csv::Writer::from_path(path).map_err(|e| fail(&e))?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows {
         writer.serialize(row).map_err(|e| fail(&e))?;
     }
-    writer.flush().map_err(|e| fail(&e))
+    let bytes = writer.into_inner().map_err(|e| fail(&e))?;
+    write_atomic(path, &bytes).map_err(|e| fail(&e))
 }
 
 /// Writes `profile` to `out` (after `header`, its comment lines) with `table` set to
-/// `<out stem>.csv` beside it, and `rows` as that table; returns the table's path.
+/// `<out stem>.csv` beside it, and `rows` as that table, each whole and atomically (a link at
+/// either path is replaced, never written through); returns the table's path.
 pub fn write_profile_with_table(
     out: &Path,
     mut profile: ProfileFile,
@@ -249,7 +252,7 @@ pub fn write_profile_with_table(
     }
     profile.table = Some(csv_name);
     let body = toml::to_string(&profile).map_err(|e| fail(out, &e))?;
-    std::fs::write(out, format!("{header}{body}")).map_err(|e| fail(out, &e))?;
+    write_atomic(out, format!("{header}{body}").as_bytes()).map_err(|e| fail(out, &e))?;
     write_table(&csv_path, rows)?;
     Ok(csv_path)
 }
@@ -258,6 +261,41 @@ pub fn write_profile_with_table(
 mod tests {
     use super::*;
     use crate::validate::Rule;
+
+    /// A link planted at the profile's or the table's path (a shared hardware-profiles/) is
+    /// replaced by the written file; its target is never written through.
+    #[test]
+    fn a_written_profile_replaces_a_planted_link_instead_of_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("hardware-profiles/bitfusion.toml"),
+        )
+        .unwrap();
+        let profile: ProfileFile = toml::from_str(&text).unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "precious").unwrap();
+        let out = dir.path().join("host.toml");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("host.csv")).unwrap();
+        let row = TableRow {
+            layer: "fc1".into(),
+            macs: 10,
+            params: 20,
+            w_bits: 32,
+            a_bits: 32,
+            latency_us: 1.0,
+            energy_uj: 1.0,
+        };
+        let csv = write_profile_with_table(&out, profile, &[row], "# test\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        for path in [&out, &csv] {
+            let meta = std::fs::symlink_metadata(path).unwrap();
+            assert!(meta.file_type().is_file(), "{}", path.display());
+        }
+        assert!(std::fs::read_to_string(&csv)
+            .unwrap()
+            .contains("fc1,10,20,32,32"));
+    }
 
     fn load(csv: &str) -> Result<Table, HardwareError> {
         let dir = tempfile::tempdir().unwrap();

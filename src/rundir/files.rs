@@ -8,12 +8,13 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::RunDirError;
+use crate::atomic::is_temporary;
 use crate::crashpoint::crash_point;
 
 fn write_err(path: &Path) -> impl Fn(std::io::Error) -> RunDirError + '_ {
@@ -21,30 +22,6 @@ fn write_err(path: &Path) -> impl Fn(std::io::Error) -> RunDirError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// The suffix of every temporary file the tool writes: `.NAME.bitsearch.tmp-PID` beside `NAME`.
-/// Distinctive, so that cleaning up removes only the tool's own files (never a user's
-/// `thesis.tmp-2024`).
-const TEMP_MARK: &str = ".bitsearch.tmp-";
-
-/// The temporary file `write_atomic` writes `path` through, in the same directory (so the rename
-/// is atomic): `DIR/.NAME.bitsearch.tmp-PID`.
-fn temporary(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let name = name.unwrap_or_default();
-    path.with_file_name(format!(".{name}{TEMP_MARK}{}", std::process::id()))
-}
-
-/// Whether `name` is a temporary file of `write_atomic` (`.NAME.bitsearch.tmp-PID`).
-fn is_temporary(name: &str) -> bool {
-    let Some((head, pid)) = name.rsplit_once(TEMP_MARK) else {
-        return false;
-    };
-    head.len() > 1
-        && head.starts_with('.')
-        && !pid.is_empty()
-        && pid.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Opens `path` with `options` but never through a symbolic link at its last component
@@ -90,47 +67,13 @@ pub fn create_dir(dir: &Path) -> Result<(), RunDirError> {
     }
 }
 
-/// Writes `bytes` to a temporary file next to `path`, syncs it, renames it into place and syncs
-/// the directory, so the new file survives a power cut. On failure the temporary file is
-/// removed and `path` is left as it was. A symbolic link at `path` is replaced, not followed
-/// (rename acts on the link); the temporary file is created exclusively (`O_EXCL`, which also
-/// refuses a link), so a link planted at its name is never written through either.
+/// Writes `bytes` to `path` whole, atomically and durably, never through a link
+/// (`atomic::write_atomic`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
-    let tmp = temporary(path);
-    // A leftover of an earlier process with this pid (or a planted link): removing a link
-    // removes the link, not its target.
-    let _ = std::fs::remove_file(&tmp);
-    // Errors name `path`, the file the user knows; the temporary file is gone by then.
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_data()
-        })
-        .and_then(|()| {
-            crash_point("atomic-rename");
-            std::fs::rename(&tmp, path)
-        })
-        .map_err(write_err(path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(path)
-}
-
-/// Syncs the directory holding `path`, which makes a rename or a new file durable.
-fn sync_dir(path: &Path) -> Result<(), RunDirError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(write_err(dir))
+    crate::atomic::write_atomic(path, bytes).map_err(|e| RunDirError::Write {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// Writes `value` as pretty JSON, atomically.
@@ -162,7 +105,10 @@ pub(super) fn append(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
         return Err(write_err(path)(e));
     }
     if before == 0 {
-        sync_dir(path)?;
+        crate::atomic::sync_dir(path).map_err(|e| RunDirError::Write {
+            path: e.path,
+            source: e.source,
+        })?;
     }
     Ok(())
 }
@@ -268,7 +214,11 @@ mod tests {
         assert_eq!(std::fs::read(&report).unwrap(), b"<html>");
         let e = append(&link("episodes.csv"), b"1,2\n").unwrap_err();
         assert!(matches!(e, RunDirError::Symlink { .. }), "{e}");
-        let planted = link(&format!(".doc.json{TEMP_MARK}{}", std::process::id()));
+        let planted = link(&format!(
+            ".doc.json{}{}",
+            crate::atomic::TEMP_MARK,
+            std::process::id()
+        ));
         write_atomic(&dir.path().join("doc.json"), b"{}").unwrap();
         assert!(!planted.exists(), "the planted temporary link is gone");
         let e = create_dir(&link("charts")).unwrap_err();
