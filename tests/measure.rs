@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{bitsearch, fails, ok, repo};
+use common::cli::{bitsearch, command, fails, ok, repo};
 
 fn exp() -> String {
     repo()
@@ -117,7 +117,7 @@ fn a_front_searched_on_the_ort_profile_is_measured_in_onnx_runtime() {
 }
 
 #[test]
-fn measure_refuses_an_episode_the_run_does_not_have() {
+fn measure_refuses_an_unknown_episode_and_names_a_missing_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let e = exp();
@@ -143,6 +143,16 @@ fn measure_refuses_an_episode_the_run_does_not_have() {
     ));
     assert!(
         err.contains("no episode 7") && err.contains("it holds 2"),
+        "{err}"
+    );
+    // Without an interpreter that runs ONNX Runtime, the error names it and how to install it.
+    let out = command(&["measure", run.to_str().unwrap(), "--episode", "1"], d)
+        .env("BITSEARCH_PYTHON", "/nonexistent/python3")
+        .output()
+        .unwrap();
+    let err = fails(out);
+    assert!(
+        err.contains("/nonexistent/python3") && err.contains("pip install onnxruntime"),
         "{err}"
     );
     assert!(!run.join("measured.csv").exists());
