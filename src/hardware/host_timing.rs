@@ -45,8 +45,8 @@ const KERNELS: [(&str, GgmlDType, u8); 7] = [
 pub const FP32_MAC_PJ: f64 = 4.6;
 pub const INT8_MAC_PJ: f64 = 0.3;
 /// Horowitz: DRAM 1.3–2.6 nJ per 64-bit access (the low end, per byte); 32 KB SRAM 20 pJ per 64 bits.
-pub const DRAM_PJ_PER_BYTE: f64 = 160.0;
-pub const SRAM_PJ_PER_BYTE: f64 = 2.5;
+const DRAM_PJ_PER_BYTE: f64 = 160.0;
+const SRAM_PJ_PER_BYTE: f64 = 2.5;
 
 /// Times the kernels on `layers` at `batch` and returns an unchecked `precision-modes` profile (no
 /// `table` set; see `write_calibration`) and the measured table rows, per batch of `batch`.
@@ -222,6 +222,26 @@ impl Host {
             threads: candle_core::utils::get_num_threads(),
         }
     }
+
+    /// The profile's memory section for this host, copying at `bandwidth` bytes per second
+    /// (`measure_bandwidth`), with the `sources` entries that say where each number comes from.
+    pub fn memory(&self, bandwidth: f64, sources: &mut BTreeMap<String, String>) -> MemoryFile {
+        sources.insert(
+            "memory.bandwidth_gb_per_s".into(),
+            "measured: copy of a 32 MiB buffer, (read + write bytes) / median time".into(),
+        );
+        sources.insert("memory.buffer_bytes".into(), self.buffer_note.clone());
+        sources.insert(
+            "memory.energy".into(),
+            "NOT measured: Horowitz 45 nm, DRAM 160 pJ/byte, 32 KB SRAM 2.5 pJ/byte".into(),
+        );
+        MemoryFile {
+            bandwidth_gb_per_s: bandwidth / 1e9,
+            buffer_bytes: self.buffer_bytes,
+            dram_pj_per_byte: DRAM_PJ_PER_BYTE,
+            sram_pj_per_byte: SRAM_PJ_PER_BYTE,
+        }
+    }
 }
 
 /// Parses `1024K`, `2M` or a plain byte count.
@@ -280,15 +300,6 @@ fn build_profile(
             .into(),
     );
     sources.insert(
-        "memory.bandwidth_gb_per_s".into(),
-        "measured: copy of a 32 MiB buffer, (read + write bytes) / median time".into(),
-    );
-    sources.insert("memory.buffer_bytes".into(), host.buffer_note.clone());
-    sources.insert(
-        "memory.energy".into(),
-        "NOT measured: Horowitz 45 nm, DRAM 160 pJ/byte, 32 KB SRAM 2.5 pJ/byte".into(),
-    );
-    sources.insert(
         "layer_overhead_us".into(),
         "measured: median time of a 1x32x1 f32 matmul (dispatch cost)".into(),
     );
@@ -297,6 +308,7 @@ fn build_profile(
         "latency measured per layer (median); energy_uj is the model's estimate, not measured"
             .into(),
     );
+    let memory = host.memory(bandwidth, &mut sources);
     ProfileFile {
         name: "host-candle".into(),
         description: format!(
@@ -310,12 +322,7 @@ fn build_profile(
         clock_hz: host.clock_hz,
         layer_overhead_us: overhead_s * 1e6,
         table: None,
-        memory: MemoryFile {
-            bandwidth_gb_per_s: bandwidth / 1e9,
-            buffer_bytes: host.buffer_bytes,
-            dram_pj_per_byte: DRAM_PJ_PER_BYTE,
-            sram_pj_per_byte: SRAM_PJ_PER_BYTE,
-        },
+        memory,
         compute: ComputeFile::PrecisionModes(PrecisionModesFile {
             selection: Selection::Narrowest,
             weight_storage: Storage::Packed,

@@ -30,8 +30,7 @@ pub use cycle_table::{cycle_table_rows, CycleTable};
 pub use error::HardwareError;
 pub use fit::{fit, Fit};
 pub use host_timing::{
-    measure_bandwidth, time_host, write_host_timing, Host, DRAM_PJ_PER_BYTE, FP32_MAC_PJ,
-    INT8_MAC_PJ, SRAM_PJ_PER_BYTE,
+    measure_bandwidth, time_host, write_host_timing, Host, FP32_MAC_PJ, INT8_MAC_PJ,
 };
 pub use lookup::{write_profile_with_table, write_table, Table, TableRow};
 pub use profile::{

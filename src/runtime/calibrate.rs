@@ -20,9 +20,8 @@ use std::path::Path;
 
 use super::{attribute, measure, RuntimeError, Timing};
 use crate::hardware::{
-    measure_bandwidth, ComputeFile, CostModel, Host, MemoryFile, ModeFile, PrecisionModesFile,
-    ProfileFile, Selection, Storage, TableRow, DRAM_PJ_PER_BYTE, FP32_MAC_PJ, FULL_BITS,
-    INT8_MAC_PJ, SRAM_PJ_PER_BYTE,
+    measure_bandwidth, ComputeFile, CostModel, Host, ModeFile, PrecisionModesFile, ProfileFile,
+    Selection, Storage, TableRow, FP32_MAC_PJ, FULL_BITS, INT8_MAC_PJ,
 };
 use crate::model::onnx::{export_with_layers, Opset};
 use crate::model::{LayerKind, Model};
@@ -148,15 +147,6 @@ fn profile(
         "NOT measured: Horowitz ISSCC 2014 45 nm, fp32 MAC 4.6 pJ, int8 MAC 0.3 pJ".into(),
     );
     sources.insert(
-        "memory.bandwidth_gb_per_s".into(),
-        "measured: copy of a 32 MiB buffer, (read + write bytes) / median time".into(),
-    );
-    sources.insert("memory.buffer_bytes".into(), host.buffer_note.clone());
-    sources.insert(
-        "memory.energy".into(),
-        "NOT measured: Horowitz 45 nm, DRAM 160 pJ/byte, 32 KB SRAM 2.5 pJ/byte".into(),
-    );
-    sources.insert(
         "table".into(),
         "latency measured: each layer's share (from ORT's profiler, the nodes between layers \
          counted with the next layer) of the median whole-model time of a uniform policy in \
@@ -164,6 +154,7 @@ fn profile(
          energy_uj is the model's estimate, not measured"
             .into(),
     );
+    let memory = host.memory(measure_bandwidth(), &mut sources);
     ProfileFile {
         name: "host-onnxruntime".into(),
         description: format!(
@@ -177,12 +168,7 @@ fn profile(
         clock_hz: host.clock_hz,
         layer_overhead_us: 0.0,
         table: None,
-        memory: MemoryFile {
-            bandwidth_gb_per_s: measure_bandwidth() / 1e9,
-            buffer_bytes: host.buffer_bytes,
-            dram_pj_per_byte: DRAM_PJ_PER_BYTE,
-            sram_pj_per_byte: SRAM_PJ_PER_BYTE,
-        },
+        memory,
         compute: ComputeFile::PrecisionModes(PrecisionModesFile {
             selection: Selection::Narrowest,
             weight_storage: Storage::Packed,
