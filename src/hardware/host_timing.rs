@@ -23,12 +23,10 @@ use candle_core::{Device, Module, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::compute::{ComputeFile, ModeFile, PrecisionModesFile, Selection, Storage, FULL_BITS};
-use super::cost::CostModel;
 use super::error::HardwareError;
-use super::lookup::{write_profile_with_table, TableRow};
+use super::lookup::{calibration_rows, write_profile_with_table, TableRow};
 use super::profile::{MemoryFile, ProfileFile};
 use crate::model::LayerShape;
-use crate::quant::{Bits, LayerBits};
 
 /// The kernels timed: (mode name, GGML type, weight bits).
 const KERNELS: [(&str, GgmlDType, u8); 7] = [
@@ -87,7 +85,7 @@ pub fn time_host(
     let host = Host::probe();
     let bandwidth = measure_bandwidth();
     let profile = build_profile(layers, batch, &seconds, overhead_s, &host, bandwidth);
-    let rows = table_rows(layers, &seconds, &profile)?;
+    let rows = calibration_rows(layers, &profile, |l, w, _| seconds[l][kernel_for(w)])?;
     Ok((profile, rows))
 }
 
@@ -343,34 +341,4 @@ fn kernel_for(w: u8) -> usize {
         1..=2 => 6,
         _ => 0,
     }
-}
-
-/// One row per layer and (w, a) in (1..=8 ∪ {32})²: the measured latency of w's kernel, and the
-/// model's energy estimate.
-fn table_rows(
-    layers: &[LayerShape],
-    seconds: &[[f64; KERNELS.len()]],
-    profile: &ProfileFile,
-) -> Result<Vec<TableRow>, HardwareError> {
-    let model = profile.clone().check(Path::new("<calibration>"))?;
-    let widths: Vec<u8> = (1..=8).chain([FULL_BITS]).collect();
-    let mut rows = Vec::new();
-    for (l, layer) in layers.iter().enumerate() {
-        for &w in &widths {
-            for &a in &widths {
-                let bits = LayerBits::new(Bits::new(w)?, Bits::new(a)?);
-                let energy_j = model.layer_cost(layer, bits)?.energy_j;
-                rows.push(TableRow {
-                    layer: layer.name.clone(),
-                    macs: layer.macs,
-                    params: layer.params as u64,
-                    w_bits: w,
-                    a_bits: a,
-                    latency_us: seconds[l][kernel_for(w)] * 1e6,
-                    energy_uj: energy_j * 1e6,
-                });
-            }
-        }
-    }
-    Ok(rows)
 }

@@ -214,6 +214,37 @@ fn syntax(path: &Path, e: &csv::Error) -> HardwareError {
     }
 }
 
+/// A calibration's table: one row per layer and (w, a) in (1..=8 ∪ {32})², its latency
+/// `latency_s(layer index, w, a)` as measured and its energy as `profile`'s model estimates (a
+/// calibration times latency, not energy).
+pub fn calibration_rows(
+    layers: &[LayerShape],
+    profile: &ProfileFile,
+    latency_s: impl Fn(usize, u8, u8) -> f64,
+) -> Result<Vec<TableRow>, HardwareError> {
+    use super::cost::CostModel;
+    let model = profile.clone().check(Path::new("<calibration>"))?;
+    let widths: Vec<u8> = (1..=8).chain([super::compute::FULL_BITS]).collect();
+    let mut rows = Vec::new();
+    for (l, layer) in layers.iter().enumerate() {
+        for &w in &widths {
+            for &a in &widths {
+                let bits = crate::quant::LayerBits::new(Bits::new(w)?, Bits::new(a)?);
+                rows.push(TableRow {
+                    layer: layer.name.clone(),
+                    macs: layer.macs,
+                    params: layer.params as u64,
+                    w_bits: w,
+                    a_bits: a,
+                    latency_us: latency_s(l, w, a) * 1e6,
+                    energy_uj: model.layer_cost(layer, bits)?.energy_j * 1e6,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// Writes rows as the table CSV, whole and atomically (never through a link at `path`).
 pub fn write_table(path: &Path, rows: &[TableRow]) -> Result<(), HardwareError> {
     let fail = |e: &dyn std::fmt::Display| HardwareError::Write {

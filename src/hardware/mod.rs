@@ -32,7 +32,7 @@ pub use fit::{fit, Fit};
 pub use host_timing::{
     measure_bandwidth, time_host, write_host_timing, Host, FP32_MAC_PJ, INT8_MAC_PJ,
 };
-pub use lookup::{write_profile_with_table, write_table, Table, TableRow};
+pub use lookup::{calibration_rows, write_profile_with_table, write_table, Table, TableRow};
 pub use profile::{
     hex_sha256, profile_files, resolve_profile, Memory, MemoryFile, Profile, ProfileFile,
     BUILTIN_PROFILE_DIR,

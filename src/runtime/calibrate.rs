@@ -20,8 +20,8 @@ use std::path::Path;
 
 use super::{attribute, measure, RuntimeError, Timing};
 use crate::hardware::{
-    measure_bandwidth, ComputeFile, CostModel, Host, ModeFile, PrecisionModesFile, ProfileFile,
-    Selection, Storage, TableRow, FP32_MAC_PJ, FULL_BITS, INT8_MAC_PJ,
+    calibration_rows, measure_bandwidth, ComputeFile, Host, ModeFile, PrecisionModesFile,
+    ProfileFile, Selection, Storage, TableRow, FP32_MAC_PJ, FULL_BITS, INT8_MAC_PJ,
 };
 use crate::model::onnx::{export_with_layers, Opset};
 use crate::model::{LayerKind, Model};
@@ -100,7 +100,9 @@ pub fn calibrate(
     }
     let batch = timing.batches[0];
     let profile = profile(model, batch, timing.threads, &containers, &version);
-    let rows = rows(model, &profile, &containers)?;
+    let rows = calibration_rows(model.shapes(), &profile, |l, w, a| {
+        containers[container(w, a)].seconds[l]
+    })?;
     Ok(Calibrated {
         profile,
         rows,
@@ -179,36 +181,6 @@ fn profile(
             ],
         }),
     }
-}
-
-/// One row per layer and (w, a) in (1..=8 ∪ {32})²: its container's measured latency and the
-/// profile's energy estimate.
-fn rows(
-    model: &Model,
-    profile: &ProfileFile,
-    containers: &[ContainerTiming],
-) -> Result<Vec<TableRow>, RuntimeError> {
-    let priced = profile.clone().check(Path::new("<calibration>"))?;
-    let widths: Vec<u8> = (1..=8).chain([FULL_BITS]).collect();
-    let mut rows = Vec::new();
-    for (l, layer) in model.shapes().iter().enumerate() {
-        for &w in &widths {
-            for &a in &widths {
-                let bits = LayerBits::new(Bits::new(w)?, Bits::new(a)?);
-                let energy_j = priced.layer_cost(layer, bits)?.energy_j;
-                rows.push(TableRow {
-                    layer: layer.name.clone(),
-                    macs: layer.macs,
-                    params: layer.params as u64,
-                    w_bits: w,
-                    a_bits: a,
-                    latency_us: containers[container(w, a)].seconds[l] * 1e6,
-                    energy_uj: energy_j * 1e6,
-                });
-            }
-        }
-    }
-    Ok(rows)
 }
 
 #[cfg(test)]
