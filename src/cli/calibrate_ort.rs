@@ -39,9 +39,7 @@ pub fn run(args: &ModelArgs, s: &Settings) -> anyhow::Result<()> {
         timing.repeats
     );
     let c = calibrate(&model, &timing, &work, print_container);
-    if std::env::var_os("BITSEARCH_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&work);
-    }
+    let _ = std::fs::remove_dir_all(&work);
     let c = c.context("calibrating with ONNX Runtime")?;
     let header = format!(
         "# Written by `bitsearch profiles calibrate --runtime onnxruntime`: measured on this \
