@@ -40,8 +40,8 @@ pub(super) fn hoist_quantizers(nodes: Vec<NodeProto>, inits: &[TensorProto]) -> 
     for input in nodes.iter().flat_map(|n| n.input.iter()) {
         *consumers.entry(input.as_str()).or_default() += 1;
     }
-    // (index of the chain's first node, the quantizer's nodes in order)
-    let mut inserts: Vec<(usize, Vec<usize>)> = Vec::new();
+    // (index of the chain's first node, index of the quantizer's QuantizeLinear)
+    let mut inserts: Vec<(usize, usize)> = Vec::new();
     for (q, node) in nodes.iter().enumerate() {
         if op(node) != "QuantizeLinear" {
             continue;
@@ -59,7 +59,6 @@ pub(super) fn hoist_quantizers(nodes: Vec<NodeProto>, inits: &[TensorProto]) -> 
         if zero != Some(&true) {
             continue;
         }
-        let parts = [q, q + 1];
         // The chain of single-consumer MaxPool/Flatten nodes that feeds it.
         let mut first = None;
         let mut x = node.input.first().map(String::as_str);
@@ -75,42 +74,24 @@ pub(super) fn hoist_quantizers(nodes: Vec<NodeProto>, inits: &[TensorProto]) -> 
             x = nodes[p].input.first().map(String::as_str);
         }
         if let Some(first) = first {
-            inserts.push((first, parts.to_vec()));
+            inserts.push((first, q));
         }
     }
     let mut out = nodes.clone();
-    // From the last insert back, so earlier indices stay valid.
-    inserts.sort_by_key(|(first, _)| std::cmp::Reverse(*first));
-    for (first, parts) in inserts {
-        let source = nodes[first].input[0].clone();
-        let mut copies: Vec<NodeProto> = parts.iter().map(|&i| nodes[i].clone()).collect();
-        let renamed: HashMap<String, String> = (copies.iter())
-            .flat_map(|n| n.output.iter().map(|o| (o.clone(), format!("{o}_pre"))))
-            .collect();
-        for (k, c) in copies.iter_mut().enumerate() {
-            c.name = c.name.as_ref().map(|n| format!("{n}_pre"));
-            for o in c.output.iter_mut() {
-                *o = renamed[o.as_str()].clone();
-            }
-            for i in c.input.iter_mut() {
-                if let Some(r) = renamed.get(i.as_str()) {
-                    *i = r.clone();
-                }
-            }
-            if k == 0 {
-                c.input[0] = source.clone();
-            }
-        }
-        let dq_out = copies
-            .last()
-            .map(|d| d.output[0].clone())
-            .unwrap_or_default();
-        out[first].input[0] = dq_out;
-        let at = out
-            .iter()
-            .position(|n| n.name == nodes[first].name)
-            .unwrap_or(first);
-        out.splice(at..at, copies);
+    // From the last chain back: each copy goes in at its chain's first node, which the inserts
+    // after it (all at later indices) have not moved.
+    inserts.sort_by_key(|&(first, _)| std::cmp::Reverse(first));
+    for (first, q) in inserts {
+        let pre = |name: &str| format!("{name}_pre");
+        let (mut quant, mut dequant) = (nodes[q].clone(), nodes[q + 1].clone());
+        quant.name = quant.name.as_deref().map(pre);
+        quant.input[0] = nodes[first].input[0].clone();
+        quant.output[0] = pre(&quant.output[0]);
+        dequant.name = dequant.name.as_deref().map(pre);
+        dequant.input[0] = quant.output[0].clone();
+        dequant.output[0] = pre(&dequant.output[0]);
+        out[first].input[0] = dequant.output[0].clone();
+        out.splice(first..first, [quant, dequant]);
     }
     out
 }
