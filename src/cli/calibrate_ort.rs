@@ -24,10 +24,10 @@ pub struct Settings<'a> {
 pub fn run(args: &ModelArgs, s: &Settings) -> anyhow::Result<()> {
     let start = Instant::now();
     let model = model(args)?;
-    let threads = s.threads.max(1);
+    let threads = s.threads;
     let timing = Timing {
         batches: vec![s.batch],
-        repeats: s.repeats.max(1),
+        repeats: s.repeats,
         warmup: 10,
         threads,
     };

@@ -69,7 +69,7 @@ pub fn run(args: &MeasureArgs) -> anyhow::Result<()> {
     };
     let mut batches = vec![1];
     batches.extend(profile_batch.filter(|&b| b > 1));
-    let threads = args.threads.max(1);
+    let threads = args.threads;
     let options = MeasureOptions {
         timing: Timing {
             batches,

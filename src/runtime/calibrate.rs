@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{attribute, measure, RuntimeError, Timing};
+use crate::atomic::write_atomic;
 use crate::hardware::{
     calibration_rows, measure_bandwidth, ComputeFile, Host, ModeFile, PrecisionModesFile,
     ProfileFile, Selection, Storage, TableRow, FP32_MAC_PJ, FULL_BITS, INT8_MAC_PJ,
@@ -26,7 +27,6 @@ use crate::hardware::{
 use crate::model::onnx::{export_with_layers, Opset};
 use crate::model::{LayerKind, Model};
 use crate::quant::{Bits, Clips, LayerBits, Policy, Quantizer};
-use crate::rundir::write_atomic;
 
 /// The uniform policies timed (w, a): see the module doc.
 pub const CONTAINERS: [(u8, u8); 6] = [(32, 32), (8, 8), (4, 4), (8, 32), (32, 8), (32, 4)];
@@ -83,7 +83,7 @@ pub fn calibrate(
         let q = Quantizer::new(Policy::new(vec![bits; layers.len()]), clips.clone());
         let (bytes, nodes) = export_with_layers(model, &q, Opset::V13)?;
         let path = dir.join(format!("uniform-{w}-{a}.onnx"));
-        write_atomic(&path, &bytes).map_err(|e| RuntimeError::Write(e.to_string()))?;
+        write_atomic(&path, &bytes)?;
         let m = measure(&path, timing)?;
         let b = &m.batches[0];
         let per = attribute(&nodes, b);

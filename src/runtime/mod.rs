@@ -47,7 +47,7 @@ pub enum RuntimeError {
     #[error("the timing settings are not usable: {0}")]
     Settings(String),
     #[error("cannot write the model to time: {0}")]
-    Write(String),
+    Write(#[from] crate::atomic::WriteError),
     #[error(transparent)]
     Model(Box<crate::model::ModelError>),
     #[error(transparent)]
@@ -104,17 +104,22 @@ pub struct NodeTiming {
 
 /// Times the ONNX model at `model` in ONNX Runtime on this host.
 pub fn measure(model: &Path, timing: &Timing) -> Result<Measurement, RuntimeError> {
-    if timing.batches.is_empty() || timing.batches.contains(&0) || timing.repeats == 0 {
+    if timing.batches.is_empty()
+        || timing.batches.contains(&0)
+        || timing.repeats == 0
+        || timing.threads == 0
+    {
         return Err(RuntimeError::Settings(format!(
-            "needs batch sizes >= 1 and repeats >= 1 (got batches {:?}, repeats {})",
-            timing.batches, timing.repeats
+            "needs batch sizes >= 1, repeats >= 1 and threads >= 1 (got batches {:?}, repeats {}, \
+             threads {})",
+            timing.batches, timing.repeats, timing.threads
         )));
     }
     let settings = serde_json::json!({
         "batches": timing.batches,
         "repeats": timing.repeats,
         "warmup": timing.warmup,
-        "threads": timing.threads.max(1),
+        "threads": timing.threads,
     });
     let python = python();
     let out = Command::new(&python)
@@ -183,4 +188,43 @@ pub fn cpu() -> String {
         .to_string();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{model} ({cpus} logical CPUs)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings nothing can be timed with are refused before any interpreter starts.
+    #[test]
+    fn zero_threads_repeats_or_batch_are_refused_by_name() {
+        let ok = Timing {
+            batches: vec![1],
+            repeats: 5,
+            warmup: 1,
+            threads: 1,
+        };
+        let cases = [
+            Timing {
+                threads: 0,
+                ..ok.clone()
+            },
+            Timing {
+                repeats: 0,
+                ..ok.clone()
+            },
+            Timing {
+                batches: vec![0],
+                ..ok.clone()
+            },
+        ];
+        for t in cases {
+            let e = measure(Path::new("/nonexistent/model.onnx"), &t).unwrap_err();
+            assert!(matches!(e, RuntimeError::Settings(_)), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("threads >= 1") && text.contains("got batches"),
+                "{text}"
+            );
+        }
+    }
 }
