@@ -109,11 +109,20 @@ mod tests {
         }
     }
 
-    fn node(name: &str, op: &str, us: f64) -> NodeTiming {
-        NodeTiming {
-            name: name.into(),
-            op: op.into(),
-            s: us * 1e-6,
+    /// A batch of 1 measured at 1 ms in all, its nodes given as (name, kernel, µs).
+    fn timing(nodes: &[(&str, &str, f64)]) -> BatchTiming {
+        let nodes = (nodes.iter())
+            .map(|&(name, op, us)| NodeTiming {
+                name: name.into(),
+                op: op.into(),
+                s: us * 1e-6,
+            })
+            .collect();
+        BatchTiming {
+            batch: 1,
+            median_s: 1e-3,
+            repeats: 5,
+            nodes,
         }
     }
 
@@ -124,20 +133,15 @@ mod tests {
             layer("conv2", "Conv_25", &["QuantizeLinear_18_pre", "Conv_25"]),
             layer("fc", "Gemm_50", &["Gemm_50"]),
         ];
-        let timing = BatchTiming {
-            batch: 1,
-            median_s: 1e-3,
-            repeats: 5,
-            nodes: vec![
-                node("QuantizeLinear_2", "QuantizeLinear", 10.0),
-                node("Conv_13", "Conv", 30.0),
-                node("QuantizeLinear_18_pre", "QuantizeLinear", 10.0),
-                node("MaxPool_15", "MaxPool", 20.0),
-                node("Conv_25_token_2", "QLinearConv", 20.0),
-                node("fused Gemm_50", "FusedGemm", 5.0),
-                node("Identity_60", "Identity", 5.0),
-            ],
-        };
+        let timing = timing(&[
+            ("QuantizeLinear_2", "QuantizeLinear", 10.0),
+            ("Conv_13", "Conv", 30.0),
+            ("QuantizeLinear_18_pre", "QuantizeLinear", 10.0),
+            ("MaxPool_15", "MaxPool", 20.0),
+            ("Conv_25_token_2", "QLinearConv", 20.0),
+            ("fused Gemm_50", "FusedGemm", 5.0),
+            ("Identity_60", "Identity", 5.0),
+        ]);
         let t = attribute(&layers, &timing);
         assert_eq!(t[0].kernel, "Conv");
         assert_eq!(t[1].kernel, "QLinearConv");
@@ -155,16 +159,11 @@ mod tests {
             layer("conv1", "Conv_4", &["Conv_4"]),
             layer("fc", "Gemm_9", &["Gemm_9"]),
         ];
-        let timing = BatchTiming {
-            batch: 1,
-            median_s: 1e-3,
-            repeats: 5,
-            nodes: vec![
-                node("Relu_5_nchwc", "Conv", 30.0),
-                node("ReorderOutput", "ReorderOutput", 10.0),
-                node("Gemm_9", "Gemm", 10.0),
-            ],
-        };
+        let timing = timing(&[
+            ("Relu_5_nchwc", "Conv", 30.0),
+            ("ReorderOutput", "ReorderOutput", 10.0),
+            ("Gemm_9", "Gemm", 10.0),
+        ]);
         let t = attribute(&layers, &timing);
         assert_eq!(
             (t[0].kernel.as_str(), t[1].kernel.as_str()),
