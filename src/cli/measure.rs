@@ -28,8 +28,8 @@ pub struct MeasureArgs {
     /// Timed runs per policy and batch size (the median is kept), after 10 warm-up runs.
     #[arg(long, default_value_t = 50)]
     pub repeats: usize,
-    /// ONNX Runtime's intra-op threads. One gives steady batch-1 times; on a 2-vCPU host two
-    /// threads timed the same model 1.1–2.5x slower at batch 1, and varied run to run.
+    /// ONNX Runtime's intra-op threads. One gives steady batch-1 times on a small host, where
+    /// more threads wait on each other for small layers (docs/results.md).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// The runtime: ONNX Runtime, through its Python package (`pip install onnxruntime`).
