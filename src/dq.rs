@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::data::{DataError, Dataset};
 use crate::experiment::Experiment;
 use crate::model::Model;
-use crate::quant::{Bits, Policy, QuantError};
+use crate::quant::{Format, Policy, QuantError};
 use crate::robust::{
     amplification, craft_transfer, headline_eps, lipschitz_bound, AttackKind, LayerDistance,
     QuantizedModel, RobustError, SuiteReport,
@@ -96,7 +96,7 @@ pub fn run_dq(
     );
     let mut rows = Vec::new();
     for &b in bits {
-        let b = Bits::new(b)?;
+        let b = Format::new(b)?;
         let policy = Policy::uniform(baseline.shapes().len(), b);
         for &beta in betas {
             bar.set_message(format!("bits {b}, beta {beta}"));
@@ -115,7 +115,7 @@ pub fn run_dq(
                 lipschitz_bound(&model.weights().map_err(TrainError::from)?)?;
             let amplification = amplification(&model, Some(&q), &x_amp, &adv_amp)?;
             let row = DqPoint {
-                bits: b.get(),
+                bits: b.width(),
                 beta,
                 suite,
                 lipschitz_bound,

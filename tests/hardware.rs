@@ -8,7 +8,7 @@ use bitsearch::hardware::{
     Profile,
 };
 use bitsearch::model::LayerShape;
-use bitsearch::quant::{Bits, LayerBits, Policy};
+use bitsearch::quant::{Format, LayerBits, Policy};
 use bitsearch::validate::{FieldError, Rule};
 
 fn fixture(name: &str) -> PathBuf {
@@ -179,7 +179,7 @@ fn table_lacking_a_needed_row_is_rejected() {
 fn table_overrides_listed_layers_and_errors_on_missing_full_precision_row() {
     let p = Profile::load(&fixture("with_table.toml")).unwrap();
     let fc1 = LayerShape::linear("fc1", 256, 120);
-    let b = |w, a| LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap());
+    let b = |w, a| LayerBits::new(Format::new(w).unwrap(), Format::new(a).unwrap());
     let c = p.layer_cost(&fc1, b(4, 8)).unwrap();
     // table.csv: fc1,4,8,2.0,0.5 -> 2 us and 0.5 uJ.
     assert_eq!(c.source, CostSource::Table);
@@ -207,7 +207,7 @@ fn table_overrides_listed_layers_and_errors_on_missing_full_precision_row() {
 #[test]
 fn a_table_layer_of_another_model_is_refused_naming_both_works() {
     let p = Profile::load(&fixture("with_table.toml")).unwrap();
-    let b = LayerBits::new(Bits::new(4).unwrap(), Bits::new(4).unwrap());
+    let b = LayerBits::new(Format::new(4).unwrap(), Format::new(4).unwrap());
     let other_fc1 = LayerShape::linear("fc1", 784, 120);
     let err = p.layer_cost(&other_fc1, b).unwrap_err();
     let msg = err.to_string();
@@ -251,7 +251,7 @@ fn every_shipped_profile_prices_full_precision_above_zero() {
         let p = Profile::load(&file).unwrap();
         for layer in lenet5() {
             let c = p
-                .layer_cost(&layer, LayerBits::uniform(Bits::FULL))
+                .layer_cost(&layer, LayerBits::uniform(Format::FULL))
                 .unwrap();
             assert!(
                 c.latency_s > 0.0 && c.energy_j > 0.0 && c.bytes > 0,

@@ -124,7 +124,7 @@ fn report_html_is_self_contained_with_every_section() {
         "Pareto fronts",
         "best-policy.json",
         "pareto.csv",
-        "Bits per layer",
+        "Format per layer",
     ] {
         assert!(html.contains(section), "report.html lacks {section}");
     }
@@ -359,9 +359,9 @@ fn report_of_an_empty_directory_names_it() {
 
 #[test]
 fn bits_chart_with_full_precision_and_two_policies() {
-    use bitsearch::quant::{Bits, LayerBits};
+    use bitsearch::quant::{Format, LayerBits};
     use bitsearch::report::charts::{BitsChart, NamedPolicy};
-    let bits = |w, a| LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap());
+    let bits = |w, a| LayerBits::new(Format::new(w).unwrap(), Format::new(a).unwrap());
     let chart = BitsChart {
         stem: "bits-fp".to_string(),
         title: "two policies".to_string(),

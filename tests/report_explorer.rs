@@ -82,7 +82,7 @@ fn the_data_holds_every_row_as_logged_the_front_and_the_layer_prices() {
         assert_eq!(
             p.bits,
             (e.bits.iter())
-                .map(|b| [b.w.get(), b.a.get()])
+                .map(|b| [b.w.width(), b.a.width()])
                 .collect::<Vec<_>>()
         );
         let costs = explorer.data.runs[0].layer_costs(p).expect("priced");

@@ -306,7 +306,7 @@ fn join_csv(cells: &[String]) -> String {
 
 #[test]
 fn best_so_far_follows_the_search_rule_feasible_and_first_of_ties() {
-    use bitsearch::quant::{Bits, LayerBits};
+    use bitsearch::quant::{Format, LayerBits};
     use bitsearch::rundir::{best_row, Episode, RunLog};
     let tmp = run_dir();
     fs::remove_file(tmp.path().join("episodes.csv")).unwrap();
@@ -318,7 +318,7 @@ fn best_so_far_follows_the_search_rule_feasible_and_first_of_ties() {
         agent: "ddpg".into(),
         profile: "bitfusion".into(),
         policy: "4/4,4/4,4/4,4/4,4/4".into(),
-        bits: vec![LayerBits::uniform(Bits::new(4).unwrap()); 5],
+        bits: vec![LayerBits::uniform(Format::new(4).unwrap()); 5],
         accuracy: Some(0.9),
         robust_accuracy: Some(0.5),
         latency_s: 1e-6,

@@ -595,7 +595,7 @@ fn dominated_widths_are_pruned_and_recorded() {
         assert!(
             r.bits
                 .iter()
-                .all(|b| [2, 4, 8].contains(&b.w.get()) && [2, 4, 8].contains(&b.a.get())),
+                .all(|b| [2, 4, 8].contains(&b.w.width()) && [2, 4, 8].contains(&b.a.width())),
             "{}",
             r.policy
         );

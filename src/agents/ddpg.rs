@@ -22,7 +22,7 @@ use super::nets::Mlp;
 use super::replay::{ReplayBuffer, Transition};
 use super::{Agent, AgentError, Context, DdpgConfig, Feedback, Proposal};
 use crate::env::{SearchSpace, STATE_DIM};
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 
 pub struct Ddpg {
     cfg: DdpgConfig,
@@ -169,7 +169,7 @@ impl Ddpg {
     /// the centre of the walled bitwidth's bin (the others are kept as proposed), and the states
     /// are walked again along those actions.
     fn trained(ctx: &Context, p: &Proposal, walled: &Policy) -> Result<Proposal, AgentError> {
-        let bits: Vec<Bits> = walled.iter().flat_map(|b| [b.w, b.a]).collect();
+        let bits: Vec<Format> = walled.iter().flat_map(|b| [b.w, b.a]).collect();
         Self::walk(ctx, |t, _| {
             let proposed = p.actions.get(t).copied().unwrap_or(0.0);
             let proposed_bits = ctx.space.action_to_bits(proposed);
@@ -335,7 +335,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let mut ddpg = Ddpg::new(haq(16, 5), &pb.space, 1).unwrap();
         // As if the wall had changed conv2's weight bits (step 2).
-        let [two, three] = [2, 3].map(|b| Bits::new(b).unwrap());
+        let [two, three] = [2, 3].map(|b| Format::new(b).unwrap());
         let (p, walled) = episode(&mut ddpg, &pb.ctx(), &mut rng, -1.0, |bits| {
             let w = &mut bits.layers_mut()[1].w;
             *w = if *w == two { three } else { two };

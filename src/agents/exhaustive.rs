@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 
 use super::{Agent, AgentError, Context, ExhaustiveConfig, Proposal};
 use crate::env::{Budget, Operand, SearchSpace};
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 
 pub struct Exhaustive {
     /// The feasible policies, in proposal order.
@@ -34,7 +34,7 @@ impl Exhaustive {
                 size: space
                     .size()
                     .map_or("more than 2^128".into(), |s| s.to_string()),
-                bitwidths: space.widths().iter().map(|b| b.get()).collect(),
+                bitwidths: space.widths().iter().map(|b| b.width()).collect(),
                 operands: space.operands(),
                 per: if space.tie() { "layer" } else { "operand" },
                 limit: cfg.limit,
@@ -51,7 +51,7 @@ impl Exhaustive {
 /// Every policy of the space that meets the budget, in odometer order.
 pub fn feasible(space: &SearchSpace, budget: &Budget) -> Vec<Policy> {
     // The options of each digit: one per layer when tied, else weight then activation.
-    let options: Vec<&[Bits]> = (0..space.operands())
+    let options: Vec<&[Format]> = (0..space.operands())
         .map(|t| match space.tie() {
             true => space.options(t, Operand::Weight),
             false => space.options(t / 2, Operand::of_step(t)),
@@ -176,7 +176,7 @@ mod tests {
             assert_eq!(p.len(), 5);
             assert!(
                 p.iter()
-                    .all(|l| l.w == l.a && [2, 4, 8].contains(&l.w.get())),
+                    .all(|l| l.w == l.a && [2, 4, 8].contains(&l.w.width())),
                 "{p} is outside the tied {{2, 4, 8}} space"
             );
         }
@@ -203,7 +203,7 @@ mod tests {
         assert!(all
             .iter()
             .flatten()
-            .all(|l| [2, 8].contains(&l.w.get()) && [2, 8].contains(&l.a.get())));
+            .all(|l| [2, 8].contains(&l.w.width()) && [2, 8].contains(&l.a.width())));
     }
 
     #[test]
@@ -220,7 +220,7 @@ mod tests {
             .filter(|&i: &usize| {
                 let bits: Policy = (0..5)
                     .map(|l| [2, 4, 8][i / 3usize.pow(4 - l) % 3])
-                    .map(|v| LayerBits::uniform(crate::quant::Bits::new(v).unwrap()))
+                    .map(|v| LayerBits::uniform(crate::quant::Format::new(v).unwrap()))
                     .collect();
                 b.holds(&s.price(&bits))
             })

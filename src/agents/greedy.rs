@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{Agent, AgentError, Context, Feedback, GreedyConfig, Measurement, Probe, Proposal};
 use crate::env::{cost_of, Operand, Price, SearchSpace};
 use crate::pareto::Objective;
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 
 /// Loss increase per layer and run bitwidth (indexed like `SearchSpace::values`), for weights
 /// and activations.
@@ -76,7 +76,7 @@ impl Greedy {
 /// quantized (no fine-tune).
 pub fn sensitivity(space: &SearchSpace, probe: &Probe) -> Result<Sensitivity, AgentError> {
     let n = space.layers.len();
-    let full = Policy::uniform(n, Bits::FULL);
+    let full = Policy::uniform(n, Format::FULL);
     let loss = |bits: &Policy| probe(bits).map_err(AgentError::Probe);
     let base = loss(&full)?;
     let mut s = Sensitivity {
@@ -88,7 +88,7 @@ pub fn sensitivity(space: &SearchSpace, probe: &Probe) -> Result<Sensitivity, Ag
             let mut bits = full.clone();
             bits.layers_mut()[l].w = b;
             s.w[l].push(loss(&bits)? - base);
-            bits.layers_mut()[l] = LayerBits::new(Bits::FULL, b);
+            bits.layers_mut()[l] = LayerBits::new(Format::FULL, b);
             s.a[l].push(loss(&bits)? - base);
         }
     }
@@ -224,7 +224,7 @@ mod tests {
         ));
         // A made-up loss: each operand below 8 bits adds (8 - bits) / 100.
         let probe: &Probe = &|bits: &Policy| {
-            let below8 = |b: Bits| 8u8.saturating_sub(b.get().min(8));
+            let below8 = |b: Format| 8u8.saturating_sub(b.width().min(8));
             Ok(bits
                 .iter()
                 .map(|l| (below8(l.w) + below8(l.a)) as f64 / 100.0)

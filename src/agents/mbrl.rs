@@ -48,7 +48,7 @@ use super::{random_policy, Agent, AgentError, Context, Feedback, MbrlConfig, Pla
 use crate::env::{Operand, SearchSpace};
 use crate::fidelity::Fidelity;
 use crate::pareto::{non_dominated, Sense};
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 use imagination::{fit_models, Imagination};
 
 /// A scored policy: its point on the objectives, and whether it meets the budgets (every
@@ -246,9 +246,9 @@ impl Mbrl {
 
 /// One coordinate per operand: log2 of its bits, scaled to [0,1] over the space's range.
 fn encode(space: &SearchSpace, bits: &Policy) -> Vec<f64> {
-    let lg = |b: Bits| (b.get() as f64).log2();
+    let lg = |b: Format| (b.width() as f64).log2();
     let (lo, hi) = (lg(space.floor()), lg(space.ceiling()));
-    let scale = |b: Bits| {
+    let scale = |b: Format| {
         if hi > lo {
             (lg(b) - lo) / (hi - lo)
         } else {

@@ -111,7 +111,7 @@ fn finds_the_energy_front_when_energy_is_the_budgeted_cost() {
 
 /// The feedback of a uniform reference of the synthetic problem.
 fn reference(pb: &Front, bits: u8) -> Feedback {
-    let walled = Policy::uniform(5, Bits::new(bits).unwrap());
+    let walled = Policy::uniform(5, Format::new(bits).unwrap());
     Feedback {
         reward: 0.0,
         price: pb.space.price(&walled),

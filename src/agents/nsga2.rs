@@ -20,7 +20,7 @@ use rand::Rng;
 use super::{random_policy, Agent, AgentError, Context, Feedback, Nsga2Config, Proposal};
 use crate::env::Operand;
 use crate::pareto::{front_ranks, Sense};
-use crate::quant::{Bits, Policy};
+use crate::quant::{Format, Policy};
 
 #[derive(Debug, Clone)]
 struct Individual {
@@ -58,7 +58,7 @@ impl Nsga2 {
     }
 
     /// One of the options of layer `l`'s `operand`, drawn uniformly.
-    fn pick(ctx: &Context, l: usize, operand: Operand, rng: &mut StdRng) -> Bits {
+    fn pick(ctx: &Context, l: usize, operand: Operand, rng: &mut StdRng) -> Format {
         let v = ctx.space.options(l, operand);
         v[rng.random_range(0..v.len())]
     }
@@ -381,7 +381,7 @@ mod tests {
         pb.budget = Budget::resolve(&cfg, &pb.space).unwrap();
         let ctx = pb.ctx();
         let mut agent = nsga2(4, &pb);
-        let uniform = |b: u8| Policy::uniform(5, Bits::new(b).unwrap());
+        let uniform = |b: u8| Policy::uniform(5, Format::new(b).unwrap());
         // 4/4 meets the budget; 8/8 does not; 2/2 failed its fine-tune.
         for (b, scores) in [(2, None), (4, Some([0.9, 0.5])), (8, Some([0.95, 0.4]))] {
             let walled = uniform(b);

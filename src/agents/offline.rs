@@ -18,7 +18,7 @@ use crate::env::{Budget, BudgetConfig, Limit, Objectives, SearchSpace};
 use crate::hardware::{resolve_profile, Profile};
 use crate::model::Arch;
 use crate::pareto::{hypervolume, worst_point, Reference, Sense};
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 
 const SENSES: [Sense; 3] = [Sense::Maximize, Sense::Maximize, Sense::Minimize];
 
@@ -104,7 +104,7 @@ impl Bench {
         let (space, budget) = bitfusion(&[2, 3, 4, 5, 6, 7, 8], false);
         let (prices, _) = bitfusion(&[2, 3, 4, 5, 6, 7, 8], false);
         let table = read_table(dir);
-        let coord = |b: Bits| ((b.get() as f64).log2() - 1.0) / 2.0;
+        let coord = |b: Format| ((b.width() as f64).log2() - 1.0) / 2.0;
         let x: Vec<Vec<f64>> = table
             .keys()
             .map(|b| b.iter().map(|l| coord(l.w)).collect())
@@ -119,7 +119,7 @@ impl Bench {
             };
             let apart: f64 = bits.iter().map(|l| (coord(l.w) - coord(l.a)).powi(2)).sum();
             let h = bits.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, l| {
-                ((h ^ l.w.get() as u64).wrapping_mul(0x100_0000_01b3) ^ l.a.get() as u64)
+                ((h ^ l.w.width() as u64).wrapping_mul(0x100_0000_01b3) ^ l.a.width() as u64)
                     .wrapping_mul(0x100_0000_01b3)
             });
             let noise = |k: u32| ((h >> (k * 16)) & 0xffff) as f64 / 65535.0 * 0.01 - 0.005;

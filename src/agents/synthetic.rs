@@ -10,7 +10,7 @@ use super::{Agent, Context, Feedback};
 use crate::env::{Budget, BudgetConfig, Limit, Objectives, SearchSpace};
 use crate::hardware::{resolve_profile, Profile};
 use crate::model::Arch;
-use crate::quant::{Bits, Policy};
+use crate::quant::{Format, Policy};
 
 /// The optimum: one bitwidth per step (weight, activation per layer), neither all high nor all
 /// low, so the actor has to tell the steps apart.
@@ -47,7 +47,7 @@ impl Problem {
 
     /// Mean distance in bits from `bits` to the target pattern.
     pub fn distance(bits: &Policy) -> f64 {
-        let flat = bits.iter().flat_map(|l| [l.w.get(), l.a.get()]);
+        let flat = bits.iter().flat_map(|l| [l.w.width(), l.a.width()]);
         let total: u32 = flat
             .zip(TARGET)
             .map(|(b, t)| (b as i32 - t as i32).unsigned_abs())
@@ -150,7 +150,7 @@ impl Front {
 
     /// (accuracy, robust accuracy) of a policy.
     pub fn scores(&self, bits: &Policy) -> [f64; 2] {
-        let lg = |b: Bits| (b.get() as f64).log2();
+        let lg = |b: Format| (b.width() as f64).log2();
         let x: Vec<f64> = bits
             .iter()
             .map(|l| (lg(l.w) + lg(l.a)) / 4.0 - 0.5)

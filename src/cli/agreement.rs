@@ -13,7 +13,7 @@ use bitsearch::hardware::{
     Roofline,
 };
 use bitsearch::model::LayerShape;
-use bitsearch::quant::{Bits, Policy};
+use bitsearch::quant::{Format, Policy};
 
 /// Arguments of `profiles agreement`.
 #[derive(Debug, Clone, Args)]
@@ -196,7 +196,7 @@ fn compute_rate_note(profile: &Profile, rate: f64) -> String {
 fn policies(args: &AgreementArgs, n: usize) -> anyhow::Result<Vec<(String, Policy)>> {
     let mut out = Vec::new();
     for b in 2..=8 {
-        out.push((format!("{b}/{b}"), Policy::uniform(n, Bits::new(b)?)));
+        out.push((format!("{b}/{b}"), Policy::uniform(n, Format::new(b)?)));
     }
     for file in &args.policy_files {
         let text = std::fs::read_to_string(file)

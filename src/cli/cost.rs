@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use bitsearch::hardware::{compare_to_uniform8, resolve_profile, Comparison, Profile};
 use bitsearch::model::LayerShape;
-use bitsearch::quant::{Bits, Policy};
+use bitsearch::quant::{Format, Policy};
 
 /// Arguments of `bitsearch cost`.
 #[derive(Debug, Clone, Args)]
@@ -42,7 +42,7 @@ pub fn run(args: &CostArgs, model: &str, layers: &[LayerShape]) -> anyhow::Resul
     let profile = Profile::load(&path)?;
     let policy = match &args.policy {
         Some(text) => Policy::parse(text).with_context(|| format!("--policy {text}"))?,
-        None => Policy::uniform(layers.len(), Bits::new(8)?),
+        None => Policy::uniform(layers.len(), Format::new(8)?),
     };
     policy
         .check_len(model, layers.len())

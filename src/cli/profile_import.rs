@@ -11,7 +11,7 @@ use bitsearch::hardware::{
 };
 use bitsearch::model::LayerShape;
 use bitsearch::npy::NpyI64;
-use bitsearch::quant::{Bits, Policy};
+use bitsearch::quant::{Format, Policy};
 use bitsearch::report::units::{quantity, Quantity};
 
 /// `profiles import`'s flags.
@@ -71,7 +71,7 @@ pub fn run(args: &Import, model: &str, layers: &[LayerShape]) -> anyhow::Result<
     );
     let csv = write_profile_with_table(args.out, file, &rows, &header)?;
     let profile = Profile::load(args.out).context("the imported profile does not validate")?;
-    let eight = Policy::uniform(layers.len(), Bits::new(8)?);
+    let eight = Policy::uniform(layers.len(), Format::new(8)?);
     let cost = policy_cost(&profile, layers, &eight)
         .with_context(|| format!("pricing {model} on {}", args.out.display()))?;
     println!(

@@ -13,7 +13,7 @@ use bitsearch::hardware::{
     BUILTIN_PROFILE_DIR,
 };
 use bitsearch::model::LayerShape;
-use bitsearch::quant::{Bits, LayerBits};
+use bitsearch::quant::{Format, LayerBits};
 use bitsearch::report::units::{quantity, Quantity};
 
 /// Device profiles: the TOML files that price a layer at given bitwidths.
@@ -242,7 +242,7 @@ fn show(name: &str, model: &str, layers: &[LayerShape]) -> anyhow::Result<()> {
 /// energy (size differs with every weight width): what `[bits] prune_dominated` keeps of them,
 /// and what each dropped one runs as.
 fn distinct_widths(p: &Profile, model: &str, layers: &[LayerShape]) {
-    let declared: Vec<u8> = (p.precisions().iter().map(|b| b.get()))
+    let declared: Vec<u8> = (p.precisions().iter().map(|b| b.width()))
         .filter(|&b| b <= 8)
         .collect();
     let supports = |b| p.supports(b);
@@ -259,7 +259,7 @@ fn distinct_widths(p: &Profile, model: &str, layers: &[LayerShape]) {
         .map(|l| {
             let part = |op: Operand, what: &str| {
                 let kept = space.options(l, op);
-                let runs_as = |v: Bits| {
+                let runs_as = |v: Format| {
                     let b = space.run_layer(l, LayerBits::uniform(v));
                     if op == Operand::Weight {
                         b.w
@@ -301,7 +301,7 @@ fn distinct_widths(p: &Profile, model: &str, layers: &[LayerShape]) {
     }
 }
 
-fn join(bits: &[Bits]) -> String {
+fn join(bits: &[Format]) -> String {
     let v: Vec<String> = bits.iter().map(|b| b.to_string()).collect();
     v.join(",")
 }

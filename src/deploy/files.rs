@@ -9,7 +9,7 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use super::DeployError;
 use crate::model::{LayerKind, LayerWeights, Model};
-use crate::quant::{signed_levels, weight_codes, LayerQuant, Quantizer};
+use crate::quant::{signed_levels, weight_codes, Format, Quantizer};
 use crate::rundir::write_atomic;
 
 /// The safetensors file of `model` quantized by `q`. Per quantizable layer `L` (BatchNorm folded,
@@ -29,10 +29,11 @@ pub fn weights_safetensors(model: &Model, q: &Quantizer) -> Result<Vec<u8>, Depl
             layers: names.len(),
             policy: q.policy().len(),
         })?;
+        let (w_bits, a_bits) = (int_bits(name, lq.bits.w)?, int_bits(name, lq.bits.a)?);
         if model.shapes()[li].kind == LayerKind::Matmul {
-            push_act_clip(&mut tensors, name, lq);
-            if !lq.bits.w.is_full() {
-                let step = lq.operand_clip / signed_levels(lq.bits.w.get()) as f32;
+            push_act_clip(&mut tensors, name, lq.clip, a_bits);
+            if let Some(bits) = w_bits {
+                let step = lq.operand_clip / signed_levels(bits) as f32;
                 let clip = f32_bytes(&[lq.operand_clip]);
                 tensors.push((format!("{name}.operand_clip"), Dtype::F32, vec![], clip));
                 let scale = f32_bytes(&[step]);
@@ -49,14 +50,14 @@ pub fn weights_safetensors(model: &Model, q: &Quantizer) -> Result<Vec<u8>, Depl
             f32_bytes(&w),
         ));
         tensors.push((format!("{name}.bias"), Dtype::F32, vec![o], f32_bytes(&b)));
-        if !lq.bits.w.is_full() {
-            let (codes, scales) = weight_codes(&w, o, lq.bits.w.get());
+        if let Some(bits) = w_bits {
+            let (codes, scales) = weight_codes(&w, o, bits);
             let codes = codes.iter().map(|&c| c as u8).collect();
             tensors.push((format!("{name}.weight_codes"), Dtype::I8, w_dims, codes));
             let scales = f32_bytes(&scales);
             tensors.push((format!("{name}.weight_scale"), Dtype::F32, vec![o], scales));
         }
-        push_act_clip(&mut tensors, name, lq);
+        push_act_clip(&mut tensors, name, lq.clip, a_bits);
     }
     let views = tensors
         .iter()
@@ -75,15 +76,28 @@ pub fn weights_safetensors(model: &Model, q: &Quantizer) -> Result<Vec<u8>, Depl
         .map_err(|e| DeployError::Safetensors(e.to_string()))
 }
 
+/// An operand's integer width (None at full precision); any other format is refused by name.
+fn int_bits(layer: &str, format: Format) -> Result<Option<u8>, DeployError> {
+    match (format.is_full(), format.int_bits()) {
+        (true, _) => Ok(None),
+        (false, Some(b)) if b <= Format::MAX => Ok(Some(b)),
+        _ => Err(DeployError::NotInteger {
+            layer: layer.to_string(),
+            format: format.name(),
+        }),
+    }
+}
+
 /// Layer `name`'s `act_clip` and `act_scale` when its input is quantized.
 fn push_act_clip(
     tensors: &mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
     name: &str,
-    lq: LayerQuant,
+    clip: f32,
+    bits: Option<u8>,
 ) {
-    if !lq.bits.a.is_full() {
-        let step = lq.clip / ((1u32 << lq.bits.a.get()) - 1) as f32;
-        let clip = f32_bytes(&[lq.clip]);
+    if let Some(bits) = bits {
+        let step = clip / ((1u32 << bits) - 1) as f32;
+        let clip = f32_bytes(&[clip]);
         tensors.push((format!("{name}.act_clip"), Dtype::F32, vec![], clip));
         let scale = f32_bytes(&[step]);
         tensors.push((format!("{name}.act_scale"), Dtype::F32, vec![], scale));
@@ -181,8 +195,8 @@ mod tests {
             assert_eq!(codes.shape(), folded.w_dims.as_slice());
             let scales = f32s(&st, &format!("{name}.weight_scale"));
             let per = folded.w.len() / scales.len();
-            let expected = quantize_weight_values(&folded.w, scales.len(), bits.w.get());
-            let limit = (1i32 << (bits.w.get() - 1)) - 1;
+            let expected = quantize_weight_values(&folded.w, scales.len(), bits.w.width());
+            let limit = (1i32 << (bits.w.width() - 1)) - 1;
             for (i, &c) in codes.data().iter().enumerate() {
                 let c = c as i8;
                 assert!(

@@ -50,6 +50,8 @@ pub enum DeployError {
     },
     #[error("the policy has {policy} layers, the model {layers}")]
     PolicyLength { layers: usize, policy: usize },
+    #[error("layer {layer}: the safetensors deployment files hold integer grids up to 8 bits, not {format} (export the policy to ONNX instead)")]
+    NotInteger { layer: String, format: String },
     #[error("{}: no episode {episode} in episodes.csv (it holds {logged})", dir.display())]
     NoEpisode {
         dir: PathBuf,

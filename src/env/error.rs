@@ -13,7 +13,7 @@ pub enum EnvError {
         budget: f64,
         floor: f64,
         uniform8: f64,
-        min_bits: crate::quant::Bits,
+        min_bits: crate::quant::Format,
     },
     #[error("the search space declares no bitwidths")]
     NoBits,

@@ -14,7 +14,7 @@ use super::prune::{compared, runs_as, same_price};
 use super::EnvError;
 use crate::hardware::{CostModel, Price};
 use crate::model::{LayerKind, LayerShape};
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 
 /// Number of features in a step's state (see `SearchSpace::state`).
 pub const STATE_DIM: usize = 14;
@@ -47,18 +47,18 @@ pub struct SearchSpace {
     pub min_bits: u8,
     pub max_bits: u8,
     /// The declared bitwidths, ascending: the bins actions map to.
-    declared: Vec<Bits>,
+    declared: Vec<Format>,
     /// Weight bits = activation bits on every layer.
     tie: bool,
     /// The bitwidths the device actually runs for the declared ones, ascending: a declared
     /// bitwidth the profile does not support is rounded up to the next one it does (32 if none).
-    values: Vec<Bits>,
+    values: Vec<Format>,
     /// Per layer and operand (weight, activation), the width each of `values` runs as: itself,
     /// or the wider one that prices the same once dominated widths are pruned.
-    runs_as: Vec<[Vec<Bits>; 2]>,
+    runs_as: Vec<[Vec<Format>; 2]>,
     /// Per layer and operand, the widths a policy may take: the `values` that run as
     /// themselves, ascending.
-    options: Vec<[Vec<Bits>; 2]>,
+    options: Vec<[Vec<Format>; 2]>,
     /// Whether `prune_dominated` has run.
     pruned: bool,
     /// prices[layer][i * values.len() + j] for (values[i], values[j])
@@ -79,7 +79,7 @@ impl SearchSpace {
         min_bits: u8,
         max_bits: u8,
         device: &dyn CostModel,
-        supports: &dyn Fn(Bits) -> bool,
+        supports: &dyn Fn(Format) -> bool,
     ) -> Result<Self, EnvError> {
         let declared: Vec<u8> = (min_bits..=max_bits).collect();
         Self::with_choices(layers, &declared, false, device, supports)
@@ -94,23 +94,23 @@ impl SearchSpace {
         declared: &[u8],
         tie: bool,
         device: &dyn CostModel,
-        supports: &dyn Fn(Bits) -> bool,
+        supports: &dyn Fn(Format) -> bool,
     ) -> Result<Self, EnvError> {
         let mut declared = (declared.iter())
-            .map(|&b| Bits::new(b))
-            .collect::<Result<Vec<Bits>, _>>()?;
+            .map(|&b| Format::new(b))
+            .collect::<Result<Vec<Format>, _>>()?;
         declared.sort_unstable();
         declared.dedup();
         let (Some(&min_bits), Some(&max_bits)) = (declared.first(), declared.last()) else {
             return Err(EnvError::NoBits);
         };
-        let round_up = |b: Bits| {
-            (b.get()..=Bits::MAX)
-                .filter_map(|v| Bits::new(v).ok())
+        let round_up = |b: Format| {
+            (b.width()..=Format::MAX)
+                .filter_map(|v| Format::new(v).ok())
                 .find(|&v| supports(v))
-                .unwrap_or(Bits::FULL)
+                .unwrap_or(Format::FULL)
         };
-        let mut values: Vec<Bits> = declared.iter().map(|&b| round_up(b)).collect();
+        let mut values: Vec<Format> = declared.iter().map(|&b| round_up(b)).collect();
         values.dedup();
         let mut prices = Vec::with_capacity(layers.len());
         for l in &layers {
@@ -122,14 +122,14 @@ impl SearchSpace {
             }
             prices.push(row);
         }
-        let eight = LayerBits::uniform(Bits::new(8)?);
+        let eight = LayerBits::uniform(Format::new(8)?);
         let mut uniform8 = Price::default();
         for l in &layers {
             uniform8 = uniform8 + price(device, l, eight)?;
         }
         let mut full = Price::default();
         for l in &layers {
-            full = full + price(device, l, LayerBits::uniform(Bits::FULL))?;
+            full = full + price(device, l, LayerBits::uniform(Format::FULL))?;
         }
         let features = normalized_features(&layers);
         let every = [values.clone(), values.clone()];
@@ -138,8 +138,8 @@ impl SearchSpace {
             options: vec![every; layers.len()],
             pruned: false,
             layers,
-            min_bits: min_bits.get(),
-            max_bits: max_bits.get(),
+            min_bits: min_bits.width(),
+            max_bits: max_bits.width(),
             declared,
             tie,
             values,
@@ -183,20 +183,20 @@ impl SearchSpace {
 
     /// The bitwidths the device runs, ascending (the declared ones rounded up to supported
     /// ones), before dominated ones are pruned: what references and sensitivities cover.
-    pub fn values(&self) -> &[Bits] {
+    pub fn values(&self) -> &[Format] {
         &self.values
     }
 
     /// The widths layer `layer`'s `operand` may take, ascending (in a tied space the
     /// activation's are the weight's).
-    pub fn options(&self, layer: usize, operand: Operand) -> &[Bits] {
+    pub fn options(&self, layer: usize, operand: Operand) -> &[Format] {
         let op = if self.tie { Operand::Weight } else { operand };
         &self.options[layer][op.index()]
     }
 
     /// Every width some operand may take, ascending.
-    pub fn widths(&self) -> Vec<Bits> {
-        let mut out: Vec<Bits> = self.options.iter().flatten().flatten().copied().collect();
+    pub fn widths(&self) -> Vec<Format> {
+        let mut out: Vec<Format> = self.options.iter().flatten().flatten().copied().collect();
         out.sort_unstable();
         out.dedup();
         out
@@ -227,7 +227,7 @@ impl SearchSpace {
                     }),
                 ]
             };
-            let runs: [Vec<Bits>; 2] = map.map(|m| m.iter().map(|&j| self.values[j]).collect());
+            let runs: [Vec<Format>; 2] = map.map(|m| m.iter().map(|&j| self.values[j]).collect());
             self.options[l] = runs.clone().map(|r| {
                 (self.values.iter().zip(&r))
                     .filter(|(v, to)| v == to)
@@ -240,20 +240,20 @@ impl SearchSpace {
     }
 
     /// The lowest bitwidth the device runs in the range.
-    pub fn floor(&self) -> Bits {
+    pub fn floor(&self) -> Format {
         self.values[0]
     }
 
     /// The highest bitwidth the device runs in the range.
-    pub fn ceiling(&self) -> Bits {
+    pub fn ceiling(&self) -> Format {
         self.values[self.values.len() - 1]
     }
 
     /// A width of `width` bits (any number: one drawn between `min_bits` and `max_bits`, or
-    /// `Bits::get`) rounded up to a bitwidth the device runs; above them all, the highest.
-    pub fn run_bits(&self, width: u8) -> Bits {
+    /// `Format::get`) rounded up to a bitwidth the device runs; above them all, the highest.
+    pub fn run_bits(&self, width: u8) -> Format {
         (self.values.iter().copied())
-            .find(|v| v.get() >= width)
+            .find(|v| v.width() >= width)
             .unwrap_or(self.ceiling())
     }
 
@@ -261,7 +261,7 @@ impl SearchSpace {
     /// (`run_bits`), then a pruned width to the wider one that prices the same; with `tie` the
     /// activation takes the weight's bits.
     pub fn run_layer(&self, layer: usize, bits: LayerBits) -> LayerBits {
-        let run = |b: Bits, op: Operand| self.runs_as[layer][op.index()][self.index(b)];
+        let run = |b: Format, op: Operand| self.runs_as[layer][op.index()][self.index(b)];
         let w = run(bits.w, Operand::Weight);
         let a = if self.tie {
             w
@@ -285,29 +285,29 @@ impl SearchSpace {
     }
 
     /// The next lower width layer `layer`'s `operand` may take, if any.
-    pub fn lower(&self, layer: usize, operand: Operand, bits: Bits) -> Option<Bits> {
+    pub fn lower(&self, layer: usize, operand: Operand, bits: Format) -> Option<Format> {
         let options = self.options(layer, operand);
         options.iter().copied().rev().find(|&v| v < bits)
     }
 
     /// Position of a run bitwidth in `values()` (of its rounding, for any other bitwidth).
-    pub fn index(&self, bits: Bits) -> usize {
-        let b = self.run_bits(bits.get());
+    pub fn index(&self, bits: Format) -> usize {
+        let b = self.run_bits(bits.width());
         self.values.iter().position(|&v| v == b).unwrap_or(0)
     }
 
     /// Equal-width bins over the n declared bitwidths: [0, 1/n) → the first, ..., [(n-1)/n, 1]
     /// → the last, then rounded up to a bitwidth the device runs. For min..=max that is one bin
     /// per bitwidth, as HAQ maps its actions.
-    pub fn action_to_bits(&self, action: f32) -> Bits {
+    pub fn action_to_bits(&self, action: f32) -> Format {
         let n = self.n_bits();
         let idx = ((action.clamp(0.0, 1.0) * n as f32).floor() as usize).min(n - 1);
-        self.run_bits(self.declared[idx].get())
+        self.run_bits(self.declared[idx].width())
     }
 
     /// The centre of the bin of `bits` (the inverse of `action_to_bits` on run bitwidths): the
     /// bin of the lowest declared bitwidth at or above it (the last bin above them all).
-    pub fn bits_to_action(&self, bits: Bits) -> f32 {
+    pub fn bits_to_action(&self, bits: Format) -> f32 {
         let idx = self
             .declared
             .iter()
@@ -336,7 +336,7 @@ impl SearchSpace {
         &self,
         t: usize,
         prev_action: f32,
-        decided: &[Bits],
+        decided: &[Format],
         resource: impl Fn(&Price) -> f64,
         budget: f64,
     ) -> [f32; STATE_DIM] {
@@ -368,7 +368,7 @@ fn price(device: &dyn CostModel, l: &LayerShape, bits: LayerBits) -> Result<Pric
     let c = device.layer_cost(l, bits)?;
     // Stored parameters only: an attention matmul's operands are activations, not model size.
     let size_bytes =
-        l.weight_count() as f64 * bits.w.get() as f64 / 8.0 + 4.0 * l.bias_count() as f64;
+        l.weight_count() as f64 * bits.w.width() as f64 / 8.0 + 4.0 * l.bias_count() as f64;
     Ok(Price {
         latency_s: c.latency_s,
         energy_j: c.energy_j,

@@ -3,11 +3,11 @@
 use super::*;
 use crate::hardware::{resolve_profile, Profile};
 use crate::model::Arch;
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 
 /// `b` bits (a valid bitwidth in every test here).
-fn b(bits: u8) -> Bits {
-    Bits::new(bits).unwrap()
+fn b(bits: u8) -> Format {
+    Format::new(bits).unwrap()
 }
 
 /// Layer bits `w`/`a`.
@@ -16,8 +16,8 @@ fn wa(w: u8, a: u8) -> LayerBits {
 }
 
 /// The bitwidths of `bits`, as numbers.
-fn widths(bits: &[Bits]) -> Vec<u8> {
-    bits.iter().map(|b| b.get()).collect()
+fn widths(bits: &[Format]) -> Vec<u8> {
+    bits.iter().map(|b| b.width()).collect()
 }
 
 fn space(profile: &str, min: u8, max: u8) -> SearchSpace {
@@ -155,7 +155,7 @@ fn unsupported_precisions_round_up_to_the_mode_the_device_runs() {
     budgets.wall(&s, &mut bits);
     assert!(
         bits.iter()
-            .all(|l| [4, 8].contains(&l.w.get()) && [4, 8].contains(&l.a.get())),
+            .all(|l| [4, 8].contains(&l.w.width()) && [4, 8].contains(&l.a.width())),
         "{bits}"
     );
     assert_eq!(
@@ -235,7 +235,7 @@ fn the_wall_lowers_only_through_declared_choices() {
     assert!(budgets.holds(&s.price(&bits)), "{bits}");
     assert!(
         bits.iter()
-            .all(|l| [2, 4, 8].contains(&l.w.get()) && [2, 4, 8].contains(&l.a.get())),
+            .all(|l| [2, 4, 8].contains(&l.w.width()) && [2, 4, 8].contains(&l.a.width())),
         "{bits}"
     );
     assert_ne!(
@@ -260,7 +260,7 @@ fn a_tied_wall_lowers_weight_and_activation_together() {
         assert!(budgets.holds(&s.price(&bits)), "{start} -> {bits}");
         assert!(
             bits.iter()
-                .all(|l| l.w == l.a && [2, 4, 8].contains(&l.w.get())),
+                .all(|l| l.w == l.a && [2, 4, 8].contains(&l.w.width())),
             "{start} -> {bits}"
         );
         for (o, n) in start.iter().zip(&bits) {

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::ExperimentError;
-use crate::quant::Bits;
+use crate::quant::Format;
 use crate::robust::{AttackConfig, SquareScope};
 use crate::train::{FinetuneConfig, LrSchedule};
 use crate::validate::{distinct, fraction, non_negative, positive, positive_count, FieldError};
@@ -175,7 +175,7 @@ impl RawAttack {
 
 impl DqConfig {
     pub fn check(self, path: &Path) -> Result<DqConfig, ExperimentError> {
-        if let Some(&b) = self.bits.iter().find(|&&b| Bits::new(b).is_err()) {
+        if let Some(&b) = self.bits.iter().find(|&&b| Format::new(b).is_err()) {
             return Err(ExperimentError::BitsOutOfRange {
                 path: path.to_path_buf(),
                 field: "dq.bits",

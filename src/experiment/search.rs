@@ -10,7 +10,7 @@ use super::error::ExperimentError;
 pub use super::fidelity::{Fidelities, LowFidelity};
 use crate::env::{BudgetConfig, Limit, Objectives};
 use crate::pareto::Objective;
-use crate::quant::Bits;
+use crate::quant::Format;
 use crate::robust::{robust_radii, AttackConfig, RobustMeasure};
 use crate::validate::{non_negative, positive, positive_count};
 
@@ -161,7 +161,8 @@ impl RawBits {
             });
         }
         for &v in &choices {
-            if Bits::new(v).is_err() {
+            // Integer widths the search space and the profiles' tables span, or unquantized.
+            if !((Format::MIN..=Format::MAX).contains(&v) || v == Format::FULL_VALUE) {
                 return Err(ExperimentError::BitsOutOfRange {
                     path: path.to_path_buf(),
                     field: "bits.choices",

@@ -24,7 +24,7 @@ use super::cycle_table::CycleTable;
 use super::error::HardwareError;
 use super::profile::Profile;
 use crate::model::{LayerKind, LayerShape};
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 
 /// A latency per (layer, w, a) for w, a in 1..=widths, in cycles.
 #[derive(Debug, Clone)]
@@ -57,9 +57,9 @@ impl Grid {
     }
 }
 
-/// `b` as `Bits` (1..=8 always are).
-fn bits_of(b: u8) -> Bits {
-    Bits::new(b).unwrap_or(Bits::FULL)
+/// `b` as `Format` (1..=8 always are).
+fn bits_of(b: u8) -> Format {
+    Format::new(b).unwrap_or(Format::FULL)
 }
 
 /// A profile's roofline terms per (layer, w, a), apart, so that its constants can be rescaled
@@ -239,7 +239,7 @@ pub fn agreement(
 
 /// Σ over `subset` of the grid at the policy's bits (full precision as the widest width).
 fn policy_total(g: &Grid, policy: &Policy, subset: &[usize]) -> f64 {
-    let clamp = |b: Bits| b.get().min(g.widths());
+    let clamp = |b: Format| b.width().min(g.widths());
     (subset.iter())
         .filter_map(|&l| policy.layers().get(l).map(|bits| (l, bits)))
         .map(|(l, bits)| g.at(l, clamp(bits.w), clamp(bits.a)))

@@ -56,7 +56,7 @@ fn policy_ratios_are_relative_to_uniform_8() {
     let policies = [
         (
             "8/8".to_string(),
-            Policy::uniform(53, Bits::new(8).unwrap()),
+            Policy::uniform(53, Format::new(8).unwrap()),
         ),
         ("haq".to_string(), Policy::parse(&text).unwrap()),
     ];
@@ -82,7 +82,7 @@ fn random_policies_follow_their_seed() {
     let all = a.iter().flat_map(|p| p.layers().iter());
     assert!(all
         .clone()
-        .all(|b| (2..=8).contains(&b.w.get()) && (2..=8).contains(&b.a.get())));
+        .all(|b| (2..=8).contains(&b.w.width()) && (2..=8).contains(&b.a.width())));
 }
 
 /// docs/haq-table.md's headline figures for bismo-cloud, unfitted, recomputed from the committed
@@ -93,7 +93,7 @@ fn bismo_cloud_against_haqs_table_as_documented() {
     let (layers, roofline, table) = haq();
     let policies = [(
         "4/4".to_string(),
-        Policy::uniform(53, Bits::new(4).unwrap()),
+        Policy::uniform(53, Format::new(4).unwrap()),
     )];
     let all: Vec<usize> = (0..53).collect();
     let a = agreement(&roofline, &table, &layers, &all, &policies);

@@ -141,7 +141,7 @@ impl ComputeModel {
 
     /// How `bits` runs; `None` only when no precision mode holds it.
     pub fn run(&self, bits: LayerBits) -> Option<ModeRun> {
-        let (w, a) = (bits.w.get(), bits.a.get());
+        let (w, a) = (bits.w.width(), bits.a.width());
         match self {
             ComputeModel::BitSerial(m) => {
                 let planes = f64::from(w) * f64::from(a);
@@ -220,10 +220,10 @@ fn lanes(fused: u8) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::Bits;
+    use crate::quant::Format;
 
     fn bits(w: u8, a: u8) -> LayerBits {
-        LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap())
+        LayerBits::new(Format::new(w).unwrap(), Format::new(a).unwrap())
     }
 
     #[test]

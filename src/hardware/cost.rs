@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::error::HardwareError;
 use super::profile::Profile;
 use crate::model::LayerShape;
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 
 /// A policy's price on the device: what the budgets constrain, and what config.json records as
 /// `uniform8` (field names and order are that file's format).
@@ -111,7 +111,9 @@ impl CostModel for Profile {
         }
         let mut cost = self.model_cost(layer, bits)?;
         if let Some(table) = &self.table {
-            if let Some((latency_s, energy_j)) = table.lookup(layer, bits.w.get(), bits.a.get())? {
+            if let Some((latency_s, energy_j)) =
+                table.lookup(layer, bits.w.width(), bits.a.width())?
+            {
                 cost.latency_s = latency_s;
                 cost.energy_j = energy_j;
                 cost.source = CostSource::Table;
@@ -130,8 +132,8 @@ impl Profile {
             .ok_or_else(|| HardwareError::NoMode {
                 profile: self.name.clone(),
                 layer: layer.name.clone(),
-                w: bits.w.get(),
-                a: bits.a.get(),
+                w: bits.w.width(),
+                a: bits.a.width(),
             })?;
         let batch = self.batch as f64;
         let bytes_of = |count: f64, bits: u8| (count * f64::from(bits) / 8.0).ceil();
@@ -270,7 +272,7 @@ pub fn compare_to_uniform8<M: CostModel + ?Sized>(
     layers: &[LayerShape],
     policy: &Policy,
 ) -> Result<Comparison, HardwareError> {
-    let eight = Bits::new(8)?;
+    let eight = Format::new(8)?;
     let policy_cost = policy_cost(model, layers, policy)?;
     let uniform8 = policy_cost_uniform(model, layers, eight)?;
     let ratio = Ratio {
@@ -288,7 +290,7 @@ pub fn compare_to_uniform8<M: CostModel + ?Sized>(
 fn policy_cost_uniform<M: CostModel + ?Sized>(
     model: &M,
     layers: &[LayerShape],
-    bits: Bits,
+    bits: Format,
 ) -> Result<PolicyCost, HardwareError> {
     policy_cost(model, layers, &Policy::uniform(layers.len(), bits))
 }

@@ -16,7 +16,7 @@ fn fc1() -> LayerShape {
 }
 
 fn bits(w: u8, a: u8) -> LayerBits {
-    LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap())
+    LayerBits::new(Format::new(w).unwrap(), Format::new(a).unwrap())
 }
 
 /// A 1 GHz device with 1 GB/s, 100 pJ/byte DRAM, 1 pJ/byte SRAM, no overhead, and `compute`.

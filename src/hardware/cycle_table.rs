@@ -24,7 +24,7 @@ use super::lookup::TableRow;
 use super::profile::Profile;
 use crate::model::LayerShape;
 use crate::npy::NpyI64;
-use crate::quant::{Bits, LayerBits};
+use crate::quant::{Format, LayerBits};
 
 /// A validated cycle table: every entry positive, widths 1..=B for both operands.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ impl CycleTable {
         }
         let widths = u8::try_from(w)
             .ok()
-            .filter(|&b| w == a && (Bits::MIN..=Bits::MAX).contains(&b))
+            .filter(|&b| w == a && (Format::MIN..=Format::MAX).contains(&b))
             .ok_or_else(|| shape_error("must have equal w and a dimensions of 1..=8 widths"))?;
         let mut cycles = Vec::with_capacity(npy.values.len());
         for (i, &v) in npy.values.iter().enumerate() {
@@ -100,9 +100,9 @@ impl CycleTable {
 
     /// Cycles of `layer` at (w, a); full precision reads B. `None` outside the table.
     pub fn cycles(&self, layer: usize, bits: LayerBits) -> Option<u64> {
-        let index = |b: Bits| match b.is_full() {
+        let index = |b: Format| match b.is_full() {
             true => Some(usize::from(self.widths) - 1),
-            false => (b.get() <= self.widths).then(|| usize::from(b.get()) - 1),
+            false => (b.width() <= self.widths).then(|| usize::from(b.width()) - 1),
         };
         let (w, a) = (index(bits.w)?, index(bits.a)?);
         let b = usize::from(self.widths);
@@ -133,7 +133,7 @@ pub fn cycle_table_rows(
                 .iter()
                 .map(move |&a| LayerBits::new(w, a))
         })
-        .chain([LayerBits::uniform(Bits::FULL)])
+        .chain([LayerBits::uniform(Format::FULL)])
         .collect();
     let mut rows = Vec::with_capacity(layers.len() * pairs.len());
     for (l, layer) in layers.iter().enumerate() {
@@ -150,8 +150,8 @@ pub fn cycle_table_rows(
                 layer: layer.name.clone(),
                 macs: layer.macs,
                 params: layer.params as u64,
-                w_bits: bits.w.get(),
-                a_bits: bits.a.get(),
+                w_bits: bits.w.width(),
+                a_bits: bits.a.width(),
                 latency_us: cycles as f64 / clock_hz * 1e6,
                 energy_uj: profile.model_cost(layer, bits)?.energy_j * 1e6,
             });

@@ -4,7 +4,7 @@ use crate::model::Arch;
 use crate::npy::tests::HAQ_TABLE;
 
 fn bits(w: u8, a: u8) -> LayerBits {
-    LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap())
+    LayerBits::new(Format::new(w).unwrap(), Format::new(a).unwrap())
 }
 
 fn table(shape: Vec<usize>, values: Vec<i64>) -> Result<CycleTable, HardwareError> {

@@ -14,7 +14,7 @@ use super::error::HardwareError;
 use super::profile::ProfileFile;
 use crate::atomic::write_atomic;
 use crate::model::LayerShape;
-use crate::quant::Bits;
+use crate::quant::Format;
 use crate::validate::positive;
 
 /// One row of a measured table.
@@ -53,7 +53,7 @@ pub struct Table {
 impl Table {
     /// Reads `path` and checks that each listed layer has a row for every pair of `precisions`,
     /// and for 32/32.
-    pub fn load(path: &Path, precisions: &[Bits]) -> Result<Table, HardwareError> {
+    pub fn load(path: &Path, precisions: &[Format]) -> Result<Table, HardwareError> {
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .from_path(path)
@@ -75,22 +75,22 @@ impl Table {
                 .map_err(|e| syntax(path, &e))?;
             table.insert(row, line)?;
         }
-        let mut pairs: Vec<(Bits, Bits)> = precisions
+        let mut pairs: Vec<(Format, Format)> = precisions
             .iter()
             .flat_map(|&w| precisions.iter().map(move |&a| (w, a)))
             .collect();
-        pairs.push((Bits::FULL, Bits::FULL));
+        pairs.push((Format::FULL, Format::FULL));
         for layer in table.layers.keys() {
             for &(w, a) in &pairs {
                 if !table
                     .entries
-                    .contains_key(&(layer.clone(), w.get(), a.get()))
+                    .contains_key(&(layer.clone(), w.width(), a.width()))
                 {
                     return Err(HardwareError::TableMissing {
                         path: path.to_path_buf(),
                         layer: layer.clone(),
-                        w: w.get(),
-                        a: a.get(),
+                        w: w.width(),
+                        a: a.width(),
                     });
                 }
             }
@@ -103,7 +103,7 @@ impl Table {
         let bits = |field: &str, value: i64| {
             u8::try_from(value)
                 .ok()
-                .filter(|&b| Bits::new(b).is_ok())
+                .filter(|&b| Format::new(b).is_ok())
                 .ok_or_else(|| HardwareError::TableBits {
                     path: path.clone(),
                     line,
@@ -229,7 +229,7 @@ pub fn calibration_rows(
     for (l, layer) in layers.iter().enumerate() {
         for &w in &widths {
             for &a in &widths {
-                let bits = crate::quant::LayerBits::new(Bits::new(w)?, Bits::new(a)?);
+                let bits = crate::quant::LayerBits::new(Format::new(w)?, Format::new(a)?);
                 rows.push(TableRow {
                     layer: layer.name.clone(),
                     macs: layer.macs,
@@ -332,7 +332,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
         std::fs::write(&path, csv).unwrap();
-        Table::load(&path, &[Bits::new(4).unwrap()])
+        Table::load(&path, &[Format::new(4).unwrap()])
     }
 
     /// Guards the FP32 reference's price: a table without 32/32 for a listed layer used to load,
@@ -372,7 +372,7 @@ mod tests {
         let csv = "layer,macs,params,w_bits,a_bits,latency_us,energy_uj\n\
                    fc1,1,2,4,4,1.5,0.25\nfc1,1,2,8,8,0,0.5\n";
         std::fs::write(&path, csv).unwrap();
-        let four = [Bits::new(4).unwrap()];
+        let four = [Format::new(4).unwrap()];
         let e = Table::load(&path, &four).unwrap_err();
         let msg = e.to_string();
         assert!(

@@ -11,7 +11,7 @@ use super::compute::{
 };
 use super::error::HardwareError;
 use super::lookup::Table;
-use crate::quant::Bits;
+use crate::quant::Format;
 use crate::validate::{non_negative, path_name, positive};
 
 /// A profile file as written, before any rule is checked.
@@ -64,7 +64,7 @@ pub struct Profile {
     pub(crate) sources: BTreeMap<String, String>,
     pub(crate) path: PathBuf,
     pub(crate) batch: u64,
-    pub(crate) precisions: Vec<Bits>,
+    pub(crate) precisions: Vec<Format>,
     pub(crate) clock_hz: f64,
     pub(crate) overhead_s: f64,
     pub(crate) memory: Memory,
@@ -96,7 +96,7 @@ impl Profile {
         self.batch
     }
     /// The supported bitwidths 1..=8 (full precision is always accepted on top).
-    pub fn precisions(&self) -> &[Bits] {
+    pub fn precisions(&self) -> &[Format] {
         &self.precisions
     }
     pub fn clock_hz(&self) -> f64 {
@@ -121,7 +121,7 @@ impl Profile {
         &self.digest
     }
     /// True when `b` is full precision or listed in `precisions`.
-    pub fn supports(&self, b: Bits) -> bool {
+    pub fn supports(&self, b: Format) -> bool {
         b.is_full() || self.precisions.contains(&b)
     }
 }
@@ -225,18 +225,18 @@ pub fn hex_sha256(parts: &[&[u8]]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn check_precisions(path: &Path, values: &[i64]) -> Result<Vec<Bits>, HardwareError> {
+fn check_precisions(path: &Path, values: &[i64]) -> Result<Vec<Format>, HardwareError> {
     if values.is_empty() {
         return Err(HardwareError::NoPrecisions {
             path: path.to_path_buf(),
         });
     }
-    let mut out: Vec<Bits> = Vec::new();
+    let mut out: Vec<Format> = Vec::new();
     for (i, &v) in values.iter().enumerate() {
         let bits = u8::try_from(v)
             .ok()
-            .filter(|b| (Bits::MIN..=Bits::MAX).contains(b))
-            .and_then(|b| Bits::new(b).ok())
+            .filter(|b| (Format::MIN..=Format::MAX).contains(b))
+            .and_then(|b| Format::new(b).ok())
             .ok_or_else(|| HardwareError::PrecisionOutOfRange {
                 path: path.to_path_buf(),
                 field: format!("precisions[{i}]"),
@@ -301,7 +301,7 @@ fn check_compute(path: &Path, file: ComputeFile) -> Result<ComputeModel, Hardwar
 fn mode_bits(path: &Path, field: &str, value: i64) -> Result<u8, HardwareError> {
     u8::try_from(value)
         .ok()
-        .filter(|&b| Bits::new(b).is_ok())
+        .filter(|&b| Format::new(b).is_ok())
         .ok_or_else(|| HardwareError::ModeBitsOutOfRange {
             path: path.to_path_buf(),
             field: field.to_string(),

@@ -7,7 +7,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use super::super::vit::{vit, VitSize};
 use super::super::{Arch, Attention, LayerKind, Model, Op, ShapeError};
 use crate::quant::{
-    calibrate_layer, calibrate_layer_signed, Bits, ClipMethod, Clips, LayerBits, Policy, Quantizer,
+    calibrate_layer, calibrate_layer_signed, ClipMethod, Clips, Format, LayerBits, Policy,
+    Quantizer,
 };
 
 const TINY: VitSize = VitSize {
@@ -149,11 +150,11 @@ fn clips(m: &Model, x: &Tensor) -> Clips {
 /// The policy of `m` with every weighted layer at full precision and the attention matmuls at
 /// `w`/`a`, with `clips`.
 fn attention_at(m: &Model, w: u8, a: u8, clips: &Clips) -> Quantizer {
-    let bits = |b: u8| Bits::new(b).unwrap();
+    let bits = |b: u8| Format::new(b).unwrap();
     let layers = (m.shapes().iter())
         .map(|l| match l.kind {
             LayerKind::Matmul => LayerBits::new(bits(w), bits(a)),
-            _ => LayerBits::uniform(Bits::FULL),
+            _ => LayerBits::uniform(Format::FULL),
         })
         .collect();
     Quantizer::new(Policy::new(layers), clips.clone())

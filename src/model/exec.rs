@@ -387,9 +387,10 @@ impl Model {
         // elsewhere the input is fake-quantized here, and the first layer's then standardized.
         let signed = self.signed_inputs().get(li).copied().unwrap_or(false);
         let (xin, act) = match (op, li) {
-            (Op::Conv { .. }, 1..) if !signed => {
-                let act = (!lq.bits.a.is_full()).then(|| ActGrid {
-                    bits: lq.bits.a.get(),
+            // The kernels apply integer grids only; a minifloat input is rounded first, below.
+            (Op::Conv { .. }, 1..) if !signed && lq.bits.a.is_plain() => {
+                let act = (lq.bits.a.int_bits()).map(|bits| ActGrid {
+                    bits,
                     clip: lq.clip,
                 });
                 (h.clone(), act)

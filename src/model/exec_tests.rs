@@ -4,7 +4,7 @@
 use super::super::Arch;
 use super::*;
 use crate::ops::test_util::max_abs_diff;
-use crate::quant::{Bits, Policy};
+use crate::quant::{Format, Policy};
 use candle_core::Device;
 
 /// The conv + pool fusion changes no value: logits and every parameter's gradient equal
@@ -15,7 +15,7 @@ fn fused_pool_gives_the_unfused_logits_and_gradients() {
         let m = Model::new(arch, (1, 28, 28), 10, 4).unwrap();
         let n = m.shapes().len();
         let x = Tensor::rand(0f32, 1f32, (3, 1, 28, 28), &Device::Cpu).unwrap();
-        let bits = Policy::uniform(n, Bits::new(4).unwrap());
+        let bits = Policy::uniform(n, Format::new(4).unwrap());
         let quant = Quantizer::new(bits, vec![[1.0; 8]; n]);
         for q in [None, Some(&quant)] {
             let pass = |fuse: bool| {

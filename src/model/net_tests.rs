@@ -1,7 +1,7 @@
 //! Models: forward shapes and traces, seeded weights and checkpoints, quantized forwards.
 
 use super::*;
-use crate::quant::{Bits, Policy, Quantizer};
+use crate::quant::{Format, Policy, Quantizer};
 
 #[test]
 fn forward_shapes_and_trace() {
@@ -45,8 +45,11 @@ fn quantized_forward_differs_and_full_policy_does_not() {
     let m = Model::new(Arch::Mlp, (1, 28, 28), 10, 2).unwrap();
     let x = Tensor::rand(0f32, 1f32, (4, 1, 28, 28), &Device::Cpu).unwrap();
     let fp = m.forward(&x, None).unwrap();
-    let full = Quantizer::new(Policy::uniform(3, Bits::FULL), vec![[1.0; 8]; 3]);
-    let two = Quantizer::new(Policy::uniform(3, Bits::new(2).unwrap()), vec![[1.0; 8]; 3]);
+    let full = Quantizer::new(Policy::uniform(3, Format::FULL), vec![[1.0; 8]; 3]);
+    let two = Quantizer::new(
+        Policy::uniform(3, Format::new(2).unwrap()),
+        vec![[1.0; 8]; 3],
+    );
     let diff = |a: &Tensor, b: &Tensor| {
         (a - b)
             .unwrap()

@@ -312,7 +312,7 @@ fn a_vit_checkpoint_keeps_every_parameter() {
 #[test]
 fn an_8_bit_vit_keeps_its_negative_activations() {
     use crate::quant::Quantizer;
-    use crate::quant::{calibrate_layer, calibrate_layer_signed, Bits, ClipMethod, Policy};
+    use crate::quant::{calibrate_layer, calibrate_layer_signed, ClipMethod, Format, Policy};
     let m = Model::from_graph(vit("tiny", TINY, 3), (1, 8, 8), 3, 2).unwrap();
     let x = Tensor::rand(0f32, 1f32, (4, 1, 8, 8), &Device::Cpu).unwrap();
     let trace = m.forward_trace(&x, None).unwrap();
@@ -322,7 +322,7 @@ fn an_8_bit_vit_keeps_its_negative_activations() {
             false => calibrate_layer(&vec_of(t), ClipMethod::Max),
         })
         .collect::<Vec<_>>();
-    let q = Quantizer::new(Policy::uniform(10, Bits::new(8).unwrap()), clips);
+    let q = Quantizer::new(Policy::uniform(10, Format::new(8).unwrap()), clips);
     let full = vec_of(&trace.logits);
     let quant = vec_of(&m.forward(&x, Some(&q)).unwrap());
     let spread = full.iter().fold(0f32, |a, v| a.max(v.abs()));

@@ -65,7 +65,7 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
     (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
 }
 
-/// Bits of a tensor's values, so signed zeros and NaN payloads count as different.
+/// Format of a tensor's values, so signed zeros and NaN payloads count as different.
 pub(crate) fn value_bits(t: &Tensor) -> Vec<u32> {
     let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     v.iter().map(|x| x.to_bits()).collect()

@@ -1,90 +1,28 @@
-//! Bitwidths: `Bits` (1..=8 or full precision), `LayerBits { w, a }` and `Policy`, with the
-//! string form `8/8,4/4,2/4` and the JSON form `{"model": .., "layers": [{"name", "w_bits", "a_bits"}]}`.
+//! Policies: `LayerBits { w, a }` (one `Format` per operand) and `Policy`, with the string form
+//! `8/8,4/4,fp8e4m3/int16` and the JSON form `{"model": .., "layers": [{"name", "w_bits",
+//! "a_bits"}]}` (plus `w_format`/`a_format` where a format is not an integer).
 
 use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::QuantError;
-
-/// A checked bitwidth: 1..=8 for quantized operands, or full precision (written `32`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u8", into = "u8")]
-pub struct Bits(u8);
-
-impl Bits {
-    /// The value that stands for "not quantized" in every file and string form.
-    pub const FULL_VALUE: u8 = 32;
-    pub const FULL: Bits = Bits(Self::FULL_VALUE);
-    pub const MIN: u8 = 1;
-    pub const MAX: u8 = 8;
-
-    pub fn new(value: u8) -> Result<Self, QuantError> {
-        if (Self::MIN..=Self::MAX).contains(&value) || value == Self::FULL_VALUE {
-            Ok(Bits(value))
-        } else {
-            Err(QuantError::BitsOutOfRange {
-                value: value as i64,
-            })
-        }
-    }
-
-    pub fn is_full(self) -> bool {
-        self.0 == Self::FULL_VALUE
-    }
-
-    /// The number of bits; 32 for full precision.
-    pub fn get(self) -> u8 {
-        self.0
-    }
-}
-
-impl TryFrom<u8> for Bits {
-    type Error = QuantError;
-    fn try_from(value: u8) -> Result<Self, Self::Error> {
-        Bits::new(value)
-    }
-}
-
-impl From<Bits> for u8 {
-    fn from(b: Bits) -> u8 {
-        b.0
-    }
-}
-
-impl fmt::Display for Bits {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl std::str::FromStr for Bits {
-    type Err = QuantError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let v: i64 = s.trim().parse().map_err(|_| QuantError::BitsNotANumber {
-            text: s.to_string(),
-        })?;
-        u8::try_from(v)
-            .map_err(|_| QuantError::BitsOutOfRange { value: v })
-            .and_then(Bits::new)
-    }
-}
+use super::{Format, Operand, QuantError};
 
 /// The weight and activation bitwidths of one quantizable layer. Ordered by weight bits, then
 /// activation bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LayerBits {
-    pub w: Bits,
-    pub a: Bits,
+    pub w: Format,
+    pub a: Format,
 }
 
 impl LayerBits {
-    pub fn new(w: Bits, a: Bits) -> Self {
+    pub fn new(w: Format, a: Format) -> Self {
         LayerBits { w, a }
     }
 
-    pub fn uniform(b: Bits) -> Self {
+    pub fn uniform(b: Format) -> Self {
         LayerBits { w: b, a: b }
     }
 }
@@ -110,12 +48,69 @@ pub struct PolicyFile {
     pub layers: Vec<PolicyFileLayer>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One layer of a policy file (and of best-policy.json): `w_bits`/`a_bits` hold each operand's
+/// width in bits (32 unquantized), and `w_format`/`a_format` name a format that is not an
+/// integer (`fp8e4m3` with `w_bits` 8), so a reader that knows only widths still reads them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFileLayer {
     pub name: String,
-    pub w_bits: Bits,
-    pub a_bits: Bits,
+    pub w_bits: u8,
+    pub a_bits: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w_format: Option<Format>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a_format: Option<Format>,
+}
+
+impl PolicyFileLayer {
+    /// The file form of one layer's formats.
+    pub fn new(name: &str, bits: LayerBits) -> Self {
+        let named = |f: Format| (!f.is_plain()).then_some(f);
+        PolicyFileLayer {
+            name: name.to_string(),
+            w_bits: bits.w.width(),
+            a_bits: bits.a.width(),
+            w_format: named(bits.w),
+            a_format: named(bits.a),
+        }
+    }
+
+    /// The layer's formats: the named one where given (its width must agree with the
+    /// `_bits` field), else the integer width; each checked against its operand.
+    pub fn bits(&self) -> Result<LayerBits, QuantError> {
+        let read = |bits: u8, format: Option<Format>, field: &'static str, operand| {
+            let f = match format {
+                Some(f) if f.width() != bits => {
+                    return Err(QuantError::WidthMismatch {
+                        layer: self.name.clone(),
+                        field,
+                        bits,
+                        format: f.name(),
+                        width: f.width(),
+                    })
+                }
+                Some(f) => f,
+                None => Format::new(bits)?,
+            };
+            check_operand(f, operand)
+        };
+        Ok(LayerBits {
+            w: read(self.w_bits, self.w_format, "w_bits", Operand::Weight)?,
+            a: read(self.a_bits, self.a_format, "a_bits", Operand::Activation)?,
+        })
+    }
+}
+
+/// `format`, if `operand` may take it.
+fn check_operand(format: Format, operand: Operand) -> Result<Format, QuantError> {
+    match format.allowed_for(operand) {
+        true => Ok(format),
+        false => Err(QuantError::WrongOperand {
+            format: format.name(),
+            operand,
+        }),
+    }
 }
 
 impl Policy {
@@ -123,7 +118,7 @@ impl Policy {
         Policy(layers)
     }
 
-    pub fn uniform(n_layers: usize, bits: Bits) -> Self {
+    pub fn uniform(n_layers: usize, bits: Format) -> Self {
         Policy(vec![LayerBits::uniform(bits); n_layers])
     }
 
@@ -155,7 +150,8 @@ impl Policy {
         self.0.is_empty()
     }
 
-    /// Parses `8/8,4/4,2/4` (weight/activation per layer, `32` = unquantized).
+    /// Parses `8/8,4/4,2/4,fp8e4m3/int16` (weight/activation per layer, `32` = unquantized;
+    /// each operand any format `Format` reads that the operand may take).
     pub fn parse(text: &str) -> Result<Self, QuantError> {
         let mut layers = Vec::new();
         for (index, item) in text.split(',').enumerate() {
@@ -175,14 +171,16 @@ impl Policy {
                     });
                 }
             }
-            let w: Bits = w.parse().map_err(|e| QuantError::InLayer {
+            let in_layer = |e| QuantError::InLayer {
                 index,
                 source: Box::new(e),
-            })?;
-            let a: Bits = a.parse().map_err(|e| QuantError::InLayer {
-                index,
-                source: Box::new(e),
-            })?;
+            };
+            let w =
+                (w.parse().and_then(|f| check_operand(f, Operand::Weight))).map_err(in_layer)?;
+            let a = (a
+                .parse()
+                .and_then(|f| check_operand(f, Operand::Activation)))
+            .map_err(in_layer)?;
             layers.push(LayerBits { w, a });
         }
         Ok(Policy(layers))
@@ -210,12 +208,19 @@ impl Policy {
         }
         let names: Vec<&str> = file.layers.iter().map(|l| l.name.as_str()).collect();
         check_names(&names, layer_names)?;
-        Ok(Policy(
-            file.layers
-                .iter()
-                .map(|l| LayerBits::new(l.w_bits, l.a_bits))
-                .collect(),
-        ))
+        let layers = file.layers.iter().enumerate().map(|(index, l)| {
+            l.bits().map_err(|e| QuantError::InLayer {
+                index,
+                source: Box::new(e),
+            })
+        });
+        let layers = layers
+            .collect::<Result<_, _>>()
+            .map_err(|source| QuantError::InFile {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            })?;
+        Ok(Policy(layers))
     }
 
     /// The JSON form, naming each layer.
@@ -226,11 +231,7 @@ impl Policy {
                 .0
                 .iter()
                 .zip(layer_names)
-                .map(|(b, n)| PolicyFileLayer {
-                    name: n.to_string(),
-                    w_bits: b.w,
-                    a_bits: b.a,
-                })
+                .map(|(b, n)| PolicyFileLayer::new(n, *b))
                 .collect(),
         }
     }
@@ -304,19 +305,62 @@ mod tests {
     fn parses_and_prints_the_string_form() {
         let p = Policy::parse("8/8,4/4,2/4,32/8, 1/32").unwrap();
         assert_eq!(p.len(), 5);
-        assert_eq!(p.layers()[2], LayerBits::new(Bits(2), Bits(4)));
+        assert_eq!(
+            p.layers()[2],
+            LayerBits::new(Format::new(2).unwrap(), Format::new(4).unwrap())
+        );
         assert!(p.layers()[3].w.is_full());
         assert_eq!(p.to_string(), "8/8,4/4,2/4,32/8,1/32");
     }
 
     #[test]
+    fn formats_parse_print_and_file_round_trip() {
+        let p = Policy::parse("fp8e4m3/fp8e4m3,int8/int16,int4g32/bf16,32/fp16").unwrap();
+        assert_eq!(p.to_string(), "fp8e4m3/fp8e4m3,8/16,int4g32/bf16,32/fp16");
+        assert_eq!(Policy::parse(&p.to_string()).unwrap(), p);
+        let names = ["a", "b", "c", "d"];
+        let file = p.to_file("m", &names);
+        let json = serde_json::to_value(&file).unwrap();
+        assert_eq!(json["layers"][0]["w_bits"], 8);
+        assert_eq!(json["layers"][0]["w_format"], "fp8e4m3");
+        assert_eq!(json["layers"][1]["a_bits"], 16);
+        assert!(
+            json["layers"][1].get("a_format").is_none(),
+            "integers stay plain: {json}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        std::fs::write(&path, json.to_string()).unwrap();
+        assert_eq!(Policy::from_json_file(&path, "m", &names).unwrap(), p);
+        // A width that disagrees with the named format is refused, naming layer and field.
+        let bad = json.to_string().replacen("\"w_bits\":8", "\"w_bits\":4", 1);
+        std::fs::write(&path, bad).unwrap();
+        let err = Policy::from_json_file(&path, "m", &names)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("p.json") && err.contains("layer a") && err.contains("w_bits is 4"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn bits_outside_range_are_rejected() {
-        for bad in ["0/8", "9/8", "8/16", "-1/8", "300/8"] {
+        for bad in [
+            "0/8",
+            "9/8",
+            "8/17",
+            "-1/8",
+            "300/8",
+            "8/int4g32",
+            "int16/8",
+            "fp9/8",
+        ] {
             let err = Policy::parse(bad).unwrap_err().to_string();
             assert!(err.contains("layer 0"), "{bad}: {err}");
         }
         assert!(matches!(
-            Bits::new(0),
+            Format::new(0),
             Err(QuantError::BitsOutOfRange { value: 0 })
         ));
     }
@@ -397,9 +441,13 @@ mod tests {
         let mut p: Policy = Policy::parse("8/4,2/32").unwrap().iter().copied().collect();
         assert_eq!(
             (p[1], p.get(1), p.get(2)),
-            (LayerBits::new(Bits(2), Bits::FULL), Some(p[1]), None)
+            (
+                LayerBits::new(Format::new(2).unwrap(), Format::FULL),
+                Some(p[1]),
+                None
+            )
         );
-        p.layers_mut()[0].a = Bits(2);
+        p.layers_mut()[0].a = Format::new(2).unwrap();
         assert_eq!(
             (&p).into_iter().map(|b| b.to_string()).collect::<Vec<_>>(),
             ["8/2", "2/32"]

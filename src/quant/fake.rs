@@ -4,12 +4,15 @@
 //! `s = max|w_c| / n`, `q = clamp(round(w / s), -n, n) · s`; 1 bit is `sign(w) · mean|w_c|`
 //! (there is no symmetric 1-bit grid with zero). Activations: unsigned with clip `c`,
 //! `L = 2^a - 1`, `q = round(clamp(x, 0, c) / c · L) · c / L`.
+//! Group-wise integers (`int4g32`) take the weight grid per group of consecutive inputs of a
+//! channel; minifloat weights round per channel after scaling (`minifloat.rs`), and minifloat
+//! activations round after one scale mapping the clip to the format's largest finite value.
 //! The backward pass is the identity, which is exactly `x + (q(x) - x).detach()`: the scale is
 //! detached too, and one fused pass avoids the temporaries of the detach formulation.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::Bits;
+use super::{Format, Kind, Minifloat};
 
 /// Quantizes `w` (row-major, `channels` rows) per row, symmetric, to `bits` (1..=8).
 pub fn quantize_weight_values(w: &[f32], channels: usize, bits: u8) -> Vec<f32> {
@@ -35,6 +38,38 @@ pub fn quantize_weight_values(w: &[f32], channels: usize, bits: u8) -> Vec<f32> 
         out.extend(row.iter().map(|&v| round(v / s).clamp(-n, n) * s));
     }
     out
+}
+
+/// Quantizes `w` (row-major, `channels` rows) with one symmetric `bits` grid per group of
+/// `group` consecutive values of a row (the last group of a row may be shorter; a row shorter
+/// than `group` is one group), as `quantize_weight_values` quantizes a row.
+pub fn quantize_weight_groups(w: &[f32], channels: usize, bits: u8, group: usize) -> Vec<f32> {
+    let per = w.len().checked_div(channels).unwrap_or(0).max(1);
+    let mut out = Vec::with_capacity(w.len());
+    for row in w.chunks(per) {
+        for g in row.chunks(group.max(1)) {
+            out.extend(quantize_weight_values(g, 1, bits));
+        }
+    }
+    out
+}
+
+/// Quantizes `w` (row-major, `channels` rows) to `format` as the weight fake-quantizer does.
+pub fn quantize_weight_format(w: &[f32], channels: usize, format: Format) -> Vec<f32> {
+    match format.kind() {
+        Kind::Full => w.to_vec(),
+        Kind::Int(bits) => quantize_weight_values(w, channels, bits),
+        Kind::GroupInt { bits, group } => quantize_weight_groups(w, channels, bits, group),
+        Kind::Float(m) if scaled(m) => super::quantize_minifloat_scaled(w, channels, m),
+        Kind::Float(m) => m.round_values(w),
+    }
+}
+
+/// Whether a minifloat is scaled into its range before rounding: fp8, whose range is narrow,
+/// is (per channel for weights, by the clip for activations, as fp8 deployments scale);
+/// fp16 and bf16 are plain casts, as deployments run them.
+pub fn scaled(m: Minifloat) -> bool {
+    m.bits() <= 8
 }
 
 /// Per output channel: the integer codes and the scale of bitsearch's weight quantizer
@@ -151,7 +186,7 @@ pub(super) fn input_slice<'a>(
 }
 
 struct WeightQuant {
-    bits: u8,
+    format: Format,
 }
 
 impl CustomOp1 for WeightQuant {
@@ -162,7 +197,7 @@ impl CustomOp1 for WeightQuant {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let w = input_slice(s, l)?;
         let channels = l.dims().first().copied().unwrap_or(1);
-        let q = quantize_weight_values(w, channels, self.bits);
+        let q = quantize_weight_format(w, channels, self.format);
         Ok((CpuStorage::F32(q), l.shape().clone()))
     }
 
@@ -199,23 +234,65 @@ impl CustomOp1 for ActQuant {
     }
 }
 
-/// Fake-quantizes a weight tensor per output channel; full precision returns it unchanged.
-pub fn fake_quant_weight(w: &Tensor, bits: Bits) -> candle_core::Result<Tensor> {
-    if bits.is_full() {
+/// Fake-quantizes a weight tensor per output channel (per group for group-wise formats); full
+/// precision returns it unchanged.
+pub fn fake_quant_weight(w: &Tensor, format: Format) -> candle_core::Result<Tensor> {
+    if format.is_full() {
         return Ok(w.clone());
     }
-    w.contiguous()?.apply_op1(WeightQuant { bits: bits.get() })
+    w.contiguous()?.apply_op1(WeightQuant { format })
 }
 
-/// Fake-quantizes an activation tensor over [0, clip]; full precision returns it unchanged.
-pub fn fake_quant_act(x: &Tensor, bits: Bits, clip: f32) -> candle_core::Result<Tensor> {
-    if bits.is_full() {
-        return Ok(x.clone());
+/// Fake-quantizes an activation tensor: an integer format over [0, clip], a minifloat scaled
+/// so that `clip` meets its largest finite value (fp8) or cast (fp16, bf16); full precision
+/// returns it unchanged.
+pub fn fake_quant_act(x: &Tensor, format: Format, clip: f32) -> candle_core::Result<Tensor> {
+    match format.kind() {
+        Kind::Int(bits) => x.contiguous()?.apply_op1(ActQuant(ActGrid { bits, clip })),
+        Kind::Float(m) => fake_quant_act_float(x, m, clip),
+        Kind::Full | Kind::GroupInt { .. } => Ok(x.clone()),
     }
-    x.contiguous()?.apply_op1(ActQuant(ActGrid {
-        bits: bits.get(),
-        clip,
-    }))
+}
+
+/// A minifloat activation: `s = clip / max_finite` for a scaled format (1 when the clip is not
+/// positive), `q = round(x / s) · s`, saturating at ± the clip; straight-through gradient.
+pub fn fake_quant_act_float(x: &Tensor, m: Minifloat, clip: f32) -> candle_core::Result<Tensor> {
+    let scale = match scaled(m) && clip > 0.0 {
+        true => clip / m.max_finite(),
+        false => 1.0,
+    };
+    x.contiguous()?.apply_op1(FloatActQuant { m, scale })
+}
+
+/// The values `fake_quant_act_float` computes.
+pub fn quantize_act_float_values(x: &[f32], m: Minifloat, scale: f32) -> Vec<f32> {
+    x.iter().map(|&v| m.round(v / scale) * scale).collect()
+}
+
+struct FloatActQuant {
+    m: Minifloat,
+    scale: f32,
+}
+
+impl CustomOp1 for FloatActQuant {
+    fn name(&self) -> &'static str {
+        "fake-quant-act-float"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = input_slice(s, l)?;
+        let q = quantize_act_float_values(x, self.m, self.scale);
+        Ok((CpuStorage::F32(q), l.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.clone()))
+    }
 }
 
 #[cfg(test)]
@@ -348,7 +425,7 @@ mod tests {
         let w = Var::new(&[[0.3f32, -0.7], [0.1, 0.2]], &dev).unwrap();
         let x = Var::new(&[0.2f32, 5.0], &dev).unwrap();
         let coef = Tensor::new(&[[1f32, 2.], [3., 4.]], &dev).unwrap();
-        let lw = (fake_quant_weight(w.as_tensor(), Bits::new(2).unwrap()).unwrap() * &coef)
+        let lw = (fake_quant_weight(w.as_tensor(), Format::new(2).unwrap()).unwrap() * &coef)
             .unwrap()
             .sum_all()
             .unwrap();
@@ -357,7 +434,7 @@ mod tests {
             g.get(&w).unwrap().to_vec2::<f32>().unwrap(),
             vec![vec![1., 2.], vec![3., 4.]]
         );
-        let lx = (fake_quant_act(x.as_tensor(), Bits::new(2).unwrap(), 1.0).unwrap() * 3.0)
+        let lx = (fake_quant_act(x.as_tensor(), Format::new(2).unwrap(), 1.0).unwrap() * 3.0)
             .unwrap()
             .sum_all()
             .unwrap();
@@ -369,7 +446,71 @@ mod tests {
     #[test]
     fn full_precision_is_the_identity() {
         let t = Tensor::new(&[0.123f32, -4.5], &Device::Cpu).unwrap();
-        let q = fake_quant_weight(&t, Bits::FULL).unwrap();
+        let q = fake_quant_weight(&t, Format::FULL).unwrap();
         assert_eq!(q.to_vec1::<f32>().unwrap(), vec![0.123, -4.5]);
+    }
+
+    #[test]
+    fn group_int4_scales_each_group_of_a_row() {
+        // One row of 6: groups of 4 and 2; each group's largest magnitude is exact on its grid.
+        let w = [0.7, -0.1, 0.35, 0.05, 10.0, -3.0];
+        let q = quantize_weight_format(&w, 1, Format::INT4_G32);
+        assert_eq!(
+            q,
+            quantize_weight_values(&w, 1, 4),
+            "a row shorter than its group is one group"
+        );
+        let q = quantize_weight_groups(&w, 1, 4, 4);
+        let (first, second) = (
+            quantize_weight_values(&w[..4], 1, 4),
+            quantize_weight_values(&w[4..], 1, 4),
+        );
+        assert_eq!(q, [first, second].concat());
+        assert_eq!((q[0], q[4]), (0.7, 10.0));
+        // Two rows of 4 with group 2: four groups, none sharing a scale.
+        let w2 = [1.0, 0.5, 100.0, 1.0, 0.01, 0.002, 3.0, -3.0];
+        let q2 = quantize_weight_groups(&w2, 2, 4, 2);
+        assert_eq!(
+            (q2[0], q2[2], q2[6]),
+            (1.0, 100.0, 3.0),
+            "each group's max is exact"
+        );
+        assert!(
+            (q2[1] - 0.5).abs() <= 0.5 / 7.0,
+            "the small group keeps its resolution"
+        );
+        assert_eq!(
+            q2[4], 0.01,
+            "beside 3.0 in one per-channel grid of 7 levels it would be 0"
+        );
+        assert_eq!(quantize_weight_values(&w2[4..], 1, 4)[0], 0.0);
+    }
+
+    #[test]
+    fn float_formats_scale_as_deployments_do() {
+        let dev = Device::Cpu;
+        // fp16 activations are a plain cast: an fp16 value stays, an f32 one rounds.
+        let x = Tensor::new(&[1.5f32, 1.0 + 1.0 / 4096.0, 70000.0], &dev).unwrap();
+        let q: Vec<f32> = fake_quant_act(&x, Format::FP16, 2.0)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(q, [1.5, 1.0, 65504.0], "round to nearest even, saturating");
+        // fp8e4m3 activations: the clip meets 448, beyond it saturates to the clip.
+        let x = Tensor::new(&[3.0f32, 5.0, -5.0, 0.0], &dev).unwrap();
+        let q: Vec<f32> = fake_quant_act(&x, Format::FP8_E4M3, 3.0)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(q, [3.0, 3.0, -3.0, 0.0]);
+        // fp8 weights: one scale per output channel, as quantize_minifloat_scaled.
+        let w = [0.3f32, -0.2, 0.1, 50.0, 1.0, -7.0];
+        let expected = crate::quant::quantize_minifloat_scaled(&w, 2, Minifloat::FP8_E4M3FN);
+        assert_eq!(quantize_weight_format(&w, 2, Format::FP8_E4M3), expected);
+        assert_eq!(
+            expected[0], 0.3,
+            "each channel's largest magnitude is exact"
+        );
+        assert_eq!(expected[3], 50.0);
     }
 }

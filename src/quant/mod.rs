@@ -4,16 +4,19 @@
 mod bits;
 mod calib;
 mod fake;
+mod format;
 mod minifloat;
 mod quantizer;
 mod signed;
 
-pub use bits::{Bits, LayerBits, Policy, PolicyFile, PolicyFileLayer};
+pub use bits::{LayerBits, Policy, PolicyFile, PolicyFileLayer};
 pub use calib::{calibrate_layer, ClipMethod, LayerClips};
 pub use fake::{
-    fake_quant_act, fake_quant_weight, quantize_act_values, quantize_weight_values, weight_codes,
-    ActGrid,
+    fake_quant_act, fake_quant_act_float, fake_quant_weight, quantize_act_float_values,
+    quantize_act_values, quantize_weight_format, quantize_weight_groups, quantize_weight_values,
+    scaled as minifloat_scaled, weight_codes, ActGrid,
 };
+pub use format::{Format, Kind, Operand, FORMAT_NAMES};
 pub use minifloat::{
     fake_quant_minifloat, fake_quant_minifloat_scaled, quantize_minifloat_scaled, Minifloat,
     MinifloatError, Specials,
@@ -27,10 +30,12 @@ use std::path::PathBuf;
 /// Errors from parsing bitwidths and policies.
 #[derive(Debug, thiserror::Error)]
 pub enum QuantError {
-    #[error("bitwidth must be 1..=8 or 32 (full precision), got {value}")]
+    #[error("bitwidth must be 1..=16 or 32 (full precision), got {value}")]
     BitsOutOfRange { value: i64 },
-    #[error("bitwidth must be a whole number, got \"{text}\"")]
+    #[error("unknown format \"{text}\": expected {}", FORMAT_NAMES)]
     BitsNotANumber { text: String },
+    #[error("{format} is not a{} format (weights take up to int8 and the float formats; group-wise int4 is for weights only)", if *operand == Operand::Weight { " weight" } else { "n activation" })]
+    WrongOperand { format: String, operand: Operand },
     #[error("policy layer {index}: expected W/A (e.g. 4/8), got \"{text}\"")]
     MalformedLayer { index: usize, text: String },
     #[error("policy layer {index}: \"{text}\" has no {operand} bitwidth ({field}): expected W/A, e.g. 4/8")]
@@ -62,6 +67,19 @@ pub enum QuantError {
         index: usize,
         expected: String,
         got: String,
+    },
+    #[error("layer {layer}: {field} is {bits}, but its format {format} is {width} bits wide")]
+    WidthMismatch {
+        layer: String,
+        field: &'static str,
+        bits: u8,
+        format: String,
+        width: u8,
+    },
+    #[error("{}: {source}", path.display())]
+    InFile {
+        path: PathBuf,
+        source: Box<QuantError>,
     },
     #[error("{}: {source}", path.display())]
     Io {

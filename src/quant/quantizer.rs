@@ -6,7 +6,7 @@
 //! first operand at `a` bits and its second at `w` bits, each with its own calibrated clip
 //! (`Clips::operand` holds the second's).
 
-use super::{Bits, LayerBits, LayerClips, Policy};
+use super::{Format, Kind, LayerBits, LayerClips, Policy};
 
 /// What one quantizable layer does in a quantized forward pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,9 +58,12 @@ impl Quantizer {
 
     pub fn layer(&self, index: usize) -> Option<LayerQuant> {
         let bits = *self.policy.layers().get(index)?;
-        let at = |clips: &LayerClips, b: Bits| match b {
-            b if b.is_full() => 0.0,
-            b => clips[(b.get() - 1) as usize],
+        // Integers wider than 8 bits take the 8-bit clip, and so do minifloats (scaled by it):
+        // the widest clip calibrated, which the `max` and percentile methods give every width.
+        let at = |clips: &LayerClips, b: Format| match b.kind() {
+            Kind::Full | Kind::GroupInt { .. } => 0.0,
+            Kind::Int(bits) => clips[(bits.min(Format::MAX) - 1) as usize],
+            Kind::Float(_) => clips[(Format::MAX - 1) as usize],
         };
         let clip = at(self.clips.input.get(index)?, bits.a);
         let operand_clip = match self.clips.operand.get(index) {
@@ -78,7 +81,7 @@ impl Quantizer {
 impl LayerQuant {
     pub fn full() -> Self {
         LayerQuant {
-            bits: LayerBits::uniform(Bits::FULL),
+            bits: LayerBits::uniform(Format::FULL),
             clip: 0.0,
             operand_clip: 0.0,
         }

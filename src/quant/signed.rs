@@ -12,7 +12,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::{calibrate_layer, ActGrid, Bits, ClipMethod, LayerClips};
+use super::{calibrate_layer, ActGrid, ClipMethod, Format, Kind, LayerClips};
 
 /// The unsigned grid of the positive half of the signed `bits`-bit grid.
 pub fn signed_half(bits: u8, clip: f32) -> ActGrid {
@@ -37,14 +37,13 @@ pub fn quantize_act_signed_values(x: &[f32], bits: u8, clip: f32) -> Vec<f32> {
 
 /// Fake-quantizes an activation tensor to the signed grid over [−clip, clip]; full precision
 /// returns it unchanged.
-pub fn fake_quant_act_signed(x: &Tensor, bits: Bits, clip: f32) -> candle_core::Result<Tensor> {
-    if bits.is_full() {
-        return Ok(x.clone());
+pub fn fake_quant_act_signed(x: &Tensor, bits: Format, clip: f32) -> candle_core::Result<Tensor> {
+    match bits.kind() {
+        Kind::Int(bits) => x.contiguous()?.apply_op1(SignedQuant { bits, clip }),
+        // A minifloat is signed already: the same quantizer as an unsigned operand's.
+        Kind::Float(m) => super::fake::fake_quant_act_float(x, m, clip),
+        Kind::Full | Kind::GroupInt { .. } => Ok(x.clone()),
     }
-    x.contiguous()?.apply_op1(SignedQuant {
-        bits: bits.get(),
-        clip,
-    })
 }
 
 /// Clips for bits 1..=8 of the signed grid from observed values: each width's clip is the
@@ -115,7 +114,7 @@ mod tests {
     #[test]
     fn gradient_passes_straight_through() {
         let x = candle_core::Var::new(&[-3.0f32, 0.3, 2.0], &candle_core::Device::Cpu).unwrap();
-        let bits = Bits::new(4).unwrap();
+        let bits = Format::new(4).unwrap();
         let y = fake_quant_act_signed(x.as_tensor(), bits, 1.0).unwrap();
         let g = y.sum_all().unwrap().backward().unwrap();
         let dx = g.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();

@@ -272,7 +272,7 @@ fn add_prices(
     e: &Episode,
     prices: &mut [BTreeMap<String, LayerPrice>],
 ) -> Result<(), Unpriced> {
-    let key = |b: &crate::quant::LayerBits| price_key(b.w.get(), b.a.get());
+    let key = |b: &crate::quant::LayerBits| price_key(b.w.width(), b.a.width());
     if (prices.iter().zip(&e.bits)).all(|(layer, b)| layer.contains_key(&key(b))) {
         return Ok(());
     }
@@ -293,7 +293,7 @@ fn point(
     Point {
         episode: e.episode,
         policy: e.policy.clone(),
-        bits: e.bits.iter().map(|b| [b.w.get(), b.a.get()]).collect(),
+        bits: e.bits.iter().map(|b| [b.w.width(), b.a.width()]).collect(),
         accuracy: e.accuracy,
         robust_accuracy: e.robust_accuracy,
         broken_by: e.broken_by,

@@ -339,7 +339,7 @@ pub fn run_page(
     if let Some(section) = super::measured::measured_section(run) {
         b += &section;
     }
-    b += "<h2>Bits per layer</h2>\n";
+    b += "<h2>Format per layer</h2>\n";
     for chart in charts.iter().skip(2).take(2) {
         b += &figure(chart)?;
     }

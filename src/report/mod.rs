@@ -124,14 +124,16 @@ pub fn run_charts(run: &RunDir, dir: &Path) -> Result<Vec<ChartFiles>, ReportErr
 /// The bitwidths of the chosen policy: best-policy.json, or before it exists the best episode
 /// so far by the rule that will choose it (`rundir::best_row`).
 pub fn bits_chart(run: &RunDir) -> BitsChart {
-    let chosen = match &run.best {
-        Some(best) => Some(NamedPolicy {
-            label: format!("best (episode {})", best.episode),
-            bits: best
-                .layers
-                .iter()
-                .map(|l| crate::quant::LayerBits::new(l.w_bits, l.a_bits))
-                .collect(),
+    // A best-policy.json whose layers do not read (rundir checked them when it loaded the
+    // file) cannot occur; the best row stands in for it all the same.
+    let best = run.best.as_ref().and_then(|best| {
+        let bits = best.layers.iter().map(|l| l.bits());
+        Some((best.episode, bits.collect::<Result<Vec<_>, _>>().ok()?))
+    });
+    let chosen = match best {
+        Some((episode, bits)) => Some(NamedPolicy {
+            label: format!("best (episode {episode})"),
+            bits,
         }),
         None => best_row(&run.episodes.rows).map(|e| NamedPolicy {
             label: format!("best so far (episode {})", e.episode),

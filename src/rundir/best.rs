@@ -8,15 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::episodes::Episode;
 use super::files::read_json;
 use super::RunDirError;
-use crate::quant::Bits;
 
-/// One layer of best-policy.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BestLayer {
-    pub name: String,
-    pub w_bits: Bits,
-    pub a_bits: Bits,
-}
+/// One layer of best-policy.json: the policy file's layer form.
+pub type BestLayer = crate::quant::PolicyFileLayer;
 
 /// Accuracy and robust accuracy on one split.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -161,11 +155,7 @@ impl BestPolicy {
             model: model.to_string(),
             policy: best.policy.clone(),
             layers: (layers.iter().zip(&best.bits))
-                .map(|(name, b)| BestLayer {
-                    name: name.to_string(),
-                    w_bits: b.w,
-                    a_bits: b.a,
-                })
+                .map(|(name, b)| BestLayer::new(name, *b))
                 .collect(),
             episode: best.episode,
             reward: best.reward?,
@@ -228,7 +218,7 @@ mod tests {
             agent: "ddpg".into(),
             profile: "bitfusion".into(),
             policy: "8/8".into(),
-            bits: vec![crate::quant::LayerBits::uniform(Bits::FULL)],
+            bits: vec![crate::quant::LayerBits::uniform(crate::quant::Format::FULL)],
             accuracy: Some(0.9),
             robust_accuracy: Some(0.5),
             latency_s: 1.0,

@@ -7,7 +7,7 @@ use super::csv_file::{csv_line, CsvFile, Record};
 use super::RunDirError;
 use crate::fidelity::Fidelity;
 use crate::pareto::{non_dominated, Objective, ParetoError, Sense};
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 use crate::robust::{Breakdown, Checks, BREAKDOWN_FORMAT, CHECKS_FORMAT};
 
 /// One scored policy: a line of episodes.csv, references.csv or pareto.csv.
@@ -237,7 +237,7 @@ fn columns(file: &CsvFile) -> Result<(Columns, Vec<String>), RunDirError> {
 }
 
 fn parse(r: &Record, c: &Columns) -> Result<Episode, RunDirError> {
-    let bits = |col| r.get::<Bits>(col, "a bitwidth 1..=8 or 32");
+    let bits = |col| r.get::<Format>(col, "a format: 1..=16 (intN), 32 or a name such as fp8e4m3");
     let layers = (c.layers.iter())
         .map(|&(w, a)| Ok(LayerBits::new(bits(w)?, bits(a)?)))
         .collect::<Result<_, RunDirError>>()?;
@@ -313,7 +313,7 @@ mod tests {
             agent: "mbrl".into(),
             profile: "bitfusion".into(),
             policy: "8/8".into(),
-            bits: vec![LayerBits::uniform(Bits::new(8).unwrap())],
+            bits: vec![LayerBits::uniform(Format::new(8).unwrap())],
             accuracy: Some(accuracy),
             robust_accuracy: Some(0.5),
             latency_s: 1.0,

@@ -126,10 +126,11 @@ impl RunLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::Bits;
+    use crate::quant::Format;
 
     fn row(e: usize) -> Episode {
-        let b = |w, a| crate::quant::LayerBits::new(Bits::new(w).unwrap(), Bits::new(a).unwrap());
+        let b =
+            |w, a| crate::quant::LayerBits::new(Format::new(w).unwrap(), Format::new(a).unwrap());
         Episode {
             episode: e,
             agent: "ddpg".into(),

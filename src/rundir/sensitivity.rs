@@ -18,7 +18,7 @@ use super::csv_file::{write_csv, CsvFile, Record};
 use super::files::read_json;
 use super::RunDirError;
 use crate::model::LayerShape;
-use crate::quant::Bits;
+use crate::quant::{Format, Operand};
 use crate::robust::{Checks, CHECKS_FORMAT};
 
 /// What a row varies: nothing (the reference), one layer's weights or its activations.
@@ -191,8 +191,15 @@ fn parse(r: &Record, c: &[usize; 17]) -> Result<SensitivityRow, RunDirError> {
         return Err(r.bad(c[0], "a layer name, empty exactly on the reference row"));
     }
     let format = r.text(c[2]).to_string();
-    if format.parse::<Bits>().is_err() {
-        return Err(r.bad(c[2], "a format in policy notation: a width 1..8 or 32"));
+    let allowed = |f: Format| match operand {
+        Varied::Reference => true,
+        Varied::Weight => f.allowed_for(Operand::Weight),
+        Varied::Activation => f.allowed_for(Operand::Activation),
+    };
+    if !format.parse::<Format>().is_ok_and(allowed) {
+        let rule =
+            "a format its operand takes, in policy notation: 1..16, 32 or a name such as fp8e4m3";
+        return Err(r.bad(c[2], rule));
     }
     let failed = r.flag(c[4])?;
     let score = |col: usize, lo: f64| -> Result<Option<f64>, RunDirError> {

@@ -98,6 +98,12 @@ fn the_format_reads_as_policy_notation() {
         "format",
         "9",
     );
+    names(
+        &read_edited("conv1,weight,2,", "conv1,weight,fp9,"),
+        3,
+        "format",
+        "fp9",
+    );
 }
 
 #[test]

@@ -26,7 +26,7 @@ use crate::hardware::{
 };
 use crate::model::onnx::{export_with_layers, Opset};
 use crate::model::{LayerKind, Model};
-use crate::quant::{Bits, Clips, LayerBits, Policy, Quantizer};
+use crate::quant::{Clips, Format, LayerBits, Policy, Quantizer};
 
 /// The uniform policies timed (w, a): see the module doc.
 pub const CONTAINERS: [(u8, u8); 6] = [(32, 32), (8, 8), (4, 4), (8, 32), (32, 8), (32, 4)];
@@ -79,7 +79,7 @@ pub fn calibrate(
     let mut containers = Vec::new();
     let mut version = String::new();
     for (w, a) in CONTAINERS {
-        let bits = LayerBits::new(Bits::new(w)?, Bits::new(a)?);
+        let bits = LayerBits::new(Format::new(w)?, Format::new(a)?);
         let q = Quantizer::new(Policy::new(vec![bits; layers.len()]), clips.clone());
         let (bytes, nodes) = export_with_layers(model, &q, Opset::V13)?;
         let path = dir.join(format!("uniform-{w}-{a}.onnx"));

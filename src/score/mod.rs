@@ -193,7 +193,7 @@ impl<'a> Evaluator<'a> {
 /// cache reuse scores), while different policies get independent fine-tune randomness.
 pub fn policy_seed(seed: u64, policy: &Policy) -> u64 {
     (policy.layers().iter()).fold(seed ^ 0x5eed, |h, b| {
-        (h ^ ((b.w.get() as u64) << 8 | b.a.get() as u64)).wrapping_mul(0x0100_0000_01B3)
+        (h ^ ((b.w.code() as u64) << 8 | b.a.code() as u64)).wrapping_mul(0x0100_0000_01B3)
     })
 }
 

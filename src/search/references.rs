@@ -13,7 +13,7 @@ use super::spec::Run;
 use super::SearchError;
 use crate::agents::Feedback;
 use crate::fidelity::Fidelity;
-use crate::quant::{Bits, Policy};
+use crate::quant::{Format, Policy};
 use crate::rundir::{best_row, Episode, Episodes};
 
 pub(super) const FILE: &str = "references.csv";
@@ -29,10 +29,10 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
         price: run.space.full,
         reward: 0.0,
     };
-    let full = Policy::uniform(n, Bits::FULL);
+    let full = Policy::uniform(n, Format::FULL);
     let mut rows = vec![record(run, 0, "fp32", (&full, Fidelity::Full), &fp32, 0.0)];
     // Each distinct policy once, under the widest width that runs as it, ascending.
-    let mut uniform: Vec<(Bits, Policy)> = Vec::new();
+    let mut uniform: Vec<(Format, Policy)> = Vec::new();
     if run.spec.exp.search.references {
         for &b in run.space.values().iter().rev() {
             let policy = run.space.run_policy(&Policy::uniform(n, b));
@@ -47,7 +47,7 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
         let scored = scorer.score(&run.space, &policy)?;
         let seconds = start.elapsed().as_secs_f64();
         // A uniform row's episode column is its bitwidth.
-        let k = b.get() as usize;
+        let k = b.width() as usize;
         rows.push(record(
             run,
             k,

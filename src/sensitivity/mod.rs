@@ -174,7 +174,7 @@ fn config(
             file: Some(p.path().to_path_buf()),
             sha256: Some(p.digest().to_string()),
         },
-        reference: space.run_bits(REFERENCE_BITS).get(),
+        reference: space.run_bits(REFERENCE_BITS).width(),
         formats: space.values().iter().map(|b| b.to_string()).collect(),
         baseline: spec.baseline_dir.to_path_buf(),
         scores: cache_file(spec.exp, &spec.baseline_dir.join("scores")),

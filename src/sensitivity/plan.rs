@@ -3,7 +3,7 @@
 //! at each format, every other operand at the reference. A format equal to the reference gives
 //! the reference policy again (its row costs nothing: the score cache holds it).
 
-use crate::quant::{Bits, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Policy};
 use crate::rundir::Varied;
 
 /// The width every operand has unless a row varies it: 8, as the budget's yardstick (uniform
@@ -16,12 +16,12 @@ pub struct Probe {
     /// The varied layer; None for the reference.
     pub layer: Option<usize>,
     pub operand: Varied,
-    pub format: Bits,
+    pub format: Format,
     pub policy: Policy,
 }
 
 /// The probes of `n_layers` layers at `formats` around uniform `reference`, reference first.
-pub fn probes(n_layers: usize, reference: Bits, formats: &[Bits]) -> Vec<Probe> {
+pub fn probes(n_layers: usize, reference: Format, formats: &[Format]) -> Vec<Probe> {
     let base = Policy::uniform(n_layers, reference);
     let mut out = vec![Probe {
         layer: None,
@@ -54,8 +54,8 @@ pub fn probes(n_layers: usize, reference: Bits, formats: &[Bits]) -> Vec<Probe> 
 mod tests {
     use super::*;
 
-    fn bits(b: u8) -> Bits {
-        Bits::new(b).unwrap()
+    fn bits(b: u8) -> Format {
+        Format::new(b).unwrap()
     }
 
     #[test]

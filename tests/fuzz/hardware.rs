@@ -9,7 +9,7 @@ use std::path::Path;
 use bitsearch::hardware::{compare_to_uniform8, policy_cost, CycleTable, Profile};
 use bitsearch::model::LayerShape;
 use bitsearch::npy::NpyI64;
-use bitsearch::quant::{Bits, LayerBits, Policy};
+use bitsearch::quant::{Format, LayerBits, Policy};
 
 use super::engine::fuzz;
 use super::mutate::{input, Input};
@@ -105,7 +105,7 @@ pub fn cycle_table() {
         let Some(table) = shown(CycleTable::from_npy(npy, path)) else {
             return false;
         };
-        let widths = (1..=8).chain([32]).filter_map(|b| Bits::new(b).ok());
+        let widths = (1..=8).chain([32]).filter_map(|b| Format::new(b).ok());
         for b in widths {
             for l in 0..table.layers() {
                 let _ = table.cycles(l, LayerBits::new(b, b));

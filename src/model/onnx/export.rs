@@ -346,11 +346,15 @@ impl Out {
             w, w_dims: dims, b, ..
         } = model.effective_layer(li)?;
         let o = dims[0];
-        let weight = match lq.bits.w.is_full() {
-            true => self.f32s("weight", &dims, &w),
-            false => {
-                let (codes, scales) = crate::quant::weight_codes(&w, o, lq.bits.w.get());
-                let (kind, raw, zeros) = match self.opset.four_bit(lq.bits.w.get()) {
+        let weight = match lq.bits.w.int_bits() {
+            None if lq.bits.w.is_full() => self.f32s("weight", &dims, &w),
+            None => {
+                let name = &model.shapes()[li].name;
+                return Err(qdq::not_exported(name, lq.bits.w));
+            }
+            Some(bits) => {
+                let (codes, scales) = crate::quant::weight_codes(&w, o, bits);
+                let (kind, raw, zeros) = match self.opset.four_bit(bits) {
                     true => (DataType::Int4, pack4(&codes), vec![0; o.div_ceil(2)]),
                     false => (
                         DataType::Int8,

@@ -7,7 +7,18 @@ use super::super::proto::tensor_proto::DataType;
 use super::Out;
 use crate::model::graph::{Dims, Node};
 use crate::model::{Model, ModelError};
-use crate::quant::{signed_levels, Bits, LayerQuant};
+use crate::quant::{signed_levels, Format, LayerQuant};
+
+/// The error for a format the QDQ export does not write yet.
+pub(super) fn not_exported(layer: &str, format: Format) -> ModelError {
+    ModelError::Layer {
+        layer: layer.to_string(),
+        what: format!(
+            "{} cannot be exported to ONNX yet (integer formats up to 8 bits can)",
+            format.name()
+        ),
+    }
+}
 
 impl Out {
     /// `x` through Clip → QuantizeLinear → DequantizeLinear on the activation grid of `bits`
@@ -16,13 +27,16 @@ impl Out {
         &mut self,
         layer: &str,
         x: &str,
-        bits: Bits,
+        bits: Format,
         clip: f32,
         signed: bool,
     ) -> Result<String, ModelError> {
-        if bits.is_full() {
-            return Ok(x.to_string());
-        }
+        let Some(bits) = bits.int_bits() else {
+            return match bits.is_full() {
+                true => Ok(x.to_string()),
+                false => Err(not_exported(layer, bits)),
+            };
+        };
         if !(clip >= 0.0 && clip.is_finite()) {
             return Err(ModelError::Layer {
                 layer: layer.to_string(),
@@ -30,8 +44,8 @@ impl Out {
             });
         }
         let levels = match signed {
-            true => signed_levels(bits.get()),
-            false => (1u32 << bits.get()) - 1,
+            true => signed_levels(bits),
+            false => (1u32 << bits) - 1,
         };
         // A clip of 0 (an input that calibration never saw above 0, such as a dead ReLU's)
         // quantizes everything to 0: Clip(0, 0) does, and then any positive step keeps it.
@@ -40,7 +54,7 @@ impl Out {
             clip => clip / levels as f32,
         };
         let low = if signed { -clip } else { 0.0 };
-        let four_bit = self.opset.four_bit(bits.get());
+        let four_bit = self.opset.four_bit(bits);
         // The same clamp as Min then Max before a UINT4 QuantizeLinear: ONNX Runtime 1.32's
         // ClipQuantFusion (all optimizations) fails the session on a Clip before a UINT4
         // zero point ("Unexpected data type" in GetQConstantLowerUpper).
@@ -49,7 +63,7 @@ impl Out {
         // runtimes fuse into integer kernels. A clip of 0 needs it (step 1). Not so UINT4's
         // 4-bit grid: without the clamp in the way, ORT 1.32 moves the Q above a MaxPool and
         // then has no MaxPool kernel for its 4-bit codes.
-        let fills = !signed && clip > 0.0 && bits.get() == 8 && !four_bit;
+        let fills = !signed && clip > 0.0 && bits == 8 && !four_bit;
         let clipped = match four_bit {
             _ if fills => x.to_string(),
             false => {

@@ -141,14 +141,14 @@ fn an_unsupported_attribute_names_the_attribute_and_value() {
 /// whose option-A shortcuts are written as Slice + Pad and read back as shortcuts).
 #[test]
 fn a_full_precision_export_reads_back_with_the_same_logits() {
-    use crate::quant::{Bits, Policy, Quantizer};
+    use crate::quant::{Format, Policy, Quantizer};
     for name in ["lenet5", "resnet20", "zoo resnet20"] {
         let model = match name {
             "zoo resnet20" => Model::new(crate::model::Arch::Resnet20, (3, 32, 32), 10, 5).unwrap(),
             _ => Model::from_import(import(&fixture(&format!("{name}.onnx"))).unwrap()).unwrap(),
         };
         let n = model.shapes().len();
-        let q = Quantizer::new(Policy::uniform(n, Bits::FULL), vec![[1.0; 8]; n]);
+        let q = Quantizer::new(Policy::uniform(n, Format::FULL), vec![[1.0; 8]; n]);
         let bytes = export::export(&model, &q, export::Opset::V13).unwrap();
         let back = Model::from_import(import_bytes(&bytes, name, None).unwrap()).unwrap();
         let (c, h, w) = model.input();

@@ -385,7 +385,7 @@ mod tests {
     /// column path (stride 2), including a clip of zero (every input quantizes to 0).
     #[test]
     fn fused_input_quantizer_is_fake_quant_act_then_conv() -> Result<()> {
-        use crate::quant::{fake_quant_act, Bits};
+        use crate::quant::{fake_quant_act, Format};
         let mut rng = StdRng::seed_from_u64(5);
         let exact = |a: &Tensor, b: &Tensor, what: &str| -> Result<()> {
             let (a, b) = (a.flatten_all()?.to_vec1::<f32>()?, b.flatten_all()?);
@@ -399,7 +399,7 @@ mod tests {
             let b = Var::from_tensor(&randn(&mut rng, &[5])?)?;
             let grid = ActGrid { bits, clip };
             let got = conv2d_quantized(&x, Some(grid), &w, Some(&b), stride, 1, true)?;
-            let xq = fake_quant_act(&x, Bits::new(bits).expect("1..=8"), clip)?;
+            let xq = fake_quant_act(&x, Format::new(bits).expect("1..=8"), clip)?;
             let want = conv2d(&xq, &w, Some(&b), stride, 1, true)?;
             exact(&got, &want, &format!("{what}: y"))?;
             let r = randn(&mut rng, want.dims())?;

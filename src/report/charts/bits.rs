@@ -46,7 +46,7 @@ impl BitsChart {
         let mut bars = Vec::new();
         for (p, policy) in self.policies.iter().enumerate() {
             for (l, b) in policy.bits.iter().enumerate().take(self.layers.len()) {
-                for (k, bits) in [b.w.get(), b.a.get()].into_iter().enumerate() {
+                for (k, bits) in [b.w.width(), b.a.width()].into_iter().enumerate() {
                     let slot = 2 * p + k;
                     let x0 = l as f64 - 0.4 + slot as f64 * width;
                     bars.push((x0, x0 + width * 0.9, bits, slot));

@@ -84,7 +84,7 @@ impl ParetoChart {
             .iter()
             .filter(|e| e.agent == "uniform")
             .filter_map(|e| {
-                let bits = e.bits.first().map_or(0, |b| b.w.get());
+                let bits = e.bits.first().map_or(0, |b| b.w.width());
                 let (x, y) = xy(e, x, y)?;
                 Some(Marker {
                     label: format!("{bits}-bit"),
