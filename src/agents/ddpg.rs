@@ -21,7 +21,7 @@ use rand_distr::{Distribution, Normal};
 use super::nets::Mlp;
 use super::replay::{ReplayBuffer, Transition};
 use super::{Agent, AgentError, Context, DdpgConfig, Feedback, Proposal};
-use crate::env::{SearchSpace, STATE_DIM};
+use crate::env::{Operand, SearchSpace, STATE_DIM};
 use crate::quant::{Format, LayerBits, Policy};
 
 pub struct Ddpg {
@@ -149,7 +149,7 @@ impl Ddpg {
         for t in 0..ctx.space.steps() {
             let state = ctx.space.state(t, prev, &decided, resource, budget);
             let a = choose(t, &state)?;
-            decided.push(ctx.space.action_to_bits(a));
+            decided.push(ctx.space.action_to_bits(a, Operand::of_step(t)));
             states.push(state);
             actions.push(a);
             prev = a;
@@ -172,12 +172,12 @@ impl Ddpg {
         let bits: Vec<Format> = walled.iter().flat_map(|b| [b.w, b.a]).collect();
         Self::walk(ctx, |t, _| {
             let proposed = p.actions.get(t).copied().unwrap_or(0.0);
-            let proposed_bits = ctx.space.action_to_bits(proposed);
+            let proposed_bits = ctx.space.action_to_bits(proposed, Operand::of_step(t));
             let b = bits.get(t).copied().unwrap_or(proposed_bits);
             Ok(if b == proposed_bits {
                 proposed
             } else {
-                ctx.space.bits_to_action(b)
+                ctx.space.bits_to_action(b, Operand::of_step(t))
             })
         })
     }
@@ -343,7 +343,7 @@ mod tests {
         let stored: Vec<&Transition> = ddpg.replay.iter().collect();
         let actions: Vec<f32> = stored.iter().map(|t| t.action).collect();
         let mut want = p.actions.clone();
-        want[2] = pb.space.bits_to_action(walled[1].w);
+        want[2] = pb.space.bits_to_action(walled[1].w, Operand::Weight);
         assert_eq!(actions, want, "only the walled step's action changes");
         // Step 3's state shows the walled action as the previous one and a different spend.
         assert_eq!(stored[3].state[11], want[2]);

@@ -62,7 +62,7 @@ impl Greedy {
         }
         if solutions.is_empty() {
             // Even the swept budgets admit nothing at this resolution: start from the floor.
-            solutions.push(Policy::uniform(ctx.space.layers.len(), ctx.space.floor()));
+            solutions.push(ctx.space.floor_policy());
         }
         self.solutions = solutions;
     }
@@ -84,12 +84,20 @@ pub fn sensitivity(space: &SearchSpace, probe: &Probe) -> Result<Sensitivity, Ag
         a: vec![Vec::new(); n],
     };
     for l in 0..n {
+        // A format an operand cannot take (group-wise int4 activations, int16 weights) is
+        // never an option of it: not probed, infinitely sensitive.
         for &b in space.values() {
             let mut bits = full.clone();
             bits.layers_mut()[l].w = b;
-            s.w[l].push(loss(&bits)? - base);
+            s.w[l].push(match b.allowed_for(Operand::Weight) {
+                true => loss(&bits)? - base,
+                false => f64::INFINITY,
+            });
             bits.layers_mut()[l] = LayerBits::new(Format::FULL, b);
-            s.a[l].push(loss(&bits)? - base);
+            s.a[l].push(match b.allowed_for(Operand::Activation) {
+                true => loss(&bits)? - base,
+                false => f64::INFINITY,
+            });
         }
     }
     Ok(s)

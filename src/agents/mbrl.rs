@@ -48,7 +48,7 @@ use super::{random_policy, Agent, AgentError, Context, Feedback, MbrlConfig, Pla
 use crate::env::{Operand, SearchSpace};
 use crate::fidelity::Fidelity;
 use crate::pareto::{non_dominated, Sense};
-use crate::quant::{Format, LayerBits, Policy};
+use crate::quant::{Format, Kind, LayerBits, Policy};
 use imagination::{fit_models, Imagination};
 
 /// A scored policy: its point on the objectives, and whether it meets the budgets (every
@@ -244,22 +244,36 @@ impl Mbrl {
     }
 }
 
-/// One coordinate per operand: log2 of its bits, scaled to [0,1] over the space's range.
+/// Per operand, log2 of its width scaled to [0,1] over the space's range; in a space with
+/// named formats also its exponent bits / 8 (0 for integers) and its group density 32 / group
+/// (0 for a per-channel or per-tensor scale): the kernel then sees fp8 and int8, or int4g32
+/// and int4, as neighbours that differ, not as one width.
 fn encode(space: &SearchSpace, bits: &Policy) -> Vec<f64> {
     let lg = |b: Format| (b.width() as f64).log2();
     let (lo, hi) = (lg(space.floor()), lg(space.ceiling()));
-    let scale = |b: Format| {
-        if hi > lo {
+    let named = space.has_named_formats();
+    let code = |b: Format| {
+        let width = if hi > lo {
             (lg(b) - lo) / (hi - lo)
         } else {
             0.0
+        };
+        let mut x = vec![width];
+        if named {
+            let (exp, group) = match b.kind() {
+                Kind::Float(m) => (m.exp_bits() as f64 / 8.0, 0.0),
+                Kind::GroupInt { group, .. } => (0.0, 32.0 / group as f64),
+                Kind::Int(_) | Kind::Full => (0.0, 0.0),
+            };
+            x.extend([exp, group]);
         }
+        x
     };
-    if space.tie() {
-        bits.iter().map(|l| scale(l.w)).collect()
-    } else {
-        bits.iter().flat_map(|l| [scale(l.w), scale(l.a)]).collect()
-    }
+    let operands = |l: &LayerBits| match space.tie() {
+        true => code(l.w),
+        false => [code(l.w), code(l.a)].concat(),
+    };
+    bits.iter().flat_map(operands).collect()
 }
 
 /// `bits` with one operand set to another of its options, at random.

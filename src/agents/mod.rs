@@ -68,7 +68,12 @@ impl Proposal {
     pub fn from_bits(space: &SearchSpace, bits: Policy) -> Self {
         let actions = bits
             .iter()
-            .flat_map(|b| [space.bits_to_action(b.w), space.bits_to_action(b.a)])
+            .flat_map(|b| {
+                [
+                    space.bits_to_action(b.w, Operand::Weight),
+                    space.bits_to_action(b.a, Operand::Activation),
+                ]
+            })
             .collect();
         Proposal {
             actions,

@@ -67,7 +67,7 @@ impl Budget {
             energy_j: cfg.energy.map(|l| l.resolve(u.energy_j)),
             size_bytes: cfg.size.map(|l| l.resolve(u.size_bytes)),
         };
-        let floor = space.price(&Policy::uniform(space.layers.len(), space.floor()));
+        let floor = space.price(&space.floor_policy());
         for (i, (name, get)) in RESOURCES.iter().enumerate() {
             if let Some(limit) = b.limits()[i] {
                 if get(&floor) > limit {

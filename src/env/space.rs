@@ -11,50 +11,33 @@
 use super::budget::Budget;
 use super::objectives::Objectives;
 use super::prune::{compared, runs_as, same_price};
-use super::EnvError;
-use crate::hardware::{CostModel, Price};
-use crate::model::{LayerKind, LayerShape};
+use crate::hardware::Price;
+use crate::model::LayerShape;
+pub use crate::quant::Operand;
 use crate::quant::{Format, LayerBits, Policy};
 
 /// Number of features in a step's state (see `SearchSpace::state`).
 pub const STATE_DIM: usize = 14;
-
-/// One of a layer's two quantized operands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operand {
-    Weight,
-    Activation,
-}
-
-impl Operand {
-    /// Step `t` of a layer's walk: even steps are weights.
-    pub fn of_step(t: usize) -> Operand {
-        if t.is_multiple_of(2) {
-            Operand::Weight
-        } else {
-            Operand::Activation
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
 
 pub struct SearchSpace {
     pub layers: Vec<LayerShape>,
     /// The lowest and highest declared bitwidths.
     pub min_bits: u8,
     pub max_bits: u8,
-    /// The declared bitwidths, ascending: the bins actions map to.
-    declared: Vec<Format>,
+    /// Per operand (weight, activation), the declared formats, ascending: the bins actions
+    /// map to. With `tie` both are the weight's.
+    declared: [Vec<Format>; 2],
     /// Weight bits = activation bits on every layer.
     tie: bool,
-    /// The bitwidths the device actually runs for the declared ones, ascending: a declared
-    /// bitwidth the profile does not support is rounded up to the next one it does (32 if none).
+    /// The formats the device actually runs for either operand's declared ones, ascending: a
+    /// declared integer width the profile does not support is rounded up to the next one it
+    /// does (32 if none); a named format (fp8, group-wise int4, ...) stays itself, priced as
+    /// the device runs it.
     values: Vec<Format>,
     /// Per layer and operand (weight, activation), the width each of `values` runs as: itself,
-    /// or the wider one that prices the same once dominated widths are pruned.
+    /// or the wider one that prices the same (and holds it) once dominated widths are pruned;
+    /// a value the operand was not declared with runs as the next option above it (else the
+    /// last).
     runs_as: Vec<[Vec<Format>; 2]>,
     /// Per layer and operand, the widths a policy may take: the `values` that run as
     /// themselves, ascending.
@@ -72,90 +55,25 @@ pub struct SearchSpace {
     pub full: Price,
 }
 
+#[path = "space_build.rs"]
+mod build;
+
 impl SearchSpace {
-    /// The space of min..=max bits on every operand, untied (see `with_choices`).
-    pub fn new(
-        layers: Vec<LayerShape>,
-        min_bits: u8,
-        max_bits: u8,
-        device: &dyn CostModel,
-        supports: &dyn Fn(Format) -> bool,
-    ) -> Result<Self, EnvError> {
-        let declared: Vec<u8> = (min_bits..=max_bits).collect();
-        Self::with_choices(layers, &declared, false, device, supports)
-    }
-
-    /// Prices every layer at every (w, a) the device runs for the `declared` bitwidths (a
-    /// missing entry is an error); `supports` says which bitwidths the device runs natively.
-    /// `declared` is non-empty and in 1..=8 (the experiment checks both; a width outside is an
-    /// error here too); it is sorted here.
-    pub fn with_choices(
-        layers: Vec<LayerShape>,
-        declared: &[u8],
-        tie: bool,
-        device: &dyn CostModel,
-        supports: &dyn Fn(Format) -> bool,
-    ) -> Result<Self, EnvError> {
-        let mut declared = (declared.iter())
-            .map(|&b| Format::new(b))
-            .collect::<Result<Vec<Format>, _>>()?;
-        declared.sort_unstable();
-        declared.dedup();
-        let (Some(&min_bits), Some(&max_bits)) = (declared.first(), declared.last()) else {
-            return Err(EnvError::NoBits);
-        };
-        let round_up = |b: Format| {
-            (b.width()..=Format::MAX)
-                .filter_map(|v| Format::new(v).ok())
-                .find(|&v| supports(v))
-                .unwrap_or(Format::FULL)
-        };
-        let mut values: Vec<Format> = declared.iter().map(|&b| round_up(b)).collect();
-        values.dedup();
-        let mut prices = Vec::with_capacity(layers.len());
-        for l in &layers {
-            let mut row = Vec::with_capacity(values.len() * values.len());
-            for &w in &values {
-                for &a in &values {
-                    row.push(price(device, l, LayerBits::new(w, a))?);
-                }
-            }
-            prices.push(row);
-        }
-        let eight = LayerBits::uniform(Format::new(8)?);
-        let mut uniform8 = Price::default();
-        for l in &layers {
-            uniform8 = uniform8 + price(device, l, eight)?;
-        }
-        let mut full = Price::default();
-        for l in &layers {
-            full = full + price(device, l, LayerBits::uniform(Format::FULL))?;
-        }
-        let features = normalized_features(&layers);
-        let every = [values.clone(), values.clone()];
-        Ok(SearchSpace {
-            runs_as: vec![every.clone(); layers.len()],
-            options: vec![every; layers.len()],
-            pruned: false,
-            layers,
-            min_bits: min_bits.width(),
-            max_bits: max_bits.width(),
-            declared,
-            tie,
-            values,
-            prices,
-            features,
-            uniform8,
-            full,
-        })
-    }
-
     pub fn steps(&self) -> usize {
         2 * self.layers.len()
     }
 
-    fn n_bits(&self) -> usize {
-        self.declared.len()
+    fn n_bits(&self, operand: Operand) -> usize {
+        self.declared[self.op(operand).index()].len()
+    }
+
+    /// The operand whose options `operand` takes: the weight's when tied.
+    fn op(&self, operand: Operand) -> Operand {
+        if self.tie {
+            Operand::Weight
+        } else {
+            operand
+        }
     }
 
     /// Whether a layer's activation bits follow its weight bits.
@@ -190,8 +108,23 @@ impl SearchSpace {
     /// The widths layer `layer`'s `operand` may take, ascending (in a tied space the
     /// activation's are the weight's).
     pub fn options(&self, layer: usize, operand: Operand) -> &[Format] {
-        let op = if self.tie { Operand::Weight } else { operand };
-        &self.options[layer][op.index()]
+        &self.options[layer][self.op(operand).index()]
+    }
+
+    /// Each layer at the lowest format each of its operands may take: the cheapest policy
+    /// (a narrower format never prices above a wider one that holds it).
+    pub fn floor_policy(&self) -> Policy {
+        (0..self.layers.len())
+            .map(|l| {
+                let w = self.options(l, Operand::Weight)[0];
+                LayerBits::new(w, self.options(l, Operand::Activation)[0])
+            })
+            .collect()
+    }
+
+    /// Whether a named format (anything but integers and full precision) is in the space.
+    pub fn has_named_formats(&self) -> bool {
+        self.values.iter().any(|v| !v.is_plain())
     }
 
     /// Every width some operand may take, ascending.
@@ -214,24 +147,53 @@ impl SearchSpace {
         let n = self.values.len();
         for l in 0..self.layers.len() {
             let price = |i: usize, j: usize| self.prices[l][i * n + j];
+            // j stands in for i only if it holds every value i can (a wider integer; fp16
+            // for fp8), both are options of the operand, and no price of `on` tells them apart.
+            let declared =
+                |op: Operand, i: usize| self.options[l][op.index()].contains(&self.values[i]);
+            let stands = |op: Operand, i: usize, j: usize| {
+                declared(op, i) && declared(op, j) && self.values[j].holds(self.values[i])
+            };
             let map: [Vec<usize>; 2] = if self.tie {
-                let tied = runs_as(n, |i, j| same_price(&price(i, i), &price(j, j), &on));
+                let tied = runs_as(n, |i, j| {
+                    stands(Operand::Weight, i, j) && same_price(&price(i, i), &price(j, j), &on)
+                });
                 [tied.clone(), tied]
             } else {
                 [
                     runs_as(n, |i, j| {
-                        (0..n).all(|k| same_price(&price(i, k), &price(j, k), &on))
+                        stands(Operand::Weight, i, j)
+                            && (0..n).all(|k| same_price(&price(i, k), &price(j, k), &on))
                     }),
                     runs_as(n, |i, j| {
-                        (0..n).all(|k| same_price(&price(k, i), &price(k, j), &on))
+                        stands(Operand::Activation, i, j)
+                            && (0..n).all(|k| same_price(&price(k, i), &price(k, j), &on))
                     }),
                 ]
             };
-            let runs: [Vec<Format>; 2] = map.map(|m| m.iter().map(|&j| self.values[j]).collect());
-            self.options[l] = runs.clone().map(|r| {
-                (self.values.iter().zip(&r))
-                    .filter(|(v, to)| v == to)
-                    .map(|(v, _)| *v)
+            // A value the operand was not declared with keeps running as it did (the next
+            // option above), then as whatever that option now runs as.
+            let runs: [Vec<Format>; 2] = [Operand::Weight, Operand::Activation].map(|op| {
+                let m = &map[op.index()];
+                (0..n)
+                    .map(|i| match declared(op, i) {
+                        true => self.values[m[i]],
+                        false => {
+                            let to = self.runs_as[l][op.index()][i];
+                            let k = self.values.iter().position(|&v| v == to).unwrap_or(i);
+                            self.values[m[k]]
+                        }
+                    })
+                    .collect()
+            });
+            self.options[l] = [Operand::Weight, Operand::Activation].map(|op| {
+                (self.options[l][op.index()].iter().copied())
+                    .filter(|v| {
+                        runs[op.index()]
+                            .iter()
+                            .zip(&self.values)
+                            .any(|(to, f)| f == v && to == v)
+                    })
                     .collect()
             });
             self.runs_as[l] = runs;
@@ -253,6 +215,7 @@ impl SearchSpace {
     /// `Format::get`) rounded up to a bitwidth the device runs; above them all, the highest.
     pub fn run_bits(&self, width: u8) -> Format {
         (self.values.iter().copied())
+            .filter(|v| v.is_plain())
             .find(|v| v.width() >= width)
             .unwrap_or(self.ceiling())
     }
@@ -292,28 +255,29 @@ impl SearchSpace {
 
     /// Position of a run bitwidth in `values()` (of its rounding, for any other bitwidth).
     pub fn index(&self, bits: Format) -> usize {
+        if let Some(i) = self.values.iter().position(|&v| v == bits) {
+            return i;
+        }
         let b = self.run_bits(bits.width());
         self.values.iter().position(|&v| v == b).unwrap_or(0)
     }
 
-    /// Equal-width bins over the n declared bitwidths: [0, 1/n) → the first, ..., [(n-1)/n, 1]
-    /// → the last, then rounded up to a bitwidth the device runs. For min..=max that is one bin
-    /// per bitwidth, as HAQ maps its actions.
-    pub fn action_to_bits(&self, action: f32) -> Format {
-        let n = self.n_bits();
+    /// Equal-width bins over `operand`'s n declared formats: [0, 1/n) → the first, ...,
+    /// [(n-1)/n, 1] → the last, then an integer rounded up to a width the device runs. For
+    /// min..=max that is one bin per bitwidth, as HAQ maps its actions.
+    pub fn action_to_bits(&self, action: f32, operand: Operand) -> Format {
+        let declared = &self.declared[self.op(operand).index()];
+        let n = declared.len();
         let idx = ((action.clamp(0.0, 1.0) * n as f32).floor() as usize).min(n - 1);
-        self.run_bits(self.declared[idx].width())
+        self.values[self.index(declared[idx])]
     }
 
-    /// The centre of the bin of `bits` (the inverse of `action_to_bits` on run bitwidths): the
-    /// bin of the lowest declared bitwidth at or above it (the last bin above them all).
-    pub fn bits_to_action(&self, bits: Format) -> f32 {
-        let idx = self
-            .declared
-            .iter()
-            .position(|&d| d >= bits)
-            .unwrap_or(self.n_bits() - 1);
-        (idx as f32 + 0.5) / self.n_bits() as f32
+    /// The centre of the bin of `bits` (the inverse of `action_to_bits` on run formats): the
+    /// bin of `operand`'s lowest declared format at or above it (the last bin above them all).
+    pub fn bits_to_action(&self, bits: Format, operand: Operand) -> f32 {
+        let declared = &self.declared[self.op(operand).index()];
+        let idx = (declared.iter().position(|&d| d >= bits)).unwrap_or(declared.len() - 1);
+        (idx as f32 + 0.5) / self.n_bits(operand) as f32
     }
 
     /// Layer `layer`'s price at `bits`, each operand as the device runs it (`run_bits`).
@@ -347,10 +311,12 @@ impl SearchSpace {
         for l in 0..self.layers.len() {
             let w = decided.get(2 * l).copied();
             let a = decided.get(2 * l + 1).copied();
-            let floor = self.floor();
-            let p = resource(
-                &self.layer_price(l, LayerBits::new(w.unwrap_or(floor), a.unwrap_or(floor))),
+            let floor = |op| self.options(l, op)[0];
+            let bits = LayerBits::new(
+                w.unwrap_or(floor(Operand::Weight)),
+                a.unwrap_or(floor(Operand::Activation)),
             );
+            let p = resource(&self.layer_price(l, bits));
             if w.is_some() {
                 spent += p;
             } else {
@@ -362,50 +328,4 @@ impl SearchSpace {
         s[13] = (to_come / b) as f32;
         s
     }
-}
-
-fn price(device: &dyn CostModel, l: &LayerShape, bits: LayerBits) -> Result<Price, EnvError> {
-    let c = device.layer_cost(l, bits)?;
-    // Stored parameters only: an attention matmul's operands are activations, not model size.
-    let size_bytes =
-        l.weight_count() as f64 * bits.w.width() as f64 / 8.0 + 4.0 * l.bias_count() as f64;
-    Ok(Price {
-        latency_s: c.latency_s,
-        energy_j: c.energy_j,
-        size_bytes,
-    })
-}
-
-fn normalized_features(layers: &[LayerShape]) -> Vec<[f32; 11]> {
-    let mut raw: Vec<[f32; 11]> = Vec::with_capacity(2 * layers.len());
-    for (i, l) in layers.iter().enumerate() {
-        for operand in [0f32, 1.0] {
-            raw.push([
-                i as f32,
-                (l.kind == LayerKind::Conv) as u8 as f32,
-                l.is_depthwise() as u8 as f32,
-                l.in_ch as f32,
-                l.out_ch as f32,
-                l.kernel as f32,
-                l.stride as f32,
-                (l.in_hw.0 * l.in_hw.1) as f32,
-                l.params as f32,
-                l.macs as f32,
-                operand,
-            ]);
-        }
-    }
-    for f in 0..11 {
-        let (lo, hi) = raw.iter().fold((f32::MAX, f32::MIN), |(lo, hi), r| {
-            (lo.min(r[f]), hi.max(r[f]))
-        });
-        for r in raw.iter_mut() {
-            r[f] = if hi > lo {
-                (r[f] - lo) / (hi - lo)
-            } else {
-                0.0
-            };
-        }
-    }
-    raw
 }

@@ -29,16 +29,19 @@ fn space(profile: &str, min: u8, max: u8) -> SearchSpace {
 #[test]
 fn actions_map_to_bits_by_equal_width_bins_at_the_edges() {
     let s = space("bitfusion", 2, 8); // 7 bins of width 1/7
-    assert_eq!(s.action_to_bits(0.0), b(2));
-    assert_eq!(s.action_to_bits(1.0 / 7.0 - 1e-6), b(2));
-    assert_eq!(s.action_to_bits(1.0 / 7.0 + 1e-6), b(3));
-    assert_eq!(s.action_to_bits(6.0 / 7.0 - 1e-6), b(7));
-    assert_eq!(s.action_to_bits(6.0 / 7.0 + 1e-6), b(8));
-    assert_eq!(s.action_to_bits(1.0), b(8));
-    assert_eq!(s.action_to_bits(-0.5), b(2));
-    assert_eq!(s.action_to_bits(7.0), b(8));
+    assert_eq!(s.action_to_bits(0.0, Operand::Weight), b(2));
+    assert_eq!(s.action_to_bits(1.0 / 7.0 - 1e-6, Operand::Weight), b(2));
+    assert_eq!(s.action_to_bits(1.0 / 7.0 + 1e-6, Operand::Weight), b(3));
+    assert_eq!(s.action_to_bits(6.0 / 7.0 - 1e-6, Operand::Weight), b(7));
+    assert_eq!(s.action_to_bits(6.0 / 7.0 + 1e-6, Operand::Weight), b(8));
+    assert_eq!(s.action_to_bits(1.0, Operand::Weight), b(8));
+    assert_eq!(s.action_to_bits(-0.5, Operand::Weight), b(2));
+    assert_eq!(s.action_to_bits(7.0, Operand::Weight), b(8));
     for &v in s.values() {
-        assert_eq!(s.action_to_bits(s.bits_to_action(v)), v);
+        assert_eq!(
+            s.action_to_bits(s.bits_to_action(v, Operand::Weight), Operand::Weight),
+            v
+        );
     }
     assert_eq!(widths(s.values()), [2, 3, 4, 5, 6, 7, 8]);
 }
@@ -148,8 +151,16 @@ fn unsupported_precisions_round_up_to_the_mode_the_device_runs() {
     let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
     let s = SearchSpace::new(layers, 2, 8, &p, &|b| p.supports(b)).unwrap();
     assert_eq!(widths(s.values()), [4, 8]);
-    assert_eq!(s.action_to_bits(0.0), b(4), "2 bits run as 4");
-    assert_eq!(s.action_to_bits(4.5 / 7.0), b(8), "6 bits run as 8");
+    assert_eq!(
+        s.action_to_bits(0.0, Operand::Weight),
+        b(4),
+        "2 bits run as 4"
+    );
+    assert_eq!(
+        s.action_to_bits(4.5 / 7.0, Operand::Weight),
+        b(8),
+        "6 bits run as 8"
+    );
     let budgets = budget(&s, Some(0.6), None, None).unwrap();
     let mut bits = Policy::parse("3/7,8/8,8/8,8/8,8/8").unwrap();
     budgets.wall(&s, &mut bits);
@@ -183,7 +194,11 @@ fn a_range_is_the_space_of_its_declared_bitwidths() {
     assert_eq!(r.values(), c.values());
     for i in 0..=100 {
         let x = i as f32 / 100.0;
-        assert_eq!(r.action_to_bits(x), c.action_to_bits(x), "action {x}");
+        assert_eq!(
+            r.action_to_bits(x, Operand::Weight),
+            c.action_to_bits(x, Operand::Weight),
+            "action {x}"
+        );
     }
     assert_eq!(
         (r.size(), r.operands(), r.tie()),
@@ -196,13 +211,16 @@ fn actions_map_to_declared_choices_by_equal_width_bins() {
     let s = declared("bitfusion", &[8, 2, 4], false); // sorted: 3 bins of width 1/3
     assert_eq!((s.min_bits, s.max_bits), (2, 8));
     assert_eq!(widths(s.values()), [2, 4, 8]);
-    assert_eq!(s.action_to_bits(0.0), b(2));
-    assert_eq!(s.action_to_bits(1.0 / 3.0 - 1e-6), b(2));
-    assert_eq!(s.action_to_bits(1.0 / 3.0 + 1e-6), b(4));
-    assert_eq!(s.action_to_bits(2.0 / 3.0 + 1e-6), b(8));
-    assert_eq!(s.action_to_bits(1.0), b(8));
+    assert_eq!(s.action_to_bits(0.0, Operand::Weight), b(2));
+    assert_eq!(s.action_to_bits(1.0 / 3.0 - 1e-6, Operand::Weight), b(2));
+    assert_eq!(s.action_to_bits(1.0 / 3.0 + 1e-6, Operand::Weight), b(4));
+    assert_eq!(s.action_to_bits(2.0 / 3.0 + 1e-6, Operand::Weight), b(8));
+    assert_eq!(s.action_to_bits(1.0, Operand::Weight), b(8));
     for &v in s.values() {
-        assert_eq!(s.action_to_bits(s.bits_to_action(v)), v);
+        assert_eq!(
+            s.action_to_bits(s.bits_to_action(v, Operand::Weight), Operand::Weight),
+            v
+        );
     }
     assert_eq!(s.size(), Some(3u128.pow(10)));
 }
@@ -275,7 +293,7 @@ fn declared_choices_still_round_up_to_the_mode_the_device_runs() {
     let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
     let s = SearchSpace::with_choices(layers, &[2, 4, 8], true, &p, &|b| p.supports(b)).unwrap();
     assert_eq!(widths(s.values()), [4, 8], "2 bits run as 4");
-    assert_eq!(s.action_to_bits(0.0), b(4));
+    assert_eq!(s.action_to_bits(0.0, Operand::Weight), b(4));
     assert_eq!(s.size(), Some(32), "2^5 policies the device can tell apart");
 }
 
@@ -422,4 +440,46 @@ fn attention_layers_add_latency_not_size() {
     let kept = |o| widths(with.options(scores, o));
     assert_eq!(kept(Operand::Weight), [2, 4, 8]);
     assert_eq!(kept(Operand::Activation), [2, 4, 8]);
+}
+
+#[test]
+fn a_format_space_gives_each_operand_its_own_formats_bins_and_floor() {
+    let p = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
+    let layers = Arch::Lenet5.layer_shapes((1, 28, 28), 10).unwrap();
+    let f = |t: &str| t.parse::<Format>().unwrap();
+    let show = |v: &[Format]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let w = vec![f("fp8e4m3"), f("4"), f("int4g32"), f("8")];
+    let a = vec![f("8"), f("fp8e4m3"), f("16")];
+    let mut s = SearchSpace::with_formats(layers, [w, a], false, &p, &|b| p.supports(b)).unwrap();
+    assert!(s.has_named_formats());
+    let (wo, ao) = (Operand::Weight, Operand::Activation);
+    assert_eq!(show(s.options(0, wo)), ["4", "int4g32", "8", "fp8e4m3"]);
+    // A 16-bit integer the device does not run is rounded up to full precision.
+    let sixteen = if p.supports(f("16")) { "16" } else { "32" };
+    assert_eq!(show(s.options(0, ao)), ["8", "fp8e4m3", sixteen]);
+    assert_eq!(s.action_to_bits(0.0, wo), f("4"));
+    assert_eq!(s.action_to_bits(0.3, wo), f("int4g32"));
+    assert_eq!(s.action_to_bits(1.0, wo), f("fp8e4m3"));
+    assert_eq!(s.action_to_bits(0.0, ao), f("8"));
+    for op in [wo, ao] {
+        for &v in s.options(0, op) {
+            assert_eq!(s.action_to_bits(s.bits_to_action(v, op), op), v, "{v}");
+        }
+    }
+    // An activation format the operand cannot take runs as its next option.
+    let run = s.run_layer(0, LayerBits::new(f("int4g32"), f("int4g32")));
+    assert_eq!(run.to_string(), "int4g32/8");
+    assert_eq!(s.floor_policy().to_string(), "4/8,4/8,4/8,4/8,4/8");
+    // Pruning never lets a format stand in for one it does not hold: int4 and int4g32, int8
+    // and fp8 all stay whatever they cost.
+    let objectives = Objectives::of(true, &[crate::pareto::Objective::Latency]);
+    s.prune_dominated(&objectives, &Budget::default());
+    let kept = show(s.options(0, wo));
+    for name in ["4", "int4g32", "8", "fp8e4m3"] {
+        assert!(kept.contains(&name.to_string()), "{name} pruned: {kept:?}");
+    }
+    assert_eq!(
+        s.price(&s.floor_policy()),
+        s.price(&Policy::parse("4/8,4/8,4/8,4/8,4/8").unwrap())
+    );
 }

@@ -46,6 +46,19 @@ pub enum ExperimentError {
     DuplicateChoice { path: PathBuf, value: u8 },
     #[error("{}: give `bits.choices` or `bits.min`/`bits.max`, not both", path.display())]
     ChoicesWithRange { path: PathBuf },
+    #[error("{}: give `bits.formats` (or `bits.w_formats`/`bits.a_formats`) or integer widths (`bits.choices`, `bits.min`/`bits.max`), not both", path.display())]
+    FormatsWithWidths { path: PathBuf },
+    #[error("{}: field `{field}` must list formats such as \"int8\" or \"fp8e4m3\" ({rule}), got \"{value}\"", path.display())]
+    BadFormat {
+        path: PathBuf,
+        field: &'static str,
+        value: String,
+        rule: String,
+    },
+    #[error("{}: `{field}` leaves its operand no format (weights take int1..int8, the float formats and int4g32/int4g128; activations int1..int16 and the float formats)", path.display())]
+    NoFormats { path: PathBuf, field: &'static str },
+    #[error("{}: with `bits.tie = true` weights and activations need the same formats", path.display())]
+    TiedFormats { path: PathBuf },
     #[error("{}: give `{fraction}` (a fraction of uniform 8/8) or `{absolute}`, not both", path.display())]
     BothBudgets {
         path: PathBuf,

@@ -27,6 +27,7 @@ lr = 1e-3
 
 mod error;
 mod fidelity;
+mod formats;
 mod front_test;
 mod layered;
 mod raw;
@@ -35,6 +36,7 @@ mod search;
 mod validated;
 
 pub use error::{ExperimentError, LayerError};
+pub use formats::FormatSpace;
 pub use front_test::{FrontTestConfig, RawFrontTest};
 pub use layered::Overrides;
 pub use raw::{RawData, RawExperiment, RawModel, RawQuant, RawTrain};

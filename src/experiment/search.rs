@@ -8,14 +8,16 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ExperimentError;
 pub use super::fidelity::{Fidelities, LowFidelity};
+use super::formats::{FormatSpace, RawFormat, RawFormats};
 use crate::env::{BudgetConfig, Limit, Objectives};
 use crate::pareto::Objective;
 use crate::quant::Format;
 use crate::robust::{robust_radii, AttackConfig, RobustMeasure};
 use crate::validate::{non_negative, positive, positive_count};
 
-/// The `[bits]` table as written: a range (`min`, `max`; 2..=8 by default) or an explicit
-/// list (`choices = [2, 4, 8]`), `tie` (weight bits = activation bits per layer) and
+/// The `[bits]` table as written: a range (`min`, `max`; 2..=8 by default), an explicit
+/// list (`choices = [2, 4, 8]`) or number formats (`formats`, per operand `w_formats` /
+/// `a_formats`: `formats.rs`), `tie` (weight bits = activation bits per layer) and
 /// `prune_dominated` (drop a width the device prices like a wider one; default true).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +25,9 @@ pub struct RawBits {
     pub min: Option<u8>,
     pub max: Option<u8>,
     pub choices: Option<Vec<u8>>,
+    pub formats: Option<Vec<RawFormat>>,
+    pub w_formats: Option<Vec<RawFormat>>,
+    pub a_formats: Option<Vec<RawFormat>>,
     #[serde(default)]
     pub tie: bool,
     pub prune_dominated: Option<bool>,
@@ -38,6 +43,9 @@ pub struct BitsRange {
     pub max: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub choices: Option<Vec<u8>>,
+    /// Number formats per operand (`min`/`max` then span their widths); absent for widths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formats: Option<FormatSpace>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tie: bool,
     /// Whether the search space drops, per layer and operand, each width the device prices
@@ -56,6 +64,7 @@ impl Default for BitsRange {
             min: 2,
             max: 8,
             choices: None,
+            formats: None,
             tie: false,
             prune_dominated: true,
         }
@@ -68,6 +77,21 @@ impl BitsRange {
         match &self.choices {
             Some(c) => c.clone(),
             None => (self.min..=self.max).collect(),
+        }
+    }
+
+    /// The formats each operand (weight, activation) may take: `formats`, else the declared
+    /// bitwidths for both. Each list ascending; a declared width that is not a format cannot
+    /// occur (`RawBits::check`), and is left out.
+    pub fn declared_formats(&self) -> [Vec<Format>; 2] {
+        match &self.formats {
+            Some(f) => [f.weight.clone(), f.activation.clone()],
+            None => {
+                let ints: Vec<Format> = (self.declared().into_iter())
+                    .filter_map(|b| Format::new(b).ok())
+                    .collect();
+                [ints.clone(), ints]
+            }
         }
     }
 }
@@ -148,6 +172,33 @@ impl RawBits {
     /// duplicates (it is sorted here); else min and max in 1..=8, min ≤ max.
     pub fn check(self, path: &Path) -> Result<BitsRange, ExperimentError> {
         let prune_dominated = self.prune_dominated.unwrap_or(true);
+        let raw = RawFormats {
+            formats: self.formats.clone(),
+            w_formats: self.w_formats.clone(),
+            a_formats: self.a_formats.clone(),
+        };
+        if raw.given() {
+            if self.min.is_some() || self.max.is_some() || self.choices.is_some() {
+                return Err(ExperimentError::FormatsWithWidths {
+                    path: path.to_path_buf(),
+                });
+            }
+            let space = raw.check(path, self.tie)?;
+            let widths = space
+                .weight
+                .iter()
+                .chain(&space.activation)
+                .map(|f| f.width());
+            let (min, max) = widths.fold((u8::MAX, 0), |(lo, hi), w| (lo.min(w), hi.max(w)));
+            return Ok(BitsRange {
+                min,
+                max,
+                choices: None,
+                formats: Some(space),
+                tie: self.tie,
+                prune_dominated,
+            });
+        }
         let Some(mut choices) = self.choices else {
             let r = range(path, self.min.unwrap_or(2), self.max.unwrap_or(8), self.tie)?;
             return Ok(BitsRange {
@@ -186,6 +237,7 @@ impl RawBits {
             min,
             max,
             choices: Some(choices),
+            formats: None,
             tie: self.tie,
             prune_dominated,
         })
@@ -213,6 +265,7 @@ fn range(path: &Path, min: u8, max: u8, tie: bool) -> Result<BitsRange, Experime
         min,
         max,
         choices: None,
+        formats: None,
         tie,
         prune_dominated: true,
     })

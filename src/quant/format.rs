@@ -12,10 +12,42 @@ use serde::{Deserialize, Serialize};
 use super::{Minifloat, QuantError};
 
 /// A checked format, stored as one byte: 1..=16 are the integer widths, 32 is full precision,
-/// and the named formats take codes above 32 (so policies order integers first, as before).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// and the named formats take codes above 32. Ordered by width, then integers before group-wise
+/// integers before minifloats (then by code), full precision last: integers keep the order of
+/// their widths, and a search space's formats run from narrowest to widest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "FormatRepr", into = "FormatRepr")]
 pub struct Format(u8);
+
+impl Format {
+    /// The sort key: (width, class, code), full precision above every width.
+    fn rank(self) -> (u8, u8, u8) {
+        let class = match self.kind() {
+            Kind::Int(_) => 0,
+            Kind::GroupInt { .. } => 1,
+            Kind::Float(_) => 2,
+            Kind::Full => 3,
+        };
+        let width = if self.is_full() {
+            u8::MAX
+        } else {
+            self.width()
+        };
+        (width, class, self.0)
+    }
+}
+
+impl Ord for Format {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+impl PartialOrd for Format {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// What a format computes with.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,6 +70,22 @@ pub enum Kind {
 pub enum Operand {
     Weight,
     Activation,
+}
+
+impl Operand {
+    /// Step `t` of a layer's walk: even steps are weights.
+    pub fn of_step(t: usize) -> Operand {
+        if t.is_multiple_of(2) {
+            Operand::Weight
+        } else {
+            Operand::Activation
+        }
+    }
+
+    /// 0 for the weight, 1 for the activation: the position in per-operand pairs.
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 const FP16: u8 = 64;
@@ -140,6 +188,22 @@ impl Format {
     /// are built from it.
     pub fn code(self) -> u8 {
         self.0
+    }
+
+    /// Whether this format represents every value `other` can, so that running `other` as
+    /// this one loses nothing: full precision holds every format, a wider integer a narrower
+    /// one, fp16 and bf16 either fp8 (their exponent and mantissa fields are at least as wide),
+    /// and every format itself. Formats of different kinds otherwise hold neither way.
+    pub fn holds(self, other: Format) -> bool {
+        match (self.kind(), other.kind()) {
+            _ if self == other => true,
+            (Kind::Full, _) => true,
+            (Kind::Int(a), Kind::Int(b)) => a >= b,
+            (Kind::Float(a), Kind::Float(b)) => {
+                a.exp_bits() >= b.exp_bits() && a.man_bits() >= b.man_bits()
+            }
+            _ => false,
+        }
     }
 
     /// The name: `int8`, `fp8e4m3`, `fp32` for full precision.
@@ -268,6 +332,34 @@ mod tests {
             Format::INT4_G32.kind(),
             Kind::GroupInt { bits: 4, group: 32 }
         );
+    }
+
+    #[test]
+    fn formats_order_by_width_and_hold_narrower_ones_of_their_kind() {
+        let f = |t: &str| t.parse::<Format>().unwrap();
+        let mut v = [
+            f("fp16"),
+            f("32"),
+            f("fp8e4m3"),
+            f("8"),
+            f("int4g32"),
+            f("4"),
+            f("16"),
+        ];
+        v.sort();
+        let names: Vec<String> = v.iter().map(|x| x.name()).collect();
+        assert_eq!(
+            names,
+            ["int4", "int4g32", "int8", "fp8e4m3", "int16", "fp16", "fp32"]
+        );
+        assert!(
+            f("2") < f("8") && f("8") < f("32"),
+            "integers keep their order"
+        );
+        assert!(f("fp16").holds(f("fp8e4m3")) && f("bf16").holds(f("fp8e5m2")));
+        assert!(!f("fp16").holds(f("bf16")) && !f("bf16").holds(f("fp16")));
+        assert!(!f("fp8e4m3").holds(f("fp8e5m2")) && !f("fp8e5m2").holds(f("fp8e4m3")));
+        assert!(f("8").holds(f("4")) && !f("fp16").holds(f("8")) && f("32").holds(f("int4g32")));
     }
 
     #[test]

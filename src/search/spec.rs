@@ -85,9 +85,9 @@ impl<'a> Run<'a> {
             eprintln!("{notice}");
         }
         let supports = |b| spec.profile.supports(b);
-        let mut space = SearchSpace::with_choices(
+        let mut space = SearchSpace::with_formats(
             spec.base.shapes().to_vec(),
-            &spec.exp.bits.declared(),
+            spec.exp.bits.declared_formats(),
             spec.exp.bits.tie,
             spec.profile,
             &supports,

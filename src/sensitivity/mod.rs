@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 pub use plan::{probes, Probe, REFERENCE_BITS};
 
 use crate::data::Dataset;
-use crate::env::SearchSpace;
+use crate::env::{Operand, SearchSpace};
 use crate::experiment::Experiment;
 use crate::fidelity::Fidelity;
 use crate::hardware::{Price, Profile};
 use crate::model::Model;
+use crate::quant::Format;
 use crate::rundir::{
     dir_kind, this_command, DirKind, ProfileInfo, RunDirError, RunLock, Sensitivity,
     SensitivityConfig, SensitivityRow, Varied,
@@ -98,7 +99,11 @@ pub fn run_sensitivity(spec: &SensitivitySpec) -> Result<SensitivitySummary, Sen
     }
     let space = space(spec)?;
     let reference = space.run_bits(REFERENCE_BITS);
-    let probes = probes(space.layers.len(), reference, space.values());
+    let (w, a) = (
+        space.options(0, Operand::Weight),
+        space.options(0, Operand::Activation),
+    );
+    let probes = probes(space.layers.len(), reference, [w, a]);
     let config = config(spec, &space)?;
     crate::rundir::write_json(&spec.dir.join(SensitivityConfig::FILE), &config)?;
     let cache = ScoreCache::open(config.scores.clone())?;
@@ -145,12 +150,14 @@ pub fn refuse_other_kinds(dir: &Path) -> Result<(), SensitivityError> {
 /// The model's layers priced on the device at every width it runs for the declared ones and
 /// the reference (untied and unpruned: every operand is varied alone, at every such width).
 fn space(spec: &SensitivitySpec) -> Result<SearchSpace, SensitivityError> {
-    let mut declared = spec.exp.bits.declared();
-    declared.push(REFERENCE_BITS);
+    let mut declared = spec.exp.bits.declared_formats();
+    for list in &mut declared {
+        list.push(Format::new(REFERENCE_BITS).map_err(crate::env::EnvError::from)?);
+    }
     let supports = |b| spec.profile.supports(b);
-    Ok(SearchSpace::with_choices(
+    Ok(SearchSpace::with_formats(
         spec.base.shapes().to_vec(),
-        &declared,
+        declared,
         false,
         spec.profile,
         &supports,

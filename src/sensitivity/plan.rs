@@ -20,8 +20,9 @@ pub struct Probe {
     pub policy: Policy,
 }
 
-/// The probes of `n_layers` layers at `formats` around uniform `reference`, reference first.
-pub fn probes(n_layers: usize, reference: Format, formats: &[Format]) -> Vec<Probe> {
+/// The probes of `n_layers` layers at `formats` (the weight's, the activation's) around
+/// uniform `reference`, reference first.
+pub fn probes(n_layers: usize, reference: Format, formats: [&[Format]; 2]) -> Vec<Probe> {
     let base = Policy::uniform(n_layers, reference);
     let mut out = vec![Probe {
         layer: None,
@@ -30,7 +31,10 @@ pub fn probes(n_layers: usize, reference: Format, formats: &[Format]) -> Vec<Pro
         policy: base.clone(),
     }];
     for layer in 0..n_layers {
-        for operand in [Varied::Weight, Varied::Activation] {
+        for (operand, formats) in [Varied::Weight, Varied::Activation]
+            .into_iter()
+            .zip(formats)
+        {
             for &format in formats {
                 let mut policy = base.clone();
                 let r = policy.layers()[layer];
@@ -60,7 +64,8 @@ mod tests {
 
     #[test]
     fn the_reference_comes_first_then_each_layer_operand_and_format() {
-        let p = probes(2, bits(8), &[bits(2), bits(8)]);
+        let both = [bits(2), bits(8)];
+        let p = probes(2, bits(8), [&both, &both]);
         let text: Vec<String> = p.iter().map(|p| p.policy.to_string()).collect();
         assert_eq!(
             text,
@@ -73,5 +78,11 @@ mod tests {
         assert_eq!((p[0].layer, p[0].operand), (None, Varied::Reference));
         assert_eq!((p[3].layer, p[3].operand), (Some(0), Varied::Activation));
         assert_eq!(p[7].format, bits(2));
+        // Each operand at its own formats.
+        let (w, a) = ([Format::INT4_G32], [bits(16)]);
+        let text: Vec<String> = (probes(1, bits(8), [&w, &a]).iter())
+            .map(|p| p.policy.to_string())
+            .collect();
+        assert_eq!(text, ["8/8", "int4g32/8", "8/16"]);
     }
 }
