@@ -14,8 +14,10 @@ use bitsearch::train::FinetuneReport;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The policy: W/A bits per layer in order, e.g. 8/8,4/4,2/4,4/4,8/8 (32 = unquantized),
-    /// or a JSON policy file ({"model": .., "layers": [{"name", "w_bits", "a_bits"}, ..]}).
+    /// The policy: W/A formats per layer in order, e.g. 8/8,4/4,2/4,4/4,8/8 (integer widths, 32 =
+    /// unquantized) or fp8e4m3/fp8e4m3,int4g32/16,... (fp16, bf16, fp8e4m3, fp8e5m2; int4g32 and
+    /// int4g128 for weights; int9..int16 for activations), or a JSON policy file ({"model": ..,
+    /// "layers": [{"name", "w_bits", "a_bits", "w_format"?, "a_format"?}, ..]}).
     #[arg(long)]
     pub policy: String,
     #[command(flatten)]

@@ -57,12 +57,13 @@ pub struct BitsRecord {
     pub kept: Option<Vec<KeptWidths>>,
 }
 
-/// One layer's widths in `BitsRecord::kept`.
+/// One layer's formats in `BitsRecord::kept`: integer widths as numbers, as they always were,
+/// and named formats by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeptWidths {
     pub layer: String,
-    pub w: Vec<u8>,
-    pub a: Vec<u8>,
+    pub w: Vec<crate::quant::Format>,
+    pub a: Vec<crate::quant::Format>,
 }
 
 /// config.json. The search writes every field; readers accept files without the optional ones.

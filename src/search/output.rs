@@ -61,7 +61,7 @@ pub(super) fn config(run: &Run) -> Result<RunConfig, SearchError> {
 /// whether dominated widths were pruned and the widths each layer kept.
 fn bits_record(run: &Run) -> BitsRecord {
     let space = &run.space;
-    let widths = |v: &[crate::quant::Format]| v.iter().map(|b| b.width()).collect();
+    let widths = |v: &[crate::quant::Format]| v.to_vec();
     let kept = (space.layers.iter().enumerate())
         .map(|(l, layer)| KeptWidths {
             layer: layer.name.clone(),
