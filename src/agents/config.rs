@@ -22,15 +22,16 @@ pub enum AgentError {
     NoSensitivity,
     /// The search's probe failed (its error, unchanged).
     #[error(
-        "the exhaustive agent's space has {size} policies ({} bitwidths {bitwidths:?} per {per}, \
+        "the exhaustive agent's space has {size} policies ({} bitwidths [{}] per {per}, \
          {operands} {per}s), more than its limit of {limit}: declare fewer bitwidths with \
          `[bits] choices = [...]` or fewer with min/max, set `[bits] tie = true` (one bitwidth per \
          layer), or raise `limit` in the agent file",
-        bitwidths.len()
+        bitwidths.len(),
+        bitwidths.join(", ")
     )]
     SpaceTooLarge {
         size: String,
-        bitwidths: Vec<u8>,
+        bitwidths: Vec<String>,
         operands: usize,
         per: &'static str,
         limit: usize,

@@ -34,7 +34,7 @@ impl Exhaustive {
                 size: space
                     .size()
                     .map_or("more than 2^128".into(), |s| s.to_string()),
-                bitwidths: space.widths().iter().map(|b| b.width()).collect(),
+                bitwidths: space.widths().iter().map(|b| b.to_string()).collect(),
                 operands: space.operands(),
                 per: if space.tie() { "layer" } else { "operand" },
                 limit: cfg.limit,

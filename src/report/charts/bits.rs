@@ -6,7 +6,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::quant::LayerBits;
+use crate::quant::{Format, LayerBits};
 use crate::report::style::{category, color, draw_err, font, Chart, ChartError};
 
 /// A named policy to draw.
@@ -27,26 +27,37 @@ pub struct BitsChart {
     pub policies: Vec<NamedPolicy>,
 }
 
-/// Full precision (32) is drawn as a bar of this height, labelled "32".
+/// A format wider than 8 bits (full precision, fp16, int16) is drawn as a bar of this height,
+/// labelled with its name.
 const FULL_HEIGHT: f64 = 9.0;
 
-fn height(bits: u8) -> f64 {
-    if bits > 8 {
-        FULL_HEIGHT
-    } else {
-        f64::from(bits)
+fn height(format: Format) -> f64 {
+    match format.width() {
+        w if w > 8 => FULL_HEIGHT,
+        w => f64::from(w),
     }
+}
+
+/// The label over a bar whose height does not say its format: every format but an integer of
+/// up to 8 bits ("32", "16", "fp16", "e4m3", "g32").
+fn label(format: Format) -> Option<String> {
+    let plain = format.int_bits().is_some_and(|b| b <= 8);
+    let name = format.to_string();
+    let short = name
+        .strip_prefix("fp8")
+        .or_else(|| name.strip_prefix("int4"));
+    (!plain).then(|| short.unwrap_or(&name).to_string())
 }
 
 impl BitsChart {
     /// The bars: (x0, x1, bits, colour index) for every layer, policy and weights/activations.
-    fn bars(&self) -> Vec<(f64, f64, u8, usize)> {
+    fn bars(&self) -> Vec<(f64, f64, Format, usize)> {
         let per_layer = 2 * self.policies.len().max(1);
         let width = 0.8 / per_layer as f64;
         let mut bars = Vec::new();
         for (p, policy) in self.policies.iter().enumerate() {
             for (l, b) in policy.bits.iter().enumerate().take(self.layers.len()) {
-                for (k, bits) in [b.w.width(), b.a.width()].into_iter().enumerate() {
+                for (k, bits) in [b.w, b.a].into_iter().enumerate() {
                     let slot = 2 * p + k;
                     let x0 = l as f64 - 0.4 + slot as f64 * width;
                     bars.push((x0, x0 + width * 0.9, bits, slot));
@@ -114,7 +125,8 @@ type Dual<'a, DB> = DualCoordChartContext<
 >;
 
 impl BitsChart {
-    /// The bars, one colour per policy and operand, with "32" over full-precision bars.
+    /// The bars, one colour per policy and operand, each format's name over a bar whose height
+    /// does not say it.
     fn draw_bars<DB: DrawingBackend>(
         &self,
         chart: &mut Dual<'_, DB>,
@@ -136,10 +148,10 @@ impl BitsChart {
                     });
             }
         }
-        let full = self.bars().into_iter().filter(|b| b.2 > 8);
+        let named = (self.bars().into_iter()).filter_map(|b| Some((b.0, b.2, label(b.2)?)));
         chart
             .draw_series(
-                full.map(|(x0, _, _, _)| Text::new("32", (x0, FULL_HEIGHT + 0.5), font(12))),
+                named.map(|(x0, f, text)| Text::new(text, (x0, height(f) + 0.5), font(12))),
             )
             .map_err(err)?;
         Ok(())
