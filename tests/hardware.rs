@@ -116,6 +116,34 @@ fn mode_bits_must_be_1_to_8_or_32() {
 }
 
 #[test]
+fn a_mode_format_must_be_a_known_name() {
+    let e = rejects(
+        "mode_format_unknown.toml",
+        &[
+            "compute.modes[0].w_format",
+            "must name a format",
+            "fp8e4m3",
+            "`fp9`",
+        ],
+    );
+    assert!(matches!(e, HardwareError::ModeFormatUnknown { .. }));
+}
+
+#[test]
+fn a_mode_width_and_format_must_agree() {
+    let e = rejects(
+        "mode_format_width.toml",
+        &[
+            "compute.modes[0].w_bits",
+            "= 16",
+            "\"fp8e4m3\"",
+            "8 bits wide",
+        ],
+    );
+    assert!(matches!(e, HardwareError::ModeFormatWidth { .. }));
+}
+
+#[test]
 fn precision_modes_need_a_full_precision_mode() {
     let e = rejects("no_full_precision_mode.toml", &["compute.modes", "32"]);
     assert!(matches!(e, HardwareError::NoFullPrecisionMode { .. }));
@@ -201,6 +229,37 @@ fn table_overrides_listed_layers_and_errors_on_missing_full_precision_row() {
         err.contains("fc1") && err.contains("w_bits=32 a_bits=8"),
         "{err}"
     );
+}
+
+/// A measured table's rows are integer widths and 32: a named format on a listed layer is an
+/// error naming the profile, the layer and the format (as a missing row is), while an unlisted
+/// layer is priced by the model at any format.
+#[test]
+fn a_named_format_on_a_measured_layer_is_refused_by_name() {
+    let p = Profile::load(&fixture("with_table.toml")).unwrap();
+    let f = |t: &str| t.parse::<Format>().unwrap();
+    let fc1 = LayerShape::linear("fc1", 256, 120);
+    for (w, a, format) in [
+        ("fp8e4m3", "8", "fp8e4m3"),
+        ("4", "fp16", "fp16"),
+        ("int4g32", "8", "int4g32"),
+    ] {
+        let err = p.layer_cost(&fc1, LayerBits::new(f(w), f(a))).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, HardwareError::TableFormat { .. }), "{msg}");
+        assert!(
+            msg.contains("profile `with_table`")
+                && msg.contains("layer `fc1`")
+                && msg.contains("table.csv")
+                && msg.contains(&format!("cannot price {format}")),
+            "{msg}"
+        );
+    }
+    let fc2 = LayerShape::linear("fc2", 120, 84);
+    let c = p
+        .layer_cost(&fc2, LayerBits::new(f("fp8e4m3"), f("8")))
+        .unwrap();
+    assert_eq!(c.source, CostSource::Model);
 }
 
 /// Guards against a table measured on one model pricing another model's layer of the same name.

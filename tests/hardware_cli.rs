@@ -71,6 +71,23 @@ fn cost_prints_table_and_json_and_rejects_bad_policies() {
     fails(&["cost", "--profile", "t4", "--policy", "9/8,8/8,8/8,8/8,8/8"]);
 }
 
+#[test]
+fn validate_names_a_bad_mode_format_by_file_field_rule_and_value() {
+    let bad = format!("{DATA}/mode_format_unknown.toml");
+    let run = bitsearch(&["profiles", "validate", &bad], repo());
+    assert!(!run.status.success());
+    // validate reports each file on stdout, and fails at the end.
+    let out = String::from_utf8_lossy(&run.stdout);
+    for needle in [
+        "mode_format_unknown.toml",
+        "field `compute.modes[0].w_format`",
+        "must name a format",
+        "got `fp9`",
+    ] {
+        assert!(out.contains(needle), "`{needle}` not in: {out}");
+    }
+}
+
 /// A zoo network priced from its shape alone: a malformed `--input` or `--classes` is a clear
 /// error naming the flag's rule and the value, and `--input` without `--arch` is refused.
 #[test]

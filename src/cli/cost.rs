@@ -14,8 +14,9 @@ pub struct CostArgs {
     /// Device profile: a name in hardware-profiles/ (e.g. bismo-edge) or a .toml file.
     #[arg(long)]
     pub profile: String,
-    /// Bitwidths per layer as W/A, comma-separated, e.g. 8/8,4/4,4/8,2/8,8/8 (32 = full
-    /// precision) [default: uniform 8/8].
+    /// Formats per layer as W/A, comma-separated: integer widths, e.g. 8/8,4/4,4/8,2/8,8/8 (32 =
+    /// full precision), or named formats, e.g. fp8e4m3/fp8e4m3,int4g128/fp16,bf16/bf16
+    /// [default: uniform 8/8].
     #[arg(long)]
     pub policy: Option<String>,
     /// Print one JSON object instead of a table.

@@ -13,7 +13,7 @@ use bitsearch::hardware::{
     BUILTIN_PROFILE_DIR,
 };
 use bitsearch::model::LayerShape;
-use bitsearch::quant::{Format, LayerBits};
+use bitsearch::quant::{Format, LayerBits, Operand as QuantOperand};
 use bitsearch::report::units::{quantity, Quantity};
 
 /// Device profiles: the TOML files that price a layer at given bitwidths.
@@ -212,16 +212,17 @@ fn show(name: &str, model: &str, layers: &[LayerShape]) -> anyhow::Result<()> {
             );
             for mode in &pm.modes {
                 println!(
-                    "    {:<12} w{:<2} a{:<2} {:>10.1} MACs/cycle {:>8.2} pJ/MAC",
+                    "    {:<18} w {:<8} a {:<8} {:>10.1} MACs/cycle {:>8.2} pJ/MAC",
                     mode.name,
-                    mode.w_bits,
-                    mode.a_bits,
+                    mode.w.name(),
+                    mode.a.name(),
                     mode.macs_per_cycle,
                     mode.mac_j * 1e12
                 );
             }
         }
     }
+    named_formats(&p);
     if let Some(t) = p.table() {
         let layers: Vec<&str> = t.layers().collect();
         println!(
@@ -299,6 +300,34 @@ fn distinct_widths(p: &Profile, model: &str, layers: &[LayerShape]) {
             println!("    {}: {line}", layer.name);
         }
     }
+}
+
+/// The mode each named format runs in (uniformly; a weight-only format with 8-bit
+/// activations): the profile's answer to "what does fp8 cost here".
+fn named_formats(p: &Profile) {
+    let named = [
+        Format::FP16,
+        Format::BF16,
+        Format::FP8_E4M3,
+        Format::FP8_E5M2,
+        Format::INT4_G32,
+        Format::INT4_G128,
+    ];
+    let runs: Vec<String> = (named.into_iter())
+        .filter_map(|f| {
+            let a = match f.allowed_for(QuantOperand::Activation) {
+                true => f,
+                false => Format::new(Format::MAX).ok()?,
+            };
+            let bits = LayerBits::new(f, a);
+            let mode = match p.supports(f) {
+                true => p.compute().run(bits).map_or("none".into(), |r| r.mode),
+                false => "refused (4 is not in precisions)".into(),
+            };
+            Some(format!("{bits} → {mode}"))
+        })
+        .collect();
+    println!("  named formats   {}", runs.join(", "));
 }
 
 fn join(bits: &[Format]) -> String {

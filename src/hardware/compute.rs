@@ -1,20 +1,26 @@
-//! Compute models, one per physical idea, each turning a layer's (w, a) bitwidths into a
+//! Compute models, one per physical idea, each turning a layer's (w, a) formats into a
 //! throughput (MACs per cycle), an energy per MAC and the widths the operands are stored at:
 //!
 //! - `bit-serial` (BISMO): every w-bit × a-bit MAC is w·a binary MACs, so
 //!   `MACs/cycle = binary_macs_per_cycle / (w·a)`, `E_mac = w·a · E_binary_mac`.
 //! - `bit-fusion` (Bit Fusion): operands are rounded up to 2, 4 or 8 bits and fused BitBricks give
 //!   `MACs/cycle = units · ⌊8/max(a,2)⌋ · ⌊8/max(w,2)⌋`, `E_mac = E_8x8 · w'·a'/64` (w', a' rounded).
-//! - `precision-modes` (CPUs, GPUs, NPUs): a list of (w, a) modes with their throughput; a layer runs
-//!   in a mode that holds both its w and a (the fastest, or the narrowest, as the profile says).
+//! - `precision-modes` (CPUs, GPUs, NPUs): a list of modes, each a (weight, activation) format pair
+//!   with its throughput; a layer runs in a mode that holds both its formats (`precision_modes`).
 //!
-//! Full precision (32) is priced by an explicit rule per model: bit-serial treats it as a 32-bit
-//! integer operand (w·a with 32); bit-fusion as four temporal 8-bit passes per 32-bit operand
-//! (a quarter of the 8-bit rate per operand, E ∝ 32·a'/64); precision-modes require a 32/32 mode.
+//! Bit-serial and bit-fusion devices compute integers only. They run an integer operand at its
+//! width, group-wise int4 as 4 bits (its scales aside), and a minifloat as full precision (32),
+//! which has an explicit rule per model: bit-serial treats it as a 32-bit integer operand (w·a with
+//! 32); bit-fusion as four temporal 8-bit passes per 32-bit operand (a quarter of the 8-bit rate
+//! per operand, E ∝ 32·a'/64), and a 9..16-bit integer as two (E ∝ 16·a'/64). Precision-modes
+//! require a 32/32 mode.
 
 use serde::{Deserialize, Serialize};
 
-use crate::quant::LayerBits;
+pub use super::precision_modes::{
+    holds, Holding, Mode, ModeFile, PrecisionModes, PrecisionModesFile, Selection, Storage,
+};
+use crate::quant::{Format, Kind, LayerBits};
 
 /// The bitwidth value that stands for full precision.
 pub const FULL_BITS: u8 = 32;
@@ -42,45 +48,6 @@ pub struct BitFusionFile {
     pub mac_pj_8x8: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrecisionModesFile {
-    pub selection: Selection,
-    pub weight_storage: Storage,
-    pub activation_storage: Storage,
-    pub modes: Vec<ModeFile>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModeFile {
-    pub name: String,
-    pub w_bits: i64,
-    pub a_bits: i64,
-    pub macs_per_cycle: f64,
-    pub mac_pj: f64,
-}
-
-/// Which of the modes that hold a layer's (w, a) it runs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Selection {
-    /// The highest throughput (ties: lowest energy per MAC) — a runtime free to pick any kernel.
-    Fastest,
-    /// The smallest w+a (ties: fastest) — a library that runs each bitwidth in its own kernel.
-    Narrowest,
-}
-
-/// The width an operand occupies in memory when computed in a wider mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Storage {
-    /// Stored packed at its own bitwidth and unpacked on the fly.
-    Packed,
-    /// Stored at the width of the mode that computes it.
-    Mode,
-}
-
 /// A validated compute model.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ComputeModel {
@@ -99,24 +66,6 @@ pub struct BitSerial {
 pub struct BitFusion {
     pub fusion_units: f64,
     pub mac_8x8_j: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PrecisionModes {
-    pub selection: Selection,
-    pub weight_storage: Storage,
-    pub activation_storage: Storage,
-    pub modes: Vec<Mode>,
-}
-
-/// One validated (w, a) mode; bits are 1..=8 or 32.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mode {
-    pub name: String,
-    pub w_bits: u8,
-    pub a_bits: u8,
-    pub macs_per_cycle: f64,
-    pub mac_j: f64,
 }
 
 /// How a compute model runs one (w, a): the mode, its rate and energy, and the stored widths.
@@ -141,7 +90,7 @@ impl ComputeModel {
 
     /// How `bits` runs; `None` only when no precision mode holds it.
     pub fn run(&self, bits: LayerBits) -> Option<ModeRun> {
-        let (w, a) = (bits.w.width(), bits.a.width());
+        let (w, a) = (integer_width(bits.w), integer_width(bits.a));
         match self {
             ComputeModel::BitSerial(m) => {
                 let planes = f64::from(w) * f64::from(a);
@@ -164,55 +113,44 @@ impl ComputeModel {
                 })
             }
             ComputeModel::PrecisionModes(m) => {
-                let mode = m.select(w, a)?;
-                let stored = |storage: Storage, own: u8, mode_bits: u8| match storage {
-                    Storage::Packed => own,
-                    Storage::Mode => mode_bits,
-                };
+                let mode = m.select(bits)?;
+                let (w_stored_bits, a_stored_bits) = m.stored(bits, mode);
                 Some(ModeRun {
                     mode: mode.name.clone(),
                     macs_per_cycle: mode.macs_per_cycle,
                     mac_j: mode.mac_j,
-                    w_stored_bits: stored(m.weight_storage, w, mode.w_bits),
-                    a_stored_bits: stored(m.activation_storage, a, mode.a_bits),
+                    w_stored_bits,
+                    a_stored_bits,
                 })
             }
         }
     }
 }
 
-impl PrecisionModes {
-    /// The mode a (w, a) layer runs in, by the profile's selection rule.
-    pub fn select(&self, w: u8, a: u8) -> Option<&Mode> {
-        let holding = self.modes.iter().filter(|m| m.w_bits >= w && m.a_bits >= a);
-        match self.selection {
-            Selection::Fastest => holding.min_by(|x, y| {
-                y.macs_per_cycle
-                    .total_cmp(&x.macs_per_cycle)
-                    .then(x.mac_j.total_cmp(&y.mac_j))
-            }),
-            Selection::Narrowest => holding.min_by(|x, y| {
-                (u32::from(x.w_bits) + u32::from(x.a_bits))
-                    .cmp(&(u32::from(y.w_bits) + u32::from(y.a_bits)))
-                    .then(y.macs_per_cycle.total_cmp(&x.macs_per_cycle))
-            }),
-        }
+/// The integer width an integer-only device (bit-serial, bit-fusion) computes an operand at: an
+/// integer's own, group-wise int4's 4 (its scales aside), and full precision's 32 for a minifloat,
+/// which such a device has no arithmetic for.
+fn integer_width(f: Format) -> u8 {
+    match f.kind() {
+        Kind::Int(b) | Kind::GroupInt { bits: b, .. } => b,
+        Kind::Float(_) | Kind::Full => FULL_BITS,
     }
 }
 
-/// Bit Fusion's operand width: BitBricks fuse in powers of two from 2 to 8 bits; a full-precision
-/// operand is taken as 32 bits.
+/// Bit Fusion's operand width: BitBricks fuse in powers of two from 2 to 8 bits; a 9..16-bit
+/// operand is taken as 16 bits (two temporal 8-bit passes), a full-precision one as 32.
 fn fused_width(bits: u8) -> u8 {
     match bits {
         0..=2 => 2,
         3..=4 => 4,
         5..=8 => 8,
+        9..=16 => 16,
         _ => FULL_BITS,
     }
 }
 
-/// Parallel lanes per operand in one fusion unit: 8/width, and 1/4 for a 32-bit operand (four
-/// temporal 8-bit passes), so `⌊8/max(b,2)⌋` for b ≤ 8 and never zero.
+/// Parallel lanes per operand in one fusion unit: 8/width, so 1/2 for a 16-bit operand and 1/4
+/// for a 32-bit one (two or four temporal 8-bit passes), `⌊8/max(b,2)⌋` for b ≤ 8, never zero.
 fn lanes(fused: u8) -> f64 {
     8.0 / f64::from(fused)
 }
@@ -220,10 +158,13 @@ fn lanes(fused: u8) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::Format;
 
     fn bits(w: u8, a: u8) -> LayerBits {
         LayerBits::new(Format::new(w).unwrap(), Format::new(a).unwrap())
+    }
+
+    fn formats(w: &str, a: &str) -> LayerBits {
+        LayerBits::new(w.parse().unwrap(), a.parse().unwrap())
     }
 
     #[test]
@@ -234,14 +175,17 @@ mod tests {
             assert_eq!(lanes(fused_width(b)), expected, "b={b}");
         }
         assert_eq!(lanes(fused_width(32)), 0.25);
+        // A 9..16-bit activation takes two temporal 8-bit passes.
+        assert_eq!(lanes(fused_width(12)), 0.5);
+        assert_eq!(lanes(fused_width(16)), 0.5);
     }
 
     #[test]
     fn precision_mode_selection_rules() {
-        let mode = |name: &str, w, a, r| Mode {
+        let mode = |name: &str, w: u8, a: u8, r| Mode {
             name: name.into(),
-            w_bits: w,
-            a_bits: a,
+            w: Format::new(w).unwrap(),
+            a: Format::new(a).unwrap(),
             macs_per_cycle: r,
             mac_j: 1.0,
         };
@@ -255,11 +199,59 @@ mod tests {
                 mode("f32", 32, 32, 0.5),
             ],
         };
-        assert_eq!(m.select(3, 8).unwrap().name, "q8");
+        assert_eq!(m.select(bits(3, 8)).unwrap().name, "q8");
         m.selection = Selection::Narrowest;
-        assert_eq!(m.select(3, 8).unwrap().name, "q4");
-        assert_eq!(m.select(32, 8).unwrap().name, "f32");
+        assert_eq!(m.select(bits(3, 8)).unwrap().name, "q4");
+        assert_eq!(m.select(bits(32, 8)).unwrap().name, "f32");
         let run = ComputeModel::PrecisionModes(m).run(bits(3, 8)).unwrap();
         assert_eq!((run.w_stored_bits, run.a_stored_bits), (3, 32));
+    }
+
+    /// Integer-only devices have no float arithmetic: a minifloat operand is priced exactly as
+    /// full precision (32), whatever its width; group-wise int4 as int4.
+    #[test]
+    fn integer_devices_price_a_minifloat_as_full_precision_and_int4g_as_int4() {
+        let serial = ComputeModel::BitSerial(BitSerial {
+            binary_macs_per_cycle: 1024.0,
+            binary_mac_j: 1e-12,
+        });
+        let fusion = ComputeModel::BitFusion(BitFusion {
+            fusion_units: 512.0,
+            mac_8x8_j: 1e-12,
+        });
+        for model in [&serial, &fusion] {
+            for (float, full) in [
+                (formats("fp8e4m3", "8"), bits(32, 8)),
+                (formats("fp16", "bf16"), bits(32, 32)),
+                (formats("4", "fp8e5m2"), bits(4, 32)),
+            ] {
+                assert_eq!(
+                    model.run(float),
+                    model.run(full),
+                    "{float} on {}",
+                    model.kind()
+                );
+            }
+            assert_eq!(
+                model.run(formats("int4g32", "8")),
+                model.run(bits(4, 8)),
+                "{}",
+                model.kind()
+            );
+        }
+        // 1024 binary MACs/cycle over 32 x 8 planes.
+        assert_eq!(
+            serial.run(formats("fp8e4m3", "8")).unwrap().macs_per_cycle,
+            4.0
+        );
+        assert_eq!(
+            serial.run(formats("fp8e4m3", "8")).unwrap().mode,
+            "bit-serial 32x8"
+        );
+        // 512 units x 1/4 lane (32-bit weights) x 1 lane (8-bit activations).
+        assert_eq!(
+            fusion.run(formats("fp8e4m3", "8")).unwrap().macs_per_cycle,
+            128.0
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Pricing: the `CostModel` trait, the per-layer roofline of a `Profile`, and whole-policy totals.
 //!
 //! For a batch of B examples (from the profile) and a layer with W weights, I inputs and O outputs
-//! per example, run at (w, a) in a mode that stores operands at (w_s, a_s) bits:
+//! per example, run at formats (w, a) in a mode that stores operands at (w_s, a_s) bits (each
+//! format's width, or its mode's: `compute`):
 //!
 //! ```text
 //! MACs         = B · macs
@@ -25,6 +26,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::HardwareError;
+use super::lookup::Table;
 use super::profile::Profile;
 use crate::model::LayerShape;
 use crate::quant::{Format, LayerBits, Policy};
@@ -110,10 +112,20 @@ impl CostModel for Profile {
             }
         }
         let mut cost = self.model_cost(layer, bits)?;
-        if let Some(table) = &self.table {
-            if let Some((latency_s, energy_j)) =
-                table.lookup(layer, bits.w.width(), bits.a.width())?
-            {
+        if let Some(table) = self.table.as_ref().filter(|t| t.lists(&layer.name)) {
+            // A listed layer is priced from its rows or not at all: a format the rows cannot
+            // hold is an error, as a missing row is, never the model's price in their place.
+            let row = |f: Format| {
+                Table::row_width(f).ok_or_else(|| HardwareError::TableFormat {
+                    profile: self.name.clone(),
+                    table: table.path().to_path_buf(),
+                    layer: layer.name.clone(),
+                    bits,
+                    format: f,
+                })
+            };
+            let (w, a) = (row(bits.w)?, row(bits.a)?);
+            if let Some((latency_s, energy_j)) = table.lookup(layer, w, a)? {
                 cost.latency_s = latency_s;
                 cost.energy_j = energy_j;
                 cost.source = CostSource::Table;
@@ -132,8 +144,7 @@ impl Profile {
             .ok_or_else(|| HardwareError::NoMode {
                 profile: self.name.clone(),
                 layer: layer.name.clone(),
-                w: bits.w.width(),
-                a: bits.a.width(),
+                bits: bits.to_string(),
             })?;
         let batch = self.batch as f64;
         let bytes_of = |count: f64, bits: u8| (count * f64::from(bits) / 8.0).ceil();

@@ -98,11 +98,13 @@ impl CycleTable {
         &self.cycles
     }
 
-    /// Cycles of `layer` at (w, a); full precision reads B. `None` outside the table.
+    /// Cycles of `layer` at (w, a); full precision reads B. `None` outside the table, and for
+    /// any format but an integer or full precision (the simulator ran integer widths only).
     pub fn cycles(&self, layer: usize, bits: LayerBits) -> Option<u64> {
-        let index = |b: Format| match b.is_full() {
-            true => Some(usize::from(self.widths) - 1),
-            false => (b.width() <= self.widths).then(|| usize::from(b.width()) - 1),
+        let index = |b: Format| match (b.is_full(), b.int_bits()) {
+            (true, _) => Some(usize::from(self.widths) - 1),
+            (false, Some(w)) => (w <= self.widths).then(|| usize::from(w) - 1),
+            (false, None) => None,
         };
         let (w, a) = (index(bits.w)?, index(bits.a)?);
         let b = usize::from(self.widths);

@@ -30,15 +30,60 @@ pub enum HardwareError {
     NoPrecisions { path: PathBuf },
     #[error("{}: field `precisions` lists {value} twice", path.display())]
     DuplicatePrecision { path: PathBuf, value: i64 },
-    #[error("{}: field `{field}` must be 1..=8 or 32 (full precision), got {value}", path.display())]
+    #[error("{}: field `{field}` must be {range} or 32 (full precision), got {value}", path.display())]
     ModeBitsOutOfRange {
         path: PathBuf,
         field: String,
+        range: &'static str,
         value: i64,
     },
     #[error(
-        "{}: field `compute.modes` needs a mode with w_bits = 32 and a_bits = 32, so that full \
-         precision is priced; none found",
+        "{}: field `{field}` must name a format ({}), got `{value}`",
+        path.display(), crate::quant::FORMAT_NAMES
+    )]
+    ModeFormatUnknown {
+        path: PathBuf,
+        field: String,
+        value: String,
+    },
+    #[error(
+        "{}: field `{field}` must be a format a mode computes {operand} in (an integer of \
+         {range} bits, fp16, bf16, fp8e4m3, fp8e5m2 or fp32; group-wise int4 runs in an int4 \
+         mode), got `{value}`",
+        path.display()
+    )]
+    ModeFormatNotComputed {
+        path: PathBuf,
+        field: String,
+        operand: &'static str,
+        range: &'static str,
+        value: String,
+    },
+    #[error(
+        "{}: field `{bits_field}` = {bits} disagrees with `{format_field}` = \"{format}\", which \
+         is {width} bits wide: give one of them, or both agreeing",
+        path.display()
+    )]
+    ModeFormatWidth {
+        path: PathBuf,
+        bits_field: String,
+        bits: i64,
+        format_field: String,
+        format: String,
+        width: u8,
+    },
+    #[error(
+        "{}: field `{bits}` or `{format}` is needed (the operand's integer width, or its format)",
+        path.display()
+    )]
+    ModeOperandMissing {
+        path: PathBuf,
+        bits: String,
+        format: String,
+    },
+    #[error(
+        "{}: field `compute.modes` needs a mode with w_bits = 32 and a_bits = 32 (or w_format = \
+         a_format = \"fp32\"), so that full precision is priced; none found",
         path.display()
     )]
     NoFullPrecisionMode { path: PathBuf },
@@ -112,8 +157,9 @@ pub enum HardwareError {
         a: u8,
     },
     #[error(
-        "profile `{profile}`: layer `{layer}` asks for {bits} but the profile supports only \
-         bitwidths [{supported}] (and 32 = full precision)"
+        "profile `{profile}`: layer `{layer}` asks for {bits} but the profile supports only the \
+         integer widths [{supported}] (group-wise int4 where 4 is; full precision, minifloats and \
+         9..16-bit activations always)"
     )]
     UnsupportedBits {
         profile: String,
@@ -121,12 +167,24 @@ pub enum HardwareError {
         bits: String,
         supported: String,
     },
-    #[error("profile `{profile}`: no compute mode holds w={w} a={a} (layer `{layer}`)")]
+    #[error("profile `{profile}`: no compute mode holds w/a = {bits} (layer `{layer}`)")]
     NoMode {
         profile: String,
         layer: String,
-        w: u8,
-        a: u8,
+        bits: String,
+    },
+    #[error(
+        "profile `{profile}`: layer `{layer}` at w/a = {bits} is listed in the measured table {}, \
+         whose rows hold integer widths 1..=8 and 32 (full precision) only, so it cannot price \
+         {} there (drop the layer's rows from the table to price it from the compute model)",
+        table.display(), format.name()
+    )]
+    TableFormat {
+        profile: String,
+        table: PathBuf,
+        layer: String,
+        bits: crate::quant::LayerBits,
+        format: crate::quant::Format,
     },
     #[error(transparent)]
     Quant(#[from] crate::quant::QuantError),

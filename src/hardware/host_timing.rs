@@ -266,17 +266,17 @@ fn build_profile(
         .enumerate()
         .map(|(j, &(name, _, w_bits))| {
             let total_s: f64 = seconds.iter().map(|s| s[j]).sum();
-            ModeFile {
-                name: name.to_string(),
-                w_bits: i64::from(w_bits),
-                a_bits: i64::from(FULL_BITS),
-                macs_per_cycle: total_macs / total_s.max(1e-12) / host.clock_hz,
-                mac_pj: if w_bits == FULL_BITS {
+            ModeFile::int(
+                name,
+                i64::from(w_bits),
+                i64::from(FULL_BITS),
+                total_macs / total_s.max(1e-12) / host.clock_hz,
+                if w_bits == FULL_BITS {
                     FP32_MAC_PJ
                 } else {
                     INT8_MAC_PJ
                 },
-            }
+            )
         })
         .collect();
     let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();

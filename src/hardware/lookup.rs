@@ -1,9 +1,10 @@
 //! Measured per-layer lookup tables: a CSV `layer,macs,params,w_bits,a_bits,latency_us,energy_uj`
 //! (per batch of the profile's `batch`) that overrides the compute model for every layer it lists.
 //! A listed layer must have a row for every (w, a) the profile supports and for 32/32 (the FP32
-//! reference); a missing row is an error, never zero. A layer is named by its name *and* its
-//! work (MACs per example, parameters), so a table measured on one model never prices another
-//! model's layer of the same name.
+//! reference); a missing row is an error, never zero, and so is a format its rows cannot hold (a
+//! minifloat, group-wise int4, a 9..16-bit integer: `Table::row_width`). A layer is named by its
+//! name *and* its work (MACs per example, parameters), so a table measured on one model never
+//! prices another model's layer of the same name.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -154,6 +155,18 @@ impl Table {
     /// The layers this table overrides.
     pub fn layers(&self) -> impl Iterator<Item = &str> {
         self.layers.keys().map(String::as_str)
+    }
+
+    /// Whether the table lists `layer` (its rows then price it, or its pricing fails).
+    pub fn lists(&self, layer: &str) -> bool {
+        self.layers.contains_key(layer)
+    }
+
+    /// The `w_bits`/`a_bits` value of a row for `format`: an integer of 1..=8 bits or full
+    /// precision (32). `None` for every other format, which a table has no rows for.
+    pub fn row_width(format: Format) -> Option<u8> {
+        let plain = format.int_bits().is_some_and(|b| b <= Format::MAX) || format.is_full();
+        plain.then(|| format.width())
     }
 
     /// Every row in a fixed order, as bytes for the profile's digest.

@@ -1,5 +1,5 @@
 //! Hardware cost model: device profiles (TOML) and their validation, compute models (bit-serial,
-//! bit-fusion, precision modes), the per-layer roofline behind the `CostModel` trait, measured
+//! bit-fusion, precision modes over number formats), the per-layer roofline behind the `CostModel` trait, measured
 //! lookup tables that override it, timing of the host CPU as a profile, and a simulator's cycle
 //! table (HAQ's `.npy` layout, read by `crate::npy`) imported as a profile table or held against
 //! a profile's roofline.
@@ -12,6 +12,7 @@ mod error;
 mod fit;
 mod host_timing;
 mod lookup;
+mod precision_modes;
 mod profile;
 
 pub use agreement::{
@@ -19,8 +20,8 @@ pub use agreement::{
     Roofline,
 };
 pub use compute::{
-    BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, ModeFile, ModeRun, PrecisionModes,
-    PrecisionModesFile, Selection, Storage, FULL_BITS,
+    holds, BitFusion, BitSerial, ComputeFile, ComputeModel, Holding, Mode, ModeFile, ModeRun,
+    PrecisionModes, PrecisionModesFile, Selection, Storage, FULL_BITS,
 };
 pub use cost::{
     compare_to_uniform8, policy_cost, Bound, Comparison, Cost, CostModel, CostSource, LayerCost,

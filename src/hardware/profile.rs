@@ -6,12 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::compute::{
-    BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, PrecisionModes, FULL_BITS,
-};
+use super::compute::{BitFusion, BitSerial, ComputeFile, ComputeModel, Mode, PrecisionModes};
 use super::error::HardwareError;
 use super::lookup::Table;
-use crate::quant::Format;
+use crate::quant::{Format, Kind};
 use crate::validate::{non_negative, path_name, positive};
 
 /// A profile file as written, before any rule is checked.
@@ -24,8 +22,9 @@ pub struct ProfileFile {
     pub sources: BTreeMap<String, String>,
     /// Examples processed together; latency and energy are reported per batch.
     pub batch: i64,
-    /// Bitwidths (1..=8) the device may be asked to run, for weights and activations alike.
-    /// Full precision (32) is always accepted and priced by the compute model's rule.
+    /// Integer widths (1..=8) the device may be asked to run, for weights and activations alike.
+    /// Full precision (32), minifloats and wider integer activations are always accepted and
+    /// priced by the compute model's rule (`Profile::supports`).
     pub precisions: Vec<i64>,
     pub clock_hz: f64,
     /// Fixed cost of every layer (launch, synchronisation), per batch, in microseconds.
@@ -95,7 +94,7 @@ impl Profile {
     pub fn batch(&self) -> u64 {
         self.batch
     }
-    /// The supported bitwidths 1..=8 (full precision is always accepted on top).
+    /// The supported integer widths 1..=8 (other formats: `supports`).
     pub fn precisions(&self) -> &[Format] {
         &self.precisions
     }
@@ -120,9 +119,17 @@ impl Profile {
     pub fn digest(&self) -> &str {
         &self.digest
     }
-    /// True when `b` is full precision or listed in `precisions`.
+    /// Whether the profile prices `b`: an integer of 1..=8 bits when `precisions` lists it,
+    /// group-wise int4 when it lists 4; every other format (full precision, a minifloat, a
+    /// 9..16-bit integer activation) always, as the compute model runs it.
     pub fn supports(&self, b: Format) -> bool {
-        b.is_full() || self.precisions.contains(&b)
+        match b.kind() {
+            Kind::Int(bits) if bits <= Format::MAX => self.precisions.contains(&b),
+            Kind::GroupInt { bits, .. } => {
+                Format::new(bits).is_ok_and(|int| self.precisions.contains(&int))
+            }
+            Kind::Int(_) | Kind::Float(_) | Kind::Full => true,
+        }
     }
 }
 
@@ -269,21 +276,10 @@ fn check_compute(path: &Path, file: ComputeFile) -> Result<ComputeModel, Hardwar
             mac_8x8_j: positive(path, "compute.mac_pj_8x8", f.mac_pj_8x8)? * 1e-12,
         }),
         ComputeFile::PrecisionModes(f) => {
-            let mut modes = Vec::new();
-            for (i, m) in f.modes.iter().enumerate() {
-                let field = |name: &str| format!("compute.modes[{i}].{name}");
-                modes.push(Mode {
-                    name: m.name.clone(),
-                    w_bits: mode_bits(path, &field("w_bits"), m.w_bits)?,
-                    a_bits: mode_bits(path, &field("a_bits"), m.a_bits)?,
-                    macs_per_cycle: positive(path, &field("macs_per_cycle"), m.macs_per_cycle)?,
-                    mac_j: positive(path, &field("mac_pj"), m.mac_pj)? * 1e-12,
-                });
-            }
-            if !modes
-                .iter()
-                .any(|m| m.w_bits == FULL_BITS && m.a_bits == FULL_BITS)
-            {
+            let modes = (f.modes.iter().enumerate())
+                .map(|(i, m)| m.check(path, i))
+                .collect::<Result<Vec<Mode>, _>>()?;
+            if !modes.iter().any(|m| m.w.is_full() && m.a.is_full()) {
                 return Err(HardwareError::NoFullPrecisionMode {
                     path: path.to_path_buf(),
                 });
@@ -296,17 +292,6 @@ fn check_compute(path: &Path, file: ComputeFile) -> Result<ComputeModel, Hardwar
             })
         }
     })
-}
-
-fn mode_bits(path: &Path, field: &str, value: i64) -> Result<u8, HardwareError> {
-    u8::try_from(value)
-        .ok()
-        .filter(|&b| Format::new(b).is_ok())
-        .ok_or_else(|| HardwareError::ModeBitsOutOfRange {
-            path: path.to_path_buf(),
-            field: field.to_string(),
-            value,
-        })
 }
 
 /// The folder of shipped profiles used when a name is not found under the current directory.

@@ -126,12 +126,9 @@ fn profile(
         .iter()
         .map(|l| (batch as u64 * l.macs) as f64)
         .sum();
-    let mode = |name: &str, bits: i64, c: &ContainerTiming, mac_pj| ModeFile {
-        name: name.into(),
-        w_bits: bits,
-        a_bits: bits,
-        macs_per_cycle: macs / c.median_s.max(1e-12) / host.clock_hz,
-        mac_pj,
+    let mode = |name: &str, bits: i64, c: &ContainerTiming, mac_pj| {
+        let rate = macs / c.median_s.max(1e-12) / host.clock_hz;
+        ModeFile::int(name, bits, bits, rate, mac_pj)
     };
     let mut sources = BTreeMap::new();
     sources.insert("clock_hz".into(), host.clock_note.clone());
