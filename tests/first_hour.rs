@@ -218,7 +218,7 @@ fn shipped_profiles_cite_real_sources_not_planning_documents() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 6);
+    assert_eq!(seen, 8);
 }
 
 #[test]

@@ -304,6 +304,31 @@ fn all_six_shipped_profiles_validate() {
     }
 }
 
+/// The profiles that declare number formats: h100 (fp8, fp16, bf16, int8), t4 (fp16 added to
+/// its int4/int8 modes) and the W8A16-capable htp-npu.
+#[test]
+fn the_format_profiles_validate_and_price_every_named_format() {
+    let layers = lenet5();
+    for name in ["h100", "t4", "htp-npu"] {
+        let p = Profile::load(&shipped_dir().join(format!("{name}.toml"))).unwrap();
+        for policy in [
+            "fp8e4m3/fp8e4m3",
+            "fp8e5m2/fp8e4m3",
+            "fp16/fp16",
+            "bf16/bf16",
+            "int4g128/fp16",
+            "8/16",
+        ] {
+            let policy = Policy::parse(&vec![policy; layers.len()].join(",")).unwrap();
+            let cost = policy_cost(&p, &layers, &policy).unwrap();
+            assert!(
+                cost.latency_s > 0.0 && cost.energy_j > 0.0,
+                "{name} {policy}"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_shipped_profile_prices_full_precision_above_zero() {
     for file in profile_files(&shipped_dir()).unwrap() {

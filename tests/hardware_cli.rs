@@ -71,6 +71,44 @@ fn cost_prints_table_and_json_and_rejects_bad_policies() {
     fails(&["cost", "--profile", "t4", "--policy", "9/8,8/8,8/8,8/8,8/8"]);
 }
 
+/// Formats on the command line: fp8 on h100 runs in its fp8 tensor-core mode, W8A16 on the NPU in
+/// its W8A16 mode, and `profiles show` lists each mode's formats and where each named format runs.
+#[test]
+fn cost_and_show_speak_formats() {
+    let fp8 = ["fp8e4m3/fp8e4m3"; 5].join(",");
+    let table = ok(&["cost", "--profile", "h100", "--policy", &fp8]);
+    assert!(
+        table.contains("fp8-tc-e4m3") && table.contains("fp8e4m3/fp8e4m3"),
+        "{table}"
+    );
+    let json = ok(&["cost", "--profile", "h100", "--policy", &fp8, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(json["policy"]["layers"][0]["mode"], "fp8-tc-e4m3", "{json}");
+    assert_eq!(json["uniform8"]["layers"][0]["mode"], "int8-tc", "{json}");
+    let w8a16 = ["8/16"; 5].join(",");
+    let npu = ok(&["cost", "--profile", "htp-npu", "--policy", &w8a16]);
+    assert!(npu.contains("int8-w8a16"), "{npu}");
+    let h100 = ok(&["profiles", "show", "h100"]);
+    let mixed = (h100.lines())
+        .find(|l| l.contains("fp8-tc-e5m2xe4m3"))
+        .unwrap_or_default();
+    assert!(
+        mixed.contains("w fp8e5m2") && mixed.contains("a fp8e4m3"),
+        "{h100}"
+    );
+    assert!(h100.contains("fp8e4m3/fp8e4m3 → fp8-tc-e4m3"), "{h100}");
+    let t4 = ok(&["profiles", "show", "t4"]);
+    assert!(
+        t4.contains("fp8e4m3/fp8e4m3 → fp16-tc") && t4.contains("int4g32/8 → int8-tc"),
+        "{t4}"
+    );
+    let bitfusion = ok(&["profiles", "show", "bitfusion"]);
+    assert!(
+        bitfusion.contains("fp16/fp16 → fusion 32x32"),
+        "{bitfusion}"
+    );
+}
+
 #[test]
 fn validate_names_a_bad_mode_format_by_file_field_rule_and_value() {
     let bad = format!("{DATA}/mode_format_unknown.toml");

@@ -1,13 +1,33 @@
-//! The mode-matching rule (`holds`, `select`), on hand-made modes and on the shipped profiles,
-//! and the rules of a mode's `*_bits`/`*_format` fields.
+//! The mode-matching rule (`holds`, `select`), on hand-made modes and on the shipped t4, h100 and
+//! htp-npu profiles, and the rules of a mode's `*_bits`/`*_format` fields.
 
 use std::path::Path;
 
 use super::*;
-use crate::hardware::{Profile, BUILTIN_PROFILE_DIR};
+use crate::hardware::{CostModel, Profile, BUILTIN_PROFILE_DIR};
+use crate::model::LayerShape;
 
 fn f(text: &str) -> Format {
     text.parse().unwrap()
+}
+
+fn bits(w: &str, a: &str) -> LayerBits {
+    LayerBits::new(f(w), f(a))
+}
+
+fn shipped(name: &str) -> Profile {
+    Profile::load(&Path::new(BUILTIN_PROFILE_DIR).join(format!("{name}.toml"))).unwrap()
+}
+
+/// The mode `profile` runs `bits` in (its name, as `Cost::mode` reports it).
+fn mode_of(profile: &Profile, w: &str, a: &str) -> String {
+    profile.compute().run(bits(w, a)).unwrap().mode
+}
+
+/// A compute-bound layer at batch 64 (256→256, k3 on 56x56: 1.85 GMACs per example), so its
+/// compute time shows the mode's rate.
+fn big_conv() -> LayerShape {
+    LayerShape::conv("big", 256, 256, 3, 1, 1, (56, 56))
 }
 
 #[test]
@@ -85,6 +105,73 @@ fn integer_layers_run_where_the_width_rule_ran_them() {
             }
         }
     }
+}
+
+#[test]
+fn t4_runs_fp8_in_its_fp16_mode_and_int4g_in_int4() {
+    let t4 = shipped("t4");
+    assert_eq!(mode_of(&t4, "fp8e4m3", "fp8e4m3"), "fp16-tc");
+    assert_eq!(mode_of(&t4, "fp8e5m2", "fp16"), "fp16-tc");
+    assert_eq!(mode_of(&t4, "fp16", "fp16"), "fp16-tc");
+    // Turing has no bf16, and fp16's 5-bit exponent cannot hold bf16's range.
+    assert_eq!(mode_of(&t4, "bf16", "bf16"), "fp32-cuda");
+    assert_eq!(mode_of(&t4, "int4g32", "4"), "int4-tc");
+    assert_eq!(mode_of(&t4, "int4g128", "8"), "int8-tc");
+    // Weight-only int4 with fp16 activations: the int4 weights convert exactly into fp16.
+    assert_eq!(mode_of(&t4, "int4g128", "fp16"), "fp16-tc");
+    // An fp8 layer on t4 costs what an fp16 layer does: it runs (and is stored) as fp16.
+    let (fp8, fp16) = (bits("fp8e4m3", "fp8e4m3"), bits("fp16", "fp16"));
+    let layer = big_conv();
+    assert_eq!(
+        t4.layer_cost(&layer, fp8).unwrap(),
+        t4.layer_cost(&layer, fp16).unwrap()
+    );
+}
+
+#[test]
+fn h100_prices_fp8_at_the_int8_rate_and_twice_the_fp16_rate() {
+    let h100 = shipped("h100");
+    let layer = big_conv();
+    let cost = |w: &str, a: &str| h100.layer_cost(&layer, bits(w, a)).unwrap();
+    let (fp8, int8, fp16) = (
+        cost("fp8e4m3", "fp8e4m3"),
+        cost("8", "8"),
+        cost("fp16", "fp16"),
+    );
+    assert_eq!(
+        (fp8.mode.as_str(), int8.mode.as_str(), fp16.mode.as_str()),
+        ("fp8-tc-e4m3", "int8-tc", "fp16-tc")
+    );
+    // 499747 and 249874 MACs/cycle: fp8 and int8 alike, fp16 at half (to rounding).
+    assert_eq!(fp8.compute_s, int8.compute_s);
+    assert!((fp16.compute_s / fp8.compute_s - 2.0).abs() < 1e-5);
+    assert!(fp8.latency_s < fp16.latency_s && fp8.energy_j < fp16.energy_j);
+    // Every pairing of the two fp8 formats has its mode; bf16 its own.
+    assert_eq!(cost("fp8e5m2", "fp8e4m3").mode, "fp8-tc-e5m2xe4m3");
+    assert_eq!(cost("bf16", "bf16").mode, "bf16-tc");
+    // An fp8 weight with fp16 activations runs in fp16, its weight stored packed at 8 bits.
+    let mixed = cost("fp8e4m3", "fp16");
+    assert_eq!(mixed.mode, "fp16-tc");
+    assert_eq!(mixed.compute_s, fp16.compute_s);
+    // Hopper has no int4 tensor cores: int4 runs at the int8 rate.
+    assert_eq!(cost("4", "4").mode, "int8-tc");
+}
+
+#[test]
+fn htp_npu_runs_w8a16_in_its_w8a16_mode() {
+    let npu = shipped("htp-npu");
+    assert_eq!(mode_of(&npu, "8", "16"), "int8-w8a16");
+    assert_eq!(mode_of(&npu, "4", "12"), "int8-w8a16");
+    assert_eq!(mode_of(&npu, "8", "8"), "int8-w8a8");
+    assert_eq!(mode_of(&npu, "8", "fp16"), "fp16");
+    assert_eq!(mode_of(&npu, "fp8e4m3", "fp8e4m3"), "fp16");
+    assert_eq!(mode_of(&npu, "32", "8"), "fp32-cpu");
+    // Through the profile: a W8A16 policy is accepted (16 is an activation width, outside
+    // `precisions`) and priced at half the int8 rate.
+    let layer = big_conv();
+    let w8a16 = npu.layer_cost(&layer, bits("8", "16")).unwrap();
+    let w8a8 = npu.layer_cost(&layer, bits("8", "8")).unwrap();
+    assert!((w8a16.compute_s / w8a8.compute_s - 2.0).abs() < 1e-12);
 }
 
 /// A ModeFile of integers serializes exactly as before formats (no null format fields), so a
