@@ -16,6 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use bitsearch::quant::Format;
 use bitsearch::report::explore::Explorer;
 use bitsearch::report::write_report;
 use bitsearch::robust::Breakdown;
@@ -81,9 +82,7 @@ fn the_data_holds_every_row_as_logged_the_front_and_the_layer_prices() {
         assert_eq!(p.front, front.contains(&e.episode), "episode {}", e.episode);
         assert_eq!(
             p.bits,
-            (e.bits.iter())
-                .map(|b| [b.w.width(), b.a.width()])
-                .collect::<Vec<_>>()
+            (e.bits.iter()).map(|b| [b.w, b.a]).collect::<Vec<_>>()
         );
         let costs = explorer.data.runs[0].layer_costs(p).expect("priced");
         assert_eq!(costs.len(), 5);
@@ -129,7 +128,7 @@ fn each_layer_carries_the_profiles_price_at_the_rows_bits() {
         }
     }
     let fp32 = data.points.last().unwrap();
-    assert_eq!(fp32.bits[0], [32, 32]);
+    assert_eq!(fp32.bits[0], [Format::FULL, Format::FULL]);
     assert!(data.layer_costs(fp32).unwrap()[0].mode.contains("32x32"));
     // one price per layer and bit pair the run uses: the table holds nothing else
     for (i, layer) in data.prices.as_ref().unwrap().iter().enumerate() {

@@ -21,6 +21,7 @@ use super::html::escape;
 use super::prices::{Device, LayerPrice, Unpriced};
 use super::ReportError;
 use crate::hardware::Price;
+use crate::quant::Format;
 use crate::robust::Breakdown;
 use crate::rundir::{BestPolicy, BudgetRecord, Episode, FrontTestRow, MeasuredRow, RunDir};
 
@@ -61,8 +62,10 @@ impl RunData {
     }
 }
 
-/// A layer's key in `RunData::prices`: its bits, `w/a` (explorer.js looks prices up so too).
-fn price_key(w: u8, a: u8) -> String {
+/// A layer's key in `RunData::prices`: its formats, `w/a` as a policy writes them (`8/8`,
+/// `fp8e4m3/16`), so formats of one width are priced apart; explorer.js joins a point's `bits`
+/// (numbers for integers, names for the others) the same way.
+fn price_key(w: Format, a: Format) -> String {
     format!("{w}/{a}")
 }
 
@@ -71,8 +74,9 @@ fn price_key(w: u8, a: u8) -> String {
 pub struct Point {
     pub episode: usize,
     pub policy: String,
-    /// (w, a) per layer, 32 = full precision.
-    pub bits: Vec<[u8; 2]>,
+    /// (w, a) per layer: an integer format as its width (32 = full precision), a named one by
+    /// name (`fp8e4m3`).
+    pub bits: Vec<[Format; 2]>,
     pub accuracy: Option<f64>,
     /// As measured (a masking-flagged policy is credited 0 elsewhere, not here).
     pub robust_accuracy: Option<f64>,
@@ -272,7 +276,7 @@ fn add_prices(
     e: &Episode,
     prices: &mut [BTreeMap<String, LayerPrice>],
 ) -> Result<(), Unpriced> {
-    let key = |b: &crate::quant::LayerBits| price_key(b.w.width(), b.a.width());
+    let key = |b: &crate::quant::LayerBits| price_key(b.w, b.a);
     if (prices.iter().zip(&e.bits)).all(|(layer, b)| layer.contains_key(&key(b))) {
         return Ok(());
     }
@@ -293,7 +297,7 @@ fn point(
     Point {
         episode: e.episode,
         policy: e.policy.clone(),
-        bits: e.bits.iter().map(|b| [b.w.width(), b.a.width()]).collect(),
+        bits: e.bits.iter().map(|b| [b.w, b.a]).collect(),
         accuracy: e.accuracy,
         robust_accuracy: e.robust_accuracy,
         broken_by: e.broken_by,
