@@ -1,10 +1,11 @@
-//! The QDQ export of the token ops (`model::tokens`) in opset-13 operators: a sequence is an
-//! (N, T, D) tensor, the heads of attention a Reshape to (N, T, heads, D / heads) and a
-//! Transpose, LayerNorm its ReduceMean arithmetic (LayerNormalization is opset 17) and GELU its
-//! Erf form (Gelu is opset 20), as PyTorch writes both at those opsets.
+//! The QDQ export of the token ops (`model::tokens`) in opset-13 operators (and their opset-21
+//! forms where those differ): a sequence is an (N, T, D) tensor, the heads of attention a
+//! Reshape to (N, T, heads, D / heads) and a Transpose, LayerNorm its ReduceMean arithmetic
+//! (LayerNormalization is opset 17) and GELU its Erf form (Gelu is opset 20), as PyTorch writes
+//! both at those opsets.
 
 use super::super::proto::{attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto};
-use super::{int, Out};
+use super::{int, Opset, Out};
 use crate::model::graph::{Dims, Op};
 use crate::model::{Model, ModelError};
 
@@ -68,11 +69,10 @@ impl Out {
             }
             Op::LayerNorm { eps, .. } => {
                 let ((_, g), (_, b)) = (param("weight")?, param("bias")?);
-                let last = || vec![ints("axes", &[-1]), int("keepdims", 1)];
-                let mean = self.node("ReduceMean", &[h], last());
+                let mean = self.mean_of_last(h);
                 let centered = self.node("Sub", &[h, &mean], vec![]);
                 let square = self.node("Mul", &[&centered, &centered], vec![]);
-                let var = self.node("ReduceMean", &[&square], last());
+                let var = self.mean_of_last(&square);
                 let eps = self.scalar_f32(eps);
                 let shifted = self.node("Add", &[&var, &eps], vec![]);
                 let sd = self.node("Sqrt", &[&shifted], vec![]);
@@ -124,6 +124,19 @@ impl Out {
             }
             _ => return Err(bad(i, "a token op")),
         })
+    }
+
+    /// ReduceMean over the last axis, kept: its axes are an attribute up to opset 17 and an
+    /// input from opset 18.
+    fn mean_of_last(&mut self, x: &str) -> String {
+        let keep = int("keepdims", 1);
+        match self.opset {
+            Opset::V13 => self.node("ReduceMean", &[x], vec![ints("axes", &[-1]), keep]),
+            Opset::V21 => {
+                let axes = self.i64s("axes", &[-1]);
+                self.node("ReduceMean", &[x, &axes], vec![keep])
+            }
+        }
     }
 
     /// A sequence (N, T, D) split into heads, (N, T, heads, D / heads), then permuted.
