@@ -1,17 +1,23 @@
 //! ONNX export of a quantized model: the graph with QuantizeLinear/DequantizeLinear pairs, the
-//! form ONNX Runtime, TensorRT and OpenVINO take quantized models in (opset 13).
+//! form ONNX Runtime, TensorRT and OpenVINO take quantized models in (opset 13, or 21 for the
+//! formats opset 13 has no types for).
 //!
-//! A quantized layer's weight is stored as its integer codes (per output channel scale, zero
-//! point 0) behind a DequantizeLinear, so the file holds exactly the grid the policy chose; its
-//! input passes Clip(0, clip) → QuantizeLinear → DequantizeLinear with the layer's step, and the
-//! Clip keeps a narrower width's codes in [0, 2^a − 1]; a layer with signed inputs (a
-//! transformer's) passes Clip(−clip, clip) and int8 codes in [−L, L] (`quant::signed_levels`)
-//! instead. An attention matmul's two operands (`model::attention`) each pass such a pair: the
-//! first on its input's grid at `a` bits, the second (K or V) signed at `w` bits. The
-//! containers: at opset 13 every width
-//! is int8 (weights) / uint8 (activations); at opset 21, which has 4-bit types, widths up to 4
-//! are INT4 / UINT4 (packed two to a byte). BatchNorm is folded, as everywhere bitsearch
-//! quantizes; biases stay float (they are not quantized here either).
+//! A quantized layer's weight is stored as the codes of its format behind a DequantizeLinear
+//! (integers and fp8 with a scale per output channel, group-wise int4 with a scale per block of
+//! inputs) or, for fp16 and bf16, as a tensor of that type behind a Cast (`weights`), so the
+//! file holds exactly the values the policy chose. Its input passes the activation quantizer of
+//! its format (`qdq`): for an integer, Clip(0, clip) → QuantizeLinear → DequantizeLinear with
+//! the layer's step, the Clip keeping a narrower width's codes in [0, 2^a − 1]; a layer with
+//! signed inputs (a transformer's) passes Clip(−clip, clip) and signed codes in [−L, L]
+//! (`quant::signed_levels`) instead. An attention matmul's two operands (`model::attention`)
+//! each pass such a quantizer: the first on its input's grid at `a`, the second (K or V) signed
+//! at `w`. The containers: at opset 13 every integer width is int8 (weights) / uint8
+//! (activations), and fp16 and bf16 are casts; opset 21, which has 4-bit, 16-bit and float8
+//! types, stores widths up to 4 as INT4 / UINT4 (packed two to a byte), activations of 9 to 16
+//! bits as uint16 / int16, fp8 as FLOAT8E4M3FN / FLOAT8E5M2, and group-wise int4 as INT4 with
+//! blocked scales; at opset 13 those formats are an error naming the layer and the opset they
+//! need. BatchNorm is folded, as everywhere bitsearch quantizes; biases stay float (they are
+//! not quantized here either).
 
 use prost::Message;
 
@@ -30,14 +36,23 @@ mod fuse;
 mod qdq;
 #[path = "export_tokens.rs"]
 mod tokens;
+#[path = "export_weights.rs"]
+mod weights;
 
-/// The ONNX opset an export declares, which decides the integer containers (module doc).
+#[cfg(test)]
+#[path = "export_formats_tests.rs"]
+mod formats_tests;
+
+/// The ONNX opset an export declares, which decides the containers (module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Opset {
-    /// Per-axis QuantizeLinear/DequantizeLinear; int8/uint8 only. The most widely run.
+    /// Per-axis QuantizeLinear/DequantizeLinear; int8/uint8 only (and casts for fp16, bf16).
+    /// The most widely run.
     #[default]
     V13,
-    /// INT4/UINT4 for widths up to 4 (ONNX IR 10; ONNX Runtime 1.18 and later).
+    /// INT4/UINT4 for widths up to 4, uint16/int16 for activations of 9 to 16 bits, FLOAT8
+    /// (opset 19's) for fp8, blocked DequantizeLinear for group-wise int4 (ONNX IR 10; ONNX
+    /// Runtime 1.32 runs them all on its CPU provider).
     V21,
 }
 
@@ -50,7 +65,7 @@ impl Opset {
         }
     }
 
-    /// The IR version the opset needs (the 4-bit types arrived in IR 10).
+    /// The IR version the opset needs (float8 arrived in IR 9, the 4-bit types in IR 10).
     fn ir_version(self) -> i64 {
         match self {
             Opset::V13 => 7,
@@ -332,7 +347,7 @@ impl Out {
         self.init(what, &[v.len()], DataType::Int64, raw)
     }
 
-    /// A conv or linear layer on `x`, its weight as int8 codes behind a DequantizeLinear.
+    /// A conv or linear layer on `x`, its weight in its format (`weights`).
     fn layer(
         &mut self,
         model: &Model,
@@ -346,32 +361,7 @@ impl Out {
             w, w_dims: dims, b, ..
         } = model.effective_layer(li)?;
         let o = dims[0];
-        let weight = match lq.bits.w.int_bits() {
-            None if lq.bits.w.is_full() => self.f32s("weight", &dims, &w),
-            None => {
-                let name = &model.shapes()[li].name;
-                return Err(qdq::not_exported(name, lq.bits.w));
-            }
-            Some(bits) => {
-                let (codes, scales) = crate::quant::weight_codes(&w, o, bits);
-                let (kind, raw, zeros) = match self.opset.four_bit(bits) {
-                    true => (DataType::Int4, pack4(&codes), vec![0; o.div_ceil(2)]),
-                    false => (
-                        DataType::Int8,
-                        codes.iter().map(|&c| c as u8).collect(),
-                        vec![0; o],
-                    ),
-                };
-                let codes = self.init("weight_codes", &dims, kind, raw);
-                let scale = self.f32s("weight_scale", &[o], &scales);
-                let zero = self.init("weight_zero", &[o], kind, zeros);
-                self.node(
-                    "DequantizeLinear",
-                    &[&codes, &scale, &zero],
-                    vec![int("axis", 0)],
-                )
-            }
-        };
+        let weight = self.weight(&model.shapes()[li].name, &w, &dims, lq.bits.w)?;
         let bias = self.f32s("bias", &[o], &b);
         Ok(match (op, model.shapes()[li].kind, src) {
             (
@@ -442,15 +432,6 @@ impl Out {
         let pads = self.i64s("pads", &[0, before, 0, 0, 0, after, 0, 0]);
         self.node("Pad", &[&sub, &pads], vec![])
     }
-}
-
-/// 4-bit two's-complement codes packed two to a byte, the first in the low nibble (ONNX's
-/// INT4/UINT4 layout); an odd count leaves the last high nibble zero.
-fn pack4(codes: &[i8]) -> Vec<u8> {
-    codes
-        .chunks(2)
-        .map(|p| (p[0] as u8 & 0x0f) | (p.get(1).map_or(0, |&c| c as u8 & 0x0f) << 4))
-        .collect()
 }
 
 fn int(name: &str, v: i64) -> AttributeProto {

@@ -1,48 +1,65 @@
-//! The activation quantizers of a QDQ export: Clip → QuantizeLinear → DequantizeLinear on the
-//! unsigned grid `[0, clip]` (uint8/UINT4 codes) or the signed grid `[−clip, clip]` (int8/INT4
-//! codes in [−L, L], `quant::signed_levels`), for a layer's input and an attention matmul's two
-//! operands.
+//! The activation quantizers of a QDQ export, for a layer's input and an attention matmul's two
+//! operands, each computing what the fake-quantizer (`quant::fake_quant_act`, or
+//! `fake_quant_act_signed` for a signed operand) does:
+//!
+//! - integers: Clip → QuantizeLinear → DequantizeLinear on the unsigned grid `[0, clip]`
+//!   (uint8/UINT4 codes; 9 to 16 bits in uint16 at opset 21) or the signed grid
+//!   `[−clip, clip]` (int8/INT4/int16 codes in [−L, L], `quant::signed_levels`; at opset 21
+//!   their type named by `output_dtype` instead of a zero point, `int_qdq` says why);
+//! - fp8 (opset 21): QuantizeLinear (saturating, its FLOAT8 type named by `output_dtype`) →
+//!   DequantizeLinear with the scale `clip / max_finite`, signed values kept;
+//! - fp16, bf16: Clip to ± the largest finite value → Cast to FLOAT16/BFLOAT16 → Cast back, the
+//!   Clip making the cast saturate as the fake-quantizer does (ONNX's Cast to them overflows to
+//!   infinity and its `saturate` attribute is for float8 only).
 
 use super::super::proto::tensor_proto::DataType;
-use super::Out;
+use super::weights::{minifloat_type, needs_opset};
+use super::{int, Opset, Out};
 use crate::model::graph::{Dims, Node};
 use crate::model::{Model, ModelError};
-use crate::quant::{signed_levels, Format, LayerQuant};
-
-/// The error for a format the QDQ export does not write yet.
-pub(super) fn not_exported(layer: &str, format: Format) -> ModelError {
-    ModelError::Layer {
-        layer: layer.to_string(),
-        what: format!(
-            "{} cannot be exported to ONNX yet (integer formats up to 8 bits can)",
-            format.name()
-        ),
-    }
-}
+use crate::quant::{minifloat_scaled, signed_levels, Format, Kind, LayerQuant, Minifloat};
 
 impl Out {
-    /// `x` through Clip → QuantizeLinear → DequantizeLinear on the activation grid of `bits`
-    /// with `clip` (signed or unsigned); full precision leaves it.
+    /// `x` through the activation quantizer of `format` with `clip` (signed or unsigned); full
+    /// precision leaves it.
     pub(super) fn qdq(
         &mut self,
         layer: &str,
         x: &str,
-        bits: Format,
+        format: Format,
         clip: f32,
         signed: bool,
     ) -> Result<String, ModelError> {
-        let Some(bits) = bits.int_bits() else {
-            return match bits.is_full() {
-                true => Ok(x.to_string()),
-                false => Err(not_exported(layer, bits)),
-            };
-        };
-        if !(clip >= 0.0 && clip.is_finite()) {
-            return Err(ModelError::Layer {
-                layer: layer.to_string(),
-                what: format!("activation clip {clip} cannot be exported (a QuantizeLinear scale must be positive)"),
-            });
+        match format.kind() {
+            // A group-wise format is the model's for weights only: on an attention matmul's
+            // second operand (an activation) it leaves the values unquantized there too.
+            Kind::Full | Kind::GroupInt { .. } => Ok(x.to_string()),
+            Kind::Int(bits) => self.int_qdq(layer, x, format, bits, clip, signed),
+            Kind::Float(m) if minifloat_scaled(m) => self.fp8_qdq(layer, x, format, m, clip),
+            Kind::Float(m) => Ok(self.cast_qdq(x, m)),
         }
+    }
+
+    /// The integer grid of `bits` over `[0, clip]` (or `[−clip, clip]` when `signed`).
+    fn int_qdq(
+        &mut self,
+        layer: &str,
+        x: &str,
+        format: Format,
+        bits: u8,
+        clip: f32,
+        signed: bool,
+    ) -> Result<String, ModelError> {
+        check_clip(layer, clip)?;
+        let kind = match (bits, self.opset, signed) {
+            (..=4, Opset::V21, false) => DataType::Uint4,
+            (..=4, Opset::V21, true) => DataType::Int4,
+            (..=8, _, false) => DataType::Uint8,
+            (..=8, _, true) => DataType::Int8,
+            (_, Opset::V21, false) => DataType::Uint16,
+            (_, Opset::V21, true) => DataType::Int16,
+            (_, v13, _) => return Err(needs_opset(layer, format, v13, "16-bit QuantizeLinear")),
+        };
         let levels = match signed {
             true => signed_levels(bits),
             false => (1u32 << bits) - 1,
@@ -54,7 +71,7 @@ impl Out {
             clip => clip / levels as f32,
         };
         let low = if signed { -clip } else { 0.0 };
-        let four_bit = self.opset.four_bit(bits);
+        let four_bit = matches!(kind, DataType::Uint4 | DataType::Int4);
         // The same clamp as Min then Max before a UINT4 QuantizeLinear: ONNX Runtime 1.32's
         // ClipQuantFusion (all optimizations) fails the session on a Clip before a UINT4
         // zero point ("Unexpected data type" in GetQConstantLowerUpper).
@@ -62,8 +79,8 @@ impl Out {
         // saturates to [0, 255] itself, which is the same clamp, and the bare Q is what
         // runtimes fuse into integer kernels. A clip of 0 needs it (step 1). Not so UINT4's
         // 4-bit grid: without the clamp in the way, ORT 1.32 moves the Q above a MaxPool and
-        // then has no MaxPool kernel for its 4-bit codes.
-        let fills = !signed && clip > 0.0 && bits == 8 && !four_bit;
+        // then has no MaxPool kernel for its 4-bit codes; nor uint16's, for the same reason.
+        let fills = !signed && clip > 0.0 && kind == DataType::Uint8 && bits == 8;
         let clipped = match four_bit {
             _ if fills => x.to_string(),
             false => {
@@ -77,15 +94,69 @@ impl Out {
             }
         };
         let scale = self.scalar_f32(step);
-        let kind = match (four_bit, signed) {
-            (true, false) => DataType::Uint4,
-            (false, false) => DataType::Uint8,
-            (true, true) => DataType::Int4,
-            (false, true) => DataType::Int8,
+        // Signed codes at opset 21 name their type (`output_dtype`) instead of a zero point:
+        // ONNX Runtime 1.32 copies a quantizer past a Reshape or Transpose with an explicit
+        // `output_dtype`, then turns int8 zero points into uint8 ones (QDQS8ToU8) and leaves
+        // the copy's type behind, which fails the session; a quantizer without a zero point
+        // is left alone.
+        if signed && self.opset == Opset::V21 {
+            let typed = vec![int("output_dtype", kind as i64)];
+            let codes = self.node("QuantizeLinear", &[&clipped, &scale], typed);
+            return Ok(self.node("DequantizeLinear", &[&codes, &scale], vec![]));
+        }
+        let zero_bytes = match kind {
+            DataType::Uint16 | DataType::Int16 => 2,
+            _ => 1,
         };
-        let zero = self.init("zero_point", &[], kind, vec![0]);
+        let zero = self.init("zero_point", &[], kind, vec![0; zero_bytes]);
         let codes = self.node("QuantizeLinear", &[&clipped, &scale, &zero], vec![]);
         Ok(self.node("DequantizeLinear", &[&codes, &scale, &zero], vec![]))
+    }
+
+    /// fp8 with one scale mapping `clip` to the format's largest finite value (1 when the clip
+    /// is 0, as `quant::fake_quant_act_float`); QuantizeLinear rounds to nearest even and
+    /// saturates beyond it, as `Minifloat::round` does. No zero point: ONNX Runtime 1.32
+    /// (ReluQuantFusion) deletes a Relu ahead of a QuantizeLinear whose zero point is neither
+    /// int8 nor uint8, as if the quantizer clamped at zero, which fp8's does not.
+    fn fp8_qdq(
+        &mut self,
+        layer: &str,
+        x: &str,
+        format: Format,
+        m: Minifloat,
+        clip: f32,
+    ) -> Result<String, ModelError> {
+        if self.opset != Opset::V21 {
+            return Err(needs_opset(
+                layer,
+                format,
+                self.opset,
+                "FLOAT8 QuantizeLinear",
+            ));
+        }
+        check_clip(layer, clip)?;
+        let step = match clip > 0.0 {
+            true => clip / m.max_finite(),
+            false => 1.0,
+        };
+        let scale = self.scalar_f32(step);
+        let q = vec![
+            int("output_dtype", minifloat_type(m) as i64),
+            int("saturate", 1),
+        ];
+        let codes = self.node("QuantizeLinear", &[x, &scale], q);
+        Ok(self.node("DequantizeLinear", &[&codes, &scale], vec![]))
+    }
+
+    /// fp16 or bf16 unscaled: clamped to ± the largest finite value, cast to the format and
+    /// back.
+    fn cast_qdq(&mut self, x: &str, m: Minifloat) -> String {
+        let top = m.max_finite();
+        let (lo, hi) = (self.scalar_f32(-top), self.scalar_f32(top));
+        let clamped = self.node("Clip", &[x, &lo, &hi], vec![]);
+        let narrow = vec![int("to", minifloat_type(m) as i64)];
+        let cast = self.node("Cast", &[&clamped], narrow);
+        self.node("Cast", &[&cast], vec![int("to", DataType::Float as i64)])
     }
 
     /// An attention matmul layer's two operands after their quantizers (`model::attention`):
@@ -140,5 +211,18 @@ impl Out {
             x = self.node("Div", &[&centered, &std], vec![]);
         }
         Ok(x)
+    }
+}
+
+/// A QuantizeLinear scale is built from the clip: it must be finite and not negative.
+fn check_clip(layer: &str, clip: f32) -> Result<(), ModelError> {
+    match clip >= 0.0 && clip.is_finite() {
+        true => Ok(()),
+        false => Err(ModelError::Layer {
+            layer: layer.to_string(),
+            what: format!(
+                "activation clip {clip} cannot be exported (a QuantizeLinear scale must be positive)"
+            ),
+        }),
     }
 }
