@@ -16,8 +16,10 @@ use crate::rundir::write_atomic;
 /// as the policy quantizes it): `L.weight` (f32, the fine-tuned weight before quantization),
 /// `L.bias` (f32); with a quantized weight `L.weight_codes` (i8, same shape) and
 /// `L.weight_scale` (f32, one per output channel), so `codes × scale` is the weight the model
-/// runs; with a quantized input `L.act_clip` and `L.act_scale` (f32 scalars: the input is
-/// `round(clamp(x, 0, clip) / scale) × scale`). An attention matmul has no weights: with its
+/// runs; with a quantized input (integers up to 16 bits) `L.act_clip` and `L.act_scale` (f32
+/// scalars: the input is `round(clamp(x, 0, clip) / scale) × scale`, or on a signed input
+/// `round(clamp(x, −clip, clip) / scale) × scale`). Other formats are refused
+/// (`DeployError::NotInteger`). An attention matmul has no weights: with its
 /// second operand quantized it has `L.operand_clip` and `L.operand_scale` instead (the signed
 /// grid: `round(clamp(x, −clip, clip) / scale) × scale`). The metadata names the model, the
 /// policy and the layers in order.
@@ -29,9 +31,12 @@ pub fn weights_safetensors(model: &Model, q: &Quantizer) -> Result<Vec<u8>, Depl
             layers: names.len(),
             policy: q.policy().len(),
         })?;
-        let (w_bits, a_bits) = (int_bits(name, lq.bits.w)?, int_bits(name, lq.bits.a)?);
+        let w_bits = int_bits(name, lq.bits.w, Format::MAX)?;
+        let a_bits = int_bits(name, lq.bits.a, Format::MAX_INT)?;
+        let signed = model.signed_inputs().get(li).copied().unwrap_or(false);
+        let a_grid = a_bits.map(|bits| (bits, signed));
         if model.shapes()[li].kind == LayerKind::Matmul {
-            push_act_clip(&mut tensors, name, lq.clip, a_bits);
+            push_act_clip(&mut tensors, name, lq.clip, a_grid);
             if let Some(bits) = w_bits {
                 let step = lq.operand_clip / signed_levels(bits) as f32;
                 let clip = f32_bytes(&[lq.operand_clip]);
@@ -57,7 +62,7 @@ pub fn weights_safetensors(model: &Model, q: &Quantizer) -> Result<Vec<u8>, Depl
             let scales = f32_bytes(&scales);
             tensors.push((format!("{name}.weight_scale"), Dtype::F32, vec![o], scales));
         }
-        push_act_clip(&mut tensors, name, lq.clip, a_bits);
+        push_act_clip(&mut tensors, name, lq.clip, a_grid);
     }
     let views = tensors
         .iter()
@@ -76,11 +81,12 @@ pub fn weights_safetensors(model: &Model, q: &Quantizer) -> Result<Vec<u8>, Depl
         .map_err(|e| DeployError::Safetensors(e.to_string()))
 }
 
-/// An operand's integer width (None at full precision); any other format is refused by name.
-fn int_bits(layer: &str, format: Format) -> Result<Option<u8>, DeployError> {
+/// An operand's integer width up to `max` (None at full precision); any other format is
+/// refused by name.
+fn int_bits(layer: &str, format: Format, max: u8) -> Result<Option<u8>, DeployError> {
     match (format.is_full(), format.int_bits()) {
         (true, _) => Ok(None),
-        (false, Some(b)) if b <= Format::MAX => Ok(Some(b)),
+        (false, Some(b)) if b <= max => Ok(Some(b)),
         _ => Err(DeployError::NotInteger {
             layer: layer.to_string(),
             format: format.name(),
@@ -88,15 +94,20 @@ fn int_bits(layer: &str, format: Format) -> Result<Option<u8>, DeployError> {
     }
 }
 
-/// Layer `name`'s `act_clip` and `act_scale` when its input is quantized.
+/// Layer `name`'s `act_clip` and `act_scale` when its input is quantized to `(bits, signed)`:
+/// the step of the unsigned grid on [0, clip], or of the signed one on [−clip, clip].
 fn push_act_clip(
     tensors: &mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
     name: &str,
     clip: f32,
-    bits: Option<u8>,
+    grid: Option<(u8, bool)>,
 ) {
-    if let Some(bits) = bits {
-        let step = clip / ((1u32 << bits) - 1) as f32;
+    if let Some((bits, signed)) = grid {
+        let levels = match signed {
+            true => signed_levels(bits),
+            false => (1u32 << bits) - 1,
+        };
+        let step = clip / levels as f32;
         let clip = f32_bytes(&[clip]);
         tensors.push((format!("{name}.act_clip"), Dtype::F32, vec![], clip));
         let scale = f32_bytes(&[step]);
@@ -213,5 +224,29 @@ mod tests {
         }
         let step = f32s(&st, &format!("{}.act_scale", model.shapes()[1].name));
         assert_eq!(step, [1.5 / 255.0]);
+    }
+
+    /// An input's `act_scale` is its grid's step: 16-bit activations are held (clip / 65535), a
+    /// signed input's grid has 2^(a−1) − 1 steps a side, and a float format is refused by name.
+    #[test]
+    fn act_scales_follow_the_inputs_grid_and_floats_are_refused() {
+        let model = Model::new(Arch::Vit, (3, 32, 32), 10, 1).unwrap();
+        let n = model.shapes().len();
+        let signed = (1..n).find(|&i| model.signed_inputs()[i]).unwrap();
+        let mut text = vec!["8/8".to_string(); n];
+        text[0] = "8/16".into();
+        let q = Quantizer::new(Policy::parse(&text.join(",")).unwrap(), vec![[1.5; 8]; n]);
+        let bytes = weights_safetensors(&model, &q).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let step = |li: usize| f32s(&st, &format!("{}.act_scale", model.shapes()[li].name));
+        assert_eq!(step(0), [1.5 / 65535.0]);
+        assert_eq!(step(signed), [1.5 / 127.0]);
+        text[0] = "fp8e4m3/8".into();
+        let q = Quantizer::new(Policy::parse(&text.join(",")).unwrap(), vec![[1.5; 8]; n]);
+        let e = weights_safetensors(&model, &q).unwrap_err();
+        assert!(
+            matches!(&e, DeployError::NotInteger { format, .. } if format == "fp8e4m3"),
+            "{e}"
+        );
     }
 }

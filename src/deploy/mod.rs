@@ -50,7 +50,7 @@ pub enum DeployError {
     },
     #[error("the policy has {policy} layers, the model {layers}")]
     PolicyLength { layers: usize, policy: usize },
-    #[error("layer {layer}: the safetensors deployment files hold integer grids up to 8 bits, not {format} (export the policy to ONNX instead)")]
+    #[error("layer {layer}: the safetensors deployment files hold integer grids (weights up to 8 bits, activations up to 16), not {format} (export the policy to ONNX instead)")]
     NotInteger { layer: String, format: String },
     #[error("{}: no episode {episode} in episodes.csv (it holds {logged})", dir.display())]
     NoEpisode {
@@ -267,9 +267,9 @@ fn check_layers(run: &RunDir, base: &Model) -> Result<(), DeployError> {
     Ok(())
 }
 
-/// Writes policy.json, model.safetensors, model.onnx (at `opset`) and (given examples) the
-/// check data of `model` quantized by `q` into `out`, creating it; returns the file names
-/// written.
+/// Writes policy.json, model.safetensors (when the policy is all integers), model.onnx (at
+/// `opset`) and (given examples) the check data of `model` quantized by `q` into `out`,
+/// creating it; returns the file names written.
 pub fn write_files(
     out: &Path,
     model: &Model,
@@ -292,12 +292,20 @@ pub fn write_files(
         &out.join("policy.json"),
         &q.policy().to_file(model.name(), &names),
     )?;
-    write_atomic(
-        &out.join("model.safetensors"),
-        &weights_safetensors(model, q)?,
-    )?;
-    write_atomic(&out.join("model.onnx"), &onnx::export(model, q, opset)?)?;
-    let mut files = vec!["policy.json", "model.safetensors", "model.onnx"];
+    let onnx = onnx::export(model, q, opset)?;
+    let mut files = vec!["policy.json"];
+    // The safetensors file holds integer grids only: a policy with a float or group-wise
+    // format is deployed by its ONNX file alone.
+    match weights_safetensors(model, q) {
+        Ok(bytes) => {
+            write_atomic(&out.join("model.safetensors"), &bytes)?;
+            files.push("model.safetensors");
+        }
+        Err(DeployError::NotInteger { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    write_atomic(&out.join("model.onnx"), &onnx)?;
+    files.push("model.onnx");
     if let Some((x, y)) = check {
         write_check(out, model, q, x, y)?;
         files.extend(["check-input.npy", "check-labels.npy", "check-logits.npy"]);
