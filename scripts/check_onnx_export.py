@@ -14,7 +14,8 @@ difference, the share of examples whose logits agree within 1e-4, and both accur
   at scale s_input x s_weight (what integer kernels take). bitsearch keeps biases in float, so
   at low bit widths (coarse scales) this one rewrite moves logits; with it disabled
   ("float-bias"), the optimized graph gives bitsearch's logits again.
-Needs `pip install onnxruntime numpy`.
+Every format bitsearch exports runs on ORT's CPU provider (1.32 checked; opset 21 holds FLOAT8,
+INT4 with blocked scales and 16-bit codes). Needs `pip install onnxruntime numpy`.
 """
 import json
 import os

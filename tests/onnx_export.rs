@@ -96,6 +96,62 @@ fn onnx_runtime_runs_the_export_as_bitsearch_does() {
     }
 }
 
+/// Every number format a policy can take exports as ONNX Runtime runs it (opset 21): fp8 as
+/// FLOAT8E4M3FN/FLOAT8E5M2 codes (weights, per output channel) and a saturating
+/// QuantizeLinear (activations), fp16 and bf16 as casts, activations of 9 to 16 bits in uint16
+/// codes and group-wise int4 weights as INT4 with blocked scales (LeNet-5's rows of 25, 150,
+/// 400, 120 and 84 inputs: groups of 32 and 128 that a row does not fill). fp16 and bf16, being
+/// casts, export at opset 13 too. model.safetensors is written for the integer policy alone.
+#[test]
+fn onnx_runtime_runs_every_format_as_bitsearch_does() {
+    if !common::onnx_runtime_present() {
+        return;
+    }
+    let model = onnx::import(&repo().join("tests/data/onnx/lenet5-trained.onnx")).unwrap();
+    let model = Model::from_import(model).unwrap();
+    let (train, test) = DataSource::EmbeddedMnist10k.load().unwrap();
+    let data = Dataset::from_raw(train, test, 500, 0).unwrap();
+    let (x, _) = data.train.first(256, &Device::Cpu).unwrap();
+    let clips = bitsearch::calib::calibrate_model(&model, &x, ClipMethod::Max).unwrap();
+    let (xt, yt) = data.test.first(500, &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policies = [
+        (
+            "fp8e4m3/fp8e4m3,fp8e4m3/fp8e4m3,fp8e5m2/fp8e5m2,fp8e4m3/fp8e5m2,fp8e5m2/fp8e4m3",
+            Opset::V21,
+        ),
+        (
+            "fp16/fp16,bf16/bf16,fp16/bf16,bf16/fp16,fp16/32",
+            Opset::V21,
+        ),
+        (
+            "fp16/fp16,bf16/bf16,fp16/bf16,bf16/fp16,fp16/32",
+            Opset::V13,
+        ),
+        ("8/16,4/12,8/16,2/9,8/16", Opset::V21),
+        (
+            "int4g32/8,int4g32/4,int4g128/16,int4g32/fp8e4m3,int4g128/fp16",
+            Opset::V21,
+        ),
+    ];
+    for (k, (policy, opset)) in policies.into_iter().enumerate() {
+        let q = Quantizer::new(Policy::parse(policy).unwrap(), clips.clone());
+        let check = Some((&xt, &yt));
+        let out = dir.path().join(k.to_string());
+        let files = bitsearch::deploy::write_files(&out, &model, &q, opset, check).unwrap();
+        // The safetensors file holds integer grids only; the ONNX file holds every format.
+        let integers = q
+            .policy()
+            .layers()
+            .iter()
+            .all(|l| l.w.is_plain() && l.a.is_plain());
+        let safetensors = files.iter().any(|f| f == "model.safetensors");
+        assert_eq!(safetensors, integers, "{policy}: {files:?}");
+        assert_eq!(out.join("model.safetensors").exists(), integers, "{policy}");
+        assert_onnx_runtime_agrees(&out, &format!("{policy} {opset:?}"), TRAINED);
+    }
+}
+
 /// The whole path a user takes: a PyTorch model exported to ONNX is imported, searched, and its
 /// best policy exported with `bitsearch export`; the export rebuilds exactly the model the
 /// search scored (same validation accuracy as episodes.csv) and ONNX Runtime agrees with it.
@@ -237,8 +293,22 @@ fn an_imported_vit_goes_through_search_and_export_to_onnx_runtime() {
     assert_onnx_runtime_agrees(&export, "imported vit best policy", [0.98, 0.95]);
 }
 
-/// A layer's "W/A" bits from its index.
-type BitsOf<'a> = &'a dyn Fn(usize) -> String;
+/// A layer's "W/A" formats from its index.
+type BitsOf = fn(usize) -> String;
+
+/// Widths cycling through 2..8 bits.
+fn mixed(i: usize) -> String {
+    format!("{}/{}", 2 + i % 7, 2 + (i + 3) % 7)
+}
+
+/// The same weights with every activation at full precision.
+fn weights_only(i: usize) -> String {
+    format!("{}/32", 2 + i % 7)
+}
+
+/// Integer policies and what ORT must agree on: with quantized activations a flipped rounding
+/// is possible (`assert_agrees`), with none every example within 1e-4.
+const INTEGER: [(BitsOf, [f64; 2]); 2] = [(mixed, [0.98, 0.95]), (weights_only, [1.0, 1.0])];
 
 /// Graph models export as exactly: residual adds, BatchNorm (folded), option-A shortcuts (Slice
 /// + Pad), depthwise convs and ReLU6 (Clip), on CIFAR-format images (the digit fixture).
@@ -253,7 +323,7 @@ fn graph_models_export_as_onnx_runtime_runs_them() {
         Model::new(bitsearch::model::Arch::Resnet20, (3, 32, 32), 10, 1).unwrap(),
         Model::new(bitsearch::model::Arch::Mobilenet, (3, 32, 32), 10, 1).unwrap(),
     ];
-    exports_agree_with_onnx_runtime(&models);
+    exports_agree_with_onnx_runtime(&models, Opset::V13, &INTEGER);
 }
 
 /// torchvision's families (their small members, random weights) export as exactly: SiLU,
@@ -278,7 +348,7 @@ fn torchvision_models_export_as_onnx_runtime_runs_them() {
         Model::from_import(onnx::import(&dir.join(format!("{n}-mini.onnx"))).unwrap()).unwrap()
     })
     .collect();
-    exports_agree_with_onnx_runtime(&models);
+    exports_agree_with_onnx_runtime(&models, Opset::V13, &INTEGER);
 }
 
 /// The zoo ViT exports as exactly: patch tokens, class token (Expand + Concat), position
@@ -295,12 +365,42 @@ fn vit_exports_as_onnx_runtime_runs_it() {
     let model = || Model::new(bitsearch::model::Arch::Vit, (3, 32, 32), 10, 1).unwrap();
     let attention = model().with_attention(Attention::Quantized).unwrap();
     assert_eq!(attention.shapes().len(), model().shapes().len() + 6);
-    exports_agree_with_onnx_runtime(&[model(), attention]);
+    exports_agree_with_onnx_runtime(&[model(), attention], Opset::V13, &INTEGER);
 }
 
-/// Each model, calibrated on the digit fixture, exported under mixed widths and under
-/// quantized weights alone, runs in ONNX Runtime with bitsearch's predictions.
-fn exports_agree_with_onnx_runtime(models: &[Model]) {
+/// The zoo ViT with quantized attention at opset 21, where its signed operands take every
+/// format: signed INT4/int8 codes (their type named, without a zero point: ONNX Runtime's
+/// default optimizations fail the session otherwise), fp8 with negative values kept, int16, and
+/// group-wise int4 weights on its linear layers.
+#[test]
+fn vit_exports_every_format_at_opset_21_as_onnx_runtime_runs_it() {
+    if !common::onnx_runtime_present() {
+        return;
+    }
+    fn fp8(i: usize) -> String {
+        ["fp8e4m3/fp8e4m3", "fp8e5m2/fp8e5m2", "8/fp8e4m3"][i % 3].into()
+    }
+    fn wide(i: usize) -> String {
+        ["8/16", "int4g32/8", "fp8e4m3/16", "int4g128/4"][i % 4].into()
+    }
+    let model = Model::new(bitsearch::model::Arch::Vit, (3, 32, 32), 10, 1).unwrap();
+    let attention = model.with_attention(Attention::Quantized).unwrap();
+    let policies: [(BitsOf, [f64; 2]); 3] = [
+        (mixed, [0.98, 0.95]),
+        (fp8, [0.98, 0.95]),
+        (wide, [0.98, 0.95]),
+    ];
+    exports_agree_with_onnx_runtime(&[attention], Opset::V21, &policies);
+}
+
+/// Each model, calibrated on the digit fixture, exported at `opset` under each of `policies`
+/// (the first layer's input at full precision), runs in ONNX Runtime with bitsearch's
+/// predictions.
+fn exports_agree_with_onnx_runtime(
+    models: &[Model],
+    opset: Opset,
+    policies: &[(BitsOf, [f64; 2])],
+) {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("cifar");
     bitsearch::data::write_digit_fixture(&data_dir, 60, 500).unwrap();
@@ -310,13 +410,7 @@ fn exports_agree_with_onnx_runtime(models: &[Model]) {
     let (xt, yt) = data.test.first(500, &Device::Cpu).unwrap();
     for (k, model) in models.iter().enumerate() {
         let clips = bitsearch::calib::calibrate_model(model, &x, ClipMethod::Max).unwrap();
-        // Mixed widths cycling through 2..8 bits (the first layer's input at full precision),
-        // then the same weights with every activation at full precision.
-        let mixed = |i: usize| format!("{}/{}", 2 + i % 7, 2 + (i + 3) % 7);
-        let weights_only = |i: usize| format!("{}/32", 2 + i % 7);
-        let policies: [(BitsOf, [f64; 2]); 2] =
-            [(&mixed, [0.98, 0.95]), (&weights_only, [1.0, 1.0])];
-        for (p, (policy, expect)) in policies.into_iter().enumerate() {
+        for (p, (policy, expect)) in policies.iter().enumerate() {
             let bits: Vec<String> = (0..model.shapes().len())
                 .map(|i| {
                     if i == 0 {
@@ -328,9 +422,9 @@ fn exports_agree_with_onnx_runtime(models: &[Model]) {
                 .collect();
             let q = Quantizer::new(Policy::parse(&bits.join(",")).unwrap(), clips.clone());
             let out = dir.path().join(format!("model-{k}-{p}"));
-            bitsearch::deploy::write_files(&out, model, &q, Opset::V13, Some((&xt, &yt))).unwrap();
-            let what = format!("{} {}", model.name(), bits.join(","));
-            assert_onnx_runtime_agrees(&out, &what, expect);
+            bitsearch::deploy::write_files(&out, model, &q, opset, Some((&xt, &yt))).unwrap();
+            let what = format!("{} {} {opset:?}", model.name(), bits.join(","));
+            assert_onnx_runtime_agrees(&out, &what, *expect);
         }
     }
 }

@@ -36,7 +36,9 @@ pub struct ExportArgs {
     #[arg(long, default_value_t = 1000)]
     pub check_examples: usize,
     /// ONNX opset: 13 stores every width in int8/uint8 containers (the most widely run); 21
-    /// stores widths up to 4 bits as INT4/UINT4 (ONNX Runtime 1.18 and later).
+    /// stores widths up to 4 bits as INT4/UINT4 and holds the formats 13 cannot: fp8
+    /// (FLOAT8), activations of 9 to 16 bits (uint16/int16) and group-wise int4 (blocked
+    /// scales). fp16 and bf16 are casts at either. ONNX Runtime 1.32 runs both.
     #[arg(long, value_enum, default_value = "13")]
     pub opset: OpsetArg,
     /// No progress bars.
