@@ -112,12 +112,33 @@ pub fn parse_policy(text: &str, arch: &str, names: &[&str]) -> anyhow::Result<Po
     Ok(policy)
 }
 
+/// `policy`, unless it gives an attention matmul's second operand (an activation, in the
+/// weight's place) a group-wise format, which only weights take.
+fn matmul_operands(
+    layers: &[bitsearch::model::LayerShape],
+    policy: Policy,
+) -> anyhow::Result<Policy> {
+    let grouped = |l: &bitsearch::quant::LayerBits| {
+        matches!(l.w.kind(), bitsearch::quant::Kind::GroupInt { .. })
+    };
+    let matmul = |s: &bitsearch::model::LayerShape| s.kind == bitsearch::model::LayerKind::Matmul;
+    match (layers.iter().zip(policy.iter())).find(|(s, l)| matmul(s) && grouped(l)) {
+        Some((s, l)) => anyhow::bail!(
+            "layer {}: {} is for weights; this attention matmul's second operand is an activation",
+            s.name,
+            l.w.name()
+        ),
+        None => Ok(policy),
+    }
+}
+
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let (exp, data) = super::load_experiment(&args.experiment)?;
     // The policy is checked against the model's layers before a missing baseline is trained.
     let layers = (exp.model).layer_shapes(data.shape, data.classes, exp.quant.attention)?;
     let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
     let policy = parse_policy(&args.policy, &exp.model.name(), &names)
+        .and_then(|p| matmul_operands(&layers, p))
         .with_context(|| format!("invalid --policy {}", args.policy))?;
     let show = !args.quiet;
     let base = super::baseline(&exp, &data, &args.out, show)?;

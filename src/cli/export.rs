@@ -38,9 +38,10 @@ pub struct ExportArgs {
     /// ONNX opset: 13 stores every width in int8/uint8 containers (the most widely run); 21
     /// stores widths up to 4 bits as INT4/UINT4 and holds the formats 13 cannot: fp8
     /// (FLOAT8), activations of 9 to 16 bits (uint16/int16) and group-wise int4 (blocked
-    /// scales). fp16 and bf16 are casts at either. ONNX Runtime 1.32 runs both.
-    #[arg(long, value_enum, default_value = "13")]
-    pub opset: OpsetArg,
+    /// scales). fp16 and bf16 are casts at either. ONNX Runtime 1.32 runs both. [default: 13,
+    /// or 21 for a policy with a format only 21 holds]
+    #[arg(long, value_enum)]
+    pub opset: Option<OpsetArg>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -53,6 +54,28 @@ pub enum OpsetArg {
     V13,
     #[value(name = "21")]
     V21,
+}
+
+/// `--opset`, else the opset `policies` need: 13 unless one holds a format only 21 writes
+/// (fp8, integers wider than 8 bits, group-wise int4).
+pub fn opset_for<'a>(
+    arg: Option<OpsetArg>,
+    policies: impl IntoIterator<Item = &'a [bitsearch::quant::LayerBits]>,
+) -> Opset {
+    use bitsearch::quant::{Format, Kind};
+    let needs_21 = |f: Format| match f.kind() {
+        Kind::Int(b) => b > Format::MAX,
+        Kind::Float(m) => m.bits() <= 8,
+        Kind::GroupInt { .. } => true,
+        Kind::Full => false,
+    };
+    match arg {
+        Some(a) => a.into(),
+        None if (policies.into_iter().flatten()).any(|l| needs_21(l.w) || needs_21(l.a)) => {
+            Opset::V21
+        }
+        None => Opset::V13,
+    }
 }
 
 impl From<OpsetArg> for Opset {
@@ -84,7 +107,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         &base.model,
         &out,
         ExportOptions {
-            opset: args.opset.into(),
+            opset: opset_for(args.opset, [row.bits.as_slice()]),
             check_examples: args.check_examples,
         },
     )

@@ -35,9 +35,10 @@ pub struct MeasureArgs {
     /// The runtime: ONNX Runtime, through its Python package (`pip install onnxruntime`).
     #[arg(long, value_enum, default_value = "onnxruntime")]
     pub runtime: RuntimeArg,
-    /// The ONNX opset the models are written at (as for `export`).
-    #[arg(long, value_enum, default_value = "13")]
-    pub opset: OpsetArg,
+    /// The ONNX opset the models are written at (as for `export`) [default: 13, or 21 when a
+    /// measured policy has a format only 21 holds: then every model, so their times compare]
+    #[arg(long, value_enum)]
+    pub opset: Option<OpsetArg>,
     /// The run's experiment file [default: the one config.json records].
     #[arg(long)]
     pub experiment: Option<PathBuf>,
@@ -78,7 +79,7 @@ pub fn run(args: &MeasureArgs) -> anyhow::Result<()> {
             threads,
         },
         profile_batch,
-        opset: args.opset.into(),
+        opset: super::export::opset_for(args.opset, rows.iter().map(|r| r.bits.as_slice())),
     };
     let (exp, data) = super::load_experiment(&experiment_args(&run, args.experiment.as_ref())?)?;
     check_experiment(&run, &exp)?;

@@ -5,6 +5,7 @@ use super::{Format, LayerBits, Operand, SearchSpace};
 use crate::env::EnvError;
 use crate::hardware::{CostModel, Price};
 use crate::model::{LayerKind, LayerShape};
+use crate::quant::Kind;
 
 impl SearchSpace {
     /// The space of min..=max bits on every operand, untied (see `with_choices`).
@@ -75,10 +76,27 @@ impl SearchSpace {
         let prices = price_all(device, &layers, &values, &options)?;
         let uniform8 = price_policy(device, &layers, LayerBits::uniform(Format::new(8)?))?;
         let full = price_policy(device, &layers, LayerBits::uniform(Format::FULL))?;
-        let runs = options.clone().map(|o| next_option(&values, &o));
+        // An attention matmul's second operand is an activation: no group-wise format for it.
+        let per_layer: Vec<[Vec<Format>; 2]> = (layers.iter())
+            .map(|l| match l.kind == LayerKind::Matmul {
+                false => Ok(options.clone()),
+                true => {
+                    let grouped = |f: &Format| matches!(f.kind(), Kind::GroupInt { .. });
+                    let w: Vec<Format> =
+                        options[0].iter().copied().filter(|f| !grouped(f)).collect();
+                    match w.is_empty() {
+                        true => Err(EnvError::NoBits),
+                        false => Ok([w, options[1].clone()]),
+                    }
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let runs_as = (per_layer.iter())
+            .map(|o| o.clone().map(|o| next_option(&values, &o)))
+            .collect();
         Ok(SearchSpace {
-            runs_as: vec![runs; layers.len()],
-            options: vec![options; layers.len()],
+            runs_as,
+            options: per_layer,
             pruned: false,
             features: normalized_features(&layers),
             layers,

@@ -483,3 +483,31 @@ fn a_format_space_gives_each_operand_its_own_formats_bins_and_floor() {
         s.price(&Policy::parse("4/8,4/8,4/8,4/8,4/8").unwrap())
     );
 }
+
+/// An attention matmul's second operand is an activation: the space offers it no group-wise
+/// format, and maps one asked of it to the next option, while its conv and linear layers keep it.
+#[test]
+fn attention_operands_take_no_group_wise_format() {
+    use crate::model::{Attention, LayerKind};
+    let p = Profile::load(&resolve_profile("bitfusion").unwrap()).unwrap();
+    let layers = (Arch::Vit
+        .graph((1, 28, 28), 10)
+        .with_attention(Attention::Quantized))
+    .unwrap()
+    .shapes((1, 28, 28))
+    .unwrap()
+    .layers;
+    let f = |t: &str| t.parse::<Format>().unwrap();
+    let declared = [vec![f("int4g32"), f("8")], vec![f("8")]];
+    let s = SearchSpace::with_formats(layers, declared, false, &p, &|b| p.supports(b)).unwrap();
+    let matmul = (s.layers.iter())
+        .position(|l| l.kind == LayerKind::Matmul)
+        .unwrap();
+    let linear = (s.layers.iter())
+        .position(|l| l.kind != LayerKind::Matmul)
+        .unwrap();
+    assert_eq!(s.options(matmul, Operand::Weight), [f("8")]);
+    assert_eq!(s.options(linear, Operand::Weight), [f("int4g32"), f("8")]);
+    let run = s.run_layer(matmul, LayerBits::new(f("int4g32"), f("8")));
+    assert_eq!(run, LayerBits::new(f("8"), f("8")));
+}
