@@ -173,55 +173,22 @@ fn round(v: f32) -> f32 {
     r.copysign(v)
 }
 
-/// Contiguous f32 view of a custom op's input.
-pub(super) fn input_slice<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-) -> candle_core::Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("fake-quantizer input must be contiguous"),
-    }
+/// A fake-quantizer as a custom op: `f` maps the contiguous input and its number of rows (dim
+/// 0) to the quantized values, and the backward pass is the identity (straight-through).
+struct StraightThrough<F> {
+    name: &'static str,
+    f: F,
 }
 
-struct WeightQuant {
-    format: Format,
-}
-
-impl CustomOp1 for WeightQuant {
+impl<F: Fn(&[f32], usize) -> Vec<f32> + Send + Sync> CustomOp1 for StraightThrough<F> {
     fn name(&self) -> &'static str {
-        "fake-quant-weight"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let w = input_slice(s, l)?;
-        let channels = l.dims().first().copied().unwrap_or(1);
-        let q = quantize_weight_format(w, channels, self.format);
-        Ok((CpuStorage::F32(q), l.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.clone()))
-    }
-}
-
-struct ActQuant(ActGrid);
-
-impl CustomOp1 for ActQuant {
-    fn name(&self) -> &'static str {
-        "fake-quant-act"
+        self.name
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = input_slice(s, l)?;
-        let q = quantize_act_values(x, self.0.bits, self.0.clip);
-        Ok((CpuStorage::F32(q), l.shape().clone()))
+        let rows = l.dims().first().copied().unwrap_or(1);
+        Ok((CpuStorage::F32((self.f)(x, rows)), l.shape().clone()))
     }
 
     fn bwd(
@@ -231,6 +198,24 @@ impl CustomOp1 for ActQuant {
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad.clone()))
+    }
+}
+
+/// `x` through the fake-quantizer `f` (`StraightThrough`), named `name` in candle's graph.
+pub(super) fn straight_through(
+    x: &Tensor,
+    name: &'static str,
+    f: impl Fn(&[f32], usize) -> Vec<f32> + Send + Sync + 'static,
+) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1(StraightThrough { name, f })
+}
+
+/// Contiguous f32 view of a custom op's input.
+fn input_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("fake-quantizer input must be contiguous"),
     }
 }
 
@@ -240,7 +225,9 @@ pub fn fake_quant_weight(w: &Tensor, format: Format) -> candle_core::Result<Tens
     if format.is_full() {
         return Ok(w.clone());
     }
-    w.contiguous()?.apply_op1(WeightQuant { format })
+    straight_through(w, "fake-quant-weight", move |w, rows| {
+        quantize_weight_format(w, rows, format)
+    })
 }
 
 /// Fake-quantizes an activation tensor: an integer format over [0, clip], a minifloat scaled
@@ -248,7 +235,9 @@ pub fn fake_quant_weight(w: &Tensor, format: Format) -> candle_core::Result<Tens
 /// returns it unchanged.
 pub fn fake_quant_act(x: &Tensor, format: Format, clip: f32) -> candle_core::Result<Tensor> {
     match format.kind() {
-        Kind::Int(bits) => x.contiguous()?.apply_op1(ActQuant(ActGrid { bits, clip })),
+        Kind::Int(bits) => straight_through(x, "fake-quant-act", move |x, _| {
+            quantize_act_values(x, bits, clip)
+        }),
         Kind::Float(m) => fake_quant_act_float(x, m, clip),
         Kind::Full | Kind::GroupInt { .. } => Ok(x.clone()),
     }
@@ -261,38 +250,14 @@ pub fn fake_quant_act_float(x: &Tensor, m: Minifloat, clip: f32) -> candle_core:
         true => clip / m.max_finite(),
         false => 1.0,
     };
-    x.contiguous()?.apply_op1(FloatActQuant { m, scale })
+    straight_through(x, "fake-quant-act-float", move |x, _| {
+        quantize_act_float_values(x, m, scale)
+    })
 }
 
 /// The values `fake_quant_act_float` computes.
 pub fn quantize_act_float_values(x: &[f32], m: Minifloat, scale: f32) -> Vec<f32> {
     x.iter().map(|&v| m.round(v / scale) * scale).collect()
-}
-
-struct FloatActQuant {
-    m: Minifloat,
-    scale: f32,
-}
-
-impl CustomOp1 for FloatActQuant {
-    fn name(&self) -> &'static str {
-        "fake-quant-act-float"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = input_slice(s, l)?;
-        let q = quantize_act_float_values(x, self.m, self.scale);
-        Ok((CpuStorage::F32(q), l.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.clone()))
-    }
 }
 
 #[cfg(test)]

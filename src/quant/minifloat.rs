@@ -14,9 +14,9 @@
 //! The rounding works on the f32's bits (integer shifts, no table, no float arithmetic), so it
 //! is exact for every input; tests/data/minifloat holds PyTorch's results it is checked against.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::Tensor;
 
-use super::fake::input_slice;
+use super::fake::straight_through;
 
 /// Errors from describing a minifloat format.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -254,67 +254,23 @@ pub fn quantize_minifloat_scaled(x: &[f32], channels: usize, format: Minifloat) 
     out
 }
 
-/// Rounds to a minifloat unscaled (`Minifloat::round`, element by element).
-struct MinifloatQuant(Minifloat);
-
-impl CustomOp1 for MinifloatQuant {
-    fn name(&self) -> &'static str {
-        "fake-quant-minifloat"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = input_slice(s, l)?;
-        Ok((CpuStorage::F32(self.0.round_values(x)), l.shape().clone()))
-    }
-
-    /// The identity, as the integer fake-quantizers (src/quant/fake.rs): the rounding is
-    /// piecewise constant, and a saturated value passes its gradient too.
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.clone()))
-    }
-}
-
-/// Rounds to a minifloat with one scale per row of dim 0 (`quantize_minifloat_scaled`).
-struct ScaledMinifloatQuant(Minifloat);
-
-impl CustomOp1 for ScaledMinifloatQuant {
-    fn name(&self) -> &'static str {
-        "fake-quant-minifloat-scaled"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = input_slice(s, l)?;
-        let channels = l.dims().first().copied().unwrap_or(1);
-        let q = quantize_minifloat_scaled(x, channels, self.0);
-        Ok((CpuStorage::F32(q), l.shape().clone()))
-    }
-
-    /// The identity: the scale is detached, as the integer weight quantizer's is.
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.clone()))
-    }
-}
-
 /// Fake-quantizes a tensor to a minifloat format, unscaled, with a straight-through gradient.
 pub fn fake_quant_minifloat(x: &Tensor, format: Minifloat) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1(MinifloatQuant(format))
+    // The identity backward, as the integer fake-quantizers': the rounding is piecewise
+    // constant, and a saturated value passes its gradient too.
+    straight_through(x, "fake-quant-minifloat", move |x, _| {
+        format.round_values(x)
+    })
 }
 
 /// Fake-quantizes a tensor to a minifloat format with one scale per output channel (dim 0)
 /// mapping each channel's max |x| to the format's largest finite value; straight-through
 /// gradient.
 pub fn fake_quant_minifloat_scaled(x: &Tensor, format: Minifloat) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1(ScaledMinifloatQuant(format))
+    // The scale is detached, as the integer weight quantizer's is.
+    straight_through(x, "fake-quant-minifloat-scaled", move |x, rows| {
+        quantize_minifloat_scaled(x, rows, format)
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! `a − 1` bits is therefore exactly the signed grid's (`calibrate_layer_signed`). Backward is
 //! the identity (straight-through), as for the unsigned grid.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::Tensor;
 
 use super::{calibrate_layer, ActGrid, ClipMethod, Format, Kind, LayerClips};
 
@@ -39,7 +39,11 @@ pub fn quantize_act_signed_values(x: &[f32], bits: u8, clip: f32) -> Vec<f32> {
 /// returns it unchanged.
 pub fn fake_quant_act_signed(x: &Tensor, bits: Format, clip: f32) -> candle_core::Result<Tensor> {
     match bits.kind() {
-        Kind::Int(bits) => x.contiguous()?.apply_op1(SignedQuant { bits, clip }),
+        Kind::Int(bits) => {
+            super::fake::straight_through(x, "fake-quant-act-signed", move |x, _| {
+                quantize_act_signed_values(x, bits, clip)
+            })
+        }
         // A minifloat is signed already: the same quantizer as an unsigned operand's.
         Kind::Float(m) => super::fake::fake_quant_act_float(x, m, clip),
         Kind::Full | Kind::GroupInt { .. } => Ok(x.clone()),
@@ -52,32 +56,6 @@ pub fn calibrate_layer_signed(values: &[f32], method: ClipMethod) -> LayerClips 
     let abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
     let half = calibrate_layer(&abs, method);
     std::array::from_fn(|i| half[signed_half(i as u8 + 1, 0.0).bits as usize - 1])
-}
-
-struct SignedQuant {
-    bits: u8,
-    clip: f32,
-}
-
-impl CustomOp1 for SignedQuant {
-    fn name(&self) -> &'static str {
-        "fake-quant-act-signed"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = super::fake::input_slice(s, l)?;
-        let q = quantize_act_signed_values(x, self.bits, self.clip);
-        Ok((CpuStorage::F32(q), l.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _arg: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.clone()))
-    }
 }
 
 #[cfg(test)]
