@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bitsearch::experiment::{Experiment, Overrides};
-use bitsearch::quant::{Bits, Policy};
+use bitsearch::quant::{Format, Policy};
 use bitsearch::score::Evaluator;
 use bitsearch::train::FusedAdamW;
 use candle_core::Device;
@@ -121,7 +121,7 @@ fn main() -> anyhow::Result<()> {
         Ok(eval.validation_suite()?)
     })?;
     let n = model.shapes().len();
-    let policy = Policy::uniform(n, Bits::new(4)?);
+    let policy = Policy::uniform(n, Format::new(4)?);
     let tuned = phase("fine-tune", || Ok(eval.finetune(&policy)?))?;
     phase("validation accuracy, quantized", || {
         eval.accuracy(&tuned.model, Some(&tuned.q), &data.val)?;
