@@ -11,7 +11,9 @@
 #      union of the compared runs);
 #  (c) cnn6-small (experiments/agent-study/cnn6-small.toml): cnn6 on Fashion-MNIST in the tied
 #      {2,4,8} space, 729 policies, 356 within the 50% latency budget: the hard setting, with its
-#      own exhaustive front.
+#      own exhaustive front;
+#  (d) cnn6 (experiments/agent-study/cnn6.toml): cnn6 on Fashion-MNIST in its full untied space,
+#      hypervolume as a fraction of the union of every run's front (no exhaustive reference).
 # A space whose name ends in "small" gets an exhaustive reference run (OUT/exhaustive for small,
 # OUT/SPACE-exhaustive for another).
 # What compare --at computes: on accuracy x robust accuracy x latency and on accuracy x latency,
@@ -28,7 +30,7 @@
 # Usage: scripts/agent-study.sh [OUT] [SEEDS] [EPISODES] [AT]
 #   defaults: runs/agent-study "1 2 3 4 5" 200 30,60,200
 #   AGENTS="mbrl ddpg random nsga2 greedy" overrides the agents; SPACES="small full" the spaces
-#   (any of small, full, cnn6-small); WORKERS=N each search's batch size (`sweep --workers`:
+#   (any of small, full, cnn6-small, cnn6); WORKERS=N each search's batch size (`sweep --workers`:
 #   N policies scored at once; DDPG cannot batch, so leave it out); CACHE=DIR the baseline and score cache (default runs); JOBS=K
 #   cells at once (default: one per core); BITSEARCH=PATH a binary to use instead of building one.
 #   Run again, it resumes every unfinished cell.
