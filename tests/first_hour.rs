@@ -123,10 +123,17 @@ fn an_experiment_extending_another_trains_with_its_own_changes() {
 #[test]
 fn a_bitwidth_error_prints_once() {
     let dir = tiny_dir();
-    let err = fails(eval(dir.path(), &["--policy", "9/9,8/8,8/8"]));
-    assert_eq!(count(&err, "bitwidth must be 1..=8 or 32"), 1, "{err}");
+    let err = fails(eval(dir.path(), &["--policy", "17/17,8/8,8/8"]));
+    assert_eq!(count(&err, "bitwidth must be 1..=16 or 32"), 1, "{err}");
     assert!(
-        err.contains("policy layer 0") && err.contains("got 9"),
+        err.contains("policy layer 0") && err.contains("got 17"),
+        "{err}"
+    );
+    // A width the operand cannot take is named once, with what the operand takes.
+    let err = fails(eval(dir.path(), &["--policy", "9/9,8/8,8/8"]));
+    assert_eq!(count(&err, "int9 is not a weight format"), 1, "{err}");
+    assert!(
+        err.contains("policy layer 0") && err.contains("int1..int8"),
         "{err}"
     );
 }

@@ -119,7 +119,9 @@ fn bits_out_of_range_are_rejected() {
     });
     let text = RunDir::read(tmp.path()).unwrap_err().to_string();
     assert!(
-        text.contains("references.csv:2: column `w_conv1`: expected a bitwidth"),
+        text.contains(
+            "references.csv:2: column `w_conv1`: expected a weight format: a bitwidth 1..=8"
+        ),
         "{text}"
     );
 }

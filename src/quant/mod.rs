@@ -34,7 +34,10 @@ pub enum QuantError {
     BitsOutOfRange { value: i64 },
     #[error("unknown format \"{text}\": expected {}", FORMAT_NAMES)]
     BitsNotANumber { text: String },
-    #[error("{format} is not a{} format (weights take up to int8 and the float formats; group-wise int4 is for weights only)", if *operand == Operand::Weight { " weight" } else { "n activation" })]
+    #[error("{format} is not a{}", match operand {
+        Operand::Weight => " weight format (weights take int1..int8, fp16, bf16, fp8e4m3, fp8e5m2, int4g32, int4g128 or 32)",
+        Operand::Activation => "n activation format (activations take int1..int16, fp16, bf16, fp8e4m3, fp8e5m2 or 32)",
+    })]
     WrongOperand { format: String, operand: Operand },
     #[error("policy layer {index}: expected W/A (e.g. 4/8), got \"{text}\"")]
     MalformedLayer { index: usize, text: String },

@@ -7,7 +7,7 @@ use super::csv_file::{csv_line, CsvFile, Record};
 use super::RunDirError;
 use crate::fidelity::Fidelity;
 use crate::pareto::{non_dominated, Objective, ParetoError, Sense};
-use crate::quant::{Format, LayerBits, Policy};
+use crate::quant::{Format, LayerBits, Operand, Policy};
 use crate::robust::{Breakdown, Checks, BREAKDOWN_FORMAT, CHECKS_FORMAT};
 
 /// One scored policy: a line of episodes.csv, references.csv or pareto.csv.
@@ -236,10 +236,27 @@ fn columns(file: &CsvFile) -> Result<(Columns, Vec<String>), RunDirError> {
     Ok((columns, names))
 }
 
+const WEIGHT_RULE: &str =
+    "a weight format: a bitwidth 1..=8, 32, or fp16, bf16, fp8e4m3, fp8e5m2, int4g32, int4g128";
+const ACTIVATION_RULE: &str =
+    "an activation format: a bitwidth 1..=16, 32, or fp16, bf16, fp8e4m3, fp8e5m2";
+
 fn parse(r: &Record, c: &Columns) -> Result<Episode, RunDirError> {
-    let bits = |col| r.get::<Format>(col, "a format: 1..=16 (intN), 32 or a name such as fp8e4m3");
+    let bits = |col, operand, rule| {
+        let f = r.get::<Format>(col, rule)?;
+        match f.allowed_for(operand) {
+            true => Ok(f),
+            false => Err(r.bad(col, rule)),
+        }
+    };
     let layers = (c.layers.iter())
-        .map(|&(w, a)| Ok(LayerBits::new(bits(w)?, bits(a)?)))
+        .map(|&(w, a)| {
+            let w = bits(w, Operand::Weight, WEIGHT_RULE)?;
+            Ok(LayerBits::new(
+                w,
+                bits(a, Operand::Activation, ACTIVATION_RULE)?,
+            ))
+        })
         .collect::<Result<_, RunDirError>>()?;
     let [episode, agent, profile, policy] = c.leading;
     let [acc, rob, latency, energy, size, reward, feasible, failed, seconds] = c.trailing;
