@@ -65,6 +65,22 @@ fn assert_agrees(row: &serde_json::Value, what: &str, [top1, exact]: [f64; 2]) {
     );
 }
 
+/// The trained LeNet-5 fixture, its clips calibrated on 256 embedded training digits, and 500
+/// test digits with their labels.
+fn trained_lenet5() -> (
+    Model,
+    bitsearch::quant::Clips,
+    (candle_core::Tensor, candle_core::Tensor),
+) {
+    let model = onnx::import(&repo().join("tests/data/onnx/lenet5-trained.onnx")).unwrap();
+    let model = Model::from_import(model).unwrap();
+    let (train, test) = DataSource::EmbeddedMnist10k.load().unwrap();
+    let data = Dataset::from_raw(train, test, 500, 0).unwrap();
+    let (x, _) = data.train.first(256, &Device::Cpu).unwrap();
+    let clips = bitsearch::calib::calibrate_model(&model, &x, ClipMethod::Max).unwrap();
+    (model, clips, data.test.first(500, &Device::Cpu).unwrap())
+}
+
 /// A trained model: top-1 on 99.5% of examples, 99% of examples' logits within 1e-4.
 const TRAINED: [f64; 2] = [0.995, 0.99];
 
@@ -73,13 +89,7 @@ fn onnx_runtime_runs_the_export_as_bitsearch_does() {
     if !common::onnx_runtime_present() {
         return;
     }
-    let model = onnx::import(&repo().join("tests/data/onnx/lenet5-trained.onnx")).unwrap();
-    let model = Model::from_import(model).unwrap();
-    let (train, test) = DataSource::EmbeddedMnist10k.load().unwrap();
-    let data = Dataset::from_raw(train, test, 500, 0).unwrap();
-    let (x, _) = data.train.first(256, &Device::Cpu).unwrap();
-    let clips = bitsearch::calib::calibrate_model(&model, &x, ClipMethod::Max).unwrap();
-    let (xt, yt) = data.test.first(500, &Device::Cpu).unwrap();
+    let (model, clips, (xt, yt)) = trained_lenet5();
     let dir = tempfile::tempdir().unwrap();
     for policy in [
         "8/8,8/8,8/8,8/8,8/8",
@@ -107,13 +117,7 @@ fn onnx_runtime_runs_every_format_as_bitsearch_does() {
     if !common::onnx_runtime_present() {
         return;
     }
-    let model = onnx::import(&repo().join("tests/data/onnx/lenet5-trained.onnx")).unwrap();
-    let model = Model::from_import(model).unwrap();
-    let (train, test) = DataSource::EmbeddedMnist10k.load().unwrap();
-    let data = Dataset::from_raw(train, test, 500, 0).unwrap();
-    let (x, _) = data.train.first(256, &Device::Cpu).unwrap();
-    let clips = bitsearch::calib::calibrate_model(&model, &x, ClipMethod::Max).unwrap();
-    let (xt, yt) = data.test.first(500, &Device::Cpu).unwrap();
+    let (model, clips, (xt, yt)) = trained_lenet5();
     let dir = tempfile::tempdir().unwrap();
     let policies = [
         (
