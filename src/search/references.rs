@@ -46,8 +46,10 @@ pub(super) fn score_once(run: &Run, scorer: &Scorer) -> Result<(), SearchError> 
         let start = Instant::now();
         let scored = scorer.score(&run.space, &policy)?;
         let seconds = start.elapsed().as_secs_f64();
-        // A uniform row's episode column is its bitwidth.
-        let k = b.width() as usize;
+        // A uniform row's episode column is its format's code: the bitwidth of an integer,
+        // above 32 for a named format, so int8 and fp8e4m3 rows stay apart (the explorer
+        // identifies a point by run, episode and reference).
+        let k = b.code() as usize;
         rows.push(record(
             run,
             k,

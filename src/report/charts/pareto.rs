@@ -84,13 +84,14 @@ impl ParetoChart {
             .iter()
             .filter(|e| e.agent == "uniform")
             .filter_map(|e| {
-                let bits = e.bits.first().map_or(0, |b| b.w.width());
+                // "8-bit" for an integer width, the name for any other format.
+                let label = (e.bits.first()).map_or("0-bit".into(), |b| match b.w.int_bits() {
+                    Some(bits) => format!("{bits}-bit"),
+                    None if b.w.is_full() => "32-bit".into(),
+                    None => b.w.name(),
+                });
                 let (x, y) = xy(e, x, y)?;
-                Some(Marker {
-                    label: format!("{bits}-bit"),
-                    x,
-                    y,
-                })
+                Some(Marker { label, x, y })
             })
             .collect();
         let baseline = refs
