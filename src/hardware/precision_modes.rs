@@ -110,9 +110,7 @@ pub fn holds(mode: Format, operand: Format) -> Option<Holding> {
     match (operand.kind(), mode.kind()) {
         (Kind::Full, Kind::Full) => Some(Holding::Native),
         (Kind::Float(_), Kind::Float(_)) if operand == mode => Some(Holding::Native),
-        (Kind::Float(f), Kind::Float(m)) => (m.exp_bits() >= f.exp_bits()
-            && m.man_bits() >= f.man_bits())
-        .then_some(Holding::Widened),
+        (Kind::Float(f), Kind::Float(m)) => m.holds(f).then_some(Holding::Widened),
         (Kind::Float(_), Kind::Full) => Some(Holding::Widened),
         (k, Kind::Int(m)) => int_bits(k)
             .filter(|&b| u32::from(m) >= b)

@@ -199,9 +199,7 @@ impl Format {
             _ if self == other => true,
             (Kind::Full, _) => true,
             (Kind::Int(a), Kind::Int(b)) => a >= b,
-            (Kind::Float(a), Kind::Float(b)) => {
-                a.exp_bits() >= b.exp_bits() && a.man_bits() >= b.man_bits()
-            }
+            (Kind::Float(a), Kind::Float(b)) => a.holds(b),
             _ => false,
         }
     }

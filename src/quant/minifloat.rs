@@ -111,6 +111,12 @@ impl Minifloat {
     }
 
     /// Total width in bits, sign included.
+    /// Whether every value of `other` is one of this format's: its exponent and mantissa
+    /// fields are each at least as wide (fp16 and bf16 hold either fp8; neither holds the other).
+    pub fn holds(&self, other: Minifloat) -> bool {
+        self.exp_bits >= other.exp_bits && self.man_bits >= other.man_bits
+    }
+
     pub fn bits(&self) -> u32 {
         1 + self.exp_bits + self.man_bits
     }
