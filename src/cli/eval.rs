@@ -113,16 +113,15 @@ pub fn parse_policy(text: &str, arch: &str, names: &[&str]) -> anyhow::Result<Po
 }
 
 /// `policy`, unless it gives an attention matmul's second operand (an activation, in the
-/// weight's place) a group-wise format, which only weights take.
+/// weight's place) a format it does not take (`LayerShape::takes`).
 fn matmul_operands(
     layers: &[bitsearch::model::LayerShape],
     policy: Policy,
 ) -> anyhow::Result<Policy> {
-    let grouped = |l: &bitsearch::quant::LayerBits| {
-        matches!(l.w.kind(), bitsearch::quant::Kind::GroupInt { .. })
+    let refused = |(s, l): &(&bitsearch::model::LayerShape, &bitsearch::quant::LayerBits)| {
+        !s.takes(bitsearch::quant::Operand::Weight, l.w)
     };
-    let matmul = |s: &bitsearch::model::LayerShape| s.kind == bitsearch::model::LayerKind::Matmul;
-    match (layers.iter().zip(policy.iter())).find(|(s, l)| matmul(s) && grouped(l)) {
+    match (layers.iter().zip(policy.iter())).find(refused) {
         Some((s, l)) => anyhow::bail!(
             "layer {}: {} is for weights; this attention matmul's second operand is an activation",
             s.name,

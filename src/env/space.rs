@@ -186,14 +186,11 @@ impl SearchSpace {
                     })
                     .collect()
             });
+            // An operand keeps the options that still run as themselves.
             self.options[l] = [Operand::Weight, Operand::Activation].map(|op| {
-                (self.options[l][op.index()].iter().copied())
-                    .filter(|v| {
-                        runs[op.index()]
-                            .iter()
-                            .zip(&self.values)
-                            .any(|(to, f)| f == v && to == v)
-                    })
+                (0..n)
+                    .filter(|&i| declared(op, i) && runs[op.index()][i] == self.values[i])
+                    .map(|i| self.values[i])
                     .collect()
             });
             self.runs_as[l] = runs;
@@ -212,7 +209,8 @@ impl SearchSpace {
     }
 
     /// A width of `width` bits (any number: one drawn between `min_bits` and `max_bits`, or
-    /// `Format::get`) rounded up to a bitwidth the device runs; above them all, the highest.
+    /// `Format::width`) rounded up to an integer width the device runs; above them all, the
+    /// highest format.
     pub fn run_bits(&self, width: u8) -> Format {
         (self.values.iter().copied())
             .filter(|v| v.is_plain())

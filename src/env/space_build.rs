@@ -5,7 +5,6 @@ use super::{Format, LayerBits, Operand, SearchSpace};
 use crate::env::EnvError;
 use crate::hardware::{CostModel, Price};
 use crate::model::{LayerKind, LayerShape};
-use crate::quant::Kind;
 
 impl SearchSpace {
     /// The space of min..=max bits on every operand, untied (see `with_choices`).
@@ -56,9 +55,18 @@ impl SearchSpace {
         if w.is_empty() || a.is_empty() {
             return Err(EnvError::NoBits);
         }
+        // A width up to 8 rounds up within 1..=8, as it always has (a weight never reaches a
+        // 9..16-bit integer that way); a wider integer activation is kept or runs unquantized.
+        let top = |b: Format| {
+            if b.width() <= Format::MAX {
+                Format::MAX
+            } else {
+                b.width()
+            }
+        };
         let round_up = |b: Format| match b.is_plain() {
             false => b,
-            true => (b.width()..=Format::MAX_INT)
+            true => (b.width()..=top(b))
                 .filter_map(|v| Format::new(v).ok())
                 .find(|&v| supports(v))
                 .unwrap_or(Format::FULL),
@@ -76,18 +84,17 @@ impl SearchSpace {
         let prices = price_all(device, &layers, &values, &options)?;
         let uniform8 = price_policy(device, &layers, LayerBits::uniform(Format::new(8)?))?;
         let full = price_policy(device, &layers, LayerBits::uniform(Format::FULL))?;
-        // An attention matmul's second operand is an activation: no group-wise format for it.
+        // Each layer keeps the formats its operands take (`LayerShape::takes`: an attention
+        // matmul's second operand, an activation, takes no group-wise format).
         let per_layer: Vec<[Vec<Format>; 2]> = (layers.iter())
-            .map(|l| match l.kind == LayerKind::Matmul {
-                false => Ok(options.clone()),
-                true => {
-                    let grouped = |f: &Format| matches!(f.kind(), Kind::GroupInt { .. });
-                    let w: Vec<Format> =
-                        options[0].iter().copied().filter(|f| !grouped(f)).collect();
-                    match w.is_empty() {
-                        true => Err(EnvError::NoBits),
-                        false => Ok([w, options[1].clone()]),
-                    }
+            .map(|l| {
+                let kept = [Operand::Weight, Operand::Activation].map(|op| {
+                    let all = options[op.index()].iter().copied();
+                    all.filter(|&f| l.takes(op, f)).collect::<Vec<_>>()
+                });
+                match kept.iter().any(|k| k.is_empty()) {
+                    true => Err(EnvError::NoBits),
+                    false => Ok(kept),
                 }
             })
             .collect::<Result<_, _>>()?;

@@ -15,6 +15,7 @@
 //! layers' formulas. Its second operand is an activation, read per example like the input: it is
 //! memory traffic (`operand_count`), not a stored parameter (`weight_count` and `params` are 0).
 
+use crate::quant::{Format, Kind, Operand};
 use serde::{Deserialize, Serialize};
 
 /// The kind of a quantizable layer.
@@ -177,6 +178,16 @@ impl LayerShape {
     /// Number of output values per example.
     pub fn output_count(&self) -> usize {
         self.out_ch * self.out_hw.0 * self.out_hw.1
+    }
+
+    /// Whether this layer's `operand` may take `format`: what the operand takes anywhere
+    /// (`Format::allowed_for`), except that a matmul's `w` operand is a computed activation, so
+    /// no group-wise format (whose groups run along a stored weight's inputs).
+    pub fn takes(&self, operand: Operand, format: Format) -> bool {
+        let grouped = matches!(format.kind(), Kind::GroupInt { .. });
+        let activation_in_weight_place =
+            self.kind == LayerKind::Matmul && operand == Operand::Weight;
+        format.allowed_for(operand) && !(grouped && activation_in_weight_place)
     }
 
     /// True when every group has one input channel (depthwise convolution).
