@@ -56,25 +56,16 @@ pub enum OpsetArg {
     V21,
 }
 
-/// `--opset`, else the opset `policies` need: 13 unless one holds a format only 21 writes
-/// (fp8, integers wider than 8 bits, group-wise int4).
+/// `--opset`, else the least opset that writes every one of `policies` (`Opset::least_for`).
 pub fn opset_for<'a>(
     arg: Option<OpsetArg>,
     policies: impl IntoIterator<Item = &'a [bitsearch::quant::LayerBits]>,
 ) -> Opset {
-    use bitsearch::quant::{Format, Kind};
-    let needs_21 = |f: Format| match f.kind() {
-        Kind::Int(b) => b > Format::MAX,
-        Kind::Float(m) => m.bits() <= 8,
-        Kind::GroupInt { .. } => true,
-        Kind::Full => false,
-    };
     match arg {
         Some(a) => a.into(),
-        None if (policies.into_iter().flatten()).any(|l| needs_21(l.w) || needs_21(l.a)) => {
-            Opset::V21
-        }
-        None => Opset::V13,
+        None => (policies.into_iter().map(Opset::least_for))
+            .max()
+            .unwrap_or_default(),
     }
 }
 

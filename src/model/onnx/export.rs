@@ -28,7 +28,7 @@ use super::proto::{
 };
 use crate::model::graph::{Dims, Op};
 use crate::model::{LayerKind, LayerWeights, Model, ModelError};
-use crate::quant::{LayerQuant, Quantizer};
+use crate::quant::{Format, Kind, LayerBits, LayerQuant, Quantizer};
 
 #[path = "export_fuse.rs"]
 mod fuse;
@@ -43,8 +43,9 @@ mod weights;
 #[path = "export_formats_tests.rs"]
 mod formats_tests;
 
-/// The ONNX opset an export declares, which decides the containers (module doc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The ONNX opset an export declares, which decides the containers (module doc). Ordered
+/// oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Opset {
     /// Per-axis QuantizeLinear/DequantizeLinear; int8/uint8 only (and casts for fp16, bf16).
     /// The most widely run.
@@ -70,6 +71,21 @@ impl Opset {
         match self {
             Opset::V13 => 7,
             Opset::V21 => 10,
+        }
+    }
+
+    /// The first opset that writes every format of `policy`: 21 for fp8, integers wider than
+    /// 8 bits and group-wise int4 (which 13's int8/uint8 containers cannot hold), else 13.
+    pub fn least_for(policy: &[LayerBits]) -> Opset {
+        let needs_21 = |f: Format| match f.kind() {
+            Kind::Int(b) => b > Format::MAX,
+            Kind::Float(m) => crate::quant::minifloat_scaled(m),
+            Kind::GroupInt { .. } => true,
+            Kind::Full => false,
+        };
+        match policy.iter().any(|l| needs_21(l.w) || needs_21(l.a)) {
+            true => Opset::V21,
+            false => Opset::V13,
         }
     }
 

@@ -341,3 +341,14 @@ fn signed_codes_at_opset_21_name_their_type() {
         count(&g13, 3, DataType::Uint8)
     );
 }
+
+#[test]
+fn the_least_opset_is_21_only_for_formats_13_cannot_hold() {
+    let least = |t: &str| Opset::least_for(crate::quant::Policy::parse(t).unwrap().layers());
+    for plain in ["8/8,2/4", "32/32,fp16/bf16", "1/8,4/2"] {
+        assert_eq!(least(plain), Opset::V13, "{plain}");
+    }
+    for wide in ["8/8,fp8e4m3/8", "8/16,8/8", "int4g32/8", "8/fp8e5m2"] {
+        assert_eq!(least(wide), Opset::V21, "{wide}");
+    }
+}
