@@ -12,6 +12,7 @@
 //! makes everything run inline.
 
 use candle_core::{bail, utils::barrier_pool, Result};
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 /// Calls `f(scratch, i, piece_i)` for every piece, pieces spread over candle's pool. `init`
@@ -58,35 +59,66 @@ pub(crate) fn for_each_chunk<T: Send, S>(
     for_each_piece(data.chunks_mut(chunk).collect(), init, f)
 }
 
+/// A vector of `total` values whose `chunk`-sized pieces `fill(scratch, i, piece_i)` writes,
+/// pieces in parallel as in `for_each_chunk`, with no zero-fill first. An activation-sized
+/// zero-fill costs a pass over memory that the fill then repeats, and at two threads the
+/// lines it leaves in one core's cache are fetched by the other (BENCHMARKS.md, "Where the time
+/// goes").
+///
+/// # Safety
+/// When `fill` returns `Ok`, it has written every element of the piece it was handed.
+pub(crate) unsafe fn filled_chunks<S>(
+    total: usize,
+    chunk: usize,
+    init: impl Fn() -> S + Sync,
+    fill: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) -> Result<()> + Sync,
+) -> Result<Vec<f32>> {
+    if chunk == 0 && total > 0 {
+        bail!("ops: {total} values in pieces of 0");
+    }
+    let mut v = Vec::with_capacity(total);
+    for_each_chunk(&mut v.spare_capacity_mut()[..total], chunk, init, fill)?;
+    // SAFETY: `for_each_chunk` handed every element to `fill` in exactly one piece (the pieces
+    // of a nonzero `chunk` cover the slice; with `total` 0 there is nothing to cover), each of
+    // which returned Ok and so, by this function's contract, wrote all of it.
+    unsafe { v.set_len(total) };
+    Ok(v)
+}
+
 /// Elements per piece of an elementwise map handed to a thread.
 const MAP_PIECE: usize = 1 << 16;
 
-/// `out[i] = f(a[i], b[i], c[i])` over the pieces of `out`, in parallel; `a`, `b` and `c` are at
-/// least as long as `out`.
+/// `f(a[i], b[i], c[i])` for every `i` below `len`, in parallel; `a`, `b` and `c` hold at least
+/// `len` values.
 pub(crate) fn map3(
-    out: &mut [f32],
+    len: usize,
     a: &[f32],
     b: &[f32],
     c: &[f32],
     f: impl Fn(f32, f32, f32) -> f32 + Sync,
-) -> Result<()> {
-    for_each_chunk(
-        out,
-        MAP_PIECE,
-        || (),
-        |_, p, out| {
-            let at = p * MAP_PIECE;
-            let (a, b, c) = (
-                &a[at..][..out.len()],
-                &b[at..][..out.len()],
-                &c[at..][..out.len()],
-            );
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = f(a[i], b[i], c[i]);
-            }
-            Ok(())
-        },
-    )
+) -> Result<Vec<f32>> {
+    if a.len().min(b.len()).min(c.len()) < len {
+        bail!(
+            "ops: map3 over {len} values of inputs of {}, {} and {}",
+            a.len(),
+            b.len(),
+            c.len()
+        );
+    }
+    let fill = |_: &mut (), p: usize, out: &mut [MaybeUninit<f32>]| {
+        let at = p * MAP_PIECE;
+        let (a, b, c) = (
+            &a[at..][..out.len()],
+            &b[at..][..out.len()],
+            &c[at..][..out.len()],
+        );
+        for (i, o) in out.iter_mut().enumerate() {
+            o.write(f(a[i], b[i], c[i]));
+        }
+        Ok(())
+    };
+    // SAFETY: `fill` writes every element of its piece (the loop runs over all of `out`).
+    unsafe { filled_chunks(len, MAP_PIECE, || (), fill) }
 }
 
 /// A sum over `n` items (each adding into `len` values) whose floating-point order never

@@ -30,9 +30,8 @@ impl CustomOp1 for Relu6 {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s, l)?;
-        let mut y = vec![0f32; x.len()];
         // `x` thrice: `map3` takes three inputs, the clamp needs one.
-        map3(&mut y, x, x, x, |v, _, _| relu6_candle(v))?;
+        let y = map3(x.len(), x, x, x, |v, _, _| relu6_candle(v))?;
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -45,9 +44,7 @@ impl CustomOp1 for Relu6 {
                 if xv.len() != g.len() {
                     bail!("relu6: a gradient of {} values for {}", g.len(), xv.len());
                 }
-                let mut d = vec![0f32; g.len()];
-                map3(&mut d, xv, g, g, |v, g, _| relu6_candle_pass(g, v))?;
-                Ok(d)
+                map3(g.len(), xv, g, g, |v, g, _| relu6_candle_pass(g, v))
             })
         })?;
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))

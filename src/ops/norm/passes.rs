@@ -16,8 +16,9 @@
 //! fixed order (examples, then pixels), whatever the thread count.
 
 use crate::ops::activation::{relu6_candle, relu6_candle_pass, Activation};
-use crate::ops::parallel::{for_each_chunk, for_each_piece};
+use crate::ops::parallel::{filled_chunks, for_each_chunk};
 use candle_core::Result;
+use std::mem::MaybeUninit;
 
 /// An (N, C, H·W) batch's sizes.
 #[derive(Clone, Copy)]
@@ -133,39 +134,37 @@ pub(super) fn stats(x: &[f32], d: Dims, gamma: &[f32], beta: &[f32], eps: f64) -
 
 /// `then(x·scale + shift)` per channel, one piece per (example, channel) plane.
 pub(super) fn normalize(x: &[f32], d: Dims, s: &Stats, then: Then) -> Result<Vec<f32>> {
-    let mut y = vec![0.0f32; x.len()];
-    for_each_chunk(
-        &mut y,
-        d.hw.max(1),
-        || (),
-        |_, p, out| {
-            let (scale, shift) = (s.scale[p % d.c], s.shift[p % d.c]);
-            let xs = &x[p * d.hw..][..out.len()];
-            match (then.residual, then.act) {
-                (None, Activation::Identity) => {
-                    (out.iter_mut().zip(xs)).for_each(|(o, &v)| *o = v * scale + shift)
-                }
-                (None, Activation::Relu) => {
-                    (out.iter_mut().zip(xs)).for_each(|(o, &v)| *o = (v * scale + shift).max(0.0))
-                }
-                (None, Activation::Relu6) => (out.iter_mut().zip(xs))
-                    .for_each(|(o, &v)| *o = relu6_candle(v * scale + shift)),
-                (Some(r), act) => {
-                    let rs = &r[p * d.hw..][..out.len()];
-                    for ((o, &v), &r) in out.iter_mut().zip(xs).zip(rs) {
-                        let z = v * scale + shift + r;
-                        *o = match act {
-                            Activation::Identity => z,
-                            Activation::Relu => z.max(0.0),
-                            Activation::Relu6 => relu6_candle(z),
-                        };
-                    }
+    let fill = |_: &mut (), p: usize, out: &mut [MaybeUninit<f32>]| {
+        let (scale, shift) = (s.scale[p % d.c], s.shift[p % d.c]);
+        let xs = &x[p * d.hw..][..out.len()];
+        let rs = then.residual.map(|r| &r[p * d.hw..][..out.len()]);
+        match (rs, then.act) {
+            (None, Activation::Identity) => write_with(out, xs, |v| v * scale + shift),
+            (None, Activation::Relu) => write_with(out, xs, |v| (v * scale + shift).max(0.0)),
+            (None, Activation::Relu6) => write_with(out, xs, |v| relu6_candle(v * scale + shift)),
+            (Some(rs), act) => {
+                for ((o, &v), &r) in out.iter_mut().zip(xs).zip(rs) {
+                    let z = v * scale + shift + r;
+                    o.write(match act {
+                        Activation::Identity => z,
+                        Activation::Relu => z.max(0.0),
+                        Activation::Relu6 => relu6_candle(z),
+                    });
                 }
             }
-            Ok(())
-        },
-    )?;
-    Ok(y)
+        }
+        Ok(())
+    };
+    // SAFETY: each arm writes all of `out`: `xs` and `rs` are cut to its length.
+    unsafe { filled_chunks(x.len(), d.hw.max(1), || (), fill) }
+}
+
+/// `out[i] = f(xs[i])` for every element of `out` (`xs` is as long).
+#[inline(always)]
+fn write_with(out: &mut [MaybeUninit<f32>], xs: &[f32], f: impl Fn(f32) -> f32) {
+    for (o, &v) in out.iter_mut().zip(xs) {
+        o.write(f(v));
+    }
 }
 
 /// The backward's results: dx, dγ, dβ, and `dz` (the gradient reaching the normalized values,
@@ -181,7 +180,7 @@ pub(super) struct Grads {
 /// `dz = 0 + g·[z ≥ 0]`, a ReLU6's `0 + relu6_candle_pass(g, z)` (what the separate ops leave
 /// in the normalized values' zero-filled gradient slot).
 fn mask_plane(
-    dz: &mut [f32],
+    dz: &mut [MaybeUninit<f32>],
     src: (&[f32], &[f32], Option<&[f32]>),
     affine: (f32, f32),
     act: Activation,
@@ -199,7 +198,7 @@ fn mask_plane(
 /// `dz = pass(g, z)` over a plane, `z = x·scale + shift (+ r)`.
 #[inline(always)]
 fn mask_with(
-    dz: &mut [f32],
+    dz: &mut [MaybeUninit<f32>],
     (x, g, r): (&[f32], &[f32], Option<&[f32]>),
     (scale, shift): (f32, f32),
     pass: impl Fn(f32, f32) -> f32,
@@ -207,14 +206,70 @@ fn mask_with(
     match r {
         None => {
             for ((d, &v), &g) in dz.iter_mut().zip(x).zip(g) {
-                *d = pass(g, v * scale + shift);
+                d.write(pass(g, v * scale + shift));
             }
         }
         Some(r) => {
             for (((d, &v), &g), &r) in dz.iter_mut().zip(x).zip(g).zip(r) {
-                *d = pass(g, v * scale + shift + r);
+                d.write(pass(g, v * scale + shift + r));
             }
         }
+    }
+}
+
+/// Per channel `(dγ, dβ) = (Σ gz·x̂, Σ gz)`, summed in f64 from +0 in a fixed order (examples,
+/// then pixels), `GROUP` channels per piece in parallel.
+fn grad_sums(gz: &[f32], x: &[f32], d: Dims, s: &Stats) -> Result<Vec<(f32, f32)>> {
+    let mut sums = vec![(0.0f32, 0.0f32); d.c];
+    for_each_chunk(
+        &mut sums,
+        GROUP,
+        || (),
+        |_, g, out| {
+            match out.len() {
+                GROUP => group_grad_sums::<GROUP>(gz, x, d, s, g * GROUP, out),
+                _ => (out.iter_mut().enumerate()).for_each(|(k, o)| {
+                    group_grad_sums::<1>(gz, x, d, s, g * GROUP + k, std::slice::from_mut(o))
+                }),
+            }
+            Ok(())
+        },
+    )?;
+    Ok(sums)
+}
+
+/// `grad_sums` of the `K` channels from `first` on, into `out`: each channel's two sums in its
+/// own order, the `2·K` chains of adds interleaved so that they overlap instead of each waiting
+/// on its own last add (one channel alone is two chains: latency-bound).
+// Index loops: pixel `q` of every channel's plane in one step, each channel's chains its own.
+#[allow(clippy::needless_range_loop)]
+fn group_grad_sums<const K: usize>(
+    gz: &[f32],
+    x: &[f32],
+    d: Dims,
+    s: &Stats,
+    first: usize,
+    out: &mut [(f32, f32)],
+) {
+    let (mean, inv): ([f32; K], [f32; K]) = (
+        std::array::from_fn(|k| s.mean[first + k]),
+        std::array::from_fn(|k| s.inv[first + k]),
+    );
+    let (mut db, mut dg) = ([0.0f64; K], [0.0f64; K]);
+    for i in 0..d.n {
+        let at: [usize; K] = std::array::from_fn(|k| (i * d.c + first + k) * d.hw);
+        let gp: [&[f32]; K] = std::array::from_fn(|k| &gz[at[k]..][..d.hw]);
+        let xp: [&[f32]; K] = std::array::from_fn(|k| &x[at[k]..][..d.hw]);
+        for q in 0..d.hw {
+            for k in 0..K {
+                let g = f64::from(gp[k][q]);
+                db[k] += g;
+                dg[k] += g * f64::from((xp[k][q] - mean[k]) * inv[k]);
+            }
+        }
+    }
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = (dg[k] as f32, db[k] as f32);
     }
 }
 
@@ -231,61 +286,36 @@ pub(super) fn grads(
     let dz = match then.act {
         Activation::Identity => None,
         act => {
-            let mut dz = vec![0.0f32; x.len()];
-            for_each_chunk(
-                &mut dz,
-                d.hw.max(1),
-                || (),
-                |_, p, out| {
-                    let at = p * d.hw;
-                    let r = then.residual.map(|r| &r[at..][..out.len()]);
-                    let src = (&x[at..][..out.len()], &g[at..][..out.len()], r);
-                    mask_plane(out, src, (s.scale[p % d.c], s.shift[p % d.c]), act);
-                    Ok(())
-                },
-            )?;
-            Some(dz)
+            let fill = |_: &mut (), p: usize, out: &mut [MaybeUninit<f32>]| {
+                let at = p * d.hw;
+                let r = then.residual.map(|r| &r[at..][..out.len()]);
+                let src = (&x[at..][..out.len()], &g[at..][..out.len()], r);
+                mask_plane(out, src, (s.scale[p % d.c], s.shift[p % d.c]), act);
+                Ok(())
+            };
+            // SAFETY: `mask_with` writes every element of `out`: its sources are cut to its
+            // length.
+            Some(unsafe { filled_chunks(x.len(), d.hw.max(1), || (), fill)? })
         }
     };
     let gz = dz.as_deref().unwrap_or(g);
-    let mut sums = vec![(0.0f32, 0.0f32); d.c];
-    for_each_piece(
-        sums.iter_mut().collect(),
-        || (),
-        |_, ch, out| {
-            let (mean, inv) = (s.mean[ch], s.inv[ch]);
-            let (mut db, mut dg) = (0.0f64, 0.0f64);
-            for i in 0..d.n {
-                let at = (i * d.c + ch) * d.hw;
-                for (&g, &v) in gz[at..][..d.hw].iter().zip(&x[at..][..d.hw]) {
-                    db += f64::from(g);
-                    dg += f64::from(g) * f64::from((v - mean) * inv);
-                }
-            }
-            *out = (dg as f32, db as f32);
-            Ok(())
-        },
-    )?;
+    let sums = grad_sums(gz, x, d, s)?;
     let m = (d.n * d.hw) as f64;
-    let mut dx = vec![0.0f32; x.len()];
-    for_each_chunk(
-        &mut dx,
-        d.hw.max(1),
-        || (),
-        |_, p, out| {
-            let ch = p % d.c;
-            let (mean, inv) = (s.mean[ch], s.inv[ch]);
-            let (dg, db) = sums[ch];
-            let k = gamma[ch] * inv;
-            let (db_m, dg_m) = ((f64::from(db) / m) as f32, (f64::from(dg) / m) as f32);
-            let src = x[p * d.hw..][..d.hw].iter().zip(&gz[p * d.hw..][..d.hw]);
-            for (o, (&v, &g)) in out.iter_mut().zip(src) {
-                let xhat = (v - mean) * inv;
-                *o = k * (g - db_m - xhat * dg_m);
-            }
-            Ok(())
-        },
-    )?;
+    let fill = |_: &mut (), p: usize, out: &mut [MaybeUninit<f32>]| {
+        let ch = p % d.c;
+        let (mean, inv) = (s.mean[ch], s.inv[ch]);
+        let (dg, db) = sums[ch];
+        let k = gamma[ch] * inv;
+        let (db_m, dg_m) = ((f64::from(db) / m) as f32, (f64::from(dg) / m) as f32);
+        let src = x[p * d.hw..][..d.hw].iter().zip(&gz[p * d.hw..][..d.hw]);
+        for (o, (&v, &g)) in out.iter_mut().zip(src) {
+            let xhat = (v - mean) * inv;
+            o.write(k * (g - db_m - xhat * dg_m));
+        }
+        Ok(())
+    };
+    // SAFETY: the loop writes every element of `out` (its sources are whole planes, as long).
+    let dx = unsafe { filled_chunks(x.len(), d.hw.max(1), || (), fill)? };
     let (dgamma, dbeta) = sums.into_iter().unzip();
     Ok(Grads {
         dx,
@@ -334,6 +364,44 @@ mod tests {
                 );
             }
             assert!(got.mean[1].is_sign_negative(), "−0 channel");
+        }
+        Ok(())
+    }
+
+    /// The backward's grouped sums equal one channel's plain sums (from +0, examples then
+    /// pixels) bit for bit, with and without a partial group, on odd planes.
+    #[test]
+    fn grouped_gradient_sums_equal_channel_by_channel_bit_for_bit() -> Result<()> {
+        let mut state = 11u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.4) * 5.0
+        };
+        for (n, c, hw) in [(3, 9, 35), (2, 4, 1), (1, 3, 5), (5, 8, 16)] {
+            let x: Vec<f32> = (0..n * c * hw).map(|_| next()).collect();
+            let gz: Vec<f32> = (0..n * c * hw).map(|_| next()).collect();
+            let d = Dims { n, c, hw };
+            let (ones, zeros) = (vec![1.0; c], vec![0.0; c]);
+            let s = stats(&x, d, &ones, &zeros, 1e-5)?;
+            let got = grad_sums(&gz, &x, d, &s)?;
+            for (ch, got) in got.iter().enumerate() {
+                let (mut db, mut dg) = (0.0f64, 0.0f64);
+                for i in 0..n {
+                    let at = (i * c + ch) * hw;
+                    for (&g, &v) in gz[at..][..hw].iter().zip(&x[at..][..hw]) {
+                        db += f64::from(g);
+                        dg += f64::from(g) * f64::from((v - s.mean[ch]) * s.inv[ch]);
+                    }
+                }
+                let want = (dg as f32, db as f32);
+                assert_eq!(
+                    (got.0.to_bits(), got.1.to_bits()),
+                    (want.0.to_bits(), want.1.to_bits()),
+                    "channel {ch} of {n}×{c}×{hw}"
+                );
+            }
         }
         Ok(())
     }

@@ -25,11 +25,12 @@ mod tests;
 use super::direct::kernels::{isa, Correlation, Isa, Narrowed, OutGrid};
 use super::geometry::Geometry;
 use crate::ops::activation::Activation;
-use crate::ops::parallel::for_each_chunk;
+use crate::ops::parallel::filled_chunks;
 use crate::ops::storage::{contiguous_f32, with_f32};
 use crate::quant::ActGrid;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use layout::Phases;
+use std::mem::MaybeUninit;
 
 /// `activation(depthwise_conv(act?(x), w) + b)`: x (N, C, H, W), w (C, 1, k, k), b (C).
 pub fn depthwise_conv2d(
@@ -175,41 +176,32 @@ impl Depthwise {
         let (c, k2) = (d.g.c, d.k2());
         let (plane_in, plane_out) = (d.plane_in(), d.plane_out());
         let total = d.n * c * plane_out;
-        // Every value is written below, so the buffer is not zero-filled first.
-        let mut y = Vec::with_capacity(total);
-        for_each_chunk(
-            &mut y.spare_capacity_mut()[..total],
-            plane_out,
-            || d.phases.buffer(),
-            |scratch, p, out| {
-                let ch = p % c;
-                let planes = d
-                    .phases
-                    .fill(&x[p * plane_in..][..plane_in], self.act, scratch);
-                let corr = Correlation {
-                    x: planes,
-                    c: 1,
-                    hw: d.phases.len(),
-                    taps: &d.taps,
-                    w: &w[ch * k2..][..k2],
-                    rows: 1,
-                };
-                corr.run_on(
-                    self.isa,
-                    &mut Narrowed {
-                        y: out,
-                        grid: &d.grid,
-                        bias: &b[ch..][..1],
-                        activation: self.activation,
-                    },
-                );
-                Ok(())
-            },
-        )?;
-        // SAFETY: `for_each_chunk` handed every plane's `plane_out` values to the closure, whose
-        // correlation stores every output of its grid (`Correlation::run_on`), the whole plane;
-        // an error would have returned above. (No planes: `total` is 0.)
-        unsafe { y.set_len(total) };
-        Ok(y)
+        let fill = |scratch: &mut Vec<f32>, p, out: &mut [MaybeUninit<f32>]| {
+            let ch = p % c;
+            let planes = d
+                .phases
+                .fill(&x[p * plane_in..][..plane_in], self.act, scratch);
+            let corr = Correlation {
+                x: planes,
+                c: 1,
+                hw: d.phases.len(),
+                taps: &d.taps,
+                w: &w[ch * k2..][..k2],
+                rows: 1,
+            };
+            corr.run_on(
+                self.isa,
+                &mut Narrowed {
+                    y: out,
+                    grid: &d.grid,
+                    bias: &b[ch..][..1],
+                    activation: self.activation,
+                },
+            );
+            Ok(())
+        };
+        // SAFETY: the correlation stores every output of its grid (`Correlation::run_on`), the
+        // whole plane.
+        unsafe { filled_chunks(total, plane_out, || d.phases.buffer(), fill) }
     }
 }

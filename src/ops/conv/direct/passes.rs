@@ -17,7 +17,7 @@ use super::kernels::{vectorized, Correlation, Narrowed, OutGrid};
 use crate::ops::activation::Activation;
 use crate::ops::conv::geometry::Geometry;
 use crate::ops::conv::planes::{Planes, RowMap};
-use crate::ops::parallel::for_each_chunk;
+use crate::ops::parallel::filled_chunks;
 use crate::quant::ActGrid;
 use candle_core::Result;
 use std::mem::MaybeUninit;
@@ -96,23 +96,13 @@ impl Direct {
     ) -> Result<Vec<f32>> {
         let pass = self.forward_pass(act, w, b, relu);
         let total = n * pass.out_len();
-        // Every value is written below, so the buffer is not zero-filled first.
-        let mut y = Vec::with_capacity(total);
-        let out = &mut y.spare_capacity_mut()[..total];
-        for_each_chunk(
-            out,
-            pass.out_len(),
-            || self.input.buffer(),
-            |scratch, i, yn| {
-                pass.example(scratch, x, i, yn);
-                Ok(())
-            },
-        )?;
-        // SAFETY: `for_each_chunk` handed every example's `out_len` values to
-        // `ForwardPass::example`, which writes every output (`Correlation::run` stores each
-        // output of its grid); an error would have returned above.
-        unsafe { y.set_len(total) };
-        Ok(y)
+        let fill = |scratch: &mut Vec<f32>, i, yn: &mut [MaybeUninit<f32>]| {
+            pass.example(scratch, x, i, yn);
+            Ok(())
+        };
+        // SAFETY: `ForwardPass::example` writes every output of its example
+        // (`Correlation::run` stores each output of its grid).
+        unsafe { filled_chunks(total, pass.out_len(), || self.input.buffer(), fill) }
     }
 
     /// The forward's per-call state, for callers that consume each example's output in turn
@@ -146,22 +136,13 @@ impl Direct {
         let pass = self.input_pass(w, grad);
         let in_len = self.g.in_len();
         let total = n * in_len;
-        let mut dx = Vec::with_capacity(total);
-        let out = &mut dx.spare_capacity_mut()[..total];
-        for_each_chunk(
-            out,
-            in_len,
-            || self.grad.buffer(),
-            |scratch, i, dxn| {
-                pass.example(pass.grad_planes(i, scratch), dxn);
-                Ok(())
-            },
-        )?;
-        // SAFETY: `for_each_chunk` handed every example's `in_len` values to
-        // `InputPass::example`, which writes all of them (the C planes of its grid); an error
-        // would have returned above.
-        unsafe { dx.set_len(total) };
-        Ok(dx)
+        let fill = |scratch: &mut Vec<f32>, i, dxn: &mut [MaybeUninit<f32>]| {
+            pass.example(pass.grad_planes(i, scratch), dxn);
+            Ok(())
+        };
+        // SAFETY: `InputPass::example` writes all of its example's values (the C planes of its
+        // grid).
+        unsafe { filled_chunks(total, in_len, || self.grad.buffer(), fill) }
     }
 
     /// The input gradient's per-call state.
