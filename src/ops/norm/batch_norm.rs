@@ -11,6 +11,7 @@
 //! and a sum. Fused, the backward writes the masked gradient once and the residual receives it
 //! as its gradient, with the same bits as the separate ops (`passes.rs` says why).
 
+use super::backward::{self, Grads};
 use super::passes::{self, Dims, Stats, Then};
 use crate::ops::activation::Activation;
 use crate::ops::storage::{contiguous_f32, with_f32};
@@ -137,7 +138,7 @@ fn backward(
     act: Activation,
     grad: &Tensor,
     stats: &Mutex<Stats>,
-) -> Result<passes::Grads> {
+) -> Result<Grads> {
     let (n, c, h, w) = x.dims4()?;
     let s = stats.lock().unwrap_or_else(|e| e.into_inner());
     if s.mean.len() != c || gamma.len() != c {
@@ -153,7 +154,7 @@ fn backward(
                     xv.len()
                 );
             }
-            passes::grads(xv, gv, Dims { n, c, hw: h * w }, &s, gamma, then)
+            backward::grads(xv, gv, Dims { n, c, hw: h * w }, &s, gamma, then)
         })
     })
 }

@@ -1,6 +1,6 @@
 //! BatchNorm's passes over an (N, C, H·W) batch of f32 values, on batch statistics: the per-channel
-//! statistics, the normalizing pass with what follows it inside the op (a ReLU or a ReLU6, or a
-//! residual add and a ReLU), and the backward's two passes.
+//! statistics and the normalizing pass with what follows it inside the op (a ReLU or a ReLU6, or
+//! a residual add and a ReLU); `backward.rs` has the backward.
 //!
 //! With x̂ = (x − mean)·inv, inv = 1/√(var + ε), and m = N·H·W values per channel:
 //! - forward `z = x·scale + shift` (scale = γ·inv, shift = β − γ·inv·mean), then `z + r` when a
@@ -15,7 +15,7 @@
 //! `activation::relu6_candle_pass`), so the same holds for it. Each channel's sums run in f64 in a
 //! fixed order (examples, then pixels), whatever the thread count.
 
-use crate::ops::activation::{relu6_candle, relu6_candle_pass, Activation};
+use crate::ops::activation::{relu6_candle, Activation};
 use crate::ops::parallel::{filled_chunks, for_each_chunk};
 use candle_core::Result;
 use std::mem::MaybeUninit;
@@ -63,7 +63,7 @@ fn channel_stats(x: &[f32], d: Dims, ch: usize) -> (f32, f32) {
 }
 
 /// Channels summed together by `group_stats`.
-const GROUP: usize = 4;
+pub(super) const GROUP: usize = 4;
 
 /// `channel_stats` of the `GROUP` channels from `first` on, into `out`: the same sums in the
 /// same order per channel (from −0, as `Iterator::sum` starts), the channels' chains of adds
@@ -167,164 +167,6 @@ fn write_with(out: &mut [MaybeUninit<f32>], xs: &[f32], f: impl Fn(f32) -> f32) 
     }
 }
 
-/// The backward's results: dx, dγ, dβ, and `dz` (the gradient reaching the normalized values,
-/// and so the residual's) when a rectifier masked it, else None (it is the upstream gradient).
-pub(super) struct Grads {
-    pub dx: Vec<f32>,
-    pub dgamma: Vec<f32>,
-    pub dbeta: Vec<f32>,
-    pub dz: Option<Vec<f32>>,
-}
-
-/// The rectifier's backward on one plane, `z` recomputed as the forward computed it: a ReLU's
-/// `dz = 0 + g·[z ≥ 0]`, a ReLU6's `0 + relu6_candle_pass(g, z)` (what the separate ops leave
-/// in the normalized values' zero-filled gradient slot).
-fn mask_plane(
-    dz: &mut [MaybeUninit<f32>],
-    src: (&[f32], &[f32], Option<&[f32]>),
-    affine: (f32, f32),
-    act: Activation,
-) {
-    // One loop per rectifier, so each loop vectorizes without a branch inside.
-    match act {
-        Activation::Identity => mask_with(dz, src, affine, |g, _| g),
-        Activation::Relu => mask_with(dz, src, affine, |g, z| {
-            0.0 + g * if z >= 0.0 { 1.0 } else { 0.0 }
-        }),
-        Activation::Relu6 => mask_with(dz, src, affine, |g, z| 0.0 + relu6_candle_pass(g, z)),
-    }
-}
-
-/// `dz = pass(g, z)` over a plane, `z = x·scale + shift (+ r)`.
-#[inline(always)]
-fn mask_with(
-    dz: &mut [MaybeUninit<f32>],
-    (x, g, r): (&[f32], &[f32], Option<&[f32]>),
-    (scale, shift): (f32, f32),
-    pass: impl Fn(f32, f32) -> f32,
-) {
-    match r {
-        None => {
-            for ((d, &v), &g) in dz.iter_mut().zip(x).zip(g) {
-                d.write(pass(g, v * scale + shift));
-            }
-        }
-        Some(r) => {
-            for (((d, &v), &g), &r) in dz.iter_mut().zip(x).zip(g).zip(r) {
-                d.write(pass(g, v * scale + shift + r));
-            }
-        }
-    }
-}
-
-/// Per channel `(dγ, dβ) = (Σ gz·x̂, Σ gz)`, summed in f64 from +0 in a fixed order (examples,
-/// then pixels), `GROUP` channels per piece in parallel.
-fn grad_sums(gz: &[f32], x: &[f32], d: Dims, s: &Stats) -> Result<Vec<(f32, f32)>> {
-    let mut sums = vec![(0.0f32, 0.0f32); d.c];
-    for_each_chunk(
-        &mut sums,
-        GROUP,
-        || (),
-        |_, g, out| {
-            match out.len() {
-                GROUP => group_grad_sums::<GROUP>(gz, x, d, s, g * GROUP, out),
-                _ => (out.iter_mut().enumerate()).for_each(|(k, o)| {
-                    group_grad_sums::<1>(gz, x, d, s, g * GROUP + k, std::slice::from_mut(o))
-                }),
-            }
-            Ok(())
-        },
-    )?;
-    Ok(sums)
-}
-
-/// `grad_sums` of the `K` channels from `first` on, into `out`: each channel's two sums in its
-/// own order, the `2·K` chains of adds interleaved so that they overlap instead of each waiting
-/// on its own last add (one channel alone is two chains: latency-bound).
-// Index loops: pixel `q` of every channel's plane in one step, each channel's chains its own.
-#[allow(clippy::needless_range_loop)]
-fn group_grad_sums<const K: usize>(
-    gz: &[f32],
-    x: &[f32],
-    d: Dims,
-    s: &Stats,
-    first: usize,
-    out: &mut [(f32, f32)],
-) {
-    let (mean, inv): ([f32; K], [f32; K]) = (
-        std::array::from_fn(|k| s.mean[first + k]),
-        std::array::from_fn(|k| s.inv[first + k]),
-    );
-    let (mut db, mut dg) = ([0.0f64; K], [0.0f64; K]);
-    for i in 0..d.n {
-        let at: [usize; K] = std::array::from_fn(|k| (i * d.c + first + k) * d.hw);
-        let gp: [&[f32]; K] = std::array::from_fn(|k| &gz[at[k]..][..d.hw]);
-        let xp: [&[f32]; K] = std::array::from_fn(|k| &x[at[k]..][..d.hw]);
-        for q in 0..d.hw {
-            for k in 0..K {
-                let g = f64::from(gp[k][q]);
-                db[k] += g;
-                dg[k] += g * f64::from((xp[k][q] - mean[k]) * inv[k]);
-            }
-        }
-    }
-    for (k, o) in out.iter_mut().enumerate() {
-        *o = (dg[k] as f32, db[k] as f32);
-    }
-}
-
-/// The gradients from the upstream gradient `g` of the op's output.
-pub(super) fn grads(
-    x: &[f32],
-    g: &[f32],
-    d: Dims,
-    s: &Stats,
-    gamma: &[f32],
-    then: Then,
-) -> Result<Grads> {
-    // The masked gradient, one piece per plane, when a rectifier is fused.
-    let dz = match then.act {
-        Activation::Identity => None,
-        act => {
-            let fill = |_: &mut (), p: usize, out: &mut [MaybeUninit<f32>]| {
-                let at = p * d.hw;
-                let r = then.residual.map(|r| &r[at..][..out.len()]);
-                let src = (&x[at..][..out.len()], &g[at..][..out.len()], r);
-                mask_plane(out, src, (s.scale[p % d.c], s.shift[p % d.c]), act);
-                Ok(())
-            };
-            // SAFETY: `mask_with` writes every element of `out`: its sources are cut to its
-            // length.
-            Some(unsafe { filled_chunks(x.len(), d.hw.max(1), || (), fill)? })
-        }
-    };
-    let gz = dz.as_deref().unwrap_or(g);
-    let sums = grad_sums(gz, x, d, s)?;
-    let m = (d.n * d.hw) as f64;
-    let fill = |_: &mut (), p: usize, out: &mut [MaybeUninit<f32>]| {
-        let ch = p % d.c;
-        let (mean, inv) = (s.mean[ch], s.inv[ch]);
-        let (dg, db) = sums[ch];
-        let k = gamma[ch] * inv;
-        let (db_m, dg_m) = ((f64::from(db) / m) as f32, (f64::from(dg) / m) as f32);
-        let src = x[p * d.hw..][..d.hw].iter().zip(&gz[p * d.hw..][..d.hw]);
-        for (o, (&v, &g)) in out.iter_mut().zip(src) {
-            let xhat = (v - mean) * inv;
-            o.write(k * (g - db_m - xhat * dg_m));
-        }
-        Ok(())
-    };
-    // SAFETY: the loop writes every element of `out` (its sources are whole planes, as long).
-    let dx = unsafe { filled_chunks(x.len(), d.hw.max(1), || (), fill)? };
-    let (dgamma, dbeta) = sums.into_iter().unzip();
-    Ok(Grads {
-        dx,
-        dgamma,
-        dbeta,
-        dz,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,44 +206,6 @@ mod tests {
                 );
             }
             assert!(got.mean[1].is_sign_negative(), "−0 channel");
-        }
-        Ok(())
-    }
-
-    /// The backward's grouped sums equal one channel's plain sums (from +0, examples then
-    /// pixels) bit for bit, with and without a partial group, on odd planes.
-    #[test]
-    fn grouped_gradient_sums_equal_channel_by_channel_bit_for_bit() -> Result<()> {
-        let mut state = 11u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.4) * 5.0
-        };
-        for (n, c, hw) in [(3, 9, 35), (2, 4, 1), (1, 3, 5), (5, 8, 16)] {
-            let x: Vec<f32> = (0..n * c * hw).map(|_| next()).collect();
-            let gz: Vec<f32> = (0..n * c * hw).map(|_| next()).collect();
-            let d = Dims { n, c, hw };
-            let (ones, zeros) = (vec![1.0; c], vec![0.0; c]);
-            let s = stats(&x, d, &ones, &zeros, 1e-5)?;
-            let got = grad_sums(&gz, &x, d, &s)?;
-            for (ch, got) in got.iter().enumerate() {
-                let (mut db, mut dg) = (0.0f64, 0.0f64);
-                for i in 0..n {
-                    let at = (i * c + ch) * hw;
-                    for (&g, &v) in gz[at..][..hw].iter().zip(&x[at..][..hw]) {
-                        db += f64::from(g);
-                        dg += f64::from(g) * f64::from((v - s.mean[ch]) * s.inv[ch]);
-                    }
-                }
-                let want = (dg as f32, db as f32);
-                assert_eq!(
-                    (got.0.to_bits(), got.1.to_bits()),
-                    (want.0.to_bits(), want.1.to_bits()),
-                    "channel {ch} of {n}×{c}×{hw}"
-                );
-            }
         }
         Ok(())
     }
