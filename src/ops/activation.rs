@@ -70,6 +70,9 @@ pub(crate) fn relu6_candle_pass(g: f32, v: f32) -> f32 {
     let m = if v < 0.0 { 0.0 } else { v };
     let y = if m > RELU6_CAP { RELU6_CAP } else { m };
     let is = |c: bool| if c { 1.0f32 } else { 0.0 };
-    let gm = 0.0 + (is(y == m) * g) / (is(y == RELU6_CAP) + 1.0);
-    (is(m == v) * gm) / (is(m == 0.0) + 1.0)
+    // candle divides by 1 or 2; multiplying by 1 or 0.5 is the same correctly rounded value
+    // (a power of two), without a division.
+    let halved = |c: bool| if c { 0.5f32 } else { 1.0 };
+    let gm = 0.0 + (is(y == m) * g) * halved(y == RELU6_CAP);
+    (is(m == v) * gm) * halved(m == 0.0)
 }
