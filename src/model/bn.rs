@@ -89,10 +89,32 @@ impl BatchNorm {
     /// ones toward them (PyTorch's rule: biased variance to normalize, unbiased to keep).
     /// `then` (a ReLU, or a residual join) runs in the same op.
     pub fn train_then(&self, y: &Tensor, then: crate::ops::BnThen) -> Result<Tensor> {
-        let (n, c, h, w) = y.dims4()?;
-        let count = (n * h * w) as f32;
         let (gamma, beta) = self.params(false);
         let (out, bm, bv) = crate::ops::batch_norm_train_then(y, &gamma, &beta, EPS, then)?;
+        self.update_running(y.dims4()?, &bm, &bv);
+        Ok(out)
+    }
+
+    /// `train_then` on the output of a convolution of `x` (`ops::conv_bn_train`: one op, the
+    /// same numbers), with an activation (none, a ReLU or a ReLU6) after it.
+    pub fn train_conv(
+        &self,
+        x: &Tensor,
+        conv: ConvBefore,
+        act: crate::ops::Activation,
+    ) -> Result<Tensor> {
+        let (gamma, beta) = self.params(false);
+        let (kind, stride_pad) = (conv.kind, conv.stride_pad);
+        let gb = (&gamma, &beta);
+        let (out, bm, bv) = crate::ops::conv_bn_train(x, conv.wb, gb, kind, stride_pad, EPS, act)?;
+        self.update_running(out.dims4()?, &bm, &bv);
+        Ok(out)
+    }
+
+    /// Moves the running statistics toward a batch's (mean and biased variance over the
+    /// `(n, c, h, w)` values normalized), PyTorch's rule.
+    fn update_running(&self, (n, c, h, w): (usize, usize, usize, usize), bm: &[f32], bv: &[f32]) {
+        let count = (n * h * w) as f32;
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let unbias = if count > 1.0 {
             count / (count - 1.0)
@@ -103,8 +125,15 @@ impl BatchNorm {
             stats.0[ch] = (1.0 - MOMENTUM) * stats.0[ch] + MOMENTUM * bm[ch];
             stats.1[ch] = (1.0 - MOMENTUM) * stats.1[ch] + MOMENTUM * bv[ch] * unbias;
         }
-        Ok(out)
     }
+}
+
+/// The convolution that `BatchNorm::train_conv` runs first: its weight and bias, kind, stride
+/// and padding.
+pub(crate) struct ConvBefore<'a> {
+    pub wb: (&'a Tensor, &'a Tensor),
+    pub kind: crate::ops::ConvKind,
+    pub stride_pad: (usize, usize),
 }
 
 #[cfg(test)]

@@ -169,6 +169,16 @@ impl Model {
                 hook(li, &[a, b], &y)?;
                 li += 1;
                 (i, y)
+            } else if let Some((ran, y)) = match node.op.is_layer() && pass.batch_stats {
+                true => {
+                    self.conv_bn_layer(li, &get(&vals, node.inputs[0])?, q.is_none(), &readers)?
+                }
+                false => None,
+            } {
+                hook(li, &[get(&vals, node.inputs[0])?], &y)?;
+                li += 1;
+                ran.iter().for_each(|&j| done[j] = true);
+                (ran[ran.len() - 1], y)
             } else if node.op.is_layer() {
                 let h = get(&vals, node.inputs[0])?;
                 let chain = &self.chains[li];
@@ -383,26 +393,7 @@ impl Model {
         };
         let w = fake_quant_weight(&w, lq.bits.w)?;
         let op = &self.graph.nodes[chain.node].op;
-        // A conv past the first layer takes its input's quantizer into the kernel (src/ops);
-        // elsewhere the input is fake-quantized here, and the first layer's then standardized.
-        let signed = self.signed_inputs().get(li).copied().unwrap_or(false);
-        let (xin, act) = match (op, li) {
-            // The kernels apply integer grids only; a minifloat input is rounded first, below.
-            (Op::Conv { .. }, 1..) if !signed && lq.bits.a.is_plain() => {
-                let act = (lq.bits.a.int_bits()).map(|bits| ActGrid {
-                    bits,
-                    clip: lq.clip,
-                });
-                (h.clone(), act)
-            }
-            _ => {
-                let xq = match signed {
-                    true => fake_quant_act_signed(h, lq.bits.a, lq.clip)?,
-                    false => fake_quant_act(h, lq.bits.a, lq.clip)?,
-                };
-                (if li == 0 { self.standardize(&xq)? } else { xq }, None)
-            }
-        };
+        let (xin, act) = self.layer_input(li, op, h, &lq)?;
         Ok(match *op {
             Op::Conv {
                 stride,
@@ -454,6 +445,36 @@ impl Model {
                     .reshape((n, t, ()))?,
                 _ => ops::linear(&xin, &w, Some(&b), relu)?,
             },
+        })
+    }
+
+    /// Layer `li`'s input as its op takes it, and the quantizer the op applies itself: a conv
+    /// past the first layer takes its input's quantizer into the kernel (src/ops); elsewhere
+    /// the input is fake-quantized here, and the first layer's then standardized.
+    pub(super) fn layer_input(
+        &self,
+        li: usize,
+        op: &Op,
+        h: &Tensor,
+        lq: &LayerQuant,
+    ) -> Result<(Tensor, Option<ActGrid>), ModelError> {
+        let signed = self.signed_inputs().get(li).copied().unwrap_or(false);
+        Ok(match (op, li) {
+            // The kernels apply integer grids only; a minifloat input is rounded first, below.
+            (Op::Conv { .. }, 1..) if !signed && lq.bits.a.is_plain() => {
+                let act = (lq.bits.a.int_bits()).map(|bits| ActGrid {
+                    bits,
+                    clip: lq.clip,
+                });
+                (h.clone(), act)
+            }
+            _ => {
+                let xq = match signed {
+                    true => fake_quant_act_signed(h, lq.bits.a, lq.clip)?,
+                    false => fake_quant_act(h, lq.bits.a, lq.clip)?,
+                };
+                (if li == 0 { self.standardize(&xq)? } else { xq }, None)
+            }
         })
     }
 }

@@ -7,6 +7,7 @@ mod bn;
 mod chain;
 mod checkpoint;
 mod config;
+mod conv_bn_layer;
 mod exec;
 mod graph;
 mod joins;

@@ -29,7 +29,7 @@ pub(crate) mod test_util;
 pub use activation::Activation;
 pub use conv::{conv2d, conv2d_quantized, conv2d_relu_pool, depthwise_conv2d};
 pub use linalg::{linear, orthogonality};
-pub use norm::{batch_norm_train, batch_norm_train_then, BnThen};
+pub use norm::{batch_norm_train, batch_norm_train_then, conv_bn_train, BnThen, ConvKind};
 pub use parallel::threads;
 pub use pool::{max_pool2d, max_pool2d_window, Window};
 pub use relu6::relu6;

@@ -13,6 +13,8 @@ mod im2col;
 mod im2col_gemm;
 mod planes;
 
+pub(crate) use conv2d::Conv2d;
 pub use conv2d::{conv2d, conv2d_quantized};
 pub use conv_relu_pool::conv2d_relu_pool;
 pub use depthwise::depthwise_conv2d;
+pub(crate) use depthwise::Depthwise;

@@ -211,7 +211,10 @@ pub(super) fn grads(
         let gz = up.plane(x, d, s, p, buf);
         for (o, (&v, &g)) in out.iter_mut().zip(x[p * d.hw..][..d.hw].iter().zip(gz)) {
             let xhat = (v - mean) * inv;
-            o.write(k * (g - db_m - xhat * dg_m));
+            // `0 +`: what candle's zero-filled gradient slot makes of it (−0 becomes +0), so a
+            // convolution fused before the BatchNorm (`conv_bn`) reads the bits it would read
+            // from the slot; for this op's own input the slot adds the same zero again.
+            o.write(0.0 + k * (g - db_m - xhat * dg_m));
         }
         Ok(())
     };

@@ -111,7 +111,20 @@ fn forward(
     then: Then,
     stats: &Mutex<Stats>,
 ) -> Result<(CpuStorage, Shape)> {
-    let (xv, xl) = x;
+    let (y, s) = bn_forward(x, gamma, beta, eps, then)?;
+    *stats.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    Ok(y)
+}
+
+/// The batch's statistics, then the normalized (and joined) values: the forward of every op
+/// that normalizes on batch statistics (these and `conv_bn`).
+pub(super) fn bn_forward(
+    (xv, xl): (&[f32], &Layout),
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    then: Then,
+) -> Result<((CpuStorage, Shape), Stats)> {
     let (n, c, h, w) = xl.shape().dims4()?;
     if gamma.len() != c || beta.len() != c {
         bail!(
@@ -126,8 +139,7 @@ fn forward(
     let d = Dims { n, c, hw: h * w };
     let s = passes::stats(xv, d, gamma, beta, eps)?;
     let y = passes::normalize(xv, d, &s, then)?;
-    *stats.lock().unwrap_or_else(|e| e.into_inner()) = s;
-    Ok((CpuStorage::F32(y), Shape::from((n, c, h, w))))
+    Ok(((CpuStorage::F32(y), Shape::from((n, c, h, w))), s))
 }
 
 /// The backward of both ops, from the forward's statistics.

@@ -3,6 +3,8 @@
 
 mod backward;
 mod batch_norm;
+mod conv_bn;
 mod passes;
 
 pub use batch_norm::{batch_norm_train, batch_norm_train_then, BnThen};
+pub use conv_bn::{conv_bn_train, ConvKind};

@@ -52,13 +52,26 @@ pub fn depthwise_conv2d(
         .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
 }
 
-struct Depthwise {
+pub(crate) struct Depthwise {
     stride: usize,
     padding: usize,
     activation: Activation,
     act: Option<ActGrid>,
     /// The kernels' instruction set: the CPU's best (the tests run every one it has).
     isa: Isa,
+}
+
+impl Depthwise {
+    /// The op without an activation after it or a quantizer before it.
+    pub(crate) fn new(stride: usize, padding: usize) -> Self {
+        Depthwise {
+            stride,
+            padding,
+            activation: Activation::Identity,
+            act: None,
+            isa: isa(),
+        }
+    }
 }
 
 /// One call's shapes and layouts.
