@@ -3,7 +3,7 @@
 //! convolution with AVX-512 or AVX2 register tiles, else im2col + `gemm`; depthwise; conv + ReLU +
 //! max-pool fused), pooling (`pool`: max-pool with a backward that routes the gradient to the
 //! window's maximum), normalization (`norm`: BatchNorm on batch statistics, with the ReLU, ReLU6 or
-//! the residual join after it fused) and linear algebra (`linalg`: linear with bias and ReLU fused,
+//! the residual join after it fused, and with the conv before it in FP32 training) and linear algebra (`linalg`: linear with bias and ReLU fused,
 //! the `gemm` wrapper, the Lipschitz penalty's `‖W Wᵀ − I‖²`), a residual block's join (`residual`:
 //! `relu(a + b)`), ReLU6 (`relu6`, candle's clamp without its temporaries); the plumbing they share
 //! beside them. Each backward computes only the gradients whose arguments track one, and every

@@ -65,10 +65,15 @@ struct Saved {
     stats: Stats,
 }
 
+/// `act(bn(conv(x, w) + b))` over (x, w, [b; γ; β]).
 struct ConvBn {
+    /// The convolution's own op (no activation, no quantizer), whose forward and backward run
+    /// inside this one.
     conv: Box<dyn CustomOp3 + Send + Sync>,
     eps: f64,
     act: Activation,
+    /// Kept by the forward for the backward, and shared with the caller for the running
+    /// statistics.
     saved: Arc<Mutex<Option<Saved>>>,
 }
 
