@@ -142,21 +142,19 @@ pub(super) fn bn_forward(
     Ok(((CpuStorage::F32(y), Shape::from((n, c, h, w))), s))
 }
 
-/// The backward of both ops, from the forward's statistics.
-fn backward(
+/// The backward of every op that normalizes on batch statistics (these and `conv_bn`), from
+/// the forward's input `x` and statistics.
+pub(super) fn bn_backward(
     x: &Tensor,
     gamma: &[f32],
-    residual: Option<&[f32]>,
-    act: Activation,
+    then: Then,
     grad: &Tensor,
-    stats: &Mutex<Stats>,
+    s: &Stats,
 ) -> Result<Grads> {
     let (n, c, h, w) = x.dims4()?;
-    let s = stats.lock().unwrap_or_else(|e| e.into_inner());
     if s.mean.len() != c || gamma.len() != c {
         bail!("batch_norm_train: backward without the forward's statistics");
     }
-    let then = Then { residual, act };
     with_f32(x, |xv| {
         with_f32(grad, |gv| {
             if gv.len() != xv.len() {
@@ -166,9 +164,14 @@ fn backward(
                     xv.len()
                 );
             }
-            backward::grads(xv, gv, Dims { n, c, hw: h * w }, &s, gamma, then)
+            backward::grads(xv, gv, Dims { n, c, hw: h * w }, s, gamma, then)
         })
     })
+}
+
+/// The statistics the forward kept.
+fn kept(stats: &Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
+    stats.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl CustomOp3 for BatchNormOp {
@@ -204,7 +207,11 @@ impl CustomOp3 for BatchNormOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (c, dev) = (gamma.dim(0)?, x.device());
         let gr = with_f32(gamma, |gam| {
-            backward(x, gam, None, self.act, grad, &self.stats)
+            let then = Then {
+                residual: None,
+                act: self.act,
+            };
+            bn_backward(x, gam, then, grad, &kept(&self.stats))
         })?;
         Ok((
             Some(Tensor::from_vec(gr.dx, x.shape(), dev)?),
@@ -250,7 +257,11 @@ impl CustomOp3 for BatchNormAddRelu {
         let gr = with_f32(gb, |gb| {
             with_f32(r, |rv| {
                 let gamma = &gb[..gb.len() / 2];
-                backward(x, gamma, Some(rv), Activation::Relu, grad, &self.stats)
+                let then = Then {
+                    residual: Some(rv),
+                    act: Activation::Relu,
+                };
+                bn_backward(x, gamma, then, grad, &kept(&self.stats))
             })
         })?;
         let dgb = [gr.dgamma, gr.dbeta].concat();

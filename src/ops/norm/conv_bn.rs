@@ -9,9 +9,8 @@
 //! gradient is what the slot would have held (`backward.rs` writes `0 + dx`), so the bits
 //! are those of the two ops.
 
-use super::backward;
-use super::batch_norm::bn_forward;
-use super::passes::{Dims, Stats, Then};
+use super::batch_norm::{bn_backward, bn_forward};
+use super::passes::{Stats, Then};
 use crate::ops::activation::Activation;
 use crate::ops::conv::{Conv2d, Depthwise};
 use crate::ops::storage::{contiguous_f32, with_f32};
@@ -136,30 +135,14 @@ impl CustomOp3 for ConvBn {
         let Some(Saved { conv_out, stats }) = saved.as_ref() else {
             bail!("conv_bn_train: backward without the forward's values");
         };
-        let (n, c, h, wd) = conv_out.dims4()?;
         let o = p.dim(0)? / 3;
-        if o != c || stats.mean.len() != c {
-            bail!("conv_bn_train: backward without the forward's statistics");
-        }
         let then = Then {
             residual: None,
             act: self.act,
         };
         let gr = with_f32(p, |pv| {
             let (_, gamma, _) = Self::split(pv)?;
-            with_f32(conv_out, |cv| {
-                with_f32(grad, |gv| {
-                    if gv.len() != cv.len() {
-                        bail!(
-                            "conv_bn_train: a gradient of {} values for {}",
-                            gv.len(),
-                            cv.len()
-                        );
-                    }
-                    let d = Dims { n, c, hw: h * wd };
-                    backward::grads(cv, gv, d, stats, gamma, then)
-                })
-            })
+            bn_backward(conv_out, gamma, then, grad, stats)
         })?;
         let dev = x.device();
         let dconv = Tensor::from_vec(gr.dx, conv_out.shape(), dev)?;
