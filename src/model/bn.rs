@@ -104,9 +104,15 @@ impl BatchNorm {
         act: crate::ops::Activation,
     ) -> Result<Tensor> {
         let (gamma, beta) = self.params(false);
-        let (kind, stride_pad) = (conv.kind, conv.stride_pad);
-        let gb = (&gamma, &beta);
-        let (out, bm, bv) = crate::ops::conv_bn_train(x, conv.wb, gb, kind, stride_pad, EPS, act)?;
+        let (out, bm, bv) = crate::ops::conv_bn_train(
+            x,
+            conv.wb,
+            (&gamma, &beta),
+            conv.kind,
+            conv.stride_pad,
+            EPS,
+            act,
+        )?;
         self.update_running(out.dims4()?, &bm, &bv);
         Ok(out)
     }

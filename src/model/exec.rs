@@ -3,9 +3,10 @@
 //! which nodes run as one op is `chain.rs`'s.
 //!
 //! A conv followed by its BatchNorm, ReLU and 2×2-style max-pool runs as one op where it can:
-//! the BN folded into the weights, the ReLU and pool inside the kernel (`ops`). Training with
-//! batch statistics cannot fold the BN, so there the conv runs alone and the ops after it run
-//! as graph nodes, each BatchNorm with the ReLU, ReLU6 or residual join after it as one op
+//! the BN folded into the weights, the ReLU and pool inside the kernel (`ops`; `layer.rs` runs
+//! a layer). Training with batch statistics cannot fold the BN. There a conv that only its
+//! BatchNorm reads runs with it (and the ReLU or ReLU6 after it) as one op; the other
+//! BatchNorms run as graph nodes, each with the ReLU, ReLU6 or residual join after it as one op
 //! (`chain::bn_fusion`). A residual Add and the ReLU after it run as one op in every pass.
 
 use candle_core::Tensor;
@@ -15,9 +16,7 @@ use super::graph::{Dims, Op};
 use super::net::{Model, ModelError};
 use super::tokens;
 use crate::ops;
-use crate::quant::{
-    fake_quant_act, fake_quant_act_signed, fake_quant_weight, ActGrid, LayerQuant, Quantizer,
-};
+use crate::quant::Quantizer;
 
 /// Whether a forward pass lets gradients reach the parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,16 +43,16 @@ pub struct Trace {
 
 /// How a pass runs the graph.
 #[derive(Debug, Clone, Copy)]
-struct Pass {
-    weights: Weights,
+pub(super) struct Pass {
+    pub weights: Weights,
     /// BatchNorm by batch statistics (FP32 training) instead of folded.
-    batch_stats: bool,
+    pub batch_stats: bool,
     /// BatchNorm folded into its conv (else applied after it, with the running statistics:
     /// the reference the fold is tested against).
-    fold_bn: bool,
+    pub fold_bn: bool,
     /// A conv, its ReLU and a max-pool after it as one op (not when tracing: the trace wants
     /// the conv's own output).
-    fuse_pool: bool,
+    pub fuse_pool: bool,
 }
 
 /// Sees each layer's index, inputs (a matmul's two operands) and fused output.
@@ -169,25 +168,26 @@ impl Model {
                 hook(li, &[a, b], &y)?;
                 li += 1;
                 (i, y)
-            } else if let Some((ran, y)) = match node.op.is_layer() && pass.batch_stats {
-                true => {
-                    self.conv_bn_layer(li, &get(&vals, node.inputs[0])?, q.is_none(), &readers)?
-                }
-                false => None,
-            } {
-                hook(li, &[get(&vals, node.inputs[0])?], &y)?;
+            } else if node.op.is_layer() {
+                let h = get(&vals, node.inputs[0])?;
+                // In FP32 training a conv runs with its BatchNorm where it can.
+                let with_bn = match pass.batch_stats && q.is_none() {
+                    true => self.conv_bn_layer(li, &h, &readers)?,
+                    false => None,
+                };
+                let (ran, y) = match with_bn {
+                    Some(ran_y) => ran_y,
+                    None => {
+                        let chain = &self.chains[li];
+                        let fused = chain.fused(pass.batch_stats || !pass.fold_bn, pass.fuse_pool);
+                        let y = self.layer(li, &h, q, pass, &fused)?;
+                        (fused, y)
+                    }
+                };
+                hook(li, std::slice::from_ref(&h), &y)?;
                 li += 1;
                 ran.iter().for_each(|&j| done[j] = true);
                 (ran[ran.len() - 1], y)
-            } else if node.op.is_layer() {
-                let h = get(&vals, node.inputs[0])?;
-                let chain = &self.chains[li];
-                let fused = chain.fused(pass.batch_stats || !pass.fold_bn, pass.fuse_pool);
-                let y = self.layer(li, &h, q, pass, &fused)?;
-                hook(li, std::slice::from_ref(&h), &y)?;
-                li += 1;
-                fused.iter().for_each(|&j| done[j] = true);
-                (fused[fused.len() - 1], y)
             } else if let Some(f) = fusion(i) {
                 match f {
                     BnFusion::Relu(j) | BnFusion::Relu6(j) => {
@@ -365,121 +365,9 @@ impl Model {
             .and_then(|p| p.get(suffix, frozen))
             .ok_or_else(|| unfused(&self.graph.name, i, "an op without its parameters"))
     }
-
-    /// One quantizable layer and the nodes `fused` after it: fold the BN, fake-quantize input
-    /// and weight, conv or matmul, bias, ReLU, pool.
-    fn layer(
-        &self,
-        li: usize,
-        h: &Tensor,
-        q: Option<&Quantizer>,
-        pass: Pass,
-        fused: &[usize],
-    ) -> Result<Tensor, ModelError> {
-        let chain = &self.chains[li];
-        let p = (self.params[li].as_ref())
-            .ok_or_else(|| unfused(&self.graph.name, chain.node, "a layer without weights"))?;
-        let has = |j: Option<usize>| j.is_some_and(|j| fused.contains(&j));
-        let (relu, pool) = (has(chain.relu), chain.pool.filter(|&(j, _)| has(Some(j))));
-        let lq = q.and_then(|q| q.layer(li)).unwrap_or_else(LayerQuant::full);
-        let frozen = pass.weights == Weights::Frozen;
-        let (w, b) = match frozen {
-            true => (p.w.as_tensor().detach(), p.b.as_tensor().detach()),
-            false => (p.w.as_tensor().clone(), p.b.as_tensor().clone()),
-        };
-        let (w, b) = match (&p.bn, has(chain.bn)) {
-            (Some(bn), true) => bn.fold(&w, &b, frozen)?,
-            _ => (w, b),
-        };
-        let w = fake_quant_weight(&w, lq.bits.w)?;
-        let op = &self.graph.nodes[chain.node].op;
-        let (xin, act) = self.layer_input(li, op, h, &lq)?;
-        Ok(match *op {
-            Op::Conv {
-                stride,
-                padding,
-                groups: 1,
-                ..
-            } => match pool {
-                Some((_, k)) => ops::conv2d_relu_pool(&xin, act, &w, &b, (stride, padding), k)?,
-                None => ops::conv2d_quantized(&xin, act, &w, Some(&b), stride, padding, relu)?,
-            },
-            // Depthwise: its own op (one filter per channel).
-            Op::Conv {
-                stride,
-                padding,
-                groups,
-                out,
-                ..
-            } if groups == out && w.dim(1)? == 1 => {
-                let activation = match relu {
-                    true => ops::Activation::Relu,
-                    false => ops::Activation::Identity,
-                };
-                ops::depthwise_conv2d(&xin, act, &w, &b, (stride, padding), activation)?
-            }
-            // Other grouped convs: each group is its own conv on the fast op, the outputs
-            // concatenated.
-            Op::Conv {
-                stride,
-                padding,
-                groups,
-                ..
-            } => {
-                let (xs, ws, bs) = (
-                    xin.chunk(groups, 1)?,
-                    w.chunk(groups, 0)?,
-                    b.chunk(groups, 0)?,
-                );
-                let parts = (xs.iter().zip(&ws).zip(&bs))
-                    .map(|((x, w), b)| {
-                        ops::conv2d_quantized(x, act, w, Some(b), stride, padding, relu)
-                    })
-                    .collect::<candle_core::Result<Vec<_>>>()?;
-                Tensor::cat(&parts, 1)?
-            }
-            // Bias and ReLU fused too; the weight gradient only when the weight tracks one. On a
-            // sequence every token alike: (N, T, D) as (N·T, D) rows.
-            _ => match xin.dims() {
-                &[n, t, d] => ops::linear(&xin.reshape((n * t, d))?, &w, Some(&b), relu)?
-                    .reshape((n, t, ()))?,
-                _ => ops::linear(&xin, &w, Some(&b), relu)?,
-            },
-        })
-    }
-
-    /// Layer `li`'s input as its op takes it, and the quantizer the op applies itself: a conv
-    /// past the first layer takes its input's quantizer into the kernel (src/ops); elsewhere
-    /// the input is fake-quantized here, and the first layer's then standardized.
-    pub(super) fn layer_input(
-        &self,
-        li: usize,
-        op: &Op,
-        h: &Tensor,
-        lq: &LayerQuant,
-    ) -> Result<(Tensor, Option<ActGrid>), ModelError> {
-        let signed = self.signed_inputs().get(li).copied().unwrap_or(false);
-        Ok(match (op, li) {
-            // The kernels apply integer grids only; a minifloat input is rounded first, below.
-            (Op::Conv { .. }, 1..) if !signed && lq.bits.a.is_plain() => {
-                let act = (lq.bits.a.int_bits()).map(|bits| ActGrid {
-                    bits,
-                    clip: lq.clip,
-                });
-                (h.clone(), act)
-            }
-            _ => {
-                let xq = match signed {
-                    true => fake_quant_act_signed(h, lq.bits.a, lq.clip)?,
-                    false => fake_quant_act(h, lq.bits.a, lq.clip)?,
-                };
-                (if li == 0 { self.standardize(&xq)? } else { xq }, None)
-            }
-        })
-    }
 }
 
-fn unfused(model: &str, node: usize, what: &str) -> ModelError {
+pub(super) fn unfused(model: &str, node: usize, what: &str) -> ModelError {
     ModelError::Tensor(candle_core::Error::Msg(format!(
         "{model}: node {node} ({what}) reached outside its layer's fused op"
     )))

@@ -1,5 +1,6 @@
 //! `Model`: a network from the zoo (a `Graph`) with its parameters. Its safetensors
-//! checkpoints are `checkpoint.rs`'s, the passes that run it `exec.rs`'s.
+//! checkpoints are `checkpoint.rs`'s, the passes that run it `exec.rs`'s (one layer's op
+//! `layer.rs`'s).
 //!
 //! A quantizable layer computes conv: `conv(q_a(x), q_w(W)) + b`, linear: `q_a(x) @ q_w(W)ᵀ +
 //! b`, where `W` and `b` have the layer's BatchNorm folded in (`bn.rs`) if it has one; an
