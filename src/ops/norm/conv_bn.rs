@@ -28,7 +28,6 @@ pub enum ConvKind {
 
 /// `act(bn(conv(x, w) + b))` on the batch's statistics, and those statistics (mean and biased
 /// variance per channel, for the running ones). `act` is `Identity`, `Relu` or `Relu6`.
-#[allow(clippy::too_many_arguments)]
 pub fn conv_bn_train(
     x: &Tensor,
     (w, b): (&Tensor, &Tensor),
