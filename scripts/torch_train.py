@@ -13,7 +13,9 @@ The same recipe as src/train/fp32.rs and src/data/mod.rs:
   normalize by batch statistics in training, momentum 0.1, eps 1e-5, and evaluate with the
   running statistics folded into each conv);
 - the data: `data.source` (`idx:DIR`, IDX files raw or .gz, or `embedded:mnist-10k`), pixels
-  byte / 255 in [0, 1], no augmentation; `data.validation` images carved from the training set
+  byte / 255 in [0, 1]; `train.augment` (src/data/augment.rs): each training image shifted by
+  dy, dx drawn uniformly from −shift..=shift with zeros moved in, and mirrored left to right with
+  probability 1/2, a fresh draw per example and step; `data.validation` images carved from the training set
   by a shuffle seeded with `data.seed`; the test set untouched;
 - input standardization (x − mean) / std with the training split's per-channel mean and
   (population) std, inside the model after the first layer (src/data/mod.rs `input_norm`);
@@ -27,7 +29,7 @@ The same recipe as src/train/fp32.rs and src/data/mod.rs:
 What still differs (so the two runs are the same recipe, not the same numbers):
 - the random draws: the validation split (NumPy's PCG64 permutation here, Rust's StdRng shuffle
   in bitsearch, so a different 5,000 images are held out), the per-epoch shuffles
-  (torch.randperm) and the initial weights (PyTorch's default init, U(−1/√fan_in, 1/√fan_in)
+  (torch.randperm), the augmentation's moves and the initial weights (PyTorch's default init, U(−1/√fan_in, 1/√fan_in)
   for weights and biases, the distribution bitsearch draws from, with another generator);
 - float rounding: oneDNN's convolutions and PyTorch's fused AdamW against bitsearch's kernels.
 
@@ -115,6 +117,20 @@ def load_data(cfg, limit):
     return (t(train_x), t(y[train_idx])), (pixels(x[val_idx]), t(y[val_idx])), (pixels(test_x), t(test_y)), mean, std
 
 
+def augment(x, shift, flip, g):
+    """src/data/augment.rs: output (y, x) reads source (y + dy, x' + dx), x' = x mirrored when
+    flipped, 0 outside: a crop at offset (shift + dy, shift + dx) of the zero-padded image."""
+    n, _, h, w = x.shape
+    if flip:
+        mirror = torch.rand(n, generator=g) < 0.5
+        x = torch.where(mirror[:, None, None, None], x.flip(3), x)
+    if shift:
+        padded = F.pad(x, (shift, shift, shift, shift))
+        offsets = torch.randint(0, 2 * shift + 1, (n, 2), generator=g).tolist()
+        x = torch.stack([padded[i, :, oy : oy + h, ox : ox + w] for i, (oy, ox) in enumerate(offsets)])
+    return x
+
+
 def train(model, data, tcfg, epochs, curve):
     """src/train/fp32.rs `train_fp32`; returns the seconds it took (validation included)."""
     (x, y), (val_x, val_y) = data
@@ -128,6 +144,11 @@ def train(model, data, tcfg, epochs, curve):
     per_epoch = (len(x) + batch - 1) // batch
     total = epochs * per_epoch
     g = torch.Generator().manual_seed(int(tcfg["seed"]))
+    aug = tcfg.get("augment", {})
+    unknown = set(aug) - {"shift", "flip"}
+    if unknown:
+        raise SystemExit(f"train.augment: torch_train.py knows shift and flip, not {sorted(unknown)}")
+    shift, flip = int(aug.get("shift", 0)), bool(aug.get("flip", False))
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         model.train_bn = True
@@ -139,7 +160,10 @@ def train(model, data, tcfg, epochs, curve):
                 for group in opt.param_groups:
                     group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * t / max(total, 1)))
             idx = perm[i : i + batch]
-            loss = F.cross_entropy(model(x[idx].float() / 255.0), y[idx])
+            images = x[idx].float() / 255.0
+            if shift or flip:
+                images = augment(images, shift, flip, g)
+            loss = F.cross_entropy(model(images), y[idx])
             value = loss.item()
             if not np.isfinite(value):
                 raise SystemExit(f"training diverged at epoch {epoch}, step {steps}: loss is {value}")

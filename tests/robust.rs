@@ -33,6 +33,7 @@ fn trained(data: &Dataset) -> Model {
         weight_decay: 1e-2,
         seed: 0,
         schedule: Default::default(),
+        augment: Default::default(),
     };
     train_fp32(&m, data, &cfg, false).unwrap();
     m

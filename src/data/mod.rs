@@ -1,11 +1,13 @@
 //! Datasets: IDX (MNIST-style) and CIFAR-10 binary readers, the embedded MNIST-10k default,
 //! deterministic train/validation/test splits and batching into [0,1] candle tensors.
 
+mod augment;
 mod cifar;
 mod config;
 mod idx;
 mod source;
 
+pub use augment::Augment;
 pub use cifar::{encode_cifar, parse_cifar, read_cifar_dir, write_digit_fixture};
 pub use config::DataConfig;
 pub use idx::{encode_idx, parse_idx, read_idx_file, IdxArray};
@@ -59,6 +61,15 @@ pub enum DataError {
     },
     #[error("validation split of {validation} leaves no training data out of {train} examples")]
     ValidationTooLarge { validation: usize, train: usize },
+    #[error(
+        "[train] augment.shift = {shift} must be less than the images' height and width \
+         ({height}x{width}): a shift that wide moves the whole image out of view"
+    )]
+    ShiftTooLarge {
+        shift: usize,
+        height: usize,
+        width: usize,
+    },
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),
 }
@@ -180,7 +191,7 @@ impl Split {
 }
 
 /// A stored byte as the pixel value models see, in [0,1].
-fn pixel(byte: u8) -> f32 {
+pub(crate) fn pixel(byte: u8) -> f32 {
     byte as f32 / 255.0
 }
 

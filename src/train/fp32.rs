@@ -11,13 +11,16 @@ use serde::{Deserialize, Serialize};
 use super::adamw::FusedAdamW;
 use super::finetune::LrSchedule;
 use super::TrainError;
-use crate::data::{Dataset, Split};
+use crate::data::{Augment, Dataset, Split};
 use crate::model::Model;
 use crate::quant::Quantizer;
 
 /// Evaluation batch size: large batches amortize per-op overhead. The pass records no gradient
 /// (`Model::forward_frozen`), so it holds only the activations still to be read.
 const EVAL_BATCH: usize = 500;
+
+/// Mixed into `[train] seed` for the augmentation's generator.
+const AUGMENT_STREAM: u64 = 0x0061_7567_6d65_6e74; // "augment"
 
 /// The validated `[train]` table of an experiment: the FP32 baseline's training.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +36,10 @@ pub struct TrainConfig {
     /// they were.
     #[serde(skip_serializing_if = "LrSchedule::is_constant")]
     pub schedule: LrSchedule,
+    /// The training images' random moves; left out of the serialized form when none, as the
+    /// schedule is.
+    #[serde(default, skip_serializing_if = "Augment::is_none")]
+    pub augment: Augment,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +76,8 @@ pub fn train_fp32(
     };
     let mut opt = FusedAdamW::new(model.vars(), params)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+    // Its own stream, so the shuffles stay the same with augmentation on or off.
+    let mut moves = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ AUGMENT_STREAM);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     let steps_per_epoch = order.len().div_ceil(cfg.batch);
     let total_steps = steps_per_epoch * cfg.epochs;
@@ -87,7 +96,12 @@ pub fn train_fp32(
                 let t = (epoch - 1) * steps_per_epoch + step;
                 opt.set_learning_rate(cfg.schedule.at(cfg.lr, t, total_steps));
             }
-            let (x, y) = data.train.batch(idx, &Device::Cpu)?;
+            let (x, y) = match cfg.augment.is_none() {
+                true => data.train.batch(idx, &Device::Cpu)?,
+                false => {
+                    (data.train).augmented_batch(idx, &cfg.augment, &mut moves, &Device::Cpu)?
+                }
+            };
             let loss = candle_nn::loss::cross_entropy(&model.forward_train(&x)?, &y)?;
             let value = loss.to_scalar::<f32>()?;
             if !value.is_finite() {
