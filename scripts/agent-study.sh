@@ -14,6 +14,9 @@
 #      own exhaustive front;
 #  (d) cnn6 (experiments/agent-study/cnn6.toml): cnn6 on Fashion-MNIST in its full untied space,
 #      hypervolume as a fraction of the union of every run's front (no exhaustive reference).
+#  (e) resnet20 (experiments/agent-study/resnet20.toml): ResNet-20 on Fashion-MNIST in its full
+#      untied space, likewise against the union (a 60-episode run takes about half an hour here:
+#      run it with the seeds "1 2 3" and AGENTS="mbrl random nsga2").
 # A space whose name ends in "small" gets an exhaustive reference run (OUT/exhaustive for small,
 # OUT/SPACE-exhaustive for another).
 # What compare --at computes: on accuracy x robust accuracy x latency and on accuracy x latency,
@@ -30,7 +33,7 @@
 # Usage: scripts/agent-study.sh [OUT] [SEEDS] [EPISODES] [AT]
 #   defaults: runs/agent-study "1 2 3 4 5" 200 30,60,200
 #   AGENTS="mbrl ddpg random nsga2 greedy" overrides the agents; SPACES="small full" the spaces
-#   (any of small, full, cnn6-small, cnn6); WORKERS=N each search's batch size (`sweep --workers`:
+#   (any of small, full, cnn6-small, cnn6, resnet20); WORKERS=N each search's batch size (`sweep --workers`:
 #   N policies scored at once; DDPG cannot batch, so leave it out); CACHE=DIR the baseline and score cache (default runs); JOBS=K
 #   cells at once (default: one per core); BITSEARCH=PATH a binary to use instead of building one.
 #   Run again, it resumes every unfinished cell.
