@@ -39,8 +39,8 @@ struct Move {
 }
 
 impl Move {
-    /// Draws in a fixed order (dy, dx, flip), each only when its part of `aug` is on, so a
-    /// seed gives the same moves whatever else the caller draws from other generators.
+    /// Draws in a fixed order (dy, dx, flip), each only when its part of `aug` is on: the
+    /// moves depend on the generator's seed and `aug` alone.
     fn draw(aug: &Augment, rng: &mut StdRng) -> Move {
         let s = aug.shift as i64;
         let mut offset = || rng.random_range(-s..=s) as isize;
@@ -93,15 +93,9 @@ impl Split {
                 width: w,
             });
         }
-        let size = c * h * w;
-        let mut xs = Vec::with_capacity(indices.len() * size);
-        for &i in indices {
-            Move::draw(aug, rng).apply(&self.images[i * size..(i + 1) * size], self.shape, &mut xs);
-        }
-        let ys: Vec<u32> = indices.iter().map(|&i| self.labels[i]).collect();
-        let x = Tensor::from_vec(xs, (indices.len(), c, h, w), device)?;
-        let y = Tensor::from_vec(ys, indices.len(), device)?;
-        Ok((x, y))
+        self.batch_with(indices, device, |image, xs| {
+            Move::draw(aug, rng).apply(image, (c, h, w), xs)
+        })
     }
 }
 

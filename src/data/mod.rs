@@ -158,15 +158,24 @@ impl Split {
 
     /// Images (N, C, H, W) in [0,1] and labels (N,) u32 for the examples at `indices`.
     pub fn batch(&self, indices: &[usize], device: &Device) -> Result<(Tensor, Tensor), DataError> {
+        self.batch_with(indices, device, |image, xs| {
+            xs.extend(image.iter().map(|&p| pixel(p)))
+        })
+    }
+
+    /// The batch of the examples at `indices`, `example` writing each one's image bytes to
+    /// the batch's pixels (exactly channels × height × width values).
+    fn batch_with(
+        &self,
+        indices: &[usize],
+        device: &Device,
+        mut example: impl FnMut(&[u8], &mut Vec<f32>),
+    ) -> Result<(Tensor, Tensor), DataError> {
         let (c, h, w) = self.shape;
         let size = c * h * w;
         let mut xs = Vec::with_capacity(indices.len() * size);
         for &i in indices {
-            xs.extend(
-                self.images[i * size..(i + 1) * size]
-                    .iter()
-                    .map(|&p| pixel(p)),
-            );
+            example(&self.images[i * size..(i + 1) * size], &mut xs);
         }
         let ys: Vec<u32> = indices.iter().map(|&i| self.labels[i]).collect();
         let x = Tensor::from_vec(xs, (indices.len(), c, h, w), device)?;
