@@ -255,3 +255,38 @@ fn with_two_fidelities_the_warm_up_is_cheap_and_no_score_repeats() {
     let f = pb.fraction(&full, &pb.objectives);
     assert!(f >= 0.9, "40 full scores hold {f} of the front");
 }
+
+/// Per operand, how often its most frequent option occurs among `policies` (weight then
+/// activation per layer).
+fn most_repeated(policies: &[Policy]) -> Vec<usize> {
+    let operands = policies[0].iter().count() * 2;
+    (0..operands)
+        .map(|j| {
+            let mut counts = std::collections::BTreeMap::new();
+            for p in policies {
+                let l = &p.layers()[j / 2];
+                *counts
+                    .entry(if j % 2 == 0 { l.w } else { l.a })
+                    .or_insert(0) += 1;
+            }
+            counts.into_values().max().unwrap_or(0)
+        })
+        .collect()
+}
+
+#[test]
+fn the_warm_up_spreads_each_operand_over_its_options() {
+    // The untied 2..8 space, 6 warm-up proposals: a random design takes some operand's option
+    // 4 to 6 times in every seed of these; the space-filling one at most 3 times (the budget
+    // wall lowers the largest layer's weights), and repeats less in sum.
+    let full = Front::new(&[2, 3, 4, 5, 6, 7, 8], false);
+    for seed in 1..=5 {
+        let mut agent = mbrl(&full.ctx());
+        let ours = full.run(&mut agent, 6, seed, None);
+        let random = full.run(&mut RandomAgent, 6, seed, None);
+        let (a, b) = (most_repeated(&ours), most_repeated(&random));
+        let (sa, sb): (usize, usize) = (a.iter().sum(), b.iter().sum());
+        assert!(sa < sb, "seed {seed}: design {a:?} against random {b:?}");
+        assert!(a.iter().all(|&n| n <= 3), "seed {seed}: design {a:?}");
+    }
+}
