@@ -38,7 +38,7 @@
 //!
 //! Deterministic given (seed, feedback): ordered sets, fixed-order sums, no threads.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -239,26 +239,21 @@ impl Mbrl {
 
     /// A warm-up pick: the candidate whose operands' options the policies scored, screened or
     /// believed so far hold least often (the sum over operands of each option's count), ties
-    /// broken at random. A random first design can miss an option altogether (cnn6's 2-bit
-    /// input quantizer, the only way to its robust policies, in the first 6 policies of two
-    /// seeds of three), and a model never shown an option never proposes it; this one shows
-    /// every option of every operand about equally often. It depends only on the agent's
-    /// sets and the rng, so a resume proposes what the first run did.
+    /// broken at random. A random first design can miss an option altogether (on cnn6, the
+    /// 2-bit input quantizer every robust policy needs), and a model never shown an option does
+    /// not propose it. Depends only on the agent's sets and the rng, so a resume proposes what
+    /// the first run did.
     fn least_covered(&self, space: &SearchSpace, candidates: &[Policy], rng: &mut StdRng) -> usize {
-        let seen = || self.scored.iter().chain(&self.screened);
-        let mut counts: Vec<Vec<(Format, usize)>> = vec![Vec::new(); space.operands()];
-        for bits in seen() {
+        let mut counts: Vec<BTreeMap<Format, usize>> = vec![BTreeMap::new(); space.operands()];
+        for bits in self.scored.iter().chain(&self.screened) {
             for (j, v) in operand_values(space, bits).into_iter().enumerate() {
-                match counts[j].iter_mut().find(|(f, _)| *f == v) {
-                    Some((_, n)) => *n += 1,
-                    None => counts[j].push((v, 1)),
-                }
+                *counts[j].entry(v).or_insert(0) += 1;
             }
         }
         let cost = |bits: &Policy| -> usize {
             let values = operand_values(space, bits).into_iter().enumerate();
             values
-                .map(|(j, v)| counts[j].iter().find(|(f, _)| *f == v).map_or(0, |c| c.1))
+                .map(|(j, v)| counts[j].get(&v).copied().unwrap_or(0))
                 .sum()
         };
         let costs: Vec<usize> = candidates.iter().map(cost).collect();
