@@ -76,8 +76,9 @@ impl Move {
 }
 
 impl Split {
-    /// `batch`, each image moved by its own draw from `rng`. A shift must leave some of the
-    /// image in view: less than its height and its width.
+    /// `batch`, each image moved by its own draw from `rng`; exactly `batch`, drawing nothing,
+    /// when `aug` moves nothing. A shift must leave some of the image in view: less than its
+    /// height and its width.
     pub fn augmented_batch(
         &self,
         indices: &[usize],
@@ -85,6 +86,9 @@ impl Split {
         rng: &mut StdRng,
         device: &Device,
     ) -> Result<(Tensor, Tensor), DataError> {
+        if aug.is_none() {
+            return self.batch(indices, device);
+        }
         let (c, h, w) = self.shape;
         if aug.shift >= h.min(w) {
             return Err(DataError::ShiftTooLarge {
@@ -191,5 +195,14 @@ mod tests {
             .augmented_batch(&[0, 0], &ok, &mut rng, &Device::Cpu)
             .unwrap();
         assert_eq!((x.dims(), y.dims()), (&[2, 1, 3, 4][..], &[2][..]));
+        let pixels = |t: Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).unwrap();
+        let (still, _) =
+            (split.augmented_batch(&[0], &Augment::default(), &mut rng, &Device::Cpu)).unwrap();
+        let (plain, _) = split.batch(&[0], &Device::Cpu).unwrap();
+        assert_eq!(
+            pixels(still),
+            pixels(plain),
+            "no augmentation is the plain batch"
+        );
     }
 }

@@ -96,12 +96,8 @@ pub fn train_fp32(
                 let t = (epoch - 1) * steps_per_epoch + step;
                 opt.set_learning_rate(cfg.schedule.at(cfg.lr, t, total_steps));
             }
-            let (x, y) = match cfg.augment.is_none() {
-                true => data.train.batch(idx, &Device::Cpu)?,
-                false => {
-                    (data.train).augmented_batch(idx, &cfg.augment, &mut moves, &Device::Cpu)?
-                }
-            };
+            let (x, y) =
+                (data.train).augmented_batch(idx, &cfg.augment, &mut moves, &Device::Cpu)?;
             let loss = candle_nn::loss::cross_entropy(&model.forward_train(&x)?, &y)?;
             let value = loss.to_scalar::<f32>()?;
             if !value.is_finite() {
