@@ -1,5 +1,5 @@
 //! How close the direct convolution's kernels come to one core's fused multiply-add peak, on
-//! cnn6's shapes with hot caches: `cargo test --release --lib kernel_speed -- --ignored
+//! cnn6's and ResNet-20's shapes with hot caches: `cargo test --release --lib kernel_speed -- --ignored
 //! --nocapture`. A measuring harness, not a test: it asserts nothing and is ignored by default
 //! (the figures belong in BENCHMARKS.md).
 #![cfg(target_arch = "x86_64")]
@@ -126,14 +126,19 @@ fn correlate(c: usize, rows: usize, h: usize) {
     );
 }
 
-/// The weight-gradient kernel with its gradient rows `off` values past a 64-byte boundary (in
-/// `Direct::both_grads` they start at `pad·wp + pad`, rarely aligned).
-fn tap_dots(c: usize, rows: usize, h: usize, off: usize) {
-    let (x, taps, _, wp) = operands(c, rows, h);
+/// The weight-gradient kernel over `examples` examples per call, their gradient rows `off`
+/// values past a 64-byte boundary (in `Direct::both_grads` they start at `pad·wp + pad`,
+/// rarely aligned); the time is per example.
+fn tap_dots(c: usize, rows: usize, h: usize, off: usize, examples: usize) {
+    let (x1, taps, _, wp) = operands(c, rows, h);
+    let x = x1.repeat(examples);
     let len = (h * wp).div_ceil(LANES) * LANES;
-    let gbuf: Vec<f32> = (0..rows * len + 64).map(|i| (i % 5) as f32 * 0.1).collect();
+    let g_step = rows * len;
+    let gbuf: Vec<f32> = (0..examples * g_step + 64)
+        .map(|i| (i % 5) as f32 * 0.1)
+        .collect();
     let skip = gbuf.as_ptr().align_offset(64) + off;
-    let g = &gbuf[skip..][..rows * len];
+    let g = &gbuf[skip..][..examples * g_step];
     let mut lanes = vec![0.0f32; rows * c * 9 * LANES];
     let hw = wp * wp;
     let dots = TapDots {
@@ -145,10 +150,13 @@ fn tap_dots(c: usize, rows: usize, h: usize, off: usize) {
         rows,
         stride: len,
         len,
+        examples,
+        x_step: x1.len(),
+        g_step,
     };
-    let s = best_of(200, || dots.accumulate(&mut lanes));
+    let s = best_of(200, || dots.accumulate(&mut lanes)) / examples as f64;
     let useful = 2.0 * (rows * c * 9 * h * h) as f64 / s / 1e9;
-    let at = format!("g at +{off}");
+    let at = format!("g at +{off}, {examples} per call");
     println!(
         "tap_dots  c={c:2} rows={rows:2} {h}×{h}, {at}: {:6.2} µs, {useful:5.1} GFLOP/s",
         s * 1e6
@@ -177,8 +185,16 @@ fn kernel_speed() {
     ] {
         correlate(c, rows, h);
     }
+    // ResNet-20's stride-1 convolutions on 3×32×32 images: its three stages' planes.
+    for (c, rows, h) in [(16, 16, 32), (32, 32, 16), (64, 64, 8)] {
+        correlate(c, rows, h);
+        for examples in [1, 2, 4] {
+            tap_dots(c, rows, h, 1, examples);
+        }
+    }
     for (c, rows, h) in [(1, 16, 28), (16, 16, 28), (16, 32, 14), (32, 32, 14)] {
-        tap_dots(c, rows, h, 0);
-        tap_dots(c, rows, h, 1);
+        tap_dots(c, rows, h, 0, 1);
+        tap_dots(c, rows, h, 1, 1);
+        tap_dots(c, rows, h, 1, 4);
     }
 }

@@ -143,6 +143,9 @@ impl Depthwise {
                 rows: 1,
                 stride: wide.len(),
                 len: wide.len(),
+                examples: 1,
+                x_step: 0,
+                g_step: 0,
             };
             dots.accumulate_on(self.isa, &mut s.lanes);
             db += masked_sum(g, None);

@@ -168,8 +168,9 @@ pub(super) unsafe fn tap_dots(t: &TapDots, lanes: &mut [f32]) {
     }
 }
 
-/// `lanes[o0+r, c0+j] += g[o0+r, q] · x[offset(c0+j) + q]` lane by lane over all `q`, half
-/// by half, the running sums held in registers meanwhile.
+/// `lanes[o0+r, c0+j] += g_e[o0+r, q] · x_e[offset(c0+j) + q]` lane by lane over every
+/// example `e` and within it every `q`, half by half, the running sums held in registers
+/// meanwhile.
 // Index loops, as in `avx512::dots`: with iterators the compiler keeps the accumulators on the
 // stack instead of in registers.
 #[allow(clippy::needless_range_loop)]
@@ -196,23 +197,26 @@ unsafe fn dots<const R: usize, const N: usize>(
     for (j, x) in xs.iter_mut().enumerate() {
         *x = x.add(t.offset(c0 + j));
     }
-    let g = t.g.as_ptr().add(o0 * t.stride);
-    let mut q = 0;
-    while q < t.len {
-        for h in 0..2 {
-            let at = q + h * HALF;
-            let mut xv = [_mm256_setzero_ps(); N];
-            for j in 0..N {
-                xv[j] = _mm256_loadu_ps(xs[j].add(at));
-            }
-            for r in 0..R {
-                let gv = _mm256_loadu_ps(g.add(r * t.stride + at));
+    let g0 = t.g.as_ptr().add(o0 * t.stride);
+    for e in 0..t.examples {
+        let (g, xe) = (g0.add(e * t.g_step), e * t.x_step);
+        let mut q = 0;
+        while q < t.len {
+            for h in 0..2 {
+                let at = q + h * HALF;
+                let mut xv = [_mm256_setzero_ps(); N];
                 for j in 0..N {
-                    acc[r][j][h] = _mm256_fmadd_ps(gv, xv[j], acc[r][j][h]);
+                    xv[j] = _mm256_loadu_ps(xs[j].add(xe + at));
+                }
+                for r in 0..R {
+                    let gv = _mm256_loadu_ps(g.add(r * t.stride + at));
+                    for j in 0..N {
+                        acc[r][j][h] = _mm256_fmadd_ps(gv, xv[j], acc[r][j][h]);
+                    }
                 }
             }
+            q += LANES;
         }
-        q += LANES;
     }
     for r in 0..R {
         for j in 0..N {

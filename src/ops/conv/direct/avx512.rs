@@ -167,8 +167,8 @@ unsafe fn dots_n<const R: usize>(t: &TapDots, o0: usize, c0: usize, n: usize, la
     }
 }
 
-/// `lanes[o0+r, c0+j] += g[o0+r, q] · x[offset(c0+j) + q]` lane by lane over all `q`, the
-/// running sums held in registers meanwhile. The 16 lanes are reduced once per chunk of
+/// `lanes[o0+r, c0+j] += g_e[o0+r, q] · x_e[offset(c0+j) + q]` lane by lane over every
+/// example `e` and within it every `q`, the running sums held in registers meanwhile. The 16 lanes are reduced once per chunk of
 /// examples (`add_lane_sums`), not here per example.
 // Index loops: with iterators the compiler keeps the accumulators on the stack instead of in
 // registers.
@@ -194,20 +194,23 @@ unsafe fn dots<const R: usize, const N: usize>(
     for (j, x) in xs.iter_mut().enumerate() {
         *x = x.add(t.offset(c0 + j));
     }
-    let g = t.g.as_ptr().add(o0 * t.stride);
-    let mut q = 0;
-    while q < t.len {
-        let mut xv = [_mm512_setzero_ps(); N];
-        for j in 0..N {
-            xv[j] = _mm512_loadu_ps(xs[j].add(q));
-        }
-        for r in 0..R {
-            let gv = _mm512_loadu_ps(g.add(r * t.stride + q));
+    let g0 = t.g.as_ptr().add(o0 * t.stride);
+    for e in 0..t.examples {
+        let (g, xe) = (g0.add(e * t.g_step), e * t.x_step);
+        let mut q = 0;
+        while q < t.len {
+            let mut xv = [_mm512_setzero_ps(); N];
             for j in 0..N {
-                acc[r][j] = _mm512_fmadd_ps(gv, xv[j], acc[r][j]);
+                xv[j] = _mm512_loadu_ps(xs[j].add(xe + q));
             }
+            for r in 0..R {
+                let gv = _mm512_loadu_ps(g.add(r * t.stride + q));
+                for j in 0..N {
+                    acc[r][j] = _mm512_fmadd_ps(gv, xv[j], acc[r][j]);
+                }
+            }
+            q += LANES;
         }
-        q += LANES;
     }
     for r in 0..R {
         for j in 0..N {

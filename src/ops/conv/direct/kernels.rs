@@ -188,8 +188,12 @@ impl<'a> Sink<'a> {
     }
 }
 
-/// The operands of one weight-gradient accumulation: `g` is `rows × stride`, zero outside
-/// the valid outputs, `len` its pixels (a whole number of vectors).
+/// The operands of one weight-gradient accumulation over `examples` examples in turn: example
+/// `e`'s gradient is `rows × stride` from `g[e·g_step]`, zero outside the valid outputs, `len`
+/// its pixels (a whole number of vectors); its input planes start at `x[e·x_step]`. On small
+/// planes a row holds few vectors, and the kernels would load and store their running sums
+/// about as often as they add to them; several examples per call keep the sums in registers
+/// across them.
 pub(crate) struct TapDots<'a> {
     pub x: &'a [f32],
     pub c: usize,
@@ -199,29 +203,36 @@ pub(crate) struct TapDots<'a> {
     pub rows: usize,
     pub stride: usize,
     pub len: usize,
+    pub examples: usize,
+    pub x_step: usize,
+    pub g_step: usize,
 }
 
 impl TapDots<'_> {
-    /// `lanes[(o·(c·taps) + c·taps + t)·16 + l] += Σ_{q < len, q ≡ l mod 16} g[o·stride + q] ·
-    /// x[c·hw + s_t + q]`, each lane summed in ascending `q`: 16 running sums per weight,
-    /// carried across a chunk's examples and reduced once by `add_lane_sums`.
+    /// `lanes[(o·(c·taps) + c·taps + t)·16 + l] += Σ_e Σ_{q < len, q ≡ l mod 16}
+    /// g[e·g_step + o·stride + q] · x[e·x_step + c·hw + s_t + q]`, each lane summed example by
+    /// example and within one in ascending `q` (so one call over `examples` gives the bits of
+    /// that many calls over one): 16 running sums per weight, carried across a chunk's examples
+    /// and reduced once by `add_lane_sums`.
     pub(crate) fn accumulate(&self, lanes: &mut [f32]) {
         self.accumulate_on(isa(), lanes)
     }
 
     /// `accumulate` on the kernels of `isa`, which the CPU must have (`Isa::available`,
-    /// checked). The operands are checked first: the kernels read `g[o·stride + q]` and
-    /// `x[offset(ct) + q]` for `q < len` (whole vectors), and read and write `lanes` below
-    /// `rows·c·taps·16`, unchecked.
+    /// checked). The operands are checked first: the kernels read `g[e·g_step + o·stride + q]`
+    /// and `x[e·x_step + offset(ct) + q]` for `q < len` (whole vectors) and `e < examples`, and
+    /// read and write `lanes` below `rows·c·taps·16`, unchecked.
     pub(crate) fn accumulate_on(&self, isa: Isa, lanes: &mut [f32]) {
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
         assert!(
             Isa::available().contains(&isa),
             "{isa:?} is not on this CPU"
         );
+        let last = self.examples.saturating_sub(1);
         assert!(self.len.is_multiple_of(LANES) && self.stride >= self.len);
-        assert!(self.g.len() >= self.rows * self.stride);
-        assert!(self.x.len() >= (self.c.max(1) - 1) * self.hw + max_tap + self.len);
+        assert!(self.g.len() >= last * self.g_step + self.rows * self.stride);
+        let x_end = last * self.x_step + (self.c.max(1) - 1) * self.hw + max_tap + self.len;
+        assert!(self.x.len() >= x_end);
         assert!(lanes.len() >= self.rows * self.c * self.taps.len() * LANES);
         match isa {
             #[cfg(target_arch = "x86_64")]
@@ -333,13 +344,15 @@ fn portable_correlate(c: &Correlation, out: &mut Narrowed) {
 fn portable_tap_dots(t: &TapDots, lanes: &mut [f32]) {
     let cols = t.c * t.taps.len();
     for o in 0..t.rows {
-        let go = &t.g[o * t.stride..][..t.len];
         for ct in 0..cols {
-            let xs = &t.x[t.offset(ct)..][..t.len];
             let acc = &mut lanes[(o * cols + ct) * LANES..][..LANES];
-            for (gv, xv) in go.chunks_exact(LANES).zip(xs.chunks_exact(LANES)) {
-                for l in 0..LANES {
-                    acc[l] = gv[l].mul_add(xv[l], acc[l]);
+            for e in 0..t.examples {
+                let go = &t.g[e * t.g_step + o * t.stride..][..t.len];
+                let xs = &t.x[e * t.x_step + t.offset(ct)..][..t.len];
+                for (gv, xv) in go.chunks_exact(LANES).zip(xs.chunks_exact(LANES)) {
+                    for l in 0..LANES {
+                        acc[l] = gv[l].mul_add(xv[l], acc[l]);
+                    }
                 }
             }
         }
@@ -347,155 +360,5 @@ fn portable_tap_dots(t: &TapDots, lanes: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Plain sums in f64, the definition the kernels must meet.
-    fn reference_correlate(c: &Correlation, len: usize) -> Vec<f64> {
-        let mut out = vec![0.0; c.rows * len];
-        for o in 0..c.rows {
-            for q in 0..len {
-                for ci in 0..c.c {
-                    for (t, &s) in c.taps.iter().enumerate() {
-                        let w = c.w[(o * c.c + ci) * c.taps.len() + t] as f64;
-                        out[o * len + q] += w * c.x[ci * c.hw + s + q] as f64;
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32
-                    / (1u32 << 24) as f32
-                    - 0.5
-            })
-            .collect()
-    }
-
-    /// Every tile shape (rows 1–9, pixel counts that leave every remainder) against f64 sums,
-    /// and every instruction set this CPU has bit for bit against the portable path.
-    #[test]
-    fn kernels_match_plain_sums_and_the_portable_path_bit_for_bit() {
-        // (rows, channels, output height, width, wide width, kernel): wide widths under 16 put
-        // up to three output rows in one vector; kernels of 1 and 2 leave the weight-gradient
-        // tiles' column remainders.
-        for &(rows, c, h, ow, wp, k) in &[
-            (1, 1, 1, 5, 12, 3),
-            (4, 3, 8, 10, 12, 3),
-            (5, 2, 11, 10, 12, 3),
-            (9, 4, 19, 10, 12, 3),
-            (16, 16, 28, 28, 30, 3),
-            (3, 7, 2, 5, 7, 3),
-            (3, 5, 4, 6, 8, 2),
-            (5, 1, 3, 5, 7, 2),
-            (1, 5, 3, 4, 6, 1),
-            (3, 1, 2, 3, 5, 1),
-        ] {
-            let len = (h - 1) * wp + ow;
-            let taps: Vec<usize> = (0..k * k).map(|t| t / k * wp + t % k).collect();
-            let hw = len + 2 * wp + 2;
-            let x = values(c * hw + TAIL, 1);
-            let w = values(rows * c * k * k, 2);
-            let bias = values(rows, 5);
-            let corr = Correlation {
-                x: &x,
-                c,
-                hw,
-                taps: &taps,
-                w: &w,
-                rows,
-            };
-            let want = reference_correlate(&corr, len);
-            // Biases of up to ±8 put some outputs past ReLU6's cap.
-            let wide: Vec<f32> = bias.iter().map(|b| b * 16.0).collect();
-            let cases = [
-                (&[][..], Activation::Identity),
-                (&bias[..], Activation::Relu),
-                (&wide[..], Activation::Relu6),
-            ];
-            for (bias, activation) in cases {
-                let run = |on: Option<Isa>| {
-                    let mut y = vec![MaybeUninit::new(f32::NAN); rows * h * ow];
-                    let grid = OutGrid::new(h, ow, wp);
-                    let out = &mut Narrowed {
-                        y: &mut y,
-                        grid: &grid,
-                        bias,
-                        activation,
-                    };
-                    match on {
-                        Some(isa) => corr.run_on(isa, out),
-                        None => portable_correlate(&corr, out),
-                    }
-                    // SAFETY: initialised above (NaN where nothing was written).
-                    y.iter()
-                        .map(|v| unsafe { v.assume_init() })
-                        .collect::<Vec<f32>>()
-                };
-                let portable = run(None);
-                for &isa in Isa::available() {
-                    let got = run(Some(isa));
-                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&got), bits(&portable), "{isa:?} rows {rows} c {c}");
-                }
-                for (i, g) in portable.iter().enumerate() {
-                    let (o, oy, ox) = (i / (h * ow), i / ow % h, i % ow);
-                    let v = want[o * len + oy * wp + ox] + bias.get(o).map_or(0.0, |&b| b as f64);
-                    let v = match activation {
-                        Activation::Identity => v,
-                        Activation::Relu => v.max(0.0),
-                        Activation::Relu6 => v.clamp(0.0, 6.0),
-                    };
-                    assert!((*g as f64 - v).abs() < 1e-4, "output {i}: {g} vs {v}");
-                }
-            }
-
-            let vlen = len.div_ceil(LANES) * LANES;
-            let mut g = values(rows * vlen, 3);
-            g.iter_mut()
-                .enumerate()
-                .filter(|(i, _)| i % vlen >= len)
-                .for_each(|(_, v)| *v = 0.0);
-            let dots = TapDots {
-                x: &x,
-                c,
-                hw,
-                taps: &taps,
-                g: &g,
-                rows,
-                stride: vlen,
-                len: vlen,
-            };
-            let cols = c * k * k;
-            let start = values(rows * cols * LANES, 4);
-            let mut portable = start.clone();
-            portable_tap_dots(&dots, &mut portable);
-            for &isa in Isa::available() {
-                let mut got = start.clone();
-                dots.accumulate_on(isa, &mut got);
-                for (i, (a, b)) in got.iter().zip(&portable).enumerate() {
-                    assert_eq!(
-                        a.to_bits(),
-                        b.to_bits(),
-                        "{isa:?} lane {i} rows {rows} c {c}"
-                    );
-                }
-            }
-            let got = portable;
-            let mut dw = vec![0.0; rows * cols];
-            add_lane_sums(&got, &mut dw);
-            for (i, d) in dw.iter().enumerate() {
-                let (o, ct) = (i / cols, i % cols);
-                let before: f64 = start[i * LANES..][..LANES].iter().map(|&v| v as f64).sum();
-                let sum: f64 = (0..len)
-                    .map(|q| g[o * vlen + q] as f64 * x[dots.offset(ct) + q] as f64)
-                    .sum();
-                assert!((*d as f64 - before - sum).abs() < 1e-4, "dw {i}");
-            }
-        }
-    }
-}
+#[path = "kernels_tests.rs"]
+mod tests;

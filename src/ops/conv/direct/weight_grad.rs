@@ -46,12 +46,14 @@ impl Direct {
         let taps = self.input.taps(g.k);
         let dw_len = o * g.c * g.k * g.k;
         let out_len = o * g.oh * g.ow;
-        // The gradient's wide grid (its wrap-around columns and tail are never written), and
-        // 16 running sums per weight for the chunk's examples.
+        let per = self.examples_per_call();
+        let x_step = self.input.buffer().len();
+        // Each of `per` examples' input planes, and its gradient's wide grid (wrap-around
+        // columns and tail never written), and 16 running sums per weight for the chunk.
         let scratch = || {
             (
-                self.input.buffer(),
-                vec![0.0; o * len],
+                vec![0.0; per * x_step],
+                vec![0.0; per * o * len],
                 vec![0.0; dw_len * LANES],
             )
         };
@@ -64,19 +66,26 @@ impl Direct {
             scratch,
             |(planes, wide, lanes), examples, mut sums, acc| {
                 lanes.fill(0.0);
-                for (e, i) in examples.enumerate() {
-                    let xi = &x[i * g.in_len()..][..g.in_len()];
-                    let x = self.input.fill(xi, input_map(act), planes);
-                    let gi = grad.example(i, out_len);
-                    if let Some(s) = sums.as_deref_mut() {
-                        self.plane_sums(gi, &mut s[e * o..][..o]);
+                for first in examples.clone().step_by(per) {
+                    let group = first..(first + per).min(examples.end);
+                    for (k, i) in group.clone().enumerate() {
+                        let xi = &x[i * g.in_len()..][..g.in_len()];
+                        let dst = &mut planes[k * x_step..][..x_step];
+                        self.input.fill(xi, input_map(act), dst);
+                        let gi = grad.example(i, out_len);
+                        if let Some(s) = sums.as_deref_mut() {
+                            let e = i - examples.start;
+                            self.plane_sums(gi, &mut s[e * o..][..o]);
+                        }
+                        let wide = &mut wide[k * o * len..][..o * len];
+                        for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
+                            let (oc, oy) = (r / g.oh, r % g.oh);
+                            let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
+                            copy_masked(&mut wide[oc * len + oy * wp..][..g.ow], line, mask);
+                        }
                     }
-                    for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
-                        let (oc, oy) = (r / g.oh, r % g.oh);
-                        let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
-                        copy_masked(&mut wide[oc * len + oy * wp..][..g.ow], line, mask);
-                    }
-                    self.tap_dots(&taps, x, wide, len, lanes);
+                    let xs = (planes.as_slice(), x_step);
+                    self.tap_dots(&taps, xs, (wide, len, o * len), group.len(), lanes);
                 }
                 add_lane_sums(lanes, acc);
                 Ok(())
@@ -112,9 +121,11 @@ impl Direct {
             .collect();
         // The grid starts at row p, column p of each gradient plane.
         let at = self.grad.pad * wp + self.grad.pad;
+        let per = self.examples_per_call();
+        let (x_step, g_step) = (self.input.buffer().len(), self.grad.buffer().len());
         let scratch = || {
             let lanes = vec![0.0; dw_len * LANES];
-            (self.input.buffer(), self.grad.buffer(), lanes)
+            (vec![0.0; per * x_step], vec![0.0; per * g_step], lanes)
         };
         let dw = sum_in_fixed_chunks_with(
             n,
@@ -124,16 +135,23 @@ impl Direct {
             scratch,
             |(xp, gp, lanes), examples, (dxc, mut sums), acc| {
                 lanes.fill(0.0);
-                for (e, (i, dxn)) in examples.zip(dxc.chunks_mut(in_len)).enumerate() {
-                    let gplanes = pass.grad_planes(i, gp);
-                    if let Some(s) = sums.as_deref_mut() {
-                        let gi = grad.example(i, o * g.oh * g.ow);
-                        self.plane_sums(gi, &mut s[e * o..][..o]);
+                let mut dx_out = dxc.chunks_mut(in_len);
+                for first in examples.clone().step_by(per) {
+                    let group = first..(first + per).min(examples.end);
+                    for (k, (i, dxn)) in group.clone().zip(&mut dx_out).enumerate() {
+                        let gplanes = pass.grad_planes(i, &mut gp[k * g_step..][..g_step]);
+                        if let Some(s) = sums.as_deref_mut() {
+                            let gi = grad.example(i, o * g.oh * g.ow);
+                            let e = i - examples.start;
+                            self.plane_sums(gi, &mut s[e * o..][..o]);
+                        }
+                        pass.example(gplanes, dxn);
+                        let xi = &x[i * in_len..][..in_len];
+                        let dst = &mut xp[k * x_step..][..x_step];
+                        self.input.fill(xi, input_map(act), dst);
                     }
-                    pass.example(gplanes, dxn);
-                    let xi = &x[i * in_len..][..in_len];
-                    let x = self.input.fill(xi, input_map(act), xp);
-                    self.tap_dots(&taps, x, &gplanes[at..], self.grad.hw(), lanes);
+                    let gs = (&gp[at..], self.grad.hw(), g_step);
+                    self.tap_dots(&taps, (xp.as_slice(), x_step), gs, group.len(), lanes);
                 }
                 add_lane_sums(lanes, acc);
                 Ok(())
@@ -175,18 +193,41 @@ impl Direct {
         }
     }
 
-    /// One example's weight-gradient sums: input planes `x` (taps `taps`), gradient rows `g`
-    /// at `stride`.
-    fn tap_dots(&self, taps: &[usize], x: &[f32], g: &[f32], stride: usize, lanes: &mut [f32]) {
+    /// Examples per `TapDots` call: on planes whose gradient rows hold at most 20 vectors the
+    /// kernels would otherwise load and store each running sum every few products
+    /// (BENCHMARKS.md, the convolution kernels); larger planes take one at a time, to keep
+    /// their operands in cache.
+    fn examples_per_call(&self) -> usize {
+        if self.wide_len().0 <= 20 * LANES {
+            4
+        } else {
+            1
+        }
+    }
+
+    /// `examples` examples' weight-gradient sums, in order: input planes `x.0` (one example
+    /// every `x.1` values, taps `taps`), gradient rows `g.0` (at stride `g.1`, one example
+    /// every `g.2` values).
+    fn tap_dots(
+        &self,
+        taps: &[usize],
+        x: (&[f32], usize),
+        g: (&[f32], usize, usize),
+        examples: usize,
+        lanes: &mut [f32],
+    ) {
         let dots = TapDots {
-            x,
+            x: x.0,
             c: self.g.c,
             hw: self.input.hw(),
             taps,
-            g,
+            g: g.0,
             rows: self.o,
-            stride,
+            stride: g.1,
             len: self.wide_len().0,
+            examples,
+            x_step: x.1,
+            g_step: g.2,
         };
         dots.accumulate(lanes);
     }
