@@ -77,14 +77,42 @@ impl Phases {
     ) -> &'a [f32] {
         let (s, p, w) = (self.g.stride, self.g.padding, self.g.w);
         let phase = self.hq * self.wq;
-        for (y, row) in src.chunks_exact(w.max(1)).enumerate() {
-            let (ry, i) = ((y + p) % s, (y + p) / s);
-            for rx in 0..s {
-                // The first column of this phase, and its place in the phase's row.
+        // Per phase column `rx`: its first source column and its place in the phase's row.
+        let starts: Vec<(usize, usize)> = (0..s)
+            .map(|rx| {
                 let x0 = (rx + s - p % s) % s;
-                let at = (ry * s + rx) * phase + i * self.wq + (x0 + p) / s;
-                let cols = row.iter().skip(x0).step_by(s);
-                dst[at..].iter_mut().zip(cols).for_each(|(d, &v)| *d = v);
+                (x0, rx * phase + (x0 + p) / s)
+            })
+            .collect();
+        // Row `y` lands in phase row `ry = (y + p) % s`, at `i = (y + p) / s`, kept as running
+        // counters: the divisions were a third of this loop's time on MobileNet's small planes.
+        let (mut ry, mut i) = (p % s, p / s);
+        for row in src.chunks_exact(w.max(1)) {
+            for &(x0, start) in &starts {
+                let at = ry * s * phase + start + i * self.wq;
+                let src = &row[x0.min(row.len())..];
+                let dst = &mut dst[at..][..src.len().div_ceil(s)];
+                // Stride 1 is a row copy; 2 a deinterleave the compiler vectorizes (a strided
+                // iterator it does not).
+                match s {
+                    1 => dst.copy_from_slice(src),
+                    2 => {
+                        let (pairs, last) = src.split_at(src.len() / 2 * 2);
+                        let (d, tail) = dst.split_at_mut(pairs.len() / 2);
+                        d.iter_mut()
+                            .zip(pairs.chunks_exact(2))
+                            .for_each(|(d, p)| *d = p[0]);
+                        tail.copy_from_slice(last);
+                    }
+                    _ => dst
+                        .iter_mut()
+                        .zip(src.iter().step_by(s))
+                        .for_each(|(d, &v)| *d = v),
+                }
+            }
+            ry += 1;
+            if ry == s {
+                (ry, i) = (0, i + 1);
             }
         }
         let len = self.len();
