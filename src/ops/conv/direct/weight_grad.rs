@@ -30,9 +30,9 @@ impl Direct {
     }
 
     /// `dw` (O, C, k, k) over `n` examples of the input `act?(x)`: chunks of `chunk` examples
-    /// in parallel, each summed in example order, the chunks' sums added in chunk order. The
-    /// input's planes are copied again rather than kept from the forward, so that they are in
-    /// cache when the kernel reads them.
+    /// in parallel, each summed in example order (`examples_per_call` at a time), the chunks'
+    /// sums added in chunk order. The input's planes are copied again rather than kept from the
+    /// forward, so that they are in cache when the kernel reads them.
     pub(crate) fn weight_grad(
         &self,
         x: &[f32],
@@ -77,11 +77,11 @@ impl Direct {
                             let e = i - examples.start;
                             self.plane_sums(gi, &mut s[e * o..][..o]);
                         }
-                        let wide = &mut wide[k * o * len..][..o * len];
+                        let grid = &mut wide[k * o * len..][..o * len];
                         for (r, line) in gi.g.chunks_exact(g.ow).enumerate() {
                             let (oc, oy) = (r / g.oh, r % g.oh);
                             let mask = gi.relu_out.map(|y| &y[r * g.ow..][..g.ow]);
-                            copy_masked(&mut wide[oc * len + oy * wp..][..g.ow], line, mask);
+                            copy_masked(&mut grid[oc * len + oy * wp..][..g.ow], line, mask);
                         }
                     }
                     let xs = (planes.as_slice(), x_step);
