@@ -1,6 +1,6 @@
 //! How close the direct convolution's kernels come to one core's fused multiply-add peak, on
-//! cnn6's and ResNet-20's shapes with hot caches: `cargo test --release --lib kernel_speed -- --ignored
-//! --nocapture`. A measuring harness, not a test: it asserts nothing and is ignored by default
+//! cnn6's and ResNet-20's shapes with hot caches: `cargo test --release --lib kernel_speed --
+//! --ignored --nocapture`. A measuring harness, not a test: it asserts nothing and is ignored by default
 //! (the figures belong in BENCHMARKS.md).
 #![cfg(target_arch = "x86_64")]
 

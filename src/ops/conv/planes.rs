@@ -92,7 +92,12 @@ impl Planes {
     /// A zeroed buffer for every plane plus the kernels' `TAIL`: `fill` writes only the
     /// middles, so its borders stay zero however often it is reused.
     pub(crate) fn buffer(&self) -> Vec<f32> {
-        vec![0.0; self.c * self.hw() + TAIL]
+        vec![0.0; self.buffer_len()]
+    }
+
+    /// The length of a `buffer`.
+    pub(crate) fn buffer_len(&self) -> usize {
+        self.c * self.hw() + TAIL
     }
 
     /// Example `src` (C, H, W), mapped by `map`, into the planes (zero borders and tail) of

@@ -28,16 +28,22 @@ pub(super) struct Phases {
     /// Rows and columns of a phase.
     hq: usize,
     wq: usize,
+    /// Per phase column `rx`: its first source column, and where its values start in phase
+    /// row 0 of phase `(0, rx)`.
+    starts: Vec<(usize, usize)>,
 }
 
 impl Phases {
     pub(super) fn new(g: Geometry) -> Phases {
-        let s = g.stride;
-        Phases {
-            g,
-            hq: (g.h + 2 * g.padding).div_ceil(s),
-            wq: (g.w + 2 * g.padding).div_ceil(s),
-        }
+        let (s, p) = (g.stride, g.padding);
+        let (hq, wq) = ((g.h + 2 * p).div_ceil(s), (g.w + 2 * p).div_ceil(s));
+        let starts = (0..s)
+            .map(|rx| {
+                let x0 = (rx + s - p % s) % s;
+                (x0, rx * hq * wq + (x0 + p) / s)
+            })
+            .collect();
+        Phases { g, hq, wq, starts }
     }
 
     /// Values of all phases.
@@ -77,18 +83,11 @@ impl Phases {
     ) -> &'a [f32] {
         let (s, p, w) = (self.g.stride, self.g.padding, self.g.w);
         let phase = self.hq * self.wq;
-        // Per phase column `rx`: its first source column and its place in the phase's row.
-        let starts: Vec<(usize, usize)> = (0..s)
-            .map(|rx| {
-                let x0 = (rx + s - p % s) % s;
-                (x0, rx * phase + (x0 + p) / s)
-            })
-            .collect();
         // Row `y` lands in phase row `ry = (y + p) % s`, at `i = (y + p) / s`, kept as running
         // counters: the divisions were a third of this loop's time on MobileNet's small planes.
         let (mut ry, mut i) = (p % s, p / s);
         for row in src.chunks_exact(w.max(1)) {
-            for &(x0, start) in &starts {
+            for &(x0, start) in &self.starts {
                 let at = ry * s * phase + start + i * self.wq;
                 let src = &row[x0.min(row.len())..];
                 let dst = &mut dst[at..][..src.len().div_ceil(s)];

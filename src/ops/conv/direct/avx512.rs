@@ -168,8 +168,8 @@ unsafe fn dots_n<const R: usize>(t: &TapDots, o0: usize, c0: usize, n: usize, la
 }
 
 /// `lanes[o0+r, c0+j] += g_e[o0+r, q] · x_e[offset(c0+j) + q]` lane by lane over every
-/// example `e` and within it every `q`, the running sums held in registers meanwhile. The 16 lanes are reduced once per chunk of
-/// examples (`add_lane_sums`), not here per example.
+/// example `e` and within it every `q`, the running sums held in registers meanwhile. The 16
+/// lanes are reduced once per chunk of examples (`add_lane_sums`), not here per example.
 // Index loops: with iterators the compiler keeps the accumulators on the stack instead of in
 // registers.
 #[allow(clippy::needless_range_loop)]

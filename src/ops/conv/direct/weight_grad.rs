@@ -10,6 +10,7 @@ use crate::ops::conv::planes::copy_masked;
 use crate::ops::parallel::{chunk_count, split_by_chunks, sum_in_fixed_chunks_with};
 use crate::quant::ActGrid;
 use candle_core::Result;
+use std::ops::Range;
 
 impl Direct {
     /// Whether the (ReLU-masked) output gradient's planes, padded by `k − 1 − p` for the input
@@ -47,7 +48,7 @@ impl Direct {
         let dw_len = o * g.c * g.k * g.k;
         let out_len = o * g.oh * g.ow;
         let per = self.examples_per_call();
-        let x_step = self.input.buffer().len();
+        let x_step = self.input.buffer_len();
         // Each of `per` examples' input planes, and its gradient's wide grid (wrap-around
         // columns and tail never written), and 16 running sums per weight for the chunk.
         let scratch = || {
@@ -66,8 +67,7 @@ impl Direct {
             scratch,
             |(planes, wide, lanes), examples, mut sums, acc| {
                 lanes.fill(0.0);
-                for first in examples.clone().step_by(per) {
-                    let group = first..(first + per).min(examples.end);
+                for group in groups(&examples, per) {
                     for (k, i) in group.clone().enumerate() {
                         let xi = &x[i * g.in_len()..][..g.in_len()];
                         let dst = &mut planes[k * x_step..][..x_step];
@@ -122,7 +122,7 @@ impl Direct {
         // The grid starts at row p, column p of each gradient plane.
         let at = self.grad.pad * wp + self.grad.pad;
         let per = self.examples_per_call();
-        let (x_step, g_step) = (self.input.buffer().len(), self.grad.buffer().len());
+        let (x_step, g_step) = (self.input.buffer_len(), self.grad.buffer_len());
         let scratch = || {
             let lanes = vec![0.0; dw_len * LANES];
             (vec![0.0; per * x_step], vec![0.0; per * g_step], lanes)
@@ -136,8 +136,7 @@ impl Direct {
             |(xp, gp, lanes), examples, (dxc, mut sums), acc| {
                 lanes.fill(0.0);
                 let mut dx_out = dxc.chunks_mut(in_len);
-                for first in examples.clone().step_by(per) {
-                    let group = first..(first + per).min(examples.end);
+                for group in groups(&examples, per) {
                     for (k, (i, dxn)) in group.clone().zip(&mut dx_out).enumerate() {
                         let gplanes = pass.grad_planes(i, &mut gp[k * g_step..][..g_step]);
                         if let Some(s) = sums.as_deref_mut() {
@@ -231,4 +230,13 @@ impl Direct {
         };
         dots.accumulate(lanes);
     }
+}
+
+/// `examples` cut into consecutive runs of `per` (the last one shorter), in order.
+fn groups(examples: &Range<usize>, per: usize) -> impl Iterator<Item = Range<usize>> {
+    let end = examples.end;
+    examples
+        .clone()
+        .step_by(per)
+        .map(move |first| first..(first + per).min(end))
 }
