@@ -5,6 +5,7 @@ pub mod browser;
 pub mod cli;
 pub mod faults;
 pub mod fixtures;
+pub mod search_setup;
 pub mod slurm;
 
 /// Whether a test that needs tools beyond cargo (Chromium, ONNX Runtime, Slurm) runs: yes when
