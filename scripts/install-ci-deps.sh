@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond cargo, non-interactively, skipping what is present:
 # - Chromium, for tests/report_browser.rs (headless screenshot of report.html);
-# - chromium-driver (Debian) and Selenium (PyPI), for tests/report_explorer.rs
+# - chromium-driver (Debian) and Selenium (PyPI), for tests/explorer_browser.rs
 #   (scripts/check_report_browser.py drives the report's explorer in headless Chromium);
 # - ONNX Runtime and numpy (PyPI, versions pinned below), for tests/onnx_export.rs (scripts/check_onnx_export.py);
 # - Slurm and munge (Debian: slurmctld slurmd slurm-client munge), for tests/sweep_slurm.rs, the
