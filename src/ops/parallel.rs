@@ -11,6 +11,7 @@
 //! cores. Spinning pools degrade when other processes load the cores; `CANDLE_NUM_THREADS=1`
 //! makes everything run inline.
 
+use crate::ops::instruction_set::with_widest_vectors;
 use candle_core::{bail, utils::barrier_pool, Result};
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
@@ -112,9 +113,14 @@ pub(crate) fn map3(
             &b[at..][..out.len()],
             &c[at..][..out.len()],
         );
-        for (i, o) in out.iter_mut().enumerate() {
-            o.write(f(a[i], b[i], c[i]));
-        }
+        with_widest_vectors(
+            #[inline(always)]
+            || {
+                for (i, o) in out.iter_mut().enumerate() {
+                    o.write(f(a[i], b[i], c[i]));
+                }
+            },
+        );
         Ok(())
     };
     // SAFETY: `fill` writes every element of its piece (the loop runs over all of `out`).

@@ -10,6 +10,7 @@
 
 use super::passes::{Dims, Stats, Then, GROUP};
 use crate::ops::activation::{relu6_candle_pass, Activation};
+use crate::ops::instruction_set::with_widest_vectors;
 use crate::ops::parallel::{filled_chunks, for_each_chunk};
 use candle_core::Result;
 use std::mem::MaybeUninit;
@@ -47,7 +48,10 @@ impl Upstream<'_> {
             Upstream::Masked(g, act) => {
                 let src = (&x[at..][..d.hw], &g[at..][..d.hw], None);
                 let affine = (s.scale[p % d.c], s.shift[p % d.c]);
-                mask_plane(&mut buf[..d.hw], src, affine, act);
+                with_widest_vectors(
+                    #[inline(always)]
+                    || mask_plane(&mut buf[..d.hw], src, affine, act),
+                );
                 &buf[..d.hw]
             }
         }
@@ -77,6 +81,7 @@ impl Put for MaybeUninit<f32> {
 /// `dz = 0 + g·[z ≥ 0]`, a ReLU6's `0 + relu6_candle_pass(g, z)` (what the separate ops leave
 /// in the normalized values' zero-filled gradient slot). Writes every element of `dz` (the
 /// sources are as long).
+#[inline(always)]
 fn mask_plane<T: Put>(
     dz: &mut [T],
     src: (&[f32], &[f32], Option<&[f32]>),
@@ -122,7 +127,10 @@ fn grad_sums(up: &Upstream, x: &[f32], d: Dims, s: &Stats) -> Result<Vec<(f32, f
     let bufs = || -> Vec<Vec<f32>> { (0..GROUP).map(|_| vec![0.0; d.hw]).collect() };
     for_each_chunk(&mut sums, GROUP, bufs, |bufs, g, out| {
         match out.len() {
-            GROUP => group_grad_sums::<GROUP>(up, x, d, s, g * GROUP, bufs, out),
+            GROUP => with_widest_vectors(
+                #[inline(always)]
+                || group_grad_sums::<GROUP>(up, x, d, s, g * GROUP, bufs, out),
+            ),
             _ => (out.iter_mut().enumerate()).for_each(|(k, o)| {
                 let o = std::slice::from_mut(o);
                 group_grad_sums::<1>(up, x, d, s, g * GROUP + k, bufs, o)
@@ -139,6 +147,7 @@ fn grad_sums(up: &Upstream, x: &[f32], d: Dims, s: &Stats) -> Result<Vec<(f32, f
 /// latency-bound).
 // Index loops: pixel `q` of every channel's plane in one step, each channel's chains its own.
 #[allow(clippy::needless_range_loop)]
+#[inline(always)]
 fn group_grad_sums<const K: usize>(
     up: &Upstream,
     x: &[f32],
@@ -188,7 +197,11 @@ pub(super) fn grads(
             let fill = |_: &mut (), p: usize, out: &mut [MaybeUninit<f32>]| {
                 let at = p * d.hw;
                 let src = (&x[at..][..d.hw], &g[at..][..d.hw], Some(&r[at..][..d.hw]));
-                mask_plane(out, src, (s.scale[p % d.c], s.shift[p % d.c]), act);
+                let affine = (s.scale[p % d.c], s.shift[p % d.c]);
+                with_widest_vectors(
+                    #[inline(always)]
+                    || mask_plane(out, src, affine, act),
+                );
                 Ok(())
             };
             // SAFETY: `mask_plane` writes every element of `out`, a whole plane as its sources.
@@ -209,13 +222,19 @@ pub(super) fn grads(
         let k = gamma[ch] * inv;
         let (db_m, dg_m) = ((f64::from(db) / m) as f32, (f64::from(dg) / m) as f32);
         let gz = up.plane(x, d, s, p, buf);
-        for (o, (&v, &g)) in out.iter_mut().zip(x[p * d.hw..][..d.hw].iter().zip(gz)) {
-            let xhat = (v - mean) * inv;
-            // `0 +`: what candle's zero-filled gradient slot makes of it (−0 becomes +0), so a
-            // convolution fused before the BatchNorm (`conv_bn`) reads the bits it would read
-            // from the slot; for this op's own input the slot adds the same zero again.
-            o.write(0.0 + k * (g - db_m - xhat * dg_m));
-        }
+        with_widest_vectors(
+            #[inline(always)]
+            || {
+                for (o, (&v, &g)) in out.iter_mut().zip(x[p * d.hw..][..d.hw].iter().zip(gz)) {
+                    let xhat = (v - mean) * inv;
+                    // `0 +`: what candle's zero-filled gradient slot makes of it (−0 becomes +0),
+                    // so a convolution fused before the BatchNorm (`conv_bn`) reads the bits it
+                    // would read from the slot; for this op's own input the slot adds the same zero
+                    // again.
+                    o.write(0.0 + k * (g - db_m - xhat * dg_m));
+                }
+            },
+        );
         Ok(())
     };
     // SAFETY: the loop writes every element of `out`, a whole plane as its sources.

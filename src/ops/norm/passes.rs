@@ -16,6 +16,7 @@
 //! fixed order (examples, then pixels), whatever the thread count.
 
 use crate::ops::activation::{relu6_candle, Activation};
+use crate::ops::instruction_set::with_widest_vectors;
 use crate::ops::parallel::{filled_chunks, for_each_chunk};
 use candle_core::Result;
 use std::mem::MaybeUninit;
@@ -70,6 +71,7 @@ pub(super) const GROUP: usize = 4;
 /// interleaved so that they overlap instead of each waiting on its own last add.
 // Index loops: pixel `q` of every channel's plane in one step, each channel's chain its own.
 #[allow(clippy::needless_range_loop)]
+#[inline(always)]
 fn group_stats(x: &[f32], d: Dims, first: usize, out: &mut [(f32, f32)]) {
     let count = (d.n * d.hw) as f64;
     let plane = |i: usize, k: usize| &x[(i * d.c + first + k) * d.hw..][..d.hw];
@@ -107,7 +109,10 @@ pub(super) fn stats(x: &[f32], d: Dims, gamma: &[f32], beta: &[f32], eps: f64) -
         || (),
         |_, g, out| {
             match out.len() {
-                GROUP => group_stats(x, d, g * GROUP, out),
+                GROUP => with_widest_vectors(
+                    #[inline(always)]
+                    || group_stats(x, d, g * GROUP, out),
+                ),
                 _ => (out.iter_mut().enumerate())
                     .for_each(|(k, o)| *o = channel_stats(x, d, g * GROUP + k)),
             }
@@ -138,21 +143,26 @@ pub(super) fn normalize(x: &[f32], d: Dims, s: &Stats, then: Then) -> Result<Vec
         let (scale, shift) = (s.scale[p % d.c], s.shift[p % d.c]);
         let xs = &x[p * d.hw..][..out.len()];
         let rs = then.residual.map(|r| &r[p * d.hw..][..out.len()]);
-        match (rs, then.act) {
-            (None, Activation::Identity) => write_with(out, xs, |v| v * scale + shift),
-            (None, Activation::Relu) => write_with(out, xs, |v| (v * scale + shift).max(0.0)),
-            (None, Activation::Relu6) => write_with(out, xs, |v| relu6_candle(v * scale + shift)),
-            (Some(rs), act) => {
-                for ((o, &v), &r) in out.iter_mut().zip(xs).zip(rs) {
-                    let z = v * scale + shift + r;
-                    o.write(match act {
-                        Activation::Identity => z,
-                        Activation::Relu => z.max(0.0),
-                        Activation::Relu6 => relu6_candle(z),
-                    });
+        with_widest_vectors(
+            #[inline(always)]
+            || match (rs, then.act) {
+                (None, Activation::Identity) => write_with(out, xs, |v| v * scale + shift),
+                (None, Activation::Relu) => write_with(out, xs, |v| (v * scale + shift).max(0.0)),
+                (None, Activation::Relu6) => {
+                    write_with(out, xs, |v| relu6_candle(v * scale + shift))
                 }
-            }
-        }
+                (Some(rs), act) => {
+                    for ((o, &v), &r) in out.iter_mut().zip(xs).zip(rs) {
+                        let z = v * scale + shift + r;
+                        o.write(match act {
+                            Activation::Identity => z,
+                            Activation::Relu => z.max(0.0),
+                            Activation::Relu6 => relu6_candle(z),
+                        });
+                    }
+                }
+            },
+        );
         Ok(())
     };
     // SAFETY: each arm writes all of `out`: `xs` and `rs` are cut to its length.

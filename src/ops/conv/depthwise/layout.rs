@@ -19,6 +19,7 @@
 use crate::ops::activation::Activation;
 use crate::ops::conv::direct::kernels::{OutGrid, LANES, TAIL};
 use crate::ops::conv::geometry::Geometry;
+use crate::ops::instruction_set::with_widest_vectors;
 use crate::quant::ActGrid;
 use std::ops::Range;
 
@@ -229,12 +230,17 @@ impl Wide {
         activation: Activation,
         dst: &'a mut [f32],
     ) -> &'a [f32] {
-        for oy in 0..self.oh {
-            let src = g[oy * self.ow..][..self.ow].iter().zip(&y[oy * self.ow..]);
-            for (d, (&gv, &yv)) in dst[oy * self.wq..][..self.ow].iter_mut().zip(src) {
-                *d = activation.pass(gv, yv);
-            }
-        }
+        with_widest_vectors(
+            #[inline(always)]
+            || {
+                for oy in 0..self.oh {
+                    let src = g[oy * self.ow..][..self.ow].iter().zip(&y[oy * self.ow..]);
+                    for (d, (&gv, &yv)) in dst[oy * self.wq..][..self.ow].iter_mut().zip(src) {
+                        *d = activation.pass(gv, yv);
+                    }
+                }
+            },
+        );
         dst
     }
 }
