@@ -83,3 +83,68 @@ unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
 unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::activation::{relu6_candle, relu6_candle_pass};
+
+    /// `x·1.37 − 0.21` through ReLU6, and the candle gradient `x − 3` through it at `x`, as bits:
+    /// two loops the compiler vectorizes, inlined into whichever copy calls them.
+    #[inline(always)]
+    fn run(x: &[f32]) -> Vec<u32> {
+        let (mut z, mut g) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
+        for (o, &v) in z.iter_mut().zip(x) {
+            *o = relu6_candle(v * 1.37 - 0.21);
+        }
+        for (o, &v) in g.iter_mut().zip(x) {
+            *o = 0.0 + relu6_candle_pass(v - 3.0, v);
+        }
+        z.iter().chain(&g).map(|v| v.to_bits()).collect()
+    }
+
+    /// A BatchNorm-style loop (`x·scale + shift`, then ReLU6 and its candle gradient) gives the
+    /// same bits in every compiled copy this CPU can run as in the baseline one, on values with
+    /// ties at 0 and 6, signed zeros, NaN and infinities.
+    #[test]
+    fn every_compiled_copy_gives_the_baseline_bits() {
+        let mut state = 5u64;
+        let mut x: Vec<f32> = (0..1003)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.3) * 20.0
+            })
+            .collect();
+        x[..6].copy_from_slice(&[0.0, -0.0, 6.0, f32::NAN, f32::INFINITY, -f32::INFINITY]);
+        let base = run(&x);
+        #[cfg(target_arch = "x86_64")]
+        for &isa in Isa::available() {
+            // SAFETY: `available` lists only instruction sets this CPU has.
+            let got = match isa {
+                Isa::Avx512 => unsafe {
+                    with_avx512(
+                        #[inline(always)]
+                        || run(&x),
+                    )
+                },
+                Isa::Avx2 => unsafe {
+                    with_avx2(
+                        #[inline(always)]
+                        || run(&x),
+                    )
+                },
+                Isa::Portable => run(&x),
+            };
+            assert_eq!(got, base, "{isa:?}");
+        }
+        assert_eq!(
+            with_widest_vectors(
+                #[inline(always)]
+                || run(&x)
+            ),
+            base
+        );
+    }
+}
