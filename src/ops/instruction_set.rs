@@ -1,6 +1,7 @@
 //! The x86 instruction sets the vector kernels are written for, detected once per process; the
 //! convolution's and the pooling's kernels dispatch on them, and the portable path serves
-//! every other CPU.
+//! every other CPU. Loops the compiler vectorizes run in a copy built for the best of them
+//! (`with_widest_vectors`).
 
 /// The instruction sets the kernels are written for, best first.
 #[derive(Clone, Copy, PartialEq, Debug)]
