@@ -33,7 +33,9 @@ enum Upstream<'a> {
 }
 
 impl Upstream<'_> {
-    /// Plane `p`'s `dz`, from the array or recomputed into `buf` (`hw` long).
+    /// Plane `p`'s `dz`, from the array or recomputed into `buf` (`hw` long). Inlined, so that
+    /// the recomputation runs in its caller's `with_widest_vectors` copy.
+    #[inline(always)]
     fn plane<'b>(
         &'b self,
         x: &[f32],
@@ -48,10 +50,7 @@ impl Upstream<'_> {
             Upstream::Masked(g, act) => {
                 let src = (&x[at..][..d.hw], &g[at..][..d.hw], None);
                 let affine = (s.scale[p % d.c], s.shift[p % d.c]);
-                with_widest_vectors(
-                    #[inline(always)]
-                    || mask_plane(&mut buf[..d.hw], src, affine, act),
-                );
+                mask_plane(&mut buf[..d.hw], src, affine, act);
                 &buf[..d.hw]
             }
         }
@@ -126,16 +125,16 @@ fn grad_sums(up: &Upstream, x: &[f32], d: Dims, s: &Stats) -> Result<Vec<(f32, f
     let mut sums = vec![(0.0f32, 0.0f32); d.c];
     let bufs = || -> Vec<Vec<f32>> { (0..GROUP).map(|_| vec![0.0; d.hw]).collect() };
     for_each_chunk(&mut sums, GROUP, bufs, |bufs, g, out| {
-        match out.len() {
-            GROUP => with_widest_vectors(
-                #[inline(always)]
-                || group_grad_sums::<GROUP>(up, x, d, s, g * GROUP, bufs, out),
-            ),
-            _ => (out.iter_mut().enumerate()).for_each(|(k, o)| {
-                let o = std::slice::from_mut(o);
-                group_grad_sums::<1>(up, x, d, s, g * GROUP + k, bufs, o)
-            }),
-        }
+        with_widest_vectors(
+            #[inline(always)]
+            || match out.len() {
+                GROUP => group_grad_sums::<GROUP>(up, x, d, s, g * GROUP, bufs, out),
+                _ => (out.iter_mut().enumerate()).for_each(|(k, o)| {
+                    let o = std::slice::from_mut(o);
+                    group_grad_sums::<1>(up, x, d, s, g * GROUP + k, bufs, o)
+                }),
+            },
+        );
         Ok(())
     })?;
     Ok(sums)
@@ -221,10 +220,10 @@ pub(super) fn grads(
         let (dg, db) = sums[ch];
         let k = gamma[ch] * inv;
         let (db_m, dg_m) = ((f64::from(db) / m) as f32, (f64::from(dg) / m) as f32);
-        let gz = up.plane(x, d, s, p, buf);
         with_widest_vectors(
             #[inline(always)]
             || {
+                let gz = up.plane(x, d, s, p, buf);
                 for (o, (&v, &g)) in out.iter_mut().zip(x[p * d.hw..][..d.hw].iter().zip(gz)) {
                     let xhat = (v - mean) * inv;
                     // `0 +`: what candle's zero-filled gradient slot makes of it (−0 becomes +0),
