@@ -16,8 +16,8 @@
 #      hypervolume as a fraction of the union of every run's front (no exhaustive reference).
 #  (e) resnet20 (experiments/agent-study/resnet20.toml): ResNet-20 on Fashion-MNIST in its full
 #      untied space, 3^40 policies, likewise against the union. Its FP32 baseline trains for
-#      about 36 minutes on 2 cores, and an episode then takes 50-90 s on one core (more where the
-#      masking checks run the Square attack), so run it with the seeds "1 2 3", a few agents
+#      about 36 minutes on 2 cores, and an episode then takes about a minute on one core (up to two where
+#      the masking checks run the Square attack), so run it with the seeds "1 2 3", a few agents
 #      (AGENTS="mbrl random nsga2") and JOBS=2.
 # A space whose name ends in "small" gets an exhaustive reference run (OUT/exhaustive for small,
 # OUT/SPACE-exhaustive for another).
